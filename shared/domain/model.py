@@ -1,0 +1,261 @@
+"""Value objects of the billing domain.
+
+Everything here is plain data with no I/O: the Microsoft side (what a tenant holds), the
+PSA side (what is billed) and the plan that reconciles the two. Quantities are integers,
+money is ``Decimal`` and instants are timezone-aware UTC, so that nothing is rounded or
+shifted on its way between Graph, Table Storage and a PSA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+
+
+def require_utc(value: datetime, what: str) -> datetime:
+    """Reject naive datetimes: a billing date that silently shifts by a timezone is a wrong bill."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value
+
+
+# --------------------------------------------------------------------------- Microsoft side
+
+
+@dataclass(frozen=True)
+class CustomerTenant:
+    """A customer of the partner, as GDAP lists it."""
+
+    tenant_id: str
+    display_name: str
+    default_domain: str | None = None
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SkuCount:
+    """One licence of a tenant (``subscribedSkus``).
+
+    ``purchased`` is ``prepaidUnits.enabled``: the seats the customer can use and is billed for
+    by Microsoft. ``consumed`` is Graph's ``consumedUnits``.
+    """
+
+    sku_id: str
+    sku_part_number: str
+    purchased: int
+    consumed: int
+    suspended: int = 0
+    warning: int = 0
+    locked_out: int = 0
+    capability_status: str = "Enabled"
+    applies_to: str = "User"
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A user of a tenant with the fields billing and filters need."""
+
+    id: str
+    user_principal_name: str
+    display_name: str
+    account_enabled: bool = True
+    user_type: str = "Member"
+    sku_ids: tuple[str, ...] = ()
+    mail: str | None = None
+    office: str | None = None
+    department: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+    def holds(self, sku_id: str) -> bool:
+        return sku_id in self.sku_ids
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A commerce subscription of a tenant (``directory/subscriptions``)."""
+
+    id: str
+    sku_id: str
+    sku_part_number: str
+    total_licenses: int
+    status: str
+    is_trial: bool = False
+    created: datetime | None = None
+    next_lifecycle: datetime | None = None
+    commerce_subscription_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A transitive member of an Entra group."""
+
+    id: str
+    kind: str  # "user" or "device"
+    display_name: str = ""
+    account_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A mailbox from the mailbox usage report."""
+
+    user_principal_name: str
+    display_name: str
+    recipient_type: str  # "User", "Shared", ...
+    is_deleted: bool = False
+
+
+@dataclass(frozen=True)
+class ManagedDevice:
+    """An Intune managed device."""
+
+    id: str
+    device_name: str
+    operating_system: str = ""
+    user_principal_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantSnapshot:
+    """Everything read from one tenant in one run. Complete by construction: a partial read
+    never becomes a snapshot (the collector raises instead)."""
+
+    tenant_id: str
+    run_id: str
+    collected_at: datetime
+    skus: tuple[SkuCount, ...]
+    users: tuple[DirectoryUser, ...]
+    subscriptions: tuple[Subscription, ...] = ()
+    groups: dict[str, tuple[GroupMember, ...]] = field(default_factory=dict)
+    mailboxes: tuple[Mailbox, ...] | None = None
+    managed_devices: tuple[ManagedDevice, ...] | None = None
+
+    def __post_init__(self) -> None:
+        require_utc(self.collected_at, "collected_at")
+
+    def sku(self, sku_id: str) -> SkuCount | None:
+        for sku in self.skus:
+            if sku.sku_id == sku_id:
+                return sku
+        return None
+
+    def users_holding(self, sku_id: str) -> tuple[DirectoryUser, ...]:
+        return tuple(u for u in self.users if u.holds(sku_id))
+
+
+# --------------------------------------------------------------------------- PSA side
+
+
+class BillMode(str, Enum):
+    """How a billed line is charged (ConnectWise ``billCustomer``)."""
+
+    BILLABLE = "billable"
+    DO_NOT_BILL = "do-not-bill"
+    NO_CHARGE = "no-charge"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A recurring agreement (ConnectWise agreement, Autotask contract, Halo contract)."""
+
+    psa: str
+    agreement_id: str
+    company_id: str
+    name: str
+    type_name: str = ""
+    active: bool = True
+    prorate: bool = False
+    billing_cycle: str = "monthly"  # "monthly" or "annual"
+    start_date: date | None = None
+    end_date: date | None = None
+    bill_in_advance: bool = True
+
+
+@dataclass(frozen=True)
+class BilledLine:
+    """A line that bills a quantity to a customer (ConnectWise agreement addition, Autotask
+    contract service, Halo recurring invoice line). Identifiers are strings whatever the PSA."""
+
+    psa: str
+    line_id: str
+    agreement_id: str
+    company_id: str
+    product_id: str
+    product_identifier: str
+    quantity: Decimal
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    bill_mode: BillMode = BillMode.BILLABLE
+    description: str = ""
+    invoice_description: str = ""
+    effective_date: date | None = None
+    cancelled_date: date | None = None
+    tag: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.cancelled_date is None
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class ChangeKind(str, Enum):
+    SET_QUANTITY = "set-quantity"
+    CREATE_LINE = "create-line"
+    PRORATE = "prorate"
+    CREDIT = "credit"
+    SET_DESCRIPTION = "set-description"
+
+
+class ChangeStatus(str, Enum):
+    PLANNED = "planned"
+    APPLIED = "applied"
+    DRY_RUN = "dry-run"
+    HELD = "held"
+    DEFERRED = "deferred"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class DesiredLine:
+    """What one mapped licence should bill: computed from a snapshot and the configuration."""
+
+    tenant_id: str
+    company_id: str
+    psa: str
+    agreement_id: str
+    line_id: str | None
+    sku_id: str
+    quantity: int
+    description: str | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.quantity < 0:
+            raise ValueError(f"billable quantity of {self.sku_id} cannot be negative: {self.quantity}")
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One write the push would make, with what it changes from and to and why."""
+
+    change_id: str
+    kind: ChangeKind
+    tenant_id: str
+    company_id: str
+    psa: str
+    agreement_id: str
+    line_id: str | None
+    sku_id: str
+    old_quantity: int | None
+    new_quantity: int
+    reason: str
+    status: ChangeStatus = ChangeStatus.PLANNED
+    description: str | None = None

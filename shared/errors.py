@@ -1,0 +1,94 @@
+"""Errors that name what went wrong and where.
+
+Every error a run can meet carries enough context (tenant, record, field, HTTP status) for an
+MSP engineer to act on it without reading a stack trace. Nothing here is swallowed silently:
+callers either report the error as a failed tenant/change or let it propagate.
+"""
+
+from __future__ import annotations
+
+
+class SeatSyncError(Exception):
+    """Base class of the product's own errors."""
+
+
+class ConfigError(SeatSyncError):
+    """Invalid configuration or settings. ``problems`` lists every problem found, each
+    naming the entry (e.g. ``companies[3].licences[0].skuId``) and what is wrong with it."""
+
+    def __init__(self, problems: list[str] | str, source: str = "configuration") -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        joined = "; ".join(self.problems)
+        super().__init__(f"invalid {source}: {joined}")
+
+
+class RequestValidationError(SeatSyncError):
+    """A malformed HTTP request body or parameter (answered with 400)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class ConflictError(SeatSyncError):
+    """The write lost a race with another writer (optimistic concurrency); nothing was changed."""
+
+
+class HttpServiceError(SeatSyncError):
+    """A remote service answered with an error, or did not answer, after retries."""
+
+    def __init__(self, service: str, message: str, status: int | None = None,
+                 method: str | None = None, url: str | None = None) -> None:
+        self.service = service
+        self.status = status
+        self.method = method
+        self.url = url
+        where = f" ({method} {url})" if method and url else ""
+        code = f"HTTP {status}: " if status else ""
+        super().__init__(f"{service}: {code}{message}{where}")
+
+
+class GraphError(HttpServiceError):
+    """Microsoft Graph or Entra ID failed for one tenant."""
+
+    def __init__(self, tenant_id: str, message: str, status: int | None = None,
+                 method: str | None = None, url: str | None = None) -> None:
+        self.tenant_id = tenant_id
+        super().__init__(f"Microsoft Graph (tenant {tenant_id})", message, status, method, url)
+
+
+class GraphAuthError(GraphError):
+    """No token for a tenant: not consented, app missing, bad secret, GDAP expired.
+    ``code`` is the AADSTS code when Entra ID gave one."""
+
+    def __init__(self, tenant_id: str, message: str, code: str | None = None,
+                 status: int | None = None) -> None:
+        self.code = code
+        super().__init__(tenant_id, message, status)
+
+
+class IncompleteReadError(GraphError):
+    """A read returned something that cannot be the whole truth (broken paging, missing
+    fields). The tenant is treated as failed so that its billing is left as it was."""
+
+
+class PsaError(HttpServiceError):
+    """A PSA rejected or failed a request; ``record`` names the record concerned."""
+
+    def __init__(self, psa: str, message: str, record: str | None = None,
+                 status: int | None = None, method: str | None = None,
+                 url: str | None = None) -> None:
+        self.psa = psa
+        self.record = record
+        label = f"{psa} {record}" if record else psa
+        super().__init__(label, message, status, method, url)
+
+
+class PsaAuthError(PsaError):
+    """The PSA refused the credentials."""
+
+
+class SecretError(SeatSyncError):
+    """A secret reference could not be resolved."""

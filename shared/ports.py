@@ -1,0 +1,113 @@
+"""The ports: the only ways the service layer reaches the outside world.
+
+Each port is a small ``Protocol``; adapters in ``shared.adapters`` implement them over HTTP or
+Table Storage. The service layer and the pure core never import an adapter, so the same code
+runs in Azure, in the local runner and in tests (which use the real adapters against the
+emulators and Azurite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+from shared.domain.model import (
+    Agreement,
+    BilledLine,
+    BillMode,
+    CustomerTenant,
+    DirectoryUser,
+    GroupMember,
+    Mailbox,
+    ManagedDevice,
+    SkuCount,
+    Subscription,
+)
+
+
+class CallCounter(Protocol):
+    """Adapters count the HTTP requests they send so that a run can report its API cost."""
+
+    @property
+    def calls(self) -> int: ...
+
+
+class GraphPort(CallCounter, Protocol):
+    """Microsoft Graph, seen from the partner tenant and from each customer tenant.
+
+    Every method reads everything or raises (``GraphError``/``GraphAuthError``/
+    ``IncompleteReadError``): a partial list is never returned.
+    """
+
+    def list_customer_tenants(self) -> list[CustomerTenant]: ...
+
+    def list_subscribed_skus(self, tenant_id: str) -> list[SkuCount]: ...
+
+    def list_users(self, tenant_id: str) -> list[DirectoryUser]: ...
+
+    def list_subscriptions(self, tenant_id: str) -> list[Subscription]: ...
+
+    def list_group_members(self, tenant_id: str, group_id: str) -> list[GroupMember]: ...
+
+    def list_mailboxes(self, tenant_id: str) -> list[Mailbox]: ...
+
+    def list_managed_devices(self, tenant_id: str) -> list[ManagedDevice]: ...
+
+
+@dataclass(frozen=True)
+class NewLine:
+    """A billed line SeatSync creates (e.g. a new licence on an agreement, a prorate line)."""
+
+    agreement_id: str
+    product_id: str
+    quantity: int
+    effective_date: date
+    unit_price: Decimal | None = None
+    unit_cost: Decimal | None = None
+    bill_mode: BillMode = BillMode.BILLABLE
+    description: str = ""
+    invoice_description: str = ""
+    end_date: date | None = None
+    tag: str | None = None
+
+
+class PsaPort(CallCounter, Protocol):
+    """A PSA connection (ConnectWise PSA, Autotask or HaloPSA)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def get_agreement(self, agreement_id: str) -> Agreement: ...
+
+    def list_agreements(self, company_id: str) -> list[Agreement]: ...
+
+    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]: ...
+
+    def set_quantity(self, line: BilledLine, quantity: int, effective_date: date) -> BilledLine: ...
+
+    def create_line(self, line: NewLine) -> BilledLine: ...
+
+
+class Clock(Protocol):
+    """Wall-clock time for activities (never used by orchestrators, which use the context)."""
+
+    def now(self) -> object: ...
+
+
+class SecretReader(Protocol):
+    """Resolves a secret reference (an app setting name or a Key Vault secret name)."""
+
+    def get(self, reference: str) -> str: ...
+
+
+__all__: Sequence[str] = (
+    "CallCounter",
+    "Clock",
+    "GraphPort",
+    "NewLine",
+    "PsaPort",
+    "SecretReader",
+)
