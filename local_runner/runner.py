@@ -1,0 +1,176 @@
+"""Runs the Function App's orchestrator and activities in-process.
+
+The Functions host cannot run everywhere SeatSync is developed or evaluated, so this runner
+executes the *registered* functions of ``function_app.app`` (found by their trigger bindings,
+not by a separate list) the way Durable Functions would: the orchestrator generator is driven
+task by task, ``task_all`` fans activities out to a thread pool, activity inputs and outputs
+make a JSON round trip as they would through the orchestration history, and
+``call_activity_with_retry`` honours the retry options' attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Activity = Callable[[Any], Any]
+
+
+def _roundtrip(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not JSON-serialisable as Durable Functions requires: {exc}") from exc
+
+
+class LocalTask:
+    """An activity call, run when the orchestrator yields it."""
+
+    def __init__(self, run: Callable[[], Any], name: str) -> None:
+        self._run = run
+        self.name = name
+
+    def execute(self) -> Any:
+        return self._run()
+
+
+class LocalTaskAll:
+    def __init__(self, tasks: list[LocalTask]) -> None:
+        self.tasks = tasks
+
+
+@dataclass
+class FunctionTable:
+    orchestrators: dict[str, Callable[[Any], Generator[Any, Any, Any]]]
+    activities: dict[str, Activity]
+
+
+def discover(app: Any) -> FunctionTable:
+    """Orchestrators and activities registered on a ``DFApp``, by their function names."""
+    orchestrators: dict[str, Any] = {}
+    activities: dict[str, Any] = {}
+    for function in app.get_functions():
+        bindings = [json.loads(b) for b in function.get_raw_bindings()]
+        kinds = {b["type"] for b in bindings}
+        user = function.get_user_function()
+        if "orchestrationTrigger" in kinds:
+            orchestrators[function.get_function_name()] = user.orchestrator_function
+        elif "activityTrigger" in kinds:
+            activities[function.get_function_name()] = user
+    return FunctionTable(orchestrators, activities)
+
+
+class LocalOrchestrationContext:
+    """The parts of ``DurableOrchestrationContext`` SeatSync's orchestrator uses."""
+
+    def __init__(self, instance_id: str, orchestration_input: Any, activities: Mapping[str, Activity],
+                 clock: Callable[[], datetime] | None = None, retry_delay_scale: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.instance_id = instance_id
+        self._input = _roundtrip(orchestration_input, "orchestration input")
+        self._activities = activities
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._retry_delay_scale = retry_delay_scale
+        self._sleep = sleep
+        self.is_replaying = False
+        self.custom_status: Any = None
+        self.activity_calls: dict[str, int] = {}
+
+    @property
+    def current_utc_datetime(self) -> datetime:
+        return self._clock()
+
+    def get_input(self) -> Any:
+        return self._input
+
+    def set_custom_status(self, status: Any) -> None:
+        self.custom_status = status
+
+    def _activity(self, name: str) -> Activity:
+        try:
+            return self._activities[name]
+        except KeyError:
+            raise LookupError(f"no activity function named {name!r} is registered") from None
+
+    def _invoke(self, name: str, payload: Any) -> Any:
+        activity = self._activity(name)
+        self.activity_calls[name] = self.activity_calls.get(name, 0) + 1
+        result = activity(_roundtrip(payload, f"input of {name}"))
+        return _roundtrip(result, f"output of {name}")
+
+    def call_activity(self, name: str, input_: Any = None) -> LocalTask:
+        self._activity(name)
+        return LocalTask(lambda: self._invoke(name, input_), name)
+
+    def call_activity_with_retry(self, name: str, retry_options: Any, input_: Any = None) -> LocalTask:
+        self._activity(name)
+        attempts = max(1, int(retry_options.max_number_of_attempts))
+        first = retry_options.first_retry_interval_in_milliseconds / 1000.0
+        coefficient = float(getattr(retry_options, "backoff_coefficient", 1.0) or 1.0)
+
+        def run() -> Any:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return self._invoke(name, input_)
+                except Exception as exc:
+                    if attempt == attempts:
+                        raise
+                    delay = first * coefficient ** (attempt - 1) * self._retry_delay_scale
+                    log.warning("activity %s failed (attempt %d of %d): %s; retrying in %.1fs",
+                                name, attempt, attempts, exc, delay)
+                    self._sleep(delay)
+            raise AssertionError("unreachable")
+
+        return LocalTask(run, name)
+
+    def task_all(self, tasks: list[LocalTask]) -> LocalTaskAll:
+        return LocalTaskAll(list(tasks))
+
+
+def run_orchestration(table: FunctionTable, name: str, orchestration_input: Any, instance_id: str,
+                      max_workers: int = 8, clock: Callable[[], datetime] | None = None,
+                      retry_delay_scale: float = 1.0) -> Any:
+    """Drive an orchestrator to completion and return its output (or raise its exception)."""
+    try:
+        orchestrator = table.orchestrators[name]
+    except KeyError:
+        raise LookupError(f"no orchestrator named {name!r} is registered") from None
+    context = LocalOrchestrationContext(instance_id, orchestration_input, table.activities, clock,
+                                        retry_delay_scale)
+    generator = orchestrator(context)
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity") as pool:
+        send: Any = None
+        throw: BaseException | None = None
+        while True:
+            try:
+                step = generator.throw(throw) if throw is not None else generator.send(send)
+            except StopIteration as stop:
+                return _roundtrip(stop.value, f"output of {name}")
+            send, throw = None, None
+            try:
+                if isinstance(step, LocalTaskAll):
+                    futures = [pool.submit(task.execute) for task in step.tasks]
+                    results = []
+                    first_error: BaseException | None = None
+                    for future in futures:  # wait for all, like Durable's task_all
+                        try:
+                            results.append(future.result())
+                        except Exception as exc:
+                            first_error = first_error or exc
+                    if first_error is not None:
+                        raise first_error
+                    send = results
+                elif isinstance(step, LocalTask):
+                    send = step.execute()
+                else:
+                    raise TypeError(f"orchestrator yielded {type(step).__name__}, not a task")
+            except Exception as exc:
+                throw = exc

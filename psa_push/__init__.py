@@ -1,0 +1,28 @@
+"""The PSA push activity: plans a batch of collected tenants against what their PSAs bill now
+and writes the changes (or records them only, on a dry run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from shared.bootstrap import get_services
+from shared.contracts import PushRequest
+from shared.functions import PUSH_CHANGES
+from shared.services.push import push_changes as push_changes_service
+
+bp = df.Blueprint()
+
+
+@bp.function_name(PUSH_CHANGES)
+@bp.activity_trigger(input_name="payload")
+def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
+    services = get_services()
+    request = PushRequest.model_validate(payload)
+    config = services.config()
+    clients = services.psa_clients(config)
+    summary = push_changes_service(config, services.snapshots, services.runs, clients, request,
+                                   services.clock().date())
+    summary.psa_calls = clients.calls
+    return summary.to_json()

@@ -1,0 +1,173 @@
+"""Runs, their per-tenant outcomes and every planned change, in Table Storage.
+
+- ``<prefix>runs``: partition ``runs``, row = run id (sortable by time): the run's request and,
+  once finished, its summary.
+- ``<prefix>runtenants``: partition = run id, row = tenant id: collection outcome, plus the
+  problems the plan found for the tenant.
+- ``<prefix>changes``: partition = run id, row = change id: each planned change and what
+  became of it (applied, dry-run, failed with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.adapters.tables import (
+    DocumentRef,
+    TableStore,
+    partition,
+    read_document,
+    submit_batches,
+    upsert,
+    write_document,
+)
+from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
+from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.planning import Problem
+
+_RUNS_PK = "runs"
+_TEXT_LIMIT = 30_000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 20] + " ...(truncated)"
+
+
+def change_to_entity(run_id: str, change: PlannedChange, error: str | None = None) -> dict[str, Any]:
+    return {
+        "PartitionKey": run_id, "RowKey": change.change_id, "Kind": change.kind.value,
+        "TenantId": change.tenant_id, "CompanyId": change.company_id, "Psa": change.psa,
+        "AgreementId": change.agreement_id, "LineId": change.line_id or "", "SkuId": change.sku_id,
+        "OldQuantity": change.old_quantity if change.old_quantity is not None else -1,
+        "NewQuantity": change.new_quantity, "Reason": _clip(change.reason),
+        "Status": change.status.value, "Description": _clip(change.description or ""),
+        "Error": _clip(error or ""),
+    }
+
+
+def change_from_entity(entity: dict[str, Any]) -> tuple[PlannedChange, str | None]:
+    old = int(entity["OldQuantity"])
+    change = PlannedChange(
+        change_id=str(entity["RowKey"]), kind=ChangeKind(entity["Kind"]),
+        tenant_id=str(entity["TenantId"]), company_id=str(entity["CompanyId"]),
+        psa=str(entity["Psa"]), agreement_id=str(entity["AgreementId"]),
+        line_id=str(entity["LineId"]) or None, sku_id=str(entity["SkuId"]),
+        old_quantity=None if old < 0 else old, new_quantity=int(entity["NewQuantity"]),
+        reason=str(entity.get("Reason", "")), status=ChangeStatus(entity["Status"]),
+        description=str(entity.get("Description") or "") or None,
+    )
+    return change, (str(entity.get("Error") or "") or None)
+
+
+class RunRepository:
+    def __init__(self, store: TableStore) -> None:
+        self._runs = store.table("runs")
+        self._tenants = store.table("runtenants")
+        self._changes = store.table("changes")
+
+    # runs ------------------------------------------------------------------------------
+    def start(self, request: SyncRequest) -> None:
+        upsert(self._runs, {
+            "PartitionKey": _RUNS_PK, "RowKey": request.run_id, "Status": "running",
+            "Request": json.dumps(request.to_json()),
+        })
+
+    def record_started(self, started: StartedRun) -> None:
+        """What the run set out to do (tenants, GDAP comparison); may be large, so a document."""
+        ref = write_document(self._runs, started.run_id, "started", started.to_json())
+        self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": started.run_id,
+                                  **ref.to_entity_fields()}, mode=UpdateMode.MERGE)
+
+    def started(self, run_id: str) -> StartedRun | None:
+        entity = self._run_entity(run_id)
+        if not entity or "DocPrefix" not in entity:
+            return None
+        return StartedRun.model_validate(read_document(self._runs, DocumentRef.from_entity(
+            {**entity, "PartitionKey": run_id})))
+
+    def request(self, run_id: str) -> SyncRequest | None:
+        entity = self._run_entity(run_id)
+        return SyncRequest.model_validate_json(str(entity["Request"])) if entity else None
+
+    def finish(self, summary: RunSummary) -> None:
+        self._runs.upsert_entity({
+            "PartitionKey": _RUNS_PK, "RowKey": summary.run_id, "Status": summary.status,
+            "Summary": json.dumps(summary.to_json()),
+        }, mode=UpdateMode.MERGE)
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        entity = self._run_entity(run_id)
+        if not entity or not entity.get("Summary"):
+            return None
+        return RunSummary.model_validate_json(str(entity["Summary"]))
+
+    def status(self, run_id: str) -> str | None:
+        entity = self._run_entity(run_id)
+        return str(entity["Status"]) if entity else None
+
+    def run_ids(self) -> list[str]:
+        return sorted(str(e["RowKey"]) for e in self._runs.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _RUNS_PK}, select=["RowKey"]))
+
+    def latest_run_id(self) -> str | None:
+        ids = self.run_ids()
+        return ids[-1] if ids else None
+
+    def _run_entity(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._runs.get_entity(_RUNS_PK, run_id))
+        except ResourceNotFoundError:
+            return None
+
+    # tenants ---------------------------------------------------------------------------
+    def record_tenant(self, run_id: str, outcome: TenantOutcome) -> None:
+        self._tenants.upsert_entity({
+            "PartitionKey": run_id, "RowKey": outcome.tenant_id,
+            "Outcome": _clip(json.dumps(outcome.to_json())),
+        }, mode=UpdateMode.MERGE)
+
+    def record_problems(self, run_id: str, tenant_id: str, problems: list[Problem],
+                        push_error: str | None = None) -> None:
+        items = [{"message": p.message, "skuId": p.sku_id, "agreementId": p.agreement_id,
+                  "lineId": p.line_id} for p in problems]
+        text = json.dumps(items)
+        while len(text) > _TEXT_LIMIT and items:
+            items = items[:-1]
+            text = json.dumps([*items, {"message": "more problems not shown"}])
+        self._tenants.upsert_entity({
+            "PartitionKey": run_id, "RowKey": tenant_id, "Problems": text,
+            "PushError": _clip(push_error or ""),
+        }, mode=UpdateMode.MERGE)
+
+    def tenant_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """Per tenant: ``outcome`` (TenantOutcome), ``problems`` (list), ``pushError``."""
+        rows = []
+        for entity in partition(self._tenants, run_id):
+            outcome = (TenantOutcome.model_validate_json(str(entity["Outcome"]))
+                       if entity.get("Outcome") else None)
+            rows.append({
+                "tenantId": str(entity["RowKey"]), "outcome": outcome,
+                "problems": json.loads(str(entity.get("Problems") or "[]")),
+                "pushError": str(entity.get("PushError") or "") or None,
+            })
+        return rows
+
+    # changes ---------------------------------------------------------------------------
+    def record_changes(self, run_id: str, changes: list[PlannedChange]) -> None:
+        submit_batches(self._changes, [("upsert", change_to_entity(run_id, c), {"mode": UpdateMode.REPLACE})
+                                       for c in changes])
+
+    def update_change(self, run_id: str, change: PlannedChange, error: str | None = None) -> None:
+        upsert(self._changes, change_to_entity(run_id, change, error))
+
+    def changes(self, run_id: str) -> list[tuple[PlannedChange, str | None]]:
+        return [change_from_entity(e) for e in partition(self._changes, run_id)]
+
+    def finished_at(self, run_id: str) -> datetime | None:
+        summary = self.summary(run_id)
+        return summary.finished_at if summary else None

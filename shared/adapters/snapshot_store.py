@@ -1,0 +1,164 @@
+"""Tenant snapshots and licence-count history in Table Storage.
+
+Table ``<prefix>snapshots``, partition = tenant id:
+- ``<runId>~doc~NNNNN``: the snapshot document (SKUs, users, subscriptions, ...), compressed
+  parts, so a tenant with 10,000 users fits despite the 64 KiB property limit;
+- ``<runId>``: the header (counts, collected time, document reference), written after the
+  parts: a snapshot without its header was never completed and is never read;
+- ``latest``: which run holds the tenant's newest complete snapshot.
+
+Table ``<prefix>licencecounts``, partition = tenant id, row = ``<skuId>~<runId>``: purchased,
+assigned and the assigned users' names per licence per run. Rows are only ever added: a new day
+never overwrites an older one, which makes this the history of every tenant's licence counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.adapters.tables import (
+    DocumentRef,
+    TableStore,
+    read_document,
+    row_range,
+    submit_batches,
+    upsert,
+    write_document,
+)
+from shared.domain.model import (
+    DirectoryUser,
+    GroupMember,
+    Mailbox,
+    ManagedDevice,
+    SkuCount,
+    Subscription,
+    TenantSnapshot,
+)
+
+_NAMES_LIMIT = 30_000  # characters of user names kept on a history row (64 KiB property)
+
+
+@dataclass(frozen=True)
+class LicenceCount:
+    tenant_id: str
+    sku_id: str
+    sku_part_number: str
+    run_id: str
+    collected_at: datetime
+    purchased: int
+    assigned: int
+    users: tuple[str, ...]
+    users_truncated: bool = False
+
+
+def snapshot_to_document(snapshot: TenantSnapshot) -> dict[str, Any]:
+    return {
+        "tenantId": snapshot.tenant_id,
+        "runId": snapshot.run_id,
+        "collectedAt": snapshot.collected_at.isoformat(),
+        "skus": [asdict(s) for s in snapshot.skus],
+        "users": [asdict(u) for u in snapshot.users],
+        "subscriptions": [
+            {**asdict(s), "created": _iso(s.created), "next_lifecycle": _iso(s.next_lifecycle)}
+            for s in snapshot.subscriptions
+        ],
+        "groups": {gid: [asdict(m) for m in members] for gid, members in snapshot.groups.items()},
+        "mailboxes": None if snapshot.mailboxes is None else [asdict(m) for m in snapshot.mailboxes],
+        "managedDevices": (None if snapshot.managed_devices is None
+                           else [asdict(d) for d in snapshot.managed_devices]),
+    }
+
+
+def snapshot_from_document(document: dict[str, Any]) -> TenantSnapshot:
+    return TenantSnapshot(
+        tenant_id=document["tenantId"],
+        run_id=document["runId"],
+        collected_at=datetime.fromisoformat(document["collectedAt"]),
+        skus=tuple(SkuCount(**s) for s in document["skus"]),
+        users=tuple(DirectoryUser(**{**u, "sku_ids": tuple(u["sku_ids"])}) for u in document["users"]),
+        subscriptions=tuple(
+            Subscription(**{**s, "created": _dt(s.get("created")),
+                            "next_lifecycle": _dt(s.get("next_lifecycle"))})
+            for s in document.get("subscriptions", [])
+        ),
+        groups={gid: tuple(GroupMember(**m) for m in members)
+                for gid, members in document.get("groups", {}).items()},
+        mailboxes=(None if document.get("mailboxes") is None
+                   else tuple(Mailbox(**m) for m in document["mailboxes"])),
+        managed_devices=(None if document.get("managedDevices") is None
+                         else tuple(ManagedDevice(**d) for d in document["managedDevices"])),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class SnapshotRepository:
+    def __init__(self, store: TableStore) -> None:
+        self._snapshots = store.table("snapshots")
+        self._counts = store.table("licencecounts")
+
+    def save(self, snapshot: TenantSnapshot) -> None:
+        """Store a complete snapshot and its history rows; the header commits it."""
+        tenant, run = snapshot.tenant_id, snapshot.run_id
+        ref = write_document(self._snapshots, tenant, f"{run}~doc", snapshot_to_document(snapshot))
+        rows = []
+        for sku in snapshot.skus:
+            names = sorted(u.user_principal_name for u in snapshot.users_holding(sku.sku_id))
+            text = json.dumps(names)
+            truncated = len(text) > _NAMES_LIMIT
+            if truncated:
+                while names and len(json.dumps(names)) > _NAMES_LIMIT:
+                    names = names[: len(names) * 9 // 10]
+                text = json.dumps(names)
+            rows.append(("upsert", {
+                "PartitionKey": tenant, "RowKey": f"{sku.sku_id}~{run}",
+                "SkuId": sku.sku_id, "SkuPartNumber": sku.sku_part_number, "RunId": run,
+                "CollectedAt": snapshot.collected_at.isoformat(), "Purchased": sku.purchased,
+                "Assigned": sku.consumed, "Users": text, "UsersTruncated": truncated,
+            }))
+        submit_batches(self._counts, rows)
+        upsert(self._snapshots, {
+            "PartitionKey": tenant, "RowKey": run, "CollectedAt": snapshot.collected_at.isoformat(),
+            "SkuCount": len(snapshot.skus), "UserCount": len(snapshot.users),
+            **ref.to_entity_fields(),
+        })
+        upsert(self._snapshots, {"PartitionKey": tenant, "RowKey": "latest", "RunId": run,
+                                 "CollectedAt": snapshot.collected_at.isoformat()})
+
+    def get(self, tenant_id: str, run_id: str) -> TenantSnapshot | None:
+        try:
+            header = self._snapshots.get_entity(tenant_id, run_id)
+        except ResourceNotFoundError:
+            return None
+        return snapshot_from_document(read_document(self._snapshots, DocumentRef.from_entity(header)))
+
+    def latest(self, tenant_id: str) -> TenantSnapshot | None:
+        try:
+            pointer = self._snapshots.get_entity(tenant_id, "latest")
+        except ResourceNotFoundError:
+            return None
+        return self.get(tenant_id, str(pointer["RunId"]))
+
+    def licence_history(self, tenant_id: str, sku_id: str | None = None) -> Iterator[LicenceCount]:
+        low, high = (f"{sku_id}~", f"{sku_id}~~") if sku_id else ("", "~")
+        for row in row_range(self._counts, tenant_id, low, high):
+            yield LicenceCount(
+                tenant_id=tenant_id, sku_id=str(row["SkuId"]),
+                sku_part_number=str(row.get("SkuPartNumber", "")), run_id=str(row["RunId"]),
+                collected_at=datetime.fromisoformat(str(row["CollectedAt"])),
+                purchased=int(row["Purchased"]), assigned=int(row["Assigned"]),
+                users=tuple(json.loads(str(row.get("Users") or "[]"))),
+                users_truncated=bool(row.get("UsersTruncated", False)),
+            )

@@ -1,0 +1,185 @@
+"""Azure Table Storage access shared by the repositories.
+
+Two things every repository needs live here: opening tables (with a per-deployment prefix)
+and storing a document too large for one property. Table Storage limits a property to 64 KiB
+and an entity to 1 MiB, while a tenant with 10,000 users or an MSP's whole configuration is
+several megabytes of JSON. Documents are therefore compressed and split into numbered part
+entities; a reader checks it got every part and the digest matches, so a torn write is
+detected instead of read as truth. Writers commit a document by writing a small entity that
+points to it *after* all parts are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient, TransactionOperation, UpdateMode
+
+from shared.errors import ConfigError, SeatSyncError
+from shared.settings import Settings
+
+PART_BYTES = 60_000
+BATCH_LIMIT = 100
+
+
+class StoreError(SeatSyncError):
+    """Stored data is missing or inconsistent."""
+
+
+class TableStore:
+    """Opens (and creates once) the deployment's tables."""
+
+    def __init__(self, service: TableServiceClient, prefix: str = "seatsync") -> None:
+        self.service = service
+        self.prefix = prefix
+        self._tables: dict[str, TableClient] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TableStore:
+        if settings.table_connection_string:
+            service = TableServiceClient.from_connection_string(settings.table_connection_string)
+        elif settings.table_endpoint:
+            from azure.identity import DefaultAzureCredential
+
+            service = TableServiceClient(
+                endpoint=settings.table_endpoint,
+                credential=DefaultAzureCredential(exclude_interactive_browser_credential=True),
+            )
+        else:  # Settings.from_environment already refuses this; kept for direct construction
+            raise ConfigError("no table storage configured", source="app settings")
+        return cls(service, settings.table_prefix)
+
+    def table(self, name: str) -> TableClient:
+        """The table ``<prefix><name>``, created on first use."""
+        full = f"{self.prefix}{name}"
+        with self._lock:
+            client = self._tables.get(full)
+            if client is None:
+                try:
+                    self.service.create_table(full)
+                except ResourceExistsError:
+                    pass
+                client = self.service.get_table_client(full)
+                self._tables[full] = client
+            return client
+
+    def drop_all(self) -> None:
+        """Delete every table of this prefix (tests and the demo's clean start)."""
+        for table in list(self.service.list_tables()):
+            if table.name.startswith(self.prefix):
+                self.service.delete_table(table.name)
+        with self._lock:
+            self._tables.clear()
+
+
+def submit_batches(table: TableClient, operations: Sequence[TransactionOperation | tuple[Any, ...]]) -> None:
+    """Submit operations in transactions of at most 100, grouped by partition key.
+
+    Each transaction is atomic on its own; callers that need the whole set to appear at once
+    write a commit marker after this returns.
+    """
+    by_partition: dict[str, list[Any]] = {}
+    for operation in operations:
+        entity = operation[1]
+        by_partition.setdefault(str(entity["PartitionKey"]), []).append(operation)
+    for ops in by_partition.values():
+        for start in range(0, len(ops), BATCH_LIMIT):
+            table.submit_transaction(ops[start:start + BATCH_LIMIT])
+
+
+def upsert(table: TableClient, entity: dict[str, Any]) -> None:
+    table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def query(table: TableClient, filter_: str, **parameters: Any) -> Iterator[dict[str, Any]]:
+    """Parameterised query: values are never spliced into the filter text."""
+    yield from table.query_entities(filter_, parameters=parameters)
+
+
+def partition(table: TableClient, partition_key: str) -> Iterator[dict[str, Any]]:
+    yield from query(table, "PartitionKey eq @pk", pk=partition_key)
+
+
+def row_range(table: TableClient, partition_key: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+    """Entities of one partition with ``low <= RowKey < high``."""
+    yield from query(
+        table, "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+        pk=partition_key, lo=low, hi=high,
+    )
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Where a document's parts are and how to check them."""
+
+    partition_key: str
+    row_prefix: str
+    parts: int
+    sha256: str
+
+    def to_entity_fields(self) -> dict[str, Any]:
+        return {"DocPrefix": self.row_prefix, "DocParts": self.parts, "DocSha256": self.sha256}
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> DocumentRef:
+        try:
+            return cls(str(entity["PartitionKey"]), str(entity["DocPrefix"]), int(entity["DocParts"]),
+                       str(entity["DocSha256"]))
+        except KeyError as exc:
+            raise StoreError(f"entity {entity.get('PartitionKey')}/{entity.get('RowKey')} has no "
+                             f"document reference ({exc})") from exc
+
+
+def encode_document(document: Any) -> tuple[list[bytes], str]:
+    raw = json.dumps(document, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
+    packed = zlib.compress(raw, 6)
+    parts = [packed[i:i + PART_BYTES] for i in range(0, len(packed), PART_BYTES)] or [b""]
+    return parts, hashlib.sha256(packed).hexdigest()
+
+
+def write_document(table: TableClient, partition_key: str, row_prefix: str, document: Any) -> DocumentRef:
+    """Store ``document`` (JSON-serialisable) as compressed parts; returns the reference that
+    the caller's commit entity must carry."""
+    parts, digest = encode_document(document)
+    operations = [
+        ("upsert", {"PartitionKey": partition_key, "RowKey": f"{row_prefix}~{index:05d}",
+                    "Part": part, "Parts": len(parts)}, {"mode": UpdateMode.REPLACE})
+        for index, part in enumerate(parts)
+    ]
+    submit_batches(table, operations)
+    return DocumentRef(partition_key, row_prefix, len(parts), digest)
+
+
+def read_document(table: TableClient, ref: DocumentRef) -> Any:
+    entities = sorted(
+        row_range(table, ref.partition_key, f"{ref.row_prefix}~", f"{ref.row_prefix}~~"),
+        key=lambda e: str(e["RowKey"]),
+    )
+    if len(entities) != ref.parts:
+        raise StoreError(f"document {ref.partition_key}/{ref.row_prefix} has {len(entities)} of "
+                         f"{ref.parts} parts")
+    packed = b"".join(_as_bytes(e["Part"]) for e in entities)
+    if hashlib.sha256(packed).hexdigest() != ref.sha256:
+        raise StoreError(f"document {ref.partition_key}/{ref.row_prefix} fails its checksum")
+    return json.loads(zlib.decompress(packed).decode("utf-8"))
+
+
+def delete_rows(table: TableClient, entities: Iterable[dict[str, Any]]) -> None:
+    submit_batches(table, [("delete", e) for e in entities])
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    raw = getattr(value, "value", None)  # EntityProperty
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw)
+    raise StoreError(f"document part is not binary: {type(value).__name__}")

@@ -1,0 +1,141 @@
+"""Builds the adapters the service layer needs, from the app settings, once per process.
+
+Trigger functions call ``get_services()``; the local runner and tests install their own with
+``set_services()`` (same adapters, pointed at Azurite and the emulators). Clients that count
+API calls are created per activity invocation so each activity reports its own cost, while
+tokens and connections that are expensive to obtain are shared for the life of the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+
+from shared.adapters.config_store import ConfigRepository
+from shared.adapters.run_store import RunRepository
+from shared.adapters.secrets import SecretResolver
+from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import TableStore
+from shared.config.schema import ConnectWiseConnection, PsaConnection, SeatSyncConfig
+from shared.errors import ConfigError
+from shared.ports import GraphPort, PsaPort, SecretReader
+from shared.settings import Settings
+
+GraphFactory = Callable[[], GraphPort]
+PsaFactory = Callable[[PsaConnection], PsaPort]
+
+
+class PsaClients:
+    """The PSA clients of one activity invocation, created on first use, by connection name."""
+
+    def __init__(self, config: SeatSyncConfig, factory: PsaFactory) -> None:
+        self._config = config
+        self._factory = factory
+        self._clients: dict[str, PsaPort] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> PsaPort:
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                connection = self._config.connection(name)
+                if connection is None:
+                    raise ConfigError(f"no PSA connection named '{name}'")
+                client = self._factory(connection)
+                self._clients[name] = client
+            return client
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return sum(client.calls for client in self._clients.values())
+
+
+class Services:
+    def __init__(self, settings: Settings, *, store: TableStore | None = None,
+                 secrets: SecretReader | None = None, graph_factory: GraphFactory | None = None,
+                 psa_factory: PsaFactory | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self.store = store or TableStore.from_settings(settings)
+        self.secrets = secrets or SecretResolver(settings.environment, settings.key_vault_url)
+        self._graph_factory = graph_factory
+        self._psa_factory = psa_factory
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @cached_property
+    def config_repository(self) -> ConfigRepository:
+        return ConfigRepository(self.store)
+
+    @cached_property
+    def snapshots(self) -> SnapshotRepository:
+        return SnapshotRepository(self.store)
+
+    @cached_property
+    def runs(self) -> RunRepository:
+        return RunRepository(self.store)
+
+    def config(self) -> SeatSyncConfig:
+        """The current configuration, read fresh so that saved changes apply to the next step."""
+        return self.config_repository.current()[0]
+
+    def graph(self) -> GraphPort:
+        """A Graph client for one activity invocation (its own call counter, shared tokens)."""
+        if self._graph_factory is None:
+            self._graph_factory = default_graph_factory(self.settings)
+        return self._graph_factory()
+
+    def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
+        if self._psa_factory is None:
+            self._psa_factory = default_psa_factory(self.settings, self.secrets)
+        return PsaClients(config, self._psa_factory)
+
+
+def default_graph_factory(settings: Settings) -> GraphFactory:
+    from shared.adapters.graph import GraphClient, TenantCredentials
+
+    graph_settings = settings.require_graph()
+    credentials = TenantCredentials(graph_settings, verify=settings.tls_verify)
+
+    def make() -> GraphPort:
+        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify)
+
+    return make
+
+
+def default_psa_factory(settings: Settings, secrets: SecretReader) -> PsaFactory:
+    def make(connection: PsaConnection) -> PsaPort:
+        if isinstance(connection, ConnectWiseConnection):
+            from shared.adapters.connectwise import ConnectWiseClient
+
+            client_id = (connection.client_id if isinstance(connection.client_id, str)
+                         else secrets.get(connection.client_id.reference))
+            return ConnectWiseClient(
+                name=connection.name, base_url=connection.url, company_id=connection.company_id,
+                public_key=secrets.get(connection.public_key.reference),
+                private_key=secrets.get(connection.private_key.reference),
+                client_id=client_id, verify=settings.tls_verify,
+            )
+        raise ConfigError(f"PSA connection '{connection.name}' has an unsupported type")
+
+    return make
+
+
+_services: Services | None = None
+_lock = threading.Lock()
+
+
+def get_services() -> Services:
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(Settings.from_environment())
+        return _services
+
+
+def set_services(services: Services | None) -> None:
+    global _services
+    with _lock:
+        _services = services

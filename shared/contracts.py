@@ -1,0 +1,161 @@
+"""The messages that pass between the triggers, the orchestrator and the activities.
+
+They are validated models at the edge: Durable Functions stores them in the orchestration
+history as JSON, so they stay small (counts and ids; bulk data lives in Table Storage).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from shared.config.schema import GUID_PATTERN
+
+SYNC_INSTANCE_ID = "seatsync-sync"
+_RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by time, unique: ``20261125T020000Z-1a2b3c4d``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+
+    def to_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+Trigger = Literal["timer", "manual", "local"]
+
+
+class SyncRequest(Message):
+    run_id: str
+    trigger: Trigger
+    requested_by: str
+    requested_at: datetime
+    dry_run: bool = False
+    tenants: list[str] | None = Field(default=None, description="None: every enabled tenant")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        if not _RUN_ID.match(value):
+            raise ValueError(f"'{value}' is not a run id")
+        return value
+
+
+class TenantWork(Message):
+    tenant_id: str = Field(pattern=GUID_PATTERN)
+    name: str
+
+
+class StartedRun(Message):
+    run_id: str
+    tenants: list[TenantWork]
+    gdap_not_configured: list[TenantWork] = Field(
+        default_factory=list, description="GDAP customers with no configuration yet")
+    configured_not_in_gdap: list[TenantWork] = Field(
+        default_factory=list, description="configured tenants GDAP no longer lists")
+    gdap_error: str | None = None
+    graph_calls: int = 0
+
+
+class CollectRequest(Message):
+    run_id: str
+    tenant_id: str
+    name: str
+
+
+TenantStatus = Literal["ok", "failed", "auth-failed"]
+
+
+class TenantOutcome(Message):
+    tenant_id: str
+    name: str
+    status: TenantStatus
+    error: str | None = None
+    error_code: str | None = None
+    sku_count: int = 0
+    user_count: int = 0
+    graph_calls: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PushRequest(Message):
+    run_id: str
+    tenant_ids: list[str]
+    dry_run: bool = False
+
+
+class PushSummary(Message):
+    tenants: int = 0
+    planned: int = 0
+    applied: int = 0
+    dry_run: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    problems: int = 0
+    psa_calls: int = 0
+    tenants_failed: list[str] = Field(default_factory=list)
+
+
+RunStatus = Literal["running", "succeeded", "partial", "failed"]
+
+
+class RunSummary(Message):
+    run_id: str
+    status: RunStatus
+    dry_run: bool
+    trigger: Trigger
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    tenants_total: int = 0
+    tenants_ok: int = 0
+    tenants_failed: int = 0
+    changes_planned: int = 0
+    changes_applied: int = 0
+    changes_dry_run: int = 0
+    changes_failed: int = 0
+    lines_unchanged: int = 0
+    problems: int = 0
+    graph_calls: int = 0
+    psa_calls: int = 0
+    error: str | None = None
+
+
+def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[PushSummary],
+              extra_graph_calls: int, finished_at: datetime, error: str | None = None) -> RunSummary:
+    """Totals of a run. Pure: the orchestrator calls it on small summaries."""
+    ok = [o for o in outcomes if o.status == "ok"]
+    failed_changes = sum(p.failed for p in pushes)
+    push_failed_tenants = {t for p in pushes for t in p.tenants_failed}
+    tenants_failed = len(outcomes) - len(ok) + len(push_failed_tenants)
+    if error is not None or (outcomes and not ok):
+        status: RunStatus = "failed"
+    elif tenants_failed or failed_changes:
+        status = "partial"
+    else:
+        status = "succeeded"
+    return RunSummary(
+        run_id=request.run_id, status=status, dry_run=request.dry_run, trigger=request.trigger,
+        requested_by=request.requested_by, started_at=request.requested_at, finished_at=finished_at,
+        tenants_total=len(outcomes), tenants_ok=len(ok) - len(push_failed_tenants),
+        tenants_failed=tenants_failed,
+        changes_planned=sum(p.planned for p in pushes),
+        changes_applied=sum(p.applied for p in pushes),
+        changes_dry_run=sum(p.dry_run for p in pushes),
+        changes_failed=failed_changes,
+        lines_unchanged=sum(p.unchanged for p in pushes),
+        problems=sum(p.problems for p in pushes),
+        graph_calls=extra_graph_calls + sum(o.graph_calls for o in outcomes),
+        psa_calls=sum(p.psa_calls for p in pushes),
+        error=error,
+    )

@@ -1,0 +1,17 @@
+"""Names of the Durable functions, in one place.
+
+Durable Functions addresses orchestrators and activities by name; the blueprints register
+each function under the constant here and the orchestrator calls it by the same constant, and
+a test checks that every name is registered exactly once.
+"""
+
+from __future__ import annotations
+
+SYNC_ORCHESTRATOR = "sync_orchestrator"
+START_RUN = "start_run"
+COLLECT_TENANT = "collect_tenant"
+PUSH_CHANGES = "push_changes"
+FINISH_RUN = "finish_run"
+NOTIFY_RUN = "notify_run"
+
+ACTIVITIES = (START_RUN, COLLECT_TENANT, PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN)

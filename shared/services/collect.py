@@ -1,0 +1,64 @@
+"""Collect one tenant: read its licences and users from Graph, store the snapshot.
+
+A tenant whose token or any read fails produces no snapshot, so nothing downstream can plan
+from a partial picture: its billing stays exactly as it was, and the outcome says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import requests
+
+from shared.adapters.run_store import RunRepository
+from shared.adapters.snapshot_store import SnapshotRepository
+from shared.contracts import CollectRequest, TenantOutcome
+from shared.domain.model import TenantSnapshot
+from shared.domain.quantities import assignment_mismatches
+from shared.errors import GraphAuthError, GraphError
+from shared.ports import GraphPort
+
+log = logging.getLogger(__name__)
+
+
+def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRepository,
+                   request: CollectRequest, now: datetime) -> TenantOutcome:
+    """Read one tenant and store its snapshot; the outcome is recorded for the run report.
+
+    Errors of the tenant's own reads (auth, Graph, network, unexpected data) make a failed
+    outcome; errors of the store propagate so the activity is retried.
+    """
+    calls_before = graph.calls
+    base = {"tenant_id": request.tenant_id, "name": request.name}
+    try:
+        skus = graph.list_subscribed_skus(request.tenant_id)
+        users = graph.list_users(request.tenant_id)
+        snapshot = TenantSnapshot(
+            tenant_id=request.tenant_id, run_id=request.run_id, collected_at=now,
+            skus=tuple(skus), users=tuple(users),
+        )
+    except GraphAuthError as exc:
+        outcome = TenantOutcome(**base, status="auth-failed", error=str(exc), error_code=exc.code,
+                                graph_calls=graph.calls - calls_before)
+    except (GraphError, requests.RequestException) as exc:
+        outcome = TenantOutcome(**base, status="failed", error=f"{type(exc).__name__}: {exc}",
+                                graph_calls=graph.calls - calls_before)
+    except Exception as exc:  # unexpected data from one tenant must not stop the others
+        log.exception("collecting tenant %s failed", request.tenant_id)
+        outcome = TenantOutcome(**base, status="failed",
+                                error=f"unexpected {type(exc).__name__}: {exc}",
+                                graph_calls=graph.calls - calls_before)
+    else:
+        snapshots.save(snapshot)
+        warnings = [
+            f"licence {sku_id}: Microsoft counts {consumed} assigned, {held} users hold it "
+            "(the directory changed during the read?)"
+            for sku_id, consumed, held in assignment_mismatches(snapshot)
+        ]
+        outcome = TenantOutcome(**base, status="ok", sku_count=len(skus), user_count=len(users),
+                                graph_calls=graph.calls - calls_before, warnings=warnings)
+    if outcome.status != "ok":
+        log.warning("tenant %s (%s) not collected: %s", request.name, request.tenant_id, outcome.error)
+    runs.record_tenant(request.run_id, outcome)
+    return outcome

@@ -1,0 +1,155 @@
+"""The run report: what a run did, per tenant and per change, as JSON and as readable text.
+
+Built from what the run stored (runs, tenant outcomes, changes), so the same report can be
+produced after the fact for any run, by the CLI or an HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.adapters.run_store import RunRepository
+from shared.config.schema import SeatSyncConfig
+from shared.domain.model import ChangeStatus
+from shared.domain.sku_names import sku_display_name
+from shared.errors import SeatSyncError
+
+
+class ReportError(SeatSyncError):
+    """No such run, or it has not finished."""
+
+
+def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None) -> dict[str, Any]:
+    request = runs.request(run_id)
+    if request is None:
+        raise ReportError(f"no run {run_id}")
+    summary = runs.summary(run_id)
+    started = runs.started(run_id)
+    names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
+    tenants = []
+    for row in sorted(runs.tenant_rows(run_id), key=lambda r: names.get(r["tenantId"], r["tenantId"])):
+        outcome = row["outcome"]
+        status = outcome.status if outcome else "not-collected"
+        if outcome and outcome.status == "ok" and row["pushError"]:
+            status = "push-failed"
+        tenants.append({
+            "tenantId": row["tenantId"],
+            "name": outcome.name if outcome else names.get(row["tenantId"], ""),
+            "status": status,
+            "error": (outcome.error if outcome and outcome.error else row["pushError"]),
+            "errorCode": outcome.error_code if outcome else None,
+            "licences": outcome.sku_count if outcome else None,
+            "users": outcome.user_count if outcome else None,
+            "warnings": outcome.warnings if outcome else [],
+            "problems": row["problems"],
+        })
+    changes = []
+    for change, error in sorted(runs.changes(run_id), key=lambda c: (names.get(c[0].tenant_id, ""),
+                                                                       c[0].sku_id, c[0].change_id)):
+        changes.append({
+            "changeId": change.change_id,
+            "kind": change.kind.value,
+            "tenantId": change.tenant_id,
+            "tenantName": names.get(change.tenant_id, ""),
+            "skuId": change.sku_id,
+            "licence": sku_display_name(change.sku_id),
+            "psa": change.psa,
+            "companyId": change.company_id,
+            "agreementId": change.agreement_id,
+            "additionId": change.line_id,
+            "oldQuantity": change.old_quantity,
+            "newQuantity": change.new_quantity,
+            "applied": change.status == ChangeStatus.APPLIED,
+            "status": change.status.value,
+            "reason": change.reason,
+            "error": error,
+        })
+    return {
+        "runId": run_id,
+        "status": summary.status if summary else "running",
+        "dryRun": request.dry_run,
+        "trigger": request.trigger,
+        "requestedBy": request.requested_by,
+        "startedAt": request.requested_at.isoformat(),
+        "finishedAt": summary.finished_at.isoformat() if summary and summary.finished_at else None,
+        "error": summary.error if summary else None,
+        "totals": summary.to_json() if summary else None,
+        "calls": {"graph": summary.graph_calls if summary else None,
+                  "psa": summary.psa_calls if summary else None},
+        "tenants": tenants,
+        "changes": changes,
+        "gdap": {
+            "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
+            "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
+            "error": started.gdap_error if started else None,
+        },
+    }
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    out = ["  " + line, "  " + "  ".join("-" * w for w in widths)]
+    out += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return out
+
+
+def _short(text: str | None, width: int = 70) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    totals = report.get("totals") or {}
+    mode = "DRY RUN, nothing written" if report["dryRun"] else "live"
+    out = [
+        f"SeatSync run {report['runId']} ({mode}): {report['status'].upper()}",
+        f"  trigger {report['trigger']} by {report['requestedBy']}; started {report['startedAt']}"
+        + (f"; finished {report['finishedAt']}" if report["finishedAt"] else ""),
+    ]
+    if report.get("error"):
+        out.append(f"  run error: {report['error']}")
+    tenants = report["tenants"]
+    ok = sum(1 for t in tenants if t["status"] == "ok")
+    out += ["", f"Tenants: {len(tenants)} ({ok} synced, {len(tenants) - ok} not synced)"]
+    if tenants:
+        out += _table(
+            ["STATUS", "TENANT", "LICENCES", "USERS", "NOTE"],
+            [[t["status"], _short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
+              "-" if t["users"] is None else str(t["users"]),
+              _short(t["error"] or ("; ".join(t["warnings"]) if t["warnings"] else ""))]
+             for t in tenants],
+        )
+    changes = report["changes"]
+    verb = "planned" if report["dryRun"] else "applied"
+    applied = sum(1 for c in changes if c["status"] in ("applied", "dry-run"))
+    failed = sum(1 for c in changes if c["status"] == "failed")
+    out += ["", f"Changes: {len(changes)} ({applied} {verb}, {failed} failed); "
+                f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
+    if changes:
+        out += _table(
+            ["TENANT", "LICENCE", "AGREEMENT", "LINE", "OLD", "NEW", "RESULT"],
+            [[_short(c["tenantName"], 28), _short(c["licence"], 36), c["agreementId"], c["additionId"] or "new",
+              "-" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
+              c["status"] + (f": {_short(c['error'], 50)}" if c["error"] else "")]
+             for c in changes],
+        )
+    problems = [(t["name"], p) for t in tenants for p in t["problems"]]
+    if problems:
+        out += ["", f"Needs attention: {len(problems)}"]
+        out += [f"  - {name}: {p['message']}" for name, p in problems]
+    gdap = report["gdap"]
+    if gdap["notConfigured"]:
+        out += ["", f"GDAP customers not yet added to SeatSync: {len(gdap['notConfigured'])}"]
+        out += [f"  - {t['name']} ({t['tenantId']})" for t in gdap["notConfigured"][:20]]
+        if len(gdap["notConfigured"]) > 20:
+            out.append(f"  ... and {len(gdap['notConfigured']) - 20} more")
+    if gdap["error"]:
+        out += ["", f"GDAP customers could not be listed: {gdap['error']}"]
+    calls = report["calls"]
+    out += ["", f"API calls: Microsoft Graph {calls['graph']}, PSA {calls['psa']}"]
+    return "\n".join(out) + "\n"

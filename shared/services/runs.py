@@ -1,0 +1,57 @@
+"""Starting and finishing a run."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from shared.adapters.run_store import RunRepository
+from shared.config.schema import SeatSyncConfig
+from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
+from shared.errors import GraphError
+from shared.ports import GraphPort
+
+log = logging.getLogger(__name__)
+
+
+def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
+              request: SyncRequest) -> StartedRun:
+    """Record the run and decide which tenants it collects.
+
+    Configured, enabled tenants are synced (only the requested ones when the request names
+    some). GDAP's customer list is compared with the configuration so that customers not yet
+    added, and configured tenants GDAP no longer lists, can be reported; a failure to read it
+    is reported but does not stop the configured tenants from syncing.
+    """
+    runs.start(request)
+    wanted = {t.lower() for t in request.tenants} if request.tenants else None
+    tenants = [TenantWork(tenant_id=t.tenant_id, name=t.name) for t in config.tenants
+               if t.enabled and (wanted is None or t.tenant_id in wanted)]
+    started = StartedRun(run_id=request.run_id, tenants=tenants)
+    calls_before = graph.calls
+    try:
+        customers = graph.list_customer_tenants()
+    except (GraphError, requests.RequestException) as exc:
+        log.warning("GDAP customers could not be listed: %s", exc)
+        started.gdap_error = str(exc)
+        started.graph_calls = graph.calls - calls_before
+        runs.record_started(started)
+        return started
+    configured = {t.tenant_id for t in config.tenants}
+    listed = {c.tenant_id.lower() for c in customers}
+    started.gdap_not_configured = [
+        TenantWork(tenant_id=c.tenant_id.lower(), name=c.display_name)
+        for c in customers if c.tenant_id.lower() not in configured
+    ]
+    started.configured_not_in_gdap = [
+        TenantWork(tenant_id=t.tenant_id, name=t.name) for t in config.tenants
+        if t.tenant_id not in listed
+    ]
+    started.graph_calls = graph.calls - calls_before
+    runs.record_started(started)
+    return started
+
+
+def finish_run(runs: RunRepository, summary: RunSummary) -> None:
+    runs.finish(summary)

@@ -1,0 +1,107 @@
+"""Starting a sync (daily timer or manual HTTP request), the orchestrator, run bookkeeping and
+run reports over HTTP. One run at a time: the orchestration has a fixed instance id, a new one
+is refused while it runs (409 over HTTP; the timer skips and logs), and host.json lets a
+finished instance be replaced."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Generator
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.bootstrap import get_services
+from shared.contracts import SYNC_INSTANCE_ID, RunSummary, SyncRequest, Trigger, new_run_id
+from shared.errors import ConfigError, RequestValidationError
+from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
+from shared.services.report import ReportError, build_report
+from shared.services.runs import finish_run as finish_run_service
+from shared.services.sync_requests import parse_sync_body
+from sync_orchestrator.orchestration import sync
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+_ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
+           df.OrchestrationRuntimeStatus.ContinuedAsNew}
+
+
+def _json(status: int, body: Any) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+async def _is_running(client: df.DurableOrchestrationClient) -> bool:
+    status = await client.get_status(SYNC_INSTANCE_ID)
+    return status is not None and status.runtime_status in _ACTIVE
+
+
+def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry_run: bool) -> SyncRequest:
+    now = datetime.now(UTC)
+    return SyncRequest(run_id=new_run_id(now), trigger=trigger, requested_by=requested_by,
+                       requested_at=now, dry_run=dry_run, tenants=tenants)
+
+
+@bp.function_name("sync_timer")
+@bp.timer_trigger(arg_name="timer", schedule="%SYNC_SCHEDULE%", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    if await _is_running(client):
+        log.warning("scheduled sync skipped: the previous run (%s) is still running", SYNC_INSTANCE_ID)
+        return
+    request = _request("timer", "schedule", None, False)
+    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    log.info("scheduled sync started: run %s", request.run_id)
+
+
+@bp.function_name("sync_http")
+@bp.route(route="sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        manual = parse_sync_body(req.get_body(), get_services().config())
+    except RequestValidationError as exc:
+        return _json(400, {"error": exc.message, "field": exc.field})
+    except ConfigError as exc:
+        return _json(500, {"error": str(exc)})
+    if await _is_running(client):
+        return _json(409, {"error": "a sync is already running; try again when it has finished",
+                           "instanceId": SYNC_INSTANCE_ID})
+    requested_by = req.headers.get("x-ms-client-principal-name") or "api (function key)"
+    request = _request("manual", requested_by, manual.tenants, manual.dry_run)
+    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    response = client.create_check_status_response(req, SYNC_INSTANCE_ID)
+    body = {**json.loads(response.get_body()), "runId": request.run_id, "dryRun": request.dry_run}
+    return func.HttpResponse(json.dumps(body), status_code=202, mimetype="application/json",
+                             headers={"Location": response.headers.get("Location", "")})
+
+
+@bp.function_name("run_report_http")
+@bp.route(route="runs/{runId}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def run_report_http(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    run_id = req.route_params.get("runId", "")
+    if run_id == "latest":
+        run_id = services.runs.latest_run_id() or ""
+    try:
+        return _json(200, build_report(services.runs, run_id, services.config()))
+    except ReportError as exc:
+        return _json(404, {"error": str(exc)})
+
+
+@bp.function_name(SYNC_ORCHESTRATOR)
+@bp.orchestration_trigger(context_name="context")
+def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    result = yield from sync(context)
+    return result
+
+
+@bp.function_name(FINISH_RUN)
+@bp.activity_trigger(input_name="payload")
+def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
+    summary = RunSummary.model_validate(payload)
+    finish_run_service(get_services().runs, summary)
+    return {"runId": summary.run_id, "status": summary.status}

@@ -1,0 +1,214 @@
+"""The sync orchestrator, driven with the Durable Functions testing pattern
+(``orchestrator_generator_wrapper`` over the registered function and a mocked context)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from unittest.mock import Mock
+
+import pytest
+from azure.durable_functions.testing import orchestrator_generator_wrapper
+
+import function_app
+from shared.contracts import SyncRequest
+from shared.functions import (
+    ACTIVITIES,
+    COLLECT_TENANT,
+    FINISH_RUN,
+    NOTIFY_RUN,
+    PUSH_CHANGES,
+    START_RUN,
+    SYNC_ORCHESTRATOR,
+)
+from sync_orchestrator import sync_orchestrator
+from sync_orchestrator.orchestration import PUSH_BATCH_SIZE
+
+NOW = datetime(2026, 11, 25, 2, 0, 5, tzinfo=UTC)
+T1 = "11111111-1111-1111-1111-111111111111"
+T2 = "22222222-2222-2222-2222-222222222222"
+T3 = "33333333-3333-3333-3333-333333333333"
+
+
+def request(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "run_id": "20261125T020000Z-0a0b0c0d", "trigger": "timer", "requested_by": "schedule",
+        "requested_at": datetime(2026, 11, 25, 2, 0, tzinfo=UTC), "dry_run": False,
+    }
+    values.update(overrides)
+    return SyncRequest(**values).to_json()
+
+
+def task(result: Any = None, error: Exception | None = None) -> Mock:
+    mock = Mock()
+    if error is not None:
+        type(mock).result = property(lambda _self: (_ for _ in ()).throw(error))
+    else:
+        mock.result = result
+    return mock
+
+
+def outcome(tenant_id: str, status: str = "ok", calls: int = 3) -> dict[str, Any]:
+    return {"tenantId": tenant_id, "name": tenant_id[:4], "status": status, "graphCalls": calls,
+            "skuCount": 2, "userCount": 10, "error": None if status == "ok" else "AADSTS700016: no app",
+            "errorCode": None, "warnings": []}
+
+
+def push_summary(**values: Any) -> dict[str, Any]:
+    base = {"tenants": 1, "planned": 1, "applied": 1, "dryRun": 0, "failed": 0, "unchanged": 2,
+            "problems": 0, "psaCalls": 4, "tenantsFailed": []}
+    base.update(values)
+    return base
+
+
+class FakeContext:
+    """Records the activity calls the orchestrator schedules and answers them from a table."""
+
+    def __init__(self, orchestration_input: dict[str, Any], answers: dict[str, Any]) -> None:
+        self.input = orchestration_input
+        self.answers = answers
+        self.calls: list[tuple[str, Any, bool]] = []
+        self.context = Mock()
+        self.context.get_input.return_value = orchestration_input
+        self.context.current_utc_datetime = NOW
+        self.context.call_activity.side_effect = self._call
+        self.context.call_activity_with_retry.side_effect = self._call_with_retry
+        self.context.task_all.side_effect = self._task_all
+
+    def _answer(self, name: str, payload: Any) -> Mock:
+        answer = self.answers[name]
+        if callable(answer):
+            answer = answer(payload)
+        if isinstance(answer, Exception):
+            return task(error=answer)
+        return task(answer)
+
+    def _call(self, name: str, payload: Any = None) -> Mock:
+        self.calls.append((name, payload, False))
+        return self._answer(name, payload)
+
+    def _call_with_retry(self, name: str, retry: Any, payload: Any = None) -> Mock:
+        assert retry.max_number_of_attempts >= 2, "tenant activities must be retried"
+        self.calls.append((name, payload, True))
+        return self._answer(name, payload)
+
+    def _task_all(self, tasks: list[Mock]) -> Mock:
+        results = []
+        for item in tasks:
+            results.append(item.result)  # raises like Durable when one task failed
+        return task(results)
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.calls]
+
+
+def run(fake: FakeContext) -> Any:
+    orchestrator = sync_orchestrator.build().get_user_function().orchestrator_function
+    steps = list(orchestrator_generator_wrapper(orchestrator(fake.context)))
+    return steps[-1]
+
+
+def started(*tenant_ids: str, graph_calls: int = 1) -> dict[str, Any]:
+    return {"runId": "20261125T020000Z-0a0b0c0d", "graphCalls": graph_calls,
+            "tenants": [{"tenantId": t, "name": t[:4]} for t in tenant_ids]}
+
+
+def test_every_activity_name_is_registered_once() -> None:
+    names = [f.get_function_name() for f in function_app.app.get_functions()]
+    for name in (*ACTIVITIES, SYNC_ORCHESTRATOR):
+        assert names.count(name) == 1, name
+
+
+def test_collects_every_tenant_then_pushes_collected_ones_and_reports() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2, T3),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"], "auth-failed" if p["tenantId"] == T2 else "ok"),
+        PUSH_CHANGES: lambda p: push_summary(tenants=len(p["tenantIds"]), planned=2, applied=2),
+        FINISH_RUN: {"status": "partial"},
+        NOTIFY_RUN: {"sent": 0},
+    })
+    result = run(fake)
+
+    assert fake.names() == [START_RUN, COLLECT_TENANT, COLLECT_TENANT, COLLECT_TENANT, PUSH_CHANGES,
+                            FINISH_RUN, NOTIFY_RUN]
+    collected = [p["tenantId"] for n, p, retried in fake.calls if n == COLLECT_TENANT and retried]
+    assert collected == [T1, T2, T3]
+    push = next(p for n, p, _ in fake.calls if n == PUSH_CHANGES)
+    assert push["tenantIds"] == [T1, T3], "a tenant that failed collection is never pushed"
+    assert push["dryRun"] is False
+    assert result["status"] == "partial"
+    assert result["tenantsFailed"] == 1
+    assert result["changesApplied"] == 2
+    assert result["graphCalls"] == 1 + 3 * 3
+    assert result["psaCalls"] == 4
+    assert result["finishedAt"] == NOW.isoformat().replace("+00:00", "Z")
+
+
+def test_dry_run_flag_reaches_the_push() -> None:
+    fake = FakeContext(request(dry_run=True), {
+        START_RUN: started(T1),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: push_summary(applied=0, dryRun=1),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    push = next(p for n, p, _ in fake.calls if n == PUSH_CHANGES)
+    assert push["dryRun"] is True
+    assert result["dryRun"] is True
+    assert result["changesDryRun"] == 1
+    assert result["status"] == "succeeded"
+
+
+def test_pushes_are_batched() -> None:
+    tenants = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(PUSH_BATCH_SIZE * 2 + 3)]
+    fake = FakeContext(request(), {
+        START_RUN: started(*tenants),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: lambda p: push_summary(tenants=len(p["tenantIds"])),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    run(fake)
+    batches = [p["tenantIds"] for n, p, _ in fake.calls if n == PUSH_CHANGES]
+    assert [len(b) for b in batches] == [PUSH_BATCH_SIZE, PUSH_BATCH_SIZE, 3]
+    assert [t for b in batches for t in b] == tenants
+
+
+def test_no_push_when_no_tenant_was_collected() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"], "failed"),
+        PUSH_CHANGES: AssertionError("must not push"),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert PUSH_CHANGES not in fake.names()
+    assert result["status"] == "failed"
+    assert result["tenantsFailed"] == 2
+
+
+def test_activity_failure_after_retries_is_recorded_and_notified() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1),
+        COLLECT_TENANT: RuntimeError("table storage unavailable"),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert fake.names()[-2:] == [FINISH_RUN, NOTIFY_RUN]
+    assert result["status"] == "failed"
+    assert "table storage unavailable" in result["error"]
+    finish_payload = next(p for n, p, _ in fake.calls if n == FINISH_RUN)
+    assert finish_payload["status"] == "failed"
+
+
+def test_no_tenants_configured_still_finishes() -> None:
+    fake = FakeContext(request(), {START_RUN: started(), FINISH_RUN: {}, NOTIFY_RUN: {}})
+    result = run(fake)
+    assert fake.names() == [START_RUN, FINISH_RUN, NOTIFY_RUN]
+    assert result["status"] == "succeeded"
+    assert result["tenantsTotal"] == 0
+
+
+def test_rejects_a_malformed_input() -> None:
+    fake = FakeContext({"runId": "not a run id"}, {})
+    with pytest.raises(ValueError, match="run"):
+        run(fake)
