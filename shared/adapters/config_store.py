@@ -57,7 +57,7 @@ class ConfigRepository:
         return parse_config(document, source=f"stored configuration {version.version_id}"), version
 
     def save(self, config: SeatSyncConfig, saved_by: str, comment: str = "",
-             expected: ConfigVersion | None | str = "any") -> ConfigVersion:
+             expected: ConfigVersion | str | None = "any") -> ConfigVersion:
         """Store ``config`` as the new current version.
 
         ``expected`` is the version the caller edited (``None``: there was none yet); when the

@@ -87,8 +87,7 @@ class RunRepository:
         entity = self._run_entity(run_id)
         if not entity or "DocPrefix" not in entity:
             return None
-        return StartedRun.model_validate(read_document(self._runs, DocumentRef.from_entity(
-            {**entity, "PartitionKey": run_id})))
+        return StartedRun.model_validate(read_document(self._runs, DocumentRef.from_entity(entity)))
 
     def request(self, run_id: str) -> SyncRequest | None:
         entity = self._run_entity(run_id)

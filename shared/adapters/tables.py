@@ -11,6 +11,7 @@ points to it *after* all parts are stored.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -63,10 +64,8 @@ class TableStore:
         with self._lock:
             client = self._tables.get(full)
             if client is None:
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     self.service.create_table(full)
-                except ResourceExistsError:
-                    pass
                 client = self.service.get_table_client(full)
                 self._tables[full] = client
             return client
@@ -126,12 +125,13 @@ class DocumentRef:
     sha256: str
 
     def to_entity_fields(self) -> dict[str, Any]:
-        return {"DocPrefix": self.row_prefix, "DocParts": self.parts, "DocSha256": self.sha256}
+        return {"DocPartition": self.partition_key, "DocPrefix": self.row_prefix, "DocParts": self.parts,
+                "DocSha256": self.sha256}
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> DocumentRef:
         try:
-            return cls(str(entity["PartitionKey"]), str(entity["DocPrefix"]), int(entity["DocParts"]),
+            return cls(str(entity["DocPartition"]), str(entity["DocPrefix"]), int(entity["DocParts"]),
                        str(entity["DocSha256"]))
         except KeyError as exc:
             raise StoreError(f"entity {entity.get('PartitionKey')}/{entity.get('RowKey')} has no "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 
 def require_utc(value: datetime, what: str) -> datetime:
@@ -150,7 +150,7 @@ class TenantSnapshot:
 # --------------------------------------------------------------------------- PSA side
 
 
-class BillMode(str, Enum):
+class BillMode(StrEnum):
     """How a billed line is charged (ConnectWise ``billCustomer``)."""
 
     BILLABLE = "billable"
@@ -204,7 +204,7 @@ class BilledLine:
 # --------------------------------------------------------------------------- the plan
 
 
-class ChangeKind(str, Enum):
+class ChangeKind(StrEnum):
     SET_QUANTITY = "set-quantity"
     CREATE_LINE = "create-line"
     PRORATE = "prorate"
@@ -212,7 +212,7 @@ class ChangeKind(str, Enum):
     SET_DESCRIPTION = "set-description"
 
 
-class ChangeStatus(str, Enum):
+class ChangeStatus(StrEnum):
     PLANNED = "planned"
     APPLIED = "applied"
     DRY_RUN = "dry-run"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import requests
 
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
-from shared.contracts import CollectRequest, TenantOutcome
+from shared.contracts import CollectRequest, TenantOutcome, TenantStatus
 from shared.domain.model import TenantSnapshot
 from shared.domain.quantities import assignment_mismatches
 from shared.errors import GraphAuthError, GraphError
@@ -30,7 +31,11 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
     outcome; errors of the store propagate so the activity is retried.
     """
     calls_before = graph.calls
-    base = {"tenant_id": request.tenant_id, "name": request.name}
+
+    def outcome_of(status: TenantStatus, **details: Any) -> TenantOutcome:
+        return TenantOutcome(tenant_id=request.tenant_id, name=request.name, status=status,
+                             graph_calls=graph.calls - calls_before, **details)
+
     try:
         skus = graph.list_subscribed_skus(request.tenant_id)
         users = graph.list_users(request.tenant_id)
@@ -39,16 +44,12 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
             skus=tuple(skus), users=tuple(users),
         )
     except GraphAuthError as exc:
-        outcome = TenantOutcome(**base, status="auth-failed", error=str(exc), error_code=exc.code,
-                                graph_calls=graph.calls - calls_before)
+        outcome = outcome_of("auth-failed", error=str(exc), error_code=exc.code)
     except (GraphError, requests.RequestException) as exc:
-        outcome = TenantOutcome(**base, status="failed", error=f"{type(exc).__name__}: {exc}",
-                                graph_calls=graph.calls - calls_before)
+        outcome = outcome_of("failed", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # unexpected data from one tenant must not stop the others
         log.exception("collecting tenant %s failed", request.tenant_id)
-        outcome = TenantOutcome(**base, status="failed",
-                                error=f"unexpected {type(exc).__name__}: {exc}",
-                                graph_calls=graph.calls - calls_before)
+        outcome = outcome_of("failed", error=f"unexpected {type(exc).__name__}: {exc}")
     else:
         snapshots.save(snapshot)
         warnings = [
@@ -56,8 +57,7 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
             "(the directory changed during the read?)"
             for sku_id, consumed, held in assignment_mismatches(snapshot)
         ]
-        outcome = TenantOutcome(**base, status="ok", sku_count=len(skus), user_count=len(users),
-                                graph_calls=graph.calls - calls_before, warnings=warnings)
+        outcome = outcome_of("ok", sku_count=len(skus), user_count=len(users), warnings=warnings)
     if outcome.status != "ok":
         log.warning("tenant %s (%s) not collected: %s", request.name, request.tenant_id, outcome.error)
     runs.record_tenant(request.run_id, outcome)

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real Table Storage emulator (Azurite) for every test that stores data.
+
+One Azurite per test process (pytest-xdist worker), started by the project's own launcher on
+a free loopback port; each test gets its own table prefix so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from local_runner.azurite import Azurite, start_azurite
+from shared.adapters.tables import TableStore
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    server = start_azurite(log_dir=Path(tmp_path_factory.mktemp("azurite")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    return "t" + secrets.token_hex(5)
+
+
+@pytest.fixture
+def store(azurite: Azurite, table_prefix: str) -> Iterator[TableStore]:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    table_store = TableStore(service, table_prefix)
+    yield table_store
+    table_store.drop_all()

@@ -1,0 +1,182 @@
+"""Repositories on Azurite: snapshots of large tenants, history, versioned configuration, runs."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.adapters.config_store import ConfigRepository
+from shared.adapters.run_store import RunRepository
+from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import StoreError, TableStore, read_document, write_document
+from shared.config.schema import SeatSyncConfig, TenantConfig, parse_config
+from shared.contracts import StartedRun, SyncRequest, TenantOutcome, TenantWork
+from shared.domain.model import (
+    ChangeKind,
+    ChangeStatus,
+    DirectoryUser,
+    PlannedChange,
+    SkuCount,
+    TenantSnapshot,
+)
+from shared.errors import ConflictError
+
+pytestmark = pytest.mark.integration
+
+TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
+SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+
+
+def big_snapshot(run_id: str, users: int, when: datetime) -> TenantSnapshot:
+    people = tuple(
+        DirectoryUser(id=f"id-{i}", user_principal_name=f"user{i:05d}@fabrikam.example",
+                      display_name=f"User Number {i}", sku_ids=(SPB,) if i % 4 else (SPB, E3),
+                      department="Sales" if i % 2 else "Engineering", city="Leeds")
+        for i in range(users))
+    return TenantSnapshot(
+        tenant_id=TENANT, run_id=run_id, collected_at=when,
+        skus=(SkuCount(sku_id=SPB, sku_part_number="SPB", purchased=users, consumed=users),
+              SkuCount(sku_id=E3, sku_part_number="ENTERPRISEPACK", purchased=users // 4 + 5,
+                       consumed=users // 4 + (1 if users % 4 else 0))),
+        users=people,
+    )
+
+
+def test_a_tenant_with_10000_users_round_trips(store: TableStore) -> None:
+    repo = SnapshotRepository(store)
+    snapshot = big_snapshot("20261125T020000Z-00000001", 10_000, datetime(2026, 11, 25, 2, tzinfo=UTC))
+    repo.save(snapshot)
+    assert repo.get(TENANT, snapshot.run_id) == snapshot
+    assert repo.latest(TENANT) == snapshot
+    history = list(repo.licence_history(TENANT, SPB))
+    assert len(history) == 1
+    assert history[0].assigned == 10_000
+    assert history[0].users_truncated, "10,000 names cannot fit one property; the row says so"
+    assert 0 < len(history[0].users) < 10_000
+
+
+def test_history_keeps_every_day(store: TableStore) -> None:
+    repo = SnapshotRepository(store)
+    day1 = big_snapshot("20261124T020000Z-00000001", 8, datetime(2026, 11, 24, 2, tzinfo=UTC))
+    day2 = big_snapshot("20261125T020000Z-00000002", 12, datetime(2026, 11, 25, 2, tzinfo=UTC))
+    repo.save(day1)
+    repo.save(day2)
+    assert repo.get(TENANT, day1.run_id) == day1, "a new day never overwrites an older one"
+    assert repo.latest(TENANT) == day2
+    counts = [(h.run_id, h.assigned) for h in repo.licence_history(TENANT, SPB)]
+    assert counts == [(day1.run_id, 8), (day2.run_id, 12)]
+    small = next(h for h in repo.licence_history(TENANT, SPB) if h.run_id == day1.run_id)
+    assert small.users == tuple(f"user{i:05d}@fabrikam.example" for i in range(8))
+    assert not small.users_truncated
+
+
+def test_a_snapshot_without_its_header_is_never_read(store: TableStore) -> None:
+    repo = SnapshotRepository(store)
+    table = store.table("snapshots")
+    write_document(table, TENANT, "20261125T020000Z-00000009~doc", {"partial": True})
+    assert repo.get(TENANT, "20261125T020000Z-00000009") is None
+    assert repo.latest(TENANT) is None
+
+
+def test_a_torn_document_is_detected(store: TableStore) -> None:
+    table = store.table("docs")
+    ref = write_document(table, "p", "doc", {"users": [f"u{i}" * 50 for i in range(40_000)]})
+    assert ref.parts > 1
+    table.delete_entity("p", "doc~00001")
+    with pytest.raises(StoreError, match="parts"):
+        read_document(table, ref)
+
+
+CONFIG = {"psaConnections": [{"name": "cw", "type": "connectwise",
+                              "url": "https://cw.example.com/v4_6_release/apis/3.0", "companyId": "msp",
+                              "publicKey": {"setting": "CW_PUBLIC_KEY"},
+                              "privateKey": {"setting": "CW_PRIVATE_KEY"},
+                              "clientId": "12345678-1234-1234-1234-123456789012"}],
+          "tenants": [{"tenantId": TENANT, "name": "Fabrikam"}]}
+
+
+def test_configuration_versions_and_history(store: TableStore) -> None:
+    repo = ConfigRepository(store)
+    empty, none = repo.current()
+    assert empty == SeatSyncConfig()
+    assert none is None
+    first = repo.save(parse_config(CONFIG), "alice@msp.example", "initial import", expected=None)
+    config, version = repo.current()
+    assert config == parse_config(CONFIG)
+    assert version is not None
+    assert version.version_id == first.version_id
+    renamed = config.model_copy(update={"tenants": (TenantConfig(tenant_id=TENANT, name="Fabrikam Ltd"),)})
+    second = repo.save(renamed, "bob@msp.example", "rename", expected=version)
+    assert repo.current()[0].tenants[0].name == "Fabrikam Ltd"
+    assert [(v.number, v.saved_by, v.comment) for v in repo.history()] == [
+        (1, "alice@msp.example", "initial import"), (2, "bob@msp.example", "rename")]
+    assert repo.version(first.version_id) == parse_config(CONFIG)
+    assert second.number == 2
+
+
+def test_a_stale_edit_is_refused_and_changes_nothing(store: TableStore) -> None:
+    repo = ConfigRepository(store)
+    repo.save(parse_config(CONFIG), "alice", expected=None)
+    _, read_by_bob = repo.current()
+    repo.save(SeatSyncConfig(), "carol", "cleared", expected=read_by_bob)
+    with pytest.raises(ConflictError):
+        repo.save(parse_config(CONFIG), "bob", "stale", expected=read_by_bob)
+    assert repo.current()[0] == SeatSyncConfig()
+
+
+def test_concurrent_saves_cannot_both_win(store: TableStore) -> None:
+    repo = ConfigRepository(store)
+    repo.save(SeatSyncConfig(), "setup", expected=None)
+    _, base = repo.current()
+    results: list[str] = []
+
+    def save(who: str) -> None:
+        try:
+            ConfigRepository(store).save(parse_config(CONFIG), who, expected=base)
+            results.append("saved")
+        except ConflictError:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=save, args=(f"user{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count("saved") == 1
+    assert results.count("conflict") == 3
+    assert len(repo.history()) == 2
+
+
+def test_run_records(store: TableStore) -> None:
+    runs = RunRepository(store)
+    now = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    request = SyncRequest(run_id="20261125T020000Z-0000000a", trigger="manual", requested_by="alice",
+                          requested_at=now, dry_run=True, tenants=[TENANT])
+    runs.start(request)
+    assert runs.request(request.run_id) == request
+    assert runs.status(request.run_id) == "running"
+    runs.record_started(StartedRun(run_id=request.run_id, tenants=[TenantWork(tenant_id=TENANT, name="F")],
+                                   gdap_not_configured=[TenantWork(tenant_id=E3, name=f"n{i}" * 40)
+                                                        for i in range(1500)]))
+    started = runs.started(request.run_id)
+    assert started is not None
+    assert len(started.gdap_not_configured) == 1500
+    runs.record_tenant(request.run_id, TenantOutcome(tenant_id=TENANT, name="F", status="ok", sku_count=2))
+    change = PlannedChange(change_id="c1", kind=ChangeKind.SET_QUANTITY, tenant_id=TENANT, company_id="19",
+                           psa="cw", agreement_id="100", line_id="500", sku_id=SPB, old_quantity=None,
+                           new_quantity=3, reason="r")
+    runs.record_changes(request.run_id, [change])
+    runs.update_change(request.run_id, change.__class__(**{**change.__dict__, "status": ChangeStatus.FAILED}),
+                       "HTTP 500")
+    [(stored, error)] = runs.changes(request.run_id)
+    assert stored.status == ChangeStatus.FAILED
+    assert stored.old_quantity is None
+    assert error == "HTTP 500"
+    rows = runs.tenant_rows(request.run_id)
+    assert rows[0]["outcome"].sku_count == 2
+    assert runs.latest_run_id() == request.run_id
+    assert runs.finished_at(request.run_id) is None
+    assert now + timedelta(0) == runs.request(request.run_id).requested_at  # type: ignore[union-attr]

@@ -1,0 +1,95 @@
+"""The configuration document: whole-file validation with errors naming the entry."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from shared.config.schema import parse_config
+from shared.config.yaml_io import parse_yaml, to_yaml
+from shared.errors import ConfigError
+
+T1 = "aaaaaaaa-0000-0000-0000-000000000001"
+T2 = "aaaaaaaa-0000-0000-0000-000000000002"
+SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+
+VALID: dict[str, Any] = {
+    "psaConnections": [{
+        "name": "connectwise", "type": "connectwise",
+        "url": "https://api-na.myconnectwise.net/v4_6_release/apis/3.0", "companyId": "mymsp",
+        "publicKey": {"setting": "CW_PUBLIC_KEY"}, "privateKey": {"keyVault": "cw-private-key"},
+        "clientId": "12345678-1234-1234-1234-123456789012",
+    }],
+    "tenants": [
+        {"tenantId": T1, "name": "Fabrikam", "companies": [
+            {"psa": "connectwise", "companyId": "19",
+             "licences": [{"skuId": SPB, "agreementId": "100", "lineId": "500"}]}]},
+        {"tenantId": T2, "name": "Contoso", "enabled": False, "companies": []},
+    ],
+}
+
+
+def broken(change: Any) -> dict[str, Any]:
+    document = copy.deepcopy(VALID)
+    change(document)
+    return document
+
+
+def test_a_valid_document_parses() -> None:
+    config = parse_config(VALID)
+    assert config.tenant(T1.upper()) is not None
+    assert config.tenant(T2).enabled is False  # type: ignore[union-attr]
+    assert config.connection("connectwise") is not None
+    assert config.tenants[0].companies[0].licences[0].line_id == "500"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["tenants"][0].update(tenantId="not-a-guid"), "tenants[0] (Fabrikam).tenantId"),
+    (lambda d: d["tenants"][0]["companies"][0]["licences"][0].update(skuId="x"),
+     "tenants[0] (Fabrikam).companies[0].licences[0].skuId"),
+    (lambda d: d["tenants"][0]["companies"][0].update(psa="autotask"), "no PSA connection named 'autotask'"),
+    (lambda d: d["tenants"][1].update(tenantId=T1), "is also tenants[0]"),
+    (lambda d: d["tenants"][0].update(colour="blue"), "tenants[0] (Fabrikam).colour: unknown field"),
+    (lambda d: d["psaConnections"][0].update(url="http://cw.example.com/apis/3.0"), "psaConnections[0]"),
+    (lambda d: d["psaConnections"][0].update(privateKey="plain-text-secret"), "privateKey"),
+    (lambda d: d["psaConnections"][0].update(publicKey={"setting": "A", "keyVault": "b"}), "exactly one"),
+    (lambda d: d["tenants"][0]["companies"][0]["licences"].append(
+        {"skuId": SPB, "agreementId": "101", "lineId": "501"}), "mapped twice"),
+    (lambda d: d["tenants"][1]["companies"].append(
+        {"psa": "connectwise", "companyId": "20",
+         "licences": [{"skuId": SPB, "agreementId": "100", "lineId": "500"}]}), "line 500 is already billed"),
+], ids=["tenant-guid", "sku-guid", "unknown-psa", "duplicate-tenant", "unknown-field", "http-url",
+        "literal-secret", "two-secret-sources", "sku-twice", "line-twice"])
+def test_invalid_entries_are_named(change: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(broken(change))
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    def two_problems(d: dict[str, Any]) -> None:
+        d["tenants"][0]["tenantId"] = "x"
+        d["tenants"][1]["name"] = ""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(broken(two_problems))
+    assert len(caught.value.problems) == 2
+
+
+def test_yaml_round_trips_exactly() -> None:
+    config = parse_config(VALID)
+    text = to_yaml(config)
+    again = parse_yaml(text)
+    assert again == config
+    assert to_yaml(again) == text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("tenants: [", "not valid YAML at line"),
+    ("", "the file is empty"),
+    ("- a\n- b\n", "must be a mapping"),
+])
+def test_unreadable_yaml_is_rejected(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_yaml(text)
