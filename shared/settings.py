@@ -90,6 +90,10 @@ class Settings:
                 )
             if not secret and not certificate:
                 problems.append("set GRAPH_CLIENT_SECRET or GRAPH_CLIENT_CERTIFICATE_PATH")
+            if secret and secret.startswith("@Microsoft.KeyVault("):
+                problems.append("GRAPH_CLIENT_SECRET is an unresolved Key Vault reference: store the secret "
+                                "'graph-client-secret' in the vault and grant the app's identity "
+                                "'Key Vault Secrets User'")
             if certificate and not Path(certificate).is_file():
                 problems.append(f"GRAPH_CLIENT_CERTIFICATE_PATH names no file: {certificate}")
             authority = get("GRAPH_AUTHORITY_HOST") or DEFAULT_AUTHORITY_HOST
