@@ -1,0 +1,951 @@
+"""A ConnectWise PSA (Manage) REST API emulator.
+
+It answers the documented paths under ``/{codebase}/apis/3.0`` with the documented JSON shapes
+(field names from ConnectWise's OpenAPI document, as the generated clients list them), the
+documented query language (``conditions``, ``childConditions``, ``fields``, ``orderBy``,
+``page``/``pageSize`` with ``Link`` headers, forward-only paging), the documented error
+envelope (``{"code", "message", "errors"}``) and authentication (``Basic
+base64(companyId+publicKey:privateKey)`` plus a ``clientId`` header).
+
+State lives in plain dicts that are the API records themselves; every change replaces a record
+with a new dict (copy on write), so a response being serialised is never mutated under it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from emulators.base import BadRequest, Emulator, Request, Response
+from emulators.connectwise import scenario as sc
+from emulators.connectwise.conditions import (
+    BOOL,
+    DATE,
+    LIST,
+    NUM,
+    REF,
+    STR,
+    ConditionError,
+    FieldSpec,
+    compile_child_conditions,
+    compile_conditions,
+    compile_order_by,
+    parse_datetime,
+    parse_fields,
+    project,
+    sort_records,
+)
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 1000
+API = r"/(?P<codebase>[^/]+)/apis/3\.0"
+
+# Billing cycles of a fresh PSA's setup table; names not listed get the next ids, in order.
+DEFAULT_BILLING_CYCLES = ("Monthly", "Quarterly", "Semi-Annual", "Annual", "Weekly", "Bi-Weekly",
+                          "Bi-Monthly")
+
+INFO = {"_info": REF, "_info/lastUpdated": DATE, "_info/updatedBy": STR, "_info/dateEntered": DATE,
+        "_info/enteredBy": STR}
+
+
+def _ref(name: str, *subfields: tuple[str, str]) -> dict[str, str]:
+    spec = {name: REF}
+    spec.update({f"{name}/{sub}": kind for sub, kind in subfields})
+    return spec
+
+
+_ID_NAME = (("id", NUM), ("name", STR))
+
+COMPANY_SPEC: FieldSpec = {
+    "id": NUM, "identifier": STR, "name": STR,
+    **_ref("status", *_ID_NAME),
+    "addressLine1": STR, "addressLine2": STR, "city": STR, "state": STR, "zip": STR,
+    **_ref("country", *_ID_NAME),
+    "phoneNumber": STR, "faxNumber": STR, "website": STR, "deletedFlag": BOOL, "dateAcquired": DATE,
+    "types": LIST, "types/id": NUM, "types/name": STR,
+    **INFO,
+}
+
+CONTACT_SPEC: FieldSpec = {
+    "id": NUM, "firstName": STR, "lastName": STR,
+    **_ref("company", ("id", NUM), ("identifier", STR), ("name", STR)),
+    "inactiveFlag": BOOL, "title": STR, "defaultFlag": BOOL,
+    "communicationItems": LIST, "communicationItems/id": NUM, "communicationItems/type": REF,
+    "communicationItems/type/id": NUM, "communicationItems/type/name": STR,
+    "communicationItems/value": STR, "communicationItems/extension": STR,
+    "communicationItems/defaultFlag": BOOL, "communicationItems/domain": STR,
+    "communicationItems/communicationType": STR,
+    **INFO,
+}
+
+CATALOG_SPEC: FieldSpec = {
+    "id": NUM, "identifier": STR, "description": STR, "inactiveFlag": BOOL,
+    **_ref("subcategory", *_ID_NAME), **_ref("type", *_ID_NAME), **_ref("category", *_ID_NAME),
+    "productClass": STR, "serializedFlag": BOOL,
+    **_ref("unitOfMeasure", *_ID_NAME),
+    "price": NUM, "cost": NUM, "priceAttribute": STR, "taxableFlag": BOOL, "customerDescription": STR,
+    "recurringFlag": BOOL, "recurringRevenue": NUM, "recurringCost": NUM,
+    "dateEntered": DATE,
+    **INFO,
+}
+
+AGREEMENT_TYPE_SPEC: FieldSpec = {
+    "id": NUM, "name": STR, "defaultFlag": BOOL, "inactiveFlag": BOOL, "prorateFlag": BOOL,
+    **_ref("billingCycle", *_ID_NAME),
+    "invoicingCycle": STR,
+    **INFO,
+}
+
+AGREEMENT_SPEC: FieldSpec = {
+    "id": NUM, "name": STR,
+    **_ref("type", *_ID_NAME),
+    **_ref("company", ("id", NUM), ("identifier", STR), ("name", STR)),
+    **_ref("contact", *_ID_NAME),
+    **_ref("parentAgreement", *_ID_NAME),
+    "customerPO": STR, "startDate": DATE, "endDate": DATE, "noEndingDateFlag": BOOL,
+    "cancelledFlag": BOOL, "dateCancelled": DATE, "reasonCancelled": STR,
+    "applicationUnits": STR, "applicationLimit": NUM, "applicationCycle": STR,
+    "applicationUnlimitedFlag": BOOL, "oneTimeFlag": BOOL,
+    **_ref("billingCycle", *_ID_NAME),
+    "billOneTimeFlag": BOOL,
+    **_ref("billingTerms", *_ID_NAME),
+    "invoicingCycle": STR, "billAmount": NUM, "taxable": BOOL, "prorateFirstBill": NUM,
+    "billStartDate": DATE, "prorateFlag": BOOL, "invoiceProratedAdditionsFlag": BOOL,
+    "invoiceDescription": STR, "billTime": STR, "billExpenses": STR, "billProducts": STR,
+    "periodType": STR, "autoInvoiceFlag": BOOL, "nextInvoiceDate": STR, "agreementStatus": STR,
+    **INFO,
+}
+
+ADDITION_SPEC: FieldSpec = {
+    "id": NUM,
+    **_ref("product", ("id", NUM), ("identifier", STR)),
+    "quantity": NUM, "lessIncluded": NUM, "unitPrice": NUM, "unitCost": NUM, "billCustomer": STR,
+    "effectiveDate": DATE, "cancelledDate": DATE, "taxableFlag": BOOL, "serialNumber": STR,
+    "invoiceDescription": STR, "purchaseItemFlag": BOOL, "specialOrderFlag": BOOL, "agreementId": NUM,
+    "description": STR, "billedQuantity": NUM, "uom": STR, "extPrice": NUM, "extCost": NUM,
+    "sequenceNumber": NUM, "margin": NUM, "prorateCost": NUM, "proratePrice": NUM,
+    "extendedProrateCost": NUM, "extendedProratePrice": NUM, "prorateCurrentPeriodFlag": BOOL,
+    "agreementStatus": STR,
+    **INFO,
+}
+
+# Addition fields a client may write (POST/PUT body, PATCH path); everything else is computed.
+ADDITION_WRITABLE = frozenset({
+    "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
+    "cancelledDate", "taxableFlag", "serialNumber", "invoiceDescription", "purchaseItemFlag",
+    "specialOrderFlag", "description", "uom", "sequenceNumber", "prorateCurrentPeriodFlag",
+})
+
+
+class InvalidObject(Exception):
+    """A 400 ``InvalidObject`` answer with per-field errors."""
+
+    def __init__(self, resource: str, errors: list[dict[str, Any]], message: str | None = None) -> None:
+        super().__init__(message or f"{resource} object is invalid")
+        self.resource = resource
+        self.errors = errors
+        self.message = message or f"{resource} object is invalid"
+
+
+def _field_error(code: str, message: str, field: str, resource: str = "addition") -> dict[str, Any]:
+    return {"code": code, "message": message, "resource": resource, "field": field}
+
+
+def iso(value: date | datetime | None) -> str | None:
+    """ConnectWise's datetime format: ``2026-01-01T00:00:00Z``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{value.isoformat()}T00:00:00Z"
+
+
+def _money(value: Decimal) -> float:
+    return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _num(value: Decimal | float | int) -> float:
+    """A JSON number the way the PSA's serializer writes a double (whole values as ``5.0``)."""
+    return float(value)
+
+
+class ConnectWiseEmulator(Emulator):
+    """ConnectWise PSA REST API. ``scenario_section`` is the ``connectwise:`` mapping of a
+    scenario (see ``emulators.connectwise.scenario``); ``clock`` is the monotonic clock of the
+    optional rate limit (tests pass a fake one) and ``now`` the wall clock of ``_info``."""
+
+    service = "connectwise"
+
+    def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock
+        self._now = now or (lambda: datetime.now(UTC))
+        self._window: deque[float] = deque()
+        self._window_lock = threading.Lock()
+        self.scenario = sc.Scenario()
+        super().__init__(scenario_section)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> ConnectWiseEmulator:
+        """From a whole scenario document (its ``connectwise:`` section)."""
+        return cls(document.get(sc.ROOT), **kwargs)
+
+    # ------------------------------------------------------------------ state
+    def load(self, section: Any) -> None:
+        scenario = sc.parse_scenario(section)
+        self.scenario = scenario
+        self.today = scenario.today or self._now().date()
+        stamp = iso(datetime(self.today.year, self.today.month, self.today.day, tzinfo=UTC))
+        self._loaded_stamp = stamp
+        self._credentials = {(scenario.company_id.lower(), c.public_key, c.private_key)
+                             for c in scenario.credentials}
+        self._client_ids = {c.client_id.lower() for c in scenario.credentials if c.client_id}
+        self._codebases = {scenario.codebase.lower(), "v4_6_release"}
+
+        self.billing_cycles: dict[str, dict[str, Any]] = {}
+        for name in DEFAULT_BILLING_CYCLES:
+            self._billing_cycle(name)
+
+        self.companies = {c.id: self._company_record(c) for c in scenario.companies}
+        self.contacts = {c.id: self._contact_record(c) for c in scenario.contacts}
+        self.catalog = {c.id: self._catalog_record(c) for c in scenario.catalog}
+        self.catalog_by_identifier = {c.identifier.lower(): c.id for c in scenario.catalog}
+        self.agreement_types = {t.id: self._agreement_type_record(t) for t in scenario.agreement_types}
+        types = {t.id: t for t in scenario.agreement_types}
+        self.agreements: dict[int, dict[str, Any]] = {}
+        for entry in scenario.agreements:
+            self.agreements[entry.id] = self._agreement_record(entry, types[entry.type_id])
+        for entry in scenario.agreements:  # parents may come later in the file
+            if entry.parent_agreement_id is not None:
+                parent = self.agreements[entry.parent_agreement_id]
+                self.agreements[entry.id]["parentAgreement"] = {"id": parent["id"], "name": parent["name"]}
+        self.additions: dict[int, dict[int, dict[str, Any]]] = {a: {} for a in self.agreements}
+        self.addition_owner: dict[int, int] = {}
+        for item in scenario.additions:
+            record = self._addition_from_entry(item)
+            self.additions[item.agreement_id][item.id] = record
+            self.addition_owner[item.id] = item.agreement_id
+        self._next_addition_id = max(self.addition_owner, default=0) + 1
+
+    def state(self) -> dict[str, Any]:
+        """What the PSA holds now, as its API shows it: companies, contacts, catalog, agreement
+        types and agreements, each agreement with its ``additions`` (ordered by id)."""
+        agreements = []
+        for agreement_id in sorted(self.agreements):
+            record = dict(self.agreements[agreement_id])
+            record["additions"] = [self.additions[agreement_id][i] for i in sorted(self.additions[agreement_id])]
+            agreements.append(record)
+        return {
+            "codebase": self.scenario.codebase,
+            "companyId": self.scenario.company_id,
+            "companies": [self.companies[i] for i in sorted(self.companies)],
+            "contacts": [self.contacts[i] for i in sorted(self.contacts)],
+            "catalog": [self.catalog[i] for i in sorted(self.catalog)],
+            "agreementTypes": [self.agreement_types[i] for i in sorted(self.agreement_types)],
+            "agreements": agreements,
+        }
+
+    # ------------------------------------------------------------------ record builders
+    def _info(self, stamp: str | None = None) -> dict[str, Any]:
+        when = stamp or iso(self._now())
+        member = self.scenario.member
+        return {"lastUpdated": when, "updatedBy": member, "dateEntered": self._loaded_stamp,
+                "enteredBy": member}
+
+    def _billing_cycle(self, name: str) -> dict[str, Any]:
+        key = name.lower()
+        if key not in self.billing_cycles:
+            self.billing_cycles[key] = {"id": len(self.billing_cycles) + 1, "name": name}
+        return dict(self.billing_cycles[key])
+
+    def _company_ref(self, company_id: int) -> dict[str, Any]:
+        company = self.companies[company_id]
+        return {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
+
+    def _company_record(self, c: sc.CompanyEntry) -> dict[str, Any]:
+        statuses = {"active": 1, "inactive": 2}
+        return {
+            "id": c.id, "identifier": c.identifier, "name": c.name,
+            "status": {"id": statuses.get(c.status.lower(), 3), "name": c.status},
+            "addressLine1": c.address_line1, "addressLine2": None, "city": c.city, "state": c.state,
+            "zip": c.zip,
+            "country": {"id": 1, "name": c.country} if c.country else None,
+            "phoneNumber": c.phone_number, "faxNumber": None, "website": c.website,
+            "deletedFlag": c.deleted, "dateAcquired": self._loaded_stamp,
+            "types": [{"id": i + 1, "name": t} for i, t in enumerate(c.types)],
+            "_info": self._info(self._loaded_stamp),
+        }
+
+    def _contact_record(self, c: sc.ContactEntry) -> dict[str, Any]:
+        items: list[dict[str, Any]] = []
+        for index, email in enumerate(c.emails):
+            items.append({"id": c.id * 100 + index + 1, "type": {"id": 1, "name": "Email"}, "value": email,
+                          "defaultFlag": index == 0, "domain": "@" + email.split("@", 1)[1],
+                          "communicationType": "Email"})
+        if c.phone:
+            items.append({"id": c.id * 100 + 99, "type": {"id": 2, "name": "Direct"}, "value": c.phone,
+                          "defaultFlag": True, "communicationType": "Phone"})
+        return {
+            "id": c.id, "firstName": c.first_name, "lastName": c.last_name,
+            "company": self._company_ref(c.company_id), "inactiveFlag": c.inactive, "title": c.title,
+            "defaultFlag": False, "communicationItems": items, "types": [],
+            "_info": self._info(self._loaded_stamp),
+        }
+
+    def _catalog_record(self, c: sc.CatalogEntry) -> dict[str, Any]:
+        return {
+            "id": c.id, "identifier": c.identifier, "description": c.description,
+            "inactiveFlag": c.inactive,
+            "subcategory": {"id": 1, "name": c.subcategory} if c.subcategory else None,
+            "type": {"id": 1, "name": "Licence"}, "productClass": c.product_class, "serializedFlag": False,
+            "serializedCostFlag": False, "phaseProductFlag": False,
+            "unitOfMeasure": {"id": 1, "name": c.uom},
+            "price": _num(c.price), "cost": _num(c.cost), "priceAttribute": "FixedFee",
+            "taxableFlag": c.taxable, "dropShipFlag": False, "specialOrderFlag": False,
+            "customerDescription": c.customer_description or c.description,
+            "recurringFlag": c.product_class == "Agreement", "recurringRevenue": _num(c.price),
+            "recurringCost": _num(c.cost), "recurringOneTimeFlag": False,
+            "category": {"id": 1, "name": "Software"}, "dateEntered": self._loaded_stamp,
+            "_info": self._info(self._loaded_stamp),
+        }
+
+    def _agreement_type_record(self, t: sc.AgreementTypeEntry) -> dict[str, Any]:
+        return {
+            "id": t.id, "name": t.name, "defaultFlag": t.default, "inactiveFlag": t.inactive,
+            "prorateFlag": t.prorate,
+            "billingCycle": self._billing_cycle(t.billing_cycle) if t.billing_cycle else None,
+            "invoicingCycle": "ContractYear", "_info": self._info(self._loaded_stamp),
+        }
+
+    def _status(self, start: date, end: date | None, cancelled: bool) -> str:
+        if cancelled:
+            return "Cancelled"
+        if end is not None and end < self.today:
+            return "Expired"
+        if start > self.today:
+            return "Inactive"
+        return "Active"
+
+    def _agreement_record(self, a: sc.AgreementEntry, agreement_type: sc.AgreementTypeEntry) -> dict[str, Any]:
+        cycle_name = a.billing_cycle if a.billing_cycle is not None else agreement_type.billing_cycle
+        prorate = a.prorate if a.prorate is not None else agreement_type.prorate
+        contact = None
+        if a.contact_id is not None:
+            person = self.contacts[a.contact_id]
+            contact = {"id": person["id"], "name": f"{person['firstName']} {person['lastName']}".strip()}
+        return {
+            "id": a.id, "name": a.name,
+            "type": {"id": agreement_type.id, "name": agreement_type.name},
+            "company": self._company_ref(a.company_id),
+            "contact": contact,
+            "parentAgreement": None,
+            "customerPO": a.customer_po,
+            "startDate": iso(a.start_date), "endDate": iso(a.end_date),
+            "noEndingDateFlag": a.end_date is None,
+            "cancelledFlag": a.cancelled,
+            "dateCancelled": iso(a.date_cancelled or (self.today if a.cancelled else None)),
+            "reasonCancelled": a.reason_cancelled,
+            "applicationUnits": "Amount", "applicationLimit": 0.0, "applicationCycle": "CalendarMonth",
+            "applicationUnlimitedFlag": False, "oneTimeFlag": False,
+            "coverAgreementTime": False, "coverAgreementProduct": False, "coverAgreementExpense": False,
+            "coverSalesTax": False, "carryOverUnused": False, "allowOverruns": False,
+            "billingCycle": self._billing_cycle(cycle_name) if cycle_name else None,
+            "billOneTimeFlag": False,
+            "billingTerms": {"id": 1, "name": a.billing_terms},
+            "invoicingCycle": a.invoicing_cycle,
+            "billAmount": _num(a.bill_amount), "taxable": a.taxable, "prorateFirstBill": 0.0,
+            "billStartDate": iso(a.start_date),
+            "prorateFlag": prorate,
+            "invoiceProratedAdditionsFlag": a.invoice_prorated_additions,
+            "invoiceDescription": None,
+            "billTime": "Billable", "billExpenses": "Billable", "billProducts": "Billable",
+            "billableTimeInvoice": False, "billableExpenseInvoice": False, "billableProductInvoice": True,
+            "periodType": a.period_type,
+            "autoInvoiceFlag": False,
+            "nextInvoiceDate": None,
+            "agreementStatus": self._status(a.start_date, a.end_date, a.cancelled),
+            "_info": self._info(self._loaded_stamp),
+        }
+
+    def _addition_from_entry(self, item: sc.AdditionEntry) -> dict[str, Any]:
+        product = self.catalog[item.product_id]
+        agreement = self.agreements[item.agreement_id]
+        effective = item.effective_date or (parse_datetime(agreement["startDate"]) or self._now()).date()
+        fields: dict[str, Any] = {
+            "product": {"id": product["id"], "identifier": product["identifier"]},
+            "quantity": _num(item.quantity),
+            "lessIncluded": _num(item.less_included),
+            "unitPrice": _num(item.unit_price if item.unit_price is not None else Decimal(str(product["price"]))),
+            "unitCost": _num(item.unit_cost if item.unit_cost is not None else Decimal(str(product["cost"]))),
+            "billCustomer": item.bill_customer,
+            "effectiveDate": iso(effective),
+            "cancelledDate": iso(item.cancelled_date),
+            "taxableFlag": item.taxable,
+            "serialNumber": item.serial_number,
+            "invoiceDescription": (item.invoice_description if item.invoice_description is not None
+                                   else product["customerDescription"]),
+            "purchaseItemFlag": False,
+            "specialOrderFlag": False,
+            "description": item.description or product["description"],
+            "uom": product["unitOfMeasure"]["name"],
+            "sequenceNumber": _num(item.sequence_number) if item.sequence_number is not None else None,
+            "prorateCurrentPeriodFlag": item.prorate_current_period,
+        }
+        return self._finish_addition(item.id, item.agreement_id, fields, self._loaded_stamp)
+
+    def _finish_addition(self, addition_id: int, agreement_id: int, fields: dict[str, Any],
+                         stamp: str | None = None) -> dict[str, Any]:
+        """The full addition record: written fields plus what the PSA computes from them."""
+        agreement = self.agreements[agreement_id]
+        quantity = Decimal(str(fields["quantity"] or 0))
+        less = Decimal(str(fields.get("lessIncluded") or 0))
+        price = Decimal(str(fields.get("unitPrice") or 0))
+        cost = Decimal(str(fields.get("unitCost") or 0))
+        billed = quantity - less
+        ext_price = billed * price
+        ext_cost = billed * cost
+        prorate_price, prorate_cost = self._prorate(agreement, fields.get("effectiveDate"), price, cost)
+        sequence = fields.get("sequenceNumber")
+        if sequence is None:
+            sequence = float(len(self.additions.get(agreement_id, {})) + 1)
+        record = {
+            "id": addition_id,
+            "product": fields["product"],
+            "quantity": _num(quantity),
+            "lessIncluded": _num(less),
+            "unitPrice": _num(price),
+            "unitCost": _num(cost),
+            "billCustomer": fields["billCustomer"],
+            "effectiveDate": fields.get("effectiveDate"),
+            "cancelledDate": fields.get("cancelledDate"),
+            "taxableFlag": bool(fields.get("taxableFlag")),
+            "serialNumber": fields.get("serialNumber"),
+            "invoiceDescription": fields.get("invoiceDescription"),
+            "purchaseItemFlag": bool(fields.get("purchaseItemFlag")),
+            "specialOrderFlag": bool(fields.get("specialOrderFlag")),
+            "agreementId": agreement_id,
+            "description": fields.get("description"),
+            "billedQuantity": _num(billed),
+            "uom": fields.get("uom") or "Each",
+            "extPrice": _money(ext_price),
+            "extCost": _money(ext_cost),
+            "sequenceNumber": _num(sequence),
+            "margin": _money(ext_price - ext_cost),
+            "prorateCost": _money(prorate_cost),
+            "proratePrice": _money(prorate_price),
+            "extendedProrateCost": _money(prorate_cost * billed),
+            "extendedProratePrice": _money(prorate_price * billed),
+            "prorateCurrentPeriodFlag": bool(fields.get("prorateCurrentPeriodFlag")),
+            "agreementStatus": agreement["agreementStatus"],
+            "_info": self._info(stamp),
+        }
+        return record
+
+    def _prorate(self, agreement: dict[str, Any], effective: str | None, price: Decimal,
+                 cost: Decimal) -> tuple[Decimal, Decimal]:
+        """Monthly agreements with prorate on: an addition effective after the 1st is charged for
+        the days left in its first month (days remaining / days in month)."""
+        cycle = (agreement.get("billingCycle") or {}).get("name", "")
+        when = parse_datetime(effective) if effective else None
+        if not agreement.get("prorateFlag") or when is None or str(cycle).lower() != "monthly" or when.day == 1:
+            return Decimal(0), Decimal(0)
+        days = calendar.monthrange(when.year, when.month)[1]
+        share = Decimal(days - when.day + 1) / Decimal(days)
+        return price * share, cost * share
+
+    # ------------------------------------------------------------------ errors and auth
+    def error_response(self, status: int, message: str, code: str = "Error") -> Response:
+        """ConnectWise's error envelope; 429 answers as the developer guide shows it."""
+        if status == 429:
+            return Response(429, {"error": "ConnectWiseAPI",
+                                  "message": "Too many requests. Please try again later."})
+        return Response(status, {"code": code, "message": message, "errors": None})
+
+    def _invalid(self, exc: InvalidObject) -> Response:
+        return Response(400, {"code": "InvalidObject", "message": exc.message, "errors": exc.errors})
+
+    def auth_failure(self, request: Request) -> Response:
+        if self.scenario.cloud:
+            # On ConnectWise cloud a refused login can look like a missing resource.
+            return self.error_response(404, "The requested resource was not found.", "NotFound")
+        return self.error_response(401, "The supplied authentication is incorrect.", "Unauthorized")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        client_id = (request.header("clientid") or "").strip()
+        if not client_id:
+            if self.scenario.require_client_id:
+                return self.error_response(
+                    400, "A clientId header is required on every request: register one at "
+                         "https://developer.connectwise.com/ClientID", "InvalidClientId")
+        elif self._client_ids and client_id.lower() not in self._client_ids:
+            return self.error_response(
+                400, f"clientId {client_id} is not a registered clientId", "InvalidClientId")
+        header = request.header("authorization") or ""
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic" or not encoded.strip():
+            return self.auth_failure(request)
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return self.auth_failure(request)
+        user, colon, private_key = decoded.partition(":")
+        company, plus, public_key = user.partition("+")
+        if not colon or not plus or (company.lower(), public_key, private_key) not in self._credentials:
+            return self.auth_failure(request)
+        return None
+
+    def _throttle(self) -> Response | None:
+        limit = self.scenario.rate_limit
+        if limit is None:
+            return None
+        with self._window_lock:
+            now = self._clock()
+            while self._window and self._window[0] <= now - 60.0:
+                self._window.popleft()
+            if len(self._window) >= limit.requests_per_minute:
+                wait = max(1, math.ceil(self._window[0] + 60.0 - now))
+                response = Response(429, {"error": "ConnectWiseAPI",
+                                          "message": f"Too many requests. Please try again in {wait} seconds."})
+                response.headers["Retry-After"] = str(wait)
+                return response
+            self._window.append(now)
+        return None
+
+    def _api(self, handler: Callable[[Request, Any], Response]) -> Callable[[Request, Any], Response]:
+        """Every API route: codebase, rate limit, clientId and credentials, then the handler
+        under the state lock, with query and validation errors answered as the PSA does."""
+
+        def wrapped(request: Request, match: Any) -> Response:
+            if match.group("codebase").lower() not in self._codebases:
+                return self.error_response(404, f"no API at codebase {match.group('codebase')}", "NotFound")
+            throttled = self._throttle()
+            if throttled is not None:
+                return throttled
+            refused = self._authenticate(request)
+            if refused is not None:
+                return refused
+            try:
+                with self.lock:
+                    return handler(request, match)
+            except ConditionError as exc:
+                return Response(400, {"code": "InvalidObject", "message": str(exc), "errors": [
+                    {"code": "InvalidQuery", "message": str(exc), "resource": "query", "field": exc.parameter}]})
+            except InvalidObject as exc:
+                return self._invalid(exc)
+
+        return wrapped
+
+    # ------------------------------------------------------------------ routes
+    def register_routes(self) -> None:
+        self.route("GET", r"/login/companyinfo/(?P<company>[^/]+)", self._company_info)
+        routes: list[tuple[str, str, Callable[[Request, Any], Response]]] = [
+            ("GET", r"/system/info", self._system_info),
+            ("GET", r"/company/companies", lambda r, m: self._list(r, self.companies.values(), COMPANY_SPEC)),
+            ("GET", r"/company/companies/count", lambda r, m: self._count(r, self.companies.values(), COMPANY_SPEC)),
+            ("GET", r"/company/companies/(?P<id>\d+)", lambda r, m: self._one(r, self.companies, m, "Company")),
+            ("GET", r"/company/contacts", lambda r, m: self._list(r, self.contacts.values(), CONTACT_SPEC)),
+            ("GET", r"/company/contacts/count", lambda r, m: self._count(r, self.contacts.values(), CONTACT_SPEC)),
+            ("GET", r"/company/contacts/(?P<id>\d+)", lambda r, m: self._one(r, self.contacts, m, "Contact")),
+            ("GET", r"/procurement/catalog", lambda r, m: self._list(r, self.catalog.values(), CATALOG_SPEC)),
+            ("GET", r"/procurement/catalog/count", lambda r, m: self._count(r, self.catalog.values(), CATALOG_SPEC)),
+            ("GET", r"/procurement/catalog/(?P<id>\d+)", lambda r, m: self._one(r, self.catalog, m, "CatalogItem")),
+            ("GET", r"/finance/agreements/types",
+             lambda r, m: self._list(r, self.agreement_types.values(), AGREEMENT_TYPE_SPEC)),
+            ("GET", r"/finance/agreements/types/count",
+             lambda r, m: self._count(r, self.agreement_types.values(), AGREEMENT_TYPE_SPEC)),
+            ("GET", r"/finance/agreements/types/(?P<id>\d+)",
+             lambda r, m: self._one(r, self.agreement_types, m, "AgreementType")),
+            ("GET", r"/finance/agreements", lambda r, m: self._list(r, self.agreements.values(), AGREEMENT_SPEC)),
+            ("GET", r"/finance/agreements/count",
+             lambda r, m: self._count(r, self.agreements.values(), AGREEMENT_SPEC)),
+            ("GET", r"/finance/agreements/(?P<id>\d+)", lambda r, m: self._one(r, self.agreements, m, "Agreement")),
+            ("GET", r"/finance/agreements/(?P<agreement>\d+)/additions",
+             lambda r, m: self._list(r, self._additions_of(m).values(), ADDITION_SPEC)),
+            ("GET", r"/finance/agreements/(?P<agreement>\d+)/additions/count",
+             lambda r, m: self._count(r, self._additions_of(m).values(), ADDITION_SPEC)),
+            ("GET", r"/finance/agreements/(?P<agreement>\d+)/additions/(?P<id>\d+)", self._get_addition),
+            ("POST", r"/finance/agreements/(?P<agreement>\d+)/additions", self._create_addition),
+            ("PATCH", r"/finance/agreements/(?P<agreement>\d+)/additions/(?P<id>\d+)", self._patch_addition),
+            ("PUT", r"/finance/agreements/(?P<agreement>\d+)/additions/(?P<id>\d+)", self._put_addition),
+            ("DELETE", r"/finance/agreements/(?P<agreement>\d+)/additions/(?P<id>\d+)", self._delete_addition),
+        ]
+        for method, pattern, handler in routes:
+            self.route(method, API + pattern, self._api(handler))
+
+    def _company_info(self, request: Request, match: Any) -> Response:
+        if match.group("company").lower() != self.scenario.company_id.lower():
+            return self.error_response(404, f"company {match.group('company')} was not found", "NotFound")
+        host = request.header("host") or "127.0.0.1"
+        return Response(200, {
+            "CompanyName": self.scenario.company_name,
+            "Codebase": self.scenario.codebase + "/",
+            "VersionCode": self.scenario.version_code,
+            "VersionNumber": "v4.6.99999",
+            "CompanyID": self.scenario.company_id,
+            "IsCloud": "True" if self.scenario.cloud else "False",
+            "SiteUrl": host,
+        })
+
+    def _system_info(self, request: Request, match: Any) -> Response:
+        return Response(200, {"version": self.scenario.version_code + ".99999", "isCloud": self.scenario.cloud,
+                              "serverTimeZone": "Eastern Standard Time", "licenseBits": [],
+                              "cloudRegion": "NA" if self.scenario.cloud else None})
+
+    # ------------------------------------------------------------------ queries
+    def _filtered(self, request: Request, records: Iterable[dict[str, Any]], spec: FieldSpec) -> list[dict[str, Any]]:
+        predicates = []
+        conditions = request.arg("conditions")
+        if conditions is not None and conditions.strip():
+            predicates.append(compile_conditions(conditions, spec))
+        child = request.arg("childConditions")
+        if child is not None and child.strip():
+            predicates.append(compile_child_conditions(child, spec))
+        if (request.arg("customFieldConditions") or "").strip():
+            raise ConditionError("customFieldConditions: this resource has no custom fields in the emulator",
+                                 "customFieldConditions")
+        if not predicates:
+            return list(records)
+        return [record for record in records if all(p(record) for p in predicates)]
+
+    def _count(self, request: Request, records: Iterable[dict[str, Any]], spec: FieldSpec) -> Response:
+        return Response(200, {"count": len(self._filtered(request, records, spec))})
+
+    def _one(self, request: Request, store: dict[int, dict[str, Any]], match: Any, entity: str) -> Response:
+        record = store.get(int(match.group("id")))
+        if record is None:
+            return self.error_response(404, f"{entity} with id {match.group('id')} was not found.", "NotFound")
+        return Response(200, self._shape(request, record))
+
+    def _shape(self, request: Request, record: dict[str, Any]) -> dict[str, Any]:
+        fields = request.arg("fields")
+        if fields and fields.strip():
+            return project(record, parse_fields(fields))
+        return record
+
+    def _list(self, request: Request, records: Iterable[dict[str, Any]], spec: FieldSpec) -> Response:
+        matching = self._filtered(request, records, spec)
+        size = self._int_arg(request, "pageSize", DEFAULT_PAGE_SIZE)
+        size = min(size, MAX_PAGE_SIZE)  # the documented hard limit: larger sizes get 1,000
+        forward_only = (request.header("pagination-type") or "").lower() == "forward-only"
+        if forward_only:
+            return self._forward_only(request, matching, size)
+        order = request.arg("orderBy")
+        matching.sort(key=lambda record: record["id"])
+        if order and order.strip():
+            sort_records(matching, compile_order_by(order, spec))
+        page = self._int_arg(request, "page", 1)
+        last = max(1, math.ceil(len(matching) / size))
+        items = matching[(page - 1) * size: page * size]
+        response = Response(200, [self._shape(request, record) for record in items])
+        links = []
+        if page > 1:
+            links.append((self._page_url(request, {"page": 1}), "first"))
+            links.append((self._page_url(request, {"page": min(page - 1, last)}), "prev"))
+        if page < last:
+            following = page + 1
+            if self.broken_page(request):
+                following = page  # a Link that leads back to this very page
+            links.append((self._page_url(request, {"page": following}), "next"))
+        links.append((self._page_url(request, {"page": last}), "last"))
+        response.headers["Link"] = ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)
+        return response
+
+    def _forward_only(self, request: Request, matching: list[dict[str, Any]], size: int) -> Response:
+        if (request.arg("orderBy") or "").strip():
+            raise ConditionError("orderBy: forward-only paging is always ordered by id", "orderBy")
+        after = self._int_arg(request, "pageId", 0, minimum=0)
+        matching.sort(key=lambda record: record["id"])
+        items = [record for record in matching if record["id"] > after][:size]
+        response = Response(200, [self._shape(request, record) for record in items])
+        if items:
+            next_id = items[-1]["id"]
+            if self.broken_page(request):
+                next_id = after
+            response.headers["Link"] = f'<{self._page_url(request, {"pageId": next_id})}>; rel="next"'
+        return response
+
+    def _int_arg(self, request: Request, name: str, default: int, minimum: int = 1) -> int:
+        raw = request.arg(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConditionError(f"{name}: {raw!r} is not a whole number", name) from None
+        if value < minimum:
+            raise ConditionError(f"{name}: must be at least {minimum}, got {value}", name)
+        return value
+
+    def _page_url(self, request: Request, replace: dict[str, Any]) -> str:
+        """This request's URL with ``replace`` swapped in; every other parameter is kept, with
+        the caller's own spelling and order."""
+        pending = {key.lower(): (key, value) for key, value in replace.items()}
+        pairs: list[tuple[str, str]] = []
+        for key, values in request.query.items():
+            if key.lower() in pending:
+                _, value = pending.pop(key.lower())
+                pairs.append((key, str(value)))
+                continue
+            pairs.extend((key, value) for value in values)
+        pairs.extend((own, str(value)) for own, value in pending.values())
+        host = request.header("host") or self.base_url.removeprefix("https://")
+        return f"https://{host}{request.path}?{urlencode(pairs, quote_via=quote, safe='/')}"
+
+    # ------------------------------------------------------------------ additions
+    def _agreement(self, match: Any) -> dict[str, Any]:
+        agreement_id = int(match.group("agreement"))
+        agreement = self.agreements.get(agreement_id)
+        if agreement is None:
+            raise BadRequest(f"Agreement with id {agreement_id} was not found.", 404, "NotFound")
+        return agreement
+
+    def _additions_of(self, match: Any) -> dict[int, dict[str, Any]]:
+        return self.additions[self._agreement(match)["id"]]
+
+    def _addition(self, match: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        agreement = self._agreement(match)
+        addition_id = int(match.group("id"))
+        record = self.additions[agreement["id"]].get(addition_id)
+        if record is None:
+            raise BadRequest(f"Addition with id {addition_id} was not found on agreement {agreement['id']}.",
+                             404, "NotFound")
+        return agreement, record
+
+    def _get_addition(self, request: Request, match: Any) -> Response:
+        _, record = self._addition(match)
+        return Response(200, self._shape(request, record))
+
+    def _create_addition(self, request: Request, match: Any) -> Response:
+        agreement = self._agreement(match)
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidObject("addition", [_field_error("InvalidObject", "The request body must be an addition "
+                                                          "object.", "body")])
+        fields = self._validated_addition({}, body, agreement, creating=True)
+        addition_id = self._next_addition_id
+        self._next_addition_id += 1
+        record = self._finish_addition(addition_id, agreement["id"], fields)
+        self.additions[agreement["id"]][addition_id] = record
+        self.addition_owner[addition_id] = agreement["id"]
+        return Response(201, record)
+
+    def _put_addition(self, request: Request, match: Any) -> Response:
+        agreement, current = self._addition(match)
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidObject("addition", [_field_error("InvalidObject", "The request body must be an addition "
+                                                          "object.", "body")])
+        fields = self._validated_addition({}, body, agreement, creating=True)
+        if body.get("sequenceNumber") is None:
+            fields["sequenceNumber"] = current["sequenceNumber"]
+        record = self._finish_addition(current["id"], agreement["id"], fields)
+        self.additions[agreement["id"]][current["id"]] = record
+        return Response(200, record)
+
+    def _patch_addition(self, request: Request, match: Any) -> Response:
+        agreement, current = self._addition(match)
+        operations = request.json()
+        if not isinstance(operations, list) or not operations:
+            raise InvalidObject("addition", [_field_error(
+                "InvalidObject", "A PATCH body must be a non-empty JSON array of operations "
+                                 '([{"op": "replace", "path": "quantity", "value": 15}]).', "body")])
+        changes: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for index, operation in enumerate(operations):
+            if not isinstance(operation, dict):
+                errors.append(_field_error("InvalidField", f"operation {index} is not an object", "body"))
+                continue
+            op = str(operation.get("op", "")).lower()
+            path = str(operation.get("path", "")).lstrip("/")
+            if op not in ("replace", "add", "remove"):
+                errors.append(_field_error("InvalidField", f"op {operation.get('op')!r} is not supported "
+                                           "(replace, add or remove)", path or "op"))
+                continue
+            if not path:
+                errors.append(_field_error("InvalidField", f"operation {index} has no path", "path"))
+                continue
+            head = path.split("/")[0]
+            if head in ADDITION_WRITABLE and "/" in path:
+                # Documented: a location inside an object is not updated, yet the answer is 200.
+                continue
+            if head not in ADDITION_WRITABLE:
+                if head in ADDITION_SPEC:
+                    errors.append(_field_error("ReadOnlyField", f"The field {head} is read only.", head))
+                else:
+                    errors.append(_field_error("InvalidField", f"{path} is not a field of an addition "
+                                               "(paths are case sensitive).", path))
+                continue
+            if op != "remove" and "value" not in operation:
+                errors.append(_field_error("InvalidField", f"operation {index} on {path} has no value", path))
+                continue
+            changes[head] = None if op == "remove" else operation["value"]
+        if errors:
+            raise InvalidObject("addition", errors)
+        writable = {key: current[key] for key in ADDITION_WRITABLE}
+        fields = self._validated_addition(writable, changes, agreement, creating=False)
+        record = self._finish_addition(current["id"], agreement["id"], fields)
+        self.additions[agreement["id"]][current["id"]] = record
+        return Response(200, record)
+
+    def _delete_addition(self, request: Request, match: Any) -> Response:
+        agreement, current = self._addition(match)
+        del self.additions[agreement["id"]][current["id"]]
+        self.addition_owner.pop(current["id"], None)
+        return Response(204)
+
+    def _validated_addition(self, base: dict[str, Any], changes: dict[str, Any], agreement: dict[str, Any],
+                            *, creating: bool) -> dict[str, Any]:
+        """Merge ``changes`` into ``base`` and validate every written field as the PSA does;
+        raises ``InvalidObject`` listing every problem."""
+        errors: list[dict[str, Any]] = []
+        fields = dict(base)
+        provided = {key: value for key, value in changes.items() if key in ADDITION_WRITABLE}
+
+        def number(key: str) -> None:
+            if key not in provided:
+                return
+            value = provided[key]
+            if value is None:
+                fields[key] = None
+                return
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                errors.append(_field_error("InvalidField", f"The field {key} must be a number.", key))
+                return
+            fields[key] = float(value)
+
+        def text(key: str, limit: int | None = None) -> None:
+            if key not in provided:
+                return
+            value = provided[key]
+            if value is None:
+                fields[key] = None
+                return
+            if not isinstance(value, str):
+                errors.append(_field_error("InvalidField", f"The field {key} must be a string.", key))
+                return
+            if limit is not None and len(value) > limit:
+                errors.append(_field_error(
+                    "MaxLengthField", f"The field {key} must be a string with a maximum length of {limit}.", key))
+                return
+            fields[key] = value
+
+        def flag(key: str) -> None:
+            if key not in provided:
+                return
+            value = provided[key]
+            if value is not None and not isinstance(value, bool):
+                errors.append(_field_error("InvalidField", f"The field {key} must be true or false.", key))
+                return
+            fields[key] = bool(value)
+
+        def moment(key: str) -> None:
+            if key not in provided:
+                return
+            value = provided[key]
+            if value is None:
+                fields[key] = None
+                return
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+            if parsed is None:
+                errors.append(_field_error("InvalidField", f"The field {key} must be a datetime "
+                                           "(e.g. 2026-01-01T00:00:00Z).", key))
+                return
+            fields[key] = iso(parsed.date())
+
+        for key in ("quantity", "lessIncluded", "unitPrice", "unitCost", "sequenceNumber"):
+            number(key)
+        text("serialNumber", sc.SERIAL_NUMBER_MAX)
+        text("invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
+        text("description")
+        text("uom")
+        text("billCustomer")
+        for key in ("taxableFlag", "purchaseItemFlag", "specialOrderFlag", "prorateCurrentPeriodFlag"):
+            flag(key)
+        moment("effectiveDate")
+        moment("cancelledDate")
+
+        product = None
+        if "product" in provided:
+            product = self._product_of(provided["product"], errors)
+            if product is not None:
+                fields["product"] = {"id": product["id"], "identifier": product["identifier"]}
+            else:
+                fields["product"] = None
+        elif fields.get("product") is None:
+            errors.append(_field_error("NullValue", "The product field is required.", "product"))
+
+        if "billCustomer" in fields and fields["billCustomer"] is not None \
+                and fields["billCustomer"] not in sc.BILL_CUSTOMER and not any(e["field"] == "billCustomer"
+                                                                              for e in errors):
+            errors.append(_field_error("InvalidField", "The field billCustomer must be one of Billable, "
+                                       f"DoNotBill, NoCharge; got {fields['billCustomer']!r}.", "billCustomer"))
+        if fields.get("billCustomer") is None and not any(e["field"] == "billCustomer" for e in errors):
+            errors.append(_field_error("NullValue", "The billCustomer field is required.", "billCustomer"))
+        if fields.get("quantity") is None and not any(e["field"] == "quantity" for e in errors):
+            if creating and "quantity" not in provided:
+                fields["quantity"] = 0.0
+            else:
+                errors.append(_field_error("NullValue", "The quantity field is required.", "quantity"))
+        if fields.get("lessIncluded") is None:
+            fields["lessIncluded"] = 0.0
+
+        if creating:
+            if product is not None:
+                if fields.get("unitPrice") is None:
+                    fields["unitPrice"] = product["price"]
+                if fields.get("unitCost") is None:
+                    fields["unitCost"] = product["cost"]
+                if not fields.get("description"):
+                    fields["description"] = product["description"]
+                if fields.get("invoiceDescription") is None:
+                    fields["invoiceDescription"] = product["customerDescription"]
+                if not fields.get("uom"):
+                    fields["uom"] = product["unitOfMeasure"]["name"]
+            if fields.get("effectiveDate") is None and not any(e["field"] == "effectiveDate" for e in errors):
+                fields["effectiveDate"] = iso(self.today)
+
+        effective = parse_datetime(fields["effectiveDate"]) if fields.get("effectiveDate") else None
+        cancelled = parse_datetime(fields["cancelledDate"]) if fields.get("cancelledDate") else None
+        if effective is not None and cancelled is not None and cancelled < effective:
+            errors.append(_field_error("InvalidField", "The cancelledDate must be on or after the effectiveDate.",
+                                       "cancelledDate"))
+        if creating and agreement.get("cancelledFlag"):
+            errors.append(_field_error("InvalidField", f"Agreement {agreement['id']} is cancelled: additions "
+                                       "cannot be added to it.", "agreementId"))
+        if errors:
+            raise InvalidObject("addition", errors)
+        return fields
+
+    def _product_of(self, value: Any, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if not isinstance(value, dict) or (value.get("id") is None and value.get("identifier") is None):
+            errors.append(_field_error("NullValue", "The product field is required (product/id or "
+                                       "product/identifier).", "product"))
+            return None
+        product = None
+        if value.get("id") is not None:
+            product_id = value["id"]
+            if isinstance(product_id, int) and not isinstance(product_id, bool):
+                product = self.catalog.get(product_id)
+            shown = f"id {product_id}"
+        else:
+            identifier = str(value["identifier"])
+            ident = self.catalog_by_identifier.get(identifier.lower())
+            product = self.catalog.get(ident) if ident is not None else None
+            shown = f"identifier {identifier!r}"
+        if product is None:
+            errors.append(_field_error("NotFound", f"Product with {shown} was not found.", "product"))
+            return None
+        if product["inactiveFlag"]:
+            errors.append(_field_error("InvalidField", f"Product {product['identifier']} is inactive.", "product"))
+            return None
+        return product

@@ -1,0 +1,897 @@
+"""ConnectWise PSA (Manage) REST client: the ``PsaPort`` for ConnectWise.
+
+Agreements map to ``Agreement`` and agreement additions to ``BilledLine``. Reads page through
+``Link`` headers with the largest page ConnectWise serves (1,000), ask only for the fields the
+mapping needs and fail loudly rather than return a partial list: a broken or looping ``Link``,
+a full page without one, a record seen twice or a field with an unexpected value all raise
+``PsaError`` naming the record and field.
+
+Writes: ``set_quantity`` PATCHes ``quantity`` with a JSON-Patch array; ``create_line`` POSTs an
+addition after checking ConnectWise's own field limits, so an over-long invoice description is
+refused before anything is sent. A POST that fails with a 5xx or a timeout is not retried (see
+``RetryingHttp``): the error says the addition may exist, and the caller checks before writing
+again.
+
+Every request carries ``Authorization: Basic base64(companyId+publicKey:privateKey)`` and the
+integration's ``clientId`` header. Errors from ConnectWise (``{"code", "message", "errors":
+[{"code", "message", "resource", "field"}]}``) become ``ConnectWiseApiError`` (a ``PsaError``)
+whose message names the record and each field; refused credentials become ``PsaAuthError`` with
+what to check.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from shared.adapters.http import RetryingHttp
+from shared.domain.model import Agreement, BilledLine, BillMode
+from shared.errors import PsaAuthError, PsaError
+from shared.ports import NewLine
+
+MAX_PAGE_SIZE = 1000
+SERIAL_NUMBER_MAX = 50
+INVOICE_DESCRIPTION_MAX = 6000
+# Conditions of ``id in (...)`` lists are chunked to keep URLs under ConnectWise's advice of
+# 2,000 characters.
+ID_CHUNK = 100
+
+BILL_MODES: Mapping[str, BillMode] = {
+    "Billable": BillMode.BILLABLE,
+    "DoNotBill": BillMode.DO_NOT_BILL,
+    "NoCharge": BillMode.NO_CHARGE,
+}
+BILL_CUSTOMER = {mode: name for name, mode in BILL_MODES.items()}
+AGREEMENT_STATUSES = frozenset({"Active", "Cancelled", "Expired", "Inactive"})
+
+AGREEMENT_FIELDS = ("id,name,type/id,type/name,company/id,agreementStatus,cancelledFlag,billingCycle/id,"
+                    "billingCycle/name,startDate,endDate,prorateFlag")
+ADDITION_FIELDS = ("id,agreementId,product/id,product/identifier,quantity,unitPrice,unitCost,billCustomer,"
+                   "effectiveDate,cancelledDate,description,invoiceDescription,serialNumber")
+COMPANY_FIELDS = "id,identifier,name,website,status/name,deletedFlag"
+CONTACT_FIELDS = "id,firstName,lastName,company/id,inactiveFlag,title,communicationItems"
+CATALOG_FIELDS = "id,identifier,description,customerDescription,price,cost,inactiveFlag"
+AGREEMENT_TYPE_FIELDS = "id,name,prorateFlag,billingCycle/name,inactiveFlag"
+
+# Billing cycle names are an MSP-editable setup table; these are the spellings understood.
+_CYCLES = {
+    "monthly": "monthly", "month": "monthly",
+    "annual": "annual", "annually": "annual", "yearly": "annual", "year": "annual",
+    "quarterly": "quarterly", "quarter": "quarterly",
+    "semiannual": "semi-annual", "semiannually": "semi-annual", "biannual": "semi-annual",
+    "halfyearly": "semi-annual",
+    "bimonthly": "bi-monthly",
+    "weekly": "weekly",
+    "biweekly": "bi-weekly", "fortnightly": "bi-weekly",
+}
+
+
+# --------------------------------------------------------------------------- value objects
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One entry of a ConnectWise error's ``errors`` list."""
+
+    field: str
+    code: str
+    message: str
+
+
+class ConnectWiseApiError(PsaError):
+    """ConnectWise refused a request; ``code`` is its error code and ``field_errors`` its
+    per-field errors (empty when it gave none)."""
+
+    def __init__(self, psa: str, message: str, record: str | None = None, status: int | None = None,
+                 method: str | None = None, url: str | None = None, code: str | None = None,
+                 field_errors: Sequence[FieldError] = ()) -> None:
+        self.code = code
+        self.field_errors = tuple(field_errors)
+        super().__init__(psa, message, record, status, method, url)
+
+
+@dataclass(frozen=True)
+class PsaCompany:
+    """A customer company of the PSA (ConnectWise ``company/companies``)."""
+
+    psa: str
+    company_id: str
+    identifier: str
+    name: str
+    website: str | None = None
+    status: str = "Active"
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PsaContact:
+    """A contact of a PSA company, with its email addresses."""
+
+    psa: str
+    contact_id: str
+    company_id: str
+    first_name: str
+    last_name: str = ""
+    emails: tuple[str, ...] = ()
+    inactive: bool = False
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    """A product of the PSA catalog (ConnectWise ``procurement/catalog``)."""
+
+    psa: str
+    product_id: str
+    identifier: str
+    description: str
+    price: Decimal | None = None
+    cost: Decimal | None = None
+    inactive: bool = False
+    customer_description: str = ""
+
+
+@dataclass(frozen=True)
+class AgreementTypeInfo:
+    """An agreement type (ConnectWise ``finance/agreements/types``)."""
+
+    psa: str
+    type_id: str
+    name: str
+    prorate: bool = False
+    billing_cycle: str | None = None
+    inactive: bool = False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def quote_condition(value: str) -> str:
+    """A string literal for ``conditions`` (double quotes, backslash escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def billing_cycle_name(raw: str) -> str | None:
+    """``Monthly`` -> ``monthly``, ``Annual``/``Yearly`` -> ``annual`` ...; None if unknown."""
+    return _CYCLES.get(re.sub(r"[^a-z]", "", raw.lower()))
+
+
+def _cw_datetime(value: date) -> str:
+    return f"{value.isoformat()}T00:00:00Z"
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a whole number (int), got {value!r}")
+    return value
+
+
+def _numeric_id(value: str, what: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ValueError(f"a ConnectWise {what} id is a whole number, got {value!r}")
+    return int(text)
+
+
+class _Fields:
+    """Typed reads of one record, raising ``PsaError`` that names the record and field."""
+
+    def __init__(self, raw: Any, psa: str, record: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise PsaError(psa, f"expected a JSON object, got {type(raw).__name__}", record)
+        self.raw = raw
+        self.psa = psa
+        self.record = record
+
+    def fail(self, key: str, problem: str) -> PsaError:
+        return PsaError(self.psa, f"field {key}: {problem}", self.record)
+
+    def required(self, key: str) -> Any:
+        value = self.raw.get(key)
+        if value is None:
+            raise self.fail(key, "is missing")
+        return value
+
+    def integer(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None) -> int:
+        value = (source if source is not None else self.raw).get(key)
+        name = label or key
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"expected a whole number, got {value!r}")
+        return value
+
+    def text(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None,
+             optional: bool = True) -> str | None:
+        value = (source if source is not None else self.raw).get(key)
+        name = label or key
+        if value is None:
+            if optional:
+                return None
+            raise self.fail(name, "is missing")
+        if not isinstance(value, str):
+            raise self.fail(name, f"expected text, got {value!r}")
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def decimal(self, key: str, optional: bool = True) -> Decimal | None:
+        value = self.raw.get(key)
+        if value is None:
+            if optional:
+                return None
+            raise self.fail(key, "is missing")
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        number = Decimal(str(value))
+        if not number.is_finite():
+            raise self.fail(key, f"expected a finite number, got {value!r}")
+        return number
+
+    def day(self, key: str) -> date | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected an ISO-8601 datetime, got {value!r}")
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        except ValueError:
+            raise self.fail(key, f"expected an ISO-8601 datetime, got {value!r}") from None
+
+    def reference(self, key: str, optional: bool = False) -> Mapping[str, Any] | None:
+        value = self.raw.get(key)
+        if value is None:
+            if optional:
+                return None
+            raise self.fail(key, "is missing")
+        if not isinstance(value, Mapping):
+            raise self.fail(key, f"expected an object, got {value!r}")
+        return value
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class ConnectWiseClient:
+    """ConnectWise PSA over its REST API, implementing ``PsaPort``. Thread-safe.
+
+    ``base_url`` is the API root, e.g. ``https://api-na.myconnectwise.net/v2025_1/apis/3.0``
+    (``discover_api_url`` finds it from the site and company id). Pass ``http`` to share a
+    ``RetryingHttp`` (or to control its sleeping in tests), otherwise one is made with
+    ``verify`` (True, or a CA bundle path).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        company_id: str,
+        public_key: str,
+        private_key: str,
+        client_id: str,
+        *,
+        http: RetryingHttp | None = None,
+        verify: bool | str = True,
+        page_size: int = MAX_PAGE_SIZE,
+        max_workers: int = 4,
+        api_version: str | None = None,
+    ) -> None:
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError(f"ConnectWise API URL must be https://host/<codebase>/apis/3.0, got {base_url!r}")
+        for label, value in (("company id", company_id), ("public key", public_key),
+                             ("private key", private_key), ("clientId", client_id)):
+            if not value or not value.strip():
+                raise ValueError(f"ConnectWise {label} is empty")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        self._name = name
+        self.base_url = base_url.strip().rstrip("/")
+        self.company_id = company_id
+        self.page_size = page_size
+        self.max_workers = max(1, max_workers)
+        self.http = http or RetryingHttp("ConnectWise", verify=verify)
+        token = base64.b64encode(f"{company_id}+{public_key}:{private_key}".encode()).decode("ascii")
+        accept = "application/json" if api_version is None else (
+            f"application/vnd.connectwise.com+json; version={api_version}")
+        self._headers = {"Authorization": f"Basic {token}", "clientId": client_id, "Accept": accept}
+        self._psa = "ConnectWise" if name.lower() in ("", "connectwise") else f"ConnectWise ({name})"
+        self._lock = threading.Lock()
+        self._company_of: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ PsaPort
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def calls(self) -> int:
+        """Requests sent through this client's ``RetryingHttp`` (retries included)."""
+        return self.http.calls
+
+    def get_agreement(self, agreement_id: str) -> Agreement:
+        ident = _numeric_id(agreement_id, "agreement")
+        raw = self._call("GET", f"/finance/agreements/{ident}", record=f"agreement {ident}",
+                         params={"fields": AGREEMENT_FIELDS})
+        return self._agreement(raw)
+
+    def list_agreements(self, company_id: str) -> list[Agreement]:
+        """Every agreement of a company, whatever its status (``Agreement.active`` tells)."""
+        ident = _numeric_id(company_id, "company")
+        return self.find_agreements(f"company/id={ident}", record=f"agreements of company {ident}")
+
+    def find_agreements(self, conditions: str | None = None, *, record: str = "agreements") -> list[Agreement]:
+        """Agreements matching ConnectWise ``conditions`` (all of them when None)."""
+        rows = self._get_all("/finance/agreements", record, conditions=conditions, fields=AGREEMENT_FIELDS)
+        return [self._agreement(row) for row in rows]
+
+    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
+        """The additions of the agreements, in the order given (agreement by agreement, each by
+        addition id). One paged read per agreement, ``max_workers`` at a time; any failure
+        raises (never a partial list)."""
+        ids: list[int] = []
+        for agreement_id in agreement_ids:
+            ident = _numeric_id(agreement_id, "agreement")
+            if ident not in ids:
+                ids.append(ident)
+        companies = self._companies_of(ids)
+        if len(ids) <= 1 or self.max_workers == 1:
+            chunks = [self._lines_of(ident, companies[ident]) for ident in ids]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(ids)),
+                                    thread_name_prefix="connectwise") as pool:
+                chunks = list(pool.map(lambda ident: self._lines_of(ident, companies[ident]), ids))
+        return [line for chunk in chunks for line in chunk]
+
+    def set_quantity(self, line: BilledLine, quantity: int, effective_date: date) -> BilledLine:
+        """Set an addition's quantity (JSON-Patch ``replace``). ConnectWise keeps one quantity
+        per addition, so ``effective_date`` is not written: a mid-period change is billed by a
+        separate prorate addition (``create_line``) carrying its own dates."""
+        _whole(quantity, "quantity")
+        agreement, addition = self._line_ids(line)
+        record = f"agreement {agreement} addition {addition}"
+        raw = self._call("PATCH", f"/finance/agreements/{agreement}/additions/{addition}", record=record,
+                         json=[{"op": "replace", "path": "quantity", "value": quantity}])
+        return self._line(raw, agreement, line.company_id)
+
+    def create_line(self, line: NewLine) -> BilledLine:
+        """Create an addition. Checked before sending: a whole quantity, a numeric product id,
+        ``invoice_description`` <= 6,000 and ``tag`` (serialNumber) <= 50 characters, an end
+        date not before the effective date."""
+        agreement = _numeric_id(line.agreement_id, "agreement")
+        record = f"agreement {agreement} new addition of product {line.product_id}"
+        problems: list[FieldError] = []
+        try:
+            quantity = _whole(line.quantity, "quantity")
+        except ValueError as exc:
+            problems.append(FieldError("quantity", "InvalidField", str(exc)))
+            quantity = 0
+        if not str(line.product_id).strip().isdigit():
+            problems.append(FieldError("product", "InvalidField",
+                                       f"product id must be a ConnectWise catalog id, got {line.product_id!r}"))
+        if len(line.invoice_description) > INVOICE_DESCRIPTION_MAX:
+            problems.append(FieldError("invoiceDescription", "MaxLengthField",
+                                       f"is {len(line.invoice_description)} characters; ConnectWise allows "
+                                       f"at most {INVOICE_DESCRIPTION_MAX}"))
+        if line.tag is not None and len(line.tag) > SERIAL_NUMBER_MAX:
+            problems.append(FieldError("serialNumber", "MaxLengthField",
+                                       f"(the tag) is {len(line.tag)} characters; ConnectWise allows at most "
+                                       f"{SERIAL_NUMBER_MAX}"))
+        if line.end_date is not None and line.end_date < line.effective_date:
+            problems.append(FieldError("cancelledDate", "InvalidField",
+                                       f"end date {line.end_date} is before the effective date "
+                                       f"{line.effective_date}"))
+        if problems:
+            raise ConnectWiseApiError(self._psa, "; ".join(f"{p.field}: {p.message}" for p in problems),
+                                      record, code="InvalidObject", field_errors=problems)
+        body: dict[str, Any] = {
+            "product": {"id": int(str(line.product_id).strip())},
+            "quantity": quantity,
+            "billCustomer": BILL_CUSTOMER[line.bill_mode],
+            "effectiveDate": _cw_datetime(line.effective_date),
+        }
+        if line.end_date is not None:
+            body["cancelledDate"] = _cw_datetime(line.end_date)
+        if line.unit_price is not None:
+            body["unitPrice"] = float(line.unit_price)
+        if line.unit_cost is not None:
+            body["unitCost"] = float(line.unit_cost)
+        if line.description:
+            body["description"] = line.description
+        if line.invoice_description:
+            body["invoiceDescription"] = line.invoice_description
+        if line.tag:
+            body["serialNumber"] = line.tag
+        raw = self._call("POST", f"/finance/agreements/{agreement}/additions", record=record, json=body,
+                         creating=True)
+        return self._line(raw, agreement, str(self._companies_of([agreement])[agreement]))
+
+    # ------------------------------------------------------------------ more of the PSA
+    def get_line(self, agreement_id: str, line_id: str) -> BilledLine:
+        """One addition (e.g. to check whether a write that failed mid-way happened)."""
+        agreement = _numeric_id(agreement_id, "agreement")
+        addition = _numeric_id(line_id, "addition")
+        raw = self._call("GET", f"/finance/agreements/{agreement}/additions/{addition}",
+                         record=f"agreement {agreement} addition {addition}", params={"fields": ADDITION_FIELDS})
+        return self._line(raw, agreement, str(self._companies_of([agreement])[agreement]))
+
+    def update_line(self, line: BilledLine, *, description: str | None = None,
+                    invoice_description: str | None = None, unit_price: Decimal | None = None,
+                    unit_cost: Decimal | None = None, tag: str | None = None) -> BilledLine:
+        """Replace the given fields of an addition (None leaves a field as it is)."""
+        agreement, addition = self._line_ids(line)
+        record = f"agreement {agreement} addition {addition}"
+        operations: list[dict[str, Any]] = []
+        problems: list[FieldError] = []
+        if description is not None:
+            operations.append({"op": "replace", "path": "description", "value": description})
+        if invoice_description is not None:
+            if len(invoice_description) > INVOICE_DESCRIPTION_MAX:
+                problems.append(FieldError("invoiceDescription", "MaxLengthField",
+                                           f"is {len(invoice_description)} characters; ConnectWise allows at "
+                                           f"most {INVOICE_DESCRIPTION_MAX}"))
+            operations.append({"op": "replace", "path": "invoiceDescription", "value": invoice_description})
+        if unit_price is not None:
+            operations.append({"op": "replace", "path": "unitPrice", "value": float(unit_price)})
+        if unit_cost is not None:
+            operations.append({"op": "replace", "path": "unitCost", "value": float(unit_cost)})
+        if tag is not None:
+            if len(tag) > SERIAL_NUMBER_MAX:
+                problems.append(FieldError("serialNumber", "MaxLengthField",
+                                           f"(the tag) is {len(tag)} characters; ConnectWise allows at most "
+                                           f"{SERIAL_NUMBER_MAX}"))
+            operations.append({"op": "replace", "path": "serialNumber", "value": tag})
+        if problems:
+            raise ConnectWiseApiError(self._psa, "; ".join(f"{p.field}: {p.message}" for p in problems),
+                                      record, code="InvalidObject", field_errors=problems)
+        if not operations:
+            return line
+        raw = self._call("PATCH", f"/finance/agreements/{agreement}/additions/{addition}", record=record,
+                         json=operations)
+        return self._line(raw, agreement, line.company_id)
+
+    def cancel_line(self, line: BilledLine, cancelled_date: date) -> BilledLine:
+        """Stop billing an addition from ``cancelled_date`` (its history stays)."""
+        agreement, addition = self._line_ids(line)
+        raw = self._call("PATCH", f"/finance/agreements/{agreement}/additions/{addition}",
+                         record=f"agreement {agreement} addition {addition}",
+                         json=[{"op": "replace", "path": "cancelledDate", "value": _cw_datetime(cancelled_date)}])
+        return self._line(raw, agreement, line.company_id)
+
+    def delete_line(self, line: BilledLine) -> None:
+        """Delete an addition (prefer ``cancel_line``, which keeps the billing history)."""
+        agreement, addition = self._line_ids(line)
+        self._call("DELETE", f"/finance/agreements/{agreement}/additions/{addition}",
+                   record=f"agreement {agreement} addition {addition}")
+
+    def list_companies(self, conditions: str | None = "deletedFlag=false") -> list[PsaCompany]:
+        rows = self._get_all("/company/companies", "companies", conditions=conditions, fields=COMPANY_FIELDS)
+        companies = []
+        for row in rows:
+            f = _Fields(row, self._psa, f"company {row.get('id') if isinstance(row, Mapping) else '?'}")
+            status = f.reference("status", optional=True)
+            companies.append(PsaCompany(
+                psa=self._name,
+                company_id=str(f.integer("id")),
+                identifier=f.text("identifier", optional=False) or "",
+                name=f.text("name", optional=False) or "",
+                website=f.text("website"),
+                status=(f.text("name", status, "status/name") or "") if status else "",
+                deleted=f.flag("deletedFlag"),
+            ))
+        return companies
+
+    def list_contacts(self, company_id: str | None = None, email: str | None = None) -> list[PsaContact]:
+        """Contacts of a company and/or with an email address (any of their email items)."""
+        conditions = None
+        if company_id is not None:
+            conditions = f"company/id={_numeric_id(company_id, 'company')}"
+        child = None
+        if email is not None:
+            child = (f"communicationItems/value={quote_condition(email)} and "
+                     'communicationItems/communicationType="Email"')
+        rows = self._get_all("/company/contacts", "contacts", conditions=conditions, fields=CONTACT_FIELDS,
+                             child_conditions=child)
+        contacts = []
+        for row in rows:
+            f = _Fields(row, self._psa, f"contact {row.get('id') if isinstance(row, Mapping) else '?'}")
+            company = f.reference("company")
+            emails: list[str] = []
+            items = row.get("communicationItems") or []
+            if not isinstance(items, list):
+                raise f.fail("communicationItems", f"expected a list, got {items!r}")
+            for index, item in enumerate(items):
+                if not isinstance(item, Mapping):
+                    raise f.fail(f"communicationItems[{index}]", f"expected an object, got {item!r}")
+                if item.get("communicationType") == "Email" and isinstance(item.get("value"), str):
+                    emails.append(item["value"])
+            contacts.append(PsaContact(
+                psa=self._name,
+                contact_id=str(f.integer("id")),
+                company_id=str(f.integer("id", company, "company/id")) if company else "",
+                first_name=f.text("firstName") or "",
+                last_name=f.text("lastName") or "",
+                emails=tuple(emails),
+                inactive=f.flag("inactiveFlag"),
+                title=f.text("title"),
+            ))
+        return contacts
+
+    def list_products(self, include_inactive: bool = False) -> list[CatalogProduct]:
+        conditions = None if include_inactive else "inactiveFlag=false"
+        rows = self._get_all("/procurement/catalog", "catalog", conditions=conditions, fields=CATALOG_FIELDS)
+        products = []
+        for row in rows:
+            f = _Fields(row, self._psa, f"catalog item {row.get('id') if isinstance(row, Mapping) else '?'}")
+            products.append(CatalogProduct(
+                psa=self._name,
+                product_id=str(f.integer("id")),
+                identifier=f.text("identifier", optional=False) or "",
+                description=f.text("description") or "",
+                price=f.decimal("price"),
+                cost=f.decimal("cost"),
+                inactive=f.flag("inactiveFlag"),
+                customer_description=f.text("customerDescription") or "",
+            ))
+        return products
+
+    def list_agreement_types(self, include_inactive: bool = False) -> list[AgreementTypeInfo]:
+        conditions = None if include_inactive else "inactiveFlag=false"
+        rows = self._get_all("/finance/agreements/types", "agreement types", conditions=conditions,
+                             fields=AGREEMENT_TYPE_FIELDS)
+        types = []
+        for row in rows:
+            f = _Fields(row, self._psa, f"agreement type {row.get('id') if isinstance(row, Mapping) else '?'}")
+            types.append(AgreementTypeInfo(
+                psa=self._name,
+                type_id=str(f.integer("id")),
+                name=f.text("name", optional=False) or "",
+                prorate=f.flag("prorateFlag"),
+                billing_cycle=self._cycle(f),
+                inactive=f.flag("inactiveFlag"),
+            ))
+        return types
+
+    def check_connection(self) -> dict[str, Any]:
+        """``system/info``: proves the URL, keys, clientId and role in one request."""
+        raw = self._call("GET", "/system/info", record="system info", collection=True)
+        if not isinstance(raw, dict):
+            raise PsaError(self._psa, f"system/info answered {raw!r}", "system info")
+        return raw
+
+    @staticmethod
+    def discover_api_url(site: str, company_id: str, *, http: RetryingHttp | None = None,
+                         verify: bool | str = True) -> str:
+        """The API root for a site (``na.myconnectwise.net`` or an on-premises host) from
+        ``/login/companyinfo/{companyId}``: ``https://api-na.myconnectwise.net/v2025_1/apis/3.0``.
+        Cloud sites get the ``api-`` host prefix ConnectWise requires."""
+        base = site.strip().rstrip("/")
+        if "://" not in base:
+            base = "https://" + base
+        parts = urlsplit(base)
+        client = http or RetryingHttp("ConnectWise", verify=verify)
+        url = f"{parts.scheme}://{parts.netloc}/login/companyinfo/{company_id}"
+        try:
+            response = client.request("GET", url, headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            raise PsaError("ConnectWise", f"no answer from {parts.netloc}: {exc}", "company info",
+                           method="GET", url=url) from exc
+        if response.status_code != 200:
+            raise PsaError("ConnectWise", f"company {company_id!r} is not known at {parts.netloc}",
+                           "company info", response.status_code, "GET", url)
+        try:
+            info = response.json()
+        except ValueError:
+            info = None
+        codebase = info.get("Codebase") if isinstance(info, dict) else None
+        if not isinstance(codebase, str) or not codebase.strip("/"):
+            raise PsaError("ConnectWise", f"company info has no Codebase: {response.text[:200]!r}",
+                           "company info", response.status_code, "GET", url)
+        is_cloud = info.get("IsCloud") if isinstance(info, dict) else None
+        cloud = is_cloud is True or (isinstance(is_cloud, str) and is_cloud.strip().lower() == "true")
+        host = parts.netloc
+        if cloud and not host.lower().startswith("api-") and host.lower().endswith(
+                (".myconnectwise.net", ".connectwisedev.com")):
+            host = "api-" + host
+        return f"{parts.scheme}://{host}/{codebase.strip('/')}/apis/3.0"
+
+    # ------------------------------------------------------------------ mapping
+    def _cycle(self, f: _Fields) -> str | None:
+        cycle = f.reference("billingCycle", optional=True)
+        if cycle is None:
+            return None
+        name = f.text("name", cycle, "billingCycle/name", optional=False) or ""
+        mapped = billing_cycle_name(name)
+        if mapped is None:
+            raise f.fail("billingCycle", f"billing cycle {name!r} is not one SeatSync understands "
+                         f"(known: Monthly, Quarterly, Semi-Annual, Annual, Weekly, Bi-Weekly, Bi-Monthly)")
+        return mapped
+
+    def _agreement(self, raw: Any) -> Agreement:
+        label = f"agreement {raw.get('id') if isinstance(raw, Mapping) else '?'}"
+        f = _Fields(raw, self._psa, label)
+        ident = f.integer("id")
+        company = f.reference("company")
+        assert company is not None
+        company_id = f.integer("id", company, "company/id")
+        agreement_type = f.reference("type", optional=True)
+        status = f.text("agreementStatus")
+        if status is not None and status not in AGREEMENT_STATUSES:
+            raise f.fail("agreementStatus", f"unexpected value {status!r} (expected one of "
+                         f"{', '.join(sorted(AGREEMENT_STATUSES))})")
+        cancelled = f.flag("cancelledFlag")
+        with self._lock:
+            self._company_of[ident] = company_id
+        return Agreement(
+            psa=self._name,
+            agreement_id=str(ident),
+            company_id=str(company_id),
+            name=f.text("name") or "",
+            type_name=(f.text("name", agreement_type, "type/name") or "") if agreement_type else "",
+            active=(status == "Active" if status is not None else not cancelled) and not cancelled,
+            prorate=f.flag("prorateFlag"),
+            billing_cycle=self._cycle(f) or "none",
+            start_date=f.day("startDate"),
+            end_date=f.day("endDate"),
+            # ConnectWise invoices an agreement's recurring charges at the start of each cycle;
+            # its API has no advance/arrears switch (periodType chooses which additions bill).
+            bill_in_advance=True,
+        )
+
+    def _line(self, raw: Any, agreement: int, company_id: str) -> BilledLine:
+        label = f"agreement {agreement} addition {raw.get('id') if isinstance(raw, Mapping) else '?'}"
+        f = _Fields(raw, self._psa, label)
+        ident = f.integer("id")
+        if raw.get("agreementId") is not None and f.integer("agreementId") != agreement:
+            raise f.fail("agreementId", f"is {raw.get('agreementId')}, the addition was read from agreement "
+                         f"{agreement}")
+        product = f.reference("product")
+        assert product is not None
+        bill_customer = f.text("billCustomer", optional=False) or ""
+        mode = BILL_MODES.get(bill_customer)
+        if mode is None:
+            raise f.fail("billCustomer", f"unexpected value {bill_customer!r} (expected Billable, DoNotBill "
+                         "or NoCharge)")
+        quantity = f.decimal("quantity", optional=False)
+        assert quantity is not None
+        serial = f.text("serialNumber")
+        return BilledLine(
+            psa=self._name,
+            line_id=str(ident),
+            agreement_id=str(agreement),
+            company_id=company_id,
+            product_id=str(f.integer("id", product, "product/id")),
+            product_identifier=f.text("identifier", product, "product/identifier") or "",
+            quantity=quantity,
+            unit_price=f.decimal("unitPrice"),
+            unit_cost=f.decimal("unitCost"),
+            bill_mode=mode,
+            description=f.text("description") or "",
+            invoice_description=f.text("invoiceDescription") or "",
+            effective_date=f.day("effectiveDate"),
+            cancelled_date=f.day("cancelledDate"),
+            tag=serial if serial else None,
+        )
+
+    def _line_ids(self, line: BilledLine) -> tuple[int, int]:
+        if line.psa != self._name:
+            raise ValueError(f"line {line.line_id} belongs to PSA connection {line.psa!r}, not {self._name!r}")
+        return _numeric_id(line.agreement_id, "agreement"), _numeric_id(line.line_id, "addition")
+
+    def _lines_of(self, agreement: int, company: int) -> list[BilledLine]:
+        rows = self._get_all(f"/finance/agreements/{agreement}/additions", f"agreement {agreement} additions",
+                             fields=ADDITION_FIELDS, collection=False)
+        return [self._line(row, agreement, str(company)) for row in rows]
+
+    def _companies_of(self, agreement_ids: Sequence[int]) -> dict[int, int]:
+        """Agreement id -> company id, from what was read before or one ``id in (...)`` read per
+        100 agreements. An agreement that does not exist raises."""
+        with self._lock:
+            known = {ident: self._company_of[ident] for ident in agreement_ids if ident in self._company_of}
+        missing = [ident for ident in agreement_ids if ident not in known]
+        for start in range(0, len(missing), ID_CHUNK):
+            chunk = missing[start:start + ID_CHUNK]
+            listed = ",".join(str(ident) for ident in chunk)
+            rows = self._get_all("/finance/agreements", f"agreements {listed}", conditions=f"id in ({listed})",
+                                 fields="id,company/id")
+            for row in rows:
+                f = _Fields(row, self._psa, f"agreement {row.get('id') if isinstance(row, Mapping) else '?'}")
+                company = f.reference("company")
+                assert company is not None
+                known[f.integer("id")] = f.integer("id", company, "company/id")
+        absent = [ident for ident in agreement_ids if ident not in known]
+        if absent:
+            raise PsaError(self._psa, "not found (no such agreement, or the API member cannot see it)",
+                           f"agreement {', '.join(str(a) for a in absent)}", 404)
+        with self._lock:
+            self._company_of.update(known)
+        return known
+
+    # ------------------------------------------------------------------ HTTP
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _call(self, method: str, path: str, *, record: str, params: Mapping[str, Any] | None = None,
+              json: Any = None, creating: bool = False, collection: bool = False) -> Any:
+        url = self._url(path)
+        response = self._send(method, url, record=record, params=params, json=json, creating=creating)
+        if response.status_code >= 400:
+            self._raise(response, method, url, record, creating=creating, collection=collection)
+        return self._body(response, method, url, record)
+
+    def _send(self, method: str, url: str, *, record: str, params: Mapping[str, Any] | None = None,
+              json: Any = None, creating: bool = False) -> requests.Response:
+        try:
+            return self.http.request(method, url, headers=self._headers, params=params, json=json)
+        except requests.RequestException as exc:
+            maybe = (" The addition may have been created: read the agreement's additions before "
+                     "trying again.") if creating else ""
+            raise PsaError(self._psa, f"no answer from ConnectWise ({type(exc).__name__}: {exc}).{maybe}",
+                           record, None, method, url) from exc
+
+    def _body(self, response: requests.Response, method: str, url: str, record: str) -> Any:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return json.loads(response.text, parse_float=Decimal)
+        except ValueError:
+            raise PsaError(self._psa, f"the answer is not JSON: {response.text[:200]!r}", record,
+                           response.status_code, method, url) from None
+
+    def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool,
+               collection: bool) -> NoReturn:
+        status = response.status_code
+        try:
+            body = json.loads(response.text, parse_float=Decimal) if response.content else None
+        except ValueError:
+            body = None
+        code = message = None
+        field_errors: list[FieldError] = []
+        if isinstance(body, dict):
+            code = body.get("code") if isinstance(body.get("code"), str) else body.get("error")
+            message = body.get("message") if isinstance(body.get("message"), str) else None
+            for item in body.get("errors") or []:
+                if isinstance(item, dict):
+                    field_errors.append(FieldError(str(item.get("field") or item.get("resource") or "?"),
+                                                   str(item.get("code") or ""), str(item.get("message") or "")))
+        detail = message or (response.text[:300].strip() if response.text else response.reason)
+        if status == 401:
+            raise PsaAuthError(
+                self._psa, "ConnectWise refused the login. Check the company id, the API member's public "
+                "and private keys (System > Members > API Members, keys not revoked), that the member is "
+                f"active with a security role, and the clientId ({detail})",
+                record, status, method, url)
+        if status == 403:
+            raise PsaAuthError(
+                self._psa, "the API member's security role does not allow this request; grant the role "
+                f"access to companies, contacts, the product catalog and agreements ({detail})",
+                record, status, method, url)
+        if status == 400 and ((code or "").lower() == "invalidclientid" or "clientid" in (detail or "").lower()):
+            raise PsaAuthError(
+                self._psa, "ConnectWise rejected the clientId header: use the clientId registered for this "
+                f"integration at developer.connectwise.com ({detail})", record, status, method, url)
+        if status == 404:
+            hint = ("On ConnectWise cloud a refused login also answers 404: check the company id and keys, "
+                    "and that the API URL is https://api-<region>.myconnectwise.net/<codebase>/apis/3.0")
+            if collection:
+                raise PsaAuthError(self._psa, f"{detail}. {hint}", record, status, method, url)
+            raise ConnectWiseApiError(self._psa, f"not found ({detail}). {hint}", record, status, method, url,
+                                      code, field_errors)
+        if status == 429:
+            raise ConnectWiseApiError(self._psa, f"still throttled (HTTP 429) after retrying: {detail}", record,
+                                      status, method, url, code, field_errors)
+        if field_errors:
+            text = "; ".join(f"{e.field}: {e.message}" for e in field_errors)
+        else:
+            text = detail or f"HTTP {status}"
+        if status >= 500 and creating:
+            text += (" The addition may have been created: read the agreement's additions before trying "
+                     "again.")
+        raise ConnectWiseApiError(self._psa, text, record, status, method, url, code, field_errors)
+
+    def _get_all(self, path: str, record: str, *, conditions: str | None = None, fields: str | None = None,
+                 child_conditions: str | None = None, collection: bool = True) -> list[Any]:
+        """Every record of a collection, page by page. Each page is requested with this
+        client's own parameters (conditions included); the ``Link`` header only says whether a
+        next page exists and which. Broken or looping links, a full page with no ``Link`` and a
+        record seen twice raise ``PsaError``."""
+        params: dict[str, Any] = {"pageSize": self.page_size, "orderBy": "id asc"}
+        if conditions:
+            params["conditions"] = conditions
+        if child_conditions:
+            params["childConditions"] = child_conditions
+        if fields:
+            params["fields"] = fields
+        url = self._url(path)
+        rows: list[Any] = []
+        seen: set[Any] = set()
+        page = 1
+        while True:
+            params["page"] = page
+            response = self._send("GET", url, record=record, params=params)
+            if response.status_code >= 400:
+                self._raise(response, "GET", response.url or url, record, creating=False, collection=collection)
+            items = self._body(response, "GET", response.url or url, record)
+            if not isinstance(items, list):
+                raise PsaError(self._psa, f"page {page} is not a list: {str(items)[:200]!r}", record,
+                               response.status_code, "GET", response.url)
+            for item in items:
+                ident = item.get("id") if isinstance(item, dict) else None
+                if ident is not None:
+                    if ident in seen:
+                        raise PsaError(self._psa, f"paging is inconsistent: record {ident} came back twice "
+                                       f"(page {page}); the list changed while it was read or the Link is "
+                                       "broken", record, response.status_code, "GET", response.url)
+                    seen.add(ident)
+            rows.extend(items)
+            following = self._next_page(response, path, page, len(items), record)
+            if following is None:
+                return rows
+            page = following
+
+    def _next_page(self, response: requests.Response, path: str, page: int, count: int, record: str) -> int | None:
+        links = response.links
+        where = response.url
+
+        def broken(problem: str) -> PsaError:
+            return PsaError(self._psa, f"paging is broken after page {page}: {problem}", record,
+                            response.status_code, "GET", where)
+
+        nxt = links.get("next", {}).get("url")
+        last = self._link_page(links.get("last", {}).get("url"))
+        if nxt is None:
+            if last is not None and last > page:
+                raise broken(f"no next link although the last page is {last}")
+            if not links and count >= self.page_size:
+                raise broken("a full page came without a Link header, so the rest cannot be read")
+            return None
+        # The next page is requested from this client's own URL and parameters, never from the link
+        # (which may name another host or codebase on cloud); the link must be for this resource.
+        linked = urlsplit(nxt).path.rstrip("/")
+        marker = linked.lower().find("/apis/3.0/")
+        if marker < 0 or linked[marker + len("/apis/3.0"):].lower() != path.lower():
+            raise broken(f"the next link points to another resource ({linked})")
+        following = self._link_page(nxt)
+        if following is None:
+            raise broken(f"the next link has no page number ({nxt})")
+        if following != page + 1:
+            raise broken(f"the next link goes to page {following}, not {page + 1} (a looping or skipping link)")
+        if last is not None and following > last:
+            raise broken(f"the next link goes to page {following}, past the last page {last}")
+        if count == 0:
+            raise broken("an empty page came with a next link")
+        return following
+
+    @staticmethod
+    def _link_page(url: str | None) -> int | None:
+        if not url:
+            return None
+        query = parse_qs(urlsplit(url).query)
+        for key, values in query.items():
+            if key.lower() == "page" and values:
+                try:
+                    return int(values[0])
+                except ValueError:
+                    return None
+        return None
