@@ -657,6 +657,7 @@ class GraphEmulator(Emulator):
             return record
         record.update({"tenantId": ctx.tenant.tenant_id, "sender": sender.upn,
                        "at": datetime.now(UTC).isoformat()})
+        record["from"] = record["from"] or sender.mail or sender.upn
         self.sent_mail.append(record)
         return Response(202, None)
 

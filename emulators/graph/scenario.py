@@ -327,9 +327,6 @@ class Tenant:
         boxes = [Mailbox(u.upn, u.display_name, u.mailbox) for u in self.users if u.mailbox]
         return boxes + self.extra_mailboxes
 
-    def effective_throttle(self) -> int | None:
-        return self.throttle_units
-
     def transitive(self, group: Group) -> tuple[list[str], list[str], list[str]]:
         """User, device and nested group ids reachable from ``group`` (cycles are safe)."""
         users: dict[str, None] = {}
