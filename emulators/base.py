@@ -421,7 +421,7 @@ class RunningEmulator:
         self.port = self._server.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}"
         emulator.base_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever,
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{emulator.service}-emulator", daemon=True)
 
     def start(self) -> RunningEmulator:
