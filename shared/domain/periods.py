@@ -10,7 +10,8 @@ rounded half away from zero to the cent; a prorate line charges its units at tha
 removal on the same day computes the same unit price with negative units, so an increase and
 the same decrease on one day net to exactly zero.
 
-Periods are anchored on the agreement's start date: a monthly agreement starting on the 15th
+Cycles: weekly and bi-weekly (7 and 14 days), monthly, bi-monthly, quarterly, semi-annual
+and annual (1, 2, 3, 6 and 12 months). Periods are anchored on the agreement's start date: a monthly agreement starting on the 15th
 bills 15th to 14th; one starting on the 31st bills from the last day of shorter months (the
 31st of January, 28th or 29th of February, 31st of March ...), always counted from the anchor,
 never drifting. Annual periods run from the anniversary; a 29 February anchor falls on
@@ -25,7 +26,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-Cycle = Literal["monthly", "annual"]
+Cycle = Literal["weekly", "bi-weekly", "monthly", "bi-monthly", "quarterly", "semi-annual", "annual"]
+MONTHS_PER_PERIOD: dict[str, int] = {"monthly": 1, "bi-monthly": 2, "quarterly": 3, "semi-annual": 6, "annual": 12}
+DAYS_PER_PERIOD: dict[str, int] = {"weekly": 7, "bi-weekly": 14}
 CENT = Decimal("0.01")
 
 
@@ -61,13 +64,18 @@ def add_months(anchor: date, months: int) -> date:
 
 
 def _period_start(anchor: date, cycle: Cycle, k: int) -> date:
-    return add_months(anchor, k if cycle == "monthly" else 12 * k)
+    if cycle in DAYS_PER_PERIOD:
+        return anchor + timedelta(days=DAYS_PER_PERIOD[cycle] * k)
+    return add_months(anchor, MONTHS_PER_PERIOD[cycle] * k)
 
 
 def period_containing(day: date, anchor: date, cycle: Cycle) -> BillingPeriod:
     """The billing period of an agreement anchored on ``anchor`` that contains ``day``."""
-    step = 1 if cycle == "monthly" else 12
-    k = ((day.year - anchor.year) * 12 + (day.month - anchor.month)) // step
+    if cycle in DAYS_PER_PERIOD:
+        k = (day - anchor).days // DAYS_PER_PERIOD[cycle]
+    else:
+        step = MONTHS_PER_PERIOD[cycle]
+        k = ((day.year - anchor.year) * 12 + (day.month - anchor.month)) // step
     # the month arithmetic is an estimate at most one period off; settle it exactly
     while _period_start(anchor, cycle, k) > day:
         k -= 1

@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 from shared.domain.periods import BillingPeriod, add_months, next_period, period_containing, prorate
 
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
-cycles = st.sampled_from(["monthly", "annual"])
+cycles = st.sampled_from(["weekly", "bi-weekly", "monthly", "bi-monthly", "quarterly", "semi-annual", "annual"])
+LONGEST = {"weekly": 7, "bi-weekly": 14, "monthly": 31, "bi-monthly": 62, "quarterly": 92, "semi-annual": 184,
+           "annual": 366}
+SHORTEST = {"weekly": 7, "bi-weekly": 14, "monthly": 28, "bi-monthly": 59, "quarterly": 89, "semi-annual": 181,
+            "annual": 365}
 prices = st.decimals(min_value=Decimal("0.00"), max_value=Decimal("10000"), places=2)
 
 
@@ -28,8 +32,11 @@ prices = st.decimals(min_value=Decimal("0.00"), max_value=Decimal("10000"), plac
     (date(2028, 2, 29), date(2027, 3, 1), "annual", date(2027, 3, 1), date(2028, 2, 29)),
     (date(2029, 2, 28), date(2028, 2, 29), "annual", date(2029, 2, 28), date(2030, 2, 27)),
     (date(2025, 12, 31), date(2026, 1, 1), "monthly", date(2025, 12, 1), date(2025, 12, 31)),
+    (date(2026, 11, 25), date(2026, 1, 1), "quarterly", date(2026, 10, 1), date(2026, 12, 31)),
+    (date(2026, 11, 25), date(2026, 11, 2), "weekly", date(2026, 11, 23), date(2026, 11, 29)),
 ], ids=["first-of-month", "mid-anchor-before", "mid-anchor-on", "31st-in-february", "31st-end-march",
-        "31st-on-31st", "leap-february", "annual", "annual-leap-end", "annual-from-29-feb", "before-anchor"])
+        "31st-on-31st", "leap-february", "annual", "annual-leap-end", "annual-from-29-feb", "before-anchor",
+        "quarterly", "weekly"])
 def test_periods(day: date, anchor: date, cycle: str, start: date, end: date) -> None:
     assert period_containing(day, anchor, cycle) == BillingPeriod(start, end)  # type: ignore[arg-type]
 
@@ -64,8 +71,7 @@ def test_a_day_outside_the_period_is_refused() -> None:
 def test_the_period_contains_the_day(day: date, anchor: date, cycle: str) -> None:
     period = period_containing(day, anchor, cycle)  # type: ignore[arg-type]
     assert period.contains(day)
-    assert period.days <= (31 if cycle == "monthly" else 366)
-    assert period.days >= (28 if cycle == "monthly" else 365)
+    assert SHORTEST[cycle] <= period.days <= LONGEST[cycle]
 
 
 @given(day=days, anchor=days, cycle=cycles)
