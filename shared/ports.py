@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.domain.model import (
     Agreement,
+    AgreementType,
     BilledLine,
     BillMode,
     CustomerTenant,
@@ -23,6 +24,9 @@ from shared.domain.model import (
     GroupMember,
     Mailbox,
     ManagedDevice,
+    Product,
+    PsaCompany,
+    PsaContact,
     SkuCount,
     Subscription,
 )
@@ -59,7 +63,7 @@ class GraphPort(CallCounter, Protocol):
 
 @dataclass(frozen=True)
 class NewLine:
-    """A billed line SeatSync creates (e.g. a new licence on an agreement, a prorate line)."""
+    """A billed line SeatSync creates (a licence's line on an agreement, or a prorate line)."""
 
     agreement_id: str
     product_id: str
@@ -74,11 +78,51 @@ class NewLine:
     tag: str | None = None
 
 
+ProrateStyle = Literal["separate-line", "native", "none"]
+
+
+@dataclass(frozen=True)
+class PsaCapabilities:
+    """How a PSA bills, as far as the planner must know.
+
+    ``prorate``: ``separate-line`` (a mid-period change is charged by a separate, tagged line for
+    the rest of the period: ConnectWise), ``native`` (the PSA prorates a quantity change from its
+    effective date itself: Autotask's contract service adjustments), ``none`` (no proration).
+    ``description_limit``: characters a line's invoice description holds. ``tag_limit``:
+    characters of the field that carries SeatSync's tag (0: the PSA has none, and SeatSync
+    recognises its records another way, documented by the adapter).
+    """
+
+    kind: str
+    prorate: ProrateStyle
+    description_limit: int
+    tag_limit: int
+
+
 class PsaPort(CallCounter, Protocol):
-    """A PSA connection (ConnectWise PSA, Autotask or HaloPSA)."""
+    """A PSA connection (ConnectWise PSA, Autotask or HaloPSA).
+
+    Identifiers are strings whatever the PSA. Reads return everything or raise ``PsaError``;
+    writes raise ``PsaError`` naming the record. A write that may or may not have happened
+    (a timeout on a create) raises; the caller reads the PSA before trying again.
+    """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> PsaCapabilities: ...
+
+    # reads
+    def list_companies(self) -> list[PsaCompany]: ...
+
+    def list_contacts(self, company_id: str | None = None) -> list[PsaContact]: ...
+
+    def list_products(self) -> list[Product]: ...
+
+    def get_product(self, product_id: str) -> Product: ...
+
+    def list_agreement_types(self) -> list[AgreementType]: ...
 
     def get_agreement(self, agreement_id: str) -> Agreement: ...
 
@@ -86,9 +130,15 @@ class PsaPort(CallCounter, Protocol):
 
     def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]: ...
 
+    def get_line(self, agreement_id: str, line_id: str) -> BilledLine: ...
+
+    # writes
     def set_quantity(self, line: BilledLine, quantity: int, effective_date: date) -> BilledLine: ...
 
     def create_line(self, line: NewLine) -> BilledLine: ...
+
+    def update_line(self, line: BilledLine, *, invoice_description: str | None = None,
+                    unit_price: Decimal | None = None) -> BilledLine: ...
 
 
 class Clock(Protocol):
@@ -108,6 +158,8 @@ __all__: Sequence[str] = (
     "Clock",
     "GraphPort",
     "NewLine",
+    "ProrateStyle",
+    "PsaCapabilities",
     "PsaPort",
     "SecretReader",
 )

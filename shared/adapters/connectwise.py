@@ -36,9 +36,9 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from shared.adapters.http import RetryingHttp
-from shared.domain.model import Agreement, BilledLine, BillMode
+from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
 from shared.errors import PsaAuthError, PsaError
-from shared.ports import NewLine
+from shared.ports import NewLine, PsaCapabilities
 
 MAX_PAGE_SIZE = 1000
 SERIAL_NUMBER_MAX = 50
@@ -99,59 +99,6 @@ class ConnectWiseApiError(PsaError):
         self.code = code
         self.field_errors = tuple(field_errors)
         super().__init__(psa, message, record, status, method, url)
-
-
-@dataclass(frozen=True)
-class PsaCompany:
-    """A customer company of the PSA (ConnectWise ``company/companies``)."""
-
-    psa: str
-    company_id: str
-    identifier: str
-    name: str
-    website: str | None = None
-    status: str = "Active"
-    deleted: bool = False
-
-
-@dataclass(frozen=True)
-class PsaContact:
-    """A contact of a PSA company, with its email addresses."""
-
-    psa: str
-    contact_id: str
-    company_id: str
-    first_name: str
-    last_name: str = ""
-    emails: tuple[str, ...] = ()
-    inactive: bool = False
-    title: str | None = None
-
-
-@dataclass(frozen=True)
-class CatalogProduct:
-    """A product of the PSA catalog (ConnectWise ``procurement/catalog``)."""
-
-    psa: str
-    product_id: str
-    identifier: str
-    description: str
-    price: Decimal | None = None
-    cost: Decimal | None = None
-    inactive: bool = False
-    customer_description: str = ""
-
-
-@dataclass(frozen=True)
-class AgreementTypeInfo:
-    """An agreement type (ConnectWise ``finance/agreements/types``)."""
-
-    psa: str
-    type_id: str
-    name: str
-    prorate: bool = False
-    billing_cycle: str | None = None
-    inactive: bool = False
 
 
 # --------------------------------------------------------------------------- helpers
@@ -324,6 +271,13 @@ class ConnectWiseClient:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def capabilities(self) -> PsaCapabilities:
+        """ConnectWise bills one quantity per addition: a mid-period change is prorated with a
+        separate addition; SeatSync tags its own additions in the serial number."""
+        return PsaCapabilities(kind="connectwise", prorate="separate-line",
+                               description_limit=INVOICE_DESCRIPTION_MAX, tag_limit=SERIAL_NUMBER_MAX)
 
     @property
     def calls(self) -> int:
@@ -538,32 +492,38 @@ class ConnectWiseClient:
             ))
         return contacts
 
-    def list_products(self, include_inactive: bool = False) -> list[CatalogProduct]:
+    def list_products(self, include_inactive: bool = False) -> list[Product]:
         conditions = None if include_inactive else "inactiveFlag=false"
         rows = self._get_all("/procurement/catalog", "catalog", conditions=conditions, fields=CATALOG_FIELDS)
-        products = []
-        for row in rows:
-            f = _Fields(row, self._psa, f"catalog item {row.get('id') if isinstance(row, Mapping) else '?'}")
-            products.append(CatalogProduct(
-                psa=self._name,
-                product_id=str(f.integer("id")),
-                identifier=f.text("identifier", optional=False) or "",
-                description=f.text("description") or "",
-                price=f.decimal("price"),
-                cost=f.decimal("cost"),
-                inactive=f.flag("inactiveFlag"),
-                customer_description=f.text("customerDescription") or "",
-            ))
-        return products
+        return [self._product(row) for row in rows]
 
-    def list_agreement_types(self, include_inactive: bool = False) -> list[AgreementTypeInfo]:
+    def get_product(self, product_id: str) -> Product:
+        number = _numeric_id(product_id, "product id")
+        record = f"catalog item {number}"
+        return self._product(self._call("GET", f"/procurement/catalog/{number}", record=record,
+                                        params={"fields": CATALOG_FIELDS}))
+
+    def _product(self, row: Any) -> Product:
+        f = _Fields(row, self._psa, f"catalog item {row.get('id') if isinstance(row, Mapping) else '?'}")
+        return Product(
+            psa=self._name,
+            product_id=str(f.integer("id")),
+            identifier=f.text("identifier", optional=False) or "",
+            description=f.text("description") or "",
+            price=f.decimal("price"),
+            cost=f.decimal("cost"),
+            inactive=f.flag("inactiveFlag"),
+            customer_description=f.text("customerDescription") or "",
+        )
+
+    def list_agreement_types(self, include_inactive: bool = False) -> list[AgreementType]:
         conditions = None if include_inactive else "inactiveFlag=false"
         rows = self._get_all("/finance/agreements/types", "agreement types", conditions=conditions,
                              fields=AGREEMENT_TYPE_FIELDS)
         types = []
         for row in rows:
             f = _Fields(row, self._psa, f"agreement type {row.get('id') if isinstance(row, Mapping) else '?'}")
-            types.append(AgreementTypeInfo(
+            types.append(AgreementType(
                 psa=self._name,
                 type_id=str(f.integer("id")),
                 name=f.text("name", optional=False) or "",

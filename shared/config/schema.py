@@ -11,6 +11,8 @@ See docs/configuration.md for every field with an example.
 from __future__ import annotations
 
 import re
+from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -92,27 +94,178 @@ class ConnectWiseConnection(Model):
 PsaConnection = Annotated[ConnectWiseConnection, Field(discriminator="type")]
 
 
-class LicenceLink(Model):
-    """One licence (SKU) of a tenant billed through one PSA line."""
+PriceMode = Literal["psa", "custom", "markup"]
+BillingMode = Literal["billable", "do-not-bill", "no-charge"]
+CountBasis = Literal["assigned", "purchased"]
+DecreasePolicy = Literal["hold", "defer", "apply"]
+Term = Literal["monthly", "annual"]
 
-    sku_id: Guid
+
+class Price(Model):
+    """How a profile prices its line: the PSA product's price, a custom price, or the PSA price
+    plus or minus a percentage (recomputed every run, so it follows catalogue changes)."""
+
+    mode: PriceMode = "psa"
+    amount: Decimal | None = Field(default=None, description="the unit price, for mode 'custom'")
+    percent: Decimal | None = Field(default=None, description="e.g. 10 or -5, for mode 'markup'")
+
+    @model_validator(mode="after")
+    def _fields_for_mode(self) -> Price:
+        if self.mode == "custom" and (self.amount is None or self.amount < 0):
+            raise ValueError("mode 'custom' needs a non-negative 'amount'")
+        if self.mode == "markup" and (self.percent is None or self.percent <= -100):
+            raise ValueError("mode 'markup' needs a 'percent' above -100")
+        if self.mode != "custom" and self.amount is not None:
+            raise ValueError("'amount' is only for mode 'custom'")
+        if self.mode != "markup" and self.percent is not None:
+            raise ValueError("'percent' is only for mode 'markup'")
+        return self
+
+
+class BillingProfile(Model):
+    """Ties a licence to one PSA product, the agreement types it may be used on, its price and
+    whether it is billed."""
+
+    name: str
+    psa: str
+    product_id: Identifier
+    agreement_types: tuple[str, ...] = ()
+    price: Price = Price()
+    billing: BillingMode = "billable"
+    description: str | None = Field(default=None, max_length=200)
+
+
+MailboxType = Literal["user", "shared", "both"]
+EntraScope = Literal["all", "licensed", "domain"]
+MemberKind = Literal["users", "devices", "both"]
+
+
+class CustomLicence(Model):
+    """A billable quantity computed from the directory rather than from a Microsoft licence."""
+
+    name: str
+    kind: Literal["mailboxes", "licences", "entra-users", "group-members", "intune-devices"]
+    mailbox_type: MailboxType | None = None
+    sku_ids: tuple[Guid, ...] = ()
+    scope: EntraScope | None = None
+    domain: str | None = None
+    group_id: Guid | None = None
+    members: MemberKind | None = None
+    operating_system: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> CustomLicence:
+        allowed = {
+            "mailboxes": {"mailbox_type"}, "licences": {"sku_ids"}, "entra-users": {"scope", "domain"},
+            "group-members": {"group_id", "members"}, "intune-devices": {"operating_system"},
+        }[self.kind]
+        given = {f for f in ("mailbox_type", "sku_ids", "scope", "domain", "group_id", "members",
+                             "operating_system") if getattr(self, f) not in (None, ())}
+        extra = given - allowed
+        if extra:
+            names = ", ".join(sorted(to_camel(f) for f in extra))
+            raise ValueError(f"{names} cannot be used with kind '{self.kind}'")
+        if self.kind == "mailboxes" and self.mailbox_type is None:
+            raise ValueError("kind 'mailboxes' needs 'mailboxType' (user, shared or both)")
+        if self.kind == "licences" and not self.sku_ids:
+            raise ValueError("kind 'licences' needs 'skuIds' (one to copy a licence's count, several to sum)")
+        if self.kind == "entra-users":
+            if self.scope is None:
+                raise ValueError("kind 'entra-users' needs 'scope' (all, licensed or domain)")
+            if (self.scope == "domain") != (self.domain is not None):
+                raise ValueError("'domain' is needed with scope 'domain', and only then")
+        if self.kind == "group-members" and (self.group_id is None or self.members is None):
+            raise ValueError("kind 'group-members' needs 'groupId' and 'members' (users, devices or both)")
+        return self
+
+    @field_validator("sku_ids")
+    @classmethod
+    def _lower_skus(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.lower() for v in value)
+
+    @property
+    def user_based(self) -> bool:
+        return self.kind in ("mailboxes", "licences", "entra-users") or (
+            self.kind == "group-members" and self.members == "users")
+
+
+class UserFilter(Model):
+    """Users that belong to a company: every field given must match (AND); a field matches when
+    the user's value equals one of the listed values, ignoring case and surrounding spaces."""
+
+    office: tuple[str, ...] = ()
+    department: tuple[str, ...] = ()
+    city: tuple[str, ...] = ()
+    state: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.office or self.department or self.city or self.state or self.country)
+
+
+class LicenceLink(Model):
+    """One licence (a SKU, some of its subscriptions, or a custom licence) billed through one PSA
+    line on an agreement, with the options that shape the billed quantity."""
+
+    sku_id: Guid | None = None
+    subscription_ids: tuple[Guid, ...] = ()
+    custom: str | None = None
     agreement_id: Identifier
     line_id: Identifier | None = Field(
-        default=None, description="the PSA line (ConnectWise addition id) that bills this licence")
+        default=None, description="the PSA line that bills this licence; created when absent")
+    profile: str | None = None
+    count_basis: CountBasis = "assigned"
+    included: int = Field(default=0, ge=0)
+    minimum: int = Field(default=0, ge=0)
+    include_user_names: bool = False
+    show_unassigned: bool = False
+    description: str | None = Field(default=None, max_length=1000)
+    start_date: date | None = None
+    allow_negative_prorate: bool = False
+    decrease_policy: DecreasePolicy = "hold"
+    subscription_term: Term = "annual"
+    ignore_filter: bool = False
     note: str | None = None
 
     @field_validator("sku_id")
     @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @field_validator("subscription_ids")
+    @classmethod
+    def _lower_subscriptions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.lower() for v in value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LicenceLink:
+        if (self.sku_id is None) == (self.custom is None):
+            raise ValueError("give exactly one of 'skuId' (a Microsoft licence) or 'custom' (a custom licence)")
+        if self.subscription_ids and self.sku_id is None:
+            raise ValueError("'subscriptionIds' split a Microsoft licence: give its 'skuId' too")
+        if self.custom is not None and self.count_basis == "purchased":
+            raise ValueError("a custom licence has no purchased count: use countBasis 'assigned'")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What this mapping bills, as a stable text: ``sku:<id>``, ``sku:<id>/sub:<ids>``, ``custom:<name>``."""
+        if self.custom is not None:
+            return f"custom:{self.custom}"
+        if self.subscription_ids:
+            return f"sku:{self.sku_id}/sub:{','.join(sorted(self.subscription_ids))}"
+        return f"sku:{self.sku_id}"
 
 
 class CompanyLink(Model):
-    """A PSA company a tenant bills to."""
+    """A PSA company a tenant bills to; with several companies each has a user filter."""
 
     psa: str
     company_id: Identifier
     name: str | None = None
+    user_filter: UserFilter | None = None
+    disable_prorate: bool = False
     licences: tuple[LicenceLink, ...] = ()
 
 
@@ -121,11 +274,26 @@ class TenantConfig(Model):
     name: str = Field(min_length=1, max_length=256)
     enabled: bool = True
     companies: tuple[CompanyLink, ...] = ()
+    excluded_licences: tuple[Guid, ...] = ()
+    custom_licences: tuple[CustomLicence, ...] = ()
 
     @field_validator("tenant_id")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("excluded_licences")
+    @classmethod
+    def _lower_excluded(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.lower() for v in value)
+
+
+class SafetyPolicy(Model):
+    """When a decrease is held for approval instead of applied."""
+
+    hold_decrease_percent: Decimal = Field(default=Decimal(20), ge=0, le=100)
+    hold_decrease_seats: int = Field(default=2, ge=0)
+    hold_decrease_to_zero: bool = True
 
 
 class SeatSyncConfig(Model):
@@ -133,6 +301,10 @@ class SeatSyncConfig(Model):
 
     version: Literal[1] = 1
     psa_connections: tuple[PsaConnection, ...] = ()
+    billing_profiles: tuple[BillingProfile, ...] = ()
+    custom_licences: tuple[CustomLicence, ...] = ()
+    excluded_licences: tuple[Guid, ...] = ()
+    safety: SafetyPolicy = SafetyPolicy()
     tenants: tuple[TenantConfig, ...] = ()
 
     @model_validator(mode="after")
@@ -141,6 +313,11 @@ class SeatSyncConfig(Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("excluded_licences")
+    @classmethod
+    def _lower_excluded(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.lower() for v in value)
 
     # lookups ---------------------------------------------------------------------------
     def tenant(self, tenant_id: str) -> TenantConfig | None:
@@ -156,18 +333,44 @@ class SeatSyncConfig(Model):
                 return connection
         return None
 
+    def profile(self, name: str) -> BillingProfile | None:
+        for profile in self.billing_profiles:
+            if profile.name == name:
+                return profile
+        return None
+
+    def custom_licence(self, tenant: TenantConfig, name: str) -> CustomLicence | None:
+        """A tenant's own definition first, then the shared one."""
+        for definition in (*tenant.custom_licences, *self.custom_licences):
+            if definition.name == name:
+                return definition
+        return None
+
+    def excluded(self, tenant: TenantConfig, sku_id: str) -> bool:
+        return sku_id.lower() in tenant.excluded_licences or sku_id.lower() in self.excluded_licences
+
 
 def consistency_problems(config: SeatSyncConfig) -> list[str]:
     """Rules that span entries. Each problem names the entry, like field errors do."""
     problems: list[str] = []
-    names: set[str] = set()
-    for i, connection in enumerate(config.psa_connections):
-        where = f"psaConnections[{i}].name"
-        if not _NAME.match(connection.name):
-            problems.append(f"{where}: '{connection.name}' must be lower-case letters, digits and dashes")
-        if connection.name in names:
-            problems.append(f"{where}: '{connection.name}' is used by two connections")
-        names.add(connection.name)
+
+    def unique_names(items: tuple[Any, ...], field: str) -> set[str]:
+        names: set[str] = set()
+        for i, item in enumerate(items):
+            where = f"{field}[{i}].name"
+            if not _NAME.match(item.name):
+                problems.append(f"{where}: '{item.name}' must be lower-case letters, digits and dashes")
+            if item.name in names:
+                problems.append(f"{where}: '{item.name}' is used twice")
+            names.add(item.name)
+        return names
+
+    connections = unique_names(config.psa_connections, "psaConnections")
+    unique_names(config.billing_profiles, "billingProfiles")
+    unique_names(config.custom_licences, "customLicences")
+    for i, profile in enumerate(config.billing_profiles):
+        if profile.psa not in connections:
+            problems.append(f"billingProfiles[{i}].psa: no PSA connection named '{profile.psa}'")
 
     seen_tenants: dict[str, int] = {}
     lines: dict[tuple[str, str], str] = {}
@@ -176,16 +379,35 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
         if tenant.tenant_id in seen_tenants:
             problems.append(f"{where}.tenantId: {tenant.tenant_id} is also tenants[{seen_tenants[tenant.tenant_id]}]")
         seen_tenants.setdefault(tenant.tenant_id, t)
+        unique_names(tenant.custom_licences, f"{where}.customLicences")
+        sources: dict[str, list[tuple[int, CompanyLink, LicenceLink]]] = {}
+        subscriptions: dict[str, str] = {}
         for c, company in enumerate(tenant.companies):
             cwhere = f"{where}.companies[{c}]"
-            if company.psa not in names:
+            if company.psa not in connections:
                 problems.append(f"{cwhere}.psa: no PSA connection named '{company.psa}'")
-            skus: set[str] = set()
             for k, licence in enumerate(company.licences):
                 lwhere = f"{cwhere}.licences[{k}]"
-                if licence.sku_id in skus:
-                    problems.append(f"{lwhere}.skuId: {licence.sku_id} is mapped twice in this company")
-                skus.add(licence.sku_id)
+                sources.setdefault(licence.source, []).append((c, company, licence))
+                if licence.profile is not None:
+                    linked = config.profile(licence.profile)
+                    if linked is None:
+                        problems.append(f"{lwhere}.profile: no billing profile named '{licence.profile}'")
+                    elif linked.psa != company.psa:
+                        problems.append(f"{lwhere}.profile: profile '{linked.name}' bills through "
+                                        f"'{linked.psa}', the company through '{company.psa}'")
+                elif licence.line_id is None:
+                    problems.append(f"{lwhere}: give 'lineId' (an existing PSA line) or 'profile' "
+                                    "(so SeatSync can create the line)")
+                if licence.custom is not None and config.custom_licence(tenant, licence.custom) is None:
+                    problems.append(f"{lwhere}.custom: no custom licence named '{licence.custom}'")
+                if licence.sku_id is not None and config.excluded(tenant, licence.sku_id):
+                    problems.append(f"{lwhere}.skuId: {licence.sku_id} is excluded from billing and mapped")
+                for subscription in licence.subscription_ids:
+                    if subscription in subscriptions:
+                        problems.append(f"{lwhere}.subscriptionIds: {subscription} is also billed by "
+                                        f"{subscriptions[subscription]}")
+                    subscriptions.setdefault(subscription, lwhere)
                 if licence.line_id is not None:
                     key = (company.psa, licence.line_id)
                     if key in lines:
@@ -193,6 +415,25 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
                                         f"{lines[key]}; one PSA line can bill one licence only")
                     else:
                         lines[key] = lwhere
+        for source, uses in sources.items():
+            label = source.split("/")[0].removeprefix("sku:").removeprefix("custom:")
+            companies = [c for c, _, _ in uses]
+            if len(companies) != len(set(companies)):
+                problems.append(f"{where}: {label} is mapped twice in one company")
+                continue
+            if len(uses) > 1:
+                for c, company, licence in uses:
+                    if licence.ignore_filter:
+                        problems.append(f"{where}.companies[{c}]: {label} ignores the user filter but is also "
+                                        "billed by another company of the tenant: it would be billed twice")
+                    elif company.user_filter is None or company.user_filter.empty:
+                        problems.append(f"{where}.companies[{c}].userFilter: {label} is billed by several "
+                                        "companies of the tenant, so each needs a user filter")
+        whole = {s.split("/")[0] for s in sources if "/sub:" not in s}
+        for source in sources:
+            if "/sub:" in source and source.split("/")[0] in whole:
+                problems.append(f"{where}: {source.split('/')[0].removeprefix('sku:')} is mapped both whole and "
+                                "split by subscription")
     return problems
 
 

@@ -201,6 +201,59 @@ class BilledLine:
         return self.cancelled_date is None
 
 
+@dataclass(frozen=True)
+class PsaCompany:
+    """A customer company of the PSA."""
+
+    psa: str
+    company_id: str
+    identifier: str
+    name: str
+    website: str | None = None
+    status: str = "Active"
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PsaContact:
+    """A contact of a PSA company, with its email addresses (onboarding matches their domains)."""
+
+    psa: str
+    contact_id: str
+    company_id: str
+    first_name: str
+    last_name: str = ""
+    emails: tuple[str, ...] = ()
+    inactive: bool = False
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product of the PSA's catalogue (ConnectWise catalog item, Autotask service, Halo item)."""
+
+    psa: str
+    product_id: str
+    identifier: str
+    description: str
+    price: Decimal | None = None
+    cost: Decimal | None = None
+    inactive: bool = False
+    customer_description: str = ""
+
+
+@dataclass(frozen=True)
+class AgreementType:
+    """A type of agreement (billing profiles name the types they may be used on)."""
+
+    psa: str
+    type_id: str
+    name: str
+    prorate: bool = False
+    billing_cycle: str | None = None
+    inactive: bool = False
+
+
 # --------------------------------------------------------------------------- the plan
 
 
