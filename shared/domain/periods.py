@@ -12,10 +12,10 @@ the same decrease on one day net to exactly zero.
 
 Cycles: weekly and bi-weekly (7 and 14 days), monthly, bi-monthly, quarterly, semi-annual
 and annual (1, 2, 3, 6 and 12 months). Periods are anchored on the agreement's start date: a
-monthly agreement starting on the 15th bills 15th to 14th; one starting on the 31st bills from the last day of shorter months (the
-31st of January, 28th or 29th of February, 31st of March ...), always counted from the anchor,
-never drifting. Annual periods run from the anniversary; a 29 February anchor falls on
-28 February in other years.
+monthly agreement starting on the 15th bills 15th to 14th; one starting on the 31st bills
+from the last day of shorter months (the 31st of January, 28th or 29th of February, 31st of
+March ...), always counted from the anchor, never drifting. Annual periods run from the
+anniversary; a 29 February anchor falls on 28 February in other years.
 """
 
 from __future__ import annotations
