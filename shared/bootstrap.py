@@ -18,7 +18,14 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import TableStore
-from shared.config.schema import ConnectWiseConnection, PsaConnection, SeatSyncConfig
+from shared.config.schema import (
+    AutotaskConnection,
+    ConnectWiseConnection,
+    HaloConnection,
+    PsaConnection,
+    SecretRef,
+    SeatSyncConfig,
+)
 from shared.errors import ConfigError
 from shared.ports import GraphPort, PsaPort, SecretReader
 from shared.settings import Settings
@@ -106,17 +113,37 @@ def default_graph_factory(settings: Settings) -> GraphFactory:
 
 
 def default_psa_factory(settings: Settings, secrets: SecretReader) -> PsaFactory:
+    """Clients by the connection's configured type (validated with the configuration)."""
+
+    def value(field: SecretRef | str) -> str:
+        return field if isinstance(field, str) else secrets.get(field.reference)
+
     def make(connection: PsaConnection) -> PsaPort:
         if isinstance(connection, ConnectWiseConnection):
             from shared.adapters.connectwise import ConnectWiseClient
 
-            client_id = (connection.client_id if isinstance(connection.client_id, str)
-                         else secrets.get(connection.client_id.reference))
             return ConnectWiseClient(
                 name=connection.name, base_url=connection.url, company_id=connection.company_id,
-                public_key=secrets.get(connection.public_key.reference),
-                private_key=secrets.get(connection.private_key.reference),
-                client_id=client_id, verify=settings.tls_verify,
+                public_key=value(connection.public_key), private_key=value(connection.private_key),
+                client_id=value(connection.client_id), verify=settings.tls_verify,
+            )
+        if isinstance(connection, AutotaskConnection):
+            from shared.adapters.autotask import AutotaskClient
+
+            return AutotaskClient(
+                name=connection.name, username=value(connection.username), secret=value(connection.secret),
+                integration_code=value(connection.integration_code), zone_url=connection.zone_url,
+                discovery_url=connection.discovery_url, hourly_request_share=connection.hourly_request_share,
+                max_concurrent_requests=connection.max_concurrent_requests, verify=settings.tls_verify,
+            )
+        if isinstance(connection, HaloConnection):
+            from shared.adapters.halopsa import HaloClient
+
+            return HaloClient(
+                name=connection.name, base_url=connection.url, tenant=connection.tenant,
+                client_id=value(connection.client_id), client_secret=value(connection.client_secret),
+                lines=connection.lines, requests_per_5_minutes=connection.requests_per_5_minutes,
+                verify=settings.tls_verify,
             )
         raise ConfigError(f"PSA connection '{connection.name}' has an unsupported type")
 

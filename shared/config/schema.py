@@ -91,7 +91,52 @@ class ConnectWiseConnection(Model):
         return value.rstrip("/")
 
 
-PsaConnection = Annotated[ConnectWiseConnection, Field(discriminator="type")]
+class AutotaskConnection(Model):
+    """An Autotask PSA REST API connection (API user with an integration code)."""
+
+    name: str
+    type: Literal["autotask"]
+    username: SecretRef | str = Field(description="the API user's username (an email address)")
+    secret: SecretRef
+    integration_code: SecretRef
+    zone_url: str | None = Field(
+        default=None, description="the zone's REST base URL, e.g. https://webservices5.autotask.net/ATServicesRest; "
+                                  "discovered from the username when absent")
+    discovery_url: str = "https://webservices.autotask.net/ATServicesRest"
+    hourly_request_share: Decimal = Field(
+        default=Decimal("0.25"), gt=0, le=1,
+        description="the share of the database's 10,000 requests an hour SeatSync may use")
+    max_concurrent_requests: int = Field(default=3, ge=1, le=3)
+
+    @field_validator("zone_url", "discovery_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/") if value else value
+
+
+class HaloConnection(Model):
+    """A HaloPSA API connection (client credentials application)."""
+
+    name: str
+    type: Literal["halopsa"]
+    url: str = Field(description="the Halo base URL, e.g. https://yourmsp.halopsa.com")
+    tenant: str | None = Field(default=None, description="the hosted tenant name, when Halo needs it")
+    client_id: SecretRef | str
+    client_secret: SecretRef
+    lines: Literal["recurring-invoice", "contract"] = "recurring-invoice"
+    requests_per_5_minutes: int = Field(default=250, ge=1, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+
+PsaConnection = Annotated[ConnectWiseConnection | AutotaskConnection | HaloConnection, Field(discriminator="type")]
 
 
 PriceMode = Literal["psa", "custom", "markup"]
