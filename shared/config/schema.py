@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from shared.errors import ConfigError
+from shared.notifications.settings import NotificationSettings
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _GUID = re.compile(GUID_PATTERN)
@@ -350,6 +351,7 @@ class SeatSyncConfig(Model):
     custom_licences: tuple[CustomLicence, ...] = ()
     excluded_licences: tuple[Guid, ...] = ()
     safety: SafetyPolicy = SafetyPolicy()
+    notifications: NotificationSettings = NotificationSettings()
     tenants: tuple[TenantConfig, ...] = ()
 
     @model_validator(mode="after")

@@ -1,0 +1,2 @@
+"""Notifications: alerts about what needs the MSP's attention and run summaries, sent to
+Microsoft Teams and by email."""
