@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -31,6 +33,41 @@ from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
 from shared.domain.planning import Problem
 
 _RUNS_PK = "runs"
+
+
+@dataclass(frozen=True)
+class ReconciliationRow:
+    """One mapped licence of a tenant in a run: what Microsoft says, what the PSA billed before
+    the run, and what the run set it to (or would have, on a dry run). The material of the
+    purchased-vs-assigned-vs-billed report and of the unused licences alert."""
+
+    tenant_id: str
+    tenant_name: str
+    psa: str
+    company_id: str
+    agreement_id: str
+    line_id: str | None
+    mapping_key: str
+    source: str
+    label: str
+    purchased: int | None
+    counted: int
+    target: int
+    billed_before: int | None
+    unit_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class UnlinkedLicence:
+    """A licence of a tenant that no mapping bills and no exclusion covers."""
+
+    tenant_id: str
+    tenant_name: str
+    sku_id: str
+    sku_part_number: str
+    label: str
+    purchased: int
+    assigned: int
 _TEXT_LIMIT = 30_000
 
 
@@ -69,6 +106,7 @@ class RunRepository:
         self._runs = store.table("runs")
         self._tenants = store.table("runtenants")
         self._changes = store.table("changes")
+        self._lines = store.table("runlines")
 
     # runs ------------------------------------------------------------------------------
     def start(self, request: SyncRequest) -> None:
@@ -170,3 +208,27 @@ class RunRepository:
     def finished_at(self, run_id: str) -> datetime | None:
         summary = self.summary(run_id)
         return summary.finished_at if summary else None
+
+    # reconciliation and unlinked licences ---------------------------------------------------
+    def record_reconciliation(self, run_id: str, tenant_id: str, rows: list[ReconciliationRow],
+                              unlinked: list[UnlinkedLicence]) -> None:
+        """Per tenant and run: every mapped licence's counts and billing, and unlinked licences
+        (one document per tenant, replaced when the tenant is pushed again in the run)."""
+        document = {
+            "rows": [{**asdict(r), "unit_price": None if r.unit_price is None else str(r.unit_price)} for r in rows],
+            "unlinked": [asdict(u) for u in unlinked],
+        }
+        ref = write_document(self._lines, run_id, f"{tenant_id}~lines", document)
+        upsert(self._lines, {"PartitionKey": run_id, "RowKey": tenant_id, **ref.to_entity_fields()})
+
+    def reconciliation(self, run_id: str) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
+        rows: list[ReconciliationRow] = []
+        unlinked: list[UnlinkedLicence] = []
+        for entity in partition(self._lines, run_id):
+            if "~" in str(entity["RowKey"]):
+                continue
+            document = read_document(self._lines, DocumentRef.from_entity(entity))
+            rows += [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
+                                          else Decimal(r["unit_price"])}) for r in document["rows"]]
+            unlinked += [UnlinkedLicence(**u) for u in document["unlinked"]]
+        return rows, unlinked

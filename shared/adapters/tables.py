@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import TableClient, TableServiceClient, TransactionOperation, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.errors import ConfigError, SeatSyncError
 from shared.settings import Settings
@@ -79,7 +79,7 @@ class TableStore:
             self._tables.clear()
 
 
-def submit_batches(table: TableClient, operations: Sequence[TransactionOperation | tuple[Any, ...]]) -> None:
+def submit_batches(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
     """Submit operations in transactions of at most 100, grouped by partition key.
 
     Each transaction is atomic on its own; callers that need the whole set to appear at once
