@@ -38,8 +38,8 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "status": status,
             "error": (outcome.error if outcome and outcome.error else row["pushError"]),
             "errorCode": outcome.error_code if outcome else None,
-            "licences": outcome.sku_count if outcome else None,
-            "users": outcome.user_count if outcome else None,
+            "licences": outcome.sku_count if outcome and outcome.status == "ok" else None,
+            "users": outcome.user_count if outcome and outcome.status == "ok" else None,
             "warnings": outcome.warnings if outcome else [],
             "problems": row["problems"],
         })
@@ -121,7 +121,7 @@ def render_text(report: dict[str, Any]) -> str:
             ["STATUS", "TENANT", "LICENCES", "USERS", "NOTE"],
             [[t["status"], _short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
               "-" if t["users"] is None else str(t["users"]),
-              _short(t["error"] or ("; ".join(t["warnings"]) if t["warnings"] else ""))]
+              _short(t["errorCode"] or ("see below" if t["error"] else "; ".join(t["warnings"])), 60)]
              for t in tenants],
         )
     changes = report["changes"]
@@ -138,10 +138,11 @@ def render_text(report: dict[str, Any]) -> str:
               c["status"] + (f": {_short(c['error'], 50)}" if c["error"] else "")]
              for c in changes],
         )
-    problems = [(t["name"], p) for t in tenants for p in t["problems"]]
-    if problems:
-        out += ["", f"Needs attention: {len(problems)}"]
-        out += [f"  - {name}: {p['message']}" for name, p in problems]
+    attention = [f"{t['name']}: {t['error']}" for t in tenants if t["error"]]
+    attention += [f"{t['name']}: {p['message']}" for t in tenants for p in t["problems"]]
+    if attention:
+        out += ["", f"Needs attention: {len(attention)}"]
+        out += [f"  - {line}" for line in attention]
     gdap = report["gdap"]
     if gdap["notConfigured"]:
         out += ["", f"GDAP customers not yet added to SeatSync: {len(gdap['notConfigured'])}"]
