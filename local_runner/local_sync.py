@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from local_runner.runner import discover, run_orchestration
+from local_runner.runner import FunctionTable, discover, run_orchestration
 from shared.bootstrap import Services, set_services
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest, new_run_id
 from shared.functions import SYNC_ORCHESTRATOR
@@ -22,12 +23,18 @@ def current_user() -> str:
         return "local"
 
 
+@cache
+def function_table() -> FunctionTable:
+    """The Function App's registered functions (indexed once: the app refuses a second indexing)."""
+    import function_app  # registers the blueprints; imported late so settings are in place
+
+    return discover(function_app.app)
+
+
 def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run: bool = False,
                    requested_by: str | None = None, max_workers: int = 8,
                    retry_delay_scale: float = 1.0) -> dict[str, Any]:
     """Run one sync and return its report (see shared.services.report)."""
-    import function_app  # registers the blueprints; imported late so settings are in place
-
     config = services.config()
     selected = validate_tenants(tenants, config, field="--tenant") if tenants else None
     now = datetime.now(UTC)
@@ -36,7 +43,7 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
                           dry_run=dry_run, tenants=selected)
     set_services(services)
     try:
-        run_orchestration(discover(function_app.app), SYNC_ORCHESTRATOR, request.to_json(),
+        run_orchestration(function_table(), SYNC_ORCHESTRATOR, request.to_json(),
                           SYNC_INSTANCE_ID, max_workers=max_workers, clock=services.clock,
                           retry_delay_scale=retry_delay_scale)
     finally:

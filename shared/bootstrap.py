@@ -9,6 +9,7 @@ tokens and connections that are expensive to obtain are shared for the life of t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -23,8 +24,8 @@ from shared.config.schema import (
     ConnectWiseConnection,
     HaloConnection,
     PsaConnection,
-    SecretRef,
     SeatSyncConfig,
+    SecretRef,
 )
 from shared.errors import ConfigError
 from shared.ports import GraphPort, PsaPort, SecretReader
@@ -64,13 +65,15 @@ class Services:
     def __init__(self, settings: Settings, *, store: TableStore | None = None,
                  secrets: SecretReader | None = None, graph_factory: GraphFactory | None = None,
                  psa_factory: PsaFactory | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 retry_sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.store = store or TableStore.from_settings(settings)
         self.secrets = secrets or SecretResolver(settings.environment, settings.key_vault_url)
         self._graph_factory = graph_factory
         self._psa_factory = psa_factory
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.retry_sleep = retry_sleep  # how clients wait before a retry (tests pass a recorder)
 
     @cached_property
     def config_repository(self) -> ConfigRepository:
@@ -91,29 +94,31 @@ class Services:
     def graph(self) -> GraphPort:
         """A Graph client for one activity invocation (its own call counter, shared tokens)."""
         if self._graph_factory is None:
-            self._graph_factory = default_graph_factory(self.settings)
+            self._graph_factory = default_graph_factory(self.settings, self.retry_sleep)
         return self._graph_factory()
 
     def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
         if self._psa_factory is None:
-            self._psa_factory = default_psa_factory(self.settings, self.secrets)
+            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep)
         return PsaClients(config, self._psa_factory)
 
 
-def default_graph_factory(settings: Settings) -> GraphFactory:
+def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> GraphFactory:
     from shared.adapters.graph import GraphClient, TenantCredentials
 
     graph_settings = settings.require_graph()
     credentials = TenantCredentials(graph_settings, verify=settings.tls_verify)
 
     def make() -> GraphPort:
-        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify)
+        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify, sleep=sleep)
 
     return make
 
 
-def default_psa_factory(settings: Settings, secrets: SecretReader) -> PsaFactory:
+def default_psa_factory(settings: Settings, secrets: SecretReader,
+                        sleep: Callable[[float], None] = time.sleep) -> PsaFactory:
     """Clients by the connection's configured type (validated with the configuration)."""
+    from shared.adapters.http import RetryingHttp
 
     def value(field: SecretRef | str) -> str:
         return field if isinstance(field, str) else secrets.get(field.reference)
@@ -126,6 +131,7 @@ def default_psa_factory(settings: Settings, secrets: SecretReader) -> PsaFactory
                 name=connection.name, base_url=connection.url, company_id=connection.company_id,
                 public_key=value(connection.public_key), private_key=value(connection.private_key),
                 client_id=value(connection.client_id), verify=settings.tls_verify,
+                http=RetryingHttp(f"ConnectWise {connection.name}", verify=settings.tls_verify, sleep=sleep),
             )
         if isinstance(connection, AutotaskConnection):
             from shared.adapters.autotask import AutotaskClient

@@ -147,7 +147,7 @@ class GraphClient:
     ) -> None:
         self.settings = settings
         self.endpoint = settings.endpoint.rstrip("/")
-        self.http = http or RetryingHttp("Microsoft Graph", session=_NoRedirectSession(), verify=verify)
+        self.http = http or RetryingHttp("Microsoft Graph", session=_NoRedirectSession(), verify=verify, sleep=sleep)
         if credentials is not None and credential_factory is not None:
             raise ValueError("pass either credentials (shared tokens) or credential_factory, not both")
         # Shared between the clients of one process, so each activity's client has its own call

@@ -515,6 +515,11 @@ def parse_config(document: Any, source: str = "configuration") -> SeatSyncConfig
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling; fields are camelCase)"
+            elif error["type"] == "string_pattern_mismatch":
+                pattern = (error.get("ctx") or {}).get("pattern")
+                message = (f"{error['input']!r} is not a GUID (like 1f0a5b2c-0001-4a1b-8c2d-000000000001)"
+                           if pattern == GUID_PATTERN else
+                           f"{error['input']!r} may only hold letters, digits and . _ : -")
             problems.append(f"{where}: {message}")
         raise ConfigError(problems, source) from None
 

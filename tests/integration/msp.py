@@ -1,0 +1,77 @@
+"""A sample MSP on real local parts for integration tests: Azurite (through the ``store``
+fixture's prefix) and the emulators of a scenario, with SeatSync's services pointed at them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulators.base import load_scenario_file
+from emulators.launcher import RunningEmulators, start_emulators
+from local_runner.azurite import Azurite
+from local_runner.demo import sample_files
+from local_runner.local_sync import run_local_sync
+from shared.adapters.tables import TableStore
+from shared.bootstrap import Services
+from shared.config.schema import SeatSyncConfig
+from shared.config.yaml_io import parse_yaml
+from shared.settings import Settings
+
+FABRIKAM = "1f0a5b2c-0001-4a1b-8c2d-000000000001"
+CONTOSO = "2e1b6c3d-0002-4b2c-9d3e-000000000002"
+TAILSPIN = "3d2c7d4e-0003-4c3d-ae4f-000000000003"
+NORTHWIND = "4c3d8e5f-0004-4d4e-bf50-000000000004"
+WOODGROVE = "5b4e9f60-0005-4e5f-8061-000000000005"
+ADATUM = "6a5f0a71-0006-4f60-9172-000000000006"
+SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+
+
+@dataclass
+class Msp:
+    services: Services
+    emulators: RunningEmulators
+    config: SeatSyncConfig
+
+    def sync(self, **options: Any) -> dict[str, Any]:
+        options.setdefault("requested_by", "tests")
+        options.setdefault("retry_delay_scale", 0.0)
+        return run_local_sync(self.services, **options)
+
+    def cw_quantities(self) -> dict[int, float]:
+        """ConnectWise addition id -> quantity, as the emulator bills it now."""
+        state = self.emulators.emulator("connectwise").state()
+        return {a["id"]: a["quantity"] for agreement in state["agreements"] for a in agreement.get("additions", [])}
+
+    def cw_writes(self) -> int:
+        return sum(1 for r in self.emulators.emulator("connectwise").requests_log()
+                   if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].startswith("/_admin"))
+
+
+def sample_scenario(psa: str = "connectwise") -> tuple[dict[str, Any], str]:
+    scenario_path, config_path = sample_files(psa)
+    return load_scenario_file(scenario_path), config_path.read_text(encoding="utf-8")
+
+
+@contextmanager
+def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[str, Any] | None = None,
+                config_text: str | None = None, edit_config: Any = None) -> Iterator[Msp]:
+    sample, sample_config = sample_scenario()
+    scenario = copy.deepcopy(scenario if scenario is not None else sample)
+    with start_emulators(scenario, tmp / "tls") as emulators:
+        env = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
+               "SEATSYNC_TABLE_PREFIX": store.prefix}
+        services = Services(Settings.from_environment(env), store=store, retry_sleep=lambda seconds: None)
+        text = emulators.render_config(config_text or sample_config)
+        if edit_config is not None:
+            document = yaml.safe_load(text)
+            edit_config(document)
+            text = yaml.safe_dump(document)
+        config = parse_yaml(text)
+        services.config_repository.save(config, "tests", "fixture")
+        yield Msp(services, emulators, config)

@@ -1,0 +1,87 @@
+"""The seatsync command line: configuration import/export/validate/history, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from local_runner.azurite import Azurite
+from local_runner.cli import EXIT_OK, EXIT_USAGE, main
+from shared.adapters.config_store import ConfigRepository
+from shared.adapters.tables import TableStore
+from shared.config.schema import SeatSyncConfig
+from shared.config.yaml_io import load_yaml_file
+
+pytestmark = pytest.mark.integration
+
+T1 = "aaaaaaaa-0000-0000-0000-000000000001"
+GOOD = {
+    "psaConnections": [{"name": "cw", "type": "connectwise", "url": "https://cw.example.com/v4_6_release/apis/3.0",
+                        "companyId": "msp", "publicKey": {"setting": "CW_PUBLIC_KEY"},
+                        "privateKey": {"setting": "CW_PRIVATE_KEY"},
+                        "clientId": "12345678-1234-1234-1234-123456789012"}],
+    "tenants": [{"tenantId": T1, "name": "Fabrikam", "companies": [
+        {"psa": "cw", "companyId": "19", "licences": [
+            {"skuId": "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "agreementId": "100", "lineId": "500"}]}]}],
+}
+
+
+@pytest.fixture
+def env(azurite: Azurite, store: TableStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TableStore:
+    monkeypatch.setenv("SEATSYNC_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("SEATSYNC_TABLE_PREFIX", store.prefix)
+    monkeypatch.chdir(tmp_path)
+    return store
+
+
+def write(path: Path, document: object) -> Path:
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def test_import_then_export_round_trips(env: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write(tmp_path / "in.yaml", GOOD)
+    assert main(["config", "import", str(source), "--by", "alice", "--comment", "first"]) == EXIT_OK
+    assert "version 1" in capsys.readouterr().out
+    assert main(["config", "export", "-o", str(tmp_path / "out.yaml")]) == EXIT_OK
+    assert load_yaml_file(tmp_path / "out.yaml") == load_yaml_file(source)
+    assert main(["config", "history"]) == EXIT_OK
+    assert "alice" in capsys.readouterr().out
+
+
+def test_an_invalid_file_is_rejected_whole(env: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "import", str(write(tmp_path / "in.yaml", GOOD))]) == EXIT_OK
+    bad = {**GOOD, "tenants": [*GOOD["tenants"], {"tenantId": "nope", "name": "Broken"}]}  # type: ignore[list-item]
+    capsys.readouterr()
+    assert main(["config", "import", str(write(tmp_path / "bad.yaml", bad))]) == EXIT_USAGE
+    errors = capsys.readouterr().err
+    assert "tenants[1] (Broken).tenantId: 'nope' is not a GUID" in errors
+    config, version = ConfigRepository(env).current()
+    assert version is not None and version.number == 1, "nothing was stored"
+    assert len(config.tenants) == 1
+    wrong_psa = {**GOOD, "tenants": [*GOOD["tenants"], {"tenantId": "aaaaaaaa-0000-0000-0000-000000000002",  # type: ignore[list-item]
+                                                          "name": "Other", "companies": [{"psa": "missing", "companyId": "1"}]}]}
+    assert main(["config", "import", str(write(tmp_path / "bad2.yaml", wrong_psa))]) == EXIT_USAGE
+    assert "tenants[1] (Other).companies[0].psa: no PSA connection named 'missing'" in capsys.readouterr().err
+    assert ConfigRepository(env).current()[1].number == 1  # type: ignore[union-attr]
+
+
+def test_validate_does_not_store(env: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "validate", str(write(tmp_path / "in.yaml", GOOD))]) == EXIT_OK
+    assert "valid (1 tenants" in capsys.readouterr().out
+    assert ConfigRepository(env).current() == (SeatSyncConfig(), None)
+
+
+def test_sync_of_an_unknown_tenant_is_refused(env: TableStore, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    main(["config", "import", str(write(tmp_path / "in.yaml", GOOD))])
+    capsys.readouterr()
+    assert main(["sync", "--tenant", "bbbbbbbb-0000-0000-0000-000000000009"]) == EXIT_USAGE
+    assert "--tenant[0]" in capsys.readouterr().err
+
+
+def test_report_without_runs_says_so(env: TableStore, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report"]) == EXIT_USAGE
+    assert "no run has been recorded yet" in capsys.readouterr().err

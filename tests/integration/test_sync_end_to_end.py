@@ -1,0 +1,107 @@
+"""A whole sync, as `make run` and the Function App run it, on Azurite and the emulators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local_runner.azurite import Azurite
+from shared.adapters.tables import TableStore
+from tests.integration.msp import CONTOSO, FABRIKAM, NORTHWIND, SPB, TAILSPIN, WOODGROVE, running_msp
+
+pytestmark = pytest.mark.integration
+
+
+def test_first_run_brings_additions_in_line_and_second_run_writes_nothing(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        first = msp.sync()
+        assert first["status"] == "partial"  # Tailspin cannot be read
+        applied = {(c["additionId"], c["oldQuantity"], c["newQuantity"]) for c in first["changes"] if c["applied"]}
+        assert applied == {("500", 20, 22), ("501", 5, 4), ("530", 7, 8), ("540", 1150, 1200)}
+        assert msp.cw_quantities() == {500: 22, 501: 4, 510: 10, 520: 6, 530: 8, 540: 1200}
+        writes_after_first = msp.cw_writes()
+        assert writes_after_first == 4, "only the lines whose quantity differs are written"
+
+        second = msp.sync()
+        assert second["changes"] == []
+        assert msp.cw_writes() == writes_after_first, "an unchanged day writes nothing"
+        assert second["totals"]["linesUnchanged"] == 5
+        assert second["calls"]["psa"] < first["calls"]["psa"]
+
+
+def test_a_tenant_whose_token_fails_keeps_its_billing_and_is_reported(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync()
+        tailspin = next(t for t in report["tenants"] if t["tenantId"] == TAILSPIN)
+        assert tailspin["status"] == "auth-failed"
+        assert tailspin["errorCode"] == "AADSTS700016"
+        assert "adminconsent" in tailspin["error"]
+        assert msp.cw_quantities()[520] == 6, "a tenant that cannot be read is never billed less"
+        assert not [c for c in report["changes"] if c["tenantId"] == TAILSPIN]
+        assert msp.services.snapshots.latest(TAILSPIN) is None
+
+
+def test_a_throttled_tenant_still_syncs(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[NORTHWIND])
+        graph = msp.emulators.emulator("graph")
+        throttled = [r for r in graph.requests_log() if r["status"] == 429]
+        assert len(throttled) == 2
+        assert report["tenants"][0]["status"] == "ok"
+        assert msp.cw_quantities()[530] == 8
+
+
+def test_paging_over_999_users(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[WOODGROVE])
+        [woodgrove] = report["tenants"]
+        assert woodgrove["users"] == 1200
+        graph = msp.emulators.emulator("graph")
+        assert graph.count_requests("^/v1.0/users$") == 2, "1,200 users are two pages of 999"
+        snapshot = msp.services.snapshots.latest(WOODGROVE)
+        assert snapshot is not None and len(snapshot.users_holding(SPB)) == 1200
+        assert msp.cw_quantities()[540] == 1200
+
+
+def test_a_dry_run_writes_nothing_and_reports_the_plan(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        before = msp.cw_quantities()
+        report = msp.sync(dry_run=True)
+        assert msp.cw_writes() == 0
+        assert msp.cw_quantities() == before
+        assert {c["status"] for c in report["changes"]} == {"dry-run"}
+        assert {(c["additionId"], c["newQuantity"]) for c in report["changes"]} == {
+            ("500", 22), ("501", 4), ("530", 8), ("540", 1200)}
+        real = msp.sync()
+        assert {(c["additionId"], c["newQuantity"]) for c in real["changes"]} == {
+            (c["additionId"], c["newQuantity"]) for c in report["changes"]}, "the dry run showed exactly the real plan"
+
+
+def test_only_the_requested_tenants_are_synced(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[FABRIKAM, CONTOSO])
+        assert {t["tenantId"] for t in report["tenants"]} == {FABRIKAM, CONTOSO}
+        assert msp.cw_quantities()[540] == 1150
+
+
+def test_a_failed_psa_write_is_reported_and_others_still_apply(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        msp.emulators.emulator("connectwise").faults.add(
+            {"kind": "error", "status": 400, "path": "/additions/501$", "method": "PATCH"})
+        report = msp.sync(tenants=[FABRIKAM])
+        by_line = {c["additionId"]: c for c in report["changes"]}
+        assert by_line["500"]["status"] == "applied"
+        assert by_line["501"]["status"] == "failed"
+        assert "501" in by_line["501"]["error"]
+        assert report["status"] == "partial"
+        assert msp.cw_quantities()[501] == 5
+
+
+def test_gdap_customers_not_yet_added_are_reported(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[CONTOSO])
+        assert [t["name"] for t in report["gdap"]["notConfigured"]] == ["Adatum Corporation"]
