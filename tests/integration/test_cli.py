@@ -61,8 +61,9 @@ def test_an_invalid_file_is_rejected_whole(env: TableStore, tmp_path: Path, caps
     config, version = ConfigRepository(env).current()
     assert version is not None and version.number == 1, "nothing was stored"
     assert len(config.tenants) == 1
-    wrong_psa = {**GOOD, "tenants": [*GOOD["tenants"], {"tenantId": "aaaaaaaa-0000-0000-0000-000000000002",  # type: ignore[list-item]
-                                                          "name": "Other", "companies": [{"psa": "missing", "companyId": "1"}]}]}
+    other = {"tenantId": "aaaaaaaa-0000-0000-0000-000000000002", "name": "Other",
+             "companies": [{"psa": "missing", "companyId": "1"}]}
+    wrong_psa = {**GOOD, "tenants": [*GOOD["tenants"], other]}  # type: ignore[list-item]
     assert main(["config", "import", str(write(tmp_path / "bad2.yaml", wrong_psa))]) == EXIT_USAGE
     assert "tenants[1] (Other).companies[0].psa: no PSA connection named 'missing'" in capsys.readouterr().err
     assert ConfigRepository(env).current()[1].number == 1  # type: ignore[union-attr]
