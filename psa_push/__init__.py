@@ -22,7 +22,8 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     request = PushRequest.model_validate(payload)
     config = services.config()
     clients = services.psa_clients(config)
-    summary = push_changes_service(config, services.snapshots, services.runs, clients, request,
-                                   services.clock().date())
+    now = services.clock()
+    summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
+                                   request, now.date(), now)
     summary.psa_calls = clients.calls
     return summary.to_json()

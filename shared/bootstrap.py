@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from shared.adapters.config_store import ConfigRepository
+from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.snapshot_store import SnapshotRepository
@@ -86,6 +87,10 @@ class Services:
     @cached_property
     def runs(self) -> RunRepository:
         return RunRepository(self.store)
+
+    @cached_property
+    def decisions(self) -> DecisionRepository:
+        return DecisionRepository(self.store)
 
     def config(self) -> SeatSyncConfig:
         """The current configuration, read fresh so that saved changes apply to the next step."""

@@ -100,6 +100,9 @@ class PushSummary(Message):
     applied: int = 0
     dry_run: int = 0
     failed: int = 0
+    held: int = 0
+    deferred: int = 0
+    rejected: int = 0
     unchanged: int = 0
     problems: int = 0
     psa_calls: int = 0
@@ -124,6 +127,9 @@ class RunSummary(Message):
     changes_applied: int = 0
     changes_dry_run: int = 0
     changes_failed: int = 0
+    changes_held: int = 0
+    changes_deferred: int = 0
+    changes_rejected: int = 0
     lines_unchanged: int = 0
     problems: int = 0
     graph_calls: int = 0
@@ -153,6 +159,9 @@ def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[
         changes_applied=sum(p.applied for p in pushes),
         changes_dry_run=sum(p.dry_run for p in pushes),
         changes_failed=failed_changes,
+        changes_held=sum(p.held for p in pushes),
+        changes_deferred=sum(p.deferred for p in pushes),
+        changes_rejected=sum(p.rejected for p in pushes),
         lines_unchanged=sum(p.unchanged for p in pushes),
         problems=sum(p.problems for p in pushes),
         graph_calls=extra_graph_calls + sum(o.graph_calls for o in outcomes),

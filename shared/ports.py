@@ -29,6 +29,7 @@ from shared.domain.model import (
     PsaContact,
     SkuCount,
     Subscription,
+    TenantReadout,
 )
 
 
@@ -59,6 +60,12 @@ class GraphPort(CallCounter, Protocol):
     def list_mailboxes(self, tenant_id: str) -> list[Mailbox]: ...
 
     def list_managed_devices(self, tenant_id: str) -> list[ManagedDevice]: ...
+
+    def collect_tenant(self, tenant_id: str, *, group_ids: Iterable[str] = (), mailboxes: bool = False,
+                       managed_devices: bool = False) -> TenantReadout:
+        """Licences, users and subscriptions, plus the groups, mailboxes and devices asked for,
+        in as few requests as Graph allows."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -44,6 +44,7 @@ from shared.domain.model import (
     ManagedDevice,
     SkuCount,
     Subscription,
+    TenantReadout,
 )
 from shared.errors import GraphAuthError, GraphError, IncompleteReadError
 from shared.settings import GraphSettings, Settings
@@ -107,19 +108,6 @@ class DelegatedAdminRelationship:
     customer_name: str
     end: datetime | None
     role_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TenantReadout:
-    """Everything ``collect_tenant`` read from one tenant, complete by construction."""
-
-    tenant_id: str
-    skus: tuple[SkuCount, ...]
-    users: tuple[DirectoryUser, ...]
-    subscriptions: tuple[Subscription, ...]
-    groups: dict[str, tuple[GroupMember, ...]] = field(default_factory=dict)
-    mailboxes: tuple[Mailbox, ...] | None = None
-    managed_devices: tuple[ManagedDevice, ...] | None = None
 
 
 class _NoRedirectSession(requests.Session):

@@ -19,6 +19,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import (
     DocumentRef,
     TableStore,
@@ -29,7 +30,7 @@ from shared.adapters.tables import (
     write_document,
 )
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
-from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.model import PlannedChange
 from shared.domain.planning import Problem
 
 _RUNS_PK = "runs"
@@ -76,29 +77,12 @@ def _clip(text: str) -> str:
 
 
 def change_to_entity(run_id: str, change: PlannedChange, error: str | None = None) -> dict[str, Any]:
-    return {
-        "PartitionKey": run_id, "RowKey": change.change_id, "Kind": change.kind.value,
-        "TenantId": change.tenant_id, "CompanyId": change.company_id, "Psa": change.psa,
-        "AgreementId": change.agreement_id, "LineId": change.line_id or "", "SkuId": change.sku_id,
-        "OldQuantity": change.old_quantity if change.old_quantity is not None else -1,
-        "NewQuantity": change.new_quantity, "Reason": _clip(change.reason),
-        "Status": change.status.value, "Description": _clip(change.description or ""),
-        "Error": _clip(error or ""),
-    }
+    return {"PartitionKey": run_id, "RowKey": change.change_id, "TenantId": change.tenant_id,
+            "Status": change.status.value, "Change": change_to_json(change), "Error": _clip(error or "")}
 
 
 def change_from_entity(entity: dict[str, Any]) -> tuple[PlannedChange, str | None]:
-    old = int(entity["OldQuantity"])
-    change = PlannedChange(
-        change_id=str(entity["RowKey"]), kind=ChangeKind(entity["Kind"]),
-        tenant_id=str(entity["TenantId"]), company_id=str(entity["CompanyId"]),
-        psa=str(entity["Psa"]), agreement_id=str(entity["AgreementId"]),
-        line_id=str(entity["LineId"]) or None, sku_id=str(entity["SkuId"]),
-        old_quantity=None if old < 0 else old, new_quantity=int(entity["NewQuantity"]),
-        reason=str(entity.get("Reason", "")), status=ChangeStatus(entity["Status"]),
-        description=str(entity.get("Description") or "") or None,
-    )
-    return change, (str(entity.get("Error") or "") or None)
+    return change_from_json(str(entity["Change"])), (str(entity.get("Error") or "") or None)
 
 
 class RunRepository:

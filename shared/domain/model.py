@@ -147,6 +147,20 @@ class TenantSnapshot:
         return tuple(u for u in self.users if u.holds(sku_id))
 
 
+@dataclass(frozen=True)
+class TenantReadout:
+    """Everything read from one tenant in one pass (Graph's ``collect_tenant``), complete by
+    construction; becomes a ``TenantSnapshot`` once stamped with the run."""
+
+    tenant_id: str
+    skus: tuple[SkuCount, ...]
+    users: tuple[DirectoryUser, ...]
+    subscriptions: tuple[Subscription, ...]
+    groups: dict[str, tuple[GroupMember, ...]] = field(default_factory=dict)
+    mailboxes: tuple[Mailbox, ...] | None = None
+    managed_devices: tuple[ManagedDevice, ...] | None = None
+
+
 # --------------------------------------------------------------------------- PSA side
 
 
@@ -258,11 +272,11 @@ class AgreementType:
 
 
 class ChangeKind(StrEnum):
-    SET_QUANTITY = "set-quantity"
     CREATE_LINE = "create-line"
+    SET_QUANTITY = "set-quantity"
     PRORATE = "prorate"
     CREDIT = "credit"
-    SET_DESCRIPTION = "set-description"
+    SET_DETAILS = "set-details"
 
 
 class ChangeStatus(StrEnum):
@@ -277,27 +291,15 @@ class ChangeStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class DesiredLine:
-    """What one mapped licence should bill: computed from a snapshot and the configuration."""
-
-    tenant_id: str
-    company_id: str
-    psa: str
-    agreement_id: str
-    line_id: str | None
-    sku_id: str
-    quantity: int
-    description: str | None = None
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        if self.quantity < 0:
-            raise ValueError(f"billable quantity of {self.sku_id} cannot be negative: {self.quantity}")
-
-
-@dataclass(frozen=True)
 class PlannedChange:
-    """One write the push would make, with what it changes from and to and why."""
+    """One write the push would make to a PSA, with what it changes from and to and why.
+
+    ``sku_id`` names the billed source: a licence's SKU id, or ``custom:<name>``. For prorate and
+    credit lines ``new_quantity`` is the units charged (negative for a credit), ``unit_price``
+    the prorated unit price and ``amount`` their product; ``effective_date``..``end_date`` is the
+    period charged. ``hold_key`` identifies a decision (approval or deferral) across runs: the
+    same decrease of the same line from the same quantity has the same key every day.
+    """
 
     change_id: str
     kind: ChangeKind
@@ -312,3 +314,19 @@ class PlannedChange:
     reason: str
     status: ChangeStatus = ChangeStatus.PLANNED
     description: str | None = None
+    mapping_key: str = ""
+    label: str = ""
+    product_id: str | None = None
+    unit_price: Decimal | None = None
+    bill_mode: BillMode | None = None
+    effective_date: date | None = None
+    end_date: date | None = None
+    tag: str | None = None
+    amount: Decimal | None = None
+    hold_key: str | None = None
+    due_date: date | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether this change is to be written now."""
+        return self.status == ChangeStatus.PLANNED

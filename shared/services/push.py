@@ -1,45 +1,184 @@
 """Plan and push the changes of a group of collected tenants to their PSAs.
 
-The plan is recorded before anything is written, each write's result is recorded after it,
-and a tenant whose PSA lines cannot be read is not planned at all.
+For each tenant: read what its PSAs bill now (agreements, lines, catalogue prices), plan with
+the pure core, record the plan, then write. Exactly-once: every write is planned from the
+PSA's state read just before, SeatSync's records carry deterministic tags, a prorate line is
+written before the base quantity it accompanies, and the ledger records each write; so a
+retried activity, a crash between a PSA write and its bookkeeping, or a second run on the same
+day finds the work already done instead of doing it twice. Held and deferred decreases are
+recorded for a human or for their renewal date; every write and every decision is audited.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 
 import requests
 
-from shared.adapters.run_store import RunRepository
+from shared.adapters.decision_store import AuditEntry, DecisionRepository
+from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.snapshot_store import SnapshotRepository
-from shared.config.schema import SeatSyncConfig
-from shared.contracts import PushRequest, PushSummary
-from shared.domain.model import BilledLine, ChangeStatus
-from shared.domain.planning import LineKey, plan_tenant, referenced_agreements
+from shared.config.schema import SeatSyncConfig, TenantConfig
+from shared.contracts import PushRequest, PushSummary, SyncRequest
+from shared.domain.billing import unlinked_licences
+from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange, TenantSnapshot
+from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
+from shared.domain.sku_names import sku_display_name
 from shared.errors import PsaError, SeatSyncError
-from shared.ports import PsaPort
+from shared.ports import NewLine, PsaPort
 
 log = logging.getLogger(__name__)
+PsaLookup = Callable[[str], PsaPort]
 
 
-def _read_lines(tenant_agreements: list[tuple[str, str]],
-                psa_for: Callable[[str], PsaPort]) -> dict[LineKey, BilledLine]:
-    by_psa: dict[str, list[str]] = {}
-    for psa, agreement in tenant_agreements:
-        by_psa.setdefault(psa, []).append(agreement)
-    lines: dict[LineKey, BilledLine] = {}
-    for psa, agreements in by_psa.items():
-        for line in psa_for(psa).list_lines(agreements):
-            lines[(psa, line.line_id)] = line
-    return lines
+class TenantReadError(SeatSyncError):
+    """The PSA state of a tenant could not be read completely: nothing is planned for it."""
+
+
+def read_view(config: SeatSyncConfig, tenant: TenantConfig, psa_for: PsaLookup) -> PsaView:
+    """Everything the planner needs from the PSAs for one tenant, read completely or not at all."""
+    agreements_needed, products_needed = required_reads(config, tenant)
+    agreements = {}
+    lines: dict[AgreementKey, tuple[BilledLine, ...]] = {}
+    products = {}
+    capabilities = {}
+    try:
+        for psa in sorted({p for p, _ in agreements_needed} | {p for p, _ in products_needed}):
+            client = psa_for(psa)
+            capabilities[psa] = client.capabilities
+            wanted = sorted(a for p, a in agreements_needed if p == psa)
+            for agreement_id in wanted:
+                agreements[(psa, agreement_id)] = client.get_agreement(agreement_id)
+            by_agreement: dict[str, list[BilledLine]] = {a: [] for a in wanted}
+            for line in client.list_lines(wanted):
+                by_agreement.setdefault(line.agreement_id, []).append(line)
+            lines.update({(psa, a): tuple(found) for a, found in by_agreement.items()})
+            for product_id in sorted(i for p, i in products_needed if p == psa):
+                products[(psa, product_id)] = client.get_product(product_id)
+    except (PsaError, SeatSyncError, requests.RequestException) as exc:
+        raise TenantReadError(f"PSA state could not be read, nothing planned: {exc}") from exc
+    return PsaView(agreements, lines, products, capabilities)
+
+
+@dataclass
+class _Context:
+    config: SeatSyncConfig
+    runs: RunRepository
+    decisions: DecisionRepository
+    psa_for: PsaLookup
+    request: PushRequest
+    run: SyncRequest | None
+    now: datetime
+
+    def audit(self, change: PlannedChange, event: str, tenant: TenantConfig, **extra: str | None) -> None:
+        self.decisions.audit(AuditEntry.of(
+            change, event, self.now, tenant.name, run_id=self.request.run_id,
+            trigger=self.run.trigger if self.run else None,
+            requested_by=self.run.requested_by if self.run else None, **extra))
+
+
+def _line_of(view: PsaView, change: PlannedChange) -> BilledLine:
+    for line in view.lines.get((change.psa, change.agreement_id), ()):
+        if line.line_id == change.line_id:
+            return line
+    raise PsaError(change.psa, "the line to change is no longer on the agreement",
+                   f"agreement {change.agreement_id} line {change.line_id}")
+
+
+def execute(change: PlannedChange, view: PsaView, client: PsaPort) -> str | None:
+    """Make one write; returns the id of the line written."""
+    if change.kind in (ChangeKind.PRORATE, ChangeKind.CREDIT, ChangeKind.CREATE_LINE):
+        assert change.product_id is not None and change.effective_date is not None
+        created = client.create_line(NewLine(
+            agreement_id=change.agreement_id, product_id=change.product_id, quantity=change.new_quantity,
+            effective_date=change.effective_date, unit_price=change.unit_price,
+            bill_mode=change.bill_mode or NewLine.bill_mode, description=(change.description or change.label)[:200],
+            invoice_description=change.description or "", end_date=change.end_date, tag=change.tag))
+        return created.line_id
+    line = _line_of(view, change)
+    if change.kind == ChangeKind.SET_QUANTITY:
+        assert change.effective_date is not None
+        client.set_quantity(line, change.new_quantity, change.effective_date)
+    else:
+        client.update_line(line, invoice_description=change.description, unit_price=change.unit_price)
+    return line.line_id
+
+
+def _reconciliation(tenant: TenantConfig, snapshot: TenantSnapshot, plan: TenantPlan, config: SeatSyncConfig
+                    ) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
+    rows = [ReconciliationRow(
+        tenant_id=tenant.tenant_id, tenant_name=tenant.name, psa=o.item.company.psa,
+        company_id=o.item.company.company_id, agreement_id=o.agreement_id, line_id=o.line_id,
+        mapping_key=o.item.mapping_key, source=o.item.licence.source, label=o.item.label,
+        purchased=o.item.purchased, counted=o.item.counted, target=o.item.quantity, billed_before=o.billed_before,
+        unit_price=o.unit_price) for o in plan.outcomes]
+    unlinked = [UnlinkedLicence(tenant_id=tenant.tenant_id, tenant_name=tenant.name, sku_id=s.sku_id,
+                                sku_part_number=s.sku_part_number, label=sku_display_name(s.sku_id, s.sku_part_number),
+                                purchased=s.purchased, assigned=s.consumed)
+                for s in unlinked_licences(config, tenant, snapshot)]
+    return rows, unlinked
+
+
+def _record_decisions(ctx: _Context, tenant: TenantConfig, plan: TenantPlan) -> None:
+    current = {c.hold_key for c in plan.changes if c.hold_key}
+    for change in plan.changes:
+        if change.status == ChangeStatus.HELD and ctx.decisions.hold(change, ctx.request.run_id, ctx.now):
+            ctx.audit(change, "held", tenant)
+        elif change.status == ChangeStatus.DEFERRED and ctx.decisions.defer(change, ctx.request.run_id, ctx.now):
+            ctx.audit(change, "deferred", tenant)
+    # a pending approval whose decrease no longer stands (the count moved on) is superseded
+    for mapping_key in {c.mapping_key for c in plan.changes} | {o.item.mapping_key for o in plan.outcomes}:
+        keep = next((c.hold_key for c in plan.changes if c.mapping_key == mapping_key and c.hold_key in current
+                     and c.status == ChangeStatus.HELD), None)
+        for record in ctx.decisions.supersede(tenant.tenant_id, mapping_key, keep, ctx.now):
+            ctx.audit(record.change, "superseded", tenant, reason="the licence count moved on before a decision")
+
+
+def _apply(ctx: _Context, tenant: TenantConfig, plan: TenantPlan, view: PsaView, summary: PushSummary) -> None:
+    broken: set[str] = set()  # mappings whose earlier write failed: their later writes wait for the next run
+    for change in plan.changes:
+        if not change.writes:
+            continue
+        if change.mapping_key in broken:
+            skipped = replace(change, status=ChangeStatus.FAILED)
+            ctx.runs.update_change(ctx.request.run_id, skipped,
+                                   "not attempted: an earlier write of this licence failed")
+            summary.failed += 1
+            continue
+        if ctx.decisions.written(tenant.tenant_id, change.change_id):
+            ctx.runs.update_change(ctx.request.run_id, replace(change, status=ChangeStatus.APPLIED),
+                                   "already written by an earlier attempt")
+            summary.applied += 1
+            continue
+        try:
+            written = execute(change, view, ctx.psa_for(change.psa))
+        except (PsaError, SeatSyncError, requests.RequestException) as exc:
+            log.warning("change %s failed: %s", change.change_id, exc)
+            broken.add(change.mapping_key)
+            failed = replace(change, status=ChangeStatus.FAILED)
+            ctx.runs.update_change(ctx.request.run_id, failed, str(exc))
+            ctx.audit(failed, "failed", tenant, error=str(exc))
+            summary.failed += 1
+            continue
+        ctx.decisions.record_write(change, ctx.request.run_id, ctx.now, written)
+        applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or written)
+        ctx.runs.update_change(ctx.request.run_id, applied)
+        ctx.audit(applied, "applied", tenant)
+        if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
+            if ctx.decisions.approval(change.hold_key) is not None:
+                ctx.decisions.mark_applied(change.hold_key, ctx.now)
+            ctx.decisions.clear_deferral(tenant.tenant_id, change.hold_key)
+        summary.applied += 1
 
 
 def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
-                 psa_for: Callable[[str], PsaPort], request: PushRequest, today: date) -> PushSummary:
+                 decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
+                 now: datetime) -> PushSummary:
     summary = PushSummary()
+    ctx = _Context(config, runs, decisions, psa_for, request, runs.request(request.run_id), now)
     for tenant_id in request.tenant_ids:
         summary.tenants += 1
         tenant = config.tenant(tenant_id)
@@ -51,33 +190,28 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             summary.tenants_failed.append(tenant_id)
             continue
         try:
-            lines = _read_lines(referenced_agreements(tenant), psa_for)
-        except (PsaError, SeatSyncError, requests.RequestException) as exc:
-            log.warning("tenant %s: PSA lines could not be read: %s", tenant_id, exc)
-            runs.record_problems(request.run_id, tenant_id, [],
-                                 push_error=f"PSA lines could not be read, nothing planned: {exc}")
+            view = read_view(config, tenant, psa_for)
+        except TenantReadError as exc:
+            log.warning("tenant %s: %s", tenant_id, exc)
+            runs.record_problems(request.run_id, tenant_id, [], push_error=str(exc))
             summary.tenants_failed.append(tenant_id)
             continue
-        plan = plan_tenant(tenant, snapshot, lines, today)
-        summary.unchanged += len(plan.unchanged)
-        summary.problems += len(plan.problems)
-        summary.planned += len(plan.changes)
+        plan = plan_tenant(config, tenant, snapshot, view, today, decisions.decisions_for(tenant_id))
         runs.record_problems(request.run_id, tenant_id, list(plan.problems))
+        runs.record_reconciliation(request.run_id, tenant_id, *_reconciliation(tenant, snapshot, plan, config))
+        summary.unchanged += plan.unchanged
+        summary.problems += len(plan.problems)
+        summary.held += sum(1 for c in plan.changes if c.status == ChangeStatus.HELD)
+        summary.deferred += sum(1 for c in plan.changes if c.status == ChangeStatus.DEFERRED)
+        summary.rejected += sum(1 for c in plan.changes if c.status == ChangeStatus.REJECTED)
+        to_write = [c for c in plan.changes if c.writes]
+        summary.planned += len(to_write)
         if request.dry_run:
-            runs.record_changes(request.run_id, [replace(c, status=ChangeStatus.DRY_RUN) for c in plan.changes])
-            summary.dry_run += len(plan.changes)
+            runs.record_changes(request.run_id, [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c
+                                                 for c in plan.changes])
+            summary.dry_run += len(to_write)
             continue
         runs.record_changes(request.run_id, list(plan.changes))
-        for change in plan.changes:
-            assert change.line_id is not None  # set-quantity changes always name their line
-            line = lines[(change.psa, change.line_id)]
-            try:
-                psa_for(change.psa).set_quantity(line, change.new_quantity, today)
-            except (PsaError, requests.RequestException) as exc:
-                log.warning("change %s failed: %s", change.change_id, exc)
-                runs.update_change(request.run_id, replace(change, status=ChangeStatus.FAILED), str(exc))
-                summary.failed += 1
-            else:
-                runs.update_change(request.run_id, replace(change, status=ChangeStatus.APPLIED))
-                summary.applied += 1
+        _record_decisions(ctx, tenant, plan)
+        _apply(ctx, tenant, plan, view, summary)
     return summary

@@ -52,7 +52,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "tenantId": change.tenant_id,
             "tenantName": names.get(change.tenant_id, ""),
             "skuId": change.sku_id,
-            "licence": sku_display_name(change.sku_id),
+            "licence": change.label or sku_display_name(change.sku_id),
             "psa": change.psa,
             "companyId": change.company_id,
             "agreementId": change.agreement_id,
@@ -63,6 +63,13 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "status": change.status.value,
             "reason": change.reason,
             "error": error,
+            "unitPrice": None if change.unit_price is None else str(change.unit_price),
+            "amount": None if change.amount is None else str(change.amount),
+            "effectiveDate": change.effective_date.isoformat() if change.effective_date else None,
+            "endDate": change.end_date.isoformat() if change.end_date else None,
+            "holdKey": change.hold_key,
+            "dueDate": change.due_date.isoformat() if change.due_date else None,
+            "tag": change.tag,
         })
     return {
         "runId": run_id,

@@ -7,6 +7,7 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ NORTHWIND = "4c3d8e5f-0004-4d4e-bf50-000000000004"
 WOODGROVE = "5b4e9f60-0005-4e5f-8061-000000000005"
 ADATUM = "6a5f0a71-0006-4f60-9172-000000000006"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # the day the tests' changes are detected
 
 
 @dataclass
@@ -66,7 +68,8 @@ def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[s
     with start_emulators(scenario, tmp / "tls") as emulators:
         env = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
                "SEATSYNC_TABLE_PREFIX": store.prefix}
-        services = Services(Settings.from_environment(env), store=store, retry_sleep=lambda seconds: None)
+        services = Services(Settings.from_environment(env), store=store, retry_sleep=lambda seconds: None,
+                            clock=lambda: NOW)
         text = emulators.render_config(config_text or sample_config)
         if edit_config is not None:
             document = yaml.safe_load(text)

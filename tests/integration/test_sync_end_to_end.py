@@ -18,16 +18,21 @@ def test_first_run_brings_additions_in_line_and_second_run_writes_nothing(
     with running_msp(azurite, store, tmp_path) as msp:
         first = msp.sync()
         assert first["status"] == "partial"  # Tailspin cannot be read
-        applied = {(c["additionId"], c["oldQuantity"], c["newQuantity"]) for c in first["changes"] if c["applied"]}
-        assert applied == {("500", 20, 22), ("501", 5, 4), ("530", 7, 8), ("540", 1150, 1200)}
-        assert msp.cw_quantities() == {500: 22, 501: 4, 510: 10, 520: 6, 530: 8, 540: 1200}
+        applied = {(c["kind"], c["additionId"], c["oldQuantity"], c["newQuantity"])
+                   for c in first["changes"] if c["applied"]}
+        assert applied == {("set-quantity", "500", 20, 22), ("set-quantity", "501", 5, 4),
+                           ("set-quantity", "530", 7, 8), ("set-quantity", "540", 1150, 1200),
+                           ("prorate", "541", None, 2), ("prorate", "542", None, 1), ("prorate", "543", None, 50)}
+        assert msp.cw_quantities() == {500: 22, 501: 4, 510: 10, 520: 6, 530: 8, 540: 1200,
+                                       541: 2, 542: 1, 543: 50}
         writes_after_first = msp.cw_writes()
-        assert writes_after_first == 4, "only the lines whose quantity differs are written"
+        assert writes_after_first == 7, "only the lines whose quantity differs are written, with their prorates"
 
         second = msp.sync()
         assert second["changes"] == []
         assert msp.cw_writes() == writes_after_first, "an unchanged day writes nothing"
         assert second["totals"]["linesUnchanged"] == 5
+        assert msp.cw_quantities()[541] == 2, "a second run on the same day does not prorate again"
         assert second["calls"]["psa"] < first["calls"]["psa"]
 
 
@@ -73,11 +78,13 @@ def test_a_dry_run_writes_nothing_and_reports_the_plan(azurite: Azurite, store: 
         assert msp.cw_writes() == 0
         assert msp.cw_quantities() == before
         assert {c["status"] for c in report["changes"]} == {"dry-run"}
-        assert {(c["additionId"], c["newQuantity"]) for c in report["changes"]} == {
-            ("500", 22), ("501", 4), ("530", 8), ("540", 1200)}
+        planned = {(c["kind"], c["additionId"], c["newQuantity"], c["amount"]) for c in report["changes"]}
+        assert planned == {("set-quantity", "500", 22, None), ("set-quantity", "501", 4, None),
+                           ("set-quantity", "530", 8, None), ("set-quantity", "540", 1200, None),
+                           ("prorate", None, 2, "8.80"), ("prorate", None, 1, "4.60"), ("prorate", None, 50, "220.00")}
         real = msp.sync()
-        assert {(c["additionId"], c["newQuantity"]) for c in real["changes"]} == {
-            (c["additionId"], c["newQuantity"]) for c in report["changes"]}, "the dry run showed exactly the real plan"
+        assert {(c["kind"], c["newQuantity"], c["amount"]) for c in real["changes"]} == {
+            (kind, quantity, amount) for kind, _, quantity, amount in planned}, "the dry run showed the real plan"
 
 
 def test_only_the_requested_tenants_are_synced(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
@@ -93,7 +100,7 @@ def test_a_failed_psa_write_is_reported_and_others_still_apply(
         msp.emulators.emulator("connectwise").faults.add(
             {"kind": "error", "status": 400, "path": "/additions/501$", "method": "PATCH"})
         report = msp.sync(tenants=[FABRIKAM])
-        by_line = {c["additionId"]: c for c in report["changes"]}
+        by_line = {c["additionId"]: c for c in report["changes"] if c["kind"] == "set-quantity"}
         assert by_line["500"]["status"] == "applied"
         assert by_line["501"]["status"] == "failed"
         assert "501" in by_line["501"]["error"]

@@ -1,0 +1,240 @@
+"""Approvals, deferrals, the write ledger and the audit trail, in Table Storage.
+
+- ``<prefix>approvals`` (partition ``approval``, row = hold key): decreases held for a human,
+  and the decision taken (who, when, why). One row per distinct decrease: holding the same
+  decrease again the next day finds the row instead of asking twice.
+- ``<prefix>deferrals`` (partition = tenant, row = hold key): decreases scheduled for a
+  subscription's renewal date.
+- ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA.
+- ``<prefix>audit`` (partition = tenant, row = ``<UTC time>~<change id>~<event>``): every PSA
+  write and every held, deferred, approved, rejected or failed change, with the run, who
+  started it, before and after, the prorate amount and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.adapters.serialization import change_from_json, change_to_json
+from shared.adapters.tables import TableStore, partition, query, row_range, upsert
+from shared.domain.decreases import Approval, Deferral
+from shared.domain.model import PlannedChange
+from shared.domain.planning import Decisions
+from shared.errors import ConflictError, SeatSyncError
+
+_APPROVALS = "approval"
+
+
+class DecisionError(SeatSyncError):
+    """An approval that does not exist or was already decided."""
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    hold_key: str
+    tenant_id: str
+    status: str  # pending, approved, rejected, superseded, applied
+    change: PlannedChange
+    held_at: datetime
+    held_in_run: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+    def as_approval(self) -> Approval:
+        status = self.status if self.status in ("pending", "approved", "rejected", "superseded") else "approved"
+        return Approval(self.hold_key, status, self.change.old_quantity or 0,  # type: ignore[arg-type]
+                        self.change.new_quantity, self.decided_by, self.decided_at)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    tenant_id: str
+    tenant_name: str
+    event: str  # applied, failed, held, deferred, approved, rejected, superseded
+    run_id: str | None
+    trigger: str | None
+    requested_by: str | None
+    change_id: str
+    kind: str
+    psa: str
+    company_id: str
+    agreement_id: str
+    line_id: str | None
+    licence: str
+    before: int | None
+    after: int | None
+    amount: Decimal | None
+    unit_price: Decimal | None
+    reason: str
+    error: str | None = None
+    actor: str | None = None
+
+    @classmethod
+    def of(cls, change: PlannedChange, event: str, at: datetime, tenant_name: str, *, run_id: str | None = None,
+           trigger: str | None = None, requested_by: str | None = None, error: str | None = None,
+           actor: str | None = None, reason: str | None = None) -> AuditEntry:
+        return cls(at=at, tenant_id=change.tenant_id, tenant_name=tenant_name, event=event, run_id=run_id,
+                   trigger=trigger, requested_by=requested_by, change_id=change.change_id, kind=change.kind.value,
+                   psa=change.psa, company_id=change.company_id, agreement_id=change.agreement_id,
+                   line_id=change.line_id, licence=change.label or change.sku_id, before=change.old_quantity,
+                   after=change.new_quantity, amount=change.amount, unit_price=change.unit_price,
+                   reason=reason or change.reason, error=error, actor=actor)
+
+
+def _entity_time(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+class DecisionRepository:
+    def __init__(self, store: TableStore) -> None:
+        self._approvals = store.table("approvals")
+        self._deferrals = store.table("deferrals")
+        self._ledger = store.table("ledger")
+        self._audit = store.table("audit")
+
+    # approvals ---------------------------------------------------------------------------
+    def _approval(self, entity: dict[str, Any]) -> ApprovalRecord:
+        return ApprovalRecord(
+            hold_key=str(entity["RowKey"]), tenant_id=str(entity["TenantId"]), status=str(entity["Status"]),
+            change=change_from_json(str(entity["Change"])), held_at=_entity_time(entity["HeldAt"]),
+            held_in_run=str(entity.get("HeldInRun", "")), decided_by=entity.get("DecidedBy") or None,
+            decided_at=_entity_time(entity["DecidedAt"]) if entity.get("DecidedAt") else None,
+            comment=entity.get("Comment") or None,
+        )
+
+    def approval(self, hold_key: str) -> ApprovalRecord | None:
+        try:
+            return self._approval(dict(self._approvals.get_entity(_APPROVALS, hold_key)))
+        except ResourceNotFoundError:
+            return None
+
+    def approvals(self, status: str | None = None, tenant_id: str | None = None) -> list[ApprovalRecord]:
+        clauses, params = ["PartitionKey eq @pk"], {"pk": _APPROVALS}
+        if status:
+            clauses.append("Status eq @status")
+            params["status"] = status
+        if tenant_id:
+            clauses.append("TenantId eq @tenant")
+            params["tenant"] = tenant_id.lower()
+        records = [self._approval(e) for e in query(self._approvals, " and ".join(clauses), **params)]
+        return sorted(records, key=lambda r: r.held_at)
+
+    def hold(self, change: PlannedChange, run_id: str, at: datetime) -> bool:
+        """Record a held decrease; False when the same decrease is already recorded."""
+        assert change.hold_key is not None
+        try:
+            self._approvals.create_entity({
+                "PartitionKey": _APPROVALS, "RowKey": change.hold_key, "TenantId": change.tenant_id,
+                "MappingKey": change.mapping_key, "Status": "pending", "Change": change_to_json(change),
+                "HeldAt": at.isoformat(), "HeldInRun": run_id,
+            })
+        except ResourceExistsError:
+            return False
+        return True
+
+    def supersede(self, tenant_id: str, mapping_key: str, keep: str | None, at: datetime) -> list[ApprovalRecord]:
+        """Mark pending approvals of a mapping other than ``keep`` as superseded: their source moved on."""
+        gone = []
+        for record in self.approvals("pending", tenant_id):
+            if record.change.mapping_key == mapping_key and record.hold_key != keep:
+                self._approvals.upsert_entity({"PartitionKey": _APPROVALS, "RowKey": record.hold_key,
+                                               "Status": "superseded", "DecidedAt": at.isoformat(),
+                                               "DecidedBy": "seatsync", "Comment": "the licence count moved on"},
+                                              mode=UpdateMode.MERGE)
+                gone.append(record)
+        return gone
+
+    def decide(self, hold_key: str, approve: bool, by: str, comment: str | None, at: datetime) -> ApprovalRecord:
+        """Approve or reject a pending decrease (only once: a decided one raises)."""
+        try:
+            entity = self._approvals.get_entity(_APPROVALS, hold_key)
+        except ResourceNotFoundError:
+            raise DecisionError(f"no held change {hold_key}") from None
+        record = self._approval(dict(entity))
+        if record.status != "pending":
+            raise DecisionError(f"held change {hold_key} is already {record.status}")
+        status = "approved" if approve else "rejected"
+        try:
+            self._approvals.update_entity(
+                {"PartitionKey": _APPROVALS, "RowKey": hold_key, "Status": status, "DecidedBy": by,
+                 "DecidedAt": at.isoformat(), "Comment": comment or ""},
+                mode=UpdateMode.MERGE, etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError as exc:
+            raise ConflictError(f"held change {hold_key} was decided by someone else at the same time") from exc
+        return replace(record, status=status, decided_by=by, decided_at=at, comment=comment)
+
+    def mark_applied(self, hold_key: str, at: datetime) -> None:
+        self._approvals.upsert_entity({"PartitionKey": _APPROVALS, "RowKey": hold_key, "Status": "applied",
+                                       "AppliedAt": at.isoformat()}, mode=UpdateMode.MERGE)
+
+    # deferrals ---------------------------------------------------------------------------
+    def defer(self, change: PlannedChange, run_id: str, at: datetime) -> bool:
+        assert change.hold_key is not None and change.due_date is not None
+        try:
+            self._deferrals.create_entity({
+                "PartitionKey": change.tenant_id, "RowKey": change.hold_key, "Due": change.due_date.isoformat(),
+                "Change": change_to_json(change), "DeferredAt": at.isoformat(), "DeferredInRun": run_id,
+            })
+        except ResourceExistsError:
+            return False
+        return True
+
+    def deferrals(self, tenant_id: str) -> list[tuple[Deferral, PlannedChange]]:
+        return [(Deferral(str(e["RowKey"]), date.fromisoformat(str(e["Due"]))), change_from_json(str(e["Change"])))
+                for e in partition(self._deferrals, tenant_id)]
+
+    def clear_deferral(self, tenant_id: str, hold_key: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._deferrals.delete_entity(tenant_id, hold_key)
+
+    def decisions_for(self, tenant_id: str) -> Decisions:
+        approvals = {r.hold_key: r.as_approval() for r in self.approvals(tenant_id=tenant_id)
+                     if r.status in ("approved", "rejected")}
+        return Decisions(approvals=approvals, deferrals={d.hold_key: d for d, _ in self.deferrals(tenant_id)})
+
+    # ledger ------------------------------------------------------------------------------
+    def written(self, tenant_id: str, change_id: str) -> bool:
+        try:
+            self._ledger.get_entity(tenant_id, change_id)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def record_write(self, change: PlannedChange, run_id: str, at: datetime, result_line: str | None) -> None:
+        upsert(self._ledger, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
+                              "At": at.isoformat(), "Kind": change.kind.value, "LineId": result_line or "",
+                              "Tag": change.tag or ""})
+
+    # audit -------------------------------------------------------------------------------
+    def audit(self, entry: AuditEntry) -> None:
+        stamp = entry.at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        upsert(self._audit, {
+            "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{entry.change_id}~{entry.event}",
+            "Entry": json.dumps({**asdict(entry), "at": entry.at.isoformat(),
+                                 "amount": None if entry.amount is None else str(entry.amount),
+                                 "unit_price": None if entry.unit_price is None else str(entry.unit_price)}),
+        })
+
+    def audit_trail(self, tenant_id: str, start: datetime | None = None, end: datetime | None = None
+                    ) -> list[AuditEntry]:
+        low = start.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ") if start else ""
+        high = end.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ") if end else "~"
+        entries = []
+        for entity in row_range(self._audit, tenant_id.lower(), low, high):
+            raw = json.loads(str(entity["Entry"]))
+            raw["at"] = datetime.fromisoformat(raw["at"])
+            for key in ("amount", "unit_price"):
+                raw[key] = None if raw.get(key) is None else Decimal(raw[key])
+            entries.append(AuditEntry(**raw))
+        return sorted(entries, key=lambda e: (e.at, e.change_id))

@@ -1,0 +1,316 @@
+"""What each mapped licence should bill: quantities, user names and descriptions, from a
+tenant's snapshot and its configuration. Pure code, no I/O.
+
+Counting rules (docs/configuration.md explains them with examples):
+- count basis *assigned*: Microsoft's ``consumedUnits`` for a whole tenant; the users holding the
+  licence when a company's user filter applies (filters split a tenant between companies);
+- count basis *purchased*: ``prepaidUnits.enabled``, or the ``totalLicenses`` of the mapped
+  subscriptions when a licence is split by subscription;
+- a licence split by subscription shares its assigned seats between its mappings in the order
+  they are configured, each up to its subscriptions' size, the last taking any excess;
+- custom licences count mailboxes, the seats of one or several licences, Entra users, group
+  members or Intune devices;
+- then the included quantity is subtracted (never below zero) and the minimum applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from shared.config.schema import (
+    CompanyLink,
+    CustomLicence,
+    LicenceLink,
+    SeatSyncConfig,
+    TenantConfig,
+    UserFilter,
+)
+from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.domain.sku_names import sku_display_name
+
+ACTIVE_SUBSCRIPTION_STATES = frozenset({"enabled", "warning"})
+
+
+def mapping_key(tenant: TenantConfig, company: CompanyLink, licence: LicenceLink) -> str:
+    """A stable id for one mapping: the same tenant, company, source and agreement keep it
+    through configuration edits of the mapping's options."""
+    material = "|".join([tenant.tenant_id, company.psa, company.company_id, licence.source, licence.agreement_id])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
+
+
+def _norm(value: str | None) -> str:
+    return (value or "").strip().casefold()
+
+
+def matches(user_filter: UserFilter | None, user: DirectoryUser) -> bool:
+    """AND across the fields given, OR within a field's values; case and spaces ignored."""
+    if user_filter is None:
+        return True
+    for values, actual in ((user_filter.office, user.office), (user_filter.department, user.department),
+                           (user_filter.city, user.city), (user_filter.state, user.state),
+                           (user_filter.country, user.country)):
+        if values and _norm(actual) not in {_norm(v) for v in values}:
+            return False
+    return True
+
+
+def _filtered(company: CompanyLink, licence: LicenceLink) -> bool:
+    return (company.user_filter is not None and not company.user_filter.empty
+            and not licence.ignore_filter)
+
+
+def overlapping_users(tenant: TenantConfig, snapshot: TenantSnapshot) -> list[tuple[DirectoryUser, list[int]]]:
+    """Users that match the filters of two or more companies of the tenant (they would be billed
+    twice), with the indexes of those companies."""
+    filtered = [(i, c) for i, c in enumerate(tenant.companies) if c.user_filter and not c.user_filter.empty]
+    if len(filtered) < 2:
+        return []
+    overlaps = []
+    for user in snapshot.users:
+        hits = [i for i, company in filtered if matches(company.user_filter, user)]
+        if len(hits) > 1:
+            overlaps.append((user, hits))
+    return overlaps
+
+
+@dataclass(frozen=True)
+class BillableItem:
+    """The billable state of one mapping."""
+
+    mapping_key: str
+    company: CompanyLink
+    licence: LicenceLink
+    label: str
+    counted: int
+    quantity: int
+    users: tuple[str, ...] = ()
+    purchased: int | None = None
+    missing: bool = False
+    reason: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def unassigned(self) -> int | None:
+        if self.purchased is None:
+            return None
+        return max(self.purchased - self.counted, 0)
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    mapping_key: str | None
+    message: str
+    sku_id: str | None = None
+
+
+def _names(users: Iterable[DirectoryUser]) -> tuple[str, ...]:
+    return tuple(sorted({u.display_name or u.user_principal_name for u in users}, key=str.casefold))
+
+
+def _apply_options(licence: LicenceLink, counted: int) -> tuple[int, str]:
+    quantity = max(counted - licence.included, 0)
+    reason = f"{counted} counted"
+    if licence.included:
+        reason += f", {licence.included} included"
+    if quantity < licence.minimum:
+        quantity = licence.minimum
+        reason += f", minimum {licence.minimum}"
+    return quantity, reason
+
+
+class _TenantCounter:
+    """Counts for one tenant, with per-company filtering."""
+
+    def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> None:
+        self.config = config
+        self.tenant = tenant
+        self.snapshot = snapshot
+        self.users_by_id = {u.id: u for u in snapshot.users}
+        self.users_by_upn = {u.user_principal_name.casefold(): u for u in snapshot.users}
+
+    def people(self, company: CompanyLink, licence: LicenceLink) -> list[DirectoryUser]:
+        if not _filtered(company, licence):
+            return list(self.snapshot.users)
+        return [u for u in self.snapshot.users if matches(company.user_filter, u)]
+
+    def sku_assigned(self, company: CompanyLink, licence: LicenceLink, sku: SkuCount
+                     ) -> tuple[int, list[DirectoryUser]]:
+        holders = [u for u in self.people(company, licence) if u.holds(sku.sku_id)]
+        if _filtered(company, licence):
+            return len(holders), holders
+        return sku.consumed, holders
+
+    def custom(self, company: CompanyLink, licence: LicenceLink, definition: CustomLicence
+               ) -> tuple[int, list[DirectoryUser], str | None]:
+        """(count, users counted, problem)."""
+        filtered = _filtered(company, licence)
+        if definition.kind == "mailboxes":
+            if self.snapshot.mailboxes is None:
+                return 0, [], "the mailbox usage report was not read for this tenant"
+            mailbox_kinds = {"user": {"user"}, "shared": {"shared"}, "both": {"user", "shared"}}
+            wanted = mailbox_kinds[definition.mailbox_type or "both"]
+            count, users = 0, []
+            for mailbox in self.snapshot.mailboxes:
+                if mailbox.is_deleted or mailbox.recipient_type.casefold() not in wanted:
+                    continue
+                user = self.users_by_upn.get(mailbox.user_principal_name.casefold())
+                if filtered and (user is None or not matches(company.user_filter, user)):
+                    continue
+                count += 1
+                if user is not None:
+                    users.append(user)
+            return count, users, None
+        if definition.kind == "licences":
+            total, holders = 0, []
+            for sku_id in definition.sku_ids:
+                sku = self.snapshot.sku(sku_id)
+                if sku is None:
+                    continue
+                count, users = self.sku_assigned(company, licence, sku)
+                total += count
+                holders.extend(users)
+            return total, holders, None
+        if definition.kind == "entra-users":
+            people = [u for u in self.people(company, licence) if u.user_type == "Member" and u.account_enabled]
+            if definition.scope == "licensed":
+                people = [u for u in people if u.sku_ids]
+            elif definition.scope == "domain":
+                suffix = "@" + (definition.domain or "").casefold()
+                people = [u for u in people if u.user_principal_name.casefold().endswith(suffix)]
+            return len(people), people, None
+        if definition.kind == "group-members":
+            members = self.snapshot.groups.get(definition.group_id or "")
+            if members is None:
+                return 0, [], f"group {definition.group_id} was not read for this tenant"
+            member_kinds = {"users": {"user"}, "devices": {"device"}, "both": {"user", "device"}}
+            kinds = member_kinds[definition.members or "both"]
+            count, users = 0, []
+            for member in members:
+                if member.kind not in kinds or not member.account_enabled:
+                    continue
+                if member.kind == "user":
+                    user = self.users_by_id.get(member.id)
+                    if filtered and (user is None or not matches(company.user_filter, user)):
+                        continue
+                    if user is not None:
+                        users.append(user)
+                count += 1
+            return count, users, None
+        devices = self.snapshot.managed_devices
+        if devices is None:
+            return 0, [], "Intune managed devices were not read for this tenant"
+        system = _norm(definition.operating_system)
+        chosen = [d for d in devices if not system or _norm(d.operating_system).startswith(system)]
+        if filtered:
+            chosen = [d for d in chosen if d.user_principal_name and
+                      (u := self.users_by_upn.get(d.user_principal_name.casefold())) is not None and
+                      matches(company.user_filter, u)]
+        return len(chosen), [], None
+
+
+def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot
+                   ) -> tuple[list[BillableItem], list[ItemProblem]]:
+    """The billable state of every mapping of a tenant, and what prevents billing some."""
+    counter = _TenantCounter(config, tenant, snapshot)
+    items: list[BillableItem] = []
+    problems: list[ItemProblem] = []
+    subscriptions = {s.id.lower(): s for s in snapshot.subscriptions}
+    for company in tenant.companies:
+        split_used: dict[str, int] = {}  # assigned seats of a split SKU already given to earlier mappings
+        split_last: dict[str, LicenceLink] = {}
+        for licence in company.licences:
+            if licence.sku_id and licence.subscription_ids:
+                split_last[licence.sku_id] = licence
+        for licence in company.licences:
+            key = mapping_key(tenant, company, licence)
+            if licence.custom is not None:
+                definition = config.custom_licence(tenant, licence.custom)
+                if definition is None:  # validated with the configuration; kept for stored data
+                    problems.append(ItemProblem(key, f"custom licence '{licence.custom}' is not defined"))
+                    continue
+                counted, users, problem = counter.custom(company, licence, definition)
+                if problem is not None:
+                    problems.append(ItemProblem(key, f"custom licence '{definition.name}': {problem}"))
+                    continue
+                quantity, reason = _apply_options(licence, counted)
+                items.append(BillableItem(key, company, licence, definition.name, counted, quantity,
+                                          _names(users), reason=f"{definition.kind}: {reason}"))
+                continue
+            assert licence.sku_id is not None
+            sku = snapshot.sku(licence.sku_id)
+            label = sku_display_name(licence.sku_id, sku.sku_part_number if sku else None)
+            if sku is None:
+                quantity, reason = _apply_options(licence, 0)
+                items.append(BillableItem(key, company, licence, label, 0, quantity, missing=True,
+                                          purchased=0, reason=f"licence no longer in the tenant: {reason}"))
+                continue
+            assigned, holders = counter.sku_assigned(company, licence, sku)
+            purchased = sku.purchased
+            if licence.subscription_ids:
+                mapped = [subscriptions.get(s) for s in licence.subscription_ids]
+                unknown = [s for s, found in zip(licence.subscription_ids, mapped, strict=True) if found is None]
+                if unknown:
+                    problems.append(ItemProblem(key, f"subscription {unknown[0]} of {label} was not found in the "
+                                                     "tenant", licence.sku_id))
+                    continue
+                purchased = sum(s.total_licenses for s in mapped
+                                if s is not None and s.status.casefold() in ACTIVE_SUBSCRIPTION_STATES)
+                used = split_used.get(licence.sku_id, 0)
+                remaining = max(assigned - used, 0)
+                share = remaining if split_last[licence.sku_id] is licence else min(remaining, purchased)
+                split_used[licence.sku_id] = used + share
+                assigned = share
+            counted = purchased if licence.count_basis == "purchased" else assigned
+            quantity, reason = _apply_options(licence, counted)
+            items.append(BillableItem(key, company, licence, label, counted, quantity, _names(holders),
+                                      purchased=purchased, reason=f"{licence.count_basis}: {reason}"))
+    return items, problems
+
+
+def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> list[SkuCount]:
+    """Licences of the tenant no mapping bills and no exclusion covers (also catches SKUs new to
+    the tenant). Licences with no seats at all are left out."""
+    mapped: set[str] = set()
+    for company in tenant.companies:
+        for licence in company.licences:
+            if licence.sku_id:
+                mapped.add(licence.sku_id)
+            elif licence.custom:
+                definition = config.custom_licence(tenant, licence.custom)
+                if definition and definition.kind == "licences":
+                    mapped.update(definition.sku_ids)
+    return [s for s in snapshot.skus
+            if s.sku_id not in mapped and not config.excluded(tenant, s.sku_id) and (s.purchased or s.consumed)]
+
+
+def invoice_description(item: BillableItem, base: str, limit: int) -> str:
+    """The line's description: the base text, then the users' names (within ``limit`` characters,
+    ending with a clear "+N more" when they do not all fit), then unassigned seats."""
+    parts = [base.strip()]
+    tail = ""
+    if item.licence.show_unassigned and item.unassigned is not None:
+        tail = f"\nUnassigned: {item.unassigned}"
+    if item.licence.include_user_names and item.users:
+        head = "\nUsers: "
+        room = limit - len(parts[0]) - len(tail) - len(head)
+        names = list(item.users)
+        shown: list[str] = []
+        used = 0
+        for index, name in enumerate(names):
+            rest = len(names) - index - 1
+            suffix = f", +{rest} more" if rest else ""
+            cost = len(name) + (2 if shown else 0)
+            if used + cost + len(suffix) > room:
+                remaining = len(names) - len(shown)
+                shown_text = ", ".join(shown)
+                more = f"+{remaining} more"
+                parts.append(head + (f"{shown_text}, {more}" if shown else more))
+                break
+            shown.append(name)
+            used += cost
+        else:
+            parts.append(head + ", ".join(shown))
+    text = "".join(parts) + tail
+    return text[:limit]
