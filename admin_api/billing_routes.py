@@ -1,0 +1,1 @@
+"""Approvals, audit trail and unlinked licences endpoints."""
