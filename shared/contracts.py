@@ -54,6 +54,9 @@ class SyncRequest(Message):
 class TenantWork(Message):
     tenant_id: str = Field(pattern=GUID_PATTERN)
     name: str
+    group_ids: list[str] = Field(default_factory=list, description="groups custom licences count")
+    mailboxes: bool = False
+    managed_devices: bool = False
 
 
 class StartedRun(Message):
@@ -68,9 +71,15 @@ class StartedRun(Message):
 
 
 class CollectRequest(Message):
+    """What to read from one tenant: licences, users and subscriptions always; groups, the mailbox
+    report and Intune devices only when the tenant's custom licences (or alerts) need them."""
+
     run_id: str
     tenant_id: str
     name: str
+    group_ids: list[str] = Field(default_factory=list)
+    mailboxes: bool = False
+    managed_devices: bool = False
 
 
 TenantStatus = Literal["ok", "failed", "auth-failed"]

@@ -37,12 +37,14 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
                              graph_calls=graph.calls - calls_before, **details)
 
     try:
-        skus = graph.list_subscribed_skus(request.tenant_id)
-        users = graph.list_users(request.tenant_id)
+        readout = graph.collect_tenant(request.tenant_id, group_ids=request.group_ids,
+                                       mailboxes=request.mailboxes, managed_devices=request.managed_devices)
         snapshot = TenantSnapshot(
-            tenant_id=request.tenant_id, run_id=request.run_id, collected_at=now,
-            skus=tuple(skus), users=tuple(users),
+            tenant_id=request.tenant_id, run_id=request.run_id, collected_at=now, skus=readout.skus,
+            users=readout.users, subscriptions=readout.subscriptions, groups=dict(readout.groups),
+            mailboxes=readout.mailboxes, managed_devices=readout.managed_devices,
         )
+        skus, users = snapshot.skus, snapshot.users
     except GraphAuthError as exc:
         outcome = outcome_of("auth-failed", error=str(exc), error_code=exc.code)
     except (GraphError, requests.RequestException) as exc:

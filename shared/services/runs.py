@@ -7,12 +7,33 @@ import logging
 import requests
 
 from shared.adapters.run_store import RunRepository
-from shared.config.schema import SeatSyncConfig
+from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
 from shared.errors import GraphError
 from shared.ports import GraphPort
 
 log = logging.getLogger(__name__)
+
+
+def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
+    """What must be read from a tenant: only the groups, reports and devices its custom licences
+    (and the shared-mailbox alert) use, so tenants that need less cost fewer Graph calls."""
+    groups: dict[str, None] = {}
+    notifications = config.notifications
+    mailboxes = (notifications.has_channels and notifications.alerts.enabled("shared-mailbox-licensed")
+                 and not notifications.excluded("shared-mailbox-licensed", tenant.tenant_id))
+    devices = False
+    for company in tenant.companies:
+        for licence in company.licences:
+            definition = config.custom_licence(tenant, licence.custom) if licence.custom else None
+            if definition is None:
+                continue
+            if definition.kind == "group-members" and definition.group_id:
+                groups[definition.group_id] = None
+            mailboxes = mailboxes or definition.kind == "mailboxes"
+            devices = devices or definition.kind == "intune-devices"
+    return TenantWork(tenant_id=tenant.tenant_id, name=tenant.name, group_ids=list(groups), mailboxes=bool(mailboxes),
+                      managed_devices=devices)
 
 
 def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
@@ -26,8 +47,7 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
     """
     runs.start(request)
     wanted = {t.lower() for t in request.tenants} if request.tenants else None
-    tenants = [TenantWork(tenant_id=t.tenant_id, name=t.name) for t in config.tenants
-               if t.enabled and (wanted is None or t.tenant_id in wanted)]
+    tenants = [work_for(config, t) for t in config.tenants if t.enabled and (wanted is None or t.tenant_id in wanted)]
     started = StartedRun(run_id=request.run_id, tenants=tenants)
     calls_before = graph.calls
     try:
