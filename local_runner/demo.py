@@ -38,13 +38,12 @@ def psa_state_lines(emulators: RunningEmulators) -> list[str]:
         state = emulators.emulator("connectwise").state()
         for agreement in state["agreements"]:
             for addition in agreement.get("additions", []):
-                if addition.get("cancelledDate"):
-                    continue
                 quantity = addition["quantity"]
                 shown = int(quantity) if float(quantity).is_integer() else quantity
-                tag = f"  [{addition['serialNumber']}]" if addition.get("serialNumber") else ""
-                lines.append(f"  {agreement['name'][:34]:34s}  {addition['product']['identifier']:10s} "
-                             f"{shown:>6}  {addition.get('unitPrice', 0):>8}{tag}")
+                until = f"  until {addition['cancelledDate'][:10]}" if addition.get("cancelledDate") else ""
+                tag = "  (SeatSync)" if str(addition.get("serialNumber") or "").startswith("seatsync:") else ""
+                lines.append(f"  {agreement['name'][:34]:34s}  {addition['product']['identifier']:16s} "
+                             f"{shown:>6}  {addition.get('unitPrice', 0):>8.2f}{until}{tag}")
     return lines
 
 

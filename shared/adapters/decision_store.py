@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -219,8 +220,9 @@ class DecisionRepository:
     # audit -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:
         stamp = entry.at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        sequence = f"{time.time_ns():020d}"  # keeps the order of events recorded at the same instant
         upsert(self._audit, {
-            "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{entry.change_id}~{entry.event}",
+            "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{sequence}~{entry.change_id}~{entry.event}",
             "Entry": json.dumps({**asdict(entry), "at": entry.at.isoformat(),
                                  "amount": None if entry.amount is None else str(entry.amount),
                                  "unit_price": None if entry.unit_price is None else str(entry.unit_price)}),
@@ -237,4 +239,4 @@ class DecisionRepository:
             for key in ("amount", "unit_price"):
                 raw[key] = None if raw.get(key) is None else Decimal(raw[key])
             entries.append(AuditEntry(**raw))
-        return sorted(entries, key=lambda e: (e.at, e.change_id))
+        return entries  # in row key order: time, then the order recorded

@@ -7,8 +7,9 @@ Rules (tests/unit/test_planning.py covers each):
   tag), else the one active line of the profile's product on the agreement; when there is none,
   a line is created from the billing profile (never a line of zero seats);
 - increases apply at once; where the agreement prorates and the PSA bills a mid-period change
-  through a separate line (ConnectWise), a tagged prorate line charges the added seats from
-  the day detected to the end of the current billing period; where the PSA prorates by itself
+  through a separate line (ConnectWise), a tagged prorate line for the added seats runs from the
+  day detected to the end of the current billing period (the PSA prorates its charge, as it does
+  for a new line that starts mid-period); where the PSA prorates quantity changes by itself
   (Autotask) the change carries the effective date (the next billing period's start when the
   company disables prorating);
 - decreases follow shared.domain.decreases (approval, NCE window, deferral); a credit line is
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
@@ -339,8 +340,7 @@ class _Planner:
         identifier = change_id(self.tenant.tenant_id, item.licence.source, item.licence.agreement_id,
                                base.line_id if base else line_tag(item.mapping_key), kind, units, self.today)
         tag = change_tag(identifier)
-        if any(line.tag == tag for line in lines):
-            return None  # written by an earlier attempt: found by its tag, not written twice
+        written = next((line for line in lines if line.tag == tag), None)
         verb = "added" if units > 0 else "removed"
         self.changes.append(PlannedChange(
             change_id=identifier, kind=kind, tenant_id=self.tenant.tenant_id, company_id=item.company.company_id,
@@ -348,12 +348,17 @@ class _Planner:
             sku_id=item.licence.sku_id or item.licence.source, old_quantity=None, new_quantity=units,
             reason=(f"prorate {abs(units)} {verb} seats {self.today}..{period.end}: {charge.days}/{period.days} days "
                     f"x {unit_price} = {charge.prorated_unit_price} per seat"),
-            mapping_key=item.mapping_key, label=item.label, product_id=product, unit_price=charge.prorated_unit_price,
+            # The line carries the full unit price: the PSA prorates a line that starts mid-period
+            # itself; ``amount`` is the charge by SeatSync's convention, for the report and audit.
+            mapping_key=item.mapping_key, label=item.label, product_id=product, unit_price=unit_price,
             bill_mode=base.bill_mode if base else BillMode.BILLABLE, effective_date=self.today, end_date=period.end,
             tag=tag, amount=charge.amount,
             description=(f"{item.label}: {abs(units)} seat(s) {verb} {self.today:%d %b %Y}, prorated to "
                          f"{period.end:%d %b %Y} ({charge.days}/{period.days} days)"),
         ))
+        if written is not None:  # an earlier attempt wrote it: found by its tag, never written twice
+            self.changes[-1] = replace(self.changes[-1], status=ChangeStatus.APPLIED, line_id=written.line_id,
+                                       reason=self.changes[-1].reason + "; already written (found by its tag)")
         return None
 
     def plan_new_line(self, item: BillableItem, agreement: Agreement, profile: BillingProfile | None,
@@ -376,10 +381,6 @@ class _Planner:
             item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.reason}", effective,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
             description=description or (profile.description or item.label)))
-        if start is None and capabilities.prorate == "separate-line" and self.prorates(item, agreement):
-            lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
-            self.prorate_line(item, agreement, None, item.quantity, price, ChangeKind.PRORATE, lines,
-                              profile.product_id)
 
     def plan_increase(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:

@@ -103,6 +103,30 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _what(change: dict[str, Any]) -> str:
+    kind = change["kind"]
+    if kind in ("prorate", "credit"):
+        start, end = change["effectiveDate"], change["endDate"]
+        span = f" {start[5:]}..{end[5:]}" if start and end else ""
+        return f"{kind}{span}"
+    if kind == "create-line":
+        return "new line"
+    if kind == "set-details":
+        return "price/description"
+    return "quantity"
+
+
+def _result(change: dict[str, Any]) -> str:
+    status = change["status"]
+    if status == "deferred" and change.get("dueDate"):
+        return f"deferred to {change['dueDate']}"
+    if status == "held":
+        return "held for approval"
+    if change["error"]:
+        return f"{status}: {_short(change['error'], 50)}"
+    return str(status)
+
+
 def _short(text: str | None, width: int = 70) -> str:
     if not text:
         return ""
@@ -133,18 +157,26 @@ def render_text(report: dict[str, Any]) -> str:
         )
     changes = report["changes"]
     verb = "planned" if report["dryRun"] else "applied"
-    applied = sum(1 for c in changes if c["status"] in ("applied", "dry-run"))
-    failed = sum(1 for c in changes if c["status"] == "failed")
-    out += ["", f"Changes: {len(changes)} ({applied} {verb}, {failed} failed); "
+    counts = {status: sum(1 for c in changes if c["status"] == status)
+              for status in ("applied", "dry-run", "held", "deferred", "rejected", "failed")}
+    parts = [f"{counts['applied'] + counts['dry-run']} {verb}"]
+    parts += [f"{counts[s]} {label}" for s, label in (("held", "held for approval"), ("deferred", "deferred"),
+                                                       ("rejected", "rejected earlier"), ("failed", "failed"))
+              if counts[s]]
+    out += ["", f"Changes: {len(changes)} ({', '.join(parts)}); "
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
     if changes:
         out += _table(
-            ["TENANT", "LICENCE", "AGREEMENT", "LINE", "OLD", "NEW", "RESULT"],
-            [[_short(c["tenantName"], 28), _short(c["licence"], 36), c["agreementId"], c["additionId"] or "new",
-              "-" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
-              c["status"] + (f": {_short(c['error'], 50)}" if c["error"] else "")]
-             for c in changes],
+            ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
+            [[_short(c["tenantName"], 24), _short(c["licence"], 32), _what(c), c["additionId"] or "new",
+              "" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
+              c["amount"] or "", _result(c)] for c in changes],
         )
+    held = [c for c in changes if c["status"] == "held"]
+    if held and not report["dryRun"]:
+        out += ["", f"Waiting for approval: {len(held)} (seatsync approvals list; approve or reject by id)"]
+        out += [f"  - {c['holdKey']}  {c['tenantName']}: {c['licence']} {c['oldQuantity']} -> {c['newQuantity']}"
+                for c in held]
     attention = [f"{t['name']}: {t['error']}" for t in tenants if t["error"]]
     attention += [f"{t['name']}: {p['message']}" for t in tenants for p in t["problems"]]
     if attention:

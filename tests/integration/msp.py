@@ -4,7 +4,7 @@ fixture's prefix) and the emulators of a scenario, with SeatSync's services poin
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import Services
 from shared.config.schema import SeatSyncConfig
 from shared.config.yaml_io import parse_yaml
+from shared.services.decisions import decide
 from shared.settings import Settings
 
 FABRIKAM = "1f0a5b2c-0001-4a1b-8c2d-000000000001"
@@ -30,6 +31,8 @@ TAILSPIN = "3d2c7d4e-0003-4c3d-ae4f-000000000003"
 NORTHWIND = "4c3d8e5f-0004-4d4e-bf50-000000000004"
 WOODGROVE = "5b4e9f60-0005-4e5f-8061-000000000005"
 ADATUM = "6a5f0a71-0006-4f60-9172-000000000006"
+LITWARE = "7c6a1b82-0007-4071-a283-000000000007"
+PROSEWARE = "8d7b2c93-0008-4182-b394-000000000008"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # the day the tests' changes are detected
 
@@ -50,6 +53,22 @@ class Msp:
         state = self.emulators.emulator("connectwise").state()
         return {a["id"]: a["quantity"] for agreement in state["agreements"] for a in agreement.get("additions", [])}
 
+    def cw_additions(self, agreement_id: int) -> list[dict[str, Any]]:
+        state = self.emulators.emulator("connectwise").state()
+        return [a for agreement in state["agreements"] if agreement["id"] == agreement_id
+                for a in agreement.get("additions", [])]
+
+    def cw_addition(self, addition_id: int) -> dict[str, Any]:
+        state = self.emulators.emulator("connectwise").state()
+        for agreement in state["agreements"]:
+            for addition in agreement.get("additions", []):
+                if addition["id"] == addition_id:
+                    return dict(addition)
+        raise KeyError(addition_id)
+
+    def decide(self, hold_key: str, approve: bool, by: str, comment: str | None = None) -> None:
+        decide(self.services.decisions, self.services.config(), hold_key, approve, by, comment, NOW)
+
     def cw_writes(self) -> int:
         return sum(1 for r in self.emulators.emulator("connectwise").requests_log()
                    if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].startswith("/_admin"))
@@ -62,7 +81,8 @@ def sample_scenario(psa: str = "connectwise") -> tuple[dict[str, Any], str]:
 
 @contextmanager
 def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[str, Any] | None = None,
-                config_text: str | None = None, edit_config: Any = None) -> Iterator[Msp]:
+                config_text: str | None = None, edit_config: Any = None,
+                psa_factory: Callable[[Msp], Any] | None = None) -> Iterator[Msp]:
     sample, sample_config = sample_scenario()
     scenario = copy.deepcopy(scenario if scenario is not None else sample)
     with start_emulators(scenario, tmp / "tls") as emulators:
@@ -77,4 +97,7 @@ def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[s
             text = yaml.safe_dump(document)
         config = parse_yaml(text)
         services.config_repository.save(config, "tests", "fixture")
-        yield Msp(services, emulators, config)
+        msp = Msp(services, emulators, config)
+        if psa_factory is not None:
+            services._psa_factory = psa_factory(msp)
+        yield msp

@@ -1,39 +1,84 @@
-"""A whole sync, as `make run` and the Function App run it, on Azurite and the emulators."""
+"""Whole syncs of the sample MSP, as `make run` and the Function App run them, on Azurite and the
+emulators: what is written, what is held or deferred, and what is never written twice."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
-from tests.integration.msp import CONTOSO, FABRIKAM, NORTHWIND, SPB, TAILSPIN, WOODGROVE, running_msp
+from shared.bootstrap import default_psa_factory
+from shared.ports import NewLine, PsaPort
+from shared.services.decisions import audit_query, audit_trail
+from tests.integration.msp import (
+    CONTOSO,
+    FABRIKAM,
+    LITWARE,
+    NORTHWIND,
+    PROSEWARE,
+    SPB,
+    TAILSPIN,
+    WOODGROVE,
+    Msp,
+    running_msp,
+)
 
 pytestmark = pytest.mark.integration
 
 
-def test_first_run_brings_additions_in_line_and_second_run_writes_nothing(
+def summary(report: dict[str, Any], *statuses: str) -> list[tuple[str, str, int | None, int]]:
+    return sorted((c["tenantName"], c["kind"], c["oldQuantity"], c["newQuantity"])
+                  for c in report["changes"] if c["status"] in statuses)
+
+
+FIRST_RUN_WRITES = [
+    ("Fabrikam Ltd", "create-line", None, 26),
+    ("Fabrikam Ltd", "prorate", None, 2),
+    ("Fabrikam Ltd", "set-details", 20, 20),
+    ("Fabrikam Ltd", "set-quantity", 5, 4),
+    ("Fabrikam Ltd", "set-quantity", 20, 22),
+    ("Litware Inc", "prorate", None, 1),
+    ("Litware Inc", "set-quantity", 3, 4),
+    ("Proseware Ltd", "create-line", None, 3),
+]
+
+
+def test_first_run_brings_billing_in_line_and_second_run_writes_nothing(
         azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         first = msp.sync()
         assert first["status"] == "partial"  # Tailspin cannot be read
-        applied = {(c["kind"], c["additionId"], c["oldQuantity"], c["newQuantity"])
-                   for c in first["changes"] if c["applied"]}
-        assert applied == {("set-quantity", "500", 20, 22), ("set-quantity", "501", 5, 4),
-                           ("set-quantity", "530", 7, 8), ("set-quantity", "540", 1150, 1200),
-                           ("prorate", "541", None, 2), ("prorate", "542", None, 1), ("prorate", "543", None, 50)}
-        assert msp.cw_quantities() == {500: 22, 501: 4, 510: 10, 520: 6, 530: 8, 540: 1200,
-                                       541: 2, 542: 1, 543: 50}
-        writes_after_first = msp.cw_writes()
-        assert writes_after_first == 7, "only the lines whose quantity differs are written, with their prorates"
+        assert summary(first, "applied") == FIRST_RUN_WRITES
+        assert summary(first, "held") == [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+        assert summary(first, "deferred") == [("Northwind Traders", "set-quantity", 10, 9)]
+        quantities = msp.cw_quantities()
+        assert {k: quantities[k] for k in (500, 501, 510, 520, 530, 540, 550, 560, 570)} == {
+            500: 22, 501: 4, 510: 10, 520: 6, 530: 10, 540: 1250, 550: 6, 560: 4, 570: 20}
+        writes = msp.cw_writes()
+        assert writes == len(FIRST_RUN_WRITES)
 
         second = msp.sync()
-        assert second["changes"] == []
-        assert msp.cw_writes() == writes_after_first, "an unchanged day writes nothing"
-        assert second["totals"]["linesUnchanged"] == 5
-        assert msp.cw_quantities()[541] == 2, "a second run on the same day does not prorate again"
-        assert second["calls"]["psa"] < first["calls"]["psa"]
+        assert summary(second, "applied") == []
+        assert msp.cw_writes() == writes, "an unchanged day writes nothing, and prorates nothing again"
+        assert summary(second, "held") == [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+        assert len(msp.services.decisions.approvals("pending")) == 1, "the same held decrease is asked once"
+
+
+def test_prorate_lines_run_to_the_end_of_the_period_at_the_full_price(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[LITWARE])
+        [prorate] = [c for c in report["changes"] if c["kind"] == "prorate"]
+        assert (prorate["effectiveDate"], prorate["endDate"]) == ("2026-11-25", "2026-11-30")
+        assert (Decimal(prorate["unitPrice"]), prorate["amount"]) == (Decimal(22), "4.40")
+        addition = msp.cw_addition(int(prorate["additionId"]))
+        assert addition["quantity"] == 1
+        assert addition["cancelledDate"].startswith("2026-11-30")
+        assert addition["serialNumber"] == prorate["tag"]
 
 
 def test_a_tenant_whose_token_fails_keeps_its_billing_and_is_reported(
@@ -52,11 +97,10 @@ def test_a_tenant_whose_token_fails_keeps_its_billing_and_is_reported(
 def test_a_throttled_tenant_still_syncs(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         report = msp.sync(tenants=[NORTHWIND])
-        graph = msp.emulators.emulator("graph")
-        [rule] = graph.faults.rules()
+        [rule] = msp.emulators.emulator("graph").faults.rules()
         assert rule["fired"] == 2, "Northwind's user reads were answered 429 twice"
         assert report["tenants"][0]["status"] == "ok"
-        assert msp.cw_quantities()[530] == 8
+        assert report["tenants"][0]["users"] == 9
 
 
 def test_paging_over_999_users(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
@@ -69,30 +113,29 @@ def test_paging_over_999_users(azurite: Azurite, store: TableStore, tmp_path: Pa
         assert graph.count_requests("^/v1.0/users$") == 1, "1,200 users: the second page of 999 follows"
         snapshot = msp.services.snapshots.latest(WOODGROVE)
         assert snapshot is not None and len(snapshot.users_holding(SPB)) == 1200
-        assert msp.cw_quantities()[540] == 1200
 
 
-def test_a_dry_run_writes_nothing_and_reports_the_plan(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+def test_a_dry_run_writes_nothing_and_shows_the_exact_plan(azurite: Azurite, store: TableStore,
+                                                           tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         before = msp.cw_quantities()
-        report = msp.sync(dry_run=True)
+        dry = msp.sync(dry_run=True)
         assert msp.cw_writes() == 0
         assert msp.cw_quantities() == before
-        assert {c["status"] for c in report["changes"]} == {"dry-run"}
-        planned = {(c["kind"], c["additionId"], c["newQuantity"], c["amount"]) for c in report["changes"]}
-        assert planned == {("set-quantity", "500", 22, None), ("set-quantity", "501", 4, None),
-                           ("set-quantity", "530", 8, None), ("set-quantity", "540", 1200, None),
-                           ("prorate", None, 2, "8.80"), ("prorate", None, 1, "4.60"), ("prorate", None, 50, "220.00")}
+        assert msp.services.decisions.approvals() == [], "a dry run asks for no decision"
+        assert summary(dry, "dry-run") == FIRST_RUN_WRITES
         real = msp.sync()
-        assert {(c["kind"], c["newQuantity"], c["amount"]) for c in real["changes"]} == {
-            (kind, quantity, amount) for kind, _, quantity, amount in planned}, "the dry run showed the real plan"
+        plan = [(c["kind"], c["newQuantity"], c["amount"], c["status"].replace("dry-run", "applied"))
+                for c in dry["changes"]]
+        assert sorted(plan, key=str) == sorted([(c["kind"], c["newQuantity"], c["amount"], c["status"])
+                                                for c in real["changes"]], key=str)
 
 
 def test_only_the_requested_tenants_are_synced(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         report = msp.sync(tenants=[FABRIKAM, CONTOSO])
         assert {t["tenantId"] for t in report["tenants"]} == {FABRIKAM, CONTOSO}
-        assert msp.cw_quantities()[540] == 1150
+        assert msp.cw_quantities()[560] == 3
 
 
 def test_a_failed_psa_write_is_reported_and_others_still_apply(
@@ -107,9 +150,108 @@ def test_a_failed_psa_write_is_reported_and_others_still_apply(
         assert "501" in by_line["501"]["error"]
         assert report["status"] == "partial"
         assert msp.cw_quantities()[501] == 5
+        entries = audit_trail(msp.services.decisions, audit_query(msp.config, "Fabrikam", None, None))
+        assert [e.event for e in entries if e.line_id == "501"] == ["failed"]
+
+
+def test_a_held_decrease_is_applied_once_approved(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        msp.sync(tenants=[WOODGROVE])
+        [held] = msp.services.decisions.approvals("pending")
+        assert (held.change.old_quantity, held.change.new_quantity) == (1250, 1200)
+        assert msp.cw_quantities()[540] == 1250
+        msp.decide(held.hold_key, approve=True, by="carol@msp.example")
+        report = msp.sync(tenants=[WOODGROVE])
+        assert summary(report, "applied") == [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+        assert msp.cw_quantities()[540] == 1200
+        assert msp.services.decisions.approval(held.hold_key).status == "applied"  # type: ignore[union-attr]
+        events = [e.event for e in audit_trail(msp.services.decisions, audit_query(msp.config, WOODGROVE, None, None))]
+        assert events == ["held", "approved", "applied"]
+
+
+def test_a_rejected_decrease_is_not_asked_again(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        msp.sync(tenants=[WOODGROVE])
+        [held] = msp.services.decisions.approvals("pending")
+        msp.decide(held.hold_key, approve=False, by="carol@msp.example")
+        report = msp.sync(tenants=[WOODGROVE])
+        assert summary(report, "rejected") == [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+        assert msp.services.decisions.approvals("pending") == []
+        assert msp.cw_quantities()[540] == 1250
+
+
+def test_an_approval_is_not_applied_stale(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        msp.sync(tenants=[WOODGROVE])
+        [held] = msp.services.decisions.approvals("pending")
+        msp.decide(held.hold_key, approve=True, by="carol@msp.example")
+        graph = msp.emulators.emulator("graph")
+        graph.remove_user(WOODGROVE, "banker00001@woodgrovebank.onmicrosoft.com")  # the count moves on: 1,199
+        report = msp.sync(tenants=[WOODGROVE])
+        assert summary(report, "held") == [("Woodgrove Bank", "set-quantity", 1250, 1199)]
+        assert msp.cw_quantities()[540] == 1250, "the approval of 1,200 is not applied to a count of 1,199"
+
+
+class CrashAfterWrite:
+    """A PSA client that dies once right after a create succeeded at the PSA (before SeatSync
+    could record it), like a host restart would."""
+
+    def __init__(self, inner: PsaPort, crashed: list[str]) -> None:
+        self._inner = inner
+        self._crashed = crashed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def create_line(self, line: NewLine) -> Any:
+        created = self._inner.create_line(line)
+        if not self._crashed:
+            self._crashed.append(created.line_id)
+            raise RuntimeError("worker died right after the PSA write")
+        return created
+
+
+def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    crashed: list[str] = []
+
+    def factory(msp: Msp) -> Any:
+        real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
+        return lambda connection: CrashAfterWrite(real(connection), crashed)  # type: ignore[arg-type]
+
+    with running_msp(azurite, store, tmp_path, psa_factory=factory) as msp:
+        report = msp.sync(tenants=[LITWARE])
+        assert crashed, "the first attempt crashed after writing"
+        prorates = [a for a in msp.cw_additions(106) if str(a.get("serialNumber", "")).startswith("seatsync:c:")]
+        assert len(prorates) == 1, "the retried push found the prorate line by its tag"
+        assert prorates[0]["id"] == int(crashed[0])
+        assert msp.cw_quantities()[560] == 4
+        assert summary(report, "applied") == [("Litware Inc", "prorate", None, 1), ("Litware Inc", "set-quantity", 3, 4)]
+        again = msp.sync(tenants=[LITWARE])
+        assert summary(again, "applied") == []
+        assert len([a for a in msp.cw_additions(106) if a.get("serialNumber")]) == 1
+
+
+def test_a_tenant_split_between_two_companies(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        msp.sync(tenants=[LITWARE])
+        rows, _ = msp.services.runs.reconciliation(msp.services.runs.latest_run_id() or "")
+        assert sorted((r.company_id, r.counted, r.target) for r in rows) == [("25", 6, 6), ("26", 4, 4)]
+
+
+def test_split_subscriptions_bill_through_their_own_lines(azurite: Azurite, store: TableStore,
+                                                          tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        report = msp.sync(tenants=[PROSEWARE])
+        [created] = [c for c in report["changes"] if c["kind"] == "create-line"]
+        addition = msp.cw_addition(int(created["additionId"]))
+        assert (addition["product"]["identifier"], addition["quantity"], addition["unitPrice"]) == (
+            "M365-BP-MONTHLY", 3, 26.4)
+        assert msp.cw_quantities()[570] == 20
 
 
 def test_gdap_customers_not_yet_added_are_reported(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         report = msp.sync(tenants=[CONTOSO])
         assert [t["name"] for t in report["gdap"]["notConfigured"]] == ["Adatum Corporation"]
+

@@ -54,8 +54,9 @@ def test_an_increase_with_prorating_adds_a_prorate_line_then_sets_the_quantity()
     result = plan(config(licence()), seats(23), view(line(quantity=20)))
     assert kinds(result) == [("prorate", "planned", 3), ("set-quantity", "planned", 23)]
     prorate, base = result.changes
-    # 25..30 November of a November period: 6 of 30 days at 22.00 = 4.40 a seat
-    assert (prorate.unit_price, prorate.amount) == (Decimal("4.40"), Decimal("13.20"))
+    # 25..30 November of a November period: 6 of 30 days at 22.00 = 4.40 a seat; the line carries
+    # the full price (the PSA prorates a line that starts mid-period), the amount is the charge
+    assert (prorate.unit_price, prorate.amount) == (Decimal("22.00"), Decimal("13.20"))
     assert (prorate.effective_date, prorate.end_date) == (TODAY, date(2026, 11, 30))
     assert prorate.tag == change_tag(prorate.change_id)
     assert prorate.product_id == "1"
@@ -78,7 +79,7 @@ def test_prorating_follows_the_agreement_anchor_and_cycle() -> None:
     prorate = result.changes[0]
     assert prorate.end_date == date(2027, 2, 28)
     # 25 Nov 2026 .. 28 Feb 2027 is 96 of 365 days: 22.00 x 96 / 365 = 5.786..., rounded to the cent
-    assert prorate.unit_price == Decimal("5.79")
+    assert prorate.amount == Decimal("5.79")
 
 
 def test_a_native_prorating_psa_gets_the_effective_date_instead_of_a_line() -> None:
@@ -96,9 +97,11 @@ def test_disabling_prorate_on_a_native_psa_moves_the_change_to_the_next_billing_
 def test_an_earlier_attempt_s_prorate_line_is_found_and_not_written_twice() -> None:
     first = plan(config(licence()), seats(23), view(line(quantity=20)))
     prorate = first.changes[0]
-    written = line("900", 3, price="4.40", tag=prorate.tag)
+    written = line("900", 3, price="22.00", tag=prorate.tag)
     retried = plan(config(licence()), seats(23), view(line(quantity=20), written))
-    assert kinds(retried) == [("set-quantity", "planned", 23)]
+    assert kinds(retried) == [("prorate", "applied", 3), ("set-quantity", "planned", 23)]
+    assert retried.changes[0].line_id == "900"
+    assert not retried.changes[0].writes
 
 
 # --------------------------------------------------------------------------- decreases
@@ -253,10 +256,10 @@ def profile_licence(**options: Any) -> dict[str, Any]:
     return {"skuId": SPB, "agreementId": "100", "profile": "m365-bp", **options}
 
 
-def test_a_missing_line_is_created_from_the_profile_with_its_prorate() -> None:
+def test_a_missing_line_is_created_from_the_profile() -> None:
     result = plan(config(profile_licence()), seats(4), view())
-    assert kinds(result) == [("prorate", "planned", 4), ("create-line", "planned", 4)]
-    created = result.changes[1]
+    assert kinds(result) == [("create-line", "planned", 4)], "the PSA prorates a line that starts mid-period"
+    created = result.changes[0]
     assert (created.product_id, created.unit_price, created.bill_mode) == ("1", Decimal("22.00"), BillMode.BILLABLE)
     assert created.tag == line_tag(created.mapping_key)
     assert created.effective_date == TODAY
@@ -273,7 +276,7 @@ def test_no_line_is_created_for_zero_seats() -> None:
 
 
 def test_the_line_seatsync_created_is_found_by_its_tag() -> None:
-    first = plan(config(profile_licence()), seats(4), view()).changes[1]
+    first = plan(config(profile_licence()), seats(4), view()).changes[0]
     assert first.tag is not None
     existing = line("777", 4, tag=first.tag)
     assert plan(config(profile_licence()), seats(4), view(existing)).changes == ()
