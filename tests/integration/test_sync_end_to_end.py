@@ -226,7 +226,8 @@ def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
         assert len(prorates) == 1, "the retried push found the prorate line by its tag"
         assert prorates[0]["id"] == int(crashed[0])
         assert msp.cw_quantities()[560] == 4
-        assert summary(report, "applied") == [("Litware Inc", "prorate", None, 1), ("Litware Inc", "set-quantity", 3, 4)]
+        assert summary(report, "applied") == [("Litware Inc", "prorate", None, 1),
+                                              ("Litware Inc", "set-quantity", 3, 4)]
         again = msp.sync(tenants=[LITWARE])
         assert summary(again, "applied") == []
         assert len([a for a in msp.cw_additions(106) if a.get("serialNumber")]) == 1
