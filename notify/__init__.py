@@ -1,26 +1,28 @@
-"""The notification activity: tells the MSP what a run did and what needs attention."""
+"""The notification activity: tells the MSP what a run did and what needs attention.
+
+Thin: it validates the run's summary and hands over to ``shared.notifications.service``. A
+channel that cannot deliver never fails the activity (the run is already recorded); only a
+storage failure does.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import azure.durable_functions as df
 
+from shared.bootstrap import get_services
 from shared.contracts import RunSummary
 from shared.functions import NOTIFY_RUN
+from shared.notifications.service import NotifyServices
+from shared.notifications.service import notify_run as notify_run_service
 
 bp = df.Blueprint()
-log = logging.getLogger(__name__)
 
 
 @bp.function_name(NOTIFY_RUN)
 @bp.activity_trigger(input_name="payload")
 def notify_run(payload: dict[str, Any]) -> dict[str, Any]:
     summary = RunSummary.model_validate(payload)
-    level = logging.INFO if summary.status == "succeeded" else logging.WARNING
-    log.log(level, "SeatSync run %s %s: %d/%d tenants synced, %d changes applied, %d failed, "
-            "%d planned (dry run), %d problems", summary.run_id, summary.status, summary.tenants_ok,
-            summary.tenants_total, summary.changes_applied, summary.changes_failed,
-            summary.changes_dry_run, summary.problems)
-    return {"sent": 0, "logged": True}
+    services = NotifyServices.from_services(get_services())
+    return notify_run_service(services, summary.run_id, summary).to_json()

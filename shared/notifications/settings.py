@@ -1,12 +1,259 @@
-"""The ``notifications`` section of the configuration document."""
+"""The ``notifications`` section of the configuration document.
+
+Where alerts and run summaries go (Teams channels through Workflows webhooks, email through
+Microsoft Graph ``sendMail``), how often an unchanged alert is repeated (its digest), which
+alerts are wanted at all, and which tenants or licences never raise one. With no channel
+configured, notifications are only logged.
+
+The section is validated with the rest of the document (``shared.config.schema``), with the same
+conventions: camelCase names, unknown fields refused, every problem naming its field. It cannot
+import the schema module (the schema imports this one), so the secret reference of a webhook is
+defined here with the same rules as the schema's ``SecretRef``.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+from typing import Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+AlertKind = Literal[
+    "run-failed",
+    "auth-failed",
+    "changes-held",
+    "unlinked-licence",
+    "unused-licences",
+    "shared-mailbox-licensed",
+    "gdap-not-added",
+    "run-summary",
+]
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
+RUN_KINDS: frozenset[AlertKind] = frozenset({"run-failed", "run-summary"})
+"""Kinds about a whole run rather than a tenant or a licence: exclusions never apply to them."""
 
-class NotificationSettings(BaseModel):
+Digest = Literal["immediate", "daily", "weekly", "monthly"]
+
+DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
+    "run-failed": "immediate",
+    "auth-failed": "immediate",
+    "changes-held": "daily",
+    "unlinked-licence": "daily",
+    "unused-licences": "weekly",
+    "shared-mailbox-licensed": "weekly",
+    "gdap-not-added": "weekly",
+    "run-summary": "daily",
+}
+
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+class WebhookRef(_Model):
+    """Where a webhook URL lives: the URL carries the flow's signature, so it is a secret kept in
+    an app setting (in Azure a Key Vault reference) or a Key Vault secret, never in the
+    configuration. Same rules as the schema's ``SecretRef``."""
+
+    setting: str | None = None
+    key_vault: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WebhookRef:
+        if (self.setting is None) == (self.key_vault is None):
+            raise ValueError("give exactly one of 'setting' (an app setting name) or 'keyVault' "
+                             "(a Key Vault secret name)")
+        if self.setting is not None and not _SETTING_NAME.match(self.setting):
+            raise ValueError(f"'{self.setting}' is not an app setting name")
+        if self.key_vault is not None and not _SECRET_NAME.match(self.key_vault):
+            raise ValueError(f"'{self.key_vault}' is not a Key Vault secret name (letters, digits, dashes)")
+        return self
+
+    @property
+    def reference(self) -> str:
+        return f"setting:{self.setting}" if self.setting else f"keyvault:{self.key_vault}"
+
+
+class TeamsChannel(_Model):
+    """A Teams channel that receives a card through a Workflows webhook ("Post to a channel when
+    a webhook request is received")."""
+
+    name: str = Field(description="a short name for the channel, e.g. 'billing' (lower-case, digits, dashes)")
+    webhook: WebhookRef
+    kinds: tuple[AlertKind, ...] = Field(default=(), description="only these alert kinds (empty: all)")
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _CHANNEL_NAME.match(value):
+            raise ValueError(f"'{value}' must be lower-case letters, digits and dashes")
+        return value
+
+
+class EmailChannel(_Model):
+    """Email sent with Microsoft Graph ``sendMail`` from one mailbox of the partner tenant."""
+
+    sender: str = Field(description="the mailbox SeatSync sends as (its UPN or address)")
+    recipients: tuple[str, ...] = Field(min_length=1, max_length=100)
+    kinds: tuple[AlertKind, ...] = Field(default=(), description="only these alert kinds (empty: all)")
+    subject_prefix: str = Field(default="SeatSync", min_length=1, max_length=60)
+    enabled: bool = True
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not _ADDRESS.match(value):
+            raise ValueError(f"'{value}' is not an email address")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for address in value:
+            if not _ADDRESS.match(address):
+                raise ValueError(f"'{address}' is not an email address")
+            if address.lower() in seen:
+                raise ValueError(f"'{address}' is listed twice")
+            seen.add(address.lower())
+        return value
+
+
+class AlertRule(_Model):
+    """Whether an alert kind is sent, and how often it is repeated while unchanged."""
+
+    enabled: bool = True
+    digest: Digest | None = Field(
+        default=None, description="immediate, daily, weekly or monthly (absent: the kind's default)")
+
+
+class UnusedLicencesRule(AlertRule):
+    minimum_unused: int = Field(default=1, ge=1, description="alert when at least this many seats are unused")
+
+
+class RunFailedRule(AlertRule):
+    @field_validator("digest")
+    @classmethod
+    def _immediate(cls, value: Digest | None) -> Digest | None:
+        if value not in (None, "immediate"):
+            raise ValueError("run failures are always sent at once: use 'immediate' or leave it out")
+        return value
+
+
+class AlertRules(_Model):
+    """One entry per alert kind; every field is optional."""
+
+    run_failed: RunFailedRule = RunFailedRule()
+    auth_failed: AlertRule = AlertRule()
+    changes_held: AlertRule = AlertRule()
+    unlinked_licence: AlertRule = AlertRule()
+    unused_licences: UnusedLicencesRule = UnusedLicencesRule()
+    shared_mailbox_licensed: AlertRule = AlertRule()
+    gdap_not_added: AlertRule = AlertRule()
+    run_summary: AlertRule = AlertRule()
+
+    def rule(self, kind: AlertKind) -> AlertRule:
+        rule: AlertRule = getattr(self, kind.replace("-", "_"))
+        return rule
+
+    def enabled(self, kind: AlertKind) -> bool:
+        return self.rule(kind).enabled
+
+    def digest(self, kind: AlertKind) -> Digest:
+        return self.rule(kind).digest or DEFAULT_DIGESTS[kind]
+
+
+class AlertExclusion(_Model):
+    """No alert about this tenant, this licence (in every tenant), or this licence of this
+    tenant; ``kinds`` narrows it to some alert kinds."""
+
+    tenant_id: str | None = Field(default=None, pattern=_GUID)
+    sku_id: str | None = Field(default=None, pattern=_GUID)
+    kinds: tuple[AlertKind, ...] = ()
+    note: str | None = Field(default=None, max_length=200)
+
+    @field_validator("tenant_id", "sku_id")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _something(self) -> AlertExclusion:
+        if self.tenant_id is None and self.sku_id is None:
+            raise ValueError("give 'tenantId', 'skuId' or both")
+        run_level = sorted(set(self.kinds) & RUN_KINDS)
+        if run_level:
+            raise ValueError(f"{', '.join(run_level)} concern a whole run and cannot be excluded per "
+                             "tenant or licence; disable them under 'alerts' instead")
+        return self
+
+    def covers(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None) -> bool:
+        if kind in RUN_KINDS or (self.kinds and kind not in self.kinds):
+            return False
+        if self.tenant_id is not None and (tenant_id or "").lower() != self.tenant_id:
+            return False
+        return not (self.sku_id is not None and (sku_id or "").lower() != self.sku_id)
+
+
+class NotificationSettings(_Model):
     """Where alerts and run summaries go (no channel: they are only logged)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True)
+    teams: tuple[TeamsChannel, ...] = ()
+    email: EmailChannel | None = None
+    alerts: AlertRules = AlertRules()
+    exclusions: tuple[AlertExclusion, ...] = ()
+    link_base_url: str | None = Field(
+        default=None, description="the base URL of links in alerts (default: the app setting SEATSYNC_PUBLIC_URL)")
+    time_zone: str = Field(default="UTC", description="an IANA time zone: when days, weeks and months begin")
+    currency: str = Field(default="USD", min_length=1, max_length=8, description="shown with monthly costs")
+    card_items: int = Field(default=5, ge=1, le=15, description="items listed per alert group in a Teams card")
+    email_items: int = Field(default=100, ge=1, le=2000, description="items listed per alert group in an email")
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_names(cls, value: tuple[TeamsChannel, ...]) -> tuple[TeamsChannel, ...]:
+        names = [channel.name for channel in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"the channel name '{name}' is used twice")
+        return value
+
+    @field_validator("link_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an https:// URL (the Function App's address)")
+        return value.rstrip("/") if value else value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone (e.g. UTC, Europe/London, "
+                             "America/New_York)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def has_channels(self) -> bool:
+        return any(c.enabled for c in self.teams) or (self.email is not None and self.email.enabled)
+
+    def excluded(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None = None) -> bool:
+        return any(rule.covers(kind, tenant_id, sku_id) for rule in self.exclusions)

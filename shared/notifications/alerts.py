@@ -1,0 +1,531 @@
+"""What needs the MSP's attention after a run: every alert kind, built from the run's data.
+
+Pure: the service gathers a run's data into ``RunData`` and ``build_alerts`` turns it into
+``Alert`` values, applying the configuration's rules (which kinds are enabled, exclusions per
+tenant and licence, licences excluded from billing). Nothing here reads a store or sends.
+
+Each alert has a ``key`` (what it is about: kind, tenant, licence, ...) and a ``fingerprint``
+(the key plus the facts that matter). The digest compares fingerprints with what was sent
+before: same fingerprint, same alert; a changed fact (another AADSTS code, a different number
+of unused seats) is a changed alert, sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.contracts import RunSummary, StartedRun, TenantOutcome
+from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
+from shared.domain.sku_names import sku_display_name
+from shared.notifications.settings import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
+
+if TYPE_CHECKING:
+    from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence
+    from shared.config.schema import SeatSyncConfig
+
+Severity = Literal["critical", "warning", "info"]
+
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    label: str
+    severity: Severity
+    action: str
+
+
+KINDS: dict[AlertKind, KindInfo] = {
+    "run-failed": KindInfo("Run failed", "critical", "Open the run report"),
+    "auth-failed": KindInfo("Tenants SeatSync cannot sign in to", "critical",
+                            "Nothing is read or billed for these tenants until this is fixed."),
+    "changes-held": KindInfo("Changes held for approval", "warning",
+                             "Approve or dismiss them: seatsync approvals list"),
+    "unlinked-licence": KindInfo("Licences with no billing mapping", "warning",
+                                 "Map each to a billing profile, or exclude it: seatsync unlinked"),
+    "unused-licences": KindInfo("Unused licences", "info",
+                                "Assign them, or reduce the subscription (NCE: at its renewal)."),
+    "shared-mailbox-licensed": KindInfo("Shared mailboxes holding a licence", "info",
+                                        "A shared mailbox needs no licence unless it is over 50 GB or "
+                                        "has an archive: remove the licence or confirm it is needed."),
+    "gdap-not-added": KindInfo("GDAP customers not yet in SeatSync", "info",
+                               "Add them to the configuration (seatsync config export, add the "
+                               "tenant, seatsync config import), or exclude them from this alert."),
+    "run-summary": KindInfo("Run summary", "info", "Open the run report"),
+}
+
+# Licences that are free or self-service sign-ups: thousands of "purchased" seats, never unused money.
+FREE_SKU_PART_NUMBERS = frozenset({
+    "FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY", "POWERAPPS_VIRAL", "WINDOWS_STORE",
+    "STREAM", "CCIBOTS_PRIVPREV_VIRAL", "POWERAPPS_DEV", "RIGHTSMANAGEMENT_ADHOC", "MCOPSTNC",
+    "FORMS_PRO", "PROJECT_MADEIRA_PREVIEW_IW_SKU", "MICROSOFT_BUSINESS_CENTER", "TEAMS_FREE",
+    "DYN365_ENTERPRISE_VIRTUAL_AGENT_VIRAL", "POWER_PAGES_VTRIAL_FOR_MAKERS", "MEETING_ROOM_FREE",
+    "PHONESYSTEM_VIRTUALUSER", "Microsoft_Teams_Rooms_Basic", "VIRTUAL_AGENT_USL",
+})
+
+
+def is_free_sku(part_number: str) -> bool:
+    return (part_number in FREE_SKU_PART_NUMBERS or part_number.endswith("_VIRAL")
+            or "_FREE" in part_number.upper())
+
+
+# What to do about each AADSTS code: the text, and which link helps ("consent", "credentials").
+AUTH_ACTIONS: dict[str, tuple[str, str | None]] = {
+    "AADSTS700016": ("The SeatSync app is not consented in this tenant: a Global Administrator of the "
+                     "customer grants admin consent.", "consent"),
+    "AADSTS65001": ("Admin consent is missing in this tenant: a Global Administrator of the customer "
+                    "grants it.", "consent"),
+    "AADSTS7000215": ("The client secret is wrong: store the secret's Value (not its ID) as "
+                      "graph-client-secret in Key Vault.", "credentials"),
+    "AADSTS7000222": ("The client secret has expired: add a new secret to the app registration and "
+                      "store it as graph-client-secret in Key Vault.", "credentials"),
+    "AADSTS7000112": ("The SeatSync enterprise application is disabled in this tenant: enable it "
+                      "(Enterprise applications > Properties).", None),
+    "AADSTS90002": ("The tenant does not exist (deleted, or a wrong tenant ID): correct it or remove "
+                    "it from the configuration.", None),
+    "AADSTS53003": ("A Conditional Access policy blocks the app: exclude its service principal from "
+                    "the tenant's workload identity policy.", None),
+}
+AUTH_DEFAULT_ACTION = ("Check the app's admin consent and your GDAP relationship with this tenant.",
+                       "consent")
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where alerts point: the app's public URL (run reports, approvals) and Entra ID."""
+
+    base_url: str | None = None
+    graph_client_id: str | None = None
+    authority_host: str = DEFAULT_AUTHORITY
+
+    def run_report(self, run_id: str) -> str | None:
+        return f"{self.base_url.rstrip('/')}/api/runs/{run_id}" if self.base_url else None
+
+    def approvals(self) -> str | None:
+        return f"{self.base_url.rstrip('/')}/api/approvals" if self.base_url else None
+
+    def unlinked(self) -> str | None:
+        return f"{self.base_url.rstrip('/')}/api/unlinked" if self.base_url else None
+
+    def consent(self, tenant_id: str) -> str | None:
+        if not self.graph_client_id:
+            return None
+        return f"{self.authority_host.rstrip('/')}/{tenant_id}/adminconsent?client_id={self.graph_client_id}"
+
+    def credentials(self) -> str | None:
+        if not self.graph_client_id:
+            return None
+        return ("https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/"
+                f"~/Credentials/appId/{self.graph_client_id}")
+
+
+@dataclass(frozen=True)
+class Fact:
+    title: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One thing to tell the MSP. ``line`` is the one-line form used in lists (card, email),
+    ``facts`` the full detail."""
+
+    kind: AlertKind
+    key: str
+    fingerprint: str
+    severity: Severity
+    title: str
+    line: str
+    facts: tuple[Fact, ...]
+    tenant_id: str | None = None
+    tenant_name: str | None = None
+    sku_id: str | None = None
+    licence: str | None = None
+    action_text: str = ""
+    action_url: str | None = None
+    action_label: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """Who or what the alert is about, for the left column of a list."""
+        return self.tenant_name or self.tenant_id or KINDS[self.kind].label
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    """A tenant of the run as the run store holds it."""
+
+    tenant_id: str
+    name: str
+    outcome: TenantOutcome | None
+    push_error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything a run stored that alerts are made from."""
+
+    run_id: str
+    summary: RunSummary
+    started: StartedRun | None = None
+    tenants: tuple[TenantRow, ...] = ()
+    changes: tuple[tuple[PlannedChange, str | None], ...] = ()
+    reconciliation: tuple[ReconciliationRow, ...] = ()
+    unlinked: tuple[UnlinkedLicence, ...] = ()
+    snapshots: Mapping[str, TenantSnapshot] = field(default_factory=dict)
+    new_skus: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per tenant, the licences first seen in this run."""
+
+    @cached_property
+    def _names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for line in self.reconciliation:
+            names.setdefault(line.tenant_id, line.tenant_name)
+        if self.started is not None:
+            names.update({w.tenant_id: w.name for w in (*self.started.gdap_not_configured, *self.started.tenants)})
+        names.update({row.tenant_id: row.name for row in self.tenants})
+        return names
+
+    def tenant_name(self, tenant_id: str) -> str:
+        return self._names.get(tenant_id, tenant_id)
+
+
+@dataclass(frozen=True)
+class BuiltAlerts:
+    alerts: tuple[Alert, ...]
+    excluded: int
+
+
+def fingerprint(kind: AlertKind, key: str, facts: Mapping[str, Any]) -> str:
+    """A stable digest of an alert's identity and the facts that matter (not of its wording)."""
+    canonical = json.dumps({"kind": kind, "key": key, "facts": facts}, sort_keys=True,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+
+
+def money(amount: Decimal, currency: str) -> str:
+    return f"{amount:,.2f} {currency}"
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _make(kind: AlertKind, key: str, facts_that_matter: Mapping[str, Any], **fields: Any) -> Alert:
+    return Alert(kind=kind, key=f"{kind}|{key}", fingerprint=fingerprint(kind, key, facts_that_matter),
+                 severity=fields.pop("severity", KINDS[kind].severity), **fields)
+
+
+# --------------------------------------------------------------------------- the kinds
+
+
+def run_failed_alert(data: RunData, links: Links) -> Alert | None:
+    summary = data.summary
+    if summary.status not in ("failed", "partial"):
+        return None
+    failed_tenants = sorted(
+        (row for row in data.tenants
+         if row.outcome is None or row.outcome.status != "ok" or row.push_error),
+        key=lambda r: r.name.lower())
+    failed_changes = [c for c, _ in data.changes if c.status == ChangeStatus.FAILED]
+    status = "failed" if summary.status == "failed" else "partly failed"
+    counts = []
+    if summary.tenants_failed:
+        counts.append(f"{summary.tenants_failed} of {summary.tenants_total} tenants")
+    if summary.changes_failed:
+        counts.append(plural(summary.changes_failed, "change"))
+    title = f"Run {status}" + (f": {', '.join(counts)}" if counts else "")
+    facts = [Fact("Run", data.run_id), Fact("Status", summary.status)]
+    if summary.error:
+        facts.append(Fact("Error", _clip(summary.error, 300)))
+    if failed_tenants:
+        names = []
+        for row in failed_tenants[:10]:
+            outcome = row.outcome
+            if outcome is None:
+                why = "not collected"
+            elif outcome.status != "ok":
+                why = outcome.error_code or outcome.status
+            else:
+                why = "push failed"
+            names.append(f"{row.name} ({why})")
+        more = len(failed_tenants) - len(names)
+        facts.append(Fact("Tenants failed", ", ".join(names) + (f", +{more} more" if more else "")))
+    if failed_changes:
+        facts.append(Fact("Changes failed", str(len(failed_changes))))
+    line = _clip(summary.error, 200) if summary.error else (", ".join(counts) + " failed" if counts else status)
+    return _make(
+        "run-failed", data.run_id, {"run": data.run_id, "status": summary.status},
+        severity="critical", title=title, line=line, facts=tuple(facts),
+        action_text=f"See what failed: seatsync report {data.run_id}",
+        action_url=links.run_report(data.run_id), action_label="Open run report",
+    )
+
+
+def auth_failed_alerts(data: RunData, links: Links) -> list[Alert]:
+    alerts = []
+    for row in data.tenants:
+        outcome = row.outcome
+        if outcome is None or outcome.status != "auth-failed":
+            continue
+        code = outcome.error_code
+        text, link_kind = AUTH_ACTIONS.get(code or "", AUTH_DEFAULT_ACTION)
+        url = (links.consent(row.tenant_id) if link_kind == "consent"
+               else links.credentials() if link_kind == "credentials" else None)
+        label = ("Grant consent" if link_kind == "consent" else "App credentials" if link_kind else None)
+        facts = [Fact("Tenant", row.name), Fact("Error code", code or "none given")]
+        if outcome.error:
+            facts.append(Fact("Error", _clip(outcome.error, 300)))
+        facts.append(Fact("What to do", text))
+        alerts.append(_make(
+            "auth-failed", row.tenant_id, {"code": code or ""},
+            title=f"{row.name}: cannot sign in ({code or 'no AADSTS code'})",
+            line=f"{code or 'sign-in failed'}: {text}", facts=tuple(facts),
+            tenant_id=row.tenant_id, tenant_name=row.name,
+            action_text=text, action_url=url, action_label=f"{label}: {_clip(row.name, 24)}" if url and label else None,
+        ))
+    return alerts
+
+
+def changes_held_alerts(data: RunData, links: Links) -> list[Alert]:
+    if data.summary.dry_run:
+        return []  # a dry run records no approvals: its summary counts what it would hold
+    alerts = []
+    for change, _ in data.changes:
+        if change.status != ChangeStatus.HELD:
+            continue
+        name = data.tenant_name(change.tenant_id)
+        licence = sku_display_name(change.sku_id)
+        old = "new line" if change.old_quantity is None else str(change.old_quantity)
+        quantity = f"{old} → {change.new_quantity}"
+        where = f"agreement {change.agreement_id}" + (f", line {change.line_id}" if change.line_id else "")
+        facts = [Fact("Tenant", name), Fact("Licence", licence), Fact("Quantity", quantity),
+                 Fact("Where", f"{change.psa} {where}")]
+        if change.reason:
+            facts.append(Fact("Why held", _clip(change.reason, 300)))
+        alerts.append(_make(
+            "changes-held", f"{change.tenant_id}|{change.psa}|{change.agreement_id}|{change.line_id}|{change.sku_id}",
+            {"old": change.old_quantity, "new": change.new_quantity, "kind": change.kind.value},
+            title=f"{name}: {licence} {quantity} held for approval",
+            line=f"{licence}: {quantity}" + (f" ({_clip(change.reason, 80)})" if change.reason else ""),
+            facts=tuple(facts), tenant_id=change.tenant_id, tenant_name=name, sku_id=change.sku_id,
+            licence=licence, action_text="Approve or dismiss: seatsync approvals list",
+            action_url=links.approvals(), action_label="Review approvals",
+        ))
+    return alerts
+
+
+def unlinked_licence_alerts(data: RunData, links: Links) -> list[Alert]:
+    alerts = []
+    for item in data.unlinked:
+        licence = item.label or sku_display_name(item.sku_id, item.sku_part_number)
+        new = item.sku_id in data.new_skus.get(item.tenant_id, frozenset())
+        counts = f"{item.purchased} purchased, {item.assigned} assigned"
+        facts = [Fact("Tenant", item.tenant_name), Fact("Licence", licence), Fact("Purchased", str(item.purchased)),
+                 Fact("Assigned", str(item.assigned))]
+        if new:
+            facts.append(Fact("New", "first seen in this tenant in this run"))
+        alerts.append(_make(
+            "unlinked-licence", f"{item.tenant_id}|{item.sku_id}", {"purchased": item.purchased},
+            title=(f"{item.tenant_name}: new licence {licence} has no billing mapping" if new
+                   else f"{item.tenant_name}: {licence} has no billing mapping"),
+            line=f"{licence}: {counts}" + (" (new)" if new else ""), facts=tuple(facts),
+            tenant_id=item.tenant_id, tenant_name=item.tenant_name, sku_id=item.sku_id, licence=licence,
+            action_text="Map it to a billing profile, or exclude it: seatsync unlinked",
+            action_url=links.unlinked(), action_label="Unlinked licences",
+        ))
+    return alerts
+
+
+def _prices(rows: Iterable[ReconciliationRow]) -> dict[tuple[str, str], Decimal]:
+    """Unit price per (tenant, licence) from the run's billed lines (the first known price)."""
+    prices: dict[tuple[str, str], Decimal] = {}
+    for row in rows:
+        if row.unit_price is None or not row.source.startswith("sku:"):
+            continue
+        sku = row.source.removeprefix("sku:").split("/")[0].lower()
+        prices.setdefault((row.tenant_id, sku), row.unit_price)
+    return prices
+
+
+def unused_licence_alerts(data: RunData, links: Links, *, minimum: int, currency: str,
+                          billing_excluded: Callable[[str, str], bool]) -> list[Alert]:
+    prices = _prices(data.reconciliation)
+    alerts = []
+    for tenant_id, snapshot in sorted(data.snapshots.items()):
+        name = data.tenant_name(tenant_id)
+        for sku in snapshot.skus:
+            unused = sku.purchased - sku.consumed
+            if (unused < minimum or sku.applies_to != "User" or is_free_sku(sku.sku_part_number)
+                    or billing_excluded(tenant_id, sku.sku_id)):
+                continue
+            licence = sku_display_name(sku.sku_id, sku.sku_part_number)
+            price = prices.get((tenant_id, sku.sku_id.lower()))
+            cost = price * unused if price is not None else None
+            facts = [Fact("Tenant", name), Fact("Licence", licence), Fact("Purchased", str(sku.purchased)),
+                     Fact("Assigned", str(sku.consumed)), Fact("Unused", str(unused))]
+            if cost is not None and price is not None:
+                facts.append(Fact("Monthly cost", f"{money(cost, currency)} ({unused} at {money(price, currency)})"))
+            line = f"{licence}: {unused} of {sku.purchased} unused"
+            if cost is not None:
+                line += f", {money(cost, currency)} a month"
+            alerts.append(_make(
+                "unused-licences", f"{tenant_id}|{sku.sku_id}", {"purchased": sku.purchased, "unused": unused},
+                title=f"{name}: {plural(unused, 'unused licence')} of {licence}",
+                line=line, facts=tuple(facts), tenant_id=tenant_id, tenant_name=name, sku_id=sku.sku_id,
+                licence=licence, action_text=KINDS["unused-licences"].action,
+            ))
+    return alerts
+
+
+def shared_mailbox_alerts(data: RunData, links: Links, *,
+                          excluded_sku: Callable[[str, str], bool]) -> list[Alert]:
+    alerts = []
+    for tenant_id, snapshot in sorted(data.snapshots.items()):
+        if snapshot.mailboxes is None:
+            continue  # the mailbox report was not read: nothing can be said
+        name = data.tenant_name(tenant_id)
+        users = {u.user_principal_name.lower(): u for u in snapshot.users}
+        part_numbers = {s.sku_id: s.sku_part_number for s in snapshot.skus}
+        for mailbox in sorted(snapshot.mailboxes, key=lambda m: m.user_principal_name.lower()):
+            if mailbox.recipient_type.lower() != "shared" or mailbox.is_deleted:
+                continue
+            user = users.get(mailbox.user_principal_name.lower())
+            if user is None:
+                continue
+            skus = sorted(s for s in user.sku_ids if not excluded_sku(tenant_id, s))
+            if not skus:
+                continue
+            licences = ", ".join(sorted(sku_display_name(s, part_numbers.get(s)) for s in skus))
+            upn = user.user_principal_name
+            alerts.append(_make(
+                "shared-mailbox-licensed", f"{tenant_id}|{upn.lower()}", {"skus": skus},
+                title=f"{name}: shared mailbox {upn} holds a licence",
+                line=f"{upn}: {licences}",
+                facts=(Fact("Tenant", name), Fact("Mailbox", upn), Fact("Licences", licences)),
+                tenant_id=tenant_id, tenant_name=name, sku_id=skus[0] if len(skus) == 1 else None,
+                licence=licences, action_text=KINDS["shared-mailbox-licensed"].action,
+            ))
+    return alerts
+
+
+def gdap_alerts(data: RunData, links: Links) -> list[Alert]:
+    if data.started is None:
+        return []
+    return [
+        _make("gdap-not-added", work.tenant_id, {},
+              title=f"{work.name} is a GDAP customer not yet in SeatSync", line="in GDAP, not configured",
+              facts=(Fact("Tenant", work.name), Fact("Tenant ID", work.tenant_id)),
+              tenant_id=work.tenant_id, tenant_name=work.name, action_text=KINDS["gdap-not-added"].action)
+        for work in data.started.gdap_not_configured
+    ]
+
+
+def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
+    summary = data.summary
+    statuses = [c.status for c, _ in data.changes]
+    held = statuses.count(ChangeStatus.HELD)
+    deferred = statuses.count(ChangeStatus.DEFERRED)
+    counted = {
+        "status": summary.status, "dryRun": summary.dry_run, "tenants": summary.tenants_total,
+        "tenantsOk": summary.tenants_ok, "tenantsFailed": summary.tenants_failed,
+        "applied": summary.changes_applied, "held": held, "deferred": deferred,
+        "failed": summary.changes_failed, "planned": summary.changes_dry_run,
+    }
+    mode = " (dry run)" if summary.dry_run else ""
+    facts = [
+        Fact("Status", summary.status + mode),
+        Fact("Tenants", f"{summary.tenants_ok} of {summary.tenants_total} synced"),
+        Fact("Tenants failed", str(summary.tenants_failed)),
+    ]
+    if summary.dry_run:
+        facts.append(Fact("Changes planned", str(summary.changes_dry_run)))
+    else:
+        facts.append(Fact("Changes applied", str(summary.changes_applied)))
+    facts += [
+        Fact("Held for approval", str(held)),
+        Fact("Deferred", str(deferred)),
+        Fact("Changes failed", str(summary.changes_failed)),
+        Fact("Lines unchanged", str(summary.lines_unchanged)),
+        Fact("Open alerts", str(open_alerts)),
+    ]
+    done = (plural(summary.changes_dry_run, "change") + " planned" if summary.dry_run
+            else plural(summary.changes_applied, "change") + " applied")
+    return _make(
+        "run-summary", "run", counted, severity="critical" if summary.status == "failed" else
+        "warning" if summary.status == "partial" else "info",
+        title=f"Run {summary.status}{mode}: {done}", line=f"{summary.status}{mode}, {done}",
+        facts=tuple(facts), action_text=f"The whole report: seatsync report {data.run_id}",
+        action_url=links.run_report(data.run_id), action_label="Open run report",
+    )
+
+
+# --------------------------------------------------------------------------- all of them
+
+KIND_ORDER = {kind: index for index, kind in enumerate(ALERT_KINDS)}
+
+
+def sort_key(alert: Alert) -> tuple[int, str, str, str]:
+    return (KIND_ORDER[alert.kind], (alert.tenant_name or "").lower(), (alert.licence or "").lower(), alert.key)
+
+
+def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
+                 config: SeatSyncConfig | None = None) -> BuiltAlerts:
+    """Every enabled alert of a run, exclusions applied, in display order."""
+    rules = settings.alerts
+
+    def billing_excluded(tenant_id: str, sku_id: str) -> bool:
+        if config is None:
+            return False
+        tenant = config.tenant(tenant_id)
+        return sku_id.lower() in config.excluded_licences or (
+            tenant is not None and config.excluded(tenant, sku_id))
+
+    def excluded_sku(kind: AlertKind) -> Callable[[str, str], bool]:
+        # A licence excluded by itself; a whole tenant's exclusion is applied (and counted) below.
+        return lambda tenant_id, sku_id: (billing_excluded(tenant_id, sku_id) or (
+            settings.excluded(kind, tenant_id, sku_id) and not settings.excluded(kind, tenant_id, None)))
+
+    candidates: list[Alert] = []
+    if rules.enabled("run-failed"):
+        failed = run_failed_alert(data, links)
+        candidates += [failed] if failed else []
+    if rules.enabled("auth-failed"):
+        candidates += auth_failed_alerts(data, links)
+    if rules.enabled("changes-held"):
+        candidates += changes_held_alerts(data, links)
+    if rules.enabled("unlinked-licence"):
+        candidates += unlinked_licence_alerts(data, links)
+    if rules.enabled("unused-licences"):
+        candidates += unused_licence_alerts(
+            data, links, minimum=settings.alerts.unused_licences.minimum_unused, currency=settings.currency,
+            billing_excluded=billing_excluded)
+    if rules.enabled("shared-mailbox-licensed"):
+        candidates += shared_mailbox_alerts(data, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
+    if rules.enabled("gdap-not-added"):
+        candidates += gdap_alerts(data, links)
+
+    kept = [a for a in candidates if not settings.excluded(a.kind, a.tenant_id, a.sku_id)]
+    excluded = len(candidates) - len(kept)
+    if rules.enabled("run-summary"):
+        open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)
+        kept.append(run_summary_alert(data, links, open_alerts=open_alerts))
+    return BuiltAlerts(tuple(sorted(kept, key=sort_key)), excluded)
+
+
+def count_by_kind(alerts: Sequence[Alert]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        counts[alert.kind] = counts.get(alert.kind, 0) + 1
+    return counts

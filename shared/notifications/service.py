@@ -1,0 +1,313 @@
+"""Notify the MSP about a finished run: gather what the run stored, build the alerts, pick what
+each channel has not been told yet (digests), send, and record what was sent or why not.
+
+A channel that cannot deliver never fails the run: its failure is recorded with the reason,
+the other channels still get their message, and the alerts stay due for the next run. Only a
+failure of Table Storage itself propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, NotificationRepository
+from shared.adapters.run_store import RunRepository
+from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import StoreError
+from shared.config.schema import SeatSyncConfig
+from shared.contracts import RunSummary
+from shared.domain.model import TenantSnapshot
+from shared.errors import SeatSyncError
+from shared.notifications.alerts import (
+    DEFAULT_AUTHORITY,
+    Alert,
+    BuiltAlerts,
+    Links,
+    RunData,
+    TenantRow,
+    build_alerts,
+    count_by_kind,
+)
+from shared.notifications.digest import select_due
+from shared.notifications.ports import DeliveryError, Notifier
+from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
+from shared.notifications.settings import NotificationSettings
+
+if TYPE_CHECKING:
+    from shared.adapters.http import RetryingHttp
+    from shared.bootstrap import Services
+
+log = logging.getLogger(__name__)
+
+
+class NotifyError(SeatSyncError):
+    """The run cannot be notified about (unknown, or not finished)."""
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    channel: str
+    status: DeliveryStatus
+    sent: int = 0
+    suppressed: int = 0
+    attempts: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "status": self.status, "sent": self.sent,
+                "suppressed": self.suppressed, "attempts": self.attempts, "error": self.error}
+
+
+@dataclass(frozen=True)
+class NotifyResult:
+    run_id: str
+    alerts: int
+    excluded: int
+    channels: tuple[ChannelResult, ...] = ()
+
+    @property
+    def sent(self) -> int:
+        """Alerts delivered, summed over channels."""
+        return sum(c.sent for c in self.channels)
+
+    @property
+    def suppressed(self) -> int:
+        return sum(c.suppressed for c in self.channels)
+
+    @property
+    def failed(self) -> int:
+        """Channels whose delivery failed."""
+        return sum(1 for c in self.channels if c.status == "failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runId": self.run_id, "alerts": self.alerts, "excluded": self.excluded, "sent": self.sent,
+                "suppressed": self.suppressed, "failed": self.failed,
+                "channels": [c.to_json() for c in self.channels]}
+
+
+@dataclass
+class NotifyServices:
+    """What ``notify_run`` needs; ``from_services`` builds it from the app's ``Services``."""
+
+    runs: RunRepository
+    snapshots: SnapshotRepository
+    notifications: NotificationRepository
+    config: Callable[[], SeatSyncConfig]
+    notifiers: Callable[[NotificationSettings], Sequence[Notifier]]
+    links: Callable[[NotificationSettings], Links]
+    clock: Callable[[], datetime]
+    max_workers: int = 8
+
+    @classmethod
+    def from_services(cls, services: Services, *, teams_http: RetryingHttp | None = None,
+                      sleep: Callable[[float], None] = time.sleep) -> NotifyServices:
+        from shared.adapters.teams import TeamsWebhookClient
+        from shared.notifications.channels import build_notifiers
+
+        teams_client = TeamsWebhookClient(teams_http, verify=services.settings.tls_verify)
+
+        def notifiers(settings: NotificationSettings) -> Sequence[Notifier]:
+            return build_notifiers(settings, secrets=services.secrets, mail=services.graph,
+                                   teams_client=teams_client, sleep=sleep)
+
+        return cls(runs=services.runs, snapshots=services.snapshots,
+                   notifications=NotificationRepository(services.store), config=services.config,
+                   notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock)
+
+
+def links_for(services: Services, settings: NotificationSettings) -> Links:
+    graph = services.settings.graph
+    return Links(base_url=settings.link_base_url or services.settings.public_url,
+                 graph_client_id=graph.client_id if graph else None,
+                 authority_host=graph.authority_host if graph else DEFAULT_AUTHORITY)
+
+
+# --------------------------------------------------------------------------- the run's data
+
+
+def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: SeatSyncConfig, run_id: str,
+                    summary: RunSummary | None = None, *, with_snapshots: bool = True,
+                    max_workers: int = 8) -> RunData:
+    """What the run stored, in the form alerts are built from."""
+    summary = summary or runs.summary(run_id)
+    if summary is None:
+        if runs.request(run_id) is None:
+            raise NotifyError(f"no run {run_id}")
+        raise NotifyError(f"run {run_id} has not finished")
+    started = runs.started(run_id)
+    names = {t.tenant_id: t.name for t in config.tenants}
+    if started is not None:
+        names.update({t.tenant_id: t.name for t in started.tenants})
+    tenants = []
+    for row in runs.tenant_rows(run_id):
+        outcome = row["outcome"]
+        tenant_id = str(row["tenantId"])
+        name = outcome.name if outcome is not None and outcome.name else names.get(tenant_id, tenant_id)
+        tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"]))
+    tenants.sort(key=lambda t: t.name.lower())
+    reconciliation, unlinked = runs.reconciliation(run_id)
+    collected = [t.tenant_id for t in tenants if t.outcome is not None and t.outcome.status == "ok"]
+
+    def snapshot(tenant_id: str) -> TenantSnapshot | None:
+        try:
+            return snapshots.get(tenant_id, run_id)
+        except StoreError as exc:
+            log.warning("notify: the snapshot of tenant %s in run %s cannot be read (%s); its licence "
+                        "alerts are left out", tenant_id, run_id, exc)
+            return None
+
+    def is_new(item: tuple[str, str]) -> bool:
+        tenant_id, sku_id = item
+        first = next(iter(snapshots.licence_history(tenant_id, sku_id)), None)
+        return first is None or first.run_id >= run_id
+
+    pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="notify") as pool:
+        read = list(pool.map(snapshot, collected)) if with_snapshots else []
+        new_flags = list(pool.map(is_new, pairs))
+    new_skus: dict[str, set[str]] = {}
+    for (tenant_id, sku_id), new in zip(pairs, new_flags, strict=True):
+        if new:
+            new_skus.setdefault(tenant_id, set()).add(sku_id)
+    return RunData(
+        run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
+        changes=tuple(runs.changes(run_id)), reconciliation=tuple(reconciliation), unlinked=tuple(unlinked),
+        snapshots={s.tenant_id: s for s in read if s is not None},
+        new_skus={t: frozenset(s) for t, s in new_skus.items()},
+    )
+
+
+def message_context(data: RunData, settings: NotificationSettings, links: Links, now: datetime,
+                    banner: str | None = None) -> MessageContext:
+    return MessageContext(run_id=data.run_id, status=data.summary.status, dry_run=data.summary.dry_run,
+                          generated_at=now, zone=settings.zone, report_url=links.run_report(data.run_id),
+                          banner=banner)
+
+
+# --------------------------------------------------------------------------- notify
+
+
+def _log_summary(summary: RunSummary) -> None:
+    level = logging.INFO if summary.status == "succeeded" else logging.WARNING
+    log.log(level, "SeatSync run %s %s: %d/%d tenants synced, %d changes applied, %d failed, "
+            "%d planned (dry run), %d problems", summary.run_id, summary.status, summary.tenants_ok,
+            summary.tenants_total, summary.changes_applied, summary.changes_failed,
+            summary.changes_dry_run, summary.problems)
+
+
+def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Alert], settings: NotificationSettings,
+             context: MessageContext, now: datetime) -> ChannelResult:
+    channel = notifier.channel_id
+    history = services.notifications.sent(channel)
+    services.notifications.prune(channel, history, now)
+    wanted = [a for a in alerts if notifier.accepts(a.kind)]
+    decision = select_due(wanted, history, digest_of=settings.alerts.digest, now=now, run_id=context.run_id,
+                          zone=settings.zone)
+    record = DeliveryRecord(run_id=context.run_id, channel=channel, channel_type=notifier.channel_type,
+                            status="nothing-due", at=now, suppressed=len(decision.suppressed))
+    if not decision.due:
+        services.notifications.record_delivery(record)
+        return ChannelResult(channel, "nothing-due", suppressed=len(decision.suppressed))
+    due = decision.due
+    fields: dict[str, Any] = {"alerts": len(due), "kinds": count_by_kind(due),
+                              "fingerprints": tuple(a.fingerprint for a in due)}
+    try:
+        delivered = notifier.send(due, context)
+    except DeliveryError as exc:
+        log.warning("notify: %s could not be delivered after %d attempts: %s", channel, exc.attempts, exc.reason)
+        failed = replace(record, **fields, status="failed", attempts=exc.attempts, error=exc.reason)
+        services.notifications.record_delivery(failed)
+        return ChannelResult(channel, "failed", suppressed=len(decision.suppressed), attempts=exc.attempts,
+                             error=exc.reason)
+    except Exception as exc:  # a defect in one channel must not cost the others their message
+        log.exception("notify: %s failed unexpectedly", channel)
+        reason = f"{type(exc).__name__}: {exc}"
+        failed = replace(record, **fields, status="failed", error=reason)
+        services.notifications.record_delivery(failed)
+        return ChannelResult(channel, "failed", suppressed=len(decision.suppressed), error=reason)
+    services.notifications.record_sent(channel, context.run_id, due, now)
+    services.notifications.record_delivery(
+        replace(record, **fields, status="sent", attempts=delivered.attempts, size=delivered.size))
+    return ChannelResult(channel, "sent", sent=len(due), suppressed=len(decision.suppressed),
+                         attempts=delivered.attempts)
+
+
+def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None = None) -> NotifyResult:
+    """Send what a finished run has to say to every configured channel (see the module doc)."""
+    config = services.config()
+    settings = config.notifications
+    if summary is not None:
+        _log_summary(summary)
+    notifiers = list(services.notifiers(settings))
+    if not notifiers:
+        return NotifyResult(run_id, alerts=0, excluded=0)
+    data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
+                           with_snapshots=(settings.alerts.enabled("unused-licences")
+                                           or settings.alerts.enabled("shared-mailbox-licensed")),
+                           max_workers=services.max_workers)
+    links = services.links(settings)
+    built = build_alerts(data, settings, links, config)
+    now = services.clock()
+    context = message_context(data, settings, links, now)
+    results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)
+    result = NotifyResult(run_id, alerts=len(built.alerts), excluded=built.excluded, channels=results)
+    log.info("notify: run %s: %d alerts (%d excluded); %s", run_id, result.alerts, result.excluded,
+             ", ".join(f"{c.channel} {c.status} ({c.sent} sent, {c.suppressed} already sent)" for c in results))
+    return result
+
+
+# --------------------------------------------------------------------------- preview and test
+
+
+@dataclass(frozen=True)
+class Preview:
+    alerts: BuiltAlerts
+    card: dict[str, Any]
+    email: RenderedEmail
+
+
+def render_preview(data: RunData, settings: NotificationSettings, links: Links, now: datetime,
+                   config: SeatSyncConfig | None = None, banner: str | None = None) -> Preview:
+    """The card and the email with every alert of the run (digests are not applied)."""
+    built = build_alerts(data, settings, links, config)
+    context = message_context(data, settings, links, now, banner)
+    card = render_card(built.alerts, context, max_items=settings.card_items)
+    subject_prefix = settings.email.subject_prefix if settings.email else "SeatSync"
+    email = render_email(built.alerts, context, max_items=settings.email_items, subject_prefix=subject_prefix)
+    return Preview(built, card, email)
+
+
+def send_test(services: NotifyServices, data: RunData, banner: str = "Test message from SeatSync: "
+              "sample data, no action needed") -> list[ChannelResult]:
+    """Send ``data``'s alerts to every configured channel now, ignoring digests and recording
+    nothing as sent (the deliveries are recorded, marked as tests)."""
+    config = services.config()
+    settings = config.notifications
+    notifiers = list(services.notifiers(settings))
+    if not notifiers:
+        raise NotifyError("no notification channel is configured (notifications.teams or notifications.email)")
+    links = services.links(settings)
+    built = build_alerts(data, settings, links, config)
+    now = services.clock()
+    context = message_context(data, settings, links, now, banner)
+    results = []
+    for notifier in notifiers:
+        alerts = [a for a in built.alerts if notifier.accepts(a.kind)]
+        record = DeliveryRecord(run_id=data.run_id, channel=notifier.channel_id, channel_type=notifier.channel_type,
+                                status="sent", at=now, alerts=len(alerts), kinds=count_by_kind(alerts), test=True)
+        try:
+            delivered = notifier.send(alerts, context)
+        except DeliveryError as exc:
+            services.notifications.record_delivery(
+                replace(record, status="failed", attempts=exc.attempts, error=exc.reason))
+            results.append(ChannelResult(notifier.channel_id, "failed", attempts=exc.attempts, error=exc.reason))
+            continue
+        services.notifications.record_delivery(replace(record, attempts=delivered.attempts, size=delivered.size))
+        results.append(ChannelResult(notifier.channel_id, "sent", sent=len(alerts), attempts=delivered.attempts))
+    return results

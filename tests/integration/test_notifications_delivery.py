@@ -1,0 +1,531 @@
+"""Notifications end to end: run data in Table Storage (Azurite), a Teams channel on the
+Workflows webhook receiver and email through the Graph emulator, read back from their state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import notify
+from emulators.base import RunningEmulator
+from emulators.graph import GraphEmulator
+from emulators.tls import TlsFiles, ensure_tls_files
+from emulators.webhook import TeamsWebhookEmulator, validate_message
+from local_runner.azurite import Azurite
+from local_runner.notify_cli import cmd_notify_preview, cmd_notify_send_test
+from shared.adapters.graph import GraphClient, TenantCredentials
+from shared.adapters.http import RetryingHttp
+from shared.adapters.notification_store import NotificationRepository
+from shared.adapters.secrets import SecretResolver
+from shared.adapters.tables import TableStore
+from shared.adapters.teams import WEBHOOK_POLICY
+from shared.bootstrap import Services, set_services
+from shared.config.schema import SeatSyncConfig, TenantConfig
+from shared.contracts import SyncRequest
+from shared.notifications.alerts import RunData
+from shared.notifications.sample import sample_run_data
+from shared.notifications.service import NotifyServices, notify_run
+from shared.notifications.settings import NotificationSettings
+from shared.settings import GraphSettings, Settings
+
+pytestmark = pytest.mark.integration
+
+PARTNER = "0a0a0a0a-0000-4000-8000-000000000001"
+CLIENT = "c1c1c1c1-0000-4000-8000-000000000002"
+SECRET = "emulator-secret-value"
+SENDER = "seatsync@contoso-msp.example"
+RECIPIENTS = ["billing@contoso-msp.example", "finance@contoso-msp.example"]
+PUBLIC_URL = "https://seatsync.contoso-msp.example"
+DAY_1 = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)  # a Wednesday
+
+
+@dataclass
+class Emulators:
+    graph: GraphEmulator
+    graph_url: str
+    teams: TeamsWebhookEmulator
+    teams_url: str
+    tls: TlsFiles
+
+    @property
+    def ca(self) -> str:
+        return str(self.tls.ca_certificate)
+
+
+@pytest.fixture(scope="module")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulators]:
+    tls = ensure_tls_files(tmp_path_factory.mktemp("tls"))
+    graph = GraphEmulator({
+        "partner": {"tenantId": PARTNER, "clientId": CLIENT, "clientSecret": SECRET, "displayName": "Contoso MSP",
+                    "defaultDomain": "contoso-msp.example",
+                    "users": [{"userPrincipalName": SENDER, "mailbox": "User"}]},
+        "tenants": [],
+    })
+    teams = TeamsWebhookEmulator({"workflows": ["billing", {"id": "ops", "sig": "s3cr3t"}]})
+    with RunningEmulator(graph, tls) as graph_running, RunningEmulator(teams, tls) as teams_running:
+        yield Emulators(graph, graph_running.url, teams, teams_running.url, tls)
+
+
+@pytest.fixture(autouse=True)
+def clean(emulators: Emulators) -> None:
+    emulators.graph.reset()
+    emulators.teams.reset()
+
+
+@dataclass
+class Clock:
+    now: datetime = DAY_1
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Env:
+    emulators: Emulators
+    store: TableStore
+    clock: Clock = field(default_factory=Clock)
+    sleeps: list[float] = field(default_factory=list)
+    services: Services = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.services = self.make_services()
+
+    def webhook(self, workflow: str, sig: str | None = None) -> str:
+        path = f"/powerautomate/automations/direct/workflows/{workflow}/triggers/manual/paths/invoke"
+        query = "?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0" + (f"&sig={sig}" if sig else "")
+        return f"{self.emulators.teams_url}{path}{query}"
+
+    def app_settings(self) -> dict[str, str]:
+        return {"TEAMS_BILLING_WEBHOOK": self.webhook("billing"), "TEAMS_OPS_WEBHOOK": self.webhook("ops", "s3cr3t")}
+
+    def graph_settings(self) -> GraphSettings:
+        url = self.emulators.graph_url
+        return GraphSettings(client_id=CLIENT, partner_tenant_id=PARTNER, client_secret=SECRET,
+                             authority_host=url, endpoint=url)
+
+    def make_services(self) -> Services:
+        graph = self.graph_settings()
+        ca = self.emulators.ca
+        settings = Settings(sync_schedule="0 0 2 * * *", graph=graph, ca_bundle=ca, public_url=PUBLIC_URL,
+                            environment=self.app_settings())
+        credentials = TenantCredentials(graph, verify=ca)
+
+        def graph_client() -> GraphClient:
+            http = RetryingHttp("Microsoft Graph", verify=ca, sleep=self.sleeps.append, jitter=lambda: 0.5)
+            return GraphClient(graph, verify=ca, credentials=credentials, http=http, sleep=self.sleeps.append)
+
+        return Services(settings, store=self.store, secrets=SecretResolver(self.app_settings()),
+                        graph_factory=graph_client, clock=self.clock)
+
+    def notify_services(self) -> NotifyServices:
+        http = RetryingHttp("Teams webhook", policy=WEBHOOK_POLICY, verify=self.emulators.ca,
+                            sleep=self.sleeps.append, jitter=lambda: 0.5)
+        return NotifyServices.from_services(self.services, teams_http=http, sleep=self.sleeps.append)
+
+    def configure(self, notifications: dict[str, Any]) -> None:
+        config = SeatSyncConfig(
+            tenants=tuple(TenantConfig(tenant_id=t, name=n) for t, n in (
+                ("fab00000-0000-4000-8000-000000000001", "Fabrikam Ltd"),
+                ("00000000-0000-4000-8000-0000000000b2", "Northwind Traders"),
+                ("ada00000-0000-4000-8000-000000000003", "Adatum Corp"))),
+            notifications=NotificationSettings.model_validate(notifications))
+        self.services.config_repository.save(config, "test", "notifications")
+
+    def store_run(self, data: RunData) -> str:
+        """Write a run as the sync does: request, start, outcomes, changes, lines, snapshots, summary."""
+        runs, summary = self.services.runs, data.summary
+        runs.start(SyncRequest(run_id=data.run_id, trigger=summary.trigger, requested_by=summary.requested_by,
+                               requested_at=summary.started_at, dry_run=summary.dry_run))
+        assert data.started is not None
+        runs.record_started(data.started)
+        for row in data.tenants:
+            assert row.outcome is not None
+            runs.record_tenant(data.run_id, row.outcome)
+        runs.record_changes(data.run_id, [c for c, _ in data.changes])
+        tenants = {r.tenant_id for r in data.reconciliation} | {u.tenant_id for u in data.unlinked}
+        for tenant in sorted(tenants):
+            runs.record_reconciliation(data.run_id, tenant, [r for r in data.reconciliation if r.tenant_id == tenant],
+                                       [u for u in data.unlinked if u.tenant_id == tenant])
+        for snapshot in data.snapshots.values():
+            self.services.snapshots.save(snapshot)
+        runs.finish(summary)
+        return data.run_id
+
+    def notify(self, run_id: str) -> Any:
+        return notify_run(self.notify_services(), run_id)
+
+    def posts(self, workflow: str = "billing") -> list[dict[str, Any]]:
+        return self.emulators.teams.posts_for(workflow)
+
+    def mail(self) -> list[dict[str, Any]]:
+        return list(self.emulators.graph.state()["sentMail"])
+
+
+@pytest.fixture
+def env(emulators: Emulators, store: TableStore) -> Env:
+    return Env(emulators, store)
+
+
+BOTH = {
+    "teams": [{"name": "billing", "webhook": {"setting": "TEAMS_BILLING_WEBHOOK"}}],
+    "email": {"sender": SENDER, "recipients": RECIPIENTS},
+}
+
+
+def texts(node: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "TextBlock":
+            found.append(node["text"])
+        if node.get("type") == "FactSet":
+            found += [f"{f['title']} | {f['value']}" for f in node["facts"]]
+        for value in node.values():
+            if isinstance(value, list | dict):
+                found += texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += texts(value)
+    return found
+
+
+def buttons(node: Any) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        if node.get("type") == "Action.OpenUrl":
+            found.append((node["title"], node["url"]))
+        for value in node.values():
+            if isinstance(value, list | dict):
+                found += buttons(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += buttons(value)
+    return found
+
+
+def consent_url(env: Env, tenant: str = "00000000-0000-4000-8000-0000000000b2") -> str:
+    return f"{env.emulators.graph_url}/{tenant}/adminconsent?client_id={CLIENT}"
+
+
+def expected_card(env: Env, run: str) -> list[str]:
+    return [
+        "SeatSync: run partly failed, 6 alerts",
+        f"25 Nov 2026 02:05 UTC · run {run} · partial",
+        "Run partly failed: 1 of 3 tenants",
+        f"Run | {run}", "Status | partial", "Tenants failed | Northwind Traders (AADSTS700016)",
+        f"See what failed: seatsync report {run}",
+        "Tenants SeatSync cannot sign in to (1)",
+        "Northwind Traders | AADSTS700016: The SeatSync app is not consented in this tenant: a Global "
+        "Administrator of the customer grants admin consent.",
+        "Nothing is read or billed for these tenants until this is fixed.",
+        "Changes held for approval (1)",
+        "Adatum Corp | Microsoft 365 Business Premium: 25 → 18 (decrease of 7 seats (28%) is above the 20% "
+        "safety limit)",
+        "Approve or dismiss them: seatsync approvals list",
+        "Licences with no billing mapping (1)",
+        "Fabrikam Ltd | Power BI Pro: 2 purchased, 2 assigned (new)",
+        "Map each to a billing profile, or exclude it: seatsync unlinked",
+        "Unused licences (1)",
+        "Fabrikam Ltd | Microsoft 365 Business Premium: 3 of 25 unused, 66.00 USD a month",
+        "Assign them, or reduce the subscription (NCE: at its renewal).",
+        "Shared mailboxes holding a licence (1)",
+        "Fabrikam Ltd | info@fabrikam.example: Exchange Online (Plan 1)",
+        "A shared mailbox needs no licence unless it is over 50 GB or has an archive: remove the licence or "
+        "confirm it is needed.",
+        "GDAP customers not yet in SeatSync (1)",
+        "Contoso Retail | in GDAP, not configured",
+        "Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or "
+        "exclude them from this alert.",
+        "Run partial: 2 changes applied",
+        "Status | partial", "Tenants | 2 of 3 synced", "Tenants failed | 1", "Changes applied | 2",
+        "Held for approval | 1", "Deferred | 0", "Changes failed | 0", "Lines unchanged | 5", "Open alerts | 6",
+        f"The whole report: seatsync report {run}",
+    ]
+
+
+def expected_email_text(env: Env, run: str) -> str:
+    return f"""SeatSync: run partly failed, 6 alerts
+25 Nov 2026 02:05 UTC · run {run} · partial
+
+RUN PARTLY FAILED: 1 OF 3 TENANTS
+---------------------------------
+- Run: {run}
+- Status: partial
+- Tenants failed: Northwind Traders (AADSTS700016)
+What to do: See what failed: seatsync report {run}
+
+TENANTS SEATSYNC CANNOT SIGN IN TO (1)
+--------------------------------------
+- Northwind Traders: AADSTS700016: The SeatSync app is not consented in this tenant: a Global Administrator \
+of the customer grants admin consent.
+  Grant consent: Northwind Traders: {consent_url(env)}
+What to do: Nothing is read or billed for these tenants until this is fixed.
+
+CHANGES HELD FOR APPROVAL (1)
+-----------------------------
+- Adatum Corp: Microsoft 365 Business Premium: 25 → 18 (decrease of 7 seats (28%) is above the 20% safety limit)
+  Review approvals: {PUBLIC_URL}/api/approvals
+What to do: Approve or dismiss them: seatsync approvals list
+
+LICENCES WITH NO BILLING MAPPING (1)
+------------------------------------
+- Fabrikam Ltd: Power BI Pro: 2 purchased, 2 assigned (new)
+  Unlinked licences: {PUBLIC_URL}/api/unlinked
+What to do: Map each to a billing profile, or exclude it: seatsync unlinked
+
+UNUSED LICENCES (1)
+-------------------
+- Fabrikam Ltd: Microsoft 365 Business Premium: 3 of 25 unused, 66.00 USD a month
+What to do: Assign them, or reduce the subscription (NCE: at its renewal).
+
+SHARED MAILBOXES HOLDING A LICENCE (1)
+--------------------------------------
+- Fabrikam Ltd: info@fabrikam.example: Exchange Online (Plan 1)
+What to do: A shared mailbox needs no licence unless it is over 50 GB or has an archive: remove the licence or \
+confirm it is needed.
+
+GDAP CUSTOMERS NOT YET IN SEATSYNC (1)
+--------------------------------------
+- Contoso Retail: in GDAP, not configured
+What to do: Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or \
+exclude them from this alert.
+
+RUN PARTIAL: 2 CHANGES APPLIED
+------------------------------
+- Status: partial
+- Tenants: 2 of 3 synced
+- Tenants failed: 1
+- Changes applied: 2
+- Held for approval: 1
+- Deferred: 0
+- Changes failed: 0
+- Lines unchanged: 5
+- Open alerts: 6
+What to do: The whole report: seatsync report {run}
+
+Sent by SeatSync after run {run}.
+Run report: {PUBLIC_URL}/api/runs/{run}
+"""
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> None:
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    result = env.notify(run)
+    assert result.to_json() == {
+        "runId": run, "alerts": 8, "excluded": 0, "sent": 16, "suppressed": 0, "failed": 0,
+        "channels": [{"channel": "teams:billing", "status": "sent", "sent": 8, "suppressed": 0, "attempts": 1,
+                      "error": None},
+                     {"channel": "email", "status": "sent", "sent": 8, "suppressed": 0, "attempts": 1, "error": None}],
+    }
+
+    [post] = env.posts()
+    assert validate_message(post["body"]) is None
+    [card] = post["cards"]
+    assert (card["type"], card["version"]) == ("AdaptiveCard", "1.5")
+    assert texts(card) == expected_card(env, run)
+    assert buttons(card) == [
+        ("Grant consent: Northwind Traders", consent_url(env)),
+        ("Review approvals", f"{PUBLIC_URL}/api/approvals"),
+        ("Unlinked licences", f"{PUBLIC_URL}/api/unlinked"),
+        ("Open run report", f"{PUBLIC_URL}/api/runs/{run}"),
+    ]
+
+    [mail] = env.mail()
+    assert (mail["format"], mail["contentType"]) == ("mime", "multipart/alternative")
+    assert (mail["sender"], mail["tenantId"], mail["to"]) == (SENDER, PARTNER, RECIPIENTS)
+    assert mail["subject"] == "SeatSync: run partly failed, 6 alerts (25 Nov 2026)"
+    assert mail["text"] == expected_email_text(env, run)
+    assert ('<h2 style="font-size:16px;margin:24px 0 8px;color:#a05a00;">Changes held for approval (1)</h2>'
+            in mail["html"])
+    assert f'<a href="{consent_url(env)}" style="color:#1f5fa8;">Grant consent: Northwind Traders</a>' in mail["html"]
+    assert "25 → 18 (decrease of 7 seats (28%) is above the 20% safety limit)" in mail["html"]
+
+    deliveries = NotificationRepository(env.store).deliveries(run)
+    assert sorted((d.channel, d.status, d.alerts, d.attempts) for d in deliveries) == [
+        ("email", "sent", 8, 1), ("teams:billing", "sent", 8, 1)]
+    teams = next(d for d in deliveries if d.channel == "teams:billing")
+    assert len(teams.fingerprints) == 8 and teams.kinds["unused-licences"] == 1
+    assert teams.size == len(json.dumps(post["body"], ensure_ascii=False).encode("utf-8"))
+    assert teams.at == DAY_1
+
+
+def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due(env: Env) -> None:
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    env.notify(run)
+    again = env.notify(run)
+    assert [(c.channel, c.status, c.sent, c.suppressed) for c in again.channels] == [
+        ("teams:billing", "nothing-due", 0, 8), ("email", "nothing-due", 0, 8)]
+    assert len(env.posts()) == 1 and len(env.mail()) == 1
+    statuses = [d.status for d in NotificationRepository(env.store).deliveries(run)]
+    assert sorted(statuses) == ["nothing-due", "nothing-due", "sent", "sent"]
+
+    env.clock.now = DAY_1 + timedelta(days=1)
+    tomorrow = env.store_run(sample_run_data(env.clock.now))
+    result = env.notify(tomorrow)
+    assert [(c.status, c.sent, c.suppressed) for c in result.channels] == [("sent", 5, 3), ("sent", 5, 3)]
+    card_text = texts(env.posts()[-1]["cards"][0])
+    for kept in ("Tenants SeatSync cannot sign in to (1)", "Changes held for approval (1)",
+                 "Licences with no billing mapping (1)", "Run partial: 2 changes applied"):
+        assert kept in card_text
+    for weekly in ("Unused licences (1)", "Shared mailboxes holding a licence (1)",
+                   "GDAP customers not yet in SeatSync (1)"):
+        assert weekly not in card_text, "weekly digests wait for next week"
+    assert "SeatSync: run partly failed, 3 alerts" in card_text
+
+    env.clock.now = DAY_1 + timedelta(days=5)  # Monday: a new week
+    monday = env.store_run(sample_run_data(env.clock.now))
+    assert [c.sent for c in env.notify(monday).channels] == [8, 8]
+
+
+def test_a_webhook_answering_500_is_retried_then_recorded_while_email_still_goes(env: Env) -> None:
+    env.configure(BOTH)
+    env.emulators.teams.faults.add({"kind": "error", "path": "/workflows/billing", "status": 500})
+    run = env.store_run(sample_run_data(DAY_1))
+    result = env.notify(run)
+    teams, email = result.channels
+    assert (teams.status, teams.attempts, teams.sent) == ("failed", WEBHOOK_POLICY.max_attempts, 0)
+    assert teams.error is not None and teams.error.startswith("Teams webhook 'billing': HTTP 500")
+    assert (email.status, email.sent) == ("sent", 8)
+    assert env.emulators.teams.count_requests("/workflows/billing", "POST") == WEBHOOK_POLICY.max_attempts
+    assert env.posts() == [] and len(env.mail()) == 1
+    assert len([s for s in env.sleeps if s > 0]) == WEBHOOK_POLICY.max_attempts - 1, "backed off between tries"
+    [failed] = [d for d in NotificationRepository(env.store).deliveries(run) if d.channel == "teams:billing"]
+    assert (failed.status, failed.attempts, failed.alerts) == ("failed", 4, 8)
+    assert failed.error == teams.error
+    assert "sig" not in (failed.error or "") and env.emulators.teams_url not in (failed.error or "")
+
+    env.emulators.teams.faults.clear()
+    retry = env.notify(run)
+    assert [(c.channel, c.status, c.sent) for c in retry.channels] == [
+        ("teams:billing", "sent", 8), ("email", "nothing-due", 0)], "what failed is still due; email is not repeated"
+    assert texts(env.posts()[0]["cards"][0]) == expected_card(env, run)
+
+
+def test_an_email_answered_503_once_is_sent_again(env: Env) -> None:
+    env.configure({"email": {"sender": SENDER, "recipients": RECIPIENTS[:1]}})
+    env.emulators.graph.faults.add({"kind": "error", "path": "/sendMail", "status": 503, "times": 1})
+    result = env.notify(env.store_run(sample_run_data(DAY_1)))
+    assert [(c.channel, c.status, c.attempts) for c in result.channels] == [("email", "sent", 2)]
+    assert [m["to"] for m in env.mail()] == [RECIPIENTS[:1]]
+
+
+def test_the_activity_never_fails_because_a_channel_did(env: Env) -> None:
+    env.configure({
+        "teams": [{"name": "billing", "webhook": {"setting": "NOT_SET"}},
+                  {"name": "ops", "webhook": {"setting": "TEAMS_OPS_WEBHOOK"}, "kinds": ["run-failed"]}],
+        "email": {"sender": "nobody@contoso-msp.example", "recipients": RECIPIENTS},
+    })
+    data = sample_run_data(DAY_1)
+    env.store_run(data)
+    set_services(env.services)
+    try:
+        answer = notify.notify_run(data.summary.to_json())
+    finally:
+        set_services(None)
+    assert (answer["sent"], answer["failed"]) == (1, 2)
+    billing, ops, email = answer["channels"]
+    assert billing["status"] == "failed"
+    assert billing["error"].startswith("the webhook URL cannot be read: app setting NOT_SET is not set")
+    assert (ops["status"], ops["sent"]) == ("sent", 1)
+    assert email["status"] == "failed" and "ErrorInvalidUser" in email["error"] and email["attempts"] == 1
+    [post] = env.posts("ops")
+    assert texts(post["cards"][0])[:3] == ["SeatSync: run partly failed", f"25 Nov 2026 02:05 UTC · run "
+                                           f"{data.run_id} · partial", "Run partly failed: 1 of 3 tenants"]
+    assert env.mail() == []
+
+
+def test_no_channel_means_nothing_is_read_or_sent(env: Env) -> None:
+    env.configure({})
+    result = env.notify(env.store_run(sample_run_data(DAY_1)))
+    assert result.to_json() == {"runId": result.run_id, "alerts": 0, "excluded": 0, "sent": 0, "suppressed": 0,
+                                "failed": 0, "channels": []}
+    assert env.posts() == [] and env.mail() == []
+
+
+def test_exclusions_apply_to_what_is_delivered(env: Env) -> None:
+    env.configure({**BOTH, "exclusions": [{"tenantId": "fab00000-0000-4000-8000-000000000001"}],
+                   "alerts": {"runSummary": {"enabled": False}}})
+    result = env.notify(env.store_run(sample_run_data(DAY_1)))
+    assert (result.alerts, result.excluded) == (4, 3)
+    card = texts(env.posts()[0]["cards"][0])
+    assert not any("Fabrikam" in line for line in card)
+    assert "Fabrikam" not in env.mail()[0]["text"]
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def local_settings(tmp_path: Path, azurite: Azurite, store: TableStore, **extra: str) -> Path:
+    path = tmp_path / "local.settings.json"
+    values = {"SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string, "SEATSYNC_TABLE_PREFIX": store.prefix,
+              **extra}
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}), encoding="utf-8")
+    return path
+
+
+def test_notify_preview_writes_the_card_and_the_email_of_the_latest_run(
+        env: Env, azurite: Azurite, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    args = argparse.Namespace(settings=local_settings(tmp_path, azurite, env.store, SEATSYNC_PUBLIC_URL=PUBLIC_URL),
+                              run="latest", output_dir=str(tmp_path / "out"), sample=False)
+    assert cmd_notify_preview(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Notification preview of run {run}: 8 alerts; digests are not applied, nothing was sent.")
+    message = json.loads((tmp_path / "out" / "teams-message.json").read_text(encoding="utf-8"))
+    assert validate_message(message) is None
+    card = json.loads((tmp_path / "out" / "adaptive-card.json").read_text(encoding="utf-8"))
+    assert card == message["attachments"][0]["content"]
+    assert texts(card)[2:] == expected_card(env, run)[2:]
+    text = (tmp_path / "out" / "email.txt").read_text(encoding="utf-8")
+    assert "- Fabrikam Ltd: Power BI Pro: 2 purchased, 2 assigned (new)" in text
+    assert "Grant consent: Northwind Traders: https://login.microsoftonline.com/" not in text, "no Graph app set"
+    assert (tmp_path / "out" / "email.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert env.posts() == [] and env.mail() == [], "a preview sends nothing"
+    assert NotificationRepository(env.store).deliveries(run) == [], "and records nothing"
+
+
+def test_notify_preview_without_a_run_renders_the_sample_and_says_so(
+        azurite: Azurite, store: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(settings=local_settings(tmp_path, azurite, store), run="latest",
+                              output_dir=str(tmp_path / "out"), sample=False)
+    assert cmd_notify_preview(args) == 0
+    assert "Notification preview of the built-in sample run (no run is recorded yet): 8 alerts" in \
+        capsys.readouterr().out
+    lines = texts(json.loads((tmp_path / "out" / "adaptive-card.json").read_text(encoding="utf-8")))
+    assert lines[:2] == ["Preview with sample data", "SeatSync: run partly failed, 6 alerts"]
+    sample = argparse.Namespace(settings=None, run="latest", output_dir=str(tmp_path / "sample"), sample=True)
+    assert cmd_notify_preview(sample) == 0
+    assert "of the built-in sample run: 8 alerts" in capsys.readouterr().out
+    assert (tmp_path / "sample" / "email.txt").is_file()
+
+
+def test_notify_send_test_reaches_every_channel(
+        env: Env, azurite: Azurite, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env.configure({**BOTH, "teams": [*BOTH["teams"], {"name": "ops", "webhook": {"setting": "TEAMS_OPS_WEBHOOK"}}]})
+    url = env.emulators.graph_url
+    settings = local_settings(
+        tmp_path, azurite, env.store, GRAPH_CLIENT_ID=CLIENT, GRAPH_PARTNER_TENANT_ID=PARTNER,
+        GRAPH_CLIENT_SECRET=SECRET, GRAPH_AUTHORITY_HOST=url, GRAPH_ENDPOINT=url,
+        SEATSYNC_CA_BUNDLE=env.emulators.ca, **env.app_settings())
+    assert cmd_notify_send_test(argparse.Namespace(settings=settings)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["  teams:billing: sent (8 sample alerts, 1 attempt(s))", "  teams:ops: sent (8 sample alerts, "
+                   "1 attempt(s))", "  email: sent (8 sample alerts, 1 attempt(s))"]
+    assert texts(env.posts("billing")[0]["cards"][0])[0] == "Test message from SeatSync: sample data, no action needed"
+    assert len(env.posts("ops")) == 1
+    assert env.mail()[0]["text"].startswith("Test message from SeatSync: sample data, no action needed\n")
+    history = NotificationRepository(env.store)
+    assert history.sent("teams:billing") == {} and history.sent("email") == {}, "a test marks nothing as sent"
