@@ -10,7 +10,10 @@ bundle.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
+import multiprocessing.process
 import string
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from emulators.tls import TlsFiles, ensure_tls_files
 # section -> (module, class)
 _EMULATORS: dict[str, tuple[str, str]] = {
     "graph": ("emulators.graph", "GraphEmulator"),
-    "teams": ("emulators.graph", "TeamsWebhookEmulator"),
+    "teams": ("emulators.webhook", "TeamsWebhookEmulator"),
     "connectwise": ("emulators.connectwise", "ConnectWiseEmulator"),
     "autotask": ("emulators.autotask", "AutotaskEmulator"),
     "halopsa": ("emulators.halopsa", "HaloEmulator"),
@@ -30,10 +33,22 @@ SECTIONS = tuple(_EMULATORS)
 
 
 @dataclass
+class _Served:
+    """The address of a served emulator."""
+
+    url: str
+
+
+@dataclass
 class RunningEmulators:
+    """Emulators served in this process (``running`` holds them), or in a child process
+    (``urls`` only; read their state through the admin API)."""
+
     scenario: dict[str, Any]
     tls: TlsFiles
     running: dict[str, RunningEmulator] = field(default_factory=dict)
+    child: multiprocessing.process.BaseProcess | None = None
+    urls: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, section: str) -> RunningEmulator:
         return self.running[section]
@@ -41,10 +56,20 @@ class RunningEmulators:
     def emulator(self, section: str) -> Emulator:
         return self.running[section].emulator
 
+    @property
+    def served(self) -> dict[str, _Served]:
+        if self.running:
+            return {section: _Served(r.url) for section, r in self.running.items()}
+        return {section: _Served(url) for section, url in self.urls.items()}
+
     def stop(self) -> None:
         for running in self.running.values():
             running.stop()
         self.running.clear()
+        if self.child is not None:
+            self.child.terminate()
+            self.child.join(timeout=10)
+            self.child = None
 
     def __enter__(self) -> RunningEmulators:
         return self
@@ -55,39 +80,46 @@ class RunningEmulators:
     def environment(self) -> dict[str, str]:
         """App settings that point SeatSync at the emulators (secrets included)."""
         env = {"SEATSYNC_CA_BUNDLE": str(self.tls.ca_certificate)}
-        if "graph" in self.running:
+        served = self.served
+        if "graph" in served:
             partner = self.scenario["graph"]["partner"]
             env.update({
                 "GRAPH_CLIENT_ID": partner["clientId"],
                 "GRAPH_CLIENT_SECRET": partner["clientSecret"],
                 "GRAPH_PARTNER_TENANT_ID": partner["tenantId"],
-                "GRAPH_AUTHORITY_HOST": self.running["graph"].url,
-                "GRAPH_ENDPOINT": self.running["graph"].url,
+                "GRAPH_AUTHORITY_HOST": served["graph"].url,
+                "GRAPH_ENDPOINT": served["graph"].url,
             })
-        if "connectwise" in self.running:
+        if "connectwise" in served:
             credential = (self.scenario["connectwise"].get("credentials") or [{}])[0]
             env.update({
                 "CW_PUBLIC_KEY": str(credential.get("publicKey", "")),
                 "CW_PRIVATE_KEY": str(credential.get("privateKey", "")),
                 "CW_CLIENT_ID": str(credential.get("clientId", "")),
             })
+        if "teams" in served:
+            workflows = (self.scenario.get("teams") or {}).get("workflows") or ["seatsync"]
+            first = workflows[0] if isinstance(workflows[0], dict) else {"id": workflows[0]}
+            signature = f"?sig={first['sig']}" if first.get("sig") else ""
+            env["TEAMS_WEBHOOK_URL"] = f"{served['teams'].url}/workflows/{first['id']}{signature}"
         for section in ("autotask", "halopsa"):
-            if section in self.running:
+            if section in served:
                 env.update(_secrets_of(section, self.scenario[section]))
         return env
 
     def placeholders(self) -> dict[str, str]:
         """Values for ``${...}`` in a configuration file: the emulators' API base URLs."""
         values: dict[str, str] = {}
-        if "connectwise" in self.running:
+        served = self.served
+        if "connectwise" in served:
             codebase = self.scenario["connectwise"].get("codebase", "v4_6_release")
-            values["CONNECTWISE_URL"] = f"{self.running['connectwise'].url}/{codebase}/apis/3.0"
-        if "autotask" in self.running:
-            values["AUTOTASK_URL"] = f"{self.running['autotask'].url}/ATServicesRest"
-        if "halopsa" in self.running:
-            values["HALOPSA_URL"] = self.running["halopsa"].url
-        if "teams" in self.running:
-            values["TEAMS_URL"] = self.running["teams"].url
+            values["CONNECTWISE_URL"] = f"{served['connectwise'].url}/{codebase}/apis/3.0"
+        if "autotask" in served:
+            values["AUTOTASK_URL"] = f"{served['autotask'].url}/ATServicesRest"
+        if "halopsa" in served:
+            values["HALOPSA_URL"] = served["halopsa"].url
+        if "teams" in served:
+            values["TEAMS_URL"] = served["teams"].url
         return values
 
     def render_config(self, template: str) -> str:
@@ -133,3 +165,30 @@ def start_emulators(scenario: dict[str, Any], tls_dir: Path, sections: tuple[str
         started.stop()
         raise
     return started
+
+
+def _serve_in_child(scenario: dict[str, Any], tls_dir: str, sections: tuple[str, ...] | None,
+                    queue: multiprocessing.Queue[Any]) -> None:
+    try:
+        started = start_emulators(scenario, Path(tls_dir), sections)
+    except BaseException as exc:  # reported to the parent, which raises it
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    queue.put(("ok", {section: running.url for section, running in started.running.items()}))
+    threading.Event().wait()  # serve until terminated
+
+
+def spawn_emulators(scenario: dict[str, Any], tls_dir: Path, sections: tuple[str, ...] | None = None
+                    ) -> RunningEmulators:
+    """Serve the emulators from a child process, so that they do not share this process's
+    interpreter (benchmarks measure SeatSync, not the emulators)."""
+    tls = ensure_tls_files(tls_dir)
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[Any] = context.Queue()
+    child = context.Process(target=_serve_in_child, args=(scenario, str(tls_dir), sections, queue), daemon=True)
+    child.start()
+    kind, value = queue.get(timeout=120)
+    if kind != "ok":
+        child.terminate()
+        raise EmulatorError(f"the emulators did not start: {value}")
+    return RunningEmulators(scenario, tls, child=child, urls=dict(value))

@@ -158,9 +158,10 @@ def parser() -> argparse.ArgumentParser:
     hist = config_commands.add_parser("history", help="who changed the configuration, and when")
     hist.set_defaults(handler=cmd_config_history)
 
-    from local_runner import billing_cli
+    from local_runner import billing_cli, notify_cli
 
     billing_cli.add_commands(commands)
+    notify_cli.add_commands(commands)
 
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
     demo.add_argument("--tenants", type=int, default=0,

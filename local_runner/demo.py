@@ -47,6 +47,20 @@ def psa_state_lines(emulators: RunningEmulators) -> list[str]:
     return lines
 
 
+def notification_lines(emulators: RunningEmulators) -> list[str]:
+    """What the Teams channel and the mailboxes received."""
+    lines: list[str] = []
+    if "teams" in emulators.running:
+        for post in emulators.emulator("teams").state()["posts"]:
+            title = next((b.get("text") for card in post["cards"] for b in card.get("body", [])
+                          if b.get("type") == "TextBlock"), "")
+            lines.append(f"  Teams card posted to workflow '{post['workflowId']}': {title}")
+    if "graph" in emulators.running:
+        for mail in emulators.emulator("graph").state().get("sentMail", []):
+            lines.append(f"  email from {mail['sender']} to {', '.join(mail['to'])}: {mail['subject']}")
+    return lines
+
+
 def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "connectwise",
              keep: bool = False, out: Any = sys.stdout) -> int:
     started = time.monotonic()
@@ -77,6 +91,10 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
 
             report = run_local_sync(services, requested_by="make run", max_workers=8)
             out.write(render_text(report))
+            sent = notification_lines(emulators)
+            if sent:
+                print("\nNotifications:", file=out)
+                print("\n".join(sent), file=out)
             state = psa_state_lines(emulators)
             if state:
                 print(f"\nWhat {psa} bills now:", file=out)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 
+import requests
+
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
@@ -109,13 +111,16 @@ class Services:
 
 
 def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> GraphFactory:
-    from shared.adapters.graph import GraphClient, TenantCredentials
+    from shared.adapters.graph import GraphClient, NoRedirectSession, TenantCredentials
+    from shared.adapters.http import RetryingHttp, pooled_session
 
     graph_settings = settings.require_graph()
     credentials = TenantCredentials(graph_settings, verify=settings.tls_verify)
+    session = pooled_session(NoRedirectSession())
 
     def make() -> GraphPort:
-        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify, sleep=sleep)
+        http = RetryingHttp("Microsoft Graph", session=session, verify=settings.tls_verify, sleep=sleep)
+        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify, http=http)
 
     return make
 
@@ -123,7 +128,14 @@ def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = t
 def default_psa_factory(settings: Settings, secrets: SecretReader,
                         sleep: Callable[[float], None] = time.sleep) -> PsaFactory:
     """Clients by the connection's configured type (validated with the configuration)."""
-    from shared.adapters.http import RetryingHttp
+    from shared.adapters.http import RetryingHttp, pooled_session
+
+    sessions: dict[str, requests.Session] = {}
+    lock = threading.Lock()
+
+    def session_for(name: str) -> requests.Session:
+        with lock:
+            return sessions.setdefault(name, pooled_session())
 
     def value(field: SecretRef | str) -> str:
         return field if isinstance(field, str) else secrets.get(field.reference)
@@ -136,7 +148,8 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 name=connection.name, base_url=connection.url, company_id=connection.company_id,
                 public_key=value(connection.public_key), private_key=value(connection.private_key),
                 client_id=value(connection.client_id), verify=settings.tls_verify,
-                http=RetryingHttp(f"ConnectWise {connection.name}", verify=settings.tls_verify, sleep=sleep),
+                http=RetryingHttp(f"ConnectWise {connection.name}", session=session_for(connection.name),
+                                  verify=settings.tls_verify, sleep=sleep),
             )
         if isinstance(connection, AutotaskConnection):
             from shared.adapters.autotask import AutotaskClient

@@ -290,6 +290,15 @@ class ConnectWiseClient:
                          params={"fields": AGREEMENT_FIELDS})
         return self._agreement(raw)
 
+    def get_agreements(self, agreement_ids: Iterable[str]) -> list[Agreement]:
+        """The agreements that exist among ``agreement_ids``, one ``id in (...)`` read per 100."""
+        ids = list(dict.fromkeys(_numeric_id(a, "agreement") for a in agreement_ids))
+        found: list[Agreement] = []
+        for start in range(0, len(ids), ID_CHUNK):
+            listed = ",".join(str(ident) for ident in ids[start:start + ID_CHUNK])
+            found += self.find_agreements(f"id in ({listed})", record=f"agreements {listed}")
+        return found
+
     def list_agreements(self, company_id: str) -> list[Agreement]:
         """Every agreement of a company, whatever its status (``Agreement.active`` tells)."""
         ident = _numeric_id(company_id, "company")

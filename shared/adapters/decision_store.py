@@ -144,11 +144,13 @@ class DecisionRepository:
             return False
         return True
 
-    def supersede(self, tenant_id: str, mapping_key: str, keep: str | None, at: datetime) -> list[ApprovalRecord]:
-        """Mark pending approvals of a mapping other than ``keep`` as superseded: their source moved on."""
+    def supersede(self, pending: list[ApprovalRecord], mapping_key: str, keep: str | None, at: datetime
+                  ) -> list[ApprovalRecord]:
+        """Mark the ``pending`` approvals of a mapping other than ``keep`` as superseded: their
+        source moved on."""
         gone = []
-        for record in self.approvals("pending", tenant_id):
-            if record.change.mapping_key == mapping_key and record.hold_key != keep:
+        for record in pending:
+            if record.status == "pending" and record.change.mapping_key == mapping_key and record.hold_key != keep:
                 self._approvals.upsert_entity({"PartitionKey": _APPROVALS, "RowKey": record.hold_key,
                                                "Status": "superseded", "DecidedAt": at.isoformat(),
                                                "DecidedBy": "seatsync", "Comment": "the licence count moved on"},

@@ -110,7 +110,7 @@ class DelegatedAdminRelationship:
     role_ids: tuple[str, ...] = ()
 
 
-class _NoRedirectSession(requests.Session):
+class NoRedirectSession(requests.Session):
     """Report downloads are pre-authenticated links: the client follows the 302 itself, so the
     bearer token never travels to the download host and every request is counted."""
 
@@ -135,7 +135,7 @@ class GraphClient:
     ) -> None:
         self.settings = settings
         self.endpoint = settings.endpoint.rstrip("/")
-        self.http = http or RetryingHttp("Microsoft Graph", session=_NoRedirectSession(), verify=verify, sleep=sleep)
+        self.http = http or RetryingHttp("Microsoft Graph", session=NoRedirectSession(), verify=verify, sleep=sleep)
         if credentials is not None and credential_factory is not None:
             raise ValueError("pass either credentials (shared tokens) or credential_factory, not both")
         # Shared between the clients of one process, so each activity's client has its own call

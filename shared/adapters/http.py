@@ -71,6 +71,17 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return isinstance(inner, urllib3.exceptions.NewConnectionError)
 
 
+def pooled_session(session: requests.Session | None = None, pool_size: int = 32) -> requests.Session:
+    """A session whose connection pool serves ``pool_size`` concurrent requests per host, to be
+    shared by the clients of one process: connections (and their TLS handshakes) are reused
+    across activity invocations instead of being opened per client."""
+    session = session or requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class RetryingHttp:
     """A ``requests`` session wrapper with retries, timeouts and a request counter.
 

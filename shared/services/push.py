@@ -24,11 +24,11 @@ from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import PushRequest, PushSummary, SyncRequest
 from shared.domain.billing import unlinked_licences
-from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange, TenantSnapshot
+from shared.domain.model import Agreement, BilledLine, ChangeKind, ChangeStatus, PlannedChange, Product, TenantSnapshot
 from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
 from shared.domain.sku_names import sku_display_name
 from shared.errors import PsaError, SeatSyncError
-from shared.ports import NewLine, PsaPort
+from shared.ports import NewLine, PsaCapabilities, PsaPort
 
 log = logging.getLogger(__name__)
 PsaLookup = Callable[[str], PsaPort]
@@ -38,29 +38,57 @@ class TenantReadError(SeatSyncError):
     """The PSA state of a tenant could not be read completely: nothing is planned for it."""
 
 
-def read_view(config: SeatSyncConfig, tenant: TenantConfig, psa_for: PsaLookup) -> PsaView:
-    """Everything the planner needs from the PSAs for one tenant, read completely or not at all."""
-    agreements_needed, products_needed = required_reads(config, tenant)
-    agreements = {}
-    lines: dict[AgreementKey, tuple[BilledLine, ...]] = {}
-    products = {}
-    capabilities = {}
+@dataclass
+class SharedReads:
+    """What a batch of tenants shares: their agreements, the billing profiles' products and each
+    PSA's capabilities, read once per push instead of once per tenant."""
+
+    agreements: dict[AgreementKey, Agreement]
+    products: dict[AgreementKey, Product]
+    capabilities: dict[str, PsaCapabilities]
+    error: str | None = None
+
+
+def read_shared(config: SeatSyncConfig, tenants: list[TenantConfig], psa_for: PsaLookup) -> SharedReads:
+    agreements_needed: set[AgreementKey] = set()
+    products_needed: set[AgreementKey] = set()
+    for tenant in tenants:
+        agreements, products = required_reads(config, tenant)
+        agreements_needed |= agreements
+        products_needed |= products
+    shared = SharedReads({}, {}, {})
     try:
         for psa in sorted({p for p, _ in agreements_needed} | {p for p, _ in products_needed}):
             client = psa_for(psa)
-            capabilities[psa] = client.capabilities
+            shared.capabilities[psa] = client.capabilities
             wanted = sorted(a for p, a in agreements_needed if p == psa)
-            for agreement_id in wanted:
-                agreements[(psa, agreement_id)] = client.get_agreement(agreement_id)
-            by_agreement: dict[str, list[BilledLine]] = {a: [] for a in wanted}
-            for line in client.list_lines(wanted):
-                by_agreement.setdefault(line.agreement_id, []).append(line)
-            lines.update({(psa, a): tuple(found) for a, found in by_agreement.items()})
+            for agreement in client.get_agreements(wanted):
+                shared.agreements[(psa, agreement.agreement_id)] = agreement
             for product_id in sorted(i for p, i in products_needed if p == psa):
-                products[(psa, product_id)] = client.get_product(product_id)
+                shared.products[(psa, product_id)] = client.get_product(product_id)
     except (PsaError, SeatSyncError, requests.RequestException) as exc:
-        raise TenantReadError(f"PSA state could not be read, nothing planned: {exc}") from exc
-    return PsaView(agreements, lines, products, capabilities)
+        shared.error = f"PSA agreements and products could not be read, nothing planned: {exc}"
+    return shared
+
+
+def read_view(config: SeatSyncConfig, tenant: TenantConfig, shared: SharedReads, psa_for: PsaLookup) -> PsaView:
+    """What the planner needs for one tenant: the shared reads and the lines of its agreements
+    (those that exist), read completely or not at all."""
+    if shared.error is not None:
+        raise TenantReadError(shared.error)
+    agreements_needed, _ = required_reads(config, tenant)
+    lines: dict[AgreementKey, tuple[BilledLine, ...]] = {}
+    try:
+        for psa in sorted({p for p, _ in agreements_needed}):
+            wanted = sorted(a for p, a in agreements_needed if p == psa and (p, a) in shared.agreements)
+            by_agreement: dict[str, list[BilledLine]] = {a: [] for a in wanted}
+            if wanted:
+                for line in psa_for(psa).list_lines(wanted):
+                    by_agreement.setdefault(line.agreement_id, []).append(line)
+            lines.update({(psa, a): tuple(found) for a, found in by_agreement.items()})
+    except (PsaError, SeatSyncError, requests.RequestException) as exc:
+        raise TenantReadError(f"PSA lines could not be read, nothing planned: {exc}") from exc
+    return PsaView(shared.agreements, lines, shared.products, shared.capabilities)
 
 
 @dataclass
@@ -130,10 +158,13 @@ def _record_decisions(ctx: _Context, tenant: TenantConfig, plan: TenantPlan) -> 
         elif change.status == ChangeStatus.DEFERRED and ctx.decisions.defer(change, ctx.request.run_id, ctx.now):
             ctx.audit(change, "deferred", tenant)
     # a pending approval whose decrease no longer stands (the count moved on) is superseded
+    pending = ctx.decisions.approvals("pending", tenant.tenant_id)
+    if not pending:
+        return
     for mapping_key in {c.mapping_key for c in plan.changes} | {o.item.mapping_key for o in plan.outcomes}:
         keep = next((c.hold_key for c in plan.changes if c.mapping_key == mapping_key and c.hold_key in current
                      and c.status == ChangeStatus.HELD), None)
-        for record in ctx.decisions.supersede(tenant.tenant_id, mapping_key, keep, ctx.now):
+        for record in ctx.decisions.supersede(pending, mapping_key, keep, ctx.now):
             ctx.audit(record.change, "superseded", tenant, reason="the licence count moved on before a decision")
 
 
@@ -179,6 +210,8 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                  now: datetime) -> PushSummary:
     summary = PushSummary()
     ctx = _Context(config, runs, decisions, psa_for, request, runs.request(request.run_id), now)
+    configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
+    shared = read_shared(config, configured, psa_for)
     for tenant_id in request.tenant_ids:
         summary.tenants += 1
         tenant = config.tenant(tenant_id)
@@ -190,7 +223,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             summary.tenants_failed.append(tenant_id)
             continue
         try:
-            view = read_view(config, tenant, psa_for)
+            view = read_view(config, tenant, shared, psa_for)
         except TenantReadError as exc:
             log.warning("tenant %s: %s", tenant_id, exc)
             runs.record_problems(request.run_id, tenant_id, [], push_error=str(exc))

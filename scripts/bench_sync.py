@@ -1,0 +1,85 @@
+"""Benchmark: a full sync of a generated MSP on Azurite and the emulators, then an unchanged one.
+
+Prints wall time, Microsoft Graph and PSA calls against the minimum a sync needs, and the peak
+memory of the process. The emulators run in this process (threads), so the figures include
+serving every request too; the real services would answer in parallel elsewhere.
+
+    .venv/bin/python scripts/bench_sync.py --tenants 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from emulators.generator import generate_msp
+from emulators.launcher import spawn_emulators, start_emulators
+from local_runner.azurite import start_azurite
+from local_runner.local_sync import run_local_sync
+from shared.bootstrap import Services
+from shared.config.yaml_io import parse_yaml
+from shared.settings import Settings
+
+
+def minimum_calls(scenario: dict, changes: int) -> tuple[int, int]:
+    """The fewest Graph and PSA requests a sync of this MSP can make: GDAP's customer list, one
+    batch per tenant and every further page of users; the agreements (100 per request), each
+    product's price, each agreement's lines, and one request per write."""
+    tenants = scenario["graph"]["tenants"]
+    graph = math.ceil(len(tenants) / 100)  # GDAP customers, 100 a page
+    for tenant in tenants:
+        users = sum(g["count"] for g in tenant.get("generatedUsers", []))
+        graph += 1 + max(math.ceil(users / 999) - 1, 0)
+    agreements = len(scenario["connectwise"]["agreements"])
+    products = len(scenario["connectwise"]["catalog"])
+    psa = math.ceil(agreements / 100) + products + agreements + changes
+    return graph, psa
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tenants", type=int, default=500)
+    parser.add_argument("--large", type=int, default=0, help="users of the first tenant (e.g. 10000)")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--same-process", action="store_true",
+                        help="serve the emulators from this process (default: a child process)")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    scenario, config_text = generate_msp(args.tenants, large=args.large)
+    generated = time.perf_counter() - started
+    work = Path(tempfile.mkdtemp(prefix="seatsync-bench-"))
+    azurite = start_azurite(log_dir=work)
+    try:
+        launch = start_emulators if args.same_process else spawn_emulators
+        with launch(scenario, work / "tls") as emulators:
+            env = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string}
+            services = Services(Settings.from_environment(env))
+            services.config_repository.save(parse_yaml(emulators.render_config(config_text)), "bench")
+            print(f"{args.tenants} tenants generated in {generated:.2f}s; "
+                  f"{sum(len(t.get('generatedUsers', [])) for t in scenario['graph']['tenants'])} user groups")
+            for label in ("first sync", "second sync (nothing to change)"):
+                t0 = time.perf_counter()
+                report = run_local_sync(services, requested_by="bench", max_workers=args.workers)
+                elapsed = time.perf_counter() - t0
+                writes = sum(1 for c in report["changes"] if c["applied"])
+                graph_min, psa_min = minimum_calls(scenario, writes)
+                print(f"{label}: {elapsed:.1f}s wall, status {report['status']}, "
+                      f"{len(report['tenants'])} tenants, {writes} writes, "
+                      f"{sum(1 for c in report['changes'] if c['status'] == 'held')} held")
+                print(f"  Graph calls {report['calls']['graph']} (minimum {graph_min}); "
+                      f"PSA calls {report['calls']['psa']} (minimum {psa_min})")
+    finally:
+        azurite.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of the process: {peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
