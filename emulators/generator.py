@@ -57,7 +57,7 @@ def generate_msp(tenants: int, psa: str = "connectwise", seed: int = 7, large: i
         users = large if (large and index == 0) else rng.randint(5, 400)
         chosen = rng.sample(LICENCES, rng.choice((2, 3)))
         skus, generated, licences = [], [], []
-        for position, (sku_id, part, product_id, identifier, _price) in enumerate(chosen):
+        for position, (sku_id, part, _product, identifier, _price) in enumerate(chosen):
             holders = users if position == 0 else rng.randint(0, max(1, users // 3))
             skus.append({"skuId": sku_id, "skuPartNumber": part, "enabled": holders + rng.randint(0, 5)})
             if position == 0:
