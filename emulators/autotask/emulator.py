@@ -1,0 +1,776 @@
+"""An Autotask PSA REST API emulator.
+
+It answers the documented paths under ``/ATServicesRest/V1.0`` with the documented shapes:
+zone discovery (``zoneInformation?user=``), the three authentication headers
+(``ApiIntegrationcode``, ``UserName``, ``Secret``), ``POST /{Entity}/query`` with Autotask's
+filter language and ``pageDetails.nextPageUrl`` paging (500 records a page), ``GET /{Entity}/{id}``
+(``{"item": ...}``), ``entityInformation/fields`` with picklists, creates answered
+``{"itemId": N}``, errors as ``{"errors": ["..."]}`` (HTTP 500 for a refused write or query, as
+Autotask does), and the database's limits: an hourly request counter shared by every
+integration (``ThresholdInformation``; requests are refused at 100 %) and at most
+``threadLimit`` concurrent requests per integration code and endpoint.
+
+Recurring Service contracts hold ContractServices; their units change only through
+ContractServiceAdjustments (create-only) with an effective date, and ContractServiceUnits
+(query-only) are derived from them: one record per billing period of the contract (its
+period type, anchored on its start date), split at each adjustment's effective date.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from emulators.autotask import scenario as sc
+from emulators.autotask.query import BOOL, DATE, INT, NUM, STR, Query, QueryError, parse_when
+from emulators.base import Emulator, EmulatorError, Request, Response
+
+API = r"/ATServicesRest/V1\.0"
+
+COMPANY_FIELDS = {"id": INT, "companyName": STR, "companyNumber": STR, "companyType": INT, "isActive": BOOL,
+                  "webAddress": STR, "phone": STR, "createDate": DATE, "lastActivityDate": DATE}
+CONTACT_FIELDS = {"id": INT, "companyID": INT, "firstName": STR, "lastName": STR, "emailAddress": STR,
+                  "emailAddress2": STR, "emailAddress3": STR, "isActive": INT, "title": STR, "createDate": DATE}
+SERVICE_FIELDS = {"id": INT, "name": STR, "description": STR, "invoiceDescription": STR, "unitPrice": NUM,
+                  "unitCost": NUM, "isActive": BOOL, "periodType": INT, "billingCodeID": INT, "markupRate": NUM,
+                  "createDate": DATE, "lastModifiedDate": DATE}
+CONTRACT_FIELDS = {"id": INT, "contractName": STR, "companyID": INT, "contractType": INT, "contractCategory": INT,
+                   "contractPeriodType": INT, "status": INT, "startDate": DATE, "endDate": DATE,
+                   "contractNumber": STR, "description": STR, "isDefaultContract": BOOL, "billingPreference": INT}
+CONTRACT_SERVICE_FIELDS = {"id": INT, "contractID": INT, "serviceID": INT, "unitPrice": NUM, "unitCost": NUM,
+                           "invoiceDescription": STR, "internalDescription": STR, "internalCurrencyUnitPrice": NUM,
+                           "internalCurrencyAdjustedPrice": NUM, "quoteItemID": INT}
+UNIT_FIELDS = {"id": INT, "contractID": INT, "contractServiceID": INT, "serviceID": INT, "startDate": DATE,
+               "endDate": DATE, "units": INT, "price": NUM, "cost": NUM, "internalCurrencyPrice": NUM,
+               "approveAndPostDate": DATE, "organizationalLevelAssociationID": INT, "vendorCompanyID": INT}
+ADJUSTMENT_FIELDS = {"id": INT, "contractID": INT, "contractServiceID": INT, "serviceID": INT,
+                     "effectiveDate": DATE, "unitChange": INT, "adjustedUnitPrice": NUM, "adjustedUnitCost": NUM,
+                     "allowRepeatService": BOOL, "quoteItemID": INT}
+
+# entity name -> (field types, queryable)
+ENTITIES: dict[str, tuple[dict[str, str], bool]] = {
+    "Companies": (COMPANY_FIELDS, True),
+    "Contacts": (CONTACT_FIELDS, True),
+    "Services": (SERVICE_FIELDS, True),
+    "Contracts": (CONTRACT_FIELDS, True),
+    "ContractServices": (CONTRACT_SERVICE_FIELDS, True),
+    "ContractServiceUnits": (UNIT_FIELDS, True),
+    "ContractServiceAdjustments": (ADJUSTMENT_FIELDS, False),
+}
+_CANONICAL = {name.lower(): name for name in ENTITIES}
+CONTRACT_SERVICE_WRITABLE = frozenset({"invoiceDescription", "unitPrice"})
+UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
+
+
+class ApiError(Exception):
+    """An answer in Autotask's error shape: ``{"errors": [...]}`` with ``status``."""
+
+    def __init__(self, status: int, *messages: str) -> None:
+        super().__init__("; ".join(messages))
+        self.status = status
+        self.messages = list(messages)
+
+
+def stamp(value: date | None) -> str | None:
+    """Autotask's datetime format for a date: ``2026-01-01T00:00:00Z``."""
+    return None if value is None else f"{value.isoformat()}T00:00:00Z"
+
+
+def _num(value: Decimal | float | int) -> float:
+    return float(value)
+
+
+def add_months(anchor: date, months: int) -> date:
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
+
+
+class AutotaskEmulator(Emulator):
+    """Autotask PSA REST API. ``scenario_section`` is the ``autotask:`` mapping of a scenario
+    (see ``emulators.autotask.scenario``); ``clock`` is the monotonic clock of the hourly request
+    counter (tests pass a fake one), ``now`` the wall clock of ``today`` when the scenario sets
+    none, and ``sleep`` what ``latencySeconds`` waits with."""
+
+    service = "autotask"
+
+    def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._now = now or (lambda: datetime.now(UTC))
+        self._sleep = sleep
+        self._usage_lock = threading.Lock()
+        self._window: deque[float] = deque()
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self.peak_concurrency: dict[str, int] = {}
+        self.refused: dict[str, int] = {"threshold": 0, "threads": 0}
+        self.scenario = sc.Scenario()
+        super().__init__(scenario_section)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> AutotaskEmulator:
+        """From a whole scenario document (its ``autotask:`` section)."""
+        return cls(document.get(sc.ROOT), **kwargs)
+
+    # ------------------------------------------------------------------ state
+    def load(self, section: Any) -> None:
+        scenario = sc.parse_scenario(section)
+        self.scenario = scenario
+        self.today = scenario.today or self._now().date()
+        self.other_usage = scenario.threshold.other_usage
+        self._users = {u.username.lower(): u for u in scenario.users}
+        self.companies = {c.id: self._company(c) for c in scenario.companies}
+        self.contacts = {c.id: self._contact(c) for c in scenario.contacts}
+        self.services = {s.id: self._service(s) for s in scenario.services}
+        self.contracts = {c.id: self._contract(c) for c in scenario.contracts}
+        self.contract_services: dict[int, dict[str, Any]] = {}
+        self.adjustments: list[dict[str, Any]] = []
+        self._by_contract: dict[int, list[int]] = {c: [] for c in self.contracts}
+        self._adjustments_of: dict[int, list[dict[str, Any]]] = {}
+        for entry in scenario.contract_services:
+            service = self.services[entry.service_id]
+            self._add_contract_service(entry.id, {
+                "contractID": entry.contract_id, "serviceID": entry.service_id,
+                "unitPrice": _num(entry.unit_price) if entry.unit_price is not None else service["unitPrice"],
+                "unitCost": _num(entry.unit_cost) if entry.unit_cost is not None else service["unitCost"],
+                "invoiceDescription": (entry.invoice_description if entry.invoice_description is not None
+                                       else service["invoiceDescription"]),
+                "internalDescription": entry.internal_description,
+            })
+            if entry.units:
+                contract = self.scenario_contract(entry.contract_id)
+                self._add_adjustment(entry.id, entry.effective_date or contract.start_date, entry.units, None, None)
+        for adjustment in scenario.adjustments:
+            self._add_adjustment(adjustment.contract_service_id, adjustment.effective_date, adjustment.unit_change,
+                                 None, None)
+        for contract_service_id in self._adjustments_of:
+            if self._lowest_units(contract_service_id) < 0:
+                raise EmulatorError(f"{sc.ROOT}.adjustments: contract service {contract_service_id} would "
+                                    "have fewer than 0 units")
+        with self._usage_lock:
+            self._window.clear()
+            self._in_flight.clear()
+            self.peak_concurrency = {}
+            self.refused = {"threshold": 0, "threads": 0}
+
+    def scenario_contract(self, contract_id: int) -> sc.ContractEntry:
+        return next(c for c in self.scenario.contracts if c.id == contract_id)
+
+    def state(self) -> dict[str, Any]:
+        """What the database holds now: companies, contacts, services, contracts (each with its
+        ``services``: the contract service record plus ``units`` as of today and its
+        ``adjustments``), every adjustment, and the request counters."""
+        contracts = []
+        for contract_id in sorted(self.contracts):
+            record = dict(self.contracts[contract_id])
+            lines = []
+            for cs_id in sorted(self._by_contract.get(contract_id, [])):
+                line = dict(self.contract_services[cs_id])
+                line["units"] = self.units_on(cs_id, self.today)
+                line["adjustments"] = [dict(a) for a in self._adjustments_of.get(cs_id, [])]
+                lines.append(line)
+            record["services"] = lines
+            contracts.append(record)
+        return {
+            "today": self.today.isoformat(),
+            "companies": [self.companies[i] for i in sorted(self.companies)],
+            "contacts": [self.contacts[i] for i in sorted(self.contacts)],
+            "services": [self.services[i] for i in sorted(self.services)],
+            "contracts": contracts,
+            "adjustments": [dict(a) for a in self.adjustments],
+            "threshold": self.threshold_information(),
+            "peakConcurrency": dict(self.peak_concurrency),
+            "refused": dict(self.refused),
+        }
+
+    # ------------------------------------------------------------------ records
+    def _company(self, c: sc.CompanyEntry) -> dict[str, Any]:
+        return {"id": c.id, "companyName": c.name, "companyNumber": c.number, "companyType": c.company_type,
+                "isActive": c.active, "webAddress": c.website, "phone": None, "createDate": stamp(self.today),
+                "lastActivityDate": stamp(self.today), "userDefinedFields": []}
+
+    def _contact(self, c: sc.ContactEntry) -> dict[str, Any]:
+        emails = [*c.emails, None, None, None]
+        return {"id": c.id, "companyID": c.company_id, "firstName": c.first_name, "lastName": c.last_name,
+                "emailAddress": emails[0], "emailAddress2": emails[1], "emailAddress3": emails[2],
+                "isActive": 1 if c.active else 0, "title": c.title, "createDate": stamp(self.today),
+                "userDefinedFields": []}
+
+    def _service(self, s: sc.ServiceEntry) -> dict[str, Any]:
+        return {"id": s.id, "name": s.name, "description": s.description, "invoiceDescription": s.invoice_description,
+                "unitPrice": _num(s.unit_price), "unitCost": _num(s.unit_cost), "isActive": s.active,
+                "periodType": s.period_type, "billingCodeID": 29682801, "markupRate": None,
+                "createDate": stamp(self.today), "lastModifiedDate": stamp(self.today), "userDefinedFields": []}
+
+    def _contract(self, c: sc.ContractEntry) -> dict[str, Any]:
+        return {"id": c.id, "contractName": c.name, "companyID": c.company_id, "contractType": c.contract_type,
+                "contractCategory": c.category_id, "contractPeriodType": c.period_type, "status": c.status,
+                "startDate": stamp(c.start_date), "endDate": stamp(c.end_date), "contractNumber": c.number,
+                "description": None, "isDefaultContract": False, "billingPreference": 1, "userDefinedFields": []}
+
+    def _add_contract_service(self, ident: int, fields: dict[str, Any]) -> dict[str, Any]:
+        record = {
+            "id": ident, "contractID": fields["contractID"], "serviceID": fields["serviceID"],
+            "unitPrice": fields["unitPrice"], "unitCost": fields["unitCost"],
+            "invoiceDescription": fields.get("invoiceDescription"),
+            "internalDescription": fields.get("internalDescription"),
+            "internalCurrencyUnitPrice": fields["unitPrice"], "internalCurrencyAdjustedPrice": fields["unitPrice"],
+            "quoteItemID": None, "userDefinedFields": [],
+        }
+        self.contract_services[ident] = record
+        self._by_contract.setdefault(fields["contractID"], []).append(ident)
+        self._adjustments_of.setdefault(ident, [])
+        return record
+
+    def _add_adjustment(self, contract_service_id: int, effective: date, change: int, price: float | None,
+                        cost: float | None) -> dict[str, Any]:
+        service = self.contract_services[contract_service_id]
+        record = {"id": len(self.adjustments) + 1, "contractID": service["contractID"],
+                  "contractServiceID": contract_service_id, "serviceID": service["serviceID"],
+                  "effectiveDate": stamp(effective), "unitChange": change,
+                  "adjustedUnitPrice": price, "adjustedUnitCost": cost, "allowRepeatService": False,
+                  "quoteItemID": None}
+        self.adjustments.append(record)
+        self._adjustments_of.setdefault(contract_service_id, []).append(record)
+        return record
+
+    # ------------------------------------------------------------------ units
+    def units_on(self, contract_service_id: int, when: date) -> int:
+        """Units of a contract service on a day: the sum of its adjustments effective by then."""
+        return sum(int(a["unitChange"]) for a in self._adjustments_of.get(contract_service_id, [])
+                   if _day(a["effectiveDate"]) <= when)
+
+    def _lowest_units(self, contract_service_id: int, extra: tuple[date, int] | None = None) -> int:
+        changes = [(_day(a["effectiveDate"]), int(a["unitChange"])) for a in self._adjustments_of.get(
+            contract_service_id, [])]
+        if extra is not None:
+            changes.append(extra)
+        # several changes on one day count together
+        totals: dict[date, int] = {}
+        for when, change in changes:
+            totals[when] = totals.get(when, 0) + change
+        running, lowest = 0, 0
+        for when in sorted(totals):
+            running += totals[when]
+            lowest = min(lowest, running)
+        return lowest
+
+    def unit_records(self, contract_service_id: int) -> list[dict[str, Any]]:
+        """ContractServiceUnits of one contract service: a record per billing period of its
+        contract, split where an adjustment takes effect inside a period."""
+        line = self.contract_services[contract_service_id]
+        contract = self.contracts[line["contractID"]]
+        start, end = _day(contract["startDate"]), _day(contract["endDate"])
+        months = sc.PERIOD_MONTHS[contract["contractPeriodType"]]
+        adjustments = self._adjustments_of.get(contract_service_id, [])
+        bounds = set()
+        k = 0
+        while (boundary := add_months(start, months * k)) <= end:
+            bounds.add(boundary)
+            k += 1
+        for adjustment in adjustments:
+            effective = _day(adjustment["effectiveDate"])
+            if start <= effective <= end:
+                bounds.add(effective)
+        ordered = sorted(bounds)
+        records = []
+        for index, segment_start in enumerate(ordered):
+            segment_end = ordered[index + 1] - timedelta(days=1) if index + 1 < len(ordered) else end
+            applied = [a for a in adjustments if _day(a["effectiveDate"]) <= segment_start]
+            price = line["unitPrice"]
+            cost = line["unitCost"]
+            for adjustment in sorted(applied, key=lambda a: (_day(a["effectiveDate"]), a["id"])):
+                if adjustment["adjustedUnitPrice"] is not None:
+                    price = adjustment["adjustedUnitPrice"]
+                if adjustment["adjustedUnitCost"] is not None:
+                    cost = adjustment["adjustedUnitCost"]
+            records.append({
+                "id": contract_service_id * 10000 + index + 1, "contractID": line["contractID"],
+                "contractServiceID": contract_service_id, "serviceID": line["serviceID"],
+                "startDate": stamp(segment_start), "endDate": stamp(segment_end),
+                "units": sum(int(a["unitChange"]) for a in applied), "price": price, "cost": cost,
+                "internalCurrencyPrice": price, "approveAndPostDate": None,
+                "organizationalLevelAssociationID": None, "vendorCompanyID": None,
+            })
+        return records
+
+    # ------------------------------------------------------------------ limits
+    def threshold_information(self) -> dict[str, Any]:
+        with self._usage_lock:
+            self._prune()
+            count = len(self._window) + self.other_usage
+        return {"externalRequestThreshold": self.scenario.threshold.limit,
+                "requestThresholdTimeframe": self.scenario.threshold.timeframe_minutes,
+                "currentTimeframeRequestCount": count}
+
+    def set_other_usage(self, requests: int) -> None:
+        """Requests other integrations made in the current hour (they count against the limit)."""
+        with self._usage_lock:
+            self.other_usage = max(0, int(requests))
+
+    def _prune(self) -> None:
+        horizon = self._clock() - self.scenario.threshold.timeframe_minutes * 60.0
+        while self._window and self._window[0] <= horizon:
+            self._window.popleft()
+
+    def _count_request(self) -> Response | None:
+        with self._usage_lock:
+            self._prune()
+            if len(self._window) + self.other_usage >= self.scenario.threshold.limit:
+                self.refused["threshold"] += 1
+                wait = 60
+                if self._window:
+                    wait = max(1, int(self._window[0] + self.scenario.threshold.timeframe_minutes * 60.0
+                                      - self._clock()) + 1)
+                response = Response(429, {"errors": [
+                    f"The request limit of {self.scenario.threshold.limit} requests per "
+                    f"{self.scenario.threshold.timeframe_minutes} minutes for this database has been reached; "
+                    "API access is blocked until the usage drops."]})
+                response.headers["Retry-After"] = str(wait)
+                return response
+            self._window.append(self._clock())
+        return None
+
+    def _enter(self, code: str, endpoint: str) -> bool:
+        key = (code.lower(), endpoint)
+        with self._usage_lock:
+            current = self._in_flight.get(key, 0)
+            if current >= self.scenario.thread_limit:
+                self.refused["threads"] += 1
+                return False
+            self._in_flight[key] = current + 1
+            self.peak_concurrency[endpoint] = max(self.peak_concurrency.get(endpoint, 0), current + 1)
+            return True
+
+    def _leave(self, code: str, endpoint: str) -> None:
+        key = (code.lower(), endpoint)
+        with self._usage_lock:
+            self._in_flight[key] = max(0, self._in_flight.get(key, 1) - 1)
+
+    # ------------------------------------------------------------------ errors and auth
+    def error_response(self, status: int, message: str, code: str = "Error") -> Response:
+        if status == 401:
+            return Response(401, dict(UNAUTHORIZED))
+        return Response(status, {"errors": [message]})
+
+    def auth_failure(self, request: Request) -> Response:
+        return Response(401, dict(UNAUTHORIZED))
+
+    def _authenticate(self, request: Request) -> sc.ApiUser | None:
+        user = self._users.get((request.header("username") or "").strip().lower())
+        if user is None or request.header("secret") != user.secret:
+            return None
+        if (request.header("apiintegrationcode") or "").strip() != user.integration_code:
+            return None
+        return user
+
+    def _api(self, handler: Callable[[Request, Any], Response],
+             endpoint: Callable[[Any], str]) -> Callable[[Request, Any], Response]:
+        """Every API route: credentials, the hourly counter, the thread limit per integration code
+        and endpoint, the emulated latency, then the handler under the state lock."""
+
+        def wrapped(request: Request, match: Any) -> Response:
+            user = self._authenticate(request)
+            if user is None:
+                return self.auth_failure(request)
+            refused = self._count_request()
+            if refused is not None:
+                return refused
+            name = endpoint(match)
+            if not self._enter(user.integration_code, name):
+                response = Response(429, {"errors": [
+                    f"Too many concurrent requests on {name} for this integration (the limit is "
+                    f"{self.scenario.thread_limit} threads per endpoint)."]})
+                response.headers["Retry-After"] = "1"
+                return response
+            try:
+                if self.scenario.latency_seconds:
+                    self._sleep(self.scenario.latency_seconds)
+                with self.lock:
+                    return handler(request, match)
+            except QueryError as exc:
+                return Response(500, {"errors": [str(exc)]})
+            except ApiError as exc:
+                return Response(exc.status, {"errors": exc.messages})
+            finally:
+                self._leave(user.integration_code, name)
+
+        return wrapped
+
+    def _admin(self, request: Request) -> Response:
+        if request.path == "/_admin/usage" and request.method == "POST":
+            body = request.json()
+            value = body.get("otherIntegrations") if isinstance(body, dict) else None
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return Response(400, {"error": "body must be {\"otherIntegrations\": <whole number>}"})
+            self.set_other_usage(value)
+            return Response(200, self.threshold_information())
+        return super()._admin(request)
+
+    # ------------------------------------------------------------------ routes
+    def register_routes(self) -> None:
+        self.route("GET", API + r"/zoneInformation", self._zone_information)
+
+        def entity(match: Any) -> str:
+            raw: str = match.group("entity")
+            return _CANONICAL.get(raw.lower(), raw)
+
+        def fixed(name: str) -> Callable[[Any], str]:
+            return lambda match: name
+
+        routes: list[tuple[str, str, Callable[[Request, Any], Response], Callable[[Any], str]]] = [
+            ("GET", r"/ThresholdInformation", lambda r, m: Response(200, self.threshold_information()),
+             fixed("ThresholdInformation")),
+            ("GET", r"/(?P<entity>[A-Za-z]+)/entityInformation/fields", self._fields_information, entity),
+            ("GET", r"/(?P<entity>[A-Za-z]+)/entityInformation", self._entity_information, entity),
+            ("POST", r"/(?P<entity>[A-Za-z]+)/query", self._query, entity),
+            ("POST", r"/(?P<entity>[A-Za-z]+)/query/next", self._query, entity),
+            ("GET", r"/(?P<entity>[A-Za-z]+)/query/next", self._query, entity),
+            ("POST", r"/(?P<entity>[A-Za-z]+)/query/count", self._count, entity),
+            ("GET", r"/(?P<entity>[A-Za-z]+)/(?P<id>-?\d+)", self._get, entity),
+            ("POST", r"/ContractServices", self._create_contract_service, fixed("ContractServices")),
+            ("POST", r"/Contracts/(?P<parent>\d+)/Services", self._create_contract_service,
+             fixed("ContractServices")),
+            ("PATCH", r"/ContractServices", self._update_contract_service, fixed("ContractServices")),
+            ("PATCH", r"/Contracts/(?P<parent>\d+)/Services", self._update_contract_service,
+             fixed("ContractServices")),
+            ("POST", r"/ContractServiceAdjustments", self._create_adjustment, fixed("ContractServiceAdjustments")),
+            ("POST", r"/Contracts/(?P<parent>\d+)/ServiceAdjustments", self._create_adjustment,
+             fixed("ContractServiceAdjustments")),
+        ]
+        for method, pattern, handler, endpoint in routes:
+            self.route(method, API + pattern, self._api(handler, endpoint))
+
+    def _zone_information(self, request: Request, match: Any) -> Response:
+        user = (request.arg("user") or "").strip().lower()
+        if user not in self._users:
+            return Response(404, {"errors": [f"Zone information could not be found for user {user or '(none)'}."]})
+        host = request.header("host") or self.base_url.removeprefix("https://")
+        return Response(200, {"zoneName": self.scenario.zone_name, "url": f"https://{host}/ATServicesRest/",
+                              "webUrl": self.scenario.web_url, "ci": self.scenario.ci})
+
+    def _entity(self, match: Any) -> str:
+        name = _CANONICAL.get(match.group("entity").lower())
+        if name is None:
+            raise ApiError(404, f"The entity {match.group('entity')} does not exist.")
+        return name
+
+    def _fields_information(self, request: Request, match: Any) -> Response:
+        name = self._entity(match)
+        fields, _ = ENTITIES[name]
+        picklists = self._picklists(name)
+        result = []
+        for field, kind in fields.items():
+            values = picklists.get(field)
+            result.append({
+                "name": field, "dataType": "long" if field == "id" else kind,
+                "length": {"internalDescription": sc.INTERNAL_DESCRIPTION_MAX,
+                           "invoiceDescription": sc.INVOICE_DESCRIPTION_MAX}.get(field, 0),
+                "isRequired": field in ("contractID", "serviceID", "effectiveDate", "unitChange"),
+                "isReadOnly": field == "id", "isQueryable": ENTITIES[name][1],
+                "isReference": field.endswith("ID") and field != "id",
+                "referenceEntityType": "", "isPickList": values is not None,
+                "picklistValues": values, "picklistParentValueField": "", "isSupportedWebhookField": False,
+            })
+        return Response(200, {"fields": result})
+
+    def _picklists(self, entity: str) -> dict[str, list[dict[str, Any]]]:
+        def values(table: Iterable[tuple[int, str, bool]]) -> list[dict[str, Any]]:
+            return [{"value": str(value), "label": label, "isDefaultValue": False, "sortOrder": index,
+                     "parentValue": "", "isActive": active, "isSystem": True}
+                    for index, (value, label, active) in enumerate(table)]
+
+        if entity == "Contracts":
+            return {
+                "contractType": values((v, label, True) for v, label in sc.CONTRACT_TYPES.items()),
+                "contractCategory": values((c.id, c.name, c.active) for c in self.scenario.categories),
+                "contractPeriodType": values((v, label, True) for v, label in sc.PERIOD_TYPES.items()),
+                "status": values([(0, "Inactive", True), (1, "Active", True)]),
+            }
+        if entity == "Companies":
+            return {"companyType": values((v, label, True) for v, label in sc.COMPANY_TYPES.items())}
+        if entity == "Services":
+            return {"periodType": values((v, label, True) for v, label in sc.PERIOD_TYPES.items())}
+        return {}
+
+    def _entity_information(self, request: Request, match: Any) -> Response:
+        name = self._entity(match)
+        queryable = ENTITIES[name][1]
+        creatable = name in ("ContractServices", "ContractServiceAdjustments")
+        return Response(200, {"info": {"name": name, "canCreate": creatable, "canDelete": False,
+                                       "canQuery": queryable, "canUpdate": name == "ContractServices",
+                                       "userAccessForCreate": "All", "userAccessForDelete": "None",
+                                       "userAccessForQuery": "All", "userAccessForUpdate": "All",
+                                       "supportsWebhookCallouts": False, "hasUserDefinedFields": False}})
+
+    # ------------------------------------------------------------------ reads
+    def _records(self, name: str, query: Query | None) -> list[dict[str, Any]]:
+        if name == "Companies":
+            return list(self.companies.values())
+        if name == "Contacts":
+            return list(self.contacts.values())
+        if name == "Services":
+            return list(self.services.values())
+        if name == "Contracts":
+            return list(self.contracts.values())
+        if name == "ContractServices":
+            return list(self.contract_services.values())
+        if name == "ContractServiceUnits":
+            wanted = query.wanted_ids("contractServiceID") if query is not None else None
+            if wanted is None and query is not None:
+                contracts = query.wanted_ids("contractID")
+                if contracts is not None:
+                    wanted = {cs for c in contracts for cs in self._by_contract.get(c, [])}
+            ids = sorted(self.contract_services) if wanted is None else sorted(
+                i for i in wanted if i in self.contract_services)
+            return [record for cs in ids for record in self.unit_records(cs)]
+        raise ApiError(405, f"The {name} entity cannot be queried.")
+
+    def _get(self, request: Request, match: Any) -> Response:
+        name = self._entity(match)
+        ident = int(match.group("id"))
+        if name == "ContractServiceUnits":
+            contract_service = ident // 10000
+            found = [u for u in (self.unit_records(contract_service) if contract_service in self.contract_services
+                                 else []) if u["id"] == ident]
+            return Response(200, {"item": found[0] if found else None})
+        records = {r["id"]: r for r in self._records(name, None)}
+        record = records.get(ident)
+        return Response(200, {"item": dict(record) if record is not None else None})
+
+    def _parse(self, request: Request, name: str) -> tuple[Query, int]:
+        """The query of a ``/query`` or ``/query/next`` request and the id after which its page
+        starts."""
+        body = request.json() if request.body else None
+        if body is None:
+            search = request.arg("search")
+            if search:
+                try:
+                    body = json.loads(search)
+                except json.JSONDecodeError as exc:
+                    raise QueryError(f"The search parameter is not JSON: {exc}") from exc
+        query = Query(body, name, ENTITIES[name][0])
+        after = -1
+        paging = request.arg("paging")
+        if paging:
+            try:
+                token = json.loads(paging)
+                after = int(token["lastId"])
+                query.max_records = min(query.max_records, int(token.get("pageSize", query.max_records)))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise QueryError(f"The paging parameter is not valid: {paging!r}") from exc
+        return query, after
+
+    def _query(self, request: Request, match: Any) -> Response:
+        name = self._entity(match)
+        if not ENTITIES[name][1]:
+            raise ApiError(405, f"The {name} entity cannot be queried.")
+        query, after = self._parse(request, name)
+        matching = sorted((r for r in self._records(name, query) if query.predicate(r)), key=lambda r: r["id"])
+        remaining = [r for r in matching if r["id"] > after]
+        page = remaining[:query.max_records]
+        next_url = None
+        if len(remaining) > len(page):
+            last = page[-1]["id"]
+            if self.broken_page(request):
+                last = after  # a next page that is this very page again
+            next_url = self._page_url(request, name, query, last)
+        previous = None
+        if after >= 0:
+            before = [r for r in matching if r["id"] <= after]
+            start = before[-query.max_records - 1]["id"] if len(before) > query.max_records else -1
+            previous = self._page_url(request, name, query, start)
+        return Response(200, {"items": [query.shape(r) for r in page],
+                              "pageDetails": {"count": len(page), "requestCount": query.max_records,
+                                              "prevPageUrl": previous, "nextPageUrl": next_url}})
+
+    def _page_url(self, request: Request, name: str, query: Query, last: int) -> str:
+        host = request.header("host") or self.base_url.removeprefix("https://")
+        paging = json.dumps({"pageSize": query.max_records, "lastId": last}, separators=(",", ":"))
+        search = json.dumps({"filter": query.items, **({"IncludeFields": query.include} if query.include else {}),
+                             "MaxRecords": query.max_records}, separators=(",", ":"))
+        return (f"https://{host}/ATServicesRest/V1.0/{name}/query/next?paging={quote(paging, safe='')}"
+                f"&search={quote(search, safe='')}")
+
+    def _count(self, request: Request, match: Any) -> Response:
+        name = self._entity(match)
+        query, _ = self._parse(request, name)
+        return Response(200, {"queryCount": sum(1 for r in self._records(name, query) if query.predicate(r))})
+
+    # ------------------------------------------------------------------ writes
+    def _body(self, request: Request) -> dict[str, Any]:
+        try:
+            body = request.json()
+        except Exception as exc:
+            raise ApiError(500, str(exc)) from exc
+        if not isinstance(body, dict):
+            raise ApiError(500, "The request body must be a JSON object.")
+        return body
+
+    @staticmethod
+    def _whole(body: dict[str, Any], key: str, *, required: bool = True) -> int | None:
+        value = body.get(key)
+        if value is None:
+            if required:
+                raise ApiError(500, f"The {key} field is required.")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ApiError(500, f"The value {value!r} is not valid for {key}: it must be a whole number.")
+        return value
+
+    @staticmethod
+    def _price(body: dict[str, Any], key: str) -> float | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ApiError(500, f"The value {value!r} is not valid for {key}: it must be a number.")
+        return float(value)
+
+    @staticmethod
+    def _text(body: dict[str, Any], key: str, limit: int) -> str | None:
+        value = body.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ApiError(500, f"The value {value!r} is not valid for {key}: it must be text.")
+        if len(value) > limit:
+            raise ApiError(500, f"The {key} field cannot be longer than {limit} characters (got {len(value)}).")
+        return value
+
+    def _recurring_contract(self, body: dict[str, Any], match: Any) -> dict[str, Any]:
+        parent = match.groupdict().get("parent")
+        contract_id = self._whole(body, "contractID", required=parent is None)
+        if parent is not None:
+            if contract_id is not None and contract_id != int(parent):
+                raise ApiError(500, f"The contractID {contract_id} does not match the parent contract {parent}.")
+            contract_id = int(parent)
+        assert contract_id is not None
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise ApiError(500, f"Unable to find the Contract with id {contract_id}.")
+        if contract["contractType"] != sc.RECURRING_SERVICE:
+            raise ApiError(500, f"Contract {contract_id} is not a Recurring Service contract; services can only be "
+                           "added to Recurring Service contracts.")
+        return contract
+
+    def _service_for(self, body: dict[str, Any]) -> dict[str, Any]:
+        service_id = self._whole(body, "serviceID")
+        service = self.services.get(int(service_id or 0))
+        if service is None:
+            raise ApiError(500, f"Unable to find the Service with id {service_id}.")
+        if not service["isActive"]:
+            raise ApiError(500, f"The Service {service_id} is inactive.")
+        return service
+
+    def _create_contract_service(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        contract = self._recurring_contract(body, match)
+        service = self._service_for(body)
+        existing = [cs for cs in self._by_contract.get(contract["id"], [])
+                    if self.contract_services[cs]["serviceID"] == service["id"]]
+        if existing:
+            raise ApiError(500, f"The Service {service['id']} is already associated with Contract {contract['id']} "
+                           f"(ContractService {existing[0]}).")
+        price = self._price(body, "unitPrice")
+        cost = self._price(body, "unitCost")
+        invoice = self._text(body, "invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
+        internal = self._text(body, "internalDescription", sc.INTERNAL_DESCRIPTION_MAX)
+        ident = max(self.contract_services, default=0) + 1
+        self._add_contract_service(ident, {
+            "contractID": contract["id"], "serviceID": service["id"],
+            "unitPrice": price if price is not None else service["unitPrice"],
+            "unitCost": cost if cost is not None else service["unitCost"],
+            "invoiceDescription": invoice if invoice is not None else service["invoiceDescription"],
+            "internalDescription": internal,
+        })
+        return Response(200, {"itemId": ident})
+
+    def _update_contract_service(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        ident = self._whole(body, "id")
+        record = self.contract_services.get(int(ident or 0))
+        parent = match.groupdict().get("parent")
+        if record is None or (parent is not None and record["contractID"] != int(parent)):
+            raise ApiError(500, f"Unable to find the ContractService with id {ident}"
+                           + (f" on Contract {parent}." if parent is not None else "."))
+        changes: dict[str, Any] = {}
+        problems = []
+        for key, value in body.items():
+            if key == "id":
+                continue
+            if key not in CONTRACT_SERVICE_FIELDS:
+                problems.append(f"The field {key} does not exist on ContractServices.")
+            elif key in CONTRACT_SERVICE_WRITABLE:
+                changes[key] = value
+            elif value != record.get(key):
+                problems.append(f"The field {key} is read-only on update.")
+        if problems:
+            raise ApiError(500, *problems)
+        updated = dict(record)
+        if "invoiceDescription" in changes:
+            updated["invoiceDescription"] = self._text(changes, "invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
+        if "unitPrice" in changes:
+            price = self._price(changes, "unitPrice")
+            if price is None:
+                raise ApiError(500, "The unitPrice field cannot be empty.")
+            updated["unitPrice"] = updated["internalCurrencyUnitPrice"] = price
+            updated["internalCurrencyAdjustedPrice"] = price
+        self.contract_services[record["id"]] = updated
+        return Response(200, {"itemId": record["id"]})
+
+    def _create_adjustment(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        contract = self._recurring_contract(body, match)
+        service = self._service_for(body)
+        raw_effective = body.get("effectiveDate")
+        moment = parse_when(raw_effective) if raw_effective is not None else None
+        if moment is None:
+            raise ApiError(500, f"The effectiveDate {raw_effective!r} is required and must be a date.")
+        effective = moment.date()
+        start, end = _day(contract["startDate"]), _day(contract["endDate"])
+        if not start <= effective <= end:
+            raise ApiError(500, f"The effectiveDate {effective} must be within the contract's dates "
+                           f"({start} to {end}).")
+        change = self._whole(body, "unitChange")
+        assert change is not None
+        price = self._price(body, "adjustedUnitPrice")
+        cost = self._price(body, "adjustedUnitCost")
+        cs_ids = [cs for cs in self._by_contract.get(contract["id"], [])
+                  if self.contract_services[cs]["serviceID"] == service["id"]]
+        given = self._whole(body, "contractServiceID", required=False)
+        if given is not None and given not in cs_ids:
+            raise ApiError(500, f"The ContractService {given} is not service {service['id']} of contract "
+                           f"{contract['id']}.")
+        if cs_ids:
+            cs_id = cs_ids[0]
+            if self._lowest_units(cs_id, (effective, change)) < 0:
+                raise ApiError(500, f"The adjustment would leave ContractService {cs_id} with fewer than 0 units "
+                               f"(it has {self.units_on(cs_id, effective)} on {effective}).")
+        else:  # documented: the API creates the missing contract service
+            if change < 0:
+                raise ApiError(500, f"Service {service['id']} is not on contract {contract['id']}: a negative "
+                               "unitChange cannot create it.")
+            cs_id = max(self.contract_services, default=0) + 1
+            self._add_contract_service(cs_id, {
+                "contractID": contract["id"], "serviceID": service["id"],
+                "unitPrice": price if price is not None else service["unitPrice"],
+                "unitCost": cost if cost is not None else service["unitCost"],
+                "invoiceDescription": service["invoiceDescription"], "internalDescription": None,
+            })
+        record = self._add_adjustment(cs_id, effective, change, price, cost)
+        return Response(200, {"itemId": record["id"]})
+
+
+def _day(value: Any) -> date:
+    moment = parse_when(value)
+    assert moment is not None, value
+    return moment.date()

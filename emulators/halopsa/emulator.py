@@ -1,0 +1,568 @@
+"""A HaloPSA API emulator.
+
+It answers ``POST /auth/token`` (OAuth2 client credentials, ``?tenant=`` on hosted Halo) and the
+``/api`` resources SeatSync reads and writes, with Halo's shapes: lists as ``{"record_count": N,
+"<key>": [...]}`` paged by ``pageinate=true&page_size=&page_no=``, records by id, and writes as
+``POST /api/RecurringInvoice`` with a JSON array of invoices (an ``id`` updates, the ``lines``
+posted replace the invoice's lines: a line with an ``id`` is updated, one without is added, one
+left out is removed). Recurring invoices have negative ids, as in Halo.
+
+Pro-rata: a recurring invoice line holds ``prorata_data`` entries (a date, a quantity and a unit
+price Halo works out for the rest of the current period unless ``dont_auto_calculate``); Halo
+invoices them on the next invoice and then adds their quantity to the line. Negative entries
+(credits) need ``allowNegativeProRata``.
+
+Limits: the hosted 300 requests per rolling 5 minutes (429 beyond it) and bearer tokens that
+expire after ``tokenLifetimeSeconds``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+from emulators.base import BadRequest, Emulator, Request, Response
+from emulators.halopsa import scenario as sc
+
+LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortdescription", "item_longdescription",
+                           "item_internal_reference", "item_external_reference", "onetimecharge", "isinactive",
+                           "startdate", "enddate", "prorata_data", "sequenceid"})
+CENT = Decimal("0.01")
+
+
+def halo_time(value: date | None) -> str | None:
+    """Halo's datetime format: ``2026-01-01T00:00:00`` (local time, no zone)."""
+    return None if value is None else f"{value.isoformat()}T00:00:00"
+
+
+def parse_halo_date(value: Any) -> date | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.date()
+
+
+def add_months(anchor: date, months: int) -> date:
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def period_of(day: date, anchor: date, period: str) -> tuple[date, date]:
+    """The billing period of an invoice anchored on ``anchor`` that contains ``day``."""
+    _, months, days = sc.PERIODS[period]
+
+    def start(k: int) -> date:
+        return anchor + timedelta(days=days * k) if days else add_months(anchor, months * k)
+
+    k = 0
+    if day >= anchor:
+        if days:
+            k = (day - anchor).days // days
+        else:
+            k = ((day.year - anchor.year) * 12 + day.month - anchor.month) // months
+        while start(k) > day:
+            k -= 1
+        while start(k + 1) <= day:
+            k += 1
+    return start(k), start(k + 1) - timedelta(days=1)
+
+
+def _number(value: Decimal | float | int) -> float:
+    return float(value)
+
+
+class Invalid(Exception):
+    """A write Halo refuses: answered 400 with the message as text."""
+
+
+class HaloEmulator(Emulator):
+    """HaloPSA. ``scenario_section`` is the ``halopsa:`` mapping of a scenario (see
+    ``emulators.halopsa.scenario``); ``clock`` is the monotonic clock of the rate limit and of
+    token expiry (tests pass a fake one), ``now`` the wall clock of ``today`` when the scenario
+    sets none."""
+
+    service = "halopsa"
+
+    def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock
+        self._now = now or (lambda: datetime.now(UTC))
+        self._window: deque[float] = deque()
+        self._window_lock = threading.Lock()
+        self.scenario = sc.Scenario()
+        super().__init__(scenario_section)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> HaloEmulator:
+        return cls(document.get(sc.ROOT), **kwargs)
+
+    # ------------------------------------------------------------------ state
+    def load(self, section: Any) -> None:
+        scenario = sc.parse_scenario(section)
+        self.scenario = scenario
+        self.today = scenario.today or self._now().date()
+        self._apps = {a.client_id: a.client_secret for a in scenario.applications}
+        self.tokens: dict[str, float] = {}
+        self.tokens_issued = 0
+        self.refused = 0
+        with self._window_lock:
+            self._window.clear()
+        self.clients = {c.id: self._client(c) for c in scenario.clients}
+        self.users = {u.id: self._user(u) for u in scenario.users}
+        self.items = {i.id: self._item(i) for i in scenario.items}
+        type_ids: dict[str, int] = {}
+        for contract in scenario.contracts:
+            type_ids.setdefault(contract.type_name, len(type_ids) + 1)
+        self.contracts = {c.id: self._contract(c, type_ids[c.type_name]) for c in scenario.contracts}
+        self.invoices: dict[int, dict[str, Any]] = {i.id: self._invoice(i) for i in scenario.recurring_invoices}
+        self.lines: dict[int, dict[int, dict[str, Any]]] = {i: {} for i in self.invoices}
+        for entry in scenario.lines:
+            self.lines[entry.invoice_id][entry.id] = self._line_from_entry(entry)
+        self._next_line = max((line for lines in self.lines.values() for line in lines), default=0) + 1
+        self._next_prorata = 1
+
+    def state(self) -> dict[str, Any]:
+        """What Halo holds now: clients, users, items, contracts and recurring invoices with their
+        ``lines`` (each with ``qty_order``, its pending ``prorata_data`` and ``billed_quantity``:
+        the quantity once the pending pro-rata entries are invoiced), plus token and rate-limit
+        counters."""
+        invoices = []
+        for invoice_id in sorted(self.invoices, reverse=True):
+            record = self._invoice_record(invoice_id, lines=True)
+            for line in record["lines"]:
+                pending = sum(Decimal(str(p["quantity"])) for p in line["prorata_data"] if not p["isinvoiced"])
+                line["billed_quantity"] = _number(Decimal(str(line["qty_order"])) + pending)
+            invoices.append(record)
+        with self._window_lock:
+            window = len(self._window)
+        limit = self.scenario.rate_limit
+        return {
+            "today": self.today.isoformat(),
+            "clients": [self.clients[i] for i in sorted(self.clients)],
+            "users": [self.users[i] for i in sorted(self.users)],
+            "items": [self.items[i] for i in sorted(self.items)],
+            "contracts": [self.contracts[i] for i in sorted(self.contracts)],
+            "recurringInvoices": invoices,
+            "tokensIssued": self.tokens_issued,
+            "rateLimit": {"requestsInWindow": window, "refused": self.refused,
+                          "limit": limit.requests_per_5_minutes if limit else None},
+        }
+
+    # ------------------------------------------------------------------ records
+    def _client(self, c: sc.ClientEntry) -> dict[str, Any]:
+        return {"id": c.id, "name": c.name, "ref": c.ref or "", "inactive": c.inactive, "website": c.website or "",
+                "toplevel_id": 1, "toplevel_name": "Clients", "stopped": 0, "is_account": False}
+
+    def _user(self, u: sc.UserEntry) -> dict[str, Any]:
+        emails = [*u.emails, "", "", ""]
+        client = self.clients[u.client_id]
+        return {"id": u.id, "name": f"{u.first_name} {u.surname}".strip(), "firstname": u.first_name,
+                "surname": u.surname, "emailaddress": emails[0], "email2": emails[1], "email3": emails[2],
+                "client_id": u.client_id, "client_name": client["name"], "site_id": u.client_id * 10,
+                "inactive": u.inactive, "title": u.title or ""}
+
+    def _item(self, i: sc.ItemEntry) -> dict[str, Any]:
+        return {"id": i.id, "name": i.name, "description": i.description or i.name,
+                "baseprice": _number(i.price), "costprice": _number(i.cost), "isrecurringitem": i.recurring,
+                "recurringprice": _number(i.price) if i.recurring else 0.0,
+                "recurringcost": _number(i.cost) if i.recurring else 0.0,
+                "internalreference": i.internal_reference or "", "externalreference": "", "inactive": i.inactive}
+
+    def _contract(self, c: sc.ContractEntry, type_id: int) -> dict[str, Any]:
+        expired = c.end_date is not None and c.end_date < self.today
+        status = "Expired" if expired else "Active" if c.active else "Inactive"
+        return {"id": c.id, "client_id": c.client_id, "client_name": self.clients[c.client_id]["name"], "ref": c.ref,
+                "start_date": halo_time(c.start_date), "end_date": halo_time(c.end_date), "contracttype": type_id,
+                "contracttype_name": c.type_name, "active": c.active and not expired, "expired": expired,
+                "contract_status": status, "billingperiod": 2}
+
+    def _invoice(self, i: sc.InvoiceEntry) -> dict[str, Any]:
+        contract = self.contracts.get(i.contract_id) if i.contract_id is not None else None
+        return {"id": i.id, "client_id": i.client_id, "client_name": self.clients[i.client_id]["name"],
+                "reference": i.reference, "disabled": i.disabled, "is_recurring_invoice": True,
+                "_period": i.period, "period": sc.PERIODS[i.period][0], "startdate": halo_time(i.start_date),
+                "enddate": halo_time(i.end_date), "contract_id": i.contract_id or 0,
+                "contract_ref": contract["ref"] if contract else ""}
+
+    def _line_from_entry(self, e: sc.LineEntry) -> dict[str, Any]:
+        item = self.items[e.item_id]
+        return self._finish_line(e.id, e.invoice_id, {
+            "_itemid": e.item_id, "qty_order": _number(e.quantity),
+            "unit_price": _number(e.unit_price) if e.unit_price is not None else self._item_price(item),
+            "unit_cost": _number(e.unit_cost) if e.unit_cost is not None else self._item_cost(item),
+            "item_shortdescription": e.description or item["name"],
+            "item_longdescription": e.long_description if e.long_description is not None else item["description"],
+            "item_internal_reference": e.internal_reference or "", "item_external_reference": "",
+            "onetimecharge": e.one_time_charge, "isinactive": e.inactive, "startdate": None, "enddate": None,
+            "prorata_data": [], "sequenceid": len(self.lines[e.invoice_id]) + 1,
+        })
+
+    @staticmethod
+    def _item_price(item: dict[str, Any]) -> float:
+        return float(item["recurringprice"] if item["isrecurringitem"] else item["baseprice"])
+
+    @staticmethod
+    def _item_cost(item: dict[str, Any]) -> float:
+        return float(item["recurringcost"] if item["isrecurringitem"] else item["costprice"])
+
+    def _finish_line(self, ident: int, invoice_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        quantity = Decimal(str(fields["qty_order"]))
+        price = Decimal(str(fields["unit_price"]))
+        return {
+            "id": ident, "ihid": invoice_id, "item_code": "", **{k: v for k, v in fields.items() if k != "_itemid"},
+            "_itemid": fields["_itemid"], "net_amount": _number((quantity * price).quantize(CENT, ROUND_HALF_UP)),
+            "recurring_invoice_id": -1, "contract_id": -1, "onetimechargeinvoiceid": 0, "tax_code": "",
+        }
+
+    def current_period(self, invoice_id: int) -> tuple[date, date]:
+        invoice = self.invoices[invoice_id]
+        anchor = parse_halo_date(invoice["startdate"])
+        assert anchor is not None
+        return period_of(max(self.today, anchor), anchor, invoice["_period"])
+
+    def _invoice_record(self, invoice_id: int, *, lines: bool) -> dict[str, Any]:
+        invoice = self.invoices[invoice_id]
+        start, end = self.current_period(invoice_id)
+        anchor = parse_halo_date(invoice["startdate"])
+        assert anchor is not None
+        next_start, next_end = period_of(end + timedelta(days=1), anchor, invoice["_period"])
+        record = {k: v for k, v in invoice.items() if not k.startswith("_")}
+        owned = [self.lines[invoice_id][i] for i in sorted(self.lines[invoice_id])]
+        total = sum((Decimal(str(line["net_amount"])) for line in owned if not line["isinactive"]), Decimal(0))
+        record.update({
+            "lastcreated": halo_time(start), "nextcreationdate": halo_time(end + timedelta(days=1)),
+            "nextcreationperiod": f"{next_start:%d/%m/%Y} 0:00 - {next_end:%d/%m/%Y} 0:00",
+            "period_start_date": halo_time(next_start), "period_end_date": halo_time(next_end),
+            "invoice_display": f"ID {invoice_id} - {invoice['reference']}", "total": _number(total),
+        })
+        if lines:
+            record["lines"] = [{**line, "prorata_data": [dict(p) for p in line["prorata_data"]]} for line in owned]
+        return record
+
+    # ------------------------------------------------------------------ errors, auth, limits
+    def error_response(self, status: int, message: str, code: str = "Error") -> Response:
+        if status == 429:
+            limit = self.scenario.rate_limit.requests_per_5_minutes if self.scenario.rate_limit else 300
+            return Response(429, f"Too many requests: {limit} requests per rolling 5 minute window",
+                            content_type="text/plain")
+        if status == 401:
+            return self.auth_failure_response()
+        return Response(status, message, content_type="text/plain")
+
+    def auth_failure_response(self) -> Response:
+        response = Response(401, None)
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+
+    def auth_failure(self, request: Request) -> Response:
+        return self.auth_failure_response()
+
+    def _throttle(self) -> Response | None:
+        limit = self.scenario.rate_limit
+        if limit is None:
+            return None
+        with self._window_lock:
+            now = self._clock()
+            while self._window and self._window[0] <= now - 300.0:
+                self._window.popleft()
+            if len(self._window) >= limit.requests_per_5_minutes:
+                self.refused += 1
+                response = self.error_response(429, "")
+                if limit.retry_after:
+                    response.headers["Retry-After"] = str(max(1, math.ceil(self._window[0] + 300.0 - now)))
+                return response
+            self._window.append(now)
+        return None
+
+    def _authorised(self, request: Request) -> bool:
+        scheme, _, token = (request.header("authorization") or "").partition(" ")
+        expiry = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        return expiry is not None and expiry > self._clock()
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expired (tests of the refresh on 401)."""
+        with self.lock:
+            self.tokens = dict.fromkeys(self.tokens, 0.0)
+
+    # ------------------------------------------------------------------ routes
+    def register_routes(self) -> None:
+        self.route("POST", r"/auth/token", self._token)
+        routes: list[tuple[str, str, Callable[[Request, Any], Response]]] = [
+            ("GET", r"/api/Client", lambda r, m: self._list(r, "clients", self._filter(r, self.clients.values()))),
+            ("GET", r"/api/Client/(?P<id>\d+)", lambda r, m: self._one(self.clients, m, "Client")),
+            ("GET", r"/api/Users", lambda r, m: self._list(r, "users", self._filter(r, self.users.values()))),
+            ("GET", r"/api/Users/(?P<id>\d+)", lambda r, m: self._one(self.users, m, "User")),
+            ("GET", r"/api/Item", lambda r, m: self._list(r, "items", self._filter(r, self.items.values()))),
+            ("GET", r"/api/Item/(?P<id>\d+)", lambda r, m: self._one(self.items, m, "Item")),
+            ("GET", r"/api/ClientContract",
+             lambda r, m: self._list(r, "contracts", self._filter(r, self.contracts.values(), inactive_key="active"))),
+            ("GET", r"/api/ClientContract/(?P<id>\d+)", lambda r, m: self._one(self.contracts, m, "Contract")),
+            ("GET", r"/api/RecurringInvoice", self._list_invoices),
+            ("GET", r"/api/RecurringInvoice/(?P<id>-?\d+)", self._get_invoice),
+            ("POST", r"/api/RecurringInvoice", self._post_invoices),
+        ]
+        for method, pattern, handler in routes:
+            self.route(method, pattern, self._api(handler))
+
+    def _api(self, handler: Callable[[Request, Any], Response]) -> Callable[[Request, Any], Response]:
+        def wrapped(request: Request, match: Any) -> Response:
+            throttled = self._throttle()
+            if throttled is not None:
+                return throttled
+            with self.lock:
+                if not self._authorised(request):
+                    return self.auth_failure_response()
+                try:
+                    return handler(request, match)
+                except Invalid as exc:
+                    return Response(400, str(exc), content_type="text/plain")
+
+        return wrapped
+
+    def _token(self, request: Request, match: Any) -> Response:
+        throttled = self._throttle()
+        if throttled is not None:
+            return throttled
+        try:
+            form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items()}
+        except UnicodeDecodeError:
+            form = {}
+        if form.get("grant_type") != "client_credentials":
+            return Response(400, {"error": "unsupported_grant_type"})
+        wanted = self.scenario.tenant
+        if wanted is not None and (request.arg("tenant") or "").lower() != wanted.lower():
+            return Response(400, {"error": "invalid_request", "error_description": "Unknown or missing tenant"})
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if self._apps.get(client_id) != secret or not secret:
+            return Response(401, {"error": "invalid_client"})
+        if "all" not in (form.get("scope") or "").split():
+            return Response(400, {"error": "invalid_scope"})
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = self._clock() + self.scenario.token_lifetime_seconds
+            self.tokens_issued += 1
+        return Response(200, {"access_token": token, "token_type": "Bearer",
+                              "expires_in": self.scenario.token_lifetime_seconds, "scope": "all"})
+
+    # ------------------------------------------------------------------ reads
+    def _filter(self, request: Request, records: Any, inactive_key: str = "inactive") -> list[dict[str, Any]]:
+        result = list(records)
+        client = request.arg("client_id")
+        if client is not None and client.strip():
+            try:
+                wanted = int(client)
+            except ValueError:
+                raise Invalid(f"client_id {client!r} is not a number") from None
+            result = [r for r in result if r.get("client_id", r.get("id")) == wanted]
+        if (request.arg("includeinactive") or "").lower() != "true":
+            if inactive_key == "active":
+                result = [r for r in result if r["active"]]
+            else:
+                result = [r for r in result if not r.get(inactive_key)]
+        return sorted(result, key=lambda r: r["id"])
+
+    def _list(self, request: Request, key: str, records: list[dict[str, Any]]) -> Response:
+        total = len(records)
+        if (request.arg("pageinate") or "").lower() == "true":
+            size = self._int_arg(request, "page_size", 50)
+            page = self._int_arg(request, "page_no", 1)
+            if self.broken_page(request):
+                page = 1  # every page answers the first one again
+            records = records[(page - 1) * size: page * size]
+        return Response(200, {"record_count": total, key: records})
+
+    @staticmethod
+    def _int_arg(request: Request, name: str, default: int) -> int:
+        raw = request.arg(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise Invalid(f"{name} must be a whole number, got {raw!r}") from None
+        if value < 1:
+            raise Invalid(f"{name} must be at least 1, got {value}")
+        return value
+
+    def _one(self, store: dict[int, dict[str, Any]], match: Any, what: str) -> Response:
+        record = store.get(int(match.group("id")))
+        if record is None:
+            return Response(404, f"{what} {match.group('id')} not found", content_type="text/plain")
+        return Response(200, record)
+
+    def _list_invoices(self, request: Request, match: Any) -> Response:
+        records = sorted(self.invoices.values(), key=lambda i: -i["id"])
+        client = request.arg("client_id")
+        if client:
+            try:
+                wanted = int(client)
+            except ValueError:
+                raise Invalid(f"client_id {client!r} is not a number") from None
+            records = [i for i in records if i["client_id"] == wanted]
+        lines = (request.arg("includelines") or "").lower() == "true"
+        return self._list(request, "invoices", [self._invoice_record(i["id"], lines=lines) for i in records])
+
+    def _get_invoice(self, request: Request, match: Any) -> Response:
+        ident = int(match.group("id"))
+        if ident not in self.invoices:
+            return Response(404, f"Recurring invoice {ident} not found", content_type="text/plain")
+        return Response(200, self._invoice_record(ident, lines=True))
+
+    # ------------------------------------------------------------------ writes
+    def _post_invoices(self, request: Request, match: Any) -> Response:
+        try:
+            body = request.json()
+        except BadRequest as exc:
+            raise Invalid(str(exc)) from exc
+        if not isinstance(body, list) or not body:
+            raise Invalid("The body must be a JSON array of recurring invoices")
+        staged: list[tuple[int, dict[str, Any], dict[int, dict[str, Any]] | None]] = []
+        next_line, next_prorata = self._next_line, self._next_prorata
+        for index, raw in enumerate(body):
+            if not isinstance(raw, dict):
+                raise Invalid(f"Item {index} of the array is not an object")
+            ident = raw.get("id")
+            if isinstance(ident, bool) or not isinstance(ident, int) or ident not in self.invoices:
+                raise Invalid(f"Recurring invoice {ident!r} not found (creating recurring invoices is not emulated)")
+            header = dict(self.invoices[ident])
+            if "reference" in raw:
+                if not isinstance(raw["reference"], str):
+                    raise Invalid(f"Recurring invoice {ident}: reference must be text")
+                header["reference"] = raw["reference"]
+            if "disabled" in raw:
+                if not isinstance(raw["disabled"], bool):
+                    raise Invalid(f"Recurring invoice {ident}: disabled must be true or false")
+                header["disabled"] = raw["disabled"]
+            new_lines = None
+            if "lines" in raw:
+                new_lines, next_line, next_prorata = self._staged_lines(ident, raw["lines"], next_line, next_prorata)
+            staged.append((ident, header, new_lines))
+        for ident, header, new_lines in staged:  # all or nothing
+            self.invoices[ident] = header
+            if new_lines is not None:
+                self.lines[ident] = new_lines
+        self._next_line, self._next_prorata = next_line, next_prorata
+        saved = [self._invoice_record(ident, lines=True) for ident, _, _ in staged]
+        return Response(201, saved[0] if len(saved) == 1 else saved)
+
+    def _staged_lines(self, invoice_id: int, raw_lines: Any, next_line: int,
+                      next_prorata: int) -> tuple[dict[int, dict[str, Any]], int, int]:
+        if not isinstance(raw_lines, list):
+            raise Invalid(f"Recurring invoice {invoice_id}: lines must be an array")
+        current = self.lines[invoice_id]
+        result: dict[int, dict[str, Any]] = {}
+        for index, raw in enumerate(raw_lines):
+            if not isinstance(raw, dict):
+                raise Invalid(f"Recurring invoice {invoice_id}: line {index} is not an object")
+            ident = raw.get("id")
+            if ident not in (None, 0):
+                if isinstance(ident, bool) or not isinstance(ident, int) or ident not in current:
+                    raise Invalid(f"Recurring invoice {invoice_id}: line {ident!r} was not found on this invoice")
+                base = dict(current[ident])
+                line_id = ident
+            else:
+                item_id = raw.get("_itemid")
+                item = self.items.get(item_id) if isinstance(item_id, int) and not isinstance(item_id, bool) else None
+                if item is None:
+                    raise Invalid(f"Recurring invoice {invoice_id}: new line {index} needs the _itemid of an existing "
+                                  f"item, got {item_id!r}")
+                if item["inactive"]:
+                    raise Invalid(f"Recurring invoice {invoice_id}: item {item_id} is inactive")
+                base = {"_itemid": item_id, "qty_order": 1.0, "unit_price": self._item_price(item),
+                        "unit_cost": self._item_cost(item), "item_shortdescription": item["name"],
+                        "item_longdescription": item["description"], "item_internal_reference": "",
+                        "item_external_reference": "", "onetimecharge": False, "isinactive": False,
+                        "startdate": None, "enddate": None, "prorata_data": [], "sequenceid": len(result) + 1}
+                line_id = next_line
+                next_line += 1
+            fields = {k: v for k, v in base.items() if k in LINE_WRITABLE or k == "_itemid"}
+            for key, value in raw.items():
+                if key in LINE_WRITABLE:
+                    fields[key] = value
+            where = f"Recurring invoice {invoice_id} line {line_id}"
+            for key in ("qty_order", "unit_price", "unit_cost"):
+                value = fields.get(key)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise Invalid(f"{where}: {key} must be a number, got {value!r}")
+                fields[key] = float(value)
+            if fields["qty_order"] < 0:
+                raise Invalid(f"{where}: qty_order cannot be negative")
+            for key in ("item_shortdescription", "item_longdescription", "item_internal_reference",
+                        "item_external_reference"):
+                if fields.get(key) is not None and not isinstance(fields[key], str):
+                    raise Invalid(f"{where}: {key} must be text")
+            for key in ("onetimecharge", "isinactive"):
+                if not isinstance(fields.get(key), bool):
+                    raise Invalid(f"{where}: {key} must be true or false")
+            fields["prorata_data"], next_prorata = self._staged_prorata(
+                invoice_id, line_id, fields, base.get("prorata_data") or [], next_prorata, where)
+            result[line_id] = self._finish_line(line_id, invoice_id, fields)
+        return result, next_line, next_prorata
+
+    def _staged_prorata(self, invoice_id: int, line_id: int, fields: dict[str, Any], existing: list[dict[str, Any]],
+                        next_prorata: int, where: str) -> tuple[list[dict[str, Any]], int]:
+        raw_entries = fields.get("prorata_data")
+        if raw_entries is None:
+            return [dict(p) for p in existing], next_prorata
+        if not isinstance(raw_entries, list):
+            raise Invalid(f"{where}: prorata_data must be an array")
+        known = {p["id"]: p for p in existing}
+        start, end = self.current_period(invoice_id)
+        result = []
+        for index, raw in enumerate(raw_entries):
+            if not isinstance(raw, dict):
+                raise Invalid(f"{where}: pro-rata entry {index} is not an object")
+            ident = raw.get("id")
+            if ident not in (None, 0):
+                if ident not in known:
+                    raise Invalid(f"{where}: pro-rata entry {ident!r} was not found")
+                result.append(dict(known[ident]))
+                continue
+            when = parse_halo_date(raw.get("date"))
+            if when is None:
+                raise Invalid(f"{where}: a pro-rata entry needs a date, got {raw.get('date')!r}")
+            if not start <= when <= end:
+                raise Invalid(f"{where}: the pro-rata date {when} is outside the current period ({start} to {end})")
+            quantity = raw.get("quantity")
+            if isinstance(quantity, bool) or not isinstance(quantity, int | float) or quantity == 0:
+                raise Invalid(f"{where}: a pro-rata entry needs a non-zero quantity, got {quantity!r}")
+            if quantity < 0 and not self.scenario.allow_negative_prorata:
+                raise Invalid(f"{where}: negative pro-rata is not allowed (Configuration > Billing > Recurring "
+                              "Invoices: allow negative pro-rata)")
+            manual = raw.get("dont_auto_calculate") is True
+            if manual:
+                price = raw.get("unitprice")
+                if isinstance(price, bool) or not isinstance(price, int | float):
+                    raise Invalid(f"{where}: dont_auto_calculate needs a unitprice")
+                unit_price = Decimal(str(price))
+            else:
+                days = (end - when).days + 1
+                unit_price = (Decimal(str(fields["unit_price"])) * days / ((end - start).days + 1)).quantize(
+                    CENT, ROUND_HALF_UP)
+            invoice = self.invoices[invoice_id]
+            result.append({
+                "id": next_prorata, "invoicedetailid": line_id, "recurring_invoice_id": invoice_id,
+                "client_id": invoice["client_id"], "date": halo_time(when), "quantity": float(quantity),
+                "unitprice": _number(unit_price), "unitcost": float(fields["unit_cost"]),
+                "shortdescription": str(raw.get("shortdescription") or f"Pro-rata: {fields['item_shortdescription']}"),
+                "longdescription": str(raw.get("longdescription") or ""), "prorata_next_invoice": True,
+                "dont_auto_calculate": manual, "isinvoiced": False,
+            })
+            next_prorata += 1
+        return result, next_prorata

@@ -1,0 +1,886 @@
+"""HaloPSA API client: the ``PsaPort`` for HaloPSA.
+
+Authentication: OAuth2 client credentials (``POST {base}/auth/token?tenant=`` with
+``scope=all``); the bearer token is cached process-wide per connection until shortly before it
+expires, and fetched again once when the API answers 401.
+
+Mapping: companies are Clients, contacts Users (Halo's customer contacts), products Items. The
+billed lines are recurring invoice lines, and the agreements either the recurring invoices
+themselves (``lines: recurring-invoice``, the default; their ids are negative, as in Halo) or
+client contracts (``lines: contract``), whose lines are those of the recurring invoices linked to
+the contract (``contract_id``). A recurring invoice's billing cycle is the length of its billing
+period (``period_start_date`` .. ``period_end_date``), anchored on its ``startdate``.
+
+Writes: ``POST /api/RecurringInvoice`` with the invoice and *all* its lines as read (Halo replaces
+an invoice's lines with the lines posted; a line with an id is updated, one without is added).
+
+Prorating (style ``native``): Halo prorates a quantity change itself through a line's pro-rata
+entries (``prorata_data``: a date and a quantity; Halo works out the price for the rest of the
+current period, invoices it on the next invoice and then adds the quantity to the line). So
+``set_quantity`` with an effective date inside the period already invoiced (before the invoice's
+``nextcreationdate``) adds a pro-rata entry for the difference; with a date from the next period
+on (the caller's choice when prorating is disabled or a decrease is not credited) it changes
+``qty_order``, which bills from the next invoice. A line's quantity is ``qty_order`` plus its
+pending pro-rata quantities: what Halo bills from the next period on. Decreases prorated this way
+are credits, which Halo accepts only when negative pro-rata is allowed in its billing settings.
+
+SeatSync's tag: the line's ``item_internal_reference`` (not printed on invoices); a line is
+SeatSync's when it starts with ``seatsync``. SeatSync keeps tags to 50 characters.
+
+Rate limit: hosted Halo allows 300 requests per rolling 5 minutes; a process-wide sliding window
+per connection keeps SeatSync under ``requests_per_5_minutes`` (every request, retries and token
+requests included, waits for a free slot), and a 429 is retried after its ``Retry-After`` or a
+back-off long enough for the window to move.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
+
+import requests
+
+from shared.adapters.connectwise import billing_cycle_name
+from shared.adapters.http import RetryingHttp, RetryPolicy
+from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
+from shared.errors import PsaAuthError, PsaError
+from shared.ports import NewLine, PsaCapabilities
+
+WINDOW_SECONDS = 300.0
+HOSTED_LIMIT = 300
+PAGE_SIZE = 100
+TAG_PREFIX = "seatsync"
+TAG_MAX = 50
+DESCRIPTION_MAX = 4000
+TOKEN_MARGIN_SECONDS = 60.0
+RECURRING_INVOICE_TYPE = "recurring-invoice"
+# Halo's ``period`` of a recurring invoice when its period dates are missing (2 is Monthly).
+PERIOD_CODES = {2: "monthly"}
+_SPANS = {1: "monthly", 2: "bi-monthly", 3: "quarterly", 6: "semi-annual", 12: "annual"}
+
+# Without a Retry-After, a 429 is retried after 10, 20, 40, 80, 120, 120 and 120 s: long enough in all
+# (about 8 minutes) for Halo's 5-minute window to move.
+RETRY_POLICY = RetryPolicy(max_attempts=8, backoff_base_seconds=10.0, backoff_max_seconds=120.0)
+
+LinesMode = Literal["recurring-invoice", "contract"]
+
+
+# --------------------------------------------------------------------------- limits and tokens
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` requests in any ``window`` seconds. Thread-safe: ``acquire`` waits (with
+    the injected ``sleep``) until a slot is free, then takes it."""
+
+    def __init__(self, limit: int, window: float = WINDOW_SECONDS, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if limit < 1:
+            raise ValueError(f"the request limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self.waits = 0
+        self.waited = 0.0
+
+    def in_window(self) -> int:
+        with self._lock:
+            self._prune(self._clock())
+            return len(self._sent)
+
+    def _prune(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._prune(now)
+                if len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return
+                wait = max(self._sent[0] + self.window - now, 0.001)
+                self.waits += 1
+                self.waited += wait
+            self._sleep(wait)
+
+
+class TokenCache:
+    """One connection's bearer token, shared by its clients until shortly before it expires."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+        self.fetched = 0
+
+    def get(self, fetch: Callable[[], tuple[str, float]]) -> str:
+        with self._lock:
+            if self._token is not None and self._clock() < self._expires - TOKEN_MARGIN_SECONDS:
+                return self._token
+            token, lifetime = fetch()
+            self._token, self._expires = token, self._clock() + lifetime
+            self.fetched += 1
+            return token
+
+    def invalidate(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+
+@dataclass
+class HaloLimits:
+    """What one Halo connection shares across its clients in a process."""
+
+    limiter: SlidingWindowLimiter
+    tokens: TokenCache
+
+    @classmethod
+    def create(cls, requests_per_5_minutes: int, *, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> HaloLimits:
+        return cls(SlidingWindowLimiter(requests_per_5_minutes, clock=clock, sleep=sleep), TokenCache(clock))
+
+
+_REGISTRY: dict[tuple[str, str, str], HaloLimits] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def shared_limits(base_url: str, tenant: str | None, client_id: str, requests_per_5_minutes: int) -> HaloLimits:
+    key = (base_url.rstrip("/").lower(), (tenant or "").lower(), client_id)
+    with _REGISTRY_LOCK:
+        found = _REGISTRY.get(key)
+        if found is None:
+            found = _REGISTRY[key] = HaloLimits.create(requests_per_5_minutes)
+        return found
+
+
+def reset_shared_limits() -> None:
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_seatsync_tag(value: str | None) -> bool:
+    return bool(value) and str(value).strip().lower().startswith(TAG_PREFIX)
+
+
+def _halo_id(value: str, what: str) -> int:
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ValueError(f"a Halo {what} id is a whole number, got {value!r}")
+    return int(text)
+
+
+def _whole(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a whole number (int), got {value!r}")
+    return value
+
+
+def halo_time(value: date) -> str:
+    return f"{value.isoformat()}T00:00:00"
+
+
+def halo_day(value: Any) -> date | None:
+    """A Halo datetime as a date. Halo writes local midnight, sometimes converted to UTC
+    (``2024-04-30T23:00:00`` for 1 May in London): the nearest midnight is the date meant."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.year < 1901:  # Halo's empty date, 1899-12-30
+        return None
+    day = moment.date()
+    return day + timedelta(days=1) if moment.hour >= 12 else day
+
+
+def _add_months(anchor: date, months: int) -> date:
+    index = anchor.year * 12 + (anchor.month - 1) + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def cycle_of_span(start: date, end: date) -> str | None:
+    """The billing cycle whose period runs from ``start`` to ``end`` (both included)."""
+    days = (end - start).days + 1
+    if days == 7:
+        return "weekly"
+    if days == 14:
+        return "bi-weekly"
+    for months, name in _SPANS.items():
+        if _add_months(start, months) - timedelta(days=1) == end:
+            return name
+    return None
+
+
+class _Fields:
+    """Typed reads of one Halo record, raising ``PsaError`` that names the record and field."""
+
+    def __init__(self, raw: Any, psa: str, record: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise PsaError(psa, f"expected a JSON object, got {type(raw).__name__}", record)
+        self.raw = raw
+        self.psa = psa
+        self.record = record
+
+    def fail(self, key: str, problem: str) -> PsaError:
+        return PsaError(self.psa, f"field {key}: {problem}", self.record)
+
+    def ident(self, key: str = "id") -> int:
+        value = self.raw.get(key)
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected a whole number, got {value!r}")
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.raw.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected text, got {value!r}")
+        return value
+
+    def decimal(self, key: str, default: Decimal | None = None) -> Decimal | None:
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        return Decimal(str(value))
+
+    def flag(self, key: str) -> bool:
+        value = self.raw.get(key)
+        if value is None:
+            return False
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | Decimal) and value in (0, 1):
+            return bool(value)
+        raise self.fail(key, f"expected true or false, got {value!r}")
+
+    def day(self, key: str) -> date | None:
+        value = self.raw.get(key)
+        if value is None or value == "":
+            return None
+        parsed = halo_day(value)
+        if parsed is None and not (isinstance(value, str) and value.startswith(("1899", "1900"))):
+            raise self.fail(key, f"expected a datetime, got {value!r}")
+        return parsed
+
+    def records(self, key: str) -> list[Any]:
+        value = self.raw.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {type(value).__name__}")
+        return value
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class HaloClient:
+    """HaloPSA over its REST API, implementing ``PsaPort``. Thread-safe.
+
+    ``base_url`` is the Halo web address (``https://yourmsp.halopsa.com``): the API is at
+    ``/api`` and the token endpoint at ``/auth/token``. ``tenant`` is the hosted tenant name when
+    Halo needs it. Pass ``http`` to share a ``RetryingHttp`` (or control its sleeping in tests),
+    ``limits`` for limits other than this connection's process-wide ones, ``today`` for the date
+    lines are judged on.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        tenant: str | None,
+        client_id: str,
+        client_secret: str,
+        lines: LinesMode,
+        requests_per_5_minutes: int,
+        *,
+        verify: bool | str = True,
+        http: RetryingHttp | None = None,
+        limits: HaloLimits | None = None,
+        today: Callable[[], date] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError(f"Halo URL must be https://yourmsp.halopsa.com, got {base_url!r}")
+        for label, value in (("client id", client_id), ("client secret", client_secret)):
+            if not value or not value.strip():
+                raise ValueError(f"Halo {label} is empty")
+        if lines not in ("recurring-invoice", "contract"):
+            raise ValueError(f"lines must be recurring-invoice or contract, got {lines!r}")
+        if not 1 <= requests_per_5_minutes <= HOSTED_LIMIT:
+            raise ValueError(f"requests_per_5_minutes must be 1..{HOSTED_LIMIT}, got {requests_per_5_minutes}")
+        self._name = name
+        self.base_url = base_url.strip().rstrip("/")
+        self.tenant = tenant.strip() if tenant and tenant.strip() else None
+        self._client_id = client_id.strip()
+        self._secret = client_secret
+        self.lines_mode: LinesMode = lines
+        self.page_size = page_size
+        self.http = http or RetryingHttp("HaloPSA", verify=verify, policy=RETRY_POLICY)
+        self.limits = limits or shared_limits(self.base_url, self.tenant, self._client_id, requests_per_5_minutes)
+        self._today = today or (lambda: datetime.now(UTC).date())
+        self._psa = "HaloPSA" if name.lower() in ("", "halopsa", "halo") else f"HaloPSA ({name})"
+
+    # ------------------------------------------------------------------ PsaPort
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> PsaCapabilities:
+        """Halo prorates a line's quantity change itself through pro-rata entries; SeatSync's tag is
+        the line's internal reference."""
+        return PsaCapabilities(kind="halopsa", prorate="native", description_limit=DESCRIPTION_MAX, tag_limit=TAG_MAX)
+
+    @property
+    def calls(self) -> int:
+        return self.http.calls
+
+    def list_companies(self) -> list[PsaCompany]:
+        companies = []
+        for row in self._get_all("/Client", "clients", "clients", {"includeinactive": "true"}):
+            f = _Fields(row, self._psa, f"client {row.get('id') if isinstance(row, Mapping) else '?'}")
+            name = f.text("name")
+            inactive = f.flag("inactive")
+            companies.append(PsaCompany(psa=self._name, company_id=str(f.ident()), identifier=f.text("ref") or name,
+                                        name=name, website=f.text("website") or None,
+                                        status="Inactive" if inactive else "Active"))
+        return companies
+
+    def list_contacts(self, company_id: str | None = None) -> list[PsaContact]:
+        params = {"includeinactive": "true"}
+        record = "users"
+        if company_id is not None:
+            params["client_id"] = str(_halo_id(company_id, "client"))
+            record = f"users of client {company_id}"
+        contacts = []
+        for row in self._get_all("/Users", "users", record, params):
+            f = _Fields(row, self._psa, f"user {row.get('id') if isinstance(row, Mapping) else '?'}")
+            emails = tuple(e for e in (f.text("emailaddress"), f.text("email2"), f.text("email3")) if e)
+            contacts.append(PsaContact(psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("client_id")),
+                                       first_name=f.text("firstname"), last_name=f.text("surname"), emails=emails,
+                                       inactive=f.flag("inactive"), title=f.text("title") or None))
+        return contacts
+
+    def list_products(self, include_inactive: bool = False) -> list[Product]:
+        params = {"includeinactive": "true"} if include_inactive else {}
+        return [self._product(row) for row in self._get_all("/Item", "items", "items", params)]
+
+    def get_product(self, product_id: str) -> Product:
+        ident = _halo_id(product_id, "item")
+        return self._product(self._call("GET", f"/Item/{ident}", record=f"item {ident}"))
+
+    def list_agreement_types(self) -> list[AgreementType]:
+        """Recurring invoices have no types: one type, ``Recurring invoice``. Contracts have
+        Halo's contract types (those in use)."""
+        if self.lines_mode == "recurring-invoice":
+            return [AgreementType(psa=self._name, type_id=RECURRING_INVOICE_TYPE, name="Recurring invoice",
+                                  prorate=True)]
+        types: dict[int, str] = {}
+        for row in self._get_all("/ClientContract", "contracts", "contracts", {"includeinactive": "true"}):
+            f = _Fields(row, self._psa, f"contract {row.get('id') if isinstance(row, Mapping) else '?'}")
+            if row.get("contracttype") is not None:
+                types.setdefault(f.ident("contracttype"), f.text("contracttype_name"))
+        return [AgreementType(psa=self._name, type_id=str(t), name=n, prorate=True) for t, n in sorted(types.items())]
+
+    def get_agreement(self, agreement_id: str) -> Agreement:
+        return self._get_agreement(agreement_id, {})
+
+    def get_agreements(self, agreement_ids: Iterable[str]) -> list[Agreement]:
+        """The agreements that exist among ``agreement_ids`` (missing ones are absent): one read
+        each (Halo has no filter by ids), plus one per client for contracts' billing cycles."""
+        found = []
+        invoices: dict[int, list[Any]] = {}
+        for agreement_id in dict.fromkeys(agreement_ids):
+            try:
+                found.append(self._get_agreement(agreement_id, invoices))
+            except PsaError as exc:
+                if exc.status != 404:
+                    raise
+        return found
+
+    def _get_agreement(self, agreement_id: str, invoices: dict[int, list[Any]]) -> Agreement:
+        if self.lines_mode == "recurring-invoice":
+            ident = _halo_id(agreement_id, "recurring invoice")
+            return self._invoice_agreement(self._call("GET", f"/RecurringInvoice/{ident}",
+                                                      record=f"recurring invoice {ident}"))
+        ident = _halo_id(agreement_id, "contract")
+        contract = self._call("GET", f"/ClientContract/{ident}", record=f"contract {ident}")
+        client = _Fields(contract, self._psa, f"contract {ident}").ident("client_id")
+        if client not in invoices:
+            invoices[client] = self._invoices_of(client, lines=False)
+        return self._contract_agreement(contract, invoices[client])
+
+    def list_agreements(self, company_id: str) -> list[Agreement]:
+        client = _halo_id(company_id, "client")
+        invoices = self._invoices_of(client, lines=False)
+        if self.lines_mode == "recurring-invoice":
+            return [self._invoice_agreement(row) for row in invoices]
+        contracts = self._get_all("/ClientContract", "contracts", f"contracts of client {client}",
+                                  {"client_id": str(client), "includeinactive": "true"})
+        return [self._contract_agreement(row, invoices) for row in contracts]
+
+    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
+        """The lines of the agreements, agreement by agreement in the order given, each by line
+        id. One read per recurring invoice (or, for contracts, per contract and client)."""
+        ids: list[int] = []
+        for agreement_id in agreement_ids:
+            ident = _halo_id(agreement_id, "agreement")
+            if ident not in ids:
+                ids.append(ident)
+        result = []
+        client_invoices: dict[int, list[Any]] = {}
+        for ident in ids:
+            for agreement, invoice in self._invoices_for(ident, client_invoices):
+                rows = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}").records("lines")
+                result += [self._line(row, agreement, invoice) for row in sorted(rows, key=lambda r: r.get("id", 0))]
+        return result
+
+    def get_line(self, agreement_id: str, line_id: str) -> BilledLine:
+        ident = _halo_id(line_id, "line")
+        for line in self.list_lines([agreement_id]):
+            if line.line_id == str(ident):
+                return line
+        raise PsaError(self._psa, f"line {ident} was not found on agreement {agreement_id}",
+                       f"agreement {agreement_id} line {ident}", 404)
+
+    def set_quantity(self, line: BilledLine, quantity: int, effective_date: date) -> BilledLine:
+        """Bring a line to ``quantity`` from ``effective_date``: inside the period already invoiced
+        (before the invoice's next creation date) with a pro-rata entry for the difference, which
+        Halo prorates and later adds to the line; from the next period on by changing
+        ``qty_order``. Nothing is written when the line already bills ``quantity``."""
+        _whole(quantity, "quantity")
+        if quantity < 0:
+            raise ValueError(f"quantity cannot be negative, got {quantity}")
+        invoice_id, invoice, raw = self._line_on_invoice(line)
+        record = f"recurring invoice {invoice_id} line {line.line_id}"
+        current = self._billed_quantity(raw, record)
+        change = Decimal(quantity) - current
+        if change == 0:
+            return self._line(raw, line.agreement_id, invoice)
+        next_start = self._next_start(invoice, invoice_id)
+        lines = [copy.deepcopy(row) for row in _Fields(invoice, self._psa, record).records("lines")]
+        target = next(row for row in lines if row.get("id") == raw.get("id"))
+        shown = f"{change.normalize():+f}"
+        if effective_date < next_start:
+            entries = target.get("prorata_data") or []
+            target["prorata_data"] = [*entries, {"date": halo_time(effective_date), "quantity": float(change)}]
+            action = f"pro-rata of {shown} from {effective_date}"
+        else:
+            target["qty_order"] = float(Decimal(str(target.get("qty_order") or 0)) + change)
+            action = f"quantity {shown} from the invoice of {next_start}"
+        saved = self._post_lines(invoice_id, lines, f"{record} ({action})")
+        return self._line(self._find_line(saved, raw.get("id"), record), line.agreement_id, saved)
+
+    def create_line(self, line: NewLine) -> BilledLine:
+        """Add a line to a recurring invoice (for ``lines: contract``, the contract's one linked
+        recurring invoice). Its units bill from ``effective_date``: inside the period already
+        invoiced through a pro-rata entry (the line starts at 0 and Halo adds the units after
+        invoicing them), otherwise as the line's quantity."""
+        record = f"agreement {line.agreement_id} new line of item {line.product_id}"
+        problems = []
+        try:
+            quantity = _whole(line.quantity, "quantity")
+            if quantity < 0:
+                problems.append(f"quantity cannot be negative, got {quantity}")
+        except ValueError as exc:
+            problems.append(str(exc))
+            quantity = 0
+        if not str(line.product_id).strip().isdigit():
+            problems.append(f"product id must be a Halo item id, got {line.product_id!r}")
+        if line.bill_mode is not BillMode.BILLABLE:
+            problems.append(f"bill mode {line.bill_mode.value} is not possible on a Halo recurring invoice line")
+        if len(line.invoice_description) > DESCRIPTION_MAX:
+            problems.append(f"item_longdescription is {len(line.invoice_description)} characters; SeatSync writes at "
+                            f"most {DESCRIPTION_MAX}")
+        if line.tag is not None:
+            if len(line.tag) > TAG_MAX:
+                problems.append(f"item_internal_reference (the tag) is {len(line.tag)} characters; SeatSync writes at "
+                                f"most {TAG_MAX}")
+            if not is_seatsync_tag(line.tag):
+                problems.append(f"the tag must start with '{TAG_PREFIX}' so that SeatSync recognises the line, got "
+                                f"{line.tag!r}")
+        if problems:
+            raise PsaError(self._psa, "; ".join(problems), record)
+        invoice_id, invoice = self._invoice_for_new_line(line.agreement_id, record)
+        lines = [copy.deepcopy(row) for row in _Fields(invoice, self._psa, record).records("lines")]
+        before = {row.get("id") for row in lines}
+        new: dict[str, Any] = {"_itemid": int(str(line.product_id).strip()), "qty_order": float(quantity),
+                               "startdate": halo_time(line.effective_date)}
+        if line.effective_date < self._next_start(invoice, invoice_id) and quantity:
+            new["qty_order"] = 0.0
+            new["prorata_data"] = [{"date": halo_time(line.effective_date), "quantity": float(quantity)}]
+        if line.end_date is not None:
+            new["enddate"] = halo_time(line.end_date)
+        if line.unit_price is not None:
+            new["unit_price"] = float(line.unit_price)
+        if line.unit_cost is not None:
+            new["unit_cost"] = float(line.unit_cost)
+        if line.description:
+            new["item_shortdescription"] = line.description
+        if line.invoice_description:
+            new["item_longdescription"] = line.invoice_description
+        if line.tag:
+            new["item_internal_reference"] = line.tag
+        saved = self._post_lines(invoice_id, [*lines, new], record, creating=True)
+        added = [row for row in _Fields(saved, self._psa, record).records("lines") if row.get("id") not in before]
+        if len(added) != 1:
+            raise PsaError(self._psa, f"Halo answered with {len(added)} new lines instead of 1; read the recurring "
+                           f"invoice {invoice_id} before trying again", record)
+        return self._line(added[0], line.agreement_id, saved)
+
+    def update_line(self, line: BilledLine, *, invoice_description: str | None = None,
+                    unit_price: Decimal | None = None) -> BilledLine:
+        if invoice_description is None and unit_price is None:
+            return line
+        invoice_id, invoice, raw = self._line_on_invoice(line)
+        record = f"recurring invoice {invoice_id} line {line.line_id}"
+        if invoice_description is not None and len(invoice_description) > DESCRIPTION_MAX:
+            raise PsaError(self._psa, f"item_longdescription is {len(invoice_description)} characters; SeatSync "
+                           f"writes at most {DESCRIPTION_MAX}", record)
+        lines = [copy.deepcopy(row) for row in _Fields(invoice, self._psa, record).records("lines")]
+        target = next(row for row in lines if row.get("id") == raw.get("id"))
+        if invoice_description is not None:
+            target["item_longdescription"] = invoice_description
+        if unit_price is not None:
+            target["unit_price"] = float(unit_price)
+        saved = self._post_lines(invoice_id, lines, record)
+        return self._line(self._find_line(saved, raw.get("id"), record), line.agreement_id, saved)
+
+    # ------------------------------------------------------------------ more of the PSA
+    def check_connection(self) -> int:
+        """Fetch a token and read one client: proves the URL, tenant, credentials and permissions."""
+        data = self._call("GET", "/Client", record="clients", params={"pageinate": "true", "page_size": "1",
+                                                                      "page_no": "1"})
+        count = data.get("record_count") if isinstance(data, Mapping) else None
+        return int(count) if isinstance(count, int) else 0
+
+    # ------------------------------------------------------------------ mapping
+    def _product(self, row: Any) -> Product:
+        f = _Fields(row, self._psa, f"item {row.get('id') if isinstance(row, Mapping) else '?'}")
+        recurring = f.flag("isrecurringitem")
+        name = f.text("name")
+        return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
+                       description=f.text("description") or name,
+                       price=f.decimal("recurringprice" if recurring else "baseprice"),
+                       cost=f.decimal("recurringcost" if recurring else "costprice"),
+                       inactive=f.flag("inactive"), customer_description=f.text("description"))
+
+    def _cycle(self, f: _Fields) -> str:
+        start, end = f.day("period_start_date"), f.day("period_end_date")
+        if start is not None and end is not None and end >= start:
+            found = cycle_of_span(start, end)
+            if found is not None:
+                return found
+        period = f.raw.get("period")
+        if isinstance(period, int) and period in PERIOD_CODES:
+            return PERIOD_CODES[period]
+        name = f.raw.get("periodname")
+        if isinstance(name, str) and billing_cycle_name(name):
+            return billing_cycle_name(name) or "none"
+        return "none"
+
+    def _invoice_agreement(self, raw: Any) -> Agreement:
+        f = _Fields(raw, self._psa, f"recurring invoice {raw.get('id') if isinstance(raw, Mapping) else '?'}")
+        end = f.day("enddate")
+        today = self._today()
+        return Agreement(psa=self._name, agreement_id=str(f.ident()), company_id=str(f.ident("client_id")),
+                         name=f.text("reference") or f.text("invoice_display"), type_name="Recurring invoice",
+                         active=not f.flag("disabled") and (end is None or end >= today), prorate=True,
+                         billing_cycle=self._cycle(f), start_date=f.day("startdate"), end_date=end,
+                         bill_in_advance=True)
+
+    def _contract_agreement(self, raw: Any, invoices: list[Any]) -> Agreement:
+        f = _Fields(raw, self._psa, f"contract {raw.get('id') if isinstance(raw, Mapping) else '?'}")
+        ident = f.ident()
+        linked = [row for row in invoices if isinstance(row, Mapping) and row.get("contract_id") == ident]
+        cycle = self._cycle(_Fields(linked[0], self._psa, f"contract {ident} invoice")) if linked else "none"
+        end = f.day("end_date")
+        today = self._today()
+        active = f.flag("active") and not f.flag("expired") and (end is None or end >= today)
+        return Agreement(psa=self._name, agreement_id=str(ident), company_id=str(f.ident("client_id")),
+                         name=f.text("ref"), type_name=f.text("contracttype_name"), active=active, prorate=True,
+                         billing_cycle=cycle, start_date=f.day("start_date"), end_date=end, bill_in_advance=True)
+
+    def _billed_quantity(self, raw: Any, record: str) -> Decimal:
+        f = _Fields(raw, self._psa, record)
+        quantity = f.decimal("qty_order", Decimal(0)) or Decimal(0)
+        for entry in f.records("prorata_data"):
+            e = _Fields(entry, self._psa, f"{record} pro-rata {entry.get('id') if isinstance(entry, Mapping) else '?'}")
+            if not e.flag("isinvoiced"):
+                quantity += e.decimal("quantity", Decimal(0)) or Decimal(0)
+        return quantity
+
+    def _line(self, raw: Any, agreement_id: str | int, invoice: Any) -> BilledLine:
+        invoice_f = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}")
+        record = f"recurring invoice {invoice.get('id')} line {raw.get('id') if isinstance(raw, Mapping) else '?'}"
+        f = _Fields(raw, self._psa, record)
+        pending = [_Fields(p, self._psa, record) for p in f.records("prorata_data")]
+        pending = [p for p in pending if not p.flag("isinvoiced")]
+        since = max((d for p in pending if (d := p.day("date")) is not None), default=None)
+        cancelled = None
+        if f.flag("isinactive"):
+            cancelled = f.day("enddate") or self._today()
+        reference = f.text("item_internal_reference")
+        return BilledLine(
+            psa=self._name, line_id=str(f.ident()), agreement_id=str(agreement_id),
+            company_id=str(invoice_f.ident("client_id")), product_id=str(f.ident("_itemid")),
+            product_identifier=f.text("item_code") or f.text("item_shortdescription"),
+            quantity=self._billed_quantity(raw, record), unit_price=f.decimal("unit_price"),
+            unit_cost=f.decimal("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
+            invoice_description=f.text("item_longdescription"), effective_date=since or f.day("startdate"),
+            cancelled_date=cancelled, tag=reference.strip() if is_seatsync_tag(reference) else None,
+        )
+
+    def _next_start(self, invoice: Any, invoice_id: int) -> date:
+        next_start = _Fields(invoice, self._psa, f"recurring invoice {invoice_id}").day("nextcreationdate")
+        if next_start is None:
+            raise PsaError(self._psa, "the recurring invoice has no next creation date (no schedule?); set its "
+                           "schedule in Halo", f"recurring invoice {invoice_id}")
+        return next_start
+
+    # ------------------------------------------------------------------ invoices
+    def _invoices_of(self, client: int, *, lines: bool) -> list[Any]:
+        params = {"client_id": str(client)}
+        if lines:
+            params["includelines"] = "true"
+        return self._get_all("/RecurringInvoice", "invoices", f"recurring invoices of client {client}", params)
+
+    def _invoice(self, ident: int) -> Any:
+        return self._call("GET", f"/RecurringInvoice/{ident}", record=f"recurring invoice {ident}")
+
+    def _invoices_for(self, agreement: int, cache: dict[int, list[Any]]) -> list[tuple[int, Any]]:
+        """(agreement id, recurring invoice with its lines) for one agreement."""
+        if self.lines_mode == "recurring-invoice":
+            return [(agreement, self._invoice(agreement))]
+        contract = self._call("GET", f"/ClientContract/{agreement}", record=f"contract {agreement}")
+        client = _Fields(contract, self._psa, f"contract {agreement}").ident("client_id")
+        if client not in cache:
+            cache[client] = self._invoices_of(client, lines=True)
+        return [(agreement, row) for row in cache[client] if isinstance(row, Mapping) and row.get("contract_id") ==
+                agreement]
+
+    def _line_on_invoice(self, line: BilledLine) -> tuple[int, Any, Any]:
+        """The line's recurring invoice (read now, with all its lines) and the line in it."""
+        if line.psa != self._name:
+            raise ValueError(f"line {line.line_id} belongs to PSA connection {line.psa!r}, not {self._name!r}")
+        ident = _halo_id(line.line_id, "line")
+        agreement = _halo_id(line.agreement_id, "agreement")
+        for _, invoice in self._invoices_for(agreement, {}):
+            invoice_id = _Fields(invoice, self._psa, "recurring invoice").ident()
+            if self.lines_mode == "contract":
+                invoice = self._invoice(invoice_id)  # the full record, lines and pro-rata included
+            for row in _Fields(invoice, self._psa, f"recurring invoice {invoice_id}").records("lines"):
+                if isinstance(row, Mapping) and row.get("id") == ident:
+                    return invoice_id, invoice, row
+        raise PsaError(self._psa, f"line {ident} was not found on agreement {agreement} (removed in Halo?)",
+                       f"agreement {agreement} line {ident}", 404)
+
+    def _invoice_for_new_line(self, agreement_id: str, record: str) -> tuple[int, Any]:
+        agreement = _halo_id(agreement_id, "agreement")
+        if self.lines_mode == "recurring-invoice":
+            return agreement, self._invoice(agreement)
+        linked = self._invoices_for(agreement, {})
+        if len(linked) != 1:
+            raise PsaError(self._psa, f"contract {agreement} has {len(linked)} linked recurring invoices; SeatSync "
+                           "adds lines only to a contract with exactly one", record)
+        invoice_id = _Fields(linked[0][1], self._psa, record).ident()
+        return invoice_id, self._invoice(invoice_id)
+
+    def _find_line(self, invoice: Any, line_id: Any, record: str) -> Any:
+        for row in _Fields(invoice, self._psa, record).records("lines"):
+            if isinstance(row, Mapping) and row.get("id") == line_id:
+                return row
+        raise PsaError(self._psa, "the line is missing from Halo's answer to the write", record)
+
+    def _post_lines(self, invoice_id: int, lines: list[Any], record: str, *, creating: bool = False) -> Any:
+        body = _jsonable([{"id": invoice_id, "lines": lines}])
+        saved = self._call("POST", "/RecurringInvoice", record=record, json=body, creating=creating)
+        if isinstance(saved, list):
+            saved = next((s for s in saved if isinstance(s, Mapping) and s.get("id") == invoice_id), None)
+        if not isinstance(saved, Mapping) or not isinstance(saved.get("lines"), list):
+            saved = self._invoice(invoice_id)  # Halo answered without the invoice: read it back
+        return saved
+
+    # ------------------------------------------------------------------ HTTP
+    def _fetch_token(self) -> tuple[str, float]:
+        url = f"{self.base_url}/auth/token"
+        params = {"tenant": self.tenant} if self.tenant else None
+        form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._secret,
+                "scope": "all"}
+        self.limits.limiter.acquire()
+        try:
+            response = self.http.request("POST", url, params=params, data=form, idempotent=True,
+                                         headers={"Accept": "application/json"}, on_retry=self.limits.limiter.acquire)
+        except requests.RequestException as exc:
+            raise PsaError(self._psa, f"no answer from the token endpoint ({type(exc).__name__}: {exc})", "token",
+                           None, "POST", url) from exc
+        try:
+            body = json.loads(response.text) if response.content else {}
+        except ValueError:
+            body = {}
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(token, str) or not token:
+            error = body.get("error") if isinstance(body, dict) else None
+            described = body.get("error_description") if isinstance(body, dict) else None
+            detail = (", ".join(str(x) for x in (error, described) if x) or response.text[:200]
+                      or f"HTTP {response.status_code}")
+            raise PsaAuthError(
+                self._psa, "Halo refused the client credentials. Check the application's client ID and secret "
+                "(Configuration > Integrations > HaloPSA API > Applications: authentication method 'Client ID and "
+                "Secret (Services)', login type Agent), that its permissions include read and edit of customers, "
+                f"items and invoices (or 'all'), and the tenant{f' ({self.tenant})' if self.tenant else ''} "
+                f"({detail})", "token", response.status_code, "POST", url)
+        lifetime = body.get("expires_in") if isinstance(body, dict) else None
+        return token, float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else 3600.0
+
+    def _send(self, method: str, path: str, *, record: str, params: Mapping[str, str] | None = None,
+              json_body: Any = None, creating: bool = False) -> requests.Response:
+        url = f"{self.base_url}/api{path}"
+        tokens = self.limits.tokens
+        limiter = self.limits.limiter
+        for attempt in (1, 2):
+            token = tokens.get(self._fetch_token)
+            limiter.acquire()
+            try:
+                response = self.http.request(method, url, params=params, json=json_body,
+                                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                                             on_retry=limiter.acquire)
+            except requests.RequestException as exc:
+                maybe = (" The line may have been added: read the recurring invoice before trying again."
+                         if creating else "")
+                raise PsaError(self._psa, f"no answer from Halo ({type(exc).__name__}: {exc}).{maybe}", record, None,
+                               method, url) from exc
+            if response.status_code == 401 and attempt == 1:
+                tokens.invalidate(token)  # expired or revoked: one new token, one more try
+                continue
+            return response
+        return response
+
+    def _call(self, method: str, path: str, *, record: str, params: Mapping[str, str] | None = None,
+              json: Any = None, creating: bool = False) -> Any:
+        response = self._send(method, path, record=record, params=params, json_body=json, creating=creating)
+        url = response.url or f"{self.base_url}/api{path}"
+        if response.status_code >= 400:
+            self._raise(response, method, url, record, creating=creating)
+        if not response.content:
+            return None
+        try:
+            return _loads(response.text)
+        except ValueError:
+            raise PsaError(self._psa, f"the answer is not JSON: {response.text[:200]!r}", record,
+                           response.status_code, method, url) from None
+
+    def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool) -> NoReturn:
+        status = response.status_code
+        detail = _message(response)
+        if status in (401, 403):
+            raise PsaAuthError(
+                self._psa, "Halo refused the request with a fresh token: check that the API application's "
+                "permissions (or the agent it logs in as) allow reading and editing customers, items, contracts "
+                f"and invoices ({detail or f'HTTP {status}'})", record, status, method, url)
+        if status == 404:
+            raise PsaError(self._psa, f"not found ({detail or 'HTTP 404'})", record, status, method, url)
+        if status == 429:
+            raise PsaError(self._psa, f"still throttled (HTTP 429) after retrying: {detail}", record, status, method,
+                           url)
+        text = detail or f"HTTP {status}"
+        if status >= 500 and creating:
+            text += " The line may have been added: read the recurring invoice before trying again."
+        raise PsaError(self._psa, text, record, status, method, url)
+
+    def _get_all(self, path: str, key: str, record: str, params: Mapping[str, str] | None = None) -> list[Any]:
+        """Every record of a list, page by page (``pageinate=true``). A page that repeats records,
+        an empty page before ``record_count`` is reached or more records than ``record_count``
+        raise ``PsaError``."""
+        rows: list[Any] = []
+        seen: set[Any] = set()
+        page = 1
+        while True:
+            query = dict(params or {})
+            query.update({"pageinate": "true", "page_size": str(self.page_size), "page_no": str(page)})
+            data = self._call("GET", path, record=record, params=query)
+            f = _Fields(data, self._psa, record)
+            count = data.get("record_count")
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise f.fail("record_count", f"expected a whole number, got {count!r}")
+            items = f.records(key)
+            if len(items) > self.page_size:
+                raise PsaError(self._psa, f"page {page} holds {len(items)} records, more than the page size "
+                               f"{self.page_size}", record)
+            for item in items:
+                ident = item.get("id") if isinstance(item, Mapping) else None
+                if ident in seen:
+                    raise PsaError(self._psa, f"paging is inconsistent: record {ident} came back twice (page {page}); "
+                                   "the list changed while it was read or paging is broken", record)
+                seen.add(ident)
+            rows.extend(items)
+            if len(rows) > count:
+                raise PsaError(self._psa, f"more records ({len(rows)}) than record_count ({count})", record)
+            if len(rows) == count:
+                return rows
+            if not items:
+                raise PsaError(self._psa, f"paging is broken: page {page} is empty but only {len(rows)} of "
+                               f"{count} records were read", record)
+            page += 1
+
+
+def _jsonable(value: Any) -> Any:
+    """A record read with ``Decimal`` numbers, ready to be sent back as JSON."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, Mapping):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+def _message(response: requests.Response) -> str:
+    """Halo's error text: a JSON string, an object with a message, or plain text."""
+    text = response.text or ""
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        return text[:300].strip()
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict):
+        for key in ("message", "Message", "error_description", "error", "title"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    return text[:300].strip()

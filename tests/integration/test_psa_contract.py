@@ -1,0 +1,221 @@
+"""One behavioural suite that every PSA adapter passes, through ``PsaPort`` only: ConnectWise,
+Autotask and HaloPSA, each against its emulator holding the same small MSP (see
+``psa_contract_helpers``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from emulators.tls import TlsFiles, ensure_tls_files
+from shared.domain.model import BilledLine
+from shared.errors import PsaError
+from shared.ports import NewLine, PsaPort
+from tests.integration.psa_contract_helpers import (
+    AGREEMENT_TYPE,
+    LINE_QUANTITY,
+    NEXT_PERIOD,
+    PERIOD_START,
+    TODAY,
+    PsaUnderTest,
+    ensure_quantity,
+    start,
+)
+
+KINDS = ["connectwise", "autotask", "halopsa"]
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return ensure_tls_files(tmp_path_factory.mktemp("psa-contract-tls"))
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def running_psa(request: pytest.FixtureRequest, tls: TlsFiles) -> Iterator[PsaUnderTest]:
+    psa = start(request.param, tls)
+    yield psa
+    psa.running.stop()
+
+
+@pytest.fixture
+def psa(running_psa: PsaUnderTest) -> PsaUnderTest:
+    """The suite's MSP, reset to its start (state, faults, request log) for each test."""
+    running_psa.emulator.reset()
+    running_psa.sleeps.clear()
+    return running_psa
+
+
+def the_line(client: PsaPort, psa: PsaUnderTest) -> BilledLine:
+    lines = client.list_lines([psa.agreement_id])
+    return next(line for line in lines if line.line_id == psa.line_id)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_reads_companies_contacts_products_and_agreement_types(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    assert client.name == psa.kind
+    assert client.capabilities.kind == psa.kind
+    companies = {c.company_id: c for c in client.list_companies()}
+    assert {"19", "20"} <= set(companies)
+    assert companies["19"].name == "Fabrikam Ltd"
+    assert companies["19"].website == "fabrikam.com"
+    contacts = client.list_contacts("19")
+    assert sorted((c.first_name, c.last_name, c.emails) for c in contacts) == [
+        ("Ann", "Lee", ("ann@fabrikam.com",)), ("Bob", "Kay", ("bob@fabrikam.com",))]
+    assert all(c.company_id == "19" for c in contacts)
+    products = client.list_products()
+    assert [(p.identifier, p.price, p.cost) for p in products] == [
+        ("M365-BP", Decimal("22.0"), Decimal("19.8")), ("M365-E3", Decimal("36.0"), Decimal("32.4"))]
+    assert client.get_product(products[1].product_id).identifier == "M365-E3"
+    names = [t.name for t in client.list_agreement_types()]
+    assert names
+    agreement = client.get_agreement(psa.agreement_id)
+    assert agreement.type_name in names
+    if psa.kind != "halopsa":  # Halo's recurring invoices carry no type of their own
+        assert AGREEMENT_TYPE in names
+
+
+def test_reads_the_company_agreements_and_their_lines(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    agreements = client.list_agreements("19")
+    assert [a.agreement_id for a in agreements] == [psa.agreement_id]
+    agreement = agreements[0]
+    assert (agreement.company_id, agreement.active, agreement.billing_cycle) == ("19", True, "monthly")
+    assert agreement.start_date == PERIOD_START
+    assert agreement.prorate is True
+    assert client.list_agreements("20") == []
+    assert client.get_agreements([psa.missing_agreement_id, psa.agreement_id]) == [agreement]
+    lines = client.list_lines([psa.agreement_id])
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line.line_id, line.agreement_id, line.company_id) == (psa.line_id, psa.agreement_id, "19")
+    assert line.product_identifier == "M365-BP"
+    assert line.quantity == Decimal(LINE_QUANTITY)
+    assert line.unit_price == Decimal("22.0")
+    assert line.active
+    assert line.tag is None
+    assert client.get_line(psa.agreement_id, psa.line_id) == line
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def test_an_increase_is_billed_and_read_back(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    updated = client.set_quantity(the_line(client, psa), 25, TODAY)
+    assert updated.quantity == Decimal(25)
+    assert the_line(psa.client(), psa).quantity == Decimal(25)
+    assert psa.billed(psa.line_id) == Decimal(25)
+    assert psa.writes() >= 1
+
+
+def test_a_decrease_is_billed_and_read_back(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    client.set_quantity(the_line(client, psa), 18, TODAY)
+    assert the_line(psa.client(), psa).quantity == Decimal(18)
+    assert psa.billed(psa.line_id) == Decimal(18)
+
+
+def test_a_change_from_the_next_billing_period_is_read_back(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    client.set_quantity(the_line(client, psa), 17, NEXT_PERIOD)
+    assert the_line(psa.client(), psa).quantity == Decimal(17)
+    assert psa.billed(psa.line_id) in (Decimal(17), Decimal(LINE_QUANTITY))  # Autotask bills 17 from February
+
+
+def test_a_new_tagged_line_is_created_and_found_again_by_its_tag(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    created = client.create_line(NewLine(agreement_id=psa.agreement_id, product_id="2", quantity=3,
+                                         effective_date=TODAY, tag="seatsync:e3",
+                                         invoice_description="Microsoft 365 E3 for Ann Lee"))
+    assert created.tag == "seatsync:e3"
+    assert created.quantity == Decimal(3)
+    found = [line for line in psa.client().list_lines([psa.agreement_id]) if line.tag == "seatsync:e3"]
+    assert [(line.line_id, line.product_identifier, line.quantity) for line in found] == [
+        (created.line_id, "M365-E3", Decimal(3))]
+    assert psa.billed(created.line_id) == Decimal(3)
+    assert found[0].invoice_description == "Microsoft 365 E3 for Ann Lee"
+
+
+def test_a_prorated_increase_is_recorded_the_way_the_psa_prorates(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    line = the_line(client, psa)
+    psa.prorated_increase(client, line, 2)
+    psa.assert_prorated(line, 2)
+    style = client.capabilities.prorate
+    assert style == ("separate-line" if psa.kind == "connectwise" else "native")
+
+
+def test_a_second_identical_push_writes_nothing(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    line = the_line(client, psa)
+    assert ensure_quantity(client, line, 24, TODAY) is not None
+    written = psa.writes()
+    assert written >= 1
+    again = psa.client()
+    assert ensure_quantity(again, line, 24, TODAY) is None
+    assert psa.writes() == written
+    assert psa.billed(psa.line_id) == Decimal(24)
+
+
+def test_descriptions_and_prices_are_updated(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    updated = client.update_line(the_line(client, psa), invoice_description="Ann, Bob and 18 more",
+                                 unit_price=Decimal("21.50"))
+    assert updated.invoice_description == "Ann, Bob and 18 more"
+    again = the_line(psa.client(), psa)
+    assert again.invoice_description == "Ann, Bob and 18 more"
+    assert again.unit_price == Decimal("21.5")
+    assert again.quantity == Decimal(LINE_QUANTITY)
+
+
+# --------------------------------------------------------------------------- limits and errors
+
+
+def test_throttling_is_waited_out_as_the_psa_asks(psa: PsaUnderTest) -> None:
+    psa.fault(kind="throttle", path=psa.lines_path, times=2, retryAfter=3)
+    client = psa.client()
+    lines = client.list_lines([psa.agreement_id])
+    assert [line.quantity for line in lines] == [Decimal(LINE_QUANTITY)]
+    assert psa.sleeps.count(3.0) == 2
+    throttled = [e for e in psa.log() if e["fault"] == "throttle"]
+    assert len(throttled) == 2
+
+
+def test_a_write_the_psa_rejects_is_an_error_naming_the_record(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    with pytest.raises(PsaError) as caught:
+        client.create_line(NewLine(agreement_id=psa.agreement_id, product_id="9999", quantity=1, effective_date=TODAY,
+                                   tag="seatsync:x"))
+    error = caught.value
+    assert error.record is not None
+    assert psa.agreement_id in error.record
+    assert "9999" in str(error)
+    assert error.status is not None and error.status >= 400
+    assert psa.billed(psa.line_id) == Decimal(LINE_QUANTITY)
+
+
+def test_a_write_to_a_missing_line_is_an_error_naming_the_line(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    line = the_line(client, psa)
+    ghost = replace(line, line_id="99999")
+    with pytest.raises(PsaError) as caught:
+        client.update_line(ghost, invoice_description="nobody")
+    assert caught.value.record is not None
+    assert "99999" in caught.value.record
+    assert caught.value.status in (400, 404, 500)
+
+
+def test_nothing_is_written_for_an_invalid_quantity(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    line = the_line(client, psa)
+    written = psa.writes()
+    with pytest.raises(ValueError, match="whole number"):
+        client.set_quantity(line, 2.5, date(2026, 1, 20))  # type: ignore[arg-type]
+    assert psa.writes() == written
