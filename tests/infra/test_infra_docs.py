@@ -13,9 +13,8 @@ DEPLOY = ROOT / "docs" / "deploy.md"
 GRAPH_PERMISSIONS = [
     "DelegatedAdminRelationship.Read.All",
     "Mail.Send",
-    "Organization.Read.All",
+    "LicenseAssignment.Read.All",
     "User.Read.All",
-    "Directory.Read.All",
     "GroupMember.Read.All",
     "Reports.Read.All",
     "DeviceManagementManagedDevices.Read.All",
