@@ -401,8 +401,11 @@ class _Planner:
     def native_effective(self, item: BillableItem, agreement: Agreement) -> date:
         """Autotask-style: today (the PSA prorates), or the next billing period's start when the
         company disables prorating."""
-        if not item.company.disable_prorate:
+        if not item.company.disable_prorate and self.prorates(item, agreement):
             return self.today
+        return self.next_period_start(agreement)
+
+    def next_period_start(self, agreement: Agreement) -> date:
         period = self.period(agreement)
         if period is None or agreement.start_date is None:
             return self.today
@@ -435,7 +438,10 @@ class _Planner:
             if missing:
                 reason += f"; no credit: {missing}"
         elif capabilities.prorate == "native":
-            effective = self.native_effective(item, agreement)
+            # the PSA credits a decrease dated inside the current period: only where negative
+            # prorating is allowed; otherwise the decrease takes effect with the next period
+            effective = (self.native_effective(item, agreement) if item.licence.allow_negative_prorate
+                         else self.next_period_start(agreement))
         self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity, reason, effective,
                                         hold_key=key))
 

@@ -94,6 +94,16 @@ def test_disabling_prorate_on_a_native_psa_moves_the_change_to_the_next_billing_
     assert result.changes[0].effective_date == date(2026, 12, 1)
 
 
+def test_a_native_psa_credits_a_decrease_only_where_negative_prorating_is_allowed() -> None:
+    cfg = config(licence(decreasePolicy="apply"))
+    result = plan(cfg, seats(9), view(line(quantity=10), capabilities=AUTOTASK))
+    assert result.changes[0].effective_date == date(2026, 12, 1)
+    credited = plan(config(licence(decreasePolicy="apply", allowNegativeProrate=True)), seats(9),
+                    view(line(quantity=10), capabilities=AUTOTASK))
+    assert kinds(credited) == [("set-quantity", "planned", 9)]
+    assert credited.changes[0].effective_date == TODAY
+
+
 def test_an_earlier_attempt_s_prorate_line_is_found_and_not_written_twice() -> None:
     first = plan(config(licence()), seats(23), view(line(quantity=20)))
     prorate = first.changes[0]
