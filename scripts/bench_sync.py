@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from emulators.generator import generate_msp
 from emulators.launcher import spawn_emulators, start_emulators
@@ -26,7 +27,7 @@ from shared.config.yaml_io import parse_yaml
 from shared.settings import Settings
 
 
-def minimum_calls(scenario: dict, changes: int) -> tuple[int, int]:
+def minimum_calls(scenario: dict[str, Any], changes: int) -> tuple[int, int]:
     """The fewest Graph and PSA requests a sync of this MSP can make: GDAP's customer list, one
     batch per tenant and every further page of users; the agreements (100 per request), each
     product's price, each agreement's lines, and one request per write."""

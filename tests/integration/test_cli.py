@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,7 +18,7 @@ from shared.config.yaml_io import load_yaml_file
 pytestmark = pytest.mark.integration
 
 T1 = "aaaaaaaa-0000-0000-0000-000000000001"
-GOOD = {
+GOOD: dict[str, Any] = {
     "psaConnections": [{"name": "cw", "type": "connectwise", "url": "https://cw.example.com/v4_6_release/apis/3.0",
                         "companyId": "msp", "publicKey": {"setting": "CW_PUBLIC_KEY"},
                         "privateKey": {"setting": "CW_PRIVATE_KEY"},
@@ -53,7 +54,7 @@ def test_import_then_export_round_trips(env: TableStore, tmp_path: Path, capsys:
 
 def test_an_invalid_file_is_rejected_whole(env: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "import", str(write(tmp_path / "in.yaml", GOOD))]) == EXIT_OK
-    bad = {**GOOD, "tenants": [*GOOD["tenants"], {"tenantId": "nope", "name": "Broken"}]}  # type: ignore[list-item]
+    bad = {**GOOD, "tenants": [*GOOD["tenants"], {"tenantId": "nope", "name": "Broken"}]}
     capsys.readouterr()
     assert main(["config", "import", str(write(tmp_path / "bad.yaml", bad))]) == EXIT_USAGE
     errors = capsys.readouterr().err
@@ -63,7 +64,7 @@ def test_an_invalid_file_is_rejected_whole(env: TableStore, tmp_path: Path, caps
     assert len(config.tenants) == 1
     other = {"tenantId": "aaaaaaaa-0000-0000-0000-000000000002", "name": "Other",
              "companies": [{"psa": "missing", "companyId": "1"}]}
-    wrong_psa = {**GOOD, "tenants": [*GOOD["tenants"], other]}  # type: ignore[list-item]
+    wrong_psa = {**GOOD, "tenants": [*GOOD["tenants"], other]}
     assert main(["config", "import", str(write(tmp_path / "bad2.yaml", wrong_psa))]) == EXIT_USAGE
     assert "tenants[1] (Other).companies[0].psa: no PSA connection named 'missing'" in capsys.readouterr().err
     assert ConfigRepository(env).current()[1].number == 1  # type: ignore[union-attr]

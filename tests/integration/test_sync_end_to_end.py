@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from emulators.graph import GraphEmulator
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
@@ -186,6 +187,7 @@ def test_an_approval_is_not_applied_stale(azurite: Azurite, store: TableStore, t
         [held] = msp.services.decisions.approvals("pending")
         msp.decide(held.hold_key, approve=True, by="carol@msp.example")
         graph = msp.emulators.emulator("graph")
+        assert isinstance(graph, GraphEmulator)
         graph.remove_user(WOODGROVE, "banker00001@woodgrovebank.onmicrosoft.com")  # the count moves on: 1,199
         report = msp.sync(tenants=[WOODGROVE])
         assert summary(report, "held") == [("Woodgrove Bank", "set-quantity", 1250, 1199)]
@@ -217,7 +219,7 @@ def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
 
     def factory(msp: Msp) -> Any:
         real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
-        return lambda connection: CrashAfterWrite(real(connection), crashed)  # type: ignore[arg-type]
+        return lambda connection: CrashAfterWrite(real(connection), crashed)
 
     with running_msp(azurite, store, tmp_path, psa_factory=factory) as msp:
         report = msp.sync(tenants=[LITWARE])
