@@ -1,0 +1,207 @@
+"""``seatsync onboard``, ``seatsync profiles list`` and ``seatsync tenants list``.
+
+- ``onboard`` lists every GDAP customer tenant with its suggested PSA company, the confidence and
+  the reason (docs/onboarding.md). ``--output FILE`` writes the suggestions as an editable review
+  file; ``--apply FILE`` applies a reviewed file; ``--accept-high-confidence`` applies every
+  high-confidence suggestion of a tenant not yet configured. Applying saves one new
+  configuration version, recorded with who (``--by``) and why (``--comment``).
+- ``profiles list``: the billing profiles, their price and how many mappings use each.
+- ``tenants list``: the configured tenants, their companies (with user filters) and mappings.
+
+``add_commands(subparsers)`` adds the three commands to the ``seatsync`` command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from shared.errors import ConfigError
+
+EXIT_OK = 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``onboard``, ``profiles`` and ``tenants`` to the root parser's subcommands."""
+    onboard = subparsers.add_parser(
+        "onboard", help="match GDAP customer tenants to PSA companies, review and apply",
+        description="List every GDAP customer tenant with its suggested PSA company, a confidence and the "
+                    "reason; write them to a review file, or apply a reviewed file or the high-confidence ones.")
+    onboard.add_argument("--output", "-o", metavar="FILE", help="write the suggestions as an editable review file")
+    action = onboard.add_mutually_exclusive_group()
+    action.add_argument("--apply", metavar="FILE", help="apply a reviewed file (rows with action: accept)")
+    action.add_argument("--accept-high-confidence", action="store_true",
+                        help="apply every high-confidence suggestion of a tenant not yet configured")
+    onboard.add_argument("--new-only", action="store_true", help="leave out tenants already configured")
+    onboard.add_argument("--json", action="store_true", help="print the suggestions as JSON")
+    onboard.add_argument("--by", help="who made the change (default: the login name)")
+    onboard.add_argument("--comment", help="why (kept in the configuration history)")
+    onboard.set_defaults(handler=cmd_onboard)
+
+    profiles = subparsers.add_parser("profiles", help="billing profiles")
+    profile_commands = profiles.add_subparsers(dest="profiles_command", required=True)
+    plist = profile_commands.add_parser("list", help="list the billing profiles and how many mappings use each")
+    plist.add_argument("--json", action="store_true")
+    plist.set_defaults(handler=cmd_profiles_list)
+
+    tenants = subparsers.add_parser("tenants", help="configured tenants")
+    tenant_commands = tenants.add_subparsers(dest="tenants_command", required=True)
+    tlist = tenant_commands.add_parser("list", help="list the tenants, their companies and mappings")
+    tlist.add_argument("--json", action="store_true")
+    tlist.set_defaults(handler=cmd_tenants_list)
+
+
+# ------------------------------------------------------------------------ onboard
+
+
+def cmd_onboard(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from local_runner.cli import build_services
+    from local_runner.local_sync import current_user
+    from shared.services.onboarding import (
+        REVIEW_HEADER,
+        AcceptHighConfidence,
+        apply_rows,
+        onboarding_suggestions,
+        parse_rows,
+        review_document,
+    )
+
+    out = out or sys.stdout
+    services = build_services(args)
+    by = args.by or current_user()
+    if args.apply:
+        path = Path(args.apply)
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}", str(path)) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {exc}", str(path)) from None
+        connections = [c.name for c in services.config().psa_connections]
+        rows = parse_rows(document, connections)
+        result = apply_rows(services, rows, by, args.comment or f"onboarding: applied {path.name}")
+        _print_result(result, out)
+        return EXIT_OK
+    if args.accept_high_confidence:
+        result = apply_rows(services, AcceptHighConfidence(), by, args.comment)
+        _print_result(result, out)
+        return EXIT_OK
+    found, inputs = onboarding_suggestions(services, only_unconfigured=args.new_only)
+    for name, why in inputs.unreadable.items():
+        print(f"warning: PSA connection '{name}' could not be read: {why}", file=sys.stderr)
+    if args.output:
+        connections = [c.name for c in services.config().psa_connections]
+        new = [s for s in found if not s.configured]  # configured tenants change through the tenants API
+        text = REVIEW_HEADER + yaml.safe_dump(review_document(new, connections), sort_keys=False,
+                                              allow_unicode=True, width=120)
+        Path(args.output).write_text(text, encoding="utf-8")
+    if args.json:
+        out.write(json.dumps([s.to_json() for s in found], indent=2) + "\n")
+    else:
+        out.write(render_suggestions(found))
+    if args.output:
+        print(f"review file written to {args.output}: set action: accept on the rows to add, then run "
+              f"seatsync onboard --apply {args.output}", file=out)
+    return EXIT_OK
+
+
+def _print_result(result: Any, out: TextIO) -> None:
+    if not result.changed:
+        print("nothing to apply: the configuration is unchanged", file=out)
+        return
+    for tenant in result.added:
+        companies = ", ".join(f"{c.psa} {c.company_id} ({c.name})" for c in tenant.companies)
+        print(f"added     {tenant.name} ({tenant.tenant_id}) -> {companies}", file=out)
+    for tenant in result.replaced:
+        companies = ", ".join(f"{c.psa} {c.company_id} ({c.name})" for c in tenant.companies)
+        print(f"replaced  {tenant.name} ({tenant.tenant_id}) -> {companies}", file=out)
+    print(f"saved as configuration version {result.version.number} ({result.version.version_id})", file=out)
+
+
+def render_suggestions(suggestions: Sequence[Any], width: int = 72) -> str:
+    from shared.services.onboarding import level_counts
+
+    rows = []
+    for s in suggestions:
+        company = f"{s.best.psa} {s.best.company_id} {s.best.name}" if s.best else "-"
+        rows.append(["configured" if s.configured else "new", s.tenant_name, company,
+                     f"{s.confidence:.2f} {s.level}", _short(s.reason, width)])
+    lines = _table(["STATUS", "TENANT", "SUGGESTED COMPANY", "CONFIDENCE", "REASON"], rows)
+    counts = level_counts(suggestions)
+    lines.append("")
+    lines.append(f"{len(suggestions)} tenants: {counts['high']} high, {counts['medium']} medium, {counts['low']} low, "
+                 f"{counts['none']} without a match, {counts['configured']} already configured")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ listings
+
+
+def cmd_profiles_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from local_runner.cli import build_services
+    from shared.services.config_api import PROFILES, users_of
+
+    out = out or sys.stdout
+    config = build_services(args).config()
+    if args.json:
+        out.write(json.dumps([{**p.model_dump(mode="json", by_alias=True), "usedBy": len(users_of(config, PROFILES,
+                                                                                                 p.name))}
+                              for p in config.billing_profiles], indent=2) + "\n")
+        return EXIT_OK
+    rows = []
+    for profile in config.billing_profiles:
+        price = profile.price
+        text = {"psa": "PSA price", "custom": f"{price.amount}",
+                "markup": f"PSA {'+' if (price.percent or 0) >= 0 else ''}{price.percent}%"}[price.mode]
+        rows.append([profile.name, profile.psa, profile.product_id, text, profile.billing,
+                     ", ".join(profile.agreement_types) or "any", str(len(users_of(config, PROFILES, profile.name)))])
+    out.write("\n".join(_table(["NAME", "PSA", "PRODUCT", "PRICE", "BILLING", "AGREEMENT TYPES", "MAPPINGS"], rows))
+              + f"\n\n{len(rows)} billing profiles\n")
+    return EXIT_OK
+
+
+def cmd_tenants_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from local_runner.cli import build_services
+    from shared.services.config_api import tenant_summary
+
+    out = out or sys.stdout
+    config = build_services(args).config()
+    if args.json:
+        out.write(json.dumps([tenant_summary(t) for t in config.tenants], indent=2) + "\n")
+        return EXIT_OK
+    rows = []
+    for tenant in config.tenants:
+        companies = []
+        for company in tenant.companies:
+            text = f"{company.psa} {company.company_id}" + (f" {company.name}" if company.name else "")
+            if company.user_filter and not company.user_filter.empty:
+                parts = company.user_filter.model_dump(by_alias=True, exclude_defaults=True)
+                text += " [" + "; ".join(f"{k}={'|'.join(v)}" for k, v in parts.items()) + "]"
+            companies.append(text)
+        mappings = sum(len(c.licences) for c in tenant.companies)
+        rows.append([tenant.tenant_id, tenant.name, "yes" if tenant.enabled else "no",
+                     ", ".join(companies) or "-", str(mappings)])
+    enabled = sum(1 for t in config.tenants if t.enabled)
+    out.write("\n".join(_table(["TENANT ID", "NAME", "ENABLED", "COMPANIES", "MAPPINGS"], rows))
+              + f"\n\n{len(rows)} tenants ({enabled} enabled)\n")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ text
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return lines
