@@ -32,7 +32,7 @@ def minimum_calls(scenario: dict[str, Any], changes: int) -> tuple[int, int]:
     batch per tenant and every further page of users; the agreements (100 per request), each
     product's price, each agreement's lines, and one request per write."""
     tenants = scenario["graph"]["tenants"]
-    graph = math.ceil(len(tenants) / 100)  # GDAP customers, 100 a page
+    graph = math.ceil(len(tenants) / 300)  # GDAP customers, $top=300 a page
     for tenant in tenants:
         users = sum(g["count"] for g in tenant.get("generatedUsers", []))
         graph += 1 + max(math.ceil(users / 999) - 1, 0)
