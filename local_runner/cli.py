@@ -1,4 +1,4 @@
-"""``seatsync``: the command line of SeatSync.
+"""seatsync: the command line of SeatSync.
 
 Runs a sync in-process (the Function App's own orchestrator and activities), manages the
 configuration, and prints run reports. Settings come from the environment, overlaid on a
@@ -158,15 +158,16 @@ def parser() -> argparse.ArgumentParser:
     hist = config_commands.add_parser("history", help="who changed the configuration, and when")
     hist.set_defaults(handler=cmd_config_history)
 
-    from local_runner import billing_cli, notify_cli
+    from local_runner import billing_cli, config_cli, notify_cli
 
     billing_cli.add_commands(commands)
+    config_cli.add_commands(commands)
     notify_cli.add_commands(commands)
 
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
     demo.add_argument("--tenants", type=int, default=0,
                       help="generate an MSP of N tenants instead of the sample MSP")
-    demo.add_argument("--psa", default="connectwise", choices=["connectwise"], help="the PSA to bill through")
+    demo.add_argument("--psa", default="connectwise", choices=["connectwise", "autotask", "halopsa"], help="the PSA to bill through")
     demo.add_argument("--report", metavar="FILE", help="also write the run report as JSON to FILE")
     demo.add_argument("--keep", action="store_true",
                       help="keep Azurite and the emulators running after the sync (Ctrl-C stops)")
