@@ -31,6 +31,8 @@ from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
 from shared.domain.sku_names import sku_display_name
 
 ACTIVE_SUBSCRIPTION_STATES = frozenset({"enabled", "warning"})
+CUSTOM_COUNTS = {"mailboxes": "mailboxes", "licences": "licences assigned", "entra-users": "users",
+                 "group-members": "group members", "intune-devices": "devices"}
 
 
 def mapping_key(tenant: TenantConfig, company: CompanyLink, licence: LicenceLink) -> str:
@@ -109,9 +111,10 @@ def _names(users: Iterable[DirectoryUser]) -> tuple[str, ...]:
     return tuple(sorted({u.display_name or u.user_principal_name for u in users}, key=str.casefold))
 
 
-def _apply_options(licence: LicenceLink, counted: int) -> tuple[int, str]:
+def _apply_options(licence: LicenceLink, counted: int, what: str) -> tuple[int, str]:
+    """The billed quantity and how it was reached, e.g. ``22 assigned, 2 included``."""
     quantity = max(counted - licence.included, 0)
-    reason = f"{counted} counted"
+    reason = f"{counted} {what}"
     if licence.included:
         reason += f", {licence.included} included"
     if quantity < licence.minimum:
@@ -234,15 +237,15 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 if problem is not None:
                     problems.append(ItemProblem(key, f"custom licence '{definition.name}': {problem}"))
                     continue
-                quantity, reason = _apply_options(licence, counted)
+                quantity, reason = _apply_options(licence, counted, CUSTOM_COUNTS[definition.kind])
                 items.append(BillableItem(key, company, licence, definition.name, counted, quantity,
-                                          _names(users), reason=f"{definition.kind}: {reason}"))
+                                          _names(users), reason=reason))
                 continue
             assert licence.sku_id is not None
             sku = snapshot.sku(licence.sku_id)
             label = sku_display_name(licence.sku_id, sku.sku_part_number if sku else None)
             if sku is None:
-                quantity, reason = _apply_options(licence, 0)
+                quantity, reason = _apply_options(licence, 0, "assigned")
                 items.append(BillableItem(key, company, licence, label, 0, quantity, missing=True,
                                           purchased=0, reason=f"licence no longer in the tenant: {reason}"))
                 continue
@@ -263,9 +266,9 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 split_used[licence.sku_id] = used + share
                 assigned = share
             counted = purchased if licence.count_basis == "purchased" else assigned
-            quantity, reason = _apply_options(licence, counted)
+            quantity, reason = _apply_options(licence, counted, licence.count_basis)
             items.append(BillableItem(key, company, licence, label, counted, quantity, _names(holders),
-                                      purchased=purchased, reason=f"{licence.count_basis}: {reason}"))
+                                      purchased=purchased, reason=reason))
     return items, problems
 
 

@@ -378,7 +378,8 @@ class _Planner:
         effective = start if start is not None else self.today
         tag = line_tag(item.mapping_key) if capabilities.tag_limit >= len(line_tag(item.mapping_key)) else None
         self.changes.append(self.change(
-            item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.reason}", effective,
+            item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.quantity} ({item.reason})",
+            effective,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
             description=description or (profile.description or item.label)))
 
@@ -396,7 +397,7 @@ class _Planner:
         elif capabilities.prorate == "native":
             effective = self.native_effective(item, agreement)
         self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
-                                        f"{item.reason}: {old} -> {item.quantity}{note}", effective))
+                                        f"{old} -> {item.quantity} ({item.reason}){note}", effective))
 
     def native_effective(self, item: BillableItem, agreement: Agreement) -> date:
         """Autotask-style: today (the PSA prorates), or the next billing period's start when the
@@ -421,7 +422,7 @@ class _Planner:
             old=old, new=item.quantity, key=key, custom=item.licence.custom is not None,
             policy=item.licence.decrease_policy, safety=self.config.safety, terms=self.terms(item),
             approval=self.decisions.approvals.get(key), deferral=self.decisions.deferrals.get(key), today=self.today)
-        reason = f"{item.reason}: {old} -> {item.quantity}; {decision.reason}"
+        reason = f"{old} -> {item.quantity} ({item.reason}); {decision.reason}"
         if decision.verdict != Verdict.APPLY:
             status = {Verdict.HOLD: ChangeStatus.HELD, Verdict.DEFER: ChangeStatus.DEFERRED,
                       Verdict.REJECTED: ChangeStatus.REJECTED}[decision.verdict]
