@@ -71,6 +71,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "dueDate": change.due_date.isoformat() if change.due_date else None,
             "tag": change.tag,
         })
+    reconciliation, unlinked = runs.reconciliation(run_id)
     return {
         "runId": run_id,
         "status": summary.status if summary else "running",
@@ -85,6 +86,13 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
                   "psa": summary.psa_calls if summary else None},
         "tenants": tenants,
         "changes": changes,
+        "unlinked": [{"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id,
+                      "licence": u.label, "purchased": u.purchased, "assigned": u.assigned} for u in unlinked],
+        "licences": [{"tenantId": r.tenant_id, "tenantName": r.tenant_name, "licence": r.label, "source": r.source,
+                      "psa": r.psa, "companyId": r.company_id, "agreementId": r.agreement_id, "lineId": r.line_id,
+                      "purchased": r.purchased, "counted": r.counted, "billedBefore": r.billed_before,
+                      "target": r.target, "unitPrice": None if r.unit_price is None else str(r.unit_price)}
+                     for r in reconciliation],
         "gdap": {
             "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
             "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
@@ -182,6 +190,13 @@ def render_text(report: dict[str, Any]) -> str:
     if attention:
         out += ["", f"Needs attention: {len(attention)}"]
         out += [f"  - {line}" for line in attention]
+    unlinked = report.get("unlinked") or []
+    if unlinked:
+        out += ["", f"Licences no mapping bills (seatsync unlinked): {len(unlinked)}"]
+        out += [f"  - {u['tenantName']}: {u['licence']} ({u['assigned']} assigned of {u['purchased']})"
+                for u in unlinked[:20]]
+        if len(unlinked) > 20:
+            out.append(f"  ... and {len(unlinked) - 20} more")
     gdap = report["gdap"]
     if gdap["notConfigured"]:
         out += ["", f"GDAP customers not yet added to SeatSync: {len(gdap['notConfigured'])}"]

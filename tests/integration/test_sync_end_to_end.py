@@ -3,6 +3,7 @@ emulators: what is written, what is held or deferred, and what is never written 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,18 @@ def test_gdap_customers_not_yet_added_are_reported(azurite: Azurite, store: Tabl
         report = msp.sync(tenants=[CONTOSO])
         assert [t["name"] for t in report["gdap"]["notConfigured"]] == ["Adatum Corporation"]
 
+
+
+def test_a_deferred_decrease_is_applied_at_the_renewal(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        first = msp.sync(tenants=[NORTHWIND])
+        [deferred] = [c for c in first["changes"] if c["status"] == "deferred"]
+        assert deferred["dueDate"] == "2027-03-01"
+        assert msp.cw_quantities()[530] == 10, "Microsoft bills the seats until the renewal: so does the PSA"
+        msp.services.clock = lambda: datetime(2027, 3, 1, 2, 0, tzinfo=UTC)
+        renewal = msp.sync(tenants=[NORTHWIND])
+        assert summary(renewal, "applied") == [("Northwind Traders", "set-quantity", 10, 9)]
+        assert msp.cw_quantities()[530] == 9
+        assert msp.services.decisions.deferrals(NORTHWIND) == [], "the deferral is done"
+        events = [e.event for e in audit_trail(msp.services.decisions, audit_query(msp.config, NORTHWIND, None, None))]
+        assert events == ["deferred", "applied"]
