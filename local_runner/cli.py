@@ -167,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
     demo.add_argument("--tenants", type=int, default=0,
                       help="generate an MSP of N tenants instead of the sample MSP")
-    demo.add_argument("--psa", default="connectwise", choices=["connectwise", "autotask", "halopsa"], help="the PSA to bill through")
+    demo.add_argument("--psa", default="connectwise", choices=["connectwise", "autotask", "halopsa"],
+                      help="the PSA to bill through")
     demo.add_argument("--report", metavar="FILE", help="also write the run report as JSON to FILE")
     demo.add_argument("--keep", action="store_true",
                       help="keep Azurite and the emulators running after the sync (Ctrl-C stops)")
