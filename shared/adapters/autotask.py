@@ -47,6 +47,19 @@ import requests
 
 from shared.adapters.connectwise import billing_cycle_name
 from shared.adapters.http import RetryingHttp
+from shared.adapters.psa_records import TAG_PREFIX as TAG_PREFIX
+from shared.adapters.psa_records import (
+    RecordFields,
+    checked_quantity,
+    json_answer,
+    numeric_id,
+    status_error,
+    tag_problems,
+    too_long,
+    utc_midnight,
+    whole_quantity,
+)
+from shared.adapters.psa_records import is_seatsync_tag as is_seatsync_tag
 from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaCapabilities
@@ -58,7 +71,6 @@ MAX_CONCURRENT = 3
 ID_CHUNK = 200
 INTERNAL_DESCRIPTION_MAX = 100
 INVOICE_DESCRIPTION_MAX = 1000
-TAG_PREFIX = "seatsync"
 RECURRING_SERVICE = 7
 ACTIVE = 1
 
@@ -261,24 +273,7 @@ def reset_shared_limits() -> None:
 
 
 def _numeric_id(value: str, what: str) -> int:
-    text = str(value).strip()
-    if not text.isdigit():
-        raise ValueError(f"an Autotask {what} id is a whole number, got {value!r}")
-    return int(text)
-
-
-def _whole(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be a whole number (int), got {value!r}")
-    return value
-
-
-def _stamp(value: date) -> str:
-    return f"{value.isoformat()}T00:00:00Z"
-
-
-def is_seatsync_tag(value: str | None) -> bool:
-    return bool(value) and str(value).strip().lower().startswith(TAG_PREFIX)
+    return numeric_id(value, f"an Autotask {what} id")
 
 
 def _eq(field: str, value: Any) -> dict[str, Any]:
@@ -290,77 +285,17 @@ def _chunks(values: Sequence[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
         yield list(values[start:start + size])
 
 
-class _Fields:
-    """Typed reads of one record, raising ``PsaError`` that names the record and field."""
+class _Fields(RecordFields):
+    """Typed reads of one Autotask record. Autotask writes booleans as true/false on some
+    entities and 1/0 on others."""
 
-    def __init__(self, raw: Any, psa: str, record: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise PsaError(psa, f"expected a JSON object, got {type(raw).__name__}", record)
-        self.raw = raw
-        self.psa = psa
-        self.record = record
-
-    def fail(self, key: str, problem: str) -> PsaError:
-        return PsaError(self.psa, f"field {key}: {problem}", self.record)
-
-    def integer(self, key: str, optional: bool = False) -> int | None:
-        value = self.raw.get(key)
-        if value is None and optional:
-            return None
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected a whole number, got {value!r}")
-        return value
-
-    def ident(self, key: str = "id") -> int:
-        value = self.integer(key)
-        assert value is not None
-        return value
-
-    def text(self, key: str) -> str | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected text, got {value!r}")
-        return value
-
-    def decimal(self, key: str) -> Decimal | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
-            raise self.fail(key, f"expected a number, got {value!r}")
-        number = Decimal(str(value))
-        if not number.is_finite():
-            raise self.fail(key, f"expected a finite number, got {value!r}")
-        return number
+    numeric_flags = True
+    flag_expected = "true/false or 1/0"
+    day_expected = "a datetime"
 
     def active(self, key: str) -> bool:
-        """Autotask writes booleans as true/false on some entities and 1/0 on others."""
-        value = self.raw.get(key)
-        if value is None:
-            return True
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | Decimal) and value in (0, 1):
-            return bool(value)
-        raise self.fail(key, f"expected true/false or 1/0, got {value!r}")
-
-    def day(self, key: str) -> date | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a datetime, got {value!r}")
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return date.fromisoformat(text)
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-        except ValueError:
-            raise self.fail(key, f"expected an ISO-8601 datetime, got {value!r}") from None
+        """An ``isActive`` flag: a record that does not say is active."""
+        return self.flag(key, default=True)
 
 
 @dataclass(frozen=True)
@@ -452,7 +387,7 @@ class AutotaskClient:
         filters = [_eq("isActive", True)] if active_only else [{"op": "gte", "field": "id", "value": 0}]
         companies = []
         for row in self._query("Companies", filters, "companies", COMPANY_FIELDS):
-            f = _Fields(row, self._psa, f"company {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "company")
             name = f.text("companyName") or ""
             active = f.active("isActive")
             companies.append(PsaCompany(
@@ -469,7 +404,7 @@ class AutotaskClient:
             filters, record = [{"op": "gte", "field": "id", "value": 0}], "contacts"
         contacts = []
         for row in self._query("Contacts", filters, record, CONTACT_FIELDS):
-            f = _Fields(row, self._psa, f"contact {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "contact")
             emails = tuple(e for e in (f.text("emailAddress"), f.text("emailAddress2"), f.text("emailAddress3")) if e)
             contacts.append(PsaContact(
                 psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("companyID")),
@@ -519,11 +454,7 @@ class AutotaskClient:
         """The contract services of the contracts, contract by contract in the order given, each by
         id, with their units. A few queries whatever the number of contracts; any failure
         raises (never a partial list)."""
-        ids: list[int] = []
-        for agreement_id in agreement_ids:
-            ident = _numeric_id(agreement_id, "contract")
-            if ident not in ids:
-                ids.append(ident)
+        ids = list(dict.fromkeys(_numeric_id(a, "contract") for a in agreement_ids))
         if not ids:
             return []
         companies = self._companies_of(ids)
@@ -533,7 +464,7 @@ class AutotaskClient:
                                 f"services of contracts {', '.join(map(str, chunk))}", CONTRACT_SERVICE_FIELDS)
         by_contract: dict[int, list[Any]] = {ident: [] for ident in ids}
         for row in rows:
-            f = _Fields(row, self._psa, f"contract service {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "contract service")
             contract = f.ident("contractID")
             if contract not in by_contract:
                 raise f.fail("contractID", f"is {contract}, not one of the contracts asked for")
@@ -563,9 +494,7 @@ class AutotaskClient:
         """Change a contract service's units from ``effective_date`` with a ContractServiceAdjustment
         of ``quantity`` minus the units on that date; Autotask prorates it itself. Units are never
         PATCHed. Nothing is written when the units on that date already are ``quantity``."""
-        _whole(quantity, "quantity")
-        if quantity < 0:
-            raise ValueError(f"quantity cannot be negative, got {quantity}")
+        whole_quantity(quantity)
         contract, ident = self._line_ids(line)
         record = f"contract {contract} service {ident}"
         rows = self._query("ContractServiceUnits", [
@@ -577,13 +506,13 @@ class AutotaskClient:
             raise PsaError(self._psa, f"the effective date {effective_date} is outside the contract's billing "
                            "periods (before its start or after its end date); extend or renew the contract",
                            record)
-        current = _Fields(rows[-1], self._psa, record).integer("units") or 0
+        current = _Fields(rows[-1], self._psa, record).integer("units")
         change = quantity - current
         if change == 0:
             return replace(line, quantity=Decimal(quantity))
         body: dict[str, Any] = {
             "contractID": contract, "serviceID": _numeric_id(line.product_id, "service"),
-            "contractServiceID": ident, "effectiveDate": _stamp(effective_date), "unitChange": change,
+            "contractServiceID": ident, "effectiveDate": utc_midnight(effective_date), "unitChange": change,
         }
         if line.unit_price is not None:
             body["adjustedUnitPrice"] = float(line.unit_price)
@@ -601,14 +530,7 @@ class AutotaskClient:
         adjustment, not an end date: such lines are refused before anything is sent."""
         contract = _numeric_id(line.agreement_id, "contract")
         record = f"contract {contract} new service {line.product_id}"
-        problems = []
-        try:
-            quantity = _whole(line.quantity, "quantity")
-            if quantity < 0:
-                problems.append(f"quantity cannot be negative, got {quantity}")
-        except ValueError as exc:
-            problems.append(str(exc))
-            quantity = 0
+        quantity, problems = checked_quantity(line.quantity)
         if not str(line.product_id).strip().isdigit():
             problems.append(f"product id must be an Autotask service id, got {line.product_id!r}")
         if line.bill_mode is not BillMode.BILLABLE:
@@ -616,16 +538,8 @@ class AutotaskClient:
         if line.end_date is not None:
             problems.append("Autotask prorates unit changes itself: a line with an end date is not used (change the "
                             "units with an effective date instead)")
-        if len(line.invoice_description) > INVOICE_DESCRIPTION_MAX:
-            problems.append(f"invoiceDescription is {len(line.invoice_description)} characters; Autotask allows at "
-                            f"most {INVOICE_DESCRIPTION_MAX}")
-        if line.tag is not None:
-            if len(line.tag) > INTERNAL_DESCRIPTION_MAX:
-                problems.append(f"internalDescription (the tag) is {len(line.tag)} characters; Autotask allows at "
-                                f"most {INTERNAL_DESCRIPTION_MAX}")
-            if not is_seatsync_tag(line.tag):
-                problems.append(f"the tag must start with '{TAG_PREFIX}' so that SeatSync recognises the line, got "
-                                f"{line.tag!r}")
+        problems += too_long("invoiceDescription", line.invoice_description, INVOICE_DESCRIPTION_MAX, "Autotask allows")
+        problems += tag_problems(line.tag, "internalDescription", INTERNAL_DESCRIPTION_MAX, "Autotask allows")
         if problems:
             raise PsaError(self._psa, "; ".join(problems), record)
         service = int(str(line.product_id).strip())
@@ -642,7 +556,7 @@ class AutotaskClient:
         ident = _Fields(created, self._psa, record).ident("itemId")
         if quantity:
             adjustment: dict[str, Any] = {"contractID": contract, "serviceID": service, "contractServiceID": ident,
-                                          "effectiveDate": _stamp(line.effective_date), "unitChange": quantity}
+                                          "effectiveDate": utc_midnight(line.effective_date), "unitChange": quantity}
             if line.unit_price is not None:
                 adjustment["adjustedUnitPrice"] = float(line.unit_price)
             if line.unit_cost is not None:
@@ -663,9 +577,9 @@ class AutotaskClient:
         record = f"contract {contract} service {ident}"
         body: dict[str, Any] = {"id": ident}
         if invoice_description is not None:
-            if len(invoice_description) > INVOICE_DESCRIPTION_MAX:
-                raise PsaError(self._psa, f"invoiceDescription is {len(invoice_description)} characters; Autotask "
-                               f"allows at most {INVOICE_DESCRIPTION_MAX}", record)
+            if problems := too_long("invoiceDescription", invoice_description, INVOICE_DESCRIPTION_MAX,
+                                    "Autotask allows"):
+                raise PsaError(self._psa, "; ".join(problems), record)
             body["invoiceDescription"] = invoice_description
         if unit_price is not None:
             body["unitPrice"] = float(unit_price)
@@ -683,8 +597,8 @@ class AutotaskClient:
         raw = self._call("GET", "/V1.0/ThresholdInformation", record="threshold information", budgeted=False)
         f = _Fields(raw, self._psa, "threshold information")
         info = {"externalRequestThreshold": f.integer("externalRequestThreshold") or DEFAULT_THRESHOLD,
-                "requestThresholdTimeframe": f.integer("requestThresholdTimeframe", optional=True) or 60,
-                "currentTimeframeRequestCount": f.integer("currentTimeframeRequestCount") or 0}
+                "requestThresholdTimeframe": f.optional_integer("requestThresholdTimeframe") or 60,
+                "currentTimeframeRequestCount": f.integer("currentTimeframeRequestCount")}
         self.limits.budget.reconcile(info["externalRequestThreshold"], info["requestThresholdTimeframe"],
                                      info["currentTimeframeRequestCount"])
         return info
@@ -699,7 +613,7 @@ class AutotaskClient:
 
     # ------------------------------------------------------------------ mapping
     def _product(self, row: Any) -> Product:
-        f = _Fields(row, self._psa, f"service {row.get('id') if isinstance(row, Mapping) else '?'}")
+        f = _Fields.of(row, self._psa, "service")
         name = f.text("name") or ""
         return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
                        description=f.text("description") or name, price=f.decimal("unitPrice"),
@@ -707,14 +621,13 @@ class AutotaskClient:
                        customer_description=f.text("invoiceDescription") or "")
 
     def _agreement(self, raw: Any) -> Agreement:
-        label = f"contract {raw.get('id') if isinstance(raw, Mapping) else '?'}"
-        f = _Fields(raw, self._psa, label)
+        f = _Fields.of(raw, self._psa, "contract")
         ident = f.ident()
         company = f.ident("companyID")
         with self._lock:
             self._contract_companies[ident] = company
         cycle = "none"
-        period = f.integer("contractPeriodType", optional=True)
+        period = f.optional_integer("contractPeriodType")
         if period is not None:
             periods = self._picklist("Contracts", "contractPeriodType")
             name = periods.labels.get(period)
@@ -725,13 +638,13 @@ class AutotaskClient:
                 raise f.fail("contractPeriodType", f"period type {name!r} is not one SeatSync understands (known: "
                              "Monthly, Quarterly, Semi-Annual, Yearly)")
             cycle = mapped
-        category = f.integer("contractCategory", optional=True)
+        category = f.optional_integer("contractCategory")
         type_name = ""
         if category is not None:
             type_name = self._picklist("Contracts", "contractCategory").labels.get(category, "")
         start, end = f.day("startDate"), f.day("endDate")
         today = self._today()
-        status = f.integer("status", optional=True)
+        status = f.optional_integer("status")
         active = status == ACTIVE and (start is None or start <= today) and (end is None or end >= today)
         return Agreement(psa=self._name, agreement_id=str(ident), company_id=str(company),
                          name=f.text("contractName") or "", type_name=type_name, active=active, prorate=True,
@@ -739,7 +652,7 @@ class AutotaskClient:
 
     def _line(self, raw: Any, company_id: str, units: Mapping[int, _Units],
               names: Mapping[int, tuple[str, str]]) -> BilledLine:
-        f = _Fields(raw, self._psa, f"contract service {raw.get('id') if isinstance(raw, Mapping) else '?'}")
+        f = _Fields.of(raw, self._psa, "contract service")
         ident = f.ident()
         service = f.ident("serviceID")
         current = units.get(ident, _Units(0, None))
@@ -771,11 +684,11 @@ class AutotaskClient:
             ], f"units of contract services {', '.join(map(str, chunk))}", UNIT_FIELDS)
         periods: dict[int, list[tuple[date, int]]] = {}
         for row in rows:
-            f = _Fields(row, self._psa, f"contract service unit {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "contract service unit")
             start = f.day("startDate")
             if start is None:
                 raise f.fail("startDate", "is missing")
-            periods.setdefault(f.ident("contractServiceID"), []).append((start, f.integer("units") or 0))
+            periods.setdefault(f.ident("contractServiceID"), []).append((start, f.integer("units")))
         result = {}
         for ident, found in periods.items():
             found.sort()
@@ -797,7 +710,7 @@ class AutotaskClient:
                                f"services {', '.join(map(str, chunk))}", ["id", "name", "description"])
             with self._lock:
                 for row in rows:
-                    f = _Fields(row, self._psa, f"service {row.get('id') if isinstance(row, Mapping) else '?'}")
+                    f = _Fields.of(row, self._psa, "service")
                     self._service_names[f.ident()] = (f.text("name") or "", f.text("description") or "")
         with self._lock:
             return {s: self._service_names[s] for s in wanted if s in self._service_names}
@@ -810,7 +723,7 @@ class AutotaskClient:
             rows = self._query("Contracts", [{"op": "in", "field": "id", "value": chunk}],
                                f"contracts {', '.join(map(str, chunk))}", ["id", "companyID"])
             for row in rows:
-                f = _Fields(row, self._psa, f"contract {row.get('id') if isinstance(row, Mapping) else '?'}")
+                f = _Fields.of(row, self._psa, "contract")
                 known[f.ident()] = f.ident("companyID")
         absent = [c for c in contract_ids if c not in known]
         if absent:
@@ -946,13 +859,7 @@ class AutotaskClient:
         return item
 
     def _body(self, response: requests.Response, method: str, url: str, record: str) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json.loads(response.text, parse_float=Decimal)
-        except ValueError:
-            raise PsaError(self._psa, f"the answer is not JSON: {response.text[:200]!r}", record,
-                           response.status_code, method, url) from None
+        return json_answer(response, self._psa, method, url, record)
 
     def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool) -> NoReturn:
         status = response.status_code
@@ -974,15 +881,8 @@ class AutotaskClient:
                 "Resources (Users); security level API User (system) or a copy of it that can see and edit "
                 "contracts), that the user is active, and the integration code (API tracking identifier) sent as "
                 f"ApiIntegrationcode ({detail or f'HTTP {status}'})", record, status, method, url)
-        if status == 404:
-            raise PsaError(self._psa, f"not found ({detail or 'HTTP 404'})", record, status, method, url)
-        if status == 429:
-            raise PsaError(self._psa, f"still throttled (HTTP 429) after retrying: {detail}", record, status, method,
-                           url)
-        text = detail or f"HTTP {status}"
-        if status >= 500 and creating:
-            text += " The record may have been created: read the contract's services before trying again."
-        raise PsaError(self._psa, text, record, status, method, url)
+        maybe = " The record may have been created: read the contract's services before trying again."
+        raise status_error(self._psa, status, detail, record, method, url, maybe_created=maybe if creating else "")
 
     def _query(self, entity: str, filters: list[dict[str, Any]], record: str,
                include: Sequence[str] | None = None) -> list[Any]:

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +36,13 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from shared.adapters.http import RetryingHttp
+from shared.adapters.psa_records import (
+    RecordFields,
+    json_answer,
+    numeric_id,
+    utc_midnight,
+    whole_number,
+)
 from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaCapabilities
@@ -114,97 +121,12 @@ def billing_cycle_name(raw: str) -> str | None:
     return _CYCLES.get(re.sub(r"[^a-z]", "", raw.lower()))
 
 
-def _cw_datetime(value: date) -> str:
-    return f"{value.isoformat()}T00:00:00Z"
-
-
-def _whole(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be a whole number (int), got {value!r}")
-    return value
-
-
 def _numeric_id(value: str, what: str) -> int:
-    text = str(value).strip()
-    if not text.isdigit():
-        raise ValueError(f"a ConnectWise {what} id is a whole number, got {value!r}")
-    return int(text)
+    return numeric_id(value, f"a ConnectWise {what} id")
 
 
-class _Fields:
-    """Typed reads of one record, raising ``PsaError`` that names the record and field."""
-
-    def __init__(self, raw: Any, psa: str, record: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise PsaError(psa, f"expected a JSON object, got {type(raw).__name__}", record)
-        self.raw = raw
-        self.psa = psa
-        self.record = record
-
-    def fail(self, key: str, problem: str) -> PsaError:
-        return PsaError(self.psa, f"field {key}: {problem}", self.record)
-
-    def required(self, key: str) -> Any:
-        value = self.raw.get(key)
-        if value is None:
-            raise self.fail(key, "is missing")
-        return value
-
-    def integer(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None) -> int:
-        value = (source if source is not None else self.raw).get(key)
-        name = label or key
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"expected a whole number, got {value!r}")
-        return value
-
-    def text(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None,
-             optional: bool = True) -> str | None:
-        value = (source if source is not None else self.raw).get(key)
-        name = label or key
-        if value is None:
-            if optional:
-                return None
-            raise self.fail(name, "is missing")
-        if not isinstance(value, str):
-            raise self.fail(name, f"expected text, got {value!r}")
-        return value
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r}")
-        return value
-
-    def decimal(self, key: str, optional: bool = True) -> Decimal | None:
-        value = self.raw.get(key)
-        if value is None:
-            if optional:
-                return None
-            raise self.fail(key, "is missing")
-        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
-            raise self.fail(key, f"expected a number, got {value!r}")
-        number = Decimal(str(value))
-        if not number.is_finite():
-            raise self.fail(key, f"expected a finite number, got {value!r}")
-        return number
-
-    def day(self, key: str) -> date | None:
-        value = self.raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected an ISO-8601 datetime, got {value!r}")
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return date.fromisoformat(text)
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-        except ValueError:
-            raise self.fail(key, f"expected an ISO-8601 datetime, got {value!r}") from None
+class _Fields(RecordFields):
+    """Typed reads of one ConnectWise record; a reference to another record is an object."""
 
     def reference(self, key: str, optional: bool = False) -> Mapping[str, Any] | None:
         value = self.raw.get(key)
@@ -313,11 +235,7 @@ class ConnectWiseClient:
         """The additions of the agreements, in the order given (agreement by agreement, each by
         addition id). One paged read per agreement, ``max_workers`` at a time; any failure
         raises (never a partial list)."""
-        ids: list[int] = []
-        for agreement_id in agreement_ids:
-            ident = _numeric_id(agreement_id, "agreement")
-            if ident not in ids:
-                ids.append(ident)
+        ids = list(dict.fromkeys(_numeric_id(a, "agreement") for a in agreement_ids))
         companies = self._companies_of(ids)
         if len(ids) <= 1 or self.max_workers == 1:
             chunks = [self._lines_of(ident, companies[ident]) for ident in ids]
@@ -331,7 +249,7 @@ class ConnectWiseClient:
         """Set an addition's quantity (JSON-Patch ``replace``). ConnectWise keeps one quantity
         per addition, so ``effective_date`` is not written: a mid-period change is billed by a
         separate prorate addition (``create_line``) carrying its own dates."""
-        _whole(quantity, "quantity")
+        whole_number(quantity, "quantity")
         agreement, addition = self._line_ids(line)
         record = f"agreement {agreement} addition {addition}"
         raw = self._call("PATCH", f"/finance/agreements/{agreement}/additions/{addition}", record=record,
@@ -346,7 +264,7 @@ class ConnectWiseClient:
         record = f"agreement {agreement} new addition of product {line.product_id}"
         problems: list[FieldError] = []
         try:
-            quantity = _whole(line.quantity, "quantity")
+            quantity = whole_number(line.quantity, "quantity")
         except ValueError as exc:
             problems.append(FieldError("quantity", "InvalidField", str(exc)))
             quantity = 0
@@ -372,10 +290,10 @@ class ConnectWiseClient:
             "product": {"id": int(str(line.product_id).strip())},
             "quantity": quantity,
             "billCustomer": BILL_CUSTOMER[line.bill_mode],
-            "effectiveDate": _cw_datetime(line.effective_date),
+            "effectiveDate": utc_midnight(line.effective_date),
         }
         if line.end_date is not None:
-            body["cancelledDate"] = _cw_datetime(line.end_date)
+            body["cancelledDate"] = utc_midnight(line.end_date)
         if line.unit_price is not None:
             body["unitPrice"] = float(line.unit_price)
         if line.unit_cost is not None:
@@ -439,7 +357,7 @@ class ConnectWiseClient:
         agreement, addition = self._line_ids(line)
         raw = self._call("PATCH", f"/finance/agreements/{agreement}/additions/{addition}",
                          record=f"agreement {agreement} addition {addition}",
-                         json=[{"op": "replace", "path": "cancelledDate", "value": _cw_datetime(cancelled_date)}])
+                         json=[{"op": "replace", "path": "cancelledDate", "value": utc_midnight(cancelled_date)}])
         return self._line(raw, agreement, line.company_id)
 
     def delete_line(self, line: BilledLine) -> None:
@@ -452,7 +370,7 @@ class ConnectWiseClient:
         rows = self._get_all("/company/companies", "companies", conditions=conditions, fields=COMPANY_FIELDS)
         companies = []
         for row in rows:
-            f = _Fields(row, self._psa, f"company {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "company")
             status = f.reference("status", optional=True)
             companies.append(PsaCompany(
                 psa=self._name,
@@ -478,7 +396,7 @@ class ConnectWiseClient:
                              child_conditions=child)
         contacts = []
         for row in rows:
-            f = _Fields(row, self._psa, f"contact {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "contact")
             company = f.reference("company")
             emails: list[str] = []
             items = row.get("communicationItems") or []
@@ -513,7 +431,7 @@ class ConnectWiseClient:
                                         params={"fields": CATALOG_FIELDS}))
 
     def _product(self, row: Any) -> Product:
-        f = _Fields(row, self._psa, f"catalog item {row.get('id') if isinstance(row, Mapping) else '?'}")
+        f = _Fields.of(row, self._psa, "catalog item")
         return Product(
             psa=self._name,
             product_id=str(f.integer("id")),
@@ -531,7 +449,7 @@ class ConnectWiseClient:
                              fields=AGREEMENT_TYPE_FIELDS)
         types = []
         for row in rows:
-            f = _Fields(row, self._psa, f"agreement type {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "agreement type")
             types.append(AgreementType(
                 psa=self._name,
                 type_id=str(f.integer("id")),
@@ -598,8 +516,7 @@ class ConnectWiseClient:
         return mapped
 
     def _agreement(self, raw: Any) -> Agreement:
-        label = f"agreement {raw.get('id') if isinstance(raw, Mapping) else '?'}"
-        f = _Fields(raw, self._psa, label)
+        f = _Fields.of(raw, self._psa, "agreement")
         ident = f.integer("id")
         company = f.reference("company")
         assert company is not None
@@ -629,8 +546,7 @@ class ConnectWiseClient:
         )
 
     def _line(self, raw: Any, agreement: int, company_id: str) -> BilledLine:
-        label = f"agreement {agreement} addition {raw.get('id') if isinstance(raw, Mapping) else '?'}"
-        f = _Fields(raw, self._psa, label)
+        f = _Fields.of(raw, self._psa, f"agreement {agreement} addition")
         ident = f.integer("id")
         if raw.get("agreementId") is not None and f.integer("agreementId") != agreement:
             raise f.fail("agreementId", f"is {raw.get('agreementId')}, the addition was read from agreement "
@@ -685,7 +601,7 @@ class ConnectWiseClient:
             rows = self._get_all("/finance/agreements", f"agreements {listed}", conditions=f"id in ({listed})",
                                  fields="id,company/id")
             for row in rows:
-                f = _Fields(row, self._psa, f"agreement {row.get('id') if isinstance(row, Mapping) else '?'}")
+                f = _Fields.of(row, self._psa, "agreement")
                 company = f.reference("company")
                 assert company is not None
                 known[f.integer("id")] = f.integer("id", company, "company/id")
@@ -720,13 +636,9 @@ class ConnectWiseClient:
                            record, None, method, url) from exc
 
     def _body(self, response: requests.Response, method: str, url: str, record: str) -> Any:
-        if response.status_code == 204 or not response.content:
+        if response.status_code == 204:
             return None
-        try:
-            return json.loads(response.text, parse_float=Decimal)
-        except ValueError:
-            raise PsaError(self._psa, f"the answer is not JSON: {response.text[:200]!r}", record,
-                           response.status_code, method, url) from None
+        return json_answer(response, self._psa, method, url, record)
 
     def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool,
                collection: bool) -> NoReturn:

@@ -52,6 +52,20 @@ import requests
 
 from shared.adapters.connectwise import billing_cycle_name
 from shared.adapters.http import RetryingHttp, RetryPolicy
+from shared.adapters.psa_records import TAG_PREFIX as TAG_PREFIX
+from shared.adapters.psa_records import (
+    RecordFields,
+    checked_quantity,
+    iso_moment,
+    json_answer,
+    numeric_id,
+    record_label,
+    status_error,
+    tag_problems,
+    too_long,
+    whole_quantity,
+)
+from shared.adapters.psa_records import is_seatsync_tag as is_seatsync_tag
 from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaCapabilities
@@ -59,7 +73,6 @@ from shared.ports import NewLine, PsaCapabilities
 WINDOW_SECONDS = 300.0
 HOSTED_LIMIT = 300
 PAGE_SIZE = 100
-TAG_PREFIX = "seatsync"
 TAG_MAX = 50
 DESCRIPTION_MAX = 4000
 TOKEN_MARGIN_SECONDS = 60.0
@@ -73,6 +86,9 @@ _SPANS = {1: "monthly", 2: "bi-monthly", 3: "quarterly", 6: "semi-annual", 12: "
 RETRY_POLICY = RetryPolicy(max_attempts=8, backoff_base_seconds=10.0, backoff_max_seconds=120.0)
 
 LinesMode = Literal["recurring-invoice", "contract"]
+
+# Said of a write that failed but may have happened all the same.
+_MAYBE_ADDED = " The line may have been added: read the recurring invoice before trying again."
 
 
 # --------------------------------------------------------------------------- limits and tokens
@@ -177,21 +193,8 @@ def reset_shared_limits() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def is_seatsync_tag(value: str | None) -> bool:
-    return bool(value) and str(value).strip().lower().startswith(TAG_PREFIX)
-
-
 def _halo_id(value: str, what: str) -> int:
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit():
-        raise ValueError(f"a Halo {what} id is a whole number, got {value!r}")
-    return int(text)
-
-
-def _whole(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be a whole number (int), got {value!r}")
-    return value
+    return numeric_id(value, f"a Halo {what} id", signed=True)
 
 
 def halo_time(value: date) -> str:
@@ -203,13 +206,12 @@ def halo_day(value: Any) -> date | None:
     (``2024-04-30T23:00:00`` for 1 May in London): the nearest midnight is the date meant."""
     if not isinstance(value, str) or not value.strip():
         return None
-    text = value.strip()
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = iso_moment(value)
     except ValueError:
         return None
+    if not isinstance(moment, datetime):
+        return moment
     if moment.year < 1901:  # Halo's empty date, 1899-12-30
         return None
     day = moment.date()
@@ -235,52 +237,17 @@ def cycle_of_span(start: date, end: date) -> str | None:
     return None
 
 
-class _Fields:
-    """Typed reads of one Halo record, raising ``PsaError`` that names the record and field."""
+class _Fields(RecordFields):
+    """Typed reads of one Halo record. Halo writes flags as true/false or 1/0, leaves empty text
+    out, and writes datetimes its own way (see ``halo_day``)."""
 
-    def __init__(self, raw: Any, psa: str, record: str) -> None:
-        if not isinstance(raw, Mapping):
-            raise PsaError(psa, f"expected a JSON object, got {type(raw).__name__}", record)
-        self.raw = raw
-        self.psa = psa
-        self.record = record
+    numeric_flags = True
+    finite_numbers = False  # NaN and Infinity (not valid JSON) are read as they come
 
-    def fail(self, key: str, problem: str) -> PsaError:
-        return PsaError(self.psa, f"field {key}: {problem}", self.record)
-
-    def ident(self, key: str = "id") -> int:
-        value = self.raw.get(key)
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected a whole number, got {value!r}")
-        return value
-
-    def text(self, key: str) -> str:
-        value = self.raw.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected text, got {value!r}")
-        return value
-
-    def decimal(self, key: str, default: Decimal | None = None) -> Decimal | None:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
-            raise self.fail(key, f"expected a number, got {value!r}")
-        return Decimal(str(value))
-
-    def flag(self, key: str) -> bool:
-        value = self.raw.get(key)
-        if value is None:
-            return False
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | Decimal) and value in (0, 1):
-            return bool(value)
-        raise self.fail(key, f"expected true or false, got {value!r}")
+    def text(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None,
+             optional: bool = True) -> str:
+        """Text, ``""`` when the field is absent or null."""
+        return super().text(key, source, label, optional) or ""
 
     def day(self, key: str) -> date | None:
         value = self.raw.get(key)
@@ -369,7 +336,7 @@ class HaloClient:
     def list_companies(self) -> list[PsaCompany]:
         companies = []
         for row in self._get_all("/Client", "clients", "clients", {"includeinactive": "true"}):
-            f = _Fields(row, self._psa, f"client {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "client")
             name = f.text("name")
             inactive = f.flag("inactive")
             companies.append(PsaCompany(psa=self._name, company_id=str(f.ident()), identifier=f.text("ref") or name,
@@ -385,7 +352,7 @@ class HaloClient:
             record = f"users of client {company_id}"
         contacts = []
         for row in self._get_all("/Users", "users", record, params):
-            f = _Fields(row, self._psa, f"user {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "user")
             emails = tuple(e for e in (f.text("emailaddress"), f.text("email2"), f.text("email3")) if e)
             contacts.append(PsaContact(psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("client_id")),
                                        first_name=f.text("firstname"), last_name=f.text("surname"), emails=emails,
@@ -408,7 +375,7 @@ class HaloClient:
                                   prorate=True)]
         types: dict[int, str] = {}
         for row in self._get_all("/ClientContract", "contracts", "contracts", {"includeinactive": "true"}):
-            f = _Fields(row, self._psa, f"contract {row.get('id') if isinstance(row, Mapping) else '?'}")
+            f = _Fields.of(row, self._psa, "contract")
             if row.get("contracttype") is not None:
                 types.setdefault(f.ident("contracttype"), f.text("contracttype_name"))
         return [AgreementType(psa=self._name, type_id=str(t), name=n, prorate=True) for t, n in sorted(types.items())]
@@ -453,11 +420,7 @@ class HaloClient:
     def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
         """The lines of the agreements, agreement by agreement in the order given, each by line
         id. One read per recurring invoice (or, for contracts, per contract and client)."""
-        ids: list[int] = []
-        for agreement_id in agreement_ids:
-            ident = _halo_id(agreement_id, "agreement")
-            if ident not in ids:
-                ids.append(ident)
+        ids = list(dict.fromkeys(_halo_id(a, "agreement") for a in agreement_ids))
         result = []
         client_invoices: dict[int, list[Any]] = {}
         for ident in ids:
@@ -479,9 +442,7 @@ class HaloClient:
         (before the invoice's next creation date) with a pro-rata entry for the difference, which
         Halo prorates and later adds to the line; from the next period on by changing
         ``qty_order``. Nothing is written when the line already bills ``quantity``."""
-        _whole(quantity, "quantity")
-        if quantity < 0:
-            raise ValueError(f"quantity cannot be negative, got {quantity}")
+        whole_quantity(quantity)
         invoice_id, invoice, raw = self._line_on_invoice(line)
         record = f"recurring invoice {invoice_id} line {line.line_id}"
         current = self._billed_quantity(raw, record)
@@ -508,28 +469,13 @@ class HaloClient:
         invoiced through a pro-rata entry (the line starts at 0 and Halo adds the units after
         invoicing them), otherwise as the line's quantity."""
         record = f"agreement {line.agreement_id} new line of item {line.product_id}"
-        problems = []
-        try:
-            quantity = _whole(line.quantity, "quantity")
-            if quantity < 0:
-                problems.append(f"quantity cannot be negative, got {quantity}")
-        except ValueError as exc:
-            problems.append(str(exc))
-            quantity = 0
+        quantity, problems = checked_quantity(line.quantity)
         if not str(line.product_id).strip().isdigit():
             problems.append(f"product id must be a Halo item id, got {line.product_id!r}")
         if line.bill_mode is not BillMode.BILLABLE:
             problems.append(f"bill mode {line.bill_mode.value} is not possible on a Halo recurring invoice line")
-        if len(line.invoice_description) > DESCRIPTION_MAX:
-            problems.append(f"item_longdescription is {len(line.invoice_description)} characters; SeatSync writes at "
-                            f"most {DESCRIPTION_MAX}")
-        if line.tag is not None:
-            if len(line.tag) > TAG_MAX:
-                problems.append(f"item_internal_reference (the tag) is {len(line.tag)} characters; SeatSync writes at "
-                                f"most {TAG_MAX}")
-            if not is_seatsync_tag(line.tag):
-                problems.append(f"the tag must start with '{TAG_PREFIX}' so that SeatSync recognises the line, got "
-                                f"{line.tag!r}")
+        problems += too_long("item_longdescription", line.invoice_description, DESCRIPTION_MAX, "SeatSync writes")
+        problems += tag_problems(line.tag, "item_internal_reference", TAG_MAX, "SeatSync writes")
         if problems:
             raise PsaError(self._psa, "; ".join(problems), record)
         invoice_id, invoice = self._invoice_for_new_line(line.agreement_id, record)
@@ -565,9 +511,8 @@ class HaloClient:
             return line
         invoice_id, invoice, raw = self._line_on_invoice(line)
         record = f"recurring invoice {invoice_id} line {line.line_id}"
-        if invoice_description is not None and len(invoice_description) > DESCRIPTION_MAX:
-            raise PsaError(self._psa, f"item_longdescription is {len(invoice_description)} characters; SeatSync "
-                           f"writes at most {DESCRIPTION_MAX}", record)
+        if problems := too_long("item_longdescription", invoice_description or "", DESCRIPTION_MAX, "SeatSync writes"):
+            raise PsaError(self._psa, "; ".join(problems), record)
         lines = [copy.deepcopy(row) for row in _Fields(invoice, self._psa, record).records("lines")]
         target = next(row for row in lines if row.get("id") == raw.get("id"))
         if invoice_description is not None:
@@ -587,7 +532,7 @@ class HaloClient:
 
     # ------------------------------------------------------------------ mapping
     def _product(self, row: Any) -> Product:
-        f = _Fields(row, self._psa, f"item {row.get('id') if isinstance(row, Mapping) else '?'}")
+        f = _Fields.of(row, self._psa, "item")
         recurring = f.flag("isrecurringitem")
         name = f.text("name")
         return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
@@ -611,7 +556,7 @@ class HaloClient:
         return "none"
 
     def _invoice_agreement(self, raw: Any) -> Agreement:
-        f = _Fields(raw, self._psa, f"recurring invoice {raw.get('id') if isinstance(raw, Mapping) else '?'}")
+        f = _Fields.of(raw, self._psa, "recurring invoice")
         end = f.day("enddate")
         today = self._today()
         return Agreement(psa=self._name, agreement_id=str(f.ident()), company_id=str(f.ident("client_id")),
@@ -621,7 +566,7 @@ class HaloClient:
                          bill_in_advance=True)
 
     def _contract_agreement(self, raw: Any, invoices: list[Any]) -> Agreement:
-        f = _Fields(raw, self._psa, f"contract {raw.get('id') if isinstance(raw, Mapping) else '?'}")
+        f = _Fields.of(raw, self._psa, "contract")
         ident = f.ident()
         linked = [row for row in invoices if isinstance(row, Mapping) and row.get("contract_id") == ident]
         cycle = self._cycle(_Fields(linked[0], self._psa, f"contract {ident} invoice")) if linked else "none"
@@ -634,16 +579,16 @@ class HaloClient:
 
     def _billed_quantity(self, raw: Any, record: str) -> Decimal:
         f = _Fields(raw, self._psa, record)
-        quantity = f.decimal("qty_order", Decimal(0)) or Decimal(0)
+        quantity = f.decimal("qty_order") or Decimal(0)
         for entry in f.records("prorata_data"):
-            e = _Fields(entry, self._psa, f"{record} pro-rata {entry.get('id') if isinstance(entry, Mapping) else '?'}")
+            e = _Fields.of(entry, self._psa, f"{record} pro-rata")
             if not e.flag("isinvoiced"):
-                quantity += e.decimal("quantity", Decimal(0)) or Decimal(0)
+                quantity += e.decimal("quantity") or Decimal(0)
         return quantity
 
     def _line(self, raw: Any, agreement_id: str | int, invoice: Any) -> BilledLine:
         invoice_f = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}")
-        record = f"recurring invoice {invoice.get('id')} line {raw.get('id') if isinstance(raw, Mapping) else '?'}"
+        record = record_label(f"recurring invoice {invoice.get('id')} line", raw)
         f = _Fields(raw, self._psa, record)
         pending = [_Fields(p, self._psa, record) for p in f.records("prorata_data")]
         pending = [p for p in pending if not p.flag("isinvoiced")]
@@ -777,8 +722,7 @@ class HaloClient:
                                              headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                                              on_retry=limiter.acquire)
             except requests.RequestException as exc:
-                maybe = (" The line may have been added: read the recurring invoice before trying again."
-                         if creating else "")
+                maybe = _MAYBE_ADDED if creating else ""
                 raise PsaError(self._psa, f"no answer from Halo ({type(exc).__name__}: {exc}).{maybe}", record, None,
                                method, url) from exc
             if response.status_code == 401 and attempt == 1:
@@ -793,13 +737,7 @@ class HaloClient:
         url = response.url or f"{self.base_url}/api{path}"
         if response.status_code >= 400:
             self._raise(response, method, url, record, creating=creating)
-        if not response.content:
-            return None
-        try:
-            return _loads(response.text)
-        except ValueError:
-            raise PsaError(self._psa, f"the answer is not JSON: {response.text[:200]!r}", record,
-                           response.status_code, method, url) from None
+        return json_answer(response, self._psa, method, url, record)
 
     def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool) -> NoReturn:
         status = response.status_code
@@ -809,15 +747,8 @@ class HaloClient:
                 self._psa, "Halo refused the request with a fresh token: check that the API application's "
                 "permissions (or the agent it logs in as) allow reading and editing customers, items, contracts "
                 f"and invoices ({detail or f'HTTP {status}'})", record, status, method, url)
-        if status == 404:
-            raise PsaError(self._psa, f"not found ({detail or 'HTTP 404'})", record, status, method, url)
-        if status == 429:
-            raise PsaError(self._psa, f"still throttled (HTTP 429) after retrying: {detail}", record, status, method,
-                           url)
-        text = detail or f"HTTP {status}"
-        if status >= 500 and creating:
-            text += " The line may have been added: read the recurring invoice before trying again."
-        raise PsaError(self._psa, text, record, status, method, url)
+        raise status_error(self._psa, status, detail, record, method, url,
+                           maybe_created=_MAYBE_ADDED if creating else "")
 
     def _get_all(self, path: str, key: str, record: str, params: Mapping[str, str] | None = None) -> list[Any]:
         """Every record of a list, page by page (``pageinate=true``). A page that repeats records,
@@ -864,10 +795,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [_jsonable(item) for item in value]
     return value
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_float=Decimal)
 
 
 def _message(response: requests.Response) -> str:
