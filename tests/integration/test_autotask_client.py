@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from shared.adapters.http import RetryingHttp
 from shared.domain.model import BillMode
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaPort
+from tests.psa_test_support import FakeClock, in_threads, recording_http, reset_emulator, serve_emulators
 
 TODAY = date(2026, 1, 15)
 
@@ -63,8 +63,7 @@ class Psa:
     sleeps: list[float] = field(default_factory=list)
 
     def http(self) -> RetryingHttp:
-        return RetryingHttp("Autotask", verify=str(self.tls.ca_certificate), sleep=self.sleeps.append,
-                            jitter=lambda: 1.0)
+        return recording_http("Autotask", self.tls, self.sleeps.append)
 
     def client(self, *, secret: str = "s3cret", limits: AutotaskLimits | None = None,
                zone_url: str | None = None) -> AutotaskClient:
@@ -98,38 +97,12 @@ def shared_server(tls: TlsFiles) -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def psa(shared_server: RunningEmulator, tls: TlsFiles) -> Psa:
-    emulator = shared_server.emulator
-    assert isinstance(emulator, AutotaskEmulator)
-    emulator.reset()
-    return Psa(emulator, shared_server, tls)
+    return Psa(reset_emulator(shared_server, AutotaskEmulator), shared_server, tls)
 
 
 @pytest.fixture
 def serve(tls: TlsFiles) -> Iterator[Callable[..., Psa]]:
-    started: list[RunningEmulator] = []
-
-    def start(section: dict[str, Any] | None = None, **kwargs: Any) -> Psa:
-        emulator = AutotaskEmulator(section if section is not None else scenario(), **kwargs)
-        running = RunningEmulator(emulator, tls).start()
-        started.append(running)
-        return Psa(emulator, running, tls)
-
-    yield start
-    for running in started:
-        running.stop()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+    yield from serve_emulators(tls, AutotaskEmulator, scenario, Psa)
 
 
 # --------------------------------------------------------------------------- zone and reads
@@ -406,7 +379,7 @@ def test_throttling_and_thread_limit_answers_are_waited_out(psa: Psa) -> None:
 
 
 def test_the_hourly_budget_reads_threshold_information_and_counts_every_request(psa: Psa) -> None:
-    clock = FakeClock()
+    clock = FakeClock(50_000.0)
     limits = AutotaskLimits(Decimal("0.25"), 3, clock=clock, sleep=clock.sleep)
     client = psa.client(limits=limits)
     client.list_companies()
@@ -421,7 +394,7 @@ def test_the_hourly_budget_reads_threshold_information_and_counts_every_request(
 
 def test_seatsync_stops_before_the_database_reaches_its_block(psa: Psa) -> None:
     psa.emulator.set_other_usage(9_000)
-    clock = FakeClock()
+    clock = FakeClock(50_000.0)
     limits = AutotaskLimits(Decimal("0.25"), 3, clock=clock, sleep=clock.sleep)
     client = psa.client(limits=limits)
     with pytest.raises(PsaError) as caught:
@@ -433,7 +406,7 @@ def test_seatsync_stops_before_the_database_reaches_its_block(psa: Psa) -> None:
 
 def test_seatsync_slows_down_when_the_database_is_past_half(psa: Psa) -> None:
     psa.emulator.set_other_usage(6_000)
-    clock = FakeClock()
+    clock = FakeClock(50_000.0)
     limits = AutotaskLimits(Decimal("0.25"), 3, clock=clock, sleep=clock.sleep)
     psa.client(limits=limits).list_companies()
     # the first reading goes out before the database's count is known; the query after it is paced at the
@@ -447,19 +420,11 @@ def test_concurrent_clients_of_one_connection_keep_to_three_requests_per_endpoin
     section["latencySeconds"] = 0.15
     psa = serve(section)
     limits = AutotaskLimits(Decimal("0.25"), 3)
-    errors: list[BaseException] = []
 
     def read() -> None:
-        try:
-            psa.client(limits=limits).list_products()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        psa.client(limits=limits).list_products()
 
-    threads = [threading.Thread(target=read) for _ in range(7)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = in_threads(read, 7)
     assert not errors
     state = psa.emulator.state()
     assert state["refused"]["threads"] == 0

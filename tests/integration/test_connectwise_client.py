@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from shared.adapters.http import RetryingHttp
 from shared.domain.model import BillMode
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaPort
+from tests.psa_test_support import in_threads, recording_http, serve_emulators
 
 CLIENT_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 OTHER_CLIENT_ID = "9a8b7c6d-1111-2222-3333-444455556666"
@@ -91,8 +91,7 @@ class Psa:
         return str(self.tls.ca_certificate)
 
     def http(self, sleep: Callable[[float], None] | None = None) -> RetryingHttp:
-        return RetryingHttp("ConnectWise", verify=self.verify, sleep=sleep or self.sleeps.append,
-                            jitter=lambda: 1.0)
+        return recording_http("ConnectWise", self.tls, sleep or self.sleeps.append)
 
     def client(self, *, public_key: str = "pubkey", private_key: str = "privkey", client_id: str = CLIENT_ID,
                http: RetryingHttp | None = None, **kwargs: Any) -> ConnectWiseClient:
@@ -132,17 +131,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 @pytest.fixture
 def serve(tls: TlsFiles) -> Iterator[Callable[..., Psa]]:
-    started: list[RunningEmulator] = []
-
-    def start(section: dict[str, Any] | None = None, **kwargs: Any) -> Psa:
-        emulator = ConnectWiseEmulator(section if section is not None else scenario(), **kwargs)
-        running = RunningEmulator(emulator, tls).start()
-        started.append(running)
-        return Psa(emulator, running, tls)
-
-    yield start
-    for running in started:
-        running.stop()
+    yield from serve_emulators(tls, ConnectWiseEmulator, scenario, Psa)
 
 
 @pytest.fixture(scope="module")
@@ -548,19 +537,11 @@ def test_companies_contacts_products_and_agreement_types(psa: Psa) -> None:
 def test_concurrent_reads_through_one_client_are_consistent(psa: Psa) -> None:
     client = psa.client(max_workers=2)
     results: list[int] = []
-    errors: list[BaseException] = []
 
     def read() -> None:
-        try:
-            results.append(len(client.list_lines(["100", "101"])))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        results.append(len(client.list_lines(["100", "101"])))
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = in_threads(read, 8)
     assert not errors
     assert results == [4] * 8
     # every request counted exactly once, whatever the interleaving: two reads per thread plus the

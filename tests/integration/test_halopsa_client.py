@@ -19,21 +19,9 @@ from shared.adapters.http import RetryingHttp
 from shared.domain.model import BillMode
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaPort
+from tests.psa_test_support import FakeClock, recording_http, reset_emulator, serve_emulators
 
 TODAY = date(2026, 1, 15)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def scenario() -> dict[str, Any]:
@@ -76,8 +64,7 @@ class Psa:
     sleeps: list[float] = field(default_factory=list)
 
     def http(self, sleep: Callable[[float], None] | None = None) -> RetryingHttp:
-        return RetryingHttp("HaloPSA", verify=str(self.tls.ca_certificate), sleep=sleep or self.sleeps.append,
-                            jitter=lambda: 1.0)
+        return recording_http("HaloPSA", self.tls, sleep or self.sleeps.append)
 
     def client(self, *, lines: str = "recurring-invoice", secret: str = "s3cret", limits: HaloLimits | None = None,
                http: RetryingHttp | None = None, tenant: str | None = "seatsyncmsp", **kwargs: Any) -> HaloClient:
@@ -114,25 +101,12 @@ def shared_server(tls: TlsFiles) -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def psa(shared_server: RunningEmulator, tls: TlsFiles) -> Psa:
-    emulator = shared_server.emulator
-    assert isinstance(emulator, HaloEmulator)
-    emulator.reset()
-    return Psa(emulator, shared_server, tls)
+    return Psa(reset_emulator(shared_server, HaloEmulator), shared_server, tls)
 
 
 @pytest.fixture
 def serve(tls: TlsFiles) -> Iterator[Callable[..., Psa]]:
-    started: list[RunningEmulator] = []
-
-    def start(section: dict[str, Any] | None = None, **kwargs: Any) -> Psa:
-        emulator = HaloEmulator(section if section is not None else scenario(), **kwargs)
-        running = RunningEmulator(emulator, tls).start()
-        started.append(running)
-        return Psa(emulator, running, tls)
-
-    yield start
-    for running in started:
-        running.stop()
+    yield from serve_emulators(tls, HaloEmulator, scenario, Psa)
 
 
 # --------------------------------------------------------------------------- tokens
@@ -162,7 +136,7 @@ def test_an_expired_token_is_replaced_once_on_401(psa: Psa) -> None:
 
 
 def test_a_token_near_its_expiry_is_renewed_before_use(psa: Psa) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.0)
     limits = HaloLimits(HaloLimits.create(250).limiter, TokenCache(clock))
     client = psa.client(limits=limits)
     client.list_companies()
@@ -410,7 +384,7 @@ def test_broken_paging_is_detected(serve: Callable[..., Psa]) -> None:
 
 
 def test_the_client_stays_inside_the_5_minute_window(serve: Callable[..., Psa]) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.0)
     section = scenario()
     section["rateLimit"] = {"requestsPer5Minutes": 4}
     psa = serve(section, clock=clock)
@@ -424,7 +398,7 @@ def test_the_client_stays_inside_the_5_minute_window(serve: Callable[..., Psa]) 
 
 
 def test_a_429_is_waited_out_for_as_long_as_halo_asks(serve: Callable[..., Psa]) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.0)
     section = scenario()
     section["rateLimit"] = {"requestsPer5Minutes": 3}
     psa = serve(section, clock=clock)
@@ -436,12 +410,11 @@ def test_a_429_is_waited_out_for_as_long_as_halo_asks(serve: Callable[..., Psa])
 
 
 def test_a_429_without_retry_after_backs_off_long_enough(serve: Callable[..., Psa]) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100_000.0)
     section = scenario()
     section["rateLimit"] = {"requestsPer5Minutes": 2, "retryAfter": False}
     psa = serve(section, clock=clock)
-    client = psa.client(http=RetryingHttp("HaloPSA", verify=str(psa.tls.ca_certificate), sleep=clock.sleep,
-                                          jitter=lambda: 1.0, policy=RETRY_POLICY))
+    client = psa.client(http=recording_http("HaloPSA", psa.tls, clock.sleep, RETRY_POLICY))
     client.list_products()
     client.list_products()
     assert clock.sleeps == [10.0, 20.0, 40.0, 80.0, 120.0, 120.0]  # until the window moved, 390 s later

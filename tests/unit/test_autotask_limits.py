@@ -3,7 +3,6 @@ the database's block, the per-endpoint thread limit, and the process-wide regist
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -17,23 +16,11 @@ from shared.adapters.autotask import (
     shared_limits,
 )
 from shared.errors import PsaError
-
-
-class FakeClock:
-    def __init__(self, start: float = 10_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.psa_test_support import FakeClock, in_threads
 
 
 def budget(share: str = "0.01", **kwargs: object) -> tuple[HourlyBudget, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(10_000.0)
     return HourlyBudget(Decimal(share), clock=clock, sleep=clock.sleep, **kwargs), clock  # type: ignore[arg-type]
 
 
@@ -130,11 +117,7 @@ def test_concurrent_acquires_never_exceed_the_share() -> None:
             except PsaError:
                 refused.append(1)
 
-    threads = [threading.Thread(target=take) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert not in_threads(take, 5)
     assert len(granted) == 50
     assert len(refused) == 50
 

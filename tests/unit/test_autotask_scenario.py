@@ -3,7 +3,6 @@ emulator's query language."""
 
 from __future__ import annotations
 
-import copy
 import time
 from datetime import date
 from decimal import Decimal
@@ -14,6 +13,7 @@ import pytest
 from emulators.autotask import AutotaskEmulator, parse_scenario
 from emulators.autotask.query import Query, QueryError
 from emulators.base import EmulatorError
+from tests.psa_test_support import ScenarioSection
 
 SECTION: dict[str, Any] = {
     "today": "2026-01-15",
@@ -28,16 +28,8 @@ SECTION: dict[str, Any] = {
 }
 
 
-def section(**changes: Any) -> dict[str, Any]:
-    result = copy.deepcopy(SECTION)
-    result.update(changes)
-    return result
-
-
-def rejected(value: Any) -> str:
-    with pytest.raises(EmulatorError) as caught:
-        parse_scenario(value)
-    return str(caught.value)
+SECTIONS = ScenarioSection(SECTION, parse_scenario)
+section, rejected = SECTIONS.changed, SECTIONS.rejected
 
 
 def test_a_valid_section_is_read_with_its_defaults() -> None:

@@ -18,23 +18,11 @@ from shared.adapters.halopsa import (
     reset_shared_limits,
     shared_limits,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.psa_test_support import FakeClock, in_threads
 
 
 def test_the_window_lets_the_limit_through_then_waits_for_the_oldest_request() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = SlidingWindowLimiter(3, 300.0, clock=clock, sleep=clock.sleep)
     for _ in range(3):
         limiter.acquire()
@@ -47,7 +35,7 @@ def test_the_window_lets_the_limit_through_then_waits_for_the_oldest_request() -
 
 
 def test_the_window_slides_rather_than_resetting() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     limiter = SlidingWindowLimiter(2, 300.0, clock=clock, sleep=clock.sleep)
     limiter.acquire()
     clock.now += 200
@@ -60,7 +48,7 @@ def test_the_window_slides_rather_than_resetting() -> None:
 
 
 def test_threads_share_one_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     lock = threading.Lock()
 
     def sleep(seconds: float) -> None:
@@ -73,17 +61,13 @@ def test_threads_share_one_window() -> None:
         for _ in range(5):
             limiter.acquire()
 
-    threads = [threading.Thread(target=five) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert not in_threads(five, 4)
     assert limiter.waits >= 1  # 20 requests through a window of 10 had to wait
     assert limiter.in_window() <= 10
 
 
 def test_a_token_is_reused_until_a_minute_before_it_expires() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     cache = TokenCache(clock)
     issued: list[str] = []
 

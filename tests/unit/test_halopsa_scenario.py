@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from datetime import date
 from typing import Any
 
 import pytest
 
-from emulators.base import EmulatorError
 from emulators.halopsa import HaloEmulator, parse_scenario
 from emulators.halopsa.emulator import period_of
+from tests.psa_test_support import ScenarioSection
 
 SECTION: dict[str, Any] = {
     "today": "2026-01-15",
@@ -26,16 +25,8 @@ SECTION: dict[str, Any] = {
 }
 
 
-def section(**changes: Any) -> dict[str, Any]:
-    result = copy.deepcopy(SECTION)
-    result.update(changes)
-    return result
-
-
-def rejected(value: Any) -> str:
-    with pytest.raises(EmulatorError) as caught:
-        parse_scenario(value)
-    return str(caught.value)
+SECTIONS = ScenarioSection(SECTION, parse_scenario)
+section, rejected = SECTIONS.changed, SECTIONS.rejected
 
 
 def test_a_valid_section_is_read_with_its_defaults() -> None:
