@@ -115,6 +115,8 @@ class RunningEmulators:
             codebase = self.scenario["connectwise"].get("codebase", "v4_6_release")
             values["CONNECTWISE_URL"] = f"{served['connectwise'].url}/{codebase}/apis/3.0"
         if "autotask" in served:
+            # the REST root, as Autotask's discovery URL and zone URLs are: the emulator answers
+            # zoneInformation there with itself as the zone, so it serves as either
             values["AUTOTASK_URL"] = f"{served['autotask'].url}/ATServicesRest"
         if "halopsa" in served:
             values["HALOPSA_URL"] = served["halopsa"].url
@@ -129,14 +131,17 @@ class RunningEmulators:
             raise EmulatorError(f"the configuration uses ${{{exc.args[0]}}} but no such emulator runs") from None
 
 
-def _secrets_of(section: str, raw: dict[str, Any]) -> dict[str, str]:
-    credential = (raw.get("credentials") or [{}])[0]
+def _secrets_of(section: str, raw: dict[str, Any] | None) -> dict[str, str]:
+    """The app settings of the first API user (Autotask ``users``) or application (Halo
+    ``applications``) the scenario registers; empty values when it registers none."""
     if section == "autotask":
-        return {"AUTOTASK_USERNAME": str(credential.get("username", "")),
-                "AUTOTASK_SECRET": str(credential.get("secret", "")),
-                "AUTOTASK_INTEGRATION_CODE": str(credential.get("integrationCode", ""))}
-    return {"HALO_CLIENT_ID": str(credential.get("clientId", "")),
-            "HALO_CLIENT_SECRET": str(credential.get("clientSecret", ""))}
+        user = ((raw or {}).get("users") or [{}])[0]
+        return {"AUTOTASK_USERNAME": str(user.get("username", "")),
+                "AUTOTASK_SECRET": str(user.get("secret", "")),
+                "AUTOTASK_INTEGRATION_CODE": str(user.get("integrationCode", ""))}
+    application = ((raw or {}).get("applications") or [{}])[0]
+    return {"HALO_CLIENT_ID": str(application.get("clientId", "")),
+            "HALO_CLIENT_SECRET": str(application.get("clientSecret", ""))}
 
 
 def emulator_for(section: str, raw: Any) -> Emulator:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,72 @@ def psa_state_lines(emulators: RunningEmulators) -> list[str]:
                 tag = "  (SeatSync)" if str(addition.get("serialNumber") or "").startswith("seatsync:") else ""
                 lines.append(f"  {agreement['name'][:34]:34s}  {addition['product']['identifier']:16s} "
                              f"{shown:>6}  {addition.get('unitPrice', 0):>8.2f}{until}{tag}")
+    if "autotask" in emulators.running:
+        lines += autotask_state_lines(emulators.emulator("autotask").state())
+    if "halopsa" in emulators.running:
+        lines += halo_state_lines(emulators.emulator("halopsa").state())
+    return lines
+
+
+def _quantity(value: Any) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _is_tag(value: Any) -> bool:
+    return str(value or "").strip().lower().startswith("seatsync")
+
+
+def autotask_state_lines(state: dict[str, Any]) -> list[str]:
+    """Autotask's contract services: contract, service, units as of the emulator's today, unit
+    price, unit changes effective from today on (Autotask prorates a change from its effective
+    date; one dated later bills from then) and SeatSync's tag (the internal description)."""
+    today = date.fromisoformat(state["today"])
+    names = {service["id"]: service["name"] for service in state["services"]}
+    lines = [f"  (units on {today}; Autotask prorates a unit change from its effective date)"]
+    for contract in state["contracts"]:
+        for service in contract.get("services", []):
+            units = int(service["units"])
+            notes = []
+            for adjustment in sorted(service.get("adjustments", []), key=lambda a: (a["effectiveDate"], a["id"])):
+                effective = date.fromisoformat(adjustment["effectiveDate"][:10])
+                if effective == today:
+                    change = int(adjustment["unitChange"])
+                    notes.append(f"{change:+d} unit{'s' if abs(change) != 1 else ''} from {effective}")
+                elif effective > today:
+                    units_then = units + sum(int(a["unitChange"]) for a in service.get("adjustments", [])
+                                             if today < date.fromisoformat(a["effectiveDate"][:10]) <= effective)
+                    notes.append(f"{units_then} unit{'s' if units_then != 1 else ''} from {effective}")
+            note = f"  ({', '.join(dict.fromkeys(notes))})" if notes else ""
+            tag = "  (SeatSync)" if _is_tag(service.get("internalDescription")) else ""
+            name = names.get(service["serviceID"], f"service {service['serviceID']}")
+            lines.append(f"  {contract['contractName'][:34]:34s}  {name[:40]:40s} {units:>6}  "
+                         f"{float(service.get('unitPrice') or 0):>8.2f}{note}{tag}")
+    return lines
+
+
+def halo_state_lines(state: dict[str, Any]) -> list[str]:
+    """Halo's recurring invoice lines: invoice, item, quantity (from the next invoice on: the
+    line's quantity plus its pending pro-rata entries), unit price, the pending pro-rata entries
+    (Halo's price a seat for the rest of the period, charged on the next invoice) and SeatSync's
+    tag (the internal reference)."""
+    names = {item["id"]: item["name"] for item in state["items"]}
+    lines = ["  (quantities from the next invoice on; Halo charges pending pro-rata entries on that invoice, "
+             "then adds them to the line)"]
+    for invoice in state["recurringInvoices"]:
+        next_invoice = invoice.get("nextcreationdate")
+        until = f"..{date.fromisoformat(next_invoice[:10]) - timedelta(days=1)}" if next_invoice else ""
+        for line in invoice.get("lines", []):
+            notes = [f"{_quantity(p['quantity']):+} pro-rata {p['date'][:10]}{until} at {float(p['unitprice']):.2f} "
+                     "a seat" for p in line.get("prorata_data", []) if not p.get("isinvoiced")]
+            if line.get("isinactive"):
+                notes.append("inactive")
+            note = f"  ({', '.join(notes)})" if notes else ""
+            tag = "  (SeatSync)" if _is_tag(line.get("item_internal_reference")) else ""
+            name = names.get(line["_itemid"]) or line.get("item_shortdescription") or f"item {line['_itemid']}"
+            lines.append(f"  {invoice['reference'][:34]:34s}  {name[:40]:40s} "
+                         f"{_quantity(line['billed_quantity']):>6}  {float(line.get('unit_price') or 0):>8.2f}"
+                         f"{note}{tag}")
     return lines
 
 
@@ -64,6 +131,10 @@ def notification_lines(emulators: RunningEmulators) -> list[str]:
 def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "connectwise",
              keep: bool = False, out: Any = sys.stdout) -> int:
     started = time.monotonic()
+    if tenants and psa != "connectwise":
+        print(f"seatsync demo: --tenants generates MSPs billed through ConnectWise only; run the {psa} sample "
+              "without --tenants", file=sys.stderr)
+        return 2
     if tenants:
         from emulators.generator import generate_msp
 

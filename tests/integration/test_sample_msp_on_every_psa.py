@@ -1,0 +1,316 @@
+"""The sample MSP billed through each PSA (ConnectWise, Autotask, HaloPSA), synced on Azurite and
+the emulators: the same tenants end up billed the same from the next period on, each PSA holding
+the current period's changes its own way (ConnectWise: separate prorate lines; Autotask:
+adjustments with an effective date; Halo: pending pro-rata entries), and `seatsync demo --psa`
+shows it."""
+
+from __future__ import annotations
+
+import copy
+import io
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_runner.azurite import Azurite
+from local_runner.demo import run_demo
+from shared.adapters.tables import TableStore
+from tests.integration.msp import NOW, TAILSPIN, Msp, running_msp, sample_scenario
+
+pytestmark = pytest.mark.integration
+
+PSAS = ["connectwise", "autotask", "halopsa"]
+TODAY = NOW.date().isoformat()
+NEXT_PERIOD = "2026-12-01"  # every sample agreement bills monthly from 1 January 2026
+TAILSPIN_AGREEMENT = {"connectwise": 102, "autotask": 102, "halopsa": -102}
+
+Change = tuple[str, str, int | None, int]
+
+# The app settings the emulators' credentials become (what the configurations' {setting: ...} name).
+SECRETS = {
+    "connectwise": {"CW_PUBLIC_KEY": "samplePublicKey", "CW_PRIVATE_KEY": "samplePrivateKey",
+                    "CW_CLIENT_ID": "7b0e3f1a-2c4d-4e5f-8a9b-0c1d2e3f4a5b"},
+    "autotask": {"AUTOTASK_USERNAME": "seatsync-api@seatsyncmsp.example", "AUTOTASK_SECRET": "sampleSecret",
+                 "AUTOTASK_INTEGRATION_CODE": "SAMPLEINTEGRATIONCODE"},
+    "halopsa": {"HALO_CLIENT_ID": "3c9d1e7a-4b2f-4a6e-8d0c-5f1a2b3c4d5e", "HALO_CLIENT_SECRET": "sampleClientSecret"},
+}
+
+# What every PSA has done after the first sync, but for how the current period's changes are held.
+APPLIED_EVERYWHERE: list[Change] = [
+    ("Fabrikam Ltd", "create-line", None, 26),      # managed users (custom licence), a new line
+    ("Fabrikam Ltd", "set-details", 20, 20),        # Business Premium: the users' names on the invoice
+    ("Fabrikam Ltd", "set-quantity", 5, 4),         # Exchange P1: decreasePolicy apply
+    ("Fabrikam Ltd", "set-quantity", 20, 22),       # Business Premium
+    ("Litware Inc", "set-quantity", 3, 4),          # Engineering's share of the split tenant
+    ("Proseware Ltd", "create-line", None, 3),      # the monthly subscription's own line
+]
+APPLIED = {
+    "connectwise": sorted([*APPLIED_EVERYWHERE, ("Fabrikam Ltd", "prorate", None, 2),
+                           ("Litware Inc", "prorate", None, 1)], key=str),
+    "autotask": sorted(APPLIED_EVERYWHERE, key=str),
+    "halopsa": sorted(APPLIED_EVERYWHERE, key=str),
+}
+HELD = [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+DEFERRED = [("Northwind Traders", "set-quantity", 10, 9)]
+
+# When each applied quantity change takes effect: ConnectWise changes the addition at once (and
+# prorates increases on separate lines); Autotask and Halo date increases today (they prorate them)
+# and, with no negative prorating allowed, a decrease from the next billing period.
+EFFECTIVE = {
+    "connectwise": {("Fabrikam Ltd", 5, 4): TODAY, ("Fabrikam Ltd", 20, 22): TODAY, ("Litware Inc", 3, 4): TODAY},
+    "autotask": {("Fabrikam Ltd", 5, 4): NEXT_PERIOD, ("Fabrikam Ltd", 20, 22): TODAY, ("Litware Inc", 3, 4): TODAY},
+    "halopsa": {("Fabrikam Ltd", 5, 4): NEXT_PERIOD, ("Fabrikam Ltd", 20, 22): TODAY, ("Litware Inc", 3, 4): TODAY},
+}
+
+# (agreement name, product id) -> (quantity billed from the next period on, unit price, tagged by SeatSync):
+# the same on every PSA (ids of products are the same in the three samples).
+BILLED_FROM_NEXT_PERIOD: dict[tuple[str, str], tuple[int, str, bool]] = {
+    ("Fabrikam Microsoft 365", "1"): (22, "22.00", False),
+    ("Fabrikam Microsoft 365", "4"): (4, "4.00", False),
+    ("Fabrikam Managed Services", "7"): (26, "15.00", True),
+    ("Contoso Pharma Microsoft 365", "2"): (10, "12.50", False),
+    ("Tailspin Microsoft 365", "1"): (6, "22.00", False),
+    ("Northwind Microsoft 365", "3"): (10, "23.00", False),
+    ("Woodgrove Microsoft 365", "1"): (1250, "22.00", False),
+    ("Litware Sales Microsoft 365", "1"): (6, "22.00", False),
+    ("Litware Engineering Microsoft 365", "1"): (4, "22.00", False),
+    ("Proseware Microsoft 365", "5"): (20, "20.90", False),
+    ("Proseware Microsoft 365", "6"): (3, "26.40", True),   # 22.00 + 20 %
+}
+
+# How each PSA holds the changes dated inside the current period:
+# (agreement name, product id, seats, from, until).
+DATED_CHANGES: dict[str, set[tuple[str, str, int, str, str | None]]] = {
+    "connectwise": {   # new additions from today; prorate additions to the period's end
+        ("Fabrikam Microsoft 365", "1", 2, TODAY, "2026-11-30"),
+        ("Litware Engineering Microsoft 365", "1", 1, TODAY, "2026-11-30"),
+        ("Fabrikam Managed Services", "7", 26, TODAY, None),
+        ("Proseware Microsoft 365", "6", 3, TODAY, None),
+    },
+    "autotask": {   # adjustments: Autotask prorates those dated today; the decrease from the next period
+        ("Fabrikam Microsoft 365", "1", 2, TODAY, None),
+        ("Fabrikam Microsoft 365", "4", -1, NEXT_PERIOD, None),
+        ("Litware Engineering Microsoft 365", "1", 1, TODAY, None),
+        ("Fabrikam Managed Services", "7", 26, TODAY, None),
+        ("Proseware Microsoft 365", "6", 3, TODAY, None),
+    },
+    "halopsa": {   # pending pro-rata entries; the decrease changed the line's quantity (next invoice)
+        ("Fabrikam Microsoft 365", "1", 2, TODAY, None),
+        ("Litware Engineering Microsoft 365", "1", 1, TODAY, None),
+        ("Fabrikam Managed Services", "7", 26, TODAY, None),
+        ("Proseware Microsoft 365", "6", 3, TODAY, None),
+    },
+}
+
+# What each PSA bills on the current period's invoice for the lines whose billing changed
+# (ConnectWise: base additions, prorate lines apart; Autotask: units today; Halo: the lines'
+# own quantities, pending pro-rata entries apart).
+BILLED_TODAY: dict[str, dict[tuple[str, str], int]] = {
+    "connectwise": {("Fabrikam Microsoft 365", "1"): 22, ("Fabrikam Microsoft 365", "4"): 4,
+                    ("Litware Engineering Microsoft 365", "1"): 4},
+    "autotask": {("Fabrikam Microsoft 365", "1"): 22, ("Fabrikam Microsoft 365", "4"): 5,
+                 ("Litware Engineering Microsoft 365", "1"): 4},
+    "halopsa": {("Fabrikam Microsoft 365", "1"): 20, ("Fabrikam Microsoft 365", "4"): 4,
+                ("Litware Engineering Microsoft 365", "1"): 3},
+}
+
+
+def summary(report: dict[str, Any], status: str) -> list[Change]:
+    return sorted(((c["tenantName"], c["kind"], c["oldQuantity"], c["newQuantity"])
+                   for c in report["changes"] if c["status"] == status), key=str)
+
+
+def _day(value: str | None) -> str | None:
+    return value[:10] if value else None
+
+
+def _is_tag(value: Any) -> bool:
+    return str(value or "").lower().startswith("seatsync")
+
+
+def sample(psa: str) -> tuple[dict[str, Any], str]:
+    """The PSA's sample, its emulators' day pinned to the tests' day."""
+    scenario, config_text = sample_scenario(psa)
+    scenario = copy.deepcopy(scenario)
+    scenario[psa]["today"] = TODAY
+    return scenario, config_text
+
+
+def billed_from_next_period(msp: Msp, psa: str) -> dict[tuple[str, str], tuple[int, str, bool]]:
+    """What the PSA bills from the next period on, read back from the emulator's state."""
+    state = msp.emulators.emulator(psa).state()
+    billed: dict[tuple[str, str], tuple[int, str, bool]] = {}
+    if psa == "connectwise":
+        for agreement in state["agreements"]:
+            for addition in agreement["additions"]:
+                if (_day(addition.get("cancelledDate")) or NEXT_PERIOD) < NEXT_PERIOD:
+                    continue  # a prorate line: this period only
+                billed[(agreement["name"], str(addition["product"]["id"]))] = (
+                    int(addition["quantity"]), f"{addition['unitPrice']:.2f}", _is_tag(addition.get("serialNumber")))
+    elif psa == "autotask":
+        emulator: Any = msp.emulators.emulator("autotask")
+        for contract in state["contracts"]:
+            for service in contract["services"]:
+                billed[(contract["contractName"], str(service["serviceID"]))] = (
+                    emulator.units_on(service["id"], date.fromisoformat(NEXT_PERIOD)), f"{service['unitPrice']:.2f}",
+                    _is_tag(service.get("internalDescription")))
+    else:
+        for invoice in state["recurringInvoices"]:
+            for line in invoice["lines"]:
+                billed[(invoice["reference"], str(line["_itemid"]))] = (
+                    int(line["billed_quantity"]), f"{line['unit_price']:.2f}",
+                    _is_tag(line.get("item_internal_reference")))
+    return billed
+
+
+def billed_today(msp: Msp, psa: str) -> dict[tuple[str, str], int]:
+    state = msp.emulators.emulator(psa).state()
+    if psa == "connectwise":
+        return {(a["name"], str(x["product"]["id"])): int(x["quantity"]) for a in state["agreements"]
+                for x in a["additions"] if not str(x.get("serialNumber") or "").startswith("seatsync:c:")}
+    if psa == "autotask":
+        return {(c["contractName"], str(s["serviceID"])): int(s["units"]) for c in state["contracts"]
+                for s in c["services"]}
+    return {(i["reference"], str(ln["_itemid"])): int(ln["qty_order"]) for i in state["recurringInvoices"]
+            for ln in i["lines"]}
+
+
+def dated_changes(msp: Msp, psa: str) -> set[tuple[str, str, int, str, str | None]]:
+    """The changes the PSA holds dated after the agreements' start (1 January 2026)."""
+    state = msp.emulators.emulator(psa).state()
+    found: set[tuple[str, str, int, str, str | None]] = set()
+    if psa == "connectwise":
+        for agreement in state["agreements"]:
+            for addition in agreement["additions"]:
+                if _day(addition["effectiveDate"]) != "2026-01-01":
+                    found.add((agreement["name"], str(addition["product"]["id"]), int(addition["quantity"]),
+                               _day(addition["effectiveDate"]) or "", _day(addition.get("cancelledDate"))))
+    elif psa == "autotask":
+        for contract in state["contracts"]:
+            for service in contract["services"]:
+                for adjustment in service["adjustments"]:
+                    if _day(adjustment["effectiveDate"]) != "2026-01-01":
+                        found.add((contract["contractName"], str(service["serviceID"]), adjustment["unitChange"],
+                                   _day(adjustment["effectiveDate"]) or "", None))
+    else:
+        for invoice in state["recurringInvoices"]:
+            for line in invoice["lines"]:
+                for entry in line["prorata_data"]:
+                    if not entry["isinvoiced"]:
+                        found.add((invoice["reference"], str(line["_itemid"]), int(entry["quantity"]),
+                                   _day(entry["date"]) or "", None))
+    return found
+
+
+def invoice_description(msp: Msp, psa: str, agreement: str, product: str) -> str:
+    state = msp.emulators.emulator(psa).state()
+    if psa == "connectwise":
+        return next(str(x.get("invoiceDescription") or "") for a in state["agreements"] if a["name"] == agreement
+                    for x in a["additions"] if str(x["product"]["id"]) == product
+                    and not x.get("cancelledDate"))
+    if psa == "autotask":
+        return next(str(s.get("invoiceDescription") or "") for c in state["contracts"]
+                    if c["contractName"] == agreement for s in c["services"] if str(s["serviceID"]) == product)
+    return next(str(ln.get("item_longdescription") or "") for i in state["recurringInvoices"]
+                if i["reference"] == agreement for ln in i["lines"] if str(ln["_itemid"]) == product)
+
+
+def agreement_lines(msp: Msp, psa: str, agreement_id: int) -> list[dict[str, Any]]:
+    """The raw records of one agreement's lines, as the emulator holds them."""
+    state = msp.emulators.emulator(psa).state()
+    if psa == "connectwise":
+        return [a for agreement in state["agreements"] if agreement["id"] == agreement_id
+                for a in agreement["additions"]]
+    if psa == "autotask":
+        return [s for contract in state["contracts"] if contract["id"] == agreement_id for s in contract["services"]]
+    return [ln for invoice in state["recurringInvoices"] if invoice["id"] == agreement_id for ln in invoice["lines"]]
+
+
+READS = re.compile(r"/query(/next|/count)?$|/auth/token$", re.IGNORECASE)
+
+
+def psa_writes(msp: Msp, psa: str) -> int:
+    """Requests that change something in the PSA (reads, Autotask queries and Halo tokens aside)."""
+    return sum(1 for entry in msp.emulators.emulator(psa).requests_log()
+               if not entry["path"].startswith("/_admin")
+               and (entry["method"] in ("PATCH", "PUT", "DELETE")
+                    or (entry["method"] == "POST" and not READS.search(entry["path"]))))
+
+
+@pytest.mark.parametrize("psa", PSAS)
+def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, store: TableStore,
+                                                    tmp_path: Path) -> None:
+    scenario, config_text = sample(psa)
+    with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config_text) as msp:
+        assert {c.type for c in msp.config.psa_connections} == {psa}
+        assert {k: v for k, v in msp.emulators.environment().items() if k in SECRETS[psa]} == SECRETS[psa]
+        tailspin_before = agreement_lines(msp, psa, TAILSPIN_AGREEMENT[psa])
+
+        first = msp.sync()
+        assert first["status"] == "partial", "Tailspin never consented: the run is partial"
+        assert {t["name"]: t["status"] for t in first["tenants"]} == {
+            "Fabrikam Ltd": "ok", "Contoso Pharma": "ok", "Tailspin Toys": "auth-failed", "Northwind Traders": "ok",
+            "Woodgrove Bank": "ok", "Litware Inc": "ok", "Proseware Ltd": "ok"}
+        assert next(t for t in first["tenants"] if t["tenantId"] == TAILSPIN)["errorCode"] == "AADSTS700016"
+        assert summary(first, "applied") == APPLIED[psa]
+        assert summary(first, "held") == HELD
+        assert summary(first, "deferred") == DEFERRED
+        assert {c["status"] for c in first["changes"]} == {"applied", "held", "deferred"}
+        assert {(c["tenantName"], c["oldQuantity"], c["newQuantity"]): c["effectiveDate"] for c in first["changes"]
+                if c["kind"] == "set-quantity" and c["status"] == "applied"} == EFFECTIVE[psa]
+        [deferred] = [c for c in first["changes"] if c["status"] == "deferred"]
+        assert deferred["dueDate"] == "2027-03-01", "Northwind's decrease waits for its subscription's renewal"
+        assert [t["name"] for t in first["gdap"]["notConfigured"]] == ["Adatum Corporation"]
+
+        assert billed_from_next_period(msp, psa) == BILLED_FROM_NEXT_PERIOD
+        assert {k: v for k, v in billed_today(msp, psa).items() if k in BILLED_TODAY[psa]} == BILLED_TODAY[psa]
+        assert dated_changes(msp, psa) == DATED_CHANGES[psa]
+        names = invoice_description(msp, psa, "Fabrikam Microsoft 365", "1")
+        assert names.splitlines()[-1].startswith("Users: Ana Silva, Ben Okafor, Staff 00001"), names
+        assert names.count(",") == 21, "the 22 users holding Business Premium are named on the invoice"
+        writes = psa_writes(msp, psa)
+        assert writes > 0
+
+        second = msp.sync()
+        assert second["status"] == "partial"
+        assert summary(second, "applied") == []
+        assert summary(second, "held") == HELD
+        assert summary(second, "deferred") == DEFERRED
+        assert psa_writes(msp, psa) == writes, "an unchanged day writes nothing"
+        assert billed_from_next_period(msp, psa) == BILLED_FROM_NEXT_PERIOD
+        assert len(msp.services.decisions.approvals("pending")) == 1, "the held decrease is asked once"
+
+        assert not [c for r in (first, second) for c in r["changes"] if c["tenantId"] == TAILSPIN]
+        assert agreement_lines(msp, psa, TAILSPIN_AGREEMENT[psa]) == tailspin_before, "Tailspin's lines are untouched"
+
+
+@pytest.mark.parametrize("psa", ["autotask", "halopsa"])
+def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("local_runner.demo.WORK_DIR", tmp_path / ".seatsync")
+    out = io.StringIO()
+    assert run_demo(psa=psa, out=out) == 0
+    text = out.getvalue()
+    assert f"emulators/scenarios/sample-msp-{psa}.yaml), billed through {psa}" in text
+    assert "(live): PARTIAL" in text
+    assert "Changes: 8 (6 applied, 1 held for approval, 1 deferred); 3 lines already right" in text
+    assert "auth-failed  Tailspin Toys" in text
+    bills = text.split(f"What {psa} bills now:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = {tuple(re.split(r"\s{2,}", row.strip())[:4]) for row in bills[1:]}
+    assert len(bills) == 1 + 11, bills
+    assert ("Fabrikam Microsoft 365", "Exchange Online (Plan 1)", "5" if psa == "autotask" else "4", "4.00") in rows
+    assert ("Fabrikam Microsoft 365", "Microsoft 365 Business Premium", "22", "22.00") in rows
+    assert ("Fabrikam Managed Services", "Managed user (support and security)", "26", "15.00") in rows
+    assert ("Proseware Microsoft 365", "Microsoft 365 Business Premium (monthly)", "3", "26.40") in rows
+    assert ("Tailspin Microsoft 365", "Microsoft 365 Business Premium", "6", "22.00") in rows
+    tagged = [row for row in bills if row.endswith("(SeatSync)")]
+    assert [re.split(r"\s{2,}", row.strip())[0] for row in tagged] == ["Fabrikam Managed Services",
+                                                                       "Proseware Microsoft 365"]
+    if psa == "autotask":
+        assert re.search(r"Exchange Online \(Plan 1\)\s+5\s+4\.00  \(4 units from \d{4}-\d{2}-01\)", text)
+    else:
+        assert re.search(r"Business Premium\s+22\s+22\.00  \(\+2 pro-rata \d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2} at "
+                         r"\d+\.\d\d a seat\)", text)
