@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 
 import requests
@@ -106,7 +106,7 @@ class Services:
 
     def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
         if self._psa_factory is None:
-            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep)
+            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep, self.clock)
         return PsaClients(config, self._psa_factory)
 
 
@@ -126,7 +126,8 @@ def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = t
 
 
 def default_psa_factory(settings: Settings, secrets: SecretReader,
-                        sleep: Callable[[float], None] = time.sleep) -> PsaFactory:
+                        sleep: Callable[[float], None] = time.sleep,
+                        clock: Callable[[], datetime] | None = None) -> PsaFactory:
     """Clients by the connection's configured type (validated with the configuration)."""
     from shared.adapters.http import RetryingHttp, pooled_session
 
@@ -136,6 +137,11 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
     def session_for(name: str) -> requests.Session:
         with lock:
             return sessions.setdefault(name, pooled_session())
+
+    now = clock or (lambda: datetime.now(UTC))
+
+    def today() -> date:
+        return now().date()
 
     def value(field: SecretRef | str) -> str:
         return field if isinstance(field, str) else secrets.get(field.reference)
@@ -159,8 +165,12 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 integration_code=value(connection.integration_code), zone_url=connection.zone_url,
                 discovery_url=connection.discovery_url, hourly_request_share=connection.hourly_request_share,
                 max_concurrent_requests=connection.max_concurrent_requests, verify=settings.tls_verify,
+                http=RetryingHttp(f"Autotask {connection.name}", session=session_for(connection.name),
+                                  verify=settings.tls_verify, sleep=sleep),
+                today=today,
             )
         if isinstance(connection, HaloConnection):
+            from shared.adapters.halopsa import RETRY_POLICY as HALO_RETRY_POLICY
             from shared.adapters.halopsa import HaloClient
 
             return HaloClient(
@@ -168,6 +178,9 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 client_id=value(connection.client_id), client_secret=value(connection.client_secret),
                 lines=connection.lines, requests_per_5_minutes=connection.requests_per_5_minutes,
                 verify=settings.tls_verify,
+                http=RetryingHttp(f"HaloPSA {connection.name}", policy=HALO_RETRY_POLICY,
+                                  session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
+                today=today,
             )
         raise ConfigError(f"PSA connection '{connection.name}' has an unsupported type")
 

@@ -242,7 +242,6 @@ class _Fields(RecordFields):
     out, and writes datetimes its own way (see ``halo_day``)."""
 
     numeric_flags = True
-    finite_numbers = False  # NaN and Infinity (not valid JSON) are read as they come
 
     def text(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None,
              optional: bool = True) -> str:

@@ -378,7 +378,7 @@ class _Planner:
         effective = start if start is not None else self.today
         tag = line_tag(item.mapping_key) if capabilities.tag_limit >= len(line_tag(item.mapping_key)) else None
         self.changes.append(self.change(
-            item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.quantity} ({item.reason})",
+            item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.reason}",
             effective,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
             description=description or (profile.description or item.label)))
@@ -388,6 +388,7 @@ class _Planner:
         prorated = self.prorates(item, agreement)
         effective = self.today
         note = ""
+        amount = None
         if capabilities.prorate == "separate-line" and prorated:
             lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
             missing = self.prorate_line(item, agreement, line, item.quantity - old, unit_price, ChangeKind.PRORATE,
@@ -396,8 +397,12 @@ class _Planner:
                 note = f"; not prorated: {missing}"
         elif capabilities.prorate == "native":
             effective = self.native_effective(item, agreement)
+            period = self.period(agreement)
+            if effective == self.today and period is not None and unit_price is not None:
+                # the PSA prorates the change itself; this is the charge by SeatSync's convention
+                amount = prorate(unit_price, item.quantity - old, self.today, period).amount
         self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
-                                        f"{old} -> {item.quantity} ({item.reason}){note}", effective))
+                                        f"{item.reason}{note}", effective, amount=amount))
 
     def native_effective(self, item: BillableItem, agreement: Agreement) -> date:
         """Autotask-style: today (the PSA prorates), or the next billing period's start when the
@@ -422,7 +427,7 @@ class _Planner:
             old=old, new=item.quantity, key=key, custom=item.licence.custom is not None,
             policy=item.licence.decrease_policy, safety=self.config.safety, terms=self.terms(item),
             approval=self.decisions.approvals.get(key), deferral=self.decisions.deferrals.get(key), today=self.today)
-        reason = f"{old} -> {item.quantity} ({item.reason}); {decision.reason}"
+        reason = f"{item.reason}; {decision.reason}"
         if decision.verdict != Verdict.APPLY:
             status = {Verdict.HOLD: ChangeStatus.HELD, Verdict.DEFER: ChangeStatus.DEFERRED,
                       Verdict.REJECTED: ChangeStatus.REJECTED}[decision.verdict]

@@ -124,8 +124,12 @@ def _what(change: dict[str, Any]) -> str:
     return "quantity"
 
 
-def _result(change: dict[str, Any]) -> str:
+def _result(change: dict[str, Any], run_day: str = "") -> str:
     status = change["status"]
+    effective = change.get("effectiveDate")
+    if status in ("applied", "dry-run") and change["kind"] == "set-quantity" and effective and run_day \
+            and effective > run_day:
+        return f"{status}, effective {effective}"
     if status == "deferred" and change.get("dueDate"):
         return f"deferred to {change['dueDate']}"
     if status == "held":
@@ -178,7 +182,7 @@ def render_text(report: dict[str, Any]) -> str:
             ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
             [[_short(c["tenantName"], 24), _short(c["licence"], 32), _what(c), c["additionId"] or "new",
               "" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
-              c["amount"] or "", _result(c)] for c in changes],
+              c["amount"] or "", _result(c, report["startedAt"][:10])] for c in changes],
         )
     held = [c for c in changes if c["status"] == "held"]
     if held and not report["dryRun"]:
