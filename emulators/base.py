@@ -33,6 +33,7 @@ import re
 import ssl
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -204,7 +205,7 @@ class FaultBook:
 Handler = Callable[[Request, "re.Match[str]"], Response]
 
 
-class Emulator:
+class Emulator(ABC):
     """Base class of the emulators. Subclasses implement ``load``, ``state`` and their routes,
     and may override ``tenant_of``, ``error_response`` and ``auth_failure``."""
 
@@ -222,15 +223,17 @@ class Emulator:
         self.reset()
 
     # -- to implement -------------------------------------------------------------------
+    @abstractmethod
     def register_routes(self) -> None:
-        raise NotImplementedError
+        """Declare the emulator's routes with ``route``."""
 
+    @abstractmethod
     def load(self, section: Any) -> None:
         """Replace the state with the scenario section (validated; raise EmulatorError)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state(self) -> Any:
-        raise NotImplementedError
+        """The emulator's state as JSON (what ``GET /_admin/state`` answers)."""
 
     def tenant_of(self, request: Request) -> str | None:
         """Which tenant a request is for, so that fault rules can target one tenant."""
