@@ -22,13 +22,13 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import TableStore
+from shared.config.base import SecretRef
 from shared.config.schema import (
     AutotaskConnection,
     ConnectWiseConnection,
     HaloConnection,
     PsaConnection,
     SeatSyncConfig,
-    SecretRef,
 )
 from shared.errors import ConfigError
 from shared.ports import GraphPort, PsaPort, SecretReader

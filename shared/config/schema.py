@@ -16,8 +16,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -25,6 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from shared.config.base import Model, SecretRef
 from shared.errors import ConfigError
 from shared.notifications.settings import NotificationSettings
 
@@ -40,36 +39,6 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-
 
 def is_guid(value: str) -> bool:
     return bool(_GUID.match(value))
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True,
-        str_strip_whitespace=True,
-    )
-
-
-class SecretRef(Model):
-    """Where a secret lives: an app setting (in Azure usually a Key Vault reference) or a
-    Key Vault secret read by the app itself."""
-
-    setting: str | None = None
-    key_vault: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.setting is None) == (self.key_vault is None):
-            raise ValueError("give exactly one of 'setting' (an app setting name) or 'keyVault' "
-                             "(a Key Vault secret name)")
-        if self.setting is not None and not _SETTING_NAME.match(self.setting):
-            raise ValueError(f"'{self.setting}' is not an app setting name")
-        if self.key_vault is not None and not _SECRET_NAME.match(self.key_vault):
-            raise ValueError(f"'{self.key_vault}' is not a Key Vault secret name (letters, digits, dashes)")
-        return self
-
-    @property
-    def reference(self) -> str:
-        return f"setting:{self.setting}" if self.setting else f"keyvault:{self.key_vault}"
 
 
 class ConnectWiseConnection(Model):

@@ -17,8 +17,9 @@ import re
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
+
+from shared.config.base import Model, SecretRef
 
 AlertKind = Literal[
     "run-failed",
@@ -48,49 +49,16 @@ DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
 }
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
 _CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True,
-        str_strip_whitespace=True,
-    )
-
-
-class WebhookRef(_Model):
-    """Where a webhook URL lives: the URL carries the flow's signature, so it is a secret kept in
-    an app setting (in Azure a Key Vault reference) or a Key Vault secret, never in the
-    configuration. Same rules as the schema's ``SecretRef``."""
-
-    setting: str | None = None
-    key_vault: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> WebhookRef:
-        if (self.setting is None) == (self.key_vault is None):
-            raise ValueError("give exactly one of 'setting' (an app setting name) or 'keyVault' "
-                             "(a Key Vault secret name)")
-        if self.setting is not None and not _SETTING_NAME.match(self.setting):
-            raise ValueError(f"'{self.setting}' is not an app setting name")
-        if self.key_vault is not None and not _SECRET_NAME.match(self.key_vault):
-            raise ValueError(f"'{self.key_vault}' is not a Key Vault secret name (letters, digits, dashes)")
-        return self
-
-    @property
-    def reference(self) -> str:
-        return f"setting:{self.setting}" if self.setting else f"keyvault:{self.key_vault}"
-
-
-class TeamsChannel(_Model):
+class TeamsChannel(Model):
     """A Teams channel that receives a card through a Workflows webhook ("Post to a channel when
     a webhook request is received")."""
 
     name: str = Field(description="a short name for the channel, e.g. 'billing' (lower-case, digits, dashes)")
-    webhook: WebhookRef
+    webhook: SecretRef
     kinds: tuple[AlertKind, ...] = Field(default=(), description="only these alert kinds (empty: all)")
     enabled: bool = True
 
@@ -102,7 +70,7 @@ class TeamsChannel(_Model):
         return value
 
 
-class EmailChannel(_Model):
+class EmailChannel(Model):
     """Email sent with Microsoft Graph ``sendMail`` from one mailbox of the partner tenant."""
 
     sender: str = Field(description="the mailbox SeatSync sends as (its UPN or address)")
@@ -131,7 +99,7 @@ class EmailChannel(_Model):
         return value
 
 
-class AlertRule(_Model):
+class AlertRule(Model):
     """Whether an alert kind is sent, and how often it is repeated while unchanged."""
 
     enabled: bool = True
@@ -152,7 +120,7 @@ class RunFailedRule(AlertRule):
         return value
 
 
-class AlertRules(_Model):
+class AlertRules(Model):
     """One entry per alert kind; every field is optional."""
 
     run_failed: RunFailedRule = RunFailedRule()
@@ -175,7 +143,7 @@ class AlertRules(_Model):
         return self.rule(kind).digest or DEFAULT_DIGESTS[kind]
 
 
-class AlertExclusion(_Model):
+class AlertExclusion(Model):
     """No alert about this tenant, this licence (in every tenant), or this licence of this
     tenant; ``kinds`` narrows it to some alert kinds."""
 
@@ -207,7 +175,7 @@ class AlertExclusion(_Model):
         return not (self.sku_id is not None and (sku_id or "").lower() != self.sku_id)
 
 
-class NotificationSettings(_Model):
+class NotificationSettings(Model):
     """Where alerts and run summaries go (no channel: they are only logged)."""
 
     teams: tuple[TeamsChannel, ...] = ()

@@ -1,0 +1,42 @@
+"""What every part of the configuration document shares: the model conventions (camelCase,
+unknown fields refused, immutable) and references to secrets, which the document never holds."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic.alias_generators import to_camel
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, alias_generator=to_camel, frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+class SecretRef(Model):
+    """Where a secret lives: an app setting (in Azure usually a Key Vault reference) or a
+    Key Vault secret read by the app itself."""
+
+    setting: str | None = None
+    key_vault: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.setting is None) == (self.key_vault is None):
+            raise ValueError("give exactly one of 'setting' (an app setting name) or 'keyVault' "
+                             "(a Key Vault secret name)")
+        if self.setting is not None and not _SETTING_NAME.match(self.setting):
+            raise ValueError(f"'{self.setting}' is not an app setting name")
+        if self.key_vault is not None and not _SECRET_NAME.match(self.key_vault):
+            raise ValueError(f"'{self.key_vault}' is not a Key Vault secret name (letters, digits, dashes)")
+        return self
+
+    @property
+    def reference(self) -> str:
+        return f"setting:{self.setting}" if self.setting else f"keyvault:{self.key_vault}"
