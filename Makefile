@@ -23,8 +23,9 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(STAMP) $(NODE_STAMP)
 
 ## Start Azurite and the emulators with a sample MSP, run a full sync, print the report.
+## PSA=autotask or PSA=halopsa bills the sample MSP through that PSA instead of ConnectWise.
 run: setup
-	$(BIN)/seatsync demo --report seatsync-demo-report.json
+	$(BIN)/seatsync demo --psa $${PSA:-connectwise} --report seatsync-demo-report.json
 
 ## Every check: lint, types, unit + orchestrator + integration tests, infrastructure checks.
 test: setup lint typecheck
