@@ -68,6 +68,7 @@ class StartedRun(Message):
         default_factory=list, description="configured tenants GDAP no longer lists")
     gdap_error: str | None = None
     graph_calls: int = 0
+    refused: str | None = Field(default=None, description="why the run could not start (another runs)")
 
 
 class CollectRequest(Message):

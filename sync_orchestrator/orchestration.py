@@ -42,7 +42,7 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
 
     outcomes: list[TenantOutcome] = []
     pushes: list[PushSummary] = []
-    error: str | None = None
+    error: str | None = started.refused
     try:
         collect_tasks = [
             context.call_activity_with_retry(

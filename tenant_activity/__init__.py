@@ -21,7 +21,8 @@ bp = df.Blueprint()
 def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = SyncRequest.model_validate(payload)
-    return start_run_service(services.config(), services.graph(), services.runs, request).to_json()
+    return start_run_service(services.config(), services.graph(), services.runs, request,
+                             services.clock()).to_json()
 
 
 @bp.function_name(COLLECT_TENANT)

@@ -10,13 +10,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.serialization import change_from_json, change_to_json
@@ -34,6 +36,8 @@ from shared.domain.model import PlannedChange
 from shared.domain.planning import Problem
 
 _RUNS_PK = "runs"
+_LEASE_PK = "lease"
+_LEASE_RK = "sync"
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,40 @@ class RunRepository:
             return dict(self._runs.get_entity(_RUNS_PK, run_id))
         except ResourceNotFoundError:
             return None
+
+    # the run lease -------------------------------------------------------------------------
+    def acquire_lease(self, run_id: str, now: datetime, ttl: timedelta) -> str | None:
+        """Take the single run lease for ``run_id``; returns the holding run when another, live
+        run has it. One run at a time, whatever started it (the Functions host or the CLI)."""
+        entity: dict[str, Any] = {"PartitionKey": _LEASE_PK, "RowKey": _LEASE_RK, "RunId": run_id,
+                                  "Expires": (now + ttl).isoformat()}
+        try:
+            current = self._runs.get_entity(_LEASE_PK, _LEASE_RK)
+        except ResourceNotFoundError:
+            try:
+                self._runs.create_entity(entity)
+            except ResourceExistsError:
+                return "another run (it started at the same moment)"
+            return None
+        holder = str(current["RunId"])
+        if holder != run_id and datetime.fromisoformat(str(current["Expires"])) > now:
+            return holder
+        try:
+            self._runs.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                                     match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            return "another run (it started at the same moment)"
+        return None
+
+    def release_lease(self, run_id: str) -> None:
+        try:
+            current = self._runs.get_entity(_LEASE_PK, _LEASE_RK)
+        except ResourceNotFoundError:
+            return
+        if str(current["RunId"]) == run_id:
+            with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+                self._runs.delete_entity(_LEASE_PK, _LEASE_RK, etag=current.metadata["etag"],
+                                         match_condition=MatchConditions.IfNotModified)
 
     # tenants ---------------------------------------------------------------------------
     def record_tenant(self, run_id: str, outcome: TenantOutcome) -> None:

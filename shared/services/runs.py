@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 import requests
 
@@ -13,6 +14,10 @@ from shared.errors import GraphError
 from shared.ports import GraphPort
 
 log = logging.getLogger(__name__)
+
+# How long a run holds the lease that keeps runs one at a time; a run that died without finishing
+# frees it after this long.
+RUN_LEASE = timedelta(hours=2)
 
 
 def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
@@ -37,7 +42,7 @@ def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
 
 
 def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
-              request: SyncRequest) -> StartedRun:
+              request: SyncRequest, now: datetime) -> StartedRun:
     """Record the run and decide which tenants it collects.
 
     Configured, enabled tenants are synced (only the requested ones when the request names
@@ -46,6 +51,12 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
     is reported but does not stop the configured tenants from syncing.
     """
     runs.start(request)
+    holder = runs.acquire_lease(request.run_id, now, RUN_LEASE)
+    if holder is not None:
+        refused = StartedRun(run_id=request.run_id, tenants=[],
+                             refused=f"run {holder} is still in progress; this run did nothing")
+        runs.record_started(refused)
+        return refused
     wanted = {t.lower() for t in request.tenants} if request.tenants else None
     tenants = [work_for(config, t) for t in config.tenants if t.enabled and (wanted is None or t.tenant_id in wanted)]
     started = StartedRun(run_id=request.run_id, tenants=tenants)
@@ -75,3 +86,4 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
 
 def finish_run(runs: RunRepository, summary: RunSummary) -> None:
     runs.finish(summary)
+    runs.release_lease(summary.run_id)

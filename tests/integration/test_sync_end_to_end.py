@@ -3,7 +3,7 @@ emulators: what is written, what is held or deferred, and what is never written 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -274,3 +274,17 @@ def test_a_deferred_decrease_is_applied_at_the_renewal(azurite: Azurite, store: 
         assert msp.services.decisions.deferrals(NORTHWIND) == [], "the deferral is done"
         events = [e.event for e in audit_trail(msp.services.decisions, audit_query(msp.config, NORTHWIND, None, None))]
         assert events == ["deferred", "applied"]
+
+
+def test_one_run_at_a_time_whatever_started_it(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    with running_msp(azurite, store, tmp_path) as msp:
+        other = "20261125T015900Z-0000000f"
+        assert msp.services.runs.acquire_lease(other, datetime(2026, 11, 25, 1, 59, tzinfo=UTC),
+                                               timedelta(hours=2)) is None
+        refused = msp.sync(tenants=[LITWARE])
+        assert refused["status"] == "failed"
+        assert f"run {other} is still in progress" in refused["error"]
+        assert msp.cw_writes() == 0
+        msp.services.runs.release_lease(other)
+        assert msp.sync(tenants=[LITWARE])["status"] == "succeeded"
+        assert msp.sync(tenants=[LITWARE])["status"] == "succeeded", "a finished run frees the lease"

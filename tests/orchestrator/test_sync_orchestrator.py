@@ -212,3 +212,12 @@ def test_rejects_a_malformed_input() -> None:
     fake = FakeContext({"runId": "not a run id"}, {})
     with pytest.raises(ValueError, match="run"):
         run(fake)
+
+
+def test_a_run_refused_because_another_runs_is_recorded_as_failed() -> None:
+    refused = {**started(), "refused": "run 20261125T010000Z-00000001 is still in progress; this run did nothing"}
+    fake = FakeContext(request(), {START_RUN: refused, FINISH_RUN: {}, NOTIFY_RUN: {}})
+    result = run(fake)
+    assert fake.names() == [START_RUN, FINISH_RUN, NOTIFY_RUN]
+    assert result["status"] == "failed"
+    assert "still in progress" in result["error"]
