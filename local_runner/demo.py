@@ -7,6 +7,7 @@ in-process, and prints the run report and what the PSA bills afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -178,11 +179,9 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
                 print("\nStill running (Ctrl-C stops). Point the CLI at it with:", file=out)
                 for name, value in sorted(env.items()):
                     print(f"  export {name}='{value}'", file=out)
-                try:
+                with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)
-                except KeyboardInterrupt:
-                    pass
             return 0 if report["status"] in ("succeeded", "partial") else 2
     finally:
         azurite.stop()
