@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulators.base import Emulator, EmulatorError, Request, Response
+from emulators.scenario_reader import unknown_key
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_MESSAGE_BYTES = 28 * 1024  # Teams rejects messages larger than about 28 KB
@@ -55,9 +56,10 @@ class TeamsWebhookEmulator(Emulator):
     def load(self, section: Any) -> None:
         if not isinstance(section, dict):
             raise EmulatorError(f"teams must be a mapping, got {type(section).__name__}")
-        unknown = set(section) - {"workflows", "faults"}
+        allowed = {"workflows", "faults"}
+        unknown = set(section) - allowed
         if unknown:
-            raise EmulatorError(f"teams.{sorted(unknown)[0]}: unknown key (allowed: faults, workflows)")
+            raise unknown_key("teams", sorted(unknown)[0], allowed)
         workflows = section.get("workflows")
         self.workflows = None
         if workflows is not None:
@@ -85,9 +87,6 @@ class TeamsWebhookEmulator(Emulator):
     def tenant_of(self, request: Request) -> str | None:
         match = re.search(r"/workflows/([^/]+)", request.path)
         return match.group(1) if match else None
-
-    def error_response(self, status: int, message: str, code: str = "Error") -> Response:
-        return Response(status, {"error": {"code": code, "message": message}})
 
     def posts_for(self, workflow_id: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -18,20 +18,20 @@ period type, anchored on its start date), split at each adjustment's effective d
 
 from __future__ import annotations
 
-import calendar
 import json
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from emulators.autotask import scenario as sc
 from emulators.autotask.query import BOOL, DATE, INT, NUM, STR, Query, QueryError, parse_when
-from emulators.base import Emulator, EmulatorError, Request, Response
+from emulators.base import EmulatorError, Request, Response
+from emulators.common import PsaEmulator, add_months
 
 API = r"/ATServicesRest/V1\.0"
 
@@ -88,43 +88,27 @@ def _num(value: Decimal | float | int) -> float:
     return float(value)
 
 
-def add_months(anchor: date, months: int) -> date:
-    index = anchor.year * 12 + (anchor.month - 1) + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
-
-
-class AutotaskEmulator(Emulator):
+class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     """Autotask PSA REST API. ``scenario_section`` is the ``autotask:`` mapping of a scenario
     (see ``emulators.autotask.scenario``); ``clock`` is the monotonic clock of the hourly request
     counter (tests pass a fake one), ``now`` the wall clock of ``today`` when the scenario sets
     none, and ``sleep`` what ``latencySeconds`` waits with."""
 
     service = "autotask"
+    root = sc.ROOT
 
     def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._clock = clock
-        self._now = now or (lambda: datetime.now(UTC))
         self._sleep = sleep
         self._usage_lock = threading.Lock()
-        self._window: deque[float] = deque()
         self._in_flight: dict[tuple[str, str], int] = {}
         self.peak_concurrency: dict[str, int] = {}
         self.refused: dict[str, int] = {"threshold": 0, "threads": 0}
-        self.scenario = sc.Scenario()
-        super().__init__(scenario_section)
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> AutotaskEmulator:
-        """From a whole scenario document (its ``autotask:`` section)."""
-        return cls(document.get(sc.ROOT), **kwargs)
+        super().__init__(scenario_section, clock=clock, now=now)
 
     # ------------------------------------------------------------------ state
     def load(self, section: Any) -> None:
-        scenario = sc.parse_scenario(section)
-        self.scenario = scenario
-        self.today = scenario.today or self._now().date()
+        scenario = self.adopt(sc.parse_scenario(section))
         self.other_usage = scenario.threshold.other_usage
         self._users = {u.username.lower(): u for u in scenario.users}
         self.companies = {c.id: self._company(c) for c in scenario.companies}
@@ -305,8 +289,7 @@ class AutotaskEmulator(Emulator):
     # ------------------------------------------------------------------ limits
     def threshold_information(self) -> dict[str, Any]:
         with self._usage_lock:
-            self._prune()
-            count = len(self._window) + self.other_usage
+            count = self._window.count(self.scenario.threshold.timeframe_minutes * 60.0) + self.other_usage
         return {"externalRequestThreshold": self.scenario.threshold.limit,
                 "requestThresholdTimeframe": self.scenario.threshold.timeframe_minutes,
                 "currentTimeframeRequestCount": count}
@@ -316,28 +299,18 @@ class AutotaskEmulator(Emulator):
         with self._usage_lock:
             self.other_usage = max(0, int(requests))
 
-    def _prune(self) -> None:
-        horizon = self._clock() - self.scenario.threshold.timeframe_minutes * 60.0
-        while self._window and self._window[0] <= horizon:
-            self._window.popleft()
-
     def _count_request(self) -> Response | None:
+        threshold = self.scenario.threshold
         with self._usage_lock:
-            self._prune()
-            if len(self._window) + self.other_usage >= self.scenario.threshold.limit:
-                self.refused["threshold"] += 1
-                wait = 60
-                if self._window:
-                    wait = max(1, int(self._window[0] + self.scenario.threshold.timeframe_minutes * 60.0
-                                      - self._clock()) + 1)
-                response = Response(429, {"errors": [
-                    f"The request limit of {self.scenario.threshold.limit} requests per "
-                    f"{self.scenario.threshold.timeframe_minutes} minutes for this database has been reached; "
-                    "API access is blocked until the usage drops."]})
-                response.headers["Retry-After"] = str(wait)
-                return response
-            self._window.append(self._clock())
-        return None
+            wait = self._window.admit(threshold.limit, threshold.timeframe_minutes * 60.0, self.other_usage)
+            if wait is None:
+                return None
+            self.refused["threshold"] += 1
+        response = Response(429, {"errors": [
+            f"The request limit of {threshold.limit} requests per {threshold.timeframe_minutes} minutes for this "
+            "database has been reached; API access is blocked until the usage drops."]})
+        response.headers["Retry-After"] = "60" if math.isinf(wait) else str(max(1, int(wait) + 1))
+        return response
 
     def _enter(self, code: str, endpoint: str) -> bool:
         key = (code.lower(), endpoint)
@@ -453,8 +426,7 @@ class AutotaskEmulator(Emulator):
         user = (request.arg("user") or "").strip().lower()
         if user not in self._users:
             return Response(404, {"errors": [f"Zone information could not be found for user {user or '(none)'}."]})
-        host = request.header("host") or self.base_url.removeprefix("https://")
-        return Response(200, {"zoneName": self.scenario.zone_name, "url": f"https://{host}/ATServicesRest/",
+        return Response(200, {"zoneName": self.scenario.zone_name, "url": f"https://{self.host(request)}/ATServicesRest/",
                               "webUrl": self.scenario.web_url, "ci": self.scenario.ci})
 
     def _entity(self, match: Any) -> str:
@@ -593,11 +565,10 @@ class AutotaskEmulator(Emulator):
                                               "prevPageUrl": previous, "nextPageUrl": next_url}})
 
     def _page_url(self, request: Request, name: str, query: Query, last: int) -> str:
-        host = request.header("host") or self.base_url.removeprefix("https://")
         paging = json.dumps({"pageSize": query.max_records, "lastId": last}, separators=(",", ":"))
         search = json.dumps({"filter": query.items, **({"IncludeFields": query.include} if query.include else {}),
                              "MaxRecords": query.max_records}, separators=(",", ":"))
-        return (f"https://{host}/ATServicesRest/V1.0/{name}/query/next?paging={quote(paging, safe='')}"
+        return (f"https://{self.host(request)}/ATServicesRest/V1.0/{name}/query/next?paging={quote(paging, safe='')}"
                 f"&search={quote(search, safe='')}")
 
     def _count(self, request: Request, match: Any) -> Response:

@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from emulators.autotask import readers as r
+from emulators.scenario_reader import Node, Unique, assign_ids, day, fail, listing, number, text
 
 ROOT = "autotask"
 
@@ -156,50 +156,46 @@ def _label_value(raw: Any, path: str, table: dict[int, str]) -> int:
         for value, label in table.items():
             if label.lower() == raw.strip().lower():
                 return value
-    raise r.fail(path, f"must be one of {', '.join(table.values())}, got {raw!r}")
+    raise fail(path, f"must be one of {', '.join(table.values())}, got {raw!r}")
 
 
 def parse_scenario(section: Any) -> Scenario:
     """Validate the ``autotask:`` section (None or {} gives an empty database)."""
-    raw = r.mapping(section if section is not None else {}, ROOT, _TOP_KEYS)
-    p = ROOT
-    users = tuple(_user(item, f"{p}.users[{i}]") for i, item in enumerate(r.listing(raw.get("users"), f"{p}.users")))
+    root = Node.section(section, ROOT, _TOP_KEYS)
+    users = tuple(_user(item, f"{root.at('users')}[{i}]") for i, item in enumerate(root.listing("users")))
     seen_users: dict[str, int] = {}
     for index, user in enumerate(users):
         key = user.username.lower()
         if key in seen_users:
-            raise r.fail(f"{p}.users[{index}].username", f"duplicate username (also {p}.users[{seen_users[key]}])")
+            raise fail(f"{root.at('users')}[{index}].username",
+                       f"duplicate username (also {root.at('users')}[{seen_users[key]}])")
         seen_users[key] = index
 
     threshold = Threshold()
-    if raw.get("threshold") is not None:
-        item = r.mapping(raw["threshold"], f"{p}.threshold", ("limit", "timeframeMinutes", "otherUsage"))
+    if root.has("threshold"):
+        item = Node(root.raw["threshold"], root.at("threshold"), ("limit", "timeframeMinutes", "otherUsage"))
         threshold = Threshold(
-            limit=r.integer(item.get("limit", 10000), f"{p}.threshold.limit"),
-            timeframe_minutes=r.integer(item.get("timeframeMinutes", 60), f"{p}.threshold.timeframeMinutes"),
-            other_usage=r.integer(item.get("otherUsage", 0), f"{p}.threshold.otherUsage", minimum=0),
+            limit=item.integer("limit", 10000),
+            timeframe_minutes=item.integer("timeframeMinutes", 60),
+            other_usage=item.integer("otherUsage", 0, minimum=0),
         )
-    categories = _categories(raw.get("contractCategories"), f"{p}.contractCategories")
-    companies = _companies(r.listing(raw.get("companies"), f"{p}.companies"), f"{p}.companies")
+    categories = _categories(root.raw.get("contractCategories"), root.at("contractCategories"))
+    companies = _companies(root)
     company_ids = {c.id for c in companies}
-    contacts = _contacts(r.listing(raw.get("contacts"), f"{p}.contacts"), f"{p}.contacts", company_ids)
-    services = _services(r.listing(raw.get("services"), f"{p}.services"), f"{p}.services")
-    contracts = _contracts(r.listing(raw.get("contracts"), f"{p}.contracts"), f"{p}.contracts", company_ids,
-                           categories)
-    contract_services = _contract_services(r.listing(raw.get("contractServices"), f"{p}.contractServices"),
-                                           f"{p}.contractServices", {c.id: c for c in contracts},
-                                           {s.id: s for s in services})
-    adjustments = _adjustments(r.listing(raw.get("adjustments"), f"{p}.adjustments"), f"{p}.adjustments",
-                               {c.id: c for c in contract_services}, {c.id: c for c in contracts})
-    latency = r.number(raw.get("latencySeconds", 0), f"{p}.latencySeconds", Decimal(0))
+    contacts = _contacts(root, company_ids)
+    services = _services(root)
+    contracts = _contracts(root, company_ids, categories)
+    contract_services = _contract_services(root, {c.id: c for c in contracts}, {s.id: s for s in services})
+    adjustments = _adjustments(root, {c.id: c for c in contract_services}, {c.id: c for c in contracts})
+    latency = root.number("latencySeconds", 0, Decimal(0))
     return Scenario(
-        today=r.optional(raw, "today", p, r.day),
-        zone_name=r.text(raw.get("zoneName", "America East"), f"{p}.zoneName"),
-        ci=r.integer(raw.get("ci", 1), f"{p}.ci", minimum=0),
-        web_url=r.text(raw.get("webUrl", "https://ww1.autotask.net/"), f"{p}.webUrl"),
+        today=root.optional("today", day),
+        zone_name=root.text("zoneName", "America East"),
+        ci=root.integer("ci", 1, minimum=0),
+        web_url=root.text("webUrl", "https://ww1.autotask.net/"),
         users=users,
         threshold=threshold,
-        thread_limit=r.integer(raw.get("threadLimit", 3), f"{p}.threadLimit"),
+        thread_limit=root.integer("threadLimit", 3),
         latency_seconds=float(latency),
         categories=categories,
         companies=companies,
@@ -208,206 +204,169 @@ def parse_scenario(section: Any) -> Scenario:
         contracts=contracts,
         contract_services=contract_services,
         adjustments=adjustments,
-        faults=r.fault_rules(raw.get("faults"), f"{p}.faults"),
+        faults=root.faults(),
     )
 
 
 def _user(raw: Any, path: str) -> ApiUser:
-    item = r.mapping(raw, path, ("username", "secret", "integrationCode"), ("username", "secret", "integrationCode"))
-    username = r.text(item["username"], f"{path}.username")
+    item = Node(raw, path, ("username", "secret", "integrationCode"), ("username", "secret", "integrationCode"))
+    username = item.text("username")
     if "@" not in username:
-        raise r.fail(f"{path}.username", f"an API user's username is an email address, got {username!r}")
-    return ApiUser(username, r.text(item["secret"], f"{path}.secret"),
-                   r.text(item["integrationCode"], f"{path}.integrationCode"))
+        raise fail(item.at("username"), f"an API user's username is an email address, got {username!r}")
+    return ApiUser(username, item.text("secret"), item.text("integrationCode"))
 
 
 def _categories(value: Any, path: str) -> tuple[Category, ...]:
     if value is None:
         return (Category(1, "Standard"),)
-    entries = r.listing(value, path)
+    entries = listing(value, path)
     result: list[Category] = []
-    names: dict[str, int] = {}
-    ids = r.assign_ids([e if isinstance(e, dict) else {} for e in entries], path)
+    names = Unique("category")
+    ids = assign_ids([e if isinstance(e, dict) else {} for e in entries], path)
     for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
         at = f"{path}[{index}]"
         if isinstance(raw, str):
-            name, active = r.text(raw, at, 100), True
+            name, active = text(raw, at, 100), True
         else:
-            item = r.mapping(raw, at, ("id", "name", "active"), ("name",))
-            name = r.text(item["name"], f"{at}.name", 100)
-            active = r.flag(item.get("active", True), f"{at}.active")
-        if name.lower() in names:
-            raise r.fail(at, f"duplicate category {name!r} (also {path}[{names[name.lower()]}])")
-        names[name.lower()] = index
+            item = Node(raw, at, ("id", "name", "active"), ("name",))
+            name = item.text("name", max_length=100)
+            active = item.flag("active", True)
+        names.add(name, at, at)
         result.append(Category(ident, name, active))
     return tuple(result)
 
 
-def _companies(entries: list[Any], path: str) -> tuple[CompanyEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _companies(root: Node) -> tuple[CompanyEntry, ...]:
     allowed = ("id", "name", "number", "website", "active", "type")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("name",))
+    for ident, item in root.entries("companies", allowed, ("name",)):
         result.append(CompanyEntry(
             id=ident,
-            name=r.text(item["name"], f"{at}.name", 100),
-            number=r.optional(item, "number", at, lambda v, a: r.text(v, a, 50)),
-            website=r.optional(item, "website", at, r.text),
-            active=r.flag(item.get("active", True), f"{at}.active"),
-            company_type=_label_value(item.get("type", "Customer"), f"{at}.type", COMPANY_TYPES),
+            name=item.text("name", max_length=100),
+            number=item.optional("number", text, 50),
+            website=item.optional("website", text),
+            active=item.flag("active", True),
+            company_type=_label_value(item.raw.get("type", "Customer"), item.at("type"), COMPANY_TYPES),
         ))
     return tuple(result)
 
 
-def _contacts(entries: list[Any], path: str, company_ids: set[int]) -> tuple[ContactEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
     allowed = ("id", "companyId", "firstName", "lastName", "email", "emails", "active", "title")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("companyId", "firstName"))
-        company_id = r.integer(item["companyId"], f"{at}.companyId")
-        if company_id not in company_ids:
-            raise r.fail(f"{at}.companyId", f"no company with id {company_id}")
-        emails = r.emails_of(item, at)
+    for ident, item in root.entries("contacts", allowed, ("companyId", "firstName")):
+        company_id = item.reference("companyId", company_ids, "company")
+        emails = item.emails()
         if len(emails) > 3:
-            raise r.fail(f"{at}.emails", "an Autotask contact has at most 3 email addresses")
+            raise fail(item.at("emails"), "an Autotask contact has at most 3 email addresses")
         result.append(ContactEntry(
             id=ident, company_id=company_id,
-            first_name=r.text(item["firstName"], f"{at}.firstName", 50),
-            last_name=r.text(item.get("lastName", ""), f"{at}.lastName", 50, allow_empty=True),
+            first_name=item.text("firstName", max_length=50),
+            last_name=item.text("lastName", "", max_length=50, allow_empty=True),
             emails=emails,
-            active=r.flag(item.get("active", True), f"{at}.active"),
-            title=r.optional(item, "title", at, r.text),
+            active=item.flag("active", True),
+            title=item.optional("title", text),
         ))
     return tuple(result)
 
 
-def _services(entries: list[Any], path: str) -> tuple[ServiceEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _services(root: Node) -> tuple[ServiceEntry, ...]:
     allowed = ("id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "active", "periodType")
     result = []
-    names: dict[str, str] = {}
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("name",))
-        name = r.text(item["name"], f"{at}.name", 1000)
-        if name.lower() in names:
-            raise r.fail(f"{at}.name", f"duplicate service name {name!r} (also {names[name.lower()]})")
-        names[name.lower()] = at
+    names = Unique("service name")
+    for ident, item in root.entries("services", allowed, ("name",)):
+        name = item.text("name", max_length=1000)
+        names.add(name, item.at("name"), item.path)
         result.append(ServiceEntry(
             id=ident, name=name,
-            description=r.optional(item, "description", at, lambda v, a: r.text(v, a, 400)),
-            invoice_description=r.optional(item, "invoiceDescription", at,
-                                           lambda v, a: r.text(v, a, INVOICE_DESCRIPTION_MAX)),
-            unit_price=r.number(item.get("unitPrice", 0), f"{at}.unitPrice"),
-            unit_cost=r.number(item.get("unitCost", 0), f"{at}.unitCost"),
-            active=r.flag(item.get("active", True), f"{at}.active"),
-            period_type=_label_value(item.get("periodType", "Monthly"), f"{at}.periodType", PERIOD_TYPES),
+            description=item.optional("description", text, 400),
+            invoice_description=item.optional("invoiceDescription", text, INVOICE_DESCRIPTION_MAX),
+            unit_price=item.number("unitPrice", 0),
+            unit_cost=item.number("unitCost", 0),
+            active=item.flag("active", True),
+            period_type=_label_value(item.raw.get("periodType", "Monthly"), item.at("periodType"), PERIOD_TYPES),
         ))
     return tuple(result)
 
 
-def _contracts(entries: list[Any], path: str, company_ids: set[int],
-               categories: tuple[Category, ...]) -> tuple[ContractEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _contracts(root: Node, company_ids: set[int], categories: tuple[Category, ...]) -> tuple[ContractEntry, ...]:
     allowed = ("id", "name", "companyId", "startDate", "endDate", "periodType", "category", "status", "type",
                "number")
     by_name = {c.name.lower(): c.id for c in categories}
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("name", "companyId", "startDate", "endDate"))
-        company_id = r.integer(item["companyId"], f"{at}.companyId")
-        if company_id not in company_ids:
-            raise r.fail(f"{at}.companyId", f"no company with id {company_id}")
-        start = r.day(item["startDate"], f"{at}.startDate")
-        end = r.day(item["endDate"], f"{at}.endDate")
-        if end < start:
-            raise r.fail(f"{at}.endDate", f"{end} is before startDate {start}")
+    for ident, item in root.entries("contracts", allowed, ("name", "companyId", "startDate", "endDate")):
+        company_id = item.reference("companyId", company_ids, "company")
+        start = item.day("startDate")
+        end = item.day("endDate")
+        item.ordered("startDate", start, "endDate", end)
         category_id = None
-        if item.get("category") is not None:
-            name = r.text(item["category"], f"{at}.category")
+        if item.has("category"):
+            name = item.text("category")
             category_id = by_name.get(name.lower())
             if category_id is None:
-                raise r.fail(f"{at}.category", f"no contract category {name!r} (known: "
-                             f"{', '.join(c.name for c in categories)})")
-        type_name = r.choice(item.get("type", "RecurringService"), f"{at}.type", CONTRACT_TYPE_NAMES)
+                raise fail(item.at("category"), f"no contract category {name!r} (known: "
+                           f"{', '.join(c.name for c in categories)})")
+        type_name = item.choice("type", CONTRACT_TYPE_NAMES, "RecurringService")
         result.append(ContractEntry(
-            id=ident, name=r.text(item["name"], f"{at}.name", 100), company_id=company_id,
+            id=ident, name=item.text("name", max_length=100), company_id=company_id,
             start_date=start, end_date=end,
-            period_type=_label_value(item.get("periodType", "Monthly"), f"{at}.periodType", PERIOD_TYPES),
+            period_type=_label_value(item.raw.get("periodType", "Monthly"), item.at("periodType"), PERIOD_TYPES),
             category_id=category_id,
-            status=CONTRACT_STATUSES[r.choice(item.get("status", "Active"), f"{at}.status", CONTRACT_STATUSES)],
+            status=CONTRACT_STATUSES[item.choice("status", CONTRACT_STATUSES, "Active")],
             contract_type=CONTRACT_TYPE_NAMES[type_name],
-            number=r.optional(item, "number", at, lambda v, a: r.text(v, a, 50)),
+            number=item.optional("number", text, 50),
         ))
     return tuple(result)
 
 
-def _contract_services(entries: list[Any], path: str, contracts: dict[int, ContractEntry],
+def _contract_services(root: Node, contracts: dict[int, ContractEntry],
                        services: dict[int, ServiceEntry]) -> tuple[ContractServiceEntry, ...]:
-    ids = r.assign_ids(entries, path)
     allowed = ("id", "contractId", "serviceId", "units", "effectiveDate", "unitPrice", "unitCost",
                "invoiceDescription", "internalDescription")
     result = []
     pairs: dict[tuple[int, int], str] = {}
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("contractId", "serviceId"))
-        contract_id = r.integer(item["contractId"], f"{at}.contractId")
-        contract = contracts.get(contract_id)
-        if contract is None:
-            raise r.fail(f"{at}.contractId", f"no contract with id {contract_id}")
+    for ident, item in root.entries("contractServices", allowed, ("contractId", "serviceId")):
+        contract_id = item.reference("contractId", contracts, "contract")
+        contract = contracts[contract_id]
         if contract.contract_type != RECURRING_SERVICE:
-            raise r.fail(f"{at}.contractId", f"contract {contract_id} is not a Recurring Service contract")
-        service_id = r.integer(item["serviceId"], f"{at}.serviceId")
-        if service_id not in services:
-            raise r.fail(f"{at}.serviceId", f"no service with id {service_id}")
+            raise fail(item.at("contractId"), f"contract {contract_id} is not a Recurring Service contract")
+        service_id = item.reference("serviceId", services, "service")
         if (contract_id, service_id) in pairs:
-            raise r.fail(f"{at}.serviceId", f"service {service_id} is already on contract {contract_id} "
-                         f"({pairs[(contract_id, service_id)]})")
-        pairs[(contract_id, service_id)] = at
-        effective = r.optional(item, "effectiveDate", at, r.day)
+            raise fail(item.at("serviceId"), f"service {service_id} is already on contract {contract_id} "
+                       f"({pairs[(contract_id, service_id)]})")
+        pairs[(contract_id, service_id)] = item.path
+        effective = item.optional("effectiveDate", day)
         if effective is not None and not contract.start_date <= effective <= contract.end_date:
-            raise r.fail(f"{at}.effectiveDate", f"{effective} is outside contract {contract_id} "
-                         f"({contract.start_date}..{contract.end_date})")
-        internal = r.optional(item, "internalDescription", at,
-                              lambda v, a: r.text(v, a, INTERNAL_DESCRIPTION_MAX))
+            raise fail(item.at("effectiveDate"), f"{effective} is outside contract {contract_id} "
+                       f"({contract.start_date}..{contract.end_date})")
+        internal = item.optional("internalDescription", text, INTERNAL_DESCRIPTION_MAX)
         result.append(ContractServiceEntry(
             id=ident, contract_id=contract_id, service_id=service_id,
-            units=r.integer(item.get("units", 0), f"{at}.units", minimum=0),
+            units=item.integer("units", 0, minimum=0),
             effective_date=effective,
-            unit_price=r.optional(item, "unitPrice", at, r.number),
-            unit_cost=r.optional(item, "unitCost", at, r.number),
-            invoice_description=r.optional(item, "invoiceDescription", at,
-                                           lambda v, a: r.text(v, a, INVOICE_DESCRIPTION_MAX, allow_empty=True)),
+            unit_price=item.optional("unitPrice", number),
+            unit_cost=item.optional("unitCost", number),
+            invoice_description=item.optional("invoiceDescription", text, INVOICE_DESCRIPTION_MAX, allow_empty=True),
             internal_description=internal,
         ))
     return tuple(result)
 
 
-def _adjustments(entries: list[Any], path: str, contract_services: dict[int, ContractServiceEntry],
+def _adjustments(root: Node, contract_services: dict[int, ContractServiceEntry],
                  contracts: dict[int, ContractEntry]) -> tuple[AdjustmentEntry, ...]:
+    keys = ("contractServiceId", "effectiveDate", "unitChange")
     result = []
-    for index, raw in enumerate(entries):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, ("contractServiceId", "effectiveDate", "unitChange"),
-                         ("contractServiceId", "effectiveDate", "unitChange"))
-        service_id = r.integer(item["contractServiceId"], f"{at}.contractServiceId")
-        entry = contract_services.get(service_id)
-        if entry is None:
-            raise r.fail(f"{at}.contractServiceId", f"no contract service with id {service_id}")
+    for index, raw in enumerate(root.listing("adjustments")):
+        item = Node(raw, f"{root.at('adjustments')}[{index}]", keys, keys)
+        service_id = item.reference("contractServiceId", contract_services, "contract service")
+        entry = contract_services[service_id]
         contract = contracts[entry.contract_id]
-        effective = r.day(item["effectiveDate"], f"{at}.effectiveDate")
+        effective = item.day("effectiveDate")
         if not contract.start_date <= effective <= contract.end_date:
-            raise r.fail(f"{at}.effectiveDate", f"{effective} is outside contract {contract.id} "
-                         f"({contract.start_date}..{contract.end_date})")
-        change = r.integer(item["unitChange"], f"{at}.unitChange", minimum=None)
+            raise fail(item.at("effectiveDate"), f"{effective} is outside contract {contract.id} "
+                       f"({contract.start_date}..{contract.end_date})")
+        change = item.integer("unitChange", minimum=None)
         if change == 0:
-            raise r.fail(f"{at}.unitChange", "must not be 0")
+            raise fail(item.at("unitChange"), "must not be 0")
         result.append(AdjustmentEntry(service_id, effective, change))
     return tuple(result)
-

@@ -17,16 +17,15 @@ import base64
 import binascii
 import calendar
 import math
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from emulators.base import BadRequest, Emulator, Request, Response
+from emulators.base import BadRequest, Request, Response
+from emulators.common import PsaEmulator, retry_after
 from emulators.connectwise import scenario as sc
 from emulators.connectwise.conditions import (
     BOOL,
@@ -161,6 +160,41 @@ def _field_error(code: str, message: str, field: str, resource: str = "addition"
     return {"code": code, "message": message, "resource": resource, "field": field}
 
 
+class _Refused(Exception):
+    """A written field's value the PSA refuses: its error code, the message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _number_field(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Refused("InvalidField", f"The field {key} must be a number.")
+    return float(value)
+
+
+def _text_field(key: str, value: Any, limit: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise _Refused("InvalidField", f"The field {key} must be a string.")
+    if limit is not None and len(value) > limit:
+        raise _Refused("MaxLengthField", f"The field {key} must be a string with a maximum length of {limit}.")
+    return value
+
+
+def _flag_field(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Refused("InvalidField", f"The field {key} must be true or false.")
+    return value
+
+
+def _date_field(key: str, value: Any) -> str | None:
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise _Refused("InvalidField", f"The field {key} must be a datetime (e.g. 2026-01-01T00:00:00Z).")
+    return iso(parsed.date())
+
+
 def iso(value: date | datetime | None) -> str | None:
     """ConnectWise's datetime format: ``2026-01-01T00:00:00Z``."""
     if value is None:
@@ -179,32 +213,17 @@ def _num(value: Decimal | float | int) -> float:
     return float(value)
 
 
-class ConnectWiseEmulator(Emulator):
+class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
     """ConnectWise PSA REST API. ``scenario_section`` is the ``connectwise:`` mapping of a
     scenario (see ``emulators.connectwise.scenario``); ``clock`` is the monotonic clock of the
     optional rate limit (tests pass a fake one) and ``now`` the wall clock of ``_info``."""
 
     service = "connectwise"
-
-    def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock
-        self._now = now or (lambda: datetime.now(UTC))
-        self._window: deque[float] = deque()
-        self._window_lock = threading.Lock()
-        self.scenario = sc.Scenario()
-        super().__init__(scenario_section)
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> ConnectWiseEmulator:
-        """From a whole scenario document (its ``connectwise:`` section)."""
-        return cls(document.get(sc.ROOT), **kwargs)
+    root = sc.ROOT
 
     # ------------------------------------------------------------------ state
     def load(self, section: Any) -> None:
-        scenario = sc.parse_scenario(section)
-        self.scenario = scenario
-        self.today = scenario.today or self._now().date()
+        scenario = self.adopt(sc.parse_scenario(section))
         stamp = iso(datetime(self.today.year, self.today.month, self.today.day, tzinfo=UTC))
         self._loaded_stamp = stamp
         self._credentials = {(scenario.company_id.lower(), c.public_key, c.private_key)
@@ -506,20 +525,14 @@ class ConnectWiseEmulator(Emulator):
 
     def _throttle(self) -> Response | None:
         limit = self.scenario.rate_limit
-        if limit is None:
+        wait = None if limit is None else self._window.admit(limit.requests_per_minute, 60.0)
+        if wait is None:
             return None
-        with self._window_lock:
-            now = self._clock()
-            while self._window and self._window[0] <= now - 60.0:
-                self._window.popleft()
-            if len(self._window) >= limit.requests_per_minute:
-                wait = max(1, math.ceil(self._window[0] + 60.0 - now))
-                response = Response(429, {"error": "ConnectWiseAPI",
-                                          "message": f"Too many requests. Please try again in {wait} seconds."})
-                response.headers["Retry-After"] = str(wait)
-                return response
-            self._window.append(now)
-        return None
+        seconds = retry_after(wait)
+        response = Response(429, {"error": "ConnectWiseAPI",
+                                  "message": f"Too many requests. Please try again in {seconds} seconds."})
+        response.headers["Retry-After"] = seconds
+        return response
 
     def _api(self, handler: Callable[[Request, Any], Response]) -> Callable[[Request, Any], Response]:
         """Every API route: codebase, rate limit, clientId and credentials, then the handler
@@ -698,8 +711,7 @@ class ConnectWiseEmulator(Emulator):
                 continue
             pairs.extend((key, value) for value in values)
         pairs.extend((own, str(value)) for own, value in pending.values())
-        host = request.header("host") or self.base_url.removeprefix("https://")
-        return f"https://{host}{request.path}?{urlencode(pairs, quote_via=quote, safe='/')}"
+        return f"https://{self.host(request)}{request.path}?{urlencode(pairs, quote_via=quote, safe='/')}"
 
     # ------------------------------------------------------------------ additions
     def _agreement(self, match: Any) -> dict[str, Any]:
@@ -811,68 +823,30 @@ class ConnectWiseEmulator(Emulator):
         fields = dict(base)
         provided = {key: value for key, value in changes.items() if key in ADDITION_WRITABLE}
 
-        def number(key: str) -> None:
+        def write(key: str, read: Callable[[str, Any], Any], null: Any = None) -> None:
+            """Take ``key`` if it is written, as ``read`` reads it (a null as ``null``); what
+            ``read`` refuses is an error of the field."""
             if key not in provided:
                 return
             value = provided[key]
             if value is None:
-                fields[key] = None
+                fields[key] = null
                 return
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                errors.append(_field_error("InvalidField", f"The field {key} must be a number.", key))
-                return
-            fields[key] = float(value)
-
-        def text(key: str, limit: int | None = None) -> None:
-            if key not in provided:
-                return
-            value = provided[key]
-            if value is None:
-                fields[key] = None
-                return
-            if not isinstance(value, str):
-                errors.append(_field_error("InvalidField", f"The field {key} must be a string.", key))
-                return
-            if limit is not None and len(value) > limit:
-                errors.append(_field_error(
-                    "MaxLengthField", f"The field {key} must be a string with a maximum length of {limit}.", key))
-                return
-            fields[key] = value
-
-        def flag(key: str) -> None:
-            if key not in provided:
-                return
-            value = provided[key]
-            if value is not None and not isinstance(value, bool):
-                errors.append(_field_error("InvalidField", f"The field {key} must be true or false.", key))
-                return
-            fields[key] = bool(value)
-
-        def moment(key: str) -> None:
-            if key not in provided:
-                return
-            value = provided[key]
-            if value is None:
-                fields[key] = None
-                return
-            parsed = parse_datetime(value) if isinstance(value, str) else None
-            if parsed is None:
-                errors.append(_field_error("InvalidField", f"The field {key} must be a datetime "
-                                           "(e.g. 2026-01-01T00:00:00Z).", key))
-                return
-            fields[key] = iso(parsed.date())
+            try:
+                fields[key] = read(key, value)
+            except _Refused as refused:
+                errors.append(_field_error(refused.code, str(refused), key))
 
         for key in ("quantity", "lessIncluded", "unitPrice", "unitCost", "sequenceNumber"):
-            number(key)
-        text("serialNumber", sc.SERIAL_NUMBER_MAX)
-        text("invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
-        text("description")
-        text("uom")
-        text("billCustomer")
+            write(key, _number_field)
+        write("serialNumber", partial(_text_field, limit=sc.SERIAL_NUMBER_MAX))
+        write("invoiceDescription", partial(_text_field, limit=sc.INVOICE_DESCRIPTION_MAX))
+        for key in ("description", "uom", "billCustomer"):
+            write(key, _text_field)
         for key in ("taxableFlag", "purchaseItemFlag", "specialOrderFlag", "prorateCurrentPeriodFlag"):
-            flag(key)
-        moment("effectiveDate")
-        moment("cancelledDate")
+            write(key, _flag_field, null=False)
+        write("effectiveDate", _date_field)
+        write("cancelledDate", _date_field)
 
         product = None
         if "product" in provided:

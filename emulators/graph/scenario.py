@@ -23,6 +23,7 @@ from typing import Any
 from cryptography import x509
 
 from emulators.base import EmulatorError
+from emulators.scenario_reader import unknown_key
 
 NAMESPACE = uuid.UUID("8a1d3c52-6f0e-4c55-9a7e-3f1f6c0b5e21")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -396,9 +397,7 @@ class Node:
             raise EmulatorError(f"{path} must be a mapping, got {_kind(raw)}")
         for key in raw:
             if key not in allowed:
-                raise EmulatorError(
-                    f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
-                )
+                raise unknown_key(path, key, allowed)
         self.raw = raw
         self.path = path
 

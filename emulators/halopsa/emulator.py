@@ -18,19 +18,15 @@ expire after ``tokenLifetimeSeconds``.
 
 from __future__ import annotations
 
-import calendar
-import math
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from emulators.base import BadRequest, Emulator, Request, Response
+from emulators.base import BadRequest, Request, Response
+from emulators.common import PsaEmulator, add_months, parse_day, retry_after
 from emulators.halopsa import scenario as sc
 
 LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortdescription", "item_longdescription",
@@ -42,25 +38,6 @@ CENT = Decimal("0.01")
 def halo_time(value: date | None) -> str | None:
     """Halo's datetime format: ``2026-01-01T00:00:00`` (local time, no zone)."""
     return None if value is None else f"{value.isoformat()}T00:00:00"
-
-
-def parse_halo_date(value: Any) -> date | None:
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.date()
-
-
-def add_months(anchor: date, months: int) -> date:
-    index = anchor.year * 12 + (anchor.month - 1) + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def period_of(day: date, anchor: date, period: str) -> tuple[date, date]:
@@ -91,38 +68,22 @@ class Invalid(Exception):
     """A write Halo refuses: answered 400 with the message as text."""
 
 
-class HaloEmulator(Emulator):
+class HaloEmulator(PsaEmulator[sc.Scenario]):
     """HaloPSA. ``scenario_section`` is the ``halopsa:`` mapping of a scenario (see
     ``emulators.halopsa.scenario``); ``clock`` is the monotonic clock of the rate limit and of
     token expiry (tests pass a fake one), ``now`` the wall clock of ``today`` when the scenario
     sets none."""
 
     service = "halopsa"
-
-    def __init__(self, scenario_section: Any = None, *, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock
-        self._now = now or (lambda: datetime.now(UTC))
-        self._window: deque[float] = deque()
-        self._window_lock = threading.Lock()
-        self.scenario = sc.Scenario()
-        super().__init__(scenario_section)
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any], **kwargs: Any) -> HaloEmulator:
-        return cls(document.get(sc.ROOT), **kwargs)
+    root = sc.ROOT
 
     # ------------------------------------------------------------------ state
     def load(self, section: Any) -> None:
-        scenario = sc.parse_scenario(section)
-        self.scenario = scenario
-        self.today = scenario.today or self._now().date()
+        scenario = self.adopt(sc.parse_scenario(section))
         self._apps = {a.client_id: a.client_secret for a in scenario.applications}
         self.tokens: dict[str, float] = {}
         self.tokens_issued = 0
-        self.refused = 0
-        with self._window_lock:
-            self._window.clear()
+        self._window.clear()
         self.clients = {c.id: self._client(c) for c in scenario.clients}
         self.users = {u.id: self._user(u) for u in scenario.users}
         self.items = {i.id: self._item(i) for i in scenario.items}
@@ -149,8 +110,6 @@ class HaloEmulator(Emulator):
                 pending = sum(Decimal(str(p["quantity"])) for p in line["prorata_data"] if not p["isinvoiced"])
                 line["billed_quantity"] = _number(Decimal(str(line["qty_order"])) + pending)
             invoices.append(record)
-        with self._window_lock:
-            window = len(self._window)
         limit = self.scenario.rate_limit
         return {
             "today": self.today.isoformat(),
@@ -160,7 +119,7 @@ class HaloEmulator(Emulator):
             "contracts": [self.contracts[i] for i in sorted(self.contracts)],
             "recurringInvoices": invoices,
             "tokensIssued": self.tokens_issued,
-            "rateLimit": {"requestsInWindow": window, "refused": self.refused,
+            "rateLimit": {"requestsInWindow": self._window.counted(), "refused": self.refused,
                           "limit": limit.requests_per_5_minutes if limit else None},
         }
 
@@ -232,14 +191,14 @@ class HaloEmulator(Emulator):
 
     def current_period(self, invoice_id: int) -> tuple[date, date]:
         invoice = self.invoices[invoice_id]
-        anchor = parse_halo_date(invoice["startdate"])
+        anchor = parse_day(invoice["startdate"])
         assert anchor is not None
         return period_of(max(self.today, anchor), anchor, invoice["_period"])
 
     def _invoice_record(self, invoice_id: int, *, lines: bool) -> dict[str, Any]:
         invoice = self.invoices[invoice_id]
         start, end = self.current_period(invoice_id)
-        anchor = parse_halo_date(invoice["startdate"])
+        anchor = parse_day(invoice["startdate"])
         assert anchor is not None
         next_start, next_end = period_of(end + timedelta(days=1), anchor, invoice["_period"])
         record = {k: v for k, v in invoice.items() if not k.startswith("_")}
@@ -273,22 +232,22 @@ class HaloEmulator(Emulator):
     def auth_failure(self, request: Request) -> Response:
         return self.auth_failure_response()
 
+    @property
+    def refused(self) -> int:
+        """Requests the rate limit refused since the scenario was loaded."""
+        return self._window.refused
+
     def _throttle(self) -> Response | None:
         limit = self.scenario.rate_limit
         if limit is None:
             return None
-        with self._window_lock:
-            now = self._clock()
-            while self._window and self._window[0] <= now - 300.0:
-                self._window.popleft()
-            if len(self._window) >= limit.requests_per_5_minutes:
-                self.refused += 1
-                response = self.error_response(429, "")
-                if limit.retry_after:
-                    response.headers["Retry-After"] = str(max(1, math.ceil(self._window[0] + 300.0 - now)))
-                return response
-            self._window.append(now)
-        return None
+        wait = self._window.admit(limit.requests_per_5_minutes, 300.0)
+        if wait is None:
+            return None
+        response = self.error_response(429, "")
+        if limit.retry_after:
+            response.headers["Retry-After"] = retry_after(wait)
+        return response
 
     def _authorised(self, request: Request) -> bool:
         scheme, _, token = (request.header("authorization") or "").partition(" ")
@@ -534,7 +493,7 @@ class HaloEmulator(Emulator):
                     raise Invalid(f"{where}: pro-rata entry {ident!r} was not found")
                 result.append(dict(known[ident]))
                 continue
-            when = parse_halo_date(raw.get("date"))
+            when = parse_day(raw.get("date"))
             if when is None:
                 raise Invalid(f"{where}: a pro-rata entry needs a date, got {raw.get('date')!r}")
             if not start <= when <= end:

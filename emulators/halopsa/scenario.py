@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from emulators.autotask import readers as r
+from emulators.scenario_reader import Node, day, fail, integer, number, text
 
 ROOT = "halopsa"
 
@@ -132,160 +132,121 @@ _TOP_KEYS = ("today", "tenant", "applications", "tokenLifetimeSeconds", "rateLim
 
 def parse_scenario(section: Any) -> Scenario:
     """Validate the ``halopsa:`` section (None or {} gives an empty Halo)."""
-    raw = r.mapping(section if section is not None else {}, ROOT, _TOP_KEYS)
-    p = ROOT
+    root = Node.section(section, ROOT, _TOP_KEYS)
     applications = []
-    for index, item in enumerate(r.listing(raw.get("applications"), f"{p}.applications")):
-        at = f"{p}.applications[{index}]"
-        entry = r.mapping(item, at, ("clientId", "clientSecret"), ("clientId", "clientSecret"))
-        applications.append(Application(r.text(entry["clientId"], f"{at}.clientId"),
-                                        r.text(entry["clientSecret"], f"{at}.clientSecret")))
+    for index, raw in enumerate(root.listing("applications")):
+        entry = Node(raw, f"{root.at('applications')}[{index}]", ("clientId", "clientSecret"),
+                     ("clientId", "clientSecret"))
+        applications.append(Application(entry.text("clientId"), entry.text("clientSecret")))
     rate_limit: RateLimit | None = RateLimit()
-    if "rateLimit" in raw:
-        if raw["rateLimit"] is None:
+    if "rateLimit" in root.raw:
+        if root.raw["rateLimit"] is None:
             rate_limit = None
         else:
-            item = r.mapping(raw["rateLimit"], f"{p}.rateLimit", ("requestsPer5Minutes", "retryAfter"))
-            rate_limit = RateLimit(
-                r.integer(item.get("requestsPer5Minutes", 300), f"{p}.rateLimit.requestsPer5Minutes"),
-                r.flag(item.get("retryAfter", True), f"{p}.rateLimit.retryAfter"))
-    clients = _clients(r.listing(raw.get("clients"), f"{p}.clients"), f"{p}.clients")
+            item = Node(root.raw["rateLimit"], root.at("rateLimit"), ("requestsPer5Minutes", "retryAfter"))
+            rate_limit = RateLimit(item.integer("requestsPer5Minutes", 300), item.flag("retryAfter", True))
+    clients = _clients(root)
     client_ids = {c.id for c in clients}
-    users = _users(r.listing(raw.get("users"), f"{p}.users"), f"{p}.users", client_ids)
-    items = _items(r.listing(raw.get("items"), f"{p}.items"), f"{p}.items")
-    contracts = _contracts(r.listing(raw.get("contracts"), f"{p}.contracts"), f"{p}.contracts", client_ids)
-    invoices = _invoices(r.listing(raw.get("recurringInvoices"), f"{p}.recurringInvoices"), f"{p}.recurringInvoices",
-                         client_ids, {c.id: c for c in contracts})
-    lines = _lines(r.listing(raw.get("lines"), f"{p}.lines"), f"{p}.lines", {i.id for i in invoices},
-                   {i.id: i for i in items})
-    tenant = r.optional(raw, "tenant", p, r.text)
+    users = _users(root, client_ids)
+    items = _items(root)
+    contracts = _contracts(root, client_ids)
+    invoices = _invoices(root, client_ids, {c.id: c for c in contracts})
+    lines = _lines(root, {i.id for i in invoices}, {i.id: i for i in items})
+    tenant = root.optional("tenant", text)
     return Scenario(
-        today=r.optional(raw, "today", p, r.day),
+        today=root.optional("today", day),
         tenant=tenant,
         applications=tuple(applications),
-        token_lifetime_seconds=r.integer(raw.get("tokenLifetimeSeconds", 3600), f"{p}.tokenLifetimeSeconds"),
+        token_lifetime_seconds=root.integer("tokenLifetimeSeconds", 3600),
         rate_limit=rate_limit,
-        allow_negative_prorata=r.flag(raw.get("allowNegativeProRata", False), f"{p}.allowNegativeProRata"),
+        allow_negative_prorata=root.flag("allowNegativeProRata", False),
         clients=clients, users=users, items=items, contracts=contracts, recurring_invoices=invoices, lines=lines,
-        faults=r.fault_rules(raw.get("faults"), f"{p}.faults"),
+        faults=root.faults(),
     )
 
 
-def _clients(entries: list[Any], path: str) -> tuple[ClientEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _clients(root: Node) -> tuple[ClientEntry, ...]:
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, ("id", "name", "ref", "website", "inactive"), ("name",))
-        result.append(ClientEntry(ident, r.text(item["name"], f"{at}.name", 255), r.optional(item, "ref", at, r.text),
-                                  r.optional(item, "website", at, r.text),
-                                  r.flag(item.get("inactive", False), f"{at}.inactive")))
+    for ident, item in root.entries("clients", ("id", "name", "ref", "website", "inactive"), ("name",)):
+        result.append(ClientEntry(ident, item.text("name", max_length=255), item.optional("ref", text),
+                                  item.optional("website", text), item.flag("inactive", False)))
     return tuple(result)
 
 
-def _users(entries: list[Any], path: str, client_ids: set[int]) -> tuple[UserEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _users(root: Node, client_ids: set[int]) -> tuple[UserEntry, ...]:
     allowed = ("id", "clientId", "firstName", "surname", "email", "emails", "inactive", "title")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("clientId", "firstName"))
-        client_id = r.integer(item["clientId"], f"{at}.clientId")
-        if client_id not in client_ids:
-            raise r.fail(f"{at}.clientId", f"no client with id {client_id}")
-        emails = r.emails_of(item, at)
+    for ident, item in root.entries("users", allowed, ("clientId", "firstName")):
+        client_id = item.reference("clientId", client_ids, "client")
+        emails = item.emails()
         if len(emails) > 3:
-            raise r.fail(f"{at}.emails", "a Halo user has at most 3 email addresses (emailaddress, email2, email3)")
-        result.append(UserEntry(ident, client_id, r.text(item["firstName"], f"{at}.firstName"),
-                                r.text(item.get("surname", ""), f"{at}.surname", allow_empty=True), emails,
-                                r.flag(item.get("inactive", False), f"{at}.inactive"),
-                                r.optional(item, "title", at, r.text)))
+            raise fail(item.at("emails"), "a Halo user has at most 3 email addresses (emailaddress, email2, email3)")
+        result.append(UserEntry(ident, client_id, item.text("firstName"), item.text("surname", "", allow_empty=True),
+                                emails, item.flag("inactive", False), item.optional("title", text)))
     return tuple(result)
 
 
-def _items(entries: list[Any], path: str) -> tuple[ItemEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _items(root: Node) -> tuple[ItemEntry, ...]:
     allowed = ("id", "name", "description", "price", "cost", "recurring", "inactive", "internalReference")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("name",))
+    for ident, item in root.entries("items", allowed, ("name",)):
         result.append(ItemEntry(
-            ident, r.text(item["name"], f"{at}.name", 255), r.optional(item, "description", at, r.text),
-            r.number(item.get("price", 0), f"{at}.price"), r.number(item.get("cost", 0), f"{at}.cost"),
-            r.flag(item.get("recurring", True), f"{at}.recurring"),
-            r.flag(item.get("inactive", False), f"{at}.inactive"),
-            r.optional(item, "internalReference", at, r.text)))
+            ident, item.text("name", max_length=255), item.optional("description", text),
+            item.number("price", 0), item.number("cost", 0), item.flag("recurring", True),
+            item.flag("inactive", False), item.optional("internalReference", text)))
     return tuple(result)
 
 
-def _contracts(entries: list[Any], path: str, client_ids: set[int]) -> tuple[ContractEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _dated(item: Node, client_ids: set[int]) -> tuple[int, date, date | None]:
+    """The ``clientId``, ``startDate`` and ``endDate`` of a contract or a recurring invoice."""
+    client_id = item.reference("clientId", client_ids, "client")
+    start = item.day("startDate")
+    end = item.optional("endDate", day)
+    item.ordered("startDate", start, "endDate", end)
+    return client_id, start, end
+
+
+def _contracts(root: Node, client_ids: set[int]) -> tuple[ContractEntry, ...]:
     allowed = ("id", "clientId", "ref", "type", "startDate", "endDate", "active")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("clientId", "ref", "startDate"))
-        client_id = r.integer(item["clientId"], f"{at}.clientId")
-        if client_id not in client_ids:
-            raise r.fail(f"{at}.clientId", f"no client with id {client_id}")
-        start = r.day(item["startDate"], f"{at}.startDate")
-        end = r.optional(item, "endDate", at, r.day)
-        if end is not None and end < start:
-            raise r.fail(f"{at}.endDate", f"{end} is before startDate {start}")
-        result.append(ContractEntry(ident, client_id, r.text(item["ref"], f"{at}.ref"),
-                                    r.text(item.get("type", "Managed Services"), f"{at}.type"), start, end,
-                                    r.flag(item.get("active", True), f"{at}.active")))
+    for ident, item in root.entries("contracts", allowed, ("clientId", "ref", "startDate")):
+        client_id, start, end = _dated(item, client_ids)
+        result.append(ContractEntry(ident, client_id, item.text("ref"), item.text("type", "Managed Services"), start,
+                                    end, item.flag("active", True)))
     return tuple(result)
 
 
-def _invoices(entries: list[Any], path: str, client_ids: set[int],
-              contracts: dict[int, ContractEntry]) -> tuple[InvoiceEntry, ...]:
-    ids = r.assign_ids(entries, path, negative=True)
+def _invoices(root: Node, client_ids: set[int], contracts: dict[int, ContractEntry]) -> tuple[InvoiceEntry, ...]:
     allowed = ("id", "clientId", "reference", "period", "startDate", "endDate", "contractId", "disabled")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("clientId", "reference", "startDate"))
-        client_id = r.integer(item["clientId"], f"{at}.clientId")
-        if client_id not in client_ids:
-            raise r.fail(f"{at}.clientId", f"no client with id {client_id}")
-        start = r.day(item["startDate"], f"{at}.startDate")
-        end = r.optional(item, "endDate", at, r.day)
-        if end is not None and end < start:
-            raise r.fail(f"{at}.endDate", f"{end} is before startDate {start}")
-        contract_id = r.optional(item, "contractId", at, r.integer)
+    for ident, item in root.entries("recurringInvoices", allowed, ("clientId", "reference", "startDate"),
+                                    negative=True):
+        client_id, start, end = _dated(item, client_ids)
+        contract_id = item.optional("contractId", integer)
         if contract_id is not None:
             contract = contracts.get(contract_id)
             if contract is None:
-                raise r.fail(f"{at}.contractId", f"no contract with id {contract_id}")
+                raise fail(item.at("contractId"), f"no contract with id {contract_id}")
             if contract.client_id != client_id:
-                raise r.fail(f"{at}.contractId", f"contract {contract_id} belongs to client {contract.client_id}")
-        result.append(InvoiceEntry(ident, client_id, r.text(item["reference"], f"{at}.reference"),
-                                   r.choice(item.get("period", "Monthly"), f"{at}.period", PERIODS), start, end,
-                                   contract_id, r.flag(item.get("disabled", False), f"{at}.disabled")))
+                raise fail(item.at("contractId"), f"contract {contract_id} belongs to client {contract.client_id}")
+        result.append(InvoiceEntry(ident, client_id, item.text("reference"),
+                                   item.choice("period", PERIODS, "Monthly"), start, end,
+                                   contract_id, item.flag("disabled", False)))
     return tuple(result)
 
 
-def _lines(entries: list[Any], path: str, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tuple[LineEntry, ...]:
-    ids = r.assign_ids(entries, path)
+def _lines(root: Node, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tuple[LineEntry, ...]:
     allowed = ("id", "invoiceId", "itemId", "quantity", "unitPrice", "unitCost", "description", "longDescription",
                "internalReference", "oneTimeCharge", "inactive")
     result = []
-    for index, (raw, ident) in enumerate(zip(entries, ids, strict=True)):
-        at = f"{path}[{index}]"
-        item = r.mapping(raw, at, allowed, ("invoiceId", "itemId", "quantity"))
-        invoice_id = r.integer(item["invoiceId"], f"{at}.invoiceId", minimum=None)
-        if invoice_id not in invoice_ids:
-            raise r.fail(f"{at}.invoiceId", f"no recurring invoice with id {invoice_id}")
-        item_id = r.integer(item["itemId"], f"{at}.itemId")
-        if item_id not in items:
-            raise r.fail(f"{at}.itemId", f"no item with id {item_id}")
+    for ident, item in root.entries("lines", allowed, ("invoiceId", "itemId", "quantity")):
+        invoice_id = item.reference("invoiceId", invoice_ids, "recurring invoice", minimum=None)
+        item_id = item.reference("itemId", items, "item")
         result.append(LineEntry(
-            ident, invoice_id, item_id, r.number(item["quantity"], f"{at}.quantity", Decimal(0)),
-            r.optional(item, "unitPrice", at, r.number), r.optional(item, "unitCost", at, r.number),
-            r.optional(item, "description", at, r.text), r.optional(item, "longDescription", at, r.text),
-            r.optional(item, "internalReference", at, r.text),
-            r.flag(item.get("oneTimeCharge", False), f"{at}.oneTimeCharge"),
-            r.flag(item.get("inactive", False), f"{at}.inactive")))
+            ident, invoice_id, item_id, item.number("quantity", minimum=Decimal(0)),
+            item.optional("unitPrice", number), item.optional("unitCost", number),
+            item.optional("description", text), item.optional("longDescription", text),
+            item.optional("internalReference", text),
+            item.flag("oneTimeCharge", False),
+            item.flag("inactive", False)))
     return tuple(result)
