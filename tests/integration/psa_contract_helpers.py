@@ -26,6 +26,7 @@ from shared.adapters.halopsa import HaloClient, HaloLimits
 from shared.adapters.http import RetryingHttp
 from shared.domain.model import BilledLine
 from shared.ports import NewLine, PsaPort
+from tests.psa_test_support import recording_http
 
 TODAY = date(2026, 1, 15)
 PERIOD_START = date(2026, 1, 1)
@@ -69,9 +70,7 @@ class PsaUnderTest:
     sleeps: list[float] = field(default_factory=list)
 
     def client(self) -> PsaPort:
-        http = RetryingHttp(self.kind, verify=str(self.tls.ca_certificate), sleep=self.sleeps.append,
-                            jitter=lambda: 1.0)
-        return self.make(http)
+        return self.make(recording_http(self.kind, self.tls, self.sleeps.append))
 
     def log(self) -> list[dict[str, Any]]:
         return self.emulator.requests_log()

@@ -4,7 +4,7 @@ faults."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,17 +13,9 @@ import requests
 from emulators.base import RunningEmulator
 from emulators.halopsa import HaloEmulator
 from emulators.tls import TlsFiles, ensure_tls_files
+from tests.psa_test_support import FakeClock, reset_emulator, serve_emulators
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-CLOCK = FakeClock()
+CLOCK = FakeClock(1000.0)
 
 
 def scenario() -> dict[str, Any]:
@@ -59,15 +51,11 @@ def shared_server(tls: TlsFiles) -> Iterator[RunningEmulator]:
 
 
 class Api:
-    def __init__(self, server: RunningEmulator, tls: TlsFiles) -> None:
+    def __init__(self, emulator: HaloEmulator, server: RunningEmulator, tls: TlsFiles) -> None:
+        self.emulator = emulator
         self.server = server
         self.verify = str(tls.ca_certificate)
         self.token = ""
-
-    @property
-    def emulator(self) -> HaloEmulator:
-        assert isinstance(self.server.emulator, HaloEmulator)
-        return self.server.emulator
 
     def get_token(self, **form: str) -> requests.Response:
         body = {"grant_type": "client_credentials", "client_id": "app", "client_secret": "s3cret", "scope": "all"}
@@ -89,8 +77,12 @@ class Api:
 @pytest.fixture
 def api(shared_server: RunningEmulator, tls: TlsFiles) -> Api:
     CLOCK.now += 1000  # a fresh 5-minute window for every test
-    shared_server.emulator.reset()
-    return Api(shared_server, tls)
+    return Api(reset_emulator(shared_server, HaloEmulator), shared_server, tls)
+
+
+@pytest.fixture
+def serve(tls: TlsFiles) -> Iterator[Callable[..., Api]]:
+    yield from serve_emulators(tls, HaloEmulator, scenario, Api)
 
 
 def test_the_token_endpoint_follows_client_credentials(api: Api) -> None:
@@ -211,34 +203,32 @@ def test_refused_pro_rata_entries(api: Api, entry: dict[str, Any], message: str)
     assert message in response.text
 
 
-def test_negative_pro_rata_when_halo_allows_it(tls: TlsFiles) -> None:
+def test_negative_pro_rata_when_halo_allows_it(serve: Callable[..., Api]) -> None:
     section = scenario()
     section["allowNegativeProRata"] = True
-    with RunningEmulator(HaloEmulator(section, clock=CLOCK), tls) as server:
-        api = Api(server, tls)
-        line = api.invoice(-1)["lines"][0]
-        line["prorata_data"] = [{"date": "2026-01-20T00:00:00", "quantity": -2}]
-        entry = api.call("POST", "/RecurringInvoice", json=[{"id": -1, "lines": [line]}]).json()["lines"][0][
-            "prorata_data"][0]
-        assert (entry["quantity"], entry["unitprice"]) == (-2.0, 8.52)  # 22.00 x 12 / 31
+    api = serve(section, clock=CLOCK)
+    line = api.invoice(-1)["lines"][0]
+    line["prorata_data"] = [{"date": "2026-01-20T00:00:00", "quantity": -2}]
+    entry = api.call("POST", "/RecurringInvoice", json=[{"id": -1, "lines": [line]}]).json()["lines"][0][
+        "prorata_data"][0]
+    assert (entry["quantity"], entry["unitprice"]) == (-2.0, 8.52)  # 22.00 x 12 / 31
 
 
-def test_the_5_minute_window_answers_429(tls: TlsFiles) -> None:
-    clock = FakeClock()
+def test_the_5_minute_window_answers_429(serve: Callable[..., Api]) -> None:
+    clock = FakeClock(1000.0)
     section = scenario()
     section["rateLimit"] = {"requestsPer5Minutes": 3}
-    with RunningEmulator(HaloEmulator(section, clock=clock), tls) as server:
-        api = Api(server, tls)
-        assert api.call("GET", "/Client/1").status_code == 200  # the token was the first request
-        clock.now += 100
-        assert api.call("GET", "/Client/1").status_code == 200
-        refused = api.call("GET", "/Client/1")
-        assert refused.status_code == 429
-        assert refused.text == "Too many requests: 3 requests per rolling 5 minute window"
-        assert refused.headers["Retry-After"] == "200"  # the token request leaves the window at 300 s
-        clock.now += 200
-        assert api.call("GET", "/Client/1").status_code == 200
-        assert api.emulator.state()["rateLimit"] == {"requestsInWindow": 2, "refused": 1, "limit": 3}
+    api = serve(section, clock=clock)
+    assert api.call("GET", "/Client/1").status_code == 200  # the token was the first request
+    clock.now += 100
+    assert api.call("GET", "/Client/1").status_code == 200
+    refused = api.call("GET", "/Client/1")
+    assert refused.status_code == 429
+    assert refused.text == "Too many requests: 3 requests per rolling 5 minute window"
+    assert refused.headers["Retry-After"] == "200"  # the token request leaves the window at 300 s
+    clock.now += 200
+    assert api.call("GET", "/Client/1").status_code == 200
+    assert api.emulator.state()["rateLimit"] == {"requestsInWindow": 2, "refused": 1, "limit": 3}
 
 
 def test_faults_answer_in_halo_shapes(api: Api) -> None:

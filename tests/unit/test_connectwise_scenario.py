@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from datetime import date
 from decimal import Decimal
@@ -11,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from emulators.base import EmulatorError
 from emulators.connectwise import ConnectWiseEmulator, parse_scenario
+from tests.psa_test_support import ScenarioSection
 
 CLIENT_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
@@ -33,16 +32,8 @@ SECTION: dict[str, Any] = {
 }
 
 
-def section(**changes: Any) -> dict[str, Any]:
-    result = copy.deepcopy(SECTION)
-    result.update(changes)
-    return result
-
-
-def rejected(value: dict[str, Any]) -> str:
-    with pytest.raises(EmulatorError) as caught:
-        parse_scenario(value)
-    return str(caught.value)
+SECTIONS = ScenarioSection(SECTION, parse_scenario)
+section, rejected = SECTIONS.changed, SECTIONS.rejected
 
 
 def test_a_valid_section_is_read_with_its_defaults() -> None:
