@@ -34,6 +34,7 @@ from shared.notifications.sample import sample_run_data
 from shared.notifications.service import NotifyServices, notify_run
 from shared.notifications.settings import NotificationSettings
 from shared.settings import GraphSettings, Settings
+from tests.notification_support import buttons, expected_sample_card, texts
 
 pytestmark = pytest.mark.integration
 
@@ -180,74 +181,12 @@ BOTH = {
 }
 
 
-def texts(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == "TextBlock":
-            found.append(node["text"])
-        if node.get("type") == "FactSet":
-            found += [f"{f['title']} | {f['value']}" for f in node["facts"]]
-        for value in node.values():
-            if isinstance(value, list | dict):
-                found += texts(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += texts(value)
-    return found
-
-
-def buttons(node: Any) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    if isinstance(node, dict):
-        if node.get("type") == "Action.OpenUrl":
-            found.append((node["title"], node["url"]))
-        for value in node.values():
-            if isinstance(value, list | dict):
-                found += buttons(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += buttons(value)
-    return found
-
-
 def consent_url(env: Env, tenant: str = "00000000-0000-4000-8000-0000000000b2") -> str:
     return f"{env.emulators.graph_url}/{tenant}/adminconsent?client_id={CLIENT}"
 
 
 def expected_card(env: Env, run: str) -> list[str]:
-    return [
-        "SeatSync: run partly failed, 6 alerts",
-        f"25 Nov 2026 02:05 UTC · run {run} · partial",
-        "Run partly failed: 1 of 3 tenants",
-        f"Run | {run}", "Status | partial", "Tenants failed | Northwind Traders (AADSTS700016)",
-        f"See what failed: seatsync report {run}",
-        "Tenants SeatSync cannot sign in to (1)",
-        "Northwind Traders | AADSTS700016: The SeatSync app is not consented in this tenant: a Global "
-        "Administrator of the customer grants admin consent.",
-        "Nothing is read or billed for these tenants until this is fixed.",
-        "Changes held for approval (1)",
-        "Adatum Corp | Microsoft 365 Business Premium: 25 → 18 (decrease of 7 seats (28%) is above the 20% "
-        "safety limit)",
-        "Approve or dismiss them: seatsync approvals list",
-        "Licences with no billing mapping (1)",
-        "Fabrikam Ltd | Power BI Pro: 2 purchased, 2 assigned (new)",
-        "Map each to a billing profile, or exclude it: seatsync unlinked",
-        "Unused licences (1)",
-        "Fabrikam Ltd | Microsoft 365 Business Premium: 3 of 25 unused, 66.00 USD a month",
-        "Assign them, or reduce the subscription (NCE: at its renewal).",
-        "Shared mailboxes holding a licence (1)",
-        "Fabrikam Ltd | info@fabrikam.example: Exchange Online (Plan 1)",
-        "A shared mailbox needs no licence unless it is over 50 GB or has an archive: remove the licence or "
-        "confirm it is needed.",
-        "GDAP customers not yet in SeatSync (1)",
-        "Contoso Retail | in GDAP, not configured",
-        "Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or "
-        "exclude them from this alert.",
-        "Run partial: 2 changes applied",
-        "Status | partial", "Tenants | 2 of 3 synced", "Tenants failed | 1", "Changes applied | 2",
-        "Held for approval | 1", "Deferred | 0", "Changes failed | 0", "Lines unchanged | 5", "Open alerts | 6",
-        f"The whole report: seatsync report {run}",
-    ]
+    return expected_sample_card(run)
 
 
 def expected_email_text(env: Env, run: str) -> str:
