@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from local_runner.wiring import build_services, current_user
 from shared.services.decisions import (
     approval_json,
     audit_csv,
@@ -20,12 +21,6 @@ from shared.services.decisions import (
 )
 
 
-def _services(args: argparse.Namespace) -> Any:
-    from local_runner.cli import build_services
-
-    return build_services(args)
-
-
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
@@ -34,7 +29,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
-    services = _services(args)
+    services = build_services(args)
     config = services.config()
     records = [approval_json(r, config) for r in list_approvals(services.decisions, None if args.all else "pending")]
     if args.json:
@@ -52,10 +47,10 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 
 def cmd_approvals_decide(args: argparse.Namespace) -> int:
-    from local_runner.local_sync import current_user, run_local_sync
+    from local_runner.local_sync import run_local_sync
     from shared.services.report import render_text
 
-    services = _services(args)
+    services = build_services(args)
     approve = args.decision == "approve"
     record = decide(services.decisions, services.config(), args.id, approve, args.by or current_user(),
                     args.comment, services.clock())
@@ -71,7 +66,7 @@ def cmd_approvals_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    services = _services(args)
+    services = build_services(args)
     query = audit_query(services.config(), args.customer, args.start, args.end)
     entries = audit_trail(services.decisions, query)
     if args.csv:
@@ -95,7 +90,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_unlinked(args: argparse.Namespace) -> int:
-    services = _services(args)
+    services = build_services(args)
     rows = unlinked(services.config(), services.snapshots)
     if args.json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

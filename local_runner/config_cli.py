@@ -1,4 +1,6 @@
-"""``seatsync onboard``, ``seatsync profiles list`` and ``seatsync tenants list``.
+"""``seatsync config``, ``seatsync onboard``, ``seatsync profiles list`` and ``seatsync tenants list``.
+
+- ``config import|export|validate|history``: the configuration document and its versions.
 
 - ``onboard`` lists every GDAP customer tenant with its suggested PSA company, the confidence and
   the reason (docs/onboarding.md). ``--output FILE`` writes the suggestions as an editable review
@@ -8,7 +10,7 @@
 - ``profiles list``: the billing profiles, their price and how many mappings use each.
 - ``tenants list``: the configured tenants, their companies (with user filters) and mappings.
 
-``add_commands(subparsers)`` adds the three commands to the ``seatsync`` command line.
+``add_commands(subparsers)`` adds the four commands to the ``seatsync`` command line.
 """
 
 from __future__ import annotations
@@ -22,13 +24,28 @@ from typing import Any, TextIO
 
 import yaml
 
+from local_runner.wiring import EXIT_OK, build_services, current_user, write_output
 from shared.errors import ConfigError
-
-EXIT_OK = 0
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``onboard``, ``profiles`` and ``tenants`` to the root parser's subcommands."""
+    """Add ``config``, ``onboard``, ``profiles`` and ``tenants`` to the root parser's subcommands."""
+    config = subparsers.add_parser("config", help="import, export, validate the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    imp = config_commands.add_parser("import", help="validate a YAML file and make it the configuration")
+    imp.add_argument("file")
+    imp.add_argument("--by", help="who made the change (default: the login name)")
+    imp.add_argument("--comment", help="why (kept in the history)")
+    imp.set_defaults(handler=cmd_config_import)
+    exp = config_commands.add_parser("export", help="write the current configuration as YAML")
+    exp.add_argument("--output", "-o", metavar="FILE")
+    exp.set_defaults(handler=cmd_config_export)
+    val = config_commands.add_parser("validate", help="check a YAML file without storing it")
+    val.add_argument("file")
+    val.set_defaults(handler=cmd_config_validate)
+    hist = config_commands.add_parser("history", help="who changed the configuration, and when")
+    hist.set_defaults(handler=cmd_config_history)
+
     onboard = subparsers.add_parser(
         "onboard", help="match GDAP customer tenants to PSA companies, review and apply",
         description="List every GDAP customer tenant with its suggested PSA company, a confidence and the "
@@ -57,12 +74,48 @@ def add_commands(subparsers: Any) -> None:
     tlist.set_defaults(handler=cmd_tenants_list)
 
 
+# ------------------------------------------------------------------------ config
+
+
+def cmd_config_import(args: argparse.Namespace) -> int:
+    from shared.config.yaml_io import load_yaml_file
+
+    config = load_yaml_file(Path(args.file))
+    services = build_services(args)
+    version = services.config_repository.save(config, args.by or current_user(),
+                                              args.comment or f"imported from {Path(args.file).name}")
+    print(f"configuration imported as version {version.number} ({version.version_id}): "
+          f"{len(config.tenants)} tenants, {len(config.psa_connections)} PSA connections")
+    return EXIT_OK
+
+
+def cmd_config_export(args: argparse.Namespace) -> int:
+    from shared.config.yaml_io import to_yaml
+
+    config, version = build_services(args).config_repository.current()
+    header = f"# SeatSync configuration, version {version.number if version else 0}\n"
+    write_output(args.output, header + to_yaml(config))
+    return EXIT_OK
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    from shared.config.yaml_io import load_yaml_file
+
+    config = load_yaml_file(Path(args.file))
+    print(f"{args.file}: valid ({len(config.tenants)} tenants, {len(config.psa_connections)} PSA connections)")
+    return EXIT_OK
+
+
+def cmd_config_history(args: argparse.Namespace) -> int:
+    for version in build_services(args).config_repository.history():
+        print(f"{version.number:5d}  {version.saved_at:%Y-%m-%d %H:%M:%S}Z  {version.saved_by:30s}  {version.comment}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ onboard
 
 
 def cmd_onboard(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from local_runner.cli import build_services
-    from local_runner.local_sync import current_user
     from shared.services.onboarding import (
         REVIEW_HEADER,
         AcceptHighConfidence,
@@ -144,7 +197,6 @@ def render_suggestions(suggestions: Sequence[Any], width: int = 72) -> str:
 
 
 def cmd_profiles_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from local_runner.cli import build_services
     from shared.services.config_api import PROFILES, users_of
 
     out = out or sys.stdout
@@ -167,7 +219,6 @@ def cmd_profiles_list(args: argparse.Namespace, out: TextIO | None = None) -> in
 
 
 def cmd_tenants_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from local_runner.cli import build_services
     from shared.services.config_api import tenant_summary
 
     out = out or sys.stdout

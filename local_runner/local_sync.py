@@ -3,24 +3,17 @@ local runner against whatever the settings point at (real services or the emulat
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from local_runner.runner import FunctionTable, discover, run_orchestration
+from local_runner.wiring import current_user
 from shared.bootstrap import Services, set_services
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest, new_run_id
 from shared.functions import SYNC_ORCHESTRATOR
 from shared.services.report import build_report
 from shared.services.sync_requests import validate_tenants
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "local"
 
 
 @cache

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local_runner.wiring import EXIT_OK, EXIT_PARTIAL, build_services
 from shared.errors import ConfigError
 
 DEFAULT_OUTPUT_DIR = "seatsync-notify-preview"
@@ -88,7 +89,6 @@ def write_preview(services: Any | None, run: str | None, output_dir: Path, *,
 
 
 def cmd_notify_preview(args: argparse.Namespace) -> int:
-    from local_runner.cli import EXIT_OK, build_services
 
     services = None if args.sample else build_services(args)
     files = write_preview(services, args.run, Path(args.output_dir))
@@ -105,7 +105,6 @@ def cmd_notify_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_notify_send_test(args: argparse.Namespace) -> int:
-    from local_runner.cli import EXIT_OK, EXIT_PARTIAL, build_services
     from shared.notifications.sample import sample_run_data
     from shared.notifications.service import NotifyServices, send_test
 

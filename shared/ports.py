@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Protocol
 
 from shared.domain.model import (
     Agreement,
@@ -25,6 +25,7 @@ from shared.domain.model import (
     Mailbox,
     ManagedDevice,
     Product,
+    PsaCapabilities,
     PsaCompany,
     PsaContact,
     SkuCount,
@@ -83,27 +84,6 @@ class NewLine:
     invoice_description: str = ""
     end_date: date | None = None
     tag: str | None = None
-
-
-ProrateStyle = Literal["separate-line", "native", "none"]
-
-
-@dataclass(frozen=True)
-class PsaCapabilities:
-    """How a PSA bills, as far as the planner must know.
-
-    ``prorate``: ``separate-line`` (a mid-period change is charged by a separate, tagged line for
-    the rest of the period: ConnectWise), ``native`` (the PSA prorates a quantity change from its
-    effective date itself: Autotask's contract service adjustments), ``none`` (no proration).
-    ``description_limit``: characters a line's invoice description holds. ``tag_limit``:
-    characters of the field that carries SeatSync's tag (0: the PSA has none, and SeatSync
-    recognises its records another way, documented by the adapter).
-    """
-
-    kind: str
-    prorate: ProrateStyle
-    description_limit: int
-    tag_limit: int
 
 
 class PsaPort(CallCounter, Protocol):
@@ -170,8 +150,6 @@ __all__: Sequence[str] = (
     "Clock",
     "GraphPort",
     "NewLine",
-    "ProrateStyle",
-    "PsaCapabilities",
     "PsaPort",
     "SecretReader",
 )

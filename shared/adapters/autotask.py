@@ -60,9 +60,18 @@ from shared.adapters.psa_records import (
     whole_quantity,
 )
 from shared.adapters.psa_records import is_seatsync_tag as is_seatsync_tag
-from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
+from shared.domain.model import (
+    Agreement,
+    AgreementType,
+    BilledLine,
+    BillMode,
+    Product,
+    PsaCapabilities,
+    PsaCompany,
+    PsaContact,
+)
 from shared.errors import PsaAuthError, PsaError
-from shared.ports import NewLine, PsaCapabilities
+from shared.ports import NewLine
 
 DEFAULT_THRESHOLD = 10_000
 DEFAULT_TIMEFRAME_SECONDS = 3600.0

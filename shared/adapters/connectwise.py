@@ -43,9 +43,18 @@ from shared.adapters.psa_records import (
     utc_midnight,
     whole_number,
 )
-from shared.domain.model import Agreement, AgreementType, BilledLine, BillMode, Product, PsaCompany, PsaContact
+from shared.domain.model import (
+    Agreement,
+    AgreementType,
+    BilledLine,
+    BillMode,
+    Product,
+    PsaCapabilities,
+    PsaCompany,
+    PsaContact,
+)
 from shared.errors import PsaAuthError, PsaError
-from shared.ports import NewLine, PsaCapabilities
+from shared.ports import NewLine
 
 MAX_PAGE_SIZE = 1000
 SERIAL_NUMBER_MAX = 50

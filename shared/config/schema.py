@@ -24,8 +24,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from shared.config.base import Model, SecretRef
+from shared.config.notifications import NotificationSettings
 from shared.errors import ConfigError
-from shared.notifications.settings import NotificationSettings
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _GUID = re.compile(GUID_PATTERN)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 
 def require_utc(value: datetime, what: str) -> datetime:
@@ -213,6 +214,27 @@ class BilledLine:
     @property
     def active(self) -> bool:
         return self.cancelled_date is None
+
+
+ProrateStyle = Literal["separate-line", "native", "none"]
+
+
+@dataclass(frozen=True)
+class PsaCapabilities:
+    """How a PSA bills, as far as the planner must know.
+
+    ``prorate``: ``separate-line`` (a mid-period change is charged by a separate, tagged line for
+    the rest of the period: ConnectWise), ``native`` (the PSA prorates a quantity change from its
+    effective date itself: Autotask's contract service adjustments), ``none`` (no proration).
+    ``description_limit``: characters a line's invoice description holds. ``tag_limit``:
+    characters of the field that carries SeatSync's tag (0: the PSA has none, and SeatSync
+    recognises its records another way, documented by the adapter).
+    """
+
+    kind: str
+    prorate: ProrateStyle
+    description_limit: int
+    tag_limit: int
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from shared.domain.model import (
     ChangeStatus,
     PlannedChange,
     Product,
+    PsaCapabilities,
     TenantSnapshot,
 )
 from shared.domain.periods import (
@@ -52,7 +53,6 @@ from shared.domain.periods import (
     period_containing,
     prorate,
 )
-from shared.ports import PsaCapabilities
 
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
 LINE_TAG = "seatsync:l:"

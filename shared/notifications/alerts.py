@@ -20,10 +20,10 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
 from shared.contracts import RunSummary, StartedRun, TenantOutcome
 from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
 from shared.domain.sku_names import sku_display_name
-from shared.notifications.settings import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
 
 if TYPE_CHECKING:
     from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from shared.adapters.teams import TeamsWebhookClient, TeamsWebhookError
+from shared.config.notifications import AlertKind, EmailChannel, NotificationSettings, TeamsChannel
 from shared.errors import GraphError, SeatSyncError
 from shared.notifications.alerts import Alert
 from shared.notifications.ports import Delivered, DeliveryError, MailSender, Notifier
 from shared.notifications.render import MessageContext, message_bytes, render_card, render_email
-from shared.notifications.settings import AlertKind, EmailChannel, NotificationSettings, TeamsChannel
 from shared.ports import SecretReader
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from shared.config.notifications import AlertKind, Digest
 from shared.notifications.alerts import Alert
-from shared.notifications.settings import AlertKind, Digest
 
 
 @dataclass(frozen=True)

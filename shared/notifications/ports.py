@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from shared.config.notifications import AlertKind
 from shared.errors import SeatSyncError
 from shared.notifications.alerts import Alert
 from shared.notifications.render import MessageContext
-from shared.notifications.settings import AlertKind
 
 
 class DeliveryError(SeatSyncError):

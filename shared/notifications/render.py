@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from shared.config.notifications import RUN_KINDS, AlertKind
 from shared.notifications.alerts import KIND_ORDER, KINDS, Alert, Fact, Severity, plural
-from shared.notifications.settings import RUN_KINDS, AlertKind
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

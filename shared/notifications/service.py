@@ -20,6 +20,7 @@ from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, N
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError
+from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary
 from shared.domain.model import TenantSnapshot
@@ -37,7 +38,6 @@ from shared.notifications.alerts import (
 from shared.notifications.digest import select_due
 from shared.notifications.ports import DeliveryError, Notifier
 from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
-from shared.notifications.settings import NotificationSettings
 
 if TYPE_CHECKING:
     from shared.adapters.http import RetryingHttp

@@ -24,11 +24,20 @@ from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import PushRequest, PushSummary, SyncRequest
 from shared.domain.billing import unlinked_licences
-from shared.domain.model import Agreement, BilledLine, ChangeKind, ChangeStatus, PlannedChange, Product, TenantSnapshot
+from shared.domain.model import (
+    Agreement,
+    BilledLine,
+    ChangeKind,
+    ChangeStatus,
+    PlannedChange,
+    Product,
+    PsaCapabilities,
+    TenantSnapshot,
+)
 from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
 from shared.domain.sku_names import sku_display_name
 from shared.errors import PsaError, SeatSyncError
-from shared.ports import NewLine, PsaCapabilities, PsaPort
+from shared.ports import NewLine, PsaPort
 
 log = logging.getLogger(__name__)
 PsaLookup = Callable[[str], PsaPort]

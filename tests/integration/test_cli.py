@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from local_runner.azurite import Azurite
-from local_runner.cli import EXIT_OK, EXIT_USAGE, main
+from local_runner.cli import main
+from local_runner.wiring import EXIT_OK, EXIT_USAGE
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.tables import TableStore
 from shared.config.schema import SeatSyncConfig

@@ -27,12 +27,12 @@ from shared.adapters.secrets import SecretResolver
 from shared.adapters.tables import TableStore
 from shared.adapters.teams import WEBHOOK_POLICY
 from shared.bootstrap import Services, set_services
+from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import SyncRequest
 from shared.notifications.alerts import RunData
 from shared.notifications.sample import sample_run_data
 from shared.notifications.service import NotifyServices, notify_run
-from shared.notifications.settings import NotificationSettings
 from shared.settings import GraphSettings, Settings
 from tests.notification_support import buttons, expected_sample_card, texts
 

@@ -17,12 +17,12 @@ from shared.domain.model import (
     Mailbox,
     ManagedDevice,
     Product,
+    PsaCapabilities,
     SkuCount,
     Subscription,
     TenantSnapshot,
 )
 from shared.domain.planning import PsaView
-from shared.ports import PsaCapabilities
 
 TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence
+from shared.config.notifications import AlertExclusion, AlertRule, AlertRules, NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import RunSummary, StartedRun, TenantOutcome, TenantWork
 from shared.domain.model import (
@@ -30,7 +31,6 @@ from shared.notifications.alerts import (
     fingerprint,
 )
 from shared.notifications.sample import sample_run_data
-from shared.notifications.settings import AlertExclusion, AlertRule, AlertRules, NotificationSettings
 
 RUN = "20261125T020000Z-1a2b3c4d"
 NOW = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)

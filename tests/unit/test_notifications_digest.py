@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.config.notifications import AlertRules, Digest, NotificationSettings
 from shared.notifications.alerts import Alert, Links, build_alerts
 from shared.notifications.digest import SentRecord, is_due, period_of, select_due
 from shared.notifications.sample import sample_run_data
-from shared.notifications.settings import AlertRules, Digest, NotificationSettings
 
 UTC_ZONE = ZoneInfo("UTC")
 RUN_1 = "20261125T020000Z-00000001"

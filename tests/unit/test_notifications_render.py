@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from emulators.webhook import MAX_MESSAGE_BYTES, validate_message
 from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence
+from shared.config.notifications import NotificationSettings
 from shared.contracts import RunSummary, StartedRun, TenantOutcome, TenantWork
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange, SkuCount, TenantSnapshot
 from shared.notifications.alerts import Alert, Links, RunData, TenantRow, build_alerts
@@ -25,7 +26,6 @@ from shared.notifications.render import (
     render_email,
 )
 from shared.notifications.sample import sample_run_data
-from shared.notifications.settings import NotificationSettings
 from tests.notification_support import buttons, expected_sample_card, texts
 
 NOW = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)

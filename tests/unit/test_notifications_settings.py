@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.config.notifications import ALERT_KINDS, DEFAULT_DIGESTS, NotificationSettings
 from shared.config.schema import dump_config, parse_config
 from shared.errors import ConfigError
-from shared.notifications.settings import ALERT_KINDS, DEFAULT_DIGESTS, NotificationSettings
 
 EXAMPLE = """
 notifications:

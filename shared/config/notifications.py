@@ -6,9 +6,9 @@ alerts are wanted at all, and which tenants or licences never raise one. With no
 configured, notifications are only logged.
 
 The section is validated with the rest of the document (``shared.config.schema``), with the same
-conventions: camelCase names, unknown fields refused, every problem naming its field. It cannot
-import the schema module (the schema imports this one), so the secret reference of a webhook is
-defined here with the same rules as the schema's ``SecretRef``.
+conventions (``shared.config.base``): camelCase names, unknown fields refused, every problem
+naming its field. It lives with the configuration, not in the notifications package, so that the
+schema depends only on its own package; ``shared.notifications`` reads it from here.
 """
 
 from __future__ import annotations

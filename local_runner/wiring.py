@@ -1,0 +1,59 @@
+"""What every ``seatsync`` command shares: exit codes, the settings and services it runs on,
+who is running it, and where its output goes.
+
+The command modules (``sync_cli``, ``config_cli``, ``billing_cli``, ``notify_cli``) import this
+module and nothing of each other; ``cli`` assembles them into one parser. So a command module
+never imports its caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.settings import Settings, load_local_settings
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
+"""0 success, 1 a run finished partially, 2 a run failed or a service could not be reached,
+3 bad input or configuration (the README's promise)."""
+
+
+def environment(settings_file: Path | None) -> dict[str, str]:
+    """The app settings: a ``local.settings.json`` (the given one, or ./local.settings.json when
+    present), overlaid by the environment, as the deployed app reads its app settings."""
+    env: dict[str, str] = {}
+    path = settings_file or Path("local.settings.json")
+    if settings_file is not None or path.is_file():
+        env.update(load_local_settings(path))
+    env.update(os.environ)
+    return env
+
+
+def build_services(args: argparse.Namespace) -> Services:
+    """The adapters the command works with, from the settings named by ``--settings``."""
+    from shared.bootstrap import Services
+
+    return Services(Settings.from_environment(environment(getattr(args, "settings", None))))
+
+
+def current_user() -> str:
+    """Who runs the command, for the audit trail and the configuration history."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "local"
+
+
+def write_output(path: str | None, text: str) -> None:
+    """``text`` to standard output (no path, or ``-``) or to the file ``path``."""
+    if path in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
