@@ -45,9 +45,9 @@ SERVICE_FIELDS = {"id": INT, "name": STR, "description": STR, "invoiceDescriptio
 CONTRACT_FIELDS = {"id": INT, "contractName": STR, "companyID": INT, "contractType": INT, "contractCategory": INT,
                    "contractPeriodType": INT, "status": INT, "startDate": DATE, "endDate": DATE,
                    "contractNumber": STR, "description": STR, "isDefaultContract": BOOL, "billingPreference": INT}
-CONTRACT_SERVICE_FIELDS = {"id": INT, "contractID": INT, "serviceID": INT, "unitPrice": NUM, "unitCost": NUM,
-                           "invoiceDescription": STR, "internalDescription": STR, "internalCurrencyUnitPrice": NUM,
-                           "internalCurrencyAdjustedPrice": NUM, "quoteItemID": INT}
+CONTRACT_SERVICE_FIELDS = {"id": INT, "contractID": INT, "serviceID": INT, "unitPrice": NUM, "adjustedPrice": NUM,
+                           "unitCost": NUM, "invoiceDescription": STR, "internalDescription": STR,
+                           "internalCurrencyUnitPrice": NUM, "internalCurrencyAdjustedPrice": NUM, "quoteItemID": INT}
 UNIT_FIELDS = {"id": INT, "contractID": INT, "contractServiceID": INT, "serviceID": INT, "startDate": DATE,
                "endDate": DATE, "units": INT, "price": NUM, "cost": NUM, "internalCurrencyPrice": NUM,
                "approveAndPostDate": DATE, "organizationalLevelAssociationID": INT, "vendorCompanyID": INT}
@@ -66,8 +66,15 @@ ENTITIES: dict[str, tuple[dict[str, str], bool]] = {
     "ContractServiceAdjustments": (ADJUSTMENT_FIELDS, False),
 }
 _CANONICAL = {name.lower(): name for name in ENTITIES}
-CONTRACT_SERVICE_WRITABLE = frozenset({"invoiceDescription", "unitPrice"})
+# Documented: "On Update(), all fields are Read-Only except for adjustedPrice and invoiceDescription".
+CONTRACT_SERVICE_WRITABLE = frozenset({"invoiceDescription", "adjustedPrice"})
+CONTRACT_SERVICE_CREATABLE = frozenset({"contractID", "serviceID", "unitPrice", "adjustedPrice", "unitCost",
+                                        "invoiceDescription", "internalDescription", "quoteItemID"})
 UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
+# The live API answers an unknown username or integration code with HTTP 500 (a wrong secret of a
+# known user with 401); the message text is the emulator's own.
+LOGIN_FAILED = "Login failed: the user name or the API integration code is not valid for this database."
+ZONE_UNKNOWN = "Zone information could not be determined"
 
 
 class ApiError(Exception):
@@ -124,6 +131,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             self._add_contract_service(entry.id, {
                 "contractID": entry.contract_id, "serviceID": entry.service_id,
                 "unitPrice": _num(entry.unit_price) if entry.unit_price is not None else service["unitPrice"],
+                "adjustedPrice": _num(entry.adjusted_price) if entry.adjusted_price is not None else None,
                 "unitCost": _num(entry.unit_cost) if entry.unit_cost is not None else service["unitCost"],
                 "invoiceDescription": (entry.invoice_description if entry.invoice_description is not None
                                        else service["invoiceDescription"]),
@@ -191,7 +199,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def _service(self, s: sc.ServiceEntry) -> dict[str, Any]:
         return {"id": s.id, "name": s.name, "description": s.description, "invoiceDescription": s.invoice_description,
                 "unitPrice": _num(s.unit_price), "unitCost": _num(s.unit_cost), "isActive": s.active,
-                "periodType": s.period_type, "billingCodeID": 29682801, "markupRate": None,
+                "periodType": s.period_type, "billingCodeID": s.billing_code_id, "markupRate": None,
                 "createDate": stamp(self.today), "lastModifiedDate": stamp(self.today), "userDefinedFields": []}
 
     def _contract(self, c: sc.ContractEntry) -> dict[str, Any]:
@@ -203,10 +211,12 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def _add_contract_service(self, ident: int, fields: dict[str, Any]) -> dict[str, Any]:
         record = {
             "id": ident, "contractID": fields["contractID"], "serviceID": fields["serviceID"],
-            "unitPrice": fields["unitPrice"], "unitCost": fields["unitCost"],
+            "unitPrice": fields["unitPrice"], "adjustedPrice": fields.get("adjustedPrice"),
+            "unitCost": fields["unitCost"],
             "invoiceDescription": fields.get("invoiceDescription"),
             "internalDescription": fields.get("internalDescription"),
-            "internalCurrencyUnitPrice": fields["unitPrice"], "internalCurrencyAdjustedPrice": fields["unitPrice"],
+            "internalCurrencyUnitPrice": fields["unitPrice"],
+            "internalCurrencyAdjustedPrice": fields.get("adjustedPrice"),
             "quoteItemID": None, "userDefinedFields": [],
         }
         self.contract_services[ident] = record
@@ -269,7 +279,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         for index, segment_start in enumerate(ordered):
             segment_end = ordered[index + 1] - timedelta(days=1) if index + 1 < len(ordered) else end
             applied = [a for a in adjustments if _day(a["effectiveDate"]) <= segment_start]
-            price = line["unitPrice"]
+            price = effective_price(line)
             cost = line["unitCost"]
             for adjustment in sorted(applied, key=lambda a: (_day(a["effectiveDate"]), a["id"])):
                 if adjustment["adjustedUnitPrice"] is not None:
@@ -337,12 +347,17 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def auth_failure(self, request: Request) -> Response:
         return Response(401, dict(UNAUTHORIZED))
 
-    def _authenticate(self, request: Request) -> sc.ApiUser | None:
+    def _authenticate(self, request: Request) -> sc.ApiUser | Response:
+        """The API user of a request, or the answer the live API gives: HTTP 500 with
+        ``{"errors": [...]}`` for an unknown username or integration code, 401 for a wrong secret
+        of a known user."""
         user = self._users.get((request.header("username") or "").strip().lower())
-        if user is None or request.header("secret") != user.secret:
-            return None
+        if user is None:
+            return Response(500, {"errors": [LOGIN_FAILED]})
+        if request.header("secret") != user.secret:
+            return self.auth_failure(request)
         if (request.header("apiintegrationcode") or "").strip() != user.integration_code:
-            return None
+            return Response(500, {"errors": [LOGIN_FAILED]})
         return user
 
     def _api(self, handler: Callable[[Request, Any], Response],
@@ -352,8 +367,8 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
 
         def wrapped(request: Request, match: Any) -> Response:
             user = self._authenticate(request)
-            if user is None:
-                return self.auth_failure(request)
+            if isinstance(user, Response):
+                return user
             refused = self._count_request()
             if refused is not None:
                 return refused
@@ -425,7 +440,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def _zone_information(self, request: Request, match: Any) -> Response:
         user = (request.arg("user") or "").strip().lower()
         if user not in self._users:
-            return Response(404, {"errors": [f"Zone information could not be found for user {user or '(none)'}."]})
+            return Response(500, {"errors": [ZONE_UNKNOWN]})
         return Response(200, {"zoneName": self.scenario.zone_name, "url": f"https://{self.host(request)}/ATServicesRest/",
                               "webUrl": self.scenario.web_url, "ci": self.scenario.ci})
 
@@ -607,6 +622,15 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         return float(value)
 
     @staticmethod
+    def _refuse_unknown(body: dict[str, Any], known: frozenset[str], when: str) -> None:
+        unknown = sorted(k for k in body if k not in known and k not in ("id", "userDefinedFields"))
+        read_only = [k for k in unknown if k in CONTRACT_SERVICE_FIELDS]
+        if read_only:
+            raise ApiError(500, *(f"The field {k} is read-only {when}." for k in read_only))
+        if unknown:
+            raise ApiError(500, *(f"The field {k} does not exist on ContractServices." for k in unknown))
+
+    @staticmethod
     def _text(body: dict[str, Any], key: str, limit: int) -> str | None:
         value = body.get(key)
         if value is None:
@@ -651,14 +675,16 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         if existing:
             raise ApiError(500, f"The Service {service['id']} is already associated with Contract {contract['id']} "
                            f"(ContractService {existing[0]}).")
+        self._refuse_unknown(body, CONTRACT_SERVICE_CREATABLE, "on create")
         price = self._price(body, "unitPrice")
+        adjusted = self._price(body, "adjustedPrice")
         cost = self._price(body, "unitCost")
         invoice = self._text(body, "invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
         internal = self._text(body, "internalDescription", sc.INTERNAL_DESCRIPTION_MAX)
         ident = max(self.contract_services, default=0) + 1
         self._add_contract_service(ident, {
             "contractID": contract["id"], "serviceID": service["id"],
-            "unitPrice": price if price is not None else service["unitPrice"],
+            "unitPrice": price if price is not None else service["unitPrice"], "adjustedPrice": adjusted,
             "unitCost": cost if cost is not None else service["unitCost"],
             "invoiceDescription": invoice if invoice is not None else service["invoiceDescription"],
             "internalDescription": internal,
@@ -678,23 +704,21 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         for key, value in body.items():
             if key == "id":
                 continue
-            if key not in CONTRACT_SERVICE_FIELDS:
+            if key not in CONTRACT_SERVICE_FIELDS and key != "userDefinedFields":
                 problems.append(f"The field {key} does not exist on ContractServices.")
             elif key in CONTRACT_SERVICE_WRITABLE:
                 changes[key] = value
-            elif value != record.get(key):
-                problems.append(f"The field {key} is read-only on update.")
+            elif not _same(value, record.get(key)):
+                # A record read and sent back whole passes; a changed read-only field does not.
+                problems.append(f"The field {key} is read-only on update: only adjustedPrice and "
+                                "invoiceDescription can be updated.")
         if problems:
             raise ApiError(500, *problems)
         updated = dict(record)
         if "invoiceDescription" in changes:
             updated["invoiceDescription"] = self._text(changes, "invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
-        if "unitPrice" in changes:
-            price = self._price(changes, "unitPrice")
-            if price is None:
-                raise ApiError(500, "The unitPrice field cannot be empty.")
-            updated["unitPrice"] = updated["internalCurrencyUnitPrice"] = price
-            updated["internalCurrencyAdjustedPrice"] = price
+        if "adjustedPrice" in changes:
+            updated["adjustedPrice"] = updated["internalCurrencyAdjustedPrice"] = self._price(changes, "adjustedPrice")
         self.contract_services[record["id"]] = updated
         return Response(200, {"itemId": record["id"]})
 
@@ -739,6 +763,22 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             })
         record = self._add_adjustment(cs_id, effective, change, price, cost)
         return Response(200, {"itemId": record["id"]})
+
+
+def _same(sent: Any, held: Any) -> bool:
+    """A value sent back as it was read: numbers compare as numbers, dates whatever their form."""
+    if isinstance(sent, int | float) and not isinstance(sent, bool) and isinstance(held, int | float):
+        return float(sent) == float(held)
+    if isinstance(sent, str) and isinstance(held, str) and parse_when(sent) and parse_when(held):
+        return parse_when(sent) == parse_when(held)
+    return bool(sent == held)
+
+
+def effective_price(line: dict[str, Any]) -> float:
+    """What a contract service bills a unit at: its adjusted price when one is set, else its unit
+    price (the service's price when the contract service was created)."""
+    adjusted = line.get("adjustedPrice")
+    return float(adjusted if adjusted is not None else line["unitPrice"])
 
 
 def _day(value: Any) -> date:

@@ -31,6 +31,9 @@ CONTRACT_STATUSES = {"Active": 1, "Inactive": 0}
 RECURRING_SERVICE = 7
 
 INTERNAL_DESCRIPTION_MAX = 100
+# A Service's billing code (Admin > Billing codes: Material / Service codes), which carries its tax
+# category; every contract service of the service bills with it.
+DEFAULT_BILLING_CODE = 29682801
 INVOICE_DESCRIPTION_MAX = 1000
 
 
@@ -86,6 +89,7 @@ class ServiceEntry:
     unit_cost: Decimal = Decimal(0)
     active: bool = True
     period_type: int = 1
+    billing_code_id: int = DEFAULT_BILLING_CODE
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ class ContractServiceEntry:
     units: int = 0
     effective_date: date | None = None  # None: the contract's start
     unit_price: Decimal | None = None  # None: the service's
+    adjusted_price: Decimal | None = None  # None: billed at the unit price
     unit_cost: Decimal | None = None
     invoice_description: str | None = None
     internal_description: str | None = None
@@ -271,7 +276,8 @@ def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
 
 
 def _services(root: Node) -> tuple[ServiceEntry, ...]:
-    allowed = ("id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "active", "periodType")
+    allowed = ("id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "active", "periodType",
+               "billingCodeId")
     result = []
     names = Unique("service name")
     for ident, item in root.entries("services", allowed, ("name",)):
@@ -285,6 +291,7 @@ def _services(root: Node) -> tuple[ServiceEntry, ...]:
             unit_cost=item.number("unitCost", 0),
             active=item.flag("active", True),
             period_type=_label_value(item.raw.get("periodType", "Monthly"), item.at("periodType"), PERIOD_TYPES),
+            billing_code_id=item.integer("billingCodeId", DEFAULT_BILLING_CODE),
         ))
     return tuple(result)
 
@@ -321,7 +328,7 @@ def _contracts(root: Node, company_ids: set[int], categories: tuple[Category, ..
 
 def _contract_services(root: Node, contracts: dict[int, ContractEntry],
                        services: dict[int, ServiceEntry]) -> tuple[ContractServiceEntry, ...]:
-    allowed = ("id", "contractId", "serviceId", "units", "effectiveDate", "unitPrice", "unitCost",
+    allowed = ("id", "contractId", "serviceId", "units", "effectiveDate", "unitPrice", "adjustedPrice", "unitCost",
                "invoiceDescription", "internalDescription")
     result = []
     pairs: dict[tuple[int, int], str] = {}
@@ -345,6 +352,7 @@ def _contract_services(root: Node, contracts: dict[int, ContractEntry],
             units=item.integer("units", 0, minimum=0),
             effective_date=effective,
             unit_price=item.optional("unitPrice", number),
+            adjusted_price=item.optional("adjustedPrice", number),
             unit_cost=item.optional("unitCost", number),
             invoice_description=item.optional("invoiceDescription", text, INVOICE_DESCRIPTION_MAX, allow_empty=True),
             internal_description=internal,

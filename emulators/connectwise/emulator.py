@@ -700,17 +700,16 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
         return value
 
     def _page_url(self, request: Request, replace: dict[str, Any]) -> str:
-        """This request's URL with ``replace`` swapped in; every other parameter is kept, with
-        the caller's own spelling and order."""
-        pending = {key.lower(): (key, value) for key, value in replace.items()}
+        """This request's URL for another page: every other parameter kept with the caller's own
+        spelling and order, then ``replace`` (``page`` or ``pageId``) last, as ConnectWise writes
+        its links (``...?pageSize=50&page=2>; rel="next"``: clients such as pyconnectwise read
+        the page number right before the ``>``)."""
+        wanted = {key.lower() for key in replace}
         pairs: list[tuple[str, str]] = []
         for key, values in request.query.items():
-            if key.lower() in pending:
-                _, value = pending.pop(key.lower())
-                pairs.append((key, str(value)))
-                continue
-            pairs.extend((key, value) for value in values)
-        pairs.extend((own, str(value)) for own, value in pending.values())
+            if key.lower() not in wanted:
+                pairs.extend((key, value) for value in values)
+        pairs.extend((key, str(value)) for key, value in replace.items())
         return f"https://{self.host(request)}{request.path}?{urlencode(pairs, quote_via=quote, safe='/')}"
 
     # ------------------------------------------------------------------ additions

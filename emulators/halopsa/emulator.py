@@ -309,7 +309,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             return Response(400, {"error": "invalid_request", "error_description": "Unknown or missing tenant"})
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if self._apps.get(client_id) != secret or not secret:
-            return Response(401, {"error": "invalid_client"})
+            return Response(401, {"error": "invalid_client",
+                                  "error_description": "The client ID or client secret is not valid."})
         if "all" not in (form.get("scope") or "").split():
             return Response(400, {"error": "invalid_scope"})
         token = secrets.token_urlsafe(24)
@@ -337,6 +338,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         return sorted(result, key=lambda r: r["id"])
 
     def _list(self, request: Request, key: str, records: list[dict[str, Any]]) -> Response:
+        """A list: with ``pageinate=true`` the ``page_no``-th page of ``page_size`` records, else the
+        first ``count`` records (all of them without ``count``); ``record_count`` counts them all."""
         total = len(records)
         if (request.arg("pageinate") or "").lower() == "true":
             size = self._int_arg(request, "page_size", 50)
@@ -344,6 +347,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             if self.broken_page(request):
                 page = 1  # every page answers the first one again
             records = records[(page - 1) * size: page * size]
+        elif (request.arg("count") or "").strip():
+            records = records[:self._int_arg(request, "count", total)]
         return Response(200, {"record_count": total, key: records})
 
     @staticmethod

@@ -85,8 +85,8 @@ ACTIVE = 1
 
 CONTRACT_FIELDS = ["id", "contractName", "companyID", "contractType", "contractCategory", "contractPeriodType",
                    "status", "startDate", "endDate"]
-CONTRACT_SERVICE_FIELDS = ["id", "contractID", "serviceID", "unitPrice", "unitCost", "invoiceDescription",
-                           "internalDescription"]
+CONTRACT_SERVICE_FIELDS = ["id", "contractID", "serviceID", "unitPrice", "adjustedPrice", "unitCost",
+                           "invoiceDescription", "internalDescription"]
 UNIT_FIELDS = ["id", "contractServiceID", "startDate", "endDate", "units"]
 SERVICE_FIELDS = ["id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "isActive"]
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "webAddress", "isActive"]
@@ -279,6 +279,11 @@ def reset_shared_limits() -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+# Autotask answers an unknown username or integration code with HTTP 500 (not 401); its message then
+# speaks of the login, the credentials or the integration code.
+_LOGIN_REFUSED = re.compile(r"login|credential|authenticat|unauthori[sz]ed|integration ?code|user ?name",
+                            re.IGNORECASE)
 
 
 def _numeric_id(value: str, what: str) -> int:
@@ -580,8 +585,10 @@ class AutotaskClient:
 
     def update_line(self, line: BilledLine, *, invoice_description: str | None = None,
                     unit_price: Decimal | None = None) -> BilledLine:
-        """Change a contract service's invoice description and/or unit price (the only fields
-        Autotask lets a client update)."""
+        """Change a contract service's invoice description and/or price. Autotask lets a client
+        update only ``adjustedPrice`` and ``invoiceDescription`` of a contract service (its
+        ``unitPrice`` is read-only after creation), so a new price is written as the adjusted
+        price, which is what the service then bills at."""
         contract, ident = self._line_ids(line)
         record = f"contract {contract} service {ident}"
         body: dict[str, Any] = {"id": ident}
@@ -591,7 +598,7 @@ class AutotaskClient:
                 raise PsaError(self._psa, "; ".join(problems), record)
             body["invoiceDescription"] = invoice_description
         if unit_price is not None:
-            body["unitPrice"] = float(unit_price)
+            body["adjustedPrice"] = float(unit_price)
         if len(body) == 1:
             return line
         self._call("PATCH", f"/V1.0/Contracts/{contract}/Services", record=record, json=body)
@@ -670,11 +677,17 @@ class AutotaskClient:
         return BilledLine(
             psa=self._name, line_id=str(ident), agreement_id=str(f.ident("contractID")), company_id=company_id,
             product_id=str(service), product_identifier=name, quantity=Decimal(current.quantity),
-            unit_price=f.decimal("unitPrice"), unit_cost=f.decimal("unitCost"), bill_mode=BillMode.BILLABLE,
+            unit_price=self._billed_price(f), unit_cost=f.decimal("unitCost"), bill_mode=BillMode.BILLABLE,
             description=description or name, invoice_description=f.text("invoiceDescription") or "",
             effective_date=current.since, cancelled_date=None,
             tag=internal.strip() if internal and is_seatsync_tag(internal) else None,
         )
+
+    @staticmethod
+    def _billed_price(f: _Fields) -> Decimal | None:
+        """What a contract service bills a unit at: its adjusted price when set, else its unit price."""
+        adjusted = f.decimal("adjustedPrice")
+        return adjusted if adjusted is not None else f.decimal("unitPrice")
 
     def _line_ids(self, line: BilledLine) -> tuple[int, int]:
         if line.psa != self._name:
@@ -796,10 +809,13 @@ class AutotaskClient:
             info = None
         zone = info.get("url") if isinstance(info, dict) else None
         if response.status_code != 200 or not isinstance(zone, str) or not zone.startswith("http"):
+            errors = info.get("errors") if isinstance(info, dict) else None
+            said = "; ".join(str(e) for e in errors) if isinstance(errors, list) and errors else ""
             raise PsaAuthError(
                 self._psa, f"no Autotask zone was found for the API user {self.username!r} (HTTP "
-                f"{response.status_code}): check the username of the API user (Admin > Resources (Users), an API "
-                "User with its own username), or set zone_url", "zone information", response.status_code, "GET", url)
+                f"{response.status_code}{': ' + said if said else ''}): check the username of the API user "
+                "(Admin > Resources (Users), an API User with its own username), or set zone_url",
+                "zone information", response.status_code, "GET", url)
         base = zone.rstrip("/")
         with self._lock:
             self.limits.zone_url = base
@@ -884,7 +900,7 @@ class AutotaskClient:
             elif isinstance(body.get("Message"), str):
                 messages = [body["Message"]]
         detail = "; ".join(messages) or (response.text[:300].strip() if response.text else response.reason or "")
-        if status in (401, 403):
+        if status in (401, 403) or (status == 500 and _LOGIN_REFUSED.search(detail)):
             raise PsaAuthError(
                 self._psa, "Autotask refused the API user. Check the username and secret of the API user (Admin > "
                 "Resources (Users); security level API User (system) or a copy of it that can see and edit "

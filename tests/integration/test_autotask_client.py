@@ -327,7 +327,12 @@ def test_update_line_changes_the_invoice_description_and_price(psa: Psa) -> None
     assert (updated.invoice_description, updated.unit_price) == ("Ann, Bob and 18 more", Decimal("21.5"))
     patch = psa.log("/Contracts/100/Services", "PATCH")
     assert len(patch) == 1
-    assert (psa.service(500)["invoiceDescription"], psa.service(500)["unitPrice"]) == ("Ann, Bob and 18 more", 21.5)
+    stored = psa.service(500)
+    # unitPrice is read-only after creation: the new price is the adjusted price the service bills at
+    assert (stored["invoiceDescription"], stored["unitPrice"], stored["adjustedPrice"]) == (
+        "Ann, Bob and 18 more", 22.0, 21.5)
+    assert patch[0]["status"] == 200
+    assert client.get_line("100", "500").unit_price == Decimal("21.5")
     assert client.update_line(line) is line
     ghost = replace(line, line_id="999")
     with pytest.raises(PsaError) as caught:
@@ -337,6 +342,18 @@ def test_update_line_changes_the_invoice_description_and_price(psa: Psa) -> None
 
 
 # --------------------------------------------------------------------------- errors, paging, limits
+
+
+def test_an_unknown_integration_code_answered_with_500_is_a_refused_login(psa: Psa) -> None:
+    client = AutotaskClient(name="autotask", username="api@msp.example", secret="s3cret", integration_code="WRONG",
+                            zone_url=None, discovery_url=f"{psa.running.url}/ATServicesRest",
+                            hourly_request_share=Decimal("0.25"), max_concurrent_requests=3, http=psa.http(),
+                            limits=AutotaskLimits(Decimal("0.25"), 3), today=lambda: TODAY)
+    with pytest.raises(PsaAuthError) as caught:
+        client.list_companies()
+    assert caught.value.status == 500
+    assert "integration code (API tracking identifier)" in str(caught.value)
+    assert "Login failed" in str(caught.value)
 
 
 def test_refused_credentials_say_what_to_check(psa: Psa) -> None:

@@ -84,17 +84,23 @@ def test_zone_information_names_this_zone_for_a_known_user(api: Api) -> None:
     assert response.json() == {"zoneName": "America East", "url": f"{api.server.url}/ATServicesRest/",
                                "webUrl": "https://ww1.autotask.net/", "ci": 1}
     missing = api.call("GET", "/zoneInformation", headers={}, params={"user": "nobody@x.com"})
-    assert missing.status_code == 404
-    assert "nobody@x.com" in missing.json()["errors"][0]
+    assert missing.status_code == 500
+    assert missing.json() == {"errors": ["Zone information could not be determined"]}
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {**HEADERS, "Secret": "wrong"}, {**HEADERS, "ApiIntegrationcode": "OTHER"}, {**HEADERS, "UserName": "x@y.z"},
-])
-def test_every_api_call_needs_the_three_headers(api: Api, headers: dict[str, str]) -> None:
-    response = api.call("GET", "/ThresholdInformation", headers=headers)
+def test_a_wrong_secret_of_a_known_user_is_refused_with_401(api: Api) -> None:
+    response = api.call("GET", "/ThresholdInformation", headers={**HEADERS, "Secret": "wrong"})
     assert response.status_code == 401
     assert response.json() == {"Message": "Authorization has been denied for this request."}
+
+
+@pytest.mark.parametrize("headers", [{}, {**HEADERS, "ApiIntegrationcode": "OTHER"}, {**HEADERS, "UserName": "x@y.z"}])
+def test_an_unknown_user_or_integration_code_is_refused_with_500_as_the_live_api_does(
+        api: Api, headers: dict[str, str]) -> None:
+    response = api.call("GET", "/ThresholdInformation", headers=headers)
+    assert response.status_code == 500
+    assert list(response.json()) == ["errors"]
+    assert "Login failed" in response.json()["errors"][0]
 
 
 def test_queries_page_500_records_at_a_time_through_next_page_urls(api: Api) -> None:
@@ -203,16 +209,25 @@ def test_contract_services_are_created_once_per_service_and_updated_in_two_field
     too_long = api.call("POST", "/Contracts/100/Services", json={"serviceID": 4, "internalDescription": "x" * 101})
     assert "cannot be longer than 100 characters" in too_long.json()["errors"][0]
     updated = api.call("PATCH", "/Contracts/100/Services", json={"id": 501, "invoiceDescription": "E3 seats",
-                                                                "unitPrice": 30.5})
+                                                                "adjustedPrice": 30.5})
     assert updated.json() == {"itemId": 501}
     read_only = api.call("PATCH", "/Contracts/100/Services", json={"id": 501, "internalDescription": "mine"})
     assert read_only.status_code == 500
-    assert read_only.json()["errors"] == ["The field internalDescription is read-only on update."]
+    assert read_only.json()["errors"] == [
+        "The field internalDescription is read-only on update: only adjustedPrice and invoiceDescription can be "
+        "updated."]
+    unit_price = api.call("PATCH", "/Contracts/100/Services", json={"id": 501, "unitPrice": 30.0})
+    assert unit_price.status_code == 500
+    assert unit_price.json()["errors"][0].startswith("The field unitPrice is read-only on update")
+    as_read = api.call("POST", "/ContractServices/query", json={"filter": [{"op": "eq", "field": "id", "value": 501}]})
+    record = as_read.json()["items"][0]
+    sent_back = api.call("PATCH", "/ContractServices", json={**record, "invoiceDescription": "E3 seats"})
+    assert sent_back.json() == {"itemId": 501}  # a record read and sent back whole passes
     missing = api.call("PATCH", "/Contracts/100/Services", json={"id": 999, "invoiceDescription": "x"})
     assert "Unable to find the ContractService with id 999 on Contract 100." in missing.json()["errors"][0]
     service = api.emulator.state()["contracts"][0]["services"][1]
-    assert (service["invoiceDescription"], service["unitPrice"], service["internalDescription"], service["units"]) == (
-        "E3 seats", 30.5, "seatsync:e3", 0)
+    assert (service["invoiceDescription"], service["unitPrice"], service["adjustedPrice"],
+            service["internalDescription"], service["units"]) == ("E3 seats", 36.0, 30.5, "seatsync:e3", 0)
 
 
 def test_threshold_information_counts_every_request_and_blocks_at_the_limit(tls: TlsFiles) -> None:

@@ -4,6 +4,7 @@ query parameters, additions CRUD and its validation, authentication, faults and 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -94,6 +95,11 @@ def test_default_page_is_25_and_links_keep_every_other_parameter(api: Api) -> No
     assert links(middle)["next"]["page"] == "3"
     last = api.get("/company/companies", page=3)
     assert [c["id"] for c in last.json()] == list(range(51, 61))
+    # the page number ends each link, wherever the caller put it, as ConnectWise writes its links
+    leading = api.call("GET", "/company/companies?page=2&pageSize=25&orderBy=id%20asc")
+    assert re.findall(r'[?&]page=(\d+)>; rel="(\w+)"', leading.headers["Link"]) == [
+        ("1", "first"), ("1", "prev"), ("3", "next"), ("3", "last")]
+    assert urlsplit(leading.links["next"]["url"]).query == "pageSize=25&orderBy=id%20asc&page=3"
     assert set(links(last)) == {"first", "prev", "last"}
     assert urlsplit(first.links["next"]["url"]).netloc == f"127.0.0.1:{api.server.port}"
 

@@ -89,7 +89,8 @@ def test_the_token_endpoint_follows_client_credentials(api: Api) -> None:
     token = api.get_token().json()
     assert token["token_type"] == "Bearer"
     assert token["expires_in"] == 600
-    assert api.get_token(client_secret="wrong").json() == {"error": "invalid_client"}
+    assert api.get_token(client_secret="wrong").json() == {
+        "error": "invalid_client", "error_description": "The client ID or client secret is not valid."}
     assert api.get_token(client_secret="wrong").status_code == 401
     assert api.get_token(grant_type="password").json() == {"error": "unsupported_grant_type"}
     assert api.get_token(scope="read").json() == {"error": "invalid_scope"}
@@ -118,6 +119,9 @@ def test_lists_are_paged_with_record_count(api: Api) -> None:
     assert len(last["clients"]) == 29
     everyone = api.call("GET", "/Client", params={"includeinactive": "true"}).json()
     assert (everyone["record_count"], len(everyone["clients"])) == (130, 130)
+    counted = api.call("GET", "/Client", params={"count": 20}).json()  # without paging, count limits the list
+    assert (counted["record_count"], [c["id"] for c in counted["clients"]][:3], len(counted["clients"])) == (
+        129, [1, 2, 4], 20)
     users = api.call("GET", "/Users", params={"client_id": 1}).json()["users"]
     assert [(u["name"], u["emailaddress"], u["email2"], u["client_name"]) for u in users] == [
         ("Ann Lee", "ann@one.com", "a.lee@one.com", "Client 001")]
