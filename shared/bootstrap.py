@@ -154,6 +154,7 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 name=connection.name, base_url=connection.url, company_id=connection.company_id,
                 public_key=value(connection.public_key), private_key=value(connection.private_key),
                 client_id=value(connection.client_id), verify=settings.tls_verify,
+                invoiced_when_unknown=connection.invoiced_when_unknown,
                 http=RetryingHttp(f"ConnectWise {connection.name}", session=session_for(connection.name),
                                   verify=settings.tls_verify, sleep=sleep),
             )

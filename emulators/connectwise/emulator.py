@@ -17,6 +17,7 @@ import base64
 import binascii
 import calendar
 import math
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from emulators.base import BadRequest, Request, Response
-from emulators.common import PsaEmulator, retry_after
+from emulators.common import PsaEmulator, add_months, retry_after
 from emulators.connectwise import scenario as sc
 from emulators.connectwise.conditions import (
     BOOL,
@@ -52,6 +53,10 @@ API = r"/(?P<codebase>[^/]+)/apis/3\.0"
 # Billing cycles of a fresh PSA's setup table; names not listed get the next ids, in order.
 DEFAULT_BILLING_CYCLES = ("Monthly", "Quarterly", "Semi-Annual", "Annual", "Weekly", "Bi-Weekly",
                           "Bi-Monthly")
+
+# Billing cycle names (letters only, lower case) -> (months, days) of one cycle.
+CYCLE_STEPS = {"monthly": (1, 0), "bimonthly": (2, 0), "quarterly": (3, 0), "semiannual": (6, 0), "annual": (12, 0),
+               "yearly": (12, 0), "weekly": (0, 7), "biweekly": (0, 14)}
 
 INFO = {"_info": REF, "_info/lastUpdated": DATE, "_info/updatedBy": STR, "_info/dateEntered": DATE,
         "_info/enteredBy": STR}
@@ -355,6 +360,48 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             return "Inactive"
         return "Active"
 
+    @staticmethod
+    def _cycle_start(anchor: date, cycle_name: str, k: int) -> date | None:
+        """The start of cycle ``k`` of an agreement anchored on ``anchor`` (None: a cycle the
+        emulator does not know)."""
+        step = CYCLE_STEPS.get(re.sub(r"[^a-z]", "", cycle_name.lower()))
+        if step is None:
+            return None
+        months, days = step
+        return add_months(anchor, months * k) if months else date.fromordinal(anchor.toordinal() + days * k)
+
+    def _next_cycle(self, anchor: date, cycle_name: str, after: date) -> date | None:
+        """The first cycle start after ``after`` (the anchor itself when it is later)."""
+        k = 0
+        while (start := self._cycle_start(anchor, cycle_name, k)) is not None and start <= after:
+            k += 1
+        return start
+
+    def _default_next_invoice(self, a: sc.AgreementEntry, cycle_name: str | None) -> date | None:
+        """ConnectWise moves nextInvoiceDate on when a cycle is invoiced; a scenario that does not
+        say has invoiced every cycle up to the one containing today."""
+        if a.next_invoice_given:
+            return a.next_invoice_date
+        if cycle_name is None or a.cancelled:
+            return None
+        return self._next_cycle(a.start_date, cycle_name, self.today)
+
+    def invoice_agreement(self, agreement_id: int) -> str | None:
+        """Invoice the agreement's next cycle, as Agreement Invoicing does: nextInvoiceDate moves
+        to the following cycle. Returns the new nextInvoiceDate."""
+        with self.lock:
+            record = dict(self.agreements[agreement_id])
+            cycle = (record.get("billingCycle") or {}).get("name")
+            current = parse_datetime(record["nextInvoiceDate"]) if record.get("nextInvoiceDate") else None
+            start = parse_datetime(record["startDate"])
+            if cycle is None or current is None or start is None:
+                raise ValueError(f"agreement {agreement_id} has no cycle to invoice")
+            following = self._next_cycle(start.date(), cycle, current.date())
+            record["nextInvoiceDate"] = iso(following)
+            record["_info"] = self._info()
+            self.agreements[agreement_id] = record
+            return record["nextInvoiceDate"]
+
     def _agreement_record(self, a: sc.AgreementEntry, agreement_type: sc.AgreementTypeEntry) -> dict[str, Any]:
         cycle_name = a.billing_cycle if a.billing_cycle is not None else agreement_type.billing_cycle
         prorate = a.prorate if a.prorate is not None else agreement_type.prorate
@@ -391,7 +438,7 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "billableTimeInvoice": False, "billableExpenseInvoice": False, "billableProductInvoice": True,
             "periodType": a.period_type,
             "autoInvoiceFlag": False,
-            "nextInvoiceDate": None,
+            "nextInvoiceDate": iso(self._default_next_invoice(a, cycle_name)),
             "agreementStatus": self._status(a.start_date, a.end_date, a.cancelled),
             "_info": self._info(self._loaded_stamp),
         }

@@ -110,6 +110,10 @@ class AgreementEntry:
     taxable: bool = False
     customer_po: str | None = None
     parent_agreement_id: int | None = None
+    # The first day not invoiced yet (ConnectWise's nextInvoiceDate); ``next_invoice_given``
+    # False: the cycle after the one containing today (the current cycle is invoiced).
+    next_invoice_date: date | None = None
+    next_invoice_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -321,7 +325,7 @@ def _agreements(root: Node, company_ids: set[int], type_ids: set[int],
     allowed = ("id", "name", "companyId", "typeId", "prorate", "billingCycle", "startDate", "endDate",
                "cancelled", "dateCancelled", "reasonCancelled", "contactId", "invoiceProratedAdditions",
                "periodType", "invoicingCycle", "billingTerms", "billAmount", "taxable", "customerPO",
-               "parentAgreementId")
+               "parentAgreementId", "nextInvoiceDate")
     result: list[AgreementEntry] = []
     for ident, item in root.entries("agreements", allowed, ("name", "companyId", "typeId", "startDate")):
         company_id = item.reference("companyId", company_ids, "company")
@@ -357,6 +361,8 @@ def _agreements(root: Node, company_ids: set[int], type_ids: set[int],
             taxable=item.flag("taxable", False),
             customer_po=item.optional("customerPO", text),
             parent_agreement_id=item.optional("parentAgreementId", integer),
+            next_invoice_date=item.optional("nextInvoiceDate", day),
+            next_invoice_given="nextInvoiceDate" in item.raw,
         ))
     known = {a.id for a in result}
     path = root.at("agreements")

@@ -72,7 +72,7 @@ BILL_CUSTOMER = {mode: name for name, mode in BILL_MODES.items()}
 AGREEMENT_STATUSES = frozenset({"Active", "Cancelled", "Expired", "Inactive"})
 
 AGREEMENT_FIELDS = ("id,name,type/id,type/name,company/id,agreementStatus,cancelledFlag,billingCycle/id,"
-                    "billingCycle/name,startDate,endDate,prorateFlag")
+                    "billingCycle/name,startDate,endDate,prorateFlag,nextInvoiceDate")
 ADDITION_FIELDS = ("id,agreementId,product/id,product/identifier,quantity,unitPrice,unitCost,billCustomer,"
                    "effectiveDate,cancelledDate,description,invoiceDescription,serialNumber")
 COMPANY_FIELDS = "id,identifier,name,website,status/name,deletedFlag"
@@ -174,6 +174,7 @@ class ConnectWiseClient:
         page_size: int = MAX_PAGE_SIZE,
         max_workers: int = 4,
         api_version: str | None = None,
+        invoiced_when_unknown: bool = True,
     ) -> None:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -185,6 +186,7 @@ class ConnectWiseClient:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         self._name = name
+        self.invoiced_when_unknown = invoiced_when_unknown
         self.base_url = base_url.strip().rstrip("/")
         self.company_id = company_id
         self.page_size = page_size
@@ -206,9 +208,12 @@ class ConnectWiseClient:
     @property
     def capabilities(self) -> PsaCapabilities:
         """ConnectWise bills one quantity per addition: a mid-period change is prorated with a
-        separate addition; SeatSync tags its own additions in the serial number."""
+        separate addition; SeatSync tags its own additions in the serial number. An agreement's
+        ``nextInvoiceDate`` says which periods are invoiced; where it is empty, the connection's
+        setting decides."""
         return PsaCapabilities(kind="connectwise", prorate="separate-line",
-                               description_limit=INVOICE_DESCRIPTION_MAX, tag_limit=SERIAL_NUMBER_MAX)
+                               description_limit=INVOICE_DESCRIPTION_MAX, tag_limit=SERIAL_NUMBER_MAX,
+                               invoiced_when_unknown=self.invoiced_when_unknown)
 
     @property
     def calls(self) -> int:
@@ -552,6 +557,8 @@ class ConnectWiseClient:
             # ConnectWise invoices an agreement's recurring charges at the start of each cycle;
             # its API has no advance/arrears switch (periodType chooses which additions bill).
             bill_in_advance=True,
+            # The start of the first cycle not invoiced yet: invoicing a cycle moves it on.
+            next_invoice_date=f.day("nextInvoiceDate"),
         )
 
     def _line(self, raw: Any, agreement: int, company_id: str) -> BilledLine:

@@ -51,6 +51,10 @@ class ConnectWiseConnection(Model):
     public_key: SecretRef
     private_key: SecretRef
     client_id: SecretRef | Guid
+    invoiced_when_unknown: bool = Field(
+        default=True,
+        description="whether the current billing period of an agreement counts as invoiced when ConnectWise "
+                    "gives no nextInvoiceDate for it (invoiced: a mid-period increase gets a prorate line)")
 
     @field_validator("url")
     @classmethod

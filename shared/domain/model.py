@@ -188,6 +188,10 @@ class Agreement:
     start_date: date | None = None
     end_date: date | None = None
     bill_in_advance: bool = True
+    # The first day the PSA has not invoiced yet (ConnectWise ``nextInvoiceDate``, Halo's
+    # ``nextcreationdate``): the current period is invoiced when this is after its start. None:
+    # the PSA does not say (the connection's setting decides, see ``PsaCapabilities``).
+    next_invoice_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,11 @@ class BilledLine:
     effective_date: date | None = None
     cancelled_date: date | None = None
     tag: str | None = None
+    # Seats the PSA charges through the end of the current billing period, where that differs
+    # from ``quantity`` (what it bills from the next period on) and the PSA says so: Autotask's
+    # units today when a change is scheduled for a later period, Halo's quantity the period was
+    # invoiced at plus its pending pro-rata entries. None: the same as ``quantity``.
+    period_quantity: Decimal | None = None
 
     @property
     def active(self) -> bool:
@@ -228,13 +237,16 @@ class PsaCapabilities:
     effective date itself: Autotask's contract service adjustments), ``none`` (no proration).
     ``description_limit``: characters a line's invoice description holds. ``tag_limit``:
     characters of the field that carries SeatSync's tag (0: the PSA has none, and SeatSync
-    recognises its records another way, documented by the adapter).
+    recognises its records another way, documented by the adapter). ``invoiced_when_unknown``:
+    whether the current billing period counts as invoiced when the PSA does not say
+    (``Agreement.next_invoice_date`` is None); the connection's setting, invoiced by default.
     """
 
     kind: str
     prorate: ProrateStyle
     description_limit: int
     tag_limit: int
+    invoiced_when_unknown: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,6 +311,9 @@ class ChangeKind(StrEnum):
     PRORATE = "prorate"
     CREDIT = "credit"
     SET_DETAILS = "set-details"
+    # A not-billed record of the quantity a period was invoiced at (ConnectWise, whose API does
+    # not say): written before the first decrease that is not credited, see shared.domain.periods.
+    PERIOD_RECORD = "period-record"
 
 
 class ChangeStatus(StrEnum):

@@ -115,3 +115,90 @@ def prorate(unit_price: Decimal, units: int, day: date, period: BillingPeriod) -
         prorated_unit_price=exact.quantize(CENT, rounding=ROUND_HALF_UP),
         period=period, start=day, days=days,
     )
+
+
+# --------------------------------------------------------------------------- what a PSA bills per period
+#
+# A PSA bills a line period by period. At any day SeatSync needs two numbers for a line:
+#
+# - ``charged``: the seats the PSA charges through the end of the *current* period: what it
+#   invoiced the period at, plus the prorated charges and credits already recorded for it
+#   (ConnectWise prorate and credit additions, Halo pending pro-rata entries, Autotask units of
+#   adjustments dated inside the period);
+# - ``billed_next``: the seats it bills from the *next* period on (the ConnectWise addition's
+#   quantity, Autotask units after every future-dated adjustment, Halo's quantity once the
+#   pending pro-rata entries are invoiced).
+#
+# and whether the current period has been invoiced yet. ``period_change`` turns them and the
+# new quantity into what to write, so that an increase, a decrease and their reversal within one
+# period never charge a seat twice and never leave a future entry contradicting today's count.
+
+
+@dataclass(frozen=True)
+class Invoicing:
+    """Whether the PSA has invoiced the current period, and whether the PSA said so (``known``)
+    or the connection's setting assumed it."""
+
+    invoiced: bool
+    known: bool
+    next_invoice: date | None = None
+
+    def describe(self, period: BillingPeriod) -> str:
+        span = f"{period.start:%d %b %Y}..{period.end:%d %b %Y}"
+        if not self.known:
+            state = "invoiced" if self.invoiced else "not invoiced yet"
+            return f"the period {span} is taken as {state} (the PSA does not say)"
+        if self.invoiced:
+            return f"the period {span} is invoiced (next invoice {self.next_invoice:%d %b %Y})"
+        return f"the period {span} is not invoiced yet"
+
+
+def invoicing(period: BillingPeriod, next_invoice: date | None, when_unknown: bool) -> Invoicing:
+    """The current period is invoiced when the PSA's next invoice date is after its start (the
+    PSA bills in advance: invoicing a period moves the date to the next period's start)."""
+    if next_invoice is None:
+        return Invoicing(when_unknown, False)
+    return Invoicing(next_invoice > period.start, True, next_invoice)
+
+
+@dataclass(frozen=True)
+class PeriodChange:
+    """What a change of a line's quantity does to the current period and the next.
+
+    ``charge``: seats to charge (positive) or credit (negative) from today to the end of the
+    current period, on top of what the PSA already charges for it. ``charged``: the seats charged
+    through the end of the current period afterwards (at least the new quantity, unless a
+    decrease was credited). ``next_quantity``: the seats billed from the next period on.
+    """
+
+    charge: int
+    charged: int
+    next_quantity: int
+
+    @property
+    def still_charged(self) -> int:
+        """Seats charged to the end of the period though no longer used (a decrease not credited)."""
+        return self.charged - self.next_quantity
+
+
+def period_change(*, charged: int, target: int, invoiced: bool, prorate: bool, credit: bool) -> PeriodChange:
+    """The change that brings a line to ``target`` seats.
+
+    - A period not invoiced yet is invoiced at the quantity the line has then: nothing is
+      prorated, the line simply bills ``target`` (for the whole period).
+    - Otherwise seats above ``charged`` (what the period is already charged for, prorated
+      additions included) are charged for the rest of the period when the agreement prorates;
+      seats the period is already charged for are never charged again (a re-increase after a
+      decrease that was not credited charges nothing).
+    - A decrease is credited for the rest of the period only when ``credit`` (negative prorating
+      allowed on a prorating agreement); otherwise the removed seats stay charged to the end of
+      the period and the line bills ``target`` from the next one.
+    """
+    if not invoiced:
+        return PeriodChange(0, target, target)
+    if target >= charged:
+        charge = target - charged if prorate else 0
+        return PeriodChange(charge, charged + charge, target)
+    if prorate and credit:
+        return PeriodChange(target - charged, target, target)
+    return PeriodChange(0, charged, target)

@@ -6,14 +6,19 @@ Rules (tests/unit/test_planning.py covers each):
 - a mapping's line is the configured ``lineId``, else the line SeatSync created (found by its
   tag), else the one active line of the profile's product on the agreement; when there is none,
   a line is created from the billing profile (never a line of zero seats);
-- increases apply at once; where the agreement prorates and the PSA bills a mid-period change
-  through a separate line (ConnectWise), a tagged prorate line for the added seats runs from the
-  day detected to the end of the current billing period (the PSA prorates its charge, as it does
-  for a new line that starts mid-period); where the PSA prorates quantity changes by itself
-  (Autotask) the change carries the effective date (the next billing period's start when the
-  company disables prorating);
-- decreases follow shared.domain.decreases (approval, NCE window, deferral); a credit line is
-  planned only where the mapping allows negative prorating;
+- a quantity change is planned from what the PSA bills for the current billing period and the
+  next (shared.domain.periods): a period not invoiced yet is invoiced at the new quantity (no
+  prorating); in an invoiced period, seats above what the period is already charged for are
+  charged for the rest of it where the agreement prorates: a tagged prorate line running from
+  the day detected to the period's end (ConnectWise, which prorates such a line itself), or a
+  change dated today (Autotask and HaloPSA prorate it themselves); what the line bills from the
+  next period on is the new quantity (the addition's quantity; a change dated the next period's
+  start); seats the period is already charged for are never charged again;
+- decreases follow shared.domain.decreases (approval, NCE window, deferral); a decrease is
+  credited for the rest of the period only where the mapping allows negative prorating;
+  otherwise the removed seats stay charged to the period's end (on ConnectWise SeatSync records
+  the quantity the period was invoiced at in a not-billed addition, so that a re-increase is
+  not charged twice);
 - every change has a deterministic id and SeatSync's records a deterministic tag, so a
   retried or repeated run finds what it already wrote instead of writing it twice;
 - anything the plan cannot decide (a missing agreement, a line on another agreement, a
@@ -25,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
 
@@ -49,7 +54,10 @@ from shared.domain.periods import (
     MONTHS_PER_PERIOD,
     BillingPeriod,
     Cycle,
-    next_period,
+    Invoicing,
+    PeriodChange,
+    invoicing,
+    period_change,
     period_containing,
     prorate,
 )
@@ -57,12 +65,15 @@ from shared.domain.periods import (
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
 LINE_TAG = "seatsync:l:"
 CHANGE_TAG = "seatsync:c:"
+RECORD_TAG = "seatsync:i:"
+TAG_MAX = 50  # the shortest tag field SeatSync writes a prorate tag to (ConnectWise serialNumber)
 BILL_MODES = {"billable": BillMode.BILLABLE, "do-not-bill": BillMode.DO_NOT_BILL, "no-charge": BillMode.NO_CHARGE}
 # Order in which a tenant's writes are made: a prorate line before the base quantity it
 # accompanies, so a crash between the two is repaired by the next attempt (the prorate line is
 # found by its tag, the base quantity still differs).
-WRITE_ORDER = {ChangeKind.PRORATE: 0, ChangeKind.CREDIT: 0, ChangeKind.CREATE_LINE: 1, ChangeKind.SET_QUANTITY: 2,
-               ChangeKind.SET_DETAILS: 3}
+# A period's record is written before the decrease it records, for the same reason.
+WRITE_ORDER = {ChangeKind.PRORATE: 0, ChangeKind.CREDIT: 0, ChangeKind.PERIOD_RECORD: 0, ChangeKind.CREATE_LINE: 1,
+               ChangeKind.SET_QUANTITY: 2, ChangeKind.SET_DETAILS: 3}
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,24 @@ def line_tag(mapping_key: str) -> str:
 
 def change_tag(identifier: str) -> str:
     return f"{CHANGE_TAG}{identifier}"
+
+
+def prorate_tag(base_line_id: str, identifier: str) -> str:
+    """The tag of a prorate or credit line of a base line: ``seatsync:c:<base line>.<change id>``,
+    cut to 50 characters (the change id keeps at least 28 hex digits for a base id of up to 10)."""
+    return f"{CHANGE_TAG}{base_line_id}.{identifier}"[:TAG_MAX]
+
+
+def record_tag(base_line_id: str, period_start: date) -> str:
+    """The tag of the record of the quantity a base line's period was invoiced at."""
+    return f"{RECORD_TAG}{base_line_id}.{period_start:%Y%m%d}"
+
+
+def is_period_line(line: BilledLine, base_line_id: str, period: BillingPeriod) -> bool:
+    """Whether ``line`` is a prorate or credit line of the base line for ``period`` (charged from a
+    day of the period to its end)."""
+    return (bool(line.tag) and str(line.tag).startswith(f"{CHANGE_TAG}{base_line_id}.")
+            and line.effective_date is not None and period.contains(line.effective_date))
 
 
 def required_reads(config: SeatSyncConfig, tenant: TenantConfig) -> tuple[set[AgreementKey], set[AgreementKey]]:
@@ -339,8 +368,7 @@ class _Planner:
         charge = prorate(unit_price, units, self.today, period)
         identifier = change_id(self.tenant.tenant_id, item.licence.source, item.licence.agreement_id,
                                base.line_id if base else line_tag(item.mapping_key), kind, units, self.today)
-        tag = change_tag(identifier)
-        written = next((line for line in lines if line.tag == tag), None)
+        tag = prorate_tag(base.line_id, identifier) if base else change_tag(identifier)
         verb = "added" if units > 0 else "removed"
         self.changes.append(PlannedChange(
             change_id=identifier, kind=kind, tenant_id=self.tenant.tenant_id, company_id=item.company.company_id,
@@ -356,10 +384,17 @@ class _Planner:
             description=(f"{item.label}: {abs(units)} seat(s) {verb} {self.today:%d %b %Y}, prorated to "
                          f"{period.end:%d %b %Y} ({charge.days}/{period.days} days)"),
         ))
-        if written is not None:  # an earlier attempt wrote it: found by its tag, never written twice
-            self.changes[-1] = replace(self.changes[-1], status=ChangeStatus.APPLIED, line_id=written.line_id,
-                                       reason=self.changes[-1].reason + "; already written (found by its tag)")
+        self.found_by_tag(lines)
         return None
+
+    def found_by_tag(self, lines: tuple[BilledLine, ...]) -> None:
+        """The change just planned, marked applied when an earlier attempt wrote it (its line is
+        found by its tag): a line SeatSync creates is never written twice."""
+        planned = self.changes[-1]
+        written = next((line for line in lines if planned.tag and line.tag == planned.tag), None)
+        if written is not None:
+            self.changes[-1] = replace(planned, status=ChangeStatus.APPLIED, line_id=written.line_id,
+                                       reason=planned.reason + "; already written (found by its tag)")
 
     def plan_new_line(self, item: BillableItem, agreement: Agreement, profile: BillingProfile | None,
                       product: Product | None, price: Decimal | None, description: str | None,
@@ -385,39 +420,7 @@ class _Planner:
 
     def plan_increase(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:
-        prorated = self.prorates(item, agreement)
-        effective = self.today
-        note = ""
-        amount = None
-        if capabilities.prorate == "separate-line" and prorated:
-            lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
-            missing = self.prorate_line(item, agreement, line, item.quantity - old, unit_price, ChangeKind.PRORATE,
-                                        lines, None)
-            if missing:
-                note = f"; not prorated: {missing}"
-        elif capabilities.prorate == "native":
-            effective = self.native_effective(item, agreement)
-            period = self.period(agreement)
-            if effective == self.today and period is not None and unit_price is not None:
-                # the PSA prorates the change itself; this is the charge by SeatSync's convention
-                amount = prorate(unit_price, item.quantity - old, self.today, period).amount
-        self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
-                                        f"{item.reason}{note}", effective, amount=amount))
-
-    def native_effective(self, item: BillableItem, agreement: Agreement) -> date:
-        """Autotask-style: today (the PSA prorates), or the next billing period's start when the
-        company disables prorating."""
-        if not item.company.disable_prorate and self.prorates(item, agreement):
-            return self.today
-        return self.next_period_start(agreement)
-
-    def next_period_start(self, agreement: Agreement) -> date:
-        period = self.period(agreement)
-        if period is None or agreement.start_date is None:
-            return self.today
-        cycle = _cycle(agreement)
-        assert cycle is not None  # a period exists only for a known cycle
-        return next_period(period, agreement.start_date, cycle).start
+        self.plan_quantity(item, agreement, line, old, unit_price, capabilities, item.reason, None)
 
     def plan_decrease(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:
@@ -435,21 +438,129 @@ class _Planner:
                                             decision.due or self.today, status=status, hold_key=key,
                                             due_date=decision.due))
             return
-        effective = self.today
-        if capabilities.prorate == "separate-line" and self.prorates(item, agreement) \
-                and item.licence.allow_negative_prorate:
-            lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
-            missing = self.prorate_line(item, agreement, line, item.quantity - old, unit_price, ChangeKind.CREDIT,
-                                        lines, None)
+        self.plan_quantity(item, agreement, line, old, unit_price, capabilities, reason, key)
+
+    # -- billing periods ------------------------------------------------------------------------
+    def plan_quantity(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
+                      unit_price: Decimal | None, capabilities: PsaCapabilities, reason: str,
+                      key: str | None) -> None:
+        """Bring a line from ``old`` (what the PSA bills from the next period on) to the item's
+        quantity, as the PSA bills the current period and the next (shared.domain.periods)."""
+        period = self.period(agreement)
+        if period is None:  # no period to reason about: the change applies from today
+            note = ""
+            if capabilities.prorate == "separate-line" and self.prorates(item, agreement):
+                note = f"; not prorated: agreement {agreement.agreement_id} has no billing period SeatSync can " \
+                       "prorate over"
+            self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
+                                            reason + note, self.today, hold_key=key))
+            return
+        state = invoicing(period, agreement.next_invoice_date, capabilities.invoiced_when_unknown)
+        if capabilities.prorate == "separate-line":
+            self.plan_separate_line(item, agreement, line, old, unit_price, period, state, reason, key)
+        else:
+            self.plan_native(item, agreement, line, old, unit_price, capabilities, period, state, reason, key)
+
+    def plan_separate_line(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
+                           unit_price: Decimal | None, period: BillingPeriod, state: Invoicing, reason: str,
+                           key: str | None) -> None:
+        """ConnectWise: the addition's quantity is what the next invoice bills; a change inside an
+        invoiced period is charged (or credited) by a separate prorate (credit) addition. What the
+        period is charged for is the quantity it was invoiced at (the addition's quantity until a
+        decrease is not credited, then SeatSync's not-billed record of it) plus the period's
+        prorate and credit additions of this line."""
+        lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
+        prorating = self.prorates(item, agreement)
+        adjustments = sum((int(other.quantity) for other in lines if is_period_line(other, line.line_id, period)), 0)
+        record = next((other for other in lines if other.tag == record_tag(line.line_id, period.start)), None)
+        invoiced_at = int(record.quantity) if record is not None else old - adjustments
+        charged = invoiced_at + adjustments if state.invoiced else old
+        change = period_change(charged=charged, target=item.quantity, invoiced=state.invoiced, prorate=prorating,
+                               credit=item.licence.allow_negative_prorate)
+        notes = self.period_notes(item, line, old, period, state, change, charged, "ConnectWise", prorating)
+        if change.charge:
+            kind = ChangeKind.PRORATE if change.charge > 0 else ChangeKind.CREDIT
+            missing = self.prorate_line(item, agreement, line, change.charge, unit_price, kind, lines, None)
             if missing:
-                reason += f"; no credit: {missing}"
-        elif capabilities.prorate == "native":
-            # the PSA credits a decrease dated inside the current period: only where negative
-            # prorating is allowed; otherwise the decrease takes effect with the next period
-            effective = (self.native_effective(item, agreement) if item.licence.allow_negative_prorate
-                         else self.next_period_start(agreement))
-        self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity, reason, effective,
-                                        hold_key=key))
+                notes.append(f"not {'prorated' if change.charge > 0 else 'credited'}: {missing}")
+        if state.invoiced and prorating and record is None and change.charged != change.next_quantity:
+            self.period_record(item, agreement, line, invoiced_at, period, lines)
+        self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
+                                        "; ".join([reason, *notes]), self.today, hold_key=key))
+
+    def period_record(self, item: BillableItem, agreement: Agreement, line: BilledLine, invoiced_at: int,
+                      period: BillingPeriod, lines: tuple[BilledLine, ...]) -> None:
+        """A not-billed addition recording the quantity the period was invoiced at, written before
+        the first decrease of the period that is not credited: ConnectWise's API does not say it,
+        and without it a re-increase in the same period would charge the removed seats twice."""
+        tag = record_tag(line.line_id, period.start)
+        span = f"{period.start:%d %b %Y}..{period.end:%d %b %Y}"
+        self.changes.append(self.change(
+            item, ChangeKind.PERIOD_RECORD, None, None, invoiced_at,
+            f"record: the period {span} was invoiced at {invoiced_at} (not billed; SeatSync counts the seats "
+            "already charged from it)", period.start, tag=tag, product_id=line.product_id,
+            unit_price=line.unit_price, bill_mode=BillMode.DO_NOT_BILL, end_date=period.end,
+            description=f"{item.label}: {invoiced_at} seat(s) invoiced for {span} (SeatSync's record, not billed)"))
+        self.found_by_tag(lines)
+
+    def plan_native(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
+                    unit_price: Decimal | None, capabilities: PsaCapabilities, period: BillingPeriod,
+                    state: Invoicing, reason: str, key: str | None) -> None:
+        """Autotask and HaloPSA prorate a change dated inside the period themselves. A change the
+        period is charged for is dated today (Autotask adjusts the units from today, Halo adds a
+        pro-rata entry); what the line bills from the next period on is then brought to the new
+        quantity by a change dated the next period's start (an adjustment dated then, Halo's line
+        quantity), so that a future-dated entry never contradicts today's count."""
+        charged = old
+        if state.invoiced and line.period_quantity is not None:
+            if line.period_quantity != line.period_quantity.to_integral_value():
+                self.problem(item, f"line {line.line_id} is charged a fractional quantity this period "
+                                   f"({line.period_quantity}); set it to whole seats first", line.line_id)
+                return
+            charged = int(line.period_quantity)
+        prorating = self.prorates(item, agreement)
+        change = period_change(charged=charged, target=item.quantity, invoiced=state.invoiced, prorate=prorating,
+                               credit=item.licence.allow_negative_prorate)
+        psa = {"autotask": "Autotask", "halopsa": "Halo"}.get(capabilities.kind, "the PSA")
+        notes = self.period_notes(item, line, old, period, state, change, charged, psa, prorating)
+        if not state.invoiced:  # the period is invoiced later, at the new quantity
+            self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
+                                            "; ".join([reason, *notes]), self.today, hold_key=key))
+            return
+        after = old
+        if change.charge:
+            amount = prorate(unit_price, change.charge, self.today, period).amount if unit_price is not None else None
+            self.changes.append(self.change(
+                item, ChangeKind.SET_QUANTITY, line, charged, charged + change.charge,
+                "; ".join([reason, *notes, f"{psa} prorates it to {period.end}"]), self.today, hold_key=key,
+                amount=amount))
+            after = old + change.charge
+            notes = []
+        if after != item.quantity:
+            next_start = period.end + timedelta(days=1)
+            self.changes.append(self.change(
+                item, ChangeKind.SET_QUANTITY, line, after, item.quantity,
+                "; ".join([reason, *notes, f"billed from the next period ({next_start})"]), next_start,
+                hold_key=key))
+
+    def period_notes(self, item: BillableItem, line: BilledLine, old: int, period: BillingPeriod,
+                     state: Invoicing, change: PeriodChange, charged: int, psa: str, prorating: bool) -> list[str]:
+        """What the report says about the period: whether it is invoiced, and seats not charged
+        twice or kept charged without a credit."""
+        notes: list[str] = []
+        if state.known or psa == "ConnectWise":
+            notes.append(state.describe(period))
+        if not state.invoiced:
+            notes.append(f"{psa} invoices it at {item.quantity}")
+            return notes
+        target = item.quantity
+        if target > old and charged > old and prorating:
+            already = min(target, charged) - old
+            notes.append(f"{already} seat(s) already charged to {period.end} this period: not charged again")
+        if target < charged and change.charge == 0 and prorating:
+            notes.append(f"{charged - target} seat(s) stay charged to {period.end} (no credit); billed at {target} "
+                         "from the next period")
+        return notes
 
 
 def _cycle(agreement: Agreement) -> Cycle | None:

@@ -117,6 +117,8 @@ def _what(change: dict[str, Any]) -> str:
         start, end = change["effectiveDate"], change["endDate"]
         span = f" {start[5:]}..{end[5:]}" if start and end else ""
         return f"{kind}{span}"
+    if kind == "period-record":
+        return "invoiced quantity (record, not billed)"
     if kind == "create-line":
         return "new line"
     if kind == "set-details":

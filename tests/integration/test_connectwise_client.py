@@ -176,6 +176,27 @@ def test_get_agreement_maps_prorate_billing_cycle_dates_and_status(psa: Psa) -> 
     assert client.calls == 3
 
 
+def test_the_next_invoice_date_says_which_cycles_are_invoiced(psa: Psa) -> None:
+    client = psa.client()
+    # the scenario says nothing: every cycle up to the one containing today (15 January) is invoiced
+    assert client.get_agreement("100").next_invoice_date == date(2026, 2, 1)
+    assert client.get_agreement("101").next_invoice_date == date(2026, 7, 1)
+    assert client.get_agreement("200").next_invoice_date is None, "a cancelled agreement is not invoiced"
+    assert psa.emulator.invoice_agreement(100) == "2026-03-01T00:00:00Z"  # February invoiced ahead
+    assert client.get_agreement("100").next_invoice_date == date(2026, 3, 1)
+    assert client.capabilities.invoiced_when_unknown is True
+    assert psa.client(invoiced_when_unknown=False).capabilities.invoiced_when_unknown is False
+
+
+def test_a_scenario_says_which_cycles_are_invoiced(serve: Callable[..., Psa]) -> None:
+    document = scenario()
+    document["agreements"][0]["nextInvoiceDate"] = "2026-01-01"  # January's invoice not made yet
+    document["agreements"][1]["nextInvoiceDate"] = None
+    psa = serve(document)
+    client = psa.client()
+    assert [a.next_invoice_date for a in client.get_agreements(["100", "101"])] == [date(2026, 1, 1), None]
+
+
 def test_get_agreement_that_does_not_exist_names_it(psa: Psa) -> None:
     with pytest.raises(ConnectWiseApiError) as caught:
         psa.client().get_agreement("999")

@@ -49,7 +49,7 @@ APPLIED_EVERYWHERE: list[Change] = [
 ]
 APPLIED = {
     "connectwise": sorted([*APPLIED_EVERYWHERE, ("Fabrikam Ltd", "prorate", None, 2),
-                           ("Litware Inc", "prorate", None, 1)], key=str),
+                           ("Fabrikam Ltd", "period-record", None, 5), ("Litware Inc", "prorate", None, 1)], key=str),
     "autotask": sorted(APPLIED_EVERYWHERE, key=str),
     "halopsa": sorted(APPLIED_EVERYWHERE, key=str),
 }
@@ -86,6 +86,7 @@ BILLED_FROM_NEXT_PERIOD: dict[tuple[str, str], tuple[int, str, bool]] = {
 DATED_CHANGES: dict[str, set[tuple[str, str, int, str, str | None]]] = {
     "connectwise": {   # new additions from today; prorate additions to the period's end
         ("Fabrikam Microsoft 365", "1", 2, TODAY, "2026-11-30"),
+        ("Fabrikam Microsoft 365", "4", 5, "2026-11-01", "2026-11-30"),  # November was invoiced at 5 (not billed)
         ("Litware Engineering Microsoft 365", "1", 1, TODAY, "2026-11-30"),
         ("Fabrikam Managed Services", "7", 26, TODAY, None),
         ("Proseware Microsoft 365", "6", 3, TODAY, None),
@@ -170,7 +171,8 @@ def billed_today(msp: Msp, psa: str) -> dict[tuple[str, str], int]:
     state = msp.emulators.emulator(psa).state()
     if psa == "connectwise":
         return {(a["name"], str(x["product"]["id"])): int(x["quantity"]) for a in state["agreements"]
-                for x in a["additions"] if not str(x.get("serialNumber") or "").startswith("seatsync:c:")}
+                for x in a["additions"]
+                if not str(x.get("serialNumber") or "").startswith(("seatsync:c:", "seatsync:i:"))}
     if psa == "autotask":
         return {(c["contractName"], str(s["serviceID"])): int(s["units"]) for c in state["contracts"]
                 for s in c["services"]}

@@ -39,6 +39,7 @@ def summary(report: dict[str, Any], *statuses: str) -> list[tuple[str, str, int 
 
 FIRST_RUN_WRITES = [
     ("Fabrikam Ltd", "create-line", None, 26),
+    ("Fabrikam Ltd", "period-record", None, 5),   # Exchange P1 is lowered without a credit
     ("Fabrikam Ltd", "prorate", None, 2),
     ("Fabrikam Ltd", "set-details", 20, 20),
     ("Fabrikam Ltd", "set-quantity", 5, 4),
@@ -164,11 +165,12 @@ def test_a_held_decrease_is_applied_once_approved(azurite: Azurite, store: Table
         assert msp.cw_quantities()[540] == 1250
         msp.decide(held.hold_key, approve=True, by="carol@msp.example")
         report = msp.sync(tenants=[WOODGROVE])
-        assert summary(report, "applied") == [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+        assert summary(report, "applied") == [("Woodgrove Bank", "period-record", None, 1250),
+                                              ("Woodgrove Bank", "set-quantity", 1250, 1200)]
         assert msp.cw_quantities()[540] == 1200
         assert msp.services.decisions.approval(held.hold_key).status == "applied"  # type: ignore[union-attr]
         events = [e.event for e in audit_trail(msp.services.decisions, audit_query(msp.config, WOODGROVE, None, None))]
-        assert events == ["held", "approved", "applied"]
+        assert events == ["held", "approved", "applied", "applied"]  # the period's record, then the decrease
 
 
 def test_a_rejected_decrease_is_not_asked_again(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:

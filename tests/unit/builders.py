@@ -31,6 +31,7 @@ EXO = "4b9405b0-7788-4568-add1-99614e613b69"
 TODAY = date(2026, 11, 25)
 CW = PsaCapabilities(kind="connectwise", prorate="separate-line", description_limit=6000, tag_limit=50)
 AUTOTASK = PsaCapabilities(kind="autotask", prorate="native", description_limit=1000, tag_limit=100)
+HALO = PsaCapabilities(kind="halopsa", prorate="native", description_limit=4000, tag_limit=50)
 
 CONNECTION = {"name": "cw", "type": "connectwise", "url": "https://cw.example.com/v4_6_release/apis/3.0",
               "companyId": "msp", "publicKey": {"setting": "A"}, "privateKey": {"setting": "B"},

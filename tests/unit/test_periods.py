@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.periods import BillingPeriod, add_months, next_period, period_containing, prorate
+from shared.domain.periods import (
+    BillingPeriod,
+    add_months,
+    invoicing,
+    next_period,
+    period_change,
+    period_containing,
+    prorate,
+)
 
 days = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
 cycles = st.sampled_from(["weekly", "bi-weekly", "monthly", "bi-monthly", "quarterly", "semi-annual", "annual"])
@@ -106,3 +114,60 @@ def test_add_months_keeps_the_anchor_day_where_the_month_allows(anchor: date, mo
     moved = add_months(anchor, months)
     assert moved.day == anchor.day or moved.day < anchor.day
     assert (moved.year * 12 + moved.month) - (anchor.year * 12 + anchor.month) == months
+
+
+# --------------------------------------------------------------------------- what a period is charged for
+
+NOVEMBER = BillingPeriod(date(2026, 11, 1), date(2026, 11, 30))
+
+
+@pytest.mark.parametrize(("next_invoice", "when_unknown", "invoiced", "known"), [
+    (date(2026, 12, 1), False, True, True),     # November invoiced: the next invoice is December's
+    (date(2027, 1, 1), False, True, True),      # invoiced ahead, December too
+    (date(2026, 11, 1), True, False, True),     # November's invoice not made yet
+    (date(2026, 10, 1), True, False, True),     # behind: October not invoiced either
+    (None, True, True, False),                  # the PSA does not say: the setting decides
+    (None, False, False, False),
+], ids=["invoiced", "invoiced-ahead", "not-yet", "behind", "unknown-invoiced", "unknown-not-invoiced"])
+def test_whether_the_current_period_is_invoiced(next_invoice: date | None, when_unknown: bool, invoiced: bool,
+                                                known: bool) -> None:
+    state = invoicing(NOVEMBER, next_invoice, when_unknown)
+    assert (state.invoiced, state.known) == (invoiced, known)
+
+
+@pytest.mark.parametrize(
+    ("charged", "target", "invoiced", "prorate", "credit", "charge", "charged_after", "still"), [
+        (10, 13, True, True, False, 3, 13, 0),      # increase: the 3 added seats charged to the period's end
+        (10, 13, False, True, False, 0, 13, 0),     # not invoiced yet: invoiced at 13, nothing prorated
+        (10, 13, True, False, False, 0, 10, -3),    # agreement does not prorate: billed from the next period
+        (13, 10, True, True, False, 0, 13, 3),      # decrease, no credit: the 3 seats stay charged to the end
+        (13, 10, True, True, True, -3, 10, 0),      # decrease credited for the rest of the period
+        (13, 10, True, False, True, 0, 13, 3),      # no credit where the agreement does not prorate
+        (13, 10, False, True, False, 0, 10, 0),     # not invoiced yet: invoiced at 10
+        (13, 13, True, True, False, 0, 13, 0),      # re-increase after an uncredited decrease: nothing again
+        (13, 15, True, True, False, 2, 15, 0),      # ... and only the seats beyond those charged
+        (13, 11, True, True, False, 0, 13, 2),      # partial re-increase: still nothing charged
+        (10, 10, True, True, True, 0, 10, 0),       # reversal credited earlier: nothing left to do
+    ], ids=["increase", "increase-not-invoiced", "increase-no-prorate", "decrease-no-credit", "decrease-credit",
+            "decrease-credit-no-prorate", "decrease-not-invoiced", "re-increase", "re-increase-beyond",
+            "partial-re-increase", "unchanged"])
+def test_period_change(charged: int, target: int, invoiced: bool, prorate: bool, credit: bool, charge: int,
+                       charged_after: int, still: int) -> None:
+    change = period_change(charged=charged, target=target, invoiced=invoiced, prorate=prorate, credit=credit)
+    assert (change.charge, change.charged, change.next_quantity, change.still_charged) == (
+        charge, charged_after, target, still)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=8), st.booleans())
+def test_a_period_never_charges_a_seat_twice(counts: list[int], credit: bool) -> None:
+    """Whatever the counts found day after day in one invoiced period, the seats charged to its end
+    are never more than the most seats used (nor, without credits, fewer than the invoiced ones)."""
+    charged = invoiced_at = 10
+    for count in counts:
+        change = period_change(charged=charged, target=count, invoiced=True, prorate=True, credit=credit)
+        assert change.charged == charged + change.charge
+        charged = change.charged
+        assert charged <= max([invoiced_at, *counts])
+        if not credit:
+            assert charged >= invoiced_at
+    assert charged >= counts[-1]

@@ -3,6 +3,7 @@ price and description updates, problems, and stable ids for exactly-once writes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,9 +12,20 @@ import pytest
 
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import BillMode, ChangeKind, ChangeStatus, PlannedChange
-from shared.domain.planning import Decisions, PsaView, TenantPlan, change_id, change_tag, line_tag, plan_tenant
+from shared.domain.planning import (
+    Decisions,
+    PsaView,
+    TenantPlan,
+    change_id,
+    line_tag,
+    plan_tenant,
+    prorate_tag,
+    record_tag,
+)
 from tests.unit.builders import (
     AUTOTASK,
+    CW,
+    HALO,
     SPB,
     TENANT,
     TODAY,
@@ -34,6 +46,11 @@ def plan(cfg: Any, snap: Any, psa: PsaView, today: date = TODAY, decisions: Deci
 
 def kinds(result: TenantPlan) -> list[tuple[str, str, int]]:
     return [(c.kind.value, c.status.value, c.new_quantity) for c in result.changes]
+
+
+def quantity_changes(result: TenantPlan) -> list[tuple[str, str, int]]:
+    """The plan's quantity changes (what decisions on decreases are about), records aside."""
+    return [(c.kind.value, c.status.value, c.new_quantity) for c in result.changes if c.kind == ChangeKind.SET_QUANTITY]
 
 
 def seats(count: int, purchased: int | None = None) -> Any:
@@ -58,7 +75,7 @@ def test_an_increase_with_prorating_adds_a_prorate_line_then_sets_the_quantity()
     # the full price (the PSA prorates a line that starts mid-period), the amount is the charge
     assert (prorate.unit_price, prorate.amount) == (Decimal("22.00"), Decimal("13.20"))
     assert (prorate.effective_date, prorate.end_date) == (TODAY, date(2026, 11, 30))
-    assert prorate.tag == change_tag(prorate.change_id)
+    assert prorate.tag == prorate_tag("500", prorate.change_id)
     assert prorate.product_id == "1"
     assert (base.old_quantity, base.line_id) == (20, "500")
 
@@ -132,7 +149,7 @@ def decrease_config(**options: Any) -> Any:
 ], ids=["one-seat", "two-seats", "three-seats-30pc", "to-zero", "21-seats-21pc", "20-seats-20pc", "policy-hold"])
 def test_decrease_safety_thresholds(old: int, new: int, policy: str, status: str) -> None:
     result = plan(decrease_config(decreasePolicy=policy), seats(new), view(line(quantity=old)))
-    assert kinds(result) == [("set-quantity", status, new)]
+    assert quantity_changes(result) == [("set-quantity", status, new)]
     if status == "held":
         assert result.changes[0].hold_key
 
@@ -145,7 +162,10 @@ def test_a_licence_gone_from_the_tenant_is_held_not_zeroed() -> None:
 
 def test_a_decrease_credits_only_where_negative_prorate_is_allowed() -> None:
     plain = plan(decrease_config(decreasePolicy="apply"), seats(9), view(line(quantity=10)))
-    assert kinds(plain) == [("set-quantity", "planned", 9)]
+    # not credited: the removed seat stays charged to the period's end, and the quantity the
+    # period was invoiced at is recorded (not billed) before the addition is lowered
+    assert kinds(plain) == [("period-record", "planned", 10), ("set-quantity", "planned", 9)]
+    assert "1 seat(s) stay charged to 2026-11-30 (no credit)" in plain.changes[1].reason
     credited = plan(decrease_config(decreasePolicy="apply", allowNegativeProrate=True), seats(9),
                     view(line(quantity=10)))
     assert kinds(credited) == [("credit", "planned", -1), ("set-quantity", "planned", 9)]
@@ -169,14 +189,14 @@ def with_subscription(count: int, created: date, renews: date) -> Any:
 def test_a_decrease_within_seven_days_of_purchase_applies() -> None:
     result = plan(decrease_config(), with_subscription(9, date(2026, 11, 20), date(2027, 11, 20)),
                   view(line(quantity=10)))
-    assert kinds(result) == [("set-quantity", "planned", 9)]
-    assert "within 7 days" in result.changes[0].reason
+    assert quantity_changes(result) == [("set-quantity", "planned", 9)]
+    assert "within 7 days" in result.changes[-1].reason
 
 
 def test_a_decrease_within_seven_days_of_renewal_applies() -> None:
     result = plan(decrease_config(), with_subscription(9, date(2024, 11, 22), date(2027, 11, 22)),
                   view(line(quantity=10)))
-    assert kinds(result) == [("set-quantity", "planned", 9)]
+    assert quantity_changes(result) == [("set-quantity", "planned", 9)]
 
 
 def test_a_later_decrease_is_held_by_default() -> None:
@@ -199,13 +219,13 @@ def test_a_deferred_decrease_applies_when_its_renewal_comes() -> None:
     assert held.hold_key is not None
     due = Decisions(deferrals={held.hold_key: Deferral(held.hold_key, date(2027, 3, 1))})
     later = plan(cfg, snap, view(line(quantity=10)), today=date(2027, 3, 1), decisions=due)
-    assert kinds(later) == [("set-quantity", "planned", 9)]
+    assert quantity_changes(later) == [("set-quantity", "planned", 9)]
 
 
 def test_monthly_terms_renew_every_month() -> None:
     cfg = decrease_config(subscriptionTerm="monthly")
     result = plan(cfg, with_subscription(9, date(2026, 3, 21), date(2026, 12, 21)), view(line(quantity=10)))
-    assert kinds(result) == [("set-quantity", "planned", 9)], "renewed on 21 November: inside the window"
+    assert quantity_changes(result) == [("set-quantity", "planned", 9)], "renewed on 21 November: inside the window"
 
 
 def test_trial_and_suspended_subscriptions_do_not_open_the_window() -> None:
@@ -227,10 +247,10 @@ def test_an_approved_decrease_applies_and_a_rejected_one_stays() -> None:
     change = held(cfg, 9, 10)
     assert change.hold_key is not None
     approved = Decisions(approvals={change.hold_key: Approval(change.hold_key, "approved", 10, 9, "alice")})
-    assert kinds(plan(cfg, seats(9), view(line(quantity=10)), decisions=approved)) == [("set-quantity", "planned", 9)]
+    assert quantity_changes(plan(cfg, seats(9), view(line(quantity=10)), decisions=approved)) == [("set-quantity", "planned", 9)]
     rejected = Decisions(approvals={change.hold_key: Approval(change.hold_key, "rejected", 10, 9, "bob")})
     result = plan(cfg, seats(9), view(line(quantity=10)), decisions=rejected)
-    assert kinds(result) == [("set-quantity", "rejected", 9)]
+    assert quantity_changes(result) == [("set-quantity", "rejected", 9)]
     assert "rejected by bob" in result.changes[0].reason
 
 
@@ -256,7 +276,7 @@ def test_custom_licence_decreases_skip_the_nce_rules() -> None:
     cfg = config({"custom": "devices", "agreementId": "100", "lineId": "500"},
                  customLicences=[{"name": "devices", "kind": "entra-users", "scope": "all"}])
     users = [user(f"u{i}") for i in range(9)]
-    assert kinds(plan(cfg, snapshot([], users), view(line(quantity=10)))) == [("set-quantity", "planned", 9)]
+    assert quantity_changes(plan(cfg, snapshot([], users), view(line(quantity=10)))) == [("set-quantity", "planned", 9)]
 
 
 # --------------------------------------------------------------------------- new lines, details
@@ -385,3 +405,186 @@ def test_the_same_day_replans_the_same_ids() -> None:
     first = plan(config(licence()), seats(23), view(line(quantity=20)))
     again = plan(config(licence()), seats(23), view(line(quantity=20)))
     assert [c.change_id for c in first.changes] == [c.change_id for c in again.changes]
+
+
+# --------------------------------------------------------------------------- billing periods
+#
+# The plan reasons about what the PSA bills for the current period (invoiced or not) and the next.
+# Each case: what the PSA holds, the new count, and the writes planned (kind, effective date,
+# from, to).
+
+NOV_20 = date(2026, 11, 20)
+NO_HOLD = {"holdDecreasePercent": 100, "holdDecreaseSeats": 100}  # decreases apply: these tests are about periods
+DEC_1 = date(2026, 12, 1)
+Write = tuple[str, date | None, int | None, int]
+
+
+def writes(result: TenantPlan) -> list[Write]:
+    return [(c.kind.value, c.effective_date, c.old_quantity, c.new_quantity) for c in result.changes]
+
+
+def invoiced_until(next_invoice: date | None, **extra: Any) -> Any:
+    """The default agreement with ConnectWise's next invoice date (the first day not invoiced)."""
+    return [replace(agreement(), next_invoice_date=next_invoice, **extra)]
+
+
+def cw_line_of_period(change_kind: ChangeKind, units: int, day: date = NOV_20, line_id: str = "900") -> Any:
+    """A prorate or credit line SeatSync wrote for base line 500 earlier in November."""
+    return replace(line(line_id, units, tag=prorate_tag("500", f"{change_kind.value}{day:%d}" + "0" * 28),
+                        cancelled=date(2026, 11, 30)), effective_date=day)
+
+
+def cw_record(quantity: int) -> Any:
+    return replace(line("901", quantity, tag=record_tag("500", date(2026, 11, 1)), cancelled=date(2026, 11, 30)),
+                   bill_mode=BillMode.DO_NOT_BILL, effective_date=date(2026, 11, 1))
+
+
+CW_CASES: list[tuple[str, list[Any], date | None, dict[str, Any], int, list[Write]]] = [
+    ("increase-invoiced", [line(quantity=10)], DEC_1, {}, 13,
+     [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
+    ("increase-not-invoiced", [line(quantity=10)], date(2026, 11, 1), {}, 13,
+     [("set-quantity", TODAY, 10, 13)]),
+    ("decrease-credited", [line(quantity=10)], DEC_1, {"allowNegativeProrate": True}, 9,
+     [("credit", TODAY, None, -1), ("set-quantity", TODAY, 10, 9)]),
+    ("decrease-not-credited-records-the-invoiced-quantity", [line(quantity=10)], DEC_1, {}, 9,
+     [("period-record", date(2026, 11, 1), None, 10), ("set-quantity", TODAY, 10, 9)]),
+    ("decrease-not-invoiced", [line(quantity=10)], date(2026, 11, 1), {}, 9,
+     [("set-quantity", TODAY, 10, 9)]),
+    # increase on the 20th (a prorate line of 3), then the 3 seats removed on the 25th
+    ("increase-then-decrease", [line(quantity=13), cw_line_of_period(ChangeKind.PRORATE, 3)], DEC_1, {}, 10,
+     [("period-record", date(2026, 11, 1), None, 10), ("set-quantity", TODAY, 13, 10)]),
+    ("increase-then-decrease-credited", [line(quantity=13), cw_line_of_period(ChangeKind.PRORATE, 3)], DEC_1,
+     {"allowNegativeProrate": True}, 10, [("credit", TODAY, None, -3), ("set-quantity", TODAY, 13, 10)]),
+    # ... and back to 13 on the 25th: the prorate line of the 20th still charges them
+    ("increase-decrease-increase", [line(quantity=10), cw_line_of_period(ChangeKind.PRORATE, 3), cw_record(10)],
+     DEC_1, {}, 13, [("set-quantity", TODAY, 10, 13)]),
+    ("increase-decrease-increase-beyond", [line(quantity=10), cw_line_of_period(ChangeKind.PRORATE, 3),
+                                           cw_record(10)], DEC_1, {}, 14,
+     [("prorate", TODAY, None, 1), ("set-quantity", TODAY, 10, 14)]),
+    ("credited-then-increase", [line(quantity=10), cw_line_of_period(ChangeKind.PRORATE, 3),
+                                cw_line_of_period(ChangeKind.CREDIT, -3, date(2026, 11, 22), "902")], DEC_1,
+     {"allowNegativeProrate": True}, 13, [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
+    # decrease on the 20th (not credited, recorded), back up on the 25th: nothing charged twice
+    ("decrease-then-increase", [line(quantity=7), cw_record(10)], DEC_1, {}, 10,
+     [("set-quantity", TODAY, 7, 10)]),
+    ("decrease-then-partial-increase", [line(quantity=7), cw_record(10)], DEC_1, {}, 9,
+     [("set-quantity", TODAY, 7, 9)]),
+    # a crash after the record was written and before the addition was lowered
+    ("retry-after-the-record", [line(quantity=10), cw_record(10)], DEC_1, {}, 9,
+     [("set-quantity", TODAY, 10, 9)]),
+    # last month's lines and records are not this period's
+    ("lines-of-another-period", [line(quantity=10), cw_line_of_period(ChangeKind.PRORATE, 3, date(2026, 10, 20))],
+     DEC_1, {}, 13, [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
+]
+
+
+@pytest.mark.parametrize(("lines", "next_invoice", "options", "count", "expected"),
+                         [case[1:] for case in CW_CASES], ids=[case[0] for case in CW_CASES])
+def test_connectwise_plans_from_what_the_period_is_charged(lines: list[Any], next_invoice: date | None,
+                                                            options: dict[str, Any], count: int,
+                                                            expected: list[Write]) -> None:
+    cfg = config(licence(decreasePolicy="apply", **options), safety=NO_HOLD)
+    result = plan(cfg, seats(count), view(*lines, agreements=invoiced_until(next_invoice)))
+    assert writes(result) == expected
+    assert result.problems == ()
+
+
+def test_a_period_not_invoiced_yet_is_invoiced_at_the_new_quantity() -> None:
+    result = plan(config(licence()), seats(13), view(line(quantity=10), agreements=invoiced_until(date(2026, 11, 1))))
+    assert "the period 01 Nov 2026..30 Nov 2026 is not invoiced yet; ConnectWise invoices it at 13" in \
+        result.changes[0].reason
+
+
+def test_a_re_increase_says_the_seats_are_not_charged_again() -> None:
+    result = plan(config(licence()), seats(13), view(line(quantity=7), cw_record(10),
+                                                     agreements=invoiced_until(DEC_1)))
+    assert writes(result) == [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 7, 13)]
+    assert "3 seat(s) already charged to 2026-11-30 this period: not charged again" in result.changes[-1].reason
+
+
+def test_the_period_record_is_not_billed_and_runs_through_the_period() -> None:
+    result = plan(config(licence(decreasePolicy="apply")), seats(9), view(line(quantity=10),
+                                                                          agreements=invoiced_until(DEC_1)))
+    record = result.changes[0]
+    assert (record.bill_mode, record.tag, record.end_date) == (BillMode.DO_NOT_BILL, "seatsync:i:500.20261101",
+                                                              date(2026, 11, 30))
+    assert record.amount is None and record.unit_price == Decimal("22.00")
+    again = plan(config(licence(decreasePolicy="apply")), seats(9),
+                 view(line(quantity=10), replace(cw_record(10), line_id="950", tag=record.tag),
+                      agreements=invoiced_until(DEC_1)))
+    assert writes(again) == [("set-quantity", TODAY, 10, 9)], "a record already written is not written twice"
+
+
+@pytest.mark.parametrize(("day", "next_invoice", "expected"), [
+    (DEC_1, DEC_1, [("set-quantity", DEC_1, 10, 13)]),
+    (DEC_1, date(2027, 1, 1), [("prorate", DEC_1, None, 3), ("set-quantity", DEC_1, 10, 13)]),
+], ids=["not-invoiced", "invoiced"])
+def test_a_change_on_the_first_day_of_a_period(day: date, next_invoice: date, expected: list[Write]) -> None:
+    result = plan(config(licence()), seats(13), view(line(quantity=10), agreements=invoiced_until(next_invoice)),
+                  today=day)
+    assert writes(result) == expected
+    if len(expected) == 2:
+        assert result.changes[0].amount == Decimal("66.00"), "the whole period: 31/31 days x 22.00 x 3"
+
+
+@pytest.mark.parametrize(("when_unknown", "expected"), [
+    (True, [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
+    (False, [("set-quantity", TODAY, 10, 13)]),
+], ids=["invoiced", "not-invoiced"])
+def test_when_the_psa_does_not_say_the_setting_decides(when_unknown: bool, expected: list[Write]) -> None:
+    capabilities = replace(CW, invoiced_when_unknown=when_unknown)
+    result = plan(config(licence()), seats(13), view(line(quantity=10), capabilities=capabilities))
+    assert writes(result) == expected
+    assert "(the PSA does not say)" in result.changes[-1].reason
+
+
+# Autotask and Halo: the line's quantity is what it bills from the next period on; its period
+# quantity what the current period is charged for (Autotask's units today, Halo's invoiced
+# quantity plus pending pro-rata entries).
+NATIVE_CASES: list[tuple[str, Any, int, int | None, date | None, dict[str, Any], int, list[Write]]] = [
+    ("increase", AUTOTASK, 10, None, None, {}, 13, [("set-quantity", TODAY, 10, 13)]),
+    ("decrease-not-credited", AUTOTASK, 10, None, None, {}, 9, [("set-quantity", DEC_1, 10, 9)]),
+    ("decrease-credited", AUTOTASK, 10, None, None, {"allowNegativeProrate": True}, 9,
+     [("set-quantity", TODAY, 10, 9)]),
+    # a decrease dated 1 December is pending; the count is back to 10 before then: the pending
+    # adjustment is netted from 1 December, nothing is charged today
+    ("pending-decrease-reversed", AUTOTASK, 7, 10, None, {}, 10, [("set-quantity", DEC_1, 7, 10)]),
+    ("pending-decrease-then-increase", AUTOTASK, 7, 10, None, {}, 12,
+     [("set-quantity", TODAY, 10, 12), ("set-quantity", DEC_1, 9, 12)]),
+    ("pending-decrease-partly-reversed", AUTOTASK, 7, 10, None, {}, 8, [("set-quantity", DEC_1, 7, 8)]),
+    # increased by 3 today (units 13 from today), then 3 removed again
+    ("increase-then-decrease", AUTOTASK, 13, None, None, {}, 10, [("set-quantity", DEC_1, 13, 10)]),
+    ("increase-then-decrease-credited", AUTOTASK, 13, None, None, {"allowNegativeProrate": True}, 10,
+     [("set-quantity", TODAY, 13, 10)]),
+    ("halo-increase", HALO, 10, None, DEC_1, {}, 13, [("set-quantity", TODAY, 10, 13)]),
+    ("halo-not-invoiced", HALO, 10, None, date(2026, 11, 1), {}, 13, [("set-quantity", TODAY, 10, 13)]),
+    ("halo-not-invoiced-decrease", HALO, 10, None, date(2026, 11, 1), {}, 9, [("set-quantity", TODAY, 10, 9)]),
+    # invoiced at 10, lowered to 7 from the next invoice (no credit), back to 10: no pro-rata
+    ("halo-decrease-then-increase", HALO, 7, 10, DEC_1, {}, 10, [("set-quantity", DEC_1, 7, 10)]),
+    # invoiced at 10, +3 pro-rata pending (charged 13, billed 13 next), then 3 removed, no credit
+    ("halo-increase-then-decrease", HALO, 13, 13, DEC_1, {}, 10, [("set-quantity", DEC_1, 13, 10)]),
+]
+
+
+@pytest.mark.parametrize(("capabilities", "billed_next", "charged", "next_invoice", "options", "count", "expected"),
+                         [case[1:] for case in NATIVE_CASES], ids=[case[0] for case in NATIVE_CASES])
+def test_native_psas_plan_the_current_period_and_the_next(capabilities: Any, billed_next: int, charged: int | None,
+                                                          next_invoice: date | None, options: dict[str, Any],
+                                                          count: int, expected: list[Write]) -> None:
+    cfg = config(licence(decreasePolicy="apply", **options), safety=NO_HOLD)
+    billed = replace(line(quantity=billed_next), period_quantity=None if charged is None else Decimal(charged))
+    result = plan(cfg, seats(count), view(billed, agreements=invoiced_until(next_invoice), capabilities=capabilities))
+    assert writes(result) == expected
+    today_writes = [c for c in result.changes if c.effective_date == TODAY]
+    for change in today_writes:
+        invoiced = next_invoice is None or next_invoice > date(2026, 11, 1)
+        assert (change.amount is not None) == invoiced, "an amount only where the PSA prorates a charge"
+
+
+def test_native_changes_say_what_happens_to_the_period() -> None:
+    result = plan(config(licence(decreasePolicy="apply")), seats(10),
+                  view(replace(line(quantity=7), period_quantity=Decimal(10)), capabilities=AUTOTASK))
+    assert result.changes[0].reason.endswith("billed from the next period (2026-12-01)")
+    halo = plan(config(licence()), seats(13), view(line(quantity=10), agreements=invoiced_until(date(2026, 11, 1)),
+                                                    capabilities=HALO))
+    assert "is not invoiced yet; Halo invoices it at 13" in halo.changes[0].reason
