@@ -400,7 +400,7 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             record["nextInvoiceDate"] = iso(following)
             record["_info"] = self._info()
             self.agreements[agreement_id] = record
-            return record["nextInvoiceDate"]
+            return iso(following)
 
     def _agreement_record(self, a: sc.AgreementEntry, agreement_type: sc.AgreementTypeEntry) -> dict[str, Any]:
         cycle_name = a.billing_cycle if a.billing_cycle is not None else agreement_type.billing_cycle
