@@ -1,5 +1,6 @@
-"""The blueprint of the administration API (function-key protected HTTP endpoints)."""
+"""The blueprint of the administration API (function-key protected HTTP endpoints), its routes
+bounded like every route (``admin_api.http.Blueprint``)."""
 
-import azure.durable_functions as df
+from admin_api.http import Blueprint
 
-bp = df.Blueprint()
+bp = Blueprint()

@@ -17,7 +17,7 @@ import azure.functions as func
 import yaml
 
 from admin_api.blueprint import bp
-from admin_api.http import actor, error_answer
+from admin_api.http import actor, error_answer, is_yaml
 from shared.adapters.config_store import ConfigVersion
 from shared.bootstrap import get_services
 from shared.errors import ConfigError, HttpServiceError, RequestValidationError, SeatSyncError
@@ -44,9 +44,6 @@ from shared.services.onboarding import (
     parse_rows,
     review_document,
 )
-
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-
 
 # ------------------------------------------------------------------------ helpers
 
@@ -85,11 +82,6 @@ def guarded(work: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 def api() -> ConfigApi:
     services = get_services()
     return ConfigApi(services.config_repository, services.snapshots)
-
-
-def is_yaml(req: func.HttpRequest) -> bool:
-    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    return content_type in YAML_TYPES
 
 
 def body_of(req: func.HttpRequest) -> Any:

@@ -1,22 +1,54 @@
-"""Small helpers shared by the administration endpoints: JSON answers, errors naming the field,
-and who made a change."""
+"""What every HTTP endpoint shares: the bounds on what a request may carry, JSON answers, errors
+naming the field, and who made a change.
+
+``Blueprint`` is the blueprint every HTTP-serving package registers its routes on. Each route
+it registers is wrapped by ``bounded``, so the same limits hold on every route, present and
+future, before the route's own code runs:
+
+- a body larger than ``MAX_BODY_BYTES`` is answered 413;
+- a body nested deeper than ``MAX_DEPTH`` levels (as JSON, or as YAML when the request says
+  ``Content-Type: application/yaml``) is answered 400, before anything parses it;
+- a route parameter that cannot be an id (``/ \\ # ?``, control characters, too long) is
+  answered 400 naming the parameter: ids become Table Storage keys, which refuse those.
+
+Routes read bodies with ``json_body`` or ``document_body`` (``shared.input_limits``: UTF-8,
+duplicate keys refused); an ``InputRefused`` they let through is answered 400 (413 when too
+large) by the same wrapper. The limits are documented in docs/config-api.md.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 
-from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
+from shared.errors import ConfigError, ConflictError, InputRefused, RequestValidationError, SeatSyncError
+from shared.input_limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, check_nesting, check_size, key_problem, read_document
+
+MAX_BODY_BYTES = MAX_DOCUMENT_BYTES
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+BOUNDED = "__seatsync_bounded__"
 
 
 def answer(status: int, body: Any) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
 
 
+def refused_answer(exc: InputRefused) -> func.HttpResponse:
+    """413 for a body too large, 400 for anything else refused before it was read."""
+    return answer(413 if exc.too_large else 400, {"error": exc.message, "field": exc.field})
+
+
 def error_answer(exc: Exception) -> func.HttpResponse:
-    """The HTTP form of the product's errors: 400 naming the field, 409 on a conflict."""
+    """The HTTP form of the product's errors: 400 naming the field (413 for a body too large),
+    409 on a conflict."""
+    if isinstance(exc, InputRefused):
+        return refused_answer(exc)
     if isinstance(exc, RequestValidationError):
         return answer(400, {"error": exc.message, "field": exc.field})
     if isinstance(exc, ConfigError):
@@ -28,16 +60,102 @@ def error_answer(exc: Exception) -> func.HttpResponse:
     raise exc
 
 
+def is_yaml(req: func.HttpRequest) -> bool:
+    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type in YAML_TYPES
+
+
 def json_body(req: func.HttpRequest) -> Any:
+    """The request's JSON body, read strictly; required."""
     body = req.get_body()
     if not body or not body.strip():
         raise RequestValidationError("body", "a JSON body is required")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestValidationError("body", f"not valid JSON: {exc}") from None
+    return read_document(body, "body", yaml_text=False)
+
+
+def document_body(req: func.HttpRequest) -> Any:
+    """The request's body as JSON, or YAML when ``Content-Type`` says so, read strictly."""
+    return read_document(req.get_body(), "body", yaml_text=is_yaml(req))
 
 
 def actor(req: func.HttpRequest) -> str:
     """Who is asking: the signed-in principal (App Service authentication) or the function key."""
     return req.headers.get("x-ms-client-principal-name") or "api (function key)"
+
+
+# --------------------------------------------------------------------------- the bounds of every route
+
+
+def refusal(req: func.HttpRequest) -> func.HttpResponse | None:
+    """The answer refusing ``req`` before any route code runs, or None when it is within bounds."""
+    try:
+        for name, value in sorted(req.route_params.items()):
+            problem = key_problem(value)
+            if problem is not None:
+                raise InputRefused(name, f"{name} {problem}")
+        body = req.get_body()
+        check_size(body, "body", MAX_BODY_BYTES)
+        if body.strip():
+            check_nesting(body, "body", yaml_text=is_yaml(req), max_depth=MAX_DEPTH)
+    except InputRefused as exc:
+        return refused_answer(exc)
+    return None
+
+
+def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> func.HttpRequest:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, func.HttpRequest):
+            return value
+    raise TypeError("an HTTP route was called without its HttpRequest")
+
+
+def bounded(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` (an HTTP route's function, async or not) behind the bounds above.
+
+    The wrapper keeps the handler's signature and annotations (the Functions worker binds
+    arguments by them); its ``__wrapped__`` is the route's own code, under any middleware."""
+    if getattr(handler, BOUNDED, False):
+        return handler
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            refused = refusal(_request_of(args, kwargs))
+            if refused is not None:
+                return refused
+            try:
+                return await handler(*args, **kwargs)
+            except InputRefused as exc:
+                return refused_answer(exc)
+
+        guarded: Callable[..., Any] = guarded_async
+    else:
+        @functools.wraps(handler)
+        def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+            refused = refusal(_request_of(args, kwargs))
+            if refused is not None:
+                return refused
+            try:
+                return handler(*args, **kwargs)
+            except InputRefused as exc:
+                return refused_answer(exc)
+
+        guarded = guarded_sync
+    guarded.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]
+    guarded.__wrapped__ = getattr(handler, "__wrapped__", handler)  # type: ignore[attr-defined]
+    setattr(guarded, BOUNDED, True)
+    return guarded
+
+
+class Blueprint(df.Blueprint):  # type: ignore[misc]
+    """A Durable Functions blueprint whose HTTP routes are all ``bounded``."""
+
+    def route(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        register = super().route(*args, **kwargs)
+
+        def decorator(target: Any) -> Any:
+            builder = register(target)
+            function = builder._function  # the SDK's own middleware replaces it the same way
+            function._func = bounded(function._func)
+            return builder
+
+        return decorator

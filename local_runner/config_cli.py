@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import yaml
 
 from local_runner.wiring import EXIT_OK, build_services, current_user, write_output
-from shared.errors import ConfigError
+from shared.input_limits import read_file, read_yaml
 
 
 def add_commands(subparsers: Any) -> None:
@@ -126,16 +126,11 @@ def cmd_onboard(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
 
     out = out or sys.stdout
+    document = read_yaml(read_file(Path(args.apply)), args.apply) if args.apply else None
     services = build_services(args)
     by = args.by or current_user()
     if args.apply:
         path = Path(args.apply)
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror}", str(path)) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", str(path)) from None
         connections = [c.name for c in services.config().psa_connections]
         rows = parse_rows(document, connections)
         result = apply_rows(services, rows, by, args.comment or f"onboarding: applied {path.name}")

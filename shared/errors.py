@@ -32,6 +32,16 @@ class RequestValidationError(SeatSyncError):
         super().__init__(f"{field}: {message}")
 
 
+class InputRefused(RequestValidationError):
+    """Input refused before it is read: larger than accepted (``too_large``: HTTP 413), nested
+    too deeply, not UTF-8, a key given twice, not parseable. ``field`` names the source (a
+    file's path, or ``body``); the message names the limit and never quotes the content."""
+
+    def __init__(self, field: str, message: str, *, too_large: bool = False) -> None:
+        self.too_large = too_large
+        super().__init__(field, message)
+
+
 class ConflictError(SeatSyncError):
     """The write lost a race with another writer (optimistic concurrency); nothing was changed."""
 

@@ -14,6 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from admin_api.http import Blueprint
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunSummary, SyncRequest, Trigger, new_run_id
 from shared.errors import ConfigError, RequestValidationError
@@ -23,7 +24,7 @@ from shared.services.runs import finish_run as finish_run_service
 from shared.services.sync_requests import parse_sync_body
 from sync_orchestrator.orchestration import sync
 
-bp = df.Blueprint()
+bp = Blueprint()
 log = logging.getLogger(__name__)
 
 _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,

@@ -1,4 +1,8 @@
-"""YAML import and export of the configuration document."""
+"""YAML import and export of the configuration document.
+
+Files are read strictly (``shared.input_limits``): at most 8 MiB of UTF-8 text, nested at most 32
+levels, and a key given twice in one mapping is refused with both lines, so a second
+``tenants:`` can never silently replace the first."""
 
 from __future__ import annotations
 
@@ -8,26 +12,18 @@ import yaml
 
 from shared.config.schema import SeatSyncConfig, dump_config, parse_config
 from shared.errors import ConfigError
+from shared.input_limits import read_file, read_yaml
 
 
-def parse_yaml(text: str, source: str = "configuration") -> SeatSyncConfig:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source) from None
+def parse_yaml(text: str | bytes, source: str = "configuration") -> SeatSyncConfig:
+    document = read_yaml(text, source)
     if document is None:
         raise ConfigError("the file is empty", source)
     return parse_config(document, source)
 
 
 def load_yaml_file(path: Path) -> SeatSyncConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", str(path)) from None
-    return parse_yaml(text, source=str(path))
+    return parse_yaml(read_file(path), source=str(path))
 
 
 def to_yaml(config: SeatSyncConfig) -> str:

@@ -15,19 +15,17 @@ document, ``price.amount`` for a single profile's PUT.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from shared.adapters.config_store import ConfigRepository, ConfigVersion
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig, dump_config, is_guid, parse_config
 from shared.config.yaml_io import to_yaml
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
+from shared.input_limits import read_document
 from shared.services.onboarding import overlap_problems
 
 
@@ -136,25 +134,11 @@ def version_json(version: ConfigVersion | None) -> dict[str, Any] | None:
 
 
 def load_document(text: bytes | str, *, yaml_text: bool) -> Any:
-    """A request body as a document: JSON, or YAML (``Content-Type: application/yaml``)."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise RequestValidationError("body", "not UTF-8 text") from None
+    """A request body as a document: JSON, or YAML (``Content-Type: application/yaml``), read
+    strictly (size, UTF-8, nesting, duplicate keys: ``shared.input_limits``)."""
     if not text.strip():
         raise RequestValidationError("body", "the configuration document is required")
-    if yaml_text:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise RequestValidationError("body", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestValidationError("body", f"not valid JSON: {exc}") from None
+    return read_document(text, "body", yaml_text=yaml_text)
 
 
 # ------------------------------------------------------------------------ entries

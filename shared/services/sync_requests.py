@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from shared.config.schema import SeatSyncConfig, is_guid
 from shared.errors import RequestValidationError
+from shared.input_limits import read_json
 
 _FIELDS = {"tenants", "dryRun"}
 
@@ -38,10 +38,7 @@ def parse_sync_body(body: bytes, config: SeatSyncConfig) -> ManualSync:
     """``{"tenants": [...], "dryRun": true}``, both optional; an empty body syncs everything."""
     if not body or not body.strip():
         return ManualSync(tenants=None, dry_run=False)
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestValidationError("body", f"not valid JSON: {exc}") from None
+    document = read_json(body, "body")
     if not isinstance(document, dict):
         raise RequestValidationError("body", "must be a JSON object like {\"tenants\": [...], \"dryRun\": true}")
     unknown = sorted(set(document) - _FIELDS)

@@ -9,7 +9,7 @@ import pytest
 
 from shared.config.schema import parse_config
 from shared.config.yaml_io import parse_yaml, to_yaml
-from shared.errors import ConfigError
+from shared.errors import ConfigError, InputRefused
 
 T1 = "aaaaaaaa-0000-0000-0000-000000000001"
 T2 = "aaaaaaaa-0000-0000-0000-000000000002"
@@ -85,11 +85,11 @@ def test_yaml_round_trips_exactly() -> None:
     assert to_yaml(again) == text
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("tenants: [", "not valid YAML at line"),
-    ("", "the file is empty"),
-    ("- a\n- b\n", "must be a mapping"),
+@pytest.mark.parametrize(("text", "error", "expected"), [
+    ("tenants: [", InputRefused, "not valid YAML at line"),
+    ("", ConfigError, "the file is empty"),
+    ("- a\n- b\n", ConfigError, "must be a mapping"),
 ])
-def test_unreadable_yaml_is_rejected(text: str, expected: str) -> None:
-    with pytest.raises(ConfigError, match=expected):
+def test_unreadable_yaml_is_rejected(text: str, error: type[Exception], expected: str) -> None:
+    with pytest.raises(error, match=expected):
         parse_yaml(text)
