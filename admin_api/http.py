@@ -11,7 +11,7 @@ future, before the route's own code runs:
 - a route parameter that cannot be an id (``/ \\ # ?``, control characters, too long) is
   answered 400 naming the parameter: ids become Table Storage keys, which refuse those.
 
-Routes read bodies with ``json_body`` or ``document_body`` (``shared.input_limits``: UTF-8,
+Routes read bodies with ``json_body`` or ``document_body`` (``shared.config.input_limits``: UTF-8,
 duplicate keys refused); an ``InputRefused`` they let through is answered 400 (413 when too
 large) by the same wrapper. The limits are documented in docs/config-api.md.
 """
@@ -27,8 +27,15 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.config.input_limits import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    check_nesting,
+    check_size,
+    key_problem,
+    read_document,
+)
 from shared.errors import ConfigError, ConflictError, InputRefused, RequestValidationError, SeatSyncError
-from shared.input_limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, check_nesting, check_size, key_problem, read_document
 
 MAX_BODY_BYTES = MAX_DOCUMENT_BYTES
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import yaml
 
 from local_runner.wiring import EXIT_OK, build_services, current_user, write_output
-from shared.input_limits import read_file, read_yaml
+from shared.config.input_limits import read_file, read_yaml
 
 
 def add_commands(subparsers: Any) -> None:

@@ -17,11 +17,17 @@ from shared.services.sync_requests import validate_tenants
 
 
 @cache
-def function_table() -> FunctionTable:
-    """The Function App's registered functions (indexed once: the app refuses a second indexing)."""
+def app_functions() -> tuple[Any, ...]:
+    """The Function App's registered functions, indexed once: the app refuses a second indexing."""
     import function_app  # registers the blueprints; imported late so settings are in place
 
-    return discover(function_app.app)
+    return tuple(function_app.app.get_functions())
+
+
+@cache
+def function_table() -> FunctionTable:
+    """The Function App's orchestrators and activities."""
+    return discover(app_functions())
 
 
 def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run: bool = False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,11 +53,11 @@ class FunctionTable:
     activities: dict[str, Activity]
 
 
-def discover(app: Any) -> FunctionTable:
-    """Orchestrators and activities registered on a ``DFApp``, by their function names."""
+def discover(functions: Iterable[Any]) -> FunctionTable:
+    """Orchestrators and activities among a ``DFApp``'s functions, by their function names."""
     orchestrators: dict[str, Any] = {}
     activities: dict[str, Any] = {}
-    for function in app.get_functions():
+    for function in functions:
         bindings = [json.loads(b) for b in function.get_raw_bindings()]
         kinds = {b["type"] for b in bindings}
         user = function.get_user_function()

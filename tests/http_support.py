@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 import azure.functions as func
 from azure.functions.decorators.http import HttpTrigger
 
+from local_runner.local_sync import app_functions
+
 BASE = "https://seatsync.example.net/api/"
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
@@ -44,10 +46,8 @@ class Route:
 
 def http_routes() -> list[Route]:
     """Every HTTP-triggered function of the Function App."""
-    import function_app
-
     found = []
-    for function in function_app.app.get_functions():
+    for function in app_functions():
         trigger = function.get_trigger()
         if not isinstance(trigger, HttpTrigger):
             continue

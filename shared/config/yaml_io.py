@@ -1,6 +1,6 @@
 """YAML import and export of the configuration document.
 
-Files are read strictly (``shared.input_limits``): at most 8 MiB of UTF-8 text, nested at most 32
+Files are read strictly (``shared.config.input_limits``): at most 8 MiB of UTF-8 text, nested at most 32
 levels, and a key given twice in one mapping is refused with both lines, so a second
 ``tenants:`` can never silently replace the first."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from shared.config.input_limits import read_file, read_yaml
 from shared.config.schema import SeatSyncConfig, dump_config, parse_config
 from shared.errors import ConfigError
-from shared.input_limits import read_file, read_yaml
 
 
 def parse_yaml(text: str | bytes, source: str = "configuration") -> SeatSyncConfig:

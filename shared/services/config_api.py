@@ -22,10 +22,10 @@ from typing import Any
 
 from shared.adapters.config_store import ConfigRepository, ConfigVersion
 from shared.adapters.snapshot_store import SnapshotRepository
+from shared.config.input_limits import read_document
 from shared.config.schema import SeatSyncConfig, TenantConfig, dump_config, is_guid, parse_config
 from shared.config.yaml_io import to_yaml
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
-from shared.input_limits import read_document
 from shared.services.onboarding import overlap_problems
 
 
@@ -135,7 +135,7 @@ def version_json(version: ConfigVersion | None) -> dict[str, Any] | None:
 
 def load_document(text: bytes | str, *, yaml_text: bool) -> Any:
     """A request body as a document: JSON, or YAML (``Content-Type: application/yaml``), read
-    strictly (size, UTF-8, nesting, duplicate keys: ``shared.input_limits``)."""
+    strictly (size, UTF-8, nesting, duplicate keys: ``shared.config.input_limits``)."""
     if not text.strip():
         raise RequestValidationError("body", "the configuration document is required")
     return read_document(text, "body", yaml_text=yaml_text)

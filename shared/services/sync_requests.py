@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.config.input_limits import read_json
 from shared.config.schema import SeatSyncConfig, is_guid
 from shared.errors import RequestValidationError
-from shared.input_limits import read_json
 
 _FIELDS = {"tenants", "dryRun"}
 

@@ -15,8 +15,8 @@ from admin_api.http import BOUNDED, MAX_BODY_BYTES
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import Services, set_services
+from shared.config.input_limits import MAX_DEPTH
 from shared.config.schema import parse_config
-from shared.input_limits import MAX_DEPTH
 from shared.settings import Settings
 from tests.http_support import DurableHost, Route, call, durable_host, http_routes
 

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from local_runner.azurite import Azurite
-from local_runner.cli import EXIT_OK, EXIT_USAGE, main
+from local_runner.cli import main
+from local_runner.wiring import EXIT_OK, EXIT_USAGE
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.tables import TableStore
-from shared.input_limits import MAX_DOCUMENT_BYTES
+from shared.config.input_limits import MAX_DOCUMENT_BYTES
 from tests.integration.test_cli import GOOD
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import InputRefused
-from shared.input_limits import (
+from shared.config.input_limits import (
     MAX_DEPTH,
     MAX_KEY_CHARS,
     check_nesting,
@@ -19,6 +18,7 @@ from shared.input_limits import (
     read_json,
     read_yaml,
 )
+from shared.errors import InputRefused
 
 
 def refusal(reader: object, data: bytes | str, source: str = "config.yaml", **limits: int) -> InputRefused:
