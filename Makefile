@@ -6,6 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The third-party PSA clients the tests read the emulators back with need Python 3.12 or later
+# (autotask-client does), in a virtual environment of their own: the first interpreter found that
+# is 3.12 or later (a pyenv shim of a version not selected does not count).
+CLIENTS_PYTHON ?= $(shell for candidate in python3.12 python3.13 python3.14 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do "$$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && command -v "$$candidate" && break; done)
+CLIENTS_VENV := .venv-clients
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
 
 .PHONY: run test setup lint typecheck unit integration bench clean
 
@@ -20,7 +26,15 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMP) $(NODE_STAMP)
+$(CLIENTS_STAMP): requirements-clients.txt
+	@test -n "$(CLIENTS_PYTHON)" || { echo "The third-party PSA client tests need Python 3.12 or later (autotask-client requires it) and none was found: install python3.12 or set CLIENTS_PYTHON=/path/to/python3.12" >&2; exit 1; }
+	@$(CLIENTS_PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "CLIENTS_PYTHON must be Python 3.12 or later")'
+	rm -rf $(CLIENTS_VENV)
+	$(CLIENTS_PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-clients.txt
+	@touch $@
+
+setup: $(STAMP) $(NODE_STAMP) $(CLIENTS_STAMP)
 
 ## Start Azurite and the emulators with a sample MSP, run a full sync, print the report.
 ## PSA=autotask or PSA=halopsa bills the sample MSP through that PSA instead of ConnectWise.
@@ -49,4 +63,4 @@ bench: setup
 	$(BIN)/python scripts/bench_sync.py --tenants $${TENANTS:-500}
 
 clean:
-	rm -rf $(VENV) .venv-infra node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-infra $(CLIENTS_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

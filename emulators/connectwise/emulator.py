@@ -140,6 +140,7 @@ ADDITION_SPEC: FieldSpec = {
     "sequenceNumber": NUM, "margin": NUM, "prorateCost": NUM, "proratePrice": NUM,
     "extendedProrateCost": NUM, "extendedProratePrice": NUM, "prorateCurrentPeriodFlag": BOOL,
     "agreementStatus": STR,
+    **_ref("invoiceGrouping", *_ID_NAME),
     **INFO,
 }
 
@@ -147,7 +148,7 @@ ADDITION_SPEC: FieldSpec = {
 ADDITION_WRITABLE = frozenset({
     "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
     "cancelledDate", "taxableFlag", "serialNumber", "invoiceDescription", "purchaseItemFlag",
-    "specialOrderFlag", "description", "uom", "sequenceNumber", "prorateCurrentPeriodFlag",
+    "specialOrderFlag", "description", "uom", "sequenceNumber", "prorateCurrentPeriodFlag", "invoiceGrouping",
 })
 
 
@@ -239,6 +240,11 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
         self.billing_cycles: dict[str, dict[str, Any]] = {}
         for name in DEFAULT_BILLING_CYCLES:
             self._billing_cycle(name)
+        # Invoice groupings (a setup table): the names the scenario's additions use, numbered in order.
+        self.invoice_groupings: dict[int, dict[str, Any]] = {}
+        for addition in scenario.additions:
+            if addition.invoice_grouping is not None:
+                self._invoice_grouping(addition.invoice_grouping)
 
         self.companies = {c.id: self._company_record(c) for c in scenario.companies}
         self.contacts = {c.id: self._contact_record(c) for c in scenario.contacts}
@@ -291,6 +297,14 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
         if key not in self.billing_cycles:
             self.billing_cycles[key] = {"id": len(self.billing_cycles) + 1, "name": name}
         return dict(self.billing_cycles[key])
+
+    def _invoice_grouping(self, name: str) -> dict[str, Any]:
+        for grouping in self.invoice_groupings.values():
+            if grouping["name"].lower() == name.lower():
+                return dict(grouping)
+        ident = len(self.invoice_groupings) + 1
+        self.invoice_groupings[ident] = {"id": ident, "name": name}
+        return dict(self.invoice_groupings[ident])
 
     def _company_ref(self, company_id: int) -> dict[str, Any]:
         company = self.companies[company_id]
@@ -456,14 +470,16 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "billCustomer": item.bill_customer,
             "effectiveDate": iso(effective),
             "cancelledDate": iso(item.cancelled_date),
-            "taxableFlag": item.taxable,
+            "taxableFlag": item.taxable if item.taxable is not None else product["taxableFlag"],
             "serialNumber": item.serial_number,
             "invoiceDescription": (item.invoice_description if item.invoice_description is not None
                                    else product["customerDescription"]),
-            "purchaseItemFlag": False,
-            "specialOrderFlag": False,
+            "purchaseItemFlag": item.purchase_item,
+            "specialOrderFlag": item.special_order,
+            "invoiceGrouping": (self._invoice_grouping(item.invoice_grouping) if item.invoice_grouping is not None
+                                else None),
             "description": item.description or product["description"],
-            "uom": product["unitOfMeasure"]["name"],
+            "uom": item.uom or product["unitOfMeasure"]["name"],
             "sequenceNumber": _num(item.sequence_number) if item.sequence_number is not None else None,
             "prorateCurrentPeriodFlag": item.prorate_current_period,
         }
@@ -513,6 +529,7 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "extendedProratePrice": _money(prorate_price * billed),
             "prorateCurrentPeriodFlag": bool(fields.get("prorateCurrentPeriodFlag")),
             "agreementStatus": agreement["agreementStatus"],
+            "invoiceGrouping": fields.get("invoiceGrouping"),
             "_info": self._info(stamp),
         }
         return record
@@ -894,6 +911,9 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
         write("effectiveDate", _date_field)
         write("cancelledDate", _date_field)
 
+        if "invoiceGrouping" in provided:
+            fields["invoiceGrouping"] = self._grouping_of(provided["invoiceGrouping"], errors)
+
         product = None
         if "product" in provided:
             product = self._product_of(provided["product"], errors)
@@ -931,6 +951,8 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
                     fields["invoiceDescription"] = product["customerDescription"]
                 if not fields.get("uom"):
                     fields["uom"] = product["unitOfMeasure"]["name"]
+                if "taxableFlag" not in provided or provided["taxableFlag"] is None:
+                    fields["taxableFlag"] = product["taxableFlag"]  # an addition is taxed as its product
             if fields.get("effectiveDate") is None and not any(e["field"] == "effectiveDate" for e in errors):
                 fields["effectiveDate"] = iso(self.today)
 
@@ -945,6 +967,23 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
         if errors:
             raise InvalidObject("addition", errors)
         return fields
+
+    def _grouping_of(self, value: Any, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """An invoice grouping reference (``{"id": 1}`` or ``{"name": "Licences"}``), as the PSA
+        holds it; an unknown one is an error of the field."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or (value.get("id") is None and value.get("name") is None):
+            errors.append(_field_error("InvalidField", "The field invoiceGrouping must be a reference "
+                                       '({"id": 1}).', "invoiceGrouping"))
+            return None
+        for grouping in self.invoice_groupings.values():
+            if value.get("id") == grouping["id"] or (value.get("id") is None
+                                                     and str(value.get("name")).lower() == grouping["name"].lower()):
+                return dict(grouping)
+        shown = f"id {value['id']}" if value.get("id") is not None else f"name {value.get('name')!r}"
+        errors.append(_field_error("NotFound", f"Invoice grouping with {shown} was not found.", "invoiceGrouping"))
+        return None
 
     def _product_of(self, value: Any, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not isinstance(value, dict) or (value.get("id") is None and value.get("identifier") is None):

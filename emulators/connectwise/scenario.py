@@ -131,9 +131,13 @@ class AdditionEntry:
     invoice_description: str | None = None
     serial_number: str | None = None
     less_included: Decimal = Decimal(0)
-    taxable: bool = False
+    taxable: bool | None = None  # None: the catalog item's
     sequence_number: Decimal | None = None
     prorate_current_period: bool = False
+    invoice_grouping: str | None = None
+    purchase_item: bool = False
+    special_order: bool = False
+    uom: str | None = None  # None: the catalog item's unit of measure
 
 
 @dataclass(frozen=True)
@@ -378,7 +382,8 @@ def _additions(root: Node, agreements: dict[int, AgreementEntry],
     by_id = {c.id: c for c in catalog}
     allowed = ("id", "agreementId", "productId", "productIdentifier", "quantity", "billCustomer", "unitPrice",
                "unitCost", "effectiveDate", "cancelledDate", "description", "invoiceDescription",
-               "serialNumber", "lessIncluded", "taxable", "sequenceNumber", "prorateCurrentPeriod")
+               "serialNumber", "lessIncluded", "taxable", "sequenceNumber", "prorateCurrentPeriod", "invoiceGrouping",
+               "purchaseItem", "specialOrder", "uom")
     result: list[AdditionEntry] = []
     for ident, item in root.entries("additions", allowed, ("agreementId", "quantity")):
         agreement_id = item.reference("agreementId", agreements, "agreement")
@@ -409,8 +414,12 @@ def _additions(root: Node, agreements: dict[int, AgreementEntry],
             invoice_description=item.optional("invoiceDescription", text, INVOICE_DESCRIPTION_MAX, allow_empty=True),
             serial_number=item.optional("serialNumber", text, SERIAL_NUMBER_MAX),
             less_included=item.number("lessIncluded", 0, Decimal(0)),
-            taxable=item.flag("taxable", False),
+            taxable=item.optional("taxable", flag),
             sequence_number=item.optional("sequenceNumber", number),
             prorate_current_period=item.flag("prorateCurrentPeriod", False),
+            invoice_grouping=item.optional("invoiceGrouping", text, 50),
+            purchase_item=item.flag("purchaseItem", False),
+            special_order=item.flag("specialOrder", False),
+            uom=item.optional("uom", text),
         ))
     return tuple(result)

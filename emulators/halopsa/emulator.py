@@ -18,6 +18,7 @@ expire after ``tokenLifetimeSeconds``.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -31,6 +32,7 @@ from emulators.halopsa import scenario as sc
 
 LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortdescription", "item_longdescription",
                            "item_internal_reference", "item_external_reference", "onetimecharge", "isinactive",
+                           "tax_code", "nominal_code",
                            "startdate", "enddate", "prorata_data", "sequenceid"})
 CENT = Decimal("0.01")
 
@@ -65,7 +67,13 @@ def _number(value: Decimal | float | int) -> float:
 
 
 class Invalid(Exception):
-    """A write Halo refuses: answered 400 with the message as text."""
+    """A write Halo refuses: answered 400 with the message as a JSON string."""
+
+
+def refusal(status: int, message: str) -> Response:
+    """Halo's answer to a request it refuses: the message as a JSON string (clients such as the
+    HaloPSA package parse every error answer as JSON)."""
+    return Response(status, json.dumps(message))
 
 
 class HaloEmulator(PsaEmulator[sc.Scenario]):
@@ -141,7 +149,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
                 "baseprice": _number(i.price), "costprice": _number(i.cost), "isrecurringitem": i.recurring,
                 "recurringprice": _number(i.price) if i.recurring else 0.0,
                 "recurringcost": _number(i.cost) if i.recurring else 0.0,
-                "internalreference": i.internal_reference or "", "externalreference": "", "inactive": i.inactive}
+                "internalreference": i.internal_reference or "", "externalreference": "", "inactive": i.inactive,
+                "taxcode": i.tax_code, "nominalcode": i.nominal_code}
 
     def _contract(self, c: sc.ContractEntry, type_id: int) -> dict[str, Any]:
         expired = c.end_date is not None and c.end_date < self.today
@@ -168,6 +177,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             "item_shortdescription": e.description or item["name"],
             "item_longdescription": e.long_description if e.long_description is not None else item["description"],
             "item_internal_reference": e.internal_reference or "", "item_external_reference": "",
+            "tax_code": e.tax_code if e.tax_code is not None else item["taxcode"],
+            "nominal_code": e.nominal_code if e.nominal_code is not None else item["nominalcode"],
             "onetimecharge": e.one_time_charge, "isinactive": e.inactive, "startdate": None, "enddate": None,
             "prorata_data": [], "sequenceid": len(self.lines[e.invoice_id]) + 1,
         })
@@ -186,7 +197,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         return {
             "id": ident, "ihid": invoice_id, "item_code": "", **{k: v for k, v in fields.items() if k != "_itemid"},
             "_itemid": fields["_itemid"], "net_amount": _number((quantity * price).quantize(CENT, ROUND_HALF_UP)),
-            "recurring_invoice_id": -1, "contract_id": -1, "onetimechargeinvoiceid": 0, "tax_code": "",
+            "recurring_invoice_id": -1, "contract_id": -1, "onetimechargeinvoiceid": 0,
         }
 
     def current_period(self, invoice_id: int) -> tuple[date, date]:
@@ -222,7 +233,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
                             content_type="text/plain")
         if status == 401:
             return self.auth_failure_response()
-        return Response(status, message, content_type="text/plain")
+        return refusal(status, message)
 
     def auth_failure_response(self) -> Response:
         response = Response(401, None)
@@ -290,7 +301,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
                 try:
                     return handler(request, match)
                 except Invalid as exc:
-                    return Response(400, str(exc), content_type="text/plain")
+                    return refusal(400, str(exc))
 
         return wrapped
 
@@ -367,7 +378,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
     def _one(self, store: dict[int, dict[str, Any]], match: Any, what: str) -> Response:
         record = store.get(int(match.group("id")))
         if record is None:
-            return Response(404, f"{what} {match.group('id')} not found", content_type="text/plain")
+            return refusal(404, f"{what} {match.group('id')} not found")
         return Response(200, record)
 
     def _list_invoices(self, request: Request, match: Any) -> Response:
@@ -385,7 +396,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
     def _get_invoice(self, request: Request, match: Any) -> Response:
         ident = int(match.group("id"))
         if ident not in self.invoices:
-            return Response(404, f"Recurring invoice {ident} not found", content_type="text/plain")
+            return refusal(404, f"Recurring invoice {ident} not found")
         return Response(200, self._invoice_record(ident, lines=True))
 
     # ------------------------------------------------------------------ writes
@@ -451,6 +462,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
                 base = {"_itemid": item_id, "qty_order": 1.0, "unit_price": self._item_price(item),
                         "unit_cost": self._item_cost(item), "item_shortdescription": item["name"],
                         "item_longdescription": item["description"], "item_internal_reference": "",
+                        "tax_code": item["taxcode"], "nominal_code": item["nominalcode"],
                         "item_external_reference": "", "onetimecharge": False, "isinactive": False,
                         "startdate": None, "enddate": None, "prorata_data": [], "sequenceid": len(result) + 1}
                 line_id = next_line
@@ -474,6 +486,11 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             for key in ("onetimecharge", "isinactive"):
                 if not isinstance(fields.get(key), bool):
                     raise Invalid(f"{where}: {key} must be true or false")
+            tax_code = fields.get("tax_code")
+            if isinstance(tax_code, bool) or not isinstance(tax_code, int) or tax_code < 0:
+                raise Invalid(f"{where}: tax_code must be the id of a tax rate (a whole number), got {tax_code!r}")
+            if not isinstance(fields.get("nominal_code"), str):
+                raise Invalid(f"{where}: nominal_code must be text, got {fields.get('nominal_code')!r}")
             fields["prorata_data"], next_prorata = self._staged_prorata(
                 invoice_id, line_id, fields, base.get("prorata_data") or [], next_prorata, where)
             result[line_id] = self._finish_line(line_id, invoice_id, fields)

@@ -69,6 +69,8 @@ class ItemEntry:
     recurring: bool = True
     inactive: bool = False
     internal_reference: str | None = None
+    tax_code: int = 0
+    nominal_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class LineEntry:
     internal_reference: str | None = None
     one_time_charge: bool = False
     inactive: bool = False
+    tax_code: int | None = None  # None: the item's
+    nominal_code: str | None = None  # None: the item's
 
 
 @dataclass(frozen=True)
@@ -187,13 +191,15 @@ def _users(root: Node, client_ids: set[int]) -> tuple[UserEntry, ...]:
 
 
 def _items(root: Node) -> tuple[ItemEntry, ...]:
-    allowed = ("id", "name", "description", "price", "cost", "recurring", "inactive", "internalReference")
+    allowed = ("id", "name", "description", "price", "cost", "recurring", "inactive", "internalReference", "taxCode",
+               "nominalCode")
     result = []
     for ident, item in root.entries("items", allowed, ("name",)):
         result.append(ItemEntry(
             ident, item.text("name", max_length=255), item.optional("description", text),
             item.number("price", 0), item.number("cost", 0), item.flag("recurring", True),
-            item.flag("inactive", False), item.optional("internalReference", text)))
+            item.flag("inactive", False), item.optional("internalReference", text),
+            item.integer("taxCode", 0, minimum=0), item.text("nominalCode", "", allow_empty=True)))
     return tuple(result)
 
 
@@ -237,7 +243,7 @@ def _invoices(root: Node, client_ids: set[int], contracts: dict[int, ContractEnt
 
 def _lines(root: Node, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tuple[LineEntry, ...]:
     allowed = ("id", "invoiceId", "itemId", "quantity", "unitPrice", "unitCost", "description", "longDescription",
-               "internalReference", "oneTimeCharge", "inactive")
+               "internalReference", "oneTimeCharge", "inactive", "taxCode", "nominalCode")
     result = []
     for ident, item in root.entries("lines", allowed, ("invoiceId", "itemId", "quantity")):
         invoice_id = item.reference("invoiceId", invoice_ids, "recurring invoice", minimum=None)
@@ -248,5 +254,7 @@ def _lines(root: Node, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tu
             item.optional("description", text), item.optional("longDescription", text),
             item.optional("internalReference", text),
             item.flag("oneTimeCharge", False),
-            item.flag("inactive", False)))
+            item.flag("inactive", False),
+            item.optional("taxCode", integer, minimum=0),
+            item.optional("nominalCode", text, allow_empty=True)))
     return tuple(result)

@@ -132,7 +132,7 @@ def test_lists_are_paged_with_record_count(api: Api) -> None:
     contracts = api.call("GET", "/ClientContract", params={"client_id": 1}).json()["contracts"]
     assert [(c["ref"], c["contracttype_name"], c["active"]) for c in contracts] == [("ONE-1", "Managed", True)]
     bad = api.call("GET", "/Client", params={"pageinate": "true", "page_size": "many"})
-    assert (bad.status_code, bad.text) == (400, "page_size must be a whole number, got 'many'")
+    assert (bad.status_code, bad.json()) == (400, "page_size must be a whole number, got 'many'")
 
 
 def test_recurring_invoices_with_and_without_their_lines(api: Api) -> None:
@@ -145,7 +145,7 @@ def test_recurring_invoices_with_and_without_their_lines(api: Api) -> None:
     assert (invoice["period"], invoice["lastcreated"], invoice["nextcreationdate"]) == (
         3, "2025-11-01T00:00:00", "2026-02-01T00:00:00")
     missing = api.call("GET", "/RecurringInvoice/-99")
-    assert (missing.status_code, missing.text) == (404, "Recurring invoice -99 not found")
+    assert (missing.status_code, missing.json()) == (404, "Recurring invoice -99 not found")
 
 
 def test_posted_lines_replace_the_invoice_lines(api: Api) -> None:

@@ -1,0 +1,310 @@
+"""The emulators read and written through the third-party clients from PyPI: pyconnectwise
+(ConnectWise), autotask-client (Autotask) and HaloPSA (HaloPSA), each in its own Python 3.12
+environment (``.venv-clients``, made by ``make``) as a subprocess printing JSON (see
+``tests/third_party_clients``). Each client pages as it does against the real service (the
+``Link`` header's ``page=N>; rel="next"``, ``id`` greater than the last one, ``page_no`` up to
+``record_count``), writes as it does, and sees the refusals the vendors document."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.autotask import AutotaskEmulator
+from emulators.base import RunningEmulator
+from emulators.connectwise import ConnectWiseEmulator
+from emulators.halopsa import HaloEmulator
+from emulators.tls import TlsFiles, ensure_tls_files
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVERS = ROOT / "tests" / "third_party_clients"
+CW_CLIENT_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+AT_USER = {"username": "api@msp.example", "secret": "s3cret", "integrationCode": "SEATSYNC1"}
+
+
+def clients_python() -> Path:
+    """The Python of the third-party clients' environment; its absence fails the test, saying
+    how to make it (it is part of ``make setup``)."""
+    configured = os.environ.get("SEATSYNC_CLIENTS_PYTHON")
+    python = Path(configured) if configured else ROOT / ".venv-clients" / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"the third-party PSA clients' environment is missing ({python}): run `make setup`, which "
+                    "makes it with Python 3.12 or later from requirements-clients.txt")
+    return python
+
+
+def drive(client: str, tls: TlsFiles, connection: dict[str, Any], steps: list[dict[str, Any]]) -> list[Any]:
+    """Run ``tests/third_party_clients/<client>_driver.py`` with ``steps``; their results."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT),
+           "REQUESTS_CA_BUNDLE": str(tls.ca_certificate), "SSL_CERT_FILE": str(tls.ca_certificate),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([str(clients_python()), str(DRIVERS / f"{client}_driver.py")], cwd=ROOT, env=env,
+                          input=json.dumps({"connection": connection, "steps": steps}), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{client} driver failed:\n{done.stderr[-3000:]}"
+    results: list[Any] = json.loads(done.stdout)["results"]
+    return results
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return ensure_tls_files(tmp_path_factory.mktemp("third-party-tls"))
+
+
+# --------------------------------------------------------------------------- ConnectWise
+
+
+def connectwise_scenario() -> dict[str, Any]:
+    return {
+        "codebase": "v2025_1", "companyId": "seatsyncmsp", "today": "2026-01-15",
+        "credentials": [{"publicKey": "pubkey", "privateKey": "privkey", "clientId": CW_CLIENT_ID}],
+        "companies": [{"id": n, "identifier": f"C{n:03d}", "name": f"Company {n:03d}"} for n in range(1, 24)],
+        "catalog": [{"id": n, "identifier": f"SKU-{n}", "description": f"Licence {n}", "price": 10 + n, "cost": n,
+                     "taxable": n % 2 == 0} for n in range(1, 8)],
+        "agreementTypes": [{"id": 1, "name": "Microsoft 365", "prorate": True}],
+        "agreements": [{"id": 100 + n, "name": f"M365 {n}", "companyId": n, "typeId": 1, "startDate": "2026-01-01"}
+                       for n in range(1, 12)],
+        "additions": [{"id": 500 + n, "agreementId": 101, "productId": 1 + n % 7, "quantity": 10 + n,
+                       "effectiveDate": "2026-01-01", "taxable": True, "invoiceGrouping": "Licences"}
+                      for n in range(1, 13)],
+    }
+
+
+@pytest.fixture(scope="module")
+def connectwise(tls: TlsFiles) -> Iterator[RunningEmulator]:
+    with RunningEmulator(ConnectWiseEmulator(connectwise_scenario()), tls) as server:
+        yield server
+
+
+def cw_connection(server: RunningEmulator) -> dict[str, Any]:
+    return {"companyId": "seatsyncmsp", "host": f"127.0.0.1:{server.port}", "clientId": CW_CLIENT_ID,
+            "publicKey": "pubkey", "privateKey": "privkey"}
+
+
+def pages_read(server: RunningEmulator, path: str) -> list[str]:
+    return [str(e["query"].get("page")) for e in server.emulator.requests_log()
+            if e["method"] == "GET" and e["path"].endswith(path)]
+
+
+def test_pyconnectwise_reads_every_page_of_companies_agreements_additions_and_the_catalogue(
+        connectwise: RunningEmulator, tls: TlsFiles) -> None:
+    connectwise.emulator.reset()
+    companies, agreements, additions, catalog = drive("connectwise", tls, cw_connection(connectwise), [
+        {"op": "companies", "pageSize": 5, "conditions": "deletedFlag=false"},
+        {"op": "agreements", "pageSize": 4},
+        {"op": "additions", "agreementId": 101, "pageSize": 5},
+        {"op": "catalog", "pageSize": 3},
+    ])
+    state = connectwise.emulator.state()
+    assert [c["id"] for c in companies] == list(range(1, 24))
+    assert pages_read(connectwise, "/company/companies") == ["1", "2", "3", "4", "5"]
+    assert all(e["query"]["conditions"] == "deletedFlag=false" for e in connectwise.emulator.requests_log()
+               if e["path"].endswith("/company/companies"))
+    assert [a["id"] for a in agreements] == [a["id"] for a in state["agreements"]]
+    assert pages_read(connectwise, "/finance/agreements") == ["1", "2", "3"]
+    held = {a["id"]: a for a in next(g for g in state["agreements"] if g["id"] == 101)["additions"]}
+    assert [a["id"] for a in additions] == sorted(held)
+    assert pages_read(connectwise, "/agreements/101/additions") == ["1", "2", "3"]
+    for addition in additions:  # what the client parsed is what the PSA holds, field by field
+        mine = held[addition["id"]]
+        assert (addition["quantity"], addition["unitPrice"], addition["billCustomer"], addition["taxableFlag"]) == (
+            mine["quantity"], mine["unitPrice"], mine["billCustomer"], True)
+        assert addition["invoiceGrouping"]["name"] == "Licences"
+        assert addition["product"]["identifier"] == mine["product"]["identifier"]
+    assert [(c["identifier"], c["price"], c["taxableFlag"]) for c in catalog] == [
+        (f"SKU-{n}", 10.0 + n, n % 2 == 0) for n in range(1, 8)]
+
+
+def test_pyconnectwise_creates_and_patches_additions_and_meets_the_documented_refusals(
+        connectwise: RunningEmulator, tls: TlsFiles) -> None:
+    connectwise.emulator.reset()
+    body = {"product": {"id": 2}, "quantity": 3, "billCustomer": "Billable", "effectiveDate": "2026-01-15T00:00:00Z",
+            "taxableFlag": True, "unitCost": 1.5, "serialNumber": "seatsync:e3", "invoiceGrouping": {"id": 1}}
+    created, patched, read_only, too_long, bad_type, long_description = drive(
+        "connectwise", tls, cw_connection(connectwise), [
+            {"op": "create_addition", "agreementId": 102, "body": body},
+            {"op": "patch_addition", "agreementId": 101, "additionId": 501,
+             "operations": [{"op": "replace", "path": "quantity", "value": 15},
+                            {"op": "replace", "path": "unitPrice", "value": 21.5}]},
+            {"op": "patch_addition", "agreementId": 101, "additionId": 501,
+             "operations": [{"op": "replace", "path": "extPrice", "value": 1}]},
+            {"op": "create_addition", "agreementId": 102, "body": {**body, "serialNumber": "x" * 51}},
+            {"op": "patch_addition", "agreementId": 101, "additionId": 501,
+             "operations": [{"op": "replace", "path": "quantity", "value": "fifteen"}]},
+            {"op": "patch_addition", "agreementId": 101, "additionId": 501,
+             "operations": [{"op": "replace", "path": "invoiceDescription", "value": "x" * 6001}]},
+        ])
+    assert (created["agreementId"], created["quantity"], created["taxableFlag"], created["unitCost"],
+            created["invoiceGrouping"]["name"], created["serialNumber"]) == (102, 3.0, True, 1.5, "Licences",
+                                                                             "seatsync:e3")
+    assert (patched["quantity"], patched["unitPrice"], patched["extPrice"]) == (15.0, 21.5, 322.5)
+    assert read_only["error"] == "MalformedRequestException"
+    assert read_only["status"] == 400
+    assert read_only["body"]["code"] == "InvalidObject"
+    assert read_only["body"]["errors"] == [{"code": "ReadOnlyField", "message": "The field extPrice is read only.",
+                                            "resource": "addition", "field": "extPrice"}]
+    assert (too_long["status"], too_long["body"]["errors"][0]["field"], too_long["body"]["errors"][0]["code"]) == (
+        400, "serialNumber", "MaxLengthField")
+    assert (bad_type["status"], bad_type["body"]["errors"][0]["field"]) == (400, "quantity")
+    assert (long_description["status"], long_description["body"]["errors"][0]["field"]) == (
+        400, "invoiceDescription")
+    held = {a["id"]: a for g in connectwise.emulator.state()["agreements"] for a in g["additions"]}
+    assert held[501]["quantity"] == 15.0  # the refused patches changed nothing
+
+
+def test_pyconnectwise_sees_a_refused_login_as_the_vendor_answers_it(
+        connectwise: RunningEmulator, tls: TlsFiles) -> None:
+    connectwise.emulator.reset()
+    (refused,) = drive("connectwise", tls, {**cw_connection(connectwise), "privateKey": "wrong"},
+                       [{"op": "companies", "pageSize": 5}])
+    assert (refused["error"], refused["status"]) == ("AuthenticationFailedException", 401)
+    assert refused["body"]["code"] == "Unauthorized"
+
+
+# --------------------------------------------------------------------------- Autotask
+
+
+def autotask_scenario() -> dict[str, Any]:
+    return {
+        "today": "2026-01-15", "users": [AT_USER],
+        "companies": [{"id": n, "name": f"Company {n:04d}"} for n in range(1, 523)],
+        "services": [{"id": 1, "name": "M365-BP", "unitPrice": 22, "unitCost": 19.8, "billingCodeId": 7001},
+                     {"id": 2, "name": "M365-E3", "unitPrice": 36, "unitCost": 32.4, "billingCodeId": 7002}],
+        "contracts": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "startDate": "2026-01-01",
+                       "endDate": "2026-12-31"}],
+        "contractServices": [{"id": 500, "contractId": 100, "serviceId": 1, "units": 20}],
+    }
+
+
+@pytest.fixture(scope="module")
+def autotask(tls: TlsFiles) -> Iterator[RunningEmulator]:
+    with RunningEmulator(AutotaskEmulator(autotask_scenario()), tls) as server:
+        yield server
+
+
+def at_connection(server: RunningEmulator, **changes: str) -> dict[str, Any]:
+    return {**AT_USER, **changes, "apiUrl": server.url}
+
+
+def test_autotask_client_reads_every_page_of_companies_and_the_contract_services(
+        autotask: RunningEmulator, tls: TlsFiles) -> None:
+    autotask.emulator.reset()
+    companies, contracts, services, catalogue = drive("autotask", tls, at_connection(autotask), [
+        {"op": "query", "entity": "Companies", "filter": [{"op": "gte", "field": "id", "value": 0}]},
+        {"op": "query", "entity": "Contracts", "filter": [{"op": "eq", "field": "companyID", "value": 19}]},
+        {"op": "query", "entity": "ContractServices", "filter": [{"op": "eq", "field": "contractID", "value": 100}]},
+        {"op": "query", "entity": "Services", "filter": [{"op": "eq", "field": "isActive", "value": True}]},
+    ])
+    assert [c["id"] for c in companies] == list(range(1, 523))  # 500, then the 22 with id above 500
+    queries = [e for e in autotask.emulator.requests_log() if e["path"].lower().endswith("/companies/query")]
+    assert len(queries) == 2
+    assert [(c["id"], c["contractName"]) for c in contracts] == [(100, "Fabrikam M365")]
+    assert [(s["id"], s["serviceID"], s["unitPrice"], s["adjustedPrice"]) for s in services] == [(500, 1, 22.0, None)]
+    assert [(s["name"], s["billingCodeID"]) for s in catalogue] == [("M365-BP", 7001), ("M365-E3", 7002)]
+
+
+def test_autotask_client_updates_only_what_the_api_lets_it_update(autotask: RunningEmulator, tls: TlsFiles) -> None:
+    autotask.emulator.reset()
+    created, priced, refused, read_back = drive("autotask", tls, at_connection(autotask), [
+        {"op": "create_contract_service", "fields": {"contractID": 100, "serviceID": 2, "unitCost": 30.0,
+                                                     "internalDescription": "seatsync:e3"}},
+        {"op": "update_contract_service", "id": 500, "changes": {"adjustedPrice": 21.5,
+                                                                "invoiceDescription": "Ann, Bob and 18 more"}},
+        {"op": "update_contract_service", "id": 500, "changes": {"unitPrice": 20.0}},
+        {"op": "get", "entity": "ContractServices", "id": 500},
+    ])
+    assert (created["id"], created["serviceID"], created["unitPrice"], created["unitCost"]) == (501, 2, 36.0, 30.0)
+    assert priced == {"itemId": 500}
+    assert refused["status"] == 500
+    assert json.loads(refused["body"])["errors"] == [
+        "The field unitPrice is read-only on update: only adjustedPrice and invoiceDescription can be updated."]
+    assert (read_back["unitPrice"], read_back["adjustedPrice"], read_back["invoiceDescription"]) == (
+        22.0, 21.5, "Ann, Bob and 18 more")
+
+
+@pytest.mark.parametrize(("changes", "error"), [
+    ({"username": "nobody@msp.example"}, "AutotaskAuthError"),
+    ({"integrationCode": "WRONG"}, "AutotaskAuthError"),
+    ({"secret": "wrong"}, "AutotaskAuthError"),
+])
+def test_autotask_client_sees_refused_logins_as_the_live_api_answers_them(
+        autotask: RunningEmulator, tls: TlsFiles, changes: dict[str, str], error: str) -> None:
+    autotask.emulator.reset()
+    (refused,) = drive("autotask", tls, at_connection(autotask, **changes),
+                       [{"op": "query", "entity": "Companies", "filter": [{"op": "eq", "field": "id", "value": 1}]}])
+    assert refused["error"] == error
+    status = [e["status"] for e in autotask.emulator.requests_log()]
+    assert status == [401] if "secret" in changes else status == [500]
+
+
+# --------------------------------------------------------------------------- HaloPSA
+
+
+def halo_scenario() -> dict[str, Any]:
+    return {
+        "today": "2026-01-15", "tenant": "seatsyncmsp", "rateLimit": None,
+        "applications": [{"clientId": "seatsync-app", "clientSecret": "s3cret"}],
+        "clients": [{"id": n, "name": f"Client {n:03d}"} for n in range(1, 121)],
+        "items": [{"id": n, "name": f"SKU-{n}", "price": 10 + n, "cost": n, "taxCode": 2 if n % 2 else 0,
+                   "nominalCode": f"4{n:03d}"} for n in range(1, 8)],
+        "recurringInvoices": [{"id": -n, "clientId": n, "reference": f"Client {n} M365", "startDate": "2026-01-01"}
+                              for n in range(1, 6)],
+        "lines": [{"id": 500 + n, "invoiceId": -1 - n % 5, "itemId": 1 + n % 7, "quantity": 10 + n}
+                  for n in range(1, 11)],
+    }
+
+
+@pytest.fixture(scope="module")
+def halo(tls: TlsFiles) -> Iterator[RunningEmulator]:
+    with RunningEmulator(HaloEmulator(halo_scenario()), tls) as server:
+        yield server
+
+
+def halo_connection(server: RunningEmulator, secret: str = "s3cret") -> dict[str, Any]:
+    return {"baseUrl": server.url, "tenant": "seatsyncmsp", "clientId": "seatsync-app", "secret": secret}
+
+
+def test_halopsa_package_reads_every_page_of_clients_items_and_recurring_invoices(
+        halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    clients, items, invoices = drive("halopsa", tls, halo_connection(halo), [
+        {"op": "clients", "pageSize": 50}, {"op": "items", "pageSize": 3}, {"op": "invoices", "pageSize": 2}])
+    assert [c["id"] for c in clients] == list(range(1, 121))
+    pages = [e["query"]["page_no"] for e in halo.emulator.requests_log() if e["path"] == "/api/Client"]
+    assert pages == ["1", "2", "3"]
+    assert [(i["name"], i["taxcode"], i["nominalcode"]) for i in items] == [
+        (f"SKU-{n}", 2 if n % 2 else 0, f"4{n:03d}") for n in range(1, 8)]
+    state = {i["id"]: i for i in halo.emulator.state()["recurringInvoices"]}
+    assert sorted(i["id"] for i in invoices) == sorted(state)
+    for invoice in invoices:
+        assert [(ln["id"], ln["qty_order"], ln["tax_code"], ln["nominal_code"]) for ln in invoice["lines"]] == [
+            (ln["id"], ln["qty_order"], ln["tax_code"], ln["nominal_code"]) for ln in state[invoice["id"]]["lines"]]
+
+
+def test_halopsa_package_posts_an_invoice_with_its_lines(halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    changed, added, refused = drive("halopsa", tls, halo_connection(halo), [
+        {"op": "post_lines", "id": -2, "lineId": 501, "changes": {"qty_order": 14}},
+        {"op": "post_lines", "id": -2, "add": {"_itemid": 4, "qty_order": 2, "item_internal_reference": "seatsync:x"}},
+        {"op": "post_lines", "id": -2, "lineId": 501, "changes": {"qty_order": -1}},
+    ])
+    assert next(ln for ln in changed["lines"] if ln["id"] == 501)["qty_order"] == 14.0
+    new = next(ln for ln in added["lines"] if ln["item_internal_reference"] == "seatsync:x")
+    item = next(i for i in halo.emulator.state()["items"] if i["id"] == 4)
+    assert (new["qty_order"], new["unit_price"], new["tax_code"], new["nominal_code"]) == (
+        2.0, 14.0, item["taxcode"], item["nominalcode"])  # a new line takes the item's tax and nominal codes
+    assert refused["error"] == "ValueError"
+    assert "qty_order cannot be negative" in refused["body"]
+
+
+def test_halopsa_package_sees_a_refused_client_as_halo_answers_it(halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    with pytest.raises(AssertionError, match=re.escape("The client ID or client secret is not valid.")):
+        drive("halopsa", tls, halo_connection(halo, secret="wrong"), [{"op": "clients", "pageSize": 50}])
