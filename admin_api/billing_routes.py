@@ -9,7 +9,6 @@ import azure.functions as func
 
 from admin_api.blueprint import bp
 from admin_api.http import actor, answer, error_answer, json_body
-from shared.adapters.decision_store import DecisionError
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest, new_run_id
 from shared.errors import RequestValidationError, SeatSyncError
@@ -63,8 +62,6 @@ async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestratio
         config = services.config()
         record = decide(services.decisions, config, req.route_params.get("id", ""), decision == "approve",
                         actor(req), comment, services.clock())
-    except DecisionError as exc:
-        return answer(404 if "no held change" in str(exc) else 409, {"error": str(exc)})
     except SeatSyncError as exc:
         return error_answer(exc)
     result: dict[str, Any] = {"approval": approval_json(record, config)}
@@ -98,7 +95,8 @@ def audit_trail_http(req: func.HttpRequest) -> func.HttpResponse:
     entries = audit_trail(services.decisions, query)
     if fmt == "csv":
         return func.HttpResponse(audit_csv(entries), status_code=200, mimetype="text/csv")
-    return answer(200, {"tenantId": query.tenant.tenant_id, "tenantName": query.tenant.name,
+    return answer(200, {"tenantId": query.tenant_id,
+                        "tenantName": query.tenant_name or next((e.tenant_name for e in reversed(entries)), ""),
                         "entries": [audit_json(e) for e in entries]})
 
 

@@ -35,7 +35,14 @@ from shared.config.input_limits import (
     key_problem,
     read_document,
 )
-from shared.errors import ConfigError, ConflictError, InputRefused, RequestValidationError, SeatSyncError
+from shared.errors import (
+    ConfigError,
+    ConflictError,
+    InputRefused,
+    NotFoundError,
+    RequestValidationError,
+    SeatSyncError,
+)
 
 MAX_BODY_BYTES = MAX_DOCUMENT_BYTES
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -52,10 +59,12 @@ def refused_answer(exc: InputRefused) -> func.HttpResponse:
 
 
 def error_answer(exc: Exception) -> func.HttpResponse:
-    """The HTTP form of the product's errors: 400 naming the field (413 for a body too large),
-    409 on a conflict."""
+    """The HTTP form of the product's errors: 404 for what does not exist, 400 naming the field
+    (413 for a body too large), 409 on a conflict."""
     if isinstance(exc, InputRefused):
         return refused_answer(exc)
+    if isinstance(exc, NotFoundError):
+        return answer(404, {"error": exc.message, "field": exc.field})
     if isinstance(exc, RequestValidationError):
         return answer(400, {"error": exc.message, "field": exc.field})
     if isinstance(exc, ConfigError):

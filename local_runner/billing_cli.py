@@ -19,13 +19,11 @@ from shared.services.decisions import (
     list_approvals,
     unlinked,
 )
+from shared.text import table
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    sys.stdout.write("\n".join(table(headers, rows)) + "\n")
 
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
@@ -38,11 +36,11 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
     if not records:
         print("No changes are waiting for approval." if not args.all else "No held changes recorded.")
         return 0
-    sys.stdout.write(_table(
+    _print_table(
         ["ID", "STATUS", "TENANT", "LICENCE", "AGREEMENT", "LINE", "FROM", "TO", "HELD", "REASON"],
         [[r["id"], r["status"], (r["tenantName"] or r["tenantId"])[:28], str(r["licence"])[:34], r["agreementId"],
           r["lineId"] or "", str(r["from"]), str(r["to"]), r["heldAt"][:10], r["reason"].split("; ")[-1][:70]]
-         for r in records]))
+         for r in records])
     return 0
 
 
@@ -74,14 +72,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     elif args.json:
         text = json.dumps([audit_json(e) for e in entries], indent=2) + "\n"
     else:
-        text = f"Audit trail of {query.tenant.name} ({query.tenant.tenant_id}): {len(entries)} entries\n"
+        name = query.tenant_name or next((e.tenant_name for e in reversed(entries)), "") or "a former customer"
+        note = "" if query.tenant_name else " (no longer configured)"
+        text = f"Audit trail of {name} ({query.tenant_id}){note}: {len(entries)} entries\n"
         if entries:
-            text += _table(
+            text += "\n".join(table(
                 ["WHEN (UTC)", "EVENT", "LICENCE", "KIND", "BEFORE", "AFTER", "AMOUNT", "BY", "REASON"],
                 [[e.at.strftime("%Y-%m-%d %H:%M"), e.event, e.licence[:32], e.kind,
                   "" if e.before is None else str(e.before), "" if e.after is None else str(e.after),
                   "" if e.amount is None else str(e.amount), (e.actor or e.requested_by or "")[:24],
-                  (e.error or e.reason)[:70]] for e in entries])
+                  (e.error or e.reason)[:70]] for e in entries])) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
@@ -98,11 +98,11 @@ def cmd_unlinked(args: argparse.Namespace) -> int:
     if not rows:
         print("Every licence of every configured tenant is billed or excluded.")
         return 0
-    sys.stdout.write(_table(
+    _print_table(
         ["TENANT", "LICENCE", "SKU", "PURCHASED", "ASSIGNED", "NOTE"],
         [[r["tenantName"][:30], str(r["licence"] or "")[:40], r.get("skuPartNumber") or "",
           "" if r["purchased"] is None else str(r["purchased"]), "" if r["assigned"] is None else str(r["assigned"]),
-          r["note"] or ""] for r in rows]))
+          r["note"] or ""] for r in rows])
     return 0
 
 

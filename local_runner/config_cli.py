@@ -26,6 +26,7 @@ import yaml
 
 from local_runner.wiring import EXIT_OK, build_services, current_user, write_output
 from shared.config.input_limits import read_file, read_yaml
+from shared.text import short, table
 
 
 def add_commands(subparsers: Any) -> None:
@@ -179,8 +180,8 @@ def render_suggestions(suggestions: Sequence[Any], width: int = 72) -> str:
     for s in suggestions:
         company = f"{s.best.psa} {s.best.company_id} {s.best.name}" if s.best else "-"
         rows.append(["configured" if s.configured else "new", s.tenant_name, company,
-                     f"{s.confidence:.2f} {s.level}", _short(s.reason, width)])
-    lines = _table(["STATUS", "TENANT", "SUGGESTED COMPANY", "CONFIDENCE", "REASON"], rows)
+                     f"{s.confidence:.2f} {s.level}", short(s.reason, width)])
+    lines = table(["STATUS", "TENANT", "SUGGESTED COMPANY", "CONFIDENCE", "REASON"], rows)
     counts = level_counts(suggestions)
     lines.append("")
     lines.append(f"{len(suggestions)} tenants: {counts['high']} high, {counts['medium']} medium, {counts['low']} low, "
@@ -208,7 +209,7 @@ def cmd_profiles_list(args: argparse.Namespace, out: TextIO | None = None) -> in
                 "markup": f"PSA {'+' if (price.percent or 0) >= 0 else ''}{price.percent}%"}[price.mode]
         rows.append([profile.name, profile.psa, profile.product_id, text, profile.billing,
                      ", ".join(profile.agreement_types) or "any", str(len(users_of(config, PROFILES, profile.name)))])
-    out.write("\n".join(_table(["NAME", "PSA", "PRODUCT", "PRICE", "BILLING", "AGREEMENT TYPES", "MAPPINGS"], rows))
+    out.write("\n".join(table(["NAME", "PSA", "PRODUCT", "PRICE", "BILLING", "AGREEMENT TYPES", "MAPPINGS"], rows))
               + f"\n\n{len(rows)} billing profiles\n")
     return EXIT_OK
 
@@ -234,20 +235,6 @@ def cmd_tenants_list(args: argparse.Namespace, out: TextIO | None = None) -> int
         rows.append([tenant.tenant_id, tenant.name, "yes" if tenant.enabled else "no",
                      ", ".join(companies) or "-", str(mappings)])
     enabled = sum(1 for t in config.tenants if t.enabled)
-    out.write("\n".join(_table(["TENANT ID", "NAME", "ENABLED", "COMPANIES", "MAPPINGS"], rows))
+    out.write("\n".join(table(["TENANT ID", "NAME", "ENABLED", "COMPANIES", "MAPPINGS"], rows))
               + f"\n\n{len(rows)} tenants ({enabled} enabled)\n")
     return EXIT_OK
-
-
-# ------------------------------------------------------------------------ text
-
-
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-    return lines

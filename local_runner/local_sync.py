@@ -3,6 +3,8 @@ local runner against whatever the settings point at (real services or the emulat
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -10,10 +12,12 @@ from typing import Any
 from local_runner.runner import FunctionTable, discover, run_orchestration
 from local_runner.wiring import current_user
 from shared.bootstrap import Services, set_services
-from shared.contracts import SYNC_INSTANCE_ID, SyncRequest, new_run_id
+from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
 from shared.functions import SYNC_ORCHESTRATOR
 from shared.services.report import build_report
 from shared.services.sync_requests import validate_tenants
+
+log = logging.getLogger("seatsync.run")
 
 
 @cache
@@ -32,19 +36,35 @@ def function_table() -> FunctionTable:
 
 def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run: bool = False,
                    requested_by: str | None = None, max_workers: int = 8,
-                   retry_delay_scale: float = 1.0) -> dict[str, Any]:
-    """Run one sync and return its report (see shared.services.report)."""
+                   retry_delay_scale: float = 1.0,
+                   on_progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
+    """Run one sync and return its report (see shared.services.report).
+
+    The orchestrator's progress (its custom status) is recorded with the run, as Durable
+    Functions keeps it, so ``GET /api/runs/{runId}`` and ``seatsync runs list`` show it from
+    elsewhere, and is handed to ``on_progress`` (the CLI's progress display)."""
     config = services.config()
     selected = validate_tenants(tenants, config, field="--tenant") if tenants else None
     now = datetime.now(UTC)
     request = SyncRequest(run_id=new_run_id(now), trigger="local",
                           requested_by=requested_by or current_user(), requested_at=now,
                           dry_run=dry_run, tenants=selected)
+
+    def status(value: Any) -> None:
+        progress = RunProgress.model_validate(value)
+        if progress.phase not in ("starting", "finished"):  # before start_run the run is not recorded
+            services.runs.record_progress(request.run_id, progress.to_json())
+        log.info("run %s: %s, %d of %d tenants collected, %d of %d pushed, %d failed", request.run_id,
+                 progress.phase, progress.tenants_collected, progress.tenants_total, progress.tenants_pushed,
+                 progress.tenants_to_push, progress.tenants_failed)
+        if on_progress is not None:
+            on_progress(progress)
+
     set_services(services)
     try:
         run_orchestration(function_table(), SYNC_ORCHESTRATOR, request.to_json(),
                           SYNC_INSTANCE_ID, max_workers=max_workers, clock=services.clock,
-                          retry_delay_scale=retry_delay_scale)
+                          retry_delay_scale=retry_delay_scale, on_status=status)
     finally:
         set_services(None)
     return build_report(services.runs, request.run_id, services.config())

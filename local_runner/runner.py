@@ -3,9 +3,12 @@
 The Functions host cannot run everywhere SeatSync is developed or evaluated, so this runner
 executes the *registered* functions of ``function_app.app`` (found by their trigger bindings,
 not by a separate list) the way Durable Functions would: the orchestrator generator is driven
-task by task, ``task_all`` fans activities out to a thread pool, activity inputs and outputs
-make a JSON round trip as they would through the orchestration history, and
-``call_activity_with_retry`` honours the retry options' attempts.
+task by task; an activity starts, on a thread pool, when the orchestrator first yields it (alone
+or inside ``task_all``/``task_any``), as Durable schedules what is yielded; ``task_all`` waits for
+all its tasks, ``task_any`` for the first; activity inputs and outputs make a JSON round trip as
+they would through the orchestration history; ``call_activity_with_retry`` honours the retry
+options' attempts; and ``set_custom_status`` reaches a listener (the CLI's progress display, the
+run store), as Durable keeps it for its status endpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,17 +35,32 @@ def _roundtrip(value: Any, what: str) -> Any:
 
 
 class LocalTask:
-    """An activity call, run when the orchestrator yields it."""
+    """An activity call; it starts when the orchestrator first yields it."""
 
     def __init__(self, run: Callable[[], Any], name: str) -> None:
         self._run = run
         self.name = name
+        self.future: Future[Any] | None = None
 
-    def execute(self) -> Any:
-        return self._run()
+    def start(self, pool: ThreadPoolExecutor) -> Future[Any]:
+        if self.future is None:
+            self.future = pool.submit(self._run)
+        return self.future
+
+    @property
+    def result(self) -> Any:
+        """The activity's output (or its exception raised), once it has finished."""
+        if self.future is None:
+            raise RuntimeError(f"activity {self.name} was never scheduled")
+        return self.future.result()
 
 
 class LocalTaskAll:
+    def __init__(self, tasks: list[LocalTask]) -> None:
+        self.tasks = tasks
+
+
+class LocalTaskAny:
     def __init__(self, tasks: list[LocalTask]) -> None:
         self.tasks = tasks
 
@@ -73,7 +91,8 @@ class LocalOrchestrationContext:
 
     def __init__(self, instance_id: str, orchestration_input: Any, activities: Mapping[str, Activity],
                  clock: Callable[[], datetime] | None = None, retry_delay_scale: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_status: Callable[[Any], None] | None = None) -> None:
         self.instance_id = instance_id
         self._input = _roundtrip(orchestration_input, "orchestration input")
         self._activities = activities
@@ -82,6 +101,7 @@ class LocalOrchestrationContext:
         self._sleep = sleep
         self.is_replaying = False
         self.custom_status: Any = None
+        self._on_status = on_status
         self.activity_calls: dict[str, int] = {}
 
     @property
@@ -92,7 +112,9 @@ class LocalOrchestrationContext:
         return self._input
 
     def set_custom_status(self, status: Any) -> None:
-        self.custom_status = status
+        self.custom_status = _roundtrip(status, "custom status")
+        if self._on_status is not None:
+            self._on_status(self.custom_status)
 
     def _activity(self, name: str) -> Activity:
         try:
@@ -134,17 +156,35 @@ class LocalOrchestrationContext:
     def task_all(self, tasks: list[LocalTask]) -> LocalTaskAll:
         return LocalTaskAll(list(tasks))
 
+    def task_any(self, tasks: list[LocalTask]) -> LocalTaskAny:
+        return LocalTaskAny(list(tasks))
+
+
+def _settle(step: Any, pool: ThreadPoolExecutor) -> Any:
+    """What the orchestrator receives for a yielded task (or the exception it gets thrown)."""
+    if isinstance(step, LocalTaskAll):
+        futures = [task.start(pool) for task in step.tasks]
+        wait(futures)  # all of them, like Durable's task_all; the first failure is raised
+        return [future.result() for future in futures]
+    if isinstance(step, LocalTaskAny):
+        done, _ = wait([task.start(pool) for task in step.tasks], return_when=FIRST_COMPLETED)
+        return next(task for task in step.tasks if task.future in done)
+    if isinstance(step, LocalTask):
+        return step.start(pool).result()
+    raise TypeError(f"orchestrator yielded {type(step).__name__}, not a task")
+
 
 def run_orchestration(table: FunctionTable, name: str, orchestration_input: Any, instance_id: str,
                       max_workers: int = 8, clock: Callable[[], datetime] | None = None,
-                      retry_delay_scale: float = 1.0) -> Any:
-    """Drive an orchestrator to completion and return its output (or raise its exception)."""
+                      retry_delay_scale: float = 1.0, on_status: Callable[[Any], None] | None = None) -> Any:
+    """Drive an orchestrator to completion and return its output (or raise its exception).
+    ``on_status`` receives each custom status the orchestrator sets."""
     try:
         orchestrator = table.orchestrators[name]
     except KeyError:
         raise LookupError(f"no orchestrator named {name!r} is registered") from None
     context = LocalOrchestrationContext(instance_id, orchestration_input, table.activities, clock,
-                                        retry_delay_scale)
+                                        retry_delay_scale, on_status=on_status)
     generator = orchestrator(context)
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity") as pool:
         send: Any = None
@@ -156,21 +196,6 @@ def run_orchestration(table: FunctionTable, name: str, orchestration_input: Any,
                 return _roundtrip(stop.value, f"output of {name}")
             send, throw = None, None
             try:
-                if isinstance(step, LocalTaskAll):
-                    futures = [pool.submit(task.execute) for task in step.tasks]
-                    results = []
-                    first_error: BaseException | None = None
-                    for future in futures:  # wait for all, like Durable's task_all
-                        try:
-                            results.append(future.result())
-                        except Exception as exc:
-                            first_error = first_error or exc
-                    if first_error is not None:
-                        raise first_error
-                    send = results
-                elif isinstance(step, LocalTask):
-                    send = step.execute()
-                else:
-                    raise TypeError(f"orchestrator yielded {type(step).__name__}, not a task")
+                send = _settle(step, pool)
             except Exception as exc:
                 throw = exc

@@ -1,5 +1,5 @@
-"""``seatsync sync``, ``seatsync report`` and ``seatsync demo``: running a sync and reading what
-it did."""
+"""``seatsync sync``, ``seatsync report``, ``seatsync runs list``, ``seatsync history`` and
+``seatsync demo``: running a sync and reading what it and the runs before it did."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from typing import Any
 
 from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, write_output
 from shared.errors import ConfigError
+from shared.text import short, table
+
+
+def page_size(value: str) -> int:
+    """``--limit``: a whole number of runs from 1 to 200 (argparse reports anything else)."""
+    from shared.errors import RequestValidationError
+    from shared.services.history import parse_limit
+
+    try:
+        return parse_limit(value)
+    except RequestValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def exit_for(report: dict[str, Any]) -> int:
@@ -44,6 +56,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from shared.services.history import run_page
+
+    page = run_page(build_services(args).runs, args.limit, args.before)
+    if args.json:
+        sys.stdout.write(json.dumps(page.to_json(), indent=2) + "\n")
+        return EXIT_OK
+    if not page.runs:
+        print("No run is recorded" + (f" before {args.before}." if args.before else " yet."))
+        return EXIT_OK
+    rows = []
+    for run in page.runs:
+        if run.totals is not None:
+            totals = run.totals
+            what = (f"{totals.tenants_ok}/{totals.tenants_total} tenants, "
+                    f"{totals.changes_dry_run if run.dry_run else totals.changes_applied} "
+                    f"{'planned' if run.dry_run else 'applied'}, {totals.changes_held} held, "
+                    f"{totals.changes_failed} failed")
+        elif run.progress is not None:
+            progress = run.progress
+            what = (f"{progress.phase}: {progress.tenants_collected}/{progress.tenants_total} collected, "
+                    f"{progress.tenants_pushed}/{progress.tenants_to_push} pushed, {progress.tenants_failed} failed")
+        else:
+            what = ""
+        rows.append([run.run_id, run.status + (" (dry run)" if run.dry_run else ""), run.trigger,
+                     short(run.requested_by, 24), f"{run.started_at:%Y-%m-%d %H:%M}", what])
+    print("\n".join(table(["RUN", "STATUS", "TRIGGER", "BY", "STARTED (UTC)", "WHAT"], rows)))
+    if page.next_before:
+        print(f"\nOlder runs: seatsync runs list --before {page.next_before}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from shared.config.schema import is_guid
+    from shared.services.decisions import resolve_customer
+    from shared.services.history import tenant_history
+
+    services = build_services(args)
+    config = services.config()
+    tenant_id = args.tenant if is_guid(args.tenant) else resolve_customer(config, args.tenant).tenant_id
+    history = tenant_history(config, services.snapshots, services.runs, tenant_id, args.licence)
+    if args.json:
+        sys.stdout.write(json.dumps(history.to_json(), indent=2) + "\n")
+        return EXIT_OK
+    note = "" if history.configured else " (no longer configured)"
+    print(f"Licence history of {history.tenant_name or history.tenant_id} ({history.tenant_id}){note}")
+    if not history.licences:
+        print("  no run has recorded this tenant's licences yet")
+    for licence in history.licences:
+        print(f"\n{licence.licence}" + (f"  ({licence.sku_part_number})" if licence.sku_part_number else ""))
+        rows = [[point.run_id, f"{point.collected_at:%Y-%m-%d %H:%M}" if point.collected_at else "",
+                 _number(point.purchased), _number(point.assigned), _number(point.billed), _number(point.to_bill)]
+                for point in licence.points]
+        print("\n".join(table(["RUN", "COLLECTED (UTC)", "PURCHASED", "ASSIGNED", "BILLED", "TO BILL"], rows,
+                              indent="  ")))
+    return EXIT_OK
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runner.demo import run_demo
 
@@ -66,6 +140,23 @@ def add_commands(commands: Any) -> None:
     report.add_argument("--json", action="store_true")
     report.add_argument("--output", "-o", metavar="FILE")
     report.set_defaults(handler=cmd_report)
+
+    runs = commands.add_parser("runs", help="the runs, newest first")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    listing = runs_commands.add_parser("list", help="list the runs, newest first, a page at a time")
+    listing.add_argument("--limit", type=page_size, default=20, metavar="N",
+                         help="runs on the page (1 to 200, default 20)")
+    listing.add_argument("--before", metavar="RUN_ID", help="only runs older than this one (the next page)")
+    listing.add_argument("--json", action="store_true", help="print the page as JSON")
+    listing.set_defaults(handler=cmd_runs_list)
+
+    history = commands.add_parser("history", help="a tenant's licence counts over time")
+    history.add_argument("tenant", metavar="TENANT",
+                         help="tenant id (also of a tenant no longer configured) or configured name")
+    history.add_argument("--licence", metavar="NAME",
+                         help="only this licence: SKU id, part number (SPB), product name or custom licence name")
+    history.add_argument("--json", action="store_true", help="print the history as JSON")
+    history.set_defaults(handler=cmd_history)
 
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
     demo.add_argument("--tenants", type=int, default=0,

@@ -121,6 +121,31 @@ class PushSummary(Message):
 
 RunStatus = Literal["running", "succeeded", "partial", "failed"]
 
+RunPhase = Literal["starting", "collecting", "pushing", "finishing", "notifying", "finished"]
+
+
+class RunProgress(Message):
+    """How far a running sync is: the orchestrator's Durable custom status, set as each group of
+    tenants is collected or pushed, and returned with the run by ``GET /api/runs/{runId}``.
+
+    ``tenants_collected`` counts tenants whose collection finished (read or failed);
+    ``tenants_pushed`` counts collected tenants whose PSA push finished, out of
+    ``tenants_to_push``; ``tenants_failed`` counts tenants that failed so far, in either step.
+    """
+
+    run_id: str
+    phase: RunPhase
+    dry_run: bool = False
+    tenants_total: int = 0
+    tenants_collected: int = 0
+    tenants_to_push: int = 0
+    tenants_pushed: int = 0
+    tenants_failed: int = 0
+    changes_applied: int = 0
+    changes_held: int = 0
+    changes_deferred: int = 0
+    changes_failed: int = 0
+
 
 class RunSummary(Message):
     run_id: str

@@ -42,6 +42,11 @@ class InputRefused(RequestValidationError):
         super().__init__(field, message)
 
 
+class NotFoundError(RequestValidationError):
+    """What a request names (a run, a held change, a tenant's history) does not exist: 404 over
+    HTTP, bad input (exit 3) on the command line."""
+
+
 class ConflictError(SeatSyncError):
     """The write lost a race with another writer (optimistic concurrency); nothing was changed."""
 

@@ -1,7 +1,7 @@
-"""Starting a sync (daily timer or manual HTTP request), the orchestrator, run bookkeeping and
-run reports over HTTP. One run at a time: the orchestration has a fixed instance id, a new one
-is refused while it runs (409 over HTTP; the timer skips and logs), and host.json lets a
-finished instance be replaced."""
+"""Starting a sync (daily timer or manual HTTP request), the orchestrator, run bookkeeping,
+the runs list and each run's report and live progress over HTTP. One run at a time: the
+orchestration has a fixed instance id, a new one is refused while it runs (409 over HTTP; the
+timer skips and logs), and host.json lets a finished instance be replaced."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import azure.functions as func
 
 from admin_api.http import Blueprint
 from shared.bootstrap import get_services
-from shared.contracts import SYNC_INSTANCE_ID, RunSummary, SyncRequest, Trigger, new_run_id
+from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequest, Trigger, new_run_id
 from shared.errors import ConfigError, RequestValidationError
 from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
+from shared.services.history import live_progress, parse_limit, run_page
 from shared.services.report import ReportError, build_report
 from shared.services.runs import finish_run as finish_run_service
 from shared.services.sync_requests import parse_sync_body
@@ -80,17 +81,48 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
                              headers={"Location": response.headers.get("Location", "")})
 
 
+async def _custom_status(client: df.DurableOrchestrationClient) -> Any:
+    """The running orchestration's custom status (its ``RunProgress``), if any."""
+    status = await client.get_status(SYNC_INSTANCE_ID)
+    if status is None or status.runtime_status not in _ACTIVE:
+        return None
+    return getattr(status, "custom_status", None)
+
+
+@bp.function_name("runs_list_http")
+@bp.route(route="runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def runs_list_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``GET /api/runs?limit=20&before=<runId>``: runs, newest first (``RunPage``); a running one
+    carries its progress."""
+    services = get_services()
+    try:
+        limit = parse_limit(req.params.get("limit"))
+    except RequestValidationError as exc:
+        return _json(400, {"error": exc.message, "field": exc.field})
+    custom = await _custom_status(client)
+    live = RunProgress.model_validate(custom) if isinstance(custom, dict) and custom.get("runId") else None
+    page = run_page(services.runs, limit, req.params.get("before") or None, live)
+    return _json(200, page.to_json())
+
+
 @bp.function_name("run_report_http")
 @bp.route(route="runs/{runId}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-def run_report_http(req: func.HttpRequest) -> func.HttpResponse:
+@bp.durable_client_input(client_name="client")
+async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``GET /api/runs/{runId|latest}``: the run's report; while it runs, ``progress`` is the
+    orchestrator's custom status (``RunProgress``: phase, tenants collected and pushed out of N,
+    failures so far)."""
     services = get_services()
     run_id = req.route_params.get("runId", "")
     if run_id == "latest":
         run_id = services.runs.latest_run_id() or ""
     try:
-        return _json(200, build_report(services.runs, run_id, services.config()))
+        report = build_report(services.runs, run_id, services.config())
     except ReportError as exc:
         return _json(404, {"error": str(exc)})
+    progress = live_progress(services.runs, run_id, await _custom_status(client))
+    return _json(200, {**report, "progress": progress.to_json() if progress else None})
 
 
 @bp.function_name(SYNC_ORCHESTRATOR)

@@ -30,13 +30,13 @@ from shared.adapters.tables import TableStore, partition, query, row_range, upse
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import PlannedChange
 from shared.domain.planning import Decisions
-from shared.errors import ConflictError, SeatSyncError
+from shared.errors import ConflictError, NotFoundError
 
 _APPROVALS = "approval"
 
 
-class DecisionError(SeatSyncError):
-    """An approval that does not exist or was already decided."""
+class DecisionError(ConflictError):
+    """An approval that was already decided (or superseded, or applied)."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class DecisionRepository:
         try:
             entity = self._approvals.get_entity(_APPROVALS, hold_key)
         except ResourceNotFoundError:
-            raise DecisionError(f"no held change {hold_key}") from None
+            raise NotFoundError("id", f"no held change {hold_key} (see 'seatsync approvals list')") from None
         record = self._approval(dict(entity))
         if record.status != "pending":
             raise DecisionError(f"held change {hold_key} is already {record.status}")

@@ -6,6 +6,12 @@
   problems the plan found for the tenant.
 - ``<prefix>changes``: partition = run id, row = change id: each planned change and what
   became of it (applied, dry-run, failed with the reason).
+- ``<prefix>runlines``: partition = run id, row = tenant id: the run's reconciliation of each
+  mapped licence (a document).
+- ``<prefix>billedcounts``: partition = tenant id, row = ``<mapping key>~<run id>``: what the PSA
+  billed for each mapped licence when the run read it, and what the run computed it should bill.
+  Only ever added to, like the licence counts: the billing side of a tenant's history, readable
+  by tenant id even after the tenant has left the configuration.
 """
 
 from __future__ import annotations
@@ -63,6 +69,35 @@ class ReconciliationRow:
 
 
 @dataclass(frozen=True)
+class BilledCount:
+    """One mapped licence of a tenant in one run: what the PSA billed when the run read it
+    (``billed``, None when the line did not exist yet) and what the run computed it should bill
+    (``target``)."""
+
+    tenant_id: str
+    tenant_name: str
+    run_id: str
+    mapping_key: str
+    source: str
+    label: str
+    purchased: int | None
+    counted: int
+    target: int
+    billed: int | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as the runs list shows it: its request, its summary once finished, and its last
+    progress while it runs (when the host that runs it records progress in the store)."""
+
+    request: SyncRequest
+    status: str
+    summary: RunSummary | None
+    progress: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class UnlinkedLicence:
     """A licence of a tenant that no mapping bills and no exclusion covers."""
 
@@ -80,6 +115,10 @@ def _clip(text: str) -> str:
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 20] + " ...(truncated)"
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def change_to_entity(run_id: str, change: PlannedChange, error: str | None = None) -> dict[str, Any]:
     return {"PartitionKey": run_id, "RowKey": change.change_id, "TenantId": change.tenant_id,
             "Status": change.status.value, "Change": change_to_json(change), "Error": _clip(error or "")}
@@ -95,6 +134,7 @@ class RunRepository:
         self._tenants = store.table("runtenants")
         self._changes = store.table("changes")
         self._lines = store.table("runlines")
+        self._billed = store.table("billedcounts")
 
     # runs ------------------------------------------------------------------------------
     def start(self, request: SyncRequest) -> None:
@@ -138,6 +178,40 @@ class RunRepository:
     def run_ids(self) -> list[str]:
         return sorted(str(e["RowKey"]) for e in self._runs.query_entities(
             "PartitionKey eq @pk", parameters={"pk": _RUNS_PK}, select=["RowKey"]))
+
+    def run_page(self, limit: int, before: str | None = None) -> list[RunRecord]:
+        """Up to ``limit`` runs, newest first, older than the run id ``before`` when given (the
+        cursor of the next page). Ids are read alone first, so a page costs ``limit`` point reads
+        whatever the number of runs."""
+        filter_, parameters = "PartitionKey eq @pk", {"pk": _RUNS_PK}
+        if before:
+            filter_, parameters = filter_ + " and RowKey lt @before", {**parameters, "before": before}
+        ids = sorted(str(e["RowKey"]) for e in self._runs.query_entities(filter_, parameters=parameters,
+                                                                            select=["RowKey"]))
+        records = []
+        for run_id in reversed(ids[-limit:] if limit > 0 else []):
+            entity = self._run_entity(run_id)
+            if entity is None or not entity.get("Request"):
+                continue
+            summary = (RunSummary.model_validate_json(str(entity["Summary"])) if entity.get("Summary") else None)
+            progress = json.loads(str(entity["Progress"])) if entity.get("Progress") and summary is None else None
+            records.append(RunRecord(SyncRequest.model_validate_json(str(entity["Request"])), str(entity["Status"]),
+                                     summary, progress))
+        return records
+
+    def record_progress(self, run_id: str, progress: dict[str, Any]) -> None:
+        """The run's progress (the orchestrator's custom status), for hosts other than Durable
+        Functions, which keeps it itself."""
+        self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": run_id, "Progress": json.dumps(progress)},
+                                 mode=UpdateMode.MERGE)
+
+    def progress(self, run_id: str) -> dict[str, Any] | None:
+        """The last progress recorded for a run that has not finished."""
+        entity = self._run_entity(run_id)
+        if not entity or entity.get("Summary") or not entity.get("Progress"):
+            return None
+        value = json.loads(str(entity["Progress"]))
+        return value if isinstance(value, dict) else None
 
     def latest_run_id(self) -> str | None:
         ids = self.run_ids()
@@ -242,6 +316,20 @@ class RunRepository:
         }
         ref = write_document(self._lines, run_id, f"{tenant_id}~lines", document)
         upsert(self._lines, {"PartitionKey": run_id, "RowKey": tenant_id, **ref.to_entity_fields()})
+        submit_batches(self._billed, [("upsert", {
+            "PartitionKey": tenant_id, "RowKey": f"{r.mapping_key}~{run_id}", "RunId": run_id,
+            "TenantName": r.tenant_name, "MappingKey": r.mapping_key, "Source": r.source, "Label": r.label,
+            "Purchased": r.purchased, "Counted": r.counted, "Target": r.target, "Billed": r.billed_before,
+        }, {"mode": UpdateMode.REPLACE}) for r in rows])
+
+    def billed_history(self, tenant_id: str) -> list[BilledCount]:
+        """Every run's billing of every mapped licence of a tenant, oldest run first."""
+        found = [BilledCount(
+            tenant_id=tenant_id, tenant_name=str(e.get("TenantName") or ""), run_id=str(e["RunId"]),
+            mapping_key=str(e["MappingKey"]), source=str(e["Source"]), label=str(e.get("Label") or ""),
+            purchased=_optional_int(e.get("Purchased")), counted=int(e["Counted"]), target=int(e["Target"]),
+            billed=_optional_int(e.get("Billed"))) for e in partition(self._billed, tenant_id)]
+        return sorted(found, key=lambda b: (b.run_id, b.mapping_key))
 
     def reconciliation(self, run_id: str) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
         rows: list[ReconciliationRow] = []

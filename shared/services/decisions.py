@@ -80,7 +80,11 @@ def parse_day(value: str | None, field: str) -> date | None:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    tenant: TenantConfig
+    """Whose audit trail, and which days. ``tenant_name`` is empty for a tenant that has left the
+    configuration: its trail stays readable by tenant id, each entry carrying the name it had."""
+
+    tenant_id: str
+    tenant_name: str
     start: date | None
     end: date | None
 
@@ -88,7 +92,12 @@ class AuditQuery:
 def audit_query(config: SeatSyncConfig, customer: str | None, start: str | None, end: str | None) -> AuditQuery:
     if not customer:
         raise RequestValidationError("customer", "give the customer (tenant id or name)")
-    query = AuditQuery(resolve_customer(config, customer), parse_day(start, "from"), parse_day(end, "to"))
+    if is_guid(customer) and config.tenant(customer) is None:
+        tenant_id, name = customer.lower(), ""  # an offboarded customer: read by id
+    else:
+        tenant = resolve_customer(config, customer)
+        tenant_id, name = tenant.tenant_id, tenant.name
+    query = AuditQuery(tenant_id, name, parse_day(start, "from"), parse_day(end, "to"))
     if query.start and query.end and query.end < query.start:
         raise RequestValidationError("to", f"{query.end} is before {query.start}")
     return query
@@ -98,7 +107,7 @@ def audit_trail(decisions: DecisionRepository, query: AuditQuery) -> list[AuditE
     """Entries of one customer from the start of ``start`` to the end of ``end`` (UTC days)."""
     start = datetime.combine(query.start, time(0), UTC) if query.start else None
     end = datetime.combine(query.end + timedelta(days=1), time(0), UTC) if query.end else None
-    return decisions.audit_trail(query.tenant.tenant_id, start, end)
+    return decisions.audit_trail(query.tenant_id, start, end)
 
 
 AUDIT_COLUMNS = ("at", "event", "tenant_name", "licence", "kind", "before", "after", "amount", "unit_price",

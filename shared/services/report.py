@@ -12,17 +12,18 @@ from shared.adapters.run_store import RunRepository
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import ChangeStatus
 from shared.domain.sku_names import sku_display_name
-from shared.errors import SeatSyncError
+from shared.errors import NotFoundError
+from shared.text import short, table
 
 
-class ReportError(SeatSyncError):
-    """No such run, or it has not finished."""
+class ReportError(NotFoundError):
+    """No such run."""
 
 
 def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None) -> dict[str, Any]:
     request = runs.request(run_id)
     if request is None:
-        raise ReportError(f"no run {run_id}")
+        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     summary = runs.summary(run_id)
     started = runs.started(run_id)
     names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
@@ -101,16 +102,6 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
     }
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
-    out = ["  " + line, "  " + "  ".join("-" * w for w in widths)]
-    out += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return out
-
-
 def _what(change: dict[str, Any]) -> str:
     kind = change["kind"]
     if kind in ("prorate", "credit"):
@@ -137,15 +128,8 @@ def _result(change: dict[str, Any], run_day: str = "") -> str:
     if status == "held":
         return "held for approval"
     if change["error"]:
-        return f"{status}: {_short(change['error'], 50)}"
+        return f"{status}: {short(change['error'], 50)}"
     return str(status)
-
-
-def _short(text: str | None, width: int = 70) -> str:
-    if not text:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -162,12 +146,12 @@ def render_text(report: dict[str, Any]) -> str:
     ok = sum(1 for t in tenants if t["status"] == "ok")
     out += ["", f"Tenants: {len(tenants)} ({ok} synced, {len(tenants) - ok} not synced)"]
     if tenants:
-        out += _table(
+        out += table(
             ["STATUS", "TENANT", "LICENCES", "USERS", "NOTE"],
-            [[t["status"], _short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
+            [[t["status"], short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
               "-" if t["users"] is None else str(t["users"]),
-              _short(t["errorCode"] or ("see below" if t["error"] else "; ".join(t["warnings"])), 60)]
-             for t in tenants],
+              short(t["errorCode"] or ("see below" if t["error"] else "; ".join(t["warnings"])), 60)]
+             for t in tenants], indent="  ", rule=True,
         )
     changes = report["changes"]
     verb = "planned" if report["dryRun"] else "applied"
@@ -180,11 +164,11 @@ def render_text(report: dict[str, Any]) -> str:
     out += ["", f"Changes: {len(changes)} ({', '.join(parts)}); "
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
     if changes:
-        out += _table(
+        out += table(
             ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
-            [[_short(c["tenantName"], 24), _short(c["licence"], 32), _what(c), c["additionId"] or "new",
+            [[short(c["tenantName"], 24), short(c["licence"], 32), _what(c), c["additionId"] or "new",
               "" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
-              c["amount"] or "", _result(c, report["startedAt"][:10])] for c in changes],
+              c["amount"] or "", _result(c, report["startedAt"][:10])] for c in changes], indent="  ", rule=True,
         )
     held = [c for c in changes if c["status"] == "held"]
     if held and not report["dryRun"]:

@@ -22,7 +22,7 @@ from shared.functions import (
     SYNC_ORCHESTRATOR,
 )
 from sync_orchestrator import sync_orchestrator
-from sync_orchestrator.orchestration import PUSH_BATCH_SIZE
+from sync_orchestrator.orchestration import PROGRESS_GROUP, PUSH_BATCH_SIZE
 
 NOW = datetime(2026, 11, 25, 2, 0, 5, tzinfo=UTC)
 T1 = "11111111-1111-1111-1111-111111111111"
@@ -68,12 +68,16 @@ class FakeContext:
         self.input = orchestration_input
         self.answers = answers
         self.calls: list[tuple[str, Any, bool]] = []
+        self.statuses: list[dict[str, Any]] = []
         self.context = Mock()
         self.context.get_input.return_value = orchestration_input
         self.context.current_utc_datetime = NOW
         self.context.call_activity.side_effect = self._call
         self.context.call_activity_with_retry.side_effect = self._call_with_retry
         self.context.task_all.side_effect = self._task_all
+        self.context.task_any.side_effect = self._task_any
+        self.context.set_custom_status.side_effect = self.statuses.append
+        self.waits: list[tuple[str, int]] = []
 
     def _answer(self, name: str, payload: Any) -> Mock:
         answer = self.answers[name]
@@ -92,7 +96,12 @@ class FakeContext:
         self.calls.append((name, payload, True))
         return self._answer(name, payload)
 
+    def _task_any(self, tasks: list[Mock]) -> Mock:
+        self.waits.append(("any", len(tasks)))
+        return task(tasks[0])
+
     def _task_all(self, tasks: list[Mock]) -> Mock:
+        self.waits.append(("all", len(tasks)))
         results = []
         for item in tasks:
             results.append(item.result)  # raises like Durable when one task failed
@@ -221,3 +230,40 @@ def test_a_run_refused_because_another_runs_is_recorded_as_failed() -> None:
     assert fake.names() == [START_RUN, FINISH_RUN, NOTIFY_RUN]
     assert result["status"] == "failed"
     assert "still in progress" in result["error"]
+
+
+def test_progress_is_the_custom_status_after_each_group_of_tenants() -> None:
+    tenants = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(PROGRESS_GROUP * 2 + 3)]
+    failing = tenants[4]
+    fake = FakeContext(request(), {
+        START_RUN: started(*tenants),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"], "failed" if p["tenantId"] == failing else "ok"),
+        PUSH_CHANGES: lambda p: push_summary(tenants=len(p["tenantIds"]), applied=2, held=1),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    run(fake)
+    n = len(tenants)
+    # every collection is scheduled at once (one task_any over all), then taken a group at a time
+    assert fake.waits[:4] == [("any", n), ("all", PROGRESS_GROUP), ("all", PROGRESS_GROUP), ("all", 3)]
+    phases = [(s["phase"], s["tenantsCollected"], s["tenantsPushed"], s["tenantsFailed"]) for s in fake.statuses]
+    assert phases[0] == ("starting", 0, 0, 0)
+    assert ("collecting", PROGRESS_GROUP, 0, 1) in phases
+    assert ("collecting", n, 0, 1) in phases
+    pushing = [s for s in fake.statuses if s["phase"] == "pushing"]
+    assert pushing[0]["tenantsToPush"] == n - 1
+    assert pushing[-1]["tenantsPushed"] == n - 1
+    assert pushing[-1]["changesApplied"] == 2 * len([p for name, p, _ in fake.calls if name == PUSH_CHANGES])
+    assert pushing[-1]["changesHeld"] >= 1
+    assert [s["phase"] for s in fake.statuses][-3:] == ["finishing", "notifying", "finished"]
+    assert all(s["runId"] == "20261125T020000Z-0a0b0c0d" and s["tenantsTotal"] in (0, n) for s in fake.statuses)
+
+
+def test_a_failed_collection_ends_the_progress_as_failed_run() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: RuntimeError("table storage unavailable"),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert result["status"] == "failed"
+    assert fake.statuses[-1]["phase"] == "finished"
