@@ -1,7 +1,9 @@
 """Benchmark: a full sync of a generated MSP on Azurite and the emulators, then an unchanged one.
 
 Prints wall time, Microsoft Graph and PSA calls against the minimum a sync needs, and the peak
-memory of the process. The emulators run in this process (threads), so the figures include
+memory of the process. Before the sync, the figures of the parts: how long the Graph emulator
+takes to load 500 tenants and one of 10,000 users, and the client to page through those users.
+The emulators run in this process (threads), so the figures include
 serving every request too; the real services would answer in parallel elsewhere.
 
     .venv/bin/python scripts/bench_sync.py --tenants 500
@@ -42,6 +44,41 @@ def minimum_calls(scenario: dict[str, Any], changes: int) -> tuple[int, int]:
     return graph, psa
 
 
+def part_figures(work: Path) -> None:
+    """Speed of the emulator and the Graph client at scale (measured here, never asserted in tests)."""
+    from emulators.base import RunningEmulator
+    from emulators.graph import GraphEmulator, stable_id
+    from emulators.tls import ensure_tls_files
+    from shared.adapters.graph import GraphClient
+
+    tenants: list[dict[str, Any]] = [
+        {"tenantId": stable_id("bench", str(i)), "displayName": f"Tenant {i}",
+         "skus": [{"skuPartNumber": "SPB", "enabled": 60}], "generatedUsers": [{"count": 50, "licenses": ["SPB"]}]}
+        for i in range(500)]
+    big = stable_id("bench", "big")
+    tenants.append({"tenantId": big, "displayName": "Big Corp", "skus": [{"skuPartNumber": "SPB", "enabled": 10000}],
+                    "generatedUsers": [{"count": 10000, "licenses": ["SPB"]}]})
+    partner = {"tenantId": "0a0a0a0a-0000-4000-8000-000000000001", "clientId": "c1c1c1c1-0000-4000-8000-000000000002",
+               "clientSecret": "bench-secret", "displayName": "Partner"}
+    t0 = time.perf_counter()
+    emulator = GraphEmulator({"partner": partner, "tenants": tenants})
+    loaded = time.perf_counter() - t0
+    tls = ensure_tls_files(work / "tls")
+    with RunningEmulator(emulator, tls) as running:
+        settings = Settings.from_environment({
+            "SEATSYNC_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true", "GRAPH_CLIENT_ID": partner["clientId"],
+            "GRAPH_CLIENT_SECRET": partner["clientSecret"], "GRAPH_PARTNER_TENANT_ID": partner["tenantId"],
+            "GRAPH_AUTHORITY_HOST": running.url, "GRAPH_ENDPOINT": running.url,
+            "SEATSYNC_CA_BUNDLE": str(tls.ca_certificate)})
+        client = GraphClient(settings.require_graph(), verify=settings.tls_verify)
+        client.tokens.token(big)
+        t0 = time.perf_counter()
+        users = client.list_users(big)
+        listed = time.perf_counter() - t0
+    print(f"Graph emulator: 501 tenants (one of 10,000 users) loaded in {loaded:.2f}s; "
+          f"{len(users)} users listed in {listed:.2f}s ({client.calls} requests)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=500)
@@ -49,7 +86,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--same-process", action="store_true",
                         help="serve the emulators from this process (default: a child process)")
+    parser.add_argument("--no-parts", action="store_true", help="skip the figures of the emulator and client")
     args = parser.parse_args()
+    if not args.no_parts:
+        part_figures(Path(tempfile.mkdtemp(prefix="seatsync-bench-parts-")))
 
     started = time.perf_counter()
     scenario, config_text = generate_msp(args.tenants, large=args.large)

