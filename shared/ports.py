@@ -18,6 +18,7 @@ from shared.domain.model import (
     Agreement,
     AgreementType,
     BilledLine,
+    BillingAttributes,
     BillMode,
     CustomerTenant,
     DirectoryUser,
@@ -84,6 +85,9 @@ class NewLine:
     invoice_description: str = ""
     end_date: date | None = None
     tag: str | None = None
+    # The base line's (or, with none, the product's) billing attributes the new line takes over;
+    # None: the PSA's own defaults for the product.
+    billing: BillingAttributes | None = None
 
 
 class PsaPort(CallCounter, Protocol):

@@ -64,6 +64,7 @@ from shared.domain.model import (
     Agreement,
     AgreementType,
     BilledLine,
+    BillingAttributes,
     BillMode,
     Product,
     PsaCapabilities,
@@ -88,7 +89,8 @@ CONTRACT_FIELDS = ["id", "contractName", "companyID", "contractType", "contractC
 CONTRACT_SERVICE_FIELDS = ["id", "contractID", "serviceID", "unitPrice", "adjustedPrice", "unitCost",
                            "invoiceDescription", "internalDescription"]
 UNIT_FIELDS = ["id", "contractServiceID", "startDate", "endDate", "units"]
-SERVICE_FIELDS = ["id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "isActive"]
+SERVICE_FIELDS = ["id", "name", "description", "invoiceDescription", "unitPrice", "unitCost", "isActive",
+                  "billingCodeID"]
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "webAddress", "isActive"]
 CONTACT_FIELDS = ["id", "companyID", "firstName", "lastName", "emailAddress", "emailAddress2", "emailAddress3",
                   "isActive", "title"]
@@ -294,6 +296,13 @@ def _eq(field: str, value: Any) -> dict[str, Any]:
     return {"op": "eq", "field": field, "value": value}
 
 
+def _service_billing(f: RecordFields) -> BillingAttributes:
+    """A service's billing attributes: its billing code (which carries the tax category). Every
+    contract service of the service bills with it; a contract service has none of its own."""
+    code = f.optional_integer("billingCodeID")
+    return BillingAttributes(billing_code=str(code) if code is not None else None)
+
+
 def _chunks(values: Sequence[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
     for start in range(0, len(values), size):
         yield list(values[start:start + size])
@@ -377,7 +386,7 @@ class AutotaskClient:
         self._lock = threading.Lock()
         self._picklists: dict[str, dict[str, _Picklist]] = {}
         self._contract_companies: dict[int, int] = {}
-        self._service_names: dict[int, tuple[str, str]] = {}
+        self._service_names: dict[int, tuple[str, str, BillingAttributes]] = {}
 
     # ------------------------------------------------------------------ PsaPort
     @property
@@ -634,7 +643,8 @@ class AutotaskClient:
         return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
                        description=f.text("description") or name, price=f.decimal("unitPrice"),
                        cost=f.decimal("unitCost"), inactive=not f.active("isActive"),
-                       customer_description=f.text("invoiceDescription") or "")
+                       customer_description=f.text("invoiceDescription") or "",
+                       billing=_service_billing(f))
 
     def _agreement(self, raw: Any) -> Agreement:
         f = _Fields.of(raw, self._psa, "contract")
@@ -667,20 +677,20 @@ class AutotaskClient:
                          billing_cycle=cycle, start_date=start, end_date=end, bill_in_advance=True)
 
     def _line(self, raw: Any, company_id: str, units: Mapping[int, _Units],
-              names: Mapping[int, tuple[str, str]]) -> BilledLine:
+              names: Mapping[int, tuple[str, str, BillingAttributes]]) -> BilledLine:
         f = _Fields.of(raw, self._psa, "contract service")
         ident = f.ident()
         service = f.ident("serviceID")
         current = units.get(ident, _Units(0, None))
         internal = f.text("internalDescription")
-        name, description = names.get(service, ("", ""))
+        name, description, billing = names.get(service, ("", "", BillingAttributes()))
         return BilledLine(
             psa=self._name, line_id=str(ident), agreement_id=str(f.ident("contractID")), company_id=company_id,
             product_id=str(service), product_identifier=name, quantity=Decimal(current.quantity),
             unit_price=self._billed_price(f), unit_cost=f.decimal("unitCost"), bill_mode=BillMode.BILLABLE,
             description=description or name, invoice_description=f.text("invoiceDescription") or "",
             effective_date=current.since, cancelled_date=None,
-            tag=internal.strip() if internal and is_seatsync_tag(internal) else None,
+            tag=internal.strip() if internal and is_seatsync_tag(internal) else None, billing=billing,
         )
 
     @staticmethod
@@ -723,17 +733,18 @@ class AutotaskClient:
             result[ident] = _Units(quantity, since)
         return result
 
-    def _names(self, service_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    def _names(self, service_ids: Iterable[int]) -> dict[int, tuple[str, str, BillingAttributes]]:
         wanted = sorted(set(service_ids))
         with self._lock:
             missing = [s for s in wanted if s not in self._service_names]
         for chunk in _chunks(missing):
             rows = self._query("Services", [{"op": "in", "field": "id", "value": chunk}],
-                               f"services {', '.join(map(str, chunk))}", ["id", "name", "description"])
+                               f"services {', '.join(map(str, chunk))}", ["id", "name", "description", "billingCodeID"])
             with self._lock:
                 for row in rows:
                     f = _Fields.of(row, self._psa, "service")
-                    self._service_names[f.ident()] = (f.text("name") or "", f.text("description") or "")
+                    self._service_names[f.ident()] = (f.text("name") or "", f.text("description") or "",
+                                                      _service_billing(f))
         with self._lock:
             return {s: self._service_names[s] for s in wanted if s in self._service_names}
 

@@ -47,6 +47,7 @@ from shared.domain.model import (
     Agreement,
     AgreementType,
     BilledLine,
+    BillingAttributes,
     BillMode,
     Product,
     PsaCapabilities,
@@ -74,10 +75,11 @@ AGREEMENT_STATUSES = frozenset({"Active", "Cancelled", "Expired", "Inactive"})
 AGREEMENT_FIELDS = ("id,name,type/id,type/name,company/id,agreementStatus,cancelledFlag,billingCycle/id,"
                     "billingCycle/name,startDate,endDate,prorateFlag,nextInvoiceDate")
 ADDITION_FIELDS = ("id,agreementId,product/id,product/identifier,quantity,unitPrice,unitCost,billCustomer,"
-                   "effectiveDate,cancelledDate,description,invoiceDescription,serialNumber")
+                   "effectiveDate,cancelledDate,description,invoiceDescription,serialNumber,taxableFlag,"
+                   "invoiceGrouping/id,invoiceGrouping/name,uom,purchaseItemFlag,specialOrderFlag")
 COMPANY_FIELDS = "id,identifier,name,website,status/name,deletedFlag"
 CONTACT_FIELDS = "id,firstName,lastName,company/id,inactiveFlag,title,communicationItems"
-CATALOG_FIELDS = "id,identifier,description,customerDescription,price,cost,inactiveFlag"
+CATALOG_FIELDS = "id,identifier,description,customerDescription,price,cost,inactiveFlag,taxableFlag,unitOfMeasure/name"
 AGREEMENT_TYPE_FIELDS = "id,name,prorateFlag,billingCycle/name,inactiveFlag"
 
 # Billing cycle names are an MSP-editable setup table; these are the spellings understood.
@@ -293,6 +295,10 @@ class ConnectWiseClient:
             problems.append(FieldError("serialNumber", "MaxLengthField",
                                        f"(the tag) is {len(line.tag)} characters; ConnectWise allows at most "
                                        f"{SERIAL_NUMBER_MAX}"))
+        grouping = line.billing.invoice_grouping if line.billing else None
+        if grouping is not None and not grouping.strip().isdigit():
+            problems.append(FieldError("invoiceGrouping", "InvalidField",
+                                       f"invoice grouping must be a ConnectWise invoice grouping id, got {grouping!r}"))
         if line.end_date is not None and line.end_date < line.effective_date:
             problems.append(FieldError("cancelledDate", "InvalidField",
                                        f"end date {line.end_date} is before the effective date "
@@ -318,9 +324,28 @@ class ConnectWiseClient:
             body["invoiceDescription"] = line.invoice_description
         if line.tag:
             body["serialNumber"] = line.tag
+        body.update(self._billing_body(line.billing))
         raw = self._call("POST", f"/finance/agreements/{agreement}/additions", record=record, json=body,
                          creating=True)
         return self._line(raw, agreement, str(self._companies_of([agreement])[agreement]))
+
+    @staticmethod
+    def _billing_body(billing: BillingAttributes | None) -> dict[str, Any]:
+        """The addition fields that carry ``billing`` (those it says; none for None)."""
+        if billing is None:
+            return {}
+        body: dict[str, Any] = {}
+        if billing.taxable is not None:
+            body["taxableFlag"] = billing.taxable
+        if billing.invoice_grouping is not None:
+            body["invoiceGrouping"] = {"id": int(billing.invoice_grouping)}
+        if billing.unit_of_measure:
+            body["uom"] = billing.unit_of_measure
+        if billing.purchase_item is not None:
+            body["purchaseItemFlag"] = billing.purchase_item
+        if billing.special_order is not None:
+            body["specialOrderFlag"] = billing.special_order
+        return body
 
     # ------------------------------------------------------------------ more of the PSA
     def get_line(self, agreement_id: str, line_id: str) -> BilledLine:
@@ -455,6 +480,8 @@ class ConnectWiseClient:
             cost=f.decimal("cost"),
             inactive=f.flag("inactiveFlag"),
             customer_description=f.text("customerDescription") or "",
+            billing=BillingAttributes(taxable=f.flag("taxableFlag"), unit_of_measure=f.text(
+                "name", f.reference("unitOfMeasure", optional=True) or {}, "unitOfMeasure/name")),
         )
 
     def list_agreement_types(self, include_inactive: bool = False) -> list[AgreementType]:
@@ -593,6 +620,20 @@ class ConnectWiseClient:
             effective_date=f.day("effectiveDate"),
             cancelled_date=f.day("cancelledDate"),
             tag=serial if serial else None,
+            billing=self._billing(f),
+        )
+
+    @staticmethod
+    def _billing(f: _Fields) -> BillingAttributes:
+        """An addition's billing attributes: taxable, invoice grouping, unit of measure, purchase
+        item and special order (a prorate or credit addition takes them over from its base)."""
+        grouping = f.reference("invoiceGrouping", optional=True)
+        return BillingAttributes(
+            taxable=f.flag("taxableFlag"),
+            invoice_grouping=str(f.integer("id", grouping, "invoiceGrouping/id")) if grouping else None,
+            unit_of_measure=f.text("uom"),
+            purchase_item=f.flag("purchaseItemFlag"),
+            special_order=f.flag("specialOrderFlag"),
         )
 
     def _line_ids(self, line: BilledLine) -> tuple[int, int]:

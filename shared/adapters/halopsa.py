@@ -70,6 +70,7 @@ from shared.domain.model import (
     Agreement,
     AgreementType,
     BilledLine,
+    BillingAttributes,
     BillMode,
     Product,
     PsaCapabilities,
@@ -484,6 +485,9 @@ class HaloClient:
             problems.append(f"bill mode {line.bill_mode.value} is not possible on a Halo recurring invoice line")
         problems += too_long("item_longdescription", line.invoice_description, DESCRIPTION_MAX, "SeatSync writes")
         problems += tag_problems(line.tag, "item_internal_reference", TAG_MAX, "SeatSync writes")
+        tax_code = line.billing.tax_code if line.billing else None
+        if tax_code is not None and not tax_code.strip().isdigit():
+            problems.append(f"tax_code must be a Halo tax rate id, got {tax_code!r}")
         if problems:
             raise PsaError(self._psa, "; ".join(problems), record)
         invoice_id, invoice = self._invoice_for_new_line(line.agreement_id, record)
@@ -506,6 +510,10 @@ class HaloClient:
             new["item_longdescription"] = line.invoice_description
         if line.tag:
             new["item_internal_reference"] = line.tag
+        if line.billing is not None and line.billing.tax_code is not None:
+            new["tax_code"] = int(line.billing.tax_code)
+        if line.billing is not None and line.billing.nominal_code is not None:
+            new["nominal_code"] = line.billing.nominal_code
         saved = self._post_lines(invoice_id, [*lines, new], record, creating=True)
         added = [row for row in _Fields(saved, self._psa, record).records("lines") if row.get("id") not in before]
         if len(added) != 1:
@@ -547,7 +555,8 @@ class HaloClient:
                        description=f.text("description") or name,
                        price=f.decimal("recurringprice" if recurring else "baseprice"),
                        cost=f.decimal("recurringcost" if recurring else "costprice"),
-                       inactive=f.flag("inactive"), customer_description=f.text("description"))
+                       inactive=f.flag("inactive"), customer_description=f.text("description"),
+                       billing=_billing(f, "taxcode", "nominalcode"))
 
     def _cycle(self, f: _Fields) -> str:
         start, end = f.day("period_start_date"), f.day("period_end_date")
@@ -613,6 +622,7 @@ class HaloClient:
             unit_cost=f.decimal("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
             invoice_description=f.text("item_longdescription"), effective_date=since or f.day("startdate"),
             cancelled_date=cancelled, tag=reference.strip() if is_seatsync_tag(reference) else None,
+            billing=_billing(f, "tax_code", "nominal_code"),
         )
 
     def _next_start(self, invoice: Any, invoice_id: int) -> date:
@@ -792,6 +802,13 @@ class HaloClient:
                 raise PsaError(self._psa, f"paging is broken: page {page} is empty but only {len(rows)} of "
                                f"{count} records were read", record)
             page += 1
+
+
+def _billing(f: _Fields, tax_code: str, nominal_code: str) -> BillingAttributes:
+    """A line's or item's billing attributes: its tax code (the tax rate's id) and nominal code."""
+    code = f.optional_integer(tax_code)
+    return BillingAttributes(tax_code=str(code) if code is not None else None,
+                             nominal_code=f.text(nominal_code) or None)
 
 
 def _jsonable(value: Any) -> Any:

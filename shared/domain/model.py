@@ -195,6 +195,30 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class BillingAttributes:
+    """How a line bills, apart from its product, quantity, prices and bill mode: what a line SeatSync
+    creates copies from the line it is based on (a prorate or credit line from its base line) or,
+    with no base line, from the product (a licence's new line), so that it is taxed, coded and
+    grouped on the invoice as the MSP set up the original.
+
+    Each PSA fills the attributes it has; None means the PSA has no such attribute or did not say:
+    ConnectWise: ``taxable`` (taxableFlag), ``invoice_grouping`` (the invoice grouping's id),
+    ``unit_of_measure`` (uom), ``purchase_item`` and ``special_order`` (purchaseItemFlag,
+    specialOrderFlag). Autotask: ``billing_code`` (the service's billing code, which carries its tax
+    category). HaloPSA: ``tax_code`` (the tax rate's id) and ``nominal_code``. Unit cost is the
+    line's or product's own field."""
+
+    taxable: bool | None = None
+    tax_code: str | None = None
+    billing_code: str | None = None
+    nominal_code: str | None = None
+    invoice_grouping: str | None = None
+    unit_of_measure: str | None = None
+    purchase_item: bool | None = None
+    special_order: bool | None = None
+
+
+@dataclass(frozen=True)
 class BilledLine:
     """A line that bills a quantity to a customer (ConnectWise agreement addition, Autotask
     contract service, Halo recurring invoice line). Identifiers are strings whatever the PSA."""
@@ -219,6 +243,7 @@ class BilledLine:
     # units today when a change is scheduled for a later period, Halo's quantity the period was
     # invoiced at plus its pending pro-rata entries. None: the same as ``quantity``.
     period_quantity: Decimal | None = None
+    billing: BillingAttributes = BillingAttributes()
 
     @property
     def active(self) -> bool:
@@ -288,6 +313,7 @@ class Product:
     cost: Decimal | None = None
     inactive: bool = False
     customer_description: str = ""
+    billing: BillingAttributes = BillingAttributes()
 
 
 @dataclass(frozen=True)
@@ -362,6 +388,8 @@ class PlannedChange:
     amount: Decimal | None = None
     hold_key: str | None = None
     due_date: date | None = None
+    unit_cost: Decimal | None = None
+    billing: BillingAttributes | None = None
 
     @property
     def writes(self) -> bool:

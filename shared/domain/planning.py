@@ -40,6 +40,7 @@ from shared.domain.decreases import Approval, Commitment, Deferral, Verdict, com
 from shared.domain.model import (
     Agreement,
     BilledLine,
+    BillingAttributes,
     BillMode,
     ChangeKind,
     ChangeStatus,
@@ -370,6 +371,7 @@ class _Planner:
                                base.line_id if base else line_tag(item.mapping_key), kind, units, self.today)
         tag = prorate_tag(base.line_id, identifier) if base else change_tag(identifier)
         verb = "added" if units > 0 else "removed"
+        unit_cost, billing = self.inherited(item, base, product)
         self.changes.append(PlannedChange(
             change_id=identifier, kind=kind, tenant_id=self.tenant.tenant_id, company_id=item.company.company_id,
             psa=item.company.psa, agreement_id=agreement.agreement_id, line_id=None,
@@ -380,12 +382,21 @@ class _Planner:
             # itself; ``amount`` is the charge by SeatSync's convention, for the report and audit.
             mapping_key=item.mapping_key, label=item.label, product_id=product, unit_price=unit_price,
             bill_mode=base.bill_mode if base else BillMode.BILLABLE, effective_date=self.today, end_date=period.end,
-            tag=tag, amount=charge.amount,
+            tag=tag, amount=charge.amount, unit_cost=unit_cost, billing=billing,
             description=(f"{item.label}: {abs(units)} seat(s) {verb} {self.today:%d %b %Y}, prorated to "
                          f"{period.end:%d %b %Y} ({charge.days}/{period.days} days)"),
         ))
         self.found_by_tag(lines)
         return None
+
+    def inherited(self, item: BillableItem, base: BilledLine | None,
+                  product_id: str) -> tuple[Decimal | None, BillingAttributes | None]:
+        """The unit cost and billing attributes a line SeatSync creates takes over: its base line's,
+        or, with no base line, its product's (as read from the PSA)."""
+        if base is not None:
+            return base.unit_cost, base.billing
+        product = self.view.products.get((item.company.psa, product_id))
+        return (product.cost, product.billing) if product is not None else (None, None)
 
     def found_by_tag(self, lines: tuple[BilledLine, ...]) -> None:
         """The change just planned, marked applied when an earlier attempt wrote it (its line is
@@ -416,7 +427,9 @@ class _Planner:
             item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.reason}",
             effective,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
-            description=description or (profile.description or item.label)))
+            description=description or (profile.description or item.label),
+            unit_cost=product.cost if product is not None else None,
+            billing=product.billing if product is not None else None))
 
     def plan_increase(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:

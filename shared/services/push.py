@@ -133,7 +133,8 @@ def execute(change: PlannedChange, view: PsaView, client: PsaPort) -> str | None
             agreement_id=change.agreement_id, product_id=change.product_id, quantity=change.new_quantity,
             effective_date=change.effective_date, unit_price=change.unit_price,
             bill_mode=change.bill_mode or NewLine.bill_mode, description=(change.description or change.label)[:200],
-            invoice_description=change.description or "", end_date=change.end_date, tag=change.tag))
+            invoice_description=change.description or "", end_date=change.end_date, tag=change.tag,
+            unit_cost=change.unit_cost, billing=change.billing))
         return created.line_id
     line = _line_of(view, change)
     if change.kind == ChangeKind.SET_QUANTITY:

@@ -44,6 +44,9 @@ PRODUCTS = [(1, "M365-BP", "Microsoft 365 Business Premium", 22.0, 19.8, False),
             (3, "OLD-BACKUP", "Retired backup", 5.0, 1.0, True)]
 AGREEMENT_TYPE = "Microsoft 365"
 LINE_QUANTITY = 20
+# Billing attributes: the E3 product is taxable (ConnectWise) / has its own billing code (Autotask) / tax and
+# nominal codes (Halo); the base line of Business Premium bills with attributes of its own, unlike its product.
+TAXABLE_PRODUCT = "2"
 
 
 def ensure_quantity(psa: PsaPort, line: BilledLine, quantity: int, effective_date: date) -> BilledLine | None:
@@ -105,12 +108,32 @@ class PsaUnderTest:
                         return Decimal(str(line["billed_quantity"]))
         raise AssertionError(f"{self.kind} holds no line {line_id}")
 
+    def billing_held(self, line_id: str) -> dict[str, Any]:
+        """The billing attributes the PSA holds for a line, read from the emulator's own state and
+        named as ``BillingAttributes`` names them (only those the PSA has)."""
+        state = self.emulator.state()
+        if self.kind == "connectwise":
+            held = next(a for g in state["agreements"] for a in g["additions"] if str(a["id"]) == line_id)
+            grouping = held["invoiceGrouping"]
+            return {key: value for key, value in {
+                "taxable": held["taxableFlag"], "unit_of_measure": held["uom"],
+                "invoice_grouping": str(grouping["id"]) if grouping else None,
+                "purchase_item": held["purchaseItemFlag"], "special_order": held["specialOrderFlag"]}.items()
+                if value is not None}
+        if self.kind == "autotask":
+            service = next(s for c in state["contracts"] for s in c["services"] if str(s["id"]) == line_id)
+            billing_code = next(s["billingCodeID"] for s in state["services"] if s["id"] == service["serviceID"])
+            return {"billing_code": str(billing_code)}
+        held = next(ln for i in state["recurringInvoices"] for ln in i["lines"] if str(ln["id"]) == line_id)
+        return {"tax_code": str(held["tax_code"]), "nominal_code": held["nominal_code"]}
+
     def prorated_increase(self, psa: PsaPort, line: BilledLine, added: int) -> BilledLine:
         """Record ``added`` seats from today the way this PSA prorates them."""
         if self.kind == "connectwise":
             return psa.create_line(NewLine(
                 agreement_id=line.agreement_id, product_id=line.product_id, quantity=added, effective_date=TODAY,
                 end_date=PERIOD_END, unit_price=line.unit_price, tag="seatsync:prorate:bp-0115",
+                unit_cost=line.unit_cost, billing=line.billing,
                 description="Business Premium added mid-period"))
         return psa.set_quantity(line, int(line.quantity) + added, TODAY)
 
@@ -157,13 +180,15 @@ def connectwise_section() -> dict[str, Any]:
                       for i, n, w in COMPANIES],
         "contacts": [{"id": i, "companyId": c, "firstName": f, "lastName": sn, "email": e}
                      for i, c, f, sn, e in CONTACTS],
-        "catalog": [{"id": i, "identifier": code, "description": d, "price": p, "cost": c, "inactive": off}
+        "catalog": [{"id": i, "identifier": code, "description": d, "price": p, "cost": c, "inactive": off,
+                     "taxable": str(i) == TAXABLE_PRODUCT, "uom": "Seat" if str(i) == TAXABLE_PRODUCT else "Each"}
                     for i, code, d, p, c, off in PRODUCTS],
         "agreementTypes": [{"id": 1, "name": AGREEMENT_TYPE, "prorate": True}],
         "agreements": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "typeId": 1,
                         "startDate": PERIOD_START.isoformat()}],
         "additions": [{"id": 500, "agreementId": 100, "productIdentifier": "M365-BP", "quantity": LINE_QUANTITY,
-                       "effectiveDate": PERIOD_START.isoformat()}],
+                       "effectiveDate": PERIOD_START.isoformat(), "taxable": True, "invoiceGrouping": "Licences",
+                       "uom": "User", "unitCost": 18.5, "purchaseItem": True}],
     }
 
 
@@ -175,8 +200,8 @@ def autotask_section() -> dict[str, Any]:
         "companies": [{"id": i, "name": n, **({"website": w} if w else {})} for i, n, w in COMPANIES],
         "contacts": [{"id": i, "companyId": c, "firstName": f, "lastName": sn, "email": e}
                      for i, c, f, sn, e in CONTACTS],
-        "services": [{"id": i, "name": code, "description": d, "unitPrice": p, "unitCost": c, "active": not off}
-                     for i, code, d, p, c, off in PRODUCTS],
+        "services": [{"id": i, "name": code, "description": d, "unitPrice": p, "unitCost": c, "active": not off,
+                      "billingCodeId": 7000 + i} for i, code, d, p, c, off in PRODUCTS],
         "contracts": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "startDate": PERIOD_START.isoformat(),
                        "endDate": "2026-12-31", "category": AGREEMENT_TYPE}],
         "contractServices": [{"id": 500, "contractId": 100, "serviceId": 1, "units": LINE_QUANTITY}],
@@ -189,11 +214,13 @@ def halo_section() -> dict[str, Any]:
         "applications": [{"clientId": "seatsync-app", "clientSecret": "s3cret"}],
         "clients": [{"id": i, "name": n, **({"website": w} if w else {})} for i, n, w in COMPANIES],
         "users": [{"id": i, "clientId": c, "firstName": f, "surname": sn, "email": e} for i, c, f, sn, e in CONTACTS],
-        "items": [{"id": i, "name": code, "description": d, "price": p, "cost": c, "inactive": off}
+        "items": [{"id": i, "name": code, "description": d, "price": p, "cost": c, "inactive": off,
+                   "taxCode": 2 if str(i) == TAXABLE_PRODUCT else 0, "nominalCode": f"40{i}0"}
                   for i, code, d, p, c, off in PRODUCTS],
         "recurringInvoices": [{"id": -1, "clientId": 19, "reference": "Fabrikam M365",
                                "startDate": PERIOD_START.isoformat()}],
-        "lines": [{"id": 500, "invoiceId": -1, "itemId": 1, "quantity": LINE_QUANTITY}],
+        "lines": [{"id": 500, "invoiceId": -1, "itemId": 1, "quantity": LINE_QUANTITY, "taxCode": 5,
+                   "nominalCode": "4999", "unitCost": 18.5}],
     }
 
 

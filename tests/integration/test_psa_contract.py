@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from emulators.tls import TlsFiles, ensure_tls_files
-from shared.domain.model import BilledLine
+from shared.domain.model import BilledLine, BillingAttributes
 from shared.errors import PsaError
 from shared.ports import NewLine, PsaPort
 from tests.integration.psa_contract_helpers import (
@@ -20,6 +20,7 @@ from tests.integration.psa_contract_helpers import (
     LINE_QUANTITY,
     NEXT_PERIOD,
     PERIOD_START,
+    TAXABLE_PRODUCT,
     TODAY,
     PsaUnderTest,
     ensure_quantity,
@@ -141,6 +142,50 @@ def test_a_new_tagged_line_is_created_and_found_again_by_its_tag(psa: PsaUnderTe
         (created.line_id, "M365-E3", Decimal(3))]
     assert psa.billed(created.line_id) == Decimal(3)
     assert found[0].invoice_description == "Microsoft 365 E3 for Ann Lee"
+
+
+# Each PSA's billing attributes of the taxable product, as its emulator holds them (psa_contract_helpers).
+PRODUCT_BILLING = {
+    "connectwise": BillingAttributes(taxable=True, unit_of_measure="Seat"),
+    "autotask": BillingAttributes(billing_code="7002"),
+    "halopsa": BillingAttributes(tax_code="2", nominal_code="4020"),
+}
+
+
+def test_a_new_line_bills_with_its_products_billing_attributes(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    product = client.get_product(TAXABLE_PRODUCT)
+    assert product.billing == PRODUCT_BILLING[psa.kind]
+    created = client.create_line(NewLine(agreement_id=psa.agreement_id, product_id=TAXABLE_PRODUCT, quantity=2,
+                                         effective_date=TODAY, tag="seatsync:e3", unit_cost=product.cost,
+                                         billing=product.billing))
+    again = psa.client().get_line(psa.agreement_id, created.line_id)
+    assert again.unit_cost == product.cost
+    said = {key: value for key, value in vars(product.billing).items() if value is not None}
+    assert {key: getattr(again.billing, key) for key in said} == said
+    held = psa.billing_held(created.line_id)
+    assert {key: held[key] for key in said} == said
+
+
+def test_a_line_created_from_a_base_line_bills_as_the_base_line(psa: PsaUnderTest) -> None:
+    """ConnectWise charges a mid-period change with a separate addition, which must be taxed,
+    grouped and costed as its base addition (not as the product's defaults); Autotask and Halo
+    prorate on the base line itself, so the charge bills with the base line's attributes there."""
+    client = psa.client()
+    base = the_line(client, psa)
+    product = client.get_product(base.product_id)
+    assert base.billing != product.billing or psa.kind == "autotask"  # the base line has attributes of its own
+    lines_before = {line.line_id for line in client.list_lines([psa.agreement_id])}
+    charged = psa.prorated_increase(client, base, 2)
+    lines_after = {line.line_id: line for line in psa.client().list_lines([psa.agreement_id])}
+    if client.capabilities.prorate == "separate-line":
+        (new_id,) = set(lines_after) - lines_before
+        assert lines_after[new_id].billing == base.billing
+        assert lines_after[new_id].unit_cost == base.unit_cost == Decimal("18.5")
+        assert psa.billing_held(new_id) == {k: v for k, v in vars(base.billing).items() if v is not None}
+    else:
+        assert set(lines_after) == lines_before and charged.line_id == base.line_id
+        assert lines_after[base.line_id].billing == base.billing
 
 
 def test_a_prorated_increase_is_recorded_the_way_the_psa_prorates(psa: PsaUnderTest) -> None:
