@@ -5,9 +5,10 @@ configuration, and prints run reports and history. Settings come from the enviro
 on a ``local.settings.json`` in the current directory when there is one (the Functions host's
 local format), exactly as the deployed app reads its app settings.
 
-Exit status: 0 success, 1 a run finished partially (some tenants or changes failed), 2 a run
-failed or a service (the table store, Graph, a PSA) could not be reached, 3 bad input or
-configuration (unknown options or verbs, invalid numbers, unknown run or approval ids).
+Exit status: 0 success, 1 a run finished partially (some tenants or changes failed) or with
+billing problems that need a person (status ``attention``), 2 a run failed (nothing could be
+collected or pushed) or a service (the table store, Graph, a PSA) could not be reached, 3 bad
+input or configuration (unknown options or verbs, invalid numbers, unknown run or approval ids).
 ``-v`` logs SeatSync's own progress; ``--debug`` also the SDKs' HTTP traffic and the traceback
 of an error. SIGTERM stops the command and everything it started, as Ctrl-C does.
 """

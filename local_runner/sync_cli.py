@@ -26,8 +26,9 @@ def page_size(value: str) -> int:
 
 
 def exit_for(report: dict[str, Any]) -> int:
-    """A run's exit status: 0 succeeded, 1 partial, 2 failed."""
-    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(report["status"], EXIT_FAILED)
+    """A run's exit status: 0 succeeded; 1 needs attention (billing problems) or partial; 2 failed."""
+    return {"succeeded": EXIT_OK, "attention": EXIT_PARTIAL, "partial": EXIT_PARTIAL}.get(report["status"],
+                                                                                        EXIT_FAILED)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

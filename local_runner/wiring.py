@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from shared.bootstrap import Services
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
-"""0 success, 1 a run finished partially, 2 a run failed or a service could not be reached,
-3 bad input or configuration (the README's promise)."""
+"""0 success, 1 a run finished partially or needs attention (billing problems), 2 a run failed or
+a service could not be reached, 3 bad input or configuration (the README's promise)."""
 
 
 def environment(settings_file: Path | None) -> dict[str, str]:

@@ -115,11 +115,24 @@ class PushSummary(Message):
     rejected: int = 0
     unchanged: int = 0
     problems: int = 0
+    problems_by_kind: dict[str, int] = Field(default_factory=dict)
+    problems_excluded: int = Field(default=0, description="problems whose alerts an exclusion covers")
     psa_calls: int = 0
-    tenants_failed: list[str] = Field(default_factory=list)
+    tenants_failed: list[str] = Field(default_factory=list, description="tenants whose PSA state was not read")
+    tenants_unwritten: list[str] = Field(
+        default_factory=list, description="tenants with changes to write of which none could be written")
+
+    def count_problems(self, kinds: dict[str, int], excluded: int) -> None:
+        self.problems += sum(kinds.values())
+        self.problems_excluded += excluded
+        for kind, count in kinds.items():
+            self.problems_by_kind[kind] = self.problems_by_kind.get(kind, 0) + count
 
 
-RunStatus = Literal["running", "succeeded", "partial", "failed"]
+RunStatus = Literal["running", "succeeded", "attention", "partial", "failed"]
+"""``succeeded``: everything synced and no billing problem; ``attention``: everything that could
+be synced was, but billing problems need a person; ``partial``: some tenants or changes failed;
+``failed``: the run stopped, or no tenant could be collected or pushed. Exit codes: 0, 1, 1, 2."""
 
 RunPhase = Literal["starting", "collecting", "pushing", "finishing", "notifying", "finished"]
 
@@ -167,24 +180,52 @@ class RunSummary(Message):
     changes_rejected: int = 0
     lines_unchanged: int = 0
     problems: int = 0
+    problems_by_kind: dict[str, int] = Field(default_factory=dict)
+    problems_excluded: int = 0
     graph_calls: int = 0
     psa_calls: int = 0
     error: str | None = None
+    gdap_error: str | None = None
+
+    @property
+    def problems_open(self) -> int:
+        """Billing problems no alert exclusion acknowledges: they make a run need attention."""
+        return max(self.problems - self.problems_excluded, 0)
+
+
+def run_status(*, error: str | None, tenants: int, collected: int, pushed: int, failed_tenants: int,
+               failed_changes: int, gdap_error: str | None, open_problems: int) -> RunStatus:
+    """The status of a finished run (see ``RunStatus``): it is only ``succeeded`` when nothing
+    failed and no billing problem waits for a person. A run in which tenants were collected but
+    none could be pushed (the PSA down, its credentials refused) failed."""
+    if error is not None or (tenants and not collected) or (collected and not pushed):
+        return "failed"
+    if failed_tenants or failed_changes or gdap_error:
+        return "partial"
+    if open_problems:
+        return "attention"
+    return "succeeded"
 
 
 def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[PushSummary],
-              extra_graph_calls: int, finished_at: datetime, error: str | None = None) -> RunSummary:
+              extra_graph_calls: int, finished_at: datetime, error: str | None = None,
+              gdap_error: str | None = None) -> RunSummary:
     """Totals of a run. Pure: the orchestrator calls it on small summaries."""
     ok = [o for o in outcomes if o.status == "ok"]
     failed_changes = sum(p.failed for p in pushes)
     push_failed_tenants = {t for p in pushes for t in p.tenants_failed}
+    unwritten = {t for p in pushes for t in p.tenants_unwritten} - push_failed_tenants
     tenants_failed = len(outcomes) - len(ok) + len(push_failed_tenants)
-    if error is not None or (outcomes and not ok):
-        status: RunStatus = "failed"
-    elif tenants_failed or failed_changes:
-        status = "partial"
-    else:
-        status = "succeeded"
+    problems = sum(p.problems for p in pushes)
+    excluded = sum(p.problems_excluded for p in pushes)
+    by_kind: dict[str, int] = {}
+    for push in pushes:
+        for kind, count in push.problems_by_kind.items():
+            by_kind[kind] = by_kind.get(kind, 0) + count
+    pushed = len(ok) - len(push_failed_tenants) - len(unwritten)
+    status = run_status(error=error, tenants=len(outcomes), collected=len(ok), pushed=pushed,
+                        failed_tenants=tenants_failed, failed_changes=failed_changes, gdap_error=gdap_error,
+                        open_problems=problems - excluded)
     return RunSummary(
         run_id=request.run_id, status=status, dry_run=request.dry_run, trigger=request.trigger,
         requested_by=request.requested_by, started_at=request.requested_at, finished_at=finished_at,
@@ -198,8 +239,11 @@ def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[
         changes_deferred=sum(p.deferred for p in pushes),
         changes_rejected=sum(p.rejected for p in pushes),
         lines_unchanged=sum(p.unchanged for p in pushes),
-        problems=sum(p.problems for p in pushes),
+        problems=problems,
+        problems_by_kind=dict(sorted(by_kind.items())),
+        problems_excluded=excluded,
         graph_calls=extra_graph_calls + sum(o.graph_calls for o in outcomes),
         psa_calls=sum(p.psa_calls for p in pushes),
         error=error,
+        gdap_error=gdap_error,
     )

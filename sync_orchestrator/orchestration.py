@@ -116,7 +116,7 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
 
     summary: RunSummary = summarize(
         request, outcomes, pushes, extra_graph_calls=started.graph_calls,
-        finished_at=context.current_utc_datetime, error=error,
+        finished_at=context.current_utc_datetime, error=error, gdap_error=started.gdap_error,
     )
     report(phase="finishing")
     yield context.call_activity(FINISH_RUN, summary.to_json())

@@ -41,7 +41,7 @@ def buttons(node: Any) -> list[tuple[str, str]]:
 def expected_sample_card(run: str) -> list[str]:
     """The texts, in order, of the card for ``shared.notifications.sample``'s run."""
     return [
-        "SeatSync: run partly failed, 6 alerts",
+        "SeatSync: run partly failed, 7 alerts",
         f"25 Nov 2026 02:05 UTC · run {run} · partial",
         "Run partly failed: 1 of 3 tenants",
         f"Run | {run}", "Status | partial", "Tenants failed | Northwind Traders (AADSTS700016)",
@@ -50,6 +50,10 @@ def expected_sample_card(run: str) -> list[str]:
         "Northwind Traders | AADSTS700016: The SeatSync app is not consented in this tenant: a Global "
         "Administrator of the customer grants admin consent.",
         "Nothing is read or billed for these tenants until this is fixed.",
+        "Billing problems (1)",
+        "Fabrikam Ltd | Microsoft 365 Business Premium: 1 user holds it but matches no company's user filter: "
+        "nobody bills them. Give the tenant a catch-all company (catchAll: true), …",
+        "Each item says what to do. Until it is fixed SeatSync writes nothing for a line it cannot decide.",
         "Changes held for approval (1)",
         "Adatum Corp | Microsoft 365 Business Premium: 25 → 18 (decrease of 7 seats (28%) is above the 20% "
         "safety limit)",
@@ -68,8 +72,9 @@ def expected_sample_card(run: str) -> list[str]:
         "Contoso Retail | in GDAP, not configured",
         "Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or "
         "exclude them from this alert.",
-        "Run partial: 2 changes applied",
+        "Run partial: 2 changes applied, 1 billing problem",
         "Status | partial", "Tenants | 2 of 3 synced", "Tenants failed | 1", "Changes applied | 2",
-        "Held for approval | 1", "Deferred | 0", "Changes failed | 0", "Lines unchanged | 5", "Open alerts | 6",
+        "Held for approval | 1", "Deferred | 0", "Changes failed | 0", "Lines unchanged | 5",
+        "Billing problems | 1 (users unmatched: 1)", "Open alerts | 7",
         f"The whole report: seatsync report {run}",
     ]

@@ -80,6 +80,7 @@ class AuditEntry:
     reason: str
     error: str | None = None
     actor: str | None = None
+    old_unit_price: Decimal | None = None
 
     @classmethod
     def of(cls, change: PlannedChange, event: str, at: datetime, tenant_name: str, *, run_id: str | None = None,
@@ -90,7 +91,7 @@ class AuditEntry:
                    psa=change.psa, company_id=change.company_id, agreement_id=change.agreement_id,
                    line_id=change.line_id, licence=change.label or change.sku_id, before=change.old_quantity,
                    after=change.new_quantity, amount=change.amount, unit_price=change.unit_price,
-                   reason=reason or change.reason, error=error, actor=actor)
+                   reason=reason or change.reason, error=error, actor=actor, old_unit_price=change.old_unit_price)
 
 
 def _entity_time(value: Any) -> datetime:
@@ -227,7 +228,9 @@ class DecisionRepository:
             "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{sequence}~{entry.change_id}~{entry.event}",
             "Entry": json.dumps({**asdict(entry), "at": entry.at.isoformat(),
                                  "amount": None if entry.amount is None else str(entry.amount),
-                                 "unit_price": None if entry.unit_price is None else str(entry.unit_price)}),
+                                 "unit_price": None if entry.unit_price is None else str(entry.unit_price),
+                                 "old_unit_price": (None if entry.old_unit_price is None
+                                                    else str(entry.old_unit_price))}),
         })
 
     def audit_trail(self, tenant_id: str, start: datetime | None = None, end: datetime | None = None
@@ -238,7 +241,7 @@ class DecisionRepository:
         for entity in row_range(self._audit, tenant_id.lower(), low, high):
             raw = json.loads(str(entity["Entry"]))
             raw["at"] = datetime.fromisoformat(raw["at"])
-            for key in ("amount", "unit_price"):
+            for key in ("amount", "unit_price", "old_unit_price"):
                 raw[key] = None if raw.get(key) is None else Decimal(raw[key])
             entries.append(AuditEntry(**raw))
         return entries  # in row key order: time, then the order recorded

@@ -39,7 +39,7 @@ from shared.adapters.tables import (
 )
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
 from shared.domain.model import PlannedChange
-from shared.domain.planning import Problem
+from shared.domain.problems import Problem, problem_from_json, problem_to_json
 
 _RUNS_PK = "runs"
 _LEASE_PK = "lease"
@@ -266,26 +266,27 @@ class RunRepository:
 
     def record_problems(self, run_id: str, tenant_id: str, problems: list[Problem],
                         push_error: str | None = None) -> None:
-        items = [{"message": p.message, "skuId": p.sku_id, "agreementId": p.agreement_id,
-                  "lineId": p.line_id} for p in problems]
+        items = [problem_to_json(p) for p in problems]
         text = json.dumps(items)
-        while len(text) > _TEXT_LIMIT and items:
+        while len(text) > _TEXT_LIMIT and items:  # a property holds 64 KiB: the first problems are kept
             items = items[:-1]
-            text = json.dumps([*items, {"message": "more problems not shown"}])
+            text = json.dumps([*items, {"kind": "unclassified", "tenantId": tenant_id,
+                                        "message": f"{len(problems) - len(items)} more problems not shown"}])
         self._tenants.upsert_entity({
             "PartitionKey": run_id, "RowKey": tenant_id, "Problems": text,
             "PushError": _clip(push_error or ""),
         }, mode=UpdateMode.MERGE)
 
     def tenant_rows(self, run_id: str) -> list[dict[str, Any]]:
-        """Per tenant: ``outcome`` (TenantOutcome), ``problems`` (list), ``pushError``."""
+        """Per tenant: ``outcome`` (TenantOutcome), ``problems`` (list of Problem), ``pushError``."""
         rows = []
         for entity in partition(self._tenants, run_id):
             outcome = (TenantOutcome.model_validate_json(str(entity["Outcome"]))
                        if entity.get("Outcome") else None)
             rows.append({
                 "tenantId": str(entity["RowKey"]), "outcome": outcome,
-                "problems": json.loads(str(entity.get("Problems") or "[]")),
+                "problems": [problem_from_json(p, str(entity["RowKey"]))
+                             for p in json.loads(str(entity.get("Problems") or "[]"))],
                 "pushError": str(entity.get("PushError") or "") or None,
             })
         return rows

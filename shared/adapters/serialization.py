@@ -16,7 +16,7 @@ def change_to_json(change: PlannedChange) -> str:
     raw["kind"] = change.kind.value
     raw["status"] = change.status.value
     raw["bill_mode"] = change.bill_mode.value if change.bill_mode else None
-    for key in ("unit_price", "amount", "unit_cost"):
+    for key in ("unit_price", "amount", "unit_cost", "old_unit_price"):
         raw[key] = None if raw[key] is None else str(raw[key])
     for key in ("effective_date", "end_date", "due_date"):
         raw[key] = None if raw[key] is None else raw[key].isoformat()
@@ -28,7 +28,7 @@ def change_from_json(text: str) -> PlannedChange:
     raw["kind"] = ChangeKind(raw["kind"])
     raw["status"] = ChangeStatus(raw["status"])
     raw["bill_mode"] = BillMode(raw["bill_mode"]) if raw.get("bill_mode") else None
-    for key in ("unit_price", "amount", "unit_cost"):
+    for key in ("unit_price", "amount", "unit_cost", "old_unit_price"):
         raw[key] = None if raw.get(key) is None else Decimal(raw[key])
     for key in ("effective_date", "end_date", "due_date"):
         raw[key] = None if raw.get(key) is None else date.fromisoformat(raw[key])

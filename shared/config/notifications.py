@@ -20,10 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from shared.config.base import Model, SecretRef
+from shared.config.problem_kinds import ProblemKind
 
 AlertKind = Literal[
     "run-failed",
     "auth-failed",
+    "billing-problem",
     "changes-held",
     "unlinked-licence",
     "unused-licences",
@@ -40,6 +42,7 @@ Digest = Literal["immediate", "daily", "weekly", "monthly"]
 DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "run-failed": "immediate",
     "auth-failed": "immediate",
+    "billing-problem": "daily",
     "changes-held": "daily",
     "unlinked-licence": "daily",
     "unused-licences": "weekly",
@@ -125,6 +128,7 @@ class AlertRules(Model):
 
     run_failed: RunFailedRule = RunFailedRule()
     auth_failed: AlertRule = AlertRule()
+    billing_problem: AlertRule = AlertRule()
     changes_held: AlertRule = AlertRule()
     unlinked_licence: AlertRule = AlertRule()
     unused_licences: UnusedLicencesRule = UnusedLicencesRule()
@@ -145,11 +149,15 @@ class AlertRules(Model):
 
 class AlertExclusion(Model):
     """No alert about this tenant, this licence (in every tenant), or this licence of this
-    tenant; ``kinds`` narrows it to some alert kinds."""
+    tenant; ``kinds`` narrows it to some alert kinds, ``problems`` to some kinds of billing
+    problem (excluding a billing problem's alert also acknowledges it: the run no longer needs
+    attention because of it)."""
 
     tenant_id: str | None = Field(default=None, pattern=_GUID)
     sku_id: str | None = Field(default=None, pattern=_GUID)
     kinds: tuple[AlertKind, ...] = ()
+    problems: tuple[ProblemKind, ...] = Field(
+        default=(), description="only these kinds of billing problem (implies kinds: [billing-problem])")
     note: str | None = Field(default=None, max_length=200)
 
     @field_validator("tenant_id", "sku_id")
@@ -165,10 +173,16 @@ class AlertExclusion(Model):
         if run_level:
             raise ValueError(f"{', '.join(run_level)} concern a whole run and cannot be excluded per "
                              "tenant or licence; disable them under 'alerts' instead")
+        if self.problems and self.kinds and "billing-problem" not in self.kinds:
+            raise ValueError("'problems' narrows billing-problem alerts: add billing-problem to 'kinds' or leave "
+                             "'kinds' out")
         return self
 
-    def covers(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None) -> bool:
+    def covers(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None,
+               problem: ProblemKind | None = None) -> bool:
         if kind in RUN_KINDS or (self.kinds and kind not in self.kinds):
+            return False
+        if self.problems and (kind != "billing-problem" or problem not in self.problems):
             return False
         if self.tenant_id is not None and (tenant_id or "").lower() != self.tenant_id:
             return False
@@ -223,5 +237,6 @@ class NotificationSettings(Model):
     def has_channels(self) -> bool:
         return any(c.enabled for c in self.teams) or (self.email is not None and self.email.enabled)
 
-    def excluded(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None = None) -> bool:
-        return any(rule.covers(kind, tenant_id, sku_id) for rule in self.exclusions)
+    def excluded(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None = None,
+                 problem: ProblemKind | None = None) -> bool:
+        return any(rule.covers(kind, tenant_id, sku_id, problem) for rule in self.exclusions)

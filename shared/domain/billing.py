@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.config.schema import (
     CompanyLink,
@@ -28,6 +29,7 @@ from shared.config.schema import (
     UserFilter,
 )
 from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.domain.problems import Problem, ProblemKind
 from shared.domain.sku_names import sku_display_name
 
 ACTIVE_SUBSCRIPTION_STATES = frozenset({"enabled", "warning"})
@@ -98,13 +100,6 @@ class BillableItem:
         if self.purchased is None:
             return None
         return max(self.purchased - self.counted, 0)
-
-
-@dataclass(frozen=True)
-class ItemProblem:
-    mapping_key: str | None
-    message: str
-    sku_id: str | None = None
 
 
 def _names(users: Iterable[DirectoryUser]) -> tuple[str, ...]:
@@ -213,12 +208,20 @@ class _TenantCounter:
         return len(chosen), [], None
 
 
+def mapping_problem(tenant: TenantConfig, company: CompanyLink, licence: LicenceLink, kind: ProblemKind,
+                    message: str, label: str, **details: Any) -> Problem:
+    """A problem of one mapping, naming its tenant, licence, company, agreement and line."""
+    return Problem(kind, tenant.tenant_id, message, source=licence.source, label=label, psa=company.psa,
+                   company_id=company.company_id, agreement_id=licence.agreement_id,
+                   line_id=details.pop("line_id", licence.line_id), **details)
+
+
 def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot
-                   ) -> tuple[list[BillableItem], list[ItemProblem]]:
+                   ) -> tuple[list[BillableItem], list[Problem]]:
     """The billable state of every mapping of a tenant, and what prevents billing some."""
     counter = _TenantCounter(config, tenant, snapshot)
     items: list[BillableItem] = []
-    problems: list[ItemProblem] = []
+    problems: list[Problem] = []
     subscriptions = {s.id.lower(): s for s in snapshot.subscriptions}
     for company in tenant.companies:
         split_used: dict[str, int] = {}  # assigned seats of a split SKU already given to earlier mappings
@@ -231,11 +234,14 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
             if licence.custom is not None:
                 definition = config.custom_licence(tenant, licence.custom)
                 if definition is None:  # validated with the configuration; kept for stored data
-                    problems.append(ItemProblem(key, f"custom licence '{licence.custom}' is not defined"))
+                    problems.append(mapping_problem(tenant, company, licence, ProblemKind.COUNT_UNAVAILABLE,
+                                                    f"custom licence '{licence.custom}' is not defined",
+                                                    licence.custom))
                     continue
-                counted, users, problem = counter.custom(company, licence, definition)
-                if problem is not None:
-                    problems.append(ItemProblem(key, f"custom licence '{definition.name}': {problem}"))
+                counted, users, trouble = counter.custom(company, licence, definition)
+                if trouble is not None:
+                    problems.append(mapping_problem(tenant, company, licence, ProblemKind.COUNT_UNAVAILABLE,
+                                                    trouble, definition.name))
                     continue
                 quantity, reason = _apply_options(licence, counted, CUSTOM_COUNTS[definition.kind])
                 items.append(BillableItem(key, company, licence, definition.name, counted, quantity,
@@ -255,8 +261,8 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 mapped = [subscriptions.get(s) for s in licence.subscription_ids]
                 unknown = [s for s, found in zip(licence.subscription_ids, mapped, strict=True) if found is None]
                 if unknown:
-                    problems.append(ItemProblem(key, f"subscription {unknown[0]} of {label} was not found in the "
-                                                     "tenant", licence.sku_id))
+                    problems.append(mapping_problem(tenant, company, licence, ProblemKind.SUBSCRIPTION_NOT_FOUND,
+                                                    f"subscription {unknown[0]} was not found in the tenant", label))
                     continue
                 purchased = sum(s.total_licenses for s in mapped
                                 if s is not None and s.status.casefold() in ACTIVE_SUBSCRIPTION_STATES)

@@ -390,6 +390,7 @@ class PlannedChange:
     due_date: date | None = None
     unit_cost: Decimal | None = None
     billing: BillingAttributes | None = None
+    old_unit_price: Decimal | None = None
 
     @property
     def writes(self) -> bool:

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import cast
+from typing import Any, cast
 
 from shared.config.schema import BillingProfile, SeatSyncConfig, TenantConfig
 from shared.domain.billing import BillableItem, billable_items, invoice_description, overlapping_users
@@ -62,6 +62,7 @@ from shared.domain.periods import (
     period_containing,
     prorate,
 )
+from shared.domain.problems import Problem, ProblemKind
 
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
 LINE_TAG = "seatsync:l:"
@@ -75,17 +76,6 @@ BILL_MODES = {"billable": BillMode.BILLABLE, "do-not-bill": BillMode.DO_NOT_BILL
 # A period's record is written before the decrease it records, for the same reason.
 WRITE_ORDER = {ChangeKind.PRORATE: 0, ChangeKind.CREDIT: 0, ChangeKind.PERIOD_RECORD: 0, ChangeKind.CREATE_LINE: 1,
                ChangeKind.SET_QUANTITY: 2, ChangeKind.SET_DETAILS: 3}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something the plan cannot fix by itself: reported, never guessed at."""
-
-    tenant_id: str
-    message: str
-    sku_id: str | None = None
-    agreement_id: str | None = None
-    line_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,9 +194,12 @@ class _Planner:
         self.problems: list[Problem] = []
 
     # -- helpers ------------------------------------------------------------------------------
-    def problem(self, item: BillableItem, message: str, line_id: str | None = None) -> None:
-        self.problems.append(Problem(self.tenant.tenant_id, f"{item.label}: {message}", item.licence.source,
-                                     item.licence.agreement_id, line_id or item.licence.line_id))
+    def problem(self, item: BillableItem, kind: ProblemKind, message: str, line_id: str | None = None,
+                **details: Any) -> None:
+        self.problems.append(Problem(
+            kind, self.tenant.tenant_id, message, source=item.licence.source, label=item.label,
+            psa=item.company.psa, company_id=item.company.company_id, agreement_id=item.licence.agreement_id,
+            line_id=line_id or item.licence.line_id, **details))
 
     def change(self, item: BillableItem, kind: ChangeKind, line: BilledLine | None, old: int | None, new: int,
                reason: str, effective: date, **extra: object) -> PlannedChange:
@@ -221,31 +214,38 @@ class _Planner:
         )
 
     def find_line(self, item: BillableItem, profile: BillingProfile | None,
-                  lines: tuple[BilledLine, ...]) -> tuple[BilledLine | None, str | None]:
-        """(line, problem)."""
+                  lines: tuple[BilledLine, ...]) -> tuple[BilledLine | None, bool]:
+        """(the line, whether the search succeeded); a failed search records its problem."""
         licence = item.licence
         if licence.line_id is not None:
             for line in lines:
                 if line.line_id == licence.line_id:
-                    return line, None
+                    return line, True
             for other in self.view.lines.values():
                 for line in other:
                     if line.line_id == licence.line_id and line.psa == item.company.psa:
-                        return None, (f"line {licence.line_id} belongs to agreement {line.agreement_id}, "
-                                      f"not {licence.agreement_id}; fix the mapping")
-            return None, f"line {licence.line_id} was not found on agreement {licence.agreement_id}"
+                        self.problem(item, ProblemKind.LINE_ON_ANOTHER_AGREEMENT,
+                                     f"line {licence.line_id} belongs to agreement {line.agreement_id}, "
+                                     f"not {licence.agreement_id}")
+                        return None, False
+            self.problem(item, ProblemKind.LINE_MISSING,
+                         f"line {licence.line_id} was not found on agreement {licence.agreement_id}")
+            return None, False
         tagged = [line for line in lines if line.tag == line_tag(item.mapping_key) and line.active]
         if tagged:
-            return tagged[0], None
+            return tagged[0], True
         if profile is None:
-            return None, None
+            return None, True
         candidates = [line for line in lines if line.active and line.product_id == profile.product_id
                       and not (line.tag or "").startswith(("seatsync:", "SeatSync:"))]
         if len(candidates) > 1:
             ids = ", ".join(line.line_id for line in candidates)
-            return None, (f"agreement {licence.agreement_id} has several lines of product {profile.product_id} "
-                          f"({ids}); set 'lineId' to say which one bills this licence")
-        return (candidates[0], None) if candidates else (None, None)
+            self.problem(item, ProblemKind.SEVERAL_CANDIDATE_LINES,
+                         f"agreement {licence.agreement_id} has several lines of product {profile.product_id} "
+                         f"({ids}); set 'lineId' to say which one bills this licence",
+                         facts=(("Candidate lines", ids),))
+            return None, False
+        return (candidates[0], True) if candidates else (None, True)
 
     def terms(self, item: BillableItem) -> Commitment | None:
         licence = item.licence
@@ -258,19 +258,9 @@ class _Planner:
 
     # -- planning -----------------------------------------------------------------------------
     def plan(self) -> TenantPlan:
-        overlaps = overlapping_users(self.tenant, self.snapshot)
-        blocked_companies: set[int] = set()
-        if overlaps:
-            names = ", ".join(u.user_principal_name for u, _ in overlaps[:10])
-            more = f" and {len(overlaps) - 10} more" if len(overlaps) > 10 else ""
-            for _, hits in overlaps:
-                blocked_companies.update(hits)
-            self.problems.append(Problem(
-                self.tenant.tenant_id, f"users match the filters of several companies and would be billed twice: "
-                                       f"{names}{more}; filtered licences of those companies are not synced"))
+        blocked_companies = self.overlaps()
         items, item_problems = billable_items(self.config, self.tenant, self.snapshot)
-        for item_problem in item_problems:
-            self.problems.append(Problem(self.tenant.tenant_id, item_problem.message, item_problem.sku_id))
+        self.problems.extend(item_problems)
         for item in items:
             index = self.tenant.companies.index(item.company)
             filtered = item.company.user_filter is not None and not item.licence.ignore_filter
@@ -280,32 +270,61 @@ class _Planner:
         self.changes.sort(key=lambda c: (c.mapping_key, WRITE_ORDER[c.kind]))
         return TenantPlan(self.tenant.tenant_id, tuple(self.changes), tuple(self.outcomes), tuple(self.problems))
 
+    def overlaps(self) -> set[int]:
+        """Users matching the filters of several companies would be billed twice: one problem per
+        group of companies, naming the users; returns the companies whose filtered licences are
+        frozen (nothing written for them) until the filters are fixed."""
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for user, hits in overlapping_users(self.tenant, self.snapshot):
+            groups.setdefault(tuple(hits), []).append(user.user_principal_name)
+        blocked: set[int] = set()
+        for group, users in groups.items():
+            blocked.update(group)
+            users.sort(key=str.casefold)
+            companies = [self.tenant.companies[i] for i in group]
+            names = " and ".join(f"{c.psa} {c.company_id}" + (f" ({c.name})" if c.name else "") for c in companies)
+            shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            self.problems.append(Problem(
+                ProblemKind.USERS_OVERLAP, self.tenant.tenant_id,
+                f"{len(users)} user(s) match the filters of {names} and would be billed twice: {shown}; nothing is "
+                "written for the filtered licences of those companies", users=tuple(users),
+                psa=companies[-1].psa, company_id=companies[-1].company_id, facts=(("Companies", names),)))
+        return blocked
+
     def plan_item(self, item: BillableItem) -> None:
         licence, company = item.licence, item.company
         key = (company.psa, licence.agreement_id)
         agreement = self.view.agreements.get(key)
         if agreement is None:
-            self.problem(item, f"agreement {licence.agreement_id} was not found in {company.psa}")
+            self.problem(item, ProblemKind.AGREEMENT_MISSING,
+                         f"agreement {licence.agreement_id} was not found in {company.psa}")
             return
         if not agreement.active:
-            self.problem(item, f"agreement {licence.agreement_id} ({agreement.name}) is not active; nothing written")
+            self.problem(item, ProblemKind.AGREEMENT_INACTIVE,
+                         f"agreement {licence.agreement_id} ({agreement.name}) is not active in {company.psa} "
+                         "(cancelled, expired or inactive)")
+            return
+        if agreement.end_date is not None and agreement.end_date < self.today:
+            self.problem(item, ProblemKind.AGREEMENT_ENDED,
+                         f"agreement {licence.agreement_id} ({agreement.name}) ended on {agreement.end_date}")
             return
         if agreement.company_id != company.company_id:
-            self.problem(item, f"agreement {licence.agreement_id} belongs to company {agreement.company_id}, "
-                               f"not {company.company_id}; fix the mapping")
+            self.problem(item, ProblemKind.AGREEMENT_OF_ANOTHER_COMPANY,
+                         f"agreement {licence.agreement_id} belongs to company {agreement.company_id}, "
+                         f"not {company.company_id}")
             return
         profile = self.config.profile(licence.profile) if licence.profile else None
         if profile is not None and profile.agreement_types and agreement.type_name not in profile.agreement_types:
-            self.problem(item, f"profile '{profile.name}' may not be used on agreement type "
-                               f"'{agreement.type_name}' (allowed: {', '.join(profile.agreement_types)})")
+            self.problem(item, ProblemKind.AGREEMENT_TYPE_NOT_ALLOWED,
+                         f"profile '{profile.name}' may not be used on agreement type "
+                         f"'{agreement.type_name}' (allowed: {', '.join(profile.agreement_types)})")
             return
         capabilities = self.view.capabilities.get(company.psa)
         if capabilities is None:
-            self.problem(item, f"PSA connection '{company.psa}' was not read")
+            self.problem(item, ProblemKind.PSA_NOT_READ, f"PSA connection '{company.psa}' was not read")
             return
-        line, trouble = self.find_line(item, profile, self.view.lines.get(key, ()))
-        if trouble is not None:
-            self.problem(item, trouble)
+        line, found = self.find_line(item, profile, self.view.lines.get(key, ()))
+        if not found:
             return
         product = self.view.products.get((profile.psa, profile.product_id)) if profile else None
         price = profile_price(profile, product) if profile else None
@@ -318,13 +337,14 @@ class _Planner:
             self.plan_new_line(item, agreement, profile, product, price, description, capabilities)
             return
         if not line.active:
-            self.problem(item, f"line {line.line_id} was cancelled on {line.cancelled_date}; billing is not "
-                               "restarted automatically", line.line_id)
+            self.problem(item, ProblemKind.LINE_CANCELLED,
+                         f"line {line.line_id} was cancelled on {line.cancelled_date}; billing is not restarted "
+                         "automatically", line.line_id)
             return
         current = line.quantity
         if current != current.to_integral_value():
-            self.problem(item, f"line {line.line_id} bills a fractional quantity ({current}); set it to whole "
-                               "seats first", line.line_id)
+            self.problem(item, ProblemKind.FRACTIONAL_QUANTITY,
+                         f"line {line.line_id} bills a fractional quantity ({current})", line.line_id)
             return
         old = int(current)
         unit_price = line.unit_price if line.unit_price is not None else price
@@ -411,14 +431,15 @@ class _Planner:
                       product: Product | None, price: Decimal | None, description: str | None,
                       capabilities: PsaCapabilities) -> None:
         if profile is None:
-            self.problem(item, f"no line bills it on agreement {agreement.agreement_id} and no billing profile "
-                               "says how to create one")
+            self.problem(item, ProblemKind.NO_LINE_NO_PROFILE,
+                         f"no line bills it on agreement {agreement.agreement_id} and no billing profile says how to "
+                         "create one")
             return
         if item.quantity == 0:
             return
         if profile.price.mode != "custom" and price is None:
-            self.problem(item, f"product {profile.product_id} has no price in {profile.psa}; the line was not "
-                               "created")
+            self.problem(item, ProblemKind.PRODUCT_WITHOUT_PRICE,
+                         f"product {profile.product_id} has no price in {profile.psa}; the line was not created")
             return
         start = item.licence.start_date
         effective = start if start is not None else self.today
@@ -527,8 +548,9 @@ class _Planner:
         charged = old
         if state.invoiced and line.period_quantity is not None:
             if line.period_quantity != line.period_quantity.to_integral_value():
-                self.problem(item, f"line {line.line_id} is charged a fractional quantity this period "
-                                   f"({line.period_quantity}); set it to whole seats first", line.line_id)
+                self.problem(item, ProblemKind.FRACTIONAL_QUANTITY,
+                             f"line {line.line_id} is charged a fractional quantity this period "
+                             f"({line.period_quantity})", line.line_id)
                 return
             charged = int(line.period_quantity)
         prorating = self.prorates(item, agreement)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
 from shared.contracts import RunSummary, StartedRun, TenantOutcome
 from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
+from shared.domain.problems import Problem, ProblemKind
 from shared.domain.sku_names import sku_display_name
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ KINDS: dict[AlertKind, KindInfo] = {
     "run-failed": KindInfo("Run failed", "critical", "Open the run report"),
     "auth-failed": KindInfo("Tenants SeatSync cannot sign in to", "critical",
                             "Nothing is read or billed for these tenants until this is fixed."),
+    "billing-problem": KindInfo("Billing problems", "warning",
+                                "Each item says what to do. Until it is fixed SeatSync writes nothing for a line "
+                                "it cannot decide."),
     "changes-held": KindInfo("Changes held for approval", "warning",
                              "Approve or dismiss them: seatsync approvals list"),
     "unlinked-licence": KindInfo("Licences with no billing mapping", "warning",
@@ -150,6 +154,7 @@ class Alert:
     action_text: str = ""
     action_url: str | None = None
     action_label: str | None = None
+    problem: ProblemKind | None = None
 
     @property
     def subject(self) -> str:
@@ -165,6 +170,7 @@ class TenantRow:
     name: str
     outcome: TenantOutcome | None
     push_error: str | None = None
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,17 @@ def _make(kind: AlertKind, key: str, facts_that_matter: Mapping[str, Any], **fie
 # --------------------------------------------------------------------------- the kinds
 
 
+def _why_failed(row: TenantRow) -> str:
+    """Why a tenant was not synced, in a few words: the AADSTS code, the collection error, or
+    the PSA read that failed."""
+    outcome = row.outcome
+    if outcome is None:
+        return "not collected"
+    if outcome.status != "ok":
+        return outcome.error_code or _clip(outcome.error or outcome.status, 120)
+    return _clip(f"push failed: {row.push_error}", 120) if row.push_error else "push failed"
+
+
 def run_failed_alert(data: RunData, links: Links) -> Alert | None:
     summary = data.summary
     if summary.status not in ("failed", "partial"):
@@ -250,20 +267,20 @@ def run_failed_alert(data: RunData, links: Links) -> Alert | None:
     if summary.error:
         facts.append(Fact("Error", _clip(summary.error, 300)))
     if failed_tenants:
-        names = []
-        for row in failed_tenants[:10]:
-            outcome = row.outcome
-            if outcome is None:
-                why = "not collected"
-            elif outcome.status != "ok":
-                why = outcome.error_code or outcome.status
-            else:
-                why = "push failed"
-            names.append(f"{row.name} ({why})")
+        names = [f"{row.name} ({_why_failed(row)})" for row in failed_tenants[:10]]
         more = len(failed_tenants) - len(names)
         facts.append(Fact("Tenants failed", ", ".join(names) + (f", +{more} more" if more else "")))
     if failed_changes:
-        facts.append(Fact("Changes failed", str(len(failed_changes))))
+        errors = {c.change_id: e for c, e in data.changes}
+        shown = [f"{data.tenant_name(c.tenant_id)}: {c.label or sku_display_name(c.sku_id)} {c.kind.value} "
+                 f"({_clip(errors.get(c.change_id) or 'no error recorded', 80)})" for c in failed_changes[:5]]
+        more = len(failed_changes) - len(shown)
+        facts.append(Fact("Changes failed", f"{len(failed_changes)}: " + "; ".join(shown)
+                          + (f"; +{more} more" if more else "")))
+    if summary.gdap_error:
+        counts.append("the GDAP customer list")
+        facts.append(Fact("GDAP customers not listed", _clip(summary.gdap_error, 300)))
+        title = f"Run {status}: " + ", ".join(counts)
     line = _clip(summary.error, 200) if summary.error else (", ".join(counts) + " failed" if counts else status)
     return _make(
         "run-failed", data.run_id, {"run": data.run_id, "status": summary.status},
@@ -295,6 +312,44 @@ def auth_failed_alerts(data: RunData, links: Links) -> list[Alert]:
             tenant_id=row.tenant_id, tenant_name=row.name,
             action_text=text, action_url=url, action_label=f"{label}: {_clip(row.name, 24)}" if url and label else None,
         ))
+    return alerts
+
+
+PROBLEM_LABELS: dict[ProblemKind, str] = {kind: kind.value.replace("-", " ").capitalize() for kind in ProblemKind}
+
+
+def billing_problem_alerts(data: RunData, links: Links) -> list[Alert]:
+    """One alert per billing problem of the run: where it is, what is wrong, what to do."""
+    alerts = []
+    for row in data.tenants:
+        for problem in row.problems:
+            where = ", ".join(part for part in (
+                f"{problem.psa} company {problem.company_id}" if problem.psa and problem.company_id else "",
+                f"agreement {problem.agreement_id}" if problem.agreement_id else "",
+                f"line {problem.line_id}" if problem.line_id else "") if part)
+            facts = [Fact("Tenant", row.name)]
+            if problem.label:
+                facts.append(Fact("Licence", problem.label))
+            facts.append(Fact("Problem", PROBLEM_LABELS[problem.kind]))
+            facts.append(Fact("What is wrong", _clip(problem.message, 400)))
+            if where:
+                facts.append(Fact("Where", where))
+            if problem.users:
+                shown = ", ".join(problem.users[:10])
+                more = len(problem.users) - 10
+                facts.append(Fact("Users", shown + (f", +{more} more" if more > 0 else "")))
+            facts += [Fact(label, value) for label, value in problem.facts]
+            facts.append(Fact("Billing", "nothing written for this line until it is fixed" if problem.blocks
+                              else "synced; this is reported beside it"))
+            facts.append(Fact("What to do", problem.action))
+            alerts.append(_make(
+                "billing-problem", problem.key,
+                {"message": problem.message, "users": sorted(problem.users), "facts": list(problem.facts)},
+                title=f"{row.name}: {problem.text}", line=f"{problem.text}. {problem.action}",
+                facts=tuple(facts), tenant_id=problem.tenant_id, tenant_name=row.name, sku_id=problem.sku_id,
+                licence=problem.label or None, action_text=problem.action, problem=problem.kind,
+                action_url=links.run_report(data.run_id), action_label="Open run report",
+            ))
     return alerts
 
 
@@ -432,6 +487,20 @@ def gdap_alerts(data: RunData, links: Links) -> list[Alert]:
     ]
 
 
+STATUS_WORDS = {"attention": "needs attention"}
+
+
+def _problem_counts(summary: RunSummary) -> str:
+    """``3 (2 users unmatched, 1 price differs)``."""
+    if not summary.problems:
+        return "0"
+    kinds = ", ".join(f"{kind.replace('-', ' ')}: {count}" for kind, count in summary.problems_by_kind.items())
+    text = f"{summary.problems} ({kinds})" if kinds else str(summary.problems)
+    if summary.problems_excluded:
+        text += f"; {summary.problems_excluded} acknowledged by exclusions"
+    return text
+
+
 def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
     summary = data.summary
     statuses = [c.status for c, _ in data.changes]
@@ -441,9 +510,10 @@ def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
         "status": summary.status, "dryRun": summary.dry_run, "tenants": summary.tenants_total,
         "tenantsOk": summary.tenants_ok, "tenantsFailed": summary.tenants_failed,
         "applied": summary.changes_applied, "held": held, "deferred": deferred,
-        "failed": summary.changes_failed, "planned": summary.changes_dry_run,
+        "failed": summary.changes_failed, "planned": summary.changes_dry_run, "problems": summary.problems,
     }
     mode = " (dry run)" if summary.dry_run else ""
+    status = STATUS_WORDS.get(summary.status, summary.status)
     facts = [
         Fact("Status", summary.status + mode),
         Fact("Tenants", f"{summary.tenants_ok} of {summary.tenants_total} synced"),
@@ -458,14 +528,17 @@ def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
         Fact("Deferred", str(deferred)),
         Fact("Changes failed", str(summary.changes_failed)),
         Fact("Lines unchanged", str(summary.lines_unchanged)),
+        Fact("Billing problems", _problem_counts(summary)),
         Fact("Open alerts", str(open_alerts)),
     ]
     done = (plural(summary.changes_dry_run, "change") + " planned" if summary.dry_run
             else plural(summary.changes_applied, "change") + " applied")
+    if summary.problems:
+        done += ", " + plural(summary.problems, "billing problem")
     return _make(
         "run-summary", "run", counted, severity="critical" if summary.status == "failed" else
-        "warning" if summary.status == "partial" else "info",
-        title=f"Run {summary.status}{mode}: {done}", line=f"{summary.status}{mode}, {done}",
+        "warning" if summary.status in ("partial", "attention") else "info",
+        title=f"Run {status}{mode}: {done}", line=f"{status}{mode}, {done}",
         facts=tuple(facts), action_text=f"The whole report: seatsync report {data.run_id}",
         action_url=links.run_report(data.run_id), action_label="Open run report",
     )
@@ -503,6 +576,8 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         candidates += [failed] if failed else []
     if rules.enabled("auth-failed"):
         candidates += auth_failed_alerts(data, links)
+    if rules.enabled("billing-problem"):
+        candidates += billing_problem_alerts(data, links)
     if rules.enabled("changes-held"):
         candidates += changes_held_alerts(data, links)
     if rules.enabled("unlinked-licence"):
@@ -516,7 +591,7 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
     if rules.enabled("gdap-not-added"):
         candidates += gdap_alerts(data, links)
 
-    kept = [a for a in candidates if not settings.excluded(a.kind, a.tenant_id, a.sku_id)]
+    kept = [a for a in candidates if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
     excluded = len(candidates) - len(kept)
     if rules.enabled("run-summary"):
         open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)

@@ -17,6 +17,7 @@ from shared.domain.model import (
     SkuCount,
     TenantSnapshot,
 )
+from shared.domain.problems import Problem, ProblemKind
 from shared.notifications.alerts import RunData, TenantRow
 
 FABRIKAM = "fab00000-0000-4000-8000-000000000001"
@@ -38,7 +39,8 @@ def sample_run_data(now: datetime) -> RunData:
     summary = RunSummary(
         run_id=run_id, status="partial", dry_run=False, trigger="timer", requested_by="timer",
         started_at=started_at, finished_at=now, tenants_total=3, tenants_ok=2, tenants_failed=1,
-        changes_planned=3, changes_applied=2, lines_unchanged=5,
+        changes_planned=3, changes_applied=2, lines_unchanged=5, problems=1,
+        problems_by_kind={ProblemKind.USERS_UNMATCHED.value: 1},
     )
     fabrikam = TenantSnapshot(
         tenant_id=FABRIKAM, run_id=run_id, collected_at=started_at,
@@ -69,6 +71,10 @@ def sample_run_data(now: datetime) -> RunData:
         change_id="c-fabrikam-spb", kind=ChangeKind.SET_QUANTITY, tenant_id=FABRIKAM, company_id="250",
         psa="connectwise", agreement_id="1001", line_id="5001", sku_id=SPB, old_quantity=21, new_quantity=22,
         reason="1 more assigned", status=ChangeStatus.APPLIED)
+    unmatched = Problem(
+        ProblemKind.USERS_UNMATCHED, FABRIKAM, "1 user holds it but matches no company's user filter: nobody "
+        "bills them", source=f"sku:{SPB}", label="Microsoft 365 Business Premium",
+        users=("dan@fabrikam.example",), blocks=False)
     return RunData(
         run_id=run_id, summary=summary,
         started=StartedRun(
@@ -78,7 +84,8 @@ def sample_run_data(now: datetime) -> RunData:
             gdap_not_configured=[TenantWork(tenant_id=CONTOSO_RETAIL, name="Contoso Retail")]),
         tenants=(
             TenantRow(ADATUM, "Adatum Corp", TenantOutcome(tenant_id=ADATUM, name="Adatum Corp", status="ok")),
-            TenantRow(FABRIKAM, "Fabrikam Ltd", TenantOutcome(tenant_id=FABRIKAM, name="Fabrikam Ltd", status="ok")),
+            TenantRow(FABRIKAM, "Fabrikam Ltd", TenantOutcome(tenant_id=FABRIKAM, name="Fabrikam Ltd", status="ok"),
+                      problems=(unmatched,)),
             TenantRow(NORTHWIND, "Northwind Traders", TenantOutcome(
                 tenant_id=NORTHWIND, name="Northwind Traders", status="auth-failed", error_code="AADSTS700016",
                 error="cannot get a token: AADSTS700016: Application with identifier 'c1c1c1c1' was not found "

@@ -149,7 +149,7 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
         outcome = row["outcome"]
         tenant_id = str(row["tenantId"])
         name = outcome.name if outcome is not None and outcome.name else names.get(tenant_id, tenant_id)
-        tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"]))
+        tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"], tuple(row["problems"])))
     tenants.sort(key=lambda t: t.name.lower())
     reconciliation, unlinked = runs.reconciliation(run_id)
     collected = [t.tenant_id for t in tenants if t.outcome is not None and t.outcome.status == "ok"]

@@ -110,9 +110,9 @@ def audit_trail(decisions: DecisionRepository, query: AuditQuery) -> list[AuditE
     return decisions.audit_trail(query.tenant_id, start, end)
 
 
-AUDIT_COLUMNS = ("at", "event", "tenant_name", "licence", "kind", "before", "after", "amount", "unit_price",
-                 "psa", "company_id", "agreement_id", "line_id", "run_id", "trigger", "requested_by", "actor",
-                 "reason", "error", "change_id", "tenant_id")
+AUDIT_COLUMNS = ("at", "event", "tenant_name", "licence", "kind", "before", "after", "amount", "old_unit_price",
+                 "unit_price", "psa", "company_id", "agreement_id", "line_id", "run_id", "trigger", "requested_by",
+                 "actor", "reason", "error", "change_id", "tenant_id")
 
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from shared.domain.model import (
     TenantSnapshot,
 )
 from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
+from shared.domain.problems import Problem, count_by_kind
 from shared.domain.sku_names import sku_display_name
 from shared.errors import PsaError, SeatSyncError
 from shared.ports import NewLine, PsaPort
@@ -115,6 +116,12 @@ class _Context:
             change, event, self.now, tenant.name, run_id=self.request.run_id,
             trigger=self.run.trigger if self.run else None,
             requested_by=self.run.requested_by if self.run else None, **extra))
+
+
+def acknowledged(config: SeatSyncConfig, problem: Problem) -> bool:
+    """Whether a person acknowledged the problem by excluding its alert (per tenant, licence or
+    problem kind): it is still reported, but no longer makes the run need attention."""
+    return config.notifications.excluded("billing-problem", problem.tenant_id, problem.sku_id, problem.kind)
 
 
 def _line_of(view: PsaView, change: PlannedChange) -> BilledLine:
@@ -243,7 +250,8 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         runs.record_problems(request.run_id, tenant_id, list(plan.problems))
         runs.record_reconciliation(request.run_id, tenant_id, *_reconciliation(tenant, snapshot, plan, config))
         summary.unchanged += plan.unchanged
-        summary.problems += len(plan.problems)
+        summary.count_problems(count_by_kind(plan.problems),
+                               sum(1 for p in plan.problems if acknowledged(config, p)))
         summary.held += sum(1 for c in plan.changes if c.status == ChangeStatus.HELD)
         summary.deferred += sum(1 for c in plan.changes if c.status == ChangeStatus.DEFERRED)
         summary.rejected += sum(1 for c in plan.changes if c.status == ChangeStatus.REJECTED)
@@ -256,5 +264,8 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             continue
         runs.record_changes(request.run_id, list(plan.changes))
         _record_decisions(ctx, tenant, plan)
+        applied_before, failed_before = summary.applied, summary.failed
         _apply(ctx, tenant, plan, view, summary)
+        if to_write and summary.applied == applied_before and summary.failed > failed_before:
+            summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
     return summary

@@ -11,6 +11,7 @@ from typing import Any
 from shared.adapters.run_store import RunRepository
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import ChangeStatus
+from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
 from shared.text import short, table
@@ -42,8 +43,9 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "licences": outcome.sku_count if outcome and outcome.status == "ok" else None,
             "users": outcome.user_count if outcome and outcome.status == "ok" else None,
             "warnings": outcome.warnings if outcome else [],
-            "problems": row["problems"],
+            "problems": [problem_to_json(p) for p in row["problems"]],
         })
+    problems = [{**p, "tenantName": t["name"]} for t in tenants for p in t["problems"]]
     changes = []
     for change, error in sorted(runs.changes(run_id), key=lambda c: (names.get(c[0].tenant_id, ""),
                                                                        c[0].sku_id, c[0].change_id)):
@@ -65,6 +67,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "reason": change.reason,
             "error": error,
             "unitPrice": None if change.unit_price is None else str(change.unit_price),
+            "oldUnitPrice": None if change.old_unit_price is None else str(change.old_unit_price),
             "amount": None if change.amount is None else str(change.amount),
             "effectiveDate": change.effective_date.isoformat() if change.effective_date else None,
             "endDate": change.end_date.isoformat() if change.end_date else None,
@@ -87,6 +90,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
                   "psa": summary.psa_calls if summary else None},
         "tenants": tenants,
         "changes": changes,
+        "problems": problems,
         "unlinked": [{"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id,
                       "licence": u.label, "purchased": u.purchased, "assigned": u.assigned} for u in unlinked],
         "licences": [{"tenantId": r.tenant_id, "tenantName": r.tenant_name, "licence": r.label, "source": r.source,
@@ -113,7 +117,9 @@ def _what(change: dict[str, Any]) -> str:
     if kind == "create-line":
         return "new line"
     if kind == "set-details":
-        return "price/description"
+        if change.get("oldUnitPrice") and change.get("unitPrice"):
+            return f"unit price {change['oldUnitPrice']} -> {change['unitPrice']}"
+        return "price/description" if change.get("unitPrice") else "description"
     return "quantity"
 
 
@@ -175,11 +181,23 @@ def render_text(report: dict[str, Any]) -> str:
         out += ["", f"Waiting for approval: {len(held)} (seatsync approvals list; approve or reject by id)"]
         out += [f"  - {c['holdKey']}  {c['tenantName']}: {c['licence']} {c['oldQuantity']} -> {c['newQuantity']}"
                 for c in held]
-    attention = [f"{t['name']}: {t['error']}" for t in tenants if t["error"]]
-    attention += [f"{t['name']}: {p['message']}" for t in tenants for p in t["problems"]]
-    if attention:
-        out += ["", f"Needs attention: {len(attention)}"]
-        out += [f"  - {line}" for line in attention]
+    failures = [f"{t['name']}: {t['error']}" for t in tenants if t["error"]]
+    if failures:
+        out += ["", f"Tenants not synced: {len(failures)}"]
+        out += [f"  - {line}" for line in failures]
+    problems = report.get("problems") or []
+    if problems:
+        kinds: dict[str, int] = {}
+        for problem in problems:
+            kinds[problem["kind"]] = kinds.get(problem["kind"], 0) + 1
+        out += ["", f"Billing problems: {len(problems)} ("
+                + ", ".join(f"{n} {k.replace('-', ' ')}" for k, n in sorted(kinds.items())) + ")"]
+        for problem in problems:
+            licence = f"{problem['licence']}: " if problem["licence"] else ""
+            frozen = " Nothing written for it." if problem["blocks"] else ""
+            out.append(f"  - [{problem['kind']}] {problem['tenantName']}: {licence}{problem['message']}.{frozen}")
+            out += [f"      {fact['label']}: {fact['value']}" for fact in problem["facts"]]
+            out.append(f"      What to do: {problem['action']}")
     unlinked = report.get("unlinked") or []
     if unlinked:
         out += ["", f"Licences no mapping bills (seatsync unlinked): {len(unlinked)}"]

@@ -267,3 +267,55 @@ def test_a_failed_collection_ends_the_progress_as_failed_run() -> None:
     result = run(fake)
     assert result["status"] == "failed"
     assert fake.statuses[-1]["phase"] == "finished"
+
+
+def test_a_run_whose_psa_refused_every_tenant_failed() -> None:
+    """The PSA down or its credentials refused: every collected tenant's push failed to read it."""
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: lambda p: push_summary(tenants=len(p["tenantIds"]), planned=0, applied=0,
+                                             tenantsFailed=list(p["tenantIds"])),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert result["status"] == "failed"
+    assert result["tenantsFailed"] == 2
+    finish_payload = next(p for n, p, _ in fake.calls if n == FINISH_RUN)
+    notify_payload = next(p for n, p, _ in fake.calls if n == NOTIFY_RUN)
+    assert finish_payload["status"] == notify_payload["status"] == "failed"
+
+
+def test_a_run_whose_psa_took_no_write_failed() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: lambda p: push_summary(tenants=2, planned=3, applied=0, failed=3,
+                                             tenantsUnwritten=list(p["tenantIds"])),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    assert run(fake)["status"] == "failed"
+
+
+def test_one_tenant_pushed_of_two_is_partial() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: push_summary(tenants=2, tenantsFailed=[T2]),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    assert run(fake)["status"] == "partial"
+
+
+def test_billing_problems_make_a_run_need_attention_and_gdap_failures_partial() -> None:
+    answers = {
+        START_RUN: started(T1),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: push_summary(problems=2, problemsByKind={"users-unmatched": 1, "line-cancelled": 1}),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    }
+    result = run(FakeContext(request(), answers))
+    assert result["status"] == "attention"
+    assert (result["problems"], result["problemsByKind"]) == (2, {"line-cancelled": 1, "users-unmatched": 1})
+    gdap_down = run(FakeContext(request(), {**answers, START_RUN: {**started(T1), "gdapError": "HTTP 503"}}))
+    assert (gdap_down["status"], gdap_down["gdapError"]) == ("partial", "HTTP 503")

@@ -104,14 +104,15 @@ def line(line_id: str = "500", quantity: int | str = 20, agreement: str = "100",
 
 
 def agreement(agreement_id: str = "100", prorate: bool = True, cycle: str = "monthly", company: str = "19",
-              start: date | None = date(2026, 1, 1), active: bool = True, type_name: str = "Microsoft 365"
-              ) -> Agreement:
+              start: date | None = date(2026, 1, 1), active: bool = True, type_name: str = "Microsoft 365",
+              end: date | None = None) -> Agreement:
     return Agreement(psa="cw", agreement_id=agreement_id, company_id=company, name=f"Agreement {agreement_id}",
-                     type_name=type_name, active=active, prorate=prorate, billing_cycle=cycle, start_date=start)
+                     type_name=type_name, active=active, prorate=prorate, billing_cycle=cycle, start_date=start,
+                     end_date=end)
 
 
 def view(*lines: BilledLine, agreements: list[Agreement] | None = None, price: str | None = "22.00",
-         capabilities: PsaCapabilities = CW) -> PsaView:
+         capabilities: PsaCapabilities = CW, capabilities_for: dict[str, PsaCapabilities] | None = None) -> PsaView:
     agreements = agreements if agreements is not None else [agreement()]
     by_agreement: dict[tuple[str, str], list[BilledLine]] = {("cw", a.agreement_id): [] for a in agreements}
     for item in lines:
@@ -120,4 +121,5 @@ def view(*lines: BilledLine, agreements: list[Agreement] | None = None, price: s
                       price=Decimal(price) if price else None)
     return PsaView(agreements={("cw", a.agreement_id): a for a in agreements},
                    lines={k: tuple(v) for k, v in by_agreement.items()},
-                   products={("cw", "1"): product}, capabilities={"cw": capabilities})
+                   products={("cw", "1"): product},
+                   capabilities={"cw": capabilities} if capabilities_for is None else capabilities_for)

@@ -21,6 +21,7 @@ from shared.domain.model import (
     SkuCount,
     TenantSnapshot,
 )
+from shared.domain.problems import DEFAULT_ACTIONS, Problem, ProblemKind
 from shared.notifications.alerts import (
     Alert,
     Fact,
@@ -260,8 +261,10 @@ def test_a_failed_or_partial_run() -> None:
     [alert] = only("run-failed", run)
     assert alert.title == "Run partly failed: 1 of 2 tenants, 1 change"
     assert alert.line == "1 of 2 tenants, 1 change failed"
-    assert alert.facts == (Fact("Run", RUN), Fact("Status", "partial"), Fact("Tenants failed", "Northwind (failed)"),
-                           Fact("Changes failed", "1"))
+    assert alert.facts == (Fact("Run", RUN), Fact("Status", "partial"),
+                           Fact("Tenants failed", "Northwind (HTTP 503)"),
+                           Fact("Changes failed", "1: Fabrikam Ltd: Microsoft 365 Business Premium set-quantity "
+                                                  "(HTTP 400)"))
     assert alert.action_text == f"See what failed: seatsync report {RUN}"
     assert alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
 
@@ -282,7 +285,8 @@ def test_run_summary_counts_applied_held_and_deferred() -> None:
     assert alert.facts == (
         Fact("Status", "succeeded"), Fact("Tenants", "2 of 2 synced"), Fact("Tenants failed", "0"),
         Fact("Changes applied", "3"), Fact("Held for approval", "1"), Fact("Deferred", "2"),
-        Fact("Changes failed", "0"), Fact("Lines unchanged", "7"), Fact("Open alerts", "2"))
+        Fact("Changes failed", "0"), Fact("Lines unchanged", "7"), Fact("Billing problems", "0"),
+        Fact("Open alerts", "2"))
     [dry] = only("run-summary", data(summary=summary(dry_run=True, changes_applied=0, changes_dry_run=4)))
     assert dry.title == "Run succeeded (dry run): 4 changes planned"
     assert Fact("Changes planned", "4") in dry.facts
@@ -290,8 +294,9 @@ def test_run_summary_counts_applied_held_and_deferred() -> None:
 
 def test_the_sample_run_has_one_alert_of_every_kind_in_display_order() -> None:
     alerts = build_alerts(sample_run_data(NOW), NotificationSettings(), LINKS).alerts
-    assert [a.kind for a in alerts] == ["run-failed", "auth-failed", "changes-held", "unlinked-licence",
-                                        "unused-licences", "shared-mailbox-licensed", "gdap-not-added", "run-summary"]
+    assert [a.kind for a in alerts] == ["run-failed", "auth-failed", "billing-problem", "changes-held",
+                                        "unlinked-licence", "unused-licences", "shared-mailbox-licensed",
+                                        "gdap-not-added", "run-summary"]
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -353,7 +358,7 @@ def test_exclusion_of_a_tenant_drops_every_alert_about_it() -> None:
     settings = NotificationSettings(exclusions=(AlertExclusion(tenant_id=fabrikam.upper()),))
     built = build_alerts(every_kind(), settings, LINKS)
     assert all(a.tenant_id != fabrikam for a in built.alerts)
-    assert built.excluded == 3  # unlinked, unused, shared mailbox
+    assert built.excluded == 4  # billing problem, unlinked, unused, shared mailbox
     assert {a.kind for a in built.alerts} >= {"run-failed", "run-summary", "auth-failed"}
 
 
@@ -363,14 +368,15 @@ def test_exclusion_of_a_licence_in_every_tenant_or_in_one_tenant() -> None:
     spb_in_adatum = NotificationSettings(exclusions=(
         AlertExclusion(tenant_id="ada00000-0000-4000-8000-000000000003", sku_id=SPB),))
     kinds = [a.kind for a in build_alerts(every_kind(), spb_in_adatum, LINKS).alerts if a.sku_id == SPB]
-    assert kinds == ["unused-licences"], "Fabrikam's unused Business Premium stays; Adatum's held change goes"
+    assert kinds == ["billing-problem", "unused-licences"], \
+        "Fabrikam's unmatched users and unused Business Premium stay; Adatum's held change goes"
 
 
 def test_exclusion_limited_to_some_kinds() -> None:
     rule = AlertExclusion(tenant_id=FABRIKAM, kinds=("unused-licences",))
     kinds = {a.kind for a in build_alerts(every_kind(), NotificationSettings(exclusions=(rule,)), LINKS).alerts
              if a.tenant_id == FABRIKAM}
-    assert kinds == {"unlinked-licence", "shared-mailbox-licensed"}
+    assert kinds == {"billing-problem", "unlinked-licence", "shared-mailbox-licensed"}
 
 
 def test_exclusion_of_a_licence_from_a_shared_mailbox_alert_keeps_its_other_licences() -> None:
@@ -395,3 +401,108 @@ def test_disabled_kinds_are_not_built() -> None:
     kinds = {a.kind for a in build_alerts(every_kind(), NotificationSettings(alerts=rules), LINKS).alerts}
     assert "unused-licences" not in kinds and "run-summary" not in kinds
     assert "unlinked-licence" in kinds
+
+
+# --------------------------------------------------------------------------- billing problems
+
+
+def cancelled_line() -> Problem:
+    return Problem(ProblemKind.LINE_CANCELLED, FABRIKAM, "line 5001 was cancelled on 2026-10-31; billing is not "
+                   "restarted automatically", source=f"sku:{SPB}", label="Microsoft 365 Business Premium",
+                   psa="connectwise", company_id="250", agreement_id="1001", line_id="5001")
+
+
+def with_problems(*problems: Problem, **summary_changes: object) -> RunData:
+    return data(tenants=(replace(ok(FABRIKAM, "Fabrikam Ltd"), problems=problems),),
+                summary=summary(status="attention", problems=len(problems), **summary_changes))
+
+
+def test_a_billing_problem_names_where_it_is_and_what_to_do() -> None:
+    [alert] = only("billing-problem", with_problems(cancelled_line()))
+    assert alert.title == ("Fabrikam Ltd: Microsoft 365 Business Premium: line 5001 was cancelled on 2026-10-31; "
+                           "billing is not restarted automatically")
+    assert alert.facts == (
+        Fact("Tenant", "Fabrikam Ltd"), Fact("Licence", "Microsoft 365 Business Premium"),
+        Fact("Problem", "Line cancelled"),
+        Fact("What is wrong", "line 5001 was cancelled on 2026-10-31; billing is not restarted automatically"),
+        Fact("Where", "connectwise company 250, agreement 1001, line 5001"),
+        Fact("Billing", "nothing written for this line until it is fixed"),
+        Fact("What to do", DEFAULT_ACTIONS[ProblemKind.LINE_CANCELLED]))
+    assert alert.line.endswith(DEFAULT_ACTIONS[ProblemKind.LINE_CANCELLED])
+    assert (alert.tenant_id, alert.sku_id, alert.problem, alert.severity) == (
+        FABRIKAM, SPB, ProblemKind.LINE_CANCELLED, "warning")
+    assert alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+
+
+def test_a_billing_problem_lists_its_users_and_facts_and_changes_when_they_do() -> None:
+    unmatched = Problem(ProblemKind.USERS_UNMATCHED, FABRIKAM, "2 users hold it but match no company's user filter",
+                        source=f"sku:{SPB}", label="Microsoft 365 Business Premium",
+                        users=tuple(f"u{i}@fabrikam.example" for i in range(12)),
+                        facts=(("Seats nobody bills", "12"),), blocks=False)
+    [alert] = only("billing-problem", with_problems(unmatched))
+    assert Fact("Users", ", ".join(f"u{i}@fabrikam.example" for i in range(10)) + ", +2 more") in alert.facts
+    assert Fact("Seats nobody bills", "12") in alert.facts
+    assert Fact("Billing", "synced; this is reported beside it") in alert.facts
+    [fewer] = only("billing-problem", with_problems(replace(unmatched, users=unmatched.users[:11])))
+    assert (fewer.key, fewer.fingerprint != alert.fingerprint) == (alert.key, True)
+    [same] = only("billing-problem", with_problems(replace(unmatched, message="reworded")))
+    assert same.key == alert.key
+
+
+def test_billing_problems_are_excluded_per_tenant_licence_or_problem_kind() -> None:
+    price = Problem(ProblemKind.PRICE_DIFFERS, FABRIKAM, "the line bills 20.00, the profile 22.00",
+                    source=f"sku:{SPB}", blocks=False)
+    run = with_problems(cancelled_line(), price)
+    assert len(only("billing-problem", run)) == 2
+    for rule, left in [
+        (AlertExclusion(tenant_id=FABRIKAM), []),
+        (AlertExclusion(sku_id=SPB, kinds=("billing-problem",)), []),
+        (AlertExclusion(sku_id=PBI), [ProblemKind.LINE_CANCELLED, ProblemKind.PRICE_DIFFERS]),
+        (AlertExclusion(tenant_id=FABRIKAM, problems=(ProblemKind.PRICE_DIFFERS,)), [ProblemKind.LINE_CANCELLED]),
+        (AlertExclusion(tenant_id=FABRIKAM, kinds=("unused-licences",)),
+         [ProblemKind.LINE_CANCELLED, ProblemKind.PRICE_DIFFERS]),
+    ]:
+        settings = NotificationSettings(exclusions=(rule,))
+        assert sorted(a.problem for a in only("billing-problem", run, settings) if a.problem) == left, rule
+
+
+def test_an_exclusion_by_problem_kind_only_narrows_billing_problems() -> None:
+    with pytest.raises(ValueError, match="'problems' narrows billing-problem alerts"):
+        AlertExclusion(tenant_id=FABRIKAM, kinds=("unused-licences",), problems=(ProblemKind.PRICE_DIFFERS,))
+    rule = AlertExclusion(tenant_id=FABRIKAM, problems=(ProblemKind.PRICE_DIFFERS,))
+    assert not rule.covers("unused-licences", FABRIKAM, SPB)
+    assert rule.covers("billing-problem", FABRIKAM, SPB, ProblemKind.PRICE_DIFFERS)
+
+
+def test_billing_problems_can_be_turned_off() -> None:
+    rules = AlertRules(billing_problem=AlertRule(enabled=False))
+    assert only("billing-problem", with_problems(cancelled_line()), NotificationSettings(alerts=rules)) == []
+    assert rules.digest("billing-problem") == "daily"
+
+
+def test_a_run_that_needs_attention_says_so_with_its_problem_counts() -> None:
+    run = with_problems(cancelled_line(), problems_by_kind={"line-cancelled": 1})
+    [alert] = only("run-summary", run)
+    assert alert.title == "Run needs attention: 3 changes applied, 1 billing problem"
+    assert alert.severity == "warning"
+    assert Fact("Billing problems", "1 (line cancelled: 1)") in alert.facts
+    assert only("run-failed", run) == [], "problems are not failures: they have their own alerts"
+    acknowledged = with_problems(cancelled_line(), problems_by_kind={"line-cancelled": 1}, problems_excluded=1)
+    assert Fact("Billing problems", "1 (line cancelled: 1); 1 acknowledged by exclusions") in \
+        only("run-summary", acknowledged)[0].facts
+
+
+def test_a_gdap_listing_failure_is_part_of_the_run_failed_alert() -> None:
+    run = data(summary=summary(status="partial", gdap_error="HTTP 503 from delegatedAdminCustomers"))
+    [alert] = only("run-failed", run)
+    assert alert.title == "Run partly failed: the GDAP customer list"
+    assert Fact("GDAP customers not listed", "HTTP 503 from delegatedAdminCustomers") in alert.facts
+
+
+def test_a_tenant_whose_psa_lines_were_not_read_is_named_with_the_reason() -> None:
+    row = replace(ok(NORTHWIND, "Northwind"), push_error="PSA lines could not be read, nothing planned: HTTP 500")
+    run = data(summary=summary(status="partial", tenants_failed=1, tenants_ok=1),
+               tenants=(ok(FABRIKAM, "Fabrikam Ltd"), row))
+    [alert] = only("run-failed", run)
+    assert Fact("Tenants failed", "Northwind (push failed: PSA lines could not be read, nothing planned: HTTP 500)") \
+        in alert.facts

@@ -104,7 +104,7 @@ def test_select_due_over_a_whole_run_with_the_default_digests() -> None:
         return {a.kind for a in decision.due}
 
     day1 = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)  # a Wednesday
-    everything = {"run-failed", "auth-failed", "changes-held", "unlinked-licence", "unused-licences",
+    everything = {"run-failed", "auth-failed", "billing-problem", "changes-held", "unlinked-licence", "unused-licences",
                   "shared-mailbox-licensed", "gdap-not-added", "run-summary"}
     assert run(day1, "r1") == everything
     assert run(day1, "r1") == set(), "the same run again: nothing"
@@ -112,7 +112,8 @@ def test_select_due_over_a_whole_run_with_the_default_digests() -> None:
     # failure is a new alert; the auth failure is sent at once again; daily kinds wait
     assert run(day1 + timedelta(hours=3), "r2") == {"run-failed", "auth-failed"}
     day2 = day1 + timedelta(days=1)
-    assert run(day2, "r3") == {"run-failed", "auth-failed", "changes-held", "unlinked-licence", "run-summary"}
+    assert run(day2, "r3") == {"run-failed", "auth-failed", "billing-problem", "changes-held", "unlinked-licence",
+                               "run-summary"}
     next_week = day1 + timedelta(days=5)  # Monday 30 Nov
     assert run(next_week, "r4") == everything
 

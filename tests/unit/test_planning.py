@@ -22,6 +22,7 @@ from shared.domain.planning import (
     prorate_tag,
     record_tag,
 )
+from shared.domain.problems import DEFAULT_ACTIONS, ProblemKind
 from tests.unit.builders import (
     AUTOTASK,
     CW,
@@ -353,19 +354,50 @@ def test_user_names_update_the_description_only_when_they_change() -> None:
 # --------------------------------------------------------------------------- problems, ids
 
 
-@pytest.mark.parametrize(("psa", "message"), [
-    (view(agreements=[]), "agreement 100 was not found"),
-    (view(line(), agreements=[agreement(active=False)]), "is not active"),
-    (view(line(), agreements=[agreement(company="77")]), "belongs to company 77"),
-    (view(line(agreement="200"), agreements=[agreement(), agreement("200")]), "belongs to agreement 200"),
-    (view(line(quantity=5, cancelled=date(2026, 6, 1))), "was cancelled"),
-    (view(line(quantity="5.5")), "fractional"),
-    (view(line(line_id="501")), "line 500 was not found"),
-], ids=["no-agreement", "inactive", "other-company", "line-elsewhere", "cancelled", "fractional", "no-line"])
-def test_problems_are_reported_and_change_nothing(psa: PsaView, message: str) -> None:
+@pytest.mark.parametrize(("psa", "kind", "message"), [
+    (view(agreements=[]), ProblemKind.AGREEMENT_MISSING, "agreement 100 was not found"),
+    (view(line(), agreements=[agreement(active=False)]), ProblemKind.AGREEMENT_INACTIVE, "is not active"),
+    (view(line(), agreements=[agreement(end=date(2026, 10, 31))]), ProblemKind.AGREEMENT_ENDED,
+     "ended on 2026-10-31"),
+    (view(line(), agreements=[agreement(company="77")]), ProblemKind.AGREEMENT_OF_ANOTHER_COMPANY,
+     "belongs to company 77"),
+    (view(line(agreement="200"), agreements=[agreement(), agreement("200")]), ProblemKind.LINE_ON_ANOTHER_AGREEMENT,
+     "belongs to agreement 200"),
+    (view(line(quantity=5, cancelled=date(2026, 6, 1))), ProblemKind.LINE_CANCELLED, "was cancelled"),
+    (view(line(quantity="5.5")), ProblemKind.FRACTIONAL_QUANTITY, "fractional"),
+    (view(line(line_id="501")), ProblemKind.LINE_MISSING, "line 500 was not found"),
+    (view(line(), capabilities_for={}), ProblemKind.PSA_NOT_READ, "'cw' was not read"),
+], ids=["no-agreement", "inactive", "ended", "other-company", "line-elsewhere", "cancelled", "fractional", "no-line",
+        "psa-not-read"])
+def test_problems_are_reported_with_their_kind_and_change_nothing(psa: PsaView, kind: ProblemKind,
+                                                                  message: str) -> None:
     result = plan(config(licence()), seats(8), psa)
     assert result.changes == ()
-    assert message in result.problems[0].message
+    [problem] = result.problems
+    assert (problem.kind, problem.blocks) == (kind, True)
+    assert message in problem.message
+    assert (problem.tenant_id, problem.source, problem.sku_id, problem.label) == (
+        TENANT, f"sku:{SPB}", SPB, "Microsoft 365 Business Premium")
+    assert (problem.psa, problem.company_id, problem.agreement_id) == ("cw", "19", "100")
+    assert problem.action == DEFAULT_ACTIONS[kind]
+
+
+def test_an_agreement_ending_today_still_bills() -> None:
+    result = plan(config(licence()), seats(21), view(line(quantity=20), agreements=[agreement(end=TODAY)]))
+    assert result.problems == ()
+    assert [c.kind for c in result.changes] == [ChangeKind.PRORATE, ChangeKind.SET_QUANTITY]
+
+
+@pytest.mark.parametrize(("options", "psa", "kind"), [
+    ({}, view(line("610", 5), line("611", 2)), ProblemKind.SEVERAL_CANDIDATE_LINES),
+    ({"subscriptionIds": ["11111111-aaaa-0000-0000-00000000000f"]}, view(line("610", 5)),
+     ProblemKind.SUBSCRIPTION_NOT_FOUND),
+    ({}, view(price=None), ProblemKind.PRODUCT_WITHOUT_PRICE),
+], ids=["several-lines", "unknown-subscription", "no-price"])
+def test_profile_mapping_problems_have_their_kind(options: dict[str, Any], psa: PsaView, kind: ProblemKind) -> None:
+    result = plan(config(profile_licence(**options)), seats(5), psa)
+    assert result.changes == ()
+    assert [p.kind for p in result.problems] == [kind]
 
 
 def test_a_profile_limited_to_other_agreement_types_is_refused() -> None:
@@ -373,6 +405,7 @@ def test_a_profile_limited_to_other_agreement_types_is_refused() -> None:
                                                       "agreementTypes": ["Azure"]}])
     result = plan(cfg, seats(3), view())
     assert "may not be used on agreement type 'Microsoft 365'" in result.problems[0].message
+    assert result.problems[0].kind == ProblemKind.AGREEMENT_TYPE_NOT_ALLOWED
 
 
 def test_overlapping_filters_stop_the_filtered_licences() -> None:
@@ -384,7 +417,11 @@ def test_overlapping_filters_stop_the_filtered_licences() -> None:
     snap = snapshot([(SPB, 9, 3)], [user("ana", SPB, department="Sales", city="Leeds")])
     result = plan(cfg, snap, view(line(quantity=5), agreements=[agreement()]))
     assert result.changes == ()
-    assert "ana@fabrikam.example" in result.problems[0].message
+    [problem] = result.problems
+    assert (problem.kind, problem.users, problem.blocks) == (ProblemKind.USERS_OVERLAP, ("ana@fabrikam.example",),
+                                                              True)
+    assert "ana@fabrikam.example" in problem.message
+    assert problem.facts == (("Companies", "cw 19 and cw 20"),)
 
 
 def test_change_ids_are_stable_and_specific() -> None:
