@@ -12,6 +12,12 @@ price Halo works out for the rest of the current period unless ``dont_auto_calcu
 invoices them on the next invoice and then adds their quantity to the line. Negative entries
 (credits) need ``allowNegativeProRata``.
 
+Invoiced periods: a recurring invoice's ``nextcreationdate`` is the start of the first period not
+invoiced yet (a scenario may set it; by default the period containing today is invoiced). The
+invoices Halo created from it are listed by ``GET /api/Invoice?recurringinvoice_id=`` with their
+lines (the quantity each line was invoiced at); ``create_invoice`` creates the next one as Halo's
+schedule would.
+
 Limits: the hosted 300 requests per rolling 5 minutes (429 beyond it) and bearer tokens that
 expire after ``tokenLifetimeSeconds``.
 """
@@ -105,12 +111,21 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             self.lines[entry.invoice_id][entry.id] = self._line_from_entry(entry)
         self._next_line = max((line for lines in self.lines.values() for line in lines), default=0) + 1
         self._next_prorata = 1
+        self.created: dict[int, dict[str, Any]] = {}  # the invoices Halo created from recurring invoices
+        invoiced = {e.id: e.invoiced_quantity for e in scenario.lines if e.invoiced_quantity is not None}
+        for entry in scenario.recurring_invoices:
+            next_creation = entry.next_creation_date or self._period_after(entry.id, self.today)
+            self.invoices[entry.id]["_next"] = next_creation
+            if next_creation > entry.start_date:  # at least one period invoiced: its invoice
+                start = self._period_before(entry.id, next_creation)
+                self._record_invoice(entry.id, start, {line_id: invoiced.get(line_id, Decimal(str(line["qty_order"])))
+                                                       for line_id, line in self.lines[entry.id].items()})
 
     def state(self) -> dict[str, Any]:
         """What Halo holds now: clients, users, items, contracts and recurring invoices with their
         ``lines`` (each with ``qty_order``, its pending ``prorata_data`` and ``billed_quantity``:
-        the quantity once the pending pro-rata entries are invoiced), plus token and rate-limit
-        counters."""
+        the quantity once the pending pro-rata entries are invoiced), the ``invoices`` created from
+        them, plus token and rate-limit counters."""
         invoices = []
         for invoice_id in sorted(self.invoices, reverse=True):
             record = self._invoice_record(invoice_id, lines=True)
@@ -126,6 +141,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             "items": [self.items[i] for i in sorted(self.items)],
             "contracts": [self.contracts[i] for i in sorted(self.contracts)],
             "recurringInvoices": invoices,
+            "invoices": [self.created[i] for i in sorted(self.created)],
             "tokensIssued": self.tokens_issued,
             "rateLimit": {"requestsInWindow": self._window.counted(), "refused": self.refused,
                           "limit": limit.requests_per_5_minutes if limit else None},
@@ -206,17 +222,77 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         assert anchor is not None
         return period_of(max(self.today, anchor), anchor, invoice["_period"])
 
-    def _invoice_record(self, invoice_id: int, *, lines: bool) -> dict[str, Any]:
+    def _period_after(self, invoice_id: int, day: date) -> date:
+        """The start of the period after the one containing ``day``."""
         invoice = self.invoices[invoice_id]
-        start, end = self.current_period(invoice_id)
         anchor = parse_day(invoice["startdate"])
         assert anchor is not None
-        next_start, next_end = period_of(end + timedelta(days=1), anchor, invoice["_period"])
+        _, end = period_of(max(day, anchor), anchor, invoice["_period"])
+        return end + timedelta(days=1)
+
+    def _period_before(self, invoice_id: int, start: date) -> date:
+        """The start of the period before the one starting on ``start``."""
+        invoice = self.invoices[invoice_id]
+        anchor = parse_day(invoice["startdate"])
+        assert anchor is not None
+        return period_of(start - timedelta(days=1), anchor, invoice["_period"])[0]
+
+    def _record_invoice(self, invoice_id: int, period_start: date, quantities: dict[int, Decimal]) -> dict[str, Any]:
+        """Keep the invoice Halo created for the period starting on ``period_start``, its lines at
+        ``quantities`` (recurring line id -> quantity)."""
+        recurring = self.invoices[invoice_id]
+        ident = 1001 + len(self.created)
+        lines = []
+        for line_id in sorted(quantities):
+            line = self.lines[invoice_id][line_id]
+            if line["isinactive"]:
+                continue
+            quantity = quantities[line_id]
+            price = Decimal(str(line["unit_price"]))
+            lines.append({"id": ident * 100 + len(lines) + 1, "ihid": ident, "_itemid": line["_itemid"],
+                          "item_code": line["item_code"], "item_shortdescription": line["item_shortdescription"],
+                          "qty_order": _number(quantity), "unit_price": line["unit_price"],
+                          "net_amount": _number((quantity * price).quantize(CENT, ROUND_HALF_UP))})
+        record = {"id": ident, "client_id": recurring["client_id"], "client_name": recurring["client_name"],
+                  "invoice_date": halo_time(period_start), "recurring_invoice_id": invoice_id,
+                  "is_recurring_invoice": False, "posted": False, "lines": lines,
+                  "total": sum((line["net_amount"] for line in lines), 0.0)}
+        self.created[ident] = record
+        return record
+
+    def create_invoice(self, invoice_id: int) -> dict[str, Any]:
+        """Create the next invoice of a recurring invoice, as Halo's schedule does: its pending
+        pro-rata entries are invoiced and their quantities added to their lines, the lines are
+        invoiced for the period starting at ``nextcreationdate``, which moves one period on."""
+        with self.lock:
+            recurring = self.invoices[invoice_id]
+            start = recurring["_next"]
+            quantities: dict[int, Decimal] = {}
+            for line_id, line in list(self.lines[invoice_id].items()):
+                entries = [dict(p) for p in line["prorata_data"]]
+                added = sum((Decimal(str(p["quantity"])) for p in entries if not p["isinvoiced"]), Decimal(0))
+                for entry in entries:
+                    entry["isinvoiced"] = True
+                quantity = Decimal(str(line["qty_order"])) + added
+                fields = {k: v for k, v in line.items() if k in LINE_WRITABLE or k == "_itemid"}
+                fields.update(qty_order=_number(quantity), prorata_data=entries)
+                self.lines[invoice_id][line_id] = self._finish_line(line_id, invoice_id, fields)
+                quantities[line_id] = quantity
+            record = self._record_invoice(invoice_id, start, quantities)
+            self.invoices[invoice_id] = {**recurring, "_next": self._period_after(invoice_id, start)}
+            return record
+
+    def _invoice_record(self, invoice_id: int, *, lines: bool) -> dict[str, Any]:
+        invoice = self.invoices[invoice_id]
+        anchor = parse_day(invoice["startdate"])
+        assert anchor is not None
+        next_start, next_end = period_of(invoice["_next"], anchor, invoice["_period"])
+        last = self._period_before(invoice_id, next_start) if next_start > anchor else None
         record = {k: v for k, v in invoice.items() if not k.startswith("_")}
         owned = [self.lines[invoice_id][i] for i in sorted(self.lines[invoice_id])]
         total = sum((Decimal(str(line["net_amount"])) for line in owned if not line["isinactive"]), Decimal(0))
         record.update({
-            "lastcreated": halo_time(start), "nextcreationdate": halo_time(end + timedelta(days=1)),
+            "lastcreated": halo_time(last), "nextcreationdate": halo_time(next_start),
             "nextcreationperiod": f"{next_start:%d/%m/%Y} 0:00 - {next_end:%d/%m/%Y} 0:00",
             "period_start_date": halo_time(next_start), "period_end_date": halo_time(next_end),
             "invoice_display": f"ID {invoice_id} - {invoice['reference']}", "total": _number(total),
@@ -285,6 +361,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             ("GET", r"/api/ClientContract/(?P<id>\d+)", lambda r, m: self._one(self.contracts, m, "Contract")),
             ("GET", r"/api/RecurringInvoice", self._list_invoices),
             ("GET", r"/api/RecurringInvoice/(?P<id>-?\d+)", self._get_invoice),
+            ("GET", r"/api/Invoice", self._list_created),
+            ("GET", r"/api/Invoice/(?P<id>\d+)", lambda r, m: self._one(self.created, m, "Invoice")),
             ("POST", r"/api/RecurringInvoice", self._post_invoices),
         ]
         for method, pattern, handler in routes:
@@ -392,6 +470,22 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             records = [i for i in records if i["client_id"] == wanted]
         lines = (request.arg("includelines") or "").lower() == "true"
         return self._list(request, "invoices", [self._invoice_record(i["id"], lines=lines) for i in records])
+
+    def _list_created(self, request: Request, match: Any) -> Response:
+        """Invoices Halo created, newest first; ``recurringinvoice_id`` and ``client_id`` filter,
+        ``includelines=true`` includes their lines."""
+        records = sorted(self.created.values(), key=lambda i: -i["id"])
+        for name, key in (("recurringinvoice_id", "recurring_invoice_id"), ("client_id", "client_id")):
+            raw = request.arg(name)
+            if raw:
+                try:
+                    wanted = int(raw)
+                except ValueError:
+                    raise Invalid(f"{name} {raw!r} is not a number") from None
+                records = [i for i in records if i[key] == wanted]
+        if (request.arg("includelines") or "").lower() != "true":
+            records = [{k: v for k, v in i.items() if k != "lines"} for i in records]
+        return self._list(request, "invoices", records)
 
     def _get_invoice(self, request: Request, match: Any) -> Response:
         ident = int(match.group("id"))

@@ -94,6 +94,9 @@ class InvoiceEntry:
     end_date: date | None = None
     contract_id: int | None = None
     disabled: bool = False
+    # The start of the first period Halo has not invoiced yet (its ``nextcreationdate``); None: the
+    # period after the one containing today (the current period is invoiced).
+    next_creation_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class LineEntry:
     inactive: bool = False
     tax_code: int | None = None  # None: the item's
     nominal_code: str | None = None  # None: the item's
+    invoiced_quantity: Decimal | None = None  # on the last invoice Halo created; None: ``quantity``
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,8 @@ def _contracts(root: Node, client_ids: set[int]) -> tuple[ContractEntry, ...]:
 
 
 def _invoices(root: Node, client_ids: set[int], contracts: dict[int, ContractEntry]) -> tuple[InvoiceEntry, ...]:
-    allowed = ("id", "clientId", "reference", "period", "startDate", "endDate", "contractId", "disabled")
+    allowed = ("id", "clientId", "reference", "period", "startDate", "endDate", "contractId", "disabled",
+               "nextCreationDate")
     result = []
     for ident, item in root.entries("recurringInvoices", allowed, ("clientId", "reference", "startDate"),
                                     negative=True):
@@ -235,15 +240,18 @@ def _invoices(root: Node, client_ids: set[int], contracts: dict[int, ContractEnt
                 raise fail(item.at("contractId"), f"no contract with id {contract_id}")
             if contract.client_id != client_id:
                 raise fail(item.at("contractId"), f"contract {contract_id} belongs to client {contract.client_id}")
+        next_creation = item.optional("nextCreationDate", day)
+        if next_creation is not None and next_creation < start:
+            raise fail(item.at("nextCreationDate"), f"is before the start date {start}")
         result.append(InvoiceEntry(ident, client_id, item.text("reference"),
                                    item.choice("period", PERIODS, "Monthly"), start, end,
-                                   contract_id, item.flag("disabled", False)))
+                                   contract_id, item.flag("disabled", False), next_creation))
     return tuple(result)
 
 
 def _lines(root: Node, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tuple[LineEntry, ...]:
     allowed = ("id", "invoiceId", "itemId", "quantity", "unitPrice", "unitCost", "description", "longDescription",
-               "internalReference", "oneTimeCharge", "inactive", "taxCode", "nominalCode")
+               "internalReference", "oneTimeCharge", "inactive", "taxCode", "nominalCode", "invoicedQuantity")
     result = []
     for ident, item in root.entries("lines", allowed, ("invoiceId", "itemId", "quantity")):
         invoice_id = item.reference("invoiceId", invoice_ids, "recurring invoice", minimum=None)
@@ -256,5 +264,6 @@ def _lines(root: Node, invoice_ids: set[int], items: dict[int, ItemEntry]) -> tu
             item.flag("oneTimeCharge", False),
             item.flag("inactive", False),
             item.optional("taxCode", integer, minimum=0),
-            item.optional("nominalCode", text, allow_empty=True)))
+            item.optional("nominalCode", text, allow_empty=True),
+            item.optional("invoicedQuantity", number)))
     return tuple(result)

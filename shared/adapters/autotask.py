@@ -331,6 +331,7 @@ class _Picklist:
 class _Units:
     quantity: int
     since: date | None
+    today: int | None = None  # the units of the record covering today, when it differs from ``quantity``
 
 
 # --------------------------------------------------------------------------- the client
@@ -687,6 +688,7 @@ class AutotaskClient:
         return BilledLine(
             psa=self._name, line_id=str(ident), agreement_id=str(f.ident("contractID")), company_id=company_id,
             product_id=str(service), product_identifier=name, quantity=Decimal(current.quantity),
+            period_quantity=None if current.today is None else Decimal(current.today),
             unit_price=self._billed_price(f), unit_cost=f.decimal("unitCost"), bill_mode=BillMode.BILLABLE,
             description=description or name, invoice_description=f.text("invoiceDescription") or "",
             effective_date=current.since, cancelled_date=None,
@@ -706,7 +708,9 @@ class AutotaskClient:
 
     def _units(self, contract_service_ids: Sequence[int]) -> dict[int, _Units]:
         """Each contract service's units from today on: the units of its latest billing-period
-        record (a change already scheduled for a later date included), and since when."""
+        record (a change already scheduled for a later date included), and since when; and the
+        units of today's record where a change scheduled for a later date makes them differ (what
+        the current period is charged for, see ``BilledLine.period_quantity``)."""
         today = self._today()
         rows: list[Any] = []
         for chunk in _chunks(list(contract_service_ids)):
@@ -730,7 +734,8 @@ class AutotaskClient:
                 if units != quantity:
                     break
                 since = start
-            result[ident] = _Units(quantity, since)
+            today_units = next((units for start, units in reversed(found) if start <= today), quantity)
+            result[ident] = _Units(quantity, since, None if today_units == quantity else today_units)
         return result
 
     def _names(self, service_ids: Iterable[int]) -> dict[int, tuple[str, str, BillingAttributes]]:

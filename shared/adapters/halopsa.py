@@ -428,14 +428,19 @@ class HaloClient:
 
     def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
         """The lines of the agreements, agreement by agreement in the order given, each by line
-        id. One read per recurring invoice (or, for contracts, per contract and client)."""
+        id. One read per recurring invoice (or, for contracts, per contract and client), and one
+        more of the invoice Halo created for the current period when it is invoiced (what each
+        line was invoiced at: ``BilledLine.period_quantity``)."""
         ids = list(dict.fromkeys(_halo_id(a, "agreement") for a in agreement_ids))
         result = []
         client_invoices: dict[int, list[Any]] = {}
         for ident in ids:
             for agreement, invoice in self._invoices_for(ident, client_invoices):
-                rows = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}").records("lines")
-                result += [self._line(row, agreement, invoice) for row in sorted(rows, key=lambda r: r.get("id", 0))]
+                invoice_id = _Fields(invoice, self._psa, "recurring invoice").ident()
+                rows = _Fields(invoice, self._psa, f"recurring invoice {invoice_id}").records("lines")
+                invoiced = self._invoiced_quantities(invoice_id, invoice) if rows else {}
+                result += [self._line(row, agreement, invoice, invoiced.get(row.get("id")))
+                           for row in sorted(rows, key=lambda r: r.get("id", 0))]
         return result
 
     def get_line(self, agreement_id: str, line_id: str) -> BilledLine:
@@ -448,17 +453,23 @@ class HaloClient:
 
     def set_quantity(self, line: BilledLine, quantity: int, effective_date: date) -> BilledLine:
         """Bring a line to ``quantity`` from ``effective_date``: inside the period already invoiced
-        (before the invoice's next creation date) with a pro-rata entry for the difference, which
-        Halo prorates and later adds to the line; from the next period on by changing
-        ``qty_order``. Nothing is written when the line already bills ``quantity``."""
+        (before the invoice's next creation date) with a pro-rata entry for the difference between
+        ``quantity`` and what the period is charged for (the quantity it was invoiced at plus the
+        pending pro-rata entries), which Halo prorates and later adds to the line; from the next
+        period on by changing ``qty_order`` so that the line bills ``quantity`` once the pending
+        entries are added. Nothing is written when the line already bills ``quantity``."""
         whole_quantity(quantity)
         invoice_id, invoice, raw = self._line_on_invoice(line)
         record = f"recurring invoice {invoice_id} line {line.line_id}"
+        next_start = self._next_start(invoice, invoice_id)
         current = self._billed_quantity(raw, record)
+        if effective_date < next_start:  # what the invoiced period is charged for
+            invoiced = self._invoiced_quantities(invoice_id, invoice).get(raw.get("id"))
+            charged = self._charged_quantity(raw, record, invoiced)
+            current = current if charged is None else charged
         change = Decimal(quantity) - current
         if change == 0:
             return self._line(raw, line.agreement_id, invoice)
-        next_start = self._next_start(invoice, invoice_id)
         lines = [copy.deepcopy(row) for row in _Fields(invoice, self._psa, record).records("lines")]
         target = next(row for row in lines if row.get("id") == raw.get("id"))
         shown = f"{change.normalize():+f}"
@@ -580,30 +591,73 @@ class HaloClient:
                          name=f.text("reference") or f.text("invoice_display"), type_name="Recurring invoice",
                          active=not f.flag("disabled") and (end is None or end >= today), prorate=True,
                          billing_cycle=self._cycle(f), start_date=f.day("startdate"), end_date=end,
-                         bill_in_advance=True)
+                         bill_in_advance=True, next_invoice_date=f.day("nextcreationdate"))
 
     def _contract_agreement(self, raw: Any, invoices: list[Any]) -> Agreement:
         f = _Fields.of(raw, self._psa, "contract")
         ident = f.ident()
         linked = [row for row in invoices if isinstance(row, Mapping) and row.get("contract_id") == ident]
         cycle = self._cycle(_Fields(linked[0], self._psa, f"contract {ident} invoice")) if linked else "none"
+        # the earliest of its recurring invoices' next creation dates: a period any of them has
+        # not invoiced is not invoiced
+        next_dates = [d for row in linked if (d := _Fields(row, self._psa, f"contract {ident} invoice")
+                                               .day("nextcreationdate")) is not None]
         end = f.day("end_date")
         today = self._today()
         active = f.flag("active") and not f.flag("expired") and (end is None or end >= today)
         return Agreement(psa=self._name, agreement_id=str(ident), company_id=str(f.ident("client_id")),
                          name=f.text("ref"), type_name=f.text("contracttype_name"), active=active, prorate=True,
-                         billing_cycle=cycle, start_date=f.day("start_date"), end_date=end, bill_in_advance=True)
+                         billing_cycle=cycle, start_date=f.day("start_date"), end_date=end, bill_in_advance=True,
+                         next_invoice_date=min(next_dates, default=None))
 
     def _billed_quantity(self, raw: Any, record: str) -> Decimal:
+        """What the line bills from the next period on: ``qty_order`` plus its pending pro-rata."""
+        return (_Fields(raw, self._psa, record).decimal("qty_order") or Decimal(0)) + self._pending(raw, record)
+
+    def _pending(self, raw: Any, record: str) -> Decimal:
         f = _Fields(raw, self._psa, record)
-        quantity = f.decimal("qty_order") or Decimal(0)
+        pending = Decimal(0)
         for entry in f.records("prorata_data"):
             e = _Fields.of(entry, self._psa, f"{record} pro-rata")
             if not e.flag("isinvoiced"):
-                quantity += e.decimal("quantity") or Decimal(0)
-        return quantity
+                pending += e.decimal("quantity") or Decimal(0)
+        return pending
 
-    def _line(self, raw: Any, agreement_id: str | int, invoice: Any) -> BilledLine:
+    def _charged_quantity(self, raw: Any, record: str, invoiced: Decimal | None) -> Decimal | None:
+        """What the current (invoiced) period is charged for: the quantity it was invoiced at plus
+        the pending pro-rata entries; None when the invoiced quantity is not known."""
+        return None if invoiced is None else invoiced + self._pending(raw, record)
+
+    def _invoiced_quantities(self, invoice_id: int, invoice: Any) -> dict[Any, Decimal]:
+        """Recurring line id -> the quantity the current period was invoiced at, read from the
+        latest invoice Halo created from the recurring invoice (``GET /api/Invoice?recurringinvoice_id=``
+        with its lines), its lines matched to the recurring invoice's on the item, in line order.
+        Empty when the current period is not invoiced yet (the next creation date is not after
+        today) or Halo lists no invoice."""
+        record = f"recurring invoice {invoice_id}"
+        next_start = _Fields(invoice, self._psa, record).day("nextcreationdate")
+        if next_start is None or next_start <= self._today():
+            return {}
+        created = self._get_all("/Invoice", "invoices", f"invoices created from {record}",
+                                {"recurringinvoice_id": str(invoice_id), "includelines": "true"})
+        if not created:
+            return {}
+        latest = max(created, key=lambda row: (halo_day(row.get("invoice_date")) or date.min,
+                                               row.get("id") if isinstance(row.get("id"), int) else 0))
+        latest_f = _Fields.of(latest, self._psa, "invoice")
+        invoiced: dict[int, list[Decimal]] = {}
+        for row in sorted(latest_f.records("lines"), key=lambda r: r.get("id", 0) if isinstance(r, Mapping) else 0):
+            f = _Fields.of(row, self._psa, f"invoice {latest.get('id')} line")
+            invoiced.setdefault(f.ident("_itemid"), []).append(f.decimal("qty_order") or Decimal(0))
+        result: dict[Any, Decimal] = {}
+        lines = _Fields(invoice, self._psa, record).records("lines")
+        for row in sorted(lines, key=lambda r: r.get("id", 0) if isinstance(r, Mapping) else 0):
+            queue = invoiced.get(_Fields.of(row, self._psa, f"{record} line").ident("_itemid"))
+            if queue:
+                result[row.get("id")] = queue.pop(0)
+        return result
+
+    def _line(self, raw: Any, agreement_id: str | int, invoice: Any, invoiced: Decimal | None = None) -> BilledLine:
         invoice_f = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}")
         record = record_label(f"recurring invoice {invoice.get('id')} line", raw)
         f = _Fields(raw, self._psa, record)
@@ -614,11 +668,14 @@ class HaloClient:
         if f.flag("isinactive"):
             cancelled = f.day("enddate") or self._today()
         reference = f.text("item_internal_reference")
+        quantity = self._billed_quantity(raw, record)
+        charged = self._charged_quantity(raw, record, invoiced)
         return BilledLine(
             psa=self._name, line_id=str(f.ident()), agreement_id=str(agreement_id),
             company_id=str(invoice_f.ident("client_id")), product_id=str(f.ident("_itemid")),
             product_identifier=f.text("item_code") or f.text("item_shortdescription"),
-            quantity=self._billed_quantity(raw, record), unit_price=f.decimal("unit_price"),
+            quantity=quantity, period_quantity=None if charged is None or charged == quantity else charged,
+            unit_price=f.decimal("unit_price"),
             unit_cost=f.decimal("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
             invoice_description=f.text("item_longdescription"), effective_date=since or f.day("startdate"),
             cancelled_date=cancelled, tag=reference.strip() if is_seatsync_tag(reference) else None,

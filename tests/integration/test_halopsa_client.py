@@ -419,7 +419,7 @@ def test_a_429_without_retry_after_backs_off_long_enough(serve: Callable[..., Ps
     assert clock.sleeps == [10.0, 20.0, 40.0, 80.0, 120.0, 120.0]  # until the window moved, 390 s later
 
 
-def test_reading_500_clients_and_their_invoices_takes_one_read_per_invoice(serve: Callable[..., Psa]) -> None:
+def test_reading_500_clients_and_their_invoices_takes_two_reads_per_invoice(serve: Callable[..., Psa]) -> None:
     section = scenario()
     section["clients"] += [{"id": 1000 + n, "name": f"Client {n}"} for n in range(500)]
     section["recurringInvoices"] += [{"id": -(100 + n), "clientId": 1000 + n, "reference": f"R{n}",
@@ -430,4 +430,6 @@ def test_reading_500_clients_and_their_invoices_takes_one_read_per_invoice(serve
     assert len(client.list_companies()) == 502
     lines = client.list_lines([str(-(100 + n)) for n in range(100)])
     assert len(lines) == 100
-    assert client.calls == 1 + 6 + 100  # token, six pages of clients, one read per recurring invoice
+    # token, six pages of clients, per recurring invoice one read and one of the invoice Halo created
+    # for the current period (what its lines were invoiced at)
+    assert client.calls == 1 + 6 + 100 + 100

@@ -130,6 +130,45 @@ def test_a_change_from_the_next_billing_period_is_read_back(psa: PsaUnderTest) -
     assert psa.billed(psa.line_id) in (Decimal(17), Decimal(LINE_QUANTITY))  # Autotask bills 17 from February
 
 
+# --------------------------------------------------------------------------- billing periods
+
+
+def test_the_agreement_says_which_periods_are_invoiced(psa: PsaUnderTest) -> None:
+    """ConnectWise's nextInvoiceDate and Halo's next creation date: January is invoiced, the next
+    invoice is February's. Autotask posts each contract service's periods on its own and says
+    nothing at contract level: SeatSync does not need it (Autotask prorates an adjustment whether
+    its period is posted or not)."""
+    agreement = psa.client().get_agreement(psa.agreement_id)
+    assert agreement.next_invoice_date == (None if psa.kind == "autotask" else NEXT_PERIOD)
+
+
+def test_a_change_from_the_next_period_leaves_what_this_period_is_charged_for(psa: PsaUnderTest) -> None:
+    """The line bills 17 from February (``quantity``) while January stays charged for the 20 it was
+    invoiced at (``period_quantity``: Autotask's units today, Halo's invoiced quantity plus pending
+    pro-rata); ConnectWise bills one quantity per addition (the next invoice's), and SeatSync's
+    own records say what January is charged for."""
+    client = psa.client()
+    client.set_quantity(the_line(client, psa), 17, NEXT_PERIOD)
+    line = the_line(psa.client(), psa)
+    assert line.quantity == Decimal(17)
+    assert line.period_quantity == (None if psa.kind == "connectwise" else Decimal(LINE_QUANTITY))
+
+
+def test_a_change_back_before_the_next_period_nets_the_pending_one(psa: PsaUnderTest) -> None:
+    """20 -> 17 from February, then 20 again: Autotask and Halo charge nothing for January (it is
+    charged for 20 already: a change from today writes nothing) and bill 20 from February again
+    (the pending change netted from February); ConnectWise's addition simply bills 20 again."""
+    client = psa.client()
+    client.set_quantity(the_line(client, psa), 17, NEXT_PERIOD)
+    written = psa.writes()
+    client.set_quantity(the_line(client, psa), LINE_QUANTITY, TODAY)
+    assert psa.writes() == written + (1 if psa.kind == "connectwise" else 0)
+    client.set_quantity(the_line(client, psa), LINE_QUANTITY, NEXT_PERIOD)
+    line = the_line(psa.client(), psa)
+    assert (line.quantity, line.period_quantity) == (Decimal(LINE_QUANTITY), None)
+    assert psa.billed(psa.line_id) == Decimal(LINE_QUANTITY)
+
+
 def test_a_new_tagged_line_is_created_and_found_again_by_its_tag(psa: PsaUnderTest) -> None:
     client = psa.client()
     created = client.create_line(NewLine(agreement_id=psa.agreement_id, product_id="2", quantity=3,
