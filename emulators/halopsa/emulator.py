@@ -113,13 +113,14 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         self._next_prorata = 1
         self.created: dict[int, dict[str, Any]] = {}  # the invoices Halo created from recurring invoices
         invoiced = {e.id: e.invoiced_quantity for e in scenario.lines if e.invoiced_quantity is not None}
-        for entry in scenario.recurring_invoices:
-            next_creation = entry.next_creation_date or self._period_after(entry.id, self.today)
-            self.invoices[entry.id]["_next"] = next_creation
-            if next_creation > entry.start_date:  # at least one period invoiced: its invoice
-                start = self._period_before(entry.id, next_creation)
-                self._record_invoice(entry.id, start, {line_id: invoiced.get(line_id, Decimal(str(line["qty_order"])))
-                                                       for line_id, line in self.lines[entry.id].items()})
+        for recurring in scenario.recurring_invoices:
+            next_creation = recurring.next_creation_date or self._period_after(recurring.id, self.today)
+            self.invoices[recurring.id]["_next"] = next_creation
+            if next_creation > recurring.start_date:  # at least one period invoiced: its invoice
+                start = self._period_before(recurring.id, next_creation)
+                self._record_invoice(recurring.id, start, {
+                    line_id: invoiced.get(line_id, Decimal(str(line["qty_order"])))
+                    for line_id, line in self.lines[recurring.id].items()})
 
     def state(self) -> dict[str, Any]:
         """What Halo holds now: clients, users, items, contracts and recurring invoices with their
@@ -242,7 +243,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         ``quantities`` (recurring line id -> quantity)."""
         recurring = self.invoices[invoice_id]
         ident = 1001 + len(self.created)
-        lines = []
+        lines: list[dict[str, Any]] = []
         for line_id in sorted(quantities):
             line = self.lines[invoice_id][line_id]
             if line["isinactive"]:

@@ -93,7 +93,7 @@ class Contoso:
         assert not [c for c in report["changes"] if c["status"] != "applied"], report["changes"]
         return report
 
-    def audit(self, report: dict[str, Any]) -> list[tuple[str, str, int | None, int]]:
+    def audit(self, report: dict[str, Any]) -> list[tuple[str, str, int | None, int | None]]:
         entries = audit_trail(self.msp.services.decisions, audit_query(self.msp.config, CONTOSO, None, None))
         return sorted((e.event, e.kind, e.before, e.after) for e in entries if e.run_id == report["runId"])
 
