@@ -534,6 +534,7 @@ class _Planner:
             f"record: the period {span} was invoiced at {invoiced_at} (not billed; SeatSync counts the seats "
             "already charged from it)", period.start, tag=tag, product_id=line.product_id,
             unit_price=line.unit_price, bill_mode=BillMode.DO_NOT_BILL, end_date=period.end,
+            unit_cost=line.unit_cost, billing=line.billing,
             description=f"{item.label}: {invoiced_at} seat(s) invoiced for {span} (SeatSync's record, not billed)"))
         self.found_by_tag(lines)
 

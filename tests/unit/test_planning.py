@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.domain.decreases import Approval, Deferral
-from shared.domain.model import BillMode, ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.model import BillingAttributes, BillMode, ChangeKind, ChangeStatus, PlannedChange
 from shared.domain.planning import (
     Decisions,
     PsaView,
@@ -626,3 +626,11 @@ def test_native_changes_say_what_happens_to_the_period() -> None:
     halo = plan(config(licence()), seats(13), view(line(quantity=10), agreements=invoiced_until(date(2026, 11, 1)),
                                                     capabilities=HALO))
     assert "is not invoiced yet; Halo invoices it at 13" in halo.changes[0].reason
+
+
+def test_the_period_record_takes_the_base_line_s_billing_attributes() -> None:
+    base = replace(line(quantity=10), unit_cost=Decimal("19.80"), billing=BillingAttributes(taxable=True))
+    result = plan(config(licence(decreasePolicy="apply")), seats(9), view(base, agreements=invoiced_until(DEC_1)))
+    record = result.changes[0]
+    assert (record.kind, record.unit_cost, record.billing) == (ChangeKind.PERIOD_RECORD, Decimal("19.80"),
+                                                               BillingAttributes(taxable=True))
