@@ -111,7 +111,7 @@ def add_commands(commands: Any) -> None:
     sub = approvals.add_subparsers(dest="approvals_command", required=True)
     listing = sub.add_parser("list", help="held changes waiting for a decision")
     listing.add_argument("--all", action="store_true", help="every decision, not only the pending ones")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print the held changes as JSON")
     listing.set_defaults(handler=cmd_approvals_list)
     for decision in ("approve", "reject"):
         parser = sub.add_parser(decision, help=f"{decision} a held change")
@@ -123,14 +123,15 @@ def add_commands(commands: Any) -> None:
         parser.set_defaults(handler=cmd_approvals_decide, decision=decision, apply_now=False)
 
     audit = commands.add_parser("audit", help="the audit trail of a customer")
-    audit.add_argument("--customer", required=True, help="tenant id or name")
-    audit.add_argument("--from", dest="start", metavar="YYYY-MM-DD")
-    audit.add_argument("--to", dest="end", metavar="YYYY-MM-DD")
+    audit.add_argument("--customer", required=True,
+                       help="tenant id (also of a customer no longer configured) or configured name")
+    audit.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="from this day on (UTC)")
+    audit.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="up to and including this day (UTC)")
     audit.add_argument("--csv", action="store_true", help="CSV output")
-    audit.add_argument("--json", action="store_true")
-    audit.add_argument("--output", "-o", metavar="FILE")
+    audit.add_argument("--json", action="store_true", help="JSON output")
+    audit.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
     audit.set_defaults(handler=cmd_audit)
 
     unlinked_parser = commands.add_parser("unlinked", help="licences no mapping bills (and not excluded)")
-    unlinked_parser.add_argument("--json", action="store_true")
+    unlinked_parser.add_argument("--json", action="store_true", help="print the licences as JSON")
     unlinked_parser.set_defaults(handler=cmd_unlinked)

@@ -129,8 +129,21 @@ def notification_lines(emulators: RunningEmulators) -> list[str]:
     return lines
 
 
+BILLED_LINES_SHOWN = 40
+
+
+def billed_summary(lines: list[str]) -> list[str]:
+    """What the PSA bills, counted instead of listed when it is long."""
+    billed = [line for line in lines if not line.lstrip().startswith("(")]
+    ours = sum(1 for line in billed if line.rstrip().endswith("(SeatSync)"))
+    return [f"  {len(billed)} lines billed, {ours} of them written by SeatSync (--all lists them)"]
+
+
 def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "connectwise",
-             keep: bool = False, out: Any = sys.stdout) -> int:
+             keep: bool = False, out: Any = sys.stdout, progress: bool = False, full: bool | None = None) -> int:
+    """Run the demo; ``progress`` shows the progress display on stderr, ``full`` lists every
+    tenant, change and billed line (by default a large MSP's report is summarised)."""
+    from local_runner.progress import ProgressDisplay
     started = time.monotonic()
     if tenants and psa != "connectwise":
         print(f"seatsync demo: --tenants generates MSPs billed through ConnectWise only; run the {psa} sample "
@@ -161,13 +174,16 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
             services.config_repository.save(config, "make run", f"sample configuration: {label}")
             print(f"  configuration: {len(config.tenants)} tenants imported\n", file=out)
 
-            report = run_local_sync(services, requested_by="make run", max_workers=8)
-            out.write(render_text(report))
+            with ProgressDisplay(progress) as display:
+                report = run_local_sync(services, requested_by="make run", max_workers=8, on_progress=display.update)
+            out.write(render_text(report, full))
             sent = notification_lines(emulators)
             if sent:
                 print("\nNotifications:", file=out)
                 print("\n".join(sent), file=out)
             state = psa_state_lines(emulators)
+            if len(state) > BILLED_LINES_SHOWN and not full:
+                state = billed_summary(state)
             if state:
                 print(f"\nWhat {psa} bills now:", file=out)
                 print("\n".join(state), file=out)

@@ -14,6 +14,26 @@ from shared.errors import ConfigError
 from shared.text import short, table
 
 
+def _whole(value: str, low: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+    return number
+
+
+def positive(value: str) -> int:
+    """A whole number of at least 1 (argparse reports anything else as bad input)."""
+    return _whole(value, 1)
+
+
+def non_negative(value: str) -> int:
+    """A whole number of at least 0."""
+    return _whole(value, 0)
+
+
 def page_size(value: str) -> int:
     """``--limit``: a whole number of runs from 1 to 200 (argparse reports anything else)."""
     from shared.errors import RequestValidationError
@@ -33,13 +53,16 @@ def exit_for(report: dict[str, Any]) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from local_runner.local_sync import run_local_sync
+    from local_runner.progress import ProgressDisplay, wanted
     from shared.services.report import render_text
 
-    report = run_local_sync(build_services(args), tenants=args.tenant or None, dry_run=args.dry_run,
-                            requested_by=args.by, max_workers=args.workers)
+    services = build_services(args)
+    with ProgressDisplay(wanted(args.quiet)) as display:
+        report = run_local_sync(services, tenants=args.tenant or None, dry_run=args.dry_run,
+                                requested_by=args.by, max_workers=args.workers, on_progress=display.update)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_text(report))
+    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_text(report, args.all or None))
     return exit_for(report)
 
 
@@ -53,7 +76,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if run_id is None:
             raise ConfigError("no run has been recorded yet", source="report")
     report = build_report(services.runs, run_id, services.config())
-    write_output(args.output, json.dumps(report, indent=2) + "\n" if args.json else render_text(report))
+    write_output(args.output, json.dumps(report, indent=2) + "\n" if args.json
+                 else render_text(report, args.all or None))
     return EXIT_OK
 
 
@@ -121,8 +145,10 @@ def _number(value: int | None) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runner.demo import run_demo
+    from local_runner.progress import wanted
 
-    return run_demo(tenants=args.tenants, report_path=args.report, psa=args.psa, keep=args.keep)
+    return run_demo(tenants=args.tenants, report_path=args.report, psa=args.psa, keep=args.keep,
+                    progress=wanted(args.quiet), full=args.all or None)
 
 
 def add_commands(commands: Any) -> None:
@@ -132,14 +158,17 @@ def add_commands(commands: Any) -> None:
     sync.add_argument("--tenant", action="append", metavar="TENANT_ID", help="only this tenant (repeatable)")
     sync.add_argument("--report", metavar="FILE", help="also write the run report as JSON to FILE")
     sync.add_argument("--json", action="store_true", help="print the report as JSON")
-    sync.add_argument("--workers", type=int, default=8, help="tenants collected in parallel (default 8)")
+    sync.add_argument("--workers", type=positive, default=8, metavar="N",
+                      help="tenants collected in parallel (default 8)")
+    sync.add_argument("--all", action="store_true", help="list every tenant and change, even in a large run")
     sync.add_argument("--by", help="who asked for the run (default: the login name)")
     sync.set_defaults(handler=cmd_sync)
 
     report = commands.add_parser("report", help="print the report of a run")
     report.add_argument("run_id", nargs="?", default="latest", help="a run id, or 'latest'")
-    report.add_argument("--json", action="store_true")
-    report.add_argument("--output", "-o", metavar="FILE")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead")
+    report.add_argument("--all", action="store_true", help="list every tenant and change, even in a large run")
     report.set_defaults(handler=cmd_report)
 
     runs = commands.add_parser("runs", help="the runs, newest first")
@@ -160,7 +189,8 @@ def add_commands(commands: Any) -> None:
     history.set_defaults(handler=cmd_history)
 
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
-    demo.add_argument("--tenants", type=int, default=0,
+    demo.add_argument("--all", action="store_true", help="list every tenant, change and billed line")
+    demo.add_argument("--tenants", type=non_negative, default=0, metavar="N",
                       help="generate an MSP of N tenants instead of the sample MSP")
     demo.add_argument("--psa", default="connectwise", choices=["connectwise", "autotask", "halopsa"],
                       help="the PSA to bill through")

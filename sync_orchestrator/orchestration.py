@@ -7,10 +7,10 @@ Only small summaries pass through here (Durable keeps them in the orchestration 
 snapshots and plans stay in Table Storage. No I/O, no wall clock, no randomness: time comes
 from ``context.current_utc_datetime`` so replays take the same path.
 
-Progress: every collection (and every push) is scheduled at once, then their results are taken
-in order a group at a time, and after each group the Durable custom status (``RunProgress``:
-phase, tenants collected and pushed out of N, failures so far) is updated, so a caller of
-``GET /api/runs/{runId}`` sees a long run move.
+Progress: every collection is scheduled at once, then their results are taken in order a group
+at a time; the pushes (tens of batches, the first ones small) are taken as each finishes. After
+each, the Durable custom status (``RunProgress``: phase, tenants collected and pushed out of N,
+failures so far) is updated, so a caller of ``GET /api/runs/{runId}`` sees a long run move.
 """
 
 from __future__ import annotations
@@ -34,14 +34,46 @@ from shared.contracts import (
 from shared.functions import COLLECT_TENANT, FINISH_RUN, NOTIFY_RUN, PUSH_CHANGES, START_RUN
 
 PUSH_BATCH_SIZE = 25
+"""Most tenants one push activity plans and writes: a batch shares its PSA reads (agreements,
+products), so larger batches cost fewer PSA calls."""
+MIN_PUSH_BATCH = 10
+PUSH_BATCHES = 32
+"""A large run is split into about this many pushes (never smaller than ``MIN_PUSH_BATCH``
+tenants), so the push phase reports progress every few seconds instead of once at its end."""
+FIRST_PUSH_BATCH = 1
+"""The first batches of a large run grow from this size by one tenant each up to the batch
+size: pushes that start together then finish one after another, not all at once."""
 PROGRESS_GROUP = 10
 """Collections whose results are taken together before the progress is updated."""
 COLLECT_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=15_000, max_number_of_attempts=3)
 PUSH_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=30_000, max_number_of_attempts=3)
 
 
-def batches(items: list[str], size: int) -> list[list[str]]:
+def batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def push_batches(tenant_ids: list[str]) -> list[list[str]]:
+    """The collected tenants in push batches: one batch up to ``PUSH_BATCH_SIZE``; above, batches
+    of ``push_batch_size`` that the first ones ramp up to from ``FIRST_PUSH_BATCH``."""
+    if len(tenant_ids) <= PUSH_BATCH_SIZE:
+        return [tenant_ids] if tenant_ids else []
+    size = push_batch_size(len(tenant_ids))
+    found: list[list[str]] = []
+    start, step = 0, FIRST_PUSH_BATCH
+    while start < len(tenant_ids):
+        take = min(step, size)
+        found.append(tenant_ids[start:start + take])
+        start, step = start + take, step + 1
+    return found
+
+
+def push_batch_size(tenants: int) -> int:
+    """One batch up to ``PUSH_BATCH_SIZE`` tenants; above, about ``PUSH_BATCHES`` batches of
+    ``MIN_PUSH_BATCH`` to ``PUSH_BATCH_SIZE`` tenants."""
+    if tenants <= PUSH_BATCH_SIZE:
+        return PUSH_BATCH_SIZE
+    return max(MIN_PUSH_BATCH, min(PUSH_BATCH_SIZE, -(-tenants // PUSH_BATCHES)))
 
 
 def gather(context: Any, tasks: list[Any], group: int,
@@ -59,6 +91,25 @@ def gather(context: Any, tasks: list[Any], group: int,
     for part in batches(tasks, group):
         results.extend((yield context.task_all(part)))
         on_group(results)
+    return results
+
+
+def as_completed(context: Any, tasks: list[Any],
+                 on_each: Callable[[list[Any]], None]) -> Generator[Any, Any, list[Any]]:
+    """The results of ``tasks`` in the order they finish, calling ``on_each`` with the results so
+    far after each one. For a few long tasks (the pushes): each ``task_any`` over those still
+    running costs their number, so this is for tens of tasks, not thousands. A failed task raises,
+    as ``task_all`` would."""
+    pending = list(tasks)
+    results: list[Any] = []
+    while pending:
+        done = yield context.task_any(pending)
+        pending = [task for task in pending if task is not done]
+        value = done.result  # Durable: the output, or the exception of a failed activity
+        if isinstance(value, Exception):
+            raise value
+        results.append(value)
+        on_each(results)
     return results
 
 
@@ -108,9 +159,9 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
             context.call_activity_with_retry(
                 PUSH_CHANGES, PUSH_RETRY,
                 PushRequest(run_id=request.run_id, tenant_ids=batch, dry_run=request.dry_run).to_json())
-            for batch in batches(collected_ids, PUSH_BATCH_SIZE)
+            for batch in push_batches(collected_ids)
         ]
-        pushes = [PushSummary.model_validate(p) for p in (yield from gather(context, push_tasks, 1, pushed))]
+        pushes = [PushSummary.model_validate(p) for p in (yield from as_completed(context, push_tasks, pushed))]
     except Exception as exc:  # an activity failed after its retries: the run is recorded as failed
         error = f"{type(exc).__name__}: {exc}"
 

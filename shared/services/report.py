@@ -138,7 +138,24 @@ def _result(change: dict[str, Any], run_day: str = "") -> str:
     return str(status)
 
 
-def render_text(report: dict[str, Any]) -> str:
+SUMMARY_TENANTS = 25
+"""Above this many tenants (or twice as many changes) the text report summarises: it lists only
+the tenants and changes that need attention, and counts the rest."""
+
+
+def summarises(report: dict[str, Any]) -> bool:
+    return len(report["tenants"]) > SUMMARY_TENANTS or len(report["changes"]) > 2 * SUMMARY_TENANTS
+
+
+def _needs_attention(tenant: dict[str, Any]) -> bool:
+    return tenant["status"] != "ok" or bool(tenant["error"] or tenant["warnings"] or tenant["problems"])
+
+
+def render_text(report: dict[str, Any], full: bool | None = None) -> str:
+    """The report as text. ``full`` lists every tenant and change; by default a large run (more
+    than ``SUMMARY_TENANTS`` tenants) is summarised: the tenants and changes that need attention
+    are listed, the others counted, so the report fits on a screen plus what needs a person."""
+    summary = not full if full is not None else summarises(report)
     totals = report.get("totals") or {}
     mode = "DRY RUN, nothing written" if report["dryRun"] else "live"
     out = [
@@ -151,13 +168,18 @@ def render_text(report: dict[str, Any]) -> str:
     tenants = report["tenants"]
     ok = sum(1 for t in tenants if t["status"] == "ok")
     out += ["", f"Tenants: {len(tenants)} ({ok} synced, {len(tenants) - ok} not synced)"]
-    if tenants:
+    shown_tenants = [t for t in tenants if _needs_attention(t)] if summary else tenants
+    if summary:
+        quiet = len(tenants) - len(shown_tenants)
+        out.append(f"  {quiet} synced without warnings or problems (--all lists them)"
+                   + (f"; the {len(shown_tenants)} that need attention:" if shown_tenants else ""))
+    if shown_tenants:
         out += table(
             ["STATUS", "TENANT", "LICENCES", "USERS", "NOTE"],
             [[t["status"], short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
               "-" if t["users"] is None else str(t["users"]),
               short(t["errorCode"] or ("see below" if t["error"] else "; ".join(t["warnings"])), 60)]
-             for t in tenants], indent="  ", rule=True,
+             for t in shown_tenants], indent="  ", rule=True,
         )
     changes = report["changes"]
     verb = "planned" if report["dryRun"] else "applied"
@@ -169,12 +191,21 @@ def render_text(report: dict[str, Any]) -> str:
               if counts[s]]
     out += ["", f"Changes: {len(changes)} ({', '.join(parts)}); "
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
-    if changes:
+    shown_changes = [c for c in changes if c["status"] == "failed"] if summary else changes
+    if summary and changes:
+        kinds: dict[str, int] = {}
+        for change in changes:
+            kinds[_what(change).split(" ")[0]] = kinds.get(_what(change).split(" ")[0], 0) + 1
+        out.append("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda k: -k[1]))
+                   + " (--all lists every change)"
+                   + (f"; the {len(shown_changes)} that failed:" if shown_changes else ""))
+    if shown_changes:
         out += table(
             ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
             [[short(c["tenantName"], 24), short(c["licence"], 32), _what(c), c["additionId"] or "new",
               "" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
-              c["amount"] or "", _result(c, report["startedAt"][:10])] for c in changes], indent="  ", rule=True,
+              c["amount"] or "", _result(c, report["startedAt"][:10])] for c in shown_changes],
+            indent="  ", rule=True,
         )
     held = [c for c in changes if c["status"] == "held"]
     if held and not report["dryRun"]:

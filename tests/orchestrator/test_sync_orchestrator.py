@@ -22,7 +22,14 @@ from shared.functions import (
     SYNC_ORCHESTRATOR,
 )
 from sync_orchestrator import sync_orchestrator
-from sync_orchestrator.orchestration import PROGRESS_GROUP, PUSH_BATCH_SIZE
+from sync_orchestrator.orchestration import (
+    FIRST_PUSH_BATCH,
+    MIN_PUSH_BATCH,
+    PROGRESS_GROUP,
+    PUSH_BATCH_SIZE,
+    PUSH_BATCHES,
+    push_batch_size,
+)
 
 NOW = datetime(2026, 11, 25, 2, 0, 5, tzinfo=UTC)
 T1 = "11111111-1111-1111-1111-111111111111"
@@ -98,7 +105,7 @@ class FakeContext:
 
     def _task_any(self, tasks: list[Mock]) -> Mock:
         self.waits.append(("any", len(tasks)))
-        return task(tasks[0])
+        return task(tasks[0])  # like Durable: the finished task itself, failed or not
 
     def _task_all(self, tasks: list[Mock]) -> Mock:
         self.waits.append(("all", len(tasks)))
@@ -178,8 +185,20 @@ def test_pushes_are_batched() -> None:
     })
     run(fake)
     batches = [p["tenantIds"] for n, p, _ in fake.calls if n == PUSH_CHANGES]
-    assert [len(b) for b in batches] == [PUSH_BATCH_SIZE, PUSH_BATCH_SIZE, 3]
+    sizes = [len(b) for b in batches]
+    assert sizes[0] == FIRST_PUSH_BATCH and max(sizes) <= MIN_PUSH_BATCH
+    assert sizes[:-1] == sorted(sizes[:-1]), "the first batches ramp up, so they finish one after another"
     assert [t for b in batches for t in b] == tenants
+    small = FakeContext(request(), {**fake.answers, START_RUN: started(*tenants[:PUSH_BATCH_SIZE])})
+    run(small)
+    assert [len(p["tenantIds"]) for n, p, _ in small.calls if n == PUSH_CHANGES] == [PUSH_BATCH_SIZE]
+
+
+def test_push_batches_share_reads_but_keep_progress_moving() -> None:
+    assert push_batch_size(8) == PUSH_BATCH_SIZE, "a small MSP is pushed in one batch"
+    assert push_batch_size(PUSH_BATCH_SIZE) == PUSH_BATCH_SIZE
+    assert push_batch_size(300) == MIN_PUSH_BATCH and -(-300 // MIN_PUSH_BATCH) <= PUSH_BATCHES
+    assert push_batch_size(5000) == PUSH_BATCH_SIZE
 
 
 def test_no_push_when_no_tenant_was_collected() -> None:
@@ -319,3 +338,20 @@ def test_billing_problems_make_a_run_need_attention_and_gdap_failures_partial() 
     assert (result["problems"], result["problemsByKind"]) == (2, {"line-cancelled": 1, "users-unmatched": 1})
     gdap_down = run(FakeContext(request(), {**answers, START_RUN: {**started(T1), "gdapError": "HTTP 503"}}))
     assert (gdap_down["status"], gdap_down["gdapError"]) == ("partial", "HTTP 503")
+
+
+@pytest.mark.parametrize("failure", ["raised", "returned"], ids=["local-runner", "durable"])
+def test_a_push_that_fails_after_its_retries_fails_the_run(failure: str) -> None:
+    error = RuntimeError("PSA unreachable")
+    fake = FakeContext(request(), {
+        START_RUN: started(T1, T2),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: error,
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    if failure == "returned":  # Durable's task_any hands back the failed task; its result is the exception
+        fake.answers[PUSH_CHANGES] = lambda p: None
+        fake.context.task_any.side_effect = lambda tasks: task(task(error))
+    result = run(fake)
+    assert result["status"] == "failed"
+    assert "PSA unreachable" in result["error"]

@@ -1,0 +1,98 @@
+"""The text report: a large run is summarised to what needs attention, --all lists everything;
+the progress display is drawn only on a terminal and never when asked to be quiet."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from local_runner.demo import billed_summary
+from local_runner.progress import ProgressDisplay, wanted
+from shared.contracts import RunProgress
+from shared.services.report import SUMMARY_TENANTS, render_text
+
+
+def tenant(i: int, status: str = "ok", error: str | None = None, problems: list[Any] | None = None) -> dict[str, Any]:
+    return {"tenantId": f"t{i}", "name": f"Customer {i:04d}", "status": status, "error": error, "errorCode": None,
+            "licences": 3, "users": 10, "warnings": [], "problems": problems or []}
+
+
+def change(i: int, status: str = "applied", error: str | None = None) -> dict[str, Any]:
+    return {"changeId": f"c{i}", "kind": "set-quantity", "tenantId": f"t{i}", "tenantName": f"Customer {i:04d}",
+            "skuId": "s", "licence": "Microsoft 365 Business Premium", "additionId": "10", "oldQuantity": 5,
+            "newQuantity": 6, "status": status, "error": error, "amount": None, "effectiveDate": None,
+            "endDate": None, "holdKey": f"h{i}" if status == "held" else None, "dueDate": None}
+
+
+def report(tenants: list[dict[str, Any]], changes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"runId": "20261125T020000Z-0a0b0c0d", "status": "partial", "dryRun": False, "trigger": "local",
+            "requestedBy": "tests", "startedAt": "2026-11-25T02:00:00+00:00", "finishedAt": None, "error": None,
+            "totals": {"linesUnchanged": 4}, "calls": {"graph": 1, "psa": 2}, "tenants": tenants, "changes": changes,
+            "unlinked": [], "licences": [], "gdap": {"notConfigured": [], "configuredNotInGdap": [], "error": None}}
+
+
+def large() -> dict[str, Any]:
+    tenants = [tenant(i) for i in range(300)]
+    tenants[7] = tenant(7, "auth-failed", error="AADSTS700016: the app is not consented")
+    tenants[9] = tenant(9, problems=[{"message": "a user no filter bills"}])
+    changes = [change(i) for i in range(200)] + [change(200, "held"), change(201, "failed", error="HTTP 500")]
+    return report(tenants, changes)
+
+
+def test_a_large_run_lists_only_what_needs_attention() -> None:
+    text = render_text(large())
+    lines = text.splitlines()
+    assert "298 synced without warnings or problems (--all lists them); the 2 that need attention:" in text
+    assert "Customer 0007" in text and "Customer 0009" in text
+    assert "Customer 0008" not in text, "a tenant without problems is counted, not listed"
+    assert "by kind: 202 quantity (--all lists every change); the 1 that failed:" in text
+    assert "HTTP 500" in text and "Customer 0201" in text
+    assert "  - h200  Customer 0200" in text, "held changes are listed for approval"
+    assert len(lines) < 40
+
+
+def test_all_lists_every_tenant_and_change() -> None:
+    text = render_text(large(), full=True)
+    assert "Customer 0008" in text and "Customer 0150" in text
+    assert len(text.splitlines()) > 500
+
+
+def test_a_small_run_is_listed_whole() -> None:
+    small = report([tenant(i) for i in range(SUMMARY_TENANTS)], [change(1)])
+    text = render_text(small)
+    assert "Customer 0024" in text and "--all" not in text
+
+
+def test_a_long_billed_list_is_counted() -> None:
+    lines = ["  (units on 2026-11-25)", "  A  SPB  5  10.00  (SeatSync)", "  B  SPB  3  10.00"]
+    assert billed_summary(lines) == ["  2 lines billed, 1 of them written by SeatSync (--all lists them)"]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_only_on_a_terminal_and_not_when_quiet() -> None:
+    assert not wanted(False, io.StringIO())
+    assert not wanted(True, Terminal())
+    assert wanted(False, Terminal())
+
+
+def test_the_display_follows_the_runs_phases() -> None:
+    stream = Terminal()
+    with ProgressDisplay(True, stream) as display:
+        display.update(RunProgress(run_id="r", phase="collecting", tenants_total=300, tenants_collected=120,
+                                   tenants_failed=2))
+        task = display._progress.tasks[0]  # type: ignore[union-attr]
+        assert (task.description, task.completed, task.total, task.fields["failed"]) == (
+            "Reading tenants", 120, 300, "2 failed")
+        display.update(RunProgress(run_id="r", phase="pushing", tenants_total=300, tenants_collected=300,
+                                   tenants_to_push=298, tenants_pushed=40))
+        task = display._progress.tasks[0]  # type: ignore[union-attr]
+        assert (task.description, task.completed, task.total) == ("Updating the PSA", 40, 298)
+    assert display.updates == 2
+    quiet = io.StringIO()
+    with ProgressDisplay(False, quiet) as off:
+        off.update(RunProgress(run_id="r", phase="collecting"))
+    assert quiet.getvalue() == "" and off.updates == 1
