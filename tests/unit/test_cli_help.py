@@ -11,7 +11,10 @@ from local_runner.cli import parser
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _verbs(node: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+Verb = tuple[tuple[str, ...], argparse.ArgumentParser]
+
+
+def _verbs(node: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[Verb]:
     found = [(path, node)]
     for action in node._actions:
         if isinstance(action, argparse._SubParsersAction):
