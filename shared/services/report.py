@@ -193,10 +193,12 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
     shown_changes = [c for c in changes if c["status"] == "failed"] if summary else changes
     if summary and changes:
-        kinds: dict[str, int] = {}
+        change_kinds: dict[str, int] = {}
         for change in changes:
-            kinds[_what(change).split(" ")[0]] = kinds.get(_what(change).split(" ")[0], 0) + 1
-        out.append("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda k: -k[1]))
+            kind = _what(change).split(" ")[0]
+            change_kinds[kind] = change_kinds.get(kind, 0) + 1
+        out.append("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in sorted(change_kinds.items(),
+                                                                                 key=lambda k: -k[1]))
                    + " (--all lists every change)"
                    + (f"; the {len(shown_changes)} that failed:" if shown_changes else ""))
     if shown_changes:
