@@ -329,9 +329,10 @@ class _Picklist:
 
 @dataclass(frozen=True)
 class _Units:
-    quantity: int
+    quantity: Decimal | int
     since: date | None
-    today: int | None = None  # the units of the record covering today, when it differs from ``quantity``
+    today: Decimal | int | None = None  # the units of the record covering today, when they differ from ``quantity``
+    problem: str | None = None  # impossible units on one of its periods: the line is unreadable
 
 
 # --------------------------------------------------------------------------- the client
@@ -642,10 +643,10 @@ class AutotaskClient:
         f = _Fields.of(row, self._psa, "service")
         name = f.text("name") or ""
         return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
-                       description=f.text("description") or name, price=f.decimal("unitPrice"),
-                       cost=f.decimal("unitCost"), inactive=not f.active("isActive"),
+                       description=f.text("description") or name, price=f.price("unitPrice"),
+                       cost=f.price("unitCost"), inactive=not f.active("isActive"),
                        customer_description=f.text("invoiceDescription") or "",
-                       billing=_service_billing(f))
+                       billing=_service_billing(f), unreadable=f.unreadable)
 
     def _agreement(self, raw: Any) -> Agreement:
         f = _Fields.of(raw, self._psa, "contract")
@@ -685,21 +686,24 @@ class AutotaskClient:
         current = units.get(ident, _Units(0, None))
         internal = f.text("internalDescription")
         name, description, billing = names.get(service, ("", "", BillingAttributes()))
+        if current.problem is not None:
+            f.problems.append(current.problem)
         return BilledLine(
             psa=self._name, line_id=str(ident), agreement_id=str(f.ident("contractID")), company_id=company_id,
             product_id=str(service), product_identifier=name, quantity=Decimal(current.quantity),
             period_quantity=None if current.today is None else Decimal(current.today),
-            unit_price=self._billed_price(f), unit_cost=f.decimal("unitCost"), bill_mode=BillMode.BILLABLE,
+            unit_price=self._billed_price(f), unit_cost=f.price("unitCost"), bill_mode=BillMode.BILLABLE,
             description=description or name, invoice_description=f.text("invoiceDescription") or "",
             effective_date=current.since, cancelled_date=None,
             tag=internal.strip() if internal and is_seatsync_tag(internal) else None, billing=billing,
+            unreadable=f.unreadable,  # last: after every read of the record
         )
 
     @staticmethod
     def _billed_price(f: _Fields) -> Decimal | None:
         """What a contract service bills a unit at: its adjusted price when set, else its unit price."""
-        adjusted = f.decimal("adjustedPrice")
-        return adjusted if adjusted is not None else f.decimal("unitPrice")
+        adjusted = f.price("adjustedPrice")
+        return adjusted if adjusted is not None else f.price("unitPrice")
 
     def _line_ids(self, line: BilledLine) -> tuple[int, int]:
         if line.psa != self._name:
@@ -718,23 +722,30 @@ class AutotaskClient:
                 {"op": "in", "field": "contractServiceID", "value": chunk},
                 {"op": "gte", "field": "endDate", "value": today.isoformat()},
             ], f"units of contract services {', '.join(map(str, chunk))}", UNIT_FIELDS)
-        periods: dict[int, list[tuple[date, int]]] = {}
+        periods: dict[int, list[tuple[date, Decimal | None, str | None]]] = {}
         for row in rows:
             f = _Fields.of(row, self._psa, "contract service unit")
             start = f.day("startDate")
             if start is None:
                 raise f.fail("startDate", "is missing")
-            periods.setdefault(f.ident("contractServiceID"), []).append((start, f.integer("units")))
+            units = f.quantity("units")
+            if units is None and not f.problems:
+                raise f.fail("units", "is missing")
+            periods.setdefault(f.ident("contractServiceID"), []).append((start, units, f.unreadable))
         result = {}
         for ident, found in periods.items():
-            found.sort()
+            found.sort(key=lambda period: period[0])
+            if any(problem for _, _, problem in found):
+                result[ident] = _Units(0, None, problem=next(p for _, _, p in found if p))
+                continue
             quantity = found[-1][1]
             since = found[-1][0]
-            for start, units in reversed(found):
+            for start, units, _ in reversed(found):
                 if units != quantity:
                     break
                 since = start
-            today_units = next((units for start, units in reversed(found) if start <= today), quantity)
+            quantity = quantity if quantity is not None else Decimal(0)
+            today_units = next((units for start, units, _ in reversed(found) if start <= today), quantity)
             result[ident] = _Units(quantity, since, None if today_units == quantity else today_units)
         return result
 

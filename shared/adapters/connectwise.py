@@ -476,12 +476,13 @@ class ConnectWiseClient:
             product_id=str(f.integer("id")),
             identifier=f.text("identifier", optional=False) or "",
             description=f.text("description") or "",
-            price=f.decimal("price"),
-            cost=f.decimal("cost"),
+            price=f.price("price"),
+            cost=f.price("cost"),
             inactive=f.flag("inactiveFlag"),
             customer_description=f.text("customerDescription") or "",
             billing=BillingAttributes(taxable=f.flag("taxableFlag"), unit_of_measure=f.text(
                 "name", f.reference("unitOfMeasure", optional=True) or {}, "unitOfMeasure/name")),
+            unreadable=f.unreadable,  # last: after every read of the record
         )
 
     def list_agreement_types(self, include_inactive: bool = False) -> list[AgreementType]:
@@ -601,8 +602,9 @@ class ConnectWiseClient:
         if mode is None:
             raise f.fail("billCustomer", f"unexpected value {bill_customer!r} (expected Billable, DoNotBill "
                          "or NoCharge)")
-        quantity = f.decimal("quantity", optional=False)
-        assert quantity is not None
+        if raw.get("quantity") is None:
+            raise f.fail("quantity", "is missing")
+        quantity = f.quantity("quantity")
         serial = f.text("serialNumber")
         return BilledLine(
             psa=self._name,
@@ -611,9 +613,9 @@ class ConnectWiseClient:
             company_id=company_id,
             product_id=str(f.integer("id", product, "product/id")),
             product_identifier=f.text("identifier", product, "product/identifier") or "",
-            quantity=quantity,
-            unit_price=f.decimal("unitPrice"),
-            unit_cost=f.decimal("unitCost"),
+            quantity=quantity if quantity is not None else Decimal(0),
+            unit_price=f.price("unitPrice"),
+            unit_cost=f.price("unitCost"),
             bill_mode=mode,
             description=f.text("description") or "",
             invoice_description=f.text("invoiceDescription") or "",
@@ -621,6 +623,7 @@ class ConnectWiseClient:
             cancelled_date=f.day("cancelledDate"),
             tag=serial if serial else None,
             billing=self._billing(f),
+            unreadable=f.unreadable,  # last: after every read of the record
         )
 
     @staticmethod

@@ -37,6 +37,7 @@ import requests
 from shared.adapters.graph_tokens import CredentialFactory, TenantCredentials, TenantTokens
 from shared.adapters.http import RetryingHttp
 from shared.domain.model import (
+    MAX_COUNT,
     CustomerTenant,
     DirectoryUser,
     GroupMember,
@@ -45,6 +46,7 @@ from shared.domain.model import (
     SkuCount,
     Subscription,
     TenantReadout,
+    count_problem,
 )
 from shared.errors import GraphAuthError, GraphError, IncompleteReadError
 from shared.settings import GraphSettings, Settings
@@ -511,20 +513,37 @@ class GraphClient:
 # ---------------------------------------------------------------------------- mapping
 
 
+def _count(tenant_id: str, what: str, field: str, value: Any, *, absent: int | None = None) -> int:
+    """A count Graph gave for one tenant (``absent`` when the field is missing or null). An
+    impossible value (negative, fractional, 2^31 or more, NaN, a boolean or text) fails the
+    tenant's read with a message naming the record, the field and the value: its billing is left
+    as it was, and the other tenants sync."""
+    if value is None and absent is not None:
+        return absent
+    problem = count_problem(value)
+    if problem is not None:
+        raise IncompleteReadError(tenant_id, f"{what}: {field} {problem}; a licence count is a whole number from 0 "
+                                  f"to {MAX_COUNT}, so nothing is billed from this read of the tenant")
+    return int(value)
+
+
 def _map_skus(tenant_id: str, items: list[dict[str, Any]]) -> list[SkuCount]:
     out = []
     for item in items:
         prepaid = item.get("prepaidUnits")
         sku_id, part = item.get("skuId"), item.get("skuPartNumber")
-        consumed = item.get("consumedUnits")
         if not isinstance(sku_id, str) or not isinstance(part, str) or not isinstance(prepaid, dict) \
-                or not isinstance(prepaid.get("enabled"), int) or not isinstance(consumed, int):
+                or "enabled" not in prepaid or "consumedUnits" not in item:
             raise IncompleteReadError(tenant_id, f"a subscribedSku lacks skuId, skuPartNumber, "
                                       f"prepaidUnits.enabled or consumedUnits: {item.get('id')}")
+        what = f"subscribedSku {part} ({sku_id})"
         out.append(SkuCount(
-            sku_id=sku_id.lower(), sku_part_number=part, purchased=prepaid["enabled"], consumed=consumed,
-            suspended=int(prepaid.get("suspended") or 0), warning=int(prepaid.get("warning") or 0),
-            locked_out=int(prepaid.get("lockedOut") or 0),
+            sku_id=sku_id.lower(), sku_part_number=part,
+            purchased=_count(tenant_id, what, "prepaidUnits.enabled", prepaid["enabled"]),
+            consumed=_count(tenant_id, what, "consumedUnits", item["consumedUnits"]),
+            suspended=_count(tenant_id, what, "prepaidUnits.suspended", prepaid.get("suspended"), absent=0),
+            warning=_count(tenant_id, what, "prepaidUnits.warning", prepaid.get("warning"), absent=0),
+            locked_out=_count(tenant_id, what, "prepaidUnits.lockedOut", prepaid.get("lockedOut"), absent=0),
             capability_status=str(item.get("capabilityStatus") or "Enabled"),
             applies_to=str(item.get("appliesTo") or "User"),
         ))
@@ -555,10 +574,12 @@ def _map_users(tenant_id: str, items: list[dict[str, Any]]) -> list[DirectoryUse
 def _map_subscriptions(tenant_id: str, items: list[dict[str, Any]]) -> list[Subscription]:
     out = []
     for item in items:
-        sid, sku_id, total = item.get("id"), item.get("skuId"), item.get("totalLicenses")
-        if not isinstance(sid, str) or not isinstance(sku_id, str) or not isinstance(total, int):
+        sid, sku_id = item.get("id"), item.get("skuId")
+        if not isinstance(sid, str) or not isinstance(sku_id, str) or "totalLicenses" not in item:
             raise IncompleteReadError(tenant_id, f"a companySubscription lacks id, skuId or "
                                       f"totalLicenses: {sid}")
+        total = _count(tenant_id, f"companySubscription {sid} ({item.get('skuPartNumber') or sku_id})",
+                       "totalLicenses", item["totalLicenses"])
         out.append(Subscription(
             id=sid, sku_id=sku_id.lower(), sku_part_number=str(item.get("skuPartNumber") or ""),
             total_licenses=total, status=str(item.get("status") or ""),

@@ -462,11 +462,15 @@ class HaloClient:
         invoice_id, invoice, raw = self._line_on_invoice(line)
         record = f"recurring invoice {invoice_id} line {line.line_id}"
         next_start = self._next_start(invoice, invoice_id)
-        current = self._billed_quantity(raw, record)
+        fields = _Fields(raw, self._psa, record)
+        current = self._billed_quantity(fields)
         if effective_date < next_start:  # what the invoiced period is charged for
             invoiced = self._invoiced_quantities(invoice_id, invoice).get(raw.get("id"))
-            charged = self._charged_quantity(raw, record, invoiced)
+            charged = self._charged_quantity(fields, invoiced)
             current = current if charged is None else charged
+        if fields.problems:
+            raise PsaError(self._psa, f"the line holds what SeatSync cannot take ({fields.unreadable}); nothing "
+                           "written", record)
         change = Decimal(quantity) - current
         if change == 0:
             return self._line(raw, line.agreement_id, invoice)
@@ -564,10 +568,10 @@ class HaloClient:
         name = f.text("name")
         return Product(psa=self._name, product_id=str(f.ident()), identifier=name,
                        description=f.text("description") or name,
-                       price=f.decimal("recurringprice" if recurring else "baseprice"),
-                       cost=f.decimal("recurringcost" if recurring else "costprice"),
+                       price=f.price("recurringprice" if recurring else "baseprice"),
+                       cost=f.price("recurringcost" if recurring else "costprice"),
                        inactive=f.flag("inactive"), customer_description=f.text("description"),
-                       billing=_billing(f, "taxcode", "nominalcode"))
+                       billing=_billing(f, "taxcode", "nominalcode"), unreadable=f.unreadable)
 
     def _cycle(self, f: _Fields) -> str:
         start, end = f.day("period_start_date"), f.day("period_end_date")
@@ -610,23 +614,24 @@ class HaloClient:
                          billing_cycle=cycle, start_date=f.day("start_date"), end_date=end, bill_in_advance=True,
                          next_invoice_date=min(next_dates, default=None))
 
-    def _billed_quantity(self, raw: Any, record: str) -> Decimal:
-        """What the line bills from the next period on: ``qty_order`` plus its pending pro-rata."""
-        return (_Fields(raw, self._psa, record).decimal("qty_order") or Decimal(0)) + self._pending(raw, record)
+    def _billed_quantity(self, f: _Fields) -> Decimal:
+        """What the line bills from the next period on: ``qty_order`` plus its pending pro-rata. An
+        impossible number is recorded in ``f.problems`` (the line is then unreadable) and counts as 0."""
+        return (f.quantity("qty_order") or Decimal(0)) + self._pending(f)
 
-    def _pending(self, raw: Any, record: str) -> Decimal:
-        f = _Fields(raw, self._psa, record)
+    def _pending(self, f: _Fields) -> Decimal:
         pending = Decimal(0)
         for entry in f.records("prorata_data"):
-            e = _Fields.of(entry, self._psa, f"{record} pro-rata")
+            e = _Fields.of(entry, self._psa, f"{f.record} pro-rata")
             if not e.flag("isinvoiced"):
-                pending += e.decimal("quantity") or Decimal(0)
+                pending += e.quantity("quantity", label=f"prorata_data[{entry.get('id')}].quantity") or Decimal(0)
+                f.problems += [problem for problem in e.problems if problem not in f.problems]
         return pending
 
-    def _charged_quantity(self, raw: Any, record: str, invoiced: Decimal | None) -> Decimal | None:
+    def _charged_quantity(self, f: _Fields, invoiced: Decimal | None) -> Decimal | None:
         """What the current (invoiced) period is charged for: the quantity it was invoiced at plus
         the pending pro-rata entries; None when the invoiced quantity is not known."""
-        return None if invoiced is None else invoiced + self._pending(raw, record)
+        return None if invoiced is None else invoiced + self._pending(f)
 
     def _invoiced_quantities(self, invoice_id: int, invoice: Any) -> dict[Any, Decimal]:
         """Recurring line id -> the quantity the current period was invoiced at, read from the
@@ -668,18 +673,21 @@ class HaloClient:
         if f.flag("isinactive"):
             cancelled = f.day("enddate") or self._today()
         reference = f.text("item_internal_reference")
-        quantity = self._billed_quantity(raw, record)
-        charged = self._charged_quantity(raw, record, invoiced)
+        quantity = self._billed_quantity(f)
+        charged = self._charged_quantity(f, invoiced)
+        if f.problems:  # an unreadable line: its quantities read as 0
+            quantity, charged = Decimal(0), None
         return BilledLine(
             psa=self._name, line_id=str(f.ident()), agreement_id=str(agreement_id),
             company_id=str(invoice_f.ident("client_id")), product_id=str(f.ident("_itemid")),
             product_identifier=f.text("item_code") or f.text("item_shortdescription"),
             quantity=quantity, period_quantity=None if charged is None or charged == quantity else charged,
-            unit_price=f.decimal("unit_price"),
-            unit_cost=f.decimal("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
+            unit_price=f.price("unit_price"),
+            unit_cost=f.price("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
             invoice_description=f.text("item_longdescription"), effective_date=since or f.day("startdate"),
             cancelled_date=cancelled, tag=reference.strip() if is_seatsync_tag(reference) else None,
             billing=_billing(f, "tax_code", "nominal_code"),
+            unreadable=f.unreadable,  # last: after every read of the record
         )
 
     def _next_start(self, invoice: Any, invoice_id: int) -> date:

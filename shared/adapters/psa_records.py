@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 
 import requests
 
+from shared.domain.model import MAX_COUNT, MAX_PRICE
 from shared.errors import PsaError
 
 TAG_PREFIX = "seatsync"
@@ -29,14 +30,17 @@ TAG_PREFIX = "seatsync"
 
 
 def whole_number(value: Any, what: str) -> int:
-    """``value`` when it is an int (a bool is not); ``ValueError`` naming ``what`` otherwise."""
+    """``value`` when it is an int (a bool is not) within ``±MAX_COUNT``; ``ValueError`` naming
+    ``what`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{what} must be a whole number (int), got {value!r}")
+    if abs(value) > MAX_COUNT:
+        raise ValueError(f"{what} cannot be beyond {MAX_COUNT} either way, got {value}")
     return value
 
 
 def whole_quantity(value: Any) -> int:
-    """A quantity to write: a whole number (int) of at least 0; ``ValueError`` otherwise."""
+    """A quantity to write: a whole number (int) from 0 to ``MAX_COUNT``; ``ValueError`` otherwise."""
     quantity = whole_number(value, "quantity")
     if quantity < 0:
         raise ValueError(f"quantity cannot be negative, got {quantity}")
@@ -152,6 +156,7 @@ class RecordFields:
         self.raw: Mapping[str, Any] = raw
         self.psa = psa
         self.record = record
+        self.problems: list[str] = []
 
     @classmethod
     def of(cls, raw: Any, psa: str, kind: str) -> Self:
@@ -202,6 +207,43 @@ class RecordFields:
         if self.finite_numbers and not number.is_finite():
             raise self.fail(key, f"expected a finite number, got {value!r}")
         return number
+
+    def bounded(self, key: str, limit: Decimal, source: Mapping[str, Any] | None = None,
+                label: str | None = None) -> Decimal | None:
+        """A number SeatSync bills from (a quantity, a price), None when absent. A value that is
+        not a finite number within ``±limit`` is impossible data: it is recorded in ``problems``
+        instead of raised (the caller marks the record ``unreadable``), so that this record alone
+        is left as it is while the rest of the read stands; it reads as None."""
+        value = (source if source is not None else self.raw).get(key)
+        if value is None:
+            return None
+        problem = None
+        if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+            problem = f"is {value!r}, not a number"
+        else:
+            number = Decimal(str(value))
+            if not number.is_finite():
+                problem = f"is {number}, not a finite number"
+            elif abs(number) > limit:
+                problem = f"is {number}, beyond the {limit:,} SeatSync accepts"
+            else:
+                return number
+        self.problems.append(f"{label or key} {problem}")
+        return None
+
+    def quantity(self, key: str, source: Mapping[str, Any] | None = None, label: str | None = None
+                 ) -> Decimal | None:
+        """A billed quantity: at most ``MAX_COUNT`` seats either way (see ``bounded``)."""
+        return self.bounded(key, Decimal(MAX_COUNT), source, label)
+
+    def price(self, key: str) -> Decimal | None:
+        """A unit price or cost: at most ``MAX_PRICE`` either way (see ``bounded``)."""
+        return self.bounded(key, MAX_PRICE)
+
+    @property
+    def unreadable(self) -> str | None:
+        """What ``bounded`` found impossible in this record, or None."""
+        return "; ".join(self.problems) or None
 
     def flag(self, key: str, default: bool = False) -> bool:
         value = self.raw.get(key)

@@ -34,4 +34,5 @@ class ProblemKind(StrEnum):
     SUBSCRIPTION_NOT_ACTIVE = "subscription-not-active"
     DISABLED_USERS_LICENSED = "disabled-users-licensed"
     PRICE_DIFFERS = "price-differs"
+    IMPOSSIBLE_VALUE = "impossible-value"
     UNCLASSIFIED = "unclassified"

@@ -33,6 +33,7 @@ _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
+MAX_SEATS = 2**31 - 1  # the largest count SeatSync stores (Int32): shared.domain.model.MAX_COUNT
 Guid = Annotated[str, Field(pattern=GUID_PATTERN)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -235,8 +236,8 @@ class LicenceLink(Model):
         default=None, description="the PSA line that bills this licence; created when absent")
     profile: str | None = None
     count_basis: CountBasis = "assigned"
-    included: int = Field(default=0, ge=0)
-    minimum: int = Field(default=0, ge=0)
+    included: int = Field(default=0, ge=0, le=MAX_SEATS)
+    minimum: int = Field(default=0, ge=0, le=MAX_SEATS)
     include_user_names: bool = False
     show_unassigned: bool = False
     description: str | None = Field(default=None, max_length=1000)
@@ -311,7 +312,7 @@ class SafetyPolicy(Model):
     """When a decrease is held for approval instead of applied."""
 
     hold_decrease_percent: Decimal = Field(default=Decimal(20), ge=0, le=100)
-    hold_decrease_seats: int = Field(default=2, ge=0)
+    hold_decrease_seats: int = Field(default=2, ge=0, le=MAX_SEATS)
     hold_decrease_to_zero: bool = True
 
 

@@ -22,6 +22,40 @@ def require_utc(value: datetime, what: str) -> datetime:
     return value
 
 
+# --------------------------------------------------------------------------- bounds of stored numbers
+
+MAX_COUNT = 2**31 - 1
+"""The largest count or quantity SeatSync takes: Table Storage stores counts as Int32, and no
+tenant holds two billion seats. Larger values are impossible data, refused where they are read."""
+
+MAX_PRICE = Decimal(10) ** 9
+"""The largest unit price or cost (in absolute value) SeatSync takes from a PSA: a billion per
+seat. A larger one cannot be a real price, and multiplied by seats and days it would exceed the
+28 digits of exact arithmetic; refused where it is read."""
+
+
+def count_problem(value: object) -> str | None:
+    """Why ``value`` is not a count SeatSync can take (a whole number from 0 to ``MAX_COUNT``),
+    naming it; None when it is one. ``5.0`` is whole; ``true``, ``"5"``, ``5.5``, ``NaN`` and
+    ``-1`` are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return f"is {value!r}, not a number"
+    if isinstance(value, float | Decimal) and not (value == value and abs(value) != float("inf")):
+        return f"is {value!r}, not a finite number"
+    if value != int(value):
+        return f"is {value!r}, not a whole number"
+    if not 0 <= value <= MAX_COUNT:
+        return f"is {value!r}, outside 0 to {MAX_COUNT}"
+    return None
+
+
+def _require_counts(record: object, *names: str) -> None:
+    for name in names:
+        problem = count_problem(getattr(record, name))
+        if problem is not None or not isinstance(getattr(record, name), int):
+            raise ValueError(f"{type(record).__name__}.{name} {problem or 'must be an int'}")
+
+
 # --------------------------------------------------------------------------- Microsoft side
 
 
@@ -52,6 +86,9 @@ class SkuCount:
     locked_out: int = 0
     capability_status: str = "Enabled"
     applies_to: str = "User"
+
+    def __post_init__(self) -> None:
+        _require_counts(self, "purchased", "consumed", "suspended", "warning", "locked_out")
 
 
 @dataclass(frozen=True)
@@ -88,6 +125,9 @@ class Subscription:
     created: datetime | None = None
     next_lifecycle: datetime | None = None
     commerce_subscription_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_counts(self, "total_licenses")
 
 
 @dataclass(frozen=True)
@@ -244,6 +284,10 @@ class BilledLine:
     # invoiced at plus its pending pro-rata entries. None: the same as ``quantity``.
     period_quantity: Decimal | None = None
     billing: BillingAttributes = BillingAttributes()
+    # What the PSA holds that SeatSync cannot take (``quantity is 1E+300, beyond ...``): an
+    # impossible quantity reads as 0 and an impossible price as None, so the planner leaves the
+    # line and its licence alone and reports it instead.
+    unreadable: str | None = None
 
     @property
     def active(self) -> bool:
@@ -314,6 +358,7 @@ class Product:
     inactive: bool = False
     customer_description: str = ""
     billing: BillingAttributes = BillingAttributes()
+    unreadable: str | None = None  # an impossible price or cost (read as None), as on ``BilledLine``
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from shared.config.schema import BillingProfile, SeatSyncConfig, TenantConfig
 from shared.domain.billing import BillableItem, billable_items, invoice_description, overlapping_users
 from shared.domain.decreases import Approval, Commitment, Deferral, Verdict, commitment, decide, hold_key
 from shared.domain.model import (
+    MAX_COUNT,
     Agreement,
     BilledLine,
     BillingAttributes,
@@ -127,6 +128,15 @@ def change_id(tenant_id: str, source: str, agreement_id: str, line: str | None, 
     material = "|".join([tenant_id.lower(), source.lower(), agreement_id, line or "-", kind.value, str(quantity),
                          effective.isoformat()])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
+def concerns(item: BillableItem, profile: BillingProfile | None, line: BilledLine) -> bool:
+    """Whether ``line`` can bear on the plan of ``item``'s licence: its configured line, a line of
+    its profile's product (a candidate), or any line SeatSync tagged (its own line or the
+    period lines accompanying one). A line that cannot is left out of the licence's checks."""
+    if line.line_id == item.licence.line_id or (profile is not None and line.product_id == profile.product_id):
+        return True
+    return (line.tag or "").lower().startswith("seatsync")
 
 
 def line_tag(mapping_key: str) -> str:
@@ -323,10 +333,29 @@ class _Planner:
         if capabilities is None:
             self.problem(item, ProblemKind.PSA_NOT_READ, f"PSA connection '{company.psa}' was not read")
             return
-        line, found = self.find_line(item, profile, self.view.lines.get(key, ()))
-        if not found:
+        if item.quantity > MAX_COUNT:
+            self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
+                         f"the count to bill ({item.quantity}) is beyond {MAX_COUNT}; nothing written")
             return
         product = self.view.products.get((profile.psa, profile.product_id)) if profile else None
+        lines = self.view.lines.get(key, ())
+        unreadable = [line for line in lines if line.unreadable and concerns(item, profile, line)]
+        for bad in unreadable:
+            self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
+                         f"line {bad.line_id} on agreement {licence.agreement_id} holds impossible values "
+                         f"({bad.unreadable}); nothing is written for this licence until it is corrected in "
+                         f"{company.psa}", bad.line_id)
+        if unreadable:
+            return
+        if product is not None and product.unreadable:
+            self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
+                         f"product {product.product_id} of profile '{profile.name if profile else ''}' holds "
+                         f"impossible values ({product.unreadable}); nothing is written for this licence until it "
+                         f"is corrected in {company.psa}")
+            return
+        line, found = self.find_line(item, profile, lines)
+        if not found:
+            return
         price = profile_price(profile, product) if profile else None
         description = None
         if licence.include_user_names or licence.show_unassigned or licence.description:

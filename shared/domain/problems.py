@@ -63,6 +63,8 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
                                          "confirm the customer keeps paying for them.",
     ProblemKind.PRICE_DIFFERS: "Keep the line's price (set the profile's price to match, or exclude this alert), "
                                "or let SeatSync set it: price.manageAdoptedLines: true on the profile.",
+    ProblemKind.IMPOSSIBLE_VALUE: "Correct the value the message names in the PSA (a quantity or price no "
+                                  "customer can have); nothing is written for this licence until then.",
     ProblemKind.UNCLASSIFIED: "Read the message and fix what it names.",
 }
 

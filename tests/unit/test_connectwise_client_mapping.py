@@ -122,7 +122,6 @@ def test_agreement_without_billing_cycle_or_status_is_read() -> None:
         ({"billCustomer": "Sometimes"}, "field billCustomer: unexpected value 'Sometimes'"),
         ({"billCustomer": None}, "field billCustomer: is missing"),
         ({"product": None}, "field product: is missing"),
-        ({"quantity": "20"}, "field quantity: expected a number, got '20'"),
         ({"quantity": None}, "field quantity: is missing"),
         ({"agreementId": 101}, "field agreementId: is 101, the addition was read from agreement 100"),
         ({"cancelledDate": 20260101}, "field cancelledDate: expected an ISO-8601 datetime"),
@@ -134,6 +133,24 @@ def test_odd_addition_values_are_errors_naming_the_addition(changes: dict[str, A
         client.list_lines(["100"])
     assert "ConnectWise agreement 100 addition 500: " in str(caught.value)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(("changes", "unreadable"), [
+    ({"quantity": "20"}, "quantity is '20', not a number"),
+    ({"quantity": True}, "quantity is True, not a number"),
+    ({"quantity": 1e300}, "quantity is 1E+300, beyond the 2,147,483,647 SeatSync accepts"),
+    ({"quantity": float("nan")}, "quantity is NaN, not a finite number"),
+    ({"unitPrice": -1e12, "unitCost": "cheap"},
+     "unitPrice is -1000000000000.0, beyond the 1,000,000,000 SeatSync accepts; unitCost is 'cheap', not a number"),
+])
+def test_impossible_numbers_leave_the_addition_unreadable_not_the_read(changes: dict[str, Any],
+                                                                       unreadable: str) -> None:
+    second = dict(ADDITION, id=501)
+    client, _ = client_with(answer_lines(dict(ADDITION, **changes), second))
+    bad, good = client.list_lines(["100"])
+    assert bad.unreadable == unreadable
+    assert (bad.line_id, good.line_id, good.unreadable) == ("500", "501", None)
+    assert bad.quantity == (0 if "quantity" in changes else ADDITION["quantity"])
 
 
 def test_numbers_are_read_exactly_as_decimals() -> None:
