@@ -67,4 +67,4 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
                           retry_delay_scale=retry_delay_scale, on_status=status)
     finally:
         set_services(None)
-    return build_report(services.runs, request.run_id, services.config())
+    return build_report(services.runs, request.run_id, services.config(), services.margins, services.sources)

@@ -75,7 +75,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         run_id = services.runs.latest_run_id()
         if run_id is None:
             raise ConfigError("no run has been recorded yet", source="report")
-    report = build_report(services.runs, run_id, services.config())
+    report = build_report(services.runs, run_id, services.config(), services.margins, services.sources)
     write_output(args.output, json.dumps(report, indent=2) + "\n" if args.json
                  else render_text(report, args.all or None))
     return EXIT_OK

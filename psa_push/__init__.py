@@ -24,6 +24,6 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     clients = services.psa_clients(config)
     now = services.clock()
     summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
-                                   request, now.date(), now)
+                                   request, now.date(), now, margins=services.margins)
     summary.psa_calls = clients.calls
     return summary.to_json()

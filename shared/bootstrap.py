@@ -18,9 +18,11 @@ import requests
 
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.decision_store import DecisionRepository
+from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.source_store import SourceRepository
 from shared.adapters.tables import TableStore
 from shared.config.base import SecretRef
 from shared.config.schema import (
@@ -30,12 +32,14 @@ from shared.config.schema import (
     PsaConnection,
     SeatSyncConfig,
 )
+from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionSource
 from shared.errors import ConfigError
-from shared.ports import GraphPort, PsaPort, SecretReader
+from shared.ports import GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
 from shared.settings import Settings
 
 GraphFactory = Callable[[], GraphPort]
 PsaFactory = Callable[[PsaConnection], PsaPort]
+SourceFactory = Callable[[SubscriptionSource], SubscriptionSourcePort]
 
 
 class PsaClients:
@@ -64,10 +68,31 @@ class PsaClients:
             return sum(client.calls for client in self._clients.values())
 
 
+class SourceClients:
+    """The subscription-source clients of one activity invocation, by source name."""
+
+    def __init__(self, config: SeatSyncConfig, factory: SourceFactory) -> None:
+        self._config = config
+        self._factory = factory
+        self._clients: dict[str, SubscriptionSourcePort] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> SubscriptionSourcePort:
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                source = self._config.subscription_source(name)
+                if source is None:
+                    raise ConfigError(f"no subscription source named '{name}'")
+                client = self._clients[name] = self._factory(source)
+            return client
+
+
 class Services:
     def __init__(self, settings: Settings, *, store: TableStore | None = None,
                  secrets: SecretReader | None = None, graph_factory: GraphFactory | None = None,
                  psa_factory: PsaFactory | None = None,
+                 source_factory: SourceFactory | None = None,
                  clock: Callable[[], datetime] | None = None,
                  retry_sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
@@ -75,6 +100,7 @@ class Services:
         self.secrets = secrets or SecretResolver(settings.environment, settings.key_vault_url)
         self._graph_factory = graph_factory
         self._psa_factory = psa_factory
+        self._source_factory = source_factory
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry_sleep = retry_sleep  # how clients wait before a retry (tests pass a recorder)
 
@@ -94,6 +120,14 @@ class Services:
     def decisions(self) -> DecisionRepository:
         return DecisionRepository(self.store)
 
+    @cached_property
+    def sources(self) -> SourceRepository:
+        return SourceRepository(self.store)
+
+    @cached_property
+    def margins(self) -> MarginRepository:
+        return MarginRepository(self.store)
+
     def config(self) -> SeatSyncConfig:
         """The current configuration, read fresh so that saved changes apply to the next step."""
         return self.config_repository.current()[0]
@@ -103,6 +137,11 @@ class Services:
         if self._graph_factory is None:
             self._graph_factory = default_graph_factory(self.settings, self.retry_sleep)
         return self._graph_factory()
+
+    def source_clients(self, config: SeatSyncConfig) -> SourceClients:
+        if self._source_factory is None:
+            self._source_factory = default_source_factory(self.settings, self.secrets, self.retry_sleep)
+        return SourceClients(config, self._source_factory)
 
     def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
         if self._psa_factory is None:
@@ -184,6 +223,50 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 today=today,
             )
         raise ConfigError(f"PSA connection '{connection.name}' has an unsupported type")
+
+    return make
+
+
+def default_source_factory(settings: Settings, secrets: SecretReader,
+                           sleep: Callable[[float], None] = time.sleep) -> SourceFactory:
+    """Subscription-source clients by the source's type; tokens and connections shared per
+    source for the life of the process."""
+    from shared.adapters.http import RetryingHttp, pooled_session
+    from shared.adapters.partner_center import PartnerCenterClient, PartnerCenterCredential
+    from shared.adapters.pax8 import Pax8Client, Pax8Token
+
+    lock = threading.Lock()
+    shared: dict[SubscriptionSource, tuple[requests.Session, object]] = {}
+
+    def value(field: SecretRef | str) -> str:
+        return field if isinstance(field, str) else secrets.get(field.reference)
+
+    def make(source: SubscriptionSource) -> SubscriptionSourcePort:
+        with lock:
+            found = shared.get(source)  # a changed source (URL, secret reference) gets a new credential
+            if found is None:
+                session = pooled_session()
+                if isinstance(source, PartnerCenterSource):
+                    token: object = PartnerCenterCredential(
+                        source.name, source.partner_tenant_id, value(source.client_id), value(source.client_secret),
+                        source.authority_host, verify=settings.tls_verify)
+                else:
+                    token = Pax8Token(source.name, source.token_url, value(source.client_id),
+                                      value(source.client_secret), source.audience,
+                                      RetryingHttp(f"Pax8 {source.name} tokens", session=session,
+                                                   verify=settings.tls_verify, sleep=sleep))
+                found = shared[source] = (session, token)
+        session, token = found
+        if isinstance(source, PartnerCenterSource) and isinstance(token, PartnerCenterCredential):
+            return PartnerCenterClient(
+                source.name, source.url, token, billing_currency=source.billing_currency, read_costs=source.read_costs,
+                http=RetryingHttp(f"Partner Center {source.name}", session=session, verify=settings.tls_verify,
+                                  sleep=sleep))
+        if isinstance(source, Pax8Source) and isinstance(token, Pax8Token):
+            return Pax8Client(source.name, source.url, token,
+                              http=RetryingHttp(f"Pax8 {source.name}", session=session, verify=settings.tls_verify,
+                                                sleep=sleep))
+        raise ConfigError(f"subscription source '{source.name}' has an unsupported type")
 
     return make
 

@@ -107,3 +107,17 @@ class PsaAuthError(PsaError):
 
 class SecretError(SeatSyncError):
     """A secret reference could not be resolved."""
+
+
+class SourceError(HttpServiceError):
+    """A subscription source (Partner Center, Pax8) failed or answered something that cannot be
+    the whole truth; ``source`` names the configured source."""
+
+    def __init__(self, source: str, message: str, status: int | None = None, method: str | None = None,
+                 url: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"subscription source '{source}'", message, status, method, url)
+
+
+class SourceAuthError(SourceError):
+    """The source refused SeatSync's credentials (or no token could be had)."""

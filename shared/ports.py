@@ -33,6 +33,7 @@ from shared.domain.model import (
     Subscription,
     TenantReadout,
 )
+from shared.domain.partner import PartnerSubscription, SourceCustomer, SourceKind
 
 
 class CallCounter(Protocol):
@@ -137,6 +138,34 @@ class PsaPort(CallCounter, Protocol):
                     unit_price: Decimal | None = None) -> BilledLine: ...
 
 
+class SubscriptionSourcePort(CallCounter, Protocol):
+    """A subscription source: the partner side of customers' subscriptions (Microsoft Partner
+    Center, Pax8). Reads return everything or raise ``SourceError`` (``SourceAuthError`` when no
+    token can be had); a partial list is never returned."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> SourceKind: ...
+
+    def list_customers(self) -> list[SourceCustomer]: ...
+
+    def list_subscriptions(self, customer_id: str) -> list[PartnerSubscription]:
+        """One customer's subscriptions, with the cost where the source gives it."""
+        ...
+
+    def list_all_subscriptions(self) -> list[PartnerSubscription] | None:
+        """Every customer's subscriptions in one listing, where the source has one (None: read
+        them customer by customer)."""
+        ...
+
+    def subscription_costs(self) -> dict[str, tuple[Decimal, str]]:
+        """Per subscription id, what one seat costs the partner for one billing period and the
+        currency, where the source gives costs apart from subscriptions (else empty)."""
+        ...
+
+
 class Clock(Protocol):
     """Wall-clock time for activities (never used by orchestrators, which use the context)."""
 
@@ -156,4 +185,5 @@ __all__: Sequence[str] = (
     "NewLine",
     "PsaPort",
     "SecretReader",
+    "SubscriptionSourcePort",
 )

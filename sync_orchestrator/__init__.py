@@ -118,7 +118,7 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
     if run_id == "latest":
         run_id = services.runs.latest_run_id() or ""
     try:
-        report = build_report(services.runs, run_id, services.config())
+        report = build_report(services.runs, run_id, services.config(), services.margins, services.sources)
     except ReportError as exc:
         return _json(404, {"error": str(exc)})
     progress = live_progress(services.runs, run_id, await _custom_status(client))

@@ -9,9 +9,12 @@ import azure.durable_functions as df
 
 from shared.bootstrap import get_services
 from shared.contracts import CollectRequest, SyncRequest
+from shared.domain.model import Subscription
+from shared.domain.partner import PartnerFacts
 from shared.functions import COLLECT_TENANT, START_RUN
 from shared.services.collect import collect_tenant as collect_tenant_service
 from shared.services.runs import start_run as start_run_service
+from shared.services.sources import partner_facts, prepare_sources
 
 bp = df.Blueprint()
 
@@ -21,8 +24,11 @@ bp = df.Blueprint()
 def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = SyncRequest.model_validate(payload)
-    return start_run_service(services.config(), services.graph(), services.runs, request,
-                             services.clock()).to_json()
+    config = services.config()
+    started = start_run_service(config, services.graph(), services.runs, request, services.clock())
+    if started.refused is None and config.subscription_sources:
+        prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
+    return started.to_json()
 
 
 @bp.function_name(COLLECT_TENANT)
@@ -30,6 +36,11 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
 def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = CollectRequest.model_validate(payload)
+    config = services.config()
+
+    def lookup(tenant_id: str, subscriptions: tuple[Subscription, ...]) -> PartnerFacts | None:
+        return partner_facts(config, services.sources, request.run_id, tenant_id, subscriptions)
+
     outcome = collect_tenant_service(services.graph(), services.snapshots, services.runs, request,
-                                     services.clock())
+                                     services.clock(), lookup if config.subscription_sources else None)
     return outcome.to_json()

@@ -22,6 +22,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.adapters.source_store import facts_from_json, facts_to_json
 from shared.adapters.tables import (
     DocumentRef,
     TableStore,
@@ -74,6 +75,7 @@ def snapshot_to_document(snapshot: TenantSnapshot) -> dict[str, Any]:
         "mailboxes": None if snapshot.mailboxes is None else [asdict(m) for m in snapshot.mailboxes],
         "managedDevices": (None if snapshot.managed_devices is None
                            else [asdict(d) for d in snapshot.managed_devices]),
+        "partner": None if snapshot.partner is None else facts_to_json(snapshot.partner),
     }
 
 
@@ -95,6 +97,7 @@ def snapshot_from_document(document: dict[str, Any]) -> TenantSnapshot:
                    else tuple(Mailbox(**m) for m in document["mailboxes"])),
         managed_devices=(None if document.get("managedDevices") is None
                          else tuple(ManagedDevice(**d) for d in document["managedDevices"])),
+        partner=None if document.get("partner") is None else facts_from_json(document["partner"]),
     )
 
 

@@ -14,6 +14,7 @@ schema depends only on its own package; ``shared.notifications`` reads it from h
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,9 @@ AlertKind = Literal[
     "unused-licences",
     "shared-mailbox-licensed",
     "gdap-not-added",
+    "reducible-seats",
+    "margin-below-floor",
+    "renewal-unused",
     "run-summary",
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
@@ -48,6 +52,9 @@ DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "unused-licences": "weekly",
     "shared-mailbox-licensed": "weekly",
     "gdap-not-added": "weekly",
+    "reducible-seats": "daily",
+    "margin-below-floor": "weekly",
+    "renewal-unused": "weekly",
     "run-summary": "daily",
 }
 
@@ -114,6 +121,16 @@ class UnusedLicencesRule(AlertRule):
     minimum_unused: int = Field(default=1, ge=1, description="alert when at least this many seats are unused")
 
 
+class MarginFloorRule(AlertRule):
+    floor_percent: Decimal = Field(default=Decimal(10), ge=-100, le=100,
+                                   description="alert when a licence's margin is below this percentage of its revenue")
+
+
+class RenewalRule(AlertRule):
+    days_before: int = Field(default=30, ge=1, le=365,
+                             description="alert about a renewal with unused seats this many days before it falls")
+
+
 class RunFailedRule(AlertRule):
     @field_validator("digest")
     @classmethod
@@ -134,6 +151,9 @@ class AlertRules(Model):
     unused_licences: UnusedLicencesRule = UnusedLicencesRule()
     shared_mailbox_licensed: AlertRule = AlertRule()
     gdap_not_added: AlertRule = AlertRule()
+    reducible_seats: AlertRule = AlertRule()
+    margin_below_floor: MarginFloorRule = MarginFloorRule()
+    renewal_unused: RenewalRule = RenewalRule()
     run_summary: AlertRule = AlertRule()
 
     def rule(self, kind: AlertKind) -> AlertRule:

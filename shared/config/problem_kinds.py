@@ -35,4 +35,6 @@ class ProblemKind(StrEnum):
     DISABLED_USERS_LICENSED = "disabled-users-licensed"
     PRICE_DIFFERS = "price-differs"
     IMPOSSIBLE_VALUE = "impossible-value"
+    SEATS_BOUGHT_ELSEWHERE = "seats-bought-elsewhere"
+    COST_UNKNOWN = "cost-unknown"
     UNCLASSIFIED = "unclassified"

@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.config.base import Model, SecretRef
 from shared.config.notifications import NotificationSettings
+from shared.config.sources import PartnerCustomer, SubscriptionSource
 from shared.errors import ConfigError
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -114,7 +115,7 @@ class HaloConnection(Model):
 PsaConnection = Annotated[ConnectWiseConnection | AutotaskConnection | HaloConnection, Field(discriminator="type")]
 
 
-PriceMode = Literal["psa", "custom", "markup"]
+PriceMode = Literal["psa", "custom", "markup", "cost-plus"]
 BillingMode = Literal["billable", "do-not-bill", "no-charge"]
 CountBasis = Literal["assigned", "purchased"]
 DecreasePolicy = Literal["hold", "defer", "apply"]
@@ -122,23 +123,25 @@ Term = Literal["monthly", "annual"]
 
 
 class Price(Model):
-    """How a profile prices its line: the PSA product's price, a custom price, or the PSA price
-    plus or minus a percentage (recomputed every run, so it follows catalogue changes)."""
+    """How a profile prices its line: the PSA product's price, a custom price, the PSA price
+    plus or minus a percentage, or the partner's cost (read from a subscription source) plus a
+    margin percentage; the last two are recomputed every run, so they follow price and cost
+    changes."""
 
     mode: PriceMode = "psa"
     amount: Decimal | None = Field(default=None, description="the unit price, for mode 'custom'")
-    percent: Decimal | None = Field(default=None, description="e.g. 10 or -5, for mode 'markup'")
+    percent: Decimal | None = Field(default=None, description="e.g. 10 or -5, for modes 'markup' and 'cost-plus'")
 
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Price:
         if self.mode == "custom" and (self.amount is None or self.amount < 0):
             raise ValueError("mode 'custom' needs a non-negative 'amount'")
-        if self.mode == "markup" and (self.percent is None or self.percent <= -100):
-            raise ValueError("mode 'markup' needs a 'percent' above -100")
+        if self.mode in ("markup", "cost-plus") and (self.percent is None or self.percent <= -100):
+            raise ValueError(f"mode '{self.mode}' needs a 'percent' above -100")
         if self.mode != "custom" and self.amount is not None:
             raise ValueError("'amount' is only for mode 'custom'")
-        if self.mode != "markup" and self.percent is not None:
-            raise ValueError("'percent' is only for mode 'markup'")
+        if self.mode not in ("markup", "cost-plus") and self.percent is not None:
+            raise ValueError("'percent' is only for modes 'markup' and 'cost-plus'")
         return self
 
 
@@ -245,6 +248,9 @@ class LicenceLink(Model):
     allow_negative_prorate: bool = False
     decrease_policy: DecreasePolicy = "hold"
     subscription_term: Term = "annual"
+    bill_seats_bought_elsewhere: bool = Field(
+        default=False, description="also bill seats a subscription source did not sell (bought from Microsoft, "
+                                   "another partner or by the customer)")
     ignore_filter: bool = False
     note: str | None = None
 
@@ -296,11 +302,16 @@ class TenantConfig(Model):
     companies: tuple[CompanyLink, ...] = ()
     excluded_licences: tuple[Guid, ...] = ()
     custom_licences: tuple[CustomLicence, ...] = ()
+    partner_customers: tuple[PartnerCustomer, ...] = ()
 
     @field_validator("tenant_id")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    def partner_customer(self, source: str) -> str | None:
+        """The customer id a subscription source knows this tenant as, when configured."""
+        return next((c.customer_id for c in self.partner_customers if c.source == source), None)
 
     @field_validator("excluded_licences")
     @classmethod
@@ -321,6 +332,7 @@ class SeatSyncConfig(Model):
 
     version: Literal[1] = 1
     psa_connections: tuple[PsaConnection, ...] = ()
+    subscription_sources: tuple[SubscriptionSource, ...] = ()
     billing_profiles: tuple[BillingProfile, ...] = ()
     custom_licences: tuple[CustomLicence, ...] = ()
     excluded_licences: tuple[Guid, ...] = ()
@@ -353,6 +365,9 @@ class SeatSyncConfig(Model):
             if connection.name == name:
                 return connection
         return None
+
+    def subscription_source(self, name: str) -> SubscriptionSource | None:
+        return next((s for s in self.subscription_sources if s.name == name), None)
 
     def profile(self, name: str) -> BillingProfile | None:
         for profile in self.billing_profiles:
@@ -387,11 +402,15 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
         return names
 
     connections = unique_names(config.psa_connections, "psaConnections")
+    source_names = unique_names(config.subscription_sources, "subscriptionSources")
     unique_names(config.billing_profiles, "billingProfiles")
     unique_names(config.custom_licences, "customLicences")
     for i, profile in enumerate(config.billing_profiles):
         if profile.psa not in connections:
             problems.append(f"billingProfiles[{i}].psa: no PSA connection named '{profile.psa}'")
+        if profile.price.mode == "cost-plus" and not source_names:
+            problems.append(f"billingProfiles[{i}].price: mode 'cost-plus' prices from the partner's cost, which "
+                            "only a subscription source gives: configure one under 'subscriptionSources'")
 
     seen_tenants: dict[str, int] = {}
     lines: dict[tuple[str, str], str] = {}
@@ -401,6 +420,14 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
             problems.append(f"{where}.tenantId: {tenant.tenant_id} is also tenants[{seen_tenants[tenant.tenant_id]}]")
         seen_tenants.setdefault(tenant.tenant_id, t)
         unique_names(tenant.custom_licences, f"{where}.customLicences")
+        given: set[str] = set()
+        for p, customer in enumerate(tenant.partner_customers):
+            if customer.source not in source_names:
+                problems.append(f"{where}.partnerCustomers[{p}].source: no subscription source named "
+                                f"'{customer.source}'")
+            elif customer.source in given:
+                problems.append(f"{where}.partnerCustomers[{p}].source: '{customer.source}' is given twice")
+            given.add(customer.source)
         sources: dict[str, list[tuple[int, CompanyLink, LicenceLink]]] = {}
         subscriptions: dict[str, str] = {}
         for c, company in enumerate(tenant.companies):

@@ -10,7 +10,11 @@ Counting rules (docs/configuration.md explains them with examples):
   they are configured, each up to its subscriptions' size, the last taking any excess;
 - custom licences count mailboxes, the seats of one or several licences, Entra users, group
   members or Intune devices;
-- then the included quantity is subtracted (never below zero) and the minimum applied.
+- then the included quantity is subtracted (never below zero) and the minimum applied;
+- where a subscription source sells to the tenant, seats no source sold (bought from Microsoft,
+  another partner or by the customer) are not billed: they are taken as the first used (assigned
+  basis) and left out of the purchased count, unless the mapping sets ``billSeatsBoughtElsewhere``
+  or names the subscriptions it bills (``shared.domain.provenance``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from shared.config.schema import (
 )
 from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
 from shared.domain.problems import Problem, ProblemKind
+from shared.domain.provenance import LicenceSource, Provenance, provenance
 from shared.domain.sku_names import sku_display_name
 
 ACTIVE_SUBSCRIPTION_STATES = frozenset({"enabled", "warning"})
@@ -220,6 +225,7 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                    ) -> tuple[list[BillableItem], list[Problem]]:
     """The billable state of every mapping of a tenant, and what prevents billing some."""
     counter = _TenantCounter(config, tenant, snapshot)
+    origins = provenance(snapshot)
     items: list[BillableItem] = []
     problems: list[Problem] = []
     subscriptions = {s.id.lower(): s for s in snapshot.subscriptions}
@@ -257,6 +263,17 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 continue
             assigned, holders = counter.sku_assigned(company, licence, sku)
             purchased = sku.purchased
+            what: str = licence.count_basis
+            origin = origins.licence(licence.sku_id)
+            if origin is not None and origin.elsewhere and not licence.subscription_ids \
+                    and not licence.bill_seats_bought_elsewhere:
+                if _filtered(company, licence):
+                    problems.append(mapping_problem(
+                        tenant, company, licence, ProblemKind.SEATS_BOUGHT_ELSEWHERE,
+                        f"{origin.elsewhere} of its {origin.purchased} seats were bought elsewhere and the tenant is "
+                        "split by user filters, so SeatSync cannot tell whose they are; nothing changed", label))
+                    continue
+                assigned, purchased, what = _ours_only(origin, assigned, licence.count_basis)
             if licence.subscription_ids:
                 mapped = [subscriptions.get(s) for s in licence.subscription_ids]
                 unknown = [s for s, found in zip(licence.subscription_ids, mapped, strict=True) if found is None]
@@ -272,10 +289,21 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 split_used[licence.sku_id] = used + share
                 assigned = share
             counted = purchased if licence.count_basis == "purchased" else assigned
-            quantity, reason = _apply_options(licence, counted, licence.count_basis)
+            quantity, reason = _apply_options(licence, counted, what)
             items.append(BillableItem(key, company, licence, label, counted, quantity, _names(holders),
                                       purchased=purchased, reason=reason))
     return items, problems
+
+
+def _ours_only(origin: LicenceSource, assigned: int, basis: str) -> tuple[int, int, str]:
+    """(assigned, purchased, how counted) leaving out the seats bought elsewhere: those are taken
+    as the first used, so the partner's seats are billed only beyond them."""
+    elsewhere = origin.elsewhere
+    if basis == "purchased":
+        return (assigned, origin.ours_quantity,
+                f"purchased ({origin.purchased} in the tenant, {elsewhere} bought elsewhere)")
+    return (max(assigned - elsewhere, 0), origin.ours_quantity,
+            f"assigned ({assigned} in the tenant, {elsewhere} bought elsewhere)")
 
 
 def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> list[SkuCount]:
@@ -290,8 +318,28 @@ def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Te
                 definition = config.custom_licence(tenant, licence.custom)
                 if definition and definition.kind == "licences":
                     mapped.update(definition.sku_ids)
+    origins = provenance(snapshot)
     return [s for s in snapshot.skus
-            if s.sku_id not in mapped and not config.excluded(tenant, s.sku_id) and (s.purchased or s.consumed)]
+            if s.sku_id not in mapped and not config.excluded(tenant, s.sku_id) and (s.purchased or s.consumed)
+            and not _all_elsewhere(origins, s)]
+
+
+def _all_elsewhere(origins: Provenance, sku: SkuCount) -> bool:
+    origin = origins.licence(sku.sku_id)
+    return origin is not None and origin.ours_quantity == 0 and origin.elsewhere > 0
+
+
+def bought_elsewhere(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot
+                     ) -> list[tuple[SkuCount, LicenceSource]]:
+    """Licences of the tenant with seats no configured source sold (shown, never billed unless a
+    mapping says so); excluded licences left out."""
+    origins = provenance(snapshot)
+    found = []
+    for sku in snapshot.skus:
+        origin = origins.licence(sku.sku_id)
+        if origin is not None and origin.elsewhere and not config.excluded(tenant, sku.sku_id):
+            found.append((sku, origin))
+    return found
 
 
 def invoice_description(item: BillableItem, base: str, limit: int) -> str:

@@ -14,6 +14,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from shared.domain.partner import PartnerFacts
+
 
 def require_utc(value: datetime, what: str) -> datetime:
     """Reject naive datetimes: a billing date that silently shifts by a timezone is a wrong bill."""
@@ -174,6 +176,8 @@ class TenantSnapshot:
     groups: dict[str, tuple[GroupMember, ...]] = field(default_factory=dict)
     mailboxes: tuple[Mailbox, ...] | None = None
     managed_devices: tuple[ManagedDevice, ...] | None = None
+    partner: PartnerFacts | None = None
+    """What the configured subscription sources say about the tenant (None: none is configured)."""
 
     def __post_init__(self) -> None:
         require_utc(self.collected_at, "collected_at")

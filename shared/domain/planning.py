@@ -14,11 +14,16 @@ Rules (tests/unit/test_planning.py covers each):
   change dated today (Autotask and HaloPSA prorate it themselves); what the line bills from the
   next period on is the new quantity (the addition's quantity; a change dated the next period's
   start); seats the period is already charged for are never charged again;
-- decreases follow shared.domain.decreases (approval, NCE window, deferral); a decrease is
+- decreases follow shared.domain.decreases (approval, NCE window, deferral), with the terms a
+  subscription source gives where one sells the licence; a decrease is
   credited for the rest of the period only where the mapping allows negative prorating;
   otherwise the removed seats stay charged to the period's end (on ConnectWise SeatSync records
   the quantity the period was invoiced at in a not-billed addition, so that a re-increase is
   not charged twice);
+- a profile priced from cost (``cost-plus``) sets the line's price from the partner's cost a
+  seat a month (times the agreement's months a period) plus its percentage; a cost the sources do
+  not give, give differently for subscriptions billed through one line, or give in another
+  currency than the PSA's leaves the price as it is and is reported;
 - every change has a deterministic id and SeatSync's records a deterministic tag, so a
   retried or repeated run finds what it already wrote instead of writing it twice;
 - anything the plan cannot decide (a missing agreement, a line on another agreement, a
@@ -36,7 +41,16 @@ from typing import Any, cast
 
 from shared.config.schema import BillingProfile, SeatSyncConfig, TenantConfig
 from shared.domain.billing import BillableItem, billable_items, invoice_description, overlapping_users
-from shared.domain.decreases import Approval, Commitment, Deferral, Verdict, commitment, decide, hold_key
+from shared.domain.decreases import (
+    Approval,
+    Commitment,
+    Deferral,
+    Verdict,
+    commitment,
+    decide,
+    hold_key,
+    partner_commitment,
+)
 from shared.domain.model import (
     MAX_COUNT,
     Agreement,
@@ -50,6 +64,7 @@ from shared.domain.model import (
     PsaCapabilities,
     TenantSnapshot,
 )
+from shared.domain.partner import PartnerSubscription
 from shared.domain.periods import (
     CENT,
     DAYS_PER_PERIOD,
@@ -64,6 +79,7 @@ from shared.domain.periods import (
     prorate,
 )
 from shared.domain.problems import Problem, ProblemKind
+from shared.domain.provenance import provenance
 
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
 LINE_TAG = "seatsync:l:"
@@ -202,6 +218,7 @@ class _Planner:
         self.changes: list[PlannedChange] = []
         self.outcomes: list[ItemOutcome] = []
         self.problems: list[Problem] = []
+        self.origins = provenance(snapshot)
 
     # -- helpers ------------------------------------------------------------------------------
     def problem(self, item: BillableItem, kind: ProblemKind, message: str, line_id: str | None = None,
@@ -257,10 +274,21 @@ class _Planner:
             return None, False
         return (candidates[0], True) if candidates else (None, True)
 
+    def partner_subscriptions(self, item: BillableItem) -> list[PartnerSubscription]:
+        licence = item.licence
+        if licence.sku_id is None:
+            return []
+        return self.origins.partner_subscriptions(licence.sku_id, licence.subscription_ids)
+
     def terms(self, item: BillableItem) -> Commitment | None:
+        """The partner side's terms where a source sells the licence, else the tenant's
+        subscriptions with the mapping's declared term."""
         licence = item.licence
         if licence.sku_id is None:
             return None
+        from_source = partner_commitment(self.partner_subscriptions(item), self.today)
+        if from_source is not None:
+            return from_source
         wanted = set(licence.subscription_ids)
         subscriptions = [s for s in self.snapshot.subscriptions
                          if s.sku_id.lower() == licence.sku_id and (not wanted or s.id.lower() in wanted)]
@@ -357,6 +385,9 @@ class _Planner:
         if not found:
             return
         price = profile_price(profile, product) if profile else None
+        price_note = ""
+        if profile is not None and profile.price.mode == "cost-plus":
+            price, price_note = self.cost_plus_price(item, profile, agreement)
         description = None
         if licence.include_user_names or licence.show_unassigned or licence.description:
             base = licence.description or (profile.description if profile else None) or item.label
@@ -382,7 +413,8 @@ class _Planner:
                 price is not None and line.unit_price is not None and price != line.unit_price):
             new_description = description if description != line.invoice_description else None
             new_price = price if price is not None and price != line.unit_price else None
-            what = " and ".join(w for w, v in (("description", new_description), ("unit price", new_price)) if v)
+            what = " and ".join(w for w, v in (("description", new_description),
+                                                (f"unit price{price_note}", new_price)) if v)
             self.changes.append(self.change(item, ChangeKind.SET_DETAILS, line, old, old, f"update the {what}",
                                             self.today, description=new_description, unit_price=new_price))
         if item.quantity == old:
@@ -391,6 +423,39 @@ class _Planner:
             self.plan_increase(item, agreement, line, old, unit_price, capabilities)
         else:
             self.plan_decrease(item, agreement, line, old, unit_price, capabilities)
+
+    def cost_plus_price(self, item: BillableItem, profile: BillingProfile, agreement: Agreement
+                        ) -> tuple[Decimal | None, str]:
+        """(price, how it was reached) for a profile priced from cost; a problem and no price when
+        the cost is unknown, differs between the line's subscriptions or is in another currency."""
+        assert profile.price.percent is not None
+        subscriptions = [s for s in self.partner_subscriptions(item) if s.active and not s.trial]
+        costs = {(cost, s.currency) for s in subscriptions if (cost := s.monthly_cost()) is not None}
+        currency = self.config.notifications.currency.upper()
+        months = MONTHS_PER_PERIOD.get(agreement.billing_cycle)
+        trouble = None
+        if not subscriptions or any(s.monthly_cost() is None for s in subscriptions):
+            trouble = "no subscription source gives its cost"
+        elif len(costs) > 1:
+            listed = ", ".join(sorted(f"{c.quantize(CENT, rounding=ROUND_HALF_UP)} {cur}" for c, cur in costs))
+            trouble = (f"its subscriptions cost differently ({listed} a seat a month): split the licence by "
+                       "subscription so that each line is priced from its own cost")
+        elif months is None:
+            trouble = f"agreement {agreement.agreement_id} bills {agreement.billing_cycle}, not by months"
+        else:
+            cost, cost_currency = next(iter(costs))
+            if (cost_currency or "").upper() != currency:
+                trouble = (f"its cost is in {cost_currency or 'an unknown currency'}, the PSA's prices in {currency}; "
+                           "SeatSync never converts")
+            else:
+                percent = profile.price.percent
+                price = (cost * months * (100 + percent) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+                shown = (cost * months).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize()
+                return price, f" from cost ({shown} {currency} + {percent} %)"
+        self.problem(item, ProblemKind.COST_UNKNOWN,
+                     f"profile '{profile.name}' prices from cost, but {trouble}; the price is left as it is",
+                     blocks=False)
+        return None, ""
 
     def period(self, agreement: Agreement) -> BillingPeriod | None:
         """The agreement's billing period containing today, when it has one SeatSync can compute."""
@@ -465,6 +530,10 @@ class _Planner:
                          "create one")
             return
         if item.quantity == 0:
+            return
+        if profile.price.mode == "cost-plus" and price is None:
+            self.problem(item, ProblemKind.COST_UNKNOWN,
+                         "no price from cost could be set (see the problem above); the line was not created")
             return
         if profile.price.mode != "custom" and price is None:
             self.problem(item, ProblemKind.PRODUCT_WITHOUT_PRICE,

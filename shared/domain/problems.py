@@ -65,6 +65,12 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
                                "or let SeatSync set it: price.manageAdoptedLines: true on the profile.",
     ProblemKind.IMPOSSIBLE_VALUE: "Correct the value the message names in the PSA (a quantity or price no "
                                   "customer can have); nothing is written for this licence until then.",
+    ProblemKind.SEATS_BOUGHT_ELSEWHERE: "Say whose the seats bought elsewhere are: map the tenant's subscriptions "
+                                        "(subscriptionIds) or set billSeatsBoughtElsewhere on the mapping that "
+                                        "bills them.",
+    ProblemKind.COST_UNKNOWN: "Check the subscription source's cost (seatsync reconcile), split the licence by "
+                              "subscription when its subscriptions cost differently, or price the profile another "
+                              "way.",
     ProblemKind.UNCLASSIFIED: "Read the message and fix what it names.",
 }
 

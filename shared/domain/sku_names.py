@@ -26,3 +26,18 @@ def sku_display_name(sku_id: str, sku_part_number: str | None = None) -> str:
 def sku_part_number(sku_id: str) -> str | None:
     known = _names().get(sku_id.lower())
     return known[0] if known else None
+
+
+@cache
+def _by_display_name() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for sku_id, (_, name) in _names().items():
+        key = " ".join(name.casefold().split())
+        found[key] = None if key in found and found[key] != sku_id else sku_id
+    return found
+
+
+def sku_id_for_name(display_name: str) -> str | None:
+    """The ``skuId`` of the licence Microsoft names ``display_name`` (case and spacing ignored);
+    None when no licence, or more than one, has that name."""
+    return _by_display_name().get(" ".join(display_name.casefold().split()))

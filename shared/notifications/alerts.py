@@ -29,6 +29,7 @@ from shared.domain.sku_names import sku_display_name
 if TYPE_CHECKING:
     from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence
     from shared.config.schema import SeatSyncConfig
+    from shared.domain.reconciliation import LicenceLine, Renewal
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -61,6 +62,14 @@ KINDS: dict[AlertKind, KindInfo] = {
     "gdap-not-added": KindInfo("GDAP customers not yet in SeatSync", "info",
                                "Add them to the configuration (seatsync config export, add the "
                                "tenant, seatsync config import), or exclude them from this alert."),
+    "reducible-seats": KindInfo("Unused seats you can still reduce", "warning",
+                                "Reduce them in Partner Center or Pax8 before the deadline: Microsoft "
+                                "refunds them only inside the 7 days after a purchase or renewal."),
+    "margin-below-floor": KindInfo("Licences below the margin floor", "warning",
+                                   "Check the price (billing profile) against the cost: seatsync reconcile"),
+    "renewal-unused": KindInfo("Renewals with unused seats", "info",
+                               "Lower the quantity for the next term before it renews (the renewal locks "
+                               "it for the whole term)."),
     "run-summary": KindInfo("Run summary", "info", "Open the run report"),
 }
 
@@ -187,6 +196,10 @@ class RunData:
     snapshots: Mapping[str, TenantSnapshot] = field(default_factory=dict)
     new_skus: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Per tenant, the licences first seen in this run."""
+    licences: tuple[LicenceLine, ...] = ()
+    """The run's reconciliation (purchased, assigned, billed, cost, margin), per licence."""
+    renewals: tuple[Renewal, ...] = ()
+    """Renewals with unused seats, within the renewal alert's days."""
 
     @cached_property
     def _names(self) -> dict[str, str]:
@@ -501,6 +514,76 @@ def _problem_counts(summary: RunSummary) -> str:
     return text
 
 
+def reducible_seat_alerts(data: RunData, links: Links) -> list[Alert]:
+    """Unused seats that can still be reduced with Microsoft's refund, with their deadline."""
+    alerts = []
+    for line in data.licences:
+        if not line.reducible:
+            continue
+        facts = line.facts
+        seats = line.reducible_seats
+        deadline = min(day for _, day in line.reducible)
+        cost = f", {line.leaking.times(Decimal(seats) / line.unused)} a month" if line.leaking and line.unused else ""
+        alerts.append(_make(
+            "reducible-seats", f"{facts.tenant_id}|{facts.sku_id}", {"seats": seats, "until": deadline.isoformat()},
+            title=(f"{facts.tenant_name}: {plural(seats, 'unused seat')} of {facts.label} can be reduced until "
+                   f"{deadline}"),
+            line=f"{facts.label}: {seats} of {facts.purchased} unused, reducible until {deadline}{cost}",
+            facts=(Fact("Tenant", facts.tenant_name), Fact("Licence", facts.label),
+                   Fact("Purchased", f"{facts.purchased} ({facts.purchased_from})"),
+                   Fact("Assigned", str(facts.assigned)), Fact("Reducible", f"{seats} until {deadline}"),
+                   Fact("Terms", _clip(facts.term_basis, 200))),
+            tenant_id=facts.tenant_id, tenant_name=facts.tenant_name, sku_id=facts.sku_id, licence=facts.label,
+            action_text=KINDS["reducible-seats"].action,
+        ))
+    return alerts
+
+
+def margin_alerts(data: RunData, links: Links, *, floor: Decimal) -> list[Alert]:
+    """Licences whose margin is below the configured floor (a percentage of their revenue)."""
+    alerts = []
+    for line in data.licences:
+        if line.margin_percent is None or line.margin_percent >= floor or line.margin is None:
+            continue
+        facts = line.facts
+        alerts.append(_make(
+            "margin-below-floor", f"{facts.tenant_id}|{facts.sku_id}",
+            {"percent": str(line.margin_percent), "floor": str(floor)},
+            title=f"{facts.tenant_name}: {facts.label} earns {line.margin_percent} % (floor {floor} %)",
+            line=f"{facts.label}: margin {line.margin} a month ({line.margin_percent} %), revenue {line.revenue}, "
+                 f"cost {line.cost}",
+            facts=(Fact("Tenant", facts.tenant_name), Fact("Licence", facts.label), Fact("Billed", str(line.billed)),
+                   Fact("Revenue a month", str(line.revenue)), Fact("Cost a month", str(line.cost)),
+                   Fact("Margin", f"{line.margin} ({line.margin_percent} %)"), Fact("Floor", f"{floor} %")),
+            tenant_id=facts.tenant_id, tenant_name=facts.tenant_name, sku_id=facts.sku_id, licence=facts.label,
+            action_text=KINDS["margin-below-floor"].action,
+        ))
+    return alerts
+
+
+def renewal_alerts(data: RunData, links: Links) -> list[Alert]:
+    """Subscriptions renewing soon while their licence has unused seats."""
+    alerts = []
+    for renewal in data.renewals:
+        sub = renewal.subscription
+        day = sub.renewal.isoformat() if sub.renewal else ""
+        alerts.append(_make(
+            "renewal-unused", f"{renewal.tenant_id}|{renewal.sku_id}|{sub.subscription_id}",
+            {"renewal": day, "unused": renewal.unused},
+            title=f"{renewal.tenant_name}: {renewal.label} renews on {day} with "
+                  f"{plural(renewal.unused, 'unused seat')}",
+            line=f"{renewal.label}: renews {day} (in {renewal.days_left} days), {renewal.unused} of "
+                 f"{sub.quantity} unused",
+            facts=(Fact("Tenant", renewal.tenant_name), Fact("Licence", renewal.label),
+                   Fact("Subscription", f"{sub.source} {sub.subscription_id}"), Fact("Renews", day),
+                   Fact("Auto-renew", "unknown" if sub.auto_renew is None else ("on" if sub.auto_renew else "off")),
+                   Fact("Unused", f"{renewal.unused} of {sub.quantity}")),
+            tenant_id=renewal.tenant_id, tenant_name=renewal.tenant_name, sku_id=renewal.sku_id,
+            licence=renewal.label, action_text=KINDS["renewal-unused"].action,
+        ))
+    return alerts
+
+
 def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
     summary = data.summary
     statuses = [c.status for c, _ in data.changes]
@@ -590,6 +673,12 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         candidates += shared_mailbox_alerts(data, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
     if rules.enabled("gdap-not-added"):
         candidates += gdap_alerts(data, links)
+    if rules.enabled("reducible-seats"):
+        candidates += reducible_seat_alerts(data, links)
+    if rules.enabled("margin-below-floor"):
+        candidates += margin_alerts(data, links, floor=rules.margin_below_floor.floor_percent)
+    if rules.enabled("renewal-unused"):
+        candidates += renewal_alerts(data, links)
 
     kept = [a for a in candidates if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
     excluded = len(candidates) - len(kept)

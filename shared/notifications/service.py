@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.margin_store import MarginRepository
 from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, NotificationRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
@@ -38,6 +39,7 @@ from shared.notifications.alerts import (
 from shared.notifications.digest import select_due
 from shared.notifications.ports import DeliveryError, Notifier
 from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
+from shared.services.reconcile import run_reconciliation
 
 if TYPE_CHECKING:
     from shared.adapters.http import RetryingHttp
@@ -103,6 +105,7 @@ class NotifyServices:
     links: Callable[[NotificationSettings], Links]
     clock: Callable[[], datetime]
     max_workers: int = 8
+    margins: MarginRepository | None = None
 
     @classmethod
     def from_services(cls, services: Services, *, teams_http: RetryingHttp | None = None,
@@ -118,7 +121,8 @@ class NotifyServices:
 
         return cls(runs=services.runs, snapshots=services.snapshots,
                    notifications=NotificationRepository(services.store), config=services.config,
-                   notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock)
+                   notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
+                   margins=services.margins)
 
 
 def links_for(services: Services, settings: NotificationSettings) -> Links:
@@ -133,7 +137,7 @@ def links_for(services: Services, settings: NotificationSettings) -> Links:
 
 def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: SeatSyncConfig, run_id: str,
                     summary: RunSummary | None = None, *, with_snapshots: bool = True,
-                    max_workers: int = 8) -> RunData:
+                    max_workers: int = 8, margins: MarginRepository | None = None) -> RunData:
     """What the run stored, in the form alerts are built from."""
     summary = summary or runs.summary(run_id)
     if summary is None:
@@ -175,11 +179,13 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
     for (tenant_id, sku_id), new in zip(pairs, new_flags, strict=True):
         if new:
             new_skus.setdefault(tenant_id, set()).add(sku_id)
+    money = run_reconciliation(runs, margins, run_id, config) if margins is not None else None
     return RunData(
         run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
         changes=tuple(runs.changes(run_id)), reconciliation=tuple(reconciliation), unlinked=tuple(unlinked),
         snapshots={s.tenant_id: s for s in read if s is not None},
         new_skus={t: frozenset(s) for t, s in new_skus.items()},
+        licences=money.lines if money else (), renewals=money.renewals if money else (),
     )
 
 
@@ -250,7 +256,7 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
     data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
                                            or settings.alerts.enabled("shared-mailbox-licensed")),
-                           max_workers=services.max_workers)
+                           max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
     built = build_alerts(data, settings, links, config)
     now = services.clock()

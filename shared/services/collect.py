@@ -1,30 +1,40 @@
-"""Collect one tenant: read its licences and users from Graph, store the snapshot.
+"""Collect one tenant: read its licences and users from Graph, add what the subscription sources
+said about it in this run (when any is configured), store the snapshot.
 
 A tenant whose token or any read fails produces no snapshot, so nothing downstream can plan
-from a partial picture: its billing stays exactly as it was, and the outcome says why.
+from a partial picture: its billing stays exactly as it was, and the outcome says why. That
+includes a subscription source that could not be read for it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import requests
+from azure.core.exceptions import AzureError
 
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import StoreError
 from shared.contracts import CollectRequest, TenantOutcome, TenantStatus
-from shared.domain.model import TenantSnapshot
+from shared.domain.model import Subscription, TenantSnapshot
+from shared.domain.partner import PartnerFacts
 from shared.domain.quantities import assignment_mismatches
-from shared.errors import GraphAuthError, GraphError
+from shared.errors import GraphAuthError, GraphError, SourceError
 from shared.ports import GraphPort
 
 log = logging.getLogger(__name__)
 
+PartnerLookup = Callable[[str, tuple[Subscription, ...]], PartnerFacts | None]
+"""The tenant's partner facts from the run's subscription sources (``SourceError`` when they
+cannot be known)."""
+
 
 def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRepository,
-                   request: CollectRequest, now: datetime) -> TenantOutcome:
+                   request: CollectRequest, now: datetime, partner: PartnerLookup | None = None) -> TenantOutcome:
     """Read one tenant and store its snapshot; the outcome is recorded for the run report.
 
     Errors of the tenant's own reads (auth, Graph, network, unexpected data) make a failed
@@ -39,12 +49,17 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
     try:
         readout = graph.collect_tenant(request.tenant_id, group_ids=request.group_ids,
                                        mailboxes=request.mailboxes, managed_devices=request.managed_devices)
+        facts = partner(request.tenant_id, readout.subscriptions) if partner is not None else None
         snapshot = TenantSnapshot(
             tenant_id=request.tenant_id, run_id=request.run_id, collected_at=now, skus=readout.skus,
             users=readout.users, subscriptions=readout.subscriptions, groups=dict(readout.groups),
-            mailboxes=readout.mailboxes, managed_devices=readout.managed_devices,
+            mailboxes=readout.mailboxes, managed_devices=readout.managed_devices, partner=facts,
         )
         skus, users = snapshot.skus, snapshot.users
+    except (StoreError, AzureError):
+        raise  # the store itself failed: the activity is retried
+    except SourceError as exc:
+        outcome = outcome_of("failed", error=str(exc))
     except GraphAuthError as exc:
         outcome = outcome_of("auth-failed", error=str(exc), error_code=exc.code)
     except (GraphError, requests.RequestException) as exc:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 import requests
 
 from shared.adapters.decision_store import AuditEntry, DecisionRepository
+from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
@@ -39,6 +40,7 @@ from shared.domain.problems import Problem, count_by_kind
 from shared.domain.sku_names import sku_display_name
 from shared.errors import PsaError, SeatSyncError
 from shared.ports import NewLine, PsaPort
+from shared.services.reconcile import record_tenant as record_margins
 
 log = logging.getLogger(__name__)
 PsaLookup = Callable[[str], PsaPort]
@@ -224,7 +226,7 @@ def _apply(ctx: _Context, tenant: TenantConfig, plan: TenantPlan, view: PsaView,
 
 def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
                  decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
-                 now: datetime) -> PushSummary:
+                 now: datetime, margins: MarginRepository | None = None) -> PushSummary:
     summary = PushSummary()
     ctx = _Context(config, runs, decisions, psa_for, request, runs.request(request.run_id), now)
     configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
@@ -249,6 +251,8 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         plan = plan_tenant(config, tenant, snapshot, view, today, decisions.decisions_for(tenant_id))
         runs.record_problems(request.run_id, tenant_id, list(plan.problems))
         runs.record_reconciliation(request.run_id, tenant_id, *_reconciliation(tenant, snapshot, plan, config))
+        if margins is not None:
+            record_margins(margins, request.run_id, config, tenant, snapshot, plan, view, today)
         summary.unchanged += plan.unchanged
         summary.count_problems(count_by_kind(plan.problems),
                                sum(1 for p in plan.problems if acknowledged(config, p)))

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
+from shared.adapters.source_store import SourceRepository
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import ChangeStatus
 from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
+from shared.services.reconcile import render_sections, run_reconciliation
+from shared.services.reconcile import to_json as reconciliation_json
 from shared.text import short, table
 
 
@@ -21,7 +25,11 @@ class ReportError(NotFoundError):
     """No such run."""
 
 
-def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None) -> dict[str, Any]:
+def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None,
+                 margins: MarginRepository | None = None, sources: SourceRepository | None = None) -> dict[str, Any]:
+    """The run's report; with ``margins`` and ``sources`` (and the configuration) it also has the
+    subscription sources' status and the reconciliation of purchased, assigned and billed seats
+    with cost and margin."""
     request = runs.request(run_id)
     if request is None:
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
@@ -98,6 +106,10 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
                       "purchased": r.purchased, "counted": r.counted, "billedBefore": r.billed_before,
                       "target": r.target, "unitPrice": None if r.unit_price is None else str(r.unit_price)}
                      for r in reconciliation],
+        "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
+                    if sources is not None and config is not None else []),
+        "reconciliation": (reconciliation_json(run_reconciliation(runs, margins, run_id, config))
+                           if margins is not None and config is not None else None),
         "gdap": {
             "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
             "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
@@ -238,6 +250,19 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
                 for u in unlinked[:20]]
         if len(unlinked) > 20:
             out.append(f"  ... and {len(unlinked) - 20} more")
+    sources = report.get("sources") or []
+    if sources:
+        out += ["", "Subscription sources:"]
+    for source in sources:
+        state = f"could not be read: {short(source['error'], 90)}" if source["error"] else (
+            f"{source['customers']} customers, {source['subscriptions']} subscriptions, {source['calls']} requests")
+        if source.get("costError"):
+            state += f"; costs not read: {short(source['costError'], 60)}"
+        out.append(f"  - {source['source']} ({source['kind']}): {state}")
+    money = report.get("reconciliation")
+    if money and money["licences"]:
+        out += ["", f"Reconciliation (amounts a month; prices in {money['currency']}):"]
+        out += render_sections(money)
     gdap = report["gdap"]
     if gdap["notConfigured"]:
         out += ["", f"GDAP customers not yet added to SeatSync: {len(gdap['notConfigured'])}"]

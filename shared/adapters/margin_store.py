@@ -1,0 +1,86 @@
+"""The licence facts of each run (purchased, assigned, billed, cost, terms), in Table Storage:
+the material of the reconciliation and margin report, its alerts and the renewal calendar.
+
+Table ``<prefix>margins``, partition = run id, row = tenant id: a document with the tenant's
+licences (``shared.domain.reconciliation.LicenceFacts``), replaced when the tenant is pushed
+again in the run. The report joins them with the run's changes, so "billed" is what the PSA
+holds once the run is over.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, upsert, write_document
+from shared.domain.reconciliation import BilledMapping, LicenceFacts, SubscriptionFact
+
+
+def facts_to_json(facts: LicenceFacts) -> dict[str, Any]:
+    return {
+        "tenantId": facts.tenant_id, "tenantName": facts.tenant_name, "skuId": facts.sku_id, "label": facts.label,
+        "purchased": facts.purchased, "purchasedFrom": facts.purchased_from, "assigned": facts.assigned,
+        "elsewhere": facts.elsewhere,
+        "mappings": [{"mappingKey": m.mapping_key, "agreementId": m.agreement_id, "lineId": m.line_id,
+                      "billedBefore": m.billed_before, "target": m.target, "unitPrice": _text(m.unit_price),
+                      "periodMonths": m.period_months, "included": m.included} for m in facts.mappings],
+        "subscriptions": [{"source": s.source, "id": s.subscription_id, "quantity": s.quantity, "active": s.active,
+                           "term": s.term, "billing": s.billing, "renewal": _day(s.renewal),
+                           "autoRenew": s.auto_renew, "monthlyCost": _text(s.monthly_cost), "currency": s.currency}
+                          for s in facts.subscriptions],
+        "monthlyCost": _text(facts.monthly_cost), "costCurrency": facts.cost_currency,
+        "reducible": [[seats, day.isoformat()] for seats, day in facts.reducible],
+        "renewal": _day(facts.renewal), "termBasis": facts.term_basis,
+    }
+
+
+def facts_from_json(raw: dict[str, Any]) -> LicenceFacts:
+    return LicenceFacts(
+        tenant_id=raw["tenantId"], tenant_name=raw["tenantName"], sku_id=raw["skuId"], label=raw["label"],
+        purchased=int(raw["purchased"]), purchased_from=raw["purchasedFrom"], assigned=int(raw["assigned"]),
+        elsewhere=int(raw["elsewhere"]),
+        mappings=tuple(BilledMapping(m["mappingKey"], m["agreementId"], m.get("lineId"), m.get("billedBefore"),
+                                     int(m["target"]), _decimal(m.get("unitPrice")), m.get("periodMonths"),
+                                     int(m.get("included") or 0)) for m in raw["mappings"]),
+        subscriptions=tuple(SubscriptionFact(s["source"], s["id"], int(s["quantity"]), bool(s["active"]),
+                                             s.get("term"), s.get("billing"), _from_day(s.get("renewal")),
+                                             s.get("autoRenew"), _decimal(s.get("monthlyCost")), s.get("currency"))
+                            for s in raw["subscriptions"]),
+        monthly_cost=_decimal(raw.get("monthlyCost")), cost_currency=raw.get("costCurrency"),
+        reducible=tuple((int(seats), date.fromisoformat(day)) for seats, day in raw["reducible"]),
+        renewal=_from_day(raw.get("renewal")), term_basis=raw.get("termBasis", ""),
+    )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _from_day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+class MarginRepository:
+    def __init__(self, store: TableStore) -> None:
+        self._table = store.table("margins")
+
+    def record(self, run_id: str, tenant_id: str, facts: list[LicenceFacts]) -> None:
+        ref = write_document(self._table, run_id, f"{tenant_id}~facts", [facts_to_json(f) for f in facts])
+        upsert(self._table, {"PartitionKey": run_id, "RowKey": tenant_id, **ref.to_entity_fields()})
+
+    def facts(self, run_id: str) -> list[LicenceFacts]:
+        found: list[LicenceFacts] = []
+        for entity in partition(self._table, run_id):
+            if "~" in str(entity["RowKey"]):
+                continue
+            found += [facts_from_json(raw) for raw in read_document(self._table, DocumentRef.from_entity(entity))]
+        return found

@@ -1,0 +1,391 @@
+"""Reconciliation and margin: recorded for each tenant a run pushes, read back per run or per
+month (``seatsync reconcile``, ``GET /api/reconciliation``, the run report's section) and the
+material of the money alerts and the renewal calendar.
+
+The pure rules are in ``shared.domain.reconciliation``; here they meet the stores: the facts are
+recorded by the push (before anything is written), and joined with the run's changes when read,
+so that "billed" is what the PSA holds once the run is over.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from shared.adapters.margin_store import MarginRepository
+from shared.adapters.run_store import RunRepository
+from shared.config.schema import SeatSyncConfig, TenantConfig
+from shared.domain.billing import unlinked_licences
+from shared.domain.model import ChangeKind, PlannedChange, TenantSnapshot
+from shared.domain.money import Money, Totals
+from shared.domain.planning import PsaView, TenantPlan
+from shared.domain.provenance import provenance
+from shared.domain.reconciliation import (
+    WRITTEN,
+    LicenceFacts,
+    LicenceLine,
+    Renewal,
+    billed_mappings,
+    licence_facts,
+    reconcile,
+    renewals,
+    totals,
+)
+from shared.errors import RequestValidationError, SeatSyncError
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+DEFAULT_RENEWAL_DAYS = 30
+
+
+class ReconcileError(SeatSyncError):
+    """No run to reconcile (none yet, or none in the month asked for)."""
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def tenant_facts(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot, plan: TenantPlan,
+                 view: PsaView, today: date) -> list[LicenceFacts]:
+    """The facts of every licence of the tenant worth reconciling: those a mapping bills, those a
+    source sold, those with seats bought elsewhere, and unlinked ones."""
+    rows = []
+    declared: dict[str, str] = {}
+    for outcome in plan.outcomes:
+        licence = outcome.item.licence
+        if licence.sku_id is None:
+            continue  # custom licences have no Microsoft seats or cost
+        agreement = view.agreements.get((outcome.item.company.psa, outcome.agreement_id))
+        rows.append((licence.sku_id, outcome.item.mapping_key, outcome.agreement_id, outcome.line_id,
+                     outcome.billed_before, outcome.item.quantity, outcome.unit_price,
+                     agreement.billing_cycle if agreement else "", licence.included))
+        declared.setdefault(licence.sku_id, licence.subscription_term)
+    mappings = billed_mappings(rows)
+    origins = provenance(snapshot)
+    skus = list(mappings)
+    skus += [sku for sku, origin in origins.licences.items() if origin.ours or origin.elsewhere]
+    skus += [s.sku_id for s in unlinked_licences(config, tenant, snapshot)]
+    skus = [s for s in dict.fromkeys(skus) if not config.excluded(tenant, s)]
+    return licence_facts(tenant.tenant_id, tenant.name, snapshot, skus, mappings, declared, today)
+
+
+def record_tenant(margins: MarginRepository, run_id: str, config: SeatSyncConfig, tenant: TenantConfig,
+                  snapshot: TenantSnapshot, plan: TenantPlan, view: PsaView, today: date) -> None:
+    margins.record(run_id, tenant.tenant_id, tenant_facts(config, tenant, snapshot, plan, view, today))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    run_id: str
+    dry_run: bool
+    day: date
+    currency: str
+    lines: tuple[LicenceLine, ...]
+    renewals: tuple[Renewal, ...]
+
+
+def _price_changes(line_facts: LicenceFacts, changes: list[PlannedChange]) -> list[PlannedChange]:
+    keys = {m.mapping_key for m in line_facts.mappings}
+    return [c for c in changes if c.mapping_key in keys]
+
+
+def _with_new_prices(facts: LicenceFacts, changes: list[PlannedChange]) -> LicenceFacts:
+    """The facts with the unit prices a written price change set (profiles priced from cost)."""
+    mappings = []
+    for mapping in facts.mappings:
+        priced = [c for c in changes if c.mapping_key == mapping.mapping_key and c.kind == ChangeKind.SET_DETAILS
+                  and c.unit_price is not None and c.status in WRITTEN]
+        mappings.append(replace(mapping, unit_price=priced[-1].unit_price) if priced else mapping)
+    return replace(facts, mappings=tuple(mappings))
+
+
+def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
+                       renewal_days: int | None = None) -> Reconciliation:
+    request = runs.request(run_id)
+    if request is None:
+        raise ReconcileError(f"no run {run_id}")
+    changes = [change for change, _ in runs.changes(run_id)]
+    by_tenant: dict[str, list[PlannedChange]] = {}
+    for change in changes:
+        by_tenant.setdefault(change.tenant_id, []).append(change)
+    currency = config.notifications.currency.upper()
+    lines = []
+    for facts in margins.facts(run_id):
+        tenant_changes = _price_changes(facts, by_tenant.get(facts.tenant_id, []))
+        lines.append(reconcile(_with_new_prices(facts, tenant_changes), tenant_changes, currency))
+    lines.sort(key=lambda line: (line.facts.tenant_name.casefold(), line.facts.label.casefold()))
+    days = renewal_days if renewal_days is not None else config.notifications.alerts.renewal_unused.days_before
+    day = request.requested_at.date()
+    return Reconciliation(run_id, request.dry_run, day, currency, tuple(lines), tuple(renewals(lines, day, days)))
+
+
+def month_run(runs: RunRepository, month: str | None) -> str:
+    """The run a month's reconciliation is read from: the month's last finished run that wrote
+    to the PSA (a dry run only when the month had no other); the latest run when no month."""
+    if month is not None and not _MONTH.match(month):
+        raise RequestValidationError("month", f"{month!r} is not a month like 2026-11")
+    ids = runs.run_ids()
+    if month is not None:
+        prefix = month.replace("-", "")
+        ids = [i for i in ids if i.startswith(prefix)]
+    finished = [i for i in ids if runs.summary(i) is not None]
+    live = [i for i in finished if (request := runs.request(i)) is not None and not request.dry_run]
+    chosen = live or finished
+    if not chosen:
+        where = f"in {month}" if month else "yet"
+        raise ReconcileError(f"no finished run {where} to reconcile")
+    return chosen[-1]
+
+
+# --------------------------------------------------------------------------- the API's shape
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class MoneyOut(_Out):
+    amount: str = Field(description="exact amount a month, rounded to the cent")
+    currency: str
+
+
+class ReducibleOut(_Out):
+    seats: int
+    until: date = Field(description="the last day the seats can be reduced with Microsoft's refund")
+
+
+class SubscriptionOut(_Out):
+    source: str
+    subscription_id: str
+    quantity: int
+    active: bool
+    term: str | None
+    billing: str | None
+    renewal: date | None
+    auto_renew: bool | None
+    monthly_cost: MoneyOut | None
+
+
+class LicenceOut(_Out):
+    tenant_id: str
+    tenant_name: str
+    sku_id: str
+    licence: str
+    purchased: int
+    purchased_from: str
+    assigned: int
+    bought_elsewhere: int
+    billed: int
+    revenue: MoneyOut | None = Field(description="billed seats at the PSA's prices, a month")
+    cost: MoneyOut | None = Field(description="purchased seats at the partner's cost, a month")
+    margin: MoneyOut | None
+    margin_percent: str | None
+    money_found_seats: int = Field(description="seats used but not billed")
+    money_found: MoneyOut | None
+    unused_seats: int
+    reducible: list[ReducibleOut]
+    locked_seats: int
+    locked_until: date | None
+    money_leaking: MoneyOut | None = Field(description="unused seats at cost, a month")
+    term_basis: str = Field(description="where the term and dates come from: a subscription source or the "
+                                        "declared term")
+    problem: str | None
+    subscriptions: list[SubscriptionOut]
+
+
+class RenewalOut(_Out):
+    tenant_id: str
+    tenant_name: str
+    sku_id: str
+    licence: str
+    subscription_id: str
+    source: str
+    renewal: date
+    days_left: int
+    unused_seats: int
+    auto_renew: bool | None
+
+
+class TotalsOut(_Out):
+    revenue: list[MoneyOut]
+    cost: list[MoneyOut]
+    margin: list[MoneyOut]
+    money_found: list[MoneyOut]
+    money_leaking: list[MoneyOut]
+    reducible: list[MoneyOut]
+    money_found_seats: int
+    unused_seats: int
+    reducible_seats: int
+
+
+class ReconciliationOut(_Out):
+    """The reconciliation of one run (``GET /api/reconciliation``)."""
+
+    run_id: str
+    dry_run: bool
+    day: date
+    currency: str = Field(description="the PSA's currency (notifications.currency)")
+    licences: list[LicenceOut]
+    totals: TotalsOut = Field(description="one sum per currency: amounts in different currencies are never added")
+    renewals: list[RenewalOut]
+
+
+def _money(amount: Money | None) -> MoneyOut | None:
+    if amount is None:
+        return None
+    rounded = amount.rounded()
+    return MoneyOut(amount=str(rounded.amount), currency=rounded.currency)
+
+
+def _sums(sums: Totals) -> list[MoneyOut]:
+    return [out for currency in sums if (out := _money(sums[currency])) is not None]
+
+
+def to_output(view: Reconciliation) -> ReconciliationOut:
+    sums = totals(view.lines)
+    return ReconciliationOut(
+        run_id=view.run_id, dry_run=view.dry_run, day=view.day, currency=view.currency,
+        licences=[LicenceOut(
+            tenant_id=line.facts.tenant_id, tenant_name=line.facts.tenant_name, sku_id=line.facts.sku_id,
+            licence=line.facts.label, purchased=line.facts.purchased, purchased_from=line.facts.purchased_from,
+            assigned=line.facts.assigned, bought_elsewhere=line.facts.elsewhere, billed=line.billed,
+            revenue=_money(line.revenue), cost=_money(line.cost), margin=_money(line.margin),
+            margin_percent=None if line.margin_percent is None else str(line.margin_percent),
+            money_found_seats=line.found_seats, money_found=_money(line.found), unused_seats=line.unused,
+            reducible=[ReducibleOut(seats=seats, until=day) for seats, day in line.reducible],
+            locked_seats=line.locked, locked_until=line.locked_until, money_leaking=_money(line.leaking),
+            term_basis=line.facts.term_basis, problem=line.problem,
+            subscriptions=[SubscriptionOut(
+                source=s.source, subscription_id=s.subscription_id, quantity=s.quantity, active=s.active,
+                term=s.term, billing=s.billing, renewal=s.renewal, auto_renew=s.auto_renew,
+                monthly_cost=_money(Money(s.monthly_cost, s.currency))
+                if s.monthly_cost is not None and s.currency else None) for s in line.facts.subscriptions],
+        ) for line in view.lines],
+        totals=TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
+                         money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
+                         reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
+                         unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats),
+        renewals=[RenewalOut(tenant_id=r.tenant_id, tenant_name=r.tenant_name, sku_id=r.sku_id, licence=r.label,
+                             subscription_id=r.subscription.subscription_id, source=r.subscription.source,
+                             renewal=r.subscription.renewal or view.day, days_left=r.days_left,
+                             unused_seats=r.unused, auto_renew=r.subscription.auto_renew) for r in view.renewals],
+    )
+
+
+def to_json(view: Reconciliation) -> dict[str, Any]:
+    return to_output(view).model_dump(mode="json", by_alias=True)
+
+
+# --------------------------------------------------------------------------- text and CSV
+
+
+CSV_COLUMNS = ("tenant", "tenantId", "licence", "skuId", "purchased", "purchasedFrom", "assigned",
+               "boughtElsewhere", "billed", "revenue", "cost", "margin", "marginPercent", "currency",
+               "costCurrency", "moneyFoundSeats", "moneyFound", "unusedSeats", "reducibleSeats", "reducibleUntil",
+               "lockedSeats", "lockedUntil", "moneyLeaking", "termBasis", "problem")
+
+
+def _amount(value: Money | None) -> str:
+    return "" if value is None else str(value.rounded().amount)
+
+
+def to_csv(view: Reconciliation) -> str:
+    """One row a licence; amounts a month, to the cent, without a currency sign (its own column)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in view.lines:
+        facts = line.facts
+        writer.writerow([_safe(facts.tenant_name), facts.tenant_id, _safe(facts.label), facts.sku_id,
+                         facts.purchased, _safe(facts.purchased_from), facts.assigned, facts.elsewhere, line.billed,
+                         _amount(line.revenue), _amount(line.cost), _amount(line.margin),
+                         "" if line.margin_percent is None else str(line.margin_percent), view.currency,
+                         facts.cost_currency or "", line.found_seats, _amount(line.found), line.unused,
+                         line.reducible_seats, min((d for _, d in line.reducible), default="") or "",
+                         line.locked, line.locked_until or "", _amount(line.leaking), _safe(facts.term_basis),
+                         _safe(line.problem or "")])
+    return out.getvalue()
+
+
+def _safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _show(value: dict[str, Any] | None) -> str:
+    return "-" if not value else f"{Decimal(value['amount']):,} {value['currency']}"
+
+
+def _sum(values: list[dict[str, Any]]) -> str:
+    return ", ".join(_show(v) for v in values) or "-"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return lines
+
+
+def render_sections(money: dict[str, Any]) -> list[str]:
+    """The readable reconciliation from its JSON form (``to_json``): the table of licences, money
+    found, money leaking, seats bought elsewhere and renewals. Shared by the run report and
+    ``seatsync reconcile``."""
+    licences = money["licences"]
+    sums = money["totals"]
+    out = _table(
+        ["TENANT", "LICENCE", "FROM", "PURCH", "ASSIGN", "BILLED", "REVENUE", "COST", "MARGIN", "%"],
+        [[x["tenantName"][:22], x["licence"][:30], x["purchasedFrom"].split(" (")[0][:16], str(x["purchased"]),
+          str(x["assigned"]), str(x["billed"]), _show(x["revenue"]), _show(x["cost"]), _show(x["margin"]),
+          x["marginPercent"] or "-"] for x in licences])
+    out.append(f"  Totals a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
+               f"margin {_sum(sums['margin'])}")
+    found = [x for x in licences if x["moneyFoundSeats"]]
+    if found:
+        out += ["", f"Money found (seats used but not billed): {sums['moneyFoundSeats']} seats, "
+                    f"{_sum(sums['moneyFound'])} a month"]
+        out += [f"  - {x['tenantName']}: {x['licence']}: {x['moneyFoundSeats']} used, not billed"
+                + (f" ({_show(x['moneyFound'])} a month)" if x["moneyFound"] else "") for x in found]
+    leaking = [x for x in licences if x["unusedSeats"]]
+    if leaking:
+        out += ["", f"Money leaking (seats bought, not assigned): {sums['unusedSeats']} seats, "
+                    f"{_sum(sums['moneyLeaking'])} a month; {sums['reducibleSeats']} can still be reduced"]
+        for x in leaking:
+            parts = [f"{r['seats']} reducible until {r['until']}" for r in x["reducible"]]
+            if x["lockedSeats"]:
+                parts.append(f"{x['lockedSeats']} locked" + (f" until {x['lockedUntil']}" if x["lockedUntil"] else ""))
+            cost = f", {_show(x['moneyLeaking'])} a month" if x["moneyLeaking"] else ""
+            out.append(f"  - {x['tenantName']}: {x['licence']}: {x['unusedSeats']} unused{cost} ({'; '.join(parts)})")
+    elsewhere = [x for x in licences if x["boughtElsewhere"]]
+    if elsewhere:
+        out += ["", "Bought elsewhere (no configured source sold them; never billed unless a mapping says so):"]
+        out += [f"  - {x['tenantName']}: {x['licence']}: {x['boughtElsewhere']} of "
+                f"{x['boughtElsewhere'] + x['purchased']} seats" for x in elsewhere]
+    problems = [x for x in licences if x["problem"]]
+    if problems:
+        out += ["", "Not reconciled:"]
+        out += [f"  - {x['tenantName']}: {x['licence']}: {x['problem']}" for x in problems]
+    if money["renewals"]:
+        out += ["", "Renewals with unused seats (reduce them before the renewal locks the next term):"]
+        out += [f"  - {r['renewal']}  {r['tenantName']}: {r['licence']}: {r['unusedSeats']} unused "
+                f"({r['source']} subscription {r['subscriptionId'][:8]}, in {r['daysLeft']} days)"
+                for r in money["renewals"]]
+    return out
+
+
+def render_text(view: Reconciliation) -> str:
+    mode = " (dry run: billed as planned)" if view.dry_run else ""
+    head = [f"Reconciliation of run {view.run_id}{mode}, {view.day}; amounts a month, prices in {view.currency}"]
+    if not view.lines:
+        return "\n".join([*head, "  No licence was reconciled in this run."]) + "\n"
+    return "\n".join(head + render_sections(to_json(view))) + "\n"
