@@ -1,8 +1,9 @@
 """Start every emulator a scenario describes, and tell SeatSync how to reach them.
 
 ``start_emulators(scenario)`` serves each section of the scenario (``graph``, ``teams``,
-``connectwise``, ``autotask``, ``halopsa``) on its own loopback port and returns the app settings
-(``environment()``) and configuration placeholders (``placeholders()``) that point SeatSync at
+``connectwise``, ``autotask``, ``halopsa``, ``partnercenter``, ``pax8``) on its own loopback
+port and returns the app settings (``environment()``) and configuration placeholders
+(``placeholders()``) that point SeatSync at
 them: the same settings a real deployment sets, with the emulators' local CA as the trusted
 bundle.
 """
@@ -28,6 +29,8 @@ _EMULATORS: dict[str, tuple[str, str]] = {
     "connectwise": ("emulators.connectwise", "ConnectWiseEmulator"),
     "autotask": ("emulators.autotask", "AutotaskEmulator"),
     "halopsa": ("emulators.halopsa", "HaloEmulator"),
+    "partnercenter": ("emulators.partnercenter", "PartnerCenterEmulator"),
+    "pax8": ("emulators.pax8", "Pax8Emulator"),
 }
 SECTIONS = tuple(_EMULATORS)
 
@@ -102,7 +105,7 @@ class RunningEmulators:
             first = workflows[0] if isinstance(workflows[0], dict) else {"id": workflows[0]}
             signature = f"?sig={first['sig']}" if first.get("sig") else ""
             env["TEAMS_WEBHOOK_URL"] = f"{served['teams'].url}/workflows/{first['id']}{signature}"
-        for section in ("autotask", "halopsa"):
+        for section in ("autotask", "halopsa", "partnercenter", "pax8"):
             if section in served:
                 env.update(_secrets_of(section, self.scenario[section]))
         return env
@@ -122,6 +125,12 @@ class RunningEmulators:
             values["HALOPSA_URL"] = served["halopsa"].url
         if "teams" in served:
             values["TEAMS_URL"] = served["teams"].url
+        if "partnercenter" in served:
+            # the emulator is both Partner Center's API and the partner tenant's token endpoint
+            values["PARTNER_CENTER_URL"] = served["partnercenter"].url
+        if "pax8" in served:
+            values["PAX8_URL"] = f"{served['pax8'].url}/v1"
+            values["PAX8_TOKEN_URL"] = f"{served['pax8'].url}/oauth/token"
         return values
 
     def render_config(self, template: str) -> str:
@@ -132,8 +141,13 @@ class RunningEmulators:
 
 
 def _secrets_of(section: str, raw: dict[str, Any] | None) -> dict[str, str]:
-    """The app settings of the first API user (Autotask ``users``) or application (Halo
-    ``applications``) the scenario registers; empty values when it registers none."""
+    """The app settings of the first API user (Autotask ``users``) or application (Halo, Partner
+    Center and Pax8 ``applications``) the scenario registers; empty values when it registers none."""
+    if section in ("partnercenter", "pax8"):
+        app = ((raw or {}).get("applications") or [{}])[0]
+        prefix = "PARTNER_CENTER" if section == "partnercenter" else "PAX8"
+        return {f"{prefix}_CLIENT_ID": str(app.get("clientId", "")),
+                f"{prefix}_CLIENT_SECRET": str(app.get("clientSecret", ""))}
     if section == "autotask":
         user = ((raw or {}).get("users") or [{}])[0]
         return {"AUTOTASK_USERNAME": str(user.get("username", "")),
