@@ -1,5 +1,6 @@
 # SeatSync developer commands. `make run` and `make test` set everything up on a fresh machine
-# (Python 3.11 and Node.js; network only to the package registries).
+# (Python 3.11 and Node.js; `make test` also Python 3.12 or later for the third-party PSA clients;
+# network only to the package registries).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +14,7 @@ CLIENTS_PYTHON ?= $(shell for candidate in python3.12 python3.13 python3.14 $$(l
 CLIENTS_VENV := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
 
-.PHONY: run test setup lint typecheck unit integration bench clean
+.PHONY: run test setup clients lint typecheck unit integration bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "SeatSync needs Python 3.11 (set PYTHON=...)")'
@@ -34,7 +35,10 @@ $(CLIENTS_STAMP): requirements-clients.txt
 	$(CLIENTS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-clients.txt
 	@touch $@
 
-setup: $(STAMP) $(NODE_STAMP) $(CLIENTS_STAMP)
+setup: $(STAMP) $(NODE_STAMP)
+
+## The third-party PSA clients (pyconnectwise, autotask-client, HaloPSA) the integration tests use.
+clients: $(CLIENTS_STAMP)
 
 ## Start Azurite and the emulators with a sample MSP, run a full sync, print the report.
 ## PSA=autotask or PSA=halopsa bills the sample MSP through that PSA instead of ConnectWise.
@@ -42,7 +46,7 @@ run: setup
 	$(BIN)/seatsync demo --psa $${PSA:-connectwise} --report seatsync-demo-report.json
 
 ## Every check: lint, types, unit + orchestrator + integration tests, infrastructure checks.
-test: setup lint typecheck
+test: setup clients lint typecheck
 	$(BIN)/python -m pytest -n 2 -q
 	scripts/infra-check
 
@@ -55,7 +59,7 @@ typecheck: setup
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/orchestrator
 
-integration: setup
+integration: setup clients
 	$(BIN)/python -m pytest -n 2 -q tests/integration
 
 ## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory.

@@ -70,6 +70,8 @@ _CANONICAL = {name.lower(): name for name in ENTITIES}
 CONTRACT_SERVICE_WRITABLE = frozenset({"invoiceDescription", "adjustedPrice"})
 CONTRACT_SERVICE_CREATABLE = frozenset({"contractID", "serviceID", "unitPrice", "adjustedPrice", "unitCost",
                                         "invoiceDescription", "internalDescription", "quoteItemID"})
+ADJUSTMENT_CREATABLE = frozenset({"contractID", "contractServiceID", "serviceID", "effectiveDate", "unitChange",
+                                  "adjustedUnitPrice", "adjustedUnitCost", "allowRepeatService", "quoteItemID"})
 UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
 # The live API answers an unknown username or integration code with HTTP 500 (a wrong secret of a
 # known user with 401); the message text is the emulator's own.
@@ -622,13 +624,15 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         return float(value)
 
     @staticmethod
-    def _refuse_unknown(body: dict[str, Any], known: frozenset[str], when: str) -> None:
+    def _refuse_unknown(body: dict[str, Any], known: frozenset[str], when: str, entity: str = "ContractServices",
+                        ) -> None:
+        """Refuse a written field that is not ``known`` (writable ``when``): read-only or unknown."""
         unknown = sorted(k for k in body if k not in known and k not in ("id", "userDefinedFields"))
-        read_only = [k for k in unknown if k in CONTRACT_SERVICE_FIELDS]
+        read_only = [k for k in unknown if k in ENTITIES[entity][0]]
         if read_only:
             raise ApiError(500, *(f"The field {k} is read-only {when}." for k in read_only))
         if unknown:
-            raise ApiError(500, *(f"The field {k} does not exist on ContractServices." for k in unknown))
+            raise ApiError(500, *(f"The field {k} does not exist on {entity}." for k in unknown))
 
     @staticmethod
     def _text(body: dict[str, Any], key: str, limit: int) -> str | None:
@@ -724,6 +728,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
 
     def _create_adjustment(self, request: Request, match: Any) -> Response:
         body = self._body(request)
+        self._refuse_unknown(body, ADJUSTMENT_CREATABLE, "on create", "ContractServiceAdjustments")
         contract = self._recurring_contract(body, match)
         service = self._service_for(body)
         raw_effective = body.get("effectiveDate")

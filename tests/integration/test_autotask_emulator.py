@@ -182,6 +182,8 @@ def test_units_change_only_through_adjustments_with_an_effective_date(api: Api) 
      "Unable to find the Contract with id 999"),
     ({"contractID": 100, "serviceID": 3, "effectiveDate": "2026-02-01", "unitChange": 1}, "Service 3 is inactive"),
     ({"contractID": 100, "serviceID": 1, "unitChange": 1}, "The effectiveDate None is required"),
+    ({"contractID": 100, "serviceID": 1, "effectiveDate": "2026-02-01", "unitChange": 1, "units": 21},
+     "The field units does not exist on ContractServiceAdjustments."),
 ])
 def test_refused_adjustments_answer_500_with_the_reason(api: Api, body: dict[str, Any], message: str) -> None:
     response = api.call("POST", "/ContractServiceAdjustments", json=body)

@@ -18,7 +18,7 @@ from emulators.connectwise import ConnectWiseEmulator
 from emulators.tls import TlsFiles, ensure_tls_files
 from shared.adapters.connectwise import ConnectWiseApiError, ConnectWiseClient
 from shared.adapters.http import RetryingHttp
-from shared.domain.model import BillMode
+from shared.domain.model import BillingAttributes, BillMode
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaPort
 from tests.psa_test_support import in_threads, recording_http, serve_emulators
@@ -356,6 +356,20 @@ def test_create_line_defaults_price_and_descriptions_from_the_catalog(psa: Psa) 
     assert created.bill_mode is BillMode.NO_CHARGE
     assert created.description == "Microsoft 365 Business Premium"
     assert created.tag is None
+
+
+def test_a_field_connectwise_refuses_is_an_error_naming_the_record_and_the_field(psa: Psa) -> None:
+    client = psa.client()
+    with pytest.raises(ConnectWiseApiError) as caught:
+        client.create_line(NewLine(agreement_id="100", product_id="1", quantity=1, effective_date=date(2026, 1, 2),
+                                   billing=BillingAttributes(taxable=True, invoice_grouping="99")))
+    error = caught.value
+    assert (error.status, error.code, error.record) == (400, "InvalidObject", "agreement 100 new addition of product 1")
+    assert [(e.field, e.code) for e in error.field_errors] == [("invoiceGrouping", "NotFound")]
+    assert "invoiceGrouping: Invoice grouping with id 99 was not found." in str(error)
+    with pytest.raises(ConnectWiseApiError, match="invoice grouping must be a ConnectWise invoice grouping id"):
+        client.create_line(NewLine(agreement_id="100", product_id="1", quantity=1, effective_date=date(2026, 1, 2),
+                                   billing=BillingAttributes(invoice_grouping="Licences")))
 
 
 def test_create_line_checks_connectwise_limits_before_sending(psa: Psa) -> None:
