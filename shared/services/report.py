@@ -125,7 +125,7 @@ def _what(change: dict[str, Any]) -> str:
         span = f" {start[5:]}..{end[5:]}" if start and end else ""
         return f"{kind}{span}"
     if kind == "period-record":
-        return "invoiced quantity (record, not billed)"
+        return "period-record (the quantity invoiced, not billed)"
     if kind == "create-line":
         return "new line"
     if kind == "set-details":
