@@ -20,13 +20,18 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
 from local_runner.wiring import EXIT_OK, build_services, current_user, write_output
 from shared.config.input_limits import read_file, read_yaml
+from shared.errors import ConfigError
 from shared.text import short, table
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
+    from shared.config.schema import SeatSyncConfig
 
 
 def add_commands(subparsers: Any) -> None:
@@ -78,11 +83,24 @@ def add_commands(subparsers: Any) -> None:
 # ------------------------------------------------------------------------ config
 
 
+def _refuse_overlaps(args: argparse.Namespace, config: SeatSyncConfig, services: Services | None = None) -> None:
+    """Users that two companies' filters both match would be billed twice: refuse the file, naming
+    them, from each split tenant's latest snapshot (only then is the table store needed)."""
+    from shared.services.config_api import filter_overlaps, split_tenants
+
+    if not split_tenants(config):
+        return
+    problems = filter_overlaps(config, (services or build_services(args)).snapshots)
+    if problems:
+        raise ConfigError(problems, args.file)
+
+
 def cmd_config_import(args: argparse.Namespace) -> int:
     from shared.config.yaml_io import load_yaml_file
 
     config = load_yaml_file(Path(args.file))
     services = build_services(args)
+    _refuse_overlaps(args, config, services)
     version = services.config_repository.save(config, args.by or current_user(),
                                               args.comment or f"imported from {Path(args.file).name}")
     print(f"configuration imported as version {version.number} ({version.version_id}): "
@@ -103,6 +121,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     from shared.config.yaml_io import load_yaml_file
 
     config = load_yaml_file(Path(args.file))
+    _refuse_overlaps(args, config)
     print(f"{args.file}: valid ({len(config.tenants)} tenants, {len(config.psa_connections)} PSA connections)")
     return EXIT_OK
 

@@ -8,7 +8,8 @@ Table ``<prefix>snapshots``, partition = tenant id:
 - ``latest``: which run holds the tenant's newest complete snapshot.
 
 Table ``<prefix>licencecounts``, partition = tenant id, row = ``<skuId>~<runId>``: purchased,
-assigned and the assigned users' names per licence per run. Rows are only ever added: a new day
+assigned, the assigned users' names and the licence's state (its worst state when some seats are
+not active, "" when all are) per licence per run. Rows are only ever added: a new day
 never overwrites an older one, which makes this the history of every tenant's licence counts.
 """
 
@@ -41,6 +42,7 @@ from shared.domain.model import (
     Subscription,
     TenantSnapshot,
 )
+from shared.domain.subscriptions import licence_state
 
 _NAMES_LIMIT = 30_000  # characters of user names kept on a history row (64 KiB property)
 
@@ -56,6 +58,8 @@ class LicenceCount:
     assigned: int
     users: tuple[str, ...]
     users_truncated: bool = False
+    state: str | None = None
+    """The licence's worst state that run ("" all seats active; None: not recorded then)."""
 
 
 def snapshot_to_document(snapshot: TenantSnapshot) -> dict[str, Any]:
@@ -132,6 +136,7 @@ class SnapshotRepository:
                 "SkuId": sku.sku_id, "SkuPartNumber": sku.sku_part_number, "RunId": run,
                 "CollectedAt": snapshot.collected_at.isoformat(), "Purchased": sku.purchased,
                 "Assigned": sku.consumed, "Users": text, "UsersTruncated": truncated,
+                "State": state.state if (state := licence_state(sku, snapshot.subscriptions)) else "",
             }))
         submit_batches(self._counts, rows)
         upsert(self._snapshots, {
@@ -166,4 +171,5 @@ class SnapshotRepository:
                 purchased=int(row["Purchased"]), assigned=int(row["Assigned"]),
                 users=tuple(json.loads(str(row.get("Users") or "[]"))),
                 users_truncated=bool(row.get("UsersTruncated", False)),
+                state=None if row.get("State") is None else str(row["State"]),
             )

@@ -126,11 +126,19 @@ class Price(Model):
     """How a profile prices its line: the PSA product's price, a custom price, the PSA price
     plus or minus a percentage, or the partner's cost (read from a subscription source) plus a
     margin percentage; the last two are recomputed every run, so they follow price and cost
-    changes."""
+    changes.
+
+    The price is set on the lines SeatSync creates (and keeps them at it). A line SeatSync adopted
+    (a ``lineId``, or the one line of the product it found) keeps the price the MSP gave it: a
+    difference is reported as a billing problem, and the price is changed only when
+    ``manageAdoptedLines`` says so."""
 
     mode: PriceMode = "psa"
     amount: Decimal | None = Field(default=None, description="the unit price, for mode 'custom'")
     percent: Decimal | None = Field(default=None, description="e.g. 10 or -5, for modes 'markup' and 'cost-plus'")
+    manage_adopted_lines: bool = Field(
+        default=False, description="also set this price on lines SeatSync adopted (did not create); by default "
+                                   "their price is the MSP's and a difference is only reported")
 
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Price:
@@ -222,6 +230,14 @@ class UserFilter(Model):
     state: tuple[str, ...] = ()
     country: tuple[str, ...] = ()
 
+    @field_validator("office", "department", "city", "state", "country")
+    @classmethod
+    def _not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not v.strip() for v in value):
+            raise ValueError("a blank value matches nobody's field reliably: list real values, and bill users "
+                             "whose field is blank through a catch-all company (catchAll: true)")
+        return value
+
     @property
     def empty(self) -> bool:
         return not (self.office or self.department or self.city or self.state or self.country)
@@ -285,14 +301,23 @@ class LicenceLink(Model):
 
 
 class CompanyLink(Model):
-    """A PSA company a tenant bills to; with several companies each has a user filter."""
+    """A PSA company a tenant bills to; with several companies each has a user filter, or is the
+    tenant's one catch-all company, which bills the users no other company's filter matches."""
 
     psa: str
     company_id: Identifier
     name: str | None = None
     user_filter: UserFilter | None = None
+    catch_all: bool = Field(default=False, description="bill the users no other company's user filter matches")
     disable_prorate: bool = False
     licences: tuple[LicenceLink, ...] = ()
+
+    @model_validator(mode="after")
+    def _catch_all_has_no_filter(self) -> CompanyLink:
+        if self.catch_all and self.user_filter is not None and not self.user_filter.empty:
+            raise ValueError("a catch-all company bills the users no other company's filter matches: give it no "
+                             "userFilter")
+        return self
 
 
 class TenantConfig(Model):
@@ -430,6 +455,13 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
             given.add(customer.source)
         sources: dict[str, list[tuple[int, CompanyLink, LicenceLink]]] = {}
         subscriptions: dict[str, str] = {}
+        catch_alls = [c for c, company in enumerate(tenant.companies) if company.catch_all]
+        for c in catch_alls[1:]:
+            problems.append(f"{where}.companies[{c}].catchAll: companies[{catch_alls[0]}] is already the tenant's "
+                            "catch-all; a tenant has at most one")
+        if catch_alls and not any(co.user_filter and not co.user_filter.empty for co in tenant.companies):
+            problems.append(f"{where}.companies[{catch_alls[0]}].catchAll: a catch-all bills the users no other "
+                            "company's filter matches, but no company of this tenant has a user filter")
         for c, company in enumerate(tenant.companies):
             cwhere = f"{where}.companies[{c}]"
             if company.psa not in connections:
@@ -474,9 +506,10 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
                     if licence.ignore_filter:
                         problems.append(f"{where}.companies[{c}]: {label} ignores the user filter but is also "
                                         "billed by another company of the tenant: it would be billed twice")
-                    elif company.user_filter is None or company.user_filter.empty:
+                    elif (company.user_filter is None or company.user_filter.empty) and not company.catch_all:
                         problems.append(f"{where}.companies[{c}].userFilter: {label} is billed by several "
-                                        "companies of the tenant, so each needs a user filter")
+                                        "companies of the tenant, so each needs a user filter (or is the tenant's "
+                                        "catch-all company)")
         whole = {s.split("/")[0] for s in sources if "/sub:" not in s}
         for source in sources:
             if "/sub:" in source and source.split("/")[0] in whole:

@@ -1,9 +1,11 @@
 """What each mapped licence should bill: quantities, user names and descriptions, from a
 tenant's snapshot and its configuration. Pure code, no I/O.
 
-Counting rules (docs/configuration.md explains them with examples):
-- count basis *assigned*: Microsoft's ``consumedUnits`` for a whole tenant; the users holding the
-  licence when a company's user filter applies (filters split a tenant between companies);
+Counting rules (docs/billing-rules.md explains them with examples):
+- count basis *assigned*: Microsoft's ``consumedUnits`` for a whole tenant (disabled accounts
+  included, as Microsoft counts them); the users holding the licence when a company's user filter
+  applies (filters split a tenant between companies; a *catch-all* company counts the users no
+  other company's filter matches);
 - count basis *purchased*: ``prepaidUnits.enabled``, or the ``totalLicenses`` of the mapped
   subscriptions when a licence is split by subscription;
 - a licence split by subscription shares its assigned seats between its mappings in the order
@@ -15,6 +17,11 @@ Counting rules (docs/configuration.md explains them with examples):
   another partner or by the customer) are not billed: they are taken as the first used (assigned
   basis) and left out of the purchased count, unless the mapping sets ``billSeatsBoughtElsewhere``
   or names the subscriptions it bills (``shared.domain.provenance``).
+
+Every licensed seat is billed exactly once or named: users no mapping of a licence counts (in a
+tenant split by filters without a catch-all, or whose catch-all does not bill that licence) are a
+``users-unmatched`` problem naming them. Seats that are not active (shared.domain.subscriptions)
+and disabled accounts holding a licence are carried on the item for the planner to cap and report.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from shared.config.schema import (
     TenantConfig,
     UserFilter,
 )
-from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.domain.model import DirectoryUser, SkuCount, Subscription, TenantSnapshot
 from shared.domain.problems import Problem, ProblemKind
 from shared.domain.provenance import LicenceSource, Provenance, provenance
 from shared.domain.sku_names import sku_display_name
+from shared.domain.subscriptions import LicenceState, licence_state, subscriptions_state
 
 ACTIVE_SUBSCRIPTION_STATES = frozenset({"enabled", "warning"})
 CUSTOM_COUNTS = {"mailboxes": "mailboxes", "licences": "licences assigned", "entra-users": "users",
@@ -65,9 +73,14 @@ def matches(user_filter: UserFilter | None, user: DirectoryUser) -> bool:
     return True
 
 
+def has_filter(company: CompanyLink) -> bool:
+    return company.user_filter is not None and not company.user_filter.empty
+
+
 def _filtered(company: CompanyLink, licence: LicenceLink) -> bool:
-    return (company.user_filter is not None and not company.user_filter.empty
-            and not licence.ignore_filter)
+    """Whether the mapping counts only some users: its company's filter, or the users no other
+    company's filter matches (a catch-all); ``ignoreFilter`` counts the whole tenant."""
+    return (has_filter(company) or company.catch_all) and not licence.ignore_filter
 
 
 def overlapping_users(tenant: TenantConfig, snapshot: TenantSnapshot) -> list[tuple[DirectoryUser, list[int]]]:
@@ -99,6 +112,12 @@ class BillableItem:
     missing: bool = False
     reason: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    state: LicenceState | None = None
+    """Set when some of the licence's seats are not active (warning, suspended, locked out)."""
+    active: int | None = None
+    """The billed quantity the active seats allow, when ``state`` is set: never raised beyond it."""
+    disabled: tuple[str, ...] = ()
+    """Disabled accounts (not shared mailboxes) counted by this mapping: Microsoft counts them."""
 
     @property
     def unassigned(self) -> int | None:
@@ -132,11 +151,19 @@ class _TenantCounter:
         self.snapshot = snapshot
         self.users_by_id = {u.id: u for u in snapshot.users}
         self.users_by_upn = {u.user_principal_name.casefold(): u for u in snapshot.users}
+        filters = [c.user_filter for c in tenant.companies if has_filter(c)]
+        self.claimed = {u.id for u in snapshot.users if any(matches(f, u) for f in filters)}
+        """Users some company's filter matches: a catch-all counts the others."""
+
+    def belongs(self, company: CompanyLink, user: DirectoryUser) -> bool:
+        if company.catch_all:
+            return user.id not in self.claimed
+        return matches(company.user_filter, user)
 
     def people(self, company: CompanyLink, licence: LicenceLink) -> list[DirectoryUser]:
         if not _filtered(company, licence):
             return list(self.snapshot.users)
-        return [u for u in self.snapshot.users if matches(company.user_filter, u)]
+        return [u for u in self.snapshot.users if self.belongs(company, u)]
 
     def sku_assigned(self, company: CompanyLink, licence: LicenceLink, sku: SkuCount
                      ) -> tuple[int, list[DirectoryUser]]:
@@ -159,7 +186,7 @@ class _TenantCounter:
                 if mailbox.is_deleted or mailbox.recipient_type.casefold() not in wanted:
                     continue
                 user = self.users_by_upn.get(mailbox.user_principal_name.casefold())
-                if filtered and (user is None or not matches(company.user_filter, user)):
+                if filtered and (user is None or not self.belongs(company, user)):
                     continue
                 count += 1
                 if user is not None:
@@ -195,7 +222,7 @@ class _TenantCounter:
                     continue
                 if member.kind == "user":
                     user = self.users_by_id.get(member.id)
-                    if filtered and (user is None or not matches(company.user_filter, user)):
+                    if filtered and (user is None or not self.belongs(company, user)):
                         continue
                     if user is not None:
                         users.append(user)
@@ -209,7 +236,7 @@ class _TenantCounter:
         if filtered:
             chosen = [d for d in chosen if d.user_principal_name and
                       (u := self.users_by_upn.get(d.user_principal_name.casefold())) is not None and
-                      matches(company.user_filter, u)]
+                      self.belongs(company, u)]
         return len(chosen), [], None
 
 
@@ -229,9 +256,12 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
     items: list[BillableItem] = []
     problems: list[Problem] = []
     subscriptions = {s.id.lower(): s for s in snapshot.subscriptions}
+    shared_mailboxes = {m.user_principal_name.casefold() for m in snapshot.mailboxes or ()
+                        if m.recipient_type.casefold() == "shared" and not m.is_deleted}
     for company in tenant.companies:
         split_used: dict[str, int] = {}  # assigned seats of a split SKU already given to earlier mappings
         split_last: dict[str, LicenceLink] = {}
+        disabled_named: set[str] = set()  # licences whose disabled holders a mapping already names
         for licence in company.licences:
             if licence.sku_id and licence.subscription_ids:
                 split_last[licence.sku_id] = licence
@@ -274,15 +304,17 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                         "split by user filters, so SeatSync cannot tell whose they are; nothing changed", label))
                     continue
                 assigned, purchased, what = _ours_only(origin, assigned, licence.count_basis)
+            state = licence_state(sku, snapshot.subscriptions)
             if licence.subscription_ids:
-                mapped = [subscriptions.get(s) for s in licence.subscription_ids]
-                unknown = [s for s, found in zip(licence.subscription_ids, mapped, strict=True) if found is None]
+                found = [subscriptions.get(s) for s in licence.subscription_ids]
+                unknown = [s for s, sub in zip(licence.subscription_ids, found, strict=True) if sub is None]
                 if unknown:
                     problems.append(mapping_problem(tenant, company, licence, ProblemKind.SUBSCRIPTION_NOT_FOUND,
                                                     f"subscription {unknown[0]} was not found in the tenant", label))
                     continue
-                purchased = sum(s.total_licenses for s in mapped
-                                if s is not None and s.status.casefold() in ACTIVE_SUBSCRIPTION_STATES)
+                mapped: list[Subscription] = [sub for sub in found if sub is not None]
+                state = subscriptions_state(mapped)
+                purchased = sum(s.total_licenses for s in mapped if s.status.casefold() in ACTIVE_SUBSCRIPTION_STATES)
                 used = split_used.get(licence.sku_id, 0)
                 remaining = max(assigned - used, 0)
                 share = remaining if split_last[licence.sku_id] is licence else min(remaining, purchased)
@@ -290,8 +322,17 @@ def billable_items(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tenan
                 assigned = share
             counted = purchased if licence.count_basis == "purchased" else assigned
             quantity, reason = _apply_options(licence, counted, what)
+            active = _apply_options(licence, min(counted, state.enabled), "")[0] if state else None
+            disabled: tuple[str, ...] = ()
+            if licence.sku_id not in disabled_named:
+                disabled_named.add(licence.sku_id)
+                disabled = tuple(sorted((u.user_principal_name for u in holders if not u.account_enabled
+                                         and u.user_principal_name.casefold() not in shared_mailboxes),
+                                        key=str.casefold))
             items.append(BillableItem(key, company, licence, label, counted, quantity, _names(holders),
-                                      purchased=purchased, reason=reason))
+                                      purchased=purchased, reason=reason, state=state, active=active,
+                                      disabled=disabled))
+    problems.extend(unmatched_users(config, tenant, snapshot, counter))
     return items, problems
 
 
@@ -304,6 +345,56 @@ def _ours_only(origin: LicenceSource, assigned: int, basis: str) -> tuple[int, i
                 f"purchased ({origin.purchased} in the tenant, {elsewhere} bought elsewhere)")
     return (max(assigned - elsewhere, 0), origin.ours_quantity,
             f"assigned ({assigned} in the tenant, {elsewhere} bought elsewhere)")
+
+
+def unmatched_users(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot,
+                    counter: _TenantCounter | None = None) -> list[Problem]:
+    """Users that hold a licence some mapping bills by user filter, but that no mapping of that
+    licence counts: nobody would bill their seats. One problem per licence, naming the users.
+    A licence counted whole by one of its mappings (no filter, or ``ignoreFilter``) has none."""
+    counter = counter or _TenantCounter(config, tenant, snapshot)
+    by_sku: dict[str, list[tuple[CompanyLink, LicenceLink]]] = {}
+    for company in tenant.companies:
+        for licence in company.licences:
+            if licence.sku_id is not None:
+                by_sku.setdefault(licence.sku_id, []).append((company, licence))
+    problems = []
+    for sku_id, mappings in sorted(by_sku.items()):
+        if not all(_filtered(company, licence) for company, licence in mappings):
+            continue
+        counted = {u.id for company, _ in mappings for u in snapshot.users
+                   if u.holds(sku_id) and counter.belongs(company, u)}
+        missed = sorted((u for u in snapshot.users if u.holds(sku_id) and u.id not in counted),
+                        key=lambda u: u.user_principal_name.casefold())
+        if not missed:
+            continue
+        sku = snapshot.sku(sku_id)
+        label = sku_display_name(sku_id, sku.sku_part_number if sku else None)
+        names = [u.user_principal_name for u in missed]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        catch_all = next((c for c in tenant.companies if c.catch_all), None)
+        unclaimed = any(u.id not in counter.claimed for u in missed)
+        if catch_all is not None and unclaimed:
+            why = f"the catch-all company {catch_all.psa} {catch_all.company_id} does not bill it"
+        elif unclaimed:
+            why = "they match no company's user filter and the tenant has no catch-all company"
+        else:
+            why = "the companies whose filters they match do not bill it"
+        problems.append(Problem(
+            ProblemKind.USERS_UNMATCHED, tenant.tenant_id,
+            f"{len(names)} user(s) hold it but no mapping of it counts them ({why}), so nobody bills their seats: "
+            f"{shown}", source=f"sku:{sku_id}", label=label, users=tuple(names), blocks=False,
+            facts=(("Seats nobody bills", str(len(names))),
+                   ("Their filter fields", "; ".join(_filter_fields(u) for u in missed[:10])))))
+    return problems
+
+
+def _filter_fields(user: DirectoryUser) -> str:
+    """``ana@x: office -, department Sales, city -, state -, country UK`` (blank shown as -)."""
+    fields = (("office", user.office), ("department", user.department), ("city", user.city),
+              ("state", user.state), ("country", user.country))
+    return f"{user.user_principal_name}: " + ", ".join(f"{name} {(value or '').strip() or '-'}"
+                                                       for name, value in fields)
 
 
 def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> list[SkuCount]:

@@ -33,7 +33,7 @@ Rules (tests/unit/test_planning.py covers each):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -80,6 +80,7 @@ from shared.domain.periods import (
 )
 from shared.domain.problems import Problem, ProblemKind
 from shared.domain.provenance import provenance
+from shared.domain.subscriptions import StateRecord, state_since
 
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
 LINE_TAG = "seatsync:l:"
@@ -208,7 +209,8 @@ def profile_price(profile: BillingProfile, product: Product | None) -> Decimal |
 
 class _Planner:
     def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot, view: PsaView,
-                 decisions: Decisions, today: date) -> None:
+                 decisions: Decisions, today: date, history: Mapping[str, Sequence[StateRecord]]) -> None:
+        self.history = history
         self.config = config
         self.tenant = tenant
         self.snapshot = snapshot
@@ -365,6 +367,12 @@ class _Planner:
             self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
                          f"the count to bill ({item.quantity}) is beyond {MAX_COUNT}; nothing written")
             return
+        if line is not None and profile is not None and line.product_id != profile.product_id \
+                and line.tag != line_tag(item.mapping_key):
+            self.problem(item, ProblemKind.PRODUCT_DIFFERS,
+                         f"line {line.line_id} bills product {line.product_identifier or line.product_id}, but "
+                         f"profile '{profile.name}' bills product {profile.product_id}", line.line_id)
+            return
         product = self.view.products.get((profile.psa, profile.product_id)) if profile else None
         lines = self.view.lines.get(key, ())
         unreadable = [line for line in lines if line.unreadable and concerns(item, profile, line)]
@@ -393,6 +401,8 @@ class _Planner:
             base = licence.description or (profile.description if profile else None) or item.label
             description = invoice_description(item, base, capabilities.description_limit)
         if line is None:
+            item = self.not_active(item, None)
+            self.disabled_users(item, price)
             self.outcomes.append(ItemOutcome(item, licence.agreement_id, None, None, price))
             self.plan_new_line(item, agreement, profile, product, price, description, capabilities)
             return
@@ -407,16 +417,26 @@ class _Planner:
                          f"line {line.line_id} bills a fractional quantity ({current})", line.line_id)
             return
         old = int(current)
-        unit_price = line.unit_price if line.unit_price is not None else price
+        item = self.not_active(item, old)
+        new_price = self.price_rule(item, profile, line, price)
+        unit_price = new_price or (line.unit_price if line.unit_price is not None else price)
+        self.disabled_users(item, unit_price)
         self.outcomes.append(ItemOutcome(item, licence.agreement_id, line.line_id, old, unit_price))
-        if (description is not None and description != line.invoice_description) or (
-                price is not None and line.unit_price is not None and price != line.unit_price):
-            new_description = description if description != line.invoice_description else None
-            new_price = price if price is not None and price != line.unit_price else None
+        new_description = description if description is not None and description != line.invoice_description \
+            else None
+        if new_description is not None or new_price is not None:
             what = " and ".join(w for w, v in (("description", new_description),
-                                                (f"unit price{price_note}", new_price)) if v)
-            self.changes.append(self.change(item, ChangeKind.SET_DETAILS, line, old, old, f"update the {what}",
-                                            self.today, description=new_description, unit_price=new_price))
+                                                (f"unit price {line.unit_price} -> {new_price}{price_note}",
+                                                 new_price)) if v)
+            why = ""
+            if new_price is not None:
+                why = ("; the line was created by SeatSync, so it follows the profile"
+                       if line.tag == line_tag(item.mapping_key) else
+                       f"; profile '{profile.name if profile else ''}' manages the price of lines it adopted")
+            self.changes.append(self.change(
+                item, ChangeKind.SET_DETAILS, line, old, old, f"update the {what}{why}", self.today,
+                description=new_description, unit_price=new_price,
+                old_unit_price=line.unit_price if new_price is not None else None))
         if item.quantity == old:
             return
         if item.quantity > old:
@@ -456,6 +476,67 @@ class _Planner:
                      f"profile '{profile.name}' prices from cost, but {trouble}; the price is left as it is",
                      blocks=False)
         return None, ""
+
+    def price_rule(self, item: BillableItem, profile: BillingProfile | None, line: BilledLine,
+                   price: Decimal | None) -> Decimal | None:
+        """The unit price to set on an existing line, or None to leave it. A line SeatSync created
+        (found by its tag) follows the profile; a line it adopted keeps the MSP's price unless the
+        profile manages adopted lines' prices: a difference is reported, never written silently."""
+        if profile is None or price is None or line.unit_price is None or price == line.unit_price:
+            return None
+        if line.tag == line_tag(item.mapping_key) or profile.price.manage_adopted_lines:
+            return price
+        self.problem(item, ProblemKind.PRICE_DIFFERS,
+                     f"line {line.line_id} bills {line.unit_price} a seat, profile '{profile.name}' {price}; the line "
+                     "keeps its price (SeatSync did not create it)", line.line_id, blocks=False,
+                     facts=(("Line's unit price", str(line.unit_price)), ("Profile's unit price", str(price))))
+        return None
+
+    def not_active(self, item: BillableItem, old: int | None) -> BillableItem:
+        """Never raise a bill because of seats that are not active: the quantity grows only as far
+        as the active seats allow (it is not lowered because of them either); a person is told."""
+        state = item.state
+        if state is None or item.active is None:
+            return item
+        capped = item.quantity > item.active
+        if not capped and state.enabled > 0 and not item.licence.subscription_ids:
+            return item  # the active seats cover every seat billed: nothing depends on the others
+        if item.counted == 0 and not old:
+            return item  # nothing assigned, nothing billed: nothing to tell
+        target = item.active if capped and old is None else max(item.active, min(item.quantity, old or 0))
+        target = target if capped else item.quantity
+        billed = "as counted"
+        if target != item.quantity:
+            billed = (f"kept at {target}, not raised to {item.quantity}" if target == old
+                      else f"{target} seat(s), not {item.quantity}")
+        since = state_since(state.state, self.history.get(item.licence.sku_id or "", ()), self.today)
+        lapsed = ", ".join(f"{sub} {status}" for sub, status in state.subscriptions)
+        facts = [("State", state.state), ("Since", since.text), ("Seats", state.seats),
+                 ("Seats still assigned", str(item.counted)), ("Billing", billed)]
+        if lapsed:
+            facts.insert(3, ("Subscriptions", lapsed))
+        self.problem(item, ProblemKind.SUBSCRIPTION_NOT_ACTIVE,
+                     f"{state.state.lower()} since {since.text}: {state.seats}; {item.counted} seat(s) still "
+                     f"assigned; billing {billed}", blocks=False, facts=tuple(facts))
+        if target == item.quantity:
+            return item
+        return replace(item, quantity=target,
+                       reason=f"{item.reason}; billing {billed}: seats {state.state.lower()}, never billed")
+
+    def disabled_users(self, item: BillableItem, unit_price: Decimal | None) -> None:
+        """Disabled accounts holding a paid licence: Microsoft counts (and bills) them, so SeatSync
+        does too, and tells a person, with what they cost a month where the price is known."""
+        if not item.disabled:
+            return
+        count = len(item.disabled)
+        facts = [("Disabled accounts", str(count))]
+        if unit_price is not None:
+            facts.append(("Monthly cost", f"{(unit_price * count).quantize(CENT)} {self.config.notifications.currency}"
+                                          f" ({count} x {unit_price})"))
+        self.problem(item, ProblemKind.DISABLED_USERS_LICENSED,
+                     f"{count} disabled account(s) hold it and are billed, as Microsoft counts them: "
+                     + ", ".join(item.disabled[:10]) + (f" and {count - 10} more" if count > 10 else ""),
+                     users=item.disabled, blocks=False, facts=tuple(facts))
 
     def period(self, agreement: Agreement) -> BillingPeriod | None:
         """The agreement's billing period containing today, when it has one SeatSync can compute."""
@@ -705,6 +786,9 @@ def _cycle(agreement: Agreement) -> Cycle | None:
 
 
 def plan_tenant(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot, view: PsaView,
-                today: date, decisions: Decisions | None = None) -> TenantPlan:
-    """Plan every write for one tenant (``today`` is the day the changes are detected, UTC)."""
-    return _Planner(config, tenant, snapshot, view, decisions or Decisions(), today).plan()
+                today: date, decisions: Decisions | None = None,
+                history: Mapping[str, Sequence[StateRecord]] | None = None) -> TenantPlan:
+    """Plan every write for one tenant (``today`` is the day the changes are detected, UTC).
+    ``history``: per licence (SKU id), the states earlier runs recorded, to say since when seats
+    have not been active (only the licences that have such seats need one)."""
+    return _Planner(config, tenant, snapshot, view, decisions or Decisions(), today, history or {}).plan()

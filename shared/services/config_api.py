@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,18 +365,31 @@ class ConfigApi:
         return Change(saved, changed=True, created=done.created, entry=entry)
 
     def _overlaps(self, config: SeatSyncConfig, done: _Edit) -> list[str]:
-        problems: list[str] = []
-        for index, tenant in enumerate(config.tenants):
-            if tenant.tenant_id not in done.tenants:
-                continue
-            if sum(1 for c in tenant.companies if c.user_filter and not c.user_filter.empty) < 2:
-                continue
-            snapshot = self.snapshots.latest(tenant.tenant_id)
-            if snapshot is None:
-                continue
-            prefix = done.tenant_prefix(index, tenant) if done.tenant_prefix else ""
-            problems.extend(overlap_problems(tenant, snapshot, prefix=prefix))
-        return problems
+        return filter_overlaps(config, self.snapshots, done.tenants, done.tenant_prefix)
+
+
+def split_tenants(config: SeatSyncConfig, tenant_ids: Collection[str] | None = None) -> list[TenantConfig]:
+    """The tenants whose users two companies' filters could both match (two filtered companies)."""
+    return [t for t in config.tenants if (tenant_ids is None or t.tenant_id in tenant_ids)
+            and sum(1 for c in t.companies if c.user_filter and not c.user_filter.empty) >= 2]
+
+
+def filter_overlaps(config: SeatSyncConfig, snapshots: SnapshotRepository, tenant_ids: Collection[str] | None = None,
+                    prefix: Callable[[int, TenantConfig], str] | None = None) -> list[str]:
+    """Users of the tenants' latest snapshots whose filters would bill them twice, one problem per
+    group of companies, named ``tenants[i] (name).companies[j].userFilter`` (or relative to
+    ``prefix``). Every path that stores configuration refuses them; a tenant never collected has
+    no users to check (the sync refuses to bill overlapping users anyway)."""
+    problems: list[str] = []
+    prefix = prefix or _tenant_location
+    split = {t.tenant_id for t in split_tenants(config, tenant_ids)}
+    for index, tenant in enumerate(config.tenants):
+        if tenant.tenant_id not in split:
+            continue
+        snapshot = snapshots.latest(tenant.tenant_id)
+        if snapshot is not None:
+            problems.extend(overlap_problems(tenant, snapshot, prefix=prefix(index, tenant)))
+    return problems
 
 
 def _tenant_location(index: int, tenant: TenantConfig) -> str:

@@ -530,6 +530,7 @@ class Decision:
     user_filter: UserFilter | None = None
     replace: bool = False
     row: int = 0  # where the row was in the request or review file, for errors
+    catch_all: bool = False  # the tenant's company for the users no other row's filter matches
 
 
 @dataclass(frozen=True)
@@ -537,7 +538,7 @@ class AcceptHighConfidence:
     """``{"accept": "all-high-confidence"}``: every unconfigured tenant whose suggestion is high."""
 
 
-ROW_FIELDS = frozenset({"action", "tenantId", "name", "psa", "companyId", "userFilter", "replace"})
+ROW_FIELDS = frozenset({"action", "tenantId", "name", "psa", "companyId", "userFilter", "catchAll", "replace"})
 # written in the review file to help the admin decide; ignored when applying
 INFO_FIELDS = frozenset({"tenantName", "companyName", "confidence", "level", "reason", "domains", "domainsNote",
                          "configured", "currentCompanies", "alternatives", "identifier", "score", "suggestion"})
@@ -601,6 +602,12 @@ def _row(row: dict[str, Any], where: str, connections: Sequence[str], problems: 
     replace = row.get("replace", False)
     if not isinstance(replace, bool):
         problems.append(f"{where}.replace: must be true or false")
+    catch_all = row.get("catchAll", False)
+    if not isinstance(catch_all, bool):
+        problems.append(f"{where}.catchAll: must be true or false")
+    elif catch_all and row.get("userFilter"):
+        problems.append(f"{where}.catchAll: a catch-all company bills the users no other row's filter matches: "
+                        "give it no userFilter")
     user_filter = None
     if row.get("userFilter") is not None:
         try:
@@ -616,7 +623,7 @@ def _row(row: dict[str, Any], where: str, connections: Sequence[str], problems: 
     assert isinstance(tenant_id, str) and isinstance(psa, str) and isinstance(company_id, str)
     return {"tenant_id": tenant_id.strip().lower(), "psa": psa, "company_id": company_id.strip(),
             "name": name.strip() if isinstance(name, str) else None, "user_filter": user_filter,
-            "replace": replace}
+            "replace": replace, "catch_all": catch_all}
 
 
 def decisions_from(suggestions: Iterable[Suggestion]) -> list[Decision]:
@@ -667,9 +674,17 @@ def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap
             seen.setdefault(key, decision.row)
         if len(rows) > 1:
             for decision in rows:
-                if decision.user_filter is None or decision.user_filter.empty:
+                if (decision.user_filter is None or decision.user_filter.empty) and not decision.catch_all:
                     problems.append(f"rows[{decision.row}].userFilter: the tenant is split between "
-                                    f"{len(rows)} companies, so each needs a user filter")
+                                    f"{len(rows)} companies, so each needs a user filter (or is its one "
+                                    "catch-all company: catchAll: true)")
+        catch_alls = [d for d in rows if d.catch_all]
+        for decision in catch_alls[1:]:
+            problems.append(f"rows[{decision.row}].catchAll: rows[{catch_alls[0].row}] is already the tenant's "
+                            "catch-all company")
+        if catch_alls and len(rows) == 1:
+            problems.append(f"rows[{catch_alls[0].row}].catchAll: a catch-all bills the users no other company's "
+                            "filter matches: give the tenant's other companies (rows) with their user filters")
         names = {d.name for d in rows if d.name}
         if len(names) > 1:
             problems.append(f"rows[{rows[1].row}].name: the tenant is given several names: "
@@ -702,6 +717,8 @@ def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap
             link = kept_link or CompanyLink(psa=decision.psa, company_id=decision.company_id, name=psa_company.name)
             if decision.user_filter is not None:
                 link = link.model_copy(update={"user_filter": decision.user_filter})
+            if decision.catch_all:
+                link = link.model_copy(update={"catch_all": True, "user_filter": None})
             links.append(link)
         name = next((d.name for d in rows if d.name), None)
         if existing is not None:
@@ -965,7 +982,8 @@ REVIEW_HEADER = """\
 #                    'alternatives' lists other candidates)
 #   action: skip     leave the tenant out for now
 # Optional: name (the tenant's name in SeatSync), userFilter (to split one tenant between several
-# companies: repeat the row once per company, each with a userFilter), replace: true (replace the
+# companies: repeat the row once per company, each with a userFilter, or catchAll: true on the one
+# row that bills the users no other row's filter matches), replace: true (replace the
 # companies of a tenant that is already configured).
 # Other fields (companyName, confidence, level, reason, domains, alternatives, ...) are for reading
 # only and ignored. Apply with: seatsync onboard --apply FILE

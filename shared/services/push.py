@@ -38,6 +38,7 @@ from shared.domain.model import (
 from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
 from shared.domain.problems import Problem, count_by_kind
 from shared.domain.sku_names import sku_display_name
+from shared.domain.subscriptions import StateRecord, licence_state
 from shared.errors import PsaError, SeatSyncError
 from shared.ports import NewLine, PsaPort
 from shared.services.reconcile import record_tenant as record_margins
@@ -118,6 +119,18 @@ class _Context:
             change, event, self.now, tenant.name, run_id=self.request.run_id,
             trigger=self.run.trigger if self.run else None,
             requested_by=self.run.requested_by if self.run else None, **extra))
+
+
+def state_history(snapshots: SnapshotRepository, snapshot: TenantSnapshot) -> dict[str, list[StateRecord]]:
+    """For each licence of the tenant with seats that are not active, the states earlier runs
+    recorded (to say since when); licences whose seats are all active need none."""
+    history: dict[str, list[StateRecord]] = {}
+    for sku in snapshot.skus:
+        if licence_state(sku, snapshot.subscriptions) is None:
+            continue
+        history[sku.sku_id] = [StateRecord(row.collected_at.date(), row.state)
+                               for row in snapshots.licence_history(snapshot.tenant_id, sku.sku_id)]
+    return history
 
 
 def acknowledged(config: SeatSyncConfig, problem: Problem) -> bool:
@@ -248,7 +261,8 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             runs.record_problems(request.run_id, tenant_id, [], push_error=str(exc))
             summary.tenants_failed.append(tenant_id)
             continue
-        plan = plan_tenant(config, tenant, snapshot, view, today, decisions.decisions_for(tenant_id))
+        plan = plan_tenant(config, tenant, snapshot, view, today, decisions.decisions_for(tenant_id),
+                           state_history(snapshots, snapshot))
         runs.record_problems(request.run_id, tenant_id, list(plan.problems))
         runs.record_reconciliation(request.run_id, tenant_id, *_reconciliation(tenant, snapshot, plan, config))
         if margins is not None:

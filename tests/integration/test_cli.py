@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,11 @@ from local_runner.azurite import Azurite
 from local_runner.cli import main
 from local_runner.wiring import EXIT_OK, EXIT_USAGE
 from shared.adapters.config_store import ConfigRepository
+from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import TableStore
 from shared.config.schema import SeatSyncConfig
 from shared.config.yaml_io import load_yaml_file
+from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +92,28 @@ def test_sync_of_an_unknown_tenant_is_refused(env: TableStore, tmp_path: Path,
 def test_report_without_runs_says_so(env: TableStore, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report"]) == EXIT_USAGE
     assert "no run has been recorded yet" in capsys.readouterr().err
+
+
+def test_overlapping_filters_are_refused_by_validate_and_import(env: TableStore, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    spb = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+    users = (DirectoryUser("1", "ana@fabrikam.example", "Ana", sku_ids=(spb,), department="Sales", city="Leeds"),
+             DirectoryUser("2", "ben@fabrikam.example", "Ben", sku_ids=(spb,), department="Sales", city="York"))
+    SnapshotRepository(env).save(TenantSnapshot(T1, "20261125T020000Z-00000001", datetime(2026, 11, 25, tzinfo=UTC),
+                                                (SkuCount(spb, "SPB", 5, 2),), users))
+    split = copy.deepcopy(GOOD)
+    licence = split["tenants"][0]["companies"][0]["licences"][0]
+    split["tenants"][0]["companies"] = [
+        {"psa": "cw", "companyId": "19", "userFilter": {"department": ["Sales"]}, "licences": [licence]},
+        {"psa": "cw", "companyId": "20", "userFilter": {"city": ["Leeds"]},
+         "licences": [{**licence, "agreementId": "200", "lineId": "600"}]}]
+    source = write(tmp_path / "split.yaml", split)
+    for verb in ("validate", "import"):
+        capsys.readouterr()
+        assert main(["config", verb, str(source)]) == EXIT_USAGE
+        errors = capsys.readouterr().err
+        assert ("tenants[0] (Fabrikam).companies[1].userFilter: 1 user(s) match the filters of companies[0] "
+                "(cw 19) and companies[1] (cw 20) and would be billed twice: ana@fabrikam.example") in errors
+    assert ConfigRepository(env).current() == (SeatSyncConfig(), None), "nothing was stored"
+    split["tenants"][0]["companies"][1]["userFilter"] = {"city": ["York"], "department": ["Engineering"]}
+    assert main(["config", "import", str(write(tmp_path / "fixed.yaml", split))]) == EXIT_OK

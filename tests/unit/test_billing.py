@@ -15,6 +15,7 @@ from shared.domain.billing import (
     overlapping_users,
     unlinked_licences,
 )
+from shared.domain.problems import ProblemKind
 from tests.unit.builders import (
     E3,
     EXO,
@@ -85,9 +86,10 @@ def test_filters_split_a_tenant_between_two_companies() -> None:
                                      user("cy", SPB, department="Engineering"), user("di", department="Sales"),
                                      user("ed", SPB)])
     items, problems = billable_items(cfg, cfg.tenants[0], snap)
-    assert problems == []
     assert [(i.company.company_id, i.quantity) for i in items] == [("19", 2), ("20", 1)]
     assert items[0].users == ("Ana", "Ben")
+    [unbilled] = problems  # ed holds a seat and has no department: nobody bills it
+    assert (unbilled.kind, unbilled.users) == (ProblemKind.USERS_UNMATCHED, ("ed@fabrikam.example",))
 
 
 def test_filter_fields_are_and_combined_and_values_or_combined() -> None:
@@ -96,7 +98,9 @@ def test_filter_fields_are_and_combined_and_values_or_combined() -> None:
                              "licences": [licence()]}])
     users = [user("a", SPB, department="Sales", city="Leeds"), user("b", SPB, department="Marketing", city="leeds"),
              user("c", SPB, department="Sales", city="York"), user("d", SPB, city="Leeds")]
-    assert only_item(cfg, snapshot([(SPB, 9, 4)], users)).quantity == 2
+    items, problems = billable_items(cfg, cfg.tenants[0], snapshot([(SPB, 9, 4)], users))
+    assert [i.quantity for i in items] == [2]
+    assert [p.users for p in problems] == [("c@fabrikam.example", "d@fabrikam.example")]
 
 
 def test_a_licence_excluded_from_filtering_counts_the_whole_tenant() -> None:

@@ -312,7 +312,24 @@ def test_a_tenant_split_between_companies_needs_a_filter_on_each() -> None:
         apply_onboarding(base_config(), [Decision(T2, "cw", "19", row=0), Decision(T2, "cw", "26", user_filter=sales,
                                                                                    row=1)], GDAP, COMPANIES)
     assert raised.value.problems == [
-        "rows[0].userFilter: the tenant is split between 2 companies, so each needs a user filter"]
+        "rows[0].userFilter: the tenant is split between 2 companies, so each needs a user filter (or is its one "
+        "catch-all company: catchAll: true)"]
+
+
+def test_a_split_tenant_can_have_one_catch_all_row() -> None:
+    sales = UserFilter(department=("Sales",))
+    config = apply_onboarding(base_config(), [Decision(T2, "cw", "19", catch_all=True, row=0),
+                                              Decision(T2, "cw", "26", user_filter=sales, row=1)], GDAP, COMPANIES)
+    assert [(c.catch_all, c.user_filter) for c in config.tenants[0].companies] == [(True, None), (False, sales)]
+    with pytest.raises(ConfigError) as raised:
+        apply_onboarding(base_config(), [Decision(T2, "cw", "19", catch_all=True, row=0),
+                                         Decision(T2, "cw", "26", catch_all=True, row=1)], GDAP, COMPANIES)
+    assert "rows[1].catchAll: rows[0] is already the tenant's catch-all company" in raised.value.problems
+    with pytest.raises(ConfigError) as bad:
+        parse_rows([{"tenantId": T2, "psa": "cw", "companyId": "19", "catchAll": True,
+                     "userFilter": {"city": ["Leeds"]}}], ["cw"])
+    assert bad.value.problems == ["rows[0].catchAll: a catch-all company bills the users no other row's filter "
+                                  "matches: give it no userFilter"]
 
 
 def test_invalid_rows_are_refused_together_and_nothing_is_added() -> None:
@@ -335,7 +352,8 @@ def test_invalid_rows_are_refused_together_and_nothing_is_added() -> None:
     assert any(p.startswith("rows[4].tenantId: Tailspin Toys") and "already configured" in p for p in problems)
     assert "rows[5].companyId: no company 77 in PSA connection 'cw'" in problems
     assert "rows[6].companyId: company 24 is already given for this tenant by rows[0]" in problems
-    assert "rows[0].userFilter: the tenant is split between 3 companies, so each needs a user filter" in problems
+    assert ("rows[0].userFilter: the tenant is split between 3 companies, so each needs a user filter (or is its "
+            "one catch-all company: catchAll: true)") in problems
 
 
 def test_replacing_keeps_the_mappings_of_a_kept_company_and_refuses_to_drop_mappings() -> None:

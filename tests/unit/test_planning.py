@@ -334,11 +334,63 @@ def test_several_candidate_lines_are_a_problem() -> None:
     ({"mode": "markup", "percent": "-10"}, Decimal("21.60")),
     ({"mode": "markup", "percent": "12.5"}, Decimal("27.00")),
 ], ids=["psa", "custom", "discount", "markup"])
-def test_prices_follow_the_profile_and_the_catalogue(price: dict[str, Any], expected: Decimal) -> None:
-    cfg = config(profile_licence(lineId="500"),
-                 billingProfiles=[{"name": "m365-bp", "psa": "cw", "productId": "1", "price": price}])
-    result = plan(cfg, seats(5), view(line(quantity=5, price="22.00"), price="24.00"))
-    assert [(c.kind, c.unit_price) for c in result.changes] == [(ChangeKind.SET_DETAILS, expected)]
+def test_a_line_seatsync_created_follows_the_profile_and_the_catalogue(price: dict[str, Any],
+                                                                      expected: Decimal) -> None:
+    cfg = config(profile_licence(), billingProfiles=[{"name": "m365-bp", "psa": "cw", "productId": "1",
+                                                      "price": price}])
+    created = plan(cfg, seats(5), view()).changes[0]
+    result = plan(cfg, seats(5), view(line("777", 5, price="22.00", tag=created.tag), price="24.00"))
+    assert [(c.kind, c.old_unit_price, c.unit_price) for c in result.changes] == [
+        (ChangeKind.SET_DETAILS, Decimal("22.00"), expected)]
+    assert "created by SeatSync" in result.changes[0].reason
+    assert result.problems == ()
+
+
+@pytest.mark.parametrize(("price", "line_id"), [
+    ({"mode": "psa"}, "500"),
+    ({"mode": "custom", "amount": "19.99"}, "500"),
+    ({"mode": "markup", "percent": "12.5"}, None),
+], ids=["psa-configured-line", "custom-configured-line", "markup-found-by-product"])
+def test_an_adopted_line_keeps_its_price_and_the_difference_is_a_problem(price: dict[str, Any],
+                                                                       line_id: str | None) -> None:
+    options = {"lineId": line_id} if line_id else {}
+    cfg = config(profile_licence(**options), billingProfiles=[{"name": "m365-bp", "psa": "cw", "productId": "1",
+                                                               "price": price}])
+    result = plan(cfg, seats(6), view(line(quantity=5, price="20.00"), price="24.00"))
+    assert [c.kind for c in result.changes] == [ChangeKind.PRORATE, ChangeKind.SET_QUANTITY], \
+        "the quantity still syncs; the price is left alone"
+    assert all(c.unit_price in (None, Decimal("20.00")) for c in result.changes), "prorated at the line's price"
+    [problem] = result.problems
+    assert (problem.kind, problem.blocks, problem.line_id) == (ProblemKind.PRICE_DIFFERS, False, "500")
+    assert problem.facts[0] == ("Line's unit price", "20.00")
+
+
+def test_a_profile_that_manages_adopted_lines_plans_the_price_change() -> None:
+    cfg = config(profile_licence(lineId="500"), billingProfiles=[{
+        "name": "m365-bp", "psa": "cw", "productId": "1",
+        "price": {"mode": "custom", "amount": "21.50", "manageAdoptedLines": True}}])
+    result = plan(cfg, seats(5), view(line(quantity=5, price="20.00")))
+    [change] = result.changes
+    assert (change.kind, change.old_unit_price, change.unit_price, change.line_id) == (
+        ChangeKind.SET_DETAILS, Decimal("20.00"), Decimal("21.50"), "500")
+    assert change.reason == ("update the unit price 20.00 -> 21.50; profile 'm365-bp' manages the price of lines it "
+                             "adopted")
+    assert result.problems == ()
+    assert result.outcomes[0].unit_price == Decimal("21.50")
+
+
+def test_an_equal_price_is_neither_a_change_nor_a_problem() -> None:
+    cfg = config(profile_licence(lineId="500"))
+    result = plan(cfg, seats(5), view(line(quantity=5, price="22.00"), price="22.0"))
+    assert (result.changes, result.problems) == ((), ())
+
+
+def test_a_configured_line_of_another_product_is_a_problem() -> None:
+    result = plan(config(profile_licence(lineId="500")), seats(6), view(line(quantity=5, product="9")))
+    assert result.changes == ()
+    [problem] = result.problems
+    assert (problem.kind, problem.line_id, problem.blocks) == (ProblemKind.PRODUCT_DIFFERS, "500", True)
+    assert "bills product M365-BP, but profile 'm365-bp' bills product 1" in problem.message
 
 
 def test_user_names_update_the_description_only_when_they_change() -> None:
