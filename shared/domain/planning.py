@@ -367,12 +367,6 @@ class _Planner:
             self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
                          f"the count to bill ({item.quantity}) is beyond {MAX_COUNT}; nothing written")
             return
-        if line is not None and profile is not None and line.product_id != profile.product_id \
-                and line.tag != line_tag(item.mapping_key):
-            self.problem(item, ProblemKind.PRODUCT_DIFFERS,
-                         f"line {line.line_id} bills product {line.product_identifier or line.product_id}, but "
-                         f"profile '{profile.name}' bills product {profile.product_id}", line.line_id)
-            return
         product = self.view.products.get((profile.psa, profile.product_id)) if profile else None
         lines = self.view.lines.get(key, ())
         unreadable = [line for line in lines if line.unreadable and concerns(item, profile, line)]
@@ -391,6 +385,12 @@ class _Planner:
             return
         line, found = self.find_line(item, profile, lines)
         if not found:
+            return
+        if line is not None and profile is not None and line.product_id != profile.product_id \
+                and line.tag != line_tag(item.mapping_key):
+            self.problem(item, ProblemKind.PRODUCT_DIFFERS,
+                         f"line {line.line_id} bills product {line.product_identifier or line.product_id}, but "
+                         f"profile '{profile.name}' bills product {profile.product_id}", line.line_id)
             return
         price = profile_price(profile, product) if profile else None
         price_note = ""
