@@ -224,7 +224,8 @@ def test_only_the_source_tells_a_monthly_from_an_annual_subscription() -> None:
 
 
 COST_PLUS = {"billingProfiles": [{"name": "m365-bp", "psa": "cw", "productId": "1",
-                                  "price": {"mode": "cost-plus", "percent": "20"}}], **SOURCES}
+                                  "price": {"mode": "cost-plus", "percent": "20", "manageAdoptedLines": True}}],
+             **SOURCES}
 
 
 def test_cost_plus_prices_the_line_from_the_partner_cost() -> None:
@@ -233,8 +234,10 @@ def test_cost_plus_prices_the_line_from_the_partner_cost() -> None:
                                                                cost="18.50")))
     plan = plan_tenant(cfg, cfg.tenants[0], snap, view(line("500", 20, price="22.00")), TODAY)
     [change] = plan.changes
-    assert (change.kind, change.unit_price) == (ChangeKind.SET_DETAILS, Decimal("22.20"))
-    assert change.reason == "update the unit price from cost (18.5 USD + 20 %)"
+    assert (change.kind, change.old_unit_price, change.unit_price) == (
+        ChangeKind.SET_DETAILS, Decimal("22.00"), Decimal("22.20"))
+    assert change.reason == ("update the unit price 22.00 -> 22.20 from cost (18.5 USD + 20 %); profile 'm365-bp' "
+                             "manages the price of lines it adopted")
     assert not plan.problems
 
 
