@@ -711,10 +711,12 @@ class AutotaskClient:
         return _numeric_id(line.agreement_id, "contract"), _numeric_id(line.line_id, "contract service")
 
     def _units(self, contract_service_ids: Sequence[int]) -> dict[int, _Units]:
-        """Each contract service's units from today on: the units of its latest billing-period
-        record (a change already scheduled for a later date included), and since when; and the
-        units of today's record where a change scheduled for a later date makes them differ (what
-        the current period is charged for, see ``BilledLine.period_quantity``)."""
+        """Each contract service's units from the next period on: the units of the first record
+        after today's (a change already scheduled for the next period's start included; the
+        contract's last period: today's), and since when; and the units of today's record where a
+        change scheduled for a later date makes them differ (what the current period is charged
+        for, see ``BilledLine.period_quantity``). A change an MSP scheduled further ahead does not
+        count: SeatSync plans the current period and the next."""
         today = self._today()
         rows: list[Any] = []
         for chunk in _chunks(list(contract_service_ids)):
@@ -738,14 +740,16 @@ class AutotaskClient:
             if any(problem for _, _, problem in found):
                 result[ident] = _Units(0, None, problem=next(p for _, _, p in found if p))
                 continue
-            quantity = found[-1][1]
-            since = found[-1][0]
-            for start, units, _ in reversed(found):
+            current = max((index for index, (start, _, _) in enumerate(found) if start <= today), default=0)
+            upto = found[:current + 2]  # today's record and the next one
+            quantity = upto[-1][1]
+            since = upto[-1][0]
+            for start, units, _ in reversed(upto):
                 if units != quantity:
                     break
                 since = start
             quantity = quantity if quantity is not None else Decimal(0)
-            today_units = next((units for start, units, _ in reversed(found) if start <= today), quantity)
+            today_units = found[current][1] if found[current][0] <= today else quantity
             result[ident] = _Units(quantity, since, None if today_units == quantity else today_units)
         return result
 

@@ -238,6 +238,20 @@ def test_with_prorating_disabled_the_change_takes_effect_on_the_billing_period_d
     assert (again.quantity, again.effective_date) == (Decimal(23), date(2026, 2, 1))  # scheduled: nothing to redo
 
 
+def test_a_line_says_what_this_period_is_charged_for_and_what_the_next_bills(psa: Psa) -> None:
+    client = psa.client()
+    client.set_quantity(client.get_line("100", "500"), 17, date(2026, 2, 1))  # a decrease from February
+    client.set_quantity(client.get_line("100", "500"), 30, date(2026, 4, 1))  # an MSP's change for April
+    line = client.get_line("100", "500")
+    # January is charged for 20 (today's units), February bills 17; April's change is further ahead
+    # than the periods SeatSync plans (the current one and the next) and does not count
+    assert (line.period_quantity, line.quantity, line.effective_date) == (Decimal(20), Decimal(17),
+                                                                          date(2026, 2, 1))
+    client.set_quantity(line, 20, date(2026, 2, 1))
+    assert (client.get_line("100", "500").period_quantity, client.get_line("100", "500").quantity) == (
+        None, Decimal(20))
+
+
 def test_no_adjustment_is_written_when_the_units_already_match(psa: Psa) -> None:
     client = psa.client()
     line = client.get_line("100", "500")
