@@ -3,10 +3,12 @@ local runner against whatever the settings point at (real services or the emulat
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from local_runner.runner import FunctionTable, discover, run_orchestration
@@ -26,6 +28,15 @@ def app_functions() -> tuple[Any, ...]:
     import function_app  # registers the blueprints; imported late so settings are in place
 
     return tuple(function_app.app.get_functions())
+
+
+@cache
+def default_version() -> str | None:
+    """host.json's ``extensions.durableTask.defaultVersion``: what the Functions host gives a new
+    orchestration instance."""
+    host = json.loads((Path(__file__).resolve().parent.parent / "host.json").read_text(encoding="utf-8"))
+    value = host.get("extensions", {}).get("durableTask", {}).get("defaultVersion")
+    return str(value) if value is not None else None
 
 
 @cache
@@ -64,7 +75,7 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
     try:
         run_orchestration(function_table(), SYNC_ORCHESTRATOR, request.to_json(),
                           SYNC_INSTANCE_ID, max_workers=max_workers, clock=services.clock,
-                          retry_delay_scale=retry_delay_scale, on_status=status)
+                          retry_delay_scale=retry_delay_scale, on_status=status, version=default_version())
     finally:
         set_services(None)
     return build_report(services.runs, request.run_id, services.config(), services.margins, services.sources)

@@ -92,8 +92,9 @@ class LocalOrchestrationContext:
     def __init__(self, instance_id: str, orchestration_input: Any, activities: Mapping[str, Activity],
                  clock: Callable[[], datetime] | None = None, retry_delay_scale: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_status: Callable[[Any], None] | None = None) -> None:
+                 on_status: Callable[[Any], None] | None = None, version: str | None = None) -> None:
         self.instance_id = instance_id
+        self.version = version  # as Durable sets it from host.json's defaultVersion
         self._input = _roundtrip(orchestration_input, "orchestration input")
         self._activities = activities
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -176,15 +177,17 @@ def _settle(step: Any, pool: ThreadPoolExecutor) -> Any:
 
 def run_orchestration(table: FunctionTable, name: str, orchestration_input: Any, instance_id: str,
                       max_workers: int = 8, clock: Callable[[], datetime] | None = None,
-                      retry_delay_scale: float = 1.0, on_status: Callable[[Any], None] | None = None) -> Any:
+                      retry_delay_scale: float = 1.0, on_status: Callable[[Any], None] | None = None,
+                      version: str | None = None) -> Any:
     """Drive an orchestrator to completion and return its output (or raise its exception).
-    ``on_status`` receives each custom status the orchestrator sets."""
+    ``on_status`` receives each custom status the orchestrator sets; ``version`` is the
+    instance's orchestration version (host.json's ``defaultVersion`` in the Functions host)."""
     try:
         orchestrator = table.orchestrators[name]
     except KeyError:
         raise LookupError(f"no orchestrator named {name!r} is registered") from None
     context = LocalOrchestrationContext(instance_id, orchestration_input, table.activities, clock,
-                                        retry_delay_scale, on_status=on_status)
+                                        retry_delay_scale, on_status=on_status, version=version)
     generator = orchestrator(context)
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity") as pool:
         send: Any = None

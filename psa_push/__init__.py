@@ -7,6 +7,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared import telemetry
 from shared.bootstrap import get_services
 from shared.contracts import PushRequest
 from shared.functions import PUSH_CHANGES
@@ -20,10 +21,14 @@ bp = df.Blueprint()
 def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = PushRequest.model_validate(payload)
-    config = services.config()
-    clients = services.psa_clients(config)
-    now = services.clock()
-    summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
-                                   request, now.date(), now, margins=services.margins)
-    summary.psa_calls = clients.calls
+    with telemetry.activity(request.run_id) as tally:
+        config = services.config()
+        clients = services.psa_clients(config)
+        now = services.clock()
+        summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
+                                       request, now.date(), now, margins=services.margins)
+        summary.psa_calls = clients.calls
+        telemetry.tenants_pushed(request.run_id, request.tenant_ids, summary.applied, summary.held, summary.deferred,
+                                 summary.failed, summary.prorated_amount, summary.recurring_change, summary.psa_calls,
+                                 request.dry_run, tally)
     return summary.to_json()

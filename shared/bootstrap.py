@@ -16,6 +16,7 @@ from functools import cached_property
 
 import requests
 
+from shared import telemetry
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
@@ -279,7 +280,9 @@ def get_services() -> Services:
     global _services
     with _lock:
         if _services is None:
-            _services = Services(Settings.from_environment())
+            settings = Settings.from_environment()
+            telemetry.configure(settings.environment)  # Application Insights, when configured
+            _services = Services(settings)
         return _services
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -118,6 +119,9 @@ class PushSummary(Message):
     problems_by_kind: dict[str, int] = Field(default_factory=dict)
     problems_excluded: int = Field(default=0, description="problems whose alerts an exclusion covers")
     psa_calls: int = 0
+    prorated_amount: Decimal = Field(default=Decimal(0), description="prorated charges and credits written")
+    recurring_change: Decimal = Field(default=Decimal(0),
+                                      description="recurring charges changed: units changed times the unit price")
     tenants_failed: list[str] = Field(default_factory=list, description="tenants whose PSA state was not read")
     tenants_unwritten: list[str] = Field(
         default_factory=list, description="tenants with changes to write of which none could be written")

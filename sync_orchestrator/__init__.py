@@ -15,6 +15,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.http import Blueprint
+from shared import telemetry
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequest, Trigger, new_run_id
 from shared.errors import ConfigError, RequestValidationError
@@ -136,5 +137,7 @@ def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
 @bp.activity_trigger(input_name="payload")
 def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
     summary = RunSummary.model_validate(payload)
-    finish_run_service(get_services().runs, summary)
+    with telemetry.activity(summary.run_id):
+        finish_run_service(get_services().runs, summary)
+        telemetry.run_finished(summary)
     return {"runId": summary.run_id, "status": summary.status}

@@ -33,6 +33,13 @@ from shared.contracts import (
 )
 from shared.functions import COLLECT_TENANT, FINISH_RUN, NOTIFY_RUN, PUSH_CHANGES, START_RUN
 
+ORCHESTRATION_VERSION = "2"
+"""The orchestration's version: host.json's ``extensions.durableTask.defaultVersion`` (a test keeps
+them equal). Durable gives every new instance this version for good; with ``CurrentOrOlder`` a
+worker runs instances of its version or older and leaves newer ones (``Reject``) to a newer worker,
+so an upgrade during a run is safe. An instance replays the steps of its own version: raise both
+when the sequence of activities an instance schedules changes, and keep the older path."""
+
 PUSH_BATCH_SIZE = 25
 """Most tenants one push activity plans and writes: a batch shares its PSA reads (agreements,
 products), so larger batches cost fewer PSA calls."""
@@ -113,8 +120,15 @@ def as_completed(context: Any, tasks: list[Any],
     return results
 
 
+def version_of(context: Any) -> int:
+    """The instance's orchestration version; 1 for an instance started before versions were set."""
+    value = getattr(context, "version", None)
+    return int(value) if isinstance(value, str) and value.isdigit() else 1
+
+
 def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     request = SyncRequest.model_validate(context.get_input())
+    version = version_of(context)
     progress = RunProgress(run_id=request.run_id, phase="starting", dry_run=request.dry_run)
     context.set_custom_status(progress.to_json())
     started = StartedRun.model_validate((yield context.call_activity(START_RUN, request.to_json())))
@@ -159,7 +173,8 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
             context.call_activity_with_retry(
                 PUSH_CHANGES, PUSH_RETRY,
                 PushRequest(run_id=request.run_id, tenant_ids=batch, dry_run=request.dry_run).to_json())
-            for batch in push_batches(collected_ids)
+            # version 1 pushed batches of 25; its instances replay the batches they scheduled
+            for batch in (push_batches(collected_ids) if version >= 2 else batches(collected_ids, PUSH_BATCH_SIZE))
         ]
         pushes = [PushSummary.model_validate(p) for p in (yield from as_completed(context, push_tasks, pushed))]
     except Exception as exc:  # an activity failed after its retries: the run is recorded as failed

@@ -7,6 +7,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared import telemetry
 from shared.bootstrap import get_services
 from shared.contracts import CollectRequest, SyncRequest
 from shared.domain.model import Subscription
@@ -24,10 +25,12 @@ bp = df.Blueprint()
 def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = SyncRequest.model_validate(payload)
-    config = services.config()
-    started = start_run_service(config, services.graph(), services.runs, request, services.clock())
-    if started.refused is None and config.subscription_sources:
-        prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
+    with telemetry.activity(request.run_id):
+        config = services.config()
+        started = start_run_service(config, services.graph(), services.runs, request, services.clock())
+        if started.refused is None and config.subscription_sources:
+            prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
+        telemetry.run_started(request.run_id, request.trigger, request.dry_run, len(started.tenants))
     return started.to_json()
 
 
@@ -41,6 +44,8 @@ def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
     def lookup(tenant_id: str, subscriptions: tuple[Subscription, ...]) -> PartnerFacts | None:
         return partner_facts(config, services.sources, request.run_id, tenant_id, subscriptions)
 
-    outcome = collect_tenant_service(services.graph(), services.snapshots, services.runs, request,
-                                     services.clock(), lookup if config.subscription_sources else None)
+    with telemetry.activity(request.run_id, request.tenant_id) as tally:
+        outcome = collect_tenant_service(services.graph(), services.snapshots, services.runs, request,
+                                         services.clock(), lookup if config.subscription_sources else None)
+        telemetry.tenant_collected(request.run_id, request.tenant_id, outcome.status, outcome.graph_calls, tally)
     return outcome.to_json()

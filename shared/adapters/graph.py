@@ -293,6 +293,7 @@ class GraphClient:
             attempt += 1
             retry: list[tuple[str, Endpoint]] = []
             wait = 0.0
+            throttled = 0
             unauthorized = False
             for start in range(0, len(pending), MAX_BATCH):
                 chunk = pending[start:start + MAX_BATCH]
@@ -316,6 +317,7 @@ class GraphClient:
                     status = int(reply.get("status", 0))
                     headers = {str(k).lower(): str(v) for k, v in (reply.get("headers") or {}).items()}
                     if status in policy.retry_statuses and attempt < policy.max_attempts:
+                        throttled += int(status == 429)
                         asked = _retry_after(headers.get("retry-after"))
                         wait = max(wait, asked if asked is not None else
                                    min(policy.backoff_max_seconds,
@@ -330,6 +332,8 @@ class GraphClient:
             if unauthorized:
                 refreshed = True
                 self.tokens.invalidate(tenant_id)
+            if retry:
+                self.http.note(throttled=throttled, retries=len(retry))
             if retry and wait:
                 if wait > policy.max_retry_after_seconds:
                     raise GraphError(tenant_id, f"throttled: asked to wait {wait:.0f}s, more than "

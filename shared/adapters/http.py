@@ -25,6 +25,8 @@ from typing import Any
 import requests
 import urllib3
 
+from shared import telemetry
+
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -107,6 +109,8 @@ class RetryingHttp:
         self._lock = threading.Lock()
         self._calls = 0
         self._throttled = 0
+        self._retries = 0
+        self._tally = telemetry.current_tally()  # the activity's, for its telemetry
 
     @property
     def calls(self) -> int:
@@ -118,12 +122,31 @@ class RetryingHttp:
         """Responses that were 429 (each one waited for)."""
         return self._throttled
 
-    def _count(self, throttled: bool = False) -> None:
+    @property
+    def retries(self) -> int:
+        """Requests sent again after a failure, a timeout or a 429."""
+        return self._retries
+
+    def note(self, throttled: int = 0, retries: int = 0) -> None:
+        """Count 429s and retries the caller handled itself (the sub-requests of a Graph
+        ``$batch``, answered 429 inside a 200 and sent again in the next batch)."""
+        with self._lock:
+            self._throttled += throttled
+            self._retries += retries
+        if self._tally is not None:
+            for _ in range(throttled):
+                self._tally.count(self.service, throttled=True)
+            self._tally.add_retries(self.service, retries)
+
+    def _count(self, throttled: bool = False, retry: bool = False) -> None:
         with self._lock:
             if throttled:
                 self._throttled += 1
             else:
                 self._calls += 1
+                self._retries += int(retry)
+        if self._tally is not None:
+            self._tally.count(self.service, throttled=throttled, retry=retry)
 
     def _backoff(self, attempt: int) -> float:
         base = self.policy.backoff_base_seconds * (2 ** (attempt - 1))
@@ -153,7 +176,7 @@ class RetryingHttp:
         attempt = 0
         while True:
             attempt += 1
-            self._count()
+            self._count(retry=attempt > 1)
             try:
                 response = self.session.request(
                     method, url, headers=dict(headers or {}), params=params, json=json,

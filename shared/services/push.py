@@ -18,6 +18,7 @@ from datetime import date, datetime
 
 import requests
 
+from shared import telemetry
 from shared.adapters.decision_store import AuditEntry, DecisionRepository
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
@@ -215,6 +216,7 @@ def _apply(ctx: _Context, tenant: TenantConfig, plan: TenantPlan, view: PsaView,
             ctx.runs.update_change(ctx.request.run_id, replace(change, status=ChangeStatus.APPLIED),
                                    "already written by an earlier attempt")
             summary.applied += 1
+            _count_money(summary, change)
             continue
         try:
             written = execute(change, view, ctx.psa_for(change.psa))
@@ -235,6 +237,16 @@ def _apply(ctx: _Context, tenant: TenantConfig, plan: TenantPlan, view: PsaView,
                 ctx.decisions.mark_applied(change.hold_key, ctx.now)
             ctx.decisions.clear_deferral(tenant.tenant_id, change.hold_key)
         summary.applied += 1
+        _count_money(summary, change)
+
+
+def _count_money(summary: PushSummary, change: PlannedChange) -> None:
+    """The money a written change moves, for the run's telemetry: its prorated amount, and for a
+    quantity change the recurring charge it changes (units changed times the unit price)."""
+    if change.amount is not None:
+        summary.prorated_amount += change.amount
+    if change.kind == ChangeKind.SET_QUANTITY and change.unit_price is not None and change.old_quantity is not None:
+        summary.recurring_change += (change.new_quantity - change.old_quantity) * change.unit_price
 
 
 def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
@@ -245,6 +257,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
     shared = read_shared(config, configured, psa_for)
     for tenant_id in request.tenant_ids:
+        telemetry.set_tenant(tenant_id)
         summary.tenants += 1
         tenant = config.tenant(tenant_id)
         snapshot = snapshots.get(tenant_id, request.run_id)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,16 +40,34 @@ def synced(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     store = TableStore(service, "h" + secrets.token_hex(5))
     statuses: list[RunProgress] = []
+    events = Recorder()
+    telemetry_log = logging.getLogger("seatsync.telemetry")
+    telemetry_log.addHandler(events)
+    telemetry_log.setLevel(logging.INFO)
     with running_msp(azurite, store, tmp_path_factory.mktemp("history")) as msp:
-        first = msp.sync(dry_run=True)
-        second = msp.sync(on_progress=statuses.append)
+        try:
+            first = msp.sync(dry_run=True)
+            second = msp.sync(on_progress=statuses.append)
+        finally:
+            telemetry_log.removeHandler(events)
+            telemetry_log.setLevel(logging.NOTSET)
         msp.statuses = statuses  # type: ignore[attr-defined]
+        msp.events = events.records  # type: ignore[attr-defined]
         set_services(msp.services)
         try:
             yield msp, [first["runId"], second["runId"]]
         finally:
             set_services(None)
             store.drop_all()
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 @pytest.fixture
@@ -205,3 +225,27 @@ def test_an_offboarded_customers_history_and_audit_stay_readable_by_id(
         assert "no longer configured" in capsys.readouterr().out
     finally:
         msp.services.config_repository.save(config, "tests", "restored")
+
+
+def test_each_run_sends_its_figures_with_the_run_and_tenant_on_every_event(synced: tuple[Msp, list[str]]) -> None:
+    msp, (first, second) = synced
+    events: list[logging.LogRecord] = msp.events  # type: ignore[attr-defined]
+    assert all(getattr(e, "runId", None) in (first, second) for e in events)
+    for run_id in (first, second):
+        mine = [e for e in events if e.runId == run_id]  # type: ignore[attr-defined]
+        assert [e.getMessage() for e in mine].count("run started") == 1
+        [finished] = [e for e in mine if e.getMessage() == "run finished"]
+        summary = msp.services.runs.summary(run_id)
+        assert summary is not None
+        collected = [e for e in mine if e.getMessage() == "tenant collected"]
+        assert {e.tenantId for e in collected} == {t.tenant_id for t in msp.config.tenants if t.enabled}  # type: ignore[attr-defined]
+        assert sum(e.graphCalls for e in collected) <= summary.graph_calls  # type: ignore[attr-defined]
+        pushed = [e for e in mine if e.getMessage() == "tenants pushed"]
+        assert sum(e.applied for e in pushed) == summary.changes_applied == finished.changesApplied  # type: ignore[attr-defined]
+        assert sum(e.held for e in pushed) == summary.changes_held  # type: ignore[attr-defined]
+        assert finished.tenantsSynced == summary.tenants_ok  # type: ignore[attr-defined]
+    collected = [e for e in events if e.getMessage() == "tenant collected"]
+    assert sum(e.throttled for e in collected) >= 1, "the sample's throttled tenant answered 429"  # type: ignore[attr-defined]
+    assert sum(e.retries for e in collected) >= 1  # type: ignore[attr-defined]
+    live = [e for e in events if e.runId == second and e.getMessage() == "tenants pushed"]  # type: ignore[attr-defined]
+    assert sum(Decimal(e.prorated) for e in live) > 0, "the sample's increase is prorated"  # type: ignore[attr-defined,misc]

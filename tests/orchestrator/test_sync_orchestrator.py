@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
@@ -25,6 +27,7 @@ from sync_orchestrator import sync_orchestrator
 from sync_orchestrator.orchestration import (
     FIRST_PUSH_BATCH,
     MIN_PUSH_BATCH,
+    ORCHESTRATION_VERSION,
     PROGRESS_GROUP,
     PUSH_BATCH_SIZE,
     PUSH_BATCHES,
@@ -78,6 +81,7 @@ class FakeContext:
         self.statuses: list[dict[str, Any]] = []
         self.context = Mock()
         self.context.get_input.return_value = orchestration_input
+        self.context.version = ORCHESTRATION_VERSION
         self.context.current_utc_datetime = NOW
         self.context.call_activity.side_effect = self._call
         self.context.call_activity_with_retry.side_effect = self._call_with_retry
@@ -355,3 +359,27 @@ def test_a_push_that_fails_after_its_retries_fails_the_run(failure: str) -> None
     result = run(fake)
     assert result["status"] == "failed"
     assert "PSA unreachable" in result["error"]
+
+
+def test_host_json_gives_new_instances_this_orchestration_version() -> None:
+    from local_runner.local_sync import default_version
+
+    assert default_version() == ORCHESTRATION_VERSION
+    host = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text(encoding="utf-8"))
+    durable = host["extensions"]["durableTask"]
+    assert (durable["versionMatchStrategy"], durable["versionFailureStrategy"]) == ("CurrentOrOlder", "Reject")
+    assert host["extensionBundle"]["version"].startswith("[4.26.0"), "versioning needs bundle 4.26 or later"
+
+
+@pytest.mark.parametrize("version", [None, "1"], ids=["before-versions", "version-1"])
+def test_an_instance_of_an_older_version_replays_its_own_push_batches(version: str | None) -> None:
+    tenants = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(PUSH_BATCH_SIZE * 2 + 3)]
+    fake = FakeContext(request(), {
+        START_RUN: started(*tenants),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: lambda p: push_summary(tenants=len(p["tenantIds"])),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    fake.context.version = version
+    run(fake)
+    assert [len(p["tenantIds"]) for n, p, _ in fake.calls if n == PUSH_CHANGES] == [PUSH_BATCH_SIZE] * 2 + [3]
