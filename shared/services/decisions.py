@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.adapters.decision_store import ApprovalRecord, AuditEntry, DecisionRepository
@@ -127,14 +128,41 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+AUDIT_NUMBER_COLUMNS = frozenset({"before", "after", "amount", "old_unit_price", "unit_price"})
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """``value`` as a spreadsheet shows it as text, never runs it: a cell beginning with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return gets a leading single quote (OWASP, CSV Injection)."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
 def audit_csv(entries: list[AuditEntry]) -> str:
+    """The audit trail as CSV that is safe to open in a spreadsheet (OWASP's guidance on CSV
+    injection): every text cell is quoted, so a separator or a quote inside it cannot start a new
+    cell, and neutralised by ``spreadsheet_text``; the number columns (seats before and after,
+    amount, prices) are written as plain numbers, so a negative amount stays ``-13.20``."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(AUDIT_COLUMNS)
     for entry in entries:
         row = audit_json(entry)
-        writer.writerow(["" if row[c] is None else row[c] for c in AUDIT_COLUMNS])
+        writer.writerow([_csv_cell(column, row[column]) for column in AUDIT_COLUMNS])
     return out.getvalue()
+
+
+def _csv_cell(column: str, value: Any) -> str | int | Decimal:
+    if value is None:
+        return ""
+    if column in AUDIT_NUMBER_COLUMNS:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        number = Decimal(str(value))
+        if not number.is_finite():
+            raise ValueError(f"the audit column {column} holds {value!r}, not a number")
+        return number
+    return spreadsheet_text(str(value))
 
 
 def unlinked(config: SeatSyncConfig, snapshots: SnapshotRepository) -> list[dict[str, Any]]:
