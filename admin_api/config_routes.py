@@ -139,7 +139,7 @@ def config_history(req: func.HttpRequest) -> func.HttpResponse:
         versions = api().history()
         limit = req.params.get("limit")
         if limit is not None:
-            if not limit.isdigit() or int(limit) < 1:
+            if not (limit.isascii() and limit.isdigit()) or int(limit) < 1:
                 raise RequestValidationError("limit", f"must be a positive number, got {limit!r}")
             versions = versions[:int(limit)]
         return respond(200, {"versions": [version_json(v) for v in versions]})

@@ -5,6 +5,7 @@ host is a small local stand-in (``DurableHost``: no instance is running; a start
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
 import json
@@ -42,6 +43,20 @@ class Route:
 
     def path(self, route_params: dict[str, str]) -> str:
         return _PARAM.sub(lambda m: route_params.get(m.group(1), "x"), self.template)
+
+    @property
+    def query_names(self) -> tuple[str, ...]:
+        """The query parameters the route's module reads (``req.params.get("limit")``), found in
+        its source so that a new parameter is covered without listing it."""
+        module = inspect.getmodule(getattr(self.handler, "__wrapped__", self.handler))
+        source = inspect.getsource(module) if module is not None else ""
+        names = set()
+        for node in ast.walk(ast.parse(source)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "params"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                names.add(node.args[0].value)
+        return tuple(sorted(names))
 
 
 def http_routes() -> list[Route]:

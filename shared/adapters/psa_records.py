@@ -61,7 +61,7 @@ def numeric_id(value: str, what: str, *, signed: bool = False) -> int:
     (``a ConnectWise agreement id``); ``signed`` accepts negative ids."""
     text = str(value).strip()
     digits = text.lstrip("-") if signed else text
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"{what} is a whole number, got {value!r}")
     return int(text)
 
