@@ -106,7 +106,8 @@ CATALOG_SPEC: FieldSpec = {
 AGREEMENT_TYPE_SPEC: FieldSpec = {
     "id": NUM, "name": STR, "defaultFlag": BOOL, "inactiveFlag": BOOL, "prorateFlag": BOOL,
     **_ref("billingCycle", *_ID_NAME),
-    "invoicingCycle": STR,
+    "invoicingCycle": STR, "billTime": STR, "billExpenses": STR, "billProducts": STR, "employeeCompRate": STR,
+    "employeeCompNotExceed": STR,
     **INFO,
 }
 
@@ -362,7 +363,11 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "id": t.id, "name": t.name, "defaultFlag": t.default, "inactiveFlag": t.inactive,
             "prorateFlag": t.prorate,
             "billingCycle": self._billing_cycle(t.billing_cycle) if t.billing_cycle else None,
-            "invoicingCycle": "ContractYear", "_info": self._info(self._loaded_stamp),
+            "invoicingCycle": "ContractYear",
+            # required by ConnectWise's schema of an agreement type (the defaults of a new type)
+            "billTime": "Billable", "billExpenses": "Billable", "billProducts": "Billable",
+            "employeeCompRate": "Actual", "employeeCompNotExceed": "Billing",
+            "_info": self._info(self._loaded_stamp),
         }
 
     def _status(self, start: date, end: date | None, cancelled: bool) -> str:

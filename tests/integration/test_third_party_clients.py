@@ -66,6 +66,8 @@ def connectwise_scenario() -> dict[str, Any]:
         "codebase": "v2025_1", "companyId": "seatsyncmsp", "today": "2026-01-15",
         "credentials": [{"publicKey": "pubkey", "privateKey": "privkey", "clientId": CW_CLIENT_ID}],
         "companies": [{"id": n, "identifier": f"C{n:03d}", "name": f"Company {n:03d}"} for n in range(1, 24)],
+        "contacts": [{"id": n, "companyId": 1 + n % 3, "firstName": f"User{n}", "lastName": "Lee",
+                      "emails": [f"user{n}@c{1 + n % 3}.example"], "phone": "+44 20 7946 0000"} for n in range(1, 8)],
         "catalog": [{"id": n, "identifier": f"SKU-{n}", "description": f"Licence {n}", "price": 10 + n, "cost": n,
                      "taxable": n % 2 == 0} for n in range(1, 8)],
         "agreementTypes": [{"id": 1, "name": "Microsoft 365", "prorate": True}],
@@ -96,11 +98,13 @@ def pages_read(server: RunningEmulator, path: str) -> list[str]:
 def test_pyconnectwise_reads_every_page_of_companies_agreements_additions_and_the_catalogue(
         connectwise: RunningEmulator, tls: TlsFiles) -> None:
     connectwise.emulator.reset()
-    companies, agreements, additions, catalog = drive("connectwise", tls, cw_connection(connectwise), [
+    companies, agreements, additions, catalog, contacts, types = drive("connectwise", tls, cw_connection(connectwise), [
         {"op": "companies", "pageSize": 5, "conditions": "deletedFlag=false"},
         {"op": "agreements", "pageSize": 4},
         {"op": "additions", "agreementId": 101, "pageSize": 5},
         {"op": "catalog", "pageSize": 3},
+        {"op": "contacts", "pageSize": 3, "conditions": "company/id=2"},
+        {"op": "agreement_types", "pageSize": 10},
     ])
     state = connectwise.emulator.state()
     assert [c["id"] for c in companies] == list(range(1, 24))
@@ -120,6 +124,9 @@ def test_pyconnectwise_reads_every_page_of_companies_agreements_additions_and_th
         assert addition["product"]["identifier"] == mine["product"]["identifier"]
     assert [(c["identifier"], c["price"], c["taxableFlag"]) for c in catalog] == [
         (f"SKU-{n}", 10.0 + n, n % 2 == 0) for n in range(1, 8)]
+    assert [(c["id"], c["communicationItems"][0]["value"]) for c in contacts] == [
+        (1, "user1@c2.example"), (4, "user4@c2.example"), (7, "user7@c2.example")]
+    assert [(t["name"], t["prorateFlag"]) for t in types] == [("Microsoft 365", True)]
 
 
 def test_pyconnectwise_creates_and_patches_additions_and_meets_the_documented_refusals(
@@ -175,6 +182,8 @@ def autotask_scenario() -> dict[str, Any]:
     return {
         "today": "2026-01-15", "users": [AT_USER],
         "companies": [{"id": n, "name": f"Company {n:04d}"} for n in range(1, 523)],
+        "contacts": [{"id": 7, "companyId": 19, "firstName": "Ann", "lastName": "Lee",
+                      "emails": ["ann@fabrikam.com", "ann.lee@fabrikam.com"]}],
         "services": [{"id": 1, "name": "M365-BP", "unitPrice": 22, "unitCost": 19.8, "billingCodeId": 7001},
                      {"id": 2, "name": "M365-E3", "unitPrice": 36, "unitCost": 32.4, "billingCodeId": 7002}],
         "contracts": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "startDate": "2026-01-01",
@@ -196,11 +205,15 @@ def at_connection(server: RunningEmulator, **changes: str) -> dict[str, Any]:
 def test_autotask_client_reads_every_page_of_companies_and_the_contract_services(
         autotask: RunningEmulator, tls: TlsFiles) -> None:
     autotask.emulator.reset()
-    companies, contracts, services, catalogue = drive("autotask", tls, at_connection(autotask), [
+    companies, contracts, services, catalogue, contacts, units = drive("autotask", tls, at_connection(autotask), [
         {"op": "query", "entity": "Companies", "filter": [{"op": "gte", "field": "id", "value": 0}]},
         {"op": "query", "entity": "Contracts", "filter": [{"op": "eq", "field": "companyID", "value": 19}]},
         {"op": "query", "entity": "ContractServices", "filter": [{"op": "eq", "field": "contractID", "value": 100}]},
         {"op": "query", "entity": "Services", "filter": [{"op": "eq", "field": "isActive", "value": True}]},
+        {"op": "query", "entity": "Contacts", "filter": [{"op": "eq", "field": "companyID", "value": 19}]},
+        {"op": "query", "entity": "ContractServiceUnits",
+         "filter": [{"op": "eq", "field": "contractServiceID", "value": 500},
+                    {"op": "lte", "field": "startDate", "value": "2026-01-15"}]},
     ])
     assert [c["id"] for c in companies] == list(range(1, 523))  # 500, then the 22 with id above 500
     queries = [e for e in autotask.emulator.requests_log() if e["path"].lower().endswith("/companies/query")]
@@ -208,6 +221,9 @@ def test_autotask_client_reads_every_page_of_companies_and_the_contract_services
     assert [(c["id"], c["contractName"]) for c in contracts] == [(100, "Fabrikam M365")]
     assert [(s["id"], s["serviceID"], s["unitPrice"], s["adjustedPrice"]) for s in services] == [(500, 1, 22.0, None)]
     assert [(s["name"], s["billingCodeID"]) for s in catalogue] == [("M365-BP", 7001), ("M365-E3", 7002)]
+    assert [(c["id"], c["emailAddress"], c["emailAddress2"]) for c in contacts] == [
+        (7, "ann@fabrikam.com", "ann.lee@fabrikam.com")]
+    assert [(u["startDate"], u["units"], u["price"]) for u in units] == [("2026-01-01T00:00:00Z", 20, 22.0)]
 
 
 def test_autotask_client_updates_only_what_the_api_lets_it_update(autotask: RunningEmulator, tls: TlsFiles) -> None:
@@ -252,6 +268,9 @@ def halo_scenario() -> dict[str, Any]:
         "today": "2026-01-15", "tenant": "seatsyncmsp", "rateLimit": None,
         "applications": [{"clientId": "seatsync-app", "clientSecret": "s3cret"}],
         "clients": [{"id": n, "name": f"Client {n:03d}"} for n in range(1, 121)],
+        "users": [{"id": n, "clientId": n, "firstName": f"User{n}", "email": f"user{n}@client{n}.example"}
+                  for n in range(1, 6)],
+        "contracts": [{"id": 40, "clientId": 1, "ref": "C1-M365", "startDate": "2026-01-01"}],
         "items": [{"id": n, "name": f"SKU-{n}", "price": 10 + n, "cost": n, "taxCode": 2 if n % 2 else 0,
                    "nominalCode": f"4{n:03d}"} for n in range(1, 8)],
         "recurringInvoices": [{"id": -n, "clientId": n, "reference": f"Client {n} M365", "startDate": "2026-01-01"}
@@ -274,8 +293,12 @@ def halo_connection(server: RunningEmulator, secret: str = "s3cret") -> dict[str
 def test_halopsa_package_reads_every_page_of_clients_items_and_recurring_invoices(
         halo: RunningEmulator, tls: TlsFiles) -> None:
     halo.emulator.reset()
-    clients, items, invoices = drive("halopsa", tls, halo_connection(halo), [
-        {"op": "clients", "pageSize": 50}, {"op": "items", "pageSize": 3}, {"op": "invoices", "pageSize": 2}])
+    clients, items, invoices, users, contracts = drive("halopsa", tls, halo_connection(halo), [
+        {"op": "clients", "pageSize": 50}, {"op": "items", "pageSize": 3}, {"op": "invoices", "pageSize": 2},
+        {"op": "users", "pageSize": 2}, {"op": "contracts", "pageSize": 10}])
+    assert [(u["id"], u["emailaddress"], u["client_id"]) for u in users] == [
+        (n, f"user{n}@client{n}.example", n) for n in range(1, 6)]
+    assert [(c["id"], c["ref"], c["client_id"]) for c in contracts] == [(40, "C1-M365", 1)]
     assert [c["id"] for c in clients] == list(range(1, 121))
     pages = [e["query"]["page_no"] for e in halo.emulator.requests_log() if e["path"] == "/api/Client"]
     assert pages == ["1", "2", "3"]

@@ -40,6 +40,14 @@ def additions(client: ConnectWiseManageAPIClient, step: Step) -> Any:
     return dumped(endpoint.paginated(1, step["pageSize"], params(step)).all())
 
 
+def contacts(client: ConnectWiseManageAPIClient, step: Step) -> Any:
+    return dumped(client.company.contacts.paginated(1, step["pageSize"], params(step)).all())
+
+
+def agreement_types(client: ConnectWiseManageAPIClient, step: Step) -> Any:
+    return dumped(client.finance.agreements.types.paginated(1, step["pageSize"], params(step)).all())
+
+
 def catalog(client: ConnectWiseManageAPIClient, step: Step) -> Any:
     return dumped(client.procurement.catalog.paginated(1, step["pageSize"], params(step)).all())
 
@@ -62,4 +70,5 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 
 if __name__ == "__main__":
     run(connect, {"companies": companies, "agreements": agreements, "additions": additions, "catalog": catalog,
+                  "contacts": contacts, "agreement_types": agreement_types,
                   "create_addition": create_addition, "patch_addition": patch_addition}, refused)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from HaloPSA.Halo import _Clients, _Items, _MethodsHelper, _RecurringInvoices
+from HaloPSA.Halo import _Clients, _Contracts, _Items, _MethodsHelper, _RecurringInvoices, _Users
 
 from tests.third_party_clients.driver_io import Step, run
 
@@ -28,6 +28,8 @@ class Session:
         self.clients = _Clients(mh=helper)
         self.items = _Items(mh=helper)
         self.invoices = _RecurringInvoices(mh=helper)
+        self.users = _Users(mh=helper)
+        self.contracts = _Contracts(mh=helper)
 
 
 def every_page(search: Any, key: str, page_size: int, **others: Any) -> list[Any]:
@@ -55,6 +57,14 @@ def invoices(session: Session, step: Step) -> Any:
                       client_id=step.get("clientId"))
 
 
+def users(session: Session, step: Step) -> Any:
+    return every_page(session.users.search, "users", step["pageSize"])
+
+
+def contracts(session: Session, step: Step) -> Any:
+    return every_page(session.contracts.search, "contracts", step["pageSize"])
+
+
 def invoice(session: Session, step: Step) -> Any:
     return session.invoices.get(step["id"])
 
@@ -79,5 +89,6 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 
 
 if __name__ == "__main__":
-    run(Session, {"clients": clients, "items": items, "invoices": invoices, "invoice": invoice,
+    run(Session, {"clients": clients, "items": items, "invoices": invoices, "invoice": invoice, "users": users,
+                  "contracts": contracts,
                   "post_lines": post_lines}, refused)
