@@ -195,6 +195,13 @@ def required_reads(config: SeatSyncConfig, tenant: TenantConfig) -> tuple[set[Ag
     return agreements, products
 
 
+def money(amount: Decimal | None) -> str:
+    """A price as people read it: at least two decimals (20.0 -> 20.00), more only when it has them."""
+    if amount is None:
+        return "-"
+    return str(amount.quantize(CENT) if amount == amount.quantize(CENT) else amount)
+
+
 def profile_price(profile: BillingProfile, product: Product | None) -> Decimal | None:
     """The unit price a profile bills at, or None when it depends on a price the PSA lacks."""
     if profile.price.mode == "custom":
@@ -426,7 +433,8 @@ class _Planner:
             else None
         if new_description is not None or new_price is not None:
             what = " and ".join(w for w, v in (("description", new_description),
-                                                (f"unit price {line.unit_price} -> {new_price}{price_note}",
+                                                (f"unit price {money(line.unit_price)} -> {money(new_price)}"
+                                                 f"{price_note}",
                                                  new_price)) if v)
             why = ""
             if new_price is not None:
@@ -487,9 +495,10 @@ class _Planner:
         if line.tag == line_tag(item.mapping_key) or profile.price.manage_adopted_lines:
             return price
         self.problem(item, ProblemKind.PRICE_DIFFERS,
-                     f"line {line.line_id} bills {line.unit_price} a seat, profile '{profile.name}' {price}; the line "
-                     "keeps its price (SeatSync did not create it)", line.line_id, blocks=False,
-                     facts=(("Line's unit price", str(line.unit_price)), ("Profile's unit price", str(price))))
+                     f"line {line.line_id} bills {money(line.unit_price)} a seat, profile '{profile.name}' "
+                     f"{money(price)}; the line keeps its price (SeatSync did not create it)", line.line_id,
+                     blocks=False, facts=(("Line's unit price", money(line.unit_price)),
+                                          ("Profile's unit price", money(price))))
         return None
 
     def not_active(self, item: BillableItem, old: int | None) -> BillableItem:
@@ -531,8 +540,8 @@ class _Planner:
         count = len(item.disabled)
         facts = [("Disabled accounts", str(count))]
         if unit_price is not None:
-            facts.append(("Monthly cost", f"{(unit_price * count).quantize(CENT)} {self.config.notifications.currency}"
-                                          f" ({count} x {unit_price})"))
+            facts.append(("Monthly cost", f"{money(unit_price * count)} {self.config.notifications.currency}"
+                                          f" ({count} x {money(unit_price)})"))
         self.problem(item, ProblemKind.DISABLED_USERS_LICENSED,
                      f"{count} disabled account(s) hold it and are billed, as Microsoft counts them: "
                      + ", ".join(item.disabled[:10]) + (f" and {count - 10} more" if count > 10 else ""),

@@ -82,13 +82,15 @@ def sample_scenario(psa: str = "connectwise") -> tuple[dict[str, Any], str]:
 @contextmanager
 def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[str, Any] | None = None,
                 config_text: str | None = None, edit_config: Any = None,
-                psa_factory: Callable[[Msp], Any] | None = None) -> Iterator[Msp]:
+                psa_factory: Callable[[Msp], Any] | None = None, env: dict[str, str] | None = None
+                ) -> Iterator[Msp]:
+    """``env`` overrides app settings the emulators give (a wrong secret, say)."""
     sample, sample_config = sample_scenario()
     scenario = copy.deepcopy(scenario if scenario is not None else sample)
     with start_emulators(scenario, tmp / "tls") as emulators:
-        env = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
-               "SEATSYNC_TABLE_PREFIX": store.prefix}
-        services = Services(Settings.from_environment(env), store=store, retry_sleep=lambda seconds: None,
+        settings = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
+                    "SEATSYNC_TABLE_PREFIX": store.prefix, **(env or {})}
+        services = Services(Settings.from_environment(settings), store=store, retry_sleep=lambda seconds: None,
                             clock=lambda: NOW)
         text = emulators.render_config(config_text or sample_config)
         if edit_config is not None:
