@@ -16,6 +16,7 @@ from local_runner.wiring import current_user
 from shared.bootstrap import Services, set_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
 from shared.functions import SYNC_ORCHESTRATOR
+from shared.services.lease import ProcessRef
 from shared.services.report import build_report
 from shared.services.sync_requests import validate_tenants
 
@@ -60,6 +61,7 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
     request = SyncRequest(run_id=new_run_id(now), trigger="local",
                           requested_by=requested_by or current_user(), requested_at=now,
                           dry_run=dry_run, tenants=selected)
+    services.lease_process = ProcessRef.current()  # this process is the run: a later run sees when it is gone
 
     def status(value: Any) -> None:
         progress = RunProgress.model_validate(value)

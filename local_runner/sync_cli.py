@@ -1,5 +1,6 @@
-"""``seatsync sync``, ``seatsync report``, ``seatsync runs list``, ``seatsync history`` and
-``seatsync demo``: running a sync and reading what it and the runs before it did."""
+"""``seatsync sync``, ``seatsync report``, ``seatsync runs list`` (``runs lease`` and ``runs unlock``
+live in ``runs_cli``), ``seatsync history`` and ``seatsync demo``: running a sync and reading
+what it and the runs before it did."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from local_runner import runs_cli
 from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, write_output
 from shared.errors import ConfigError
 from shared.text import short, table
@@ -179,6 +181,7 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--before", metavar="RUN_ID", help="only runs older than this one (the next page)")
     listing.add_argument("--json", action="store_true", help="print the page as JSON")
     listing.set_defaults(handler=cmd_runs_list)
+    runs_cli.add_lease_commands(runs_commands)
 
     history = commands.add_parser("history", help="a tenant's licence counts over time")
     history.add_argument("tenant", metavar="TENANT",

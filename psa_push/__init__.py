@@ -1,5 +1,7 @@
-"""The PSA push activity: plans a batch of collected tenants against what their PSAs bill now
-and writes the changes (or records them only, on a dry run)."""
+"""The PSA push activities: settling the write intents earlier attempts left open, and planning
+a batch of collected tenants against what their PSAs bill now and writing the changes (or
+recording them only, on a dry run). Both renew the run's lease while they work; the push stops
+writing if the run no longer holds it."""
 
 from __future__ import annotations
 
@@ -10,10 +12,25 @@ import azure.durable_functions as df
 from shared import telemetry
 from shared.bootstrap import get_services
 from shared.contracts import PushRequest
-from shared.functions import PUSH_CHANGES
+from shared.functions import PUSH_CHANGES, RECONCILE_WRITES
 from shared.services.push import push_changes as push_changes_service
+from shared.services.push import reconcile_open_writes
 
 bp = df.Blueprint()
+
+
+@bp.function_name(RECONCILE_WRITES)
+@bp.activity_trigger(input_name="payload")
+def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
+    services = get_services()
+    request = PushRequest.model_validate(payload)
+    config = services.config()
+    clients = services.psa_clients(config)
+    with services.heartbeat(request.run_id):
+        summary = reconcile_open_writes(config, services.runs, services.decisions, clients, request.run_id,
+                                        services.clock(), sleep=services.retry_sleep)
+    summary.psa_calls = clients.calls
+    return summary.to_json()
 
 
 @bp.function_name(PUSH_CHANGES)
@@ -25,8 +42,10 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
         config = services.config()
         clients = services.psa_clients(config)
         now = services.clock()
-        summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
-                                       request, now.date(), now, margins=services.margins)
+        with services.heartbeat(request.run_id) as heartbeat:
+            summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
+                                           request, now.date(), now, margins=services.margins,
+                                           sleep=services.retry_sleep, guard=heartbeat.check)
         summary.psa_calls = clients.calls
         telemetry.tenants_pushed(request.run_id, request.tenant_ids, summary.applied, summary.held, summary.deferred,
                                  summary.failed, summary.prorated_amount, summary.recurring_change, summary.psa_calls,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
 import requests
@@ -36,6 +36,7 @@ from shared.config.schema import (
 from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionSource
 from shared.errors import ConfigError
 from shared.ports import GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
+from shared.services.lease import Heartbeat, ProcessRef
 from shared.settings import Settings
 
 GraphFactory = Callable[[], GraphPort]
@@ -104,6 +105,16 @@ class Services:
         self._source_factory = source_factory
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry_sleep = retry_sleep  # how clients wait before a retry (tests pass a recorder)
+        self.lease_process: ProcessRef | None = None  # the process of a command-line run (it holds the lease)
+
+    @property
+    def run_lease(self) -> timedelta:
+        """How long a run's lease lasts without renewal (``SEATSYNC_RUN_LEASE_MINUTES``)."""
+        return timedelta(minutes=self.settings.run_lease_minutes)
+
+    def heartbeat(self, run_id: str) -> Heartbeat:
+        """Renews ``run_id``'s lease while an activity of the run works."""
+        return Heartbeat(self.runs, run_id, self.run_lease)
 
     @cached_property
     def config_repository(self) -> ConfigRepository:

@@ -70,6 +70,7 @@ class StartedRun(Message):
     gdap_error: str | None = None
     graph_calls: int = 0
     refused: str | None = Field(default=None, description="why the run could not start (another runs)")
+    took_over: str | None = Field(default=None, description="a dead run whose lease this run took over, and why")
 
 
 class CollectRequest(Message):
@@ -122,6 +123,8 @@ class PushSummary(Message):
     prorated_amount: Decimal = Field(default=Decimal(0), description="prorated charges and credits written")
     recurring_change: Decimal = Field(default=Decimal(0),
                                       description="recurring charges changed: units changed times the unit price")
+    recovered: int = Field(default=0, description="writes of earlier attempts found in the PSA and recorded")
+    not_written: int = Field(default=0, description="open write intents the PSA does not hold (planned again)")
     tenants_failed: list[str] = Field(default_factory=list, description="tenants whose PSA state was not read")
     tenants_unwritten: list[str] = Field(
         default_factory=list, description="tenants with changes to write of which none could be written")
@@ -133,10 +136,12 @@ class PushSummary(Message):
             self.problems_by_kind[kind] = self.problems_by_kind.get(kind, 0) + count
 
 
-RunStatus = Literal["running", "succeeded", "attention", "partial", "failed"]
+RunStatus = Literal["running", "succeeded", "attention", "partial", "failed", "died"]
 """``succeeded``: everything synced and no billing problem; ``attention``: everything that could
 be synced was, but billing problems need a person; ``partial``: some tenants or changes failed;
-``failed``: the run stopped, or no tenant could be collected or pushed. Exit codes: 0, 1, 1, 2."""
+``failed``: the run stopped, or no tenant could be collected or pushed; ``died``: the run ended
+without finishing (its process or orchestration stopped: never in a summary, the report says
+it). Exit codes: 0, 1, 1, 2, 2."""
 
 RunPhase = Literal["starting", "collecting", "pushing", "finishing", "notifying", "finished"]
 
@@ -182,6 +187,7 @@ class RunSummary(Message):
     changes_held: int = 0
     changes_deferred: int = 0
     changes_rejected: int = 0
+    changes_recovered: int = 0
     lines_unchanged: int = 0
     problems: int = 0
     problems_by_kind: dict[str, int] = Field(default_factory=dict)
@@ -242,6 +248,7 @@ def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[
         changes_held=sum(p.held for p in pushes),
         changes_deferred=sum(p.deferred for p in pushes),
         changes_rejected=sum(p.rejected for p in pushes),
+        changes_recovered=sum(p.recovered for p in pushes),
         lines_unchanged=sum(p.unchanged for p in pushes),
         problems=problems,
         problems_by_kind=dict(sorted(by_kind.items())),

@@ -10,8 +10,9 @@ from __future__ import annotations
 SYNC_ORCHESTRATOR = "sync_orchestrator"
 START_RUN = "start_run"
 COLLECT_TENANT = "collect_tenant"
+RECONCILE_WRITES = "reconcile_writes"
 PUSH_CHANGES = "push_changes"
 FINISH_RUN = "finish_run"
 NOTIFY_RUN = "notify_run"
 
-ACTIVITIES = (START_RUN, COLLECT_TENANT, PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN)
+ACTIVITIES = (START_RUN, RECONCILE_WRITES, COLLECT_TENANT, PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN)

@@ -21,6 +21,8 @@ from shared.errors import ConfigError
 DEFAULT_SCHEDULE = "0 0 2 * * *"
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+DEFAULT_RUN_LEASE_MINUTES = 5
+MAX_RUN_LEASE_MINUTES = 120
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,29}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -47,6 +49,7 @@ class Settings:
     ca_bundle: str | None = None
     key_vault_url: str | None = None
     public_url: str | None = None
+    run_lease_minutes: int = DEFAULT_RUN_LEASE_MINUTES
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -114,6 +117,15 @@ class Settings:
         if ca_bundle and not Path(ca_bundle).is_file():
             problems.append(f"SEATSYNC_CA_BUNDLE names no file: {ca_bundle}")
 
+        lease_text = get("SEATSYNC_RUN_LEASE_MINUTES")
+        lease_minutes = DEFAULT_RUN_LEASE_MINUTES
+        if lease_text is not None:
+            if not lease_text.isdigit() or not 1 <= int(lease_text) <= MAX_RUN_LEASE_MINUTES:
+                problems.append(f"SEATSYNC_RUN_LEASE_MINUTES must be a whole number of minutes from 1 to "
+                                f"{MAX_RUN_LEASE_MINUTES}, got {lease_text!r}")
+            else:
+                lease_minutes = int(lease_text)
+
         if problems:
             raise ConfigError(problems, source="app settings")
         return cls(
@@ -125,6 +137,7 @@ class Settings:
             ca_bundle=ca_bundle,
             key_vault_url=get("SEATSYNC_KEY_VAULT_URL"),
             public_url=get("SEATSYNC_PUBLIC_URL"),
+            run_lease_minutes=lease_minutes,
             environment=env,
         )
 

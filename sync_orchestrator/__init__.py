@@ -1,7 +1,12 @@
-"""Starting a sync (daily timer or manual HTTP request), the orchestrator, run bookkeeping,
-the runs list and each run's report and live progress over HTTP. One run at a time: the
-orchestration has a fixed instance id, a new one is refused while it runs (409 over HTTP; the
-timer skips and logs), and host.json lets a finished instance be replaced."""
+"""Starting a sync (daily timer or manual HTTP request), the orchestrator, run bookkeeping, the
+runs list, each run's report and live progress, and the run lease over HTTP.
+
+One run at a time: the orchestration has a fixed instance id, and every run (the command line's
+too) holds the run lease (``shared.services.lease``). A manual sync is refused with 409 naming
+the running run while the orchestration runs or a live run holds the lease, and when the Durable
+runtime refuses a second instance; the timer skips and logs. A lease held by a Function App run
+whose orchestration no longer runs is stale: it is cleared (the run recorded as died) and the
+new run starts. host.json lets a finished instance be replaced."""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from admin_api.http import Blueprint
+from admin_api.http import Blueprint, actor, error_answer, json_body
 from shared import telemetry
-from shared.bootstrap import get_services
+from shared.adapters.run_store import Lease
+from shared.bootstrap import Services, get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequest, Trigger, new_run_id
-from shared.errors import ConfigError, RequestValidationError
+from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
 from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
 from shared.services.history import live_progress, parse_limit, run_page
+from shared.services.lease import LeaseHeldError, clear_stale, lease_json, stale_reason, unlock, wall_clock
 from shared.services.report import ReportError, build_report
 from shared.services.runs import finish_run as finish_run_service
 from shared.services.sync_requests import parse_sync_body
@@ -42,6 +49,33 @@ async def _is_running(client: df.DurableOrchestrationClient) -> bool:
     return status is not None and status.runtime_status in _ACTIVE
 
 
+def _live_lease(services: Services, orchestration_running: bool, actor: str) -> Lease | None:
+    """The lease of a live run, if one holds it. A lease that lapsed, whose command-line process
+    is gone, or held by a Function App run while the orchestration does not run, is stale: it
+    is cleared here (its run recorded as died) so that the new run is not refused."""
+    lease = services.runs.lease()
+    if lease is None:
+        return None
+    reason = stale_reason(lease, wall_clock())
+    if reason is None and lease.pid is None and not orchestration_running:
+        reason = "its orchestration is no longer running"
+    if reason is None:
+        return lease
+    clear_stale(services.runs, services.decisions, lease, reason, actor)
+    return services.runs.lease()
+
+
+def _busy(run_id: str | None, why: str) -> func.HttpResponse:
+    return _json(409, {"error": f"a sync is already running ({why}); try again when it has finished",
+                       "runId": run_id, "instanceId": SYNC_INSTANCE_ID})
+
+
+def _duplicate_instance(exc: Exception) -> bool:
+    """The Durable runtime's refusal to start an instance id that is running: the Python client
+    raises a plain ``Exception`` carrying the host's ``InvalidOperationException`` message."""
+    return "already exists" in str(exc).lower()
+
+
 def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry_run: bool) -> SyncRequest:
     now = datetime.now(UTC)
     return SyncRequest(run_id=new_run_id(now), trigger=trigger, requested_by=requested_by,
@@ -52,11 +86,22 @@ def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_SCHEDULE%", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    if await _is_running(client):
+    running = await _is_running(client)
+    if running:
         log.warning("scheduled sync skipped: the previous run (%s) is still running", SYNC_INSTANCE_ID)
         return
+    lease = _live_lease(get_services(), running, "the sync schedule")
+    if lease is not None:
+        log.warning("scheduled sync skipped: run %s holds the run lease and is alive", lease.run_id)
+        return
     request = _request("timer", "schedule", None, False)
-    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    try:
+        await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    except Exception as exc:
+        if not _duplicate_instance(exc):
+            raise
+        log.warning("scheduled sync skipped: a manual sync started at the same moment (%s)", exc)
+        return
     log.info("scheduled sync started: run %s", request.run_id)
 
 
@@ -70,12 +115,22 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
         return _json(400, {"error": exc.message, "field": exc.field})
     except ConfigError as exc:
         return _json(500, {"error": str(exc)})
-    if await _is_running(client):
-        return _json(409, {"error": "a sync is already running; try again when it has finished",
-                           "instanceId": SYNC_INSTANCE_ID})
+    services = get_services()
+    running = await _is_running(client)
+    lease = _live_lease(services, running, "the sync endpoint")
+    if lease is not None:
+        return _busy(lease.run_id, f"run {lease.run_id} holds the run lease")
+    if running:
+        return _busy(None, "the sync orchestration is running")
     requested_by = req.headers.get("x-ms-client-principal-name") or "api (function key)"
     request = _request("manual", requested_by, manual.tenants, manual.dry_run)
-    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    try:
+        await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    except Exception as exc:
+        if not _duplicate_instance(exc):
+            raise
+        holder = services.runs.lease()
+        return _busy(holder.run_id if holder else None, "the Durable runtime refused a second instance")
     response = client.create_check_status_response(req, SYNC_INSTANCE_ID)
     body = {**json.loads(response.get_body()), "runId": request.run_id, "dryRun": request.dry_run}
     return func.HttpResponse(json.dumps(body), status_code=202, mimetype="application/json",
@@ -124,6 +179,45 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
         return _json(404, {"error": str(exc)})
     progress = live_progress(services.runs, run_id, await _custom_status(client))
     return _json(200, {**report, "progress": progress.to_json() if progress else None})
+
+
+@bp.function_name("run_lease_http")
+@bp.route(route="runs/lease", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def run_lease_http(req: func.HttpRequest) -> func.HttpResponse:
+    """``GET /api/runs/lease``: which run holds the run lease, until when, and whether it is stale."""
+    lease = get_services().runs.lease()
+    return _json(200, {"lease": lease_json(lease) if lease else None})
+
+
+@bp.function_name("run_lease_unlock_http")
+@bp.route(route="runs/lease/unlock", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def run_lease_unlock_http(req: func.HttpRequest) -> func.HttpResponse:
+    """``POST /api/runs/lease/unlock`` with ``{"force": false, "comment": "..."}``: clear a stale run
+    lease (a live one only with ``force``); the audit records who (the signed-in principal or the
+    function key) and the run is recorded as died."""
+    try:
+        body = json_body(req) if req.get_body().strip() else {}
+        if not isinstance(body, dict) or set(body) - {"force", "comment"}:
+            raise RequestValidationError("body", "expected {\"force\": true|false, \"comment\": \"...\"}")
+        force, comment = body.get("force", False), body.get("comment")
+        if not isinstance(force, bool):
+            raise RequestValidationError("force", "must be true or false")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > 500):
+            raise RequestValidationError("comment", "must be text of at most 500 characters")
+    except SeatSyncError as exc:
+        return error_answer(exc)
+    services = get_services()
+    who = actor(req)
+    try:
+        cleared = unlock(services.runs, services.decisions, who, force=force, comment=comment)
+    except LeaseHeldError as exc:
+        return _json(409, {"error": str(exc), "runId": exc.lease.run_id, "lease": lease_json(exc.lease)})
+    except ConflictError as exc:
+        return _json(409, {"error": str(exc)})
+    if cleared is None:
+        return _json(200, {"cleared": None, "message": "no run holds the lease"})
+    return _json(200, {"cleared": lease_json(cleared), "by": who,
+                       "message": f"the lease of run {cleared.run_id} was cleared; the run is recorded as died"})
 
 
 @bp.function_name(SYNC_ORCHESTRATOR)

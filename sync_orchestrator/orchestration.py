@@ -1,7 +1,8 @@
 """The sync orchestration, as a deterministic generator.
 
-start_run -> collect_tenant per tenant (fan-out, retried) -> push_changes per batch of
-collected tenants (fan-in to the PSA push) -> finish_run -> notify_run.
+start_run -> reconcile_writes (settle writes earlier runs left unrecorded; not on a dry run) ->
+collect_tenant per tenant (fan-out, retried) -> push_changes per batch of collected tenants
+(fan-in to the PSA push) -> finish_run -> notify_run.
 
 Only small summaries pass through here (Durable keeps them in the orchestration history);
 snapshots and plans stay in Table Storage. No I/O, no wall clock, no randomness: time comes
@@ -31,7 +32,7 @@ from shared.contracts import (
     TenantOutcome,
     summarize,
 )
-from shared.functions import COLLECT_TENANT, FINISH_RUN, NOTIFY_RUN, PUSH_CHANGES, START_RUN
+from shared.functions import COLLECT_TENANT, FINISH_RUN, NOTIFY_RUN, PUSH_CHANGES, RECONCILE_WRITES, START_RUN
 
 ORCHESTRATION_VERSION = "2"
 """The orchestration's version: host.json's ``extensions.durableTask.defaultVersion`` (a test keeps
@@ -155,6 +156,10 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
 
     collect_failed = 0
     try:
+        if started.refused is None and not request.dry_run:
+            reconciled = yield context.call_activity_with_retry(
+                RECONCILE_WRITES, PUSH_RETRY, PushRequest(run_id=request.run_id, tenant_ids=[]).to_json())
+            pushes.append(PushSummary.model_validate(reconciled))
         report(phase="collecting", tenants_total=len(started.tenants))
         collect_tasks = [
             context.call_activity_with_retry(
@@ -176,7 +181,7 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
             # version 1 pushed batches of 25; its instances replay the batches they scheduled
             for batch in (push_batches(collected_ids) if version >= 2 else batches(collected_ids, PUSH_BATCH_SIZE))
         ]
-        pushes = [PushSummary.model_validate(p) for p in (yield from as_completed(context, push_tasks, pushed))]
+        pushes += [PushSummary.model_validate(p) for p in (yield from as_completed(context, push_tasks, pushed))]
     except Exception as exc:  # an activity failed after its retries: the run is recorded as failed
         error = f"{type(exc).__name__}: {exc}"
 

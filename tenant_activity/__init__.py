@@ -27,7 +27,8 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     request = SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
         config = services.config()
-        started = start_run_service(config, services.graph(), services.runs, request, services.clock())
+        started = start_run_service(config, services.graph(), services.runs, services.decisions, request,
+                                    services.clock(), services.run_lease, services.lease_process)
         if started.refused is None and config.subscription_sources:
             prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
         telemetry.run_started(request.run_id, request.trigger, request.dry_run, len(started.tenants))
@@ -44,7 +45,7 @@ def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
     def lookup(tenant_id: str, subscriptions: tuple[Subscription, ...]) -> PartnerFacts | None:
         return partner_facts(config, services.sources, request.run_id, tenant_id, subscriptions)
 
-    with telemetry.activity(request.run_id, request.tenant_id) as tally:
+    with telemetry.activity(request.run_id, request.tenant_id) as tally, services.heartbeat(request.run_id):
         outcome = collect_tenant_service(services.graph(), services.snapshots, services.runs, request,
                                          services.clock(), lookup if config.subscription_sources else None)
         telemetry.tenant_collected(request.run_id, request.tenant_id, outcome.status, outcome.graph_calls, tally)

@@ -5,10 +5,15 @@
   decrease again the next day finds the row instead of asking twice.
 - ``<prefix>deferrals`` (partition = tenant, row = hold key): decreases scheduled for a
   subscription's renewal date.
-- ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA.
+- ``<prefix>intents`` (partition = tenant, row = change id): a write about to be made, stored
+  before the PSA call and removed once the write is read back and recorded in the ledger (or
+  known not to have happened). One left behind is settled against the PSA by the next attempt.
+- ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA,
+  with the run that made it and, when its own bookkeeping did not finish, the run that found it.
 - ``<prefix>audit`` (partition = tenant, row = ``<UTC time>~<change id>~<event>``): every PSA
-  write and every held, deferred, approved, rejected or failed change, with the run, who
-  started it, before and after, the prorate amount and the reason.
+  write and every held, deferred, approved, rejected, failed or recovered change, with the run,
+  who started it, before and after, the prorate amount and the reason. Partition ``runs`` holds
+  the events of runs themselves: a run found dead, a run lease cleared (and by whom).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from shared.domain.planning import Decisions
 from shared.errors import ConflictError, NotFoundError
 
 _APPROVALS = "approval"
+RUN_EVENTS = "runs"  # the audit partition of run events (tenant partitions are GUIDs)
 
 
 class DecisionError(ConflictError):
@@ -94,6 +100,50 @@ class AuditEntry:
                    reason=reason or change.reason, error=error, actor=actor, old_unit_price=change.old_unit_price)
 
 
+@dataclass(frozen=True)
+class WriteIntent:
+    """A write SeatSync is about to make (or made without finishing its bookkeeping)."""
+
+    change: PlannedChange
+    run_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    tenant_id: str
+    change_id: str
+    run_id: str
+    at: datetime
+    kind: str
+    line_id: str | None
+    tag: str | None
+    recovered_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Something that happened to a run as a whole: ``died`` (found dead by a later run or by an
+    unlock), ``lease-cleared`` (someone cleared its lease)."""
+
+    at: datetime
+    event: str
+    run_id: str
+    actor: str
+    reason: str
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _ledger_entry(entity: dict[str, Any]) -> LedgerEntry:
+    return LedgerEntry(tenant_id=str(entity["PartitionKey"]), change_id=str(entity["RowKey"]),
+                       run_id=str(entity["RunId"]), at=_entity_time(entity["At"]), kind=str(entity["Kind"]),
+                       line_id=str(entity.get("LineId") or "") or None, tag=str(entity.get("Tag") or "") or None,
+                       recovered_by=str(entity.get("RecoveredBy") or "") or None)
+
+
 def _entity_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value))
 
@@ -103,6 +153,7 @@ class DecisionRepository:
         self._approvals = store.table("approvals")
         self._deferrals = store.table("deferrals")
         self._ledger = store.table("ledger")
+        self._intents = store.table("intents")
         self._audit = store.table("audit")
 
     # approvals ---------------------------------------------------------------------------
@@ -207,22 +258,46 @@ class DecisionRepository:
                      if r.status in ("approved", "rejected")}
         return Decisions(approvals=approvals, deferrals={d.hold_key: d for d, _ in self.deferrals(tenant_id)})
 
-    # ledger ------------------------------------------------------------------------------
-    def written(self, tenant_id: str, change_id: str) -> bool:
-        try:
-            self._ledger.get_entity(tenant_id, change_id)
-        except ResourceNotFoundError:
-            return False
-        return True
+    # write intents and the ledger ---------------------------------------------------------
+    def open_intent(self, change: PlannedChange, run_id: str, at: datetime) -> None:
+        """Record that ``change`` is about to be written (before the PSA call)."""
+        upsert(self._intents, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
+                               "At": at.isoformat(), "Change": change_to_json(change)})
 
-    def record_write(self, change: PlannedChange, run_id: str, at: datetime, result_line: str | None) -> None:
+    def intents(self, tenant_id: str | None = None) -> list[WriteIntent]:
+        """Open intents, of one tenant or of all, oldest first."""
+        entities = partition(self._intents, tenant_id) if tenant_id else self._intents.list_entities()
+        found = [WriteIntent(change_from_json(str(e["Change"])), str(e["RunId"]), _entity_time(e["At"]))
+                 for e in entities]
+        return sorted(found, key=lambda i: (i.at, i.change.change_id))
+
+    def close_intent(self, tenant_id: str, change_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._intents.delete_entity(tenant_id, change_id)
+
+    def written(self, tenant_id: str, change_id: str) -> bool:
+        return self.ledger_entry(tenant_id, change_id) is not None
+
+    def ledger_entry(self, tenant_id: str, change_id: str) -> LedgerEntry | None:
+        try:
+            return _ledger_entry(dict(self._ledger.get_entity(tenant_id, change_id)))
+        except ResourceNotFoundError:
+            return None
+
+    def record_write(self, change: PlannedChange, run_id: str, at: datetime, result_line: str | None,
+                     recovered_by: str | None = None) -> None:
+        """Record a write the PSA holds: made by ``run_id``; ``recovered_by`` is the run that found
+        it in the PSA when the writing run's bookkeeping did not finish."""
         upsert(self._ledger, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
                               "At": at.isoformat(), "Kind": change.kind.value, "LineId": result_line or "",
-                              "Tag": change.tag or ""})
+                              "Tag": change.tag or "", "RecoveredBy": recovered_by or ""})
+
+    def ledger(self, tenant_id: str) -> list[LedgerEntry]:
+        return sorted((_ledger_entry(e) for e in partition(self._ledger, tenant_id.lower())), key=lambda e: e.at)
 
     # audit -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:
-        stamp = entry.at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = _stamp(entry.at)
         sequence = f"{time.time_ns():020d}"  # keeps the order of events recorded at the same instant
         upsert(self._audit, {
             "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{sequence}~{entry.change_id}~{entry.event}",
@@ -235,8 +310,8 @@ class DecisionRepository:
 
     def audit_trail(self, tenant_id: str, start: datetime | None = None, end: datetime | None = None
                     ) -> list[AuditEntry]:
-        low = start.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ") if start else ""
-        high = end.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ") if end else "~"
+        low = _stamp(start) if start else ""
+        high = _stamp(end) if end else "~"
         entries = []
         for entity in row_range(self._audit, tenant_id.lower(), low, high):
             raw = json.loads(str(entity["Entry"]))
@@ -245,3 +320,16 @@ class DecisionRepository:
                 raw[key] = None if raw.get(key) is None else Decimal(raw[key])
             entries.append(AuditEntry(**raw))
         return entries  # in row key order: time, then the order recorded
+
+    def audit_run_event(self, event: RunEvent) -> None:
+        upsert(self._audit, {"PartitionKey": RUN_EVENTS,
+                             "RowKey": f"{_stamp(event.at)}~{time.time_ns():020d}~{event.run_id}~{event.event}",
+                             "Entry": json.dumps({**asdict(event), "at": event.at.isoformat()})})
+
+    def run_events(self, start: datetime | None = None, end: datetime | None = None) -> list[RunEvent]:
+        events = []
+        for entity in row_range(self._audit, RUN_EVENTS, _stamp(start) if start else "", _stamp(end) if end else "~"):
+            raw = json.loads(str(entity["Entry"]))
+            raw["at"] = datetime.fromisoformat(raw["at"])
+            events.append(RunEvent(**raw))
+        return events

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -44,6 +43,21 @@ from shared.domain.problems import Problem, problem_from_json, problem_to_json
 _RUNS_PK = "runs"
 _LEASE_PK = "lease"
 _LEASE_RK = "sync"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The single run lease: which run holds it, until when (renewed while the run lives) and,
+    for a run of the command line, the process that runs it (host, pid and the process's start
+    time, so that a reused pid is not mistaken for it)."""
+
+    run_id: str
+    expires: datetime
+    renewed: datetime
+    host: str | None = None
+    pid: int | None = None
+    process_started: str | None = None
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ class RunRecord:
     status: str
     summary: RunSummary | None
     progress: dict[str, Any] | None
+    died: str | None = None
+    """Why the run is recorded as died (``status`` ``died``)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +212,7 @@ class RunRepository:
             summary = (RunSummary.model_validate_json(str(entity["Summary"])) if entity.get("Summary") else None)
             progress = json.loads(str(entity["Progress"])) if entity.get("Progress") and summary is None else None
             records.append(RunRecord(SyncRequest.model_validate_json(str(entity["Request"])), str(entity["Status"]),
-                                     summary, progress))
+                                     summary, progress, str(entity.get("DiedReason") or "") or None))
         return records
 
     def record_progress(self, run_id: str, progress: dict[str, Any]) -> None:
@@ -224,38 +240,83 @@ class RunRepository:
             return None
 
     # the run lease -------------------------------------------------------------------------
-    def acquire_lease(self, run_id: str, now: datetime, ttl: timedelta) -> str | None:
-        """Take the single run lease for ``run_id``; returns the holding run when another, live
-        run has it. One run at a time, whatever started it (the Functions host or the CLI)."""
-        entity: dict[str, Any] = {"PartitionKey": _LEASE_PK, "RowKey": _LEASE_RK, "RunId": run_id,
-                                  "Expires": (now + ttl).isoformat()}
+    def lease(self) -> Lease | None:
+        """The run lease as stored (whether it is still live is the caller's judgement)."""
         try:
-            current = self._runs.get_entity(_LEASE_PK, _LEASE_RK)
+            entity = self._runs.get_entity(_LEASE_PK, _LEASE_RK)
         except ResourceNotFoundError:
-            try:
-                self._runs.create_entity(entity)
-            except ResourceExistsError:
-                return "another run (it started at the same moment)"
             return None
-        holder = str(current["RunId"])
-        if holder != run_id and datetime.fromisoformat(str(current["Expires"])) > now:
-            return holder
+        pid = entity.get("Pid")
+        return Lease(run_id=str(entity["RunId"]), expires=datetime.fromisoformat(str(entity["Expires"])),
+                     renewed=datetime.fromisoformat(str(entity.get("Renewed") or entity["Expires"])),
+                     host=str(entity.get("Host") or "") or None, pid=int(pid) if pid else None,
+                     process_started=str(entity.get("ProcessStarted") or "") or None,
+                     etag=str(entity.metadata["etag"]))
+
+    def take_lease(self, lease: Lease, replacing: Lease | None) -> bool:
+        """Store ``lease`` if the stored one is still ``replacing`` (None: there is none); False
+        when another writer got there first."""
+        entity = {"PartitionKey": _LEASE_PK, "RowKey": _LEASE_RK, "RunId": lease.run_id,
+                  "Expires": lease.expires.isoformat(), "Renewed": lease.renewed.isoformat(),
+                  "Host": lease.host or "", "Pid": lease.pid or 0, "ProcessStarted": lease.process_started or ""}
         try:
-            self._runs.update_entity(entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+            if replacing is None:
+                self._runs.create_entity(entity)
+            else:
+                self._runs.update_entity(entity, mode=UpdateMode.REPLACE, etag=replacing.etag,
+                                         match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    def renew_lease(self, run_id: str, now: datetime, ttl: timedelta) -> bool:
+        """Extend the lease of ``run_id`` to ``now + ttl``; False when the run no longer holds it
+        (cleared, or taken over after it lapsed)."""
+        for _ in range(3):
+            current = self.lease()
+            if current is None or current.run_id != run_id:
+                return False
+            try:
+                self._runs.update_entity({"PartitionKey": _LEASE_PK, "RowKey": _LEASE_RK,
+                                          "Expires": (now + ttl).isoformat(), "Renewed": now.isoformat()},
+                                         mode=UpdateMode.MERGE, etag=current.etag,
+                                         match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                continue  # renewed by another activity of the same run meanwhile: read again
+            except ResourceNotFoundError:
+                return False
+            return True
+        return False
+
+    def clear_lease(self, lease: Lease) -> bool:
+        """Delete the lease if it is still ``lease``; False when it changed meanwhile."""
+        try:
+            self._runs.delete_entity(_LEASE_PK, _LEASE_RK, etag=lease.etag,
                                      match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
-            return "another run (it started at the same moment)"
-        return None
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def release_lease(self, run_id: str) -> None:
-        try:
-            current = self._runs.get_entity(_LEASE_PK, _LEASE_RK)
-        except ResourceNotFoundError:
-            return
-        if str(current["RunId"]) == run_id:
-            with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-                self._runs.delete_entity(_LEASE_PK, _LEASE_RK, etag=current.metadata["etag"],
-                                         match_condition=MatchConditions.IfNotModified)
+        current = self.lease()
+        if current is not None and current.run_id == run_id:
+            self.clear_lease(current)
+
+    def mark_died(self, run_id: str, reason: str, at: datetime) -> bool:
+        """Record that a run ended without finishing (unless it did finish); True when recorded."""
+        entity = self._run_entity(run_id)
+        if entity is None or entity.get("Summary"):
+            return False
+        self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": run_id, "Status": "died",
+                                  "DiedAt": at.isoformat(), "DiedReason": _clip(reason)}, mode=UpdateMode.MERGE)
+        return True
+
+    def died(self, run_id: str) -> tuple[datetime, str] | None:
+        """When and why a run was found dead, if it was."""
+        entity = self._run_entity(run_id)
+        if not entity or entity.get("Summary") or not entity.get("DiedAt"):
+            return None
+        return datetime.fromisoformat(str(entity["DiedAt"])), str(entity.get("DiedReason") or "")
 
     # tenants ---------------------------------------------------------------------------
     def record_tenant(self, run_id: str, outcome: TenantOutcome) -> None:
@@ -301,6 +362,12 @@ class RunRepository:
 
     def changes(self, run_id: str) -> list[tuple[PlannedChange, str | None]]:
         return [change_from_entity(e) for e in partition(self._changes, run_id)]
+
+    def change(self, run_id: str, change_id: str) -> tuple[PlannedChange, str | None] | None:
+        try:
+            return change_from_entity(dict(self._changes.get_entity(run_id, change_id)))
+        except ResourceNotFoundError:
+            return None
 
     def finished_at(self, run_id: str) -> datetime | None:
         summary = self.summary(run_id)

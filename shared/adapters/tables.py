@@ -14,13 +14,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
+import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.errors import ConfigError, SeatSyncError
@@ -28,10 +35,62 @@ from shared.settings import Settings
 
 PART_BYTES = 60_000
 BATCH_LIMIT = 100
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreError(SeatSyncError):
     """Stored data is missing or inconsistent."""
+
+
+class StoreUnavailableError(StoreError):
+    """Table Storage did not accept a write (or answer a read) after every retry."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A storage failure worth trying again: no answer at all (connection refused or reset, a
+    timeout) or a status that says "not now" (408, 429, 5xx). A 404, 409 or 412 is an answer."""
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code in TRANSIENT_STATUSES
+
+
+@dataclass(frozen=True)
+class StoreRetry:
+    """How long bookkeeping rides out a storage outage: ``attempts`` tries, waiting
+    ``first_wait`` seconds and doubling up to ``max_wait`` between them (the SDK's own retries
+    run inside each try). About a minute and a half in all with the defaults."""
+
+    attempts: int = 7
+    first_wait: float = 1.0
+    max_wait: float = 30.0
+
+    def call(self, what: str, operation: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
+        """Run ``operation``, retrying transient storage failures; raises
+        ``StoreUnavailableError`` naming ``what`` when every attempt failed."""
+        wait = self.first_wait
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if attempt == self.attempts:
+                    raise StoreUnavailableError(
+                        f"Table Storage is unavailable: {what} failed {attempt} times "
+                        f"({type(exc).__name__}: {_first_line(exc)})") from exc
+                log.warning("storage: %s failed (%s); attempt %d of %d, retrying in %.1fs", what,
+                            type(exc).__name__, attempt, self.attempts, wait)
+            sleep(wait)
+            wait = min(self.max_wait, wait * 2)
+        raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 class TableStore:

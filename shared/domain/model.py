@@ -400,6 +400,9 @@ class ChangeStatus(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     SUPERSEDED = "superseded"
+    RECOVERED = "recovered"
+    """Written to the PSA by an earlier attempt or run whose bookkeeping did not finish; found in
+    the PSA and recorded by this run."""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from datetime import datetime
 
 from pydantic import Field
 
-from shared.adapters.run_store import BilledCount, RunRecord, RunRepository
+from shared.adapters.run_store import BilledCount, Lease, RunRecord, RunRepository
 from shared.adapters.snapshot_store import LicenceCount, SnapshotRepository
 from shared.config.schema import SeatSyncConfig, is_guid
 from shared.contracts import Message, RunProgress, RunStatus, Trigger
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError, RequestValidationError
+from shared.services.lease import unfinished_state
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 200
@@ -72,7 +73,7 @@ def parse_limit(value: str | int | None, field: str = "limit") -> int:
     return limit
 
 
-def _item(record: RunRecord, live: RunProgress | None) -> RunListItem:
+def _item(record: RunRecord, live: RunProgress | None, lease: Lease | None) -> RunListItem:
     request, summary = record.request, record.summary
     progress = None
     if summary is None:
@@ -80,13 +81,17 @@ def _item(record: RunRecord, live: RunProgress | None) -> RunListItem:
             progress = live
         elif record.progress is not None:
             progress = RunProgress.model_validate(record.progress)
-    status: RunStatus = summary.status if summary else "running"
+    status: RunStatus = summary.status if summary else "died"
+    error = summary.error if summary else record.died
+    if summary is None and record.status != "died":
+        state, error = unfinished_state(request.run_id, lease)
+        status = "running" if state == "running" else "died"
     return RunListItem(
         run_id=request.run_id, status=status, dry_run=request.dry_run, trigger=request.trigger,
         requested_by=request.requested_by, started_at=request.requested_at,
         finished_at=summary.finished_at if summary else None, tenants=request.tenants,
         totals=RunTotals(**{name: getattr(summary, name) for name in RunTotals.model_fields}) if summary else None,
-        progress=progress, error=summary.error if summary else None)
+        progress=progress, error=error)
 
 
 def run_page(runs: RunRepository, limit: int = DEFAULT_PAGE, before: str | None = None,
@@ -96,7 +101,8 @@ def run_page(runs: RunRepository, limit: int = DEFAULT_PAGE, before: str | None 
     records = runs.run_page(limit + 1, before)
     more = len(records) > limit
     records = records[:limit]
-    return RunPage(runs=[_item(r, live) for r in records],
+    lease = runs.lease() if any(r.summary is None for r in records) else None
+    return RunPage(runs=[_item(r, live, lease) for r in records],
                    next_before=records[-1].request.run_id if more and records else None)
 
 

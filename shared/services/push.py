@@ -1,12 +1,15 @@
 """Plan and push the changes of a group of collected tenants to their PSAs.
 
-For each tenant: read what its PSAs bill now (agreements, lines, catalogue prices), plan with
-the pure core, record the plan, then write. Exactly-once: every write is planned from the
-PSA's state read just before, SeatSync's records carry deterministic tags, a prorate line is
-written before the base quantity it accompanies, and the ledger records each write; so a
-retried activity, a crash between a PSA write and its bookkeeping, or a second run on the same
-day finds the work already done instead of doing it twice. Held and deferred decreases are
-recorded for a human or for their renewal date; every write and every decision is audited.
+For each tenant: read what its PSAs bill now (agreements, lines, catalogue prices), settle the
+write intents an earlier attempt left open (``shared.services.bookkeeping``), plan with the pure
+core, record the plan, then write: an intent before each PSA call, one read-back of the
+affected agreements after the tenant's writes, and each write recorded as applied only when
+the PSA holds it. Exactly-once: every write is planned from the PSA's state read just before,
+SeatSync's records carry deterministic tags and a prorate line is written before the base
+quantity it accompanies; so a retried activity, a crash between a PSA write and its
+bookkeeping, or a second run on the same day finds the work already done instead of doing it
+twice, and records it. Held and deferred decreases are recorded for a human or for their
+renewal date; every write and every decision is audited.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import partial
 
 import requests
 
-from shared import telemetry
-from shared.adapters.decision_store import AuditEntry, DecisionRepository
+from shared import checkpoints, telemetry
+from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import PushRequest, PushSummary, SyncRequest
+from shared.contracts import PushRequest, PushSummary
 from shared.domain.billing import unlinked_licences
 from shared.domain.model import (
     Agreement,
@@ -40,12 +44,22 @@ from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenan
 from shared.domain.problems import Problem, count_by_kind
 from shared.domain.sku_names import sku_display_name
 from shared.domain.subscriptions import StateRecord, licence_state
+from shared.domain.writes import CREATING
 from shared.errors import PsaError, SeatSyncError
 from shared.ports import NewLine, PsaPort
+from shared.services.bookkeeping import (
+    PSA_FAILURES,
+    Attempt,
+    Bookkeeping,
+    PsaLookup,
+    answered_no,
+    confirm,
+    reconcile_writes,
+    settle,
+)
 from shared.services.reconcile import record_tenant as record_margins
 
 log = logging.getLogger(__name__)
-PsaLookup = Callable[[str], PsaPort]
 
 
 class TenantReadError(SeatSyncError):
@@ -103,23 +117,6 @@ def read_view(config: SeatSyncConfig, tenant: TenantConfig, shared: SharedReads,
     except (PsaError, SeatSyncError, requests.RequestException) as exc:
         raise TenantReadError(f"PSA lines could not be read, nothing planned: {exc}") from exc
     return PsaView(shared.agreements, lines, shared.products, shared.capabilities)
-
-
-@dataclass
-class _Context:
-    config: SeatSyncConfig
-    runs: RunRepository
-    decisions: DecisionRepository
-    psa_for: PsaLookup
-    request: PushRequest
-    run: SyncRequest | None
-    now: datetime
-
-    def audit(self, change: PlannedChange, event: str, tenant: TenantConfig, **extra: str | None) -> None:
-        self.decisions.audit(AuditEntry.of(
-            change, event, self.now, tenant.name, run_id=self.request.run_id,
-            trigger=self.run.trigger if self.run else None,
-            requested_by=self.run.requested_by if self.run else None, **extra))
 
 
 def state_history(snapshots: SnapshotRepository, snapshot: TenantSnapshot) -> dict[str, list[StateRecord]]:
@@ -183,103 +180,135 @@ def _reconciliation(tenant: TenantConfig, snapshot: TenantSnapshot, plan: Tenant
     return rows, unlinked
 
 
-def _record_decisions(ctx: _Context, tenant: TenantConfig, plan: TenantPlan) -> None:
+def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan) -> None:
+    decisions, run_id, now = book.decisions, book.run_id, book.now
     current = {c.hold_key for c in plan.changes if c.hold_key}
     for change in plan.changes:
-        if change.status == ChangeStatus.HELD and ctx.decisions.hold(change, ctx.request.run_id, ctx.now):
-            ctx.audit(change, "held", tenant)
-        elif change.status == ChangeStatus.DEFERRED and ctx.decisions.defer(change, ctx.request.run_id, ctx.now):
-            ctx.audit(change, "deferred", tenant)
+        if change.status == ChangeStatus.HELD and book.keep("a held decrease",
+                                                             partial(decisions.hold, change, run_id, now)):
+            book.audit(change, "held")
+        elif change.status == ChangeStatus.DEFERRED and book.keep("a deferred decrease",
+                                                                   partial(decisions.defer, change, run_id, now)):
+            book.audit(change, "deferred")
     # a pending approval whose decrease no longer stands (the count moved on) is superseded
-    pending = ctx.decisions.approvals("pending", tenant.tenant_id)
+    pending = book.keep("the pending approvals", partial(decisions.approvals, "pending", tenant.tenant_id))
     if not pending:
         return
     for mapping_key in {c.mapping_key for c in plan.changes} | {o.item.mapping_key for o in plan.outcomes}:
         keep = next((c.hold_key for c in plan.changes if c.mapping_key == mapping_key and c.hold_key in current
                      and c.status == ChangeStatus.HELD), None)
-        for record in ctx.decisions.supersede(pending, mapping_key, keep, ctx.now):
-            ctx.audit(record.change, "superseded", tenant, reason="the licence count moved on before a decision")
+        superseded = book.keep("superseding approvals", partial(decisions.supersede, pending, mapping_key, keep, now))
+        for record in superseded:
+            book.audit(record.change, "superseded", reason="the licence count moved on before a decision")
 
 
-def _apply(ctx: _Context, tenant: TenantConfig, plan: TenantPlan, view: PsaView, summary: PushSummary) -> None:
+def _found_written(book: Bookkeeping, change: PlannedChange) -> PlannedChange | None:
+    """A change the plan found already in the PSA (a prorate line found by its tag): this run's
+    own write (an earlier attempt) stays applied; a write no record holds is recovered; another
+    run's recorded write is not this run's change (None)."""
+    entry = book.keep("the ledger", partial(book.decisions.ledger_entry, change.tenant_id, change.change_id))
+    if entry is None:
+        reason = (f"{change.reason}; no record of this write existed: found in the PSA by its tag and recorded by "
+                  f"run {book.run_id}")
+        recovered = replace(change, status=ChangeStatus.RECOVERED, reason=reason)
+        book.record_applied(change, change.line_id, recovered=True)
+        book.audit(recovered, "recovered", reason=reason)
+        return recovered
+    return change if entry.run_id == book.run_id else None
+
+
+def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSummary,
+           guard: Callable[[], None]) -> None:
+    """Write a tenant's changes (intent first), then read them back and record each."""
     broken: set[str] = set()  # mappings whose earlier write failed: their later writes wait for the next run
+    attempts: list[Attempt] = []
     for change in plan.changes:
         if not change.writes:
             continue
         if change.mapping_key in broken:
-            skipped = replace(change, status=ChangeStatus.FAILED)
-            ctx.runs.update_change(ctx.request.run_id, skipped,
-                                   "not attempted: an earlier write of this licence failed")
+            book.update_change(replace(change, status=ChangeStatus.FAILED),
+                               "not attempted: an earlier write of this licence failed")
             summary.failed += 1
             continue
-        if ctx.decisions.written(tenant.tenant_id, change.change_id):
-            ctx.runs.update_change(ctx.request.run_id, replace(change, status=ChangeStatus.APPLIED),
-                                   "already written by an earlier attempt")
-            summary.applied += 1
-            _count_money(summary, change)
-            continue
-        try:
-            written = execute(change, view, ctx.psa_for(change.psa))
-        except (PsaError, SeatSyncError, requests.RequestException) as exc:
-            log.warning("change %s failed: %s", change.change_id, exc)
-            broken.add(change.mapping_key)
+        if change.kind in CREATING and book.keep("the ledger", partial(book.decisions.written, change.tenant_id,
+                                                                        change.change_id)):
+            # the PSA no longer shows a line SeatSync created today: never created twice
+            error = ("this line was written earlier today (see the ledger) but the PSA no longer shows it; it is not "
+                     "created twice: check the agreement")
             failed = replace(change, status=ChangeStatus.FAILED)
-            ctx.runs.update_change(ctx.request.run_id, failed, str(exc))
-            ctx.audit(failed, "failed", tenant, error=str(exc))
+            book.update_change(failed, error)
+            book.audit(failed, "failed", error=error)
+            broken.add(change.mapping_key)
             summary.failed += 1
             continue
-        ctx.decisions.record_write(change, ctx.request.run_id, ctx.now, written)
-        applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or written)
-        ctx.runs.update_change(ctx.request.run_id, applied)
-        ctx.audit(applied, "applied", tenant)
-        if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
-            if ctx.decisions.approval(change.hold_key) is not None:
-                ctx.decisions.mark_applied(change.hold_key, ctx.now)
-            ctx.decisions.clear_deferral(tenant.tenant_id, change.hold_key)
-        summary.applied += 1
-        _count_money(summary, change)
-
-
-def _count_money(summary: PushSummary, change: PlannedChange) -> None:
-    """The money a written change moves, for the run's telemetry: its prorated amount, and for a
-    quantity change the recurring charge it changes (units changed times the unit price)."""
-    if change.amount is not None:
-        summary.prorated_amount += change.amount
-    if change.kind == ChangeKind.SET_QUANTITY and change.unit_price is not None and change.old_quantity is not None:
-        summary.recurring_change += (change.new_quantity - change.old_quantity) * change.unit_price
+        guard()
+        book.open_intent(change)
+        checkpoints.reached("before-psa-write")
+        try:
+            written = execute(change, view, book.psa_for(change.psa))
+        except PSA_FAILURES as exc:
+            log.warning("change %s: the PSA write failed: %s", change.change_id, exc)
+            broken.add(change.mapping_key)
+            attempts.append(Attempt(change, error=str(exc), refused=answered_no(exc)))
+            continue
+        checkpoints.reached("after-psa-write")
+        attempts.append(Attempt(change, line_id=written))
+    if attempts:
+        confirm(book, attempts, summary)
+        checkpoints.reached("after-bookkeeping")
 
 
 def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
                  decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
-                 now: datetime, margins: MarginRepository | None = None) -> PushSummary:
+                 now: datetime, margins: MarginRepository | None = None, *,
+                 sleep: Callable[[float], None] | None = None,
+                 guard: Callable[[], None] = lambda: None) -> PushSummary:
+    """Plan and write a batch of tenants. ``guard`` runs before every PSA write and raises when
+    the run may no longer write (it lost its lease); ``sleep`` is how storage retries wait."""
+    checkpoints.reached("push-started")
     summary = PushSummary()
-    ctx = _Context(config, runs, decisions, psa_for, request, runs.request(request.run_id), now)
+    book = Bookkeeping(config, runs, decisions, psa_for, request.run_id, None, now, sleep=sleep)
+    book.run = book.keep("the run's request", lambda: runs.request(request.run_id))
     configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
     shared = read_shared(config, configured, psa_for)
     for tenant_id in request.tenant_ids:
         telemetry.set_tenant(tenant_id)
         summary.tenants += 1
         tenant = config.tenant(tenant_id)
-        snapshot = snapshots.get(tenant_id, request.run_id)
+        snapshot = book.keep("the tenant's snapshot", partial(snapshots.get, tenant_id, request.run_id))
         if tenant is None or snapshot is None:
             reason = ("the tenant is no longer configured" if tenant is None
                       else "no snapshot of this run was stored")
-            runs.record_problems(request.run_id, tenant_id, [], push_error=reason)
+            book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
+                                                       push_error=reason))
             summary.tenants_failed.append(tenant_id)
             continue
         try:
             view = read_view(config, tenant, shared, psa_for)
         except TenantReadError as exc:
             log.warning("tenant %s: %s", tenant_id, exc)
-            runs.record_problems(request.run_id, tenant_id, [], push_error=str(exc))
+            book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
+                                                       push_error=str(exc)))
             summary.tenants_failed.append(tenant_id)
             continue
-        plan = plan_tenant(config, tenant, snapshot, view, today, decisions.decisions_for(tenant_id),
-                           state_history(snapshots, snapshot))
-        runs.record_problems(request.run_id, tenant_id, list(plan.problems))
-        runs.record_reconciliation(request.run_id, tenant_id, *_reconciliation(tenant, snapshot, plan, config))
+        recovered: dict[str, PlannedChange] = {}
+        if not request.dry_run:
+            # writes an earlier attempt made without finishing its bookkeeping: recorded before planning
+            intents = book.keep("the tenant's open write intents", partial(decisions.intents, tenant_id))
+            for settled in settle(book, intents, view.lines, summary):
+                if settled.held:
+                    recovered[settled.change.change_id] = settled.change
+        plan = plan_tenant(config, tenant, snapshot, view, today,
+                           book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id)),
+                           book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
+        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
+                                                   list(plan.problems)))
+        rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
+        book.keep("the tenant's licences", partial(runs.record_reconciliation, request.run_id, tenant_id, rows,
+                                                   unlinked))
         if margins is not None:
-            record_margins(margins, request.run_id, config, tenant, snapshot, plan, view, today)
+            book.keep("the tenant's margins", partial(record_margins, margins, request.run_id, config, tenant,
+                                                      snapshot, plan, view, today))
         summary.unchanged += plan.unchanged
         summary.count_problems(count_by_kind(plan.problems),
                                sum(1 for p in plan.problems if acknowledged(config, p)))
@@ -289,14 +318,36 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         to_write = [c for c in plan.changes if c.writes]
         summary.planned += len(to_write)
         if request.dry_run:
-            runs.record_changes(request.run_id, [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c
-                                                 for c in plan.changes])
+            dry = [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c for c in plan.changes]
+            book.keep("the planned changes", partial(runs.record_changes, request.run_id, dry))
             summary.dry_run += len(to_write)
             continue
-        runs.record_changes(request.run_id, list(plan.changes))
-        _record_decisions(ctx, tenant, plan)
+        changes: list[PlannedChange] = []
+        for change in plan.changes:
+            if change.change_id in recovered:
+                continue  # recorded as recovered above
+            if change.status == ChangeStatus.APPLIED:
+                found = _found_written(book, change)
+                if found is None:
+                    continue
+                summary.recovered += found.status == ChangeStatus.RECOVERED
+                change = found
+            changes.append(change)
+        book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
+        _record_decisions(book, tenant, plan)
         applied_before, failed_before = summary.applied, summary.failed
-        _apply(ctx, tenant, plan, view, summary)
+        _apply(book, plan, view, summary, guard)
         if to_write and summary.applied == applied_before and summary.failed > failed_before:
             summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
+    return summary
+
+
+def reconcile_open_writes(config: SeatSyncConfig, runs: RunRepository, decisions: DecisionRepository,
+                          psa_for: PsaLookup, run_id: str, now: datetime, *,
+                          sleep: Callable[[float], None] | None = None) -> PushSummary:
+    """What a run does before collecting: settle every open write intent against the PSA."""
+    summary = PushSummary()
+    book = Bookkeeping(config, runs, decisions, psa_for, run_id, None, now, sleep=sleep)
+    book.run = book.keep("the run's request", lambda: runs.request(run_id))
+    reconcile_writes(book, summary)
     return summary

@@ -16,6 +16,7 @@ from shared.domain.model import ChangeStatus
 from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
+from shared.services.lease import liveness
 from shared.services.reconcile import render_sections, run_reconciliation
 from shared.services.reconcile import to_json as reconciliation_json
 from shared.text import short, table
@@ -35,6 +36,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     summary = runs.summary(run_id)
     started = runs.started(run_id)
+    run_status, run_error = (summary.status, summary.error) if summary else liveness(runs, run_id)
     names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
     tenants = []
     for row in sorted(runs.tenant_rows(run_id), key=lambda r: names.get(r["tenantId"], r["tenantId"])):
@@ -70,7 +72,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "additionId": change.line_id,
             "oldQuantity": change.old_quantity,
             "newQuantity": change.new_quantity,
-            "applied": change.status == ChangeStatus.APPLIED,
+            "applied": change.status in (ChangeStatus.APPLIED, ChangeStatus.RECOVERED),
             "status": change.status.value,
             "reason": change.reason,
             "error": error,
@@ -86,13 +88,14 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
     reconciliation, unlinked = runs.reconciliation(run_id)
     return {
         "runId": run_id,
-        "status": summary.status if summary else "running",
+        "status": run_status,
         "dryRun": request.dry_run,
         "trigger": request.trigger,
         "requestedBy": request.requested_by,
         "startedAt": request.requested_at.isoformat(),
         "finishedAt": summary.finished_at.isoformat() if summary and summary.finished_at else None,
-        "error": summary.error if summary else None,
+        "error": run_error,
+        "tookOver": started.took_over if started else None,
         "totals": summary.to_json() if summary else None,
         "calls": {"graph": summary.graph_calls if summary else None,
                   "psa": summary.psa_calls if summary else None},
@@ -145,6 +148,8 @@ def _result(change: dict[str, Any], run_day: str = "") -> str:
         return f"deferred to {change['dueDate']}"
     if status == "held":
         return "held for approval"
+    if status == "recovered":
+        return "recovered (written earlier, recorded now)"
     if change["error"]:
         return f"{status}: {short(change['error'], 50)}"
     return str(status)
@@ -177,6 +182,8 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
     ]
     if report.get("error"):
         out.append(f"  run error: {report['error']}")
+    if report.get("tookOver"):
+        out.append(f"  before it: {report['tookOver']}")
     tenants = report["tenants"]
     ok = sum(1 for t in tenants if t["status"] == "ok")
     out += ["", f"Tenants: {len(tenants)} ({ok} synced, {len(tenants) - ok} not synced)"]
@@ -196,10 +203,11 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
     changes = report["changes"]
     verb = "planned" if report["dryRun"] else "applied"
     counts = {status: sum(1 for c in changes if c["status"] == status)
-              for status in ("applied", "dry-run", "held", "deferred", "rejected", "failed")}
+              for status in ("applied", "dry-run", "held", "deferred", "rejected", "failed", "recovered")}
     parts = [f"{counts['applied'] + counts['dry-run']} {verb}"]
-    parts += [f"{counts[s]} {label}" for s, label in (("held", "held for approval"), ("deferred", "deferred"),
-                                                       ("rejected", "rejected earlier"), ("failed", "failed"))
+    parts += [f"{counts[s]} {label}" for s, label in (("recovered", "recovered"), ("held", "held for approval"),
+                                                       ("deferred", "deferred"), ("rejected", "rejected earlier"),
+                                                       ("failed", "failed"))
               if counts[s]]
     out += ["", f"Changes: {len(changes)} ({', '.join(parts)}); "
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]

@@ -7,17 +7,15 @@ from datetime import datetime, timedelta
 
 import requests
 
+from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
 from shared.errors import GraphError
 from shared.ports import GraphPort
+from shared.services.lease import ProcessRef, acquire
 
 log = logging.getLogger(__name__)
-
-# How long a run holds the lease that keeps runs one at a time; a run that died without finishing
-# frees it after this long.
-RUN_LEASE = timedelta(hours=2)
 
 
 def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
@@ -41,9 +39,14 @@ def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
                       managed_devices=devices)
 
 
-def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
-              request: SyncRequest, now: datetime) -> StartedRun:
-    """Record the run and decide which tenants it collects.
+def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository, decisions: DecisionRepository,
+              request: SyncRequest, now: datetime, lease: timedelta, process: ProcessRef | None = None
+              ) -> StartedRun:
+    """Record the run, take the run lease and decide which tenants it collects.
+
+    The lease keeps runs one at a time (``shared.services.lease``); a run that finds it held by a
+    dead run takes it over at once and says so (``tookOver``); ``process`` is the process of a
+    command-line run, so that a later run on the same machine sees at once when it is gone.
 
     Configured, enabled tenants are synced (only the requested ones when the request names
     some). GDAP's customer list is compared with the configuration so that customers not yet
@@ -51,15 +54,14 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository,
     is reported but does not stop the configured tenants from syncing.
     """
     runs.start(request)
-    holder = runs.acquire_lease(request.run_id, now, RUN_LEASE)
-    if holder is not None:
-        refused = StartedRun(run_id=request.run_id, tenants=[],
-                             refused=f"run {holder} is still in progress; this run did nothing")
+    taken = acquire(runs, decisions, request.run_id, lease, process)
+    if taken.refused is not None:
+        refused = StartedRun(run_id=request.run_id, tenants=[], refused=taken.refused)
         runs.record_started(refused)
         return refused
     wanted = {t.lower() for t in request.tenants} if request.tenants else None
     tenants = [work_for(config, t) for t in config.tenants if t.enabled and (wanted is None or t.tenant_id in wanted)]
-    started = StartedRun(run_id=request.run_id, tenants=tenants)
+    started = StartedRun(run_id=request.run_id, tenants=tenants, took_over=taken.took_over)
     calls_before = graph.calls
     try:
         customers = graph.list_customer_tenants()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,18 @@ import yaml
 
 from local_runner.azurite import Azurite
 from local_runner.cli import main
-from local_runner.wiring import EXIT_OK, EXIT_USAGE
+from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from shared.adapters.config_store import ConfigRepository
+from shared.adapters.decision_store import DecisionRepository
+from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import TableStore
 from shared.config.schema import SeatSyncConfig
 from shared.config.yaml_io import load_yaml_file
+from shared.contracts import SyncRequest
 from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.services.lease import ProcessRef, acquire
+from shared.services.report import build_report
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +122,27 @@ def test_overlapping_filters_are_refused_by_validate_and_import(env: TableStore,
     assert ConfigRepository(env).current() == (SeatSyncConfig(), None), "nothing was stored"
     split["tenants"][0]["companies"][1]["userFilter"] = {"city": ["York"], "department": ["Engineering"]}
     assert main(["config", "import", str(write(tmp_path / "fixed.yaml", split))]) == EXIT_OK
+
+
+def test_runs_unlock_clears_only_a_dead_run_unless_forced(env: TableStore, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, decisions = RunRepository(env), DecisionRepository(env)
+    run_id = "20261125T015900Z-0000000c"
+    runs.start(SyncRequest(run_id=run_id, trigger="local", requested_by="carol",
+                           requested_at=datetime(2026, 11, 25, 1, 59, tzinfo=UTC)))
+    assert main(["runs", "unlock"]) == EXIT_OK
+    assert "nothing to clear" in capsys.readouterr().out
+    assert acquire(runs, decisions, run_id, timedelta(minutes=5), ProcessRef.current()).refused is None
+    assert main(["runs", "lease"]) == EXIT_OK
+    assert f"run {run_id} holds the run lease by process" in capsys.readouterr().out
+    assert main(["runs", "unlock", "--by", "dave"]) == EXIT_FAILED
+    assert "is alive" in capsys.readouterr().err
+    assert runs.lease() is not None, "a live run's lease is never cleared without --force"
+    assert main(["runs", "unlock", "--force", "--by", "dave", "--comment", "the laptop slept"]) == EXIT_OK
+    assert f"Cleared the run lease of run {run_id}" in capsys.readouterr().out
+    assert runs.lease() is None
+    assert [(e.event, e.actor) for e in decisions.run_events()] == [("lease-cleared", "dave"), ("died", "dave")]
+    report = build_report(runs, run_id)
+    assert report["status"] == "died"
+    assert "cleared by dave" in report["error"]
+    assert main(["runs", "lease", "--events", "5"]) == EXIT_OK
+    assert "lease-cleared" in capsys.readouterr().out

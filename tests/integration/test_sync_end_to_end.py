@@ -16,6 +16,7 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
 from shared.ports import NewLine, PsaPort
 from shared.services.decisions import audit_query, audit_trail
+from shared.services.lease import acquire
 from tests.integration.msp import (
     CONTOSO,
     FABRIKAM,
@@ -231,8 +232,16 @@ def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
         assert len(prorates) == 1, "the retried push found the prorate line by its tag"
         assert prorates[0]["id"] == int(crashed[0])
         assert msp.cw_quantities()[560] == 4
-        assert summary(report, "applied") == [("Litware Inc", "prorate", None, 1),
-                                              ("Litware Inc", "set-quantity", 3, 4)]
+        assert summary(report, "applied") == [("Litware Inc", "set-quantity", 3, 4)]
+        assert summary(report, "recovered") == [("Litware Inc", "prorate", None, 1)], \
+            "the write the crashed attempt made is found in the PSA and recorded"
+        assert report["totals"]["changesRecovered"] == 1
+        [entry] = [e for e in msp.services.decisions.ledger(LITWARE) if e.kind == "prorate"]
+        assert (entry.line_id, entry.run_id, entry.recovered_by) == (crashed[0], report["runId"], report["runId"])
+        events = [(e.kind, e.event) for e in audit_trail(msp.services.decisions,
+                                                         audit_query(msp.config, LITWARE, None, None))]
+        assert events == [("prorate", "recovered"), ("set-quantity", "applied")]
+        assert msp.services.decisions.intents() == [], "every intent is settled"
         again = msp.sync(tenants=[LITWARE])
         assert summary(again, "applied") == []
         assert len([a for a in msp.cw_additions(106) if a.get("serialNumber")]) == 1
@@ -281,8 +290,7 @@ def test_a_deferred_decrease_is_applied_at_the_renewal(azurite: Azurite, store: 
 def test_one_run_at_a_time_whatever_started_it(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     with running_msp(azurite, store, tmp_path) as msp:
         other = "20261125T015900Z-0000000f"
-        assert msp.services.runs.acquire_lease(other, datetime(2026, 11, 25, 1, 59, tzinfo=UTC),
-                                               timedelta(hours=2)) is None
+        assert acquire(msp.services.runs, msp.services.decisions, other, timedelta(minutes=5)).refused is None
         refused = msp.sync(tenants=[LITWARE])
         assert refused["status"] == "failed"
         assert f"run {other} is still in progress" in refused["error"]

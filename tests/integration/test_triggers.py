@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +21,9 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import Services, set_services
 from shared.config.schema import parse_config
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest
+from shared.services.lease import ProcessRef, acquire
 from shared.settings import Settings
-from sync_orchestrator import sync_http, sync_timer
+from sync_orchestrator import run_lease_http, run_lease_unlock_http, sync_http, sync_timer
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +37,17 @@ CONFIG = {
 }
 
 
+# What the Durable Python client raises when the host refuses to start a running instance id.
+DUPLICATE_INSTANCE = Exception({
+    "Message": "Something went wrong while processing your request",
+    "ExceptionMessage": "An Orchestration instance with the status Running already exists.",
+    "ExceptionType": "System.InvalidOperationException"})
+
+
 class FakeDurableClient:
-    def __init__(self, status: df.OrchestrationRuntimeStatus | None) -> None:
+    def __init__(self, status: df.OrchestrationRuntimeStatus | None, refuse: Exception | None = None) -> None:
         self.status = status
+        self.refuse = refuse
         self.started: list[tuple[str, str, Any]] = []
 
     async def get_status(self, instance_id: str) -> Any:
@@ -42,6 +55,8 @@ class FakeDurableClient:
         return SimpleNamespace(runtime_status=self.status)
 
     async def start_new(self, name: str, instance_id: str, client_input: Any) -> str:
+        if self.refuse is not None:
+            raise self.refuse
         self.started.append((name, instance_id, client_input))
         return instance_id
 
@@ -128,3 +143,110 @@ def test_the_timer_skips_while_a_run_is_in_progress(services: Services) -> None:
     asyncio.run(handler(SimpleNamespace(past_due=False), idle))
     request = SyncRequest.model_validate(idle.started[0][2])
     assert (request.trigger, request.tenants, request.dry_run) == ("timer", None, False)
+
+
+CLI_RUN = "20261125T015900Z-0000000c"
+
+
+def hold_lease(services: Services, run_id: str, process: ProcessRef | None, now: datetime | None = None) -> None:
+    services.runs.start(SyncRequest(run_id=run_id, trigger="local", requested_by="carol",
+                                    requested_at=datetime(2026, 11, 25, 1, 59, tzinfo=UTC)))
+    assert acquire(services.runs, services.decisions, run_id, timedelta(minutes=5), process, now=now).refused is None
+
+
+def dead_process() -> ProcessRef:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process any more
+    return ProcessRef(socket.gethostname(), child.pid, None)
+
+
+def test_409_names_the_run_while_a_command_line_run_holds_the_lease(services: Services) -> None:
+    hold_lease(services, CLI_RUN, ProcessRef.current())
+    client = FakeDurableClient(None)
+    response = post(b"{}", client)
+    assert response.status_code == 409
+    body = json.loads(response.get_body())
+    assert body["runId"] == CLI_RUN
+    assert CLI_RUN in body["error"]
+    assert client.started == [], "no instance is started to fail later"
+
+
+def test_the_durable_runtime_refusing_a_second_instance_is_a_409(services: Services) -> None:
+    client = FakeDurableClient(None, refuse=DUPLICATE_INSTANCE)
+    response = post(b"{}", client)
+    assert response.status_code == 409
+    assert "refused a second instance" in json.loads(response.get_body())["error"]
+
+
+def test_another_start_failure_is_not_mistaken_for_a_running_sync(services: Services) -> None:
+    client = FakeDurableClient(None, refuse=Exception({"ExceptionMessage": "The task hub is not reachable"}))
+    with pytest.raises(Exception, match="task hub"):
+        post(b"{}", client)
+
+
+@pytest.mark.parametrize("holder", ["dead-process", "function-app-run-no-longer-orchestrated", "lapsed"])
+def test_a_dead_run_never_blocks_a_manual_sync(services: Services, holder: str) -> None:
+    if holder == "dead-process":
+        hold_lease(services, CLI_RUN, dead_process())
+    elif holder == "lapsed":
+        hold_lease(services, CLI_RUN, ProcessRef("another-machine", 4321, None),
+                   now=datetime.now(UTC) - timedelta(minutes=30))
+    else:
+        hold_lease(services, CLI_RUN, None)  # a Function App run: no process recorded
+    client = FakeDurableClient(df.OrchestrationRuntimeStatus.Failed)
+    response = post(b"{}", client)
+    assert response.status_code == 202
+    assert services.runs.lease() is None, "the stale lease is cleared for the new run"
+    [event] = [e for e in services.decisions.run_events() if e.event == "died"]
+    assert (event.run_id, event.actor) == (CLI_RUN, "the sync endpoint")
+
+
+def test_the_timer_waits_for_a_live_command_line_run(services: Services) -> None:
+    hold_lease(services, CLI_RUN, ProcessRef.current())
+    handler = sync_timer.build().get_user_function().__wrapped__
+    idle = FakeDurableClient(df.OrchestrationRuntimeStatus.Completed)
+    asyncio.run(handler(SimpleNamespace(past_due=False), idle))
+    assert idle.started == []
+    racing = FakeDurableClient(None, refuse=DUPLICATE_INSTANCE)
+    services.runs.release_lease(CLI_RUN)
+    asyncio.run(handler(SimpleNamespace(past_due=False), racing))  # a manual sync won the race: skipped quietly
+    assert racing.started == []
+
+
+def call(function: Any, method: str, route: str, body: bytes = b"", principal: str | None = None) -> func.HttpResponse:
+    headers = {"x-ms-client-principal-name": principal} if principal else {}
+    request = func.HttpRequest(method, f"https://seatsync.example.net/api/{route}", body=body, headers=headers)
+    response: func.HttpResponse = function.build().get_user_function()(request)
+    return response
+
+
+def test_unlock_over_http_refuses_a_live_run_unless_forced_and_records_who(services: Services) -> None:
+    assert json.loads(call(run_lease_http, "GET", "runs/lease").get_body()) == {"lease": None}
+    assert json.loads(call(run_lease_unlock_http, "POST", "runs/lease/unlock").get_body())["cleared"] is None
+    hold_lease(services, CLI_RUN, ProcessRef.current())
+    shown = json.loads(call(run_lease_http, "GET", "runs/lease").get_body())["lease"]
+    assert (shown["runId"], shown["stale"]) == (CLI_RUN, None)
+    refused = call(run_lease_unlock_http, "POST", "runs/lease/unlock", principal="bob@msp.example")
+    assert refused.status_code == 409
+    assert json.loads(refused.get_body())["runId"] == CLI_RUN
+    assert services.runs.lease() is not None
+    for body, field in ((b"{", "body"), (b'{"force": "yes"}', "force"), (b'{"forced": true}', "body")):
+        bad = call(run_lease_unlock_http, "POST", "runs/lease/unlock", body)
+        assert (bad.status_code, json.loads(bad.get_body())["field"]) == (400, field)
+    forced = call(run_lease_unlock_http, "POST", "runs/lease/unlock", b'{"force": true, "comment": "hung"}',
+                  principal="bob@msp.example")
+    assert forced.status_code == 200
+    assert json.loads(forced.get_body())["cleared"]["runId"] == CLI_RUN
+    assert services.runs.lease() is None
+    events = [(e.event, e.run_id, e.actor) for e in services.decisions.run_events()]
+    assert events == [("lease-cleared", CLI_RUN, "bob@msp.example"), ("died", CLI_RUN, "bob@msp.example")]
+    assert "hung" in services.decisions.run_events()[0].reason
+
+
+def test_a_stale_lease_is_unlocked_without_force(services: Services) -> None:
+    hold_lease(services, CLI_RUN, dead_process())
+    cleared = call(run_lease_unlock_http, "POST", "runs/lease/unlock")
+    assert cleared.status_code == 200
+    assert services.runs.lease() is None
+    [died] = [e for e in services.decisions.run_events() if e.event == "died"]
+    assert died.actor == "api (function key)" and "has ended" in died.reason

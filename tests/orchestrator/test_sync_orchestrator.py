@@ -20,6 +20,7 @@ from shared.functions import (
     FINISH_RUN,
     NOTIFY_RUN,
     PUSH_CHANGES,
+    RECONCILE_WRITES,
     START_RUN,
     SYNC_ORCHESTRATOR,
 )
@@ -76,7 +77,8 @@ class FakeContext:
 
     def __init__(self, orchestration_input: dict[str, Any], answers: dict[str, Any]) -> None:
         self.input = orchestration_input
-        self.answers = answers
+        self.answers = {RECONCILE_WRITES: push_summary(tenants=0, planned=0, applied=0, unchanged=0, psaCalls=0),
+                        **answers}
         self.calls: list[tuple[str, Any, bool]] = []
         self.statuses: list[dict[str, Any]] = []
         self.context = Mock()
@@ -149,8 +151,8 @@ def test_collects_every_tenant_then_pushes_collected_ones_and_reports() -> None:
     })
     result = run(fake)
 
-    assert fake.names() == [START_RUN, COLLECT_TENANT, COLLECT_TENANT, COLLECT_TENANT, PUSH_CHANGES,
-                            FINISH_RUN, NOTIFY_RUN]
+    assert fake.names() == [START_RUN, RECONCILE_WRITES, COLLECT_TENANT, COLLECT_TENANT, COLLECT_TENANT,
+                            PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN]
     collected = [p["tenantId"] for n, p, retried in fake.calls if n == COLLECT_TENANT and retried]
     assert collected == [T1, T2, T3]
     push = next(p for n, p, _ in fake.calls if n == PUSH_CHANGES)
@@ -174,6 +176,7 @@ def test_dry_run_flag_reaches_the_push() -> None:
     result = run(fake)
     push = next(p for n, p, _ in fake.calls if n == PUSH_CHANGES)
     assert push["dryRun"] is True
+    assert RECONCILE_WRITES not in fake.names(), "a dry run records nothing, not even earlier writes"
     assert result["dryRun"] is True
     assert result["changesDryRun"] == 1
     assert result["status"] == "succeeded"
@@ -235,9 +238,26 @@ def test_activity_failure_after_retries_is_recorded_and_notified() -> None:
 def test_no_tenants_configured_still_finishes() -> None:
     fake = FakeContext(request(), {START_RUN: started(), FINISH_RUN: {}, NOTIFY_RUN: {}})
     result = run(fake)
-    assert fake.names() == [START_RUN, FINISH_RUN, NOTIFY_RUN]
+    assert fake.names() == [START_RUN, RECONCILE_WRITES, FINISH_RUN, NOTIFY_RUN]
     assert result["status"] == "succeeded"
     assert result["tenantsTotal"] == 0
+
+
+def test_writes_an_earlier_run_left_unrecorded_are_settled_first_and_counted() -> None:
+    fake = FakeContext(request(), {
+        START_RUN: started(T1),
+        RECONCILE_WRITES: push_summary(tenants=0, planned=0, applied=0, unchanged=0, recovered=2, psaCalls=1),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]),
+        PUSH_CHANGES: push_summary(recovered=1),
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert fake.names()[:2] == [START_RUN, RECONCILE_WRITES]
+    [(_, payload, retried)] = [c for c in fake.calls if c[0] == RECONCILE_WRITES]
+    assert retried and payload["runId"] == "20261125T020000Z-0a0b0c0d"
+    assert result["changesRecovered"] == 3
+    assert result["psaCalls"] == 5
+    assert result["status"] == "succeeded"
 
 
 def test_rejects_a_malformed_input() -> None:

@@ -1,0 +1,71 @@
+"""Does the PSA hold a write? Pure code, used twice: to read back every write before it is
+recorded as applied, and to settle a write intent that an earlier attempt left open (its answer
+was lost, storage refused the bookkeeping, or the process died).
+
+What the PSA must show, by kind of change:
+
+- a new line (``create-line``, ``prorate``, ``credit``): a line on the agreement carrying the
+  change's tag (or, when the PSA answered, the line id it gave) with the change's quantity;
+- ``set-quantity``: the line bills the new quantity (Autotask and HaloPSA report the units a
+  scheduled change brings, so a change dated later is seen too);
+- ``set-details``: the line has the new invoice description and unit price (those the change
+  sets).
+
+A line that exists but differs is a mismatch, named field by field, never "held".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.domain.model import BilledLine, ChangeKind, PlannedChange
+
+CREATING = frozenset({ChangeKind.CREATE_LINE, ChangeKind.PRORATE, ChangeKind.CREDIT})
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    """``held``: the PSA holds the write. ``line``: the line it was looked for on (None when no
+    line was found). ``detail``: what was found, in words, for the report and the audit."""
+
+    held: bool
+    line: BilledLine | None
+    detail: str
+
+
+def _quantity(line: BilledLine) -> str:
+    value = line.quantity
+    return str(int(value)) if value == value.to_integral_value() else str(value)
+
+
+def check_write(change: PlannedChange, lines: Iterable[BilledLine], line_id: str | None = None) -> WriteCheck:
+    """Whether ``lines`` (the agreement's lines, read from the PSA) hold ``change``.
+
+    ``line_id`` is the line the PSA said it wrote, when it answered; a created line is
+    otherwise recognised by its tag."""
+    on_agreement = [line for line in lines if line.agreement_id == change.agreement_id and line.psa == change.psa]
+    wanted = line_id or (None if change.kind in CREATING else change.line_id)
+    if wanted is not None:
+        line = next((candidate for candidate in on_agreement if candidate.line_id == wanted), None)
+    elif change.tag:
+        line = next((candidate for candidate in on_agreement if candidate.tag == change.tag), None)
+    else:
+        line = None
+    if line is None:
+        where = f"line {wanted}" if wanted else (f"a line tagged {change.tag}" if change.tag else "the line")
+        return WriteCheck(False, None, f"{where} is not on agreement {change.agreement_id}")
+    if change.kind == ChangeKind.SET_DETAILS:
+        differences = []
+        if change.description is not None and line.invoice_description != change.description:
+            differences.append("the invoice description differs")
+        if change.unit_price is not None and line.unit_price != change.unit_price:
+            differences.append(f"the unit price is {line.unit_price}, not {change.unit_price}")
+        if differences:
+            return WriteCheck(False, line, f"line {line.line_id}: {'; '.join(differences)}")
+        return WriteCheck(True, line, f"line {line.line_id} has the new details")
+    if line.quantity != change.new_quantity:
+        return WriteCheck(False, line, f"line {line.line_id} bills {_quantity(line)}, not {change.new_quantity}")
+    if change.kind in CREATING and change.tag and line.tag not in (None, change.tag):
+        return WriteCheck(False, line, f"line {line.line_id} carries another tag ({line.tag})")
+    return WriteCheck(True, line, f"line {line.line_id} bills {change.new_quantity}")

@@ -1,0 +1,285 @@
+"""Exactly-once bookkeeping of PSA writes: an intent before every write, a read-back after, and
+the settling of intents an earlier attempt left open.
+
+The mechanism, whatever the fault (a PSA answer lost to a timeout, Table Storage refusing
+connections for a while, the process killed between two lines of code):
+
+1. before the PSA call, the write's *intent* is stored (retried while storage is unavailable;
+   no intent, no write);
+2. after a tenant's writes, the affected agreements' lines are read back once, and each write
+   is recorded as applied (ledger, run report, audit) only when the PSA holds it; a write the
+   PSA does not show is a failed write, with what was found;
+3. an intent still open when a later attempt starts (the next run, or the retried activity of
+   the same run) is settled against the PSA before anything is planned: found, it is recorded
+   as *recovered* (ledger, audit, this run's report, and the earlier run's record of the
+   change); not found, as not written (and planned again from what the PSA bills).
+
+Storage errors during bookkeeping are retried with backoff (``StoreRetry``); when they persist
+the error propagates, the activity fails (and is retried), and the run says so: a write is
+never reported as applied on the strength of bookkeeping that did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TypeVar
+
+import requests
+
+from shared import checkpoints
+from shared.adapters.decision_store import AuditEntry, DecisionRepository, WriteIntent
+from shared.adapters.run_store import RunRepository
+from shared.adapters.tables import StoreRetry
+from shared.config.schema import SeatSyncConfig
+from shared.contracts import PushSummary, SyncRequest
+from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.planning import AgreementKey
+from shared.domain.writes import check_write
+from shared.errors import HttpServiceError, PsaError, SeatSyncError
+from shared.ports import PsaPort
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PsaLookup = Callable[[str], PsaPort]
+LinesByAgreement = Mapping[AgreementKey, Sequence[BilledLine]]
+PSA_FAILURES = (PsaError, SeatSyncError, requests.RequestException)
+
+
+def answered_no(exc: BaseException) -> bool:
+    """Whether a failed write certainly did not happen: refused before it was sent, or answered
+    with a 4xx other than 408/429. A timeout, a lost connection or a 5xx may have been acted on."""
+    if not isinstance(exc, HttpServiceError):
+        return False
+    if exc.status is None:
+        return exc.method is None
+    return 400 <= exc.status < 500 and exc.status not in (408, 429)
+
+
+@dataclass
+class Bookkeeping:
+    """What a push (or the settling of open intents) records with: the repositories, the run,
+    the instant, and how storage failures are ridden out."""
+
+    config: SeatSyncConfig
+    runs: RunRepository
+    decisions: DecisionRepository
+    psa_for: PsaLookup
+    run_id: str
+    run: SyncRequest | None
+    now: datetime
+    retry: StoreRetry = field(default_factory=StoreRetry)
+    sleep: Callable[[float], None] | None = None
+
+    def keep(self, what: str, operation: Callable[[], T]) -> T:
+        """A storage operation, retried while storage is unavailable."""
+        if self.sleep is None:
+            return self.retry.call(what, operation)
+        return self.retry.call(what, operation, self.sleep)
+
+    def tenant_name(self, tenant_id: str) -> str:
+        tenant = self.config.tenant(tenant_id)
+        return tenant.name if tenant else ""
+
+    def audit(self, change: PlannedChange, event: str, **extra: str | None) -> None:
+        entry = AuditEntry.of(change, event, self.now, self.tenant_name(change.tenant_id), run_id=self.run_id,
+                              trigger=self.run.trigger if self.run else None,
+                              requested_by=self.run.requested_by if self.run else None, **extra)
+        self.keep(f"the audit entry '{event}' of change {change.change_id}", lambda: self.decisions.audit(entry))
+
+    def update_change(self, change: PlannedChange, error: str | None = None, run_id: str | None = None) -> None:
+        target = run_id or self.run_id
+        self.keep(f"the record of change {change.change_id} in run {target}",
+                  lambda: self.runs.update_change(target, change, error))
+
+    def open_intent(self, change: PlannedChange) -> None:
+        self.keep(f"the write intent of change {change.change_id}",
+                  lambda: self.decisions.open_intent(change, self.run_id, self.now))
+
+    def close_intent(self, change: PlannedChange) -> None:
+        self.keep(f"closing the write intent of change {change.change_id}",
+                  lambda: self.decisions.close_intent(change.tenant_id, change.change_id))
+
+    def record_applied(self, change: PlannedChange, line_id: str | None, run_id: str | None = None,
+                       recovered: bool = False) -> None:
+        """The ledger entry of a write the PSA holds, and what a write settles: an approved
+        decrease is applied, a deferral done."""
+        writer = run_id or self.run_id
+        self.keep(f"the ledger entry of change {change.change_id}", lambda: self.decisions.record_write(
+            change, writer, self.now, line_id, recovered_by=self.run_id if recovered else None))
+        if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
+            hold_key = change.hold_key
+            if self.keep("the approval of a held change", lambda: self.decisions.approval(hold_key)) is not None:
+                self.keep("marking an approval applied", lambda: self.decisions.mark_applied(hold_key, self.now))
+            self.keep("clearing a deferral", lambda: self.decisions.clear_deferral(change.tenant_id, hold_key))
+
+
+# -- read-back ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A write sent to the PSA: the line id it answered with, or the error when it did not
+    answer well (``refused``: it certainly did not act on it)."""
+
+    change: PlannedChange
+    line_id: str | None = None
+    error: str | None = None
+    refused: bool = False
+
+
+def read_lines(keys: Iterable[AgreementKey], psa_for: PsaLookup) -> dict[AgreementKey, tuple[BilledLine, ...]]:
+    """The lines of the agreements, one ``list_lines`` per PSA; raises when a read fails."""
+    wanted = sorted(set(keys))
+    found: dict[AgreementKey, list[BilledLine]] = {key: [] for key in wanted}
+    for psa in sorted({p for p, _ in wanted}):
+        for line in psa_for(psa).list_lines([a for p, a in wanted if p == psa]):
+            found.setdefault((psa, line.agreement_id), []).append(line)
+    return {key: tuple(lines) for key, lines in found.items()}
+
+
+def confirm(book: Bookkeeping, attempts: Sequence[Attempt], summary: PushSummary) -> None:
+    """Read back the agreements the attempts touched (one read per PSA) and record each write as
+    applied only when the PSA holds it."""
+    if not attempts:
+        return
+    try:
+        lines: LinesByAgreement | None = read_lines(((a.change.psa, a.change.agreement_id) for a in attempts),
+                                                    book.psa_for)
+        unread = None
+    except PSA_FAILURES as exc:
+        lines, unread = None, f"{exc}"
+    checkpoints.reached("after-read-back")
+    for attempt in attempts:
+        change = attempt.change
+        if lines is None:
+            error = (f"{attempt.error + '; ' if attempt.error else ''}not confirmed: reading it back from the PSA "
+                     f"failed ({unread}); the next run checks whether the PSA holds it")
+            _failed(book, change, error, "unconfirmed", summary)
+            continue
+        check = check_write(change, lines.get((change.psa, change.agreement_id), ()), attempt.line_id)
+        if check.held:
+            line_id = check.line.line_id if check.line else attempt.line_id
+            applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or line_id)
+            book.record_applied(change, line_id)
+            note = None
+            if attempt.error:
+                note = (f"{change.reason}; the PSA's answer was lost ({attempt.error}), reading it back shows "
+                        f"the write was made ({check.detail})")
+                applied = replace(applied, reason=note)
+            book.update_change(applied)
+            book.audit(applied, "applied", reason=note)
+            book.close_intent(change)
+            summary.applied += 1
+            count_money(summary, change)
+            continue
+        if attempt.error:
+            error = f"{attempt.error}; reading it back: {check.detail}"
+        else:
+            error = f"the PSA accepted the write but reading it back shows {check.detail}"
+        _failed(book, change, error, "failed", summary)
+        if attempt.refused:
+            book.close_intent(change)  # the PSA said no and does not hold it: nothing to settle later
+
+
+def count_money(summary: PushSummary, change: PlannedChange) -> None:
+    """The money a written change moves, for the run's telemetry: its prorated amount, and for a
+    quantity change the recurring charge it changes (units changed times the unit price)."""
+    if change.amount is not None:
+        summary.prorated_amount += change.amount
+    if change.kind == ChangeKind.SET_QUANTITY and change.unit_price is not None and change.old_quantity is not None:
+        summary.recurring_change += (change.new_quantity - change.old_quantity) * change.unit_price
+
+
+def _failed(book: Bookkeeping, change: PlannedChange, error: str, event: str, summary: PushSummary) -> None:
+    log.warning("change %s failed: %s", change.change_id, error)
+    failed = replace(change, status=ChangeStatus.FAILED)
+    book.update_change(failed, error)
+    book.audit(failed, event, error=error)
+    summary.failed += 1
+
+
+# -- settling open intents ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An open intent settled against the PSA."""
+
+    intent: WriteIntent
+    held: bool
+    line_id: str | None
+    detail: str
+
+    @property
+    def change(self) -> PlannedChange:
+        return self.intent.change
+
+
+def settle(book: Bookkeeping, intents: Sequence[WriteIntent], known: LinesByAgreement,
+           summary: PushSummary) -> list[Settled]:
+    """Settle open intents against the PSA: ``known`` lines are used as read; the agreements not
+    among them are read (one read per PSA). Intents whose agreements cannot be read stay open."""
+    if not intents:
+        return []
+    missing = {(i.change.psa, i.change.agreement_id) for i in intents} - set(known)
+    lines: dict[AgreementKey, Sequence[BilledLine]] = dict(known)
+    for psa in sorted({p for p, _ in missing}):
+        try:
+            lines.update(read_lines({key for key in missing if key[0] == psa}, book.psa_for))
+        except PSA_FAILURES as exc:
+            log.warning("open write intents on %s stay open: their agreements could not be read (%s)", psa, exc)
+    settled = []
+    for intent in intents:
+        key = (intent.change.psa, intent.change.agreement_id)
+        if key not in lines:
+            continue
+        check = check_write(intent.change, lines[key])
+        result = Settled(intent, check.held, check.line.line_id if check.line else None, check.detail)
+        _record_settled(book, result, summary)
+        settled.append(result)
+    return settled
+
+
+def _record_settled(book: Bookkeeping, settled: Settled, summary: PushSummary) -> None:
+    change, writer = settled.change, settled.intent.run_id
+    same_run = writer == book.run_id
+    who = "an earlier attempt of this run" if same_run else f"run {writer}"
+    if settled.held:
+        line_id = change.line_id or settled.line_id
+        reason = (f"{change.reason}; written to the PSA by {who} on {settled.intent.at:%Y-%m-%d %H:%M} UTC, whose "
+                  f"bookkeeping did not finish; found in the PSA ({settled.detail}) and recorded by run {book.run_id}")
+        book.record_applied(change, settled.line_id, run_id=writer, recovered=True)
+        book.update_change(replace(change, status=ChangeStatus.RECOVERED, line_id=line_id, reason=reason))
+        if not same_run:
+            book.update_change(replace(change, status=ChangeStatus.APPLIED, line_id=line_id, reason=reason),
+                               run_id=writer)
+        book.audit(replace(change, line_id=line_id), "recovered", reason=reason)
+        summary.recovered += 1
+        count_money(summary, change)
+    else:
+        reason = (f"not written: {who} recorded the intent on {settled.intent.at:%Y-%m-%d %H:%M} UTC but the PSA "
+                  f"does not hold it ({settled.detail}); planned again from what the PSA bills")
+        if not same_run:
+            earlier = _recorded_status(book, writer, change.change_id)
+            if earlier in (None, ChangeStatus.PLANNED):
+                book.update_change(replace(change, status=ChangeStatus.FAILED), reason, run_id=writer)
+        book.audit(change, "not-written", reason=reason)
+        summary.not_written += 1
+    book.close_intent(change)
+
+
+def _recorded_status(book: Bookkeeping, run_id: str, change_id: str) -> ChangeStatus | None:
+    record = book.keep(f"the record of change {change_id} in run {run_id}",
+                       lambda: book.runs.change(run_id, change_id))
+    return record[0].status if record else None
+
+
+def reconcile_writes(book: Bookkeeping, summary: PushSummary) -> list[Settled]:
+    """Settle every open intent (of every tenant): what a run does first, so that a write an
+    earlier run made without finishing its bookkeeping is recorded even when its tenant is not
+    synced now."""
+    intents = book.keep("reading the open write intents", lambda: book.decisions.intents())
+    return settle(book, intents, {}, summary)
