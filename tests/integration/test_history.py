@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +30,7 @@ from shared.bootstrap import set_services
 from shared.config.schema import dump_config, parse_config
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress
 from shared.services.history import run_page, tenant_history
+from shared.services.lease import acquire
 from sync_orchestrator import run_report_http, runs_list_http
 from tests.integration.msp import FABRIKAM, SPB, WOODGROVE, Msp, running_msp
 
@@ -143,9 +145,11 @@ def test_a_running_runs_progress_comes_with_its_report(synced: tuple[Msp, list[s
     runs = msp.services.runs
     running = runs.request(second).model_copy(update={"run_id": "29991231T000000Z-0000beef"})  # type: ignore[union-attr]
     runs.start(running)
+    assert acquire(runs, msp.services.decisions, running.run_id, timedelta(minutes=5)).refused is None  # as it runs
     try:
         _running_run(msp, running.run_id)
     finally:
+        runs.release_lease(running.run_id)
         msp.services.store.table("runs").delete_entity("runs", running.run_id)
 
 
