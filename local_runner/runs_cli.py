@@ -54,7 +54,7 @@ def cmd_runs_unlock(args: argparse.Namespace) -> int:
 def add_lease_commands(sub: Any) -> None:
     """``lease`` and ``unlock`` under ``seatsync runs``."""
     lease = sub.add_parser("lease", help="which run holds the run lease, and whether it is alive")
-    lease.add_argument("--json", action="store_true")
+    lease.add_argument("--json", action="store_true", help="print the lease as JSON")
     lease.add_argument("--events", type=int, default=10, metavar="N",
                        help="also list the last N run events (died, lease cleared); default 10")
     lease.set_defaults(handler=cmd_runs_lease)
