@@ -288,6 +288,16 @@ _LOGIN_REFUSED = re.compile(r"login|credential|authenticat|unauthori[sz]ed|integ
                             re.IGNORECASE)
 
 
+def _refused_login(response: requests.Response) -> bool:
+    """An HTTP 500 that is Autotask refusing the login: retrying it cannot help."""
+    return response.status_code == 500 and bool(_LOGIN_REFUSED.search(response.text or ""))
+
+
+def _zone_unknown(response: requests.Response) -> bool:
+    """Zone discovery's 500 for a username Autotask does not know: retrying it cannot help."""
+    return response.status_code == 500 and "zone information could not be determined" in (response.text or "").lower()
+
+
 def _numeric_id(value: str, what: str) -> int:
     return numeric_id(value, f"an Autotask {what} id")
 
@@ -830,7 +840,7 @@ class AutotaskClient:
         url = f"{self.discovery_url}/V1.0/zoneInformation"
         try:
             response = self.http.request("GET", url, params={"user": self.username},
-                                         headers={"Accept": "application/json"})
+                                         headers={"Accept": "application/json"}, final=_zone_unknown)
         except requests.RequestException as exc:
             raise PsaError(self._psa, f"zone discovery got no answer ({type(exc).__name__}: {exc})", "zone information",
                            None, "GET", url) from exc
@@ -875,7 +885,7 @@ class AutotaskClient:
             try:
                 budget.acquire(record)
                 return self.http.request(method, url, headers=self._headers, json=json_body, idempotent=idempotent,
-                                         on_retry=lambda: budget.acquire(record))
+                                         on_retry=lambda: budget.acquire(record), final=_refused_login)
             except requests.RequestException as exc:
                 maybe = (" It may have been created: read the contract's services before trying again."
                          if creating else "")

@@ -163,12 +163,15 @@ class RetryingHttp:
         json: Any = None,
         data: Any = None,
         on_retry: Callable[[], None] | None = None,
+        final: Callable[[requests.Response], bool] | None = None,
     ) -> requests.Response:
         """Send a request, retrying transient failures. Returns the final response whatever its
         status (callers turn error statuses into their own errors); raises
         ``requests.RequestException`` when no response could be had.
 
-        ``on_retry`` runs before each new attempt (e.g. to refresh an expired token).
+        ``on_retry`` runs before each new attempt (e.g. to refresh an expired token). ``final``
+        says of an answer with a retried status that retrying cannot change it (a service that
+        answers a refused login with a 5xx).
         """
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"}
@@ -198,6 +201,8 @@ class RetryingHttp:
             else:
                 status = response.status_code
                 if status not in self.policy.retry_statuses or attempt >= self.policy.max_attempts:
+                    return response
+                if final is not None and final(response):
                     return response
                 if status != 429 and not idempotent:
                     return response

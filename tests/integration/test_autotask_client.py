@@ -130,8 +130,10 @@ def test_an_unknown_api_user_fails_zone_discovery_saying_what_to_check(psa: Psa)
                             zone_url=None, discovery_url=f"{psa.running.url}/ATServicesRest",
                             hourly_request_share=Decimal("0.25"), max_concurrent_requests=3, http=psa.http(),
                             limits=AutotaskLimits(Decimal("0.25"), 3))
-    with pytest.raises(PsaAuthError, match=r"no Autotask zone was found for the API user 'nobody@msp\.example'"):
+    with pytest.raises(PsaAuthError, match=r"no Autotask zone was found for the API user 'nobody@msp\.example' "
+                                           r"\(HTTP 500: Zone information could not be determined\)"):
         client.list_companies()
+    assert psa.sleeps == [] and len(psa.log("zoneInformation")) == 1, "an unknown user is not asked again"
 
 
 def test_companies_contacts_products_and_agreement_types(psa: Psa) -> None:
@@ -367,6 +369,8 @@ def test_an_unknown_integration_code_answered_with_500_is_a_refused_login(psa: P
     assert caught.value.status == 500
     assert "integration code (API tracking identifier)" in str(caught.value)
     assert "Login failed" in str(caught.value)
+    assert psa.sleeps == [], "a refused login is not retried, although Autotask answers it with 500"
+    assert [e["status"] for e in psa.log("ThresholdInformation")] == [500]
 
 
 def test_refused_credentials_say_what_to_check(psa: Psa) -> None:
