@@ -46,7 +46,7 @@ from emulators.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = frozenset({"throttle", "error", "timeout", "broken-paging", "auth"})
+FAULT_KINDS = frozenset({"throttle", "error", "timeout", "broken-paging", "auth", "corrupt"})
 
 
 class EmulatorError(Exception):
@@ -118,6 +118,8 @@ class FaultRule:
     retry_after: float = 1.0
     status: int = 503
     delay: float = 5.0
+    set: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, Any] = field(default_factory=dict)
     seen: int = 0
     fired: int = 0
 
@@ -129,9 +131,13 @@ class FaultRule:
         if kind not in FAULT_KINDS:
             raise EmulatorError(f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
         unknown = set(raw) - {"kind", "path", "method", "tenant", "times", "after", "retryAfter",
-                              "status", "delay"}
+                              "status", "delay", "set", "where"}
         if unknown:
             raise EmulatorError(f"unknown fault rule fields: {sorted(unknown)}")
+        changes, where = raw.get("set", {}), raw.get("where", {})
+        if not isinstance(changes, dict) or not isinstance(where, dict) or (kind == "corrupt") != bool(changes):
+            raise EmulatorError("a corrupt fault needs 'set' (field path -> value) and may have 'where' (field -> "
+                                "value); other kinds take neither")
         try:
             re.compile(raw.get("path", ""))
         except re.error as exc:
@@ -146,14 +152,39 @@ class FaultRule:
             retry_after=float(raw.get("retryAfter", 1.0)),
             status=int(raw.get("status", 503)),
             delay=float(raw.get("delay", 5.0)),
+            set=dict(changes),
+            where=dict(where),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "path": self.path, "method": self.method, "tenant": self.tenant,
             "times": self.times, "after": self.after, "retryAfter": self.retry_after,
-            "status": self.status, "delay": self.delay, "seen": self.seen, "fired": self.fired,
+            "status": self.status, "delay": self.delay, "set": self.set, "where": self.where,
+            "seen": self.seen, "fired": self.fired,
         }
+
+    def corrupted(self, body: Any) -> Any:
+        """A copy of the JSON ``body`` in which every object matching ``where`` has the fields of
+        ``set`` (dotted paths, ``prepaidUnits.enabled``) replaced, where it has them: impossible
+        values (2**31 seats, NaN, a quantity of 1e300, text for a number) for tests of a client."""
+        copied = copy.deepcopy(body)
+        stack = [copied]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if all(node.get(key) == value for key, value in self.where.items()):
+                    for path, value in self.set.items():
+                        *parents, name = path.split(".")
+                        target: Any = node
+                        for parent in parents:
+                            target = target.get(parent) if isinstance(target, dict) else None
+                        if isinstance(target, dict) and name in target:
+                            target[name] = value
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return copied
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method != request.method:
@@ -302,8 +333,18 @@ class Emulator(ABC):
                 return response, 0.0
             delay = fault.delay
         response = self._route(request)
+        response = self.corrupt(request, response)
         self._record(request, response, applied)
         return response, delay
+
+    def corrupt(self, request: Request, response: Response) -> Response:
+        """``response`` with the values of a matching ``corrupt`` fault, if one fires."""
+        if response.status >= 300 or not isinstance(response.body, dict | list):
+            return response
+        rule = self.faults.take(request, ["corrupt"])
+        if rule is None:
+            return response
+        return Response(response.status, rule.corrupted(response.body), response.headers, response.content_type)
 
     def _route(self, request: Request) -> Response:
         allowed = False

@@ -718,7 +718,7 @@ class GraphEmulator(Emulator):
             response = graph_error(fault.status, "ServiceUnavailable" if fault.status == 503
                                    else "InternalServerError", "Injected service error", sub)
         else:
-            response = self._route_graph(sub)
+            response = self.corrupt(sub, self._route_graph(sub))
         out: dict[str, Any] = {"id": item["id"], "status": response.status}
         out_headers = dict(response.headers)
         if response.body is not None and response.body != "":

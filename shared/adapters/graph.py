@@ -526,7 +526,7 @@ def _count(tenant_id: str, what: str, field: str, value: Any, *, absent: int | N
         return absent
     problem = count_problem(value)
     if problem is not None:
-        raise IncompleteReadError(tenant_id, f"{what}: {field} {problem}; a licence count is a whole number from 0 "
+        raise IncompleteReadError(tenant_id, f"{field} {problem} ({what}); a licence count is a whole number from 0 "
                                   f"to {MAX_COUNT}, so nothing is billed from this read of the tenant")
     return int(value)
 
@@ -540,7 +540,7 @@ def _map_skus(tenant_id: str, items: list[dict[str, Any]]) -> list[SkuCount]:
                 or "enabled" not in prepaid or "consumedUnits" not in item:
             raise IncompleteReadError(tenant_id, f"a subscribedSku lacks skuId, skuPartNumber, "
                                       f"prepaidUnits.enabled or consumedUnits: {item.get('id')}")
-        what = f"subscribedSku {part} ({sku_id})"
+        what = f"subscribedSku {part} {sku_id}"
         out.append(SkuCount(
             sku_id=sku_id.lower(), sku_part_number=part,
             purchased=_count(tenant_id, what, "prepaidUnits.enabled", prepaid["enabled"]),
@@ -582,7 +582,7 @@ def _map_subscriptions(tenant_id: str, items: list[dict[str, Any]]) -> list[Subs
         if not isinstance(sid, str) or not isinstance(sku_id, str) or "totalLicenses" not in item:
             raise IncompleteReadError(tenant_id, f"a companySubscription lacks id, skuId or "
                                       f"totalLicenses: {sid}")
-        total = _count(tenant_id, f"companySubscription {sid} ({item.get('skuPartNumber') or sku_id})",
+        total = _count(tenant_id, f"companySubscription {sid} {item.get('skuPartNumber') or sku_id}",
                        "totalLicenses", item["totalLicenses"])
         out.append(Subscription(
             id=sid, sku_id=sku_id.lower(), sku_part_number=str(item.get("skuPartNumber") or ""),

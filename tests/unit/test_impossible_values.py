@@ -71,7 +71,7 @@ def test_an_impossible_count_from_graph_fails_the_tenant_naming_field_and_value(
     with pytest.raises(IncompleteReadError) as caught:
         client.list_subscribed_skus(TENANT)
     assert str(caught.value) == (
-        f"Microsoft Graph (tenant {TENANT}): subscribedSku SPB ({SPB}): {field} {problem}; a licence count is a whole "
+        f"Microsoft Graph (tenant {TENANT}): {field} {problem} (subscribedSku SPB {SPB}); a licence count is a whole "
         "number from 0 to 2147483647, so nothing is billed from this read of the tenant")
     assert caught.value.tenant_id == TENANT
 
@@ -79,7 +79,8 @@ def test_an_impossible_count_from_graph_fails_the_tenant_naming_field_and_value(
 def test_an_impossible_subscription_total_fails_the_tenant() -> None:
     item = {"id": "sub-1", "skuId": SPB, "skuPartNumber": "SPB", "totalLicenses": 1e300, "status": "Enabled"}
     client, _ = client_over(paged({"": {"value": [item]}}))
-    with pytest.raises(IncompleteReadError, match=r"companySubscription sub-1 \(SPB\): totalLicenses is 1e\+300"):
+    with pytest.raises(IncompleteReadError,
+                       match=r"totalLicenses is 1e\+300, outside 0 to 2147483647 \(companySubscription sub-1 SPB\)"):
         client.list_subscriptions(TENANT)
 
 
@@ -186,3 +187,21 @@ def test_configured_seat_numbers_are_bounded(field: str) -> None:
         parse_config(document)
     with pytest.raises(ConfigError, match=r"safety.holdDecreaseSeats: Input should be less than or equal to"):
         parse_config({"safety": {"holdDecreaseSeats": 2**31}})
+
+
+# --------------------------------------------------------------------------- how the tests inject them
+
+
+def test_the_emulators_serve_impossible_values_where_a_fault_says() -> None:
+    from emulators.base import EmulatorError, FaultRule
+
+    rule = FaultRule.from_dict({"kind": "corrupt", "path": "additions", "set": {"quantity": 1e300, "a.b": "x"},
+                                "where": {"id": 501}})
+    body: list[dict[str, Any]] = [{"id": 500, "quantity": 20}, {"id": 501, "quantity": 5, "a": {"b": 1}},
+                                  {"id": 501, "other": 1}]
+    assert rule.corrupted(body) == [{"id": 500, "quantity": 20}, {"id": 501, "quantity": 1e300, "a": {"b": "x"}},
+                                    {"id": 501, "other": 1}], "only the fields an object has"
+    assert body[1]["quantity"] == 5, "the emulator's own state is untouched"
+    for wrong in ({"kind": "corrupt"}, {"kind": "error", "set": {"a": 1}}, {"kind": "corrupt", "set": [1]}):
+        with pytest.raises(EmulatorError, match="a corrupt fault needs 'set'"):
+            FaultRule.from_dict(wrong)
