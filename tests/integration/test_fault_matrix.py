@@ -108,7 +108,6 @@ def without(mapping: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("field", "value", "shown"), [
     ("consumedUnits", 2**31, "consumedUnits is 2147483648, outside 0 to 2147483647 (subscribedSku SPB"),
     ("prepaidUnits.enabled", float("nan"), "prepaidUnits.enabled is nan, not a finite number"),
-    ("consumedUnits", 2.5, "consumedUnits is 2.5, not a whole number"),
 ])
 def test_an_impossible_count_from_graph_fails_that_tenant_only(
         field: str, value: Any, shown: str, clean: Aftermath, azurite: Azurite, store: TableStore,
@@ -141,7 +140,6 @@ def test_an_impossible_count_from_graph_fails_that_tenant_only(
 
 @pytest.mark.parametrize(("value", "shown"), [
     (1e300, "quantity is 1E+300, beyond the 2,147,483,647 SeatSync accepts"),
-    ("five", "quantity is 'five', not a number"),
 ])
 def test_an_impossible_quantity_from_the_psa_freezes_that_line_only(
         value: Any, shown: str, clean: Aftermath, azurite: Azurite, store: TableStore, tmp_path: Path) -> None:

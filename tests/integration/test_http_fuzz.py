@@ -43,7 +43,7 @@ CONFIG: dict[str, Any] = {
         {"psa": "cw", "companyId": "19", "licences": [
             {"skuId": SPB, "agreementId": "100", "lineId": "500", "profile": "m365-bp"}]}]}],
 }
-EXAMPLES = 40
+EXAMPLES = 30
 
 # --------------------------------------------------------------------------- what a caller can send
 
