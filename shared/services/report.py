@@ -244,7 +244,7 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         for problem in problems:
             kinds[problem["kind"]] = kinds.get(problem["kind"], 0) + 1
         out += ["", f"Billing problems: {len(problems)} ("
-                + ", ".join(f"{n} {k.replace('-', ' ')}" for k, n in sorted(kinds.items())) + ")"]
+                + ", ".join(f"{k.replace('-', ' ')}: {n}" for k, n in sorted(kinds.items())) + ")"]
         for problem in problems:
             licence = f"{problem['licence']}: " if problem["licence"] else ""
             frozen = " Nothing written for it." if problem["blocks"] else ""

@@ -35,7 +35,8 @@ NEXT_PERIOD = date(2026, 2, 1)
 CW_CLIENT_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
 # The one MSP every PSA holds: two companies, three contacts, three products (one inactive), one
-# monthly agreement of Fabrikam starting 2026-01-01 billing 20 Business Premium seats.
+# monthly agreement of Fabrikam starting 2026-01-01 billing 20 Business Premium seats, and an
+# agreement of Contoso that was cancelled (made inactive) with no line left.
 COMPANIES = [(19, "Fabrikam Ltd", "fabrikam.com"), (20, "Contoso Ltd", None)]
 CONTACTS = [(7, 19, "Ann", "Lee", "ann@fabrikam.com"), (8, 19, "Bob", "Kay", "bob@fabrikam.com"),
             (9, 20, "Cy", "", "cy@contoso.com")]
@@ -70,6 +71,7 @@ class PsaUnderTest:
     make: Callable[[RetryingHttp], PsaPort]
     lines_path: str  # a regular expression for the request that reads an agreement's lines
     missing_agreement_id: str
+    cancelled_agreement_id: str  # Contoso's agreement, cancelled (made inactive) in the PSA
     sleeps: list[float] = field(default_factory=list)
 
     def client(self) -> PsaPort:
@@ -185,7 +187,9 @@ def connectwise_section() -> dict[str, Any]:
                     for i, code, d, p, c, off in PRODUCTS],
         "agreementTypes": [{"id": 1, "name": AGREEMENT_TYPE, "prorate": True}],
         "agreements": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "typeId": 1,
-                        "startDate": PERIOD_START.isoformat()}],
+                        "startDate": PERIOD_START.isoformat()},
+                       {"id": 101, "name": "Contoso M365", "companyId": 20, "typeId": 1, "startDate": "2025-01-01",
+                        "cancelled": True, "dateCancelled": "2025-12-31"}],
         "additions": [{"id": 500, "agreementId": 100, "productIdentifier": "M365-BP", "quantity": LINE_QUANTITY,
                        "effectiveDate": PERIOD_START.isoformat(), "taxable": True, "invoiceGrouping": "Licences",
                        "uom": "User", "unitCost": 18.5, "purchaseItem": True}],
@@ -203,7 +207,9 @@ def autotask_section() -> dict[str, Any]:
         "services": [{"id": i, "name": code, "description": d, "unitPrice": p, "unitCost": c, "active": not off,
                       "billingCodeId": 7000 + i} for i, code, d, p, c, off in PRODUCTS],
         "contracts": [{"id": 100, "name": "Fabrikam M365", "companyId": 19, "startDate": PERIOD_START.isoformat(),
-                       "endDate": "2026-12-31", "category": AGREEMENT_TYPE}],
+                       "endDate": "2026-12-31", "category": AGREEMENT_TYPE},
+                      {"id": 101, "name": "Contoso M365", "companyId": 20, "startDate": "2025-01-01",
+                       "endDate": "2026-12-31", "category": AGREEMENT_TYPE, "status": "Inactive"}],
         "contractServices": [{"id": 500, "contractId": 100, "serviceId": 1, "units": LINE_QUANTITY}],
     }
 
@@ -218,7 +224,9 @@ def halo_section() -> dict[str, Any]:
                    "taxCode": 2 if str(i) == TAXABLE_PRODUCT else 0, "nominalCode": f"40{i}0"}
                   for i, code, d, p, c, off in PRODUCTS],
         "recurringInvoices": [{"id": -1, "clientId": 19, "reference": "Fabrikam M365",
-                               "startDate": PERIOD_START.isoformat()}],
+                               "startDate": PERIOD_START.isoformat()},
+                              {"id": -2, "clientId": 20, "reference": "Contoso M365", "startDate": "2025-01-01",
+                               "disabled": True}],
         "lines": [{"id": 500, "invoiceId": -1, "itemId": 1, "quantity": LINE_QUANTITY, "taxCode": 5,
                    "nominalCode": "4999", "unitCost": 18.5}],
     }
@@ -235,7 +243,8 @@ def start(kind: str, tls: TlsFiles) -> PsaUnderTest:
         def make_cw(http: RetryingHttp) -> PsaPort:
             return ConnectWiseClient("connectwise", base, "seatsyncmsp", "pubkey", "privkey", CW_CLIENT_ID, http=http)
 
-        return PsaUnderTest(kind, cw, running, tls, "100", "500", make_cw, r"/agreements/\d+/additions$", "999")
+        return PsaUnderTest(kind, cw, running, tls, "100", "500", make_cw, r"/agreements/\d+/additions$", "999",
+                            "101")
     if kind == "autotask":
         at = AutotaskEmulator(autotask_section(), now=lambda: now)
         running = RunningEmulator(at, tls).start()
@@ -247,7 +256,8 @@ def start(kind: str, tls: TlsFiles) -> PsaUnderTest:
                                   max_concurrent_requests=3, http=http, limits=AutotaskLimits(Decimal("0.25"), 3),
                                   today=lambda: TODAY)
 
-        return PsaUnderTest(kind, at, running, tls, "100", "500", make_at, r"/ContractServices/query$", "999")
+        return PsaUnderTest(kind, at, running, tls, "100", "500", make_at, r"/ContractServices/query$", "999",
+                            "101")
     halo = HaloEmulator(halo_section(), now=lambda: now)
     running = RunningEmulator(halo, tls).start()
 
@@ -257,4 +267,4 @@ def start(kind: str, tls: TlsFiles) -> PsaUnderTest:
                           limits=HaloLimits.create(250), today=lambda: TODAY)
 
     return PsaUnderTest("halopsa", halo, running, tls, "-1", "500", make_halo, r"^/api/RecurringInvoice/-?\d+$",
-                       "-999")
+                       "-999", "-2")

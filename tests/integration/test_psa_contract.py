@@ -90,7 +90,8 @@ def test_reads_the_company_agreements_and_their_lines(psa: PsaUnderTest) -> None
     assert (agreement.company_id, agreement.active, agreement.billing_cycle) == ("19", True, "monthly")
     assert agreement.start_date == PERIOD_START
     assert agreement.prorate is True
-    assert client.list_agreements("20") == []
+    assert [(a.agreement_id, a.active) for a in client.list_agreements("20")] == [
+        (psa.cancelled_agreement_id, False)]
     assert client.get_agreements([psa.missing_agreement_id, psa.agreement_id]) == [agreement]
     lines = client.list_lines([psa.agreement_id])
     assert len(lines) == 1
@@ -102,6 +103,17 @@ def test_reads_the_company_agreements_and_their_lines(psa: PsaUnderTest) -> None
     assert line.active
     assert line.tag is None
     assert client.get_line(psa.agreement_id, psa.line_id) == line
+
+
+def test_a_cancelled_agreement_reads_as_not_active(psa: PsaUnderTest) -> None:
+    """What makes the plan report an agreement-inactive problem and write nothing for it: a
+    ConnectWise agreement cancelled, an Autotask contract made Inactive, a Halo recurring invoice
+    disabled."""
+    client = psa.client()
+    [cancelled] = client.get_agreements([psa.cancelled_agreement_id])
+    assert (cancelled.agreement_id, cancelled.company_id, cancelled.active) == (psa.cancelled_agreement_id, "20",
+                                                                               False)
+    assert client.list_lines([psa.cancelled_agreement_id]) == []
 
 
 # --------------------------------------------------------------------------- writes

@@ -74,7 +74,7 @@ BILLED_FROM_NEXT_PERIOD: dict[tuple[str, str], tuple[int, str, bool]] = {
     ("Contoso Pharma Microsoft 365", "2"): (10, "12.50", False),
     ("Tailspin Microsoft 365", "1"): (6, "22.00", False),
     ("Northwind Microsoft 365", "3"): (10, "23.00", False),
-    ("Woodgrove Microsoft 365", "1"): (1250, "22.00", False),
+    ("Woodgrove Microsoft 365", "1"): (1250, "21.00", False),   # its negotiated price, kept
     ("Litware Sales Microsoft 365", "1"): (6, "22.00", False),
     ("Litware Engineering Microsoft 365", "1"): (4, "22.00", False),
     ("Proseware Microsoft 365", "5"): (20, "20.90", False),
@@ -155,8 +155,9 @@ def billed_from_next_period(msp: Msp, psa: str) -> dict[tuple[str, str], tuple[i
         emulator: Any = msp.emulators.emulator("autotask")
         for contract in state["contracts"]:
             for service in contract["services"]:
+                price = service["unitPrice"] if service.get("adjustedPrice") is None else service["adjustedPrice"]
                 billed[(contract["contractName"], str(service["serviceID"]))] = (
-                    emulator.units_on(service["id"], date.fromisoformat(NEXT_PERIOD)), f"{service['unitPrice']:.2f}",
+                    emulator.units_on(service["id"], date.fromisoformat(NEXT_PERIOD)), f"{price:.2f}",
                     _is_tag(service.get("internalDescription")))
     else:
         for invoice in state["recurringInvoices"]:
@@ -266,6 +267,8 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         [deferred] = [c for c in first["changes"] if c["status"] == "deferred"]
         assert deferred["dueDate"] == "2027-03-01", "Northwind's decrease waits for its subscription's renewal"
         assert [t["name"] for t in first["gdap"]["notConfigured"]] == ["Adatum Corporation"]
+        assert [(p["tenantName"], p["kind"], p["lineId"]) for p in first["problems"]] == [
+            ("Woodgrove Bank", "price-differs", "540")], "its negotiated price is kept and reported"
 
         assert billed_from_next_period(msp, psa) == BILLED_FROM_NEXT_PERIOD
         assert {k: v for k, v in billed_today(msp, psa).items() if k in BILLED_TODAY[psa]} == BILLED_TODAY[psa]
@@ -300,6 +303,8 @@ def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
     assert "(live): PARTIAL" in text
     assert "Changes: 8 (6 applied, 1 held for approval, 1 deferred); 3 lines already right" in text
     assert "auth-failed  Tailspin Toys" in text
+    assert "Billing problems: 1 (price differs: 1)" in text
+    assert "What to do: Keep the line's price" in text
     bills = text.split(f"What {psa} bills now:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     rows = {tuple(re.split(r"\s{2,}", row.strip())[:4]) for row in bills[1:]}
     assert len(bills) == 1 + 11, bills
