@@ -3,9 +3,8 @@
 ``start_emulators(scenario)`` serves each section of the scenario (``graph``, ``teams``,
 ``connectwise``, ``autotask``, ``halopsa``, ``partnercenter``, ``pax8``) on its own loopback
 port and returns the app settings (``environment()``) and configuration placeholders
-(``placeholders()``) that point SeatSync at
-them: the same settings a real deployment sets, with the emulators' local CA as the trusted
-bundle.
+(``placeholders()``) that point SeatSync at them: the same settings a real deployment sets, with
+the emulators' local CA as the trusted bundle.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from shared.domain.reconciliation import (
     totals,
 )
 from shared.errors import RequestValidationError, SeatSyncError
+from shared.text import table
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 DEFAULT_RENEWAL_DAYS = 30
@@ -330,24 +331,24 @@ def _sum(values: list[dict[str, Any]]) -> str:
     return ", ".join(_show(v) for v in values) or "-"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return lines
-
-
-def render_sections(money: dict[str, Any]) -> list[str]:
+def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
     """The readable reconciliation from its JSON form (``to_json``): the table of licences, money
     found, money leaking, seats bought elsewhere and renewals. Shared by the run report and
-    ``seatsync reconcile``."""
+    ``seatsync reconcile``. ``summary`` gives the totals only (a large run's report)."""
     licences = money["licences"]
     sums = money["totals"]
-    out = _table(
+    if summary:
+        return [f"  {len(licences)} licences; a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
+                f"margin {_sum(sums['margin'])}",
+                f"  money found: {sums['moneyFoundSeats']} seats ({_sum(sums['moneyFound'])}); money leaking: "
+                f"{sums['unusedSeats']} seats ({_sum(sums['moneyLeaking'])}), {sums['reducibleSeats']} still "
+                f"reducible; {len(money['renewals'])} renewals with unused seats",
+                "  seatsync reconcile lists every licence"]
+    out = table(
         ["TENANT", "LICENCE", "FROM", "PURCH", "ASSIGN", "BILLED", "REVENUE", "COST", "MARGIN", "%"],
         [[x["tenantName"][:22], x["licence"][:30], x["purchasedFrom"].split(" (")[0][:16], str(x["purchased"]),
           str(x["assigned"]), str(x["billed"]), _show(x["revenue"]), _show(x["cost"]), _show(x["margin"]),
-          x["marginPercent"] or "-"] for x in licences])
+          x["marginPercent"] or "-"] for x in licences], indent="  ")
     out.append(f"  Totals a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
                f"margin {_sum(sums['margin'])}")
     found = [x for x in licences if x["moneyFoundSeats"]]

@@ -270,7 +270,7 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
     money = report.get("reconciliation")
     if money and money["licences"]:
         out += ["", f"Reconciliation (amounts a month; prices in {money['currency']}):"]
-        out += render_sections(money)
+        out += render_sections(money, summary)
     gdap = report["gdap"]
     if gdap["notConfigured"]:
         out += ["", f"GDAP customers not yet added to SeatSync: {len(gdap['notConfigured'])}"]

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "local_runner", "emulators", "admin_api", "sync_orchestrator", "tenant_activity",
             "psa_push", "notify")
 COMMAND_MODULES = ("local_runner.sync_cli", "local_runner.config_cli", "local_runner.billing_cli",
-                   "local_runner.notify_cli")
+                   "local_runner.notify_cli", "local_runner.reconcile_cli")
 
 
 def _modules() -> dict[str, Path]:

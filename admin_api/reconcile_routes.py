@@ -1,0 +1,41 @@
+"""Reconciliation and margin over HTTP: ``GET /api/reconciliation``."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from admin_api.blueprint import bp
+from admin_api.http import answer, error_answer
+from shared.bootstrap import get_services
+from shared.errors import RequestValidationError, SeatSyncError
+from shared.services.reconcile import ReconcileError, month_run, run_reconciliation, to_csv, to_output
+
+
+@bp.function_name("reconciliation")
+@bp.route(route="reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def reconciliation_http(req: func.HttpRequest) -> func.HttpResponse:
+    """``GET /api/reconciliation?month=YYYY-MM|run=<run id>[&renewalDays=N][&format=csv]``: per tenant
+    and licence, purchased vs assigned vs billed with cost, margin, money found and money leaking,
+    and the renewals with unused seats (``ReconciliationOut``; CSV with ``format=csv``)."""
+    services = get_services()
+    try:
+        fmt = req.params.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise RequestValidationError("format", "must be json or csv")
+        if req.params.get("month") and req.params.get("run"):
+            raise RequestValidationError("run", "give a month or a run, not both")
+        days_text = req.params.get("renewalDays")
+        days = None
+        if days_text is not None:
+            if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
+                raise RequestValidationError("renewalDays", "must be a whole number of days from 1 to 365")
+            days = int(days_text)
+        run_id = req.params.get("run") or month_run(services.runs, req.params.get("month"))
+        view = run_reconciliation(services.runs, services.margins, run_id, services.config(), renewal_days=days)
+    except ReconcileError as exc:
+        return answer(404, {"error": str(exc)})
+    except SeatSyncError as exc:
+        return error_answer(exc)
+    if fmt == "csv":
+        return func.HttpResponse(to_csv(view), status_code=200, mimetype="text/csv")
+    return answer(200, to_output(view).model_dump(mode="json", by_alias=True))
