@@ -13,6 +13,7 @@ allowed, required)`` (each entry with its id), ``node.reference("companyId", com
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Iterable, Iterator
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 _REQUIRED: Any = object()
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # --------------------------------------------------------------------------- value readers
 
@@ -76,6 +78,14 @@ def text(value: Any, path: str, max_length: int | None = None, allow_empty: bool
     if max_length is not None and len(value) > max_length:
         raise fail(path, f"must be at most {max_length} characters, got {len(value)}")
     return value
+
+
+def guid(value: Any, path: str) -> str:
+    """A GUID, in lower case."""
+    found = text(value, path)
+    if not _GUID.match(found):
+        raise fail(path, f"must be a GUID, got {found!r}")
+    return found.lower()
 
 
 def flag(value: Any, path: str) -> bool:
@@ -188,6 +198,20 @@ class Node:
 
     def flag(self, key: str, default: Any = _REQUIRED) -> bool:
         return flag(self._value(key, default), self.at(key))
+
+    def guid(self, key: str) -> str:
+        return guid(self.raw.get(key), self.at(key))
+
+    def client_credentials(self, key: str = "applications", client_id: Callable[[Any, str], str] | None = None
+                           ) -> tuple[tuple[str, str], ...]:
+        """The ``(clientId, clientSecret)`` of each application listed under ``key``; ``client_id``
+        reads the id (default: any text)."""
+        read_id = client_id or text
+        found = []
+        for index, raw in enumerate(self.listing(key)):
+            entry = Node(raw, f"{self.at(key)}[{index}]", ("clientId", "clientSecret"), ("clientId", "clientSecret"))
+            found.append((read_id(entry.raw["clientId"], entry.at("clientId")), entry.text("clientSecret")))
+        return tuple(found)
 
     def day(self, key: str) -> date:
         return day(self.raw.get(key), self.at(key))

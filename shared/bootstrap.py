@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from typing import Generic, TypeVar
 
 import requests
 
@@ -35,7 +36,7 @@ from shared.config.schema import (
 )
 from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionSource
 from shared.errors import ConfigError
-from shared.ports import GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
+from shared.ports import CallCounter, GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
 from shared.services.lease import Heartbeat, ProcessRef
 from shared.settings import Settings
 
@@ -44,24 +45,29 @@ PsaFactory = Callable[[PsaConnection], PsaPort]
 SourceFactory = Callable[[SubscriptionSource], SubscriptionSourcePort]
 
 
-class PsaClients:
-    """The PSA clients of one activity invocation, created on first use, by connection name."""
+C = TypeVar("C", bound=CallCounter)
+K = TypeVar("K")
 
-    def __init__(self, config: SeatSyncConfig, factory: PsaFactory) -> None:
-        self._config = config
+
+class ClientsByName(Generic[C, K]):
+    """The clients of one activity invocation, created on first use from the configuration entry
+    of that name (a PSA connection, a subscription source)."""
+
+    def __init__(self, find: Callable[[str], K | None], factory: Callable[[K], C], what: str) -> None:
+        self._find = find
         self._factory = factory
-        self._clients: dict[str, PsaPort] = {}
+        self._what = what
+        self._clients: dict[str, C] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, name: str) -> PsaPort:
+    def __call__(self, name: str) -> C:
         with self._lock:
             client = self._clients.get(name)
             if client is None:
-                connection = self._config.connection(name)
-                if connection is None:
-                    raise ConfigError(f"no PSA connection named '{name}'")
-                client = self._factory(connection)
-                self._clients[name] = client
+                entry = self._find(name)
+                if entry is None:
+                    raise ConfigError(f"no {self._what} named '{name}'")
+                client = self._clients[name] = self._factory(entry)
             return client
 
     @property
@@ -70,24 +76,18 @@ class PsaClients:
             return sum(client.calls for client in self._clients.values())
 
 
-class SourceClients:
+class PsaClients(ClientsByName[PsaPort, PsaConnection]):
+    """The PSA clients of one activity invocation, by connection name."""
+
+    def __init__(self, config: SeatSyncConfig, factory: PsaFactory) -> None:
+        super().__init__(config.connection, factory, "PSA connection")
+
+
+class SourceClients(ClientsByName[SubscriptionSourcePort, SubscriptionSource]):
     """The subscription-source clients of one activity invocation, by source name."""
 
     def __init__(self, config: SeatSyncConfig, factory: SourceFactory) -> None:
-        self._config = config
-        self._factory = factory
-        self._clients: dict[str, SubscriptionSourcePort] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str) -> SubscriptionSourcePort:
-        with self._lock:
-            client = self._clients.get(name)
-            if client is None:
-                source = self._config.subscription_source(name)
-                if source is None:
-                    raise ConfigError(f"no subscription source named '{name}'")
-                client = self._clients[name] = self._factory(source)
-            return client
+        super().__init__(config.subscription_source, factory, "subscription source")
 
 
 class Services:

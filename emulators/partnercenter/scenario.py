@@ -13,10 +13,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from emulators.scenario_reader import Node, Unique, day, fail, number, text
+from emulators.scenario_reader import Node, Unique, day, fail, guid, number, text
 
 ROOT = "partnercenter"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 STATUSES = ("active", "suspended", "pending", "expired", "disabled", "deleted", "none")
 TERMS = ("P1M", "P1Y", "P3Y")
 CYCLES = ("monthly", "annual", "triennial", "none", "one_time")
@@ -81,13 +80,6 @@ _SUB_KEYS = ("id", "offerId", "offerName", "quantity", "termDuration", "billingC
              "unitPrice", "discountPercent", "currency")
 
 
-def _guid(node: Node, key: str) -> str:
-    value = node.text(key)
-    if not _GUID.match(value):
-        raise fail(node.at(key), f"must be a GUID, got {value!r}")
-    return value.lower()
-
-
 def _currency(node: Node, key: str, default: str) -> str:
     value = node.text(key, default)
     if len(value) != 3 or not value.isalpha():
@@ -98,11 +90,7 @@ def _currency(node: Node, key: str, default: str) -> str:
 def parse_scenario(section: Any) -> Scenario:
     """Validate the ``partnercenter:`` section (None or {} gives a partner with no customers)."""
     root = Node.section(section, ROOT, _TOP_KEYS)
-    applications = []
-    for index, raw in enumerate(root.listing("applications")):
-        entry = Node(raw, f"{root.at('applications')}[{index}]", ("clientId", "clientSecret"),
-                     ("clientId", "clientSecret"))
-        applications.append(Application(_guid(entry, "clientId"), entry.text("clientSecret")))
+    applications = [Application(*pair) for pair in root.client_credentials(client_id=guid)]
     per_minute = 500
     if root.has("rateLimit"):
         limit = Node(root.raw["rateLimit"], root.at("rateLimit"), ("subscriptionsPerMinute",))
@@ -113,13 +101,13 @@ def parse_scenario(section: Any) -> Scenario:
     for index, raw in enumerate(root.listing("customers")):
         path = f"{root.at('customers')}[{index}]"
         item = Node(raw, path, ("id", "companyName", "domain", "subscriptions"), ("id", "companyName"))
-        customer_id = _guid(item, "id")
+        customer_id = item.guid("id")
         seen.add(customer_id, item.at("id"), path)
         subs = []
         for sub_index, sub_raw in enumerate(item.listing("subscriptions")):
             sub_path = f"{item.at('subscriptions')}[{sub_index}]"
             sub = Node(sub_raw, sub_path, _SUB_KEYS, ("id", "offerId", "quantity"))
-            sub_id = _guid(sub, "id")
+            sub_id = sub.guid("id")
             subscription_ids.add(sub_id, sub.at("id"), sub_path)
             start = sub.day("effectiveStartDate") if sub.has("effectiveStartDate") else date(2026, 1, 1)
             end = sub.day("commitmentEndDate") if sub.has("commitmentEndDate") else None
@@ -145,7 +133,7 @@ def parse_scenario(section: Any) -> Scenario:
         customers.append(CustomerEntry(customer_id, name, item.text("domain", default_domain), tuple(subs)))
     return Scenario(
         today=root.optional("today", day),
-        partner_tenant_id=_guid(root, "partnerTenantId") if root.has("partnerTenantId") else Scenario.partner_tenant_id,
+        partner_tenant_id=root.guid("partnerTenantId") if root.has("partnerTenantId") else Scenario.partner_tenant_id,
         applications=tuple(applications),
         token_lifetime_seconds=root.integer("tokenLifetimeSeconds", 3600),
         billing_currency=_currency(root, "billingCurrency", "USD"),

@@ -7,16 +7,14 @@ keys are errors. See docs/emulators.md ("Pax8 emulator") for every key.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from emulators.scenario_reader import Node, Unique, day, fail, number
+from emulators.scenario_reader import Node, Unique, day, number
 
 ROOT = "pax8"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 STATUSES = ("Active", "Cancelled", "PendingManual", "PendingAutomated", "PendingCancel", "WaitingForDetails",
             "Trial", "Converted", "PendingActivation", "Activated")
 BILLING_TERMS = ("Monthly", "Annual", "2-Year", "3-Year", "One-Time", "Trial", "Activation")
@@ -72,21 +70,10 @@ _SUB_KEYS = ("id", "productId", "productName", "vendorSubscriptionId", "quantity
              "startDate", "status", "price", "partnerCost", "currencyCode")
 
 
-def _guid(node: Node, key: str) -> str:
-    value = node.text(key)
-    if not _GUID.match(value):
-        raise fail(node.at(key), f"must be a GUID, got {value!r}")
-    return value.lower()
-
-
 def parse_scenario(section: Any) -> Scenario:
     """Validate the ``pax8:`` section (None or {} gives a partner with no companies)."""
     root = Node.section(section, ROOT, _TOP_KEYS)
-    applications = []
-    for index, raw in enumerate(root.listing("applications")):
-        entry = Node(raw, f"{root.at('applications')}[{index}]", ("clientId", "clientSecret"),
-                     ("clientId", "clientSecret"))
-        applications.append(Application(entry.text("clientId"), entry.text("clientSecret")))
+    applications = [Application(*pair) for pair in root.client_credentials()]
     per_minute = None
     if root.has("rateLimit"):
         limit = Node(root.raw["rateLimit"], root.at("rateLimit"), ("requestsPerMinute",), ("requestsPerMinute",))
@@ -97,14 +84,14 @@ def parse_scenario(section: Any) -> Scenario:
     for index, raw in enumerate(root.listing("companies")):
         path = f"{root.at('companies')}[{index}]"
         item = Node(raw, path, ("id", "name", "website", "status", "subscriptions"), ("id", "name"))
-        company_id = _guid(item, "id")
+        company_id = item.guid("id")
         company_ids.add(company_id, item.at("id"), path)
         companies.append(CompanyEntry(company_id, item.text("name"), item.text("website", "", allow_empty=True),
                                       item.choice("status", COMPANY_STATES, "Active")))
         for sub_index, sub_raw in enumerate(item.listing("subscriptions")):
             sub_path = f"{item.at('subscriptions')}[{sub_index}]"
             sub = Node(sub_raw, sub_path, _SUB_KEYS, ("id", "productId", "quantity", "billingTerm"))
-            sub_id = _guid(sub, "id")
+            sub_id = sub.guid("id")
             subscription_ids.add(sub_id, sub.at("id"), sub_path)
             term, end = None, None
             if sub.has("commitment"):
@@ -113,9 +100,9 @@ def parse_scenario(section: Any) -> Scenario:
                 end = commitment.day("endDate")
             start = sub.day("startDate") if sub.has("startDate") else date(2026, 1, 1)
             subscriptions.append(SubscriptionEntry(
-                id=sub_id, company_id=company_id, product_id=_guid(sub, "productId"),
+                id=sub_id, company_id=company_id, product_id=sub.guid("productId"),
                 product_name=sub.text("productName", "Microsoft product"),
-                vendor_subscription_id=_guid(sub, "vendorSubscriptionId") if sub.has("vendorSubscriptionId") else None,
+                vendor_subscription_id=sub.guid("vendorSubscriptionId") if sub.has("vendorSubscriptionId") else None,
                 quantity=sub.integer("quantity", minimum=0), billing_term=sub.choice("billingTerm", BILLING_TERMS),
                 commitment_term=term, commitment_end=end, start=start,
                 status=sub.choice("status", STATUSES, "Active"),
