@@ -5,7 +5,10 @@ Matching:
 1. by Microsoft's subscription id: a Partner Center subscription's id (and a Pax8
    subscription's ``vendorSubscriptionId``) is the ``commerceSubscriptionId`` Graph shows;
 2. otherwise by tenant and licence: the source's product resolved to a Graph ``skuId`` (the
-   source's ``skuMap``, else the product's name in Microsoft's licence name table).
+   source's ``skuMap``, else the product's name in Microsoft's licence name table); such a
+   subscription is also paired with the tenant's one subscription of the same licence and size
+   when that pair is unambiguous (no other subscription of that size on either side), so that a
+   mapping split by subscription finds its terms and cost.
 
 Seats Microsoft shows that no configured source sold (bought from Microsoft directly, through
 another partner, or paid by the customer) are "bought elsewhere": SeatSync never bills them unless
@@ -103,10 +106,14 @@ def provenance(snapshot: TenantSnapshot) -> Provenance:
     for sku_id, sku in skus.items():
         unpaired = [g for g in snapshot.subscriptions if g.sku_id.lower() == sku_id and g.id.lower() not in paired
                     and g.status.casefold() in ("enabled", "warning")]
-        for sub in by_sku_only.get(sku_id, []):  # an equal-sized subscription is taken to be the same one
-            twin = next((g for g in unpaired if g.total_licenses == sub.quantity), None)
-            if twin is not None:
-                unpaired.remove(twin)
+        candidates = by_sku_only.get(sku_id, [])
+        for sub in candidates:
+            # the one subscription of that size in the tenant is the same one, when neither side
+            # has another of that size (otherwise no pair is guessed)
+            twins = [g for g in unpaired if g.total_licenses == sub.quantity]
+            if len(twins) == 1 and sum(1 for s in candidates if s.quantity == sub.quantity) == 1:
+                unpaired.remove(twins[0])
+                paired[twins[0].id.lower()] = sub.key
         licence = LicenceSource(sku_id, sku.purchased, tuple(ours.get(sku_id, ())),
                                 tuple(g.id for g in unpaired) if sku.purchased else ())
         if licence.elsewhere == 0:

@@ -98,9 +98,23 @@ def test_matching_by_commerce_id_then_by_sku() -> None:
     e3 = origins.licence(E3)
     assert e3 is not None and e3.ours_quantity == 10 and e3.elsewhere == 0
     assert [s.subscription_id for s in origins.unmatched] == ["orphan"]
-    assert origins.paired == {ANNUAL_SUB: "pc/" + ANNUAL_SUB}
+    assert origins.paired == {ANNUAL_SUB: "pc/" + ANNUAL_SUB,
+                              "e3e3e3e3-0000-4000-8000-000000000001": "pc/pax-1"}, "the one E3 of size 10"
     assert [s.subscription_id for s in origins.partner_subscriptions(SPB, [ANNUAL_SUB])] == [ANNUAL_SUB]
     assert origins.partner_subscriptions(SPB, [MONTHLY_SUB]) == []
+
+
+def test_a_pair_by_size_is_made_only_when_unambiguous() -> None:
+    subs = (graph_sub(ANNUAL_SUB, 5, date(2026, 3, 1), date(2027, 3, 1)),
+            graph_sub(MONTHLY_SUB, 5, date(2026, 10, 22), date(2026, 12, 22)))
+    snap = snapshot([(SPB, 10, 10)], subscriptions=subs,
+                    partner=facts(partner_sub("a", 5, commerce=None, sku=SPB), partner_sub("b", 5, commerce=None,
+                                                                                          sku=SPB)))
+    origins = provenance(snap)
+    assert origins.paired == {}, "two subscriptions of 5 seats on each side: no pair is guessed"
+    assert origins.partner_subscriptions(SPB, [ANNUAL_SUB]) == []
+    licence_origin = origins.licence(SPB)
+    assert licence_origin is not None and licence_origin.ours_quantity == 10 and licence_origin.elsewhere == 0
 
 
 def test_a_tenant_no_source_knows_has_no_provenance() -> None:
