@@ -40,6 +40,7 @@ from shared.domain.reconciliation import (
     totals,
 )
 from shared.errors import RequestValidationError, SeatSyncError
+from shared.services.decisions import spreadsheet_text
 from shared.text import table
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -307,20 +308,16 @@ def to_csv(view: Reconciliation) -> str:
     writer.writerow(CSV_COLUMNS)
     for line in view.lines:
         facts = line.facts
-        writer.writerow([_safe(facts.tenant_name), facts.tenant_id, _safe(facts.label), facts.sku_id,
-                         facts.purchased, _safe(facts.purchased_from), facts.assigned, facts.elsewhere, line.billed,
+        cell = spreadsheet_text
+        writer.writerow([cell(facts.tenant_name), facts.tenant_id, cell(facts.label), facts.sku_id,
+                         facts.purchased, cell(facts.purchased_from), facts.assigned, facts.elsewhere, line.billed,
                          _amount(line.revenue), _amount(line.cost), _amount(line.margin),
                          "" if line.margin_percent is None else str(line.margin_percent), view.currency,
                          facts.cost_currency or "", line.found_seats, _amount(line.found), line.unused,
                          line.reducible_seats, min((d for _, d in line.reducible), default="") or "",
-                         line.locked, line.locked_until or "", _amount(line.leaking), _safe(facts.term_basis),
-                         _safe(line.problem or "")])
+                         line.locked, line.locked_until or "", _amount(line.leaking), cell(facts.term_basis),
+                         cell(line.problem or "")])
     return out.getvalue()
-
-
-def _safe(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _show(value: dict[str, Any] | None) -> str:

@@ -47,7 +47,7 @@ def pax8_scenario(linked_by_subscription: bool = True) -> tuple[dict[str, Any], 
     config["subscriptionSources"] = [{"name": "pax8", "type": "pax8", "clientId": {"setting": "PAX8_CLIENT_ID"},
                                       "clientSecret": {"setting": "PAX8_CLIENT_SECRET"}, "url": "${PAX8_URL}",
                                       "tokenUrl": "${PAX8_TOKEN_URL}"}]
-    config["billingProfiles"][1]["price"] = {"mode": "cost-plus", "percent": "25"}
+    config["billingProfiles"][1]["price"] = {"mode": "cost-plus", "percent": "25", "manageAdoptedLines": True}
     if not linked_by_subscription:
         config["tenants"][0]["partnerCustomers"] = [{"source": "pax8", "customerId": COMPANY}]
     return scenario, yaml.safe_dump(config)
@@ -65,7 +65,7 @@ def test_a_pax8_reseller(azurite: Azurite, store: TableStore, tmp_path: Path, li
         assert "[Pax8: Monthly term, billed monthly, ends 2026-12-21]" in decrease["reason"]
         [price] = [c for c in report["changes"] if c["kind"] == "set-details"]
         assert (price["additionId"], price["unitPrice"], price["status"]) == ("901", "28.05", "dry-run")
-        assert price["reason"] == "update the unit price from cost (22.44 USD + 25 %)"
+        assert price["reason"].startswith("update the unit price 26.40 -> 28.05 from cost (22.44 USD + 25 %)")
         assert msp.cw_writes() == 0, "a dry run writes nothing"
         [both] = report["reconciliation"]["licences"]
         assert both["purchasedFrom"] == "Pax8 (pax8)" and both["purchased"] == 25
