@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from shared.domain.model import MAX_COUNT, count_problem
 from shared.errors import SourceError
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -46,12 +47,14 @@ class Fields:
         return value.strip()
 
     def whole(self, name: str) -> int:
-        """A count of seats: a JSON number with no fraction (1 and 1.0 are both 1)."""
+        """A count of seats: a JSON number with no fraction (1 and 1.0 are both 1) from 0 to
+        ``MAX_COUNT``; NaN, infinities and 1e300 are refused like text or a fraction."""
         value = self.raw.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._fail(name, f"is missing or not a number ({value!r})")
-        if float(value) != int(value) or value < 0:
-            raise self._fail(name, f"is not a whole number of seats ({value!r})")
+        problem = count_problem(value)
+        if problem is not None:
+            raise self._fail(name, f"is not a whole number of seats from 0 to {MAX_COUNT} ({value!r})")
         return int(value)
 
     def money(self, name: str) -> Decimal | None:

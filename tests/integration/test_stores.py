@@ -180,3 +180,22 @@ def test_run_records(store: TableStore) -> None:
     assert runs.latest_run_id() == request.run_id
     assert runs.finished_at(request.run_id) is None
     assert now + timedelta(0) == runs.request(request.run_id).requested_at  # type: ignore[union-attr]
+
+
+def test_the_largest_count_seatsync_accepts_is_what_table_storage_stores(store: TableStore) -> None:
+    """The licence history's counts are Int32 properties: MAX_COUNT is stored, one more would be
+    refused by the SDK, so the bound checked where Graph is read is exactly the store's."""
+    from azure.data.tables import UpdateMode
+
+    from shared.domain.model import MAX_COUNT
+
+    when = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    sku = SkuCount(sku_id="cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", sku_part_number="SPB", purchased=MAX_COUNT,
+                   consumed=MAX_COUNT)
+    snapshots = SnapshotRepository(store)
+    snapshots.save(TenantSnapshot(tenant_id="t1", run_id="r1", collected_at=when, skus=(sku,), users=()))
+    [history] = snapshots.licence_history("t1")
+    assert (history.purchased, history.assigned) == (MAX_COUNT, MAX_COUNT)
+    with pytest.raises(TypeError, match=r"out of range|too large"):
+        store.table("licencecounts").upsert_entity({"PartitionKey": "t1", "RowKey": "x", "Assigned": MAX_COUNT + 1},
+                                                   mode=UpdateMode.REPLACE)

@@ -205,3 +205,13 @@ def test_the_emulators_serve_impossible_values_where_a_fault_says() -> None:
     for wrong in ({"kind": "corrupt"}, {"kind": "error", "set": {"a": 1}}, {"kind": "corrupt", "set": [1]}):
         with pytest.raises(EmulatorError, match="a corrupt fault needs 'set'"):
             FaultRule.from_dict(wrong)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300, 2**31, -1, 2.5])
+def test_an_impossible_seat_count_from_a_subscription_source_is_its_error(value: Any) -> None:
+    from shared.adapters.source_fields import Fields
+    from shared.errors import SourceError
+
+    with pytest.raises(SourceError, match="'quantity' is not a whole number of seats from 0 to 2147483647"):
+        Fields("pax8", {"quantity": value}, "subscription s-1").whole("quantity")
+    assert Fields("pax8", {"quantity": 7.0}, "subscription s-1").whole("quantity") == 7
