@@ -846,7 +846,7 @@ class AutotaskClient:
                            None, "GET", url) from exc
         try:
             info = json.loads(response.text) if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             info = None
         zone = info.get("url") if isinstance(info, dict) else None
         if response.status_code != 200 or not isinstance(zone, str) or not zone.startswith("http"):
@@ -931,7 +931,7 @@ class AutotaskClient:
         status = response.status_code
         try:
             body = json.loads(response.text) if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         messages: list[str] = []
         if isinstance(body, dict):

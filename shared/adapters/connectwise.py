@@ -531,7 +531,7 @@ class ConnectWiseClient:
                            "company info", response.status_code, "GET", url)
         try:
             info = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             info = None
         codebase = info.get("Codebase") if isinstance(info, dict) else None
         if not isinstance(codebase, str) or not codebase.strip("/"):
@@ -705,7 +705,7 @@ class ConnectWiseClient:
         status = response.status_code
         try:
             body = json.loads(response.text, parse_float=Decimal) if response.content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         code = message = None
         field_errors: list[FieldError] = []

@@ -671,7 +671,7 @@ def _text(value: Any) -> str | None:
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any real answer
         return None
 
 

@@ -775,7 +775,7 @@ class HaloClient:
                            None, "POST", url) from exc
         try:
             body = json.loads(response.text) if response.content else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {}
         token = body.get("access_token") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(token, str) or not token:
@@ -892,7 +892,7 @@ def _message(response: requests.Response) -> str:
     text = response.text or ""
     try:
         body = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return text[:300].strip()
     if isinstance(body, str):
         return body

@@ -118,6 +118,9 @@ def json_answer(response: requests.Response, psa: str, method: str, url: str, re
     except ValueError:
         raise PsaError(psa, f"the answer is not JSON: {response.text[:200]!r}", record, response.status_code,
                        method, url) from None
+    except RecursionError:  # nesting no real answer has: refused like an answer that is not JSON
+        raise PsaError(psa, "the answer is JSON nested too deeply to be read", record, response.status_code,
+                       method, url) from None
 
 
 def status_error(psa: str, status: int, detail: str, record: str, method: str, url: str, *,

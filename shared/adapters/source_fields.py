@@ -4,7 +4,6 @@ the record and the field, so that a malformed answer is never taken for the trut
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -125,7 +124,7 @@ def parse_moment(value: Any) -> datetime | None:
 def json_body(source: str, response: requests.Response, what: str) -> Any:
     try:
         return response.json()
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         raise SourceError(source, f"{what}: the answer is not JSON", response.status_code,
                           response.request.method if response.request else None, response.url) from None
 
@@ -133,5 +132,5 @@ def json_body(source: str, response: requests.Response, what: str) -> Any:
 def json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any real answer
         return None

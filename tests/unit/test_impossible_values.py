@@ -215,3 +215,19 @@ def test_an_impossible_seat_count_from_a_subscription_source_is_its_error(value:
     with pytest.raises(SourceError, match="'quantity' is not a whole number of seats from 0 to 2147483647"):
         Fields("pax8", {"quantity": value}, "subscription s-1").whole("quantity")
     assert Fields("pax8", {"quantity": 7.0}, "subscription s-1").whole("quantity") == 7
+
+
+def test_answers_nested_deeper_than_any_real_one_are_refused_not_crashed() -> None:
+    import requests
+
+    from shared.adapters.psa_records import json_answer
+    from shared.errors import PsaError
+
+    deep = b"[" * 100_000 + b"]" * 100_000
+    client, _ = client_over(lambda request: (200, deep))
+    with pytest.raises(IncompleteReadError, match="a page is not a JSON object"):
+        client.list_subscribed_skus(TENANT)
+    response = requests.Response()
+    response.status_code, response._content = 200, deep
+    with pytest.raises(PsaError, match="the answer is JSON nested too deeply to be read"):
+        json_answer(response, "ConnectWise", "GET", "https://cw.example/additions", "agreement 100 additions")
