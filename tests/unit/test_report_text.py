@@ -96,3 +96,24 @@ def test_the_display_follows_the_runs_phases() -> None:
     with ProgressDisplay(False, quiet) as off:
         off.update(RunProgress(run_id="r", phase="collecting"))
     assert quiet.getvalue() == "" and off.updates == 1
+
+
+def test_billing_problems_are_listed_with_their_facts_and_what_to_do() -> None:
+    from shared.domain.problems import Problem, ProblemKind, problem_to_json
+
+    lapsed = Problem(ProblemKind.SUBSCRIPTION_NOT_ACTIVE, "t1", "suspended since 2026-11-22: 20 active, 5 suspended",
+                     label="Microsoft 365 Business Premium", facts=(("Since", "2026-11-22"),), blocks=False)
+    cancelled = Problem(ProblemKind.LINE_CANCELLED, "t2", "line 500 was cancelled on 2026-10-31",
+                        label="Exchange Online (Plan 1)")
+    data = {**report([tenant(1), tenant(2)], []), "status": "attention",
+            "problems": [{**problem_to_json(lapsed), "tenantName": "Customer 0001"},
+                         {**problem_to_json(cancelled), "tenantName": "Customer 0002"}]}
+    text = render_text(data)
+    assert "(live): ATTENTION" in text
+    assert "Billing problems: 2 (line cancelled: 1, subscription not active: 1)" in text
+    assert ("  - [subscription-not-active] Customer 0001: Microsoft 365 Business Premium: suspended since "
+            "2026-11-22: 20 active, 5 suspended.") in text
+    assert "      Since: 2026-11-22" in text
+    assert ("  - [line-cancelled] Customer 0002: Exchange Online (Plan 1): line 500 was cancelled on 2026-10-31. "
+            "Nothing written for it.") in text
+    assert f"      What to do: {cancelled.action}" in text
