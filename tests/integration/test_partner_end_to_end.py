@@ -24,7 +24,7 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
 from shared.notifications.alerts import Links, build_alerts
 from shared.notifications.service import gather_run_data
-from tests.integration.msp import CONTOSO, NOW, Msp, running_msp, sample_scenario
+from tests.integration.msp import CONTOSO, FABRIKAM, NOW, Msp, running_msp, sample_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -263,3 +263,28 @@ def test_a_source_that_cannot_be_read_changes_nothing(azurite: Azurite, store: T
         assert report["changes"] == [] and msp.cw_writes() == 0
         [source] = report["sources"]
         assert "HTTP 503" in source["error"]
+
+
+def test_one_customers_failed_read_leaves_that_tenant_alone(azurite: Azurite, store: TableStore,
+                                                            tmp_path: Path) -> None:
+    """Fabrikam's subscriptions cannot be read from Partner Center, nor this month's costs: Fabrikam
+    is not synced (its lines untouched), the others are, and margins are unknown."""
+    scenario, config_text = sample_scenario()
+    scenario = copy.deepcopy(scenario)
+    scenario["partnercenter"]["faults"] = [
+        {"kind": "error", "path": f"^/v1/customers/{FABRIKAM}/subscriptions$", "status": 500},
+        {"kind": "error", "path": "^/v1/invoices/unbilled/lineitems$", "status": 503}]
+    with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config_text) as msp:
+        before = msp.cw_additions(100)
+        report = msp.sync()
+        statuses = {t["name"]: t["status"] for t in report["tenants"]}
+        assert statuses["Fabrikam Ltd"] == "failed" and statuses["Litware Inc"] == "ok"
+        fabrikam = next(t for t in report["tenants"] if t["name"] == "Fabrikam Ltd")
+        assert "the subscriptions of customer Fabrikam Ltd could not be read" in fabrikam["error"]
+        assert not [c for c in report["changes"] if c["tenantName"] == "Fabrikam Ltd"]
+        assert msp.cw_additions(100) == before
+        assert any(c["tenantName"] == "Litware Inc" and c["status"] == "applied" for c in report["changes"])
+        [source] = report["sources"]
+        assert source["error"] is None and "HTTP 503" in source["costError"]
+        litware = licence(report, "Litware Inc", "Microsoft 365 Business Premium")
+        assert litware["cost"] is None and litware["margin"] is None and litware["revenue"] is not None
