@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from array import array
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,10 @@ MAX_VALUES = 2_000_000
 MAX_KEY_CHARS = 256
 
 # JSON strings (skipped whole, so brackets inside them do not count) and the structural characters.
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"(?:\s*:)?|[\[\]{}]', re.DOTALL)
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(?:\s*:)?|[\[\]{}]', re.DOTALL)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(rb"[^\[\]{}]+")
+_BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 and -1 as signed bytes
 # Characters Table Storage forbids in PartitionKey and RowKey, and control characters.
 _FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
@@ -108,41 +113,45 @@ def key_problem(value: str) -> str | None:
 # --------------------------------------------------------------------------- JSON
 
 
-@dataclass
-class _Scan:
-    depth: int = 0
-    duplicate: str | None = None
+def _json_depth(data: bytes, source: str, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth``, measured without recursion or a loop in
+    Python: strings are removed, the remaining brackets become +1 and -1, and their running sum
+    is the depth."""
+    brackets = _NOT_A_BRACKET.sub(b"", _JSON_STRING.sub(b"", data)).translate(_BRACKET_STEPS)
+    if max(accumulate(array("b", brackets)), default=0) > max_depth:
+        raise InputRefused(source, _too_deep(source, max_depth))
 
 
-def _scan_json(data: bytes, source: str, max_depth: int) -> _Scan:
-    """Nesting depth (refused past ``max_depth``) and the first key given twice in one object,
-    found by scanning tokens: no recursion, so any nesting is measured safely."""
-    scan = _Scan()
+def _first_duplicate(data: bytes) -> str:
+    """Where the first key given twice in one object is, by line: read by scanning tokens, only
+    once the parser has seen a duplicate (the document is valid JSON of bounded depth)."""
     stack: list[dict[str, int] | None] = []
     line, counted_to = 1, 0
     for match in _JSON_TOKENS.finditer(data):
         token = match.group()
         if token in (b"{", b"["):
             stack.append({} if token == b"{" else None)
-            if len(stack) > max_depth:
-                raise InputRefused(source, _too_deep(source, max_depth))
-            scan.depth = max(scan.depth, len(stack))
         elif token in (b"}", b"]"):
-            if stack:
-                stack.pop()
-        elif token.endswith(b":") and stack and stack[-1] is not None and scan.duplicate is None:
+            stack.pop()
+        elif token.endswith(b":") and stack and stack[-1] is not None:
             line += data.count(b"\n", counted_to, match.start())
             counted_to = match.start()
-            try:
-                key = json.loads(token[:-1].rstrip())
-            except ValueError:
-                continue  # not valid JSON; the parser names the problem
-            keys = stack[-1]
+            key, keys = json.loads(token[:-1].rstrip()), stack[-1]
             if key in keys:
-                scan.duplicate = f"the key {key!r} is given twice in one object, at lines {keys[key]} and {line}"
-            else:
-                keys[key] = line
-    return scan
+                return f"the key {key!r} is given twice in one object, at lines {keys[key]} and {line}"
+            keys[key] = line
+    raise AssertionError("the parser saw a key given twice that the scan does not find")
+
+
+class _Duplicate(Exception):
+    """A key given twice in one object (raised while parsing, then located by line)."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise _Duplicate
+    return mapping
 
 
 def read_json(data: bytes | str, source: str, *, max_depth: int = MAX_DEPTH,
@@ -151,14 +160,13 @@ def read_json(data: bytes | str, source: str, *, max_depth: int = MAX_DEPTH,
     check_size(data, source, limit)
     text = decode_text(data, source) if isinstance(data, bytes) else data
     raw = text.encode("utf-8")
-    scan = _scan_json(raw, source, max_depth)
+    _json_depth(raw, source, max_depth)
     try:
-        document = json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
     except json.JSONDecodeError as exc:
         raise InputRefused(source, f"{_subject(source)} is not valid JSON: {exc}") from None
-    if scan.duplicate is not None:
-        raise InputRefused(source, scan.duplicate)
-    return document
+    except _Duplicate:
+        raise InputRefused(source, _first_duplicate(raw)) from None
 
 
 # --------------------------------------------------------------------------- YAML
@@ -273,7 +281,7 @@ def check_nesting(data: bytes, source: str, *, yaml_text: bool, max_depth: int =
     """Refuse ``data`` nested deeper than ``max_depth`` (as JSON, or as YAML), without building
     it. Text that is not UTF-8 or not parseable is left to the reader that parses it."""
     if not yaml_text:
-        _scan_json(data, source, max_depth)
+        _json_depth(data, source, max_depth)
         return
     try:
         _check_yaml_shape(data.decode("utf-8-sig"), source, max_depth, MAX_VALUES)
