@@ -65,6 +65,7 @@ integration: setup clients
 ## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory.
 bench: setup
 	$(BIN)/python scripts/bench_sync.py --tenants $${TENANTS:-500}
+	$(BIN)/python scripts/bench_input.py --tenants $${TENANTS:-500}
 
 clean:
 	rm -rf $(VENV) .venv-infra $(CLIENTS_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
