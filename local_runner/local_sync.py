@@ -13,6 +13,7 @@ from typing import Any
 
 from local_runner.runner import FunctionTable, discover, run_orchestration
 from local_runner.wiring import current_user
+from shared.adapters.tables import is_transient
 from shared.bootstrap import Services, set_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
 from shared.functions import SYNC_ORCHESTRATOR
@@ -66,7 +67,14 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
     def status(value: Any) -> None:
         progress = RunProgress.model_validate(value)
         if progress.phase not in ("starting", "finished"):  # before start_run the run is not recorded
-            services.runs.record_progress(request.run_id, progress.to_json())
+            try:
+                services.runs.record_progress(request.run_id, progress.to_json())
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # progress is for watchers; the run's own records ride out the outage (StoreRetry)
+                log.warning("run %s: progress not recorded, Table Storage is unavailable (%s)", request.run_id,
+                            type(exc).__name__)
         log.info("run %s: %s, %d of %d tenants collected, %d of %d pushed, %d failed", request.run_id,
                  progress.phase, progress.tenants_collected, progress.tenants_total, progress.tenants_pushed,
                  progress.tenants_to_push, progress.tenants_failed)

@@ -12,9 +12,11 @@ import argparse
 import getpass
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.errors import ConfigError
 from shared.settings import Settings, load_local_settings
 
 if TYPE_CHECKING:
@@ -37,10 +39,25 @@ def environment(settings_file: Path | None) -> dict[str, str]:
 
 
 def build_services(args: argparse.Namespace) -> Services:
-    """The adapters the command works with, from the settings named by ``--settings``."""
+    """The adapters the command works with, from the settings named by ``--settings``.
+    ``SEATSYNC_CLOCK`` (an ISO instant with its offset) fixes the instant the command believes it
+    is: to rehearse a run on another day against the emulators, and for tests; never in Azure."""
     from shared.bootstrap import Services
 
-    return Services(Settings.from_environment(environment(getattr(args, "settings", None))))
+    env = environment(getattr(args, "settings", None))
+    settings = Settings.from_environment(env)
+    fixed = env.get("SEATSYNC_CLOCK", "").strip()
+    if not fixed:
+        return Services(settings)
+    try:
+        instant = datetime.fromisoformat(fixed)
+    except ValueError:
+        raise ConfigError(f"SEATSYNC_CLOCK must be an ISO instant with its offset, got {fixed!r}",
+                          source="app settings") from None
+    if instant.tzinfo is None:
+        raise ConfigError(f"SEATSYNC_CLOCK must say its offset (e.g. 2026-11-25T02:00:00+00:00), got {fixed!r}",
+                          source="app settings")
+    return Services(settings, clock=lambda: instant.astimezone(UTC))
 
 
 def current_user() -> str:

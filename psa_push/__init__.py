@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared import telemetry
+from shared import checkpoints, telemetry
 from shared.bootstrap import get_services
 from shared.contracts import PushRequest
 from shared.functions import PUSH_CHANGES, RECONCILE_WRITES
@@ -36,6 +36,7 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.function_name(PUSH_CHANGES)
 @bp.activity_trigger(input_name="payload")
 def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
+    checkpoints.reached("push-started")
     services = get_services()
     request = PushRequest.model_validate(payload)
     with telemetry.activity(request.run_id) as tally:

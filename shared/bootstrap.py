@@ -178,9 +178,13 @@ def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = t
 
 def default_psa_factory(settings: Settings, secrets: SecretReader,
                         sleep: Callable[[float], None] = time.sleep,
-                        clock: Callable[[], datetime] | None = None) -> PsaFactory:
-    """Clients by the connection's configured type (validated with the configuration)."""
-    from shared.adapters.http import RetryingHttp, pooled_session
+                        clock: Callable[[], datetime] | None = None,
+                        read_timeout: float | None = None) -> PsaFactory:
+    """Clients by the connection's configured type (validated with the configuration).
+    ``read_timeout``: seconds to wait for a PSA's answer (default: each client's policy)."""
+    from dataclasses import replace
+
+    from shared.adapters.http import RetryingHttp, RetryPolicy, pooled_session
 
     sessions: dict[str, requests.Session] = {}
     lock = threading.Lock()
@@ -197,6 +201,10 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
     def value(field: SecretRef | str) -> str:
         return field if isinstance(field, str) else secrets.get(field.reference)
 
+    def policy(base: RetryPolicy | None = None) -> RetryPolicy:
+        chosen = base or RetryPolicy()
+        return chosen if read_timeout is None else replace(chosen, read_timeout_seconds=read_timeout)
+
     def make(connection: PsaConnection) -> PsaPort:
         if isinstance(connection, ConnectWiseConnection):
             from shared.adapters.connectwise import ConnectWiseClient
@@ -206,8 +214,8 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 public_key=value(connection.public_key), private_key=value(connection.private_key),
                 client_id=value(connection.client_id), verify=settings.tls_verify,
                 invoiced_when_unknown=connection.invoiced_when_unknown,
-                http=RetryingHttp(f"ConnectWise {connection.name}", session=session_for(connection.name),
-                                  verify=settings.tls_verify, sleep=sleep),
+                http=RetryingHttp(f"ConnectWise {connection.name}", policy=policy(),
+                                  session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
             )
         if isinstance(connection, AutotaskConnection):
             from shared.adapters.autotask import AutotaskClient
@@ -217,8 +225,8 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 integration_code=value(connection.integration_code), zone_url=connection.zone_url,
                 discovery_url=connection.discovery_url, hourly_request_share=connection.hourly_request_share,
                 max_concurrent_requests=connection.max_concurrent_requests, verify=settings.tls_verify,
-                http=RetryingHttp(f"Autotask {connection.name}", session=session_for(connection.name),
-                                  verify=settings.tls_verify, sleep=sleep),
+                http=RetryingHttp(f"Autotask {connection.name}", policy=policy(),
+                                  session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
                 today=today,
             )
         if isinstance(connection, HaloConnection):
@@ -230,7 +238,7 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 client_id=value(connection.client_id), client_secret=value(connection.client_secret),
                 lines=connection.lines, requests_per_5_minutes=connection.requests_per_5_minutes,
                 verify=settings.tls_verify,
-                http=RetryingHttp(f"HaloPSA {connection.name}", policy=HALO_RETRY_POLICY,
+                http=RetryingHttp(f"HaloPSA {connection.name}", policy=policy(HALO_RETRY_POLICY),
                                   session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
                 today=today,
             )

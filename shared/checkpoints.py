@@ -8,13 +8,16 @@ the process paused so that it can be killed (kill -9) right after a write, and s
 - in a ``seatsync`` process started by a test, the environment variables
   ``SEATSYNC_PAUSE_AT=<point>`` (or ``<point>#<n>`` for its n-th passage) and
   ``SEATSYNC_PAUSE_FILE=<path>`` make the process write ``<point> <pid>`` to the file when it
-  gets there and then wait (``SEATSYNC_PAUSE_SECONDS``, default 300) for the test to kill it.
-  Both variables must be set; they are for tests only (docs/emulators.md).
+  gets there and then wait until the file is removed (the test lets it go on) or for
+  ``SEATSYNC_PAUSE_SECONDS`` (default 300), long enough for the test to kill it. Both variables
+  must be set; they are for tests only (docs/emulators.md).
 
-The points, in the order a write passes them: ``push-started`` (a push activity begins),
+The points, in the order a run passes them: ``push-started`` (a push activity begins, before it
+reads anything),
 ``before-psa-write`` (the intent is stored, the PSA not yet called), ``after-psa-write`` (the PSA
 answered, nothing recorded yet), ``after-read-back`` (the tenant's writes were read back, not
-yet recorded), ``after-bookkeeping`` (the tenant's writes are recorded).
+yet recorded), ``after-bookkeeping`` (the tenant's writes are recorded), ``finish-run`` (the run's
+summary is about to be stored).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-POINTS = ("push-started", "before-psa-write", "after-psa-write", "after-read-back", "after-bookkeeping")
+POINTS = ("push-started", "before-psa-write", "after-psa-write", "after-read-back", "after-bookkeeping", "finish-run")
 
 _listeners: dict[str, list[Callable[[], None]]] = {}
 _passages: dict[str, int] = {}
@@ -67,5 +70,8 @@ def _pause_if_asked(point: str, passage: int) -> None:
     name, _, nth = wanted.partition("#")
     if name != point or passage != (int(nth) if nth else 1):
         return
-    Path(signal_file).write_text(f"{point} {os.getpid()}\n", encoding="utf-8")
-    time.sleep(float(os.environ.get("SEATSYNC_PAUSE_SECONDS", "300")))
+    path = Path(signal_file)
+    path.write_text(f"{point} {os.getpid()}\n", encoding="utf-8")
+    deadline = time.monotonic() + float(os.environ.get("SEATSYNC_PAUSE_SECONDS", "300"))
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)

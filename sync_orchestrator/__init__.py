@@ -232,6 +232,7 @@ def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
 def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
     summary = RunSummary.model_validate(payload)
     with telemetry.activity(summary.run_id):
-        finish_run_service(get_services().runs, summary)
+        services = get_services()
+        finish_run_service(services.runs, summary, services.retry_sleep)
         telemetry.run_finished(summary)
     return {"runId": summary.run_id, "status": summary.status}

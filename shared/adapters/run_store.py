@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ from shared.adapters.tables import (
     write_document,
 )
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
-from shared.domain.model import PlannedChange
+from shared.domain.model import ChangeStatus, PlannedChange
 from shared.domain.problems import Problem, problem_from_json, problem_to_json
 
 _RUNS_PK = "runs"
@@ -362,6 +362,14 @@ class RunRepository:
 
     def changes(self, run_id: str) -> list[tuple[PlannedChange, str | None]]:
         return [change_from_entity(e) for e in partition(self._changes, run_id)]
+
+    def abandon_changes(self, run_id: str, reason: str) -> int:
+        """Record the changes a run planned but never wrote (it died) as failed, with ``reason``."""
+        abandoned = [replace(change, status=ChangeStatus.FAILED) for change, _ in self.changes(run_id)
+                     if change.status == ChangeStatus.PLANNED]
+        submit_batches(self._changes, [("upsert", change_to_entity(run_id, c, reason), {"mode": UpdateMode.REPLACE})
+                                       for c in abandoned])
+        return len(abandoned)
 
     def change(self, run_id: str, change_id: str) -> tuple[PlannedChange, str | None] | None:
         try:

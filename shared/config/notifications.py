@@ -25,6 +25,7 @@ from shared.config.problem_kinds import ProblemKind
 
 AlertKind = Literal[
     "run-failed",
+    "writes-recovered",
     "auth-failed",
     "billing-problem",
     "changes-held",
@@ -38,13 +39,14 @@ AlertKind = Literal[
     "run-summary",
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
-RUN_KINDS: frozenset[AlertKind] = frozenset({"run-failed", "run-summary"})
+RUN_KINDS: frozenset[AlertKind] = frozenset({"run-failed", "writes-recovered", "run-summary"})
 """Kinds about a whole run rather than a tenant or a licence: exclusions never apply to them."""
 
 Digest = Literal["immediate", "daily", "weekly", "monthly"]
 
 DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "run-failed": "immediate",
+    "writes-recovered": "immediate",
     "auth-failed": "immediate",
     "billing-problem": "daily",
     "changes-held": "daily",
@@ -144,6 +146,7 @@ class AlertRules(Model):
     """One entry per alert kind; every field is optional."""
 
     run_failed: RunFailedRule = RunFailedRule()
+    writes_recovered: AlertRule = AlertRule()
     auth_failed: AlertRule = AlertRule()
     billing_problem: AlertRule = AlertRule()
     changes_held: AlertRule = AlertRule()

@@ -45,6 +45,9 @@ class KindInfo:
 
 KINDS: dict[AlertKind, KindInfo] = {
     "run-failed": KindInfo("Run failed", "critical", "Open the run report"),
+    "writes-recovered": KindInfo("Writes recorded late", "warning",
+                                 "Nothing to redo: the PSA holds these writes and SeatSync has now recorded them. "
+                                 "Find out why the earlier run stopped (its report)."),
     "auth-failed": KindInfo("Tenants SeatSync cannot sign in to", "critical",
                             "Nothing is read or billed for these tenants until this is fixed."),
     "billing-problem": KindInfo("Billing problems", "warning",
@@ -299,6 +302,33 @@ def run_failed_alert(data: RunData, links: Links) -> Alert | None:
         "run-failed", data.run_id, {"run": data.run_id, "status": summary.status},
         severity="critical", title=title, line=line, facts=tuple(facts),
         action_text=f"See what failed: seatsync report {data.run_id}",
+        action_url=links.run_report(data.run_id), action_label="Open run report",
+    )
+
+
+def writes_recovered_alert(data: RunData, links: Links) -> Alert | None:
+    """A run found that an earlier run died, or that writes an earlier run (or attempt) made to
+    the PSA were never recorded: it recorded them (``recovered`` changes); a person is told."""
+    recovered = [c for c, _ in data.changes if c.status == ChangeStatus.RECOVERED]
+    took_over = data.started.took_over if data.started else None
+    if not recovered and not took_over:
+        return None
+    facts = [Fact("Run", data.run_id)]
+    if took_over:
+        facts.append(Fact("Earlier run", _clip(took_over, 300)))
+    if recovered:
+        shown = [f"{data.tenant_name(c.tenant_id)}: {c.label or sku_display_name(c.sku_id)} {c.kind.value} "
+                 f"{'' if c.old_quantity is None else f'{c.old_quantity} → '}{c.new_quantity}"
+                 for c in recovered[:10]]
+        more = len(recovered) - len(shown)
+        facts.append(Fact("Writes recorded late", f"{len(recovered)}: " + "; ".join(shown)
+                          + (f"; +{more} more" if more else "")))
+    title = (f"{plural(len(recovered), 'write')} found in the PSA and recorded" if recovered
+             else "An earlier run died without finishing")
+    line = _clip(took_over, 200) if took_over and not recovered else title
+    return _make(
+        "writes-recovered", data.run_id, {"run": data.run_id, "recovered": sorted(c.change_id for c in recovered)},
+        title=title, line=line, facts=tuple(facts), action_text=KINDS["writes-recovered"].action,
         action_url=links.run_report(data.run_id), action_label="Open run report",
     )
 
@@ -657,6 +687,9 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
     if rules.enabled("run-failed"):
         failed = run_failed_alert(data, links)
         candidates += [failed] if failed else []
+    if rules.enabled("writes-recovered"):
+        late = writes_recovered_alert(data, links)
+        candidates += [late] if late else []
     if rules.enabled("auth-failed"):
         candidates += auth_failed_alerts(data, links)
     if rules.enabled("billing-problem"):

@@ -140,6 +140,18 @@ def read_lines(keys: Iterable[AgreementKey], psa_for: PsaLookup) -> dict[Agreeme
     return {key: tuple(lines) for key, lines in found.items()}
 
 
+def held_now(book: Bookkeeping, change: PlannedChange) -> str | None:
+    """After a write whose answer was lost: whether the PSA holds it already (one read of its
+    agreement), so that the licence's next writes can go on; the line it is on, or None."""
+    try:
+        lines = read_lines([(change.psa, change.agreement_id)], book.psa_for)
+    except PSA_FAILURES as exc:
+        log.warning("change %s: the PSA could not be read after its write failed: %s", change.change_id, exc)
+        return None
+    check = check_write(change, lines.get((change.psa, change.agreement_id), ()))
+    return check.line.line_id if check.held and check.line else None
+
+
 def confirm(book: Bookkeeping, attempts: Sequence[Attempt], summary: PushSummary) -> None:
     """Read back the agreements the attempts touched (one read per PSA) and record each write as
     applied only when the PSA holds it."""

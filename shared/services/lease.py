@@ -123,6 +123,8 @@ def record_dead(runs: RunRepository, decisions: DecisionRepository, run_id: str,
     """Record that ``run_id`` died (unless it finished): its record and a run event."""
     if not runs.mark_died(run_id, reason, now):
         return False
+    runs.abandon_changes(run_id, f"not written: the run died before writing it ({reason}); a later run plans it "
+                                 "again from what the PSA bills")
     decisions.audit_run_event(RunEvent(now, "died", run_id, actor, reason))
     log.warning("run %s died without finishing: %s", run_id, reason)
     return True

@@ -54,6 +54,7 @@ from shared.services.bookkeeping import (
     PsaLookup,
     answered_no,
     confirm,
+    held_now,
     reconcile_writes,
     settle,
 )
@@ -248,8 +249,11 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
             written = execute(change, view, book.psa_for(change.psa))
         except PSA_FAILURES as exc:
             log.warning("change %s: the PSA write failed: %s", change.change_id, exc)
-            broken.add(change.mapping_key)
-            attempts.append(Attempt(change, error=str(exc), refused=answered_no(exc)))
+            refused = answered_no(exc)
+            found = None if refused else held_now(book, change)
+            if found is None:
+                broken.add(change.mapping_key)  # the licence's later writes wait for the next run
+            attempts.append(Attempt(change, line_id=found, error=str(exc), refused=refused))
             continue
         checkpoints.reached("after-psa-write")
         attempts.append(Attempt(change, line_id=written))
@@ -265,7 +269,6 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                  guard: Callable[[], None] = lambda: None) -> PushSummary:
     """Plan and write a batch of tenants. ``guard`` runs before every PSA write and raises when
     the run may no longer write (it lost its lease); ``sleep`` is how storage retries wait."""
-    checkpoints.reached("push-started")
     summary = PushSummary()
     book = Bookkeeping(config, runs, decisions, psa_for, request.run_id, None, now, sleep=sleep)
     book.run = book.keep("the run's request", lambda: runs.request(request.run_id))

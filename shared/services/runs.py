@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 import requests
 
+from shared import checkpoints
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
+from shared.adapters.tables import StoreRetry
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
 from shared.errors import GraphError
@@ -86,6 +91,9 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository, dec
     return started
 
 
-def finish_run(runs: RunRepository, summary: RunSummary) -> None:
-    runs.finish(summary)
-    runs.release_lease(summary.run_id)
+def finish_run(runs: RunRepository, summary: RunSummary, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Store the run's summary and free the lease, riding out a storage outage (``StoreRetry``)."""
+    checkpoints.reached("finish-run")
+    retry = StoreRetry()
+    retry.call(f"the summary of run {summary.run_id}", partial(runs.finish, summary), sleep)
+    retry.call(f"freeing the lease of run {summary.run_id}", partial(runs.release_lease, summary.run_id), sleep)

@@ -146,3 +146,13 @@ def test_runs_unlock_clears_only_a_dead_run_unless_forced(env: TableStore, capsy
     assert "cleared by dave" in report["error"]
     assert main(["runs", "lease", "--events", "5"]) == EXIT_OK
     assert "lease-cleared" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("value", "message"), [("tomorrow", "ISO instant"), ("2026-11-25T02:00:00", "offset")])
+def test_a_fixed_clock_that_is_not_an_instant_is_refused(env: TableStore, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str], value: str,
+                                                         message: str) -> None:
+    monkeypatch.setenv("SEATSYNC_CLOCK", value)
+    assert main(["runs", "lease"]) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert "SEATSYNC_CLOCK must" in error and message in error

@@ -2,17 +2,51 @@
 leaves behind compared with a clean run of the same sample MSP: what the PSA bills, the run
 report, the write ledger, the audit trail and the alert a person receives.
 
-A case runs the sample MSP with one fault injected, captures its ``Aftermath`` and compares it
-with the clean run's (computed once for the module): whatever the fault touched is named in the
-report and alerted, nothing of it is lowered or half-written, and everything else is exactly as
-in the clean run. To add a case: inject the fault (an emulator fault rule, a wrapped adapter, a
-killed process), run, and compare with ``clean`` using the helpers below.
+Write faults (``test_a_fault_leaves_what_a_clean_run_leaves``). The scenario is the sample MSP's
+Fabrikam (a new line of 26 seats, written first, then a period record, a prorate line, a
+quantity raised, one lowered, a new invoice description): one tenant, six writes, synced once
+without a fault for the baseline (``clean_fabrikam``). Each case runs it with a fault, then
+whatever follows (usually the next run), and must leave what the clean run leaves:
+
+- the PSA bills exactly what the clean run left (every line of every agreement, ids and
+  timestamps aside): nothing written twice, nothing missing;
+- every write the clean run made is reported written (``applied``, or ``recovered`` by the run
+  that found it), recorded once in the ledger and audited once (``applied`` or ``recovered``);
+- no write intent is left open and no run holds the lease;
+- the runs the fault hit say what happened (failed, died, writes recorded late, alerted)
+  instead of "succeeded".
+
+The faults: a PSA answer held past the client's timeout (the emulators' ``timeout`` fault),
+Table Storage refusing connections for a while (a TCP proxy in front of Azurite,
+``tests/storage_proxy.py``) for three lengths of time, a ``seatsync sync`` process killed
+(SIGKILL) at four points of the push (paused there by the test hook ``SEATSYNC_PAUSE_AT``,
+``shared/checkpoints.py``) and re-run at once, and a manual sync over HTTP while a command-line
+run holds the lease. To add one: a ``case_<what>(world)`` that makes the fault happen, runs what
+follows (``world.sync()`` in process, ``world.cli_paused_at(point)`` as a process) and returns
+the ids of the runs it made, oldest first; then an entry in ``CASES`` with the statuses those
+runs end with.
+
+Impossible values (an impossible count from Graph, an impossible quantity from the PSA): the
+whole sample MSP with one fault injected, its ``Aftermath`` compared with the clean run's
+(``clean``): whatever the fault touched is named in the report and alerted, nothing of it is
+lowered or half-written, and everything else is exactly as in the clean run. To add a case:
+inject the fault (an emulator fault rule, a wrapped adapter), run, and compare with ``clean``
+using the helpers of that section.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +54,333 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from local_runner.azurite import Azurite
+from shared import checkpoints
 from shared.adapters.tables import TableStore
-from tests.integration.msp import FABRIKAM, LITWARE, Msp, running_msp
+from shared.bootstrap import default_psa_factory, set_services
+from shared.services.report import build_report
+from tests.http_support import DurableHost, call, http_routes
+from tests.integration.msp import FABRIKAM, LITWARE, NOW, Msp, running_msp
 from tests.notification_support import texts
+from tests.storage_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
+
+SEATSYNC = Path(sys.executable).parent / "seatsync"
+WRITTEN = ("applied", "recovered")
+
+
+# --------------------------------------------------------------------------- what a run leaves behind
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What runs left behind, in terms that do not depend on ids the PSA assigns or on time."""
+
+    psa: list[str]
+    reported: set[tuple[str, str]]  # (change id, kind) of every change a report says was written
+    ledger: Counter[str]  # change id -> ledger rows (a row per change: 1)
+    audited: Counter[str]  # change id -> 'applied' and 'recovered' audit events
+    open_intents: int
+    lease: str | None
+
+
+def psa_lines(msp: Msp) -> list[str]:
+    state = msp.emulators.emulator("connectwise").state()
+    lines = []
+    for agreement in state["agreements"]:
+        for addition in agreement.get("additions", []):
+            kept = {k: v for k, v in addition.items() if k not in ("id", "_info")}
+            lines.append(json.dumps({"agreement": agreement["id"], **kept}, sort_keys=True, default=str))
+    return sorted(lines)
+
+
+def outcome(world: World) -> Outcome:
+    services = world.msp.services
+    reported = {(c["changeId"], c["kind"]) for run_id in world.run_ids
+                for c in build_report(services.runs, run_id)["changes"] if c["status"] in WRITTEN}
+    ledger = Counter(e.change_id for e in services.decisions.ledger(FABRIKAM))
+    audited = Counter(e.change_id for e in services.decisions.audit_trail(FABRIKAM) if e.event in WRITTEN)
+    lease = services.runs.lease()
+    return Outcome(psa_lines(world.msp), reported, ledger, audited, len(services.decisions.intents()),
+                   lease.run_id if lease else None)
+
+
+# --------------------------------------------------------------------------- a world per case
+
+
+@dataclass
+class World:
+    """One case's emulators, store (through a proxy that can refuse connections) and runs."""
+
+    msp: Msp
+    azurite: Azurite
+    proxy: TcpProxy
+    prefix: str
+    tmp: Path
+    run_ids: list[str] = field(default_factory=list)
+    sleeps: int = 0
+    on_sleep: Callable[[int], None] | None = None
+
+    def sync(self) -> dict[str, Any]:
+        report = self.msp.sync(tenants=[FABRIKAM])
+        self.run_ids.append(report["runId"])
+        return report
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, **self.msp.emulators.environment(),
+                "SEATSYNC_STORAGE_CONNECTION_STRING": self.azurite.connection_string,
+                "SEATSYNC_TABLE_PREFIX": self.prefix, "SEATSYNC_CLOCK": NOW.isoformat(), **extra}
+
+    @contextmanager
+    def cli_paused_at(self, point: str) -> Iterator[subprocess.Popen[str]]:
+        """A ``seatsync sync`` process of the scenario, paused when it reaches ``point``; it goes
+        on when the block ends (unless killed in it)."""
+        signal_file = self.tmp / f"paused-{secrets.token_hex(3)}"
+        process = subprocess.Popen(
+            [str(SEATSYNC), "sync", "--tenant", FABRIKAM, "--json", "--quiet"], cwd=self.tmp, text=True,
+            env=self.cli_env(SEATSYNC_PAUSE_AT=point, SEATSYNC_PAUSE_FILE=str(signal_file)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not signal_file.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    _, err = process.communicate(timeout=5)
+                    pytest.fail(f"the run never reached {point} (exit {process.returncode}): {err[-2000:]}")
+                time.sleep(0.05)
+            assert signal_file.read_text().split() == [point.split("#")[0], str(process.pid)]
+            self.run_ids.append(self.msp.services.runs.latest_run_id() or "")
+            yield process
+        finally:
+            signal_file.unlink(missing_ok=True)
+            if process.poll() is None:
+                process.wait(timeout=120)
+            process.communicate()
+
+
+@pytest.fixture(scope="module")
+def clean_fabrikam(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
+    """The baseline of the write faults: Fabrikam synced once, without a fault."""
+    with make_world(azurite, tmp_path_factory.mktemp("clean")) as world:
+        report = world.sync()
+        assert report["status"] == "succeeded", report["error"]
+        baseline = outcome(world)
+    kinds = Counter(kind for _, kind in baseline.reported)
+    assert kinds["create-line"] == 1 and kinds["set-quantity"] >= 2 and len(baseline.reported) >= 5
+    assert '"quantity": 26' in " ".join(baseline.psa), "the new line of 26 seats is billed"
+    return baseline
+
+
+@contextmanager
+def make_world(azurite: Azurite, tmp: Path, read_timeout: float | None = None) -> Iterator[World]:
+    proxy = TcpProxy(azurite.port)
+    prefix = "f" + secrets.token_hex(5)
+    # no retries inside the SDK: a refused connection fails at once and SeatSync's own retries
+    # (whose waits the world counts) decide how long an outage is ridden out
+    store = TableStore(TableServiceClient.from_connection_string(proxy.connection_string, retry_total=0), prefix)
+    holder: dict[str, World] = {}
+
+    def factory(msp: Msp) -> Any:
+        return default_psa_factory(msp.services.settings, msp.services.secrets, lambda seconds: None,
+                                   msp.services.clock, read_timeout=read_timeout)
+
+    try:
+        with running_msp(azurite, store, tmp, psa_factory=factory) as msp:
+            world = World(msp, azurite, proxy, prefix, tmp)
+            holder["world"] = world
+
+            def sleep(seconds: float) -> None:
+                world.sleeps += 1
+                if world.on_sleep is not None:
+                    world.on_sleep(world.sleeps)
+
+            msp.services.retry_sleep = sleep
+            yield world
+    finally:
+        proxy.restore()
+        store.drop_all()
+        proxy.close()
+
+
+@pytest.fixture
+def world(azurite: Azurite, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+    with make_world(azurite, tmp_path, getattr(request, "param", None)) as made:
+        yield made
+
+
+# --------------------------------------------------------------------------- the cases
+
+
+def case_psa_answer_lost_to_a_timeout(world: World) -> list[str]:
+    """The PSA creates the 26-seat line (agreement 107) but holds its answer past the client's
+    timeout."""
+    world.msp.emulators.emulator("connectwise").faults.add(
+        {"kind": "timeout", "path": "/agreements/107/additions$", "method": "POST", "times": 1, "delay": 2.5})
+    report = world.sync()
+    [created] = [c for c in report["changes"] if c["kind"] == "create-line"]
+    assert created["status"] == "applied"
+    assert "answer was lost" in created["reason"] and "ReadTimeout" in created["reason"]
+    return world.run_ids
+
+
+def case_storage_refuses_then_comes_back(world: World) -> list[str]:
+    """Storage refuses connections right after the first PSA write; back after two retries."""
+    world.on_sleep = lambda sleeps: world.proxy.restore() if sleeps == 2 else None
+    with checkpoints.listening("after-psa-write", once(world.proxy.refuse)):
+        world.sync()
+    assert world.proxy.refusals == 1 and world.sleeps >= 2
+    return world.run_ids
+
+
+def case_storage_refuses_longer_than_the_bookkeeping_waits(world: World) -> list[str]:
+    """Storage stays away through every bookkeeping retry: the push activity fails and is
+    retried, and its second attempt finds the first write in the PSA."""
+    with checkpoints.listening("after-psa-write", once(world.proxy.refuse)), \
+            checkpoints.listening("push-started", nth(2, world.proxy.restore)):
+        report = world.sync()
+    assert len([c for c in report["changes"] if c["status"] == "recovered"]) == 1, "the write made before"
+    assert report["totals"]["changesRecovered"] == 1
+    return world.run_ids
+
+
+def case_storage_down_until_the_run_gives_up(world: World) -> list[str]:
+    """Storage stays away through every attempt of the push: the run fails and says so (and a
+    person is alerted); the next run records what the failed one wrote."""
+    with checkpoints.listening("after-psa-write", once(world.proxy.refuse)), \
+            checkpoints.listening("finish-run", world.proxy.restore):
+        failed = world.sync()
+    assert failed["status"] == "failed"
+    assert "Connection refused" in failed["error"], "the run says why it failed"
+    assert not [c for c in failed["changes"] if c["status"] in WRITTEN], "nothing is reported written unrecorded"
+    sent = world.msp.emulators.emulator("teams").state()["posts"]
+    assert any("Run failed" in json.dumps(post) for post in sent), "a person is told"
+    again = world.sync()
+    assert again["status"] == "succeeded"
+    assert len([c for c in again["changes"] if c["status"] == "recovered"]) == 1, "the write the failed run made"
+    return world.run_ids
+
+
+def killed_at(point: str, recovered: Callable[[list[tuple[str, int]]], bool]) -> Callable[[World], list[str]]:
+    """A ``seatsync sync`` process killed (SIGKILL) at ``point``, then an immediate re-run;
+    ``recovered`` judges the (kind, quantity) of the writes the re-run found and recorded."""
+
+    def case(world: World) -> list[str]:
+        with world.cli_paused_at(point) as process:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        dead = world.run_ids[-1]
+        again = world.sync()  # at once: the dead process's lease does not make it wait
+        assert again["tookOver"] is not None and dead in again["tookOver"] and "has ended" in again["tookOver"]
+        found = sorted((c["kind"], c["newQuantity"]) for c in again["changes"] if c["status"] == "recovered")
+        assert recovered(found), found
+        died = build_report(world.msp.services.runs, dead)
+        assert died["status"] == "died" and "has ended" in died["error"]
+        assert not [c for c in died["changes"] if c["status"] == "planned"], "the dead run's changes are settled"
+        posts = json.dumps(world.msp.emulators.emulator("teams").state()["posts"])
+        assert "Writes recorded late" in posts or "died without finishing" in posts, "a person is told"
+        return world.run_ids
+
+    case.__name__ = f"case_killed_at_{point}"
+    return case
+
+
+def case_http_sync_while_a_command_line_run_holds_the_lease(world: World) -> list[str]:
+    """A manual sync over HTTP while a ``seatsync sync`` process runs: 409 naming that run, and no
+    orchestration started to fail later; the process then finishes as a clean run would."""
+    [route] = [r for r in http_routes() if r.name == "sync_http"]
+    host = DurableHost()
+    try:
+        with world.cli_paused_at("before-psa-write"):
+            set_services(world.msp.services)
+            try:
+                response = call(route, "POST", body=b"{}", host=host)
+            finally:
+                set_services(None)
+            assert response.status_code == 409
+            assert json.loads(response.get_body())["runId"] == world.run_ids[-1]
+            assert host.started == [], "no orchestration was started to fail later"
+    finally:
+        host.close()
+    return world.run_ids
+
+
+def once(action: Callable[[], None]) -> Callable[[], None]:
+    return nth(1, action)
+
+
+def nth(wanted: int, action: Callable[[], None]) -> Callable[[], None]:
+    seen = [0]
+
+    def listener() -> None:
+        seen[0] += 1
+        if seen[0] == wanted:
+            action()
+
+    return listener
+
+
+@dataclass(frozen=True)
+class Case:
+    run: Callable[[World], list[str]]
+    statuses: tuple[str, ...]  # of the runs the case made, oldest first
+    read_timeout: float | None = None
+
+
+CASES: dict[str, Case] = {
+    "psa-answer-timeout": Case(case_psa_answer_lost_to_a_timeout, ("succeeded",), read_timeout=0.5),
+    "storage-refuses-briefly": Case(case_storage_refuses_then_comes_back, ("succeeded",)),
+    "storage-refuses-past-the-retries": Case(case_storage_refuses_longer_than_the_bookkeeping_waits, ("succeeded",)),
+    "storage-down-for-the-run": Case(case_storage_down_until_the_run_gives_up, ("failed", "succeeded")),
+    # the intent is stored, the PSA not called: nothing to recover, the write is made by the re-run
+    "kill-9-after-the-intent": Case(killed_at("before-psa-write", lambda found: found == []), ("died", "succeeded")),
+    # the new line of 26 seats is in the PSA, in no record: the re-run finds and records it
+    "kill-9-after-the-first-psa-write": Case(killed_at("after-psa-write", lambda found: found == [("create-line", 26)]),
+                                             ("died", "succeeded")),
+    # every write made and read back, none recorded: all six are recovered
+    "kill-9-after-the-read-back": Case(killed_at("after-read-back", lambda found: len(found) == 6),
+                                       ("died", "succeeded")),
+    # everything recorded, the run not finished: nothing to recover, the run is still found dead
+    "kill-9-after-the-bookkeeping": Case(killed_at("after-bookkeeping", lambda found: found == []),
+                                         ("died", "succeeded")),
+    "http-and-cli-at-once": Case(case_http_sync_while_a_command_line_run_holds_the_lease, ("succeeded",)),
+}
+
+
+@pytest.mark.parametrize(("world", "case"), [(c.read_timeout, c) for c in CASES.values()], ids=list(CASES),
+                         indirect=["world"])
+def test_a_fault_leaves_what_a_clean_run_leaves(world: World, case: Case, clean_fabrikam: Outcome) -> None:
+    clean = clean_fabrikam
+    run_ids = case.run(world)
+    runs = world.msp.services.runs
+    assert [build_report(runs, run_id)["status"] for run_id in run_ids] == list(case.statuses)
+    seen = outcome(world)
+    assert seen.psa == clean.psa, "the PSA bills what a clean run leaves: nothing twice, nothing missing"
+    assert seen.reported == clean.reported, "every write is reported written, by the run that made or found it"
+    assert seen.ledger == clean.ledger, "every write is in the ledger, once"
+    assert seen.audited == clean.audited, "every write is audited once, applied or recovered"
+    assert (seen.open_intents, seen.lease) == (0, None), "no intent left open, no lease held"
+    again = world.sync()
+    assert not [c for c in again["changes"] if c["status"] in (*WRITTEN, "failed")], "nothing left to write"
+    assert psa_lines(world.msp) == clean.psa
+
+
+def test_the_hook_that_pauses_a_run_acts_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    signal_file = tmp_path / "paused"
+    monkeypatch.setenv("SEATSYNC_PAUSE_FILE", str(signal_file))
+    monkeypatch.delenv("SEATSYNC_PAUSE_AT", raising=False)
+    checkpoints.reached("after-psa-write")
+    monkeypatch.setenv("SEATSYNC_PAUSE_AT", "after-read-back")
+    checkpoints.reached("after-psa-write")
+    assert not signal_file.exists(), "another point, or no point asked for: the run goes on"
+    with pytest.raises(ValueError, match="unknown checkpoint"):
+        checkpoints.reached("nowhere")
+    calls: list[int] = []
+    with checkpoints.listening("finish-run", lambda: calls.append(1)):
+        checkpoints.reached("finish-run")
+    checkpoints.reached("finish-run")
+    assert calls == [1], "a listener hears its point while it listens, and only then"
+
+
+# --------------------------------------------------------------------------- the whole sample MSP: helpers
 
 EXCHANGE_P1 = "4b9405b0-7788-4568-add1-99614e613b69"
 EXCHANGE_P1_LINE = 501  # Fabrikam's Exchange Online (Plan 1) line: 5 seats, lowered to 4 by a clean run

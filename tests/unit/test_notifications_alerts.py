@@ -277,6 +277,24 @@ def test_a_failed_or_partial_run() -> None:
     assert only("run-failed", data()) == [], "a run that succeeded is no failure"
 
 
+def test_writes_recorded_late_and_a_dead_run_reach_a_person() -> None:
+    dead = "run 20261124T020000Z-0000dead died without finishing: its process (pid 4242 on host1) has ended"
+    started = StartedRun(run_id=RUN, tenants=[], took_over=dead)
+    recovered = held(change_id="c9", kind=ChangeKind.CREATE_LINE, old_quantity=None, new_quantity=26, line_id=None,
+                     status=ChangeStatus.RECOVERED)
+    [alert] = only("writes-recovered", data(started=started, changes=((recovered, None),)))
+    assert alert.title == "1 write found in the PSA and recorded"
+    assert alert.facts == (Fact("Run", RUN), Fact("Earlier run", dead),
+                           Fact("Writes recorded late", "1: Fabrikam Ltd: Microsoft 365 Business Premium "
+                                                        "create-line 26"))
+    assert alert.severity == "warning" and alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+    [only_dead] = only("writes-recovered", data(started=started))
+    assert (only_dead.title, only_dead.line) == ("An earlier run died without finishing", dead)
+    assert only("writes-recovered", data()) == [], "nothing recovered, nobody died: no alert"
+    excluded = NotificationSettings.model_validate({"exclusions": [{"tenantId": FABRIKAM}]})
+    assert only("writes-recovered", data(started=started), excluded), "a run's alert is never excluded"
+
+
 def test_run_summary_counts_applied_held_and_deferred() -> None:
     changes = ((held(), None), (held(change_id="c2", status=ChangeStatus.DEFERRED), None),
                (held(change_id="c3", status=ChangeStatus.DEFERRED), None))
