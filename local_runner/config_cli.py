@@ -51,6 +51,19 @@ def add_commands(subparsers: Any) -> None:
     val.set_defaults(handler=cmd_config_validate)
     hist = config_commands.add_parser("history", help="who changed the configuration, and when")
     hist.set_defaults(handler=cmd_config_history)
+    diff = config_commands.add_parser("diff", help="what changed between two configuration versions")
+    diff.add_argument("version", nargs="?", metavar="VERSION",
+                      help="the older version (default: the one before --to)")
+    diff.add_argument("--to", metavar="VERSION", help="the newer version (default: the current one)")
+    diff.set_defaults(handler=cmd_config_diff)
+    back = config_commands.add_parser("rollback", help="make an earlier version current again (as a new version)")
+    back.add_argument("version", metavar="VERSION", help="the version to go back to (see 'config history')")
+    back.add_argument("--by", help="who made the change (default: the login name)")
+    back.add_argument("--comment", help="why (kept in the history)")
+    back.set_defaults(handler=cmd_config_rollback)
+    schema = config_commands.add_parser("schema", help="the JSON Schema of the configuration file, for editors")
+    schema.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+    schema.set_defaults(handler=cmd_config_schema)
 
     onboard = subparsers.add_parser(
         "onboard", help="match GDAP customer tenants to PSA companies, review and apply",
@@ -103,6 +116,9 @@ def cmd_config_import(args: argparse.Namespace) -> int:
     _refuse_overlaps(args, config, services)
     version = services.config_repository.save(config, args.by or current_user(),
                                               args.comment or f"imported from {Path(args.file).name}")
+    if version.unchanged:
+        print(f"unchanged: {args.file} is the current configuration (version {version.number}); no new version")
+        return EXIT_OK
     print(f"configuration imported as version {version.number} ({version.version_id}): "
           f"{len(config.tenants)} tenants, {len(config.psa_connections)} PSA connections")
     return EXIT_OK
@@ -129,6 +145,37 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 def cmd_config_history(args: argparse.Namespace) -> int:
     for version in build_services(args).config_repository.history():
         print(f"{version.number:5d}  {version.saved_at:%Y-%m-%d %H:%M:%S}Z  {version.saved_by:30s}  {version.comment}")
+    return EXIT_OK
+
+
+def cmd_config_diff(args: argparse.Namespace) -> int:
+    from shared.services.config_versions import config_diff, parse_version
+
+    old = parse_version(args.version) if args.version else None
+    new = parse_version(args.to, "to") if args.to else None
+    diff = config_diff(build_services(args).config_repository, old, new)
+    print(f"version {diff.old.number} ({diff.old.saved_at:%Y-%m-%d %H:%M}Z, {diff.old.saved_by}) -> "
+          f"version {diff.new.number} ({diff.new.saved_at:%Y-%m-%d %H:%M}Z, {diff.new.saved_by})")
+    sys.stdout.write(diff.text or "no difference\n")
+    return EXIT_OK
+
+
+def cmd_config_rollback(args: argparse.Namespace) -> int:
+    from shared.services.config_versions import parse_version, rollback
+
+    number = parse_version(args.version)
+    version = rollback(build_services(args).config_repository, number, args.by or current_user(), args.comment)
+    if version.unchanged:
+        print(f"unchanged: version {number} is what is current (version {version.number}); no new version")
+    else:
+        print(f"version {number} is current again, saved as version {version.number} ({version.version_id})")
+    return EXIT_OK
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from shared.config.json_schema import config_json_schema_text
+
+    write_output(args.output, config_json_schema_text())
     return EXIT_OK
 
 

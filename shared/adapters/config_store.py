@@ -10,7 +10,7 @@ version records who saved it, when, and why: the history of configuration change
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ class ConfigVersion:
     saved_by: str
     comment: str
     etag: str | None = None
+    unchanged: bool = False
+    """Set by ``save`` when the document saved was the current one: no new version was made."""
 
 
 class ConfigRepository:
@@ -73,9 +75,13 @@ class ConfigRepository:
                 raise ConflictError(
                     f"the configuration changed since it was read (now version {current_id}, "
                     f"edited {expected_id}); read it again and repeat the change")
+        document = dump_config(config)
+        if pointer is not None and current is not None and \
+                read_document(self._table, DocumentRef.from_entity(pointer)) == document:
+            return replace(current, unchanged=True)  # the same document again: no new version
         number = (current.number + 1) if current else 1
         version_id = f"v{number:08d}-{secrets.token_hex(4)}"
-        ref = write_document(self._table, version_id, "doc", dump_config(config))
+        ref = write_document(self._table, version_id, "doc", document)
         now = datetime.now(UTC)
         fields = {
             "VersionId": version_id, "Number": number, "SavedAt": now.isoformat(),
@@ -97,6 +103,17 @@ class ConfigRepository:
     def history(self) -> list[ConfigVersion]:
         versions = [_version_from(e) for e in partition(self._table, _HISTORY_PK)]
         return sorted(versions, key=lambda v: v.number)
+
+    def numbered(self, number: int) -> tuple[SeatSyncConfig, ConfigVersion] | None:
+        """Version ``number`` of the history and its document, or None when there is none."""
+        try:
+            entity = self._table.get_entity(_HISTORY_PK, f"{number:08d}")
+        except ResourceNotFoundError:
+            return None
+        version = _version_from(entity)
+        config = parse_config(read_document(self._table, DocumentRef.from_entity(entity)),
+                              source=f"stored configuration {version.version_id}")
+        return config, version
 
     def version(self, version_id: str) -> SeatSyncConfig:
         for entity in partition(self._table, _HISTORY_PK):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.config.base import Model, SecretRef
 from shared.config.notifications import NotificationSettings
+from shared.config.products import resolve_licence
 from shared.config.sources import PartnerCustomer, SubscriptionSource
 from shared.errors import ConfigError
 
@@ -36,11 +38,23 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 MAX_SEATS = 2**31 - 1  # the largest count SeatSync stores (Int32): shared.domain.model.MAX_COUNT
 Guid = Annotated[str, Field(pattern=GUID_PATTERN)]
+LicenceRef = Annotated[str, Field(pattern=GUID_PATTERN), WithJsonSchema({
+    "type": "string", "minLength": 1, "examples": ["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "SPB",
+                                                   "Microsoft 365 Business Premium"],
+    "description": "a licence: its skuId (GUID), skuPartNumber or product name (resolved to the skuId)"})]
+"""A licence as the document names it; stored as its skuId (``shared.config.products``)."""
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 def is_guid(value: str) -> bool:
     return bool(_GUID.match(value))
+
+
+def _licences(value: Any) -> Any:
+    """A list of licence references (skuId, part number or product name) -> their skuIds."""
+    if isinstance(value, list | tuple):
+        return [resolve_licence(item) if isinstance(item, str) else item for item in value]
+    return value
 
 
 class ConnectWiseConnection(Model):
@@ -177,7 +191,7 @@ class CustomLicence(Model):
     name: str
     kind: Literal["mailboxes", "licences", "entra-users", "group-members", "intune-devices"]
     mailbox_type: MailboxType | None = None
-    sku_ids: tuple[Guid, ...] = ()
+    sku_ids: tuple[LicenceRef, ...] = ()
     scope: EntraScope | None = None
     domain: str | None = None
     group_id: Guid | None = None
@@ -208,6 +222,11 @@ class CustomLicence(Model):
         if self.kind == "group-members" and (self.group_id is None or self.members is None):
             raise ValueError("kind 'group-members' needs 'groupId' and 'members' (users, devices or both)")
         return self
+
+    @field_validator("sku_ids", mode="before")
+    @classmethod
+    def _named_skus(cls, value: Any) -> Any:
+        return _licences(value)
 
     @field_validator("sku_ids")
     @classmethod
@@ -247,7 +266,7 @@ class LicenceLink(Model):
     """One licence (a SKU, some of its subscriptions, or a custom licence) billed through one PSA
     line on an agreement, with the options that shape the billed quantity."""
 
-    sku_id: Guid | None = None
+    sku_id: LicenceRef | None = None
     subscription_ids: tuple[Guid, ...] = ()
     custom: str | None = None
     agreement_id: Identifier
@@ -269,6 +288,11 @@ class LicenceLink(Model):
                                    "another partner or by the customer)")
     ignore_filter: bool = False
     note: str | None = None
+
+    @field_validator("sku_id", mode="before")
+    @classmethod
+    def _named_sku(cls, value: Any) -> Any:
+        return resolve_licence(value) if isinstance(value, str) else value
 
     @field_validator("sku_id")
     @classmethod
@@ -325,7 +349,7 @@ class TenantConfig(Model):
     name: str = Field(min_length=1, max_length=256)
     enabled: bool = True
     companies: tuple[CompanyLink, ...] = ()
-    excluded_licences: tuple[Guid, ...] = ()
+    excluded_licences: tuple[LicenceRef, ...] = ()
     custom_licences: tuple[CustomLicence, ...] = ()
     partner_customers: tuple[PartnerCustomer, ...] = ()
 
@@ -337,6 +361,11 @@ class TenantConfig(Model):
     def partner_customer(self, source: str) -> str | None:
         """The customer id a subscription source knows this tenant as, when configured."""
         return next((c.customer_id for c in self.partner_customers if c.source == source), None)
+
+    @field_validator("excluded_licences", mode="before")
+    @classmethod
+    def _named_excluded(cls, value: Any) -> Any:
+        return _licences(value)
 
     @field_validator("excluded_licences")
     @classmethod
@@ -360,7 +389,7 @@ class SeatSyncConfig(Model):
     subscription_sources: tuple[SubscriptionSource, ...] = ()
     billing_profiles: tuple[BillingProfile, ...] = ()
     custom_licences: tuple[CustomLicence, ...] = ()
-    excluded_licences: tuple[Guid, ...] = ()
+    excluded_licences: tuple[LicenceRef, ...] = ()
     safety: SafetyPolicy = SafetyPolicy()
     notifications: NotificationSettings = NotificationSettings()
     tenants: tuple[TenantConfig, ...] = ()
@@ -371,6 +400,11 @@ class SeatSyncConfig(Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @field_validator("excluded_licences", mode="before")
+    @classmethod
+    def _named_excluded(cls, value: Any) -> Any:
+        return _licences(value)
 
     @field_validator("excluded_licences")
     @classmethod

@@ -156,3 +156,53 @@ def test_a_fixed_clock_that_is_not_an_instant_is_refused(env: TableStore, monkey
     assert main(["runs", "lease"]) == EXIT_USAGE
     error = capsys.readouterr().err
     assert "SEATSYNC_CLOCK must" in error and message in error
+
+
+def test_an_unchanged_file_makes_no_new_version_and_versions_diff_and_roll_back(
+        env: TableStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write(tmp_path / "in.yaml", GOOD)
+    assert main(["config", "import", str(source), "--by", "alice"]) == EXIT_OK
+    assert main(["config", "import", str(source), "--by", "alice"]) == EXIT_OK
+    assert "unchanged" in capsys.readouterr().out
+    assert [v.number for v in ConfigRepository(env).history()] == [1]
+
+    renamed = {**GOOD, "tenants": [{**GOOD["tenants"][0], "name": "Fabrikam Ltd"}]}
+    assert main(["config", "import", str(write(tmp_path / "v2.yaml", renamed)), "--by", "bob"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["config", "diff"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("version 1 (") and "-> version 2 (" in out
+    assert "-  name: Fabrikam\n" in out and "+  name: Fabrikam Ltd\n" in out
+
+    assert main(["config", "rollback", "1", "--by", "carol"]) == EXIT_OK
+    assert "version 1 is current again, saved as version 3" in capsys.readouterr().out
+    config, version = ConfigRepository(env).current()
+    assert version is not None and version.number == 3 and version.saved_by == "carol"
+    assert config.tenants[0].name == "Fabrikam"
+    assert main(["config", "diff", "2", "--to", "v3"]) == EXIT_OK
+    assert "+  name: Fabrikam\n" in capsys.readouterr().out
+    assert main(["config", "rollback", "3"]) == EXIT_OK
+    assert "unchanged" in capsys.readouterr().out
+    assert main(["config", "rollback", "9"]) == EXIT_USAGE
+    assert "no configuration version 9" in capsys.readouterr().err
+    assert main(["config", "diff", "latest"]) == EXIT_USAGE
+
+
+def test_licences_can_be_named_in_the_file(env: TableStore, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    named = {**GOOD, "tenants": [{**GOOD["tenants"][0], "companies": [
+        {"psa": "cw", "companyId": "19", "licences": [
+            {"skuId": "Microsoft 365 Business Premium", "agreementId": "100", "lineId": "500"}]}]}]}
+    assert main(["config", "import", str(write(tmp_path / "named.yaml", named))]) == EXIT_OK
+    config, _ = ConfigRepository(env).current()
+    assert config.tenants[0].companies[0].licences[0].sku_id == "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+    ambiguous = {**named, "tenants": [{**named["tenants"][0], "companies": [
+        {"psa": "cw", "companyId": "19", "licences": [
+            {"skuId": "Microsoft 365 Business Basic", "agreementId": "100", "lineId": "500"}]}]}]}
+    assert main(["config", "validate", str(write(tmp_path / "ambiguous.yaml", ambiguous))]) == EXIT_USAGE
+    assert "names 2 licences" in capsys.readouterr().err
+
+
+def test_the_schema_is_printed(env: TableStore, tmp_path: Path) -> None:
+    assert main(["config", "schema", "-o", str(tmp_path / "schema.json")]) == EXIT_OK
+    assert "skuPartNumber" in (tmp_path / "schema.json").read_text(encoding="utf-8")
