@@ -4,7 +4,6 @@ and a few date helpers."""
 
 from __future__ import annotations
 
-import calendar
 import math
 import threading
 import time
@@ -123,8 +122,3 @@ def parse_day(value: Any) -> date | None:
     return None
 
 
-def add_months(anchor: date, months: int) -> date:
-    """``anchor`` moved by whole months, on the same day or the month's last."""
-    index = anchor.year * 12 + (anchor.month - 1) + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))

@@ -8,16 +8,15 @@ inspecting proxy would use; nothing in the product is switched off for the emula
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import trustme
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,9 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
 
 
 def ensure_tls_files(directory: Path) -> TlsFiles:
-    """Create (once) a CA and a loopback server certificate in ``directory``."""
+    """Create (once) a CA and a loopback server certificate in ``directory``, with ``trustme``
+    (a library made for throwaway test CAs): a certificate for 127.0.0.1 and localhost, valid for
+    a year; made again when it has less than a day left."""
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     if all(p.is_file() for p in (files.ca_certificate, files.server_certificate, files.server_key)):
@@ -45,59 +46,10 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
             return files
 
     now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SeatSync emulators local CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                          content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                          decipher_only=False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(
-            x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-            ]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    _write(files.ca_certificate, ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write(
-        files.server_key,
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        private=True,
-    )
-    _write(files.server_certificate, server_cert.public_bytes(serialization.Encoding.PEM))
+    ca = trustme.CA(organization_name="SeatSync emulators local CA")
+    server = ca.issue_cert("127.0.0.1", "localhost", common_name="localhost",
+                           not_before=now - timedelta(minutes=5), not_after=now + VALIDITY)
+    _write(files.ca_certificate, ca.cert_pem.bytes())
+    _write(files.server_key, server.private_key_pem.bytes(), private=True)
+    _write(files.server_certificate, server.cert_chain_pems[0].bytes())
     return files

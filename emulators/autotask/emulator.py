@@ -31,7 +31,8 @@ from urllib.parse import quote
 from emulators.autotask import scenario as sc
 from emulators.autotask.query import BOOL, DATE, INT, NUM, STR, Query, QueryError, parse_when
 from emulators.base import EmulatorError, Request, Response
-from emulators.common import PsaEmulator, add_months
+from emulators.common import PsaEmulator
+from shared.domain.periods import add_months
 
 API = r"/ATServicesRest/V1\.0"
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from emulators.base import BadRequest, Request, Response
-from emulators.common import PsaEmulator, add_months, retry_after
+from emulators.common import PsaEmulator, retry_after
 from emulators.connectwise import scenario as sc
 from emulators.connectwise.conditions import (
     BOOL,
@@ -45,6 +45,7 @@ from emulators.connectwise.conditions import (
     project,
     sort_records,
 )
+from shared.domain.periods import add_months
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 1000

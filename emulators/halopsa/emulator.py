@@ -33,8 +33,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from emulators.base import BadRequest, Request, Response
-from emulators.common import PsaEmulator, add_months, parse_day, retry_after
+from emulators.common import PsaEmulator, parse_day, retry_after
 from emulators.halopsa import scenario as sc
+from shared.domain.periods import add_months
 
 LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortdescription", "item_longdescription",
                            "item_internal_reference", "item_external_reference", "onetimecharge", "isinactive",

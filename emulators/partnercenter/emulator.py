@@ -36,9 +36,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from emulators.base import Request, Response
-from emulators.common import PsaEmulator, add_months, retry_after
+from emulators.common import PsaEmulator, retry_after
 from emulators.graph.identity import aadsts_response, openid_configuration
 from emulators.partnercenter import scenario as sc
+from shared.domain.periods import add_months
 
 RESOURCE = "https://api.partnercenter.microsoft.com"
 CUSTOMER_PAGE_DEFAULT = 40

@@ -35,7 +35,6 @@ back-off long enough for the window to move.
 
 from __future__ import annotations
 
-import calendar
 import copy
 import json
 import threading
@@ -77,6 +76,7 @@ from shared.domain.model import (
     PsaCompany,
     PsaContact,
 )
+from shared.domain.periods import add_months
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine
 
@@ -228,12 +228,6 @@ def halo_day(value: Any) -> date | None:
     return day + timedelta(days=1) if moment.hour >= 12 else day
 
 
-def _add_months(anchor: date, months: int) -> date:
-    index = anchor.year * 12 + (anchor.month - 1) + months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(anchor.day, calendar.monthrange(year, month + 1)[1]))
-
-
 def cycle_of_span(start: date, end: date) -> str | None:
     """The billing cycle whose period runs from ``start`` to ``end`` (both included)."""
     days = (end - start).days + 1
@@ -242,7 +236,7 @@ def cycle_of_span(start: date, end: date) -> str | None:
     if days == 14:
         return "bi-weekly"
     for months, name in _SPANS.items():
-        if _add_months(start, months) - timedelta(days=1) == end:
+        if add_months(start, months) - timedelta(days=1) == end:
             return name
     return None
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -86,8 +87,8 @@ FREE_MAIL = frozenset({
 })
 _FREE_MAIL_LABELS = frozenset({"gmail", "googlemail", "hotmail", "outlook", "live", "yahoo", "ymail", "aol", "gmx",
                                "icloud", "protonmail", "yandex"})
-_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "or", "ne", "gv"})
 _NOT_REGISTRABLE = frozenset({"onmicrosoft.com", "mail.onmicrosoft.com", "sharepoint.com"})
+"""Microsoft's shared domains: every tenant has one, so they say nothing about who a tenant is."""
 
 _SPACE = re.compile(r"\s+")
 _DROP = re.compile(r"[.'\u2019`]")
@@ -145,12 +146,23 @@ def domain_of(value: str) -> str:
     return value.strip().rstrip(".").casefold()
 
 
+@cache
+def _public_suffixes() -> Any:
+    """The Public Suffix List as the ``publicsuffixlist`` package ships it (ICANN and private
+    sections; never fetched at run time), loaded on first use."""
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
 def registrable(domain: str) -> bool:
-    """Whether ``domain`` can belong to one organisation (not ``co.uk`` or ``onmicrosoft.com``)."""
-    labels = domain.split(".")
-    if len(labels) < 2 or domain in _NOT_REGISTRABLE:
+    """Whether ``domain`` can belong to one organisation: not a public suffix (``co.uk``,
+    ``gob.mx``, ``nhs.uk``, ``github.io``, by the Public Suffix List) nor Microsoft's shared
+    ``onmicrosoft.com``."""
+    domain = domain_of(domain)
+    if "." not in domain or domain in _NOT_REGISTRABLE:
         return False
-    return not (len(labels) == 2 and labels[0] in _SECOND_LEVEL and len(labels[1]) == 2)
+    return not _public_suffixes().is_public(domain)
 
 
 def is_free_mail(domain: str) -> bool:

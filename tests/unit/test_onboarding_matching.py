@@ -23,6 +23,7 @@ from shared.services.onboarding import (
     normalise_name,
     overlap_problems,
     parse_rows,
+    registrable,
     review_document,
     suggest,
 )
@@ -408,3 +409,13 @@ def test_overlapping_filters_name_the_users_and_companies() -> None:
         "companies[2].userFilter: 1 user(s) match the filters of companies[0] (cw 19, Fabrikam HQ) and "
         "companies[2] (cw 27) and would be billed twice: ben@fabrikam.example",
     ]
+
+
+@pytest.mark.parametrize(("domain", "one_organisation"), [
+    ("fabrikam.com", True), ("fabrikam.co.uk", True), ("sales.fabrikam.co.uk", True), ("fabrikam.github.io", True),
+    ("trust.nhs.uk", True), ("sep.gob.mx", True),
+    ("co.uk", False), ("gob.mx", False), ("nhs.uk", False), ("github.io", False), ("gov.uk", False),
+    ("com", False), ("onmicrosoft.com", False), ("sharepoint.com", False),
+])
+def test_registrable_domains_follow_the_public_suffix_list(domain: str, one_organisation: bool) -> None:
+    assert registrable(domain) is one_organisation
