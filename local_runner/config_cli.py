@@ -34,14 +34,19 @@ if TYPE_CHECKING:
     from shared.config.schema import SeatSyncConfig
 
 
+def _who_and_why(parser: argparse.ArgumentParser) -> None:
+    """``--by`` and ``--comment`` of a verb that saves a configuration version."""
+    parser.add_argument("--by", help="who made the change (default: the login name)")
+    parser.add_argument("--comment", help="why (kept in the configuration history)")
+
+
 def add_commands(subparsers: Any) -> None:
     """Add ``config``, ``onboard``, ``profiles`` and ``tenants`` to the root parser's subcommands."""
     config = subparsers.add_parser("config", help="import, export, validate the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     imp = config_commands.add_parser("import", help="validate a YAML file and make it the configuration")
     imp.add_argument("file", help="the YAML configuration file (docs/configuration.md)")
-    imp.add_argument("--by", help="who made the change (default: the login name)")
-    imp.add_argument("--comment", help="why (kept in the history)")
+    _who_and_why(imp)
     imp.set_defaults(handler=cmd_config_import)
     exp = config_commands.add_parser("export", help="write the current configuration as YAML")
     exp.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -58,8 +63,7 @@ def add_commands(subparsers: Any) -> None:
     diff.set_defaults(handler=cmd_config_diff)
     back = config_commands.add_parser("rollback", help="make an earlier version current again (as a new version)")
     back.add_argument("version", metavar="VERSION", help="the version to go back to (see 'config history')")
-    back.add_argument("--by", help="who made the change (default: the login name)")
-    back.add_argument("--comment", help="why (kept in the history)")
+    _who_and_why(back)
     back.set_defaults(handler=cmd_config_rollback)
     schema = config_commands.add_parser("schema", help="the JSON Schema of the configuration file, for editors")
     schema.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
@@ -76,8 +80,7 @@ def add_commands(subparsers: Any) -> None:
                         help="apply every high-confidence suggestion of a tenant not yet configured")
     onboard.add_argument("--new-only", action="store_true", help="leave out tenants already configured")
     onboard.add_argument("--json", action="store_true", help="print the suggestions as JSON")
-    onboard.add_argument("--by", help="who made the change (default: the login name)")
-    onboard.add_argument("--comment", help="why (kept in the configuration history)")
+    _who_and_why(onboard)
     onboard.set_defaults(handler=cmd_onboard)
 
     profiles = subparsers.add_parser("profiles", help="billing profiles")
