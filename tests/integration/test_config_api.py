@@ -281,7 +281,7 @@ def test_tenants_get_put_delete(services: Services) -> None:
 @pytest.mark.parametrize(("body", "field", "message"), [
     ({"name": "X", "companies": [{"psa": "cw", "companyId": "20", "licences": [
         {"skuId": "nope", "agreementId": "1", "profile": "m365-bp"}]}]}, "companies[0].licences[0].skuId",
-     "is not a GUID"),
+     "is not a licence SeatSync knows"),
     ({"name": "X", "companies": [{"psa": "cw", "companyId": "20", "licences": [
         {"skuId": SPB, "agreementId": "1", "profile": "m365-bq"}]}]}, "companies[0].licences[0].profile",
      "no billing profile named 'm365-bq'"),
