@@ -65,7 +65,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_text(report, args.all or None))
+    if report["status"] == "failed":
+        print(f"seatsync: run {report['runId']} failed: {failure_of(report)}", file=sys.stderr)
     return exit_for(report)
+
+
+def failure_of(report: dict[str, Any]) -> str:
+    """Why a run failed, in one line: its own error, else what stopped its tenants."""
+    reasons = [report.get("error")] + [t.get("error") for t in report["tenants"]]
+    reason = next((r for r in reasons if r), "no tenant could be synced")
+    return short(reason, 200) + " (the report above says what happened to each tenant)"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -210,3 +210,34 @@ def test_sigterm_stops_azurite_and_the_emulators(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_an_unreachable_psa_fails_the_sync_with_one_line(azurite: Azurite, store: TableStore, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from local_runner import sync_cli
+    from local_runner.wiring import environment
+    from shared.bootstrap import Services
+    from shared.settings import Settings
+    from tests.integration.msp import running_msp
+
+    port = closed_port()
+    # the PSA client's retries back off for real seconds; the test does not wait for them
+    monkeypatch.setattr(sync_cli, "build_services", lambda args: Services(
+        Settings.from_environment(environment(None)), retry_sleep=lambda seconds: None))
+
+    def unreachable(document: dict[str, object]) -> None:
+        connections = document["psaConnections"]
+        assert isinstance(connections, list)
+        connections[0]["url"] = f"https://127.0.0.1:{port}/v4_6_release/apis/3.0"
+
+    with running_msp(azurite, store, tmp_path, edit_config=unreachable) as msp:
+        for name, value in msp.services.settings.environment.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        assert main(["sync", "--quiet"]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    line = one_line(captured.err)
+    assert line.startswith("seatsync: run ") and " failed: " in line
+    assert "could not be read" in line and "ConnectWise" in line
+    assert "FAILED" in captured.out, "the report says what happened to each tenant"
