@@ -28,7 +28,8 @@ def test_the_published_schema_is_current() -> None:
 
 def sample(path: Path) -> dict[str, object]:
     text = string.Template(path.read_text(encoding="utf-8")).safe_substitute(
-        dict.fromkeys(("CONNECTWISE_URL", "AUTOTASK_URL", "HALOPSA_URL", "PARTNERCENTER_URL", "PAX8_URL"), "https://psa.example/v4_6_release/apis/3.0"))
+        dict.fromkeys(("CONNECTWISE_URL", "AUTOTASK_URL", "HALOPSA_URL", "PARTNER_CENTER_URL", "PAX8_URL"),
+                      "https://psa.example/v4_6_release/apis/3.0"))
     document = yaml.safe_load(text)
     assert isinstance(document, dict)
     return document
