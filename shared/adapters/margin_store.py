@@ -24,7 +24,8 @@ def facts_to_json(facts: LicenceFacts) -> dict[str, Any]:
         "elsewhere": facts.elsewhere,
         "mappings": [{"mappingKey": m.mapping_key, "agreementId": m.agreement_id, "lineId": m.line_id,
                       "billedBefore": m.billed_before, "target": m.target, "unitPrice": _text(m.unit_price),
-                      "periodMonths": m.period_months, "included": m.included} for m in facts.mappings],
+                      "periodMonths": m.period_months, "included": m.included, "psa": m.psa,
+                      "subscriptions": list(m.subscriptions)} for m in facts.mappings],
         "subscriptions": [{"source": s.source, "id": s.subscription_id, "quantity": s.quantity, "active": s.active,
                            "term": s.term, "billing": s.billing, "renewal": _day(s.renewal),
                            "autoRenew": s.auto_renew, "monthlyCost": _text(s.monthly_cost), "currency": s.currency}
@@ -42,7 +43,8 @@ def facts_from_json(raw: dict[str, Any]) -> LicenceFacts:
         elsewhere=int(raw["elsewhere"]),
         mappings=tuple(BilledMapping(m["mappingKey"], m["agreementId"], m.get("lineId"), m.get("billedBefore"),
                                      int(m["target"]), _decimal(m.get("unitPrice")), m.get("periodMonths"),
-                                     int(m.get("included") or 0)) for m in raw["mappings"]),
+                                     int(m.get("included") or 0), m.get("psa", ""),
+                                     tuple(m.get("subscriptions") or ())) for m in raw["mappings"]),
         subscriptions=tuple(SubscriptionFact(s["source"], s["id"], int(s["quantity"]), bool(s["active"]),
                                              s.get("term"), s.get("billing"), _from_day(s.get("renewal")),
                                              s.get("autoRenew"), _decimal(s.get("monthlyCost")), s.get("currency"))

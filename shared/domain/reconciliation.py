@@ -38,7 +38,6 @@ from shared.domain.decreases import Commitment, commitment, partner_commitment
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange, TenantSnapshot
 from shared.domain.money import Money, Totals
 from shared.domain.partner import PartnerSubscription
-from shared.domain.periods import MONTHS_PER_PERIOD
 from shared.domain.provenance import provenance
 from shared.domain.sku_names import sku_display_name
 
@@ -49,7 +48,8 @@ WRITTEN = frozenset({ChangeStatus.APPLIED, ChangeStatus.DRY_RUN, ChangeStatus.PL
 @dataclass(frozen=True)
 class BilledMapping:
     """One mapping that bills the licence: its line before the run, the run's target, the unit
-    price per agreement period and the period's length in months (None: not a monthly multiple)."""
+    price per agreement period and the period's length in months (None: not a monthly multiple),
+    and the partner subscriptions it bills (their ids at the source)."""
 
     mapping_key: str
     agreement_id: str
@@ -59,6 +59,8 @@ class BilledMapping:
     unit_price: Decimal | None
     period_months: int | None
     included: int = 0
+    psa: str = ""
+    subscriptions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class LicenceLine:
     locked_until: date | None
     leaking: Money | None
     problem: str | None = None
+    billed_by_mapping: tuple[int, ...] = ()
+    """What each of ``facts.mappings`` bills once the run is over, in their order."""
 
     @property
     def reducible_seats(self) -> int:
@@ -200,17 +204,6 @@ def licence_facts(tenant_id: str, tenant_name: str, snapshot: TenantSnapshot, sk
     return out
 
 
-def billed_mappings(outcomes: Iterable[tuple[str, str, str, str | None, int | None, int, Decimal | None, str, int]]
-                    ) -> dict[str, list[BilledMapping]]:
-    """Mappings by SKU from (sku, mapping key, agreement, line, before, target, unit price,
-    agreement cycle, included) tuples."""
-    by_sku: dict[str, list[BilledMapping]] = {}
-    for sku_id, key, agreement_id, line_id, before, target, price, cycle, included in outcomes:
-        by_sku.setdefault(sku_id.lower(), []).append(BilledMapping(
-            key, agreement_id, line_id, before, target, price, MONTHS_PER_PERIOD.get(cycle), included))
-    return by_sku
-
-
 # --------------------------------------------------------------------------- reconcile
 
 
@@ -236,8 +229,10 @@ def reconcile(facts: LicenceFacts, changes: Iterable[PlannedChange], currency: s
     billed = 0
     revenue: Money | None = Money.zero(currency)
     unit_price: Decimal | None = None
+    by_mapping: list[int] = []
     for mapping in facts.mappings:
         quantity = billed_after(mapping, changes)
+        by_mapping.append(quantity)
         billed += quantity
         if mapping.unit_price is not None and mapping.period_months:
             monthly = mapping.unit_price / mapping.period_months
@@ -272,7 +267,7 @@ def reconcile(facts: LicenceFacts, changes: Iterable[PlannedChange], currency: s
     leaking = (Money(seat_cost * unused, facts.cost_currency)
                if seat_cost is not None and facts.cost_currency else None)
     return LicenceLine(facts, billed, revenue, cost, margin, percent, found_seats, found, unused, reducible, locked,
-                       facts.renewal if locked else None, leaking, problem)
+                       facts.renewal if locked else None, leaking, problem, tuple(by_mapping))
 
 
 @dataclass(frozen=True)

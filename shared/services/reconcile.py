@@ -26,14 +26,15 @@ from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.domain.billing import unlinked_licences
 from shared.domain.model import ChangeKind, PlannedChange, TenantSnapshot
 from shared.domain.money import Money, Totals
+from shared.domain.periods import MONTHS_PER_PERIOD
 from shared.domain.planning import PsaView, TenantPlan
 from shared.domain.provenance import provenance
 from shared.domain.reconciliation import (
     WRITTEN,
+    BilledMapping,
     LicenceFacts,
     LicenceLine,
     Renewal,
-    billed_mappings,
     licence_facts,
     reconcile,
     renewals,
@@ -58,19 +59,21 @@ def tenant_facts(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantS
                  view: PsaView, today: date) -> list[LicenceFacts]:
     """The facts of every licence of the tenant worth reconciling: those a mapping bills, those a
     source sold, those with seats bought elsewhere, and unlinked ones."""
-    rows = []
+    origins = provenance(snapshot)
+    mappings: dict[str, list[BilledMapping]] = {}
     declared: dict[str, str] = {}
     for outcome in plan.outcomes:
         licence = outcome.item.licence
         if licence.sku_id is None:
             continue  # custom licences have no Microsoft seats or cost
         agreement = view.agreements.get((outcome.item.company.psa, outcome.agreement_id))
-        rows.append((licence.sku_id, outcome.item.mapping_key, outcome.agreement_id, outcome.line_id,
-                     outcome.billed_before, outcome.item.quantity, outcome.unit_price,
-                     agreement.billing_cycle if agreement else "", licence.included))
+        sold = origins.partner_subscriptions(licence.sku_id, licence.subscription_ids)
+        mappings.setdefault(licence.sku_id, []).append(BilledMapping(
+            outcome.item.mapping_key, outcome.agreement_id, outcome.line_id, outcome.billed_before,
+            outcome.item.quantity, outcome.unit_price,
+            MONTHS_PER_PERIOD.get(agreement.billing_cycle) if agreement else None, licence.included,
+            psa=outcome.item.company.psa, subscriptions=tuple(s.subscription_id for s in sold)))
         declared.setdefault(licence.sku_id, licence.subscription_term)
-    mappings = billed_mappings(rows)
-    origins = provenance(snapshot)
     skus = list(mappings)
     skus += [sku for sku, origin in origins.licences.items() if origin.ours or origin.elsewhere]
     skus += [s.sku_id for s in unlinked_licences(config, tenant, snapshot)]
@@ -178,6 +181,18 @@ class SubscriptionOut(_Out):
     monthly_cost: MoneyOut | None
 
 
+class LineOut(_Out):
+    """A PSA line that bills the licence, and the partner subscriptions it bills."""
+
+    psa: str
+    agreement_id: str
+    line_id: str | None = Field(description="None: the run creates the line (or would, on a dry run)")
+    billed_before: int | None
+    billed: int = Field(description="what the line bills once the run is over")
+    unit_price: str | None
+    partner_subscriptions: list[str] = Field(description="the source's ids of the subscriptions it bills")
+
+
 class LicenceOut(_Out):
     tenant_id: str
     tenant_name: str
@@ -202,6 +217,7 @@ class LicenceOut(_Out):
     term_basis: str = Field(description="where the term and dates come from: a subscription source or the "
                                         "declared term")
     problem: str | None
+    lines: list[LineOut]
     subscriptions: list[SubscriptionOut]
 
 
@@ -267,6 +283,10 @@ def to_output(view: Reconciliation) -> ReconciliationOut:
             reducible=[ReducibleOut(seats=seats, until=day) for seats, day in line.reducible],
             locked_seats=line.locked, locked_until=line.locked_until, money_leaking=_money(line.leaking),
             term_basis=line.facts.term_basis, problem=line.problem,
+            lines=[LineOut(psa=m.psa, agreement_id=m.agreement_id, line_id=m.line_id, billed_before=m.billed_before,
+                           billed=billed, unit_price=None if m.unit_price is None else str(m.unit_price),
+                           partner_subscriptions=list(m.subscriptions))
+                   for m, billed in zip(line.facts.mappings, line.billed_by_mapping, strict=True)],
             subscriptions=[SubscriptionOut(
                 source=s.source, subscription_id=s.subscription_id, quantity=s.quantity, active=s.active,
                 term=s.term, billing=s.billing, renewal=s.renewal, auto_renew=s.auto_renew,

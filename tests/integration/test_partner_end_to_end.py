@@ -246,6 +246,8 @@ def test_only_the_source_tells_the_monthly_subscription_from_the_annual(azurite:
         assert (both["purchased"], both["billed"], both["cost"], both["unusedSeats"]) == (
             25, 23, {"amount": "514.80", "currency": "USD"}, 2)
         assert both["reducible"] == [{"seats": 2, "until": "2026-11-28"}], "the monthly seats can still be reduced"
+        assert [(x["lineId"], x["billedBefore"], x["billed"], x["partnerSubscriptions"]) for x in both["lines"]] == [
+            ("900", 20, 20, [ANNUAL_MS]), ("901", 5, 3, [MONTHLY_MS])], "each PSA line with the subscription it bills"
         [entry] = [e for e in msp.services.decisions.audit_trail(TENANT)
                    if e.line_id == "901" and e.kind == "set-quantity" and e.event == "applied"]
         assert "Partner Center: P1M term" in entry.reason, "the audit says which term decided"
