@@ -245,12 +245,15 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
             kinds[problem["kind"]] = kinds.get(problem["kind"], 0) + 1
         out += ["", f"Billing problems: {len(problems)} ("
                 + ", ".join(f"{k.replace('-', ' ')}: {n}" for k, n in sorted(kinds.items())) + ")"]
-        for problem in problems:
+        shown = problems[:SUMMARY_TENANTS * 2] if summary else problems
+        for problem in shown:
             licence = f"{problem['licence']}: " if problem["licence"] else ""
             frozen = " Nothing written for it." if problem["blocks"] else ""
             out.append(f"  - [{problem['kind']}] {problem['tenantName']}: {licence}{problem['message']}.{frozen}")
             out += [f"      {fact['label']}: {fact['value']}" for fact in problem["facts"]]
             out.append(f"      What to do: {problem['action']}")
+        if len(shown) < len(problems):
+            out.append(f"  ... and {len(problems) - len(shown)} more (--all lists every problem)")
     unlinked = report.get("unlinked") or []
     if unlinked:
         out += ["", f"Licences no mapping bills (seatsync unlinked): {len(unlinked)}"]

@@ -117,3 +117,16 @@ def test_billing_problems_are_listed_with_their_facts_and_what_to_do() -> None:
     assert ("  - [line-cancelled] Customer 0002: Exchange Online (Plan 1): line 500 was cancelled on 2026-10-31. "
             "Nothing written for it.") in text
     assert f"      What to do: {cancelled.action}" in text
+
+
+def test_a_large_run_lists_its_first_problems_and_counts_the_rest() -> None:
+    from shared.domain.problems import Problem, ProblemKind, problem_to_json
+
+    many = [{**problem_to_json(Problem(ProblemKind.DISABLED_USERS_LICENSED, f"t{i}", f"problem {i}")),
+             "tenantName": f"Customer {i:04d}"} for i in range(120)]
+    data = {**large(), "problems": many}
+    text = render_text(data)
+    assert "Billing problems: 120 (disabled users licensed: 120)" in text
+    assert "problem 49" in text and "problem 50" not in text
+    assert "  ... and 70 more (--all lists every problem)" in text
+    assert "problem 119" in render_text(data, full=True)
