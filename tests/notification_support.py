@@ -41,7 +41,7 @@ def buttons(node: Any) -> list[tuple[str, str]]:
 def expected_sample_card(run: str) -> list[str]:
     """The texts, in order, of the card for ``shared.notifications.sample``'s run."""
     return [
-        "SeatSync: run partly failed, 7 alerts",
+        "SeatSync: run partly failed, 8 alerts",
         f"25 Nov 2026 02:05 UTC · run {run} · partial",
         "Run partly failed: 1 of 3 tenants",
         f"Run | {run}", "Status | partial", "Tenants failed | Northwind Traders (AADSTS700016)",
@@ -72,9 +72,13 @@ def expected_sample_card(run: str) -> list[str]:
         "Contoso Retail | in GDAP, not configured",
         "Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or "
         "exclude them from this alert.",
+        "Configured tenants GDAP no longer lists (1)",
+        "Northwind Traders | configured, not in GDAP's customer list",
+        "Renew the GDAP relationship, or, if the customer left, remove the tenant from the configuration; its "
+        "billing is not changed until a person decides.",
         "Run partial: 2 changes applied, 1 billing problem",
         "Status | partial", "Tenants | 2 of 3 synced", "Tenants failed | 1", "Changes applied | 2",
         "Held for approval | 1", "Deferred | 0", "Changes failed | 0", "Lines unchanged | 5",
-        "Billing problems | 1 (users unmatched: 1)", "Open alerts | 7",
+        "Billing problems | 1 (users unmatched: 1)", "Open alerts | 8",
         f"The whole report: seatsync report {run}",
     ]

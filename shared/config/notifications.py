@@ -33,6 +33,7 @@ AlertKind = Literal[
     "unused-licences",
     "shared-mailbox-licensed",
     "gdap-not-added",
+    "gdap-ended",
     "reducible-seats",
     "margin-below-floor",
     "renewal-unused",
@@ -54,6 +55,7 @@ DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "unused-licences": "weekly",
     "shared-mailbox-licensed": "weekly",
     "gdap-not-added": "weekly",
+    "gdap-ended": "daily",
     "reducible-seats": "daily",
     "margin-below-floor": "weekly",
     "renewal-unused": "weekly",
@@ -154,6 +156,7 @@ class AlertRules(Model):
     unused_licences: UnusedLicencesRule = UnusedLicencesRule()
     shared_mailbox_licensed: AlertRule = AlertRule()
     gdap_not_added: AlertRule = AlertRule()
+    gdap_ended: AlertRule = AlertRule()
     reducible_seats: AlertRule = AlertRule()
     margin_below_floor: MarginFloorRule = MarginFloorRule()
     renewal_unused: RenewalRule = RenewalRule()

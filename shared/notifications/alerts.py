@@ -62,6 +62,9 @@ KINDS: dict[AlertKind, KindInfo] = {
     "shared-mailbox-licensed": KindInfo("Shared mailboxes holding a licence", "info",
                                         "A shared mailbox needs no licence unless it is over 50 GB or "
                                         "has an archive: remove the licence or confirm it is needed."),
+    "gdap-ended": KindInfo("Configured tenants GDAP no longer lists", "warning",
+                           "Renew the GDAP relationship, or, if the customer left, remove the tenant from the "
+                           "configuration; its billing is not changed until a person decides."),
     "gdap-not-added": KindInfo("GDAP customers not yet in SeatSync", "info",
                                "Add them to the configuration (seatsync config export, add the "
                                "tenant, seatsync config import), or exclude them from this alert."),
@@ -530,6 +533,21 @@ def gdap_alerts(data: RunData, links: Links) -> list[Alert]:
     ]
 
 
+def gdap_ended_alerts(data: RunData, links: Links) -> list[Alert]:
+    """Tenants SeatSync bills that GDAP's customer list no longer holds: the relationship ended
+    or expired (or the customer left). Nothing is cancelled by itself; a person is told."""
+    if data.started is None or data.started.gdap_error:
+        return []
+    return [
+        _make("gdap-ended", work.tenant_id, {},
+              title=f"{work.name} is configured but no longer a GDAP customer",
+              line="configured, not in GDAP's customer list", facts=(Fact("Tenant", work.name),
+                                                                      Fact("Tenant ID", work.tenant_id)),
+              tenant_id=work.tenant_id, tenant_name=work.name, action_text=KINDS["gdap-ended"].action)
+        for work in data.started.configured_not_in_gdap
+    ]
+
+
 STATUS_WORDS = {"attention": "needs attention"}
 
 
@@ -706,6 +724,8 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         candidates += shared_mailbox_alerts(data, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
     if rules.enabled("gdap-not-added"):
         candidates += gdap_alerts(data, links)
+    if rules.enabled("gdap-ended"):
+        candidates += gdap_ended_alerts(data, links)
     if rules.enabled("reducible-seats"):
         candidates += reducible_seat_alerts(data, links)
     if rules.enabled("margin-below-floor"):

@@ -81,7 +81,8 @@ def sample_run_data(now: datetime) -> RunData:
             run_id=run_id,
             tenants=[TenantWork(tenant_id=t, name=n) for t, n in
                      ((FABRIKAM, "Fabrikam Ltd"), (NORTHWIND, "Northwind Traders"), (ADATUM, "Adatum Corp"))],
-            gdap_not_configured=[TenantWork(tenant_id=CONTOSO_RETAIL, name="Contoso Retail")]),
+            gdap_not_configured=[TenantWork(tenant_id=CONTOSO_RETAIL, name="Contoso Retail")],
+            configured_not_in_gdap=[TenantWork(tenant_id=NORTHWIND, name="Northwind Traders")]),
         tenants=(
             TenantRow(ADATUM, "Adatum Corp", TenantOutcome(tenant_id=ADATUM, name="Adatum Corp", status="ok")),
             TenantRow(FABRIKAM, "Fabrikam Ltd", TenantOutcome(tenant_id=FABRIKAM, name="Fabrikam Ltd", status="ok"),

@@ -280,6 +280,12 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         out += [f"  - {t['name']} ({t['tenantId']})" for t in gdap["notConfigured"][:20]]
         if len(gdap["notConfigured"]) > 20:
             out.append(f"  ... and {len(gdap['notConfigured']) - 20} more")
+    ended = gdap.get("configuredNotInGdap") or []
+    if ended and not gdap["error"]:
+        out += ["", f"Configured tenants GDAP no longer lists (renew GDAP or remove them): {len(ended)}"]
+        out += [f"  - {t['name']} ({t['tenantId']})" for t in ended[:20]]
+        if len(ended) > 20:
+            out.append(f"  ... and {len(ended) - 20} more")
     if gdap["error"]:
         out += ["", f"GDAP customers could not be listed: {gdap['error']}"]
     calls = report["calls"]

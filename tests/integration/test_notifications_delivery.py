@@ -192,7 +192,7 @@ def expected_card(env: Env, run: str) -> list[str]:
 
 
 def expected_email_text(env: Env, run: str) -> str:
-    return f"""SeatSync: run partly failed, 7 alerts
+    return f"""SeatSync: run partly failed, 8 alerts
 25 Nov 2026 02:05 UTC · run {run} · partial
 
 RUN PARTLY FAILED: 1 OF 3 TENANTS
@@ -245,6 +245,12 @@ GDAP CUSTOMERS NOT YET IN SEATSYNC (1)
 What to do: Add them to the configuration (seatsync config export, add the tenant, seatsync config import), or \
 exclude them from this alert.
 
+CONFIGURED TENANTS GDAP NO LONGER LISTS (1)
+-------------------------------------------
+- Northwind Traders: configured, not in GDAP's customer list
+What to do: Renew the GDAP relationship, or, if the customer left, remove the tenant from the configuration; its \
+billing is not changed until a person decides.
+
 RUN PARTIAL: 2 CHANGES APPLIED, 1 BILLING PROBLEM
 -------------------------------------------------
 - Status: partial
@@ -256,7 +262,7 @@ RUN PARTIAL: 2 CHANGES APPLIED, 1 BILLING PROBLEM
 - Changes failed: 0
 - Lines unchanged: 5
 - Billing problems: 1 (users unmatched: 1)
-- Open alerts: 7
+- Open alerts: 8
 What to do: The whole report: seatsync report {run}
 
 Sent by SeatSync after run {run}.
@@ -272,10 +278,10 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
     run = env.store_run(sample_run_data(DAY_1))
     result = env.notify(run)
     assert result.to_json() == {
-        "runId": run, "alerts": 9, "excluded": 0, "sent": 18, "suppressed": 0, "failed": 0,
-        "channels": [{"channel": "teams:billing", "status": "sent", "sent": 9, "suppressed": 0, "attempts": 1,
+        "runId": run, "alerts": 10, "excluded": 0, "sent": 20, "suppressed": 0, "failed": 0,
+        "channels": [{"channel": "teams:billing", "status": "sent", "sent": 10, "suppressed": 0, "attempts": 1,
                       "error": None},
-                     {"channel": "email", "status": "sent", "sent": 9, "suppressed": 0, "attempts": 1, "error": None}],
+                     {"channel": "email", "status": "sent", "sent": 10, "suppressed": 0, "attempts": 1, "error": None}],
     }
 
     [post] = env.posts()
@@ -293,7 +299,7 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
     [mail] = env.mail()
     assert (mail["format"], mail["contentType"]) == ("mime", "multipart/alternative")
     assert (mail["sender"], mail["tenantId"], mail["to"]) == (SENDER, PARTNER, RECIPIENTS)
-    assert mail["subject"] == "SeatSync: run partly failed, 7 alerts (25 Nov 2026)"
+    assert mail["subject"] == "SeatSync: run partly failed, 8 alerts (25 Nov 2026)"
     assert mail["text"] == expected_email_text(env, run)
     assert ('<h2 style="font-size:16px;margin:24px 0 8px;color:#a05a00;">Changes held for approval (1)</h2>'
             in mail["html"])
@@ -302,9 +308,9 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
 
     deliveries = NotificationRepository(env.store).deliveries(run)
     assert sorted((d.channel, d.status, d.alerts, d.attempts) for d in deliveries) == [
-        ("email", "sent", 9, 1), ("teams:billing", "sent", 9, 1)]
+        ("email", "sent", 10, 1), ("teams:billing", "sent", 10, 1)]
     teams = next(d for d in deliveries if d.channel == "teams:billing")
-    assert len(teams.fingerprints) == 9 and teams.kinds["unused-licences"] == 1
+    assert len(teams.fingerprints) == 10 and teams.kinds["unused-licences"] == 1
     assert teams.size == len(json.dumps(post["body"], ensure_ascii=False).encode("utf-8"))
     assert teams.at == DAY_1
 
@@ -315,7 +321,7 @@ def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due
     env.notify(run)
     again = env.notify(run)
     assert [(c.channel, c.status, c.sent, c.suppressed) for c in again.channels] == [
-        ("teams:billing", "nothing-due", 0, 9), ("email", "nothing-due", 0, 9)]
+        ("teams:billing", "nothing-due", 0, 10), ("email", "nothing-due", 0, 10)]
     assert len(env.posts()) == 1 and len(env.mail()) == 1
     statuses = [d.status for d in NotificationRepository(env.store).deliveries(run)]
     assert sorted(statuses) == ["nothing-due", "nothing-due", "sent", "sent"]
@@ -323,7 +329,7 @@ def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due
     env.clock.now = DAY_1 + timedelta(days=1)
     tomorrow = env.store_run(sample_run_data(env.clock.now))
     result = env.notify(tomorrow)
-    assert [(c.status, c.sent, c.suppressed) for c in result.channels] == [("sent", 6, 3), ("sent", 6, 3)]
+    assert [(c.status, c.sent, c.suppressed) for c in result.channels] == [("sent", 7, 3), ("sent", 7, 3)]
     card_text = texts(env.posts()[-1]["cards"][0])
     for kept in ("Tenants SeatSync cannot sign in to (1)", "Changes held for approval (1)",
                  "Licences with no billing mapping (1)", "Billing problems (1)",
@@ -332,11 +338,11 @@ def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due
     for weekly in ("Unused licences (1)", "Shared mailboxes holding a licence (1)",
                    "GDAP customers not yet in SeatSync (1)"):
         assert weekly not in card_text, "weekly digests wait for next week"
-    assert "SeatSync: run partly failed, 4 alerts" in card_text
+    assert "SeatSync: run partly failed, 5 alerts" in card_text
 
     env.clock.now = DAY_1 + timedelta(days=5)  # Monday: a new week
     monday = env.store_run(sample_run_data(env.clock.now))
-    assert [c.sent for c in env.notify(monday).channels] == [9, 9]
+    assert [c.sent for c in env.notify(monday).channels] == [10, 10]
 
 
 def test_a_webhook_answering_500_is_retried_then_recorded_while_email_still_goes(env: Env) -> None:
@@ -347,19 +353,19 @@ def test_a_webhook_answering_500_is_retried_then_recorded_while_email_still_goes
     teams, email = result.channels
     assert (teams.status, teams.attempts, teams.sent) == ("failed", WEBHOOK_POLICY.max_attempts, 0)
     assert teams.error is not None and teams.error.startswith("Teams webhook 'billing': HTTP 500")
-    assert (email.status, email.sent) == ("sent", 9)
+    assert (email.status, email.sent) == ("sent", 10)
     assert env.emulators.teams.count_requests("/workflows/billing", "POST") == WEBHOOK_POLICY.max_attempts
     assert env.posts() == [] and len(env.mail()) == 1
     assert len([s for s in env.sleeps if s > 0]) == WEBHOOK_POLICY.max_attempts - 1, "backed off between tries"
     [failed] = [d for d in NotificationRepository(env.store).deliveries(run) if d.channel == "teams:billing"]
-    assert (failed.status, failed.attempts, failed.alerts) == ("failed", 4, 9)
+    assert (failed.status, failed.attempts, failed.alerts) == ("failed", 4, 10)
     assert failed.error == teams.error
     assert "sig" not in (failed.error or "") and env.emulators.teams_url not in (failed.error or "")
 
     env.emulators.teams.faults.clear()
     retry = env.notify(run)
     assert [(c.channel, c.status, c.sent) for c in retry.channels] == [
-        ("teams:billing", "sent", 9), ("email", "nothing-due", 0)], "what failed is still due; email is not repeated"
+        ("teams:billing", "sent", 10), ("email", "nothing-due", 0)], "what failed is still due; email is not repeated"
     assert texts(env.posts()[0]["cards"][0]) == expected_card(env, run)
 
 
@@ -408,7 +414,7 @@ def test_exclusions_apply_to_what_is_delivered(env: Env) -> None:
     env.configure({**BOTH, "exclusions": [{"tenantId": "fab00000-0000-4000-8000-000000000001"}],
                    "alerts": {"runSummary": {"enabled": False}}})
     result = env.notify(env.store_run(sample_run_data(DAY_1)))
-    assert (result.alerts, result.excluded) == (4, 4)
+    assert (result.alerts, result.excluded) == (5, 4)
     card = texts(env.posts()[0]["cards"][0])
     assert not any("Fabrikam" in line for line in card)
     assert "Fabrikam" not in env.mail()[0]["text"]
@@ -433,7 +439,7 @@ def test_notify_preview_writes_the_card_and_the_email_of_the_latest_run(
                               run="latest", output_dir=str(tmp_path / "out"), sample=False)
     assert cmd_notify_preview(args) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"Notification preview of run {run}: 9 alerts; digests are not applied, nothing was sent.")
+    assert out.startswith(f"Notification preview of run {run}: 10 alerts; digests are not applied, nothing was sent.")
     message = json.loads((tmp_path / "out" / "teams-message.json").read_text(encoding="utf-8"))
     assert validate_message(message) is None
     card = json.loads((tmp_path / "out" / "adaptive-card.json").read_text(encoding="utf-8"))
@@ -452,13 +458,13 @@ def test_notify_preview_without_a_run_renders_the_sample_and_says_so(
     args = argparse.Namespace(settings=local_settings(tmp_path, azurite, store), run="latest",
                               output_dir=str(tmp_path / "out"), sample=False)
     assert cmd_notify_preview(args) == 0
-    assert "Notification preview of the built-in sample run (no run is recorded yet): 9 alerts" in \
+    assert "Notification preview of the built-in sample run (no run is recorded yet): 10 alerts" in \
         capsys.readouterr().out
     lines = texts(json.loads((tmp_path / "out" / "adaptive-card.json").read_text(encoding="utf-8")))
-    assert lines[:2] == ["Preview with sample data", "SeatSync: run partly failed, 7 alerts"]
+    assert lines[:2] == ["Preview with sample data", "SeatSync: run partly failed, 8 alerts"]
     sample = argparse.Namespace(settings=None, run="latest", output_dir=str(tmp_path / "sample"), sample=True)
     assert cmd_notify_preview(sample) == 0
-    assert "of the built-in sample run: 9 alerts" in capsys.readouterr().out
+    assert "of the built-in sample run: 10 alerts" in capsys.readouterr().out
     assert (tmp_path / "sample" / "email.txt").is_file()
 
 
@@ -472,8 +478,8 @@ def test_notify_send_test_reaches_every_channel(
         SEATSYNC_CA_BUNDLE=env.emulators.ca, **env.app_settings())
     assert cmd_notify_send_test(argparse.Namespace(settings=settings)) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["  teams:billing: sent (9 sample alerts, 1 attempt(s))", "  teams:ops: sent (9 sample alerts, "
-                   "1 attempt(s))", "  email: sent (9 sample alerts, 1 attempt(s))"]
+    assert out == ["  teams:billing: sent (10 sample alerts, 1 attempt(s))", "  teams:ops: sent (10 sample alerts, "
+                   "1 attempt(s))", "  email: sent (10 sample alerts, 1 attempt(s))"]
     assert texts(env.posts("billing")[0]["cards"][0])[0] == "Test message from SeatSync: sample data, no action needed"
     assert len(env.posts("ops")) == 1
     assert env.mail()[0]["text"].startswith("Test message from SeatSync: sample data, no action needed\n")

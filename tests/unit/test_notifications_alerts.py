@@ -314,7 +314,7 @@ def test_the_sample_run_has_one_alert_of_every_kind_in_display_order() -> None:
     alerts = build_alerts(sample_run_data(NOW), NotificationSettings(), LINKS).alerts
     assert [a.kind for a in alerts] == ["run-failed", "auth-failed", "billing-problem", "changes-held",
                                         "unlinked-licence", "unused-licences", "shared-mailbox-licensed",
-                                        "gdap-not-added", "run-summary"]
+                                        "gdap-not-added", "gdap-ended", "run-summary"]
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -524,3 +524,14 @@ def test_a_tenant_whose_psa_lines_were_not_read_is_named_with_the_reason() -> No
     [alert] = only("run-failed", run)
     assert Fact("Tenants failed", "Northwind (push failed: PSA lines could not be read, nothing planned: HTTP 500)") \
         in alert.facts
+
+
+def test_a_configured_tenant_gdap_no_longer_lists_is_told_unless_the_list_was_not_read() -> None:
+    started = StartedRun(run_id=RUN, tenants=[TenantWork(tenant_id=NORTHWIND, name="Northwind Traders")],
+                         configured_not_in_gdap=[TenantWork(tenant_id=NORTHWIND, name="Northwind Traders")])
+    [alert] = only("gdap-ended", data(started=started))
+    assert alert.title == "Northwind Traders is configured but no longer a GDAP customer"
+    assert (alert.tenant_id, alert.severity) == (NORTHWIND, "warning")
+    assert alert.action_text.startswith("Renew the GDAP relationship")
+    unread = started.model_copy(update={"gdap_error": "HTTP 503"})
+    assert only("gdap-ended", data(started=unread)) == [], "an unread list says nothing about a tenant"

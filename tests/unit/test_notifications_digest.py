@@ -105,7 +105,7 @@ def test_select_due_over_a_whole_run_with_the_default_digests() -> None:
 
     day1 = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)  # a Wednesday
     everything = {"run-failed", "auth-failed", "billing-problem", "changes-held", "unlinked-licence", "unused-licences",
-                  "shared-mailbox-licensed", "gdap-not-added", "run-summary"}
+                  "shared-mailbox-licensed", "gdap-not-added", "gdap-ended", "run-summary"}
     assert run(day1, "r1") == everything
     assert run(day1, "r1") == set(), "the same run again: nothing"
     # a manual run later the same day: the sample's run id changes with the time, so its run
@@ -113,7 +113,7 @@ def test_select_due_over_a_whole_run_with_the_default_digests() -> None:
     assert run(day1 + timedelta(hours=3), "r2") == {"run-failed", "auth-failed"}
     day2 = day1 + timedelta(days=1)
     assert run(day2, "r3") == {"run-failed", "auth-failed", "billing-problem", "changes-held", "unlinked-licence",
-                               "run-summary"}
+                               "gdap-ended", "run-summary"}
     next_week = day1 + timedelta(days=5)  # Monday 30 Nov
     assert run(next_week, "r4") == everything
 

@@ -190,7 +190,7 @@ def test_card_of_every_kind_is_valid_and_reads_in_order() -> None:
     ]
     colors = [c["items"][0]["color"] for c in message["attachments"][0]["content"]["body"] if c["type"] == "Container"]
     assert colors == ["Attention", "Attention", "Warning", "Warning", "Warning", "Accent", "Accent", "Accent",
-                      "Warning"]
+                      "Warning", "Warning"]
 
 
 def test_a_group_lists_a_handful_then_plus_n_more() -> None:
@@ -290,9 +290,9 @@ def test_a_card_over_the_limit_is_shrunk_rather_than_refused() -> None:
 
 def test_email_subject_and_both_parts_carry_the_same_content() -> None:
     email = render_email(sample_alerts(), context())
-    assert email.subject == "SeatSync: run partly failed, 7 alerts (25 Nov 2026)"
+    assert email.subject == "SeatSync: run partly failed, 8 alerts (25 Nov 2026)"
     text_lines = [line for line in email.text.splitlines() if line.startswith("- ")]
-    assert len(text_lines) == 20
+    assert len(text_lines) == 21
     plain_html = html.unescape(re.sub(r"<[^>]+>", " ", email.html))
     plain_html = " ".join(plain_html.split())
     for line in text_lines:
@@ -316,5 +316,5 @@ def test_email_escapes_what_it_did_not_write() -> None:
 
 def test_email_subject_prefix_and_time_zone() -> None:
     email = render_email(sample_alerts(), context(zone=ZoneInfo("Australia/Sydney")), subject_prefix="Billing")
-    assert email.subject == "Billing: run partly failed, 7 alerts (25 Nov 2026)"
+    assert email.subject == "Billing: run partly failed, 8 alerts (25 Nov 2026)"
     assert "25 Nov 2026 13:05 AEDT" in email.text

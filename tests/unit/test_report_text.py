@@ -130,3 +130,12 @@ def test_a_large_run_lists_its_first_problems_and_counts_the_rest() -> None:
     assert "problem 49" in text and "problem 50" not in text
     assert "  ... and 70 more (--all lists every problem)" in text
     assert "problem 119" in render_text(data, full=True)
+
+
+def test_configured_tenants_gdap_no_longer_lists_are_named() -> None:
+    data = report([tenant(1)], [])
+    data["gdap"]["configuredNotInGdap"] = [{"tenantId": "t1", "name": "Customer 0001"}]
+    text = render_text(data)
+    assert "Configured tenants GDAP no longer lists (renew GDAP or remove them): 1\n  - Customer 0001 (t1)" in text
+    data["gdap"]["error"] = "HTTP 503"
+    assert "no longer lists" not in render_text(data), "an unread list says nothing"
