@@ -171,6 +171,7 @@ def test_billing_problems_reach_a_person_and_change_no_bill(psa: str, azurite: A
         assert cancelled["action"].startswith("Map the licence to the customer's current agreement")
         assert changes(report, "Contoso Pharma") == []
         assert line_state(msp, psa, CONTOSO_BS) == before[CONTOSO_BS]
+        assert msp.services.decisions.audit_trail(CONTOSO) == [], "nothing written, nothing to audit"
 
         # the suspended subscription never raises the bill: 12 hold E3, 8 seats are active, 10 billed
         lapsed = found[("Northwind Traders", "subscription-not-active")]
@@ -182,6 +183,7 @@ def test_billing_problems_reach_a_person_and_change_no_bill(psa: str, azurite: A
         assert (facts["Seats still assigned"], facts["Billing"]) == ("12", "kept at 10, not raised to 12")
         assert changes(report, "Northwind Traders") == []
         assert line_state(msp, psa, NORTHWIND_E3) == before[NORTHWIND_E3]
+        assert msp.services.decisions.audit_trail(NORTHWIND) == []
 
         # the split tenant: two users nobody bills are named; the rest is billed as before
         unmatched = found[("Litware Inc", "users-unmatched")]
@@ -240,6 +242,7 @@ def test_a_psa_refusing_seatsyncs_credentials_fails_the_run(psa: str, azurite: A
                                                                       "Litware Inc": "push-failed"}
         assert all("could not be read" in t["error"] for t in report["tenants"])
         assert line_state(msp, psa, FABRIKAM_BP) == before
+        assert msp.services.decisions.audit_trail(FABRIKAM) == [], "nothing was written"
         card = card_lines(msp)
         assert card[2] == "Run failed: 2 of 2 tenants"
         assert any(line.startswith("Tenants failed | Fabrikam Ltd (push failed: PSA agreements and products could "
