@@ -37,7 +37,9 @@ EXIT_TERMINATED = 143
 OWN_LOGGERS = ("seatsync", "shared", "local_runner", "sync_orchestrator", "tenant_activity", "psa_push", "notify",
                "admin_api", "function_app")
 SDK_LOGGERS = ("azure", "azure.core", "azure.identity", "azure.data.tables", "urllib3", "msal", "requests",
-               "emulators")
+               "emulators", "seatsync.telemetry")
+"""Kept at warnings unless --debug: the SDKs' HTTP logging, the emulators' request log, and the
+per-tenant telemetry events meant for Application Insights (-v shows the run's progress instead)."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -151,7 +151,7 @@ def test_verbose_logs_seatsync_but_keeps_the_sdks_at_warning(env: TableStore,
     assert logging.getLogger("shared.services").getEffectiveLevel() == logging.INFO
     assert logging.getLogger("seatsync.run").getEffectiveLevel() == logging.INFO
     for sdk in ("azure.core.pipeline.policies.http_logging_policy", "urllib3.connectionpool", "msal",
-                "azure.identity"):
+                "azure.identity", "seatsync.telemetry"):
         assert logging.getLogger(sdk).getEffectiveLevel() == logging.WARNING, sdk
     assert "http_logging_policy" not in capsys.readouterr().err
     assert main(["config", "history", "--debug"]) == EXIT_OK
