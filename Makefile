@@ -14,7 +14,7 @@ CLIENTS_PYTHON ?= $(shell for candidate in python3.12 python3.13 python3.14 $$(l
 CLIENTS_VENV := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
 
-.PHONY: run test setup clients lint typecheck unit integration bench clean
+.PHONY: run test setup clients browser lint typecheck unit integration bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "SeatSync needs Python 3.11 (set PYTHON=...)")'
@@ -40,14 +40,28 @@ setup: $(STAMP) $(NODE_STAMP)
 ## The third-party PSA clients (pyconnectwise, autotask-client, HaloPSA) the integration tests use.
 clients: $(CLIENTS_STAMP)
 
+## Headless Chromium for the browser tests: Debian's package, installed with apt-get when missing
+## (as root, as on CI); SEATSYNC_CHROMIUM may name another Chromium executable instead.
+browser:
+	@if [ -z "$${SEATSYNC_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser tests need Chromium: run 'sudo apt-get install chromium' or set SEATSYNC_CHROMIUM" >&2; \
+	    exit 2; \
+	  fi; \
+	fi
+
 ## Start Azurite and the emulators with a sample MSP, run a full sync, print the report.
 ## PSA=autotask or PSA=halopsa bills the sample MSP through that PSA instead of ConnectWise.
 run: setup
 	$(BIN)/seatsync demo --psa $${PSA:-connectwise} --report seatsync-demo-report.json
 
 ## Every check: lint, types, unit + orchestrator + integration tests, infrastructure checks.
-test: setup clients lint typecheck
-	$(BIN)/python -m pytest -n 2 -q
+test: setup clients browser lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 	scripts/infra-check
 
 lint: setup
@@ -59,13 +73,15 @@ typecheck: setup
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit tests/orchestrator
 
-integration: setup clients
-	$(BIN)/python -m pytest -n 2 -q tests/integration
+integration: setup clients browser
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q tests/integration
 
-## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory.
+## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory; the
+## dashboard pages' load times.
 bench: setup
 	$(BIN)/python scripts/bench_sync.py --tenants $${TENANTS:-500}
 	$(BIN)/python scripts/bench_input.py --tenants $${TENANTS:-500}
+	$(BIN)/python scripts/bench_dashboard.py --tenants $${TENANTS:-500}
 
 clean:
 	rm -rf $(VENV) .venv-infra $(CLIENTS_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

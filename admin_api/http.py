@@ -27,6 +27,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from admin_api.auth import API_KEY_ACTOR, Caller, identify
 from shared.config.input_limits import (
     MAX_DEPTH,
     MAX_DOCUMENT_BYTES,
@@ -94,9 +95,16 @@ def document_body(req: func.HttpRequest) -> Any:
     return read_document(req.get_body(), "body", yaml_text=is_yaml(req))
 
 
+def caller(req: func.HttpRequest) -> Caller:
+    """Who calls a function-key route (admin_api.auth): the API key, or the principal the
+    platform signed in."""
+    return identify(req.headers, req.params, key_checked=True)
+
+
 def actor(req: func.HttpRequest) -> str:
-    """Who is asking: the signed-in principal (App Service authentication) or the function key."""
-    return req.headers.get("x-ms-client-principal-name") or "api (function key)"
+    """The name recorded for a change: the signed-in principal, or the API key; never a name
+    the caller wrote into a header."""
+    return caller(req).actor or API_KEY_ACTOR
 
 
 # --------------------------------------------------------------------------- the bounds of every route

@@ -75,6 +75,9 @@ param secretSettings array = [
   }
 ]
 
+@description('Application (client) id of the Entra app users sign in to the dashboard with (docs/deploy.md, sign-in and roles); empty: sign-in off, the dashboard refuses everyone.')
+param dashboardClientId string = ''
+
 @description('NCRONTAB schedule of the sync timer, in UTC (Flex Consumption has no time zone setting); empty for daily at 02:00.')
 param syncSchedule string = ''
 
@@ -228,6 +231,8 @@ module functionApp 'modules/functionapp.bicep' = {
     syncSchedule: schedule
     tablePrefix: tablePrefix
     secretSettings: secretSettings
+    dashboardClientId: dashboardClientId
+    dashboardTenantId: partnerTenantId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }
@@ -247,3 +252,4 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.workspaceName
 output SEATSYNC_FUNCTION_URL string = functionApp.outputs.url
 output SEATSYNC_SYNC_ENDPOINT string = '${functionApp.outputs.url}/api/sync'
+output SEATSYNC_DASHBOARD_URL string = '${functionApp.outputs.url}/api/dashboard'

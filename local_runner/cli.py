@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from local_runner import billing_cli, config_cli, notify_cli, reconcile_cli, sync_cli
+from local_runner import billing_cli, config_cli, notify_cli, reconcile_cli, serve_cli, sync_cli
 from local_runner.failures import explain
 from local_runner.wiring import EXIT_FAILED, EXIT_USAGE
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     billing_cli.add_commands(commands)
     notify_cli.add_commands(commands)
     reconcile_cli.add_commands(commands)
+    serve_cli.add_commands(commands)
     for verb in _verbs(root):
         _add_common(verb, argparse.SUPPRESS)
     return root

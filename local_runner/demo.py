@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from datetime import date, timedelta
@@ -26,6 +27,12 @@ from shared.settings import Settings
 
 SCENARIOS = PROJECT_ROOT / "emulators" / "scenarios"
 WORK_DIR = PROJECT_ROOT / ".seatsync"
+
+
+def work_dir() -> Path:
+    """Where the demo keeps Azurite's log and the emulators' certificates: ``SEATSYNC_WORK_DIR``,
+    else ``.seatsync`` in the project (tests give each run its own)."""
+    return Path(os.environ.get("SEATSYNC_WORK_DIR") or WORK_DIR)
 
 
 def sample_files(psa: str) -> tuple[Path, Path]:
@@ -140,9 +147,11 @@ def billed_summary(lines: list[str]) -> list[str]:
 
 
 def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "connectwise",
-             keep: bool = False, out: Any = sys.stdout, progress: bool = False, full: bool | None = None) -> int:
+             keep: bool = False, out: Any = sys.stdout, progress: bool = False, full: bool | None = None,
+             serve: bool = False, identity: Any = None, port: int = 7071) -> int:
     """Run the demo; ``progress`` shows the progress display on stderr, ``full`` lists every
-    tenant, change and billed line (by default a large MSP's report is summarised)."""
+    tenant, change and billed line (by default a large MSP's report is summarised); ``serve``
+    then keeps everything up and serves the dashboard as ``identity`` on ``port``."""
     from local_runner.progress import ProgressDisplay
     started = time.monotonic()
     if tenants and psa != "connectwise":
@@ -159,11 +168,12 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
         scenario = load_scenario_file(scenario_path)
         config_text = config_path.read_text(encoding="utf-8")
         label = f"the sample MSP ({scenario_path.relative_to(PROJECT_ROOT)})"
-    WORK_DIR.mkdir(exist_ok=True)
+    work = work_dir()
+    work.mkdir(parents=True, exist_ok=True)
     print(f"SeatSync demo: {label}, billed through {psa}", file=out)
-    azurite = start_azurite(log_dir=WORK_DIR / "azurite")
+    azurite = start_azurite(log_dir=work / "azurite")
     try:
-        with start_emulators(scenario, WORK_DIR / "tls") as emulators:
+        with start_emulators(scenario, work / "tls") as emulators:
             print(f"  Azurite Table Storage  http://127.0.0.1:{azurite.port}", file=out)
             for section, running in emulators.running.items():
                 print(f"  {section:22s} {running.url}", file=out)
@@ -191,6 +201,14 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
                 Path(report_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
                 print(f"\nRun report (JSON): {report_path}", file=out)
             print(f"\nDemo finished in {time.monotonic() - started:.1f}s.", file=out)
+            if serve:
+                from local_runner.serve import announce, serving
+
+                with serving(services, identity, port=port) as host:
+                    announce(host, identity, out)
+                    with contextlib.suppress(KeyboardInterrupt):
+                        host.thread.join()
+                return 0 if report["status"] in ("succeeded", "partial") else 2
             if keep:
                 print("\nStill running (Ctrl-C stops). Point the CLI at it with:", file=out)
                 for name, value in sorted(env.items()):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runner import runs_cli
+from local_runner.serve import add_identity_options
 from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, write_output
 from shared.errors import ConfigError
 from shared.text import short, table
@@ -157,9 +158,12 @@ def _number(value: int | None) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runner.demo import run_demo
     from local_runner.progress import wanted
+    from local_runner.serve import identity_of
 
+    identity = identity_of(args.user, args.role) if args.serve else None
     return run_demo(tenants=args.tenants, report_path=args.report, psa=args.psa, keep=args.keep,
-                    progress=wanted(args.quiet), full=args.all or None)
+                    progress=wanted(args.quiet), full=args.all or None, serve=args.serve, identity=identity,
+                    port=args.port)
 
 
 def add_commands(commands: Any) -> None:
@@ -209,4 +213,7 @@ def add_commands(commands: Any) -> None:
     demo.add_argument("--report", metavar="FILE", help="also write the run report as JSON to FILE")
     demo.add_argument("--keep", action="store_true",
                       help="keep Azurite and the emulators running after the sync (Ctrl-C stops)")
+    demo.add_argument("--serve", action="store_true",
+                      help="after the sync keep everything running and serve the dashboard (Ctrl-C stops)")
+    add_identity_options(demo)
     demo.set_defaults(handler=cmd_demo)

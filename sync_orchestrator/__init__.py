@@ -21,13 +21,12 @@ import azure.functions as func
 
 from admin_api.http import Blueprint, actor, error_answer, json_body
 from shared import telemetry
-from shared.adapters.run_store import Lease
-from shared.bootstrap import Services, get_services
+from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequest, Trigger, new_run_id
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
 from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
 from shared.services.history import live_progress, parse_limit, run_page
-from shared.services.lease import LeaseHeldError, clear_stale, lease_json, stale_reason, unlock, wall_clock
+from shared.services.lease import LeaseHeldError, lease_json, live_lease, unlock
 from shared.services.report import ReportError, build_report
 from shared.services.runs import finish_run as finish_run_service
 from shared.services.sync_requests import parse_sync_body
@@ -47,22 +46,6 @@ def _json(status: int, body: Any) -> func.HttpResponse:
 async def _is_running(client: df.DurableOrchestrationClient) -> bool:
     status = await client.get_status(SYNC_INSTANCE_ID)
     return status is not None and status.runtime_status in _ACTIVE
-
-
-def _live_lease(services: Services, orchestration_running: bool, actor: str) -> Lease | None:
-    """The lease of a live run, if one holds it. A lease that lapsed, whose command-line process
-    is gone, or held by a Function App run while the orchestration does not run, is stale: it
-    is cleared here (its run recorded as died) so that the new run is not refused."""
-    lease = services.runs.lease()
-    if lease is None:
-        return None
-    reason = stale_reason(lease, wall_clock())
-    if reason is None and lease.pid is None and not orchestration_running:
-        reason = "its orchestration is no longer running"
-    if reason is None:
-        return lease
-    clear_stale(services.runs, services.decisions, lease, reason, actor)
-    return services.runs.lease()
 
 
 def _busy(run_id: str | None, why: str) -> func.HttpResponse:
@@ -90,7 +73,7 @@ async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationCl
     if running:
         log.warning("scheduled sync skipped: the previous run (%s) is still running", SYNC_INSTANCE_ID)
         return
-    lease = _live_lease(get_services(), running, "the sync schedule")
+    lease = live_lease(get_services().runs, get_services().decisions, running, "the sync schedule")
     if lease is not None:
         log.warning("scheduled sync skipped: run %s holds the run lease and is alive", lease.run_id)
         return
@@ -117,12 +100,12 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
         return _json(500, {"error": str(exc)})
     services = get_services()
     running = await _is_running(client)
-    lease = _live_lease(services, running, "the sync endpoint")
+    lease = live_lease(services.runs, services.decisions, running, "the sync endpoint")
     if lease is not None:
         return _busy(lease.run_id, f"run {lease.run_id} holds the run lease")
     if running:
         return _busy(None, "the sync orchestration is running")
-    requested_by = req.headers.get("x-ms-client-principal-name") or "api (function key)"
+    requested_by = actor(req)
     request = _request("manual", requested_by, manual.tenants, manual.dry_run)
     try:
         await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())

@@ -117,20 +117,22 @@ AUTH_DEFAULT_ACTION = ("Check the app's admin consent and your GDAP relationship
 
 @dataclass(frozen=True)
 class Links:
-    """Where alerts point: the app's public URL (run reports, approvals) and Entra ID."""
+    """Where alerts point: the dashboard's pages at the app's public URL (a run's report, the
+    approvals, the mapping of unlinked licences), which open in a browser after the Entra
+    sign-in, and Entra ID."""
 
     base_url: str | None = None
     graph_client_id: str | None = None
     authority_host: str = DEFAULT_AUTHORITY
 
     def run_report(self, run_id: str) -> str | None:
-        return f"{self.base_url.rstrip('/')}/api/runs/{run_id}" if self.base_url else None
+        return f"{self.base_url.rstrip('/')}/api/dashboard/runs/{run_id}" if self.base_url else None
 
     def approvals(self) -> str | None:
-        return f"{self.base_url.rstrip('/')}/api/approvals" if self.base_url else None
+        return f"{self.base_url.rstrip('/')}/api/dashboard/approvals" if self.base_url else None
 
     def unlinked(self) -> str | None:
-        return f"{self.base_url.rstrip('/')}/api/unlinked" if self.base_url else None
+        return f"{self.base_url.rstrip('/')}/api/dashboard/mapping" if self.base_url else None
 
     def consent(self, tenant_id: str) -> str | None:
         if not self.graph_client_id:

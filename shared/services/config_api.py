@@ -15,6 +15,7 @@ document, ``price.amount`` for a single profile's PUT.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -329,6 +330,64 @@ class ConfigApi:
             return _Edit(comment or f"excluded licences set ({len(values)})")
 
         return self._change(expected, actor, edit, source="excluded licences")
+
+    # -- mapping a licence, diff and rollback ----------------------------------------------
+    def link_licence(self, tenant_id: str, company_index: int, sku_id: str, profile: str, agreement_id: str,
+                     line_id: str | None, actor: str, *, expected: str | None = None) -> Change:
+        """Bill an unlinked licence: add a mapping of the SKU to a billing profile and an
+        agreement (and an existing line, or a new one the next run creates) to one company of
+        the tenant. Validated like any change: a profile of another PSA, a line already billed
+        or a licence already mapped is refused naming the field."""
+        key = TENANTS.ident(tenant_id)
+        if not is_guid(sku_id.strip()):
+            raise RequestValidationError("skuId", f"{sku_id!r} is not a licence (SKU) id")
+        entry: dict[str, Any] = {"skuId": sku_id.strip().lower(), "profile": profile, "agreementId": agreement_id}
+        if line_id:
+            entry["lineId"] = line_id
+
+        def edit(document: dict[str, Any]) -> _Edit:
+            tenants = document.get("tenants") or []
+            index = next((i for i, t in enumerate(tenants) if TENANTS.matches(t, key)), None)
+            if index is None:
+                raise NotFoundError("tenant", key)
+            companies = tenants[index].get("companies") or []
+            if not 0 <= company_index < len(companies):
+                raise RequestValidationError("company", f"the tenant has no company number {company_index + 1}")
+            licences = companies[company_index].setdefault("licences", [])
+            licences.append(entry)
+            where = f"tenants[{index}]"
+            name = tenants[index].get("name", "")
+            return _Edit(f"licence {entry['skuId']} of '{name}' linked to profile '{profile}', agreement "
+                         f"{agreement_id}" + (f" line {line_id}" if line_id else " (new line)"),
+                         prefixes=[f"{where} ({name}).companies[{company_index}].licences[{len(licences) - 1}]",
+                                   f"{where}.companies[{company_index}].licences[{len(licences) - 1}]"],
+                         tenants={key}, tenant_prefix=_tenant_location)
+
+        return self._change(expected, actor, edit, source="licence mapping")
+
+    def rollback(self, version_id: str, actor: str, expected: str | None = None) -> Change:
+        """Make an earlier version current again, as a new version (history is never rewritten)."""
+        old = self.old_version(version_id)
+        number = next((v.number for v in self.repository.history() if v.version_id == version_id), None)
+
+        def edit(document: dict[str, Any]) -> _Edit:
+            document.clear()
+            document.update(old)
+            return _Edit(f"rolled back to version {number} ({version_id})")
+
+        return self._change(expected, actor, edit, source=f"configuration version {version_id}", whole=True)
+
+    def diff(self, older: str, newer: str) -> str:
+        """A unified diff of two versions' YAML (``current`` names the current one)."""
+        def text(version_id: str) -> tuple[str, str]:
+            if version_id == "current":
+                config, version = self.read()
+                return to_yaml(config), f"version {version.number if version else 0} (current)"
+            return to_yaml(parse_config(self.old_version(version_id))), f"version {version_id}"
+
+        (a, a_name), (b, b_name) = text(older), text(newer)
+        return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                            fromfile=a_name, tofile=b_name))
 
     # -- the one path of every change ----------------------------------------------------
     def _change(self, expected: str | None, actor: str, edit: Callable[[dict[str, Any]], _Edit], *, source: str,

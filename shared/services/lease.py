@@ -176,6 +176,24 @@ def clear_stale(runs: RunRepository, decisions: DecisionRepository, lease: Lease
     return True
 
 
+def live_lease(runs: RunRepository, decisions: DecisionRepository, orchestration_running: bool, actor: str
+               ) -> Lease | None:
+    """The lease of a live run, if one holds it. A lease that lapsed, whose command-line process
+    is gone, or held by a Function App run while the orchestration does not run, is stale: it
+    is cleared here (its run recorded as died) so that the new run is not refused. Every
+    starter (the timer, ``POST /api/sync``, the dashboard) asks this before starting a run."""
+    lease = runs.lease()
+    if lease is None:
+        return None
+    reason = stale_reason(lease, wall_clock())
+    if reason is None and lease.pid is None and not orchestration_running:
+        reason = "its orchestration is no longer running"
+    if reason is None:
+        return lease
+    clear_stale(runs, decisions, lease, reason, actor)
+    return runs.lease()
+
+
 def unlock(runs: RunRepository, decisions: DecisionRepository, actor: str, *, force: bool = False,
            comment: str | None = None, now: datetime | None = None) -> Lease | None:
     """Clear the run lease for ``actor``: when stale, or live and ``force``. Returns the lease

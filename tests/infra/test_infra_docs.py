@@ -55,6 +55,14 @@ def test_the_steps_are_there(text: str) -> None:
         assert needle in text, needle
 
 
+def test_sign_in_and_roles_are_documented(text: str) -> None:
+    section = text[text.index("## Sign-in and roles"):text.index("## 8. Read the logs")]
+    for needle in ("authsettingsV2", "x-ms-client-principal", "Viewer", "Approver", "Admin",
+                   "infra/dashboard-app-roles.json", "SEATSYNC_DASHBOARD_CLIENT_ID", "api (function key)",
+                   "/.auth/login/aad/callback", "seatsync serve"):
+        assert needle in section, needle
+
+
 def test_cost_section_names_the_meters_and_both_sizes(text: str) -> None:
     cost = text[text.index("## 11. What it costs") :]
     for meter in (

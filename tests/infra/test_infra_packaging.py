@@ -20,6 +20,11 @@ DEPLOYED = [
     "notify/teams.py",
     "shared/settings.py",
     "shared/adapters/graph.py",
+    "dashboard/pages.py",
+    "dashboard/templates/base.html",
+    "dashboard/static/app.css",
+    "dashboard/static/htmx.min.js",
+    "dashboard/static/chart.js.LICENSE.txt",
 ]
 
 NOT_DEPLOYED = [

@@ -20,9 +20,10 @@ from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
 from shared.contracts import SyncRequest
+from tests.auth_support import platform_auth, signed_in
 from tests.integration.msp import TAILSPIN, WOODGROVE, Msp, running_msp
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures(platform_auth.__name__)]
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def get(route: Any, url: str, params: dict[str, str] | None = None) -> func.Http
 def decide(hold_key: str, decision: str, body: dict[str, Any], client: Client) -> func.HttpResponse:
     request = func.HttpRequest("POST", f"https://x/api/approvals/{hold_key}/{decision}",
                                body=json.dumps(body).encode(), route_params={"id": hold_key, "decision": decision},
-                               headers={"x-ms-client-principal-name": "alice@msp.example"})
+                               headers=signed_in("alice@msp.example", "Approver"))
     handler = approvals_decide.build().get_user_function().__wrapped__
     response: func.HttpResponse = asyncio.run(handler(request, client))
     return response

@@ -22,14 +22,15 @@ from shared.config.schema import dump_config, parse_config
 from shared.config.yaml_io import to_yaml
 from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
 from shared.settings import Settings
+from tests.auth_support import platform_auth, signed_in
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures(platform_auth.__name__)]
 
 T1 = "1f0a5b2c-0001-4a1b-8c2d-000000000001"
 T2 = "2e1b6c3d-0002-4b2c-9d3e-000000000002"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
 EXO = "4b9405b0-7788-4568-add1-99614e613b69"
-ALICE = {"x-ms-client-principal-name": "alice@msp.example"}
+ALICE = signed_in("alice@msp.example")
 CONFIG: dict[str, Any] = {
     "psaConnections": [{"name": "cw", "type": "connectwise", "url": "https://cw.example.com/v4_6_release/apis/3.0",
                         "companyId": "msp", "publicKey": {"setting": "A"}, "privateKey": {"setting": "B"},
@@ -378,7 +379,7 @@ def test_every_change_is_recorded_with_who_and_when(services: Services) -> None:
     call(routes.config_billing_profile, "PUT", "config/billing-profiles/o365-e3", {"psa": "cw", "productId": "3"},
          route={"name": "o365-e3"})
     call(routes.config_billing_profile, "DELETE", "config/billing-profiles/o365-e3", route={"name": "o365-e3"},
-         headers={"x-ms-client-principal-name": "bob@msp.example"}, params={"comment": "not sold any more"})
+         headers=signed_in("bob@msp.example"), params={"comment": "not sold any more"})
     history = call(routes.config_history, "GET", "config/history").json["versions"]
     assert [(v["number"], v["savedBy"], v["comment"]) for v in history] == [
         (3, "bob@msp.example", "not sold any more"),

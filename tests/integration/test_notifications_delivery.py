@@ -219,13 +219,13 @@ What to do: Each item says what to do. Until it is fixed SeatSync writes nothing
 CHANGES HELD FOR APPROVAL (1)
 -----------------------------
 - Adatum Corp: Microsoft 365 Business Premium: 25 → 18 (decrease of 7 seats (28%) is above the 20% safety limit)
-  Review approvals: {PUBLIC_URL}/api/approvals
+  Review approvals: {PUBLIC_URL}/api/dashboard/approvals
 What to do: Approve or dismiss them: seatsync approvals list
 
 LICENCES WITH NO BILLING MAPPING (1)
 ------------------------------------
 - Fabrikam Ltd: Power BI Pro: 2 purchased, 2 assigned (new)
-  Unlinked licences: {PUBLIC_URL}/api/unlinked
+  Unlinked licences: {PUBLIC_URL}/api/dashboard/mapping
 What to do: Map each to a billing profile, or exclude it: seatsync unlinked
 
 UNUSED LICENCES (1)
@@ -266,7 +266,7 @@ RUN PARTIAL: 2 CHANGES APPLIED, 1 BILLING PROBLEM
 What to do: The whole report: seatsync report {run}
 
 Sent by SeatSync after run {run}.
-Run report: {PUBLIC_URL}/api/runs/{run}
+Run report: {PUBLIC_URL}/api/dashboard/runs/{run}
 """
 
 
@@ -291,9 +291,9 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
     assert texts(card) == expected_card(env, run)
     assert buttons(card) == [
         ("Grant consent: Northwind Traders", consent_url(env)),
-        ("Review approvals", f"{PUBLIC_URL}/api/approvals"),
-        ("Unlinked licences", f"{PUBLIC_URL}/api/unlinked"),
-        ("Open run report", f"{PUBLIC_URL}/api/runs/{run}"),
+        ("Review approvals", f"{PUBLIC_URL}/api/dashboard/approvals"),
+        ("Unlinked licences", f"{PUBLIC_URL}/api/dashboard/mapping"),
+        ("Open run report", f"{PUBLIC_URL}/api/dashboard/runs/{run}"),
     ]
 
     [mail] = env.mail()

@@ -21,13 +21,14 @@ from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
 from shared.services.onboarding import onboarding_suggestions
+from tests.auth_support import platform_auth, signed_in
 from tests.integration.msp import ADATUM, FABRIKAM, TAILSPIN, Msp, running_msp, sample_scenario
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures(platform_auth.__name__)]
 
 LAMNA = "7b6a1b82-0007-4a71-a283-000000000007"
 WIDE_WORLD = "8c7b2c93-0008-4b82-b394-000000000008"
-ALICE = {"x-ms-client-principal-name": "alice@msp.example"}
+ALICE = signed_in("alice@msp.example")
 
 
 def scenario() -> dict[str, Any]:

@@ -24,8 +24,9 @@ from shared.contracts import SYNC_INSTANCE_ID, SyncRequest
 from shared.services.lease import ProcessRef, acquire
 from shared.settings import Settings
 from sync_orchestrator import run_lease_http, run_lease_unlock_http, sync_http, sync_timer
+from tests.auth_support import platform_auth, signed_in
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures(platform_auth.__name__)]
 
 T1 = "aaaaaaaa-0000-0000-0000-000000000001"
 T2 = "aaaaaaaa-0000-0000-0000-000000000002"
@@ -77,9 +78,9 @@ def services(azurite: Azurite, store: TableStore) -> Iterator[Services]:
     set_services(None)
 
 
-def post(body: bytes | None, client: FakeDurableClient) -> func.HttpResponse:
+def post(body: bytes | None, client: FakeDurableClient, headers: dict[str, str] | None = None) -> func.HttpResponse:
     request = func.HttpRequest("POST", "https://seatsync.example.net/api/sync", body=body or b"",
-                               headers={"x-ms-client-principal-name": "alice@msp.example"})
+                               headers=headers if headers is not None else signed_in("alice@msp.example", "Approver"))
     handler = sync_http.build().get_user_function().__wrapped__  # the code under the client middleware
     response: func.HttpResponse = asyncio.run(handler(request, client))
     return response
@@ -98,6 +99,13 @@ def test_manual_sync_starts_the_singleton_and_answers_202(services: Services) ->
     assert request.tenants == [T1] and request.dry_run and request.trigger == "manual"
     assert request.requested_by == "alice@msp.example"
     assert body["runId"] == request.run_id
+
+
+def test_a_function_key_caller_cannot_name_someone_else(services: Services) -> None:
+    client = FakeDurableClient(None)
+    forged = {"x-ms-client-principal-name": "ceo@msp.example", "x-functions-key": "the-key"}
+    assert post(b"{}", client, forged).status_code == 202
+    assert SyncRequest.model_validate(client.started[0][2]).requested_by == "api (function key)"
 
 
 def test_an_empty_body_syncs_every_tenant(services: Services) -> None:
@@ -214,7 +222,7 @@ def test_the_timer_waits_for_a_live_command_line_run(services: Services) -> None
 
 
 def call(function: Any, method: str, route: str, body: bytes = b"", principal: str | None = None) -> func.HttpResponse:
-    headers = {"x-ms-client-principal-name": principal} if principal else {}
+    headers = signed_in(principal) if principal else {}
     request = func.HttpRequest(method, f"https://seatsync.example.net/api/{route}", body=body, headers=headers)
     response: func.HttpResponse = function.build().get_user_function()(request)
     return response

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shared", "local_runner", "emulators", "admin_api", "sync_orchestrator", "tenant_activity",
+PACKAGES = ("shared", "local_runner", "emulators", "admin_api", "dashboard", "sync_orchestrator", "tenant_activity",
             "psa_push", "notify")
 COMMAND_MODULES = ("local_runner.sync_cli", "local_runner.config_cli", "local_runner.billing_cli",
-                   "local_runner.notify_cli", "local_runner.reconcile_cli")
+                   "local_runner.notify_cli", "local_runner.reconcile_cli", "local_runner.serve_cli")
 
 
 def _modules() -> dict[str, Path]:

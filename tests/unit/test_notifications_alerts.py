@@ -113,7 +113,7 @@ def test_licence_with_no_billing_mapping() -> None:
                            Fact("Assigned", "3"))
     assert (alert.severity, alert.tenant_id, alert.sku_id, alert.licence) == ("warning", FABRIKAM, PBI, "Power BI Pro")
     assert alert.action_text == "Map it to a billing profile, or exclude it: seatsync unlinked"
-    assert (alert.action_url, alert.action_label) == ("https://seatsync.contoso-msp.example/api/unlinked",
+    assert (alert.action_url, alert.action_label) == ("https://seatsync.contoso-msp.example/api/dashboard/mapping",
                                                       "Unlinked licences")
     assert alert.key == f"unlinked-licence|{FABRIKAM}|{PBI}"
 
@@ -246,7 +246,7 @@ def test_changes_held_for_approval() -> None:
         Fact("Where", "connectwise agreement 1001, line 5001"),
         Fact("Why held", "decrease of 7 seats (28%) is above the 20% safety limit"))
     assert (alert.action_text, alert.action_url, alert.action_label) == (
-        "Approve or dismiss: seatsync approvals list", "https://seatsync.contoso-msp.example/api/approvals",
+        "Approve or dismiss: seatsync approvals list", "https://seatsync.contoso-msp.example/api/dashboard/approvals",
         "Review approvals")
     dry = data(summary=summary(dry_run=True), changes=((held(), None),))
     assert only("changes-held", dry) == [], "a dry run holds nothing for approval"
@@ -266,7 +266,7 @@ def test_a_failed_or_partial_run() -> None:
                            Fact("Changes failed", "1: Fabrikam Ltd: Microsoft 365 Business Premium set-quantity "
                                                   "(HTTP 400)"))
     assert alert.action_text == f"See what failed: seatsync report {RUN}"
-    assert alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+    assert alert.action_url == f"https://seatsync.contoso-msp.example/api/dashboard/runs/{RUN}"
 
     crashed = data(summary=summary(status="failed", tenants_total=0, tenants_ok=0, error="StoreError: boom"),
                    tenants=())

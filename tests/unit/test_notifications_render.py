@@ -160,7 +160,7 @@ def test_the_validator_catches_what_it_should() -> None:
 
 
 RUN = sample_run_data(NOW).run_id
-REPORT = f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+REPORT = f"https://seatsync.contoso-msp.example/api/dashboard/runs/{RUN}"
 
 
 def context(**changes: Any) -> MessageContext:
@@ -184,8 +184,8 @@ def test_card_of_every_kind_is_valid_and_reads_in_order() -> None:
     assert buttons(message) == [
         ("Grant consent: Northwind Traders", "https://login.microsoftonline.com/00000000-0000-4000-8000-0000000000b2"
                                              "/adminconsent?client_id=c1c1c1c1-0000-4000-8000-000000000002"),
-        ("Review approvals", "https://seatsync.contoso-msp.example/api/approvals"),
-        ("Unlinked licences", "https://seatsync.contoso-msp.example/api/unlinked"),
+        ("Review approvals", "https://seatsync.contoso-msp.example/api/dashboard/approvals"),
+        ("Unlinked licences", "https://seatsync.contoso-msp.example/api/dashboard/mapping"),
         ("Open run report", REPORT),
     ]
     colors = [c["items"][0]["color"] for c in message["attachments"][0]["content"]["body"] if c["type"] == "Container"]

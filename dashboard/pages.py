@@ -1,0 +1,601 @@
+"""The dashboard's pages, one route each, all under ``/api/dashboard``. Each parses the request,
+calls the service layer (the same functions the API and the CLI use) and renders a template.
+Reads need the Viewer role; deciding held changes and starting syncs, Approver; changing the
+configuration, onboarding and test notifications, Admin."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from admin_api.auth import Role
+from dashboard.blueprint import bp
+from dashboard.web import BASE, Page, form, guard, guard_async, static_file
+from shared.bootstrap import get_services
+from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
+from shared.errors import ConfigError, RequestValidationError, SeatSyncError
+from shared.functions import SYNC_ORCHESTRATOR
+from shared.services.config_api import TENANTS, ConfigApi, NotFoundError, version_json
+from shared.services.decisions import (
+    approval_json,
+    audit_csv,
+    audit_json,
+    audit_query,
+    audit_trail,
+    decide,
+    list_approvals,
+    unlinked,
+)
+from shared.services.history import live_progress, run_page, tenant_history
+from shared.services.lease import live_lease
+from shared.services.onboarding import Decision, apply_rows, level_counts, onboarding_suggestions
+from shared.services.overview import line_prices, overview
+from shared.services.psa_catalogue import agreement_lines, company_agreements
+from shared.services.report import ReportError, build_report
+from shared.services.sync_requests import validate_tenants
+
+ANONYMOUS = func.AuthLevel.ANONYMOUS
+_ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
+           df.OrchestrationRuntimeStatus.ContinuedAsNew}
+AUDIT_EVENTS = ("applied", "failed", "held", "deferred", "approved", "rejected", "superseded")
+
+
+def problem(exc: Exception) -> str:
+    if isinstance(exc, RequestValidationError):
+        return f"{exc.field}: {exc.message}"
+    if isinstance(exc, ConfigError):
+        return "; ".join(exc.problems) or str(exc)
+    return str(exc)
+
+
+def field(page: Page, name: str) -> str:
+    values = form(page.req).get(name)
+    return values[0].strip() if values else ""
+
+
+async def start_sync(client: Any, by: str, tenants: list[str] | None, dry_run: bool) -> tuple[str | None, str]:
+    """Start a run like ``POST /api/sync``; (run id, message), run id None when one is running
+    (the orchestration, or a run anywhere holding the run lease)."""
+    services = get_services()
+    status = await client.get_status(SYNC_INSTANCE_ID)
+    running = status is not None and status.runtime_status in _ACTIVE
+    lease = live_lease(services.runs, services.decisions, running, "the dashboard")
+    if lease is not None:
+        return None, f"Run {lease.run_id} is running; try again when it has finished."
+    if running:
+        return None, "A sync is already running; try again when it has finished."
+    now = datetime.now(UTC)
+    request = SyncRequest(run_id=new_run_id(now), trigger="manual", requested_by=by, requested_at=now,
+                          dry_run=dry_run, tenants=tenants)
+    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    return request.run_id, f"{'Dry run' if dry_run else 'Sync'} {request.run_id} started."
+
+
+# ------------------------------------------------------------------------ overview
+
+
+@bp.function_name("dashboard_overview")
+@bp.route(route="dashboard", methods=["GET"], auth_level=ANONYMOUS)
+def overview_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        data = overview(services.runs, services.decisions, services.config(), services.clock())
+        return page.render("overview.html", title="Overview", active="", **data)
+
+    return guard(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ tenants
+
+
+def tenant_rows(query: str) -> list[dict[str, Any]]:
+    services = get_services()
+    config = services.config()
+    latest = services.runs.latest_run_id()
+    report = build_report(services.runs, latest, config) if latest else None
+    status = {t["tenantId"]: t for t in report["tenants"]} if report else {}
+    pending: dict[str, int] = {}
+    for record in services.decisions.approvals("pending"):
+        pending[record.tenant_id] = pending.get(record.tenant_id, 0) + 1
+    unlinked_count: dict[str, int] = {}
+    for row in report["unlinked"] if report else []:
+        unlinked_count[row["tenantId"]] = unlinked_count.get(row["tenantId"], 0) + 1
+    wanted = query.strip().casefold()
+    rows = []
+    for tenant in config.tenants:
+        if wanted and wanted not in tenant.name.casefold() and wanted not in tenant.tenant_id:
+            continue
+        outcome = status.get(tenant.tenant_id)
+        rows.append({"tenantId": tenant.tenant_id, "name": tenant.name, "enabled": tenant.enabled,
+                     "status": outcome["status"] if outcome else ("disabled" if not tenant.enabled else "not synced"),
+                     "problems": len(outcome["problems"]) + (1 if outcome["error"] else 0) if outcome else 0,
+                     "licences": outcome["licences"] if outcome else None,
+                     "companies": ", ".join(c.name or f"{c.psa} {c.company_id}" for c in tenant.companies),
+                     "pending": pending.get(tenant.tenant_id, 0), "unlinked": unlinked_count.get(tenant.tenant_id, 0)})
+    return sorted(rows, key=lambda r: r["name"].casefold())
+
+
+@bp.function_name("dashboard_tenants")
+@bp.route(route="dashboard/tenants", methods=["GET"], auth_level=ANONYMOUS)
+def tenants_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        query = (req.params.get("q") or "")[:100]
+        rows = tenant_rows(query)
+        template = "tenant_rows.html" if page.partial else "tenants.html"
+        return page.render(template, title="Tenants", active="tenants", rows=rows, q=query)
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_tenant")
+@bp.route(route="dashboard/tenants/{tenantId}", methods=["GET"], auth_level=ANONYMOUS)
+def tenant_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        config = services.config()
+        try:
+            tenant_id = TENANTS.ident(req.route_params.get("tenantId", ""))
+        except RequestValidationError as exc:
+            return page.render("message.html", http_status=404, title="Tenant", active="tenants", message=problem(exc))
+        tenant = config.tenant(tenant_id)
+        if tenant is None:
+            return page.render("message.html", http_status=404, title="Tenant", active="tenants",
+                               message=f"Tenant {tenant_id} is not configured.")
+        history = tenant_history(config, services.snapshots, services.runs, tenant_id).to_json()["licences"]
+        pending = [approval_json(r, config) for r in services.decisions.approvals("pending", tenant_id)]
+        return page.render("tenant.html", title=tenant.name, active="tenants", tenant=tenant, history=history,
+                           pending=pending)
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_tenant_lines")
+@bp.route(route="dashboard/tenants/{tenantId}/lines", methods=["GET"], auth_level=ANONYMOUS)
+def tenant_lines(req: func.HttpRequest) -> func.HttpResponse:
+    """The tenant's PSA lines, read live (loaded after the page, so a slow PSA does not hold it)."""
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        config = services.config()
+        groups: list[dict[str, Any]] = []
+        error = None
+        try:
+            tenant = config.tenant(TENANTS.ident(req.route_params.get("tenantId", "")))
+            if tenant is None:
+                raise NotFoundError("tenant", req.route_params.get("tenantId", ""))
+            for company in tenant.companies:
+                agreements = company_agreements(config, services.psa_clients, company.psa, company.company_id)
+                for agreement in agreements:
+                    lines = agreement_lines(config, services.psa_clients, company.psa, agreement["agreementId"])
+                    groups.append({"company": company.name or company.company_id, "psa": company.psa,
+                                   "agreement": agreement, "lines": lines})
+        except SeatSyncError as exc:
+            error = problem(exc)
+        return page.render("tenant_lines.html", groups=groups, error=error)
+
+    return guard(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ mapping
+
+
+@bp.function_name("dashboard_mapping")
+@bp.route(route="dashboard/mapping", methods=["GET"], auth_level=ANONYMOUS)
+def mapping_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        config = services.config()
+        rows = [r for r in unlinked(config, services.snapshots) if r["skuId"]]
+        by_licence: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_licence.setdefault(str(row["licence"]), []).append(row)
+        tenants = {t.tenant_id: t for t in config.tenants}
+        return page.render("mapping.html", title="Mapping", active="mapping",
+                           groups=sorted(by_licence.items(), key=lambda kv: kv[0].casefold()), tenants=tenants,
+                           profiles=config.billing_profiles, message=req.params.get("message"))
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_mapping_agreements")
+@bp.route(route="dashboard/mapping/agreements", methods=["GET"], auth_level=ANONYMOUS)
+def mapping_agreements(req: func.HttpRequest) -> func.HttpResponse:
+    """Options of the agreement list for the chosen company (``company`` is ``psa|companyId``)."""
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        psa, _, company_id = (req.params.get("company") or "").partition("|")
+        try:
+            agreements = company_agreements(services.config(), services.psa_clients, psa, company_id)
+            error = None
+        except SeatSyncError as exc:
+            agreements, error = [], problem(exc)
+        return page.render("options_agreements.html", agreements=agreements, error=error)
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_mapping_lines")
+@bp.route(route="dashboard/mapping/lines", methods=["GET"], auth_level=ANONYMOUS)
+def mapping_lines(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        psa, _, _company = (req.params.get("company") or "").partition("|")
+        agreement = req.params.get("agreement") or ""
+        try:
+            lines = agreement_lines(services.config(), services.psa_clients, psa, agreement) if agreement else []
+            error = None
+        except SeatSyncError as exc:
+            lines, error = [], problem(exc)
+        return page.render("options_lines.html", lines=lines, error=error)
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_mapping_link")
+@bp.route(route="dashboard/mapping/link", methods=["POST"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def mapping_link(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Link an unlinked licence, then (``dryRun``) start a dry run of the tenant to show the change."""
+    async def link(page: Page) -> func.HttpResponse:
+        services = get_services()
+        tenant_id, sku_id = field(page, "tenantId"), field(page, "skuId")
+        company, profile = field(page, "company"), field(page, "profile")
+        agreement, line = field(page, "agreement"), field(page, "line")
+        try:
+            config = services.config()
+            tenant = config.tenant(TENANTS.ident(tenant_id))
+            if tenant is None:
+                raise NotFoundError("tenant", tenant_id)
+            psa, _, company_id = company.partition("|")
+            index = next((i for i, c in enumerate(tenant.companies) if (c.psa, c.company_id) == (psa, company_id)),
+                         None)
+            if index is None:
+                raise RequestValidationError("company", "choose one of the tenant's companies")
+            if not profile:
+                raise RequestValidationError("profile", "choose a billing profile")
+            if not agreement:
+                raise RequestValidationError("agreement", "choose an agreement")
+            api = ConfigApi(services.config_repository, services.snapshots)
+            api.link_licence(tenant.tenant_id, index, sku_id, profile, agreement, line or None, page.caller.actor)
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=400, title="Mapping", active="mapping",
+                               message=f"The licence was not linked: {problem(exc)}")
+        if field(page, "dryRun") and page.caller.may(Role.APPROVER):
+            run_id, _ = await start_sync(client, page.caller.actor, [tenant.tenant_id], dry_run=True)
+            if run_id is not None:
+                return page.redirect(f"{BASE}/runs/{run_id}")
+        return page.redirect(f"{BASE}/mapping?message=" + "Linked.%20It%20is%20billed%20from%20the%20next%20run.")
+
+    return await guard_async(req, Role.ADMIN, link)
+
+
+# ------------------------------------------------------------------------ approvals
+
+
+def money_of(record: dict[str, Any], unit_price: Any) -> str | None:
+    if unit_price is None or record["from"] is None:
+        return None
+    return str((record["to"] - record["from"]) * unit_price)
+
+
+@bp.function_name("dashboard_approvals")
+@bp.route(route="dashboard/approvals", methods=["GET"], auth_level=ANONYMOUS)
+def approvals_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        config = services.config()
+        status = req.params.get("status") or "pending"
+        try:
+            records = list_approvals(services.decisions, None if status == "all" else status)
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=400, title="Approvals", active="approvals",
+                               message=problem(exc))
+        rows = []
+        latest = services.runs.latest_run_id()
+        prices = line_prices(services.runs, latest) if latest else {}
+        for record in records:
+            row = approval_json(record, config)
+            change = record.change
+            price = change.unit_price if change.unit_price is not None else \
+                prices.get((change.psa, change.agreement_id, change.line_id or ""))
+            row["monthly"] = money_of(row, price)
+            rows.append(row)
+        return page.render("approvals.html", title="Approvals", active="approvals", rows=rows, status=status,
+                           currency=config.notifications.currency, message=req.params.get("message"))
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_approvals_decide")
+@bp.route(route="dashboard/approvals/decide", methods=["POST"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Approve or reject the selected held changes; ``applyNow`` then syncs their tenants."""
+    async def decide_selected(page: Page) -> func.HttpResponse:
+        services = get_services()
+        values = form(page.req)
+        ids = [i for i in values.get("id", []) if i][:500]
+        decision = field(page, "decision")
+        comment = field(page, "comment")[:500] or None
+        if decision not in ("approve", "reject", "apply"):
+            return page.render("message.html", http_status=400, title="Approvals", active="approvals",
+                               message="Choose approve, reject or apply now.")
+        if not ids:
+            return page.redirect(f"{BASE}/approvals?message=Select%20at%20least%20one%20change.")
+        config = services.config()
+        done, failed, tenants = 0, [], []
+        for hold_key in ids:
+            try:
+                record = decide(services.decisions, config, hold_key, decision != "reject", page.caller.actor,
+                                comment, services.clock())
+            except SeatSyncError as exc:  # DecisionError too: unknown or already decided
+                failed.append(f"{hold_key}: {exc}")
+                continue
+            done += 1
+            if record.tenant_id not in tenants:
+                tenants.append(record.tenant_id)
+        verb = {"approve": "approved", "reject": "rejected", "apply": "approved"}[decision]
+        message = f"{done} change(s) {verb}." + (f" Not decided: {'; '.join(failed)}" if failed else "")
+        if decision == "apply" and tenants:
+            run_id, started = await start_sync(client, page.caller.actor, tenants, dry_run=False)
+            if run_id is not None:
+                return page.redirect(f"{BASE}/runs/{run_id}")
+            message += " " + started
+        elif decision == "approve" and done:
+            message += " The next sync applies them (re-planned first)."
+        return page.redirect(f"{BASE}/approvals?message=" + _quote(message))
+
+    return await guard_async(req, Role.APPROVER, decide_selected)
+
+
+def _quote(text: str) -> str:
+    return quote(text[:600], safe="")
+
+
+# ------------------------------------------------------------------------ runs
+
+
+@bp.function_name("dashboard_runs")
+@bp.route(route="dashboard/runs", methods=["GET", "POST"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def runs_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        custom = await custom_status(client)
+        live = RunProgress.model_validate(custom) if isinstance(custom, dict) and custom.get("runId") else None
+        listing = run_page(services.runs, 50, req.params.get("before") or None, live).to_json()
+        return page.render("runs.html", title="Runs", active="runs", runs=listing["runs"],
+                           next_before=listing["nextBefore"], running=custom is not None,
+                           message=req.params.get("message"))
+
+    async def start(page: Page) -> func.HttpResponse:
+        services = get_services()
+        tenants_text = field(page, "tenants")
+        try:
+            tenants = validate_tenants([t.strip() for t in tenants_text.split(",") if t.strip()],
+                                       services.config()) if tenants_text else None
+        except SeatSyncError as exc:
+            return page.redirect(f"{BASE}/runs?message=" + _quote(problem(exc)))
+        run_id, message = await start_sync(client, page.caller.actor, tenants, dry_run=bool(field(page, "dryRun")))
+        if run_id is None:
+            return page.redirect(f"{BASE}/runs?message=" + _quote(message))
+        return page.redirect(f"{BASE}/runs/{run_id}")
+
+    if req.method == "POST":
+        return await guard_async(req, Role.APPROVER, start)
+    return await guard_async(req, Role.VIEWER, show)
+
+
+async def custom_status(client: Any) -> Any:
+    """The running orchestration's custom status (its ``RunProgress``), None when none runs."""
+    status = await client.get_status(SYNC_INSTANCE_ID)
+    if status is None or status.runtime_status not in _ACTIVE:
+        return None
+    return getattr(status, "custom_status", None) or {}
+
+
+@bp.function_name("dashboard_run")
+@bp.route(route="dashboard/runs/{runId}", methods=["GET"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        run_id = req.route_params.get("runId", "")
+        if run_id == "latest":
+            run_id = services.runs.latest_run_id() or ""
+        try:
+            report = build_report(services.runs, run_id, services.config())
+        except ReportError as exc:
+            return page.render("message.html", http_status=404, title="Run", active="runs", message=str(exc))
+        progress = None
+        if report["status"] == "running":
+            live = live_progress(services.runs, run_id, await custom_status(client))
+            progress = live.to_json() if live is not None else {}
+        template = "run_body.html" if page.partial else "run.html"
+        return page.render(template, title=f"Run {run_id}", active="runs", report=report, progress=progress)
+
+    return await guard_async(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ audit
+
+
+def audit_entries(req: func.HttpRequest) -> tuple[Any, list[Any]]:
+    services = get_services()
+    query = audit_query(services.config(), req.params.get("customer"), req.params.get("from"), req.params.get("to"))
+    event = req.params.get("event") or ""
+    if event and event not in AUDIT_EVENTS:
+        raise RequestValidationError("event", f"must be one of {', '.join(AUDIT_EVENTS)}")
+    entries = audit_trail(services.decisions, query)
+    return query, [e for e in entries if not event or e.event == event]
+
+
+@bp.function_name("dashboard_audit")
+@bp.route(route="dashboard/audit", methods=["GET"], auth_level=ANONYMOUS)
+def audit_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        tenants = sorted(get_services().config().tenants, key=lambda t: t.name.casefold())
+        params = {k: (req.params.get(k) or "")[:100] for k in ("customer", "from", "to", "event")}
+        entries, error, query = [], None, None
+        if params["customer"]:
+            try:
+                query, found = audit_entries(req)
+                entries = [audit_json(e) for e in found]
+            except SeatSyncError as exc:
+                error = problem(exc)
+        return page.render("audit.html", title="Audit", active="audit", tenants=tenants, params=params,
+                           entries=entries, error=error, events=AUDIT_EVENTS, query=query)
+
+    return guard(req, Role.VIEWER, show)
+
+
+@bp.function_name("dashboard_audit_csv")
+@bp.route(route="dashboard/audit.csv", methods=["GET"], auth_level=ANONYMOUS)
+def audit_download(req: func.HttpRequest) -> func.HttpResponse:
+    def download(page: Page) -> func.HttpResponse:
+        try:
+            query, entries = audit_entries(req)
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=400, title="Audit", active="audit", message=problem(exc))
+        name = f"seatsync-audit-{query.tenant_id}.csv"
+        return page.finish(func.HttpResponse(audit_csv(entries), status_code=200, mimetype="text/csv", charset="utf-8",
+                                             headers={"Content-Disposition": f'attachment; filename="{name}"'}))
+
+    return guard(req, Role.VIEWER, download)
+
+
+# ------------------------------------------------------------------------ onboarding
+
+
+@bp.function_name("dashboard_onboarding")
+@bp.route(route="dashboard/onboarding", methods=["GET", "POST"], auth_level=ANONYMOUS)
+def onboarding_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        try:
+            found, inputs = onboarding_suggestions(services, only_unconfigured=True)
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=502, title="Onboarding", active="onboarding",
+                               message=problem(exc))
+        problems = [f"PSA connection '{n}' could not be read: {why}" for n, why in inputs.unreadable.items()]
+        return page.render("onboarding.html", title="Onboarding", active="onboarding", suggestions=found,
+                           counts=level_counts(found), problems=problems, message=req.params.get("message"))
+
+    def accept(page: Page) -> func.HttpResponse:
+        services = get_services()
+        selected = set(form(page.req).get("tenant", []))
+        try:
+            found, _ = onboarding_suggestions(services, only_unconfigured=True)
+            chosen = [s for s in found if s.tenant_id in selected and s.best is not None]
+            if not chosen:
+                return page.redirect(f"{BASE}/onboarding?message=Select%20at%20least%20one%20suggestion.")
+            # the person reviewed each selected row: accept its suggested company whatever the confidence
+            rows = [Decision(s.tenant_id, s.best.psa, s.best.company_id, row=i)
+                    for i, s in enumerate(chosen) if s.best is not None]
+            result = apply_rows(services, rows, page.caller.actor,
+                                f"onboarding: {len(chosen)} suggestion(s) accepted in the dashboard")
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=400, title="Onboarding", active="onboarding",
+                               message=f"Nothing was saved: {problem(exc)}")
+        added = len(result.added) + len(result.replaced)
+        return page.redirect(f"{BASE}/onboarding?message=" + _quote(f"{added} tenant(s) added."))
+
+    if req.method == "POST":
+        return guard(req, Role.ADMIN, accept)
+    return guard(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ notifications
+
+
+@bp.function_name("dashboard_notifications")
+@bp.route(route="dashboard/notifications", methods=["GET", "POST"], auth_level=ANONYMOUS)
+def notifications_page(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.notifications.sample import sample_run_data
+    from shared.notifications.service import NotifyServices, gather_run_data, links_for, render_preview, send_test
+
+    def show(page: Page, results: list[Any] | None = None) -> func.HttpResponse:
+        services = get_services()
+        config = services.config()
+        settings = config.notifications
+        now = services.clock()
+        latest = services.runs.latest_run_id()
+        if latest is not None:
+            data = gather_run_data(services.runs, services.snapshots, config, latest)
+            source, banner = f"run {latest}", None
+        else:
+            data, source, banner = sample_run_data(now), "the built-in sample run", "Preview with sample data"
+        preview = render_preview(data, settings, links_for(services, settings), now, config, banner=banner)
+        card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
+        return page.render("notifications.html", title="Notifications", active="notifications", settings=settings,
+                           source=source, card=json.dumps(card, indent=2, ensure_ascii=False),
+                           email=preview.email, alerts=len(preview.alerts.alerts), results=results)
+
+    def test(page: Page) -> func.HttpResponse:
+        services = get_services()
+        try:
+            results = send_test(NotifyServices.from_services(services), sample_run_data(services.clock()))
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=400, title="Notifications", active="notifications",
+                               message=problem(exc))
+        return show(page, results)
+
+    if req.method == "POST":
+        return guard(req, Role.ADMIN, test)
+    return guard(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+@bp.function_name("dashboard_configuration")
+@bp.route(route="dashboard/configuration", methods=["GET", "POST"], auth_level=ANONYMOUS)
+def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
+    def show(page: Page) -> func.HttpResponse:
+        services = get_services()
+        api = ConfigApi(services.config_repository, services.snapshots)
+        versions = [v for v in (version_json(v) for v in api.history()) if v is not None]
+        older, newer = (req.params.get("from") or "")[:40], (req.params.get("to") or "")[:40]
+        diff, error = None, None
+        if older:
+            try:
+                diff = api.diff(older, newer or "current")
+            except SeatSyncError as exc:
+                error = problem(exc)
+        current = versions[0]["versionId"] if versions and versions[0] else None
+        text, _ = api.export_yaml()
+        return page.render("configuration.html", title="Configuration", active="configuration", versions=versions,
+                           diff=diff, error=error, older=older, newer=newer or "current", current=current,
+                           document=text, message=req.params.get("message"))
+
+    def rollback(page: Page) -> func.HttpResponse:
+        services = get_services()
+        api = ConfigApi(services.config_repository, services.snapshots)
+        version_id = field(page, "version")
+        try:
+            change = api.rollback(version_id, page.caller.actor, expected=field(page, "current") or None)
+        except SeatSyncError as exc:
+            return page.render("message.html", http_status=409 if "version" in str(exc) else 400, title="Configuration",
+                               active="configuration", message=f"Not rolled back: {problem(exc)}")
+        message = (f"Rolled back: version {change.version.number} is a copy of {version_id}."
+                   if change.changed and change.version else "Nothing to roll back: that is the current content.")
+        return page.redirect(f"{BASE}/configuration?message=" + _quote(message))
+
+    if req.method == "POST":
+        return guard(req, Role.ADMIN, rollback)
+    return guard(req, Role.VIEWER, show)
+
+
+# ------------------------------------------------------------------------ static files
+
+
+@bp.function_name("dashboard_static")
+@bp.route(route="dashboard/static/{name}", methods=["GET"], auth_level=ANONYMOUS)
+def dashboard_static(req: func.HttpRequest) -> func.HttpResponse:
+    """The dashboard's stylesheet, script and vendored libraries (no secrets: served to anyone,
+    like the platform's own sign-in page assets)."""
+    return static_file(req.route_params.get("name", ""))
