@@ -449,7 +449,7 @@ def test_a_billing_problem_names_where_it_is_and_what_to_do() -> None:
     assert alert.line.endswith(DEFAULT_ACTIONS[ProblemKind.LINE_CANCELLED])
     assert (alert.tenant_id, alert.sku_id, alert.problem, alert.severity) == (
         FABRIKAM, SPB, ProblemKind.LINE_CANCELLED, "warning")
-    assert alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+    assert alert.action_url == f"https://seatsync.contoso-msp.example/api/dashboard/runs/{RUN}"
 
 
 def test_a_billing_problem_lists_its_users_and_facts_and_changes_when_they_do() -> None:
