@@ -49,6 +49,21 @@ class SyncBody(Closed):
     dryRun: bool = Field(default=False, description="plan only: write nothing to the PSA")
 
 
+class UnlockBody(Closed):
+    """``POST /api/runs/lease/unlock``: clear a stale run lease (a live one only with ``force``)."""
+
+    force: bool = False
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class LeaseAnswer(Model):
+    lease: dict[str, Any] | None
+
+
+class UnlockAnswer(Model):
+    cleared: dict[str, Any] | None
+
+
 class SyncStarted(Model):
     id: str
     statusQueryGetUri: str
@@ -228,10 +243,10 @@ class RollbackForm(Closed):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    Error, SyncBody, SyncStarted, RunPage, RunReport, TenantHistory, ApprovalList, DecisionBody, DecisionResult,
-    AuditTrail, UnlinkedList, ConfigDocument, ConfigChange, ConfigHistory, ConfigEntries, AnyDocument,
-    OnboardingSuggestions, AgreementList, LineList, ProductList, LinkForm, DecideForm, RunForm, SelectForm,
-    CsrfForm, RollbackForm)
+    Error, SyncBody, UnlockBody, LeaseAnswer, UnlockAnswer, SyncStarted, RunPage, RunReport, TenantHistory,
+    ApprovalList, DecisionBody, DecisionResult, AuditTrail, UnlinkedList, ConfigDocument, ConfigChange,
+    ConfigHistory, ConfigEntries, AnyDocument, OnboardingSuggestions, AgreementList, LineList, ProductList,
+    LinkForm, DecideForm, RunForm, SelectForm, CsrfForm, RollbackForm)
 
 
 # ------------------------------------------------------------------------ operations
@@ -285,6 +300,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "runs", "Runs, newest first, a page at a time", {200: RunPage, 400: Error},
               (Param("limit", description="1 to 200, default 20"),
                Param("before", description="the nextBefore of the previous page")), tags=("runs",)),
+    Operation("GET", "runs/lease", "The run lease: which run holds it, and whether it is stale",
+              {200: LeaseAnswer}, tags=("runs",)),
+    Operation("POST", "runs/lease/unlock", "Clear a stale run lease (a live one only with force)",
+              {200: UnlockAnswer, 400: Error, 409: Error}, body=UnlockBody, tags=("runs",)),
     Operation("GET", "runs/{runId}", "A run's report ('latest' for the last run)", {200: RunReport, 404: Error},
               (Param("runId", "path", True),), tags=("runs",)),
     Operation("GET", "tenants/{tenantId}/history", "A tenant's licence counts over time, and what was billed",
