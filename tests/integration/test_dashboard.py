@@ -209,3 +209,27 @@ def test_onboarding_suggestions_are_accepted_in_bulk_by_an_admin(served: Served)
     config, version = served.msp.services.config_repository.current()
     assert all(config.tenant(t) is not None for t in offered)
     assert version is not None and version.saved_by == "admin@msp.example"
+
+
+def test_sync_now_is_refused_while_a_command_line_run_holds_the_lease(served: Served) -> None:
+    from datetime import timedelta
+
+    from shared.contracts import SyncRequest
+    from shared.services.lease import ProcessRef, acquire
+
+    services = served.msp.services
+    run_id = "20261125T015900Z-0000000d"
+    services.runs.start(SyncRequest(run_id=run_id, trigger="local", requested_by="carol",
+                                    requested_at=services.clock()))
+    assert acquire(services.runs, services.decisions, run_id, timedelta(minutes=5), ProcessRef.current()).refused \
+        is None
+    try:
+        approver = served.session("april@msp.example", "Approver")
+        response = approver.post(f"{served.url}/api/dashboard/runs", allow_redirects=False,
+                                 data={"csrf": served.token(approver), "dryRun": "1"})
+        assert response.status_code == 303
+        assert f"Run%20{run_id}%20is%20running" in response.headers["Location"]
+        assert served.host.durable.status(SYNC_INSTANCE_ID) is None or \
+            served.host.durable.status(SYNC_INSTANCE_ID).runtime_status.value != "Running"  # type: ignore[union-attr]
+    finally:
+        services.runs.release_lease(run_id)
