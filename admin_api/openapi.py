@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.services.history import RunPage, TenantHistory
+from shared.services.reconcile import ReconciliationOut
 
 VERSION = "1"
 
@@ -244,7 +245,8 @@ class RollbackForm(Closed):
 
 MODELS: tuple[type[BaseModel], ...] = (
     Error, SyncBody, UnlockBody, LeaseAnswer, UnlockAnswer, SyncStarted, RunPage, RunReport, TenantHistory,
-    ApprovalList, DecisionBody, DecisionResult, AuditTrail, UnlinkedList, ConfigDocument, ConfigChange,
+    ApprovalList, DecisionBody, DecisionResult, AuditTrail, UnlinkedList, ReconciliationOut, ConfigDocument,
+    ConfigChange,
     ConfigHistory, ConfigEntries, AnyDocument, OnboardingSuggestions, AgreementList, LineList, ProductList,
     LinkForm, DecideForm, RunForm, SelectForm, CsrfForm, RollbackForm)
 
@@ -321,6 +323,10 @@ OPERATIONS: tuple[Operation, ...] = (
               (Param("customer", required=True), Param("from", format="date"), Param("to", format="date"),
                Param("format", enum=("json", "csv"))), tags=("approvals",)),
     Operation("GET", "unlinked", "Licences no mapping bills", {200: UnlinkedList}, tags=("approvals",)),
+    Operation("GET", "reconciliation", "Purchased vs assigned vs billed, with cost, margin and renewals (JSON or CSV)",
+              {200: ReconciliationOut, 400: Error, 404: Error},
+              (Param("month", description="YYYY-MM"), Param("run", description="a run id instead of a month"),
+               Param("renewalDays"), Param("format", enum=("json", "csv"))), tags=("runs",)),
     Operation("GET", "config", "The configuration document", {200: ConfigDocument}, tags=("configuration",)),
     Operation("PUT", "config", "Replace the configuration document", {200: ConfigChange, **CHANGE_ERRORS},
               (IF_MATCH, VERSION_Q, COMMENT), AnyDocument, tags=("configuration",)),
