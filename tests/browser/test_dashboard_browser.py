@@ -1,5 +1,5 @@
 """The billing admin's daily tasks in a real browser (headless Chromium through Playwright) against
-``seatsync demo --serve``: each page's main task, sign-in and roles, keyboard and phone width.
+``seatsync serve``: each page's main task, sign-in and roles, keyboard and phone width.
 Saves a screenshot of every page into docs/screenshots for the README."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, DemoServer, new_page
+from tests.browser.conftest import SCREENSHOTS, Server, new_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("browser")]
 
@@ -24,13 +24,13 @@ PAGES = {"overview": "", "tenants": "/tenants", "tenant": f"/tenants/{CONTOSO}",
 
 
 @pytest.fixture(scope="module")
-def admin(browser: Any, server: DemoServer) -> Any:
+def admin(browser: Any, server: Server) -> Any:
     page = new_page(browser, server)
     yield page
     page.context.close()
 
 
-def go(page: Any, server: DemoServer, path: str) -> Any:
+def go(page: Any, server: Server, path: str) -> Any:
     response = page.goto(f"{server.url}/api/dashboard{path}")
     page.wait_for_load_state("networkidle")
     return response
@@ -42,7 +42,7 @@ def wait_for_run(page: Any) -> None:
         page.wait_for_timeout(500)
 
 
-def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, server: DemoServer) -> None:
+def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, server: Server) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for name, path in PAGES.items():
         response = go(admin, server, path)
@@ -63,7 +63,7 @@ def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, serv
         admin.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-def test_pages_are_readable_at_phone_width(browser: Any, server: DemoServer) -> None:
+def test_pages_are_readable_at_phone_width(browser: Any, server: Server) -> None:
     page = new_page(browser, server, width=390, height=844)
     try:
         for name, path in PAGES.items():
@@ -74,7 +74,7 @@ def test_pages_are_readable_at_phone_width(browser: Any, server: DemoServer) -> 
         page.context.close()
 
 
-def test_the_keyboard_reaches_the_navigation_and_the_main_content(admin: Any, server: DemoServer) -> None:
+def test_the_keyboard_reaches_the_navigation_and_the_main_content(admin: Any, server: Server) -> None:
     go(admin, server, "")
     admin.keyboard.press("Tab")
     assert admin.evaluate("() => document.activeElement.textContent") == "Skip to content"
@@ -87,7 +87,7 @@ def test_the_keyboard_reaches_the_navigation_and_the_main_content(admin: Any, se
     assert {"Tenants", "Approvals", "Mapping"} <= focused or "Overview" in focused
 
 
-def test_the_licence_history_chart(admin: Any, server: DemoServer) -> None:
+def test_the_licence_history_chart(admin: Any, server: Server) -> None:
     go(admin, server, f"/tenants/{CONTOSO}")
     admin.wait_for_selector("canvas[data-drawn=true]")
     charts = admin.evaluate("""() => [...document.querySelectorAll('canvas[data-series]')].map(c => ({
@@ -97,7 +97,7 @@ def test_the_licence_history_chart(admin: Any, server: DemoServer) -> None:
     assert dict(standard["series"]) == {"Assigned": [10], "Purchased": [12], "Billed": [10]}
 
 
-def test_bulk_approval(admin: Any, server: DemoServer) -> None:
+def test_bulk_approval(admin: Any, server: Server) -> None:
     go(admin, server, "/approvals")
     rows = admin.locator("input[name=id]")
     assert rows.count() >= 1
@@ -112,7 +112,7 @@ def test_bulk_approval(admin: Any, server: DemoServer) -> None:
     assert "approved by admin@msp.example" in admin.locator("table").inner_text()
 
 
-def test_the_audit_csv(admin: Any, server: DemoServer, tmp_path: Path) -> None:
+def test_the_audit_csv(admin: Any, server: Server, tmp_path: Path) -> None:
     go(admin, server, "/audit")
     admin.select_option("#customer", WOODGROVE)
     admin.select_option("#event", "approved")
@@ -127,7 +127,7 @@ def test_the_audit_csv(admin: Any, server: DemoServer, tmp_path: Path) -> None:
         ("approved", "Woodgrove Bank", "admin@msp.example")]
 
 
-def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, server: DemoServer) -> None:
+def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, server: Server) -> None:
     go(admin, server, "/mapping")
     section = admin.locator("section", has_text="Power BI Pro")
     section.locator("summary", has_text="Contoso Pharma").click()
@@ -148,7 +148,7 @@ def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, se
     assert admin.locator("section", has_text="Power BI Pro").count() == 0, "no longer unlinked"
 
 
-def test_nobody_signed_in_is_refused(browser: Any, server: DemoServer) -> None:
+def test_nobody_signed_in_is_refused(browser: Any, server: Server) -> None:
     page = new_page(browser, server, user=None)
     try:
         response = go(page, server, "/approvals")
@@ -159,7 +159,7 @@ def test_nobody_signed_in_is_refused(browser: Any, server: DemoServer) -> None:
         page.context.close()
 
 
-def test_a_viewer_is_refused_an_approval(browser: Any, server: DemoServer) -> None:
+def test_a_viewer_is_refused_an_approval(browser: Any, server: Server) -> None:
     page = new_page(browser, server, user="vera@msp.example", role="Viewer")
     try:
         go(page, server, "/approvals?status=all")

@@ -16,12 +16,11 @@ from local_runner.azurite import Azurite
 from shared.contracts import SYNC_INSTANCE_ID
 from shared.services.config_api import PROFILES, ConfigApi
 from tests.integration.msp import CONTOSO, WOODGROVE
-from tests.integration.web_support import Served, served_msp
+from tests.integration.web_support import POWER_BI, Served, served_msp
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dashboard")]
 PAGES = ("", "/tenants", f"/tenants/{CONTOSO}", f"/tenants/{CONTOSO}/lines", "/mapping", "/approvals", "/runs",
          "/runs/latest", f"/audit?customer={WOODGROVE}", "/onboarding", "/notifications", "/configuration")
-POWER_BI = "f8a1db68-be16-40ed-86d5-cb42ce701560"
 
 
 @pytest.fixture(scope="module")
