@@ -287,7 +287,7 @@ def test_writes_recorded_late_and_a_dead_run_reach_a_person() -> None:
     assert alert.facts == (Fact("Run", RUN), Fact("Earlier run", dead),
                            Fact("Writes recorded late", "1: Fabrikam Ltd: Microsoft 365 Business Premium "
                                                         "create-line 26"))
-    assert alert.severity == "warning" and alert.action_url == f"https://seatsync.contoso-msp.example/api/runs/{RUN}"
+    assert alert.severity == "warning" and alert.action_url == f"https://seatsync.contoso-msp.example/api/dashboard/runs/{RUN}"
     [only_dead] = only("writes-recovered", data(started=started))
     assert (only_dead.title, only_dead.line) == ("An earlier run died without finishing", dead)
     assert only("writes-recovered", data()) == [], "nothing recovered, nobody died: no alert"
