@@ -23,6 +23,7 @@ from shared.services.decisions import (
     list_approvals,
     unlinked,
 )
+from shared.services.lease import duplicate_instance, live_lease
 
 _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
            df.OrchestrationRuntimeStatus.ContinuedAsNew}
@@ -67,15 +68,24 @@ async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestratio
     result: dict[str, Any] = {"approval": approval_json(record, config)}
     if apply_now and decision == "approve":
         status = await client.get_status(SYNC_INSTANCE_ID)
-        if status is not None and status.runtime_status in _ACTIVE:
-            result["sync"] = "a sync is running; the approved change is applied by the next one"
+        running = status is not None and status.runtime_status in _ACTIVE
+        holder = live_lease(services.runs, services.decisions, running, "the approvals endpoint")
+        busy = "a sync is running; the approved change is applied by the next one"
+        if running or holder is not None:
+            result["sync"] = busy
         else:
             now = services.clock()
             request = SyncRequest(run_id=new_run_id(now), trigger="manual", requested_by=actor(req),
                                   requested_at=now, tenants=[record.tenant_id])
-            await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
-            result["sync"] = f"run {request.run_id} started for the tenant"
-            result["runId"] = request.run_id
+            try:
+                await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+            except Exception as exc:
+                if not duplicate_instance(exc):
+                    raise
+                result["sync"] = busy
+            else:
+                result["sync"] = f"run {request.run_id} started for the tenant"
+                result["runId"] = request.run_id
     return answer(200, result)
 
 

@@ -26,7 +26,7 @@ from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequ
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
 from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
 from shared.services.history import live_progress, parse_limit, run_page
-from shared.services.lease import LeaseHeldError, lease_json, live_lease, unlock
+from shared.services.lease import LeaseHeldError, duplicate_instance, lease_json, live_lease, unlock
 from shared.services.report import ReportError, build_report
 from shared.services.runs import finish_run as finish_run_service
 from shared.services.sync_requests import parse_sync_body
@@ -53,12 +53,6 @@ def _busy(run_id: str | None, why: str) -> func.HttpResponse:
                        "runId": run_id, "instanceId": SYNC_INSTANCE_ID})
 
 
-def _duplicate_instance(exc: Exception) -> bool:
-    """The Durable runtime's refusal to start an instance id that is running: the Python client
-    raises a plain ``Exception`` carrying the host's ``InvalidOperationException`` message."""
-    return "already exists" in str(exc).lower()
-
-
 def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry_run: bool) -> SyncRequest:
     now = datetime.now(UTC)
     return SyncRequest(run_id=new_run_id(now), trigger=trigger, requested_by=requested_by,
@@ -73,7 +67,8 @@ async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationCl
     if running:
         log.warning("scheduled sync skipped: the previous run (%s) is still running", SYNC_INSTANCE_ID)
         return
-    lease = live_lease(get_services().runs, get_services().decisions, running, "the sync schedule")
+    services = get_services()
+    lease = live_lease(services.runs, services.decisions, running, "the sync schedule")
     if lease is not None:
         log.warning("scheduled sync skipped: run %s holds the run lease and is alive", lease.run_id)
         return
@@ -81,7 +76,7 @@ async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationCl
     try:
         await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
     except Exception as exc:
-        if not _duplicate_instance(exc):
+        if not duplicate_instance(exc):
             raise
         log.warning("scheduled sync skipped: a manual sync started at the same moment (%s)", exc)
         return
@@ -110,7 +105,7 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
     try:
         await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
     except Exception as exc:
-        if not _duplicate_instance(exc):
+        if not duplicate_instance(exc):
             raise
         holder = services.runs.lease()
         return _busy(holder.run_id if holder else None, "the Durable runtime refused a second instance")

@@ -4,8 +4,9 @@ was lost, storage refused the bookkeeping, or the process died).
 
 What the PSA must show, by kind of change:
 
-- a new line (``create-line``, ``prorate``, ``credit``): a line on the agreement carrying the
-  change's tag (or, when the PSA answered, the line id it gave) with the change's quantity;
+- a new line (``create-line``, ``prorate``, ``credit``, ``period-record``): a line on the
+  agreement carrying the change's tag (or, when the PSA answered, the line id it gave) with the
+  change's quantity;
 - ``set-quantity``: the line bills the new quantity (Autotask and HaloPSA report the units a
   scheduled change brings, so a change dated later is seen too);
 - ``set-details``: the line has the new invoice description and unit price (those the change
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 from shared.domain.model import BilledLine, ChangeKind, PlannedChange
 
-CREATING = frozenset({ChangeKind.CREATE_LINE, ChangeKind.PRORATE, ChangeKind.CREDIT})
+CREATING = frozenset({ChangeKind.CREATE_LINE, ChangeKind.PRORATE, ChangeKind.CREDIT, ChangeKind.PERIOD_RECORD})
+"""Changes that create a line (a prorate or credit line, a period's record, a licence's line)."""
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,13 @@ def live_lease(runs: RunRepository, decisions: DecisionRepository, orchestration
     return runs.lease()
 
 
+def duplicate_instance(exc: Exception) -> bool:
+    """The Durable runtime's refusal to start an instance id that is running: the Python client
+    raises a plain ``Exception`` carrying the host's ``InvalidOperationException`` message ("An
+    Orchestration instance with the status Running already exists")."""
+    return "already exists" in str(exc).lower()
+
+
 def unlock(runs: RunRepository, decisions: DecisionRepository, actor: str, *, force: bool = False,
            comment: str | None = None, now: datetime | None = None) -> Lease | None:
     """Clear the run lease for ``actor``: when stale, or live and ``force``. Returns the lease

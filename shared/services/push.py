@@ -148,7 +148,7 @@ def _line_of(view: PsaView, change: PlannedChange) -> BilledLine:
 
 def execute(change: PlannedChange, view: PsaView, client: PsaPort) -> str | None:
     """Make one write; returns the id of the line written."""
-    if change.kind in (ChangeKind.PRORATE, ChangeKind.CREDIT, ChangeKind.PERIOD_RECORD, ChangeKind.CREATE_LINE):
+    if change.kind in CREATING:
         assert change.product_id is not None and change.effective_date is not None
         created = client.create_line(NewLine(
             agreement_id=change.agreement_id, product_id=change.product_id, quantity=change.new_quantity,

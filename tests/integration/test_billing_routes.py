@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
 from shared.contracts import SyncRequest
+from shared.services.lease import ProcessRef, acquire
 from tests.auth_support import platform_auth, signed_in
 from tests.integration.msp import TAILSPIN, WOODGROVE, Msp, running_msp
 
@@ -83,6 +85,18 @@ def test_approving_with_apply_now_starts_a_sync_of_the_tenant(msp: Msp) -> None:
     assert SyncRequest.model_validate(payload).tenants == [WOODGROVE]
     again = decide(held.hold_key, "reject", {}, Client())
     assert again.status_code == 409, "a decided change cannot be decided again"
+
+
+def test_apply_now_while_a_command_line_run_holds_the_lease_waits_for_the_next_run(msp: Msp) -> None:
+    [held] = msp.services.decisions.approvals("pending")
+    running = "20261125T015900Z-0000000c"
+    assert acquire(msp.services.runs, msp.services.decisions, running, timedelta(minutes=5),
+                   ProcessRef.current()).refused is None
+    client = Client()
+    response = decide(held.hold_key, "approve", {"applyNow": True}, client)
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["sync"].startswith("a sync is running")
+    assert client.started == [], "no second run is started to be refused"
 
 
 @pytest.mark.parametrize(("decision", "body", "status"), [
