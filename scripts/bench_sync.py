@@ -29,10 +29,11 @@ from shared.config.yaml_io import parse_yaml
 from shared.settings import Settings
 
 
-def minimum_calls(scenario: dict[str, Any], changes: int) -> tuple[int, int]:
+def minimum_calls(scenario: dict[str, Any], changes: int, read_back: int = 0) -> tuple[int, int]:
     """The fewest Graph and PSA requests a sync of this MSP can make: GDAP's customer list, one
     batch per tenant and every further page of users; the agreements (100 per request), each
-    product's price, each agreement's lines, and one request per write."""
+    product's price, each agreement's lines, one request per write, and one read back of each
+    agreement written to (``read_back``: no write is recorded as applied before it is read back)."""
     tenants = scenario["graph"]["tenants"]
     graph = math.ceil(len(tenants) / 300)  # GDAP customers, $top=300 a page
     for tenant in tenants:
@@ -40,7 +41,7 @@ def minimum_calls(scenario: dict[str, Any], changes: int) -> tuple[int, int]:
         graph += 1 + max(math.ceil(users / 999) - 1, 0)
     agreements = len(scenario["connectwise"]["agreements"])
     products = len(scenario["connectwise"]["catalog"])
-    psa = math.ceil(agreements / 100) + products + agreements + changes
+    psa = math.ceil(agreements / 100) + products + agreements + changes + read_back
     return graph, psa
 
 
@@ -109,12 +110,14 @@ def main() -> int:
                 report = run_local_sync(services, requested_by="bench", max_workers=args.workers)
                 elapsed = time.perf_counter() - t0
                 writes = sum(1 for c in report["changes"] if c["applied"])
-                graph_min, psa_min = minimum_calls(scenario, writes)
+                read_back = len({(c["psa"], c["agreementId"]) for c in report["changes"] if c["applied"]})
+                graph_min, psa_min = minimum_calls(scenario, writes, read_back)
                 print(f"{label}: {elapsed:.1f}s wall, status {report['status']}, "
                       f"{len(report['tenants'])} tenants, {writes} writes, "
                       f"{sum(1 for c in report['changes'] if c['status'] == 'held')} held")
                 print(f"  Graph calls {report['calls']['graph']} (minimum {graph_min}); "
-                      f"PSA calls {report['calls']['psa']} (minimum {psa_min})")
+                      f"PSA calls {report['calls']['psa']} (minimum {psa_min}, of which {read_back} reading back "
+                      "the agreements written to)")
     finally:
         azurite.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

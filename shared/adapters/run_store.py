@@ -271,22 +271,24 @@ class RunRepository:
 
     def renew_lease(self, run_id: str, now: datetime, ttl: timedelta) -> bool:
         """Extend the lease of ``run_id`` to ``now + ttl``; False when the run no longer holds it
-        (cleared, or taken over after it lapsed)."""
-        for _ in range(3):
+        (cleared, or taken over after it lapsed). Activities of the same run renew it at the same
+        time: losing that race to one of them is a renewal too."""
+        while True:
             current = self.lease()
             if current is None or current.run_id != run_id:
                 return False
+            if current.renewed >= now:
+                return True  # renewed by another activity of the run meanwhile
             try:
                 self._runs.update_entity({"PartitionKey": _LEASE_PK, "RowKey": _LEASE_RK,
                                           "Expires": (now + ttl).isoformat(), "Renewed": now.isoformat()},
                                          mode=UpdateMode.MERGE, etag=current.etag,
                                          match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError:
-                continue  # renewed by another activity of the same run meanwhile: read again
+                continue  # changed meanwhile: read it again
             except ResourceNotFoundError:
                 return False
             return True
-        return False
 
     def clear_lease(self, lease: Lease) -> bool:
         """Delete the lease if it is still ``lease``; False when it changed meanwhile."""

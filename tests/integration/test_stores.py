@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.config_store import ConfigRepository
+from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError, TableStore, read_document, write_document
@@ -22,6 +23,7 @@ from shared.domain.model import (
     TenantSnapshot,
 )
 from shared.errors import ConflictError
+from shared.services.lease import acquire
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +201,26 @@ def test_the_largest_count_seatsync_accepts_is_what_table_storage_stores(store: 
     with pytest.raises(TypeError, match=r"out of range|too large"):
         store.table("licencecounts").upsert_entity({"PartitionKey": "t1", "RowKey": "x", "Assigned": MAX_COUNT + 1},
                                                    mode=UpdateMode.REPLACE)
+
+
+def test_the_activities_of_one_run_renew_its_lease_at_once_without_losing_it(store: TableStore) -> None:
+    runs, decisions = RunRepository(store), DecisionRepository(store)
+    run_id, other = "20261125T020000Z-0000000a", "20261125T020000Z-0000000b"
+    assert acquire(runs, decisions, run_id, timedelta(minutes=5)).refused is None
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def renew() -> None:
+        barrier.wait()
+        results.append(runs.renew_lease(run_id, datetime.now(UTC), timedelta(minutes=5)))
+
+    threads = [threading.Thread(target=renew) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 8, "a race with an activity of the same run is no lost lease"
+    assert runs.renew_lease(other, datetime.now(UTC), timedelta(minutes=5)) is False, "only the holder renews"
+    lease = runs.lease()
+    assert lease is not None and lease.run_id == run_id
+    assert runs.clear_lease(lease) and runs.renew_lease(run_id, datetime.now(UTC), timedelta(minutes=5)) is False
