@@ -32,7 +32,7 @@ from shared.services.decisions import (
     unlinked,
 )
 from shared.services.history import live_progress, run_page, tenant_history
-from shared.services.lease import live_lease
+from shared.services.lease import duplicate_instance, live_lease
 from shared.services.onboarding import Decision, apply_rows, level_counts, onboarding_suggestions
 from shared.services.overview import line_prices, overview
 from shared.services.psa_catalogue import agreement_lines, company_agreements
@@ -72,7 +72,12 @@ async def start_sync(client: Any, by: str, tenants: list[str] | None, dry_run: b
     now = datetime.now(UTC)
     request = SyncRequest(run_id=new_run_id(now), trigger="manual", requested_by=by, requested_at=now,
                           dry_run=dry_run, tenants=tenants)
-    await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    try:
+        await client.start_new(SYNC_ORCHESTRATOR, SYNC_INSTANCE_ID, request.to_json())
+    except Exception as exc:
+        if not duplicate_instance(exc):
+            raise
+        return None, "A sync is already running (it started at the same moment); try again when it has finished."
     return request.run_id, f"{'Dry run' if dry_run else 'Sync'} {request.run_id} started."
 
 
