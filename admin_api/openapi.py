@@ -59,6 +59,8 @@ class UnlockBody(Closed):
 
 class LeaseAnswer(Model):
     lease: dict[str, Any] | None
+    events: list[dict[str, Any]] = Field(default_factory=list, description="the last run events: runs found dead, "
+                                                                            "leases cleared, by whom")
 
 
 class UnlockAnswer(Model):

@@ -35,6 +35,8 @@ from sync_orchestrator.orchestration import sync
 bp = Blueprint()
 log = logging.getLogger(__name__)
 
+RUN_EVENTS_SHOWN = 20
+
 _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
            df.OrchestrationRuntimeStatus.ContinuedAsNew}
 
@@ -162,9 +164,13 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.function_name("run_lease_http")
 @bp.route(route="runs/lease", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def run_lease_http(req: func.HttpRequest) -> func.HttpResponse:
-    """``GET /api/runs/lease``: which run holds the run lease, until when, and whether it is stale."""
-    lease = get_services().runs.lease()
-    return _json(200, {"lease": lease_json(lease) if lease else None})
+    """``GET /api/runs/lease``: which run holds the run lease, until when, and whether it is stale;
+    and the last run events of the audit trail (runs found dead, leases cleared, by whom)."""
+    services = get_services()
+    lease = services.runs.lease()
+    events = [{"at": e.at.isoformat(), "event": e.event, "runId": e.run_id, "actor": e.actor, "reason": e.reason}
+              for e in services.decisions.run_events()[-RUN_EVENTS_SHOWN:]]
+    return _json(200, {"lease": lease_json(lease) if lease else None, "events": events})
 
 
 @bp.function_name("run_lease_unlock_http")

@@ -229,7 +229,7 @@ def call(function: Any, method: str, route: str, body: bytes = b"", principal: s
 
 
 def test_unlock_over_http_refuses_a_live_run_unless_forced_and_records_who(services: Services) -> None:
-    assert json.loads(call(run_lease_http, "GET", "runs/lease").get_body()) == {"lease": None}
+    assert json.loads(call(run_lease_http, "GET", "runs/lease").get_body()) == {"lease": None, "events": []}
     assert json.loads(call(run_lease_unlock_http, "POST", "runs/lease/unlock").get_body())["cleared"] is None
     hold_lease(services, CLI_RUN, ProcessRef.current())
     shown = json.loads(call(run_lease_http, "GET", "runs/lease").get_body())["lease"]
@@ -248,6 +248,10 @@ def test_unlock_over_http_refuses_a_live_run_unless_forced_and_records_who(servi
     assert services.runs.lease() is None
     events = [(e.event, e.run_id, e.actor) for e in services.decisions.run_events()]
     assert events == [("lease-cleared", CLI_RUN, "bob@msp.example"), ("died", CLI_RUN, "bob@msp.example")]
+    shown = json.loads(call(run_lease_http, "GET", "runs/lease").get_body())
+    assert shown["lease"] is None
+    assert [(e["event"], e["actor"]) for e in shown["events"]] == [("lease-cleared", "bob@msp.example"),
+                                                                   ("died", "bob@msp.example")]
     assert "hung" in services.decisions.run_events()[0].reason
 
 
