@@ -92,6 +92,13 @@ class RunningEmulators:
                 "GRAPH_AUTHORITY_HOST": served["graph"].url,
                 "GRAPH_ENDPOINT": served["graph"].url,
             })
+            # further partner tenants (graph.partners): GRAPH_PARTNER1_..., GRAPH_PARTNER2_..., in order
+            for number, other in enumerate(self.scenario["graph"].get("partners") or [], start=1):
+                env.update({
+                    f"GRAPH_PARTNER{number}_TENANT_ID": str(other.get("tenantId", "")),
+                    f"GRAPH_PARTNER{number}_CLIENT_ID": str(other.get("clientId", "")),
+                    f"GRAPH_PARTNER{number}_CLIENT_SECRET": str(other.get("clientSecret", "")),
+                })
         if "connectwise" in served:
             credential = (self.scenario["connectwise"].get("credentials") or [{}])[0]
             env.update({

@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Generic, TypeVar
 
 import requests
+from azure.core.credentials import TokenCredential
 
 from shared import telemetry
 from shared.adapters.config_store import ConfigRepository
@@ -27,6 +29,7 @@ from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.source_store import SourceRepository
 from shared.adapters.tables import TableStore
 from shared.config.base import SecretRef
+from shared.config.partners import DEFAULT_PARTNER, PartnerAccount
 from shared.config.schema import (
     AutotaskConnection,
     ConnectWiseConnection,
@@ -35,12 +38,13 @@ from shared.config.schema import (
     SeatSyncConfig,
 )
 from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionSource
-from shared.errors import ConfigError
+from shared.errors import ConfigError, GraphAuthError, SeatSyncError
 from shared.ports import CallCounter, GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
 from shared.services.lease import Heartbeat, ProcessRef
-from shared.settings import Settings
+from shared.settings import GraphSettings, Settings
 
 GraphFactory = Callable[[], GraphPort]
+PartnerGraphFactory = Callable[[PartnerAccount], GraphPort]
 PsaFactory = Callable[[PsaConnection], PsaPort]
 SourceFactory = Callable[[SubscriptionSource], SubscriptionSourcePort]
 
@@ -95,12 +99,14 @@ class Services:
                  secrets: SecretReader | None = None, graph_factory: GraphFactory | None = None,
                  psa_factory: PsaFactory | None = None,
                  source_factory: SourceFactory | None = None,
+                 partner_graph_factory: PartnerGraphFactory | None = None,
                  clock: Callable[[], datetime] | None = None,
                  retry_sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.store = store or TableStore.from_settings(settings)
         self.secrets = secrets or SecretResolver(settings.environment, settings.key_vault_url)
         self._graph_factory = graph_factory
+        self._partner_graph_factory = partner_graph_factory
         self._psa_factory = psa_factory
         self._source_factory = source_factory
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -144,11 +150,33 @@ class Services:
         """The current configuration, read fresh so that saved changes apply to the next step."""
         return self.config_repository.current()[0]
 
-    def graph(self) -> GraphPort:
-        """A Graph client for one activity invocation (its own call counter, shared tokens)."""
+    def graph(self, account: PartnerAccount | None = None) -> GraphPort:
+        """A Graph client for one activity invocation (its own call counter, shared tokens), with
+        the app settings' app, or with a further partner account's app."""
+        if account is not None:
+            if self._partner_graph_factory is None:
+                self._partner_graph_factory = default_partner_graph_factory(self.settings, self.secrets,
+                                                                            self.retry_sleep)
+            return self._partner_graph_factory(account)
         if self._graph_factory is None:
             self._graph_factory = default_graph_factory(self.settings, self.retry_sleep)
         return self._graph_factory()
+
+    def partner_graph(self, config: SeatSyncConfig, name: str) -> GraphPort:
+        """The Graph client of the partner account ``name`` of ``config`` (``default``: the app
+        settings' account). An account the configuration no longer has, or whose secret cannot be
+        read, gives a client that refuses every token with the reason, so the tenants read through
+        it fail with that reason and the others sync."""
+        if name == DEFAULT_PARTNER:
+            return self.graph()
+        account = config.partner_account(name)
+        if account is None:
+            return refusing_graph(self.settings, name, f"no partner account named '{name}' is configured "
+                                                       "(partnerAccounts)", self.retry_sleep)
+        try:
+            return self.graph(account)
+        except SeatSyncError as exc:
+            return refusing_graph(self.settings, name, str(exc), self.retry_sleep, account.tenant_id)
 
     def source_clients(self, config: SeatSyncConfig) -> SourceClients:
         if self._source_factory is None:
@@ -174,6 +202,57 @@ def default_graph_factory(settings: Settings, sleep: Callable[[float], None] = t
         return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify, http=http)
 
     return make
+
+
+def partner_settings(settings: Settings, account: PartnerAccount, secrets: SecretReader) -> GraphSettings:
+    """The Graph settings of a partner account: its tenant and app, the app settings' cloud."""
+    base = settings.require_graph()
+    client_id = account.client_id if isinstance(account.client_id, str) else secrets.get(account.client_id.reference)
+    return replace(base, client_id=client_id.strip().lower(), partner_tenant_id=account.tenant_id,
+                   client_secret=secrets.get(account.client_secret.reference), client_certificate_path=None)
+
+
+def default_partner_graph_factory(settings: Settings, secrets: SecretReader,
+                                  sleep: Callable[[float], None] = time.sleep) -> PartnerGraphFactory:
+    """Graph clients of further partner accounts: tokens per (account, tenant) shared for the life
+    of the process; a changed account (another secret reference, say) gets new tokens."""
+    from shared.adapters.graph import GraphClient, NoRedirectSession, TenantCredentials
+    from shared.adapters.http import RetryingHttp, pooled_session
+
+    lock = threading.Lock()
+    shared: dict[PartnerAccount, tuple[GraphSettings, TenantCredentials]] = {}
+    session = pooled_session(NoRedirectSession())
+
+    def make(account: PartnerAccount) -> GraphPort:
+        with lock:
+            found = shared.get(account)
+            if found is None:
+                graph_settings = partner_settings(settings, account, secrets)
+                tokens = TenantCredentials(graph_settings, verify=settings.tls_verify)
+                found = shared[account] = (graph_settings, tokens)
+        graph_settings, credentials = found
+        http = RetryingHttp("Microsoft Graph", session=session, verify=settings.tls_verify, sleep=sleep)
+        return GraphClient(graph_settings, credentials=credentials, verify=settings.tls_verify, http=http)
+
+    return make
+
+
+def refusing_graph(settings: Settings, name: str, reason: str, sleep: Callable[[float], None] = time.sleep,
+                   tenant_id: str | None = None) -> GraphPort:
+    """A Graph client of a partner account that cannot be used: every token is refused with
+    ``reason`` (no request leaves the process)."""
+    from shared.adapters.graph import GraphClient
+    from shared.adapters.http import RetryingHttp
+
+    base = settings.require_graph()
+
+    def refuse(tenant: str) -> TokenCredential:
+        raise GraphAuthError(tenant, f"partner account '{name}' cannot be used: {reason}", code=None)
+
+    graph_settings = replace(base, partner_tenant_id=tenant_id or base.partner_tenant_id, client_secret=None,
+                             client_certificate_path=None)
+    return GraphClient(graph_settings, verify=settings.tls_verify, credential_factory=refuse,
+                       http=RetryingHttp("Microsoft Graph", verify=settings.tls_verify, sleep=sleep))
 
 
 def default_psa_factory(settings: Settings, secrets: SecretReader,

@@ -58,6 +58,22 @@ class TenantWork(Message):
     group_ids: list[str] = Field(default_factory=list, description="groups custom licences count")
     mailboxes: bool = False
     managed_devices: bool = False
+    sign_ins: bool = Field(default=False, description="read the users' sign-ins (the inactive-users alert)")
+    partner: str | None = Field(default=None, description="the partner account the tenant is read through")
+    standing: str | None = Field(
+        default=None, description="ok, consent, vanished, ended, roles-missing, unknown (shared.domain.lifecycle)")
+    guard: str | None = Field(default=None, description="why the tenant's decreases are held for a person")
+
+
+class EndingRelationshipNote(Message):
+    """A configured tenant's GDAP relationship that ends soon and does not extend itself."""
+
+    tenant_id: str
+    name: str
+    partner: str
+    relationship: str
+    end: datetime
+    days_left: int
 
 
 class StartedRun(Message):
@@ -71,6 +87,17 @@ class StartedRun(Message):
     graph_calls: int = 0
     refused: str | None = Field(default=None, description="why the run could not start (another runs)")
     took_over: str | None = Field(default=None, description="a dead run whose lease this run took over, and why")
+    relationships_ending: list[EndingRelationshipNote] = Field(
+        default_factory=list, description="GDAP relationships of configured tenants that end soon")
+    partner_errors: dict[str, str] = Field(
+        default_factory=dict, description="partner accounts whose GDAP listing could not be read, and why")
+
+    def guarded(self) -> list[TenantWork]:
+        """The tenants whose decreases are held for a person this run."""
+        return [t for t in self.tenants if t.guard]
+
+    def work(self, tenant_id: str) -> TenantWork | None:
+        return next((t for t in self.tenants if t.tenant_id == tenant_id), None)
 
 
 class CollectRequest(Message):
@@ -83,6 +110,9 @@ class CollectRequest(Message):
     group_ids: list[str] = Field(default_factory=list)
     mailboxes: bool = False
     managed_devices: bool = False
+    sign_ins: bool = False
+    partner: str | None = Field(default=None, description="the partner account whose app reads the tenant "
+                                                          "(None: the app settings' account)")
 
 
 TenantStatus = Literal["ok", "failed", "auth-failed"]
@@ -98,6 +128,9 @@ class TenantOutcome(Message):
     user_count: int = 0
     graph_calls: int = 0
     warnings: list[str] = Field(default_factory=list)
+    partner: str | None = Field(default=None, description="the partner account the tenant was read through")
+    sign_ins_unavailable: str | None = Field(
+        default=None, description="why the users' sign-ins could not be read (not a failure of the tenant)")
 
 
 class PushRequest(Message):

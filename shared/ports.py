@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Protocol
 
+from shared.domain.lifecycle import GdapRelationship
 from shared.domain.model import (
     Agreement,
     AgreementType,
@@ -50,7 +51,13 @@ class GraphPort(CallCounter, Protocol):
     ``IncompleteReadError``): a partial list is never returned.
     """
 
-    def list_customer_tenants(self) -> list[CustomerTenant]: ...
+    def list_customer_tenants(self) -> list[CustomerTenant]:
+        """The partner tenant's GDAP customers (``delegatedAdminCustomers``)."""
+        ...
+
+    def list_gdap_relationships(self) -> list[GdapRelationship]:
+        """The partner tenant's GDAP relationships, whatever their status."""
+        ...
 
     def list_subscribed_skus(self, tenant_id: str) -> list[SkuCount]: ...
 
@@ -65,9 +72,9 @@ class GraphPort(CallCounter, Protocol):
     def list_managed_devices(self, tenant_id: str) -> list[ManagedDevice]: ...
 
     def collect_tenant(self, tenant_id: str, *, group_ids: Iterable[str] = (), mailboxes: bool = False,
-                       managed_devices: bool = False) -> TenantReadout:
-        """Licences, users and subscriptions, plus the groups, mailboxes and devices asked for,
-        in as few requests as Graph allows."""
+                       managed_devices: bool = False, sign_ins: bool = False) -> TenantReadout:
+        """Licences, users and subscriptions, plus the groups, mailboxes, devices and users'
+        sign-ins asked for, in as few requests as Graph allows."""
         ...
 
 

@@ -165,7 +165,8 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
             context.call_activity_with_retry(
                 COLLECT_TENANT, COLLECT_RETRY,
                 CollectRequest(run_id=request.run_id, tenant_id=t.tenant_id, name=t.name, group_ids=t.group_ids,
-                               mailboxes=t.mailboxes, managed_devices=t.managed_devices).to_json())
+                               mailboxes=t.mailboxes, managed_devices=t.managed_devices, sign_ins=t.sign_ins,
+                               partner=t.partner).to_json())
             for t in started.tenants
         ]
         outcomes = [TenantOutcome.model_validate(o)

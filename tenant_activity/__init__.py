@@ -8,16 +8,24 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared import telemetry
-from shared.bootstrap import get_services
+from shared.bootstrap import Services, get_services
+from shared.config.partners import DEFAULT_PARTNER
+from shared.config.schema import SeatSyncConfig
 from shared.contracts import CollectRequest, SyncRequest
 from shared.domain.model import Subscription
 from shared.domain.partner import PartnerFacts
 from shared.functions import COLLECT_TENANT, START_RUN
 from shared.services.collect import collect_tenant as collect_tenant_service
+from shared.services.runs import GraphFor
 from shared.services.runs import start_run as start_run_service
 from shared.services.sources import partner_facts, prepare_sources
 
 bp = df.Blueprint()
+
+
+def partner_graphs(services: Services, config: SeatSyncConfig) -> GraphFor:
+    """Graph clients by partner account name (``default``: the app settings' account)."""
+    return lambda name: services.partner_graph(config, name)
 
 
 @bp.function_name(START_RUN)
@@ -27,8 +35,8 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     request = SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
         config = services.config()
-        started = start_run_service(config, services.graph(), services.runs, services.decisions, request,
-                                    services.clock(), services.run_lease, services.lease_process)
+        started = start_run_service(config, partner_graphs(services, config), services.runs, services.decisions,
+                                    request, services.clock(), services.run_lease, services.lease_process)
         if started.refused is None and config.subscription_sources:
             prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
         telemetry.run_started(request.run_id, request.trigger, request.dry_run, len(started.tenants))
@@ -46,7 +54,8 @@ def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
         return partner_facts(config, services.sources, request.run_id, tenant_id, subscriptions)
 
     with telemetry.activity(request.run_id, request.tenant_id) as tally, services.heartbeat(request.run_id):
-        outcome = collect_tenant_service(services.graph(), services.snapshots, services.runs, request,
-                                         services.clock(), lookup if config.subscription_sources else None)
+        outcome = collect_tenant_service(partner_graphs(services, config)(request.partner or DEFAULT_PARTNER),
+                                         services.snapshots, services.runs, request, services.clock(),
+                                         lookup if config.subscription_sources else None)
         telemetry.tenant_collected(request.run_id, request.tenant_id, outcome.status, outcome.graph_calls, tally)
     return outcome.to_json()

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -42,12 +42,12 @@ from emulators.graph.identity import (
 )
 from emulators.graph.scenario import (
     AUTH_MODES,
-    GDAP_ROLE_IDS,
     GDAP_STATES,
     RECIPIENT_TYPES,
     Directory,
     Group,
     Node,
+    Relationship,
     Tenant,
     User,
     iso,
@@ -65,7 +65,8 @@ _DOWNLOAD_SECONDS = 300
 _QUERY_SAFE = ",()'/:@*$"
 _REPORT_PERIODS = ("D7", "D30", "D90", "D180")
 
-USER_PROPERTIES = frozenset(User("", "", "").json())
+USER_PROPERTIES = frozenset(User("", "", "").json()) | {"signInActivity"}
+SIGN_IN_PAGE = 120
 USER_DEFAULT_PROPERTIES = ("businessPhones", "displayName", "givenName", "jobTitle", "mail",
                            "mobilePhone", "officeLocation", "preferredLanguage", "surname",
                            "userPrincipalName", "id")
@@ -135,6 +136,7 @@ class _TenantStats:
     graph_requests: int = 0
     throttled: int = 0
     token_errors: dict[str, int] | None = None
+    tokens_by_app: dict[str, int] = field(default_factory=dict)
 
     def error(self, code: str) -> None:
         if self.token_errors is None:
@@ -177,7 +179,7 @@ class GraphEmulator(Emulator):
                 "tenantId": tenant.tenant_id,
                 "displayName": tenant.display_name,
                 "defaultDomain": tenant.default_domain,
-                "partner": tenant is d.partner.tenant,
+                "partner": d.partner_of_tenant(tenant) is not None,
                 "auth": tenant.auth,
                 "gdap": tenant.gdap,
                 "users": len(tenant.users),
@@ -190,6 +192,7 @@ class GraphEmulator(Emulator):
                 "mailboxes": len(tenant.mailboxes()),
                 "concealedReportNames": tenant.concealed_report_names,
                 "tokensIssued": stats.tokens_issued,
+                "tokensByApp": dict(stats.tokens_by_app),
                 "tokenErrors": dict(stats.token_errors or {}),
                 "graphRequests": stats.graph_requests,
                 "throttled": stats.throttled,
@@ -197,6 +200,8 @@ class GraphEmulator(Emulator):
         return {
             "partner": {"tenantId": d.partner.tenant.tenant_id, "clientId": d.partner.client_id,
                         "displayName": d.partner.tenant.display_name},
+            "partners": [{"tenantId": p.tenant.tenant_id, "clientId": p.client_id,
+                          "displayName": p.tenant.display_name} for p in d.others],
             "tenants": tenants,
             "tokensIssued": {t["tenantId"]: t["tokensIssued"] for t in tenants if t["tokensIssued"]},
             "sentMail": list(self.sent_mail),
@@ -373,9 +378,10 @@ class GraphEmulator(Emulator):
                 return decision.error
             assert decision.tenant is not None
             lifetime = self.directory.token_lifetime
-            token, _ = self.tokens.issue(decision.tenant, self.directory.partner.client_id,
-                                         decision.roles, lifetime, base)
-            self._stats(decision.tenant.tenant_id).tokens_issued += 1
+            token, _ = self.tokens.issue(decision.tenant, decision.client_id, decision.roles, lifetime, base)
+            stats = self._stats(decision.tenant.tenant_id)
+            stats.tokens_issued += 1
+            stats.tokens_by_app[decision.client_id] = stats.tokens_by_app.get(decision.client_id, 0) + 1
         return Response(200, {"token_type": "Bearer", "expires_in": lifetime,
                               "ext_expires_in": lifetime, "access_token": token},
                         {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
@@ -395,37 +401,44 @@ class GraphEmulator(Emulator):
         return graph_error(404, "NotFound", f"Customer '{wanted}' was not found.", request)
 
     def _customers(self, ctx: GraphContext) -> list[Tenant]:
-        if ctx.tenant is not self.directory.partner.tenant:
-            return []
+        """The customers of the partner tenant the token is for (none for a customer's token)."""
         d = self.directory
-        return [d.tenants[tid] for tid in d.order if d.tenants[tid].gdap == "active"]
+        if d.partner_of_tenant(ctx.tenant) is None:
+            return []
+        return d.customers_of(ctx.tenant)
 
     def _gdap_relationships(self, request: Request, match: re.Match[str], ctx: GraphContext) -> Response:
         d = self.directory
-        tenants = [] if ctx.tenant is not d.partner.tenant else [
-            d.tenants[tid] for tid in d.order if d.tenants[tid].gdap != "none"]
+        mine: list[tuple[Tenant, Relationship]] = []
+        if d.partner_of_tenant(ctx.tenant) is not None:
+            for tid in d.order:
+                tenant = d.tenants[tid]
+                mine += [(tenant, r) for r in d.relationships(tenant)
+                         if r.partner_tenant_id == ctx.tenant.tenant_id]
 
-        def render(tenant: Tenant) -> dict[str, Any]:
-            rid = f"{stable_id(tenant.tenant_id, 'gdap')}-{stable_id(tenant.tenant_id, 'gdap2')}"
-            end = datetime.fromisoformat(tenant.gdap_end.replace("Z", "+00:00"))
+        def render(pair: tuple[Tenant, Relationship]) -> dict[str, Any]:
+            tenant, relationship = pair
+            seed = f"{tenant.tenant_id}/{relationship.partner_tenant_id}/{relationship.display_name}"
+            rid = f"{stable_id(seed, 'gdap')}-{stable_id(seed, 'gdap2')}"
+            end = datetime.fromisoformat(relationship.end.replace("Z", "+00:00"))
             start = end - timedelta(days=730)
             return {
                 "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
                 "@odata.etag": f'W/"{_etag(rid)}"',
                 "id": rid,
-                "displayName": f"SeatSync-{tenant.display_name}"[:50],
+                "displayName": relationship.display_name,
                 "duration": "P730D",
-                "status": tenant.gdap if tenant.gdap in GDAP_STATES else "active",
-                "autoExtendDuration": "PT0S",
+                "status": relationship.status,
+                "autoExtendDuration": relationship.auto_extend,
                 "createdDateTime": iso(start - timedelta(days=1)),
                 "lastModifiedDateTime": iso(start),
                 "activatedDateTime": iso(start),
-                "endDateTime": tenant.gdap_end,
+                "endDateTime": relationship.end,
                 "customer": {"tenantId": tenant.tenant_id, "displayName": tenant.display_name},
-                "accessDetails": {"unifiedRoles": [{"roleDefinitionId": r} for r in GDAP_ROLE_IDS]},
+                "accessDetails": {"unifiedRoles": [{"roleDefinitionId": r} for r in relationship.roles]},
             }
 
-        return self._page(request, ctx, "delegatedAdminRelationships", tenants, default_top=300,
+        return self._page(request, ctx, "delegatedAdminRelationships", mine, default_top=300,
                           max_top=300, context="tenantRelationships/delegatedAdminRelationships",
                           render=render)
 
@@ -485,7 +498,7 @@ class GraphEmulator(Emulator):
 
     def _subscriptions(self, request: Request, match: re.Match[str], ctx: GraphContext) -> Response:
         t = ctx.tenant
-        partner = self.directory.partner.tenant.tenant_id
+        partner = self.directory.partner.tenant.tenant_id  # the partner that sold the subscriptions
 
         def render(sub: Any) -> dict[str, Any]:
             return {
@@ -505,15 +518,36 @@ class GraphEmulator(Emulator):
         _reject_unsupported(request, ("$filter", "$search", "$orderby", "$expand"))
         select = _select(request, USER_PROPERTIES, "microsoft.graph.user")
         users = ctx.tenant.users
+        refused = self._sign_in_refusal(request, ctx, select)
+        if refused is not None:
+            return refused
+        sign_ins = select is not None and "signInActivity" in select
 
         def render(user: User) -> dict[str, Any]:
             full = user.json()
             if select is None:
                 return {k: full[k] for k in USER_DEFAULT_PROPERTIES}
-            return {k: full[k] for k in select if k in full}
+            picked = {k: full[k] for k in select if k in full}
+            if sign_ins:
+                picked["signInActivity"] = user.sign_in_json()
+            return picked
 
         return self._page(request, ctx, "users", users, default_top=100, max_top=999,
-                          context="users", render=render, countable=True)
+                          context="users", render=render, countable=True,
+                          page_cap=SIGN_IN_PAGE if sign_ins else None)
+
+    def _sign_in_refusal(self, request: Request, ctx: GraphContext, select: list[str] | None) -> Response | None:
+        """``signInActivity`` needs AuditLog.Read.All in the token and Microsoft Entra ID P1 or P2
+        in the tenant; Graph answers 403 otherwise (two different error codes)."""
+        if select is None or "signInActivity" not in select:
+            return None
+        if "AuditLog.Read.All" not in ctx.token.roles:
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.", request)
+        if not ctx.tenant.entra_premium:
+            return graph_error(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                               "Neither tenant is B2C or tenant doesn't have premium license", request)
+        return None
 
     def _users_count(self, request: Request, match: re.Match[str], ctx: GraphContext) -> Response:
         if (request.header("consistencylevel") or "").lower() != "eventual":
@@ -530,9 +564,14 @@ class GraphEmulator(Emulator):
                                f"Resource '{key}' does not exist or one of its queried "
                                "reference-property objects are not present.", request)
         select = _select(request, USER_PROPERTIES, "microsoft.graph.user")
+        refused = self._sign_in_refusal(request, ctx, select)
+        if refused is not None:
+            return refused
         full = user.json()
         body = ({k: full[k] for k in USER_DEFAULT_PROPERTIES} if select is None
                 else {k: full[k] for k in select if k in full})
+        if select is not None and "signInActivity" in select:
+            body["signInActivity"] = user.sign_in_json()
         body["@odata.context"] = f"{self._base(request)}/v1.0/$metadata#users/$entity"
         return Response(200, body)
 
@@ -751,7 +790,9 @@ class GraphEmulator(Emulator):
     # ------------------------------------------------------------------ paging
     def _page(self, request: Request, ctx: GraphContext, resource: str, items: Sequence[Any], *,
               default_top: int, max_top: int, context: str, render: Callable[[Any], dict[str, Any]],
-              countable: bool = False) -> Response:
+              countable: bool = False, page_cap: int | None = None) -> Response:
+        """One page of ``items``; ``page_cap``: the most a page holds whatever ``$top`` asks (Graph
+        serves users with signInActivity 120 at a time)."""
         top = default_top
         raw_top = request.arg("$top")
         if raw_top is not None:
@@ -761,6 +802,8 @@ class GraphEmulator(Emulator):
                                    f"Invalid page size specified: '{raw_top}'. Must be between 1 "
                                    f"and {max_top} inclusive.", request)
             top = parsed
+        if page_cap is not None:
+            top = min(top, page_cap)
         scope = f"{ctx.tenant.tenant_id}:{resource}"
         offset = 0
         skiptoken = request.arg("$skiptoken")

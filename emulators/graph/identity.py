@@ -232,14 +232,16 @@ class TokenDecision:
     error: Response | None = None
     tenant: Tenant | None = None
     roles: frozenset[str] = frozenset()
+    client_id: str = ""
 
 
 def decide_token(directory: Directory, tenant_ref: str, form: dict[str, list[str]],
                  token_endpoint: str, accepted_resources: set[str],
                  forced_failure: int | None = None) -> TokenDecision:
     """Check a client-credentials token request the way Entra ID does, in Entra's order: the
-    tenant, the grant, the app's presence in the tenant, its credential, then the scope."""
-    partner = directory.partner
+    tenant, the grant, the app's presence in the tenant, its credential, then the scope. The app
+    is one of the partners' (each partner tenant has its own); it is present in its own tenant and
+    in the customers that consented it (``Directory.consents``)."""
 
     def arg(name: str) -> str | None:
         values = form.get(name)
@@ -256,8 +258,9 @@ def decide_token(directory: Directory, tenant_ref: str, form: dict[str, list[str
     client_id = (arg("client_id") or "").lower()
     if not client_id:
         return TokenDecision(aadsts_response(900144, param="client_id"))
-    app = {"app_id": client_id, "app_name": partner.app_name, "tenant": tenant.tenant_id}
-    if client_id != partner.client_id:
+    partner = directory.partner_by_client(client_id)
+    app = {"app_id": client_id, "app_name": partner.app_name if partner else "", "tenant": tenant.tenant_id}
+    if partner is None or not directory.consents(tenant, partner):
         return TokenDecision(aadsts_response(700016, **app))
     mode_code = AUTH_MODE_CODES.get(tenant.auth)
     if mode_code in (700016, 7000112, 65001):
@@ -280,7 +283,7 @@ def decide_token(directory: Directory, tenant_ref: str, form: dict[str, list[str
         return TokenDecision(aadsts_response(500011, resource=resource,
                                              tenant_name=tenant.tenant_id))
     roles = frozenset() if tenant.auth == "no-permissions" else tenant.permissions
-    return TokenDecision(tenant=tenant, roles=roles)
+    return TokenDecision(tenant=tenant, roles=roles, client_id=partner.client_id)
 
 
 def _check_credential(partner: Partner, form: dict[str, list[str]], token_endpoint: str,

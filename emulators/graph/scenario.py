@@ -44,6 +44,10 @@ AUTH_MODES = {
     "no-permissions": "a token without application roles is issued; Graph answers 403",
 }
 GDAP_STATES = ("active", "expired", "none")
+RELATIONSHIP_STATES = ("active", "expiring", "terminationRequested", "terminating", "expired", "terminated",
+                       "approvalPending", "created")
+RELATIONSHIP_IN_FORCE = ("active", "expiring", "terminationRequested", "terminating")
+_DURATION = re.compile(r"^P(?:\d+D|T0S)$")
 RECIPIENT_TYPES = ("User", "Shared", "Room", "Equipment")
 CAPABILITY_STATES = ("Enabled", "Warning", "Suspended", "Deleted", "LockedOut")
 SUBSCRIPTION_STATES = ("Enabled", "Warning", "Suspended", "Deleted", "LockedOut")
@@ -52,6 +56,7 @@ USER_TYPES = ("Member", "Guest")
 # Application permissions a consented tenant grants the SeatSync app (the token's ``roles``).
 DEFAULT_PERMISSIONS = (
     "User.Read.All",
+    "AuditLog.Read.All",
     "GroupMember.Read.All",
     "Organization.Read.All",
     "LicenseAssignment.Read.All",
@@ -133,6 +138,9 @@ class User:
     usage_location: str | None = None
     mailbox: str | None = None
     created: str = ""
+    sign_in: dict[str, str | None] | None = None
+    """``signInActivity`` (lastSignInDateTime, lastNonInteractiveSignInDateTime,
+    lastSuccessfulSignInDateTime); None: Entra records no sign-in (Graph returns null)."""
 
     def json(self) -> dict[str, Any]:
         """Every property the emulator models, as Graph names them."""
@@ -164,6 +172,13 @@ class User:
             "onPremisesSyncEnabled": None,
             "proxyAddresses": [f"SMTP:{self.mail}"] if self.mail else [],
         }
+
+    def sign_in_json(self) -> dict[str, Any] | None:
+        """``signInActivity``, returned only when selected (null for a user with no sign-in)."""
+        if self.sign_in is None:
+            return None
+        return {**self.sign_in, **{f"{key[:-len('DateTime')]}RequestId": stable_id(self.id, key) if value else None
+                                   for key, value in self.sign_in.items()}}
 
 
 @dataclass
@@ -248,6 +263,14 @@ class Tenant:
     auth: str = "ok"
     gdap: str = "active"
     gdap_end: str = ""
+    gdap_roles: tuple[str, ...] = GDAP_ROLE_IDS
+    gdap_auto_extend: str = "PT0S"
+    relationships: list[Relationship] = field(default_factory=list)
+    """Relationships with further partner tenants (``gdap`` is the one with the first partner)."""
+    consented_apps: list[str] = field(default_factory=list)
+    """Partner tenants whose app is consented here besides the first partner's and those with a
+    relationship."""
+    entra_premium: bool = True
     permissions: frozenset[str] = frozenset(DEFAULT_PERMISSIONS)
     concealed_report_names: bool = False
     throttle_units: int | None = None
@@ -349,6 +372,22 @@ class Tenant:
 
 
 @dataclass
+class Relationship:
+    """A GDAP relationship of a customer tenant with a partner tenant."""
+
+    partner_tenant_id: str
+    status: str
+    end: str
+    roles: tuple[str, ...] = GDAP_ROLE_IDS
+    auto_extend: str = "PT0S"
+    display_name: str = ""
+
+    @property
+    def in_force(self) -> bool:
+        return self.status in RELATIONSHIP_IN_FORCE
+
+
+@dataclass
 class Partner:
     tenant: Tenant
     client_id: str
@@ -364,24 +403,60 @@ class Directory:
     order: list[str]
     token_lifetime: int
     domains: dict[str, str]
+    others: list[Partner] = field(default_factory=list)
+    """Further partner tenants, each with its own app."""
+
+    @property
+    def partners(self) -> list[Partner]:
+        return [self.partner, *self.others]
+
+    def partner_of_tenant(self, tenant: Tenant) -> Partner | None:
+        return next((p for p in self.partners if p.tenant is tenant), None)
+
+    def partner_by_client(self, client_id: str) -> Partner | None:
+        return next((p for p in self.partners if p.client_id == client_id.lower()), None)
 
     def resolve(self, ref: str) -> Tenant | None:
         """A tenant by GUID or by any of its domains (Entra accepts both in the authority)."""
         key = ref.lower()
-        if key == self.partner.tenant.tenant_id:
-            return self.partner.tenant
-        found = self.tenants.get(key)
-        if found is not None:
-            return found
-        tid = self.domains.get(key)
+        tid = key if key in self.tenants or any(p.tenant.tenant_id == key for p in self.partners) \
+            else self.domains.get(key)
         if tid is None:
             return None
-        return self.partner.tenant if tid == self.partner.tenant.tenant_id else self.tenants.get(tid)
+        found = self.tenants.get(tid)
+        if found is not None:
+            return found
+        return next((p.tenant for p in self.partners if p.tenant.tenant_id == tid), None)
 
     def all_tenants(self) -> Iterator[Tenant]:
-        yield self.partner.tenant
+        for partner in self.partners:
+            yield partner.tenant
         for tid in self.order:
             yield self.tenants[tid]
+
+    def relationships(self, tenant: Tenant) -> list[Relationship]:
+        """Every GDAP relationship of a customer tenant, the first partner's (``gdap``) first."""
+        first = [] if tenant.gdap == "none" else [Relationship(
+            self.partner.tenant.tenant_id, tenant.gdap, tenant.gdap_end, tenant.gdap_roles, tenant.gdap_auto_extend,
+            f"SeatSync-{tenant.display_name}"[:50])]
+        return first + tenant.relationships
+
+    def customers_of(self, partner: Tenant) -> list[Tenant]:
+        """The customers a partner tenant has a relationship in force with (``delegatedAdminCustomers``)."""
+        return [self.tenants[tid] for tid in self.order
+                if any(r.partner_tenant_id == partner.tenant_id and r.in_force
+                       for r in self.relationships(self.tenants[tid]))]
+
+    def consents(self, tenant: Tenant, partner: Partner) -> bool:
+        """Whether ``partner``'s app is consented in ``tenant``: its own tenant; every customer for
+        the first partner's app (the tenant's ``auth`` says otherwise); for a further partner's app, a
+        customer it has a relationship with or that lists it in ``consentedApps``."""
+        if partner.tenant is tenant or partner is self.partner:
+            return True
+        if tenant.tenant_id not in self.tenants:
+            return False  # another partner tenant
+        return partner.tenant.tenant_id in tenant.consented_apps or any(
+            r.partner_tenant_id == partner.tenant.tenant_id for r in tenant.relationships)
 
 
 # --------------------------------------------------------------------------- validation
@@ -492,23 +567,27 @@ def _kind(value: Any) -> str:
 
 
 _TENANT_KEYS = frozenset({
-    "tenantId", "displayName", "defaultDomain", "domains", "auth", "gdap", "gdapEndDateTime",
+    "tenantId", "displayName", "defaultDomain", "domains", "auth", "gdap", "gdapEndDateTime", "gdapRoles",
+    "gdapAutoExtendDuration", "relationships", "consentedApps", "entraPremium",
     "permissions", "missingPermissions", "concealedReportNames", "throttle", "country", "skus",
     "subscriptions", "users", "generatedUsers", "groups", "devices", "generatedDevices", "mailboxes",
 })
-_PARTNER_KEYS = _TENANT_KEYS - {"gdap", "gdapEndDateTime", "auth"} | {
-    "clientId", "clientSecret", "clientCertificate", "appName"}
-_SECTION_KEYS = frozenset({"partner", "tenants", "tokenLifetimeSeconds", "faults"})
+_PARTNER_KEYS = _TENANT_KEYS - {"gdap", "gdapEndDateTime", "gdapRoles", "gdapAutoExtendDuration", "relationships",
+                                 "consentedApps", "auth"} | {"clientId", "clientSecret", "clientCertificate", "appName"}
+_SECTION_KEYS = frozenset({"partner", "partners", "tenants", "tokenLifetimeSeconds", "faults"})
+_RELATIONSHIP_KEYS = frozenset({"partner", "status", "endDateTime", "roles", "autoExtendDuration", "displayName"})
 _SKU_KEYS = frozenset({"skuId", "skuPartNumber", "enabled", "suspended", "warning", "lockedOut",
                        "capabilityStatus", "appliesTo"})
 _SUB_KEYS = frozenset({"id", "skuId", "skuPartNumber", "totalLicenses", "status", "isTrial",
                        "createdDateTime", "nextLifecycleDateTime", "commerceSubscriptionId"})
 _USER_KEYS = frozenset({"id", "userPrincipalName", "displayName", "accountEnabled", "userType",
                         "licenses", "department", "officeLocation", "city", "state", "country",
-                        "mail", "givenName", "surname", "jobTitle", "usageLocation", "mailbox"})
+                        "mail", "givenName", "surname", "jobTitle", "usageLocation", "mailbox",
+                        "lastSignInDaysAgo", "signInActivity", "createdDateTime"})
 _GEN_USER_KEYS = frozenset({"count", "prefix", "licenses", "department", "officeLocation", "city",
                             "state", "country", "accountEnabled", "userType", "mailbox",
-                            "jobTitle", "usageLocation"})
+                            "jobTitle", "usageLocation", "lastSignInDaysAgo"})
+_SIGN_IN_KEYS = frozenset({"lastSignInDateTime", "lastNonInteractiveSignInDateTime", "lastSuccessfulSignInDateTime"})
 _GROUP_KEYS = frozenset({"id", "displayName", "securityEnabled", "mailEnabled", "users", "devices",
                          "groups"})
 _DEVICE_KEYS = frozenset({"id", "deviceId", "displayName", "operatingSystem", "osVersion",
@@ -528,14 +607,25 @@ def load_directory(section: Any, path: str = "graph") -> Directory:
     order: list[str] = []
     domains: dict[str, str] = {}
     _claim_domains(partner.tenant, domains, root.at("partner"))
+    others: list[Partner] = []
+    for raw, ppath in root.items("partners"):
+        other = _load_partner(Node(raw, ppath, _PARTNER_KEYS))
+        for known in (partner, *others):
+            if other.tenant.tenant_id == known.tenant.tenant_id:
+                raise EmulatorError(f"{ppath}.tenantId: duplicate partner tenant {other.tenant.tenant_id}")
+            if other.client_id == known.client_id:
+                raise EmulatorError(f"{ppath}.clientId: the app {other.client_id} belongs to another partner tenant")
+        _claim_domains(other.tenant, domains, ppath)
+        others.append(other)
+    partner_ids = {p.tenant.tenant_id for p in (partner, *others)}
     for raw, tpath in root.items("tenants"):
-        tenant = _load_tenant(Node(raw, tpath, _TENANT_KEYS), partner=False)
-        if tenant.tenant_id in tenants or tenant.tenant_id == partner.tenant.tenant_id:
+        tenant = _load_tenant(Node(raw, tpath, _TENANT_KEYS), partner=False, partner_ids=partner_ids)
+        if tenant.tenant_id in tenants or tenant.tenant_id in partner_ids:
             raise EmulatorError(f"{tpath}.tenantId: duplicate tenant {tenant.tenant_id}")
         _claim_domains(tenant, domains, tpath)
         tenants[tenant.tenant_id] = tenant
         order.append(tenant.tenant_id)
-    return Directory(partner, tenants, order, lifetime, domains)
+    return Directory(partner, tenants, order, lifetime, domains, others)
 
 
 def _claim_domains(tenant: Tenant, domains: dict[str, str], path: str) -> None:
@@ -572,7 +662,7 @@ def _load_certificate(value: str, path: str) -> x509.Certificate:
         raise EmulatorError(f"{path}: not a PEM certificate: {exc}") from exc
 
 
-def _load_tenant(node: Node, partner: bool) -> Tenant:
+def _load_tenant(node: Node, partner: bool, partner_ids: set[str] | None = None) -> Tenant:
     tid = node.guid("tenantId")
     name = node.text("displayName")
     slug = re.sub(r"[^a-z0-9]", "", name.lower())[:27] or "tenant"
@@ -598,6 +688,33 @@ def _load_tenant(node: Node, partner: bool) -> Tenant:
         end_default = iso(today + timedelta(days=365) if tenant.gdap == "active"
                           else today - timedelta(days=30))
         tenant.gdap_end = node.timestamp("gdapEndDateTime", end_default) or end_default
+        if node.has("gdapRoles"):
+            tenant.gdap_roles = tuple(r.lower() for r in node.strings("gdapRoles", _GUID, "a role template id"))
+        tenant.gdap_auto_extend = node.text("gdapAutoExtendDuration", "PT0S", pattern=_DURATION,
+                                            what="an ISO 8601 duration in days, or PT0S")
+        tenant.entra_premium = node.flag("entraPremium", True)
+        known = partner_ids or set()
+        for raw, rpath in node.items("relationships"):
+            rn = Node(raw, rpath, _RELATIONSHIP_KEYS)
+            other = rn.guid("partner")
+            if other not in known:
+                raise EmulatorError(f"{rpath}.partner: no partner tenant {other} (graph.partner or graph.partners)")
+            status = rn.text("status", "active", choices=RELATIONSHIP_STATES)
+            default_end = iso(today + timedelta(days=365) if status in RELATIONSHIP_IN_FORCE
+                              else today - timedelta(days=30))
+            tenant.relationships.append(Relationship(
+                partner_tenant_id=other, status=status,
+                end=rn.timestamp("endDateTime", default_end) or default_end,
+                roles=(tuple(r.lower() for r in rn.strings("roles", _GUID, "a role template id"))
+                       if rn.has("roles") else GDAP_ROLE_IDS),
+                auto_extend=rn.text("autoExtendDuration", "PT0S", pattern=_DURATION,
+                                    what="an ISO 8601 duration in days, or PT0S"),
+                display_name=rn.text("displayName", f"SeatSync-{tenant.display_name}"[:50]),
+            ))
+        for ref, cpath in node.items("consentedApps"):
+            if not isinstance(ref, str) or ref.lower() not in known:
+                raise EmulatorError(f"{cpath}: no partner tenant {ref!r} (graph.partner or graph.partners)")
+            tenant.consented_apps.append(ref.lower())
     granted = set(PARTNER_PERMISSIONS if partner else DEFAULT_PERMISSIONS)
     if node.has("permissions"):
         granted = set(node.strings("permissions"))
@@ -699,7 +816,8 @@ def load_users(node: Node, tenant: Tenant) -> None:
             job_title=un.text("jobTitle", None),
             usage_location=un.text("usageLocation", tenant.country),
             mailbox=un.text("mailbox", None, choices=RECIPIENT_TYPES),
-            created=created,
+            created=un.timestamp("createdDateTime", created) or created,
+            sign_in=_sign_in(un),
         )
         tenant.add_user(user)
     counter = 0
@@ -719,6 +837,7 @@ def load_users(node: Node, tenant: Tenant) -> None:
         job = gn.text("jobTitle", None)
         usage = gn.text("usageLocation", tenant.country)
         mailbox = gn.text("mailbox", None, choices=RECIPIENT_TYPES)
+        sign_in = _sign_in(gn)
         domain = tenant.default_domain
         tid = tenant.tenant_id
         by_upn = tenant.users_by_upn
@@ -745,7 +864,24 @@ def load_users(node: Node, tenant: Tenant) -> None:
                 usage_location=usage,
                 mailbox=mailbox,
                 created=created,
+                sign_in=sign_in,
             ))
+
+
+def _sign_in(node: Node) -> dict[str, str | None] | None:
+    """A user's ``signInActivity``: explicit timestamps, or every one of them ``lastSignInDaysAgo``
+    days before now (``never``: no sign-in recorded); by default the user signed in a day ago."""
+    if node.has("signInActivity"):
+        sn = Node(node.raw["signInActivity"], node.at("signInActivity"), _SIGN_IN_KEYS)
+        return {key: sn.timestamp(key, None) for key in sorted(_SIGN_IN_KEYS)}
+    days: Any = node.raw.get("lastSignInDaysAgo", 1)
+    if days == "never":
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise EmulatorError(f"{node.at('lastSignInDaysAgo')} must be a whole number of days (0 or more) or "
+                            f"'never', got {days!r}")
+    when = iso(datetime.now(UTC) - timedelta(days=days))
+    return dict.fromkeys(sorted(_SIGN_IN_KEYS), when)
 
 
 def _load_subscriptions(node: Node, tenant: Tenant, explicit: dict[str, tuple[int, str]]) -> None:

@@ -36,6 +36,7 @@ import requests
 
 from shared.adapters.graph_tokens import CredentialFactory, TenantCredentials, TenantTokens
 from shared.adapters.http import RetryingHttp
+from shared.domain.lifecycle import GdapRelationship
 from shared.domain.model import (
     MAX_COUNT,
     CustomerTenant,
@@ -43,6 +44,8 @@ from shared.domain.model import (
     GroupMember,
     Mailbox,
     ManagedDevice,
+    SignIn,
+    SignIns,
     SkuCount,
     Subscription,
     TenantReadout,
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 USER_FIELDS = ("id", "userPrincipalName", "displayName", "accountEnabled", "userType",
                "assignedLicenses", "mail", "officeLocation", "department", "city", "state", "country")
 MAX_BATCH = 20
+SIGN_IN_PAGE = 120
+NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SAFE_QUERY = "$,()'=/"
 REPORT_PRIVACY_SETTING = "Display concealed user, group, and site names in all reports"
@@ -87,6 +92,10 @@ ORGANIZATION = Endpoint("organization", "Organization.Read.All",
 SUBSCRIBED_SKUS = Endpoint("subscribedSkus", "LicenseAssignment.Read.All")
 SUBSCRIPTIONS = Endpoint("directory/subscriptions", "LicenseAssignment.Read.All")
 USERS = Endpoint("users", "User.Read.All", (("$select", ",".join(USER_FIELDS)), ("$top", "999")))
+SIGN_INS = Endpoint("users", "AuditLog.Read.All",
+                    (("$select", "id,createdDateTime,signInActivity"), ("$top", str(SIGN_IN_PAGE))))
+"""Read apart from ``USERS``: a tenant that cannot give sign-ins (no AuditLog.Read.All, no Entra ID
+P1/P2) still gives its users. Graph serves at most 120 users a page when signInActivity is selected."""
 MANAGED_DEVICES = Endpoint("deviceManagement/managedDevices",
                            "DeviceManagementManagedDevices.Read.All",
                            (("$select", "id,deviceName,operatingSystem,userPrincipalName"),))
@@ -97,19 +106,6 @@ SEND_MAIL_PERMISSION = "Mail.Send"
 def group_members_endpoint(group_id: str) -> Endpoint:
     return Endpoint(f"groups/{quote(group_id, safe='')}/transitiveMembers", "GroupMember.Read.All",
                     (("$select", "id,displayName,accountEnabled"), ("$top", "999")))
-
-
-@dataclass(frozen=True)
-class DelegatedAdminRelationship:
-    """A GDAP relationship of the partner (``delegatedAdminRelationship``)."""
-
-    id: str
-    display_name: str
-    status: str
-    customer_tenant_id: str
-    customer_name: str
-    end: datetime | None
-    role_ids: tuple[str, ...] = ()
 
 
 class NoRedirectSession(requests.Session):
@@ -186,20 +182,28 @@ class GraphClient:
                                       display_name=str(item.get("displayName") or tid)))
         return out
 
-    def list_delegated_admin_relationships(self) -> list[DelegatedAdminRelationship]:
+    def list_gdap_relationships(self) -> list[GdapRelationship]:
+        """The partner's GDAP relationships (``delegatedAdminRelationships``), whatever their status."""
         partner = self.settings.partner_tenant_id
         out = []
         for item in self._list(partner, GDAP_RELATIONSHIPS):
-            customer = item.get("customer") or {}
-            roles = ((item.get("accessDetails") or {}).get("unifiedRoles")) or []
-            out.append(DelegatedAdminRelationship(
+            customer = item.get("customer")
+            tid = customer.get("tenantId") if isinstance(customer, dict) else None
+            if not isinstance(tid, str) or not tid or not isinstance(item.get("status"), str):
+                raise IncompleteReadError(partner, f"a delegatedAdminRelationship lacks customer.tenantId or "
+                                          f"status: {item.get('id')}")
+            access = item.get("accessDetails")
+            roles = (access.get("unifiedRoles") if isinstance(access, dict) else None) or []
+            out.append(GdapRelationship(
                 id=str(item.get("id", "")),
                 display_name=str(item.get("displayName") or ""),
-                status=str(item.get("status") or ""),
-                customer_tenant_id=str(customer.get("tenantId") or "").lower(),
-                customer_name=str(customer.get("displayName") or ""),
+                status=str(item["status"]),
+                customer_tenant_id=tid.lower(),
+                customer_name=str(customer.get("displayName") or "") if isinstance(customer, dict) else "",
                 end=_timestamp(item.get("endDateTime")),
-                role_ids=tuple(str(r.get("roleDefinitionId")) for r in roles if isinstance(r, dict)),
+                role_ids=tuple(str(r["roleDefinitionId"]).lower() for r in roles
+                               if isinstance(r, dict) and r.get("roleDefinitionId")),
+                auto_extend=str(item.get("autoExtendDuration") or ""),
             ))
         return out
 
@@ -241,9 +245,11 @@ class GraphClient:
 
     # ------------------------------------------------------------------ a whole tenant, batched
     def collect_tenant(self, tenant_id: str, *, group_ids: Iterable[str] = (),
-                       mailboxes: bool = False, managed_devices: bool = False) -> TenantReadout:
+                       mailboxes: bool = False, managed_devices: bool = False,
+                       sign_ins: bool = False) -> TenantReadout:
         """Read a tenant with one ``$batch`` for every first page (then next links one by one).
-        Complete or raises, like the single methods."""
+        Complete or raises, like the single methods; except the users' sign-ins (``sign_ins``),
+        which a tenant may not give (``SignIns.unavailable`` says why) without failing the read."""
         groups = list(dict.fromkeys(group_ids))
         wanted: list[tuple[str, Endpoint]] = [("skus", SUBSCRIBED_SKUS), ("users", USERS),
                                               ("subscriptions", SUBSCRIPTIONS)]
@@ -252,6 +258,8 @@ class GraphClient:
             wanted.append(("mailboxes", MAILBOX_REPORT))
         if managed_devices:
             wanted.append(("devices", MANAGED_DEVICES))
+        if sign_ins:
+            wanted.append(("signins", SIGN_INS))
         answers = self._batch(tenant_id, wanted)
         endpoints = dict(wanted)
 
@@ -277,8 +285,43 @@ class GraphClient:
                 raise self._error(tenant_id, status, body, "GET", self._url(MAILBOX_REPORT),
                                   MAILBOX_REPORT.permission)
         devices = tuple(_map_devices(tenant_id, items("devices"))) if managed_devices else None
+        activity = self._sign_ins(tenant_id, answers["signins"]) if sign_ins else None
         return TenantReadout(tenant_id.lower(), tuple(skus), tuple(users), tuple(subs), members,
-                             boxes, devices)
+                             boxes, devices, activity)
+
+    def list_sign_ins(self, tenant_id: str) -> SignIns:
+        """The users' last sign-ins (``signInActivity``), or why the tenant does not give them."""
+        return self._sign_ins(tenant_id, None)
+
+    def _sign_ins(self, tenant_id: str, first: tuple[int, dict[str, str], Any] | None) -> SignIns:
+        """Sign-ins from a batched first page (or read now). A refusal (403: AuditLog.Read.All not
+        granted, or no Entra ID P1/P2 in the tenant) or a failed read is ``unavailable``, not an
+        error: sign-ins only feed an alert, never a bill."""
+        url = self._url(SIGN_INS)
+        try:
+            if first is None:
+                response = self._send(tenant_id, "GET", url, SIGN_INS.permission)
+                status, body = response.status_code, _json_or_none(response)
+            else:
+                status, _headers, body = first
+            if status != 200:
+                code, _message = _graph_error_parts(body)
+                if status == 403 and code == NON_PREMIUM:
+                    return SignIns(unavailable=(
+                        f"the tenant has no Microsoft Entra ID P1 or P2 licence, which sign-in activity needs "
+                        f"({code})"))
+                if status == 403:
+                    return SignIns(unavailable=(
+                        f"the SeatSync app lacks the application permission AuditLog.Read.All in this tenant "
+                        f"({code}): add it to the app registration and grant admin consent again at "
+                        f"{self.tokens.consent_url(tenant_id)}"))
+                raise self._error(tenant_id, status, body, "GET", url, SIGN_INS.permission)
+            items = self._pages(tenant_id, url, SIGN_INS.permission, first=body)
+        except GraphAuthError:
+            raise
+        except GraphError as exc:
+            return SignIns(unavailable=f"the sign-ins could not be read: {exc}")
+        return SignIns(users=tuple(_map_sign_in(item) for item in items))
 
     def _batch(self, tenant_id: str, wanted: Sequence[tuple[str, Endpoint]]
                ) -> dict[str, tuple[int, dict[str, str], Any]]:
@@ -594,6 +637,22 @@ def _map_subscriptions(tenant_id: str, items: list[dict[str, Any]]) -> list[Subs
     return out
 
 
+def _map_sign_in(item: dict[str, Any]) -> SignIn:
+    """A user's last use of the account: the last successful sign-in where Entra records it
+    (``lastSuccessfulSignInDateTime``, since December 2023, not backfilled), else the latest
+    attempt, interactive or not (``lastSignInDateTime`` counts failed attempts too, so a user may
+    look more active than they are, never less)."""
+    activity = item.get("signInActivity")
+    last = None
+    if isinstance(activity, dict):
+        last = _timestamp(activity.get("lastSuccessfulSignInDateTime"))
+        if last is None:
+            attempts = [t for t in (_timestamp(activity.get("lastSignInDateTime")),
+                                    _timestamp(activity.get("lastNonInteractiveSignInDateTime"))) if t]
+            last = max(attempts) if attempts else None
+    return SignIn(user_id=str(item.get("id")), last=last, created=_timestamp(item.get("createdDateTime")))
+
+
 def _map_members(tenant_id: str, group_id: str, items: list[dict[str, Any]]) -> list[GroupMember]:
     out = []
     for item in items:
@@ -705,5 +764,5 @@ def _timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-__all__ = ["DelegatedAdminRelationship", "Endpoint", "GraphClient", "TenantCredentials", "TenantReadout",
+__all__ = ["Endpoint", "GraphClient", "TenantCredentials", "TenantReadout",
            "TenantTokens"]

@@ -1,10 +1,13 @@
-"""App-only tokens for Microsoft Graph, one credential per tenant.
+"""App-only tokens for Microsoft Graph, per (partner app, tenant).
 
 SeatSync reads every customer tenant with its own app-only token (client credentials against
 ``{authority}/{customerTenantId}``), so the app must be consented in each tenant. ``TenantTokens``
-creates one azure-identity credential per tenant on first use, caches it, and caches each token
-until shortly before it expires; it is safe to share between threads. Failures become
-``GraphAuthError`` with the AADSTS code and a one-line "what to do".
+holds the tokens of one app registration (one partner account): it caches each tenant's token
+until shortly before it expires, and nothing else per tenant. The azure-identity credential that
+fetches a token is created for that request and closed after it, so a process that reads
+thousands of tenants for months keeps no credential (nor its connection pool and token cache) per
+tenant. It is safe to share between threads. Failures become ``GraphAuthError`` with the AADSTS
+code and a one-line "what to do".
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import CertificateCredential, ClientSecretCredential
 
+from shared.adapters.http import pooled_session
 from shared.errors import GraphAuthError
 from shared.settings import GraphSettings
 
@@ -125,8 +130,11 @@ class _Cached:
     expires_on: float
 
 
+_LOCK_STRIPES = 64  # token fetches of different tenants rarely wait for each other, with bounded memory
+
+
 class TenantTokens:
-    """Per-tenant credentials and tokens for one app registration; thread-safe."""
+    """The tokens of one app registration, per tenant; thread-safe."""
 
     def __init__(self, settings: GraphSettings, *, verify: bool | str = True,
                  credential_factory: CredentialFactory | None = None,
@@ -137,9 +145,10 @@ class TenantTokens:
         self._factory = credential_factory or self._default_credential
         self._margin = refresh_margin_seconds
         self._lock = threading.Lock()
-        self._credentials: dict[str, TokenCredential] = {}
         self._tokens: dict[str, _Cached] = {}
-        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        # one connection pool to Entra ID for the credentials this object creates, one at a time
+        self._session = pooled_session()
         self._counter_lock = threading.Lock()
         self._token_requests = 0
         self._identity_requests = 0
@@ -175,6 +184,8 @@ class TenantTokens:
             "authority": s.authority_host,
             "connection_verify": self.verify,
             "raw_request_hook": self._count,
+            "transport": RequestsTransport(session=self._session, session_owner=False,
+                                           connection_verify=self.verify),
         }
         if not is_microsoft_authority(s.authority_host):
             options["disable_instance_discovery"] = True
@@ -187,26 +198,16 @@ class TenantTokens:
         return ClientSecretCredential(tenant_id, s.client_id, s.client_secret, **options)
 
     def credential(self, tenant_id: str) -> TokenCredential:
-        key = tenant_id.lower()
-        with self._lock:
-            found = self._credentials.get(key)
-        if found is not None:
-            return found
+        """A new credential for one token request to ``tenant_id`` (the caller closes it)."""
         try:
-            created = self._factory(tenant_id)
+            return self._factory(tenant_id)
         except GraphAuthError:
             raise
         except (ValueError, ClientAuthenticationError) as exc:
             raise self._auth_error(tenant_id, exc) from exc
-        with self._lock:
-            return self._credentials.setdefault(key, created)
 
     def _tenant_lock(self, key: str) -> threading.Lock:
-        with self._lock:
-            lock = self._tenant_locks.get(key)
-            if lock is None:
-                lock = self._tenant_locks[key] = threading.Lock()
-            return lock
+        return self._stripes[hash(key) % _LOCK_STRIPES]
 
     # -- tokens ---------------------------------------------------------------------------
     def token(self, tenant_id: str) -> str:
@@ -224,10 +225,10 @@ class TenantTokens:
             credential = self.credential(tenant_id)
             try:
                 access = credential.get_token(self.scope)
-            except ClientAuthenticationError as exc:
+            except (ClientAuthenticationError, ValueError) as exc:
                 raise self._auth_error(tenant_id, exc) from exc
-            except ValueError as exc:
-                raise self._auth_error(tenant_id, exc) from exc
+            finally:
+                _close(credential)
             issued_for = token_tenant(access.token)
             if issued_for is not None and issued_for != key:
                 raise GraphAuthError(
@@ -240,25 +241,20 @@ class TenantTokens:
             return access.token
 
     def invalidate(self, tenant_id: str) -> None:
-        """Forget the tenant's token and credential (and with it azure-identity's cache), so the
-        next ``token`` call asks Entra ID for a fresh one."""
-        key = tenant_id.lower()
+        """Forget the tenant's token, so the next ``token`` call asks Entra ID for a fresh one."""
         with self._lock:
-            self._tokens.pop(key, None)
-            credential = self._credentials.pop(key, None)
-        close = getattr(credential, "close", None)
-        if callable(close):
-            close()
+            self._tokens.pop(tenant_id.lower(), None)
+
+    @property
+    def cached_tenants(self) -> int:
+        """Tenants with a token held (what this object keeps per tenant)."""
+        with self._lock:
+            return len(self._tokens)
 
     def close(self) -> None:
         with self._lock:
-            credentials = list(self._credentials.values())
-            self._credentials.clear()
             self._tokens.clear()
-        for credential in credentials:
-            close = getattr(credential, "close", None)
-            if callable(close):
-                close()
+        self._session.close()
 
     def _auth_error(self, tenant_id: str, exc: BaseException) -> GraphAuthError:
         code = aadsts_code(exc)
@@ -270,6 +266,12 @@ class TenantTokens:
         elif code is None:
             message += " -> what to do: check that Entra ID is reachable and the app settings are right"
         return GraphAuthError(tenant_id, message, code=code)
+
+
+def _close(credential: TokenCredential) -> None:
+    close = getattr(credential, "close", None)
+    if callable(close):
+        close()
 
 
 # The name the service layer uses for the shared, per-process token holder.

@@ -38,6 +38,8 @@ from shared.domain.model import (
     GroupMember,
     Mailbox,
     ManagedDevice,
+    SignIn,
+    SignIns,
     SkuCount,
     Subscription,
     TenantSnapshot,
@@ -80,6 +82,7 @@ def snapshot_to_document(snapshot: TenantSnapshot) -> dict[str, Any]:
         "managedDevices": (None if snapshot.managed_devices is None
                            else [asdict(d) for d in snapshot.managed_devices]),
         "partner": None if snapshot.partner is None else facts_to_json(snapshot.partner),
+        "signIns": _sign_ins_to_json(snapshot.sign_ins),
     }
 
 
@@ -102,7 +105,23 @@ def snapshot_from_document(document: dict[str, Any]) -> TenantSnapshot:
         managed_devices=(None if document.get("managedDevices") is None
                          else tuple(ManagedDevice(**d) for d in document["managedDevices"])),
         partner=None if document.get("partner") is None else facts_from_json(document["partner"]),
+        sign_ins=_sign_ins_from_json(document.get("signIns")),
     )
+
+
+def _sign_ins_to_json(sign_ins: SignIns | None) -> dict[str, Any] | None:
+    """Compact: one ``[user id, last sign-in, created]`` triple a user (tenants of 10,000 users)."""
+    if sign_ins is None:
+        return None
+    return {"unavailable": sign_ins.unavailable,
+            "users": [[s.user_id, _iso(s.last), _iso(s.created)] for s in sign_ins.users]}
+
+
+def _sign_ins_from_json(data: Any) -> SignIns | None:
+    if not isinstance(data, dict):
+        return None  # snapshots stored before sign-ins were read, or with the alert off
+    return SignIns(users=tuple(SignIn(str(uid), _dt(last), _dt(created)) for uid, last, created in data["users"]),
+                   unavailable=data.get("unavailable"))
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -27,6 +27,7 @@ AlertKind = Literal[
     "run-failed",
     "writes-recovered",
     "auth-failed",
+    "tenant-guarded",
     "billing-problem",
     "changes-held",
     "unlinked-licence",
@@ -34,6 +35,8 @@ AlertKind = Literal[
     "shared-mailbox-licensed",
     "gdap-not-added",
     "gdap-ended",
+    "gdap-expiring",
+    "inactive-users",
     "reducible-seats",
     "margin-below-floor",
     "renewal-unused",
@@ -49,6 +52,7 @@ DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "run-failed": "immediate",
     "writes-recovered": "immediate",
     "auth-failed": "immediate",
+    "tenant-guarded": "daily",
     "billing-problem": "daily",
     "changes-held": "daily",
     "unlinked-licence": "daily",
@@ -56,6 +60,8 @@ DEFAULT_DIGESTS: dict[AlertKind, Digest] = {
     "shared-mailbox-licensed": "weekly",
     "gdap-not-added": "weekly",
     "gdap-ended": "daily",
+    "gdap-expiring": "weekly",
+    "inactive-users": "monthly",
     "reducible-seats": "daily",
     "margin-below-floor": "weekly",
     "renewal-unused": "weekly",
@@ -135,6 +141,20 @@ class RenewalRule(AlertRule):
                              description="alert about a renewal with unused seats this many days before it falls")
 
 
+class GdapExpiringRule(AlertRule):
+    days_before: int = Field(default=30, ge=1, le=730,
+                             description="alert about a GDAP relationship that ends within this many days")
+
+
+class InactiveUsersRule(AlertRule):
+    """Off by default: reading users' sign-ins needs the application permission AuditLog.Read.All
+    in each customer tenant, and Microsoft Entra ID P1 or P2 there."""
+
+    enabled: bool = False
+    days: int = Field(default=90, ge=1, le=3650,
+                      description="a licensed user with no sign-in for this many days is inactive")
+
+
 class RunFailedRule(AlertRule):
     @field_validator("digest")
     @classmethod
@@ -150,6 +170,7 @@ class AlertRules(Model):
     run_failed: RunFailedRule = RunFailedRule()
     writes_recovered: AlertRule = AlertRule()
     auth_failed: AlertRule = AlertRule()
+    tenant_guarded: AlertRule = AlertRule()
     billing_problem: AlertRule = AlertRule()
     changes_held: AlertRule = AlertRule()
     unlinked_licence: AlertRule = AlertRule()
@@ -157,6 +178,8 @@ class AlertRules(Model):
     shared_mailbox_licensed: AlertRule = AlertRule()
     gdap_not_added: AlertRule = AlertRule()
     gdap_ended: AlertRule = AlertRule()
+    gdap_expiring: GdapExpiringRule = GdapExpiringRule()
+    inactive_users: InactiveUsersRule = InactiveUsersRule()
     reducible_seats: AlertRule = AlertRule()
     margin_below_floor: MarginFloorRule = MarginFloorRule()
     renewal_unused: RenewalRule = RenewalRule()

@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.config.base import Model, SecretRef
 from shared.config.notifications import NotificationSettings
+from shared.config.partners import DEFAULT_PARTNER, AccessMode, GdapRules, PartnerAccount
 from shared.config.products import resolve_licence
 from shared.config.sources import PartnerCustomer, SubscriptionSource
 from shared.errors import ConfigError
@@ -352,6 +353,12 @@ class TenantConfig(Model):
     excluded_licences: tuple[LicenceRef, ...] = ()
     custom_licences: tuple[CustomLicence, ...] = ()
     partner_customers: tuple[PartnerCustomer, ...] = ()
+    access: AccessMode = Field(
+        default="gdap", description="gdap: a GDAP customer of a partner account; consent: added by tenant id, "
+                                    "the partner account's app consented by the customer's administrator")
+    partner: str | None = Field(
+        default=None, description="the partner account to read the tenant through (default: the first account "
+                                  "with a usable GDAP relationship; for consent tenants the first account)")
 
     @field_validator("tenant_id")
     @classmethod
@@ -385,6 +392,8 @@ class SeatSyncConfig(Model):
     """The whole configuration document."""
 
     version: Literal[1] = 1
+    partner_accounts: tuple[PartnerAccount, ...] = ()
+    gdap: GdapRules = GdapRules()
     psa_connections: tuple[PsaConnection, ...] = ()
     subscription_sources: tuple[SubscriptionSource, ...] = ()
     billing_profiles: tuple[BillingProfile, ...] = ()
@@ -425,6 +434,14 @@ class SeatSyncConfig(Model):
                 return connection
         return None
 
+    def partner_names(self) -> list[str]:
+        """The partner accounts in configuration order: the app settings' account first."""
+        return [DEFAULT_PARTNER, *(a.name for a in self.partner_accounts)]
+
+    def partner_account(self, name: str | None) -> PartnerAccount | None:
+        """A ``partnerAccounts`` entry by name (None for the app settings' account, ``default``)."""
+        return next((a for a in self.partner_accounts if a.name == name), None)
+
     def subscription_source(self, name: str) -> SubscriptionSource | None:
         return next((s for s in self.subscription_sources if s.name == name), None)
 
@@ -460,6 +477,14 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
             names.add(item.name)
         return names
 
+    partners = unique_names(config.partner_accounts, "partnerAccounts") | {DEFAULT_PARTNER}
+    for i, account in enumerate(config.partner_accounts):
+        if account.name == DEFAULT_PARTNER:
+            problems.append(f"partnerAccounts[{i}].name: '{DEFAULT_PARTNER}' is the app settings' partner account "
+                            "(GRAPH_CLIENT_ID, GRAPH_PARTNER_TENANT_ID); give this one another name")
+        for j, other in enumerate(config.partner_accounts[:i]):
+            if other.tenant_id == account.tenant_id and other.client_id == account.client_id:
+                problems.append(f"partnerAccounts[{i}]: the same partner tenant and app as partnerAccounts[{j}]")
     connections = unique_names(config.psa_connections, "psaConnections")
     source_names = unique_names(config.subscription_sources, "subscriptionSources")
     unique_names(config.billing_profiles, "billingProfiles")
@@ -479,6 +504,9 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
             problems.append(f"{where}.tenantId: {tenant.tenant_id} is also tenants[{seen_tenants[tenant.tenant_id]}]")
         seen_tenants.setdefault(tenant.tenant_id, t)
         unique_names(tenant.custom_licences, f"{where}.customLicences")
+        if tenant.partner is not None and tenant.partner not in partners:
+            problems.append(f"{where}.partner: no partner account named '{tenant.partner}' (known: "
+                            f"{', '.join(sorted(partners))})")
         given: set[str] = set()
         for p, customer in enumerate(tenant.partner_customers):
             if customer.source not in source_names:

@@ -4,6 +4,8 @@ Pure code, no I/O.
 The order of the rules (docs/billing-rules.md explains each with an example):
 1. a decision already taken for this very decrease (same line, same from and to quantities)
    stands: approved -> apply; rejected -> leave billing as it is;
+   a guarded tenant (its partner no longer holds it, or its GDAP relationship ended or lacks the
+   roles: shared.domain.lifecycle) holds every other decrease for approval, with the reason;
 2. a deferred decrease whose renewal date has come is applied;
 3. a large decrease (by default: more than 20 % *and* more than 2 seats, or any decrease to
    zero) is held for approval, whatever else applies;
@@ -170,14 +172,17 @@ def is_large(old: int, new: int, safety: SafetyPolicy) -> bool:
 
 def decide(*, old: int, new: int, key: str, custom: bool, policy: DecreasePolicy, safety: SafetyPolicy,
            terms: Commitment | None, approval: Approval | None, deferral: Deferral | None,
-           today: date) -> Decision:
-    """What to do with a decrease of a line from ``old`` to ``new`` seats."""
+           today: date, guard: str | None = None) -> Decision:
+    """What to do with a decrease of a line from ``old`` to ``new`` seats; ``guard`` says why the
+    tenant's decreases all wait for a person."""
     if approval is not None and approval.hold_key == key:
         who = f" by {approval.decided_by}" if approval.decided_by else ""
         if approval.status == "approved":
             return Decision(Verdict.APPLY, f"approved{who}")
         if approval.status == "rejected":
             return Decision(Verdict.REJECTED, f"rejected{who}; billing stays at {old}")
+    if guard:
+        return Decision(Verdict.HOLD, f"held for approval: {guard}; nothing is lowered until a person approves")
     if deferral is not None and deferral.hold_key == key and deferral.due <= today:
         return Decision(Verdict.APPLY, f"deferred decrease due at the renewal on {deferral.due}")
     if is_large(old, new, safety):

@@ -163,6 +163,31 @@ class ManagedDevice:
 
 
 @dataclass(frozen=True)
+class SignIn:
+    """When a user last used their account, as Entra ID records it (``signInActivity``):
+    ``last`` is the last successful sign-in where Entra records it (``lastSuccessfulSignInDateTime``,
+    since December 2023), else the latest sign-in attempt, interactive or not; None when Entra has
+    no sign-in for the user (never signed in, or not since April 2020). ``created`` is when the
+    account was created (a new account is not inactive)."""
+
+    user_id: str
+    last: datetime | None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SignIns:
+    """The users' sign-ins of a tenant, or why Graph would not give them (``unavailable``: the
+    app lacks AuditLog.Read.All, or the tenant has no Microsoft Entra ID P1/P2 licence)."""
+
+    users: tuple[SignIn, ...] = ()
+    unavailable: str | None = None
+
+    def of(self, user_id: str) -> SignIn | None:
+        return next((s for s in self.users if s.user_id == user_id), None)
+
+
+@dataclass(frozen=True)
 class TenantSnapshot:
     """Everything read from one tenant in one run. Complete by construction: a partial read
     never becomes a snapshot (the collector raises instead)."""
@@ -178,6 +203,8 @@ class TenantSnapshot:
     managed_devices: tuple[ManagedDevice, ...] | None = None
     partner: PartnerFacts | None = None
     """What the configured subscription sources say about the tenant (None: none is configured)."""
+    sign_ins: SignIns | None = None
+    """The users' sign-ins (None: not read, the inactive-users alert is off)."""
 
     def __post_init__(self) -> None:
         require_utc(self.collected_at, "collected_at")
@@ -204,6 +231,7 @@ class TenantReadout:
     groups: dict[str, tuple[GroupMember, ...]] = field(default_factory=dict)
     mailboxes: tuple[Mailbox, ...] | None = None
     managed_devices: tuple[ManagedDevice, ...] | None = None
+    sign_ins: SignIns | None = None
 
 
 # --------------------------------------------------------------------------- PSA side

@@ -112,6 +112,8 @@ class Decisions:
 
     approvals: Mapping[str, Approval] = field(default_factory=dict)
     deferrals: Mapping[str, Deferral] = field(default_factory=dict)
+    guard: str | None = None
+    """Why every decrease of the tenant waits for a person this run (shared.domain.lifecycle)."""
 
 
 @dataclass(frozen=True)
@@ -651,7 +653,8 @@ class _Planner:
         decision = decide(
             old=old, new=item.quantity, key=key, custom=item.licence.custom is not None,
             policy=item.licence.decrease_policy, safety=self.config.safety, terms=self.terms(item),
-            approval=self.decisions.approvals.get(key), deferral=self.decisions.deferrals.get(key), today=self.today)
+            approval=self.decisions.approvals.get(key), deferral=self.decisions.deferrals.get(key), today=self.today,
+            guard=self.decisions.guard)
         reason = f"{item.reason}; {decision.reason}"
         if decision.verdict != Verdict.APPLY:
             status = {Verdict.HOLD: ChangeStatus.HELD, Verdict.DEFER: ChangeStatus.DEFERRED,

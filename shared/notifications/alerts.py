@@ -16,12 +16,15 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
+from shared.config.partners import DEFAULT_PARTNER
 from shared.contracts import RunSummary, StartedRun, TenantOutcome
+from shared.domain.inactivity import InactiveUser, inactive_users
 from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
 from shared.domain.problems import Problem, ProblemKind
 from shared.domain.sku_names import sku_display_name
@@ -50,6 +53,9 @@ KINDS: dict[AlertKind, KindInfo] = {
                                  "Find out why the earlier run stopped (its report)."),
     "auth-failed": KindInfo("Tenants SeatSync cannot sign in to", "critical",
                             "Nothing is read or billed for these tenants until this is fixed."),
+    "tenant-guarded": KindInfo("Tenants whose decreases wait for a person", "warning",
+                               "Nothing is lowered for these tenants until a person approves each held decrease: "
+                               "seatsync approvals list"),
     "billing-problem": KindInfo("Billing problems", "warning",
                                 "Each item says what to do. Until it is fixed SeatSync writes nothing for a line "
                                 "it cannot decide."),
@@ -68,6 +74,12 @@ KINDS: dict[AlertKind, KindInfo] = {
     "gdap-not-added": KindInfo("GDAP customers not yet in SeatSync", "info",
                                "Add them to the configuration (seatsync config export, add the "
                                "tenant, seatsync config import), or exclude them from this alert."),
+    "gdap-expiring": KindInfo("GDAP relationships ending soon", "warning",
+                              "Extend the relationship (or create a new one) in Partner Center before it ends; "
+                              "when it ends, the tenant's decreases wait for a person."),
+    "inactive-users": KindInfo("Licensed users who do not sign in", "info",
+                               "Check whether each user still needs the licence: remove it, or reduce the "
+                               "subscription (NCE: at its renewal)."),
     "reducible-seats": KindInfo("Unused seats you can still reduce", "warning",
                                 "Reduce them in Partner Center or Pax8 before the deadline: Microsoft "
                                 "refunds them only inside the 7 days after a purchase or renewal."),
@@ -124,6 +136,8 @@ class Links:
     base_url: str | None = None
     graph_client_id: str | None = None
     authority_host: str = DEFAULT_AUTHORITY
+    partner_clients: Mapping[str, str] = field(default_factory=dict)
+    """The app (client) id of each further partner account, by name (``partnerAccounts``)."""
 
     def run_report(self, run_id: str) -> str | None:
         return f"{self.base_url.rstrip('/')}/api/dashboard/runs/{run_id}" if self.base_url else None
@@ -134,10 +148,14 @@ class Links:
     def unlinked(self) -> str | None:
         return f"{self.base_url.rstrip('/')}/api/dashboard/mapping" if self.base_url else None
 
-    def consent(self, tenant_id: str) -> str | None:
-        if not self.graph_client_id:
+    def consent(self, tenant_id: str, partner: str | None = None) -> str | None:
+        """The tenant's admin-consent page for the app of the partner account that reads it
+        (Microsoft's documented form: ``{authority}/{tenant}/adminconsent?client_id={app id}``)."""
+        client_id = self.partner_clients.get(partner) if partner else None
+        client_id = client_id or (self.graph_client_id if partner in (None, DEFAULT_PARTNER) else None)
+        if not client_id:
             return None
-        return f"{self.authority_host.rstrip('/')}/{tenant_id}/adminconsent?client_id={self.graph_client_id}"
+        return f"{self.authority_host.rstrip('/')}/{tenant_id}/adminconsent?client_id={client_id}"
 
     def credentials(self) -> str | None:
         if not self.graph_client_id:
@@ -346,13 +364,17 @@ def auth_failed_alerts(data: RunData, links: Links) -> list[Alert]:
             continue
         code = outcome.error_code
         text, link_kind = AUTH_ACTIONS.get(code or "", AUTH_DEFAULT_ACTION)
-        url = (links.consent(row.tenant_id) if link_kind == "consent"
+        url = (links.consent(row.tenant_id, outcome.partner) if link_kind == "consent"
                else links.credentials() if link_kind == "credentials" else None)
         label = ("Grant consent" if link_kind == "consent" else "App credentials" if link_kind else None)
         facts = [Fact("Tenant", row.name), Fact("Error code", code or "none given")]
+        if outcome.partner and outcome.partner != DEFAULT_PARTNER:
+            facts.append(Fact("Partner account", outcome.partner))
         if outcome.error:
             facts.append(Fact("Error", _clip(outcome.error, 300)))
         facts.append(Fact("What to do", text))
+        if url and link_kind == "consent":
+            facts.append(Fact("Admin consent", url))
         alerts.append(_make(
             "auth-failed", row.tenant_id, {"code": code or ""},
             title=f"{row.name}: cannot sign in ({code or 'no AADSTS code'})",
@@ -537,17 +559,154 @@ def gdap_alerts(data: RunData, links: Links) -> list[Alert]:
 
 def gdap_ended_alerts(data: RunData, links: Links) -> list[Alert]:
     """Tenants SeatSync bills that GDAP's customer list no longer holds: the relationship ended
-    or expired (or the customer left). Nothing is cancelled by itself; a person is told."""
+    or expired (or the customer left). Nothing is cancelled by itself; a person is told. A tenant
+    this run read is guarded (its decreases held) and told by its ``tenant-guarded`` alert instead;
+    this one is for those it did not read (disabled, or not asked for)."""
     if data.started is None or data.started.gdap_error:
         return []
+    guarded = {work.tenant_id for work in data.started.guarded()}  # told by their tenant-guarded alert
     return [
         _make("gdap-ended", work.tenant_id, {},
               title=f"{work.name} is configured but no longer a GDAP customer",
               line="configured, not in GDAP's customer list", facts=(Fact("Tenant", work.name),
                                                                       Fact("Tenant ID", work.tenant_id)),
               tenant_id=work.tenant_id, tenant_name=work.name, action_text=KINDS["gdap-ended"].action)
-        for work in data.started.configured_not_in_gdap
+        for work in data.started.configured_not_in_gdap if work.tenant_id not in guarded
     ]
+def tenant_guarded_alerts(data: RunData, links: Links) -> list[Alert]:
+    """Tenants whose partner no longer holds them, or whose GDAP relationship ended or lacks the
+    roles SeatSync needs: their decreases are held for a person (shared.domain.lifecycle)."""
+    if data.started is None:
+        return []
+    held: dict[str, list[PlannedChange]] = {}
+    for change, _ in data.changes:
+        if change.status == ChangeStatus.HELD:
+            held.setdefault(change.tenant_id, []).append(change)
+    alerts = []
+    for work in data.started.guarded():
+        what = STANDING_WORDS.get(work.standing or "", "is guarded")
+        changes = held.get(work.tenant_id, [])
+        facts = [Fact("Tenant", work.name), Fact("Tenant ID", work.tenant_id),
+                 Fact("Partner account", work.partner or DEFAULT_PARTNER),
+                 Fact("What happened", _clip(work.guard or "", 300))]
+        if changes:
+            shown = [f"{c.label or sku_display_name(c.sku_id)} {c.old_quantity} → {c.new_quantity}"
+                     for c in changes[:5]]
+            more = len(changes) - len(shown)
+            facts.append(Fact("Held for approval", "; ".join(shown) + (f"; +{more} more" if more > 0 else "")))
+        elif data.summary.dry_run:
+            facts.append(Fact("Held for approval", "a dry run holds nothing; the report lists what it would hold"))
+        else:
+            facts.append(Fact("Held for approval", "no decrease this run; any decrease will wait for a person"))
+        facts.append(Fact("What to do", GUARD_ACTION))
+        alerts.append(_make(
+            "tenant-guarded", work.tenant_id, {"standing": work.standing or "", "partner": work.partner or ""},
+            title=f"{work.name} {what}: its decreases wait for a person",
+            line=_clip(work.guard or what, 160) + (f"; {plural(len(changes), 'decrease')} held" if changes else ""),
+            facts=tuple(facts), tenant_id=work.tenant_id, tenant_name=work.name, action_text=GUARD_ACTION,
+            action_url=links.approvals(), action_label="Review approvals",
+        ))
+    return alerts
+
+
+STANDING_WORDS = {"vanished": "is no longer a GDAP customer", "ended": "has no GDAP relationship in force",
+                  "roles-missing": "lacks the GDAP roles SeatSync needs"}
+GUARD_ACTION = ("Ask the customer whether they are still yours. If they left, approve the held decreases "
+                "(seatsync approvals list) and remove the tenant from the configuration; if not, restore or "
+                "renew the GDAP relationship (with the roles SeatSync needs), or add the tenant with "
+                "access: consent.")
+
+
+def gdap_expiring_alerts(data: RunData, links: Links) -> list[Alert]:
+    """GDAP relationships of configured tenants that end within the configured days and do not
+    extend themselves."""
+    if data.started is None:
+        return []
+    alerts = []
+    for note in data.started.relationships_ending:
+        day = note.end.date().isoformat()
+        when = "today" if note.days_left == 0 else f"in {plural(note.days_left, 'day')}"
+        alerts.append(_make(
+            "gdap-expiring", f"{note.tenant_id}|{note.partner}|{note.relationship}", {"end": day},
+            title=f"{note.name}: GDAP relationship '{note.relationship}' ends on {day}",
+            line=f"relationship '{note.relationship}' ends on {day} ({when})",
+            facts=(Fact("Tenant", note.name), Fact("Partner account", note.partner),
+                   Fact("Relationship", note.relationship), Fact("Ends", f"{day} ({when})")),
+            tenant_id=note.tenant_id, tenant_name=note.name, action_text=KINDS["gdap-expiring"].action,
+        ))
+    return alerts
+
+
+def inactive_user_alerts(data: RunData, links: Links, *, days: int, currency: str,
+                         billing_excluded: Callable[[str, str], bool]) -> list[Alert]:
+    """Per tenant: licensed users with no sign-in for ``days`` days, with what their licences cost
+    a month at the PSA's unit prices; or, once per tenant, why its sign-ins cannot be read."""
+    prices = _prices(data.reconciliation)
+    alerts = []
+    for tenant_id, snapshot in sorted(data.snapshots.items()):
+        if snapshot.sign_ins is None:
+            continue
+        name = data.tenant_name(tenant_id)
+        if snapshot.sign_ins.unavailable is not None:
+            reason = snapshot.sign_ins.unavailable
+            alerts.append(_make(
+                "inactive-users", f"{tenant_id}|unavailable", {"unavailable": True},
+                severity="info", title=f"{name}: users' sign-ins cannot be read",
+                line=f"sign-ins not read: {_clip(reason, 160)}",
+                facts=(Fact("Tenant", name), Fact("Why", _clip(reason, 400)),
+                       Fact("Billing", "not affected: sign-ins only feed this alert")),
+                tenant_id=tenant_id, tenant_name=name,
+                action_text="Grant AuditLog.Read.All (docs/permissions.md) where the tenant has Microsoft Entra ID "
+                            "P1 or P2, or exclude the tenant from inactive-users alerts.",
+                action_url=links.consent(tenant_id, _partner_of(data, tenant_id)) if "AuditLog" in reason else None,
+                action_label="Grant consent" if "AuditLog" in reason else None,
+            ))
+            continue
+        parts = {s.sku_id: s.sku_part_number for s in snapshot.skus}
+
+        def paid(sku_id: str, tenant_id: str = tenant_id, parts: dict[str, str] = parts) -> bool:
+            return not is_free_sku(parts.get(sku_id, "")) and not billing_excluded(tenant_id, sku_id)
+
+        found = inactive_users(snapshot, days, paid)
+        if not found:
+            continue
+        cost = Decimal(0)
+        priced = 0
+        for user in found:
+            known = [prices[(tenant_id, s)] for s in user.sku_ids if (tenant_id, s) in prices]
+            cost += sum(known, Decimal(0))
+            priced += bool(known)
+        now = snapshot.collected_at
+        shown = [f"{u.user.user_principal_name} ({_idle(u, now)})" for u in found[:10]]
+        more = len(found) - len(shown)
+        licences = sorted({sku_display_name(s, parts.get(s)) for u in found for s in u.sku_ids})
+        facts = [Fact("Tenant", name), Fact("Inactive for", f"{days} days or more"),
+                 Fact("Users", ", ".join(shown) + (f", +{more} more" if more > 0 else "")),
+                 Fact("Licences", ", ".join(licences))]
+        cost_text = ""
+        if priced:
+            cost_text = money(cost, currency)
+            unpriced = f"; {len(found) - priced} without a known price" if priced < len(found) else ""
+            facts.append(Fact("Monthly cost", f"{cost_text} at the PSA's unit prices{unpriced}"))
+        alerts.append(_make(
+            "inactive-users", f"{tenant_id}|inactive",
+            {"users": sorted(u.user.user_principal_name.lower() for u in found), "days": days},
+            title=f"{name}: {plural(len(found), 'licensed user')} with no sign-in for {days} days",
+            line=f"{plural(len(found), 'user')} idle {days}+ days" + (f", {cost_text} a month" if cost_text else ""),
+            facts=tuple(facts), tenant_id=tenant_id, tenant_name=name, action_text=KINDS["inactive-users"].action,
+        ))
+    return alerts
+
+
+def _partner_of(data: RunData, tenant_id: str) -> str | None:
+    row = next((r for r in data.tenants if r.tenant_id == tenant_id), None)
+    return row.outcome.partner if row is not None and row.outcome is not None else None
+
+
+def _idle(user: InactiveUser, now: datetime) -> str:
+    if user.last is None:
+        return "never signed in" if user.since is None else f"no sign-in since created {user.since.date()}"
+    return f"last sign-in {user.last.date()}"
 
 
 STATUS_WORDS = {"attention": "needs attention"}
@@ -724,10 +883,17 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
             billing_excluded=billing_excluded)
     if rules.enabled("shared-mailbox-licensed"):
         candidates += shared_mailbox_alerts(data, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
+    if rules.enabled("tenant-guarded"):
+        candidates += tenant_guarded_alerts(data, links)
     if rules.enabled("gdap-not-added"):
         candidates += gdap_alerts(data, links)
     if rules.enabled("gdap-ended"):
         candidates += gdap_ended_alerts(data, links)
+    if rules.enabled("gdap-expiring"):
+        candidates += gdap_expiring_alerts(data, links)
+    if rules.enabled("inactive-users"):
+        candidates += inactive_user_alerts(data, links, days=rules.inactive_users.days, currency=settings.currency,
+                                           billing_excluded=billing_excluded)
     if rules.enabled("reducible-seats"):
         candidates += reducible_seat_alerts(data, links)
     if rules.enabled("margin-below-floor"):

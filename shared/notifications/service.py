@@ -39,6 +39,7 @@ from shared.notifications.alerts import (
 from shared.notifications.digest import select_due
 from shared.notifications.ports import DeliveryError, Notifier
 from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
+from shared.ports import SecretReader
 from shared.services.reconcile import run_reconciliation
 
 if TYPE_CHECKING:
@@ -129,7 +130,21 @@ def links_for(services: Services, settings: NotificationSettings) -> Links:
     graph = services.settings.graph
     return Links(base_url=settings.link_base_url or services.settings.public_url,
                  graph_client_id=graph.client_id if graph else None,
-                 authority_host=graph.authority_host if graph else DEFAULT_AUTHORITY)
+                 authority_host=graph.authority_host if graph else DEFAULT_AUTHORITY,
+                 partner_clients=partner_client_ids(services.config(), services.secrets))
+
+
+def partner_client_ids(config: SeatSyncConfig, secrets: SecretReader) -> dict[str, str]:
+    """The app id of each further partner account, for its tenants' consent links (an id that
+    cannot be read leaves those links out; the tenants' alerts still say what to do)."""
+    found: dict[str, str] = {}
+    for account in config.partner_accounts:
+        try:
+            found[account.name] = (account.client_id if isinstance(account.client_id, str)
+                                   else secrets.get(account.client_id.reference).strip().lower())
+        except SeatSyncError as exc:
+            log.warning("notify: the app id of partner account %s cannot be read (%s)", account.name, exc)
+    return found
 
 
 # --------------------------------------------------------------------------- the run's data
@@ -255,7 +270,8 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
         return NotifyResult(run_id, alerts=0, excluded=0)
     data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
-                                           or settings.alerts.enabled("shared-mailbox-licensed")),
+                                           or settings.alerts.enabled("shared-mailbox-licensed")
+                                           or settings.alerts.enabled("inactive-users")),
                            max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
     built = build_alerts(data, settings, links, config)

@@ -1,5 +1,6 @@
-"""Collect one tenant: read its licences and users from Graph, add what the subscription sources
-said about it in this run (when any is configured), store the snapshot.
+"""Collect one tenant: read its licences and users from Graph (with the app of the partner account
+the run chose for it), add what the subscription sources said about it in this run (when any is
+configured), store the snapshot.
 
 A tenant whose token or any read fails produces no snapshot, so nothing downstream can plan
 from a partial picture: its billing stays exactly as it was, and the outcome says why. That
@@ -44,16 +45,18 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
 
     def outcome_of(status: TenantStatus, **details: Any) -> TenantOutcome:
         return TenantOutcome(tenant_id=request.tenant_id, name=request.name, status=status,
-                             graph_calls=graph.calls - calls_before, **details)
+                             graph_calls=graph.calls - calls_before, partner=request.partner, **details)
 
     try:
         readout = graph.collect_tenant(request.tenant_id, group_ids=request.group_ids,
-                                       mailboxes=request.mailboxes, managed_devices=request.managed_devices)
+                                       mailboxes=request.mailboxes, managed_devices=request.managed_devices,
+                                       sign_ins=request.sign_ins)
         facts = partner(request.tenant_id, readout.subscriptions) if partner is not None else None
         snapshot = TenantSnapshot(
             tenant_id=request.tenant_id, run_id=request.run_id, collected_at=now, skus=readout.skus,
             users=readout.users, subscriptions=readout.subscriptions, groups=dict(readout.groups),
             mailboxes=readout.mailboxes, managed_devices=readout.managed_devices, partner=facts,
+            sign_ins=readout.sign_ins,
         )
         skus, users = snapshot.skus, snapshot.users
     except (StoreError, AzureError):
@@ -74,7 +77,9 @@ def collect_tenant(graph: GraphPort, snapshots: SnapshotRepository, runs: RunRep
             "(the directory changed during the read?)"
             for sku_id, consumed, held in assignment_mismatches(snapshot)
         ]
-        outcome = outcome_of("ok", sku_count=len(skus), user_count=len(users), warnings=warnings)
+        unavailable = snapshot.sign_ins.unavailable if snapshot.sign_ins is not None else None
+        outcome = outcome_of("ok", sku_count=len(skus), user_count=len(users), warnings=warnings,
+                             sign_ins_unavailable=unavailable)
     if outcome.status != "ok":
         log.warning("tenant %s (%s) not collected: %s", request.name, request.tenant_id, outcome.error)
     runs.record_tenant(request.run_id, outcome)

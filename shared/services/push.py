@@ -274,6 +274,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     book.run = book.keep("the run's request", lambda: runs.request(request.run_id))
     configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
     shared = read_shared(config, configured, psa_for)
+    started = runs.started(request.run_id)
     for tenant_id in request.tenant_ids:
         telemetry.set_tenant(tenant_id)
         summary.tenants += 1
@@ -301,8 +302,10 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             for settled in settle(book, intents, view.lines, summary):
                 if settled.held:
                     recovered[settled.change.change_id] = settled.change
+        work = started.work(tenant_id) if started is not None else None
+        decided = book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id))
         plan = plan_tenant(config, tenant, snapshot, view, today,
-                           book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id)),
+                           replace(decided, guard=work.guard if work is not None else None),
                            book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
         book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
                                                    list(plan.problems)))

@@ -11,6 +11,7 @@ from typing import Any
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.source_store import SourceRepository
+from shared.config.partners import DEFAULT_PARTNER
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import ChangeStatus
 from shared.domain.problems import problem_to_json
@@ -44,10 +45,14 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
         status = outcome.status if outcome else "not-collected"
         if outcome and outcome.status == "ok" and row["pushError"]:
             status = "push-failed"
+        work = started.work(row["tenantId"]) if started else None
         tenants.append({
             "tenantId": row["tenantId"],
             "name": outcome.name if outcome else names.get(row["tenantId"], ""),
             "status": status,
+            "partner": (outcome.partner if outcome and outcome.partner else work.partner if work else None),
+            "guard": work.guard if work else None,
+            "signInsUnavailable": outcome.sign_ins_unavailable if outcome else None,
             "error": (outcome.error if outcome and outcome.error else row["pushError"]),
             "errorCode": outcome.error_code if outcome else None,
             "licences": outcome.sku_count if outcome and outcome.status == "ok" else None,
@@ -117,6 +122,10 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
             "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
             "error": started.gdap_error if started else None,
+            "partnerErrors": dict(started.partner_errors) if started else {},
+            "guarded": [{"tenantId": t.tenant_id, "name": t.name, "partner": t.partner, "standing": t.standing,
+                         "reason": t.guard} for t in started.guarded()] if started else [],
+            "relationshipsEnding": [r.to_json() for r in started.relationships_ending] if started else [],
         },
     }
 
@@ -165,7 +174,17 @@ def summarises(report: dict[str, Any]) -> bool:
 
 
 def _needs_attention(tenant: dict[str, Any]) -> bool:
-    return tenant["status"] != "ok" or bool(tenant["error"] or tenant["warnings"] or tenant["problems"])
+    return tenant["status"] != "ok" or bool(tenant["error"] or tenant["warnings"] or tenant["problems"]
+                                            or tenant.get("guard") or tenant.get("signInsUnavailable"))
+
+
+def _notes(tenant: dict[str, Any]) -> list[str]:
+    notes = list(tenant["warnings"])
+    if tenant.get("guard"):
+        notes.insert(0, "guarded: decreases held (see below)")
+    if tenant.get("signInsUnavailable"):
+        notes.append("sign-ins not read")
+    return notes
 
 
 def render_text(report: dict[str, Any], full: bool | None = None) -> str:
@@ -192,12 +211,15 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         quiet = len(tenants) - len(shown_tenants)
         out.append(f"  {quiet} synced without warnings or problems (--all lists them)"
                    + (f"; the {len(shown_tenants)} that need attention:" if shown_tenants else ""))
+    partners = {t.get("partner") or DEFAULT_PARTNER for t in tenants}
     if shown_tenants:
+        several = len(partners) > 1  # the partner account each tenant was read through, when it varies
         out += table(
-            ["STATUS", "TENANT", "LICENCES", "USERS", "NOTE"],
-            [[t["status"], short(t["name"], 32), "-" if t["licences"] is None else str(t["licences"]),
+            ["STATUS", "TENANT", *(["PARTNER"] if several else []), "LICENCES", "USERS", "NOTE"],
+            [[t["status"], short(t["name"], 32), *([short(t.get("partner") or DEFAULT_PARTNER, 16)] if several else []),
+              "-" if t["licences"] is None else str(t["licences"]),
               "-" if t["users"] is None else str(t["users"]),
-              short(t["errorCode"] or ("see below" if t["error"] else "; ".join(t["warnings"])), 60)]
+              short(t["errorCode"] or ("see below" if t["error"] else "; ".join(_notes(t))), 60)]
              for t in shown_tenants], indent="  ", rule=True,
         )
     changes = report["changes"]
@@ -234,6 +256,10 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         out += ["", f"Waiting for approval: {len(held)} (seatsync approvals list; approve or reject by id)"]
         out += [f"  - {c['holdKey']}  {c['tenantName']}: {c['licence']} {c['oldQuantity']} -> {c['newQuantity']}"
                 for c in held]
+    guarded = report["gdap"].get("guarded") or []
+    if guarded:
+        out += ["", f"Guarded tenants, nothing lowered until a person approves: {len(guarded)}"]
+        out += [f"  - {g['name']} (partner account {g['partner']}): {g['reason']}" for g in guarded]
     failures = [f"{t['name']}: {t['error']}" for t in tenants if t["error"]]
     if failures:
         out += ["", f"Tenants not synced: {len(failures)}"]
@@ -280,12 +306,18 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         out += [f"  - {t['name']} ({t['tenantId']})" for t in gdap["notConfigured"][:20]]
         if len(gdap["notConfigured"]) > 20:
             out.append(f"  ... and {len(gdap['notConfigured']) - 20} more")
-    ended = gdap.get("configuredNotInGdap") or []
+    told = {g["tenantId"] for g in gdap.get("guarded") or []}  # listed above with what is held
+    ended = [t for t in gdap.get("configuredNotInGdap") or [] if t["tenantId"] not in told]
     if ended and not gdap["error"]:
         out += ["", f"Configured tenants GDAP no longer lists (renew GDAP or remove them): {len(ended)}"]
         out += [f"  - {t['name']} ({t['tenantId']})" for t in ended[:20]]
         if len(ended) > 20:
             out.append(f"  ... and {len(ended) - 20} more")
+    ending = gdap.get("relationshipsEnding") or []
+    if ending:
+        out += ["", f"GDAP relationships ending soon: {len(ending)}"]
+        out += [f"  - {r['name']}: '{r['relationship']}' (partner account {r['partner']}) ends on {r['end'][:10]}"
+                for r in ending]
     if gdap["error"]:
         out += ["", f"GDAP customers could not be listed: {gdap['error']}"]
     calls = report["calls"]

@@ -1,10 +1,11 @@
-"""Starting and finishing a run."""
+"""Starting and finishing a run: which tenants it reads, through which partner account, and
+which of them are guarded."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -14,22 +15,33 @@ from shared import checkpoints
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.tables import StoreRetry
+from shared.config.notifications import AlertKind
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
-from shared.errors import GraphError
+from shared.contracts import EndingRelationshipNote, RunSummary, StartedRun, SyncRequest, TenantWork
+from shared.domain.lifecycle import PartnerListing, ending_soon, tenant_access
+from shared.errors import GraphError, SeatSyncError
 from shared.ports import GraphPort
 from shared.services.lease import ProcessRef, acquire
 
 log = logging.getLogger(__name__)
 
 
+GraphFor = Callable[[str], GraphPort]
+"""The Graph client of a partner account, by name (``default``: the app settings' account)."""
+
+
 def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
     """What must be read from a tenant: only the groups, reports and devices its custom licences
-    (and the shared-mailbox alert) use, so tenants that need less cost fewer Graph calls."""
+    (and the shared-mailbox alert) use, and the users' sign-ins only for the inactive-users alert,
+    so tenants that need less cost fewer Graph calls."""
     groups: dict[str, None] = {}
     notifications = config.notifications
-    mailboxes = (notifications.has_channels and notifications.alerts.enabled("shared-mailbox-licensed")
-                 and not notifications.excluded("shared-mailbox-licensed", tenant.tenant_id))
+
+    def alert_wanted(kind: AlertKind) -> bool:
+        return (notifications.has_channels and notifications.alerts.enabled(kind)
+                and not notifications.excluded(kind, tenant.tenant_id))
+
+    mailboxes = alert_wanted("shared-mailbox-licensed")
     devices = False
     for company in tenant.companies:
         for licence in company.licences:
@@ -41,22 +53,60 @@ def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
             mailboxes = mailboxes or definition.kind == "mailboxes"
             devices = devices or definition.kind == "intune-devices"
     return TenantWork(tenant_id=tenant.tenant_id, name=tenant.name, group_ids=list(groups), mailboxes=bool(mailboxes),
-                      managed_devices=devices)
+                      managed_devices=devices, sign_ins=alert_wanted("inactive-users"))
 
 
-def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository, decisions: DecisionRepository,
+def read_listings(config: SeatSyncConfig, graph_for: GraphFor) -> tuple[dict[str, PartnerListing], int]:
+    """Every partner account's GDAP customers and relationships (or why they could not be read),
+    and the Graph requests that took."""
+    listings: dict[str, PartnerListing] = {}
+    calls = 0
+    for name in config.partner_names():
+        try:
+            graph = graph_for(name)
+        except SeatSyncError as exc:  # its secret cannot be read, say
+            listings[name] = PartnerListing(name, {}, error=str(exc))
+            continue
+        before = graph.calls
+        try:
+            customers = graph.list_customer_tenants()
+            relationships = graph.list_gdap_relationships()
+        except (GraphError, requests.RequestException) as exc:
+            log.warning("partner account %s: GDAP customers could not be listed: %s", name, exc)
+            listings[name] = PartnerListing(name, {}, error=str(exc))
+        else:
+            listings[name] = PartnerListing(name, {c.tenant_id.lower(): c.display_name for c in customers},
+                                            tuple(relationships))
+        calls += graph.calls - before
+    return listings, calls
+
+
+def gdap_error_of(listings: Mapping[str, PartnerListing]) -> str | None:
+    """What the run reports when a partner account's customers could not be listed."""
+    failed = [(name, listing.error) for name, listing in listings.items() if listing.error is not None]
+    if not failed:
+        return None
+    if len(listings) == 1:
+        return failed[0][1]
+    return "; ".join(f"partner account '{name}': {error}" for name, error in failed)
+
+
+def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, decisions: DecisionRepository,
               request: SyncRequest, now: datetime, lease: timedelta, process: ProcessRef | None = None
               ) -> StartedRun:
-    """Record the run, take the run lease and decide which tenants it collects.
+    """Record the run, take the run lease and decide which tenants it collects, and through which
+    partner account.
 
     The lease keeps runs one at a time (``shared.services.lease``); a run that finds it held by a
     dead run takes it over at once and says so (``tookOver``); ``process`` is the process of a
     command-line run, so that a later run on the same machine sees at once when it is gone.
 
     Configured, enabled tenants are synced (only the requested ones when the request names
-    some). GDAP's customer list is compared with the configuration so that customers not yet
-    added, and configured tenants GDAP no longer lists, can be reported; a failure to read it
-    is reported but does not stop the configured tenants from syncing.
+    some). Every partner account's GDAP customers and relationships are read: each tenant is read
+    through the first account whose relationship with it is usable, and a tenant none of them
+    holds any more is guarded (its decreases wait for a person: shared.domain.lifecycle); customers
+    not yet added and relationships that end soon are reported. A partner account whose listing
+    cannot be read is reported but does not stop the configured tenants from syncing.
     """
     runs.start(request)
     taken = acquire(runs, decisions, request.run_id, lease, process)
@@ -64,29 +114,43 @@ def start_run(config: SeatSyncConfig, graph: GraphPort, runs: RunRepository, dec
         refused = StartedRun(run_id=request.run_id, tenants=[], refused=taken.refused)
         runs.record_started(refused)
         return refused
+    listings, calls = read_listings(config, graph_for)
+    accounts = config.partner_names()
     wanted = {t.lower() for t in request.tenants} if request.tenants else None
-    tenants = [work_for(config, t) for t in config.tenants if t.enabled and (wanted is None or t.tenant_id in wanted)]
-    started = StartedRun(run_id=request.run_id, tenants=tenants, took_over=taken.took_over)
-    calls_before = graph.calls
-    try:
-        customers = graph.list_customer_tenants()
-    except (GraphError, requests.RequestException) as exc:
-        log.warning("GDAP customers could not be listed: %s", exc)
-        started.gdap_error = str(exc)
-        started.graph_calls = graph.calls - calls_before
-        runs.record_started(started)
-        return started
+    rules = config.notifications.alerts
+    days = rules.gdap_expiring.days_before
+    tenants: list[TenantWork] = []
+    vanished: list[TenantWork] = []
+    ending: list[EndingRelationshipNote] = []
+    for tenant in config.tenants:
+        access = tenant_access(tenant.tenant_id, access=tenant.access, pinned=tenant.partner, accounts=accounts,
+                               listings=listings, required_roles=config.gdap.required_roles, now=now)
+        work = work_for(config, tenant).model_copy(update={
+            "partner": access.partner, "standing": access.standing, "guard": access.guard})
+        if access.standing == "vanished":
+            vanished.append(work)
+        if not tenant.enabled or (wanted is not None and tenant.tenant_id not in wanted):
+            continue
+        tenants.append(work)
+        soon = ending_soon(access, tenant.tenant_id, listings.get(access.partner), now, days)
+        if soon is not None and soon.relationship.end is not None:
+            ending.append(EndingRelationshipNote(
+                tenant_id=tenant.tenant_id, name=tenant.name, partner=soon.partner,
+                relationship=soon.relationship.display_name or soon.relationship.id,
+                end=soon.relationship.end, days_left=soon.days_left))
     configured = {t.tenant_id for t in config.tenants}
-    listed = {c.tenant_id.lower() for c in customers}
-    started.gdap_not_configured = [
-        TenantWork(tenant_id=c.tenant_id.lower(), name=c.display_name)
-        for c in customers if c.tenant_id.lower() not in configured
-    ]
-    started.configured_not_in_gdap = [
-        TenantWork(tenant_id=t.tenant_id, name=t.name) for t in config.tenants
-        if t.tenant_id not in listed
-    ]
-    started.graph_calls = graph.calls - calls_before
+    not_configured: dict[str, TenantWork] = {}
+    for name in accounts:
+        listing = listings[name]
+        for tenant_id, display_name in listing.customers.items():
+            if tenant_id not in configured and tenant_id not in not_configured:
+                not_configured[tenant_id] = TenantWork(tenant_id=tenant_id, name=display_name, partner=name)
+    started = StartedRun(
+        run_id=request.run_id, tenants=tenants, took_over=taken.took_over,
+        gdap_not_configured=list(not_configured.values()),
+        configured_not_in_gdap=vanished, gdap_error=gdap_error_of(listings), graph_calls=calls,
+        relationships_ending=ending,
+        partner_errors={name: listing.error for name, listing in listings.items() if listing.error is not None})
     runs.record_started(started)
     return started
 

@@ -247,7 +247,7 @@ def test_customer_listing_follows_pages_past_the_300_limit(tmp_path: Path, env: 
 
 
 def test_gdap_relationships_report_status_and_end(env: Env) -> None:
-    relationships = env.client().list_delegated_admin_relationships()
+    relationships = env.client().list_gdap_relationships()
     by_tenant = {r.customer_tenant_id: r for r in relationships}
     assert by_tenant[FABRIKAM].status == "active"
     assert by_tenant[EXPIRED_GDAP].status == "expired"
