@@ -41,7 +41,7 @@ from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionS
 from shared.errors import ConfigError, GraphAuthError, SeatSyncError
 from shared.ports import CallCounter, GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
 from shared.services.lease import Heartbeat, ProcessRef
-from shared.settings import GraphSettings, Settings
+from shared.settings import DEFAULT_AUTHORITY_HOST, GraphSettings, Settings
 
 GraphFactory = Callable[[], GraphPort]
 PartnerGraphFactory = Callable[[PartnerAccount], GraphPort]
@@ -161,6 +161,24 @@ class Services:
         if self._graph_factory is None:
             self._graph_factory = default_graph_factory(self.settings, self.retry_sleep)
         return self._graph_factory()
+
+    def partner_client_id(self, config: SeatSyncConfig, name: str) -> str | None:
+        """The app (client) id of a partner account (None when it cannot be read)."""
+        if name == DEFAULT_PARTNER:
+            return self.settings.graph.client_id if self.settings.graph else None
+        account = config.partner_account(name)
+        if account is None:
+            return None
+        if isinstance(account.client_id, str):
+            return account.client_id
+        try:
+            return self.secrets.get(account.client_id.reference).strip().lower()
+        except SeatSyncError:
+            return None
+
+    def consent_authority(self) -> str:
+        """Where admin consent is granted: the app settings' Entra ID authority."""
+        return self.settings.graph.authority_host if self.settings.graph else DEFAULT_AUTHORITY_HOST
 
     def partner_graph(self, config: SeatSyncConfig, name: str) -> GraphPort:
         """The Graph client of the partner account ``name`` of ``config`` (``default``: the app

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Literal
 
 from shared.config.partners import ROLE_NAMES, AccessMode
@@ -82,8 +83,15 @@ class PartnerListing:
     relationships: tuple[GdapRelationship, ...] = ()
     error: str | None = None
 
+    @cached_property
+    def _by_customer(self) -> dict[str, list[GdapRelationship]]:
+        index: dict[str, list[GdapRelationship]] = {}
+        for relationship in self.relationships:
+            index.setdefault(relationship.customer_tenant_id, []).append(relationship)
+        return index
+
     def relationships_of(self, tenant_id: str) -> list[GdapRelationship]:
-        return [r for r in self.relationships if r.customer_tenant_id == tenant_id]
+        return list(self._by_customer.get(tenant_id, ()))
 
     def knows(self, tenant_id: str) -> bool:
         return tenant_id in self.customers or bool(self.relationships_of(tenant_id))

@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from shared.adapters.config_store import ConfigRepository, ConfigVersion
 from shared.adapters.snapshot_store import SnapshotRepository
+from shared.config.partners import DEFAULT_PARTNER, AccessMode
 from shared.config.schema import (
     CompanyLink,
     SeatSyncConfig,
@@ -59,6 +60,7 @@ from shared.domain.billing import overlapping_users
 from shared.domain.model import CustomerTenant, PsaCompany, PsaContact, TenantSnapshot
 from shared.errors import ConfigError, GraphError, HttpServiceError, RequestValidationError
 from shared.ports import GraphPort, PsaPort
+from shared.settings import DEFAULT_AUTHORITY_HOST
 
 log = logging.getLogger(__name__)
 
@@ -543,6 +545,8 @@ class Decision:
     replace: bool = False
     row: int = 0  # where the row was in the request or review file, for errors
     catch_all: bool = False  # the tenant's company for the users no other row's filter matches
+    access: AccessMode = "gdap"  # consent: a tenant outside GDAP whose admin consented the partner account's app
+    partner: str | None = None  # the partner account the tenant is read through (default: chosen each run)
 
 
 @dataclass(frozen=True)
@@ -550,10 +554,12 @@ class AcceptHighConfidence:
     """``{"accept": "all-high-confidence"}``: every unconfigured tenant whose suggestion is high."""
 
 
-ROW_FIELDS = frozenset({"action", "tenantId", "name", "psa", "companyId", "userFilter", "catchAll", "replace"})
+ROW_FIELDS = frozenset({"action", "tenantId", "name", "psa", "companyId", "userFilter", "catchAll", "replace",
+                        "access", "partner"})
 # written in the review file to help the admin decide; ignored when applying
 INFO_FIELDS = frozenset({"tenantName", "companyName", "confidence", "level", "reason", "domains", "domainsNote",
-                         "configured", "currentCompanies", "alternatives", "identifier", "score", "suggestion"})
+                         "configured", "currentCompanies", "alternatives", "identifier", "score", "suggestion",
+                         "consentLink"})
 
 
 def parse_rows(document: Any, connections: Sequence[str]) -> list[Decision] | AcceptHighConfidence:
@@ -620,6 +626,13 @@ def _row(row: dict[str, Any], where: str, connections: Sequence[str], problems: 
     elif catch_all and row.get("userFilter"):
         problems.append(f"{where}.catchAll: a catch-all company bills the users no other row's filter matches: "
                         "give it no userFilter")
+    access = row.get("access", "gdap")
+    if access not in ("gdap", "consent"):
+        problems.append(f"{where}.access: must be 'gdap' (a GDAP customer) or 'consent' (a tenant outside GDAP whose "
+                        f"administrator granted the SeatSync app admin consent), got {access!r}")
+    partner = row.get("partner")
+    if partner is not None and (not isinstance(partner, str) or not partner.strip()):
+        problems.append(f"{where}.partner: name a partner account (default, or one of partnerAccounts)")
     user_filter = None
     if row.get("userFilter") is not None:
         try:
@@ -635,7 +648,8 @@ def _row(row: dict[str, Any], where: str, connections: Sequence[str], problems: 
     assert isinstance(tenant_id, str) and isinstance(psa, str) and isinstance(company_id, str)
     return {"tenant_id": tenant_id.strip().lower(), "psa": psa, "company_id": company_id.strip(),
             "name": name.strip() if isinstance(name, str) else None, "user_filter": user_filter,
-            "replace": replace, "catch_all": catch_all}
+            "replace": replace, "catch_all": catch_all, "access": access,
+            "partner": partner.strip() if isinstance(partner, str) else None}
 
 
 def decisions_from(suggestions: Iterable[Suggestion]) -> list[Decision]:
@@ -646,13 +660,25 @@ def decisions_from(suggestions: Iterable[Suggestion]) -> list[Decision]:
 
 def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap_tenants: Sequence[CustomerTenant],
                      psa_companies: Sequence[PsaCompany], *,
-                     unreadable: Mapping[str, str] | None = None) -> SeatSyncConfig:
+                     unreadable: Mapping[str, str] | None = None,
+                     consent_tenants: Sequence[CustomerTenant] = (),
+                     consent_refused: Mapping[str, str] | None = None,
+                     consent_url: Callable[[Decision], str] | None = None) -> SeatSyncConfig:
     """The configuration with the decided tenants added (or, with ``replace``, their companies
-    replaced). Refuses the whole batch, naming every bad row: a tenant that is not a GDAP
-    customer, an unknown PSA connection or company, a tenant already configured, a tenant given
-    twice the same company, several companies without a user filter each, a replacement that
-    would drop a company's licence mappings."""
+    replaced). Refuses the whole batch, naming every bad row: a GDAP row for a tenant that is not
+    a GDAP customer (with the admin-consent link that would let it be added with ``access:
+    consent``), a consent row for a tenant the app cannot read (``consent_tenants`` are those it
+    can), an unknown partner account, PSA connection or company, a tenant already configured, a
+    tenant given twice the same company, several companies without a user filter each, a
+    replacement that would drop a company's licence mappings."""
     tenants = {t.tenant_id.lower(): t for t in gdap_tenants}
+    consented = {t.tenant_id.lower(): t for t in consent_tenants}
+    refused = consent_refused or {}
+    partners = set(config.partner_names())
+
+    def consent_of(decision: Decision) -> str:
+        return consent_url(decision) if consent_url else consent_link(DEFAULT_AUTHORITY_HOST, decision.tenant_id, None)
+
     companies = {(c.psa, c.company_id): c for c in psa_companies if not c.deleted}
     connections = {c.name for c in config.psa_connections}
     unreadable = unreadable or {}
@@ -660,9 +686,21 @@ def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap
     grouped: dict[str, list[Decision]] = {}
     for decision in decisions:
         where = f"rows[{decision.row}]"
-        if decision.tenant_id not in tenants:
+        if decision.partner is not None and decision.partner not in partners:
+            problems.append(f"{where}.partner: no partner account named '{decision.partner}' (known: "
+                            f"{', '.join(sorted(partners))})")
+        if decision.access == "consent":
+            if decision.tenant_id not in consented:
+                why = refused.get(decision.tenant_id)
+                problems.append(f"{where}.tenantId: the SeatSync app of partner account "
+                                f"'{decision.partner or DEFAULT_PARTNER}' cannot read tenant {decision.tenant_id}"
+                                + (f" ({_code_of(why)})" if why else "") + ": a Global Administrator of the customer "
+                                f"grants it admin consent at {consent_of(decision)}, then apply again")
+        elif decision.tenant_id not in tenants:
             problems.append(f"{where}.tenantId: {decision.tenant_id} is not a customer with GDAP access "
-                            "(not in delegatedAdminCustomers)")
+                            "(not in delegatedAdminCustomers); to add a tenant outside GDAP, a Global Administrator "
+                            f"of the customer grants the SeatSync app admin consent at {consent_of(decision)}, and the "
+                            "row says access: consent")
         if decision.psa not in connections:
             problems.append(f"{where}.psa: no PSA connection named '{decision.psa}'")
         elif decision.psa in unreadable:
@@ -703,6 +741,9 @@ def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap
                             f"{', '.join(sorted(names))}")
         if {d.replace for d in rows} == {True, False}:
             problems.append(f"rows[{rows[0].row}].replace: give the same 'replace' on every row of a tenant")
+        if len({(d.access, d.partner) for d in rows}) > 1:
+            problems.append(f"rows[{rows[0].row}].access: give the same 'access' and 'partner' on every row of a "
+                            "tenant")
         existing = config.tenant(tenant_id)
         if existing is not None and all(d.replace for d in rows):
             kept = {(d.psa, d.company_id) for d in rows}
@@ -733,13 +774,16 @@ def apply_onboarding(config: SeatSyncConfig, decisions: Sequence[Decision], gdap
                 link = link.model_copy(update={"catch_all": True, "user_filter": None})
             links.append(link)
         name = next((d.name for d in rows if d.name), None)
+        access, partner = rows[0].access, rows[0].partner
         if existing is not None:
-            replaced = existing.model_copy(update={"companies": tuple(links), "name": name or existing.name})
+            replaced = existing.model_copy(update={"companies": tuple(links), "name": name or existing.name,
+                                                   "access": access, "partner": partner or existing.partner})
             position = config.tenants.index(existing)
             document["tenants"][position] = _tenant_document(replaced)
         else:
-            new = TenantConfig(tenant_id=tenant_id, name=(name or tenants[tenant_id].display_name)[:256],
-                               companies=tuple(links))
+            known = consented.get(tenant_id) if access == "consent" else tenants.get(tenant_id)
+            new = TenantConfig(tenant_id=tenant_id, name=(name or (known.display_name if known else tenant_id))[:256],
+                               companies=tuple(links), access=access, partner=partner)
             document["tenants"].append(_tenant_document(new))
     return parse_config(document, source="configuration with the onboarded tenants")
 
@@ -760,6 +804,12 @@ class OnboardingServices(Protocol):
     def snapshots(self) -> SnapshotRepository: ...
 
     def graph(self) -> GraphPort: ...
+
+    def partner_graph(self, config: SeatSyncConfig, name: str) -> GraphPort: ...
+
+    def partner_client_id(self, config: SeatSyncConfig, name: str) -> str | None: ...
+
+    def consent_authority(self) -> str: ...
 
     def psa_clients(self, config: SeatSyncConfig) -> Callable[[str], PsaPort]: ...
 
@@ -784,8 +834,7 @@ def read_inputs(services: OnboardingServices, config: SeatSyncConfig, *, contact
     if not config.psa_connections:
         raise ConfigError("configure a PSA connection first (psaConnections): onboarding matches tenants "
                           "to its companies", "onboarding")
-    graph = services.graph()
-    tenants = graph.list_customer_tenants()
+    tenants = gdap_customers(services, config)
     if only_unconfigured:
         tenants = [t for t in tenants if config.tenant(t.tenant_id) is None]
     inputs = OnboardingInputs(tenants=tenants, companies=[])
@@ -805,6 +854,54 @@ def read_inputs(services: OnboardingServices, config: SeatSyncConfig, *, contact
         raise ConfigError([f"psaConnections ({name}): could not be read: {why}"
                            for name, why in inputs.unreadable.items()], "onboarding")
     return inputs
+
+
+def gdap_customers(services: OnboardingServices, config: SeatSyncConfig) -> list[CustomerTenant]:
+    """The GDAP customers of every partner account, the first account listing a tenant first (the
+    app settings' account must be readable; a further account that cannot be is logged and left
+    out)."""
+    found: dict[str, CustomerTenant] = {}
+    for name in config.partner_names():
+        try:
+            customers = services.partner_graph(config, name).list_customer_tenants()
+        except (GraphError, requests.RequestException):
+            if name == DEFAULT_PARTNER:
+                raise
+            log.warning("onboarding: the GDAP customers of partner account %s could not be listed", name,
+                        exc_info=True)
+            continue
+        for customer in customers:
+            found.setdefault(customer.tenant_id.lower(), customer)
+    return list(found.values())
+
+
+def consent_link(authority_host: str, tenant_id: str, client_id: str | None) -> str:
+    """Microsoft's documented admin-consent URL for a multi-tenant app in one tenant."""
+    return f"{authority_host.rstrip('/')}/{tenant_id}/adminconsent?client_id={client_id or '<GRAPH_CLIENT_ID>'}"
+
+
+def consent_tenants(services: OnboardingServices, config: SeatSyncConfig, decisions: Sequence[Decision]
+                    ) -> tuple[list[CustomerTenant], dict[str, str]]:
+    """The consent rows' tenants the app of their partner account can read (their names), and for
+    the others why not (the AADSTS code and what to do)."""
+    readable: list[CustomerTenant] = []
+    refused: dict[str, str] = {}
+    for decision in decisions:
+        if decision.access != "consent" or decision.tenant_id in refused or \
+                any(t.tenant_id == decision.tenant_id for t in readable):
+            continue
+        graph = services.partner_graph(config, decision.partner or DEFAULT_PARTNER)
+        reader = getattr(graph, "get_tenant_details", None)
+        if reader is None:
+            refused[decision.tenant_id] = "the Graph client cannot read tenant details"
+            continue
+        try:
+            readable.append(reader(decision.tenant_id))
+        except GraphError as exc:
+            refused[decision.tenant_id] = str(exc)
+        except requests.RequestException as exc:
+            refused[decision.tenant_id] = f"{type(exc).__name__}: {exc}"
+    return readable, refused
 
 
 def _with_domains(services: OnboardingServices, tenants: list[CustomerTenant], workers: int
@@ -836,11 +933,21 @@ def _with_domains(services: OnboardingServices, tenants: list[CustomerTenant], w
     return [t for t, _ in results], notes
 
 
+def _code_of(error: str) -> str:
+    found = re.search(r"AADSTS\d+", error)
+    return found.group(0) if found else (error if len(error) <= 120 else error[:117] + "...")
+
+
+_CONSENT_URL = re.compile(r"https://\S+/adminconsent\?client_id=[0-9A-Za-z-]+")
+
+
 def _short_error(exc: GraphError) -> str:
     code = getattr(exc, "code", None)
     text = str(exc)
     if code and code in text:
-        return f"{code}: the app cannot sign in to the tenant (not consented, or GDAP access missing)"
+        link = _CONSENT_URL.search(text)
+        consent = f"; a Global Administrator of the customer grants admin consent at {link.group(0)}" if link else ""
+        return f"{code}: the app cannot sign in to the tenant (not consented, or GDAP access missing){consent}"
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -890,7 +997,14 @@ def apply_rows(services: OnboardingServices, request: Sequence[Decision] | Accep
         what = "confirmed rows applied"
     if not decisions:
         return ApplyResult(version, (), (), changed=False)
-    updated = apply_onboarding(config, decisions, inputs.tenants, inputs.companies, unreadable=inputs.unreadable)
+    readable, refused = consent_tenants(services, config, decisions)
+
+    def url(decision: Decision) -> str:
+        return consent_link(services.consent_authority(), decision.tenant_id,
+                            services.partner_client_id(config, decision.partner or DEFAULT_PARTNER))
+
+    updated = apply_onboarding(config, decisions, inputs.tenants, inputs.companies, unreadable=inputs.unreadable,
+                               consent_tenants=readable, consent_refused=refused, consent_url=url)
     decided = {d.tenant_id for d in decisions}
     _check_overlaps(services, updated, decided, decisions)
     added = tuple(t for t in updated.tenants if t.tenant_id in decided and config.tenant(t.tenant_id) is None)

@@ -170,6 +170,11 @@ def test_confirmed_and_overridden_rows_are_applied_in_bulk(msp: Msp) -> None:
     assert config.tenant(ADATUM) is not None and config.tenant(LAMNA) is None
 
 
+def authority(msp: Msp) -> str:
+    """Where the sample's Graph app is consented: the emulator plays Entra ID."""
+    return msp.services.settings.require_graph().authority_host
+
+
 def test_invalid_rows_are_rejected_whole(msp: Msp) -> None:
     before = msp.services.config_repository.current()
     rows = [{"tenantId": ADATUM, "companyId": company_of(msp, "Adatum Corporation")},
@@ -182,7 +187,9 @@ def test_invalid_rows_are_rejected_whole(msp: Msp) -> None:
     assert body["problems"] == [
         "rows[1].companyId: no company 999 in PSA connection 'connectwise'",
         "rows[2].tenantId: 9d8c3da4-0009-4c93-a4a5-000000000009 is not a customer with GDAP access "
-        "(not in delegatedAdminCustomers)",
+        "(not in delegatedAdminCustomers); to add a tenant outside GDAP, a Global Administrator of the customer "
+        f"grants the SeatSync app admin consent at {authority(msp)}/9d8c3da4-0009-4c93-a4a5-000000000009/"
+        "adminconsent?client_id=5e1f0c2a-7d3b-4c8e-9a6f-2b4d8e1c3f70, and the row says access: consent",
         f"rows[3].tenantId: Fabrikam Ltd ({FABRIKAM}) is already configured; set replace: true to replace its "
         "companies",
     ]

@@ -14,8 +14,10 @@ import pytest
 from emulators.graph import stable_id
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
+from shared.errors import ConfigError
 from shared.notifications.alerts import Alert, Links, build_alerts
 from shared.notifications.service import gather_run_data
+from shared.services.onboarding import apply_rows, onboarding_suggestions, parse_rows
 from shared.services.report import render_text
 from tests.integration.msp import (
     ADATUM,
@@ -116,7 +118,7 @@ def test_a_vanished_tenant_is_never_lowered_until_a_person_approves(
                                        "person approves")
         assert msp.cw_quantities()[501] == 5, "Exchange P1 (decreases applied at once) is not lowered"
         assert msp.cw_quantities()[500] == 22, "an increase is still billed"
-        assert [t["tenantId"] for t in first["gdap"]["configuredNotInGdap"]] == [FABRIKAM]
+        assert FABRIKAM in [t["tenantId"] for t in first["gdap"]["configuredNotInGdap"]]
         [alert] = alerts(msp, first, "tenant-guarded")
         assert alert.title == "Fabrikam Ltd is no longer a GDAP customer: its decreases wait for a person"
         assert {f.title: f.value for f in alert.facts}["Held for approval"] == "Exchange Online (Plan 1) 5 → 4"
@@ -178,7 +180,8 @@ def test_a_tenant_added_by_admin_consent_syncs_without_gdap_and_a_missing_consen
         assert [(t["name"], t["status"], t["partner"], t["guard"]) for t in report["tenants"]] == [
             ("Contoso Pharma", "ok", "default", None), ("Litware Inc", "ok", "eu", None),
             ("Tailspin Toys", "auth-failed", "default", None)]
-        assert report["gdap"]["configuredNotInGdap"] == [], "consent tenants are not missing from GDAP"
+        missing = {t["tenantId"] for t in report["gdap"]["configuredNotInGdap"]}
+        assert not missing & {CONTOSO, LITWARE, TAILSPIN}, "consent tenants are not missing from GDAP"
         tokens = {t["tenantId"]: t["tokensByApp"] for t in msp.emulators.emulator("graph").state()["tenants"]}
         assert tokens[LITWARE] == {EU_CLIENT: 1}
         link = f"/{TAILSPIN}/adminconsent?client_id={DEFAULT_CLIENT}"
@@ -224,3 +227,52 @@ def test_licensed_users_who_do_not_sign_in_are_alerted_with_their_monthly_cost(
         record = snapshot.sign_ins.of(ben.id)
         assert record is not None and record.last is None, "Graph gives null signInActivity: no sign-in recorded"
         assert ben.id == stable_id(FABRIKAM, "ben.okafor@fabrikam.onmicrosoft.com")
+
+
+ALPINE = "9e9e9e9e-0010-4a1b-8c2d-000000000010"
+LAMNA = "9d8c3da4-0009-4c93-a4a5-000000000009"
+
+
+def test_onboarding_adds_a_tenant_by_admin_consent_and_shows_the_link_where_consent_is_missing(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    def edit(tenants: dict[str, dict[str, Any]]) -> None:
+        tenants[ADATUM]["gdap"] = "none"   # outside GDAP: its administrator consented the app
+
+    scenario = scenario_with(edit)
+    scenario["graph"]["tenants"].append({"tenantId": ALPINE, "displayName": "Alpine Ski House", "gdap": "none",
+                                         "auth": "not-consented"})
+    with running_msp(azurite, store, tmp_path, scenario=scenario, edit_config=with_eu_account) as msp:
+        config = msp.services.config()
+        rows = parse_rows({"rows": [{"tenantId": ADATUM, "companyId": "24", "access": "consent"}]}, ["connectwise"])
+        result = apply_rows(msp.services, rows, "ana@msp.example")
+        added = msp.services.config().tenant(ADATUM)
+        assert result.changed and added is not None
+        assert (added.name, added.access, added.partner) == ("Adatum Corporation", "consent", None), \
+            "the name is read from the tenant itself"
+
+        refused = parse_rows([{"tenantId": ALPINE, "companyId": "24", "access": "consent"},
+                              {"tenantId": LAMNA, "companyId": "24"}], ["connectwise"])
+        with pytest.raises(ConfigError) as caught:
+            apply_rows(msp.services, refused, "ana@msp.example")
+        authority = msp.services.settings.require_graph().authority_host
+        assert caught.value.problems == [
+            f"rows[0].tenantId: the SeatSync app of partner account 'default' cannot read tenant {ALPINE} "
+            f"(AADSTS700016): a Global Administrator of the customer grants it admin consent at {authority}/"
+            f"{ALPINE}/adminconsent?client_id={DEFAULT_CLIENT}, then apply again",
+            f"rows[1].tenantId: {LAMNA} is not a customer with GDAP access (not in delegatedAdminCustomers); to add "
+            "a tenant outside GDAP, a Global Administrator of the customer grants the SeatSync app admin consent at "
+            f"{authority}/{LAMNA}/adminconsent?client_id={DEFAULT_CLIENT}, and the row says access: consent"]
+        eu_row = parse_rows([{"tenantId": ALPINE, "companyId": "24", "access": "consent", "partner": "eu"}],
+                            ["connectwise"])
+        with pytest.raises(ConfigError) as caught:
+            apply_rows(msp.services, eu_row, "ana@msp.example")
+        assert f"adminconsent?client_id={EU_CLIENT}" in caught.value.problems[0], "the link is the eu app's"
+        assert msp.services.config().tenant(ALPINE) is None
+
+        found, _ = onboarding_suggestions(msp.services)
+        tailspin = next(s for s in found if s.tenant_id == TAILSPIN)
+        assert tailspin.domains_note == (
+            "AADSTS700016: the app cannot sign in to the tenant (not consented, or GDAP access missing); a Global "
+            f"Administrator of the customer grants admin consent at {authority}/{TAILSPIN}/adminconsent?client_id="
+            f"{DEFAULT_CLIENT}")
+        assert config.tenant(ADATUM) is None

@@ -53,7 +53,8 @@ APPLIED = {
     "autotask": sorted(APPLIED_EVERYWHERE, key=str),
     "halopsa": sorted(APPLIED_EVERYWHERE, key=str),
 }
-HELD = [("Woodgrove Bank", "set-quantity", 1250, 1200)]
+HELD = [("Wingtip Toys", "set-quantity", 6, 5),   # guarded: no longer a GDAP customer; applies decreases at once
+        ("Woodgrove Bank", "set-quantity", 1250, 1200)]
 DEFERRED = [("Northwind Traders", "set-quantity", 10, 9)]
 
 # When each applied quantity change takes effect: ConnectWise changes the addition at once (and
@@ -79,6 +80,7 @@ BILLED_FROM_NEXT_PERIOD: dict[tuple[str, str], tuple[int, str, bool]] = {
     ("Litware Engineering Microsoft 365", "1"): (4, "22.00", False),
     ("Proseware Microsoft 365", "5"): (20, "20.90", False),
     ("Proseware Microsoft 365", "6"): (3, "26.40", True),   # 22.00 + 20 %
+    ("Wingtip Microsoft 365", "4"): (6, "4.00", False),      # its decrease waits for a person
 }
 
 # How each PSA holds the changes dated inside the current period:
@@ -256,7 +258,7 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         assert first["status"] == "partial", "Tailspin never consented: the run is partial"
         assert {t["name"]: t["status"] for t in first["tenants"]} == {
             "Fabrikam Ltd": "ok", "Contoso Pharma": "ok", "Tailspin Toys": "auth-failed", "Northwind Traders": "ok",
-            "Woodgrove Bank": "ok", "Litware Inc": "ok", "Proseware Ltd": "ok"}
+            "Woodgrove Bank": "ok", "Litware Inc": "ok", "Proseware Ltd": "ok", "Wingtip Toys": "ok"}
         assert next(t for t in first["tenants"] if t["tenantId"] == TAILSPIN)["errorCode"] == "AADSTS700016"
         assert summary(first, "applied") == APPLIED[psa]
         assert summary(first, "held") == HELD
@@ -269,6 +271,9 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         assert [t["name"] for t in first["gdap"]["notConfigured"]] == ["Adatum Corporation"]
         assert [(p["tenantName"], p["kind"], p["lineId"]) for p in first["problems"]] == [
             ("Woodgrove Bank", "price-differs", "540")], "its negotiated price is kept and reported"
+        assert [(t["name"], t["standing"]) for t in first["gdap"]["guarded"]] == [("Wingtip Toys", "vanished")]
+        [wingtip] = [c for c in first["changes"] if c["tenantName"] == "Wingtip Toys"]
+        assert "no longer among the GDAP customers" in wingtip["reason"]
 
         assert billed_from_next_period(msp, psa) == BILLED_FROM_NEXT_PERIOD
         assert {k: v for k, v in billed_today(msp, psa).items() if k in BILLED_TODAY[psa]} == BILLED_TODAY[psa]
@@ -286,7 +291,7 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         assert summary(second, "deferred") == DEFERRED
         assert psa_writes(msp, psa) == writes, "an unchanged day writes nothing"
         assert billed_from_next_period(msp, psa) == BILLED_FROM_NEXT_PERIOD
-        assert len(msp.services.decisions.approvals("pending")) == 1, "the held decrease is asked once"
+        assert len(msp.services.decisions.approvals("pending")) == 2, "each held decrease is asked once"
 
         assert not [c for r in (first, second) for c in r["changes"] if c["tenantId"] == TAILSPIN]
         assert agreement_lines(msp, psa, TAILSPIN_AGREEMENT[psa]) == tailspin_before, "Tailspin's lines are untouched"
@@ -301,18 +306,20 @@ def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
     text = out.getvalue()
     assert f"emulators/scenarios/sample-msp-{psa}.yaml), billed through {psa}" in text
     assert "(live): PARTIAL" in text
-    assert "Changes: 8 (6 applied, 1 held for approval, 1 deferred); 3 lines already right" in text
+    assert "Changes: 9 (6 applied, 2 held for approval, 1 deferred); 3 lines already right" in text
+    assert "Guarded tenants, nothing lowered until a person approves: 1" in text
     assert "auth-failed  Tailspin Toys" in text
     assert "Billing problems: 1 (price differs: 1)" in text
     assert "What to do: Keep the line's price" in text
     bills = text.split(f"What {psa} bills now:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     rows = {tuple(re.split(r"\s{2,}", row.strip())[:4]) for row in bills[1:]}
-    assert len(bills) == 1 + 11, bills
+    assert len(bills) == 1 + 12, bills
     assert ("Fabrikam Microsoft 365", "Exchange Online (Plan 1)", "5" if psa == "autotask" else "4", "4.00") in rows
     assert ("Fabrikam Microsoft 365", "Microsoft 365 Business Premium", "22", "22.00") in rows
     assert ("Fabrikam Managed Services", "Managed user (support and security)", "26", "15.00") in rows
     assert ("Proseware Microsoft 365", "Microsoft 365 Business Premium (monthly)", "3", "26.40") in rows
     assert ("Tailspin Microsoft 365", "Microsoft 365 Business Premium", "6", "22.00") in rows
+    assert ("Wingtip Microsoft 365", "Exchange Online (Plan 1)", "6", "4.00") in rows, "guarded: not lowered"
     tagged = [row for row in bills if row.endswith("(SeatSync)")]
     assert [re.split(r"\s{2,}", row.strip())[0] for row in tagged] == ["Fabrikam Managed Services",
                                                                        "Proseware Microsoft 365"]

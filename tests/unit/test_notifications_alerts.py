@@ -166,7 +166,9 @@ def test_invalid_auth_with_the_aadsts_code_and_the_consent_link() -> None:
     assert alert.line == f"AADSTS700016: {what}"
     assert alert.facts == (Fact("Tenant", "Northwind Traders"), Fact("Error code", "AADSTS700016"),
                            Fact("Error", "cannot get a token: AADSTS700016: Application not found"),
-                           Fact("What to do", what))
+                           Fact("What to do", what),
+                           Fact("Admin consent",
+                                f"https://login.microsoftonline.com/{NORTHWIND}/adminconsent?client_id={CLIENT}"))
     assert alert.action_url == (f"https://login.microsoftonline.com/{NORTHWIND}/adminconsent?client_id={CLIENT}")
     assert alert.action_label == "Grant consent: Northwind Traders"
     assert alert.severity == "critical"

@@ -27,6 +27,8 @@ notifications:
   alerts:
     unusedLicences: {digest: monthly, minimumUnused: 2}
     sharedMailboxLicensed: {enabled: false}
+    gdapExpiring: {daysBefore: 45}
+    inactiveUsers: {enabled: true, days: 60}
     runSummary: {digest: weekly}
   exclusions:
     - tenantId: FAB00000-0000-4000-8000-000000000001

@@ -347,7 +347,9 @@ def test_invalid_rows_are_refused_together_and_nothing_is_added() -> None:
         ], GDAP, COMPANIES)
     problems = raised.value.problems
     assert "rows[1].tenantId: bbbbbbbb-0000-4000-8000-000000000009 is not a customer with GDAP access " \
-           "(not in delegatedAdminCustomers)" in problems
+           "(not in delegatedAdminCustomers); to add a tenant outside GDAP, a Global Administrator of the customer " \
+           "grants the SeatSync app admin consent at https://login.microsoftonline.com/bbbbbbbb-0000-4000-8000-" \
+           "000000000009/adminconsent?client_id=<GRAPH_CLIENT_ID>, and the row says access: consent" in problems
     assert "rows[2].companyId: no company 99 in PSA connection 'cw'" in problems
     assert "rows[3].psa: no PSA connection named 'at'" in problems
     assert any(p.startswith("rows[4].tenantId: Tailspin Toys") and "already configured" in p for p in problems)
