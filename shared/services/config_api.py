@@ -486,6 +486,8 @@ def tenant_summary(tenant: TenantConfig) -> dict[str, Any]:
     """A tenant in a listing: its companies with their filters and how many licences each bills."""
     return {
         "tenantId": tenant.tenant_id, "name": tenant.name, "enabled": tenant.enabled,
+        **({"access": tenant.access} if tenant.access != "gdap" else {}),
+        **({"partner": tenant.partner} if tenant.partner else {}),
         "companies": [{"psa": c.psa, "companyId": c.company_id, "name": c.name,
                        **({"userFilter": c.user_filter.model_dump(by_alias=True, exclude_defaults=True)}
                           if c.user_filter and not c.user_filter.empty else {}),
