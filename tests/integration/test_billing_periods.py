@@ -41,7 +41,8 @@ DOMAIN = "contosopharma.onmicrosoft.com"
 # no mapping, Business Standard seats bought but not assigned, the sample's GDAP customer not added.
 # The ConnectWise sample reads Partner Center, which shows Power BI Pro as bought by the customer
 # itself: not a licence to bill, so not unlinked.
-USUAL_ALERTS = {"run-summary", "unlinked-licence", "unused-licences", "gdap-not-added"}
+# gdap-ended: the sample's Wingtip Toys left GDAP, and these runs read Contoso only
+USUAL_ALERTS = {"run-summary", "unlinked-licence", "unused-licences", "gdap-not-added", "gdap-ended"}
 USUAL_ALERTS_WITH_PARTNER_CENTER = USUAL_ALERTS - {"unlinked-licence"}
 
 Change = tuple[str, int | None, int, str | None, str | None]  # kind, from, to, effective date, amount

@@ -65,7 +65,7 @@ def test_a_function_key_does_not_open_the_dashboard(served: Served) -> None:
 
 
 def test_a_viewer_cannot_approve(served: Served) -> None:
-    [held] = served.msp.services.decisions.approvals("pending")
+    held = served.msp.services.decisions.approvals("pending")[0]   # Woodgrove's and guarded Wingtip's
     viewer = served.session("vera@msp.example", "Viewer")
     page = viewer.get(f"{served.url}/api/dashboard/approvals").text
     assert "Deciding needs the Approver role" in page

@@ -154,7 +154,7 @@ def test_a_guarded_tenant_raises_an_alert_naming_what_happened_and_what_is_held(
     assert facts(alert)["What happened"].startswith("it is no longer among the GDAP customers")
     assert facts(alert)["Held for approval"] == "Microsoft 365 Business Premium 10 → 9"
     assert facts(alert)["Partner account"] == "default"
-    assert alert.action_url == "https://seatsync.contoso-msp.example/api/approvals"
+    assert alert.action_url == LINKS.approvals()
     assert alert.severity == "warning"
     [quiet] = only("tenant-guarded", run(started=guarded_start(standing="ended")))
     assert quiet.title == "Fabrikam Ltd has no GDAP relationship in force: its decreases wait for a person"
