@@ -21,6 +21,7 @@ from shared.domain.model import (
     BilledLine,
     BillingAttributes,
     BillMode,
+    ContactDetails,
     CustomerTenant,
     DirectoryUser,
     GroupMember,
@@ -143,6 +144,18 @@ class PsaPort(CallCounter, Protocol):
 
     def update_line(self, line: BilledLine, *, invoice_description: str | None = None,
                     unit_price: Decimal | None = None) -> BilledLine: ...
+
+    def create_contact(self, company_id: str, details: ContactDetails) -> PsaContact:
+        """A new, active contact of the company with the fields given (those the PSA takes, see
+        ``PsaCapabilities.contact_fields``). A create that may or may not have happened raises;
+        the caller reads the company's contacts before trying again."""
+        ...
+
+    def update_contact(self, contact: PsaContact, details: ContactDetails, *,
+                       active: bool | None = None) -> PsaContact:
+        """Write the fields given (None leaves a field as the PSA holds it) and, when ``active`` is
+        not None, activate or deactivate the contact (never delete it)."""
+        ...
 
 
 class SubscriptionSourcePort(CallCounter, Protocol):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,7 +40,12 @@ API = r"/ATServicesRest/V1\.0"
 COMPANY_FIELDS = {"id": INT, "companyName": STR, "companyNumber": STR, "companyType": INT, "isActive": BOOL,
                   "webAddress": STR, "phone": STR, "createDate": DATE, "lastActivityDate": DATE}
 CONTACT_FIELDS = {"id": INT, "companyID": INT, "firstName": STR, "lastName": STR, "emailAddress": STR,
-                  "emailAddress2": STR, "emailAddress3": STR, "isActive": INT, "title": STR, "createDate": DATE}
+                  "emailAddress2": STR, "emailAddress3": STR, "isActive": INT, "title": STR, "phone": STR,
+                  "mobilePhone": STR, "createDate": DATE, "lastModifiedDate": DATE}
+# Contact fields a client may write, with their lengths; required on create (the parent gives companyID).
+CONTACT_WRITABLE = {"firstName": 50, "lastName": 50, "emailAddress": 254, "emailAddress2": 254, "emailAddress3": 254,
+                    "title": 50, "phone": 25, "mobilePhone": 25}
+CONTACT_REQUIRED = ("firstName", "lastName", "isActive")
 SERVICE_FIELDS = {"id": INT, "name": STR, "description": STR, "invoiceDescription": STR, "unitPrice": NUM,
                   "unitCost": NUM, "isActive": BOOL, "periodType": INT, "billingCodeID": INT, "markupRate": NUM,
                   "createDate": DATE, "lastModifiedDate": DATE}
@@ -74,6 +80,7 @@ CONTRACT_SERVICE_CREATABLE = frozenset({"contractID", "serviceID", "unitPrice", 
 ADJUSTMENT_CREATABLE = frozenset({"contractID", "contractServiceID", "serviceID", "effectiveDate", "unitChange",
                                   "adjustedUnitPrice", "adjustedUnitCost", "allowRepeatService", "quoteItemID"})
 UNAUTHORIZED = {"Message": "Authorization has been denied for this request."}
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # The live API answers an unknown username or integration code with HTTP 500 (a wrong secret of a
 # known user with 401); the message text is the emulator's own.
 LOGIN_FAILED = "Login failed: the user name or the API integration code is not valid for this database."
@@ -196,8 +203,8 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         emails = [*c.emails, None, None, None]
         return {"id": c.id, "companyID": c.company_id, "firstName": c.first_name, "lastName": c.last_name,
                 "emailAddress": emails[0], "emailAddress2": emails[1], "emailAddress3": emails[2],
-                "isActive": 1 if c.active else 0, "title": c.title, "createDate": stamp(self.today),
-                "userDefinedFields": []}
+                "isActive": 1 if c.active else 0, "title": c.title, "phone": c.phone, "mobilePhone": c.mobile,
+                "createDate": stamp(self.today), "lastModifiedDate": stamp(self.today), "userDefinedFields": []}
 
     def _service(self, s: sc.ServiceEntry) -> dict[str, Any]:
         return {"id": s.id, "name": s.name, "description": s.description, "invoiceDescription": s.invoice_description,
@@ -433,6 +440,8 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             ("PATCH", r"/ContractServices", self._update_contract_service, fixed("ContractServices")),
             ("PATCH", r"/Contracts/(?P<parent>\d+)/Services", self._update_contract_service,
              fixed("ContractServices")),
+            ("POST", r"/Companies/(?P<parent>\d+)/Contacts", self._create_contact, fixed("Contacts")),
+            ("PATCH", r"/Companies/(?P<parent>\d+)/Contacts", self._update_contact, fixed("Contacts")),
             ("POST", r"/ContractServiceAdjustments", self._create_adjustment, fixed("ContractServiceAdjustments")),
             ("POST", r"/Contracts/(?P<parent>\d+)/ServiceAdjustments", self._create_adjustment,
              fixed("ContractServiceAdjustments")),
@@ -725,6 +734,74 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         if "adjustedPrice" in changes:
             updated["adjustedPrice"] = updated["internalCurrencyAdjustedPrice"] = self._price(changes, "adjustedPrice")
         self.contract_services[record["id"]] = updated
+        return Response(200, {"itemId": record["id"]})
+
+    def _contact_fields(self, body: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
+        """The contact fields written, checked as Autotask does: known and writable fields, text of
+        their lengths, a valid address, isActive 1/0 (or true/false); required ones on create."""
+        problems: list[str] = []
+        changes: dict[str, Any] = {}
+        for key, value in body.items():
+            if key in ("id", "userDefinedFields", "companyID"):
+                continue
+            if key == "isActive":
+                if isinstance(value, bool) or value in (0, 1):
+                    changes[key] = int(value)
+                else:
+                    problems.append(f"The value {value!r} is not valid for isActive: it must be 1 or 0.")
+            elif key in CONTACT_WRITABLE:
+                if value is None:
+                    changes[key] = None
+                elif not isinstance(value, str):
+                    problems.append(f"The value {value!r} is not valid for {key}: it must be text.")
+                elif len(value) > CONTACT_WRITABLE[key]:
+                    problems.append(f"The {key} field cannot be longer than {CONTACT_WRITABLE[key]} characters "
+                                    f"(got {len(value)}).")
+                elif key.startswith("emailAddress") and value and not _EMAIL.fullmatch(value):
+                    problems.append(f"The {key} {value!r} is not a valid email address.")
+                else:
+                    changes[key] = value
+            elif key in CONTACT_FIELDS:
+                if record is None or not _same(value, record.get(key)):
+                    problems.append(f"The field {key} is read-only.")
+            else:
+                problems.append(f"The field {key} does not exist on Contacts.")
+        merged = {**(record or {}), **changes}
+        for key in CONTACT_REQUIRED:
+            if merged.get(key) is None or merged.get(key) == "":
+                problems.append(f"The {key} field is required.")
+        if problems:
+            raise ApiError(500, *problems)
+        return changes
+
+    def _create_contact(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        company_id = int(match.group("parent"))
+        if company_id not in self.companies:
+            raise ApiError(500, f"Unable to find the Company with id {company_id}.")
+        given = self._whole(body, "companyID", required=False)
+        if given is not None and given != company_id:
+            raise ApiError(500, f"The companyID {given} does not match the parent company {company_id}.")
+        changes = self._contact_fields(body, None)
+        ident = max(self.contacts, default=0) + 1
+        record: dict[str, Any] = {
+            "id": ident, "companyID": company_id, "firstName": None, "lastName": None, "emailAddress": None,
+            "emailAddress2": None, "emailAddress3": None, "isActive": 1, "title": None, "phone": None,
+            "mobilePhone": None, "createDate": stamp(self.today), "lastModifiedDate": stamp(self.today),
+            "userDefinedFields": []}
+        record.update(changes)
+        self.contacts[ident] = record
+        return Response(200, {"itemId": ident})
+
+    def _update_contact(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        ident = self._whole(body, "id")
+        record = self.contacts.get(int(ident or 0))
+        company_id = int(match.group("parent"))
+        if record is None or record["companyID"] != company_id:
+            raise ApiError(500, f"Unable to find the Contact with id {ident} on Company {company_id}.")
+        changes = self._contact_fields(body, record)
+        self.contacts[record["id"]] = {**record, **changes, "lastModifiedDate": stamp(self.today)}
         return Response(200, {"itemId": record["id"]})
 
     def _create_adjustment(self, request: Request, match: Any) -> Response:

@@ -77,6 +77,8 @@ class ContactEntry:
     emails: tuple[str, ...] = ()
     active: bool = True
     title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ def _companies(root: Node) -> tuple[CompanyEntry, ...]:
 
 
 def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
-    allowed = ("id", "companyId", "firstName", "lastName", "email", "emails", "active", "title")
+    allowed = ("id", "companyId", "firstName", "lastName", "email", "emails", "active", "title", "phone", "mobile")
     result = []
     for ident, item in root.entries("contacts", allowed, ("companyId", "firstName")):
         company_id = item.reference("companyId", company_ids, "company")
@@ -271,6 +273,8 @@ def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
             emails=emails,
             active=item.flag("active", True),
             title=item.optional("title", text),
+            phone=item.optional("phone", text),
+            mobile=item.optional("mobile", text),
         ))
     return tuple(result)
 

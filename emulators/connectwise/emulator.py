@@ -146,6 +146,17 @@ ADDITION_SPEC: FieldSpec = {
     **INFO,
 }
 
+# The communication types of a fresh PSA's setup table: (id, description, communicationType).
+COMMUNICATION_TYPES = ((1, "Email", "Email"), (2, "Direct", "Phone"), (3, "Mobile", "Phone"), (4, "Fax", "Fax"),
+                       (5, "Home", "Phone"))
+COMMUNICATION_TYPE_SPEC: FieldSpec = {"id": NUM, "description": STR, "phoneFlag": BOOL, "emailFlag": BOOL,
+                                      "faxFlag": BOOL, "defaultFlag": BOOL, **INFO}
+# Contact fields a client may write; a contact's limits (ConnectWise's contact screen).
+CONTACT_WRITABLE = frozenset({"firstName", "lastName", "company", "title", "inactiveFlag", "communicationItems",
+                              "nickName", "defaultFlag"})
+CONTACT_LIMITS = {"firstName": 30, "lastName": 30, "title": 50, "nickName": 30}
+COMMUNICATION_VALUE_MAX = 250
+
 # Addition fields a client may write (POST/PUT body, PATCH path); everything else is computed.
 ADDITION_WRITABLE = frozenset({
     "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
@@ -249,7 +260,11 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
                 self._invoice_grouping(addition.invoice_grouping)
 
         self.companies = {c.id: self._company_record(c) for c in scenario.companies}
+        self.communication_types = self._communication_type_records()
         self.contacts = {c.id: self._contact_record(c) for c in scenario.contacts}
+        self._next_contact_id = max(self.contacts, default=0) + 1
+        self._next_item_id = max((item["id"] for c in self.contacts.values() for item in c["communicationItems"]),
+                                 default=0) + 1
         self.catalog = {c.id: self._catalog_record(c) for c in scenario.catalog}
         self.catalog_by_identifier = {c.identifier.lower(): c.id for c in scenario.catalog}
         self.agreement_types = {t.id: self._agreement_type_record(t) for t in scenario.agreement_types}
@@ -333,14 +348,22 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
                           "defaultFlag": index == 0, "domain": "@" + email.split("@", 1)[1],
                           "communicationType": "Email"})
         if c.phone:
-            items.append({"id": c.id * 100 + 99, "type": {"id": 2, "name": "Direct"}, "value": c.phone,
+            items.append({"id": c.id * 100 + 98, "type": {"id": 2, "name": "Direct"}, "value": c.phone,
                           "defaultFlag": True, "communicationType": "Phone"})
+        if c.mobile:
+            items.append({"id": c.id * 100 + 99, "type": {"id": 3, "name": "Mobile"}, "value": c.mobile,
+                          "defaultFlag": not c.phone, "communicationType": "Phone"})
         return {
             "id": c.id, "firstName": c.first_name, "lastName": c.last_name,
             "company": self._company_ref(c.company_id), "inactiveFlag": c.inactive, "title": c.title,
             "defaultFlag": False, "communicationItems": items, "types": [],
             "_info": self._info(self._loaded_stamp),
         }
+
+    def _communication_type_records(self) -> dict[int, dict[str, Any]]:
+        return {ident: {"id": ident, "description": name, "phoneFlag": kind == "Phone", "emailFlag": kind == "Email",
+                        "faxFlag": kind == "Fax", "defaultFlag": ident == 1, "_info": self._info(self._loaded_stamp)}
+                for ident, name, kind in COMMUNICATION_TYPES}
 
     def _catalog_record(self, c: sc.CatalogEntry) -> dict[str, Any]:
         return {
@@ -639,6 +662,10 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             ("GET", r"/company/contacts", lambda r, m: self._list(r, self.contacts.values(), CONTACT_SPEC)),
             ("GET", r"/company/contacts/count", lambda r, m: self._count(r, self.contacts.values(), CONTACT_SPEC)),
             ("GET", r"/company/contacts/(?P<id>\d+)", lambda r, m: self._one(r, self.contacts, m, "Contact")),
+            ("POST", r"/company/contacts", self._create_contact),
+            ("PATCH", r"/company/contacts/(?P<id>\d+)", self._patch_contact),
+            ("GET", r"/company/communicationTypes",
+             lambda r, m: self._list(r, self.communication_types.values(), COMMUNICATION_TYPE_SPEC)),
             ("GET", r"/procurement/catalog", lambda r, m: self._list(r, self.catalog.values(), CATALOG_SPEC)),
             ("GET", r"/procurement/catalog/count", lambda r, m: self._count(r, self.catalog.values(), CATALOG_SPEC)),
             ("GET", r"/procurement/catalog/(?P<id>\d+)", lambda r, m: self._one(r, self.catalog, m, "CatalogItem")),
@@ -781,6 +808,168 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
                 pairs.extend((key, value) for value in values)
         pairs.extend((key, str(value)) for key, value in replace.items())
         return f"https://{self.host(request)}{request.path}?{urlencode(pairs, quote_via=quote, safe='/')}"
+
+    # ------------------------------------------------------------------ contacts
+    def _create_contact(self, request: Request, match: Any) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidObject("contact", [_field_error("InvalidObject", "The request body must be a contact "
+                                                         "object.", "body", "contact")])
+        fields = self._validated_contact({"inactiveFlag": False, "communicationItems": []}, body, creating=True)
+        ident = self._next_contact_id
+        self._next_contact_id += 1
+        record = self._finish_contact(ident, fields, None)
+        self.contacts[ident] = record
+        return Response(201, record)
+
+    def _patch_contact(self, request: Request, match: Any) -> Response:
+        ident = int(match.group("id"))
+        current = self.contacts.get(ident)
+        if current is None:
+            raise BadRequest(f"Contact with id {ident} was not found.", 404, "NotFound")
+        operations = request.json()
+        if not isinstance(operations, list) or not operations:
+            raise InvalidObject("contact", [_field_error(
+                "InvalidObject", "A PATCH body must be a non-empty JSON array of operations.", "body", "contact")])
+        changes: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for index, operation in enumerate(operations):
+            if not isinstance(operation, dict):
+                errors.append(_field_error("InvalidField", f"operation {index} is not an object", "body", "contact"))
+                continue
+            op = str(operation.get("op", "")).lower()
+            path = str(operation.get("path", "")).lstrip("/")
+            head = path.split("/")[0]
+            if op not in ("replace", "add", "remove"):
+                errors.append(_field_error("InvalidField", f"op {operation.get('op')!r} is not supported", path or "op",
+                                           "contact"))
+            elif head not in CONTACT_WRITABLE:
+                code = "ReadOnlyField" if head in CONTACT_SPEC else "InvalidField"
+                message = (f"The field {head} is read only." if head in CONTACT_SPEC
+                           else f"{path} is not a field of a contact (paths are case sensitive).")
+                errors.append(_field_error(code, message, head or "path", "contact"))
+            elif "/" in path:
+                continue  # documented: a location inside an object is not updated, yet the answer is 200
+            elif op != "remove" and "value" not in operation:
+                errors.append(_field_error("InvalidField", f"operation {index} on {path} has no value", path,
+                                           "contact"))
+            else:
+                changes[head] = None if op == "remove" else operation["value"]
+        if errors:
+            raise InvalidObject("contact", errors)
+        base = {key: current.get(key) for key in CONTACT_WRITABLE}
+        base["company"] = {"id": current["company"]["id"]}
+        fields = self._validated_contact(base, changes, creating=False)
+        record = self._finish_contact(ident, fields, current)
+        self.contacts[ident] = record
+        return Response(200, record)
+
+    def _validated_contact(self, base: dict[str, Any], changes: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """Merge ``changes`` into ``base`` and check every written field as the PSA does; raises
+        ``InvalidObject`` listing every problem."""
+        errors: list[dict[str, Any]] = []
+        fields = dict(base)
+        for key, value in changes.items():
+            if key not in CONTACT_WRITABLE:
+                if key in CONTACT_SPEC and key not in ("id", "_info"):
+                    errors.append(_field_error("ReadOnlyField", f"The field {key} is read only.", key, "contact"))
+                elif key not in CONTACT_SPEC:
+                    errors.append(_field_error("InvalidField", f"{key} is not a field of a contact.", key, "contact"))
+                continue
+            try:
+                if key in CONTACT_LIMITS:
+                    fields[key] = None if value is None else _text_field(key, value, CONTACT_LIMITS[key])
+                elif key in ("inactiveFlag", "defaultFlag"):
+                    fields[key] = False if value is None else _flag_field(key, value)
+                else:
+                    fields[key] = value
+            except _Refused as refused:
+                errors.append(_field_error(refused.code, str(refused), key, "contact"))
+        if not fields.get("firstName"):
+            errors.append(_field_error("NullValue", "The firstName field is required.", "firstName", "contact"))
+        company = fields.get("company")
+        company_id = company.get("id") if isinstance(company, dict) else None
+        if company_id is None or company_id not in self.companies:
+            errors.append(_field_error("NotFound" if company_id is not None else "NullValue",
+                                       f"Company with id {company_id} was not found." if company_id is not None
+                                       else "The company field is required.", "company", "contact"))
+        items = fields.get("communicationItems")
+        if items is None:
+            fields["communicationItems"] = []
+        elif not isinstance(items, list):
+            errors.append(_field_error("InvalidField", "The field communicationItems must be a list.",
+                                       "communicationItems", "contact"))
+        else:
+            fields["communicationItems"] = [self._communication_item(index, item, errors)
+                                            for index, item in enumerate(items)]
+        if errors:
+            raise InvalidObject("contact", errors)
+        return fields
+
+    def _communication_item(self, index: int, item: Any, errors: list[dict[str, Any]]) -> dict[str, Any]:
+        where = f"communicationItems[{index}]"
+        if not isinstance(item, dict):
+            errors.append(_field_error("InvalidField", f"{where} must be an object.", where, "contact"))
+            return {}
+        kind = item.get("type")
+        found = None
+        if isinstance(kind, dict):
+            name = str(kind.get("name") or "").lower()
+            for record in self.communication_types.values():
+                if kind.get("id") == record["id"] or (kind.get("id") is None and name == record["description"].lower()):
+                    found = record
+        if found is None:
+            errors.append(_field_error("NotFound", f"{where}.type: communication type {kind!r} was not found.",
+                                       f"{where}.type", "contact"))
+            return {}
+        expected = "Email" if found["emailFlag"] else "Fax" if found["faxFlag"] else "Phone"
+        given = item.get("communicationType")
+        if given is not None and given != expected:
+            errors.append(_field_error("InvalidField", f"{where}.communicationType must be {expected} for type "
+                                       f"{found['description']}, got {given!r}.", f"{where}.communicationType",
+                                       "contact"))
+        value = item.get("value")
+        if not isinstance(value, str) or not value.strip():
+            errors.append(_field_error("NullValue", f"{where}.value is required.", f"{where}.value", "contact"))
+            return {}
+        if len(value) > COMMUNICATION_VALUE_MAX:
+            errors.append(_field_error("MaxLengthField", f"{where}.value must be a string with a maximum length of "
+                                       f"{COMMUNICATION_VALUE_MAX}.", f"{where}.value", "contact"))
+        if expected == "Email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            errors.append(_field_error("InvalidField", f"{where}.value {value!r} is not a valid email address.",
+                                       f"{where}.value", "contact"))
+        written = {"id": item.get("id"), "type": {"id": found["id"], "name": found["description"]}, "value": value,
+                   "defaultFlag": bool(item.get("defaultFlag")), "communicationType": expected}
+        if item.get("extension") is not None:
+            written["extension"] = item["extension"]
+        if expected == "Email" and "@" in value:
+            written["domain"] = "@" + value.split("@", 1)[1]
+        return written
+
+    def _finish_contact(self, ident: int, fields: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+        """The full contact record: the written fields, communication items numbered (an item that
+        names an id of this contact keeps it, the others get new ones) and one default per kind."""
+        own = {item["id"] for item in (current or {}).get("communicationItems", [])}
+        items = []
+        for item in fields["communicationItems"]:
+            written = dict(item)
+            if written.get("id") not in own:
+                written["id"] = self._next_item_id
+                self._next_item_id += 1
+            items.append(written)
+        for kind in ("Email", "Phone", "Fax"):
+            of_kind = [item for item in items if item["communicationType"] == kind]
+            if of_kind and not any(item["defaultFlag"] for item in of_kind):
+                of_kind[0]["defaultFlag"] = True
+        record = dict(current or {"types": [], "defaultFlag": False})
+        record.update({
+            "id": ident, "firstName": fields.get("firstName"), "lastName": fields.get("lastName") or "",
+            "company": self._company_ref(int(fields["company"]["id"])),
+            "inactiveFlag": bool(fields.get("inactiveFlag")),
+            "title": fields.get("title"), "nickName": fields.get("nickName"),
+            "defaultFlag": bool(fields.get("defaultFlag")), "communicationItems": items, "_info": self._info(),
+        })
+        return record
 
     # ------------------------------------------------------------------ additions
     def _agreement(self, match: Any) -> dict[str, Any]:

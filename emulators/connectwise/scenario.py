@@ -61,6 +61,7 @@ class ContactEntry:
     phone: str | None = None
     title: str | None = None
     inactive: bool = False
+    mobile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _companies(root: Node) -> tuple[CompanyEntry, ...]:
 
 
 def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
-    allowed = ("id", "companyId", "firstName", "lastName", "email", "emails", "phone", "title", "inactive")
+    allowed = ("id", "companyId", "firstName", "lastName", "email", "emails", "phone", "mobile", "title", "inactive")
     result: list[ContactEntry] = []
     for ident, item in root.entries("contacts", allowed, ("companyId", "firstName")):
         company_id = item.reference("companyId", company_ids, "company")
@@ -280,6 +281,7 @@ def _contacts(root: Node, company_ids: set[int]) -> tuple[ContactEntry, ...]:
             last_name=item.text("lastName", "", max_length=30, allow_empty=True),
             emails=emails,
             phone=item.optional("phone", text),
+            mobile=item.optional("mobile", text),
             title=item.optional("title", text),
             inactive=item.flag("inactive", False),
         ))

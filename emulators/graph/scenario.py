@@ -141,6 +141,9 @@ class User:
     sign_in: dict[str, str | None] | None = None
     """``signInActivity`` (lastSignInDateTime, lastNonInteractiveSignInDateTime,
     lastSuccessfulSignInDateTime); None: Entra records no sign-in (Graph returns null)."""
+    mobile_phone: str | None = None
+    business_phones: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
     def json(self) -> dict[str, Any]:
         """Every property the emulator models, as Graph names them."""
@@ -152,8 +155,8 @@ class User:
             "surname": self.surname,
             "jobTitle": self.job_title,
             "mail": self.mail,
-            "mobilePhone": None,
-            "businessPhones": [],
+            "mobilePhone": self.mobile_phone,
+            "businessPhones": list(self.business_phones),
             "officeLocation": self.office_location,
             "preferredLanguage": None,
             "accountEnabled": self.account_enabled,
@@ -170,7 +173,7 @@ class User:
             "streetAddress": None,
             "postalCode": None,
             "onPremisesSyncEnabled": None,
-            "proxyAddresses": [f"SMTP:{self.mail}"] if self.mail else [],
+            "proxyAddresses": ([f"SMTP:{self.mail}"] if self.mail else []) + [f"smtp:{a}" for a in self.aliases],
         }
 
     def sign_in_json(self) -> dict[str, Any] | None:
@@ -583,7 +586,8 @@ _SUB_KEYS = frozenset({"id", "skuId", "skuPartNumber", "totalLicenses", "status"
 _USER_KEYS = frozenset({"id", "userPrincipalName", "displayName", "accountEnabled", "userType",
                         "licenses", "department", "officeLocation", "city", "state", "country",
                         "mail", "givenName", "surname", "jobTitle", "usageLocation", "mailbox",
-                        "lastSignInDaysAgo", "signInActivity", "createdDateTime"})
+                        "lastSignInDaysAgo", "signInActivity", "createdDateTime", "mobilePhone",
+                        "businessPhones", "aliases"})
 _GEN_USER_KEYS = frozenset({"count", "prefix", "licenses", "department", "officeLocation", "city",
                             "state", "country", "accountEnabled", "userType", "mailbox",
                             "jobTitle", "usageLocation", "lastSignInDaysAgo"})
@@ -818,6 +822,9 @@ def load_users(node: Node, tenant: Tenant) -> None:
             mailbox=un.text("mailbox", None, choices=RECIPIENT_TYPES),
             created=un.timestamp("createdDateTime", created) or created,
             sign_in=_sign_in(un),
+            mobile_phone=un.text("mobilePhone", None),
+            business_phones=un.strings("businessPhones"),
+            aliases=un.strings("aliases"),
         )
         tenant.add_user(user)
     counter = 0

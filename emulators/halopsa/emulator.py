@@ -37,6 +37,11 @@ from emulators.common import PsaEmulator, parse_day, retry_after
 from emulators.halopsa import scenario as sc
 from shared.domain.periods import add_months
 
+# User (client contact) fields a client may write; name and text lengths as Halo's user screen has them.
+USER_WRITABLE = frozenset({"name", "firstname", "surname", "emailaddress", "email2", "email3", "title", "phonenumber",
+                           "mobilenumber", "inactive", "site_id", "client_id", "notes", "other1", "other2", "other3",
+                           "other4", "other5", "azureoid"})
+USER_TEXT_MAX = 255
 LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortdescription", "item_longdescription",
                            "item_internal_reference", "item_external_reference", "onetimecharge", "isinactive",
                            "tax_code", "nominal_code",
@@ -100,7 +105,11 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         self.tokens_issued = 0
         self._window.clear()
         self.clients = {c.id: self._client(c) for c in scenario.clients}
+        # Every client has one site, "Main" (id: the client's id x 10), as a new Halo client does.
+        self.sites = {c.id * 10: {"id": c.id * 10, "name": "Main", "client_id": c.id, "client_name": c.name,
+                                  "inactive": False, "isinvoicesite": True} for c in scenario.clients}
         self.users = {u.id: self._user(u) for u in scenario.users}
+        self._next_user = max(self.users, default=0) + 1
         self.items = {i.id: self._item(i) for i in scenario.items}
         type_ids: dict[str, int] = {}
         for contract in scenario.contracts:
@@ -140,6 +149,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             "today": self.today.isoformat(),
             "clients": [self.clients[i] for i in sorted(self.clients)],
             "users": [self.users[i] for i in sorted(self.users)],
+            "sites": [self.sites[i] for i in sorted(self.sites)],
             "items": [self.items[i] for i in sorted(self.items)],
             "contracts": [self.contracts[i] for i in sorted(self.contracts)],
             "recurringInvoices": invoices,
@@ -156,11 +166,18 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
 
     def _user(self, u: sc.UserEntry) -> dict[str, Any]:
         emails = [*u.emails, "", "", ""]
-        client = self.clients[u.client_id]
-        return {"id": u.id, "name": f"{u.first_name} {u.surname}".strip(), "firstname": u.first_name,
-                "surname": u.surname, "emailaddress": emails[0], "email2": emails[1], "email3": emails[2],
-                "client_id": u.client_id, "client_name": client["name"], "site_id": u.client_id * 10,
-                "inactive": u.inactive, "title": u.title or ""}
+        return self._user_record(u.id, {
+            "name": f"{u.first_name} {u.surname}".strip(), "firstname": u.first_name, "surname": u.surname,
+            "emailaddress": emails[0], "email2": emails[1], "email3": emails[2], "site_id": u.client_id * 10,
+            "inactive": u.inactive, "title": u.title or "", "phonenumber": u.phone or "",
+            "mobilenumber": u.mobile or ""})
+
+    def _user_record(self, ident: int, fields: dict[str, Any]) -> dict[str, Any]:
+        site = self.sites[fields["site_id"]]
+        record = {key: fields.get(key, "") for key in USER_WRITABLE if key not in ("client_id", "inactive", "site_id")}
+        record.update({"id": ident, "site_id": site["id"], "site_name": site["name"], "client_id": site["client_id"],
+                       "client_name": site["client_name"], "inactive": bool(fields.get("inactive"))})
+        return record
 
     def _item(self, i: sc.ItemEntry) -> dict[str, Any]:
         return {"id": i.id, "name": i.name, "description": i.description or i.name,
@@ -356,6 +373,9 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             ("GET", r"/api/Client/(?P<id>\d+)", lambda r, m: self._one(self.clients, m, "Client")),
             ("GET", r"/api/Users", lambda r, m: self._list(r, "users", self._filter(r, self.users.values()))),
             ("GET", r"/api/Users/(?P<id>\d+)", lambda r, m: self._one(self.users, m, "User")),
+            ("POST", r"/api/Users", self._post_users),
+            ("GET", r"/api/Site", lambda r, m: self._list(r, "sites", self._filter(r, self.sites.values()))),
+            ("GET", r"/api/Site/(?P<id>\d+)", lambda r, m: self._one(self.sites, m, "Site")),
             ("GET", r"/api/Item", lambda r, m: self._list(r, "items", self._filter(r, self.items.values()))),
             ("GET", r"/api/Item/(?P<id>\d+)", lambda r, m: self._one(self.items, m, "Item")),
             ("GET", r"/api/ClientContract",
@@ -496,6 +516,62 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         return Response(200, self._invoice_record(ident, lines=True))
 
     # ------------------------------------------------------------------ writes
+    def _post_users(self, request: Request, match: Any) -> Response:
+        """Create (no ``id``) or update (``id``) users, all or nothing: a user belongs to a site of
+        its client (``site_id``, needed on create), has a name, and text fields of Halo's lengths."""
+        try:
+            body = request.json()
+        except BadRequest as exc:
+            raise Invalid(str(exc)) from exc
+        if not isinstance(body, list) or not body:
+            raise Invalid("The body must be a JSON array of users")
+        staged: list[tuple[int, dict[str, Any]]] = []
+        next_user = self._next_user
+        for index, raw in enumerate(body):
+            if not isinstance(raw, dict):
+                raise Invalid(f"Item {index} of the array is not an object")
+            ident = raw.get("id")
+            if ident is None:
+                current: dict[str, Any] = {}
+                ident, next_user = next_user, next_user + 1
+            elif isinstance(ident, bool) or not isinstance(ident, int) or ident not in self.users:
+                raise Invalid(f"User {ident!r} not found")
+            else:
+                current = dict(self.users[ident])
+            fields = dict(current)
+            for key, value in raw.items():
+                if key == "id" or key not in USER_WRITABLE:
+                    continue  # Halo ignores fields it does not take
+                if key == "inactive":
+                    if not isinstance(value, bool):
+                        raise Invalid(f"User {ident}: inactive must be true or false")
+                elif key in ("site_id", "client_id"):
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise Invalid(f"User {ident}: {key} must be a number")
+                elif value is not None and not isinstance(value, str):
+                    raise Invalid(f"User {ident}: {key} must be text")
+                elif isinstance(value, str) and len(value) > USER_TEXT_MAX:
+                    raise Invalid(f"User {ident}: {key} is longer than {USER_TEXT_MAX} characters")
+                fields[key] = "" if value is None else value
+            site_id = fields.get("site_id")
+            site = self.sites.get(site_id) if isinstance(site_id, int) else None
+            if site is None:
+                raise Invalid(f"User {ident}: site_id {fields.get('site_id')!r} is not a site; a user belongs to a "
+                              "site of its client")
+            if "client_id" in raw and raw["client_id"] != site["client_id"]:
+                raise Invalid(f"User {ident}: site {site['id']} belongs to client {site['client_id']}, not "
+                              f"{raw['client_id']}")
+            if "name" not in raw and ("firstname" in raw or "surname" in raw):
+                fields["name"] = f"{fields.get('firstname', '')} {fields.get('surname', '')}".strip()
+            if not str(fields.get("name") or "").strip():
+                raise Invalid(f"User {ident}: a user needs a name")
+            staged.append((ident, self._user_record(ident, fields)))
+        for ident, record in staged:
+            self.users[ident] = record
+        self._next_user = next_user
+        saved = [record for _, record in staged]
+        return Response(201, saved[0] if len(saved) == 1 else saved)
+
     def _post_invoices(self, request: Request, match: Any) -> Response:
         try:
             body = request.json()

@@ -57,6 +57,8 @@ class UserEntry:
     emails: tuple[str, ...] = ()
     inactive: bool = False
     title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def _clients(root: Node) -> tuple[ClientEntry, ...]:
 
 
 def _users(root: Node, client_ids: set[int]) -> tuple[UserEntry, ...]:
-    allowed = ("id", "clientId", "firstName", "surname", "email", "emails", "inactive", "title")
+    allowed = ("id", "clientId", "firstName", "surname", "email", "emails", "inactive", "title", "phone", "mobile")
     result = []
     for ident, item in root.entries("users", allowed, ("clientId", "firstName")):
         client_id = item.reference("clientId", client_ids, "client")
@@ -190,7 +192,8 @@ def _users(root: Node, client_ids: set[int]) -> tuple[UserEntry, ...]:
         if len(emails) > 3:
             raise fail(item.at("emails"), "a Halo user has at most 3 email addresses (emailaddress, email2, email3)")
         result.append(UserEntry(ident, client_id, item.text("firstName"), item.text("surname", "", allow_empty=True),
-                                emails, item.flag("inactive", False), item.optional("title", text)))
+                                emails, item.flag("inactive", False), item.optional("title", text),
+                                item.optional("phone", text), item.optional("mobile", text)))
     return tuple(result)
 
 

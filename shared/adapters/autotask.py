@@ -66,6 +66,7 @@ from shared.domain.model import (
     BilledLine,
     BillingAttributes,
     BillMode,
+    ContactDetails,
     Product,
     PsaCapabilities,
     PsaCompany,
@@ -93,7 +94,10 @@ SERVICE_FIELDS = ["id", "name", "description", "invoiceDescription", "unitPrice"
                   "billingCodeID"]
 COMPANY_FIELDS = ["id", "companyName", "companyNumber", "webAddress", "isActive"]
 CONTACT_FIELDS = ["id", "companyID", "firstName", "lastName", "emailAddress", "emailAddress2", "emailAddress3",
-                  "isActive", "title"]
+                  "isActive", "title", "phone", "mobilePhone"]
+# What contact sync writes to a contact, with Autotask's lengths (the Contacts entity's fields).
+CONTACT_WRITES = {"first_name": ("firstName", 50), "last_name": ("lastName", 50), "email": ("emailAddress", 254),
+                  "title": ("title", 50), "phone": ("phone", 25), "mobile": ("mobilePhone", 25)}
 
 
 # --------------------------------------------------------------------------- limits
@@ -410,7 +414,7 @@ class AutotaskClient:
         """Autotask prorates unit changes itself from their effective date; SeatSync's tag is the
         contract service's internal description."""
         return PsaCapabilities(kind="autotask", prorate="native", description_limit=INVOICE_DESCRIPTION_MAX,
-                               tag_limit=INTERNAL_DESCRIPTION_MAX)
+                               tag_limit=INTERNAL_DESCRIPTION_MAX, contact_fields=frozenset(CONTACT_WRITES))
 
     @property
     def calls(self) -> int:
@@ -437,16 +441,77 @@ class AutotaskClient:
             record = f"contacts of company {company_id}"
         else:
             filters, record = [{"op": "gte", "field": "id", "value": 0}], "contacts"
-        contacts = []
-        for row in self._query("Contacts", filters, record, CONTACT_FIELDS):
-            f = _Fields.of(row, self._psa, "contact")
-            emails = tuple(e for e in (f.text("emailAddress"), f.text("emailAddress2"), f.text("emailAddress3")) if e)
-            contacts.append(PsaContact(
-                psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("companyID")),
-                first_name=f.text("firstName") or "", last_name=f.text("lastName") or "", emails=emails,
-                inactive=not f.active("isActive"), title=f.text("title"),
-            ))
-        return contacts
+        return [self._contact(row) for row in self._query("Contacts", filters, record, CONTACT_FIELDS)]
+
+    def _contact(self, row: Any) -> PsaContact:
+        f = _Fields.of(row, self._psa, "contact")
+        emails = tuple(e for e in (f.text("emailAddress"), f.text("emailAddress2"), f.text("emailAddress3")) if e)
+        return PsaContact(
+            psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("companyID")),
+            first_name=f.text("firstName") or "", last_name=f.text("lastName") or "", emails=emails,
+            inactive=not f.active("isActive"), title=f.text("title"), phone=f.text("phone") or None,
+            mobile=f.text("mobilePhone") or None,
+        )
+
+    @staticmethod
+    def _contact_body(details: ContactDetails) -> tuple[dict[str, Any], list[str]]:
+        """The Contacts fields of ``details`` and what is wrong with them (Autotask's lengths)."""
+        body: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, value in details.given().items():
+            field, limit = CONTACT_WRITES[name]
+            problems += too_long(field, value, limit, "Autotask allows")
+            body[field] = value
+        return body, problems
+
+    def create_contact(self, company_id: str, details: ContactDetails) -> PsaContact:
+        """A new active contact of the company (``POST Companies/{id}/Contacts``: contacts are a child
+        of companies). Autotask needs a first and a last name: a contact without is refused before
+        anything is sent."""
+        company = _numeric_id(company_id, "company")
+        record = f"company {company} new contact {details.email or ''}".strip()
+        body, problems = self._contact_body(details)
+        for field, value in (("firstName", details.first_name), ("lastName", details.last_name)):
+            if not value:
+                problems.append(f"Autotask needs a contact's {field}: give the user a "
+                                f"{'given name' if field == 'firstName' else 'surname'} in Microsoft Entra")
+        if problems:
+            raise PsaError(self._psa, "; ".join(problems), record)
+        body.update({"companyID": company, "isActive": 1})
+        created = self._call("POST", f"/V1.0/Companies/{company}/Contacts", record=record, json=body, creating=True)
+        ident = _Fields(created, self._psa, record).ident("itemId")
+        return PsaContact(psa=self._name, contact_id=str(ident), company_id=str(company),
+                          first_name=details.first_name or "", last_name=details.last_name or "",
+                          emails=(details.email,) if details.email else (), title=details.title, phone=details.phone,
+                          mobile=details.mobile)
+
+    def update_contact(self, contact: PsaContact, details: ContactDetails, *,
+                       active: bool | None = None) -> PsaContact:
+        """PATCH the fields given and ``isActive`` (1/0) to the company's contacts; nothing is sent
+        when nothing changes."""
+        if contact.psa != self._name:
+            raise ValueError(f"contact {contact.contact_id} belongs to PSA connection {contact.psa!r}, not "
+                             f"{self._name!r}")
+        ident = _numeric_id(contact.contact_id, "contact")
+        company = _numeric_id(contact.company_id, "company")
+        record = f"company {company} contact {ident}"
+        body, problems = self._contact_body(details)
+        if problems:
+            raise PsaError(self._psa, "; ".join(problems), record)
+        if active is not None:
+            body["isActive"] = 1 if active else 0
+        if not body:
+            return contact
+        body["id"] = ident
+        self._call("PATCH", f"/V1.0/Companies/{company}/Contacts", record=record, json=body)
+        emails = contact.emails
+        if details.email is not None:
+            emails = (details.email, *(e for e in contact.emails[1:]))
+        return replace(contact, first_name=details.first_name or contact.first_name,
+                       last_name=details.last_name or contact.last_name, emails=emails,
+                       title=details.title or contact.title, phone=details.phone or contact.phone,
+                       mobile=details.mobile or contact.mobile,
+                       inactive=contact.inactive if active is None else not active)
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         filters = [{"op": "gte", "field": "id", "value": 0}] if include_inactive else [_eq("isActive", True)]

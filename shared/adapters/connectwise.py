@@ -49,6 +49,7 @@ from shared.domain.model import (
     BilledLine,
     BillingAttributes,
     BillMode,
+    ContactDetails,
     Product,
     PsaCapabilities,
     PsaCompany,
@@ -79,6 +80,13 @@ ADDITION_FIELDS = ("id,agreementId,product/id,product/identifier,quantity,unitPr
                    "invoiceGrouping/id,invoiceGrouping/name,uom,purchaseItemFlag,specialOrderFlag")
 COMPANY_FIELDS = "id,identifier,name,website,status/name,deletedFlag"
 CONTACT_FIELDS = "id,firstName,lastName,company/id,inactiveFlag,title,communicationItems"
+# A contact's field limits (ConnectWise's contact screen and API), checked before anything is sent.
+CONTACT_LIMITS = {"firstName": 30, "lastName": 30, "title": 50}
+COMMUNICATION_VALUE_MAX = 250
+# The communication types contact sync writes: the primary address, the direct line and the mobile
+# (ConnectWise's default setup table names them so; their ids are read from it).
+EMAIL_TYPE, DIRECT_TYPE, MOBILE_TYPE = "Email", "Direct", "Mobile"
+CONTACT_SYNC_FIELDS = frozenset({"first_name", "last_name", "email", "title", "phone", "mobile"})
 CATALOG_FIELDS = "id,identifier,description,customerDescription,price,cost,inactiveFlag,taxableFlag,unitOfMeasure/name"
 AGREEMENT_TYPE_FIELDS = "id,name,prorateFlag,billingCycle/name,inactiveFlag"
 
@@ -201,6 +209,7 @@ class ConnectWiseClient:
         self._psa = "ConnectWise" if name.lower() in ("", "connectwise") else f"ConnectWise ({name})"
         self._lock = threading.Lock()
         self._company_of: dict[int, int] = {}
+        self._communication_types: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ PsaPort
     @property
@@ -215,7 +224,7 @@ class ConnectWiseClient:
         setting decides."""
         return PsaCapabilities(kind="connectwise", prorate="separate-line",
                                description_limit=INVOICE_DESCRIPTION_MAX, tag_limit=SERIAL_NUMBER_MAX,
-                               invoiced_when_unknown=self.invoiced_when_unknown)
+                               invoiced_when_unknown=self.invoiced_when_unknown, contact_fields=CONTACT_SYNC_FIELDS)
 
     @property
     def calls(self) -> int:
@@ -433,30 +442,185 @@ class ConnectWiseClient:
                      'communicationItems/communicationType="Email"')
         rows = self._get_all("/company/contacts", "contacts", conditions=conditions, fields=CONTACT_FIELDS,
                              child_conditions=child)
-        contacts = []
-        for row in rows:
-            f = _Fields.of(row, self._psa, "contact")
-            company = f.reference("company")
-            emails: list[str] = []
-            items = row.get("communicationItems") or []
-            if not isinstance(items, list):
-                raise f.fail("communicationItems", f"expected a list, got {items!r}")
-            for index, item in enumerate(items):
-                if not isinstance(item, Mapping):
-                    raise f.fail(f"communicationItems[{index}]", f"expected an object, got {item!r}")
-                if item.get("communicationType") == "Email" and isinstance(item.get("value"), str):
-                    emails.append(item["value"])
-            contacts.append(PsaContact(
-                psa=self._name,
-                contact_id=str(f.integer("id")),
-                company_id=str(f.integer("id", company, "company/id")) if company else "",
-                first_name=f.text("firstName") or "",
-                last_name=f.text("lastName") or "",
-                emails=tuple(emails),
-                inactive=f.flag("inactiveFlag"),
-                title=f.text("title"),
-            ))
-        return contacts
+        return [self._contact(row) for row in rows]
+
+    def _contact(self, row: Any) -> PsaContact:
+        """A contact: its email items as its addresses (the default one first), its first Direct
+        and Mobile phone items as its phone and mobile."""
+        f = _Fields.of(row, self._psa, "contact")
+        company = f.reference("company")
+        items = self._items(f)
+        emails = [item for item in items
+                  if item.get("communicationType") == "Email" and isinstance(item.get("value"), str)]
+        emails.sort(key=lambda item: not item.get("defaultFlag"))
+        return PsaContact(
+            psa=self._name,
+            contact_id=str(f.integer("id")),
+            company_id=str(f.integer("id", company, "company/id")) if company else "",
+            first_name=f.text("firstName") or "",
+            last_name=f.text("lastName") or "",
+            emails=tuple(item["value"] for item in emails),
+            inactive=f.flag("inactiveFlag"),
+            title=f.text("title"),
+            phone=self._phone(items, DIRECT_TYPE),
+            mobile=self._phone(items, MOBILE_TYPE),
+        )
+
+    @staticmethod
+    def _items(f: _Fields) -> list[Mapping[str, Any]]:
+        items = f.raw.get("communicationItems") or []
+        if not isinstance(items, list):
+            raise f.fail("communicationItems", f"expected a list, got {items!r}")
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise f.fail(f"communicationItems[{index}]", f"expected an object, got {item!r}")
+        return items
+
+    @staticmethod
+    def _type_name(item: Mapping[str, Any]) -> str:
+        kind = item.get("type")
+        return str(kind.get("name") or "") if isinstance(kind, Mapping) else ""
+
+    def _phone(self, items: list[Mapping[str, Any]], type_name: str) -> str | None:
+        for item in items:
+            if item.get("communicationType") == "Phone" and self._type_name(item).casefold() == type_name.casefold() \
+                    and isinstance(item.get("value"), str):
+                return str(item["value"])
+        return None
+
+    def communication_types(self) -> dict[str, int]:
+        """The ids of the communication types by description (case-insensitive), read once."""
+        with self._lock:
+            known = self._communication_types
+        if known is None:
+            rows = self._get_all("/company/communicationTypes", "communication types",
+                                 fields="id,description,phoneFlag,emailFlag")
+            known = {}
+            for row in rows:
+                f = _Fields.of(row, self._psa, "communication type")
+                known[(f.text("description") or "").casefold()] = f.integer("id")
+            with self._lock:
+                self._communication_types = known
+        return known
+
+    def _type_ref(self, name: str, record: str) -> dict[str, Any]:
+        ident = self.communication_types().get(name.casefold())
+        if ident is None:
+            raise ConnectWiseApiError(self._psa, f"ConnectWise has no communication type named {name!r} (System > "
+                                      "Setup Tables > Communication Types): contact sync writes the address, direct "
+                                      "line and mobile as Email, Direct and Mobile", record, code="InvalidObject")
+        return {"id": ident, "name": name}
+
+    def _contact_problems(self, details: ContactDetails, creating: bool) -> list[FieldError]:
+        problems: list[FieldError] = []
+        for key, value in (("firstName", details.first_name), ("lastName", details.last_name),
+                           ("title", details.title)):
+            if value is not None and len(value) > CONTACT_LIMITS[key]:
+                problems.append(FieldError(key, "MaxLengthField", f"is {len(value)} characters; ConnectWise allows "
+                                           f"at most {CONTACT_LIMITS[key]}"))
+        if creating and not details.first_name:
+            problems.append(FieldError("firstName", "NullValue", "a contact needs a first name"))
+        for key, value in (("email", details.email), ("phone", details.phone), ("mobile", details.mobile)):
+            if value is not None and len(value) > COMMUNICATION_VALUE_MAX:
+                problems.append(FieldError("communicationItems", "MaxLengthField", f"the {key} is {len(value)} "
+                                           f"characters; ConnectWise allows at most {COMMUNICATION_VALUE_MAX}"))
+        return problems
+
+    def _communication_items(self, current: list[Mapping[str, Any]], details: ContactDetails,
+                             record: str) -> list[dict[str, Any]] | None:
+        """The contact's communication items with ``details``' address, direct line and mobile
+        written in: the address becomes the default Email item (an existing item of that address,
+        or the default one's value replaced, or a new one); the phones replace the value of the first
+        Direct / Mobile item or are added. None when nothing changes."""
+        items = [dict(item) for item in current]
+        changed = False
+        if details.email is not None:
+            wanted = details.email
+            emails = [item for item in items if item.get("communicationType") == "Email"]
+            same = next((item for item in emails if str(item.get("value") or "").casefold() == wanted.casefold()), None)
+            default = next((item for item in emails if item.get("defaultFlag")), None)
+            if same is not None and same is default and same.get("value") == wanted:
+                pass
+            elif same is not None:
+                for item in emails:
+                    item["defaultFlag"] = item is same
+                same["value"] = wanted
+                changed = True
+            elif default is not None:
+                default["value"] = wanted
+                changed = True
+            else:
+                for item in emails:
+                    item["defaultFlag"] = False
+                items.append({"type": self._type_ref(EMAIL_TYPE, record), "value": wanted, "defaultFlag": True,
+                              "communicationType": "Email"})
+                changed = True
+        for value, type_name in ((details.phone, DIRECT_TYPE), (details.mobile, MOBILE_TYPE)):
+            if value is None:
+                continue
+            phone: dict[str, Any] | None = next((i for i in items if i.get("communicationType") == "Phone"
+                                                 and self._type_name(i).casefold() == type_name.casefold()), None)
+            if phone is None:
+                items.append({"type": self._type_ref(type_name, record), "value": value,
+                              "defaultFlag": not any(i.get("communicationType") == "Phone" for i in items),
+                              "communicationType": "Phone"})
+                changed = True
+            elif phone.get("value") != value:
+                phone["value"] = value
+                changed = True
+        return items if changed else None
+
+    def create_contact(self, company_id: str, details: ContactDetails) -> PsaContact:
+        """POST a contact of the company: names, title, and the address, direct line and mobile as
+        communication items. Checked before sending: a first name, ConnectWise's field limits."""
+        company = _numeric_id(company_id, "company")
+        record = f"company {company} new contact {details.email or details.first_name or ''}".strip()
+        problems = self._contact_problems(details, creating=True)
+        if problems:
+            raise ConnectWiseApiError(self._psa, "; ".join(f"{p.field}: {p.message}" for p in problems), record,
+                                      code="InvalidObject", field_errors=problems)
+        body: dict[str, Any] = {"firstName": details.first_name, "company": {"id": company}, "inactiveFlag": False}
+        if details.last_name is not None:
+            body["lastName"] = details.last_name
+        if details.title is not None:
+            body["title"] = details.title
+        items = self._communication_items([], details, record)
+        if items:
+            body["communicationItems"] = items
+        raw = self._call("POST", "/company/contacts", record=record, json=body, creating=True)
+        return self._contact(raw)
+
+    def update_contact(self, contact: PsaContact, details: ContactDetails, *,
+                       active: bool | None = None) -> PsaContact:
+        """PATCH the fields given (JSON-Patch ``replace``; the communication items as a whole, read
+        just before) and, when ``active`` is given, ``inactiveFlag``. Nothing is sent when nothing
+        changes."""
+        if contact.psa != self._name:
+            raise ValueError(f"contact {contact.contact_id} belongs to PSA connection {contact.psa!r}, not "
+                             f"{self._name!r}")
+        ident = _numeric_id(contact.contact_id, "contact")
+        record = f"contact {ident}"
+        problems = self._contact_problems(details, creating=False)
+        if problems:
+            raise ConnectWiseApiError(self._psa, "; ".join(f"{p.field}: {p.message}" for p in problems), record,
+                                      code="InvalidObject", field_errors=problems)
+        operations: list[dict[str, Any]] = []
+        for path, value in (("firstName", details.first_name), ("lastName", details.last_name),
+                            ("title", details.title)):
+            if value is not None:
+                operations.append({"op": "replace", "path": path, "value": value})
+        if details.email is not None or details.phone is not None or details.mobile is not None:
+            current = self._call("GET", f"/company/contacts/{ident}", record=record,
+                                 params={"fields": "id,communicationItems"})
+            items = self._communication_items(self._items(_Fields.of(current, self._psa, "contact")), details, record)
+            if items is not None:
+                operations.append({"op": "replace", "path": "communicationItems", "value": items})
+        if active is not None:
+            operations.append({"op": "replace", "path": "inactiveFlag", "value": not active})
+        if not operations:
+            return contact
+        raw = self._call("PATCH", f"/company/contacts/{ident}", record=record, json=operations)
+        return self._contact(raw)
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         conditions = None if include_inactive else "inactiveFlag=false"

@@ -10,6 +10,9 @@
   known not to have happened). One left behind is settled against the PSA by the next attempt.
 - ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA,
   with the run that made it and, when its own bookkeeping did not finish, the run that found it.
+- ``<prefix>contactlinks`` (partition = tenant, row = ``<PSA>~<company id>~<user id>``): the PSA
+  contacts SeatSync manages, each tied to its Microsoft user (recorded when SeatSync creates the
+  contact or matches a licensed user to it; see shared.domain.contacts).
 - ``<prefix>audit`` (partition = tenant, row = ``<UTC time>~<change id>~<event>``): every PSA
   write and every held, deferred, approved, rejected, failed or recovered change, with the run,
   who started it, before and after, the prorate amount and the reason. Partition ``runs`` holds
@@ -32,6 +35,7 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import TableStore, partition, query, row_range, upsert
+from shared.domain.contacts import ContactLink
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import PlannedChange
 from shared.domain.planning import Decisions
@@ -96,7 +100,8 @@ class AuditEntry:
                    trigger=trigger, requested_by=requested_by, change_id=change.change_id, kind=change.kind.value,
                    psa=change.psa, company_id=change.company_id, agreement_id=change.agreement_id,
                    line_id=change.line_id, licence=change.label or change.sku_id, before=change.old_quantity,
-                   after=change.new_quantity, amount=change.amount, unit_price=change.unit_price,
+                   after=None if change.about_contact else change.new_quantity, amount=change.amount,
+                   unit_price=change.unit_price,
                    reason=reason or change.reason, error=error, actor=actor, old_unit_price=change.old_unit_price)
 
 
@@ -133,6 +138,10 @@ class RunEvent:
     reason: str
 
 
+def _link_key(link: ContactLink) -> str:
+    return f"{link.psa}~{link.company_id}~{link.user_id}"
+
+
 def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
@@ -155,6 +164,7 @@ class DecisionRepository:
         self._ledger = store.table("ledger")
         self._intents = store.table("intents")
         self._audit = store.table("audit")
+        self._contact_links = store.table("contactlinks")
 
     # approvals ---------------------------------------------------------------------------
     def _approval(self, entity: dict[str, Any]) -> ApprovalRecord:
@@ -294,6 +304,25 @@ class DecisionRepository:
 
     def ledger(self, tenant_id: str) -> list[LedgerEntry]:
         return sorted((_ledger_entry(e) for e in partition(self._ledger, tenant_id.lower())), key=lambda e: e.at)
+
+    # contacts SeatSync manages -------------------------------------------------------------
+    def contact_links(self, tenant_id: str) -> list[ContactLink]:
+        return [ContactLink(psa=str(e["Psa"]), company_id=str(e["CompanyId"]), user_id=str(e["UserId"]),
+                            contact_id=str(e["ContactId"]), user_principal_name=str(e.get("Upn") or ""),
+                            name=str(e.get("Name") or ""))
+                for e in partition(self._contact_links, tenant_id.lower())]
+
+    def link_contacts(self, tenant_id: str, links: list[ContactLink], run_id: str, at: datetime) -> None:
+        for link in links:
+            upsert(self._contact_links, {
+                "PartitionKey": tenant_id.lower(), "RowKey": _link_key(link), "Psa": link.psa,
+                "CompanyId": link.company_id, "UserId": link.user_id, "ContactId": link.contact_id,
+                "Upn": link.user_principal_name, "Name": link.name, "LinkedInRun": run_id, "LinkedAt": at.isoformat()})
+
+    def forget_contacts(self, tenant_id: str, links: list[ContactLink]) -> None:
+        for link in links:
+            with contextlib.suppress(ResourceNotFoundError):
+                self._contact_links.delete_entity(tenant_id.lower(), _link_key(link))
 
     # audit -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:

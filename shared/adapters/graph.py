@@ -57,7 +57,9 @@ from shared.settings import GraphSettings, Settings
 log = logging.getLogger(__name__)
 
 USER_FIELDS = ("id", "userPrincipalName", "displayName", "accountEnabled", "userType",
-               "assignedLicenses", "mail", "officeLocation", "department", "city", "state", "country")
+               "assignedLicenses", "mail", "officeLocation", "department", "city", "state", "country",
+               # contact sync: the fields a PSA contact takes, and the addresses it is matched by
+               "givenName", "surname", "jobTitle", "mobilePhone", "businessPhones", "proxyAddresses")
 MAX_BATCH = 20
 SIGN_IN_PAGE = 120
 NON_PREMIUM = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
@@ -614,8 +616,25 @@ def _map_users(tenant_id: str, items: list[dict[str, Any]]) -> list[DirectoryUse
             mail=_text(item.get("mail")), office=_text(item.get("officeLocation")),
             department=_text(item.get("department")), city=_text(item.get("city")),
             state=_text(item.get("state")), country=_text(item.get("country")),
+            given_name=_text(item.get("givenName")), surname=_text(item.get("surname")),
+            job_title=_text(item.get("jobTitle")), mobile_phone=_text(item.get("mobilePhone")),
+            business_phones=_texts(item.get("businessPhones")),
+            proxy_addresses=_smtp_addresses(item.get("proxyAddresses")),
         ))
     return out
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    """A list of strings (Graph's ``businessPhones``), blanks and anything else left out."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(item.strip() for item in value if isinstance(item, str) and item.strip())
+
+
+def _smtp_addresses(value: Any) -> tuple[str, ...]:
+    """The SMTP addresses of ``proxyAddresses`` (``SMTP:`` primary, ``smtp:`` aliases), without
+    their prefix; other address types (``SIP:``, ``X500:``) are not email addresses."""
+    return tuple(item.split(":", 1)[1] for item in _texts(value) if item.lower().startswith("smtp:"))
 
 
 def _map_subscriptions(tenant_id: str, items: list[dict[str, Any]]) -> list[Subscription]:

@@ -71,6 +71,7 @@ from shared.domain.model import (
     BilledLine,
     BillingAttributes,
     BillMode,
+    ContactDetails,
     Product,
     PsaCapabilities,
     PsaCompany,
@@ -87,6 +88,10 @@ TAG_MAX = 50
 DESCRIPTION_MAX = 4000
 TOKEN_MARGIN_SECONDS = 60.0
 RECURRING_INVOICE_TYPE = "recurring-invoice"
+# What contact sync writes to a user (Halo's client contact): the field of each contact field.
+USER_WRITES = {"first_name": "firstname", "last_name": "surname", "email": "emailaddress", "title": "title",
+               "phone": "phonenumber", "mobile": "mobilenumber"}
+USER_TEXT_MAX = 255
 # Halo's ``period`` of a recurring invoice when its period dates are missing (2 is Monthly).
 PERIOD_CODES = {2: "monthly"}
 _SPANS = {1: "monthly", 2: "bi-monthly", 3: "quarterly", 6: "semi-annual", 12: "annual"}
@@ -330,7 +335,8 @@ class HaloClient:
     def capabilities(self) -> PsaCapabilities:
         """Halo prorates a line's quantity change itself through pro-rata entries; SeatSync's tag is
         the line's internal reference."""
-        return PsaCapabilities(kind="halopsa", prorate="native", description_limit=DESCRIPTION_MAX, tag_limit=TAG_MAX)
+        return PsaCapabilities(kind="halopsa", prorate="native", description_limit=DESCRIPTION_MAX, tag_limit=TAG_MAX,
+                               contact_fields=frozenset(USER_WRITES))
 
     @property
     def calls(self) -> int:
@@ -353,14 +359,76 @@ class HaloClient:
         if company_id is not None:
             params["client_id"] = str(_halo_id(company_id, "client"))
             record = f"users of client {company_id}"
-        contacts = []
-        for row in self._get_all("/Users", "users", record, params):
-            f = _Fields.of(row, self._psa, "user")
-            emails = tuple(e for e in (f.text("emailaddress"), f.text("email2"), f.text("email3")) if e)
-            contacts.append(PsaContact(psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("client_id")),
-                                       first_name=f.text("firstname"), last_name=f.text("surname"), emails=emails,
-                                       inactive=f.flag("inactive"), title=f.text("title") or None))
+        contacts = [self._contact(row) for row in self._get_all("/Users", "users", record, params)]
         return contacts
+
+    def _contact(self, row: Any) -> PsaContact:
+        f = _Fields.of(row, self._psa, "user")
+        emails = tuple(e for e in (f.text("emailaddress"), f.text("email2"), f.text("email3")) if e)
+        return PsaContact(psa=self._name, contact_id=str(f.ident()), company_id=str(f.ident("client_id")),
+                          first_name=f.text("firstname"), last_name=f.text("surname"), emails=emails,
+                          inactive=f.flag("inactive"), title=f.text("title") or None,
+                          phone=f.text("phonenumber") or None, mobile=f.text("mobilenumber") or None)
+
+    def _user_fields(self, details: ContactDetails, record: str) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, value in details.given().items():
+            problems += too_long(USER_WRITES[name], value, USER_TEXT_MAX, "Halo allows")
+            body[USER_WRITES[name]] = value
+        if problems:
+            raise PsaError(self._psa, "; ".join(problems), record)
+        return body
+
+    def _site_of(self, client: int, record: str) -> int:
+        """The site a new contact of the client belongs to: its first active site (by id)."""
+        sites = self._get_all("/Site", "sites", f"sites of client {client}", {"client_id": str(client)})
+        active = sorted(f.ident() for f in (_Fields.of(row, self._psa, "site") for row in sites)
+                        if not f.flag("inactive") and f.optional_integer("client_id") in (None, client))
+        if not active:
+            raise PsaError(self._psa, f"client {client} has no active site to add a user to; add one in Halo", record)
+        return active[0]
+
+    def _post_user(self, body: dict[str, Any], record: str, *, creating: bool) -> PsaContact:
+        saved = self._call("POST", "/Users", record=record, json=[body], creating=creating)
+        if isinstance(saved, list):
+            saved = saved[0] if len(saved) == 1 else None
+        if not isinstance(saved, Mapping):
+            raise PsaError(self._psa, f"Halo answered the user write without the user: {str(saved)[:200]!r}", record)
+        return self._contact(saved)
+
+    def create_contact(self, company_id: str, details: ContactDetails) -> PsaContact:
+        """A new active user (client contact) at the client's first active site: ``POST /api/Users``
+        with one user and no id."""
+        client = _halo_id(company_id, "client")
+        record = f"client {client} new user {details.email or ''}".strip()
+        body = self._user_fields(details, record)
+        name = f"{details.first_name or ''} {details.last_name or ''}".strip()
+        if not name:
+            raise PsaError(self._psa, "a Halo user needs a name: give the user a given name or surname in Microsoft "
+                           "Entra", record)
+        body.update({"name": name, "site_id": self._site_of(client, record), "client_id": client, "inactive": False})
+        return self._post_user(body, record, creating=True)
+
+    def update_contact(self, contact: PsaContact, details: ContactDetails, *,
+                       active: bool | None = None) -> PsaContact:
+        """``POST /api/Users`` with the user's id, the fields given (the display name follows a
+        changed first name or surname) and ``inactive``; nothing is sent when nothing changes."""
+        if contact.psa != self._name:
+            raise ValueError(f"contact {contact.contact_id} belongs to PSA connection {contact.psa!r}, not "
+                             f"{self._name!r}")
+        ident = _halo_id(contact.contact_id, "user")
+        record = f"user {ident}"
+        body = self._user_fields(details, record)
+        if details.first_name is not None or details.last_name is not None:
+            body["name"] = (f"{details.first_name or contact.first_name} "
+                            f"{details.last_name or contact.last_name}").strip()
+        if active is not None:
+            body["inactive"] = not active
+        if not body:
+            return contact
+        body["id"] = ident
+        return self._post_user(body, record, creating=False)
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         params = {"includeinactive": "true"} if include_inactive else {}

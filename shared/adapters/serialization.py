@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.domain.model import BillingAttributes, BillMode, ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.model import BillingAttributes, BillMode, ChangeKind, ChangeStatus, ContactDetails, PlannedChange
 
 
 def change_to_json(change: PlannedChange) -> str:
@@ -33,4 +33,5 @@ def change_from_json(text: str) -> PlannedChange:
     for key in ("effective_date", "end_date", "due_date"):
         raw[key] = None if raw.get(key) is None else date.fromisoformat(raw[key])
     raw["billing"] = None if raw.get("billing") is None else BillingAttributes(**raw["billing"])
+    raw["contact"] = None if raw.get("contact") is None else ContactDetails(**raw["contact"])
     return PlannedChange(**raw)

@@ -92,7 +92,10 @@ def snapshot_from_document(document: dict[str, Any]) -> TenantSnapshot:
         run_id=document["runId"],
         collected_at=datetime.fromisoformat(document["collectedAt"]),
         skus=tuple(SkuCount(**s) for s in document["skus"]),
-        users=tuple(DirectoryUser(**{**u, "sku_ids": tuple(u["sku_ids"])}) for u in document["users"]),
+        users=tuple(DirectoryUser(**{**u, "sku_ids": tuple(u["sku_ids"]),
+                                      "business_phones": tuple(u.get("business_phones") or ()),
+                                      "proxy_addresses": tuple(u.get("proxy_addresses") or ())})
+                    for u in document["users"]),
         subscriptions=tuple(
             Subscription(**{**s, "created": _dt(s.get("created")),
                             "next_lifecycle": _dt(s.get("next_lifecycle"))})

@@ -37,4 +37,6 @@ class ProblemKind(StrEnum):
     IMPOSSIBLE_VALUE = "impossible-value"
     SEATS_BOUGHT_ELSEWHERE = "seats-bought-elsewhere"
     COST_UNKNOWN = "cost-unknown"
+    CONTACT_AMBIGUOUS = "contact-ambiguous"
+    CONTACTS_NOT_READ = "contacts-not-read"
     UNCLASSIFIED = "unclassified"

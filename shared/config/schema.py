@@ -335,6 +335,9 @@ class CompanyLink(Model):
     user_filter: UserFilter | None = None
     catch_all: bool = Field(default=False, description="bill the users no other company's user filter matches")
     disable_prorate: bool = False
+    sync_contacts: bool = Field(
+        default=False, description="keep a PSA contact of this company for each licensed user that belongs to it "
+                                   "(docs/configuration.md, contact sync)")
     licences: tuple[LicenceLink, ...] = ()
 
     @model_validator(mode="after")

@@ -142,23 +142,32 @@ def _apply_options(licence: LicenceLink, counted: int, what: str) -> tuple[int, 
     return quantity, reason
 
 
-class _TenantCounter:
-    """Counts for one tenant, with per-company filtering."""
+class Membership:
+    """Which users of a tenant belong to which of its companies: those its user filter matches;
+    for a catch-all company, those no other company's filter matches; for a company without a
+    filter, every user. Billing counts and contact sync follow it."""
 
-    def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> None:
-        self.config = config
-        self.tenant = tenant
-        self.snapshot = snapshot
-        self.users_by_id = {u.id: u for u in snapshot.users}
-        self.users_by_upn = {u.user_principal_name.casefold(): u for u in snapshot.users}
+    def __init__(self, tenant: TenantConfig, snapshot: TenantSnapshot) -> None:
         filters = [c.user_filter for c in tenant.companies if has_filter(c)]
         self.claimed = {u.id for u in snapshot.users if any(matches(f, u) for f in filters)}
-        """Users some company's filter matches: a catch-all counts the others."""
+        """Users some company's filter matches: a catch-all has the others."""
 
     def belongs(self, company: CompanyLink, user: DirectoryUser) -> bool:
         if company.catch_all:
             return user.id not in self.claimed
         return matches(company.user_filter, user)
+
+
+class _TenantCounter(Membership):
+    """Counts for one tenant, with per-company filtering."""
+
+    def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> None:
+        super().__init__(tenant, snapshot)
+        self.config = config
+        self.tenant = tenant
+        self.snapshot = snapshot
+        self.users_by_id = {u.id: u for u in snapshot.users}
+        self.users_by_upn = {u.user_principal_name.casefold(): u for u in snapshot.users}
 
     def people(self, company: CompanyLink, licence: LicenceLink) -> list[DirectoryUser]:
         if not _filtered(company, licence):

@@ -95,7 +95,10 @@ class SkuCount:
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    """A user of a tenant with the fields billing and filters need."""
+    """A user of a tenant with the fields billing, filters and contact sync need.
+
+    ``proxy_addresses`` are the user's SMTP addresses (``proxyAddresses`` without their ``smtp:``
+    prefix); ``business_phones`` Graph's ``businessPhones``."""
 
     id: str
     user_principal_name: str
@@ -109,6 +112,12 @@ class DirectoryUser:
     city: str | None = None
     state: str | None = None
     country: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    job_title: str | None = None
+    mobile_phone: str | None = None
+    business_phones: tuple[str, ...] = ()
+    proxy_addresses: tuple[str, ...] = ()
 
     def holds(self, sku_id: str) -> bool:
         return sku_id in self.sku_ids
@@ -341,6 +350,8 @@ class PsaCapabilities:
     recognises its records another way, documented by the adapter). ``invoiced_when_unknown``:
     whether the current billing period counts as invoiced when the PSA does not say
     (``Agreement.next_invoice_date`` is None); the connection's setting, invoiced by default.
+    ``contact_fields``: the ``ContactDetails`` fields a contact of the PSA takes (contact sync
+    writes only those).
     """
 
     kind: str
@@ -348,6 +359,7 @@ class PsaCapabilities:
     description_limit: int
     tag_limit: int
     invoiced_when_unknown: bool = True
+    contact_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -365,7 +377,9 @@ class PsaCompany:
 
 @dataclass(frozen=True)
 class PsaContact:
-    """A contact of a PSA company, with its email addresses (onboarding matches their domains)."""
+    """A contact of a PSA company, with its email addresses (onboarding matches their domains;
+    contact sync matches users by them), the first being its primary one. ``phone`` and
+    ``mobile`` are its direct and mobile numbers."""
 
     psa: str
     contact_id: str
@@ -375,6 +389,32 @@ class PsaContact:
     emails: tuple[str, ...] = ()
     inactive: bool = False
     title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    """What contact sync writes to a PSA contact: the fields a Microsoft user gives. None is a
+    field Microsoft leaves blank: it is never written, so it never overwrites what the PSA
+    holds. ``email`` is the contact's primary address, ``title`` the job title, ``phone`` the
+    first of the user's business phones. (The department is not among them: ConnectWise and Halo
+    hold a contact's department as a reference to a setup table of their own, Autotask has none.)"""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+
+    def given(self) -> dict[str, str]:
+        """The fields with a value, by name."""
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -417,6 +457,18 @@ class ChangeKind(StrEnum):
     # A not-billed record of the quantity a period was invoiced at (ConnectWise, whose API does
     # not say): written before the first decrease that is not credited, see shared.domain.periods.
     PERIOD_RECORD = "period-record"
+    # Contact sync (shared.domain.contacts): a PSA contact created for a licensed user, its fields
+    # updated from the user's, deactivated when the user loses every licence or leaves the tenant,
+    # reactivated (with its fields brought up to date) when the user is licensed again.
+    CREATE_CONTACT = "create-contact"
+    UPDATE_CONTACT = "update-contact"
+    DEACTIVATE_CONTACT = "deactivate-contact"
+    REACTIVATE_CONTACT = "reactivate-contact"
+
+
+CONTACT_KINDS = frozenset({ChangeKind.CREATE_CONTACT, ChangeKind.UPDATE_CONTACT, ChangeKind.DEACTIVATE_CONTACT,
+                           ChangeKind.REACTIVATE_CONTACT})
+"""Changes of PSA contacts rather than billed lines: no quantity, no agreement."""
 
 
 class ChangeStatus(StrEnum):
@@ -471,8 +523,16 @@ class PlannedChange:
     unit_cost: Decimal | None = None
     billing: BillingAttributes | None = None
     old_unit_price: Decimal | None = None
+    contact: ContactDetails | None = None
+    """For a contact change: the fields it writes (``line_id`` is the contact's id, None for a new
+    contact; ``agreement_id`` is empty; ``sku_id`` is ``contact:<user id>``)."""
 
     @property
     def writes(self) -> bool:
         """Whether this change is to be written now."""
         return self.status == ChangeStatus.PLANNED
+
+    @property
+    def about_contact(self) -> bool:
+        """Whether this change writes a PSA contact (not a billed line)."""
+        return self.kind in CONTACT_KINDS

@@ -71,6 +71,10 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
     ProblemKind.COST_UNKNOWN: "Check the subscription source's cost (seatsync reconcile), split the licence by "
                               "subscription when its subscriptions cost differently, or price the profile another "
                               "way.",
+    ProblemKind.CONTACT_AMBIGUOUS: "Make the user's address belong to one contact of the company in the PSA (merge "
+                                   "or correct the duplicates); until then SeatSync writes no contact for the user.",
+    ProblemKind.CONTACTS_NOT_READ: "Check that the PSA connection's API user may read (and write) the company's "
+                                   "contacts; nothing is written to its contacts until they can be read.",
     ProblemKind.UNCLASSIFIED: "Read the message and fix what it names.",
 }
 

@@ -10,9 +10,13 @@ What the PSA must show, by kind of change:
 - ``set-quantity``: the line bills the new quantity (Autotask and HaloPSA report the units a
   scheduled change brings, so a change dated later is seen too);
 - ``set-details``: the line has the new invoice description and unit price (those the change
-  sets).
+  sets);
+- a contact change (``check_contact``): a new contact is an active contact of the company with
+  the id the PSA answered, or else with the change's address, holding the fields written; an
+  updated or reactivated contact holds the fields written (and is active); a deactivated one is
+  inactive.
 
-A line that exists but differs is a mismatch, named field by field, never "held".
+A line or contact that exists but differs is a mismatch, named field by field, never "held".
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.domain.model import BilledLine, ChangeKind, PlannedChange
+from shared.domain.contacts import describe, differences
+from shared.domain.model import BilledLine, ChangeKind, ContactDetails, PlannedChange, PsaContact
 
 CREATING = frozenset({ChangeKind.CREATE_LINE, ChangeKind.PRORATE, ChangeKind.CREDIT, ChangeKind.PERIOD_RECORD})
 """Changes that create a line (a prorate or credit line, a period's record, a licence's line)."""
@@ -34,6 +39,14 @@ class WriteCheck:
     held: bool
     line: BilledLine | None
     detail: str
+    contact: PsaContact | None = None
+
+    @property
+    def found_id(self) -> str | None:
+        """The id of the line or contact the write was looked for on (None when none was found)."""
+        if self.line is not None:
+            return self.line.line_id
+        return self.contact.contact_id if self.contact is not None else None
 
 
 def _quantity(line: BilledLine) -> str:
@@ -71,3 +84,34 @@ def check_write(change: PlannedChange, lines: Iterable[BilledLine], line_id: str
     if change.kind in CREATING and change.tag and line.tag not in (None, change.tag):
         return WriteCheck(False, line, f"line {line.line_id} carries another tag ({line.tag})")
     return WriteCheck(True, line, f"line {line.line_id} bills {change.new_quantity}")
+
+
+def check_contact(change: PlannedChange, contacts: Iterable[PsaContact], contact_id: str | None = None) -> WriteCheck:
+    """Whether ``contacts`` (the company's contacts, read from the PSA) hold the contact ``change``.
+
+    ``contact_id`` is the contact the PSA said it wrote, when it answered; a new contact is
+    otherwise recognised by its address."""
+    details = change.contact or ContactDetails()
+    own = [c for c in contacts if c.company_id == change.company_id and c.psa == change.psa]
+    wanted = contact_id or change.line_id
+    if wanted is not None:
+        found = next((c for c in own if c.contact_id == wanted), None)
+        where = f"contact {wanted}"
+    else:
+        address = (details.email or "").casefold()
+        found = next((c for c in own if not c.inactive and address
+                      and any(e.casefold() == address for e in c.emails)), None)
+        where = f"an active contact with the address {details.email}"
+    if found is None:
+        return WriteCheck(False, None, f"{where} is not among the contacts of company {change.company_id}")
+    if change.kind == ChangeKind.DEACTIVATE_CONTACT:
+        if found.inactive:
+            return WriteCheck(True, None, f"contact {found.contact_id} is inactive", found)
+        return WriteCheck(False, None, f"contact {found.contact_id} is still active", found)
+    if found.inactive:
+        return WriteCheck(False, None, f"contact {found.contact_id} is inactive", found)
+    missing = differences(details, found, frozenset(details.given()))
+    if missing.given():
+        return WriteCheck(False, None, f"contact {found.contact_id} differs: {describe(missing, found)}", found)
+    done = "is active with the fields written" if details.given() else "is active"
+    return WriteCheck(True, None, f"contact {found.contact_id} {done}", found)

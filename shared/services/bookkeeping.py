@@ -6,9 +6,9 @@ connections for a while, the process killed between two lines of code):
 
 1. before the PSA call, the write's *intent* is stored (retried while storage is unavailable;
    no intent, no write);
-2. after a tenant's writes, the affected agreements' lines are read back once, and each write
-   is recorded as applied (ledger, run report, audit) only when the PSA holds it; a write the
-   PSA does not show is a failed write, with what was found;
+2. after a tenant's writes, the affected agreements' lines (and companies' contacts) are read
+   back once, and each write is recorded as applied (ledger, run report, audit) only when the PSA
+   holds it; a write the PSA does not show is a failed write, with what was found;
 3. an intent still open when a later attempt starts (the next run, or the retried activity of
    the same run) is settled against the PSA before anything is planned: found, it is recorded
    as *recovered* (ledger, audit, this run's report, and the earlier run's record of the
@@ -35,9 +35,10 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.tables import StoreRetry
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import PushSummary, SyncRequest
-from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange
+from shared.domain.contacts import CompanyKey, ContactLink
+from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange, PsaContact
 from shared.domain.planning import AgreementKey
-from shared.domain.writes import check_write
+from shared.domain.writes import WriteCheck, check_contact, check_write
 from shared.errors import HttpServiceError, PsaError, SeatSyncError
 from shared.ports import PsaPort
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PsaLookup = Callable[[str], PsaPort]
 LinesByAgreement = Mapping[AgreementKey, Sequence[BilledLine]]
+ContactsByCompany = Mapping[CompanyKey, Sequence[PsaContact]]
 PSA_FAILURES = (PsaError, SeatSyncError, requests.RequestException)
 
 
@@ -109,11 +111,23 @@ class Bookkeeping:
         writer = run_id or self.run_id
         self.keep(f"the ledger entry of change {change.change_id}", lambda: self.decisions.record_write(
             change, writer, self.now, line_id, recovered_by=self.run_id if recovered else None))
+        if change.kind == ChangeKind.CREATE_CONTACT and line_id:
+            self.link_contact(change, line_id)
         if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
             hold_key = change.hold_key
             if self.keep("the approval of a held change", lambda: self.decisions.approval(hold_key)) is not None:
                 self.keep("marking an approval applied", lambda: self.decisions.mark_applied(hold_key, self.now))
             self.keep("clearing a deferral", lambda: self.decisions.clear_deferral(change.tenant_id, hold_key))
+
+
+    def link_contact(self, change: PlannedChange, contact_id: str) -> None:
+        """Record that the contact SeatSync created is the contact of the change's user: it is one
+        SeatSync manages from now on (deactivated when the user loses its licences or leaves)."""
+        user_id = change.sku_id.removeprefix("contact:")
+        upn = change.contact.email if change.contact and change.contact.email else ""
+        link = ContactLink(change.psa, change.company_id, user_id, contact_id, upn, change.label)
+        self.keep(f"the contact link of change {change.change_id}",
+                  lambda: self.decisions.link_contacts(change.tenant_id, [link], self.run_id, self.now))
 
 
 # -- read-back ----------------------------------------------------------------------------
@@ -140,40 +154,81 @@ def read_lines(keys: Iterable[AgreementKey], psa_for: PsaLookup) -> dict[Agreeme
     return {key: tuple(lines) for key, lines in found.items()}
 
 
+@dataclass
+class PsaRecords:
+    """What writes are checked against: the lines of agreements and the contacts of companies, as
+    read from the PSA."""
+
+    lines: dict[AgreementKey, Sequence[BilledLine]] = field(default_factory=dict)
+    contacts: dict[CompanyKey, Sequence[PsaContact]] = field(default_factory=dict)
+
+    @staticmethod
+    def key(change: PlannedChange) -> tuple[str, str, str]:
+        """What a change is checked on: (``lines``, PSA, agreement) or (``contacts``, PSA, company)."""
+        if change.about_contact:
+            return ("contacts", change.psa, change.company_id)
+        return ("lines", change.psa, change.agreement_id)
+
+    def holds_key(self, change: PlannedChange) -> bool:
+        """Whether what the change is checked on was read."""
+        kind, psa, ident = self.key(change)
+        return (psa, ident) in (self.contacts if kind == "contacts" else self.lines)
+
+    def check(self, change: PlannedChange, record_id: str | None = None) -> WriteCheck:
+        kind, psa, ident = self.key(change)
+        if kind == "contacts":
+            return check_contact(change, self.contacts.get((psa, ident), ()), record_id)
+        return check_write(change, self.lines.get((psa, ident), ()), record_id)
+
+    def update(self, other: PsaRecords) -> None:
+        self.lines.update(other.lines)
+        self.contacts.update(other.contacts)
+
+
+def read_records(changes: Iterable[PlannedChange], psa_for: PsaLookup) -> PsaRecords:
+    """What the changes are checked on, read from the PSA: one ``list_lines`` per PSA for the
+    agreements, one ``list_contacts`` per company; raises when a read fails."""
+    keys = {PsaRecords.key(change) for change in changes}
+    records = PsaRecords(lines=dict(read_lines({(p, i) for k, p, i in keys if k == "lines"}, psa_for)))
+    for _, psa, company in sorted(k for k in keys if k[0] == "contacts"):
+        records.contacts[(psa, company)] = tuple(psa_for(psa).list_contacts(company))
+    return records
+
+
 def held_now(book: Bookkeeping, change: PlannedChange) -> str | None:
     """After a write whose answer was lost: whether the PSA holds it already (one read of its
-    agreement), so that the licence's next writes can go on; the line it is on, or None."""
+    agreement, or its company's contacts), so that the licence's next writes can go on; the id of
+    the line or contact it is on, or None."""
     try:
-        lines = read_lines([(change.psa, change.agreement_id)], book.psa_for)
+        records = read_records([change], book.psa_for)
     except PSA_FAILURES as exc:
         log.warning("change %s: the PSA could not be read after its write failed: %s", change.change_id, exc)
         return None
-    check = check_write(change, lines.get((change.psa, change.agreement_id), ()))
-    return check.line.line_id if check.held and check.line else None
+    check = records.check(change)
+    return check.found_id if check.held else None
 
 
 def confirm(book: Bookkeeping, attempts: Sequence[Attempt], summary: PushSummary) -> None:
-    """Read back the agreements the attempts touched (one read per PSA) and record each write as
-    applied only when the PSA holds it."""
+    """Read back the agreements and contacts the attempts touched (one read per PSA, and per
+    company for contacts) and record each write as applied only when the PSA holds it."""
     if not attempts:
         return
     try:
-        lines: LinesByAgreement | None = read_lines(((a.change.psa, a.change.agreement_id) for a in attempts),
-                                                    book.psa_for)
+        records: PsaRecords | None = read_records((a.change for a in attempts), book.psa_for)
         unread = None
     except PSA_FAILURES as exc:
-        lines, unread = None, f"{exc}"
+        records, unread = None, f"{exc}"
     checkpoints.reached("after-read-back")
     for attempt in attempts:
         change = attempt.change
-        if lines is None:
+        if records is None:
             error = (f"{attempt.error + '; ' if attempt.error else ''}not confirmed: reading it back from the PSA "
                      f"failed ({unread}); the next run checks whether the PSA holds it")
             _failed(book, change, error, "unconfirmed", summary)
             continue
-        check = check_write(change, lines.get((change.psa, change.agreement_id), ()), attempt.line_id)
+        check = records.check(change, attempt.line_id)
         if check.held:
-            line_id = check.line.line_id if check.line else attempt.line_id
+            line_id = check.found_id or attempt.line_id
             applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or line_id)
             book.record_applied(change, line_id)
             note = None
@@ -230,26 +285,28 @@ class Settled:
         return self.intent.change
 
 
-def settle(book: Bookkeeping, intents: Sequence[WriteIntent], known: LinesByAgreement,
+def settle(book: Bookkeeping, intents: Sequence[WriteIntent], known: PsaRecords,
            summary: PushSummary) -> list[Settled]:
-    """Settle open intents against the PSA: ``known`` lines are used as read; the agreements not
-    among them are read (one read per PSA). Intents whose agreements cannot be read stay open."""
+    """Settle open intents against the PSA: ``known`` records are used as read; the agreements and
+    companies not among them are read (one read per PSA, and per company for contacts). Intents
+    whose records cannot be read stay open."""
     if not intents:
         return []
-    missing = {(i.change.psa, i.change.agreement_id) for i in intents} - set(known)
-    lines: dict[AgreementKey, Sequence[BilledLine]] = dict(known)
-    for psa in sorted({p for p, _ in missing}):
+    records = PsaRecords(dict(known.lines), dict(known.contacts))
+    missing = [i.change for i in intents if not records.holds_key(i.change)]
+    for kind, psa in sorted({PsaRecords.key(c)[:2] for c in missing}):
+        group = [c for c in missing if PsaRecords.key(c)[:2] == (kind, psa)]
         try:
-            lines.update(read_lines({key for key in missing if key[0] == psa}, book.psa_for))
+            records.update(read_records(group, book.psa_for))
         except PSA_FAILURES as exc:
-            log.warning("open write intents on %s stay open: their agreements could not be read (%s)", psa, exc)
+            log.warning("open write intents on %s stay open: their %s could not be read (%s)", psa,
+                        "contacts" if kind == "contacts" else "agreements", exc)
     settled = []
     for intent in intents:
-        key = (intent.change.psa, intent.change.agreement_id)
-        if key not in lines:
+        if not records.holds_key(intent.change):
             continue
-        check = check_write(intent.change, lines[key])
-        result = Settled(intent, check.held, check.line.line_id if check.line else None, check.detail)
+        check = records.check(intent.change)
+        result = Settled(intent, check.held, check.found_id, check.detail)
         _record_settled(book, result, summary)
         settled.append(result)
     return settled
@@ -294,4 +351,4 @@ def reconcile_writes(book: Bookkeeping, summary: PushSummary) -> list[Settled]:
     earlier run made without finishing its bookkeeping is recorded even when its tenant is not
     synced now."""
     intents = book.keep("reading the open write intents", lambda: book.decisions.intents())
-    return settle(book, intents, {}, summary)
+    return settle(book, intents, PsaRecords(), summary)

@@ -10,12 +10,16 @@ quantity it accompanies; so a retried activity, a crash between a PSA write and 
 bookkeeping, or a second run on the same day finds the work already done instead of doing it
 twice, and records it. Held and deferred decreases are recorded for a human or for their
 renewal date; every write and every decision is audited.
+
+Contact sync (``shared.domain.contacts``) rides the same mechanism: the contacts of each company
+that syncs them are read with the tenant's lines, their writes are planned after its billing and
+written, read back, recorded and audited like billing writes (contact change kinds).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
@@ -30,14 +34,17 @@ from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import PushRequest, PushSummary
 from shared.domain.billing import unlinked_licences
+from shared.domain.contacts import CONTACT_FIELDS, CompanyKey, contact_companies, plan_contacts
 from shared.domain.model import (
     Agreement,
     BilledLine,
     ChangeKind,
     ChangeStatus,
+    ContactDetails,
     PlannedChange,
     Product,
     PsaCapabilities,
+    PsaContact,
     TenantSnapshot,
 )
 from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
@@ -52,6 +59,7 @@ from shared.services.bookkeeping import (
     Attempt,
     Bookkeeping,
     PsaLookup,
+    PsaRecords,
     answered_no,
     confirm,
     held_now,
@@ -120,6 +128,33 @@ def read_view(config: SeatSyncConfig, tenant: TenantConfig, shared: SharedReads,
     return PsaView(shared.agreements, lines, shared.products, shared.capabilities)
 
 
+@dataclass(frozen=True)
+class ContactReads:
+    """The contacts of a tenant's companies that sync them, as read just before planning; the
+    companies whose contacts could not be read (and why); the contact fields each PSA takes."""
+
+    contacts: dict[CompanyKey, Sequence[PsaContact]]
+    unread: dict[CompanyKey, str]
+    fields: dict[str, frozenset[str]]
+
+
+def read_contacts(tenant: TenantConfig, psa_for: PsaLookup) -> ContactReads:
+    """Each contact-syncing company's contacts, read completely or not at all (a company that
+    cannot be read is reported and left alone; the tenant's billing goes on)."""
+    reads = ContactReads({}, {}, {})
+    for company in contact_companies(tenant):
+        key = (company.psa, company.company_id)
+        try:
+            client = psa_for(company.psa)
+            reads.fields.setdefault(company.psa, client.capabilities.contact_fields or CONTACT_FIELDS)
+            reads.contacts[key] = tuple(client.list_contacts(company.company_id))
+        except (PsaError, SeatSyncError, ValueError, requests.RequestException) as exc:
+            log.warning("tenant %s: the contacts of %s company %s could not be read: %s", tenant.tenant_id,
+                        company.psa, company.company_id, exc)
+            reads.unread[key] = str(exc)
+    return reads
+
+
 def state_history(snapshots: SnapshotRepository, snapshot: TenantSnapshot) -> dict[str, list[StateRecord]]:
     """For each licence of the tenant with seats that are not active, the states earlier runs
     recorded (to say since when); licences whose seats are all active need none."""
@@ -146,8 +181,26 @@ def _line_of(view: PsaView, change: PlannedChange) -> BilledLine:
                    f"agreement {change.agreement_id} line {change.line_id}")
 
 
-def execute(change: PlannedChange, view: PsaView, client: PsaPort) -> str | None:
-    """Make one write; returns the id of the line written."""
+def execute_contact(change: PlannedChange, client: PsaPort,
+                    contacts: Mapping[CompanyKey, Sequence[PsaContact]]) -> str:
+    """Make one contact write; returns the id of the contact written."""
+    details = change.contact or ContactDetails()
+    if change.kind == ChangeKind.CREATE_CONTACT:
+        return client.create_contact(change.company_id, details).contact_id
+    contact = next((c for c in contacts.get((change.psa, change.company_id), ()) if c.contact_id == change.line_id),
+                   None)
+    if contact is None:
+        raise PsaError(change.psa, "the contact to change is no longer in the company",
+                       f"company {change.company_id} contact {change.line_id}")
+    active = {ChangeKind.DEACTIVATE_CONTACT: False, ChangeKind.REACTIVATE_CONTACT: True}.get(change.kind)
+    return client.update_contact(contact, details, active=active).contact_id
+
+
+def execute(change: PlannedChange, view: PsaView, client: PsaPort,
+            contacts: Mapping[CompanyKey, Sequence[PsaContact]] | None = None) -> str | None:
+    """Make one write; returns the id of the line (or contact) written."""
+    if change.about_contact:
+        return execute_contact(change, client, contacts or {})
     if change.kind in CREATING:
         assert change.product_id is not None and change.effective_date is not None
         created = client.create_line(NewLine(
@@ -219,7 +272,7 @@ def _found_written(book: Bookkeeping, change: PlannedChange) -> PlannedChange | 
 
 
 def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSummary,
-           guard: Callable[[], None]) -> None:
+           guard: Callable[[], None], contacts: Mapping[CompanyKey, Sequence[PsaContact]] | None = None) -> None:
     """Write a tenant's changes (intent first), then read them back and record each."""
     broken: set[str] = set()  # mappings whose earlier write failed: their later writes wait for the next run
     attempts: list[Attempt] = []
@@ -231,11 +284,12 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
                                "not attempted: an earlier write of this licence failed")
             summary.failed += 1
             continue
-        if change.kind in CREATING and book.keep("the ledger", partial(book.decisions.written, change.tenant_id,
-                                                                        change.change_id)):
-            # the PSA no longer shows a line SeatSync created today: never created twice
-            error = ("this line was written earlier today (see the ledger) but the PSA no longer shows it; it is not "
-                     "created twice: check the agreement")
+        creates = change.kind in CREATING or change.kind == ChangeKind.CREATE_CONTACT
+        if creates and book.keep("the ledger", partial(book.decisions.written, change.tenant_id, change.change_id)):
+            # the PSA no longer shows a line (or contact) SeatSync created today: never created twice
+            what, where = ("contact", "company's contacts") if change.about_contact else ("line", "agreement")
+            error = (f"this {what} was written earlier today (see the ledger) but the PSA no longer shows it; it is "
+                     f"not created twice: check the {where}")
             failed = replace(change, status=ChangeStatus.FAILED)
             book.update_change(failed, error)
             book.audit(failed, "failed", error=error)
@@ -246,7 +300,7 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
         book.open_intent(change)
         checkpoints.reached("before-psa-write")
         try:
-            written = execute(change, view, book.psa_for(change.psa))
+            written = execute(change, view, book.psa_for(change.psa), contacts)
         except PSA_FAILURES as exc:
             log.warning("change %s: the PSA write failed: %s", change.change_id, exc)
             refused = answered_no(exc)
@@ -295,18 +349,33 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                                                        push_error=str(exc)))
             summary.tenants_failed.append(tenant_id)
             continue
+        contact_reads = read_contacts(tenant, psa_for)
         recovered: dict[str, PlannedChange] = {}
         if not request.dry_run:
             # writes an earlier attempt made without finishing its bookkeeping: recorded before planning
             intents = book.keep("the tenant's open write intents", partial(decisions.intents, tenant_id))
-            for settled in settle(book, intents, view.lines, summary):
+            known = PsaRecords(dict(view.lines), dict(contact_reads.contacts))
+            for settled in settle(book, intents, known, summary):
                 if settled.held:
                     recovered[settled.change.change_id] = settled.change
+            if any(c.about_contact for c in recovered.values()):
+                contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
         work = started.work(tenant_id) if started is not None else None
         decided = book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id))
         plan = plan_tenant(config, tenant, snapshot, view, today,
                            replace(decided, guard=work.guard if work is not None else None),
                            book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
+        if contact_reads.contacts or contact_reads.unread:
+            links = book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
+            contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links, contact_reads.fields,
+                                         today, contact_reads.unread)
+            plan = replace(plan, changes=plan.changes + contact_plan.changes,
+                           problems=plan.problems + contact_plan.problems)
+            if not request.dry_run and (contact_plan.links or contact_plan.forget):
+                book.keep("the tenant's contact links", partial(decisions.link_contacts, tenant_id,
+                                                                list(contact_plan.links), request.run_id, now))
+                book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
+                                                                list(contact_plan.forget)))
         book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
                                                    list(plan.problems)))
         rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
@@ -342,7 +411,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
         _record_decisions(book, tenant, plan)
         applied_before, failed_before = summary.applied, summary.failed
-        _apply(book, plan, view, summary, guard)
+        _apply(book, plan, view, summary, guard, contact_reads.contacts)
         if to_write and summary.applied == applied_before and summary.failed > failed_before:
             summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
     return summary

@@ -89,6 +89,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "holdKey": change.hold_key,
             "dueDate": change.due_date.isoformat() if change.due_date else None,
             "tag": change.tag,
+            "contact": change.contact.given() if change.contact is not None else None,
         })
     reconciliation, unlinked = runs.reconciliation(run_id)
     return {
@@ -130,8 +131,14 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
     }
 
 
+CONTACT_WORDS = {"create-contact": "contact created", "update-contact": "contact updated",
+                 "deactivate-contact": "contact deactivated", "reactivate-contact": "contact reactivated"}
+
+
 def _what(change: dict[str, Any]) -> str:
     kind = change["kind"]
+    if kind in CONTACT_WORDS:
+        return CONTACT_WORDS[kind]
     if kind in ("prorate", "credit"):
         start, end = change["effectiveDate"], change["endDate"]
         span = f" {start[5:]}..{end[5:]}" if start and end else ""
@@ -247,7 +254,8 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         out += table(
             ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
             [[short(c["tenantName"], 24), short(c["licence"], 32), _what(c), c["additionId"] or "new",
-              "" if c["oldQuantity"] is None else str(c["oldQuantity"]), str(c["newQuantity"]),
+              "" if c["oldQuantity"] is None else str(c["oldQuantity"]),
+              "" if c["kind"] in CONTACT_WORDS else str(c["newQuantity"]),
               c["amount"] or "", _result(c, report["startedAt"][:10])] for c in shown_changes],
             indent="  ", rule=True,
         )

@@ -6,17 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from emulators.tls import TlsFiles, ensure_tls_files
-from shared.domain.model import BilledLine, BillingAttributes
+from shared.config.schema import SeatSyncConfig, parse_config
+from shared.domain.contacts import ContactLink, plan_contacts
+from shared.domain.model import (
+    BilledLine,
+    BillingAttributes,
+    ChangeKind,
+    ContactDetails,
+    DirectoryUser,
+    PlannedChange,
+    PsaContact,
+    TenantSnapshot,
+)
+from shared.domain.writes import check_contact
 from shared.errors import PsaError
 from shared.ports import NewLine, PsaPort
+from shared.services.push import execute_contact
 from tests.integration.psa_contract_helpers import (
     AGREEMENT_TYPE,
+    CW_CLIENT_ID,
     LINE_QUANTITY,
     NEXT_PERIOD,
     PERIOD_START,
@@ -28,6 +43,7 @@ from tests.integration.psa_contract_helpers import (
 )
 
 KINDS = ["connectwise", "autotask", "halopsa"]
+CONTACT_TENANT = "aaaaaaaa-0000-0000-0000-000000000001"
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +331,107 @@ def test_nothing_is_written_for_an_invalid_quantity(psa: PsaUnderTest) -> None:
     with pytest.raises(ValueError, match="whole number"):
         client.set_quantity(line, 2.5, date(2026, 1, 20))  # type: ignore[arg-type]
     assert psa.writes() == written
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def contact_config(kind: str) -> SeatSyncConfig:
+    """One tenant whose company 19 syncs its contacts through the PSA under test."""
+    connection = {
+        "connectwise": {"type": "connectwise", "url": "https://cw.example.com/v2025_1/apis/3.0", "companyId": "msp",
+                        "publicKey": {"setting": "A"}, "privateKey": {"setting": "B"}, "clientId": CW_CLIENT_ID},
+        "autotask": {"type": "autotask", "username": "seatsync@msp.example", "secret": {"setting": "S"},
+                     "integrationCode": {"setting": "I"}},
+        "halopsa": {"type": "halopsa", "url": "https://halo.example.com", "clientId": "seatsync-app",
+                    "clientSecret": {"setting": "S"}},
+    }[kind]
+    return parse_config({"psaConnections": [{"name": kind, **connection}],
+                         "tenants": [{"tenantId": CONTACT_TENANT, "name": "Fabrikam",
+                                      "companies": [{"psa": kind, "companyId": "19", "syncContacts": True}]}]})
+
+
+def person(name: str, *skus: str, **fields: Any) -> DirectoryUser:
+    given, _, surname = name.partition(" ")
+    upn = f"{given.lower()}@fabrikam.com"
+    return DirectoryUser(id=f"user-{given.lower()}", user_principal_name=upn, display_name=name, sku_ids=skus,
+                         mail=upn, given_name=given, surname=surname or None, **fields)
+
+
+class ContactSync:
+    """What a push does for one company's contacts: read them, plan, write each change, read back
+    and keep the links SeatSync records."""
+
+    def __init__(self, psa: PsaUnderTest) -> None:
+        self.psa = psa
+        self.config = contact_config(psa.kind)
+        self.links: list[ContactLink] = []
+
+    def run(self, users: list[DirectoryUser]) -> list[PlannedChange]:
+        client = self.psa.client()
+        key = (self.psa.kind, "19")
+        contacts = {key: client.list_contacts("19")}
+        snapshot = TenantSnapshot(tenant_id=CONTACT_TENANT, run_id="r", collected_at=datetime(2026, 1, 15, tzinfo=UTC),
+                                  skus=(), users=tuple(users))
+        plan = plan_contacts(self.config, self.config.tenants[0], snapshot, contacts, self.links,
+                             {self.psa.kind: client.capabilities.contact_fields}, TODAY)
+        self.links += plan.links
+        after = []
+        for change in plan.changes:
+            written = execute_contact(change, client, contacts)
+            after.append((change, written))
+            if change.kind == ChangeKind.CREATE_CONTACT:
+                self.links.append(ContactLink(self.psa.kind, "19", change.sku_id.removeprefix("contact:"), written))
+        read_back = self.psa.client().list_contacts("19")
+        for change, written in after:
+            check = check_contact(change, read_back, written)
+            assert check.held, f"{change.kind.value}: {check.detail}"
+        return list(plan.changes)
+
+    def contact(self, address: str) -> PsaContact:
+        return next(c for c in self.psa.client().list_contacts("19") if address in c.emails)
+
+
+def test_contacts_are_created_updated_deactivated_and_reactivated_and_a_second_run_writes_nothing(
+        psa: PsaUnderTest) -> None:
+    sync = ContactSync(psa)
+    dee = person("Dee Ray", "sku-1", job_title="Accountant", business_phones=("+44 20 7946 0011",),
+                 mobile_phone="+44 7700 900011")
+    ann = person("Ann Lee", "sku-1", job_title="Buyer")
+    bob = person("Bob Kay")  # a contact made by hand whose user holds no licence: never touched
+    first = sync.run([dee, ann, bob])
+    assert sorted((c.kind.value, c.line_id) for c in first) == [("create-contact", None), ("update-contact", "7")]
+    created = sync.contact("dee@fabrikam.com")
+    assert (created.first_name, created.last_name, created.title, created.inactive) == (
+        "Dee", "Ray", "Accountant", False)
+    assert (created.phone, created.mobile) == ("+44 20 7946 0011", "+44 7700 900011")
+    assert sync.contact("ann@fabrikam.com").title == "Buyer"
+    written = psa.writes()
+    assert sync.run([dee, ann, bob]) == []
+    assert psa.writes() == written
+
+    promoted = DirectoryUser(**{**vars(ann), "job_title": "Head buyer", "mobile_phone": None})
+    unlicensed = DirectoryUser(**{**vars(dee), "sku_ids": ()})
+    second = sync.run([unlicensed, promoted, bob])
+    assert sorted((c.kind.value, c.line_id) for c in second) == [
+        ("deactivate-contact", created.contact_id), ("update-contact", "7")]
+    assert sync.contact("dee@fabrikam.com").inactive is True
+    assert sync.contact("ann@fabrikam.com").title == "Head buyer"
+    assert sync.contact("bob@fabrikam.com").inactive is False
+    assert sync.run([unlicensed, promoted, bob]) == []
+
+    back = sync.run([DirectoryUser(**{**vars(dee), "job_title": "Finance lead"}), promoted, bob])
+    assert [(c.kind.value, c.line_id) for c in back] == [("reactivate-contact", created.contact_id)]
+    again = sync.contact("dee@fabrikam.com")
+    assert (again.inactive, again.title) == (False, "Finance lead")
+    written = psa.writes()
+    assert sync.run([DirectoryUser(**{**vars(dee), "job_title": "Finance lead"}), promoted, bob]) == []
+    assert psa.writes() == written
+
+
+def test_a_contact_write_the_psa_refuses_is_an_error_naming_the_record(psa: PsaUnderTest) -> None:
+    client = psa.client()
+    with pytest.raises(PsaError) as caught:
+        client.create_contact("999", ContactDetails(first_name="Eve", last_name="Nobody", email="eve@x.example"))
+    assert caught.value.record is not None and "999" in caught.value.record
+    assert all(c.emails != ("eve@x.example",) for c in client.list_contacts())

@@ -174,7 +174,9 @@ def test_users_without_the_selected_fields_are_an_incomplete_read() -> None:
 
 def test_a_complete_read_maps_users_and_sends_the_exact_query() -> None:
     licensed = {**user(2), "assignedLicenses": [{"skuId": "ABC", "disabledPlans": []}],
-                "department": "Sales", "officeLocation": "", "mail": None}
+                "department": "Sales", "officeLocation": "", "mail": None, "givenName": "Ann", "surname": "",
+                "jobTitle": "Buyer", "mobilePhone": None, "businessPhones": ["+44 20 7946 0000", ""],
+                "proxyAddresses": ["SMTP:ann@x.example", "smtp:ann.lee@x.example", "SIP:ann@x.example"]}
     client, fake = client_over(paged({"": {"value": [user(1)], "@odata.nextLink": next_link("a")},
                                       "a": {"value": [licensed]}}))
     users = client.list_users(TENANT)
@@ -183,9 +185,14 @@ def test_a_complete_read_maps_users_and_sends_the_exact_query() -> None:
     assert users[1].department == "Sales"
     assert users[1].office is None
     assert users[1].mail is None
+    assert (users[1].given_name, users[1].surname, users[1].job_title, users[1].mobile_phone) == (
+        "Ann", None, "Buyer", None)
+    assert users[1].business_phones == ("+44 20 7946 0000",)
+    assert users[1].proxy_addresses == ("ann@x.example", "ann.lee@x.example")  # SMTP only, without the prefix
     assert fake.urls[0] == (f"{GRAPH}/v1.0/users?$select=id,userPrincipalName,displayName,"
                             "accountEnabled,userType,assignedLicenses,mail,officeLocation,department,"
-                            "city,state,country&$top=999")
+                            "city,state,country,givenName,surname,jobTitle,mobilePhone,businessPhones,"
+                            "proxyAddresses&$top=999")
     assert fake.urls[1] == next_link("a")
     assert client.calls == 2
 
