@@ -76,7 +76,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "agreementId": change.agreement_id,
             "additionId": change.line_id,
             "oldQuantity": change.old_quantity,
-            "newQuantity": change.new_quantity,
+            "newQuantity": None if change.about_contact else change.new_quantity,
             "applied": change.status in (ChangeStatus.APPLIED, ChangeStatus.RECOVERED),
             "status": change.status.value,
             "reason": change.reason,
@@ -255,7 +255,7 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
             ["TENANT", "LICENCE", "CHANGE", "LINE", "FROM", "TO", "AMOUNT", "RESULT"],
             [[short(c["tenantName"], 24), short(c["licence"], 32), _what(c), c["additionId"] or "new",
               "" if c["oldQuantity"] is None else str(c["oldQuantity"]),
-              "" if c["kind"] in CONTACT_WORDS else str(c["newQuantity"]),
+              "" if c["newQuantity"] is None else str(c["newQuantity"]),
               c["amount"] or "", _result(c, report["startedAt"][:10])] for c in shown_changes],
             indent="  ", rule=True,
         )

@@ -121,9 +121,66 @@ BILLED_TODAY: dict[str, dict[tuple[str, str], int]] = {
 }
 
 
+# Litware's contacts (both its companies sync them): Lena Park's contact, found by her alias, is
+# brought up to date; the other users get new ones; "Accounts Payable", made by hand, is left alone.
+CONTACT_CHANGES = sorted([
+    ("25", "update-contact", "Lena Park"), ("25", "create-contact", "Omar Haddad"),
+    ("25", "create-contact", "Priya Nair"), ("25", "create-contact", "Tom Becker"),
+    ("25", "create-contact", "Sofia Rossi"), ("25", "create-contact", "Wei Chen"),
+    ("26", "create-contact", "Marta Kowalski"), ("26", "create-contact", "Jon Silva"),
+    ("26", "create-contact", "Aisha Bello"), ("26", "create-contact", "Kenji Mori"),
+])
+# (company, primary address) -> (first name, last name, title, phone, mobile, active), as each PSA holds them.
+CONTACTS_HELD = {
+    ("25", "lena.park@litware.example.com"): ("Lena", "Park", "Sales Director", "+1 425 555 0101", "+1 425 555 0191",
+                                              True),
+    ("25", "ap@litware.example.com"): ("Accounts", "Payable", None, None, None, True),
+    ("25", "omar.haddad@litware.example.com"): ("Omar", "Haddad", "Account Manager", "+1 425 555 0102", None, True),
+    ("25", "priya.nair@litware.example.com"): ("Priya", "Nair", "Account Manager", "+1 425 555 0103", None, True),
+    ("25", "tom.becker@litware.example.com"): ("Tom", "Becker", "Sales Engineer", None, None, True),
+    ("25", "sofia.rossi@litware.example.com"): ("Sofia", "Rossi", "Inside Sales", None, None, True),
+    ("25", "wei.chen@litware.example.com"): ("Wei", "Chen", "Sales Operations", None, None, True),
+    ("26", "marta.kowalski@litware.example.com"): ("Marta", "Kowalski", "Engineering Manager", "+1 425 555 0201", None,
+                                                   True),
+    ("26", "jon.silva@litware.example.com"): ("Jon", "Silva", "Developer", None, None, True),
+    ("26", "aisha.bello@litware.example.com"): ("Aisha", "Bello", "Developer", None, None, True),
+    ("26", "kenji.mori@litware.example.com"): ("Kenji", "Mori", None, None, None, True),
+}
+
+
 def summary(report: dict[str, Any], status: str) -> list[Change]:
+    """The billing changes of a status (contact changes apart: ``contact_changes``)."""
     return sorted(((c["tenantName"], c["kind"], c["oldQuantity"], c["newQuantity"])
-                   for c in report["changes"] if c["status"] == status), key=str)
+                   for c in report["changes"] if c["status"] == status and not c["kind"].endswith("-contact")),
+                  key=str)
+
+
+def contact_changes(report: dict[str, Any], status: str) -> list[tuple[str, str, str]]:
+    return sorted((c["companyId"], c["kind"], c["licence"]) for c in report["changes"]
+                  if c["status"] == status and c["kind"].endswith("-contact"))
+
+
+def contacts_held(msp: Msp, psa: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Litware's contacts as the emulator holds them (the companies 25 and 26)."""
+    state = msp.emulators.emulator(psa).state()
+    held: dict[tuple[str, str], tuple[Any, ...]] = {}
+    if psa == "connectwise":
+        for c in state["contacts"]:
+            items = c["communicationItems"]
+            email = next(i["value"] for i in items if i["communicationType"] == "Email" and i["defaultFlag"])
+            phones = {i["type"]["name"]: i["value"] for i in items if i["communicationType"] == "Phone"}
+            held[(str(c["company"]["id"]), email)] = (c["firstName"], c["lastName"], c["title"],
+                                                      phones.get("Direct"), phones.get("Mobile"), not c["inactiveFlag"])
+    elif psa == "autotask":
+        for c in state["contacts"]:
+            held[(str(c["companyID"]), c["emailAddress"])] = (c["firstName"], c["lastName"], c["title"], c["phone"],
+                                                              c["mobilePhone"], c["isActive"] == 1)
+    else:
+        for u in state["users"]:
+            held[(str(u["client_id"]), u["emailaddress"])] = (u["firstname"], u["surname"], u["title"] or None,
+                                                              u["phonenumber"] or None, u["mobilenumber"] or None,
+                                                              not u["inactive"])
+    return {key: value for key, value in held.items() if key[0] in ("25", "26")}
 
 
 def _day(value: str | None) -> str | None:
@@ -261,6 +318,8 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
             "Woodgrove Bank": "ok", "Litware Inc": "ok", "Proseware Ltd": "ok", "Wingtip Toys": "ok"}
         assert next(t for t in first["tenants"] if t["tenantId"] == TAILSPIN)["errorCode"] == "AADSTS700016"
         assert summary(first, "applied") == APPLIED[psa]
+        assert contact_changes(first, "applied") == CONTACT_CHANGES
+        assert contacts_held(msp, psa) == CONTACTS_HELD
         assert summary(first, "held") == HELD
         assert summary(first, "deferred") == DEFERRED
         assert {c["status"] for c in first["changes"]} == {"applied", "held", "deferred"}
@@ -287,6 +346,7 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         second = msp.sync()
         assert second["status"] == "partial"
         assert summary(second, "applied") == []
+        assert contact_changes(second, "applied") == []
         assert summary(second, "held") == HELD
         assert summary(second, "deferred") == DEFERRED
         assert psa_writes(msp, psa) == writes, "an unchanged day writes nothing"
@@ -306,8 +366,9 @@ def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
     text = out.getvalue()
     assert f"emulators/scenarios/sample-msp-{psa}.yaml), billed through {psa}" in text
     assert "(live): PARTIAL" in text
-    assert "Changes: 9 (6 applied, 2 held for approval, 1 deferred); 3 lines already right" in text
+    assert "Changes: 19 (16 applied, 2 held for approval, 1 deferred); 3 lines already right" in text
     assert "Guarded tenants, nothing lowered until a person approves: 1" in text
+    assert text.count("contact created") == 9 and text.count("contact updated") == 1
     assert "auth-failed  Tailspin Toys" in text
     assert "Billing problems: 1 (price differs: 1)" in text
     assert "What to do: Keep the line's price" in text

@@ -14,6 +14,7 @@ from emulators.graph import GraphEmulator
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
+from shared.domain.model import ContactDetails
 from shared.ports import NewLine, PsaPort
 from shared.services.decisions import audit_query, audit_trail
 from shared.services.lease import acquire
@@ -34,8 +35,20 @@ pytestmark = pytest.mark.integration
 
 
 def summary(report: dict[str, Any], *statuses: str) -> list[tuple[str, str, int | None, int]]:
+    """The billing changes of the statuses (contact changes apart: ``contacts``)."""
     return sorted((c["tenantName"], c["kind"], c["oldQuantity"], c["newQuantity"])
-                  for c in report["changes"] if c["status"] in statuses)
+                  for c in report["changes"] if c["status"] in statuses and not c["kind"].endswith("-contact"))
+
+
+def contacts(report: dict[str, Any], *statuses: str) -> list[tuple[str, str]]:
+    return sorted((c["kind"], c["licence"]) for c in report["changes"]
+                  if c["status"] in statuses and c["kind"].endswith("-contact"))
+
+
+# Litware's two companies keep their users as contacts: one contact brought up to date, nine made.
+FIRST_RUN_CONTACTS = sorted([("update-contact", "Lena Park")] + [
+    ("create-contact", name) for name in ("Omar Haddad", "Priya Nair", "Tom Becker", "Sofia Rossi", "Wei Chen",
+                                          "Marta Kowalski", "Jon Silva", "Aisha Bello", "Kenji Mori")])
 
 
 FIRST_RUN_WRITES = [
@@ -63,11 +76,13 @@ def test_first_run_brings_billing_in_line_and_second_run_writes_nothing(
         quantities = msp.cw_quantities()
         assert {k: quantities[k] for k in (500, 501, 510, 520, 530, 540, 550, 560, 570)} == {
             500: 22, 501: 4, 510: 10, 520: 6, 530: 10, 540: 1250, 550: 6, 560: 4, 570: 20}
+        assert contacts(first, "applied") == FIRST_RUN_CONTACTS
         writes = msp.cw_writes()
-        assert writes == len(FIRST_RUN_WRITES)
+        assert writes == len(FIRST_RUN_WRITES) + len(FIRST_RUN_CONTACTS)
 
         second = msp.sync()
         assert summary(second, "applied") == []
+        assert contacts(second, "applied") == []
         assert msp.cw_writes() == writes, "an unchanged day writes nothing, and prorates nothing again"
         assert summary(second, "held") == [("Wingtip Toys", "set-quantity", 6, 5),
                                            ("Woodgrove Bank", "set-quantity", 1250, 1200)]
@@ -130,6 +145,8 @@ def test_a_dry_run_writes_nothing_and_shows_the_exact_plan(azurite: Azurite, sto
         assert msp.cw_quantities() == before
         assert msp.services.decisions.approvals() == [], "a dry run asks for no decision"
         assert summary(dry, "dry-run") == FIRST_RUN_WRITES
+        assert contacts(dry, "dry-run") == FIRST_RUN_CONTACTS
+        assert msp.services.decisions.contact_links(LITWARE) == [], "a dry run records no contact as SeatSync's"
         real = msp.sync()
         plan = [(c["kind"], c["newQuantity"], c["amount"], c["status"].replace("dry-run", "applied"))
                 for c in dry["changes"]]
@@ -242,11 +259,57 @@ def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
         assert (entry.line_id, entry.run_id, entry.recovered_by) == (crashed[0], report["runId"], report["runId"])
         events = [(e.kind, e.event) for e in audit_trail(msp.services.decisions,
                                                          audit_query(msp.config, LITWARE, None, None))]
-        assert events == [("prorate", "recovered"), ("set-quantity", "applied")]
+        assert [event for event in events if not event[0].endswith("-contact")] == [
+            ("prorate", "recovered"), ("set-quantity", "applied")]
         assert msp.services.decisions.intents() == [], "every intent is settled"
         again = msp.sync(tenants=[LITWARE])
         assert summary(again, "applied") == []
         assert len([a for a in msp.cw_additions(106) if a.get("serialNumber")]) == 1
+
+
+class CrashAfterContact(CrashAfterWrite):
+    """Dies once right after the PSA created a contact."""
+
+    def create_line(self, line: NewLine) -> Any:
+        return self._inner.create_line(line)
+
+    def create_contact(self, company_id: str, details: ContactDetails) -> Any:
+        created = self._inner.create_contact(company_id, details)
+        if not self._crashed:
+            self._crashed.append(created.contact_id)
+            raise RuntimeError("worker died right after the PSA created a contact")
+        return created
+
+
+def test_a_crash_right_after_a_contact_is_created_never_duplicates_it(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    crashed: list[str] = []
+
+    def factory(msp: Msp) -> Any:
+        real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
+        return lambda connection: CrashAfterContact(real(connection), crashed)
+
+    with running_msp(azurite, store, tmp_path, psa_factory=factory) as msp:
+        report = msp.sync(tenants=[LITWARE])
+        assert crashed, "the first attempt crashed after the PSA created a contact"
+        held = msp.emulators.emulator("connectwise").state()["contacts"]
+        [made] = [c for c in held if c["id"] == int(crashed[0])]
+        address = next(i["value"] for i in made["communicationItems"] if i["communicationType"] == "Email")
+        assert [c["id"] for c in held if any(i["value"] == address for i in c["communicationItems"])] == [made["id"]]
+        assert len(held) == 2 + 9, "the two contacts there before and one for each user who had none"
+        recovered = {(c["kind"], c["additionId"]) for c in report["changes"] if c["status"] == "recovered"}
+        assert ("create-contact", crashed[0]) in recovered, "the contact the crashed attempt made is recorded"
+        assert sorted(kind for kind, _ in recovered) == ["create-contact", "prorate", "set-quantity",
+                                                         "update-contact"], \
+            "the writes made before the crash (billing first, then contacts) are recovered, none made twice"
+        assert not [c for c in report["changes"] if c["status"] == "failed"]
+        assert contacts(report, "applied", "recovered") == FIRST_RUN_CONTACTS
+        links = {link.contact_id for link in msp.services.decisions.contact_links(LITWARE)}
+        assert crashed[0] in links and len(links) == 10, "every contact SeatSync made or matched is recorded"
+        assert msp.services.decisions.intents() == [], "every intent is settled"
+        again = msp.sync(tenants=[LITWARE])
+        assert contacts(again, "applied") == []
+        assert len(msp.emulators.emulator("connectwise").state()["contacts"]) == 11
 
 
 def test_a_tenant_split_between_two_companies(azurite: Azurite, store: TableStore, tmp_path: Path) -> None:

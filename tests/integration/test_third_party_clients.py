@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,31 @@ from emulators.base import RunningEmulator
 from emulators.connectwise import ConnectWiseEmulator
 from emulators.halopsa import HaloEmulator
 from emulators.tls import TlsFiles, ensure_tls_files
+from shared.adapters.autotask import AutotaskClient, AutotaskLimits
+from shared.adapters.connectwise import ConnectWiseClient
+from shared.adapters.halopsa import HaloClient, HaloLimits
+from shared.domain.model import ContactDetails
+from shared.ports import PsaPort
+from tests.psa_test_support import recording_http
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ROOT / "tests" / "third_party_clients"
 CW_CLIENT_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 AT_USER = {"username": "api@msp.example", "secret": "s3cret", "integrationCode": "SEATSYNC1"}
+# What SeatSync writes to a contact on every PSA, and what it changes afterwards.
+NEW_CONTACT = ContactDetails(first_name="Dee", last_name="Ray", email="dee.ray@fabrikam.example", title="Accountant",
+                             phone="+44 20 7946 0011", mobile="+44 7700 900011")
+CHANGED = ContactDetails(title="Finance lead", email="dee@fabrikam.example")
+
+
+def write_contacts(client: PsaPort, company_id: str, existing_id: str) -> tuple[str, str]:
+    """Through SeatSync's client: create Dee's contact, change its title and address, and
+    deactivate the existing contact ``existing_id``. The ids of the two contacts."""
+    created = client.create_contact(company_id, NEW_CONTACT)
+    client.update_contact(created, CHANGED)
+    existing = next(c for c in client.list_contacts(company_id) if c.contact_id == existing_id)
+    client.update_contact(existing, ContactDetails(), active=False)
+    return created.contact_id, existing_id
 
 
 def clients_python() -> Path:
@@ -166,6 +187,26 @@ def test_pyconnectwise_creates_and_patches_additions_and_meets_the_documented_re
     assert held[501]["quantity"] == 15.0  # the refused patches changed nothing
 
 
+def test_pyconnectwise_reads_back_the_contacts_seatsync_wrote(connectwise: RunningEmulator, tls: TlsFiles) -> None:
+    connectwise.emulator.reset()
+    seatsync = ConnectWiseClient("connectwise", f"{connectwise.url}/v2025_1/apis/3.0", "seatsyncmsp", "pubkey",
+                                 "privkey", CW_CLIENT_ID, http=recording_http("cw", tls, lambda s: None))
+    created, deactivated = write_contacts(seatsync, "2", "1")
+    (contacts,) = drive("connectwise", tls, cw_connection(connectwise),
+                        [{"op": "contacts", "pageSize": 2, "conditions": "company/id=2"}])
+    found = {str(c["id"]): c for c in contacts}
+    assert set(found) == {"1", "4", "7", created}
+    dee = found[created]
+    assert (dee["firstName"], dee["lastName"], dee["title"], dee["inactiveFlag"], dee["company"]["id"]) == (
+        "Dee", "Ray", "Finance lead", False, 2)
+    items = {(i["type"]["name"], i["communicationType"], i["value"], i["defaultFlag"])
+             for i in dee["communicationItems"]}
+    assert items == {("Email", "Email", "dee@fabrikam.example", True), ("Direct", "Phone", "+44 20 7946 0011", True),
+                     ("Mobile", "Phone", "+44 7700 900011", False)}
+    assert found[deactivated]["inactiveFlag"] is True
+    assert found[deactivated]["communicationItems"][0]["value"] == "user1@c2.example", "nothing else changed"
+
+
 def test_pyconnectwise_sees_a_refused_login_as_the_vendor_answers_it(
         connectwise: RunningEmulator, tls: TlsFiles) -> None:
     connectwise.emulator.reset()
@@ -243,6 +284,35 @@ def test_autotask_client_updates_only_what_the_api_lets_it_update(autotask: Runn
         "The field unitPrice is read-only on update: only adjustedPrice and invoiceDescription can be updated."]
     assert (read_back["unitPrice"], read_back["adjustedPrice"], read_back["invoiceDescription"]) == (
         22.0, 21.5, "Ann, Bob and 18 more")
+
+
+def test_autotask_client_reads_back_the_contacts_seatsync_wrote(autotask: RunningEmulator, tls: TlsFiles) -> None:
+    autotask.emulator.reset()
+    seatsync = AutotaskClient(name="autotask", username=AT_USER["username"], secret=AT_USER["secret"],
+                              integration_code=AT_USER["integrationCode"], zone_url=None,
+                              discovery_url=f"{autotask.url}/ATServicesRest", hourly_request_share=Decimal("0.25"),
+                              max_concurrent_requests=3, http=recording_http("at", tls, lambda s: None),
+                              limits=AutotaskLimits(Decimal("0.25"), 3))
+    created, deactivated = write_contacts(seatsync, "19", "7")
+    (contacts,) = drive("autotask", tls, at_connection(autotask), [
+        {"op": "query", "entity": "Contacts", "filter": [{"op": "eq", "field": "companyID", "value": 19}]}])
+    found = {str(c["id"]): c for c in contacts}
+    assert set(found) == {"7", created}
+    dee = found[created]
+    assert (dee["firstName"], dee["lastName"], dee["title"], dee["emailAddress"], dee["phone"], dee["mobilePhone"],
+            dee["isActive"], dee["companyID"]) == (
+        "Dee", "Ray", "Finance lead", "dee@fabrikam.example", "+44 20 7946 0011", "+44 7700 900011", 1, 19)
+    assert (found[deactivated]["isActive"], found[deactivated]["emailAddress"]) == (0, "ann@fabrikam.com")
+
+
+def test_autotask_client_meets_the_refusals_of_contacts(autotask: RunningEmulator, tls: TlsFiles) -> None:
+    autotask.emulator.reset()
+    (no_last_name,) = drive("autotask", tls, at_connection(autotask), [
+        {"op": "create_contact", "companyId": 19, "fields": {"firstName": "Eve", "isActive": 1,
+                                                             "emailAddress": "eve@fabrikam.example"}}])
+    assert no_last_name["status"] == 500
+    assert json.loads(no_last_name["body"])["errors"] == ["The lastName field is required."]
+    assert [c["id"] for c in autotask.emulator.state()["contacts"]] == [7]
 
 
 @pytest.mark.parametrize(("changes", "error"), [
@@ -325,6 +395,33 @@ def test_halopsa_package_posts_an_invoice_with_its_lines(halo: RunningEmulator, 
         2.0, 14.0, item["taxcode"], item["nominalcode"])  # a new line takes the item's tax and nominal codes
     assert refused["error"] == "ValueError"
     assert "qty_order cannot be negative" in refused["body"]
+
+
+def test_halopsa_package_reads_back_the_contacts_seatsync_wrote(halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    seatsync = HaloClient(name="halopsa", base_url=halo.url, tenant="seatsyncmsp", client_id="seatsync-app",
+                          client_secret="s3cret", lines="recurring-invoice", requests_per_5_minutes=250,
+                          http=recording_http("halo", tls, lambda s: None), limits=HaloLimits.create(250))
+    created, deactivated = write_contacts(seatsync, "3", "3")
+    (users,) = drive("halopsa", tls, halo_connection(halo), [
+        {"op": "users", "pageSize": 1, "clientId": 3, "includeInactive": True}])
+    found = {str(u["id"]): u for u in users}
+    assert set(found) == {"3", created}
+    dee = found[created]
+    assert (dee["firstname"], dee["surname"], dee["name"], dee["title"], dee["emailaddress"], dee["phonenumber"],
+            dee["mobilenumber"], dee["inactive"], dee["client_id"], dee["site_id"]) == (
+        "Dee", "Ray", "Dee Ray", "Finance lead", "dee@fabrikam.example", "+44 20 7946 0011", "+44 7700 900011",
+        False, 3, 30)
+    assert (found[deactivated]["inactive"], found[deactivated]["emailaddress"]) == (True, "user3@client3.example")
+
+
+def test_halopsa_package_meets_the_refusal_of_a_user_without_a_site(halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    (refused,) = drive("halopsa", tls, halo_connection(halo), [
+        {"op": "create_user", "user": {"firstname": "Eve", "surname": "Nobody", "emailaddress": "eve@x.example"}}])
+    assert refused["error"] in ("Exception", "ValueError")
+    assert "site_id None is not a site" in refused["body"]
+    assert len(halo.emulator.state()["users"]) == 5
 
 
 def test_halopsa_package_sees_a_refused_client_as_halo_answers_it(halo: RunningEmulator, tls: TlsFiles) -> None:

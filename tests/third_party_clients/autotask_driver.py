@@ -62,6 +62,11 @@ def update_contract_service(session: Session, step: Step) -> Any:
     return session.wait(session.client.patch(path, json=changed.for_update()))
 
 
+def create_contact(session: Session, step: Step) -> Any:
+    """A contact POSTed under its company, as Autotask wants a child entity created."""
+    return session.wait(session.client.post(f"Companies/{step['companyId']}/Contacts", json=step["fields"]))
+
+
 def refused(exc: BaseException) -> dict[str, Any] | None:
     if isinstance(exc, AutotaskAPIError):
         return {"error": type(exc).__name__, "status": exc.status_code, "body": exc.response_body}
@@ -72,4 +77,4 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 
 if __name__ == "__main__":
     run(Session, {"query": query, "get": get, "create_contract_service": create_contract_service,
-                  "update_contract_service": update_contract_service}, refused)
+                  "update_contract_service": update_contract_service, "create_contact": create_contact}, refused)

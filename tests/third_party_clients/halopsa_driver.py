@@ -58,7 +58,15 @@ def invoices(session: Session, step: Step) -> Any:
 
 
 def users(session: Session, step: Step) -> Any:
-    return every_page(session.users.search, "users", step["pageSize"])
+    filters = {"client_id": step["clientId"]} if step.get("clientId") else {}
+    if step.get("includeInactive"):
+        filters["includeinactive"] = True
+    return every_page(session.users.search, "users", step["pageSize"], **filters)
+
+
+def create_user(session: Session, step: Step) -> Any:
+    """A new user (client contact) posted the way the package posts one (no id)."""
+    return session.users.update(**step["user"])
 
 
 def contracts(session: Session, step: Step) -> Any:
@@ -91,4 +99,4 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 if __name__ == "__main__":
     run(Session, {"clients": clients, "items": items, "invoices": invoices, "invoice": invoice, "users": users,
                   "contracts": contracts,
-                  "post_lines": post_lines}, refused)
+                  "post_lines": post_lines, "create_user": create_user}, refused)
