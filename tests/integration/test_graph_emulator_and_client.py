@@ -150,7 +150,10 @@ def scenario(certificate_pem: str) -> dict[str, Any]:
             "users": [
                 {"userPrincipalName": "alice@fabrikam.com", "displayName": "Alice Archer",
                  "licenses": ["SPB"], "department": "Sales", "officeLocation": "HQ",
-                 "city": "London", "state": "LDN", "country": "UK", "mailbox": "User"},
+                 "city": "London", "state": "LDN", "country": "UK", "mailbox": "User",
+                 "givenName": "Alice", "surname": "Archer", "jobTitle": "Buyer",
+                 "businessPhones": ["+44 20 7946 0001"], "mobilePhone": "+44 7700 900001",
+                 "aliases": ["ali@fabrikam.com"]},
                 {"userPrincipalName": "bob@fabrikam.com", "licenses": ["SPB", "EXCHANGESTANDARD"],
                  "mailbox": "User"},
                 {"userPrincipalName": "helpdesk@fabrikam.com", "displayName": "Help desk",
@@ -290,6 +293,9 @@ def test_users_are_read_with_the_exact_select_and_top_999_across_pages(env: Env)
     assert (alice.department, alice.office, alice.city, alice.state, alice.country) == \
         ("Sales", "HQ", "London", "LDN", "UK")
     assert alice.mail == "alice@fabrikam.com"
+    assert (alice.given_name, alice.surname, alice.job_title, alice.business_phones, alice.mobile_phone) == (
+        "Alice", "Archer", "Buyer", ("+44 20 7946 0001",), "+44 7700 900001")
+    assert alice.proxy_addresses == ("alice@fabrikam.com", "ali@fabrikam.com")
     helpdesk = next(u for u in users if u.user_principal_name == "helpdesk@fabrikam.com")
     assert helpdesk.account_enabled is False
     assert helpdesk.sku_ids == ()
@@ -298,7 +304,8 @@ def test_users_are_read_with_the_exact_select_and_top_999_across_pages(env: Env)
     assert pages[0]["query"]["$top"] == "999"
     assert pages[0]["query"]["$select"] == ("id,userPrincipalName,displayName,accountEnabled,userType,"
                                             "assignedLicenses,mail,officeLocation,department,city,"
-                                            "state,country")
+                                            "state,country,givenName,surname,jobTitle,mobilePhone,"
+                                            "businessPhones,proxyAddresses")
     assert "$skiptoken" in pages[1]["query"]
     assert "$skiptoken" in pages[2]["query"]
     assert client.calls == 3
