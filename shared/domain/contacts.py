@@ -25,7 +25,9 @@ Then, per user:
   (one a link ties to the user) is deactivated, never deleted; any other contact is left alone.
 
 A contact linked to a user who is no longer one of the company's users (deleted from the tenant,
-or now matched by another company's filter) is deactivated too. Which contacts SeatSync manages is
+or now matched by another company's filter) is deactivated too. While the tenant is guarded (it left
+the partner's customers, or its GDAP relationship ended: ``shared.domain.lifecycle``) nothing is
+deactivated: as its billing, its contacts are not lowered until a person has looked. Which contacts SeatSync manages is
 its record of links alone: a contact a person made by hand is never deactivated unless SeatSync
 matched it to a licensed user it synced (and so linked it), and then it follows that user.
 """
@@ -237,7 +239,9 @@ class _Matcher:
 
 
 class _Planner:
-    def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot, today: date) -> None:
+    def __init__(self, config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot, today: date,
+                 guard: str | None = None) -> None:
+        self.guard = guard
         self.config = config
         self.tenant = tenant
         self.snapshot = snapshot
@@ -253,6 +257,8 @@ class _Planner:
 
     def change(self, company: CompanyLink, kind: ChangeKind, user_id: str, label: str, contact_id: str | None,
                details: ContactDetails | None, reason: str) -> None:
+        if kind == ChangeKind.DEACTIVATE_CONTACT and self.guard:
+            return  # a guarded tenant's contacts are not deactivated (see the module doc)
         identifier = contact_change_id(self.tenant.tenant_id, company.psa, company.company_id, user_id, kind,
                                        details, self.today)
         self.changes.append(PlannedChange(
@@ -339,12 +345,13 @@ class _Planner:
 def plan_contacts(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot,
                   contacts: Mapping[CompanyKey, Sequence[PsaContact]], links: Iterable[ContactLink],
                   fields: Mapping[str, frozenset[str]], today: date,
-                  unread: Mapping[CompanyKey, str] | None = None) -> ContactPlan:
+                  unread: Mapping[CompanyKey, str] | None = None, guard: str | None = None) -> ContactPlan:
     """The contact writes of a tenant (see the module doc). ``contacts`` holds each company's
     contacts as read from the PSA (read completely); a company in ``unread`` (with why) could not
     be read: a ``contacts-not-read`` problem, and nothing is written for it. ``fields`` says which
-    contact fields each PSA connection takes."""
-    planner = _Planner(config, tenant, snapshot, today)
+    contact fields each PSA connection takes; ``guard`` why the tenant is guarded (no contact is
+    deactivated then)."""
+    planner = _Planner(config, tenant, snapshot, today, guard)
     known = list(links)
     for company in contact_companies(tenant):
         key = (company.psa, company.company_id)

@@ -368,7 +368,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         if contact_reads.contacts or contact_reads.unread:
             links = book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
             contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links, contact_reads.fields,
-                                         today, contact_reads.unread)
+                                         today, contact_reads.unread, work.guard if work is not None else None)
             plan = replace(plan, changes=plan.changes + contact_plan.changes,
                            problems=plan.problems + contact_plan.problems)
             if not request.dry_run and (contact_plan.links or contact_plan.forget):

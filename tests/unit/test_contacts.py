@@ -162,6 +162,13 @@ def test_a_user_that_loses_its_licence_has_its_managed_contact_deactivated_not_a
     assert by_hand.changes == () and by_hand.links == ()
 
 
+def test_a_guarded_tenant_has_no_contact_deactivated_but_new_users_still_get_one() -> None:
+    gone = ContactLink("cw", "19", "id-gone", "8", "gone@fabrikam.example", "Gone")
+    result = plan([ann(SPB)], [contact("8", "gone@fabrikam.example", first_name="Gone")], [gone],
+                  guard="the tenant is no longer among the partner's GDAP customers")
+    assert kinds(result) == [(ChangeKind.CREATE_CONTACT, None)]
+
+
 def test_licences_excluded_from_billing_do_not_make_a_user_licensed() -> None:
     cfg = sync_config(excludedLicences_tenant=[E3])
     result = plan([ann(E3)], [contact("7", "ann@fabrikam.example")], [ContactLink("cw", "19", "id-ann", "7")],
