@@ -260,7 +260,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         """Keep the invoice Halo created for the period starting on ``period_start``, its lines at
         ``quantities`` (recurring line id -> quantity)."""
         recurring = self.invoices[invoice_id]
-        ident = 1001 + len(self.created)
+        ident = max(self.created, default=1000) + 1
         lines: list[dict[str, Any]] = []
         for line_id in sorted(quantities):
             line = self.lines[invoice_id][line_id]
@@ -300,6 +300,15 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             record = self._record_invoice(invoice_id, start, quantities)
             self.invoices[invoice_id] = {**recurring, "_next": self._period_after(invoice_id, start)}
             return record
+
+    def delete_invoices(self, invoice_id: int) -> int:
+        """Delete the invoices Halo created from a recurring invoice, as a person can in Halo (its
+        ``nextcreationdate`` stays: the periods still count as invoiced). The number deleted."""
+        with self.lock:
+            doomed = [i for i, record in self.created.items() if record["recurring_invoice_id"] == invoice_id]
+            for ident in doomed:
+                del self.created[ident]
+            return len(doomed)
 
     def _invoice_record(self, invoice_id: int, *, lines: bool) -> dict[str, Any]:
         invoice = self.invoices[invoice_id]

@@ -275,6 +275,27 @@ class _Fields(RecordFields):
         return value
 
 
+@dataclass(frozen=True)
+class _PeriodInvoice:
+    """What Halo says the current period of a recurring invoice was invoiced at, line by line.
+
+    ``quantities``: recurring line id -> the quantity the invoice Halo created for the period
+    bills it at. ``unreadable``: recurring line id -> the impossible value its invoice line holds
+    (only that line is left alone). ``missing``: why nothing can be known although the period is
+    invoiced (Halo lists no invoice created for it); every line of the recurring invoice is then
+    reported instead of being written on a guess."""
+
+    quantities: Mapping[Any, Decimal]
+    unreadable: Mapping[Any, str]
+    missing: str | None = None
+
+    def invoiced(self, line_id: Any) -> Decimal | None:
+        return self.quantities.get(line_id)
+
+
+NOT_INVOICED = _PeriodInvoice({}, {})
+
+
 # --------------------------------------------------------------------------- the client
 
 
@@ -500,8 +521,8 @@ class HaloClient:
             for agreement, invoice in self._invoices_for(ident, client_invoices):
                 invoice_id = _Fields(invoice, self._psa, "recurring invoice").ident()
                 rows = _Fields(invoice, self._psa, f"recurring invoice {invoice_id}").records("lines")
-                invoiced = self._invoiced_quantities(invoice_id, invoice) if rows else {}
-                result += [self._line(row, agreement, invoice, invoiced.get(row.get("id")))
+                period = self._invoiced_quantities(invoice_id, invoice) if rows else NOT_INVOICED
+                result += [self._line(row, agreement, invoice, period)
                            for row in sorted(rows, key=lambda r: r.get("id", 0))]
         return result
 
@@ -527,8 +548,12 @@ class HaloClient:
         fields = _Fields(raw, self._psa, record)
         current = self._billed_quantity(fields)
         if effective_date < next_start:  # what the invoiced period is charged for
-            invoiced = self._invoiced_quantities(invoice_id, invoice).get(raw.get("id"))
-            charged = self._charged_quantity(fields, invoiced)
+            period = self._invoiced_quantities(invoice_id, invoice)
+            if period.missing is not None:
+                raise PsaError(self._psa, f"{period.missing}; nothing written on a guess", record)
+            if raw.get("id") in period.unreadable:
+                fields.problems.append(period.unreadable[raw.get("id")])
+            charged = self._charged_quantity(fields, period.invoiced(raw.get("id")))
             current = current if charged is None else charged
         if fields.problems:
             raise PsaError(self._psa, f"the line holds what SeatSync cannot take ({fields.unreadable}); nothing "
@@ -695,39 +720,59 @@ class HaloClient:
         the pending pro-rata entries; None when the invoiced quantity is not known."""
         return None if invoiced is None else invoiced + self._pending(f)
 
-    def _invoiced_quantities(self, invoice_id: int, invoice: Any) -> dict[Any, Decimal]:
-        """Recurring line id -> the quantity the current period was invoiced at, read from the
-        latest invoice Halo created from the recurring invoice (``GET /api/Invoice?recurringinvoice_id=``
-        with its lines), its lines matched to the recurring invoice's on the item, in line order.
-        Empty when the current period is not invoiced yet (the next creation date is not after
-        today) or Halo lists no invoice."""
+    def _invoiced_quantities(self, invoice_id: int, invoice: Any) -> _PeriodInvoice:
+        """What the current period was invoiced at, read from the latest invoice Halo created from
+        the recurring invoice (``GET /api/Invoice?recurringinvoice_id=`` with its lines), its lines
+        matched to the recurring invoice's on the item, in line order. Nothing when the current
+        period is not invoiced yet (the next creation date is not after today, or the recurring
+        invoice starts later). When it is invoiced but Halo lists no invoice for it, ``missing``
+        says so: what the period is charged for is then unknown, never taken to be the line's
+        quantity. An impossible quantity on an invoice line is ``unreadable`` for its recurring
+        line only."""
         record = f"recurring invoice {invoice_id}"
-        next_start = _Fields(invoice, self._psa, record).day("nextcreationdate")
-        if next_start is None or next_start <= self._today():
-            return {}
+        f = _Fields(invoice, self._psa, record)
+        next_start = f.day("nextcreationdate")
+        today = self._today()
+        starts = f.day("startdate")
+        if next_start is None or next_start <= today or (starts is not None and starts > today):
+            return NOT_INVOICED
         created = self._get_all("/Invoice", "invoices", f"invoices created from {record}",
                                 {"recurringinvoice_id": str(invoice_id), "includelines": "true"})
         if not created:
-            return {}
+            name = f.text("reference") or f.text("invoice_display")
+            return _PeriodInvoice({}, {}, missing=(
+                f"{record}{f' ({name})' if name else ''} has invoiced the current period (next creation date "
+                f"{next_start}), but Halo lists no invoice created from it, so what the period is charged for "
+                "is unknown"))
         latest = max(created, key=lambda row: (halo_day(row.get("invoice_date")) or date.min,
                                                row.get("id") if isinstance(row.get("id"), int) else 0))
         latest_f = _Fields.of(latest, self._psa, "invoice")
-        invoiced: dict[int, list[Decimal]] = {}
+        invoiced: dict[int, list[tuple[Decimal, str | None]]] = {}
         for row in sorted(latest_f.records("lines"), key=lambda r: r.get("id", 0) if isinstance(r, Mapping) else 0):
-            f = _Fields.of(row, self._psa, f"invoice {latest.get('id')} line")
-            invoiced.setdefault(f.ident("_itemid"), []).append(f.decimal("qty_order") or Decimal(0))
-        result: dict[Any, Decimal] = {}
-        lines = _Fields(invoice, self._psa, record).records("lines")
+            line_f = _Fields.of(row, self._psa, f"invoice {latest.get('id')} line")
+            quantity = line_f.quantity("qty_order")
+            problem = f"{line_f.record}: {line_f.unreadable}" if line_f.problems else None
+            invoiced.setdefault(line_f.ident("_itemid"), []).append((quantity or Decimal(0), problem))
+        quantities: dict[Any, Decimal] = {}
+        unreadable: dict[Any, str] = {}
+        lines = f.records("lines")
         for row in sorted(lines, key=lambda r: r.get("id", 0) if isinstance(r, Mapping) else 0):
             queue = invoiced.get(_Fields.of(row, self._psa, f"{record} line").ident("_itemid"))
             if queue:
-                result[row.get("id")] = queue.pop(0)
-        return result
+                quantity, problem = queue.pop(0)
+                if problem is None:
+                    quantities[row.get("id")] = quantity
+                else:
+                    unreadable[row.get("id")] = problem
+        return _PeriodInvoice(quantities, unreadable)
 
-    def _line(self, raw: Any, agreement_id: str | int, invoice: Any, invoiced: Decimal | None = None) -> BilledLine:
+    def _line(self, raw: Any, agreement_id: str | int, invoice: Any,
+              period: _PeriodInvoice = NOT_INVOICED) -> BilledLine:
         invoice_f = _Fields(invoice, self._psa, f"recurring invoice {invoice.get('id')}")
         record = record_label(f"recurring invoice {invoice.get('id')} line", raw)
         f = _Fields(raw, self._psa, record)
+        if raw.get("id") in period.unreadable:  # its invoice line: only this line is left alone
+            f.problems.append(period.unreadable[raw.get("id")])
         pending = [_Fields(p, self._psa, record) for p in f.records("prorata_data")]
         pending = [p for p in pending if not p.flag("isinvoiced")]
         since = max((d for p in pending if (d := p.day("date")) is not None), default=None)
@@ -736,7 +781,7 @@ class HaloClient:
             cancelled = f.day("enddate") or self._today()
         reference = f.text("item_internal_reference")
         quantity = self._billed_quantity(f)
-        charged = self._charged_quantity(f, invoiced)
+        charged = self._charged_quantity(f, period.invoiced(raw.get("id")))
         if f.problems:  # an unreadable line: its quantities read as 0
             quantity, charged = Decimal(0), None
         return BilledLine(
@@ -748,7 +793,7 @@ class HaloClient:
             unit_cost=f.price("unit_cost"), bill_mode=BillMode.BILLABLE, description=f.text("item_shortdescription"),
             invoice_description=f.text("item_longdescription"), effective_date=since or f.day("startdate"),
             cancelled_date=cancelled, tag=reference.strip() if is_seatsync_tag(reference) else None,
-            billing=_billing(f, "tax_code", "nominal_code"),
+            billing=_billing(f, "tax_code", "nominal_code"), period_unknown=period.missing,
             unreadable=f.unreadable,  # last: after every read of the record
         )
 

@@ -35,6 +35,7 @@ class ProblemKind(StrEnum):
     DISABLED_USERS_LICENSED = "disabled-users-licensed"
     PRICE_DIFFERS = "price-differs"
     IMPOSSIBLE_VALUE = "impossible-value"
+    PERIOD_INVOICE_MISSING = "period-invoice-missing"
     SEATS_BOUGHT_ELSEWHERE = "seats-bought-elsewhere"
     COST_UNKNOWN = "cost-unknown"
     CONTACT_AMBIGUOUS = "contact-ambiguous"

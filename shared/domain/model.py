@@ -329,6 +329,10 @@ class BilledLine:
     # impossible quantity reads as 0 and an impossible price as None, so the planner leaves the
     # line and its licence alone and reports it instead.
     unreadable: str | None = None
+    # Why the seats the current period is charged for cannot be known although the PSA says the
+    # period is invoiced (Halo lists no invoice for it): the planner writes nothing for the line on a
+    # guess and reports it instead.
+    period_unknown: str | None = None
 
     @property
     def active(self) -> bool:

@@ -386,6 +386,13 @@ class _Planner:
                          f"{company.psa}", bad.line_id)
         if unreadable:
             return
+        unknown = [line for line in lines if line.period_unknown and concerns(item, profile, line)]
+        for bad in unknown:
+            self.problem(item, ProblemKind.PERIOD_INVOICE_MISSING,
+                         f"line {bad.line_id} on agreement {licence.agreement_id}: {bad.period_unknown}; nothing is "
+                         "written for this licence on a guess", bad.line_id)
+        if unknown:
+            return
         if product is not None and product.unreadable:
             self.problem(item, ProblemKind.IMPOSSIBLE_VALUE,
                          f"product {product.product_id} of profile '{profile.name if profile else ''}' holds "

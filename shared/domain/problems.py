@@ -65,6 +65,10 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
                                "or let SeatSync set it: price.manageAdoptedLines: true on the profile.",
     ProblemKind.IMPOSSIBLE_VALUE: "Correct the value the message names in the PSA (a quantity or price no "
                                   "customer can have); nothing is written for this licence until then.",
+    ProblemKind.PERIOD_INVOICE_MISSING: "Check in the PSA that the invoice of the current period exists (it may "
+                                        "have been deleted) and that SeatSync's API access may read invoices; if "
+                                        "the period was not invoiced, correct the recurring invoice's next "
+                                        "creation date. Nothing is written for this licence until then.",
     ProblemKind.SEATS_BOUGHT_ELSEWHERE: "Say whose the seats bought elsewhere are: map the tenant's subscriptions "
                                         "(subscriptionIds) or set billSeatsBoughtElsewhere on the mapping that "
                                         "bills them.",

@@ -324,3 +324,29 @@ def test_a_change_on_the_first_day_of_a_period_not_invoiced_yet_and_of_one_invoi
             assert contoso_.checked(after) == [("set-quantity", 11, 12, "2026-12-01", "12.50")]
             assert contoso_.halo_pending() == [("2026-12-01", 1.0, 12.5)]
             assert (contoso_.halo_line()["qty_order"], contoso_.halo_line()["billed_quantity"]) == (11.0, 12.0)
+
+
+# --------------------------------------------------------------------------- an invoiced period with no invoice
+
+
+def test_a_halo_period_invoiced_with_no_invoice_listed_is_a_billing_problem_and_nothing_is_written(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Halo says November is invoiced (the recurring invoice's next creation date is 1 December)
+    but lists no invoice for it (deleted): what November is charged for is unknown, so the two new
+    seats are not charged on a guess. The line stays as it was, the run needs attention, and a
+    person is told which recurring invoice it is."""
+    with contoso("halopsa", azurite, store, tmp_path, today=NOV[20]) as contoso_:
+        assert contoso_.emulator.delete_invoices(AGREEMENT["halopsa"]) == 1
+        report = contoso_.seats(12).msp.sync(tenants=[CONTOSO])
+        assert report["status"] == "attention"
+        assert [t["status"] for t in report["tenants"]] == ["ok"]
+        assert [c for c in report["changes"] if c["status"] in ("applied", "failed")] == []
+        [problem] = [p for p in report["problems"] if p["kind"] == "period-invoice-missing"]
+        assert problem["lineId"] == str(LINE)
+        assert "recurring invoice -101 (Contoso Pharma Microsoft 365) has invoiced the current period" in \
+            problem["message"]
+        assert "Halo lists no invoice created from it" in problem["message"]
+        # the PSA: line 510 as before the run
+        assert (contoso_.halo_line()["qty_order"], contoso_.halo_pending()) == (10.0, [])
+        assert contoso_.audit(report) == []
+        assert "billing-problem" in contoso_.alerts(report)

@@ -248,6 +248,52 @@ def test_lines_carry_quantities_and_recognise_seatsync_tags(psa: Psa) -> None:
     assert caught.value.record == "agreement -1 line 510"
 
 
+def test_an_invoiced_period_halo_lists_no_invoice_for_is_never_guessed(psa: Psa) -> None:
+    """The recurring invoice says the current period is invoiced, but its invoice was deleted:
+    what the period is charged for is unknown, so the lines say so (the planner reports them) and
+    a change dated inside the period is refused before anything is sent."""
+    assert psa.emulator.delete_invoices(-1) == 1
+    client = psa.client()
+    lines = {line.line_id: line for line in client.list_lines(["-1"])}
+    for line in lines.values():
+        assert line.period_unknown is not None
+        assert "recurring invoice -1 (Fabrikam M365) has invoiced the current period" in line.period_unknown
+        assert "Halo lists no invoice created from it" in line.period_unknown
+        assert line.period_quantity is None and line.unreadable is None
+    assert lines["500"].quantity == Decimal(20)  # what it bills from the next period on is known
+    with pytest.raises(PsaError, match="charged for is unknown; nothing written on a guess") as caught:
+        client.set_quantity(lines["500"], 25, TODAY)
+    assert caught.value.record == "recurring invoice -1 line 500"
+    assert psa.log("/api/RecurringInvoice", "POST") == []
+    # a change from the next period on does not depend on what the current one was charged for
+    assert client.set_quantity(lines["500"], 17, date(2026, 2, 1)).quantity == Decimal(17)
+    # a period not invoiced yet needs no invoice: nothing is unknown
+    quarterly = client.list_lines(["-2"])
+    assert [line.period_unknown for line in quarterly] == [None]
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (1e300, "1E+300, beyond the 2,147,483,647 SeatSync accepts"),
+    ("many", "'many', not a number"),
+    (float("nan"), "NaN, not a finite number"),
+])
+def test_an_impossible_invoiced_quantity_leaves_only_its_line_alone(psa: Psa, value: Any, shown: str) -> None:
+    """An invoice line of the current period holding an impossible quantity makes its recurring
+    line unreadable (the planner freezes it as an impossible value); the other lines and the rest
+    of the read stand."""
+    psa.emulator.faults.add([{"kind": "corrupt", "path": "/api/Invoice", "method": "GET",
+                              "set": {"qty_order": value}, "where": {"_itemid": 2}}])
+    client = psa.client()
+    lines = {line.line_id: line for line in client.list_lines(["-2", "-1"])}
+    assert lines["501"].unreadable == f"invoice 1001 line 100102: qty_order is {shown}"
+    assert lines["501"].quantity == Decimal(0) and lines["501"].period_quantity is None
+    assert [lines[i].unreadable for i in ("500", "502", "510")] == [None, None, None]
+    assert (lines["500"].quantity, lines["502"].quantity) == (Decimal(20), Decimal(1))
+    with pytest.raises(PsaError, match=r"invoice 1001 line 100102: qty_order is .*; nothing written"):
+        client.set_quantity(replace(lines["501"], unreadable=None), 4, TODAY)  # the write checks again
+    assert psa.log("/api/RecurringInvoice", "POST") == []
+
+
 # --------------------------------------------------------------------------- writes
 
 

@@ -680,6 +680,29 @@ def test_native_changes_say_what_happens_to_the_period() -> None:
     assert "is not invoiced yet; Halo invoices it at 13" in halo.changes[0].reason
 
 
+@pytest.mark.parametrize("count", [13, 10, 9])
+def test_a_period_whose_invoice_the_psa_does_not_list_is_a_problem_never_a_guess(count: int) -> None:
+    """Halo says the period is invoiced but lists no invoice for it: whatever the count, nothing
+    is written for the licence (not even an unchanged-looking line is taken as charged at its
+    quantity) and a person is told which recurring invoice it is."""
+    why = ("recurring invoice -101 (Contoso M365) has invoiced the current period (next creation date 2026-12-01), "
+           "but Halo lists no invoice created from it, so what the period is charged for is unknown")
+    unknown = replace(line(quantity=10), period_unknown=why)
+    other = line("501", 3, product="77")
+    result = plan(config(licence(decreasePolicy="apply")), seats(count),
+                  view(unknown, other, agreements=invoiced_until(DEC_1), capabilities=HALO))
+    assert not result.changes
+    [problem] = result.problems
+    assert (problem.kind, problem.line_id, problem.blocks) == (ProblemKind.PERIOD_INVOICE_MISSING, "500", True)
+    assert problem.message == f"line 500 on agreement 100: {why}; nothing is written for this licence on a guess"
+    assert problem.action == DEFAULT_ACTIONS[ProblemKind.PERIOD_INVOICE_MISSING]
+    # a line of another product does not concern the licence: it is no reason to freeze it
+    ignored = plan(config(licence(decreasePolicy="apply")), seats(count),
+                   view(line(quantity=10), replace(other, period_unknown=why), agreements=invoiced_until(DEC_1),
+                        capabilities=HALO))
+    assert not ignored.problems and len(ignored.changes) == (count != 10)
+
+
 def test_the_period_record_takes_the_base_line_s_billing_attributes() -> None:
     base = replace(line(quantity=10), unit_cost=Decimal("19.80"), billing=BillingAttributes(taxable=True))
     result = plan(config(licence(decreasePolicy="apply")), seats(9), view(base, agreements=invoiced_until(DEC_1)))
