@@ -90,13 +90,16 @@ class IncompleteReadError(GraphError):
 
 
 class PsaError(HttpServiceError):
-    """A PSA rejected or failed a request; ``record`` names the record concerned."""
+    """A PSA rejected or failed a request; ``record`` names the record concerned. ``refused``: the
+    PSA refused the request as it stands although its status says otherwise (Autotask answers a
+    validation error with HTTP 500): nothing was written, and sending it again cannot help."""
 
     def __init__(self, psa: str, message: str, record: str | None = None,
                  status: int | None = None, method: str | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, *, refused: bool = False) -> None:
         self.psa = psa
         self.record = record
+        self.refused = refused
         label = f"{psa} {record}" if record else psa
         super().__init__(label, message, status, method, url)
 

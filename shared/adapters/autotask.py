@@ -292,9 +292,55 @@ _LOGIN_REFUSED = re.compile(r"login|credential|authenticat|unauthori[sz]ed|integ
                             re.IGNORECASE)
 
 
+# Autotask also answers a query or write it refuses as it stands with HTTP 500 and
+# ``{"errors": ["..."]}``: a field that does not exist ("Unable to find projectID in the TimeEntry
+# Entity"), a value that is not valid, a read-only or required field, a record already associated.
+# Such an error names what is wrong with the request; a server fault does not ("An error has
+# occurred.", a timeout, a deadlock).
+_VALIDATION = re.compile(
+    r"unable to find|could not find|cannot find|does not exist|do not exist|not found|\brequired\b|not (?:a )?valid|"
+    r"\binvalid\b|read-?only|\bmust\b|cannot be|can ?not be|not allowed|not permitted|already (?:exists|associated|"
+    r"in use)|duplicate|longer than|too long|maximum length|\bexceed|does not match|do not match|error converting|"
+    r"out of range", re.IGNORECASE)
+_MAYBE_TRANSIENT = re.compile(
+    r"time[ds]? ?out|try again|temporar|unavailable|deadlock|unexpected|an error has occurred|internal server|"
+    r"object reference|transport|connection|busy|throttl|overload", re.IGNORECASE)
+
+
+def _error_messages(response: requests.Response) -> list[str]:
+    """The messages of Autotask's error body (``{"errors": [...]}``, each a text or an object with a
+    ``message``; or ASP.NET's ``{"Message": ...}``); none when the body is not one."""
+    try:
+        body = json.loads(response.text) if response.content else None
+    except (ValueError, RecursionError):
+        return []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            return [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
+        if isinstance(body.get("Message"), str):
+            return [body["Message"]]
+    return []
+
+
 def _refused_login(response: requests.Response) -> bool:
     """An HTTP 500 that is Autotask refusing the login: retrying it cannot help."""
     return response.status_code == 500 and bool(_LOGIN_REFUSED.search(response.text or ""))
+
+
+def _refused_request(response: requests.Response) -> bool:
+    """An HTTP 500 whose ``errors`` name a validation problem and nothing that may pass (see
+    ``_VALIDATION``): Autotask refused the request as it stands, wrote nothing, and would refuse it
+    again. A 500 without such an error, or one that may be a server fault, is not."""
+    if response.status_code != 500:
+        return False
+    messages = _error_messages(response)
+    return any(_VALIDATION.search(m) for m in messages) and not any(_MAYBE_TRANSIENT.search(m) for m in messages)
+
+
+def _final(response: requests.Response) -> bool:
+    """An HTTP 500 that retrying cannot change: a refused login or a refused request."""
+    return _refused_login(response) or _refused_request(response)
 
 
 def _zone_unknown(response: requests.Response) -> bool:
@@ -950,7 +996,7 @@ class AutotaskClient:
             try:
                 budget.acquire(record)
                 return self.http.request(method, url, headers=self._headers, json=json_body, idempotent=idempotent,
-                                         on_retry=lambda: budget.acquire(record), final=_refused_login)
+                                         on_retry=lambda: budget.acquire(record), final=_final)
             except requests.RequestException as exc:
                 maybe = (" It may have been created: read the contract's services before trying again."
                          if creating else "")
@@ -994,17 +1040,7 @@ class AutotaskClient:
 
     def _raise(self, response: requests.Response, method: str, url: str, record: str, *, creating: bool) -> NoReturn:
         status = response.status_code
-        try:
-            body = json.loads(response.text) if response.content else None
-        except (ValueError, RecursionError):
-            body = None
-        messages: list[str] = []
-        if isinstance(body, dict):
-            errors = body.get("errors")
-            if isinstance(errors, list):
-                messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
-            elif isinstance(body.get("Message"), str):
-                messages = [body["Message"]]
+        messages = _error_messages(response)
         detail = "; ".join(messages) or (response.text[:300].strip() if response.text else response.reason or "")
         if status in (401, 403) or (status == 500 and _LOGIN_REFUSED.search(detail)):
             raise PsaAuthError(
@@ -1012,6 +1048,9 @@ class AutotaskClient:
                 "Resources (Users); security level API User (system) or a copy of it that can see and edit "
                 "contracts), that the user is active, and the integration code (API tracking identifier) sent as "
                 f"ApiIntegrationcode ({detail or f'HTTP {status}'})", record, status, method, url)
+        if _refused_request(response):  # nothing was written; sent again it would be refused again
+            raise PsaError(self._psa, f"Autotask refused the request: {detail}", record, status, method, url,
+                           refused=True)
         maybe = " The record may have been created: read the contract's services before trying again."
         raise status_error(self._psa, status, detail, record, method, url, maybe_created=maybe if creating else "")
 

@@ -51,10 +51,13 @@ PSA_FAILURES = (PsaError, SeatSyncError, requests.RequestException)
 
 
 def answered_no(exc: BaseException) -> bool:
-    """Whether a failed write certainly did not happen: refused before it was sent, or answered
-    with a 4xx other than 408/429. A timeout, a lost connection or a 5xx may have been acted on."""
+    """Whether a failed write certainly did not happen: refused before it was sent, answered with
+    a 4xx other than 408/429, or a validation error the PSA answers with a 5xx (``PsaError.refused``).
+    A timeout, a lost connection or another 5xx may have been acted on."""
     if not isinstance(exc, HttpServiceError):
         return False
+    if isinstance(exc, PsaError) and exc.refused:
+        return True
     if exc.status is None:
         return exc.method is None
     return 400 <= exc.status < 500 and exc.status not in (408, 429)

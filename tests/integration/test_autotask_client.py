@@ -19,6 +19,7 @@ from shared.adapters.http import RetryingHttp
 from shared.domain.model import BillMode
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine, PsaPort
+from shared.services.bookkeeping import answered_no
 from tests.psa_test_support import FakeClock, in_threads, recording_http, reset_emulator, serve_emulators
 
 TODAY = date(2026, 1, 15)
@@ -321,7 +322,39 @@ def test_a_service_already_on_the_contract_is_autotasks_error_naming_the_record(
     assert caught.value.status == 500
     assert caught.value.record == "contract 100 new service 1"
     assert "The Service 1 is already associated with Contract 100 (ContractService 500)" in str(caught.value)
-    assert "may have been created" in str(caught.value)
+    # a validation error answered with 500: certainly refused, so not "may have been created"
+    assert caught.value.refused and "may have been created" not in str(caught.value)
+    assert answered_no(caught.value)
+
+
+@pytest.mark.parametrize(("call", "path"), [
+    # a query naming a field the entity does not have (the live API: "Unable to find projectID in
+    # the TimeEntry Entity")
+    (lambda c: c._query("ContractServices", [{"op": "eq", "field": "projectID", "value": 1}], "services"),
+     "/ContractServices/query"),
+    # an update of a contract service that is not there (a PATCH, which is otherwise retried)
+    (lambda c: c.update_line(replace(c.get_line("100", "500"), line_id="999"), invoice_description="x"),
+     "/Contracts/100/Services"),
+])
+def test_a_request_autotask_refuses_with_500_and_a_validation_error_is_not_retried(
+        psa: Psa, call: Callable[[AutotaskClient], Any], path: str) -> None:
+    """Autotask answers a bad query or write with HTTP 500 and ``{"errors": [...]}`` naming what is
+    wrong: it would refuse it again, so it is not retried, and the write certainly did not happen."""
+    client = psa.client()
+    with pytest.raises(PsaError) as caught:
+        call(client)
+    assert caught.value.status == 500 and caught.value.refused and answered_no(caught.value)
+    assert "Autotask refused the request: " in str(caught.value)
+    assert psa.sleeps == [], "not retried"
+    assert [e["status"] for e in psa.log(path) if e["status"] >= 400] == [500]
+
+
+def test_a_500_that_may_be_a_server_fault_is_still_retried(psa: Psa) -> None:
+    psa.emulator.faults.add({"kind": "error", "path": "ContractServices/query", "status": 500, "times": 2})
+    client = psa.client()
+    assert [line.line_id for line in client.list_lines(["100"])] == ["500", "501"]
+    assert len(psa.sleeps) == 2
+    assert [e["status"] for e in psa.log("/ContractServices/query")] == [500, 500, 200]
 
 
 def test_a_failed_adjustment_after_creation_says_the_service_bills_nothing_yet(psa: Psa) -> None:
