@@ -9,21 +9,11 @@ import azure.functions as func
 
 from admin_api.blueprint import bp
 from admin_api.http import actor, answer, error_answer, json_body
-from shared.bootstrap import get_services
-from shared.contracts import SYNC_INSTANCE_ID, SyncRequest, new_run_id
 from shared.errors import RequestValidationError, SeatSyncError
-from shared.functions import SYNC_ORCHESTRATOR
-from shared.services.decisions import (
-    approval_json,
-    audit_csv,
-    audit_json,
-    audit_query,
-    audit_trail,
-    decide,
-    list_approvals,
-    unlinked,
-)
-from shared.services.lease import duplicate_instance, live_lease
+from shared.functions import SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
+
+# What the routes run is imported when a request arrives, not when the app registers them: a cold
+# start only pays for the routes it serves.
 
 _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
            df.OrchestrationRuntimeStatus.ContinuedAsNew}
@@ -32,6 +22,9 @@ _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.
 @bp.function_name("approvals_list")
 @bp.route(route="approvals", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def approvals_list(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import get_services
+    from shared.services.decisions import approval_json, list_approvals
+
     services = get_services()
     status = req.params.get("status", "pending")
     try:
@@ -47,6 +40,11 @@ def approvals_list(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """``POST /api/approvals/{id}/approve`` or ``/reject`` with ``{"comment": "...", "applyNow": true}``."""
+    from shared.bootstrap import get_services
+    from shared.contracts import SyncRequest, new_run_id
+    from shared.services.decisions import approval_json, decide
+    from shared.services.lease import duplicate_instance, live_lease
+
     services = get_services()
     decision = req.route_params.get("decision", "")
     try:
@@ -93,6 +91,9 @@ async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.route(route="audit", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def audit_trail_http(req: func.HttpRequest) -> func.HttpResponse:
     """``GET /api/audit?customer=<tenant id or name>&from=YYYY-MM-DD&to=YYYY-MM-DD[&format=csv]``."""
+    from shared.bootstrap import get_services
+    from shared.services.decisions import audit_csv, audit_json, audit_query, audit_trail
+
     services = get_services()
     try:
         query = audit_query(services.config(), req.params.get("customer"), req.params.get("from"),
@@ -113,5 +114,8 @@ def audit_trail_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("unlinked_licences")
 @bp.route(route="unlinked", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def unlinked_http(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import get_services
+    from shared.services.decisions import unlinked
+
     services = get_services()
     return answer(200, {"unlinked": unlinked(services.config(), services.snapshots)})

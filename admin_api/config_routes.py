@@ -11,39 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-import yaml
 
 from admin_api.blueprint import bp
 from admin_api.http import actor, error_answer, is_yaml
-from shared.adapters.config_store import ConfigVersion
-from shared.bootstrap import get_services
 from shared.errors import ConfigError, HttpServiceError, RequestValidationError, SeatSyncError
-from shared.services.config_api import (
-    CUSTOM_LICENCES,
-    PROFILES,
-    TENANTS,
-    Change,
-    ConfigApi,
-    InUseError,
-    NotFoundError,
-    Section,
-    expected_version,
-    load_document,
-    locate,
-    tenant_summary,
-    version_json,
-)
-from shared.services.onboarding import (
-    REVIEW_HEADER,
-    apply_rows,
-    level_counts,
-    onboarding_suggestions,
-    parse_rows,
-    review_document,
-)
+
+# The services are imported when a request arrives, not when the app registers the routes: a cold
+# start only pays for the routes it serves.
+if TYPE_CHECKING:
+    from shared.adapters.config_store import ConfigVersion
+    from shared.services.config_api import Change, ConfigApi, Section
 
 # ------------------------------------------------------------------------ helpers
 
@@ -56,6 +36,8 @@ def respond(status: int, body: Any, version: ConfigVersion | None = None) -> fun
 
 def failure(exc: Exception) -> func.HttpResponse:
     """The HTTP form of an error: 400 naming the field(s), 404, 409, 502."""
+    from shared.services.config_api import InUseError, NotFoundError, locate
+
     if isinstance(exc, NotFoundError):
         return respond(404, {"error": str(exc)})
     if isinstance(exc, InUseError):
@@ -80,15 +62,22 @@ def guarded(work: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 
 
 def api() -> ConfigApi:
+    from shared.bootstrap import get_services
+    from shared.services.config_api import ConfigApi
+
     services = get_services()
     return ConfigApi(services.config_repository, services.snapshots)
 
 
 def body_of(req: func.HttpRequest) -> Any:
+    from shared.services.config_api import load_document
+
     return load_document(req.get_body(), yaml_text=is_yaml(req))
 
 
 def expected_of(req: func.HttpRequest) -> str | None:
+    from shared.services.config_api import expected_version
+
     return expected_version(req.headers.get("If-Match"), req.params.get("version"))
 
 
@@ -110,6 +99,8 @@ def change_answer(change: Change, key: str | None = None) -> func.HttpResponse:
 @bp.function_name("config_document")
 @bp.route(route="config", methods=["GET", "PUT"], auth_level=func.AuthLevel.FUNCTION)
 def config_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import version_json
+
     def work() -> func.HttpResponse:
         service = api()
         if req.method == "GET":
@@ -135,6 +126,8 @@ def config_export_yaml(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("config_history")
 @bp.route(route="config/history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def config_history(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import version_json
+
     def work() -> func.HttpResponse:
         versions = api().history()
         limit = req.params.get("limit")
@@ -161,6 +154,8 @@ def config_history_version(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def entries(req: func.HttpRequest, section: Section) -> func.HttpResponse:
+    from shared.services.config_api import TENANTS, tenant_summary
+
     def work() -> func.HttpResponse:
         service = api()
         if section is TENANTS:
@@ -195,6 +190,8 @@ def entry(req: func.HttpRequest, section: Section, route_key: str) -> func.HttpR
 @bp.function_name("config_billing_profiles")
 @bp.route(route="config/billing-profiles", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def config_billing_profiles(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import PROFILES
+
     return entries(req, PROFILES)
 
 
@@ -202,24 +199,32 @@ def config_billing_profiles(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="config/billing-profiles/{name}", methods=["GET", "PUT", "DELETE"],
           auth_level=func.AuthLevel.FUNCTION)
 def config_billing_profile(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import PROFILES
+
     return entry(req, PROFILES, "name")
 
 
 @bp.function_name("config_tenants")
 @bp.route(route="config/tenants", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def config_tenants(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import TENANTS
+
     return entries(req, TENANTS)
 
 
 @bp.function_name("config_tenant")
 @bp.route(route="config/tenants/{tenantId}", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.FUNCTION)
 def config_tenant(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import TENANTS
+
     return entry(req, TENANTS, "tenantId")
 
 
 @bp.function_name("config_custom_licences")
 @bp.route(route="config/custom-licences", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def config_custom_licences(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import CUSTOM_LICENCES
+
     return entries(req, CUSTOM_LICENCES)
 
 
@@ -227,6 +232,8 @@ def config_custom_licences(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="config/custom-licences/{name}", methods=["GET", "PUT", "DELETE"],
           auth_level=func.AuthLevel.FUNCTION)
 def config_custom_licence(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.config_api import CUSTOM_LICENCES
+
     return entry(req, CUSTOM_LICENCES, "name")
 
 
@@ -252,7 +259,19 @@ def config_excluded_licences(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("onboarding")
 @bp.route(route="onboarding", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 def onboarding(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import get_services
+    from shared.services.onboarding import (
+        REVIEW_HEADER,
+        apply_rows,
+        level_counts,
+        onboarding_suggestions,
+        parse_rows,
+        review_document,
+    )
+
     def work() -> func.HttpResponse:
+        import yaml
+
         services = get_services()
         if req.method == "GET":
             configured = (req.params.get("configured") or "true").lower()

@@ -6,9 +6,7 @@ import azure.functions as func
 
 from admin_api.blueprint import bp
 from admin_api.http import answer, error_answer
-from shared.bootstrap import get_services
 from shared.errors import SeatSyncError
-from shared.services.history import tenant_history
 
 
 @bp.function_name("tenant_history")
@@ -18,6 +16,9 @@ def tenant_history_http(req: func.HttpRequest) -> func.HttpResponse:
     snapshot, billed and to bill from each push; ``licence`` (SKU id, part number, product name or
     custom licence name) keeps one. Readable by tenant id after the tenant has left the
     configuration."""
+    from shared.bootstrap import get_services  # imported when a request arrives, not at registration
+    from shared.services.history import tenant_history
+
     services = get_services()
     try:
         history = tenant_history(services.config(), services.snapshots, services.runs,

@@ -28,14 +28,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.auth import API_KEY_ACTOR, Caller, identify
-from shared.config.input_limits import (
-    MAX_DEPTH,
-    MAX_DOCUMENT_BYTES,
-    check_nesting,
-    check_size,
-    key_problem,
-    read_document,
-)
 from shared.errors import (
     ConfigError,
     ConflictError,
@@ -45,7 +37,9 @@ from shared.errors import (
     SeatSyncError,
 )
 
-MAX_BODY_BYTES = MAX_DOCUMENT_BYTES
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest body a route accepts: ``shared.config.input_limits.MAX_DOCUMENT_BYTES`` (a test keeps them
+equal; the reader is imported when a request arrives, not when the routes are registered)."""
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 BOUNDED = "__seatsync_bounded__"
 
@@ -87,11 +81,15 @@ def json_body(req: func.HttpRequest) -> Any:
     body = req.get_body()
     if not body or not body.strip():
         raise RequestValidationError("body", "a JSON body is required")
+    from shared.config.input_limits import read_document
+
     return read_document(body, "body", yaml_text=False)
 
 
 def document_body(req: func.HttpRequest) -> Any:
     """The request's body as JSON, or YAML when ``Content-Type`` says so, read strictly."""
+    from shared.config.input_limits import read_document
+
     return read_document(req.get_body(), "body", yaml_text=is_yaml(req))
 
 
@@ -112,6 +110,8 @@ def actor(req: func.HttpRequest) -> str:
 
 def refusal(req: func.HttpRequest) -> func.HttpResponse | None:
     """The answer refusing ``req`` before any route code runs, or None when it is within bounds."""
+    from shared.config.input_limits import MAX_DEPTH, check_nesting, check_size, key_problem
+
     try:
         for name, value in sorted(req.route_params.items()):
             problem = key_problem(value)

@@ -6,9 +6,7 @@ import azure.functions as func
 
 from admin_api.blueprint import bp
 from admin_api.http import answer, error_answer
-from shared.bootstrap import get_services
 from shared.errors import RequestValidationError, SeatSyncError
-from shared.services.reconcile import ReconcileError, month_run, run_reconciliation, to_csv, to_output
 
 
 @bp.function_name("reconciliation")
@@ -17,6 +15,9 @@ def reconciliation_http(req: func.HttpRequest) -> func.HttpResponse:
     """``GET /api/reconciliation?month=YYYY-MM|run=<run id>[&renewalDays=N][&format=csv]``: per tenant
     and licence, purchased vs assigned vs billed with cost, margin, money found and money leaking,
     and the renewals with unused seats (``ReconciliationOut``; CSV with ``format=csv``)."""
+    from shared.bootstrap import get_services  # imported when a request arrives, not at registration
+    from shared.services.reconcile import ReconcileError, month_run, run_reconciliation, to_csv, to_output
+
     services = get_services()
     try:
         fmt = req.params.get("format", "json")

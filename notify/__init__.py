@@ -11,11 +11,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.bootstrap import get_services
-from shared.contracts import RunSummary
 from shared.functions import NOTIFY_RUN
-from shared.notifications.service import NotifyServices
-from shared.notifications.service import notify_run as notify_run_service
 
 bp = df.Blueprint()
 
@@ -23,6 +19,11 @@ bp = df.Blueprint()
 @bp.function_name(NOTIFY_RUN)
 @bp.activity_trigger(input_name="payload")
 def notify_run(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared.bootstrap import get_services  # imported when the activity runs, not at registration
+    from shared.contracts import RunSummary
+    from shared.notifications.service import NotifyServices
+    from shared.notifications.service import notify_run as notify_run_service
+
     summary = RunSummary.model_validate(payload)
     services = NotifyServices.from_services(get_services())
     return notify_run_service(services, summary.run_id, summary).to_json()

@@ -9,12 +9,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared import checkpoints, telemetry
-from shared.bootstrap import get_services
-from shared.contracts import PushRequest
 from shared.functions import PUSH_CHANGES, RECONCILE_WRITES
-from shared.services.push import push_changes as push_changes_service
-from shared.services.push import reconcile_open_writes
+
+# What the activities run is imported when they run, not when the app registers them.
 
 bp = df.Blueprint()
 
@@ -22,6 +19,10 @@ bp = df.Blueprint()
 @bp.function_name(RECONCILE_WRITES)
 @bp.activity_trigger(input_name="payload")
 def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared.bootstrap import get_services
+    from shared.contracts import PushRequest
+    from shared.services.push import reconcile_open_writes
+
     services = get_services()
     request = PushRequest.model_validate(payload)
     config = services.config()
@@ -36,6 +37,11 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.function_name(PUSH_CHANGES)
 @bp.activity_trigger(input_name="payload")
 def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared import checkpoints, telemetry
+    from shared.bootstrap import get_services
+    from shared.contracts import PushRequest
+    from shared.services.push import push_changes as push_changes_service
+
     checkpoints.reached("push-started")
     services = get_services()
     request = PushRequest.model_validate(payload)

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.config.schema import GUID_PATTERN
+from shared.functions import SYNC_INSTANCE_ID as SYNC_INSTANCE_ID
 
-SYNC_INSTANCE_ID = "seatsync-sync"
 _RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 

@@ -7,6 +7,9 @@ a test checks that every name is registered exactly once.
 
 from __future__ import annotations
 
+SYNC_INSTANCE_ID = "seatsync-sync"
+"""The sync orchestration's fixed instance id: one run at a time."""
+
 SYNC_ORCHESTRATOR = "sync_orchestrator"
 START_RUN = "start_run"
 COLLECT_TENANT = "collect_tenant"

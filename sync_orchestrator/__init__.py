@@ -14,23 +14,19 @@ import json
 import logging
 from collections.abc import Generator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.http import Blueprint, actor, error_answer, json_body
-from shared import telemetry
-from shared.bootstrap import get_services
-from shared.contracts import SYNC_INSTANCE_ID, RunProgress, RunSummary, SyncRequest, Trigger, new_run_id
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
-from shared.functions import FINISH_RUN, SYNC_ORCHESTRATOR
-from shared.services.history import live_progress, parse_limit, run_page
-from shared.services.lease import LeaseHeldError, duplicate_instance, lease_json, live_lease, unlock
-from shared.services.report import ReportError, build_report
-from shared.services.runs import finish_run as finish_run_service
-from shared.services.sync_requests import parse_sync_body
-from sync_orchestrator.orchestration import sync
+from shared.functions import FINISH_RUN, SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
+
+# What the triggers run is imported when they run, not when the app registers them: a cold start
+# only pays for the functions it serves.
+if TYPE_CHECKING:
+    from shared.contracts import SyncRequest, Trigger
 
 bp = Blueprint()
 log = logging.getLogger(__name__)
@@ -56,6 +52,8 @@ def _busy(run_id: str | None, why: str) -> func.HttpResponse:
 
 
 def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry_run: bool) -> SyncRequest:
+    from shared.contracts import SyncRequest, new_run_id
+
     now = datetime.now(UTC)
     return SyncRequest(run_id=new_run_id(now), trigger=trigger, requested_by=requested_by,
                        requested_at=now, dry_run=dry_run, tenants=tenants)
@@ -65,6 +63,9 @@ def _request(trigger: Trigger, requested_by: str, tenants: list[str] | None, dry
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_SCHEDULE%", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    from shared.bootstrap import get_services
+    from shared.services.lease import duplicate_instance, live_lease
+
     running = await _is_running(client)
     if running:
         log.warning("scheduled sync skipped: the previous run (%s) is still running", SYNC_INSTANCE_ID)
@@ -89,6 +90,10 @@ async def sync_timer(timer: func.TimerRequest, client: df.DurableOrchestrationCl
 @bp.route(route="sync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from shared.bootstrap import get_services
+    from shared.services.lease import duplicate_instance, live_lease
+    from shared.services.sync_requests import parse_sync_body
+
     try:
         manual = parse_sync_body(req.get_body(), get_services().config())
     except RequestValidationError as exc:
@@ -131,6 +136,10 @@ async def _custom_status(client: df.DurableOrchestrationClient) -> Any:
 async def runs_list_http(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """``GET /api/runs?limit=20&before=<runId>``: runs, newest first (``RunPage``); a running one
     carries its progress."""
+    from shared.bootstrap import get_services
+    from shared.contracts import RunProgress
+    from shared.services.history import parse_limit, run_page
+
     services = get_services()
     try:
         limit = parse_limit(req.params.get("limit"))
@@ -149,6 +158,10 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
     """``GET /api/runs/{runId|latest}``: the run's report; while it runs, ``progress`` is the
     orchestrator's custom status (``RunProgress``: phase, tenants collected and pushed out of N,
     failures so far)."""
+    from shared.bootstrap import get_services
+    from shared.services.history import live_progress
+    from shared.services.report import ReportError, build_report
+
     services = get_services()
     run_id = req.route_params.get("runId", "")
     if run_id == "latest":
@@ -166,6 +179,9 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
 def run_lease_http(req: func.HttpRequest) -> func.HttpResponse:
     """``GET /api/runs/lease``: which run holds the run lease, until when, and whether it is stale;
     and the last run events of the audit trail (runs found dead, leases cleared, by whom)."""
+    from shared.bootstrap import get_services
+    from shared.services.lease import lease_json
+
     services = get_services()
     lease = services.runs.lease()
     events = [{"at": e.at.isoformat(), "event": e.event, "runId": e.run_id, "actor": e.actor, "reason": e.reason}
@@ -179,6 +195,9 @@ def run_lease_unlock_http(req: func.HttpRequest) -> func.HttpResponse:
     """``POST /api/runs/lease/unlock`` with ``{"force": false, "comment": "..."}``: clear a stale run
     lease (a live one only with ``force``); the audit records who (the signed-in principal or the
     function key) and the run is recorded as died."""
+    from shared.bootstrap import get_services
+    from shared.services.lease import LeaseHeldError, lease_json, unlock
+
     try:
         body = json_body(req) if req.get_body().strip() else {}
         if not isinstance(body, dict) or set(body) - {"force", "comment"}:
@@ -207,6 +226,8 @@ def run_lease_unlock_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name(SYNC_ORCHESTRATOR)
 @bp.orchestration_trigger(context_name="context")
 def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    from sync_orchestrator.orchestration import sync
+
     result = yield from sync(context)
     return result
 
@@ -214,6 +235,11 @@ def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
 @bp.function_name(FINISH_RUN)
 @bp.activity_trigger(input_name="payload")
 def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared import telemetry
+    from shared.bootstrap import get_services
+    from shared.contracts import RunSummary
+    from shared.services.runs import finish_run as finish_run_service
+
     summary = RunSummary.model_validate(payload)
     with telemetry.activity(summary.run_id):
         services = get_services()

@@ -3,22 +3,19 @@ and collecting one tenant. Thin: each validates its input and calls the service 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
-from shared import telemetry
-from shared.bootstrap import Services, get_services
-from shared.config.partners import DEFAULT_PARTNER
-from shared.config.schema import SeatSyncConfig
-from shared.contracts import CollectRequest, SyncRequest
-from shared.domain.model import Subscription
-from shared.domain.partner import PartnerFacts
 from shared.functions import COLLECT_TENANT, START_RUN
-from shared.services.collect import collect_tenant as collect_tenant_service
-from shared.services.runs import GraphFor
-from shared.services.runs import start_run as start_run_service
-from shared.services.sources import partner_facts, prepare_sources
+
+# What the activities run is imported when they run, not when the app registers them.
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
+    from shared.config.schema import SeatSyncConfig
+    from shared.domain.model import Subscription
+    from shared.domain.partner import PartnerFacts
+    from shared.services.runs import GraphFor
 
 bp = df.Blueprint()
 
@@ -31,6 +28,12 @@ def partner_graphs(services: Services, config: SeatSyncConfig) -> GraphFor:
 @bp.function_name(START_RUN)
 @bp.activity_trigger(input_name="payload")
 def start_run(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared import telemetry
+    from shared.bootstrap import get_services
+    from shared.contracts import SyncRequest
+    from shared.services.runs import start_run as start_run_service
+    from shared.services.sources import prepare_sources
+
     services = get_services()
     request = SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
@@ -46,6 +49,13 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.function_name(COLLECT_TENANT)
 @bp.activity_trigger(input_name="payload")
 def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
+    from shared import telemetry
+    from shared.bootstrap import get_services
+    from shared.config.partners import DEFAULT_PARTNER
+    from shared.contracts import CollectRequest
+    from shared.services.collect import collect_tenant as collect_tenant_service
+    from shared.services.sources import partner_facts
+
     services = get_services()
     request = CollectRequest.model_validate(payload)
     config = services.config()
