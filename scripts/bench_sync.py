@@ -1,48 +1,70 @@
 """Benchmark: a full sync of a generated MSP on Azurite and the emulators, then an unchanged one.
 
-Prints wall time, Microsoft Graph and PSA calls against the minimum a sync needs, and the peak
-memory of the process. Before the sync, the figures of the parts: how long the Graph emulator
-takes to load 500 tenants and one of 10,000 users, and the client to page through those users.
-The emulators run in this process (threads), so the figures include
-serving every request too; the real services would answer in parallel elsewhere.
+Prints, for each sync:
 
-    .venv/bin/python scripts/bench_sync.py --tenants 500
+- the wall time next to its lower bound, max(longest tenant chain, requests / concurrency x
+  latency, writes / PSA rate), and their ratio (``--latency-ms`` holds every emulator answer back
+  that long, through the emulators' documented delay fault, so that the bound means something);
+- Microsoft Graph, Entra ID (token and discovery) and PSA requests against the minimum a sync
+  needs, counted by the emulators themselves;
+- Table Storage requests per tenant (counted by the store's client);
+
+then the peak memory of the process that ran the syncs, and how long ``import function_app`` takes
+(``python -X importtime``). The syncs run in a child process of their own, as an activity host
+would, so that the figures are SeatSync's: the generated scenario and the emulators live elsewhere.
+Before the sync, the figures of the parts: how long the Graph emulator takes to load 500 tenants
+and one of 10,000 users, and the client to page through those users.
+
+    .venv/bin/python scripts/bench_sync.py --tenants 500 [--latency-ms 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import resource
+import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from emulators.generator import generate_msp
-from emulators.launcher import spawn_emulators, start_emulators
-from local_runner.azurite import start_azurite
-from local_runner.local_sync import run_local_sync
-from shared.bootstrap import Services
-from shared.config.yaml_io import parse_yaml
-from shared.settings import Settings
+ROOT = Path(__file__).resolve().parents[1]
+SYNCS = ("first sync", "second sync (nothing to change)")
+IDENTITY_TOKEN = re.compile(r"/oauth2/v2\.0/token$")
+IDENTITY_DISCOVERY = re.compile(r"(openid-configuration|/discovery/)")
 
 
-def minimum_calls(scenario: dict[str, Any], changes: int, read_back: int = 0) -> tuple[int, int]:
-    """The fewest Graph and PSA requests a sync of this MSP can make: GDAP's customer list, one
-    batch per tenant and every further page of users; the agreements (100 per request), each
-    product's price, each agreement's lines, one request per write, and one read back of each
-    agreement written to (``read_back``: no write is recorded as applied before it is read back)."""
-    tenants = scenario["graph"]["tenants"]
-    graph = math.ceil(len(tenants) / 300)  # GDAP customers, $top=300 a page
-    for tenant in tenants:
-        users = sum(g["count"] for g in tenant.get("generatedUsers", []))
-        graph += 1 + max(math.ceil(users / 999) - 1, 0)
-    agreements = len(scenario["connectwise"]["agreements"])
-    products = len(scenario["connectwise"]["catalog"])
-    psa = math.ceil(agreements / 100) + products + agreements + changes + read_back
-    return graph, psa
+# --------------------------------------------------------------------------- cold start
+
+
+def cold_start() -> str:
+    """``import function_app`` in a fresh interpreter (best of three), next to importing only the
+    two Functions libraries it cannot do without, and what ``-X importtime`` attributes to it."""
+
+    def best(statement: str) -> float:
+        code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+        return min(float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                        check=True).stdout.strip()) for _ in range(3))
+
+    app = best("import function_app")
+    hosts = best("import azure.functions, azure.durable_functions")
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-c", "import function_app"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    cumulative = 0
+    for line in traced.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].strip() == "function_app":
+            cumulative = int(parts[1].strip())
+    return (f"import function_app: {app:.3f}s (best of 3; -X importtime {cumulative / 1e6:.3f}s); "
+            f"azure.functions and azure.durable_functions alone: {hosts:.3f}s")
+
+
+# --------------------------------------------------------------------------- the parts
 
 
 def part_figures(work: Path) -> None:
@@ -51,6 +73,7 @@ def part_figures(work: Path) -> None:
     from emulators.graph import GraphEmulator, stable_id
     from emulators.tls import ensure_tls_files
     from shared.adapters.graph import GraphClient
+    from shared.settings import Settings
 
     tenants: list[dict[str, Any]] = [
         {"tenantId": stable_id("bench", str(i)), "displayName": f"Tenant {i}",
@@ -80,15 +103,140 @@ def part_figures(work: Path) -> None:
           f"{len(users)} users listed in {listed:.2f}s ({client.calls} requests)")
 
 
+# --------------------------------------------------------------------------- the syncs (child process)
+
+
+def emulator_log(url: str, ca: str) -> list[dict[str, Any]]:
+    import requests
+
+    answer = requests.get(f"{url}/_admin/requests", verify=ca, timeout=120)
+    answer.raise_for_status()
+    return list(answer.json()["requests"])
+
+
+def run_child(spec_path: str) -> None:
+    """The syncs, in this (child) process: figures as one JSON line on stdout."""
+    import resource
+
+    from local_runner.local_sync import run_local_sync
+    from shared.bootstrap import Services
+    from shared.settings import Settings
+
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    services = Services(Settings.from_environment(spec["env"]))
+    store = services.store.requests
+    assert store is not None
+    ca = spec["env"]["SEATSYNC_CA_BUNDLE"]
+    results = []
+    for _ in SYNCS:
+        logs_before = {name: len(emulator_log(url, ca)) for name, url in spec["emulators"].items()}
+        tables_before = store.count
+        t0 = time.perf_counter()
+        report = run_local_sync(services, requested_by="bench", max_workers=spec["workers"])
+        elapsed = time.perf_counter() - t0
+        tables = store.count - tables_before
+        requests = {name: emulator_log(url, ca)[logs_before[name]:] for name, url in spec["emulators"].items()}
+        applied = [c for c in report["changes"] if c["applied"]]
+        results.append({
+            "wall": elapsed, "status": report["status"], "tenants": len(report["tenants"]),
+            "writes": len(applied), "held": sum(1 for c in report["changes"] if c["status"] == "held"),
+            "writesByTenant": dict(Counter(c["tenantId"] for c in applied)),
+            "agreementsWritten": len({(c["tenantId"], c.get("agreementId")) for c in applied}),
+            "reportCalls": report["calls"], "tables": tables,
+            "requests": {name: [[r["method"], r["path"]] for r in log] for name, log in requests.items()},
+        })
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"syncs": results, "peakMb": peak}))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def tenant_shapes(scenario: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per tenant: its Graph requests at the minimum (one batch and every further page of users)
+    and its agreements."""
+    agreements_of: Counter[str] = Counter()
+    companies = {c["id"]: c["name"] for c in scenario["connectwise"]["companies"]}
+    by_name = {t["displayName"]: t["tenantId"] for t in scenario["graph"]["tenants"]}
+    for agreement in scenario["connectwise"]["agreements"]:
+        agreements_of[by_name[companies[agreement["companyId"]]]] += 1
+    shapes = {}
+    for tenant in scenario["graph"]["tenants"]:
+        users = sum(g["count"] for g in tenant.get("generatedUsers", []))
+        shapes[tenant["tenantId"]] = {"graph": 1 + max(math.ceil(users / 999) - 1, 0),
+                                      "agreements": agreements_of[tenant["tenantId"]]}
+    return shapes
+
+
+def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency: float, workers: int) -> None:
+    tenants = scenario["graph"]["tenants"]
+    shapes = tenant_shapes(scenario)
+    agreements = len(scenario["connectwise"]["agreements"])
+    products = len(scenario["connectwise"]["catalog"])
+    graph_log = sync["requests"]["graph"]
+    psa_log = sync["requests"]["connectwise"]
+    tokens = sum(1 for method, path in graph_log if method == "POST" and IDENTITY_TOKEN.search(path))
+    discovery = sum(1 for _, path in graph_log if IDENTITY_DISCOVERY.search(path))
+    graph = len(graph_log) - tokens - discovery
+    psa = len(psa_log)
+
+    graph_min = math.ceil(len(tenants) / 300) + sum(s["graph"] for s in shapes.values())
+    token_min = len(tenants) + 1  # one per customer tenant, one for the partner tenant
+    shared_reads = math.ceil(agreements / 100) + math.ceil(products / 100)
+    lines = agreements
+    writes, read_backs = sync["writes"], sync["agreementsWritten"]
+    psa_min = shared_reads + lines + writes + read_backs
+
+    # the lower bound of the wall time
+    writes_of = sync["writesByTenant"]
+    run_serial = 2 + math.ceil(len(tenants) / 300) + shared_reads  # partner token + discovery, GDAP, shared reads
+    chain = max((2 + s["graph"] + s["agreements"] + writes_of.get(t, 0) + (1 if writes_of.get(t) else 0))
+                for t, s in shapes.items())
+    everything = graph + tokens + discovery + psa
+    bound_chain = (run_serial + chain) * latency
+    bound_spread = everything / workers * latency
+    bound_rate = 0.0  # ConnectWise documents no request rate; Autotask's and HaloPSA's would count here
+    bound = max(bound_chain, bound_spread, bound_rate)
+    ratio = f"{sync['wall'] / bound:.2f}x the bound" if bound > 0 else "no bound without --latency-ms"
+    print(f"{label}: {sync['wall']:.1f}s wall, status {sync['status']}, {sync['tenants']} tenants, "
+          f"{writes} writes, {sync['held']} held")
+    print(f"  lower bound {bound:.1f}s = max(longest tenant chain {bound_chain:.1f}s, "
+          f"{everything} requests / {workers} at once x {latency * 1000:.0f} ms = {bound_spread:.1f}s, "
+          f"writes / PSA rate {bound_rate:.1f}s); wall {ratio}")
+    print(f"  Graph requests {graph} (minimum {graph_min}, {graph / graph_min:.3f}x); Entra ID: {tokens} token "
+          f"requests (at most {token_min}: one per tenant and the partner, fewer while tokens are cached), "
+          f"{discovery} discovery requests (each tenant authority's OpenID metadata, read by MSAL before its token)")
+    print(f"  PSA requests {psa} (minimum {psa_min}, {psa / psa_min:.3f}x: {shared_reads} agreement and catalogue "
+          f"reads, {lines} agreements' lines, {writes} writes, {read_backs} read-backs of written agreements that "
+          f"the write-intent rule requires); the run report counts {sync['reportCalls']['psa']} PSA and "
+          f"{sync['reportCalls']['graph']} Graph calls")
+    print(f"  Table Storage requests {sync['tables']} ({sync['tables'] / max(sync['tenants'], 1):.1f} per tenant)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=500)
     parser.add_argument("--large", type=int, default=0, help="users of the first tenant (e.g. 10000)")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="hold every emulator answer back this long (the emulators' delay fault)")
     parser.add_argument("--same-process", action="store_true",
                         help="serve the emulators from this process (default: a child process)")
     parser.add_argument("--no-parts", action="store_true", help="skip the figures of the emulator and client")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        run_child(args.child)
+        return 0
+
+    from emulators.generator import generate_msp
+    from emulators.launcher import spawn_emulators, start_emulators
+    from local_runner.azurite import start_azurite
+    from shared.bootstrap import Services
+    from shared.config.yaml_io import parse_yaml
+    from shared.settings import Settings
+
+    print(cold_start())
     if not args.no_parts:
         part_figures(Path(tempfile.mkdtemp(prefix="seatsync-bench-parts-")))
 
@@ -103,25 +251,29 @@ def main() -> int:
             env = {**emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string}
             services = Services(Settings.from_environment(env))
             services.config_repository.save(parse_yaml(emulators.render_config(config_text)), "bench")
+            urls = {name: served.url for name, served in emulators.served.items()}
+            if args.latency_ms > 0:
+                import requests
+
+                for url in urls.values():
+                    requests.post(f"{url}/_admin/faults", json={"kind": "timeout", "delay": args.latency_ms / 1000},
+                                  verify=env["SEATSYNC_CA_BUNDLE"], timeout=60).raise_for_status()
             print(f"{args.tenants} tenants generated in {generated:.2f}s; "
-                  f"{sum(len(t.get('generatedUsers', [])) for t in scenario['graph']['tenants'])} user groups")
-            for label in ("first sync", "second sync (nothing to change)"):
-                t0 = time.perf_counter()
-                report = run_local_sync(services, requested_by="bench", max_workers=args.workers)
-                elapsed = time.perf_counter() - t0
-                writes = sum(1 for c in report["changes"] if c["applied"])
-                read_back = len({(c["psa"], c["agreementId"]) for c in report["changes"] if c["applied"]})
-                graph_min, psa_min = minimum_calls(scenario, writes, read_back)
-                print(f"{label}: {elapsed:.1f}s wall, status {report['status']}, "
-                      f"{len(report['tenants'])} tenants, {writes} writes, "
-                      f"{sum(1 for c in report['changes'] if c['status'] == 'held')} held")
-                print(f"  Graph calls {report['calls']['graph']} (minimum {graph_min}); "
-                      f"PSA calls {report['calls']['psa']} (minimum {psa_min}, of which {read_back} reading back "
-                      "the agreements written to)")
+                  f"{sum(len(t.get('generatedUsers', [])) for t in scenario['graph']['tenants'])} user groups"
+                  + (f"; every emulator answer held back {args.latency_ms:.0f} ms" if args.latency_ms else ""))
+            spec = work / "child.json"
+            spec.write_text(json.dumps({"env": env, "emulators": urls, "workers": args.workers}), encoding="utf-8")
+            child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(spec)], cwd=ROOT,
+                                   capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if child.returncode != 0:
+                print(child.stderr[-4000:], file=sys.stderr)
+                return 2
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            for label, sync in zip(SYNCS, result["syncs"], strict=True):
+                figures(label, sync, scenario, args.latency_ms / 1000, args.workers)
+            print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB")
     finally:
         azurite.stop()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory of the process: {peak:.0f} MB")
     return 0
 
 

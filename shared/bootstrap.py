@@ -147,7 +147,8 @@ class Services:
         return MarginRepository(self.store)
 
     def config(self) -> SeatSyncConfig:
-        """The current configuration, read fresh so that saved changes apply to the next step."""
+        """The current configuration: its version is read each time, so that saved changes apply to the
+        next step; the document is read and parsed again only when the version changed."""
         return self.config_repository.current()[0]
 
     def graph(self, account: PartnerAccount | None = None) -> GraphPort:

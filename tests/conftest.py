@@ -14,7 +14,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from local_runner.azurite import Azurite, start_azurite
-from shared.adapters.tables import TableStore
+from shared.adapters.tables import RequestCounter, TableStore
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,8 @@ def table_prefix() -> str:
 
 @pytest.fixture
 def store(azurite: Azurite, table_prefix: str) -> Iterator[TableStore]:
-    service = TableServiceClient.from_connection_string(azurite.connection_string)
-    table_store = TableStore(service, table_prefix)
+    counter = RequestCounter()
+    service = TableServiceClient.from_connection_string(azurite.connection_string, raw_request_hook=counter)
+    table_store = TableStore(service, table_prefix, counter)
     yield table_store
     table_store.drop_all()

@@ -10,6 +10,7 @@ version records who saved it, when, and why: the history of configuration change
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +41,14 @@ class ConfigVersion:
 
 
 class ConfigRepository:
+    """Saved versions are immutable, so the last version read is kept parsed: reading the current
+    configuration costs one request (the pointer) while its version stays current, and an activity
+    neither re-reads nor re-parses the whole document."""
+
     def __init__(self, store: TableStore) -> None:
         self._table = store.table("config")
+        self._lock = threading.Lock()
+        self._parsed: tuple[str, SeatSyncConfig] | None = None
 
     def _pointer(self) -> TableEntity | None:
         try:
@@ -55,8 +62,15 @@ class ConfigRepository:
         if pointer is None:
             return SeatSyncConfig(), None
         version = _version_from(pointer)
+        with self._lock:
+            parsed = self._parsed
+        if parsed is not None and parsed[0] == version.version_id:
+            return parsed[1], version
         document = read_document(self._table, DocumentRef.from_entity(pointer))
-        return parse_config(document, source=f"stored configuration {version.version_id}"), version
+        config = parse_config(document, source=f"stored configuration {version.version_id}")
+        with self._lock:
+            self._parsed = (version.version_id, config)
+        return config, version
 
     def save(self, config: SeatSyncConfig, saved_by: str, comment: str = "",
              expected: ConfigVersion | str | None = "any") -> ConfigVersion:

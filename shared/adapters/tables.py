@@ -93,29 +93,54 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
+class RequestCounter:
+    """Counts the HTTP requests a Table Storage client sends (an entity group transaction is one;
+    the SDK's own retries count again): the storage cost of a run, reported by ``make bench``.
+    Installed as the client's ``raw_request_hook``, which azure-core calls for every request sent."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __call__(self, request: Any) -> None:
+        with self._lock:
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+
 class TableStore:
     """Opens (and creates once) the deployment's tables."""
 
-    def __init__(self, service: TableServiceClient, prefix: str = "seatsync") -> None:
+    def __init__(self, service: TableServiceClient, prefix: str = "seatsync",
+                 requests: RequestCounter | None = None) -> None:
         self.service = service
         self.prefix = prefix
+        self.requests = requests
+        """Counts the requests sent, when the service client was built with it (``from_settings``)."""
         self._tables: dict[str, TableClient] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TableStore:
+        counter = RequestCounter()
         if settings.table_connection_string:
-            service = TableServiceClient.from_connection_string(settings.table_connection_string)
+            service = TableServiceClient.from_connection_string(settings.table_connection_string,
+                                                                raw_request_hook=counter)
         elif settings.table_endpoint:
             from azure.identity import DefaultAzureCredential
 
             service = TableServiceClient(
                 endpoint=settings.table_endpoint,
                 credential=DefaultAzureCredential(exclude_interactive_browser_credential=True),
+                raw_request_hook=counter,
             )
         else:  # Settings.from_environment already refuses this; kept for direct construction
             raise ConfigError("no table storage configured", source="app settings")
-        return cls(service, settings.table_prefix)
+        return cls(service, settings.table_prefix, counter)
 
     def table(self, name: str) -> TableClient:
         """The table ``<prefix><name>``, created on first use."""

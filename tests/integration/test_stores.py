@@ -119,6 +119,22 @@ def test_configuration_versions_and_history(store: TableStore) -> None:
     assert second.number == 2
 
 
+def test_the_configuration_is_read_whole_only_when_its_version_changed(store: TableStore) -> None:
+    """Each activity reads the current configuration: one request while its version stays current
+    (versions never change once saved), the whole document again after another one was saved."""
+    ConfigRepository(store).save(parse_config(CONFIG), "alice", expected=None)
+    activity_host = ConfigRepository(store)
+    first, version = activity_host.current()
+    assert store.requests is not None
+    before = store.requests.count
+    again, same = activity_host.current()
+    assert store.requests.count - before == 1, "only the pointer to the current version is read"
+    assert again is first and same == version
+    renamed = first.model_copy(update={"tenants": (TenantConfig(tenant_id=TENANT, name="Fabrikam Ltd"),)})
+    ConfigRepository(store).save(renamed, "bob", expected=version)  # saved elsewhere (the API, the CLI)
+    assert activity_host.current()[0].tenants[0].name == "Fabrikam Ltd"
+
+
 def test_a_stale_edit_is_refused_and_changes_nothing(store: TableStore) -> None:
     repo = ConfigRepository(store)
     repo.save(parse_config(CONFIG), "alice", expected=None)

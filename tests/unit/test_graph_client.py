@@ -338,3 +338,4 @@ def test_send_mail_validates_its_arguments_before_sending() -> None:
     assert fake.urls == []
     client.send_mail("a@x.example", "Subject", "<p>h</p>", "t", ["b@x.example"])
     assert fake.urls == [f"{GRAPH}/v1.0/users/a@x.example/sendMail"]
+
