@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, upsert, write_document
+from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, write_committed_document
 from shared.domain.reconciliation import BilledMapping, LicenceFacts, SubscriptionFact
 
 
@@ -76,13 +76,15 @@ class MarginRepository:
         self._table = store.table("margins")
 
     def record(self, run_id: str, tenant_id: str, facts: list[LicenceFacts]) -> None:
-        ref = write_document(self._table, run_id, f"{tenant_id}~facts", [facts_to_json(f) for f in facts])
-        upsert(self._table, {"PartitionKey": run_id, "RowKey": tenant_id, **ref.to_entity_fields()})
+        write_committed_document(self._table, run_id, f"{tenant_id}~facts", [facts_to_json(f) for f in facts],
+                                 {"PartitionKey": run_id, "RowKey": tenant_id})
 
     def facts(self, run_id: str) -> list[LicenceFacts]:
         found: list[LicenceFacts] = []
-        for entity in partition(self._table, run_id):
-            if "~" in str(entity["RowKey"]):
+        entities = {str(e["RowKey"]): e for e in partition(self._table, run_id)}
+        for key, entity in entities.items():
+            if "~" in key:
                 continue
-            found += [facts_from_json(raw) for raw in read_document(self._table, DocumentRef.from_entity(entity))]
+            found += [facts_from_json(raw)
+                      for raw in read_document(self._table, DocumentRef.from_entity(entity), entities)]
         return found

@@ -34,6 +34,7 @@ from shared.adapters.tables import (
     read_document,
     submit_batches,
     upsert,
+    write_committed_document,
     write_document,
 )
 from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
@@ -392,8 +393,8 @@ class RunRepository:
             "rows": [{**asdict(r), "unit_price": None if r.unit_price is None else str(r.unit_price)} for r in rows],
             "unlinked": [asdict(u) for u in unlinked],
         }
-        ref = write_document(self._lines, run_id, f"{tenant_id}~lines", document)
-        upsert(self._lines, {"PartitionKey": run_id, "RowKey": tenant_id, **ref.to_entity_fields()})
+        write_committed_document(self._lines, run_id, f"{tenant_id}~lines", document,
+                                 {"PartitionKey": run_id, "RowKey": tenant_id})
         submit_batches(self._billed, [("upsert", {
             "PartitionKey": tenant_id, "RowKey": f"{r.mapping_key}~{run_id}", "RunId": run_id,
             "TenantName": r.tenant_name, "MappingKey": r.mapping_key, "Source": r.source, "Label": r.label,
@@ -412,10 +413,11 @@ class RunRepository:
     def reconciliation(self, run_id: str) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
         rows: list[ReconciliationRow] = []
         unlinked: list[UnlinkedLicence] = []
-        for entity in partition(self._lines, run_id):
-            if "~" in str(entity["RowKey"]):
+        entities = {str(e["RowKey"]): e for e in partition(self._lines, run_id)}
+        for key, entity in entities.items():
+            if "~" in key:
                 continue
-            document = read_document(self._lines, DocumentRef.from_entity(entity))
+            document = read_document(self._lines, DocumentRef.from_entity(entity), entities)
             rows += [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
                                           else Decimal(r["unit_price"])}) for r in document["rows"]]
             unlinked += [UnlinkedLicence(**u) for u in document["unlinked"]]

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from shared.adapters.source_store import facts_from_json, facts_to_json
 from shared.adapters.tables import (
     DocumentRef,
@@ -30,8 +28,7 @@ from shared.adapters.tables import (
     read_document,
     row_range,
     submit_batches,
-    upsert,
-    write_document,
+    write_committed_document,
 )
 from shared.domain.model import (
     DirectoryUser,
@@ -141,9 +138,10 @@ class SnapshotRepository:
         self._counts = store.table("licencecounts")
 
     def save(self, snapshot: TenantSnapshot) -> None:
-        """Store a complete snapshot and its history rows; the header commits it."""
+        """Store a complete snapshot and its history rows: the history rows first, then the
+        document with its header (which commits it) and the ``latest`` pointer, in one transaction
+        when the document fits in one."""
         tenant, run = snapshot.tenant_id, snapshot.run_id
-        ref = write_document(self._snapshots, tenant, f"{run}~doc", snapshot_to_document(snapshot))
         rows = []
         for sku in snapshot.skus:
             names = sorted(u.user_principal_name for u in snapshot.users_holding(sku.sku_id))
@@ -161,25 +159,25 @@ class SnapshotRepository:
                 "State": state.state if (state := licence_state(sku, snapshot.subscriptions)) else "",
             }))
         submit_batches(self._counts, rows)
-        upsert(self._snapshots, {
-            "PartitionKey": tenant, "RowKey": run, "CollectedAt": snapshot.collected_at.isoformat(),
-            "SkuCount": len(snapshot.skus), "UserCount": len(snapshot.users),
-            **ref.to_entity_fields(),
-        })
-        upsert(self._snapshots, {"PartitionKey": tenant, "RowKey": "latest", "RunId": run,
-                                 "CollectedAt": snapshot.collected_at.isoformat()})
+        write_committed_document(
+            self._snapshots, tenant, f"{run}~doc", snapshot_to_document(snapshot),
+            {"PartitionKey": tenant, "RowKey": run, "CollectedAt": snapshot.collected_at.isoformat(),
+             "SkuCount": len(snapshot.skus), "UserCount": len(snapshot.users)},
+            also=[{"PartitionKey": tenant, "RowKey": "latest", "RunId": run,
+                   "CollectedAt": snapshot.collected_at.isoformat()}])
 
     def get(self, tenant_id: str, run_id: str) -> TenantSnapshot | None:
-        try:
-            header = self._snapshots.get_entity(tenant_id, run_id)
-        except ResourceNotFoundError:
+        """The tenant's snapshot of the run (None when it was not completed): its header and its
+        document in one read."""
+        found = {str(e["RowKey"]): e for e in row_range(self._snapshots, tenant_id, run_id, f"{run_id}~~")}
+        header = found.get(run_id)
+        if header is None:
             return None
-        return snapshot_from_document(read_document(self._snapshots, DocumentRef.from_entity(header)))
+        return snapshot_from_document(read_document(self._snapshots, DocumentRef.from_entity(header), found))
 
     def latest(self, tenant_id: str) -> TenantSnapshot | None:
-        try:
-            pointer = self._snapshots.get_entity(tenant_id, "latest")
-        except ResourceNotFoundError:
+        pointer = next(iter(row_range(self._snapshots, tenant_id, "latest", "latest~")), None)
+        if pointer is None:
             return None
         return self.get(tenant_id, str(pointer["RunId"]))
 

@@ -35,6 +35,8 @@ from shared.settings import Settings
 
 PART_BYTES = 60_000
 BATCH_LIMIT = 100
+BATCH_BYTES = 3_500_000
+"""What one transaction may carry, with room to spare: Table Storage takes at most 4 MiB."""
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 log = logging.getLogger(__name__)
@@ -163,19 +165,50 @@ class TableStore:
             self._tables.clear()
 
 
+def _size(entity: dict[str, Any]) -> int:
+    """About how many bytes an entity takes in a transaction's body (binary as base64)."""
+    total = 200
+    for key, value in entity.items():
+        total += len(key) + 20
+        if isinstance(value, bytes | bytearray):
+            total += len(value) * 4 // 3 + 4
+        elif isinstance(value, str):
+            total += len(value.encode("utf-8"))
+        else:
+            total += 32
+    return total
+
+
+def transactions(operations: Sequence[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Operations in entity group transactions: grouped by partition key, in their order, at most
+    100 operations and about 3.5 MB each (Table Storage's limits: 100 and 4 MiB)."""
+    by_partition: dict[str, list[tuple[Any, ...]]] = {}
+    for operation in operations:
+        by_partition.setdefault(str(operation[1]["PartitionKey"]), []).append(operation)
+    batches: list[list[tuple[Any, ...]]] = []
+    for ops in by_partition.values():
+        current: list[tuple[Any, ...]] = []
+        size = 0
+        for operation in ops:
+            weight = _size(operation[1])
+            if current and (len(current) == BATCH_LIMIT or size + weight > BATCH_BYTES):
+                batches.append(current)
+                current, size = [], 0
+            current.append(operation)
+            size += weight
+        if current:
+            batches.append(current)
+    return batches
+
+
 def submit_batches(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
-    """Submit operations in transactions of at most 100, grouped by partition key.
+    """Submit operations in as few transactions as Table Storage allows (``transactions``).
 
     Each transaction is atomic on its own; callers that need the whole set to appear at once
-    write a commit marker after this returns.
+    write a commit marker after this returns (or use ``write_committed_document``).
     """
-    by_partition: dict[str, list[Any]] = {}
-    for operation in operations:
-        entity = operation[1]
-        by_partition.setdefault(str(entity["PartitionKey"]), []).append(operation)
-    for ops in by_partition.values():
-        for start in range(0, len(ops), BATCH_LIMIT):
-            table.submit_transaction(ops[start:start + BATCH_LIMIT])
+    for batch in transactions(operations):
+        table.submit_transaction(batch)
 
 
 def upsert(table: TableClient, entity: dict[str, Any]) -> None:
@@ -232,21 +265,51 @@ def encode_document(document: Any) -> tuple[list[bytes], str]:
 def write_document(table: TableClient, partition_key: str, row_prefix: str, document: Any) -> DocumentRef:
     """Store ``document`` (JSON-serialisable) as compressed parts; returns the reference that
     the caller's commit entity must carry."""
+    operations, ref = document_parts(document, partition_key, row_prefix)
+    submit_batches(table, operations)
+    return ref
+
+
+def document_parts(document: Any, partition_key: str, row_prefix: str) -> tuple[list[tuple[Any, ...]], DocumentRef]:
+    """The upserts that store ``document`` as compressed parts, and its reference."""
     parts, digest = encode_document(document)
-    operations = [
+    operations: list[tuple[Any, ...]] = [
         ("upsert", {"PartitionKey": partition_key, "RowKey": f"{row_prefix}~{index:05d}",
                     "Part": part, "Parts": len(parts)}, {"mode": UpdateMode.REPLACE})
         for index, part in enumerate(parts)
     ]
+    return operations, DocumentRef(partition_key, row_prefix, len(parts), digest)
+
+
+def write_committed_document(table: TableClient, partition_key: str, row_prefix: str, document: Any,
+                             commit: dict[str, Any], *, also: Sequence[dict[str, Any]] = ()) -> DocumentRef:
+    """Store ``document`` and the entity that commits it (``commit`` with the document's
+    reference added; ``also``: more entities of the partition, written with it). One transaction
+    when they fit in one (a document under about 3 MB compressed), so the document appears whole
+    or not at all; otherwise the parts first and then the commit entity, which is never written
+    before every part is."""
+    if str(commit["PartitionKey"]) != partition_key or any(str(e["PartitionKey"]) != partition_key for e in also):
+        raise ValueError("a committed document and its commit entity share one partition")
+    operations, ref = document_parts(document, partition_key, row_prefix)
+    tail: list[tuple[Any, ...]] = [("upsert", {**commit, **ref.to_entity_fields()}, {"mode": UpdateMode.REPLACE})]
+    tail += [("upsert", dict(entity), {"mode": UpdateMode.REPLACE}) for entity in also]
+    batches = transactions(operations + tail)
+    if len(batches) == 1:
+        table.submit_transaction(batches[0])
+        return ref
     submit_batches(table, operations)
-    return DocumentRef(partition_key, row_prefix, len(parts), digest)
+    submit_batches(table, tail)
+    return ref
 
 
-def read_document(table: TableClient, ref: DocumentRef) -> Any:
-    entities = sorted(
-        row_range(table, ref.partition_key, f"{ref.row_prefix}~", f"{ref.row_prefix}~~"),
-        key=lambda e: str(e["RowKey"]),
-    )
+def read_document(table: TableClient, ref: DocumentRef, read: dict[str, Any] | None = None) -> Any:
+    """The document ``ref`` points to, checked whole (every part, and the digest); ``read``: the
+    entities of its partition already read, by row key, so that the parts are not read again.
+    Parts beyond the reference's count (left by an earlier, longer version) are not part of it."""
+    wanted = [f"{ref.row_prefix}~{index:05d}" for index in range(ref.parts)]
+    found = read if read is not None and all(key in read for key in wanted) else {
+        str(e["RowKey"]): e for e in row_range(table, ref.partition_key, f"{ref.row_prefix}~", f"{ref.row_prefix}~~")}
+    entities = [found[key] for key in wanted if key in found]
     if len(entities) != ref.parts:
         raise StoreError(f"document {ref.partition_key}/{ref.row_prefix} has {len(entities)} of "
                          f"{ref.parts} parts")
