@@ -7,8 +7,10 @@ task by task; an activity starts, on a thread pool, when the orchestrator first 
 or inside ``task_all``/``task_any``), as Durable schedules what is yielded; ``task_all`` waits for
 all its tasks, ``task_any`` for the first; activity inputs and outputs make a JSON round trip as
 they would through the orchestration history; ``call_activity_with_retry`` honours the retry
-options' attempts; and ``set_custom_status`` reaches a listener (the CLI's progress display, the
-run store), as Durable keeps it for its status endpoint.
+options' attempts; a sub-orchestration (``call_sub_orchestrator``) is another registered
+orchestrator driven the same way on a thread of its own, its activities on the same pool; and
+``set_custom_status`` reaches a listener (the CLI's progress display, the run store), as Durable
+keeps it for its status endpoint.
 """
 
 from __future__ import annotations
@@ -35,16 +37,19 @@ def _roundtrip(value: Any, what: str) -> Any:
 
 
 class LocalTask:
-    """An activity call; it starts when the orchestrator first yields it."""
+    """An activity or sub-orchestration call; it starts when the orchestrator first yields it (a
+    sub-orchestration on ``pool``, a thread of its own, so that it never waits for its activities
+    on a thread the activities need)."""
 
-    def __init__(self, run: Callable[[], Any], name: str) -> None:
+    def __init__(self, run: Callable[[], Any], name: str, pool: ThreadPoolExecutor | None = None) -> None:
         self._run = run
         self.name = name
         self.future: Future[Any] | None = None
+        self._pool = pool
 
     def start(self, pool: ThreadPoolExecutor) -> Future[Any]:
         if self.future is None:
-            self.future = pool.submit(self._run)
+            self.future = (self._pool or pool).submit(self._run)
         return self.future
 
     @property
@@ -92,7 +97,9 @@ class LocalOrchestrationContext:
     def __init__(self, instance_id: str, orchestration_input: Any, activities: Mapping[str, Activity],
                  clock: Callable[[], datetime] | None = None, retry_delay_scale: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_status: Callable[[Any], None] | None = None, version: str | None = None) -> None:
+                 on_status: Callable[[Any], None] | None = None, version: str | None = None,
+                 orchestrators: Mapping[str, Callable[[Any], Generator[Any, Any, Any]]] | None = None,
+                 pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None) -> None:
         self.instance_id = instance_id
         self.version = version  # as Durable sets it from host.json's defaultVersion
         self._input = _roundtrip(orchestration_input, "orchestration input")
@@ -103,7 +110,10 @@ class LocalOrchestrationContext:
         self.is_replaying = False
         self.custom_status: Any = None
         self._on_status = on_status
+        self._orchestrators = orchestrators or {}
+        self._pools = pools  # (activities, sub-orchestrations), set by run_orchestration
         self.activity_calls: dict[str, int] = {}
+        self.sub_orchestrations = 0
 
     @property
     def current_utc_datetime(self) -> datetime:
@@ -154,6 +164,46 @@ class LocalOrchestrationContext:
 
         return LocalTask(run, name)
 
+    def _sub(self, name: str, input_: Any, instance_id: str | None, attempts: int, first: float,
+             coefficient: float) -> LocalTask:
+        try:
+            orchestrator = self._orchestrators[name]
+        except KeyError:
+            raise LookupError(f"no orchestrator function named {name!r} is registered") from None
+        if self._pools is None:
+            raise RuntimeError("sub-orchestrations run inside run_orchestration")
+        self.sub_orchestrations += 1
+        child_id = instance_id or f"{self.instance_id}:{self.sub_orchestrations:04d}"
+        pools = self._pools
+
+        def run() -> Any:
+            for attempt in range(1, attempts + 1):
+                child = LocalOrchestrationContext(child_id, input_, self._activities, self._clock,
+                                                  self._retry_delay_scale, self._sleep, version=self.version,
+                                                  orchestrators=self._orchestrators, pools=pools)
+                try:
+                    return _drive(orchestrator(child), pools[0], name)
+                except Exception as exc:
+                    if attempt == attempts:
+                        raise
+                    delay = first * coefficient ** (attempt - 1) * self._retry_delay_scale
+                    log.warning("sub-orchestration %s failed (attempt %d of %d): %s; retrying in %.1fs",
+                                name, attempt, attempts, exc, delay)
+                    self._sleep(delay)
+            raise AssertionError("unreachable")
+
+        return LocalTask(run, name, pools[1])
+
+    def call_sub_orchestrator(self, name: str, input_: Any = None, instance_id: str | None = None) -> LocalTask:
+        return self._sub(name, _roundtrip(input_, f"input of {name}"), instance_id, 1, 0.0, 1.0)
+
+    def call_sub_orchestrator_with_retry(self, name: str, retry_options: Any, input_: Any = None,
+                                         instance_id: str | None = None) -> LocalTask:
+        return self._sub(name, _roundtrip(input_, f"input of {name}"), instance_id,
+                         max(1, int(retry_options.max_number_of_attempts)),
+                         retry_options.first_retry_interval_in_milliseconds / 1000.0,
+                         float(getattr(retry_options, "backoff_coefficient", 1.0) or 1.0))
+
     def task_all(self, tasks: list[LocalTask]) -> LocalTaskAll:
         return LocalTaskAll(list(tasks))
 
@@ -186,19 +236,26 @@ def run_orchestration(table: FunctionTable, name: str, orchestration_input: Any,
         orchestrator = table.orchestrators[name]
     except KeyError:
         raise LookupError(f"no orchestrator named {name!r} is registered") from None
-    context = LocalOrchestrationContext(instance_id, orchestration_input, table.activities, clock,
-                                        retry_delay_scale, on_status=on_status, version=version)
-    generator = orchestrator(context)
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity") as pool:
-        send: Any = None
-        throw: BaseException | None = None
-        while True:
-            try:
-                step = generator.throw(throw) if throw is not None else generator.send(send)
-            except StopIteration as stop:
-                return _roundtrip(stop.value, f"output of {name}")
-            send, throw = None, None
-            try:
-                send = _settle(step, pool)
-            except Exception as exc:
-                throw = exc
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity") as pool, \
+            ThreadPoolExecutor(max_workers=64, thread_name_prefix="orchestration") as orchestrations:
+        context = LocalOrchestrationContext(instance_id, orchestration_input, table.activities, clock,
+                                            retry_delay_scale, on_status=on_status, version=version,
+                                            orchestrators=table.orchestrators, pools=(pool, orchestrations))
+        return _drive(orchestrator(context), pool, name)
+
+
+def _drive(generator: Generator[Any, Any, Any], pool: ThreadPoolExecutor, name: str) -> Any:
+    """Run an orchestrator generator to its end: each yielded task settled, its result sent back
+    (or its exception thrown in); the output makes the JSON round trip of the history."""
+    send: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = generator.throw(throw) if throw is not None else generator.send(send)
+        except StopIteration as stop:
+            return _roundtrip(stop.value, f"output of {name}")
+        send, throw = None, None
+        try:
+            send = _settle(step, pool)
+        except Exception as exc:
+            throw = exc

@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.functions import PUSH_CHANGES, RECONCILE_WRITES
+from shared.functions import PUSH_CHANGES, RECONCILE_WRITES, SHARE_PSA_READS
 
 # What the activities run is imported when they run, not when the app registers them.
 
@@ -37,7 +37,7 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.function_name(PUSH_CHANGES)
 @bp.activity_trigger(input_name="payload")
 def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
-    from shared import checkpoints, telemetry
+    from shared import checkpoints, deadline, telemetry
     from shared.bootstrap import get_services
     from shared.contracts import PushRequest
     from shared.services.push import push_changes as push_changes_service
@@ -45,16 +45,40 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     checkpoints.reached("push-started")
     services = get_services()
     request = PushRequest.model_validate(payload)
-    with telemetry.activity(request.run_id) as tally:
+    with telemetry.activity(request.run_id) as tally, deadline.within(request.activity_seconds):
         config = services.config()
         clients = services.psa_clients(config)
         now = services.clock()
+        prepared = services.shared_reads.load(request.run_id)
         with services.heartbeat(request.run_id) as heartbeat:
             summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
                                            request, now.date(), now, margins=services.margins,
-                                           sleep=services.retry_sleep, guard=heartbeat.check)
+                                           sleep=services.retry_sleep, guard=heartbeat.check, prepared=prepared,
+                                           started=services.started(request.run_id))
         summary.psa_calls = clients.calls
         telemetry.tenants_pushed(request.run_id, request.tenant_ids, summary.applied, summary.held, summary.deferred,
                                  summary.failed, summary.prorated_amount, summary.recurring_change, summary.psa_calls,
                                  request.dry_run, tally)
     return summary.to_json()
+
+
+@bp.function_name(SHARE_PSA_READS)
+@bp.activity_trigger(input_name="payload")
+def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
+    """Read once, for all the run's pushes, each PSA connection's agreements and products its
+    tenants need, and store them (a connection that cannot be read is recorded so; the pushes
+    then read it themselves)."""
+    from shared import telemetry
+    from shared.bootstrap import get_services
+    from shared.contracts import PushRequest, PushSummary
+    from shared.services.psa_reads import share_reads
+
+    services = get_services()
+    request = PushRequest.model_validate(payload)
+    with telemetry.activity(request.run_id):
+        config = services.config()
+        clients = services.psa_clients(config)
+        tenants = [t for t in (config.tenant(w.tenant_id) for w in services.started(request.run_id).tenants)
+                   if t is not None]
+        services.shared_reads.save(request.run_id, share_reads(config, tenants, clients))
+    return PushSummary(psa_calls=clients.calls).to_json()

@@ -25,9 +25,10 @@ from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
+from shared.adapters.shared_reads_store import SharedReadsRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.source_store import SourceRepository
-from shared.adapters.tables import TableStore
+from shared.adapters.tables import StoreError, TableStore
 from shared.config.base import SecretRef
 from shared.config.partners import DEFAULT_PARTNER, PartnerAccount
 from shared.config.schema import (
@@ -38,6 +39,7 @@ from shared.config.schema import (
     SeatSyncConfig,
 )
 from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionSource
+from shared.contracts import FanOut, StartedRun
 from shared.errors import ConfigError, GraphAuthError, SeatSyncError
 from shared.ports import CallCounter, GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
 from shared.services.lease import Heartbeat, ProcessRef
@@ -112,6 +114,28 @@ class Services:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.retry_sleep = retry_sleep  # how clients wait before a retry (tests pass a recorder)
         self.lease_process: ProcessRef | None = None  # the process of a command-line run (it holds the lease)
+        self._memo_lock = threading.Lock()
+        self._started: StartedRun | None = None
+
+    @property
+    def fan_out(self) -> FanOut:
+        """How a run is spread (``SEATSYNC_SYNC_CHUNK``, ``SEATSYNC_SYNC_PARALLEL_CHUNKS``,
+        ``SEATSYNC_PUSH_ACTIVITY_SECONDS``)."""
+        s = self.settings
+        return FanOut(chunk_size=s.sync_chunk, parallel_chunks=s.sync_parallel_chunks,
+                      activity_seconds=s.push_activity_seconds)
+
+    def started(self, run_id: str) -> StartedRun:
+        """What a run set out to do (its tenants), read once per process: it never changes."""
+        with self._memo_lock:
+            if self._started is not None and self._started.run_id == run_id:
+                return self._started
+        started = self.runs.started(run_id)
+        if started is None:
+            raise StoreError(f"run {run_id} recorded no tenants to do")
+        with self._memo_lock:
+            self._started = started
+        return started
 
     @property
     def run_lease(self) -> timedelta:
@@ -141,6 +165,10 @@ class Services:
     @cached_property
     def sources(self) -> SourceRepository:
         return SourceRepository(self.store)
+
+    @cached_property
+    def shared_reads(self) -> SharedReadsRepository:
+        return SharedReadsRepository(self.store)
 
     @cached_property
     def margins(self) -> MarginRepository:

@@ -76,6 +76,26 @@ class EndingRelationshipNote(Message):
     days_left: int
 
 
+class StartRun(Message):
+    """What the orchestrator asks ``start_run`` from version 3 on (version 2 sends the
+    ``SyncRequest`` alone): with ``fan_out``, a run of more tenants than a chunk holds keeps its
+    tenants in Table Storage and answers only their number, so that the orchestration's history
+    stays small whatever the number of tenants."""
+
+    request: SyncRequest
+    fan_out: bool = True
+
+
+class FanOut(Message):
+    """How the orchestrator spreads a run (from the app settings, read by ``start_run``, so that
+    a replay takes the same path): tenants per sub-orchestration, sub-orchestrations at once, and
+    how long a push activity may work before it hands the rest of its tenants back."""
+
+    chunk_size: int = Field(ge=1)
+    parallel_chunks: int = Field(ge=1)
+    activity_seconds: int = Field(ge=30)
+
+
 class StartedRun(Message):
     run_id: str
     tenants: list[TenantWork]
@@ -98,6 +118,37 @@ class StartedRun(Message):
 
     def work(self, tenant_id: str) -> TenantWork | None:
         return next((t for t in self.tenants if t.tenant_id == tenant_id), None)
+    tenants_total: int = Field(default=0, description="tenants of the run, listed in ``tenants`` or stored in chunks")
+    chunks: int = Field(default=0, description="chunks of tenants stored for sub-orchestrations (0: listed)")
+    fan_out: FanOut | None = None
+
+    @property
+    def total(self) -> int:
+        return self.tenants_total or len(self.tenants)
+
+
+class ChunkRequest(Message):
+    """One chunk of a large run's tenants, for a sub-orchestration (``step`` collect or push) and
+    for the activity that reads the chunk's tenants. ``skip``: positions in the chunk not to push
+    (their collection failed)."""
+
+    run_id: str
+    chunk: int = Field(ge=0)
+    chunk_size: int = Field(ge=1)
+    step: Literal["collect", "push"] = "collect"
+    dry_run: bool = False
+    skip: list[int] = Field(default_factory=list)
+    activity_seconds: int | None = None
+
+
+class CollectTotals(Message):
+    """What a collection of tenants came to: tenants, how many were read, the positions (in their
+    chunk) of those that were not, and the Graph requests."""
+
+    tenants: int = 0
+    collected: int = 0
+    failed: list[int] = Field(default_factory=list)
+    graph_calls: int = 0
 
 
 class CollectRequest(Message):
@@ -137,6 +188,8 @@ class PushRequest(Message):
     run_id: str
     tenant_ids: list[str]
     dry_run: bool = False
+    activity_seconds: int | None = Field(
+        default=None, description="how long the push may work; the tenants it did not start are handed back")
 
 
 class PushSummary(Message):
@@ -161,6 +214,24 @@ class PushSummary(Message):
     tenants_failed: list[str] = Field(default_factory=list, description="tenants whose PSA state was not read")
     tenants_unwritten: list[str] = Field(
         default_factory=list, description="tenants with changes to write of which none could be written")
+    tenants_left: list[str] = Field(
+        default_factory=list, description="tenants not started before the activity's deadline: pushed by another")
+
+    @classmethod
+    def merged(cls, summaries: list[PushSummary]) -> PushSummary:
+        """The sum of several pushes (a sub-orchestration's, for its parent's history)."""
+        total = cls()
+        for push in summaries:
+            for name in ("tenants", "planned", "applied", "dry_run", "failed", "held", "deferred", "rejected",
+                         "unchanged", "problems", "problems_excluded", "psa_calls", "prorated_amount",
+                         "recurring_change", "recovered", "not_written"):
+                setattr(total, name, getattr(total, name) + getattr(push, name))
+            for kind, count in push.problems_by_kind.items():
+                total.problems_by_kind[kind] = total.problems_by_kind.get(kind, 0) + count
+            total.tenants_failed += push.tenants_failed
+            total.tenants_unwritten += push.tenants_unwritten
+            total.tenants_left += push.tenants_left
+        return total
 
     def count_problems(self, kinds: dict[str, int], excluded: int) -> None:
         self.problems += sum(kinds.values())
@@ -254,25 +325,35 @@ def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[
               extra_graph_calls: int, finished_at: datetime, error: str | None = None,
               gdap_error: str | None = None) -> RunSummary:
     """Totals of a run. Pure: the orchestrator calls it on small summaries."""
-    ok = [o for o in outcomes if o.status == "ok"]
+    totals = CollectTotals(tenants=len(outcomes), collected=sum(1 for o in outcomes if o.status == "ok"),
+                           graph_calls=sum(o.graph_calls for o in outcomes))
+    return summarize_totals(request, totals, pushes, extra_graph_calls, finished_at, error, gdap_error)
+
+
+def summarize_totals(request: SyncRequest, collected: CollectTotals, pushes: list[PushSummary],
+                     extra_graph_calls: int, finished_at: datetime, error: str | None = None,
+                     gdap_error: str | None = None) -> RunSummary:
+    """Totals of a run from the totals of its collections (a large run's sub-orchestrations
+    answer totals, not each tenant's outcome)."""
+    ok, tenants = collected.collected, collected.tenants
     failed_changes = sum(p.failed for p in pushes)
     push_failed_tenants = {t for p in pushes for t in p.tenants_failed}
     unwritten = {t for p in pushes for t in p.tenants_unwritten} - push_failed_tenants
-    tenants_failed = len(outcomes) - len(ok) + len(push_failed_tenants)
+    tenants_failed = tenants - ok + len(push_failed_tenants)
     problems = sum(p.problems for p in pushes)
     excluded = sum(p.problems_excluded for p in pushes)
     by_kind: dict[str, int] = {}
     for push in pushes:
         for kind, count in push.problems_by_kind.items():
             by_kind[kind] = by_kind.get(kind, 0) + count
-    pushed = len(ok) - len(push_failed_tenants) - len(unwritten)
-    status = run_status(error=error, tenants=len(outcomes), collected=len(ok), pushed=pushed,
+    pushed = ok - len(push_failed_tenants) - len(unwritten)
+    status = run_status(error=error, tenants=tenants, collected=ok, pushed=pushed,
                         failed_tenants=tenants_failed, failed_changes=failed_changes, gdap_error=gdap_error,
                         open_problems=problems - excluded)
     return RunSummary(
         run_id=request.run_id, status=status, dry_run=request.dry_run, trigger=request.trigger,
         requested_by=request.requested_by, started_at=request.requested_at, finished_at=finished_at,
-        tenants_total=len(outcomes), tenants_ok=len(ok) - len(push_failed_tenants),
+        tenants_total=tenants, tenants_ok=ok - len(push_failed_tenants),
         tenants_failed=tenants_failed,
         changes_planned=sum(p.planned for p in pushes),
         changes_applied=sum(p.applied for p in pushes),
@@ -286,7 +367,7 @@ def summarize(request: SyncRequest, outcomes: list[TenantOutcome], pushes: list[
         problems=problems,
         problems_by_kind=dict(sorted(by_kind.items())),
         problems_excluded=excluded,
-        graph_calls=extra_graph_calls + sum(o.graph_calls for o in outcomes),
+        graph_calls=extra_graph_calls + collected.graph_calls,
         psa_calls=sum(p.psa_calls for p in pushes),
         error=error,
         gdap_error=gdap_error,

@@ -23,6 +23,10 @@ DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 DEFAULT_RUN_LEASE_MINUTES = 5
 MAX_RUN_LEASE_MINUTES = 120
+DEFAULT_SYNC_CHUNK = 200
+DEFAULT_SYNC_PARALLEL_CHUNKS = 4
+DEFAULT_PUSH_ACTIVITY_SECONDS = 420
+MAX_PUSH_ACTIVITY_SECONDS = 3600
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,29}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -50,6 +54,9 @@ class Settings:
     key_vault_url: str | None = None
     public_url: str | None = None
     run_lease_minutes: int = DEFAULT_RUN_LEASE_MINUTES
+    sync_chunk: int = DEFAULT_SYNC_CHUNK
+    sync_parallel_chunks: int = DEFAULT_SYNC_PARALLEL_CHUNKS
+    push_activity_seconds: int = DEFAULT_PUSH_ACTIVITY_SECONDS
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -126,6 +133,20 @@ class Settings:
             else:
                 lease_minutes = int(lease_text)
 
+        def whole(name: str, default: int, low: int, high: int, unit: str) -> int:
+            text = get(name)
+            if text is None:
+                return default
+            if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+                problems.append(f"{name} must be a whole number of {unit} from {low} to {high}, got {text!r}")
+                return default
+            return int(text)
+
+        chunk = whole("SEATSYNC_SYNC_CHUNK", DEFAULT_SYNC_CHUNK, 10, 1000, "tenants")
+        parallel = whole("SEATSYNC_SYNC_PARALLEL_CHUNKS", DEFAULT_SYNC_PARALLEL_CHUNKS, 1, 50, "sub-orchestrations")
+        push_seconds = whole("SEATSYNC_PUSH_ACTIVITY_SECONDS", DEFAULT_PUSH_ACTIVITY_SECONDS, 60,
+                             MAX_PUSH_ACTIVITY_SECONDS, "seconds")
+
         if problems:
             raise ConfigError(problems, source="app settings")
         return cls(
@@ -138,6 +159,9 @@ class Settings:
             key_vault_url=get("SEATSYNC_KEY_VAULT_URL"),
             public_url=get("SEATSYNC_PUBLIC_URL"),
             run_lease_minutes=lease_minutes,
+            sync_chunk=chunk,
+            sync_parallel_chunks=parallel,
+            push_activity_seconds=push_seconds,
             environment=env,
         )
 

@@ -21,7 +21,7 @@ import azure.functions as func
 
 from admin_api.http import Blueprint, actor, error_answer, json_body
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
-from shared.functions import FINISH_RUN, SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
+from shared.functions import FINISH_RUN, LOAD_CHUNK, SYNC_CHUNK, SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
 
 # What the triggers run is imported when they run, not when the app registers them: a cold start
 # only pays for the functions it serves.
@@ -230,6 +230,30 @@ def sync_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any,
 
     result = yield from sync(context)
     return result
+
+
+@bp.function_name(SYNC_CHUNK)
+@bp.orchestration_trigger(context_name="context")
+def sync_chunk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """One chunk of a large run's tenants, collected or pushed (``orchestration.chunk``)."""
+    from sync_orchestrator.orchestration import chunk
+
+    result = yield from chunk(context)
+    return result
+
+
+@bp.function_name(LOAD_CHUNK)
+@bp.activity_trigger(input_name="payload")
+def load_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tenants of one chunk of a large run, from the run's record (read once per process)."""
+    from shared.bootstrap import get_services
+    from shared.contracts import ChunkRequest
+    from shared.services.runs import chunk_of
+
+    services = get_services()
+    request = ChunkRequest.model_validate(payload)
+    tenants = chunk_of(services.started(request.run_id), request)
+    return [t.to_json() for t in tenants]
 
 
 @bp.function_name(FINISH_RUN)

@@ -1,17 +1,31 @@
 """The sync orchestration, as a deterministic generator.
 
 start_run -> reconcile_writes (settle writes earlier runs left unrecorded; not on a dry run) ->
-collect_tenant per tenant (fan-out, retried) -> push_changes per batch of collected tenants
-(fan-in to the PSA push) -> finish_run -> notify_run.
+collect_tenant per tenant (fan-out, retried), with share_psa_reads beside it (each PSA connection's
+agreements and products the run needs, read once and stored for the pushes) -> push_changes per
+batch of collected tenants -> finish_run -> notify_run.
+
+Bounded fan-out (version 3): a run of more tenants than one chunk holds (``SEATSYNC_SYNC_CHUNK``,
+200 by default) is run in sub-orchestrations (``sync_chunk``), a chunk each, at most
+``SEATSYNC_SYNC_PARALLEL_CHUNKS`` at once: first each chunk is collected, then each is pushed. The
+tenants stay in Table Storage (``start_run`` stores them; a chunk reads its own with ``load_chunk``)
+and every chunk answers totals, so the orchestration's history holds a few events per chunk
+whatever the number of tenants: Durable's guidance for large fan-outs (keep inputs and outputs
+small, split the fan-out across sub-orchestrations, since a fan-in runs on one instance).
+
+A push works at most ``SEATSYNC_PUSH_ACTIVITY_SECONDS`` and hands back the tenants it did not start
+(``tenantsLeft``, for example while a PSA's request window made it wait); they are pushed by
+another activity, so no activity runs into the Function App's ``functionTimeout``.
 
 Only small summaries pass through here (Durable keeps them in the orchestration history);
 snapshots and plans stay in Table Storage. No I/O, no wall clock, no randomness: time comes
 from ``context.current_utc_datetime`` so replays take the same path.
 
 Progress: every collection is scheduled at once, then their results are taken in order a group
-at a time; the pushes (tens of batches, the first ones small) are taken as each finishes. After
-each, the Durable custom status (``RunProgress``: phase, tenants collected and pushed out of N,
-failures so far) is updated, so a caller of ``GET /api/runs/{runId}`` sees a long run move.
+at a time; the pushes (tens of batches, the first ones small) are taken as each finishes; a large
+run's chunks as each finishes. After each, the Durable custom status (``RunProgress``: phase,
+tenants collected and pushed out of N, failures so far) is updated, so a caller of
+``GET /api/runs/{runId}`` sees a long run move.
 """
 
 from __future__ import annotations
@@ -22,19 +36,35 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.contracts import (
+    ChunkRequest,
     CollectRequest,
+    CollectTotals,
+    FanOut,
     PushRequest,
     PushSummary,
     RunProgress,
     RunSummary,
     StartedRun,
+    StartRun,
     SyncRequest,
     TenantOutcome,
+    TenantWork,
     summarize,
+    summarize_totals,
 )
-from shared.functions import COLLECT_TENANT, FINISH_RUN, NOTIFY_RUN, PUSH_CHANGES, RECONCILE_WRITES, START_RUN
+from shared.functions import (
+    COLLECT_TENANT,
+    FINISH_RUN,
+    LOAD_CHUNK,
+    NOTIFY_RUN,
+    PUSH_CHANGES,
+    RECONCILE_WRITES,
+    SHARE_PSA_READS,
+    START_RUN,
+    SYNC_CHUNK,
+)
 
-ORCHESTRATION_VERSION = "2"
+ORCHESTRATION_VERSION = "3"
 """The orchestration's version: host.json's ``extensions.durableTask.defaultVersion`` (a test keeps
 them equal). Durable gives every new instance this version for good; with ``CurrentOrOlder`` a
 worker runs instances of its version or older and leaves newer ones (``Reject``) to a newer worker,
@@ -85,17 +115,18 @@ def push_batch_size(tenants: int) -> int:
 
 
 def gather(context: Any, tasks: list[Any], group: int,
-           on_group: Callable[[list[Any]], None]) -> Generator[Any, Any, list[Any]]:
+           on_group: Callable[[list[Any]], None], also: list[Any] | None = None) -> Generator[Any, Any, list[Any]]:
     """The results of ``tasks``, in order, like ``task_all``, calling ``on_group`` with the results
-    so far after each ``group`` of them.
+    so far after each ``group`` of them; ``also`` are tasks to schedule with them (their results
+    are taken by the caller).
 
     The first ``task_any`` over every task schedules them all at once (Durable schedules what is
     yielded), so taking the results a group at a time holds nothing back: it only decides when
     the orchestrator wakes to report progress. A failed task raises when its group is taken, as
     ``task_all`` would."""
     results: list[Any] = []
-    if len(tasks) > group:
-        yield context.task_any(tasks)
+    if len(tasks) > group or also:
+        yield context.task_any([*tasks, *(also or [])])
     for part in batches(tasks, group):
         results.extend((yield context.task_all(part)))
         on_group(results)
@@ -130,6 +161,14 @@ def version_of(context: Any) -> int:
 def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
     request = SyncRequest.model_validate(context.get_input())
     version = version_of(context)
+    if version >= 3:
+        return (yield from _sync_fanned_out(context, request))
+    return (yield from _sync_v2(context, request, version))
+
+
+def _sync_v2(context: Any, request: SyncRequest, version: int) -> Generator[Any, Any, dict[str, Any]]:
+    """Versions 1 and 2: every tenant in the orchestration's own history (kept for the instances
+    started before version 3)."""
     progress = RunProgress(run_id=request.run_id, phase="starting", dry_run=request.dry_run)
     context.set_custom_status(progress.to_json())
     started = StartedRun.model_validate((yield context.call_activity(START_RUN, request.to_json())))
@@ -161,14 +200,7 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
                 RECONCILE_WRITES, PUSH_RETRY, PushRequest(run_id=request.run_id, tenant_ids=[]).to_json())
             pushes.append(PushSummary.model_validate(reconciled))
         report(phase="collecting", tenants_total=len(started.tenants))
-        collect_tasks = [
-            context.call_activity_with_retry(
-                COLLECT_TENANT, COLLECT_RETRY,
-                CollectRequest(run_id=request.run_id, tenant_id=t.tenant_id, name=t.name, group_ids=t.group_ids,
-                               mailboxes=t.mailboxes, managed_devices=t.managed_devices, sign_ins=t.sign_ins,
-                               partner=t.partner).to_json())
-            for t in started.tenants
-        ]
+        collect_tasks = [collect_task(context, request.run_id, t) for t in started.tenants]
         outcomes = [TenantOutcome.model_validate(o)
                     for o in (yield from gather(context, collect_tasks, PROGRESS_GROUP, collected))]
 
@@ -190,9 +222,221 @@ def sync(context: Any) -> Generator[Any, Any, dict[str, Any]]:
         request, outcomes, pushes, extra_graph_calls=started.graph_calls,
         finished_at=context.current_utc_datetime, error=error, gdap_error=started.gdap_error,
     )
+    return (yield from _finish(context, summary, report))
+
+
+def _finish(context: Any, summary: RunSummary, report: Callable[..., None]) -> Generator[Any, Any, dict[str, Any]]:
     report(phase="finishing")
     yield context.call_activity(FINISH_RUN, summary.to_json())
     report(phase="notifying")
     yield context.call_activity(NOTIFY_RUN, summary.to_json())
     report(phase="finished", tenants_failed=summary.tenants_failed)
     return summary.to_json()
+
+
+def collect_task(context: Any, run_id: str, tenant: TenantWork) -> Any:
+    return context.call_activity_with_retry(
+        COLLECT_TENANT, COLLECT_RETRY,
+        CollectRequest(run_id=run_id, tenant_id=tenant.tenant_id, name=tenant.name, group_ids=tenant.group_ids,
+                       mailboxes=tenant.mailboxes, managed_devices=tenant.managed_devices, sign_ins=tenant.sign_ins,
+                       partner=tenant.partner).to_json())
+
+
+DEFAULT_FAN_OUT = FanOut(chunk_size=200, parallel_chunks=4, activity_seconds=420)
+
+
+def _sync_fanned_out(context: Any, request: SyncRequest) -> Generator[Any, Any, dict[str, Any]]:
+    """Version 3: the shared PSA reads beside the collection, pushes that hand back what they could
+    not start, and a large run in chunks of sub-orchestrations."""
+    progress = RunProgress(run_id=request.run_id, phase="starting", dry_run=request.dry_run)
+    context.set_custom_status(progress.to_json())
+    started = StartedRun.model_validate((yield context.call_activity(START_RUN, StartRun(request=request).to_json())))
+    fan = started.fan_out or DEFAULT_FAN_OUT
+
+    totals = CollectTotals()
+    pushes: list[PushSummary] = []
+    error: str | None = started.refused
+
+    def report(**changes: Any) -> None:
+        nonlocal progress
+        progress = progress.model_copy(update=changes)
+        context.set_custom_status(progress.to_json())
+
+    try:
+        if started.refused is None and not request.dry_run:
+            reconciled = yield context.call_activity_with_retry(
+                RECONCILE_WRITES, PUSH_RETRY, PushRequest(run_id=request.run_id, tenant_ids=[]).to_json())
+            pushes.append(PushSummary.model_validate(reconciled))
+        report(phase="collecting", tenants_total=started.total)
+        if started.total:
+            reads = context.call_activity_with_retry(
+                SHARE_PSA_READS, PUSH_RETRY,
+                PushRequest(run_id=request.run_id, tenant_ids=[], dry_run=request.dry_run).to_json())
+            run = _in_chunks(context, request, started, fan, reads, report) if started.chunks else \
+                _at_once(context, request, started, fan, reads, report)
+            totals, pushed = yield from run
+            pushes += pushed
+    except Exception as exc:  # an activity failed after its retries: the run is recorded as failed
+        error = f"{type(exc).__name__}: {exc}"
+
+    summary = summarize_totals(request, totals, pushes, extra_graph_calls=started.graph_calls,
+                               finished_at=context.current_utc_datetime, error=error, gdap_error=started.gdap_error)
+    return (yield from _finish(context, summary, report))
+
+
+def _shared_reads(reads: Any) -> Generator[Any, Any, list[PushSummary]]:
+    """The shared PSA reads' cost. The activity records a PSA it could not read for the pushes;
+    should it fail altogether (its store unavailable after its retries), no reads are shared and
+    every push reads what it needs itself, reporting what it cannot read: the run goes on."""
+    try:
+        return [PushSummary.model_validate((yield reads))]
+    except Exception:
+        return []
+
+
+def _at_once(context: Any, request: SyncRequest, started: StartedRun, fan: FanOut, reads: Any,
+             report: Callable[..., None]) -> Generator[Any, Any, tuple[CollectTotals, list[PushSummary]]]:
+    """A run that fits in one chunk: its tenants in this orchestration's history, as in version 2."""
+
+    def collected(results: list[Any]) -> None:
+        report(tenants_collected=len(results),
+               tenants_failed=sum(1 for r in results if TenantOutcome.model_validate(r).status != "ok"))
+
+    collect_tasks = [collect_task(context, request.run_id, t) for t in started.tenants]
+    outcomes = [TenantOutcome.model_validate(o)
+                for o in (yield from gather(context, collect_tasks, PROGRESS_GROUP, collected, also=[reads]))]
+    pushes = yield from _shared_reads(reads)
+    collected_ids = [o.tenant_id for o in outcomes if o.status == "ok"]
+    failed = len(outcomes) - len(collected_ids)
+    totals = CollectTotals(tenants=len(outcomes), collected=len(collected_ids),
+                           graph_calls=sum(o.graph_calls for o in outcomes))
+    report(phase="pushing", tenants_to_push=len(collected_ids))
+
+    def pushed(done: list[PushSummary]) -> None:
+        report(tenants_pushed=sum(p.tenants for p in done),
+               tenants_failed=failed + sum(len(p.tenants_failed) for p in done),
+               changes_applied=sum(p.applied for p in done), changes_held=sum(p.held for p in done),
+               changes_deferred=sum(p.deferred for p in done), changes_failed=sum(p.failed for p in done))
+
+    pushes += yield from push_all(context, request.run_id, collected_ids, request.dry_run, fan.activity_seconds,
+                                  pushed)
+    return totals, pushes
+
+
+def _in_chunks(context: Any, request: SyncRequest, started: StartedRun, fan: FanOut, reads: Any,
+               report: Callable[..., None]) -> Generator[Any, Any, tuple[CollectTotals, list[PushSummary]]]:
+    """A large run: each chunk collected by a sub-orchestration, then each chunk pushed by one, at
+    most ``parallel_chunks`` at once; the progress moves as each chunk finishes."""
+    run_id = request.run_id
+    collected: list[CollectTotals] = []
+
+    def chunk_collected(_: int, value: Any) -> None:
+        collected.append(CollectTotals.model_validate(value))
+        report(tenants_collected=sum(c.tenants for c in collected),
+               tenants_failed=sum(len(c.failed) for c in collected))
+
+    def collect(index: int) -> Any:
+        return context.call_sub_orchestrator(
+            SYNC_CHUNK, ChunkRequest(run_id=run_id, chunk=index, chunk_size=fan.chunk_size, step="collect",
+                                     dry_run=request.dry_run).to_json(),
+            f"{run_id}-collect-{index:05d}")
+
+    first = [collect(i) for i in range(min(fan.parallel_chunks, started.chunks))]
+    yield context.task_any([reads, *first])  # the shared reads are scheduled beside the first chunks
+    by_chunk = [CollectTotals.model_validate(v) for v in (
+        yield from bounded(context, first, collect, started.chunks, fan.parallel_chunks, chunk_collected))]
+    pushes = yield from _shared_reads(reads)
+    totals = CollectTotals(tenants=sum(c.tenants for c in by_chunk), collected=sum(c.collected for c in by_chunk),
+                           graph_calls=sum(c.graph_calls for c in by_chunk))
+    failed = totals.tenants - totals.collected
+    report(phase="pushing", tenants_to_push=totals.collected)
+
+    to_push = [i for i, c in enumerate(by_chunk) if c.collected]
+    done: list[PushSummary] = []
+
+    def chunk_pushed(_: int, value: Any) -> None:
+        done.append(PushSummary.model_validate(value))
+        report(tenants_pushed=sum(p.tenants for p in done),
+               tenants_failed=failed + sum(len(p.tenants_failed) for p in done),
+               changes_applied=sum(p.applied for p in done), changes_held=sum(p.held for p in done),
+               changes_deferred=sum(p.deferred for p in done), changes_failed=sum(p.failed for p in done))
+
+    def push(position: int) -> Any:
+        index = to_push[position]
+        return context.call_sub_orchestrator(
+            SYNC_CHUNK, ChunkRequest(run_id=run_id, chunk=index, chunk_size=fan.chunk_size, step="push",
+                                     dry_run=request.dry_run, skip=by_chunk[index].failed,
+                                     activity_seconds=fan.activity_seconds).to_json(),
+            f"{run_id}-push-{index:05d}")
+
+    first_pushes = [push(i) for i in range(min(fan.parallel_chunks, len(to_push)))]
+    results = yield from bounded(context, first_pushes, push, len(to_push), fan.parallel_chunks, chunk_pushed)
+    return totals, pushes + [PushSummary.model_validate(v) for v in results]
+
+
+def chunk(context: Any) -> Generator[Any, Any, dict[str, Any]]:
+    """The ``sync_chunk`` sub-orchestration: one chunk of a large run's tenants, collected (every
+    collection at once: a chunk is bounded) or pushed (in batches). It answers totals only."""
+    request = ChunkRequest.model_validate(context.get_input())
+    tenants = [TenantWork.model_validate(t) for t in (
+        yield context.call_activity_with_retry(LOAD_CHUNK, COLLECT_RETRY, request.to_json()))]
+    if request.step == "collect":
+        outcomes = [TenantOutcome.model_validate(o) for o in (
+            (yield context.task_all([collect_task(context, request.run_id, t) for t in tenants])) if tenants else [])]
+        return CollectTotals(tenants=len(outcomes), collected=sum(1 for o in outcomes if o.status == "ok"),
+                             failed=[i for i, o in enumerate(outcomes) if o.status != "ok"],
+                             graph_calls=sum(o.graph_calls for o in outcomes)).to_json()
+    skip = set(request.skip)
+    tenant_ids = [t.tenant_id for i, t in enumerate(tenants) if i not in skip]
+    pushed = yield from push_all(context, request.run_id, tenant_ids, request.dry_run, request.activity_seconds)
+    return PushSummary.merged(pushed).to_json()
+
+
+def push_all(context: Any, run_id: str, tenant_ids: list[str], dry_run: bool, seconds: int | None,
+             on_each: Callable[[list[PushSummary]], None] | None = None) -> Generator[Any, Any, list[PushSummary]]:
+    """Push ``tenant_ids`` in batches, taken as each finishes; the tenants a push hands back (its
+    time ran out) are pushed by another. A push always does at least one tenant, so this ends."""
+
+    def push(batch: list[str]) -> Any:
+        return context.call_activity_with_retry(
+            PUSH_CHANGES, PUSH_RETRY,
+            PushRequest(run_id=run_id, tenant_ids=batch, dry_run=dry_run, activity_seconds=seconds).to_json())
+
+    pending = [push(batch) for batch in push_batches(tenant_ids)]
+    results: list[PushSummary] = []
+    while pending:
+        done = yield context.task_any(pending)
+        pending = [task for task in pending if task is not done]
+        value = done.result  # Durable: the output, or the exception of a failed activity
+        if isinstance(value, Exception):
+            raise value
+        summary = PushSummary.model_validate(value)
+        results.append(summary)
+        if summary.tenants_left:
+            pending.append(push(summary.tenants_left))
+        if on_each is not None:
+            on_each(results)
+    return results
+
+
+def bounded(context: Any, first: list[Any], start: Callable[[int], Any], total: int, width: int,
+            on_done: Callable[[int, Any], None]) -> Generator[Any, Any, list[Any]]:
+    """The results of ``total`` tasks, in order, with at most ``width`` scheduled at a time:
+    ``first`` are the tasks of the first indexes (already made), ``start(i)`` makes the others as
+    earlier ones finish; ``on_done(i, result)`` after each. A failed task raises."""
+    running = list(enumerate(first))
+    following = len(first)
+    results: list[Any] = [None] * total
+    while running:
+        done = yield context.task_any([task for _, task in running])
+        index = next(i for i, task in running if task is done)
+        running = [(i, task) for i, task in running if task is not done]
+        value = done.result
+        if isinstance(value, Exception):
+            raise value
+        results[index] = value
+        on_done(index, value)
+        if following < total and len(running) < width:
+            running.append((following, start(following)))
+            following += 1
+    return results

@@ -30,12 +30,15 @@ def partner_graphs(services: Services, config: SeatSyncConfig) -> GraphFor:
 def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     from shared import telemetry
     from shared.bootstrap import get_services
-    from shared.contracts import SyncRequest
+    from shared.contracts import StartRun, SyncRequest
+    from shared.services.runs import fanned_out
     from shared.services.runs import start_run as start_run_service
     from shared.services.sources import prepare_sources
 
     services = get_services()
-    request = SyncRequest.model_validate(payload)
+    # version 3 of the orchestration sends a StartRun, earlier versions the SyncRequest alone
+    start = StartRun.model_validate(payload) if "request" in payload else None
+    request = start.request if start is not None else SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
         config = services.config()
         started = start_run_service(config, partner_graphs(services, config), services.runs, services.decisions,
@@ -43,6 +46,8 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
         if started.refused is None and config.subscription_sources:
             prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
         telemetry.run_started(request.run_id, request.trigger, request.dry_run, len(started.tenants))
+    if start is not None and start.fan_out:
+        started = fanned_out(started, services.fan_out)
     return started.to_json()
 
 

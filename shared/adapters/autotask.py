@@ -563,6 +563,15 @@ class AutotaskClient:
         filters = [{"op": "gte", "field": "id", "value": 0}] if include_inactive else [_eq("isActive", True)]
         return [self._product(row) for row in self._query("Services", filters, "services", SERVICE_FIELDS)]
 
+    def get_products(self, product_ids: Iterable[str]) -> list[Product]:
+        """The services that exist among the ids, one ``id in [...]`` query per 200."""
+        ids = list(dict.fromkeys(_numeric_id(p, "service") for p in product_ids))
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows += self._query("Services", [{"op": "in", "field": "id", "value": chunk}],
+                                f"services {', '.join(map(str, chunk))}", SERVICE_FIELDS)
+        return [self._product(row) for row in rows]
+
     def get_product(self, product_id: str) -> Product:
         ident = _numeric_id(product_id, "service")
         return self._product(self._get("Services", ident, f"service {ident}"))
@@ -596,13 +605,18 @@ class AutotaskClient:
                            f"contracts of company {ident}", CONTRACT_FIELDS)
         return [self._agreement(row) for row in rows]
 
-    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
+    def list_lines(self, agreement_ids: Iterable[str], *, known: Iterable[Agreement] = ()) -> list[BilledLine]:
         """The contract services of the contracts, contract by contract in the order given, each by
         id, with their units. A few queries whatever the number of contracts; any failure
-        raises (never a partial list)."""
+        raises (never a partial list). The company of each contract comes from ``known`` or an
+        earlier read, else from one query per 200 contracts."""
         ids = list(dict.fromkeys(_numeric_id(a, "contract") for a in agreement_ids))
         if not ids:
             return []
+        with self._lock:
+            for agreement in known:
+                if agreement.psa == self._name and agreement.agreement_id.isdigit() and agreement.company_id.isdigit():
+                    self._contract_companies[int(agreement.agreement_id)] = int(agreement.company_id)
         companies = self._companies_of(ids)
         rows: list[Any] = []
         for chunk in _chunks(ids):

@@ -256,11 +256,13 @@ class ConnectWiseClient:
         rows = self._get_all("/finance/agreements", record, conditions=conditions, fields=AGREEMENT_FIELDS)
         return [self._agreement(row) for row in rows]
 
-    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
+    def list_lines(self, agreement_ids: Iterable[str], *, known: Iterable[Agreement] = ()) -> list[BilledLine]:
         """The additions of the agreements, in the order given (agreement by agreement, each by
         addition id). One paged read per agreement, ``max_workers`` at a time; any failure
-        raises (never a partial list)."""
+        raises (never a partial list). The company of each agreement comes from ``known`` or an
+        earlier read, else from one read per 100 agreements."""
         ids = list(dict.fromkeys(_numeric_id(a, "agreement") for a in agreement_ids))
+        self._remember(known)
         companies = self._companies_of(ids)
         if len(ids) <= 1 or self.max_workers == 1:
             chunks = [self._lines_of(ident, companies[ident]) for ident in ids]
@@ -627,6 +629,17 @@ class ConnectWiseClient:
         rows = self._get_all("/procurement/catalog", "catalog", conditions=conditions, fields=CATALOG_FIELDS)
         return [self._product(row) for row in rows]
 
+    def get_products(self, product_ids: Iterable[str]) -> list[Product]:
+        """The catalog items that exist among the ids, one ``id in (...)`` read per 100."""
+        ids = list(dict.fromkeys(_numeric_id(p, "product id") for p in product_ids))
+        found: list[Product] = []
+        for start in range(0, len(ids), ID_CHUNK):
+            listed = ",".join(str(ident) for ident in ids[start:start + ID_CHUNK])
+            rows = self._get_all("/procurement/catalog", f"catalog items {listed}", conditions=f"id in ({listed})",
+                                 fields=CATALOG_FIELDS)
+            found += [self._product(row) for row in rows]
+        return found
+
     def get_product(self, product_id: str) -> Product:
         number = _numeric_id(product_id, "product id")
         record = f"catalog item {number}"
@@ -812,6 +825,12 @@ class ConnectWiseClient:
         rows = self._get_all(f"/finance/agreements/{agreement}/additions", f"agreement {agreement} additions",
                              fields=ADDITION_FIELDS, collection=False)
         return [self._line(row, agreement, str(company)) for row in rows]
+
+    def _remember(self, agreements: Iterable[Agreement]) -> None:
+        with self._lock:
+            for agreement in agreements:
+                if agreement.psa == self._name and agreement.agreement_id.isdigit() and agreement.company_id.isdigit():
+                    self._company_of[int(agreement.agreement_id)] = int(agreement.company_id)
 
     def _companies_of(self, agreement_ids: Sequence[int]) -> dict[int, int]:
         """Agreement id -> company id, from what was read before or one ``id in (...)`` read per

@@ -455,6 +455,17 @@ class HaloClient:
         params = {"includeinactive": "true"} if include_inactive else {}
         return [self._product(row) for row in self._get_all("/Item", "items", "items", params)]
 
+    def get_products(self, product_ids: Iterable[str]) -> list[Product]:
+        """The items that exist among the ids: one read each (Halo has no filter by ids)."""
+        found = []
+        for product_id in dict.fromkeys(product_ids):
+            try:
+                found.append(self.get_product(product_id))
+            except PsaError as exc:
+                if exc.status != 404:
+                    raise
+        return found
+
     def get_product(self, product_id: str) -> Product:
         ident = _halo_id(product_id, "item")
         return self._product(self._call("GET", f"/Item/{ident}", record=f"item {ident}"))
@@ -509,7 +520,7 @@ class HaloClient:
                                   {"client_id": str(client), "includeinactive": "true"})
         return [self._contract_agreement(row, invoices) for row in contracts]
 
-    def list_lines(self, agreement_ids: Iterable[str]) -> list[BilledLine]:
+    def list_lines(self, agreement_ids: Iterable[str], *, known: Iterable[Agreement] = ()) -> list[BilledLine]:
         """The lines of the agreements, agreement by agreement in the order given, each by line
         id. One read per recurring invoice (or, for contracts, per contract and client), and one
         more of the invoice Halo created for the current period when it is invoiced (what each

@@ -19,6 +19,7 @@ written, read back, recorded and audited like billing writes (contact change kin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -26,24 +27,23 @@ from functools import partial
 
 import requests
 
-from shared import checkpoints, telemetry
+from shared import checkpoints, deadline, telemetry
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
+from shared.adapters.shared_reads_store import ConnectionReads
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import PushRequest, PushSummary
+from shared.contracts import PushRequest, PushSummary, StartedRun, TenantWork
+from shared.deadline import DeadlineReached
 from shared.domain.billing import unlinked_licences
 from shared.domain.contacts import CONTACT_FIELDS, CompanyKey, contact_companies, plan_contacts
 from shared.domain.model import (
-    Agreement,
     BilledLine,
     ChangeKind,
     ChangeStatus,
     ContactDetails,
     PlannedChange,
-    Product,
-    PsaCapabilities,
     PsaContact,
     TenantSnapshot,
 )
@@ -66,6 +66,7 @@ from shared.services.bookkeeping import (
     reconcile_writes,
     settle,
 )
+from shared.services.psa_reads import SharedReads, read_shared
 from shared.services.reconcile import record_tenant as record_margins
 
 log = logging.getLogger(__name__)
@@ -73,39 +74,6 @@ log = logging.getLogger(__name__)
 
 class TenantReadError(SeatSyncError):
     """The PSA state of a tenant could not be read completely: nothing is planned for it."""
-
-
-@dataclass
-class SharedReads:
-    """What a batch of tenants shares: their agreements, the billing profiles' products and each
-    PSA's capabilities, read once per push instead of once per tenant."""
-
-    agreements: dict[AgreementKey, Agreement]
-    products: dict[AgreementKey, Product]
-    capabilities: dict[str, PsaCapabilities]
-    error: str | None = None
-
-
-def read_shared(config: SeatSyncConfig, tenants: list[TenantConfig], psa_for: PsaLookup) -> SharedReads:
-    agreements_needed: set[AgreementKey] = set()
-    products_needed: set[AgreementKey] = set()
-    for tenant in tenants:
-        agreements, products = required_reads(config, tenant)
-        agreements_needed |= agreements
-        products_needed |= products
-    shared = SharedReads({}, {}, {})
-    try:
-        for psa in sorted({p for p, _ in agreements_needed} | {p for p, _ in products_needed}):
-            client = psa_for(psa)
-            shared.capabilities[psa] = client.capabilities
-            wanted = sorted(a for p, a in agreements_needed if p == psa)
-            for agreement in client.get_agreements(wanted):
-                shared.agreements[(psa, agreement.agreement_id)] = agreement
-            for product_id in sorted(i for p, i in products_needed if p == psa):
-                shared.products[(psa, product_id)] = client.get_product(product_id)
-    except (PsaError, SeatSyncError, requests.RequestException) as exc:
-        shared.error = f"PSA agreements and products could not be read, nothing planned: {exc}"
-    return shared
 
 
 def read_view(config: SeatSyncConfig, tenant: TenantConfig, shared: SharedReads, psa_for: PsaLookup) -> PsaView:
@@ -120,9 +88,12 @@ def read_view(config: SeatSyncConfig, tenant: TenantConfig, shared: SharedReads,
             wanted = sorted(a for p, a in agreements_needed if p == psa and (p, a) in shared.agreements)
             by_agreement: dict[str, list[BilledLine]] = {a: [] for a in wanted}
             if wanted:
-                for line in psa_for(psa).list_lines(wanted):
+                known = [shared.agreements[(psa, a)] for a in wanted]
+                for line in psa_for(psa).list_lines(wanted, known=known):
                     by_agreement.setdefault(line.agreement_id, []).append(line)
             lines.update({(psa, a): tuple(found) for a, found in by_agreement.items()})
+    except DeadlineReached:
+        raise
     except (PsaError, SeatSyncError, requests.RequestException) as exc:
         raise TenantReadError(f"PSA lines could not be read, nothing planned: {exc}") from exc
     return PsaView(shared.agreements, lines, shared.products, shared.capabilities)
@@ -320,101 +291,142 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                  decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
                  now: datetime, margins: MarginRepository | None = None, *,
                  sleep: Callable[[float], None] | None = None,
-                 guard: Callable[[], None] = lambda: None) -> PushSummary:
+                 guard: Callable[[], None] = lambda: None,
+                 prepared: Mapping[str, ConnectionReads] | None = None,
+                 started: StartedRun | None = None) -> PushSummary:
     """Plan and write a batch of tenants. ``guard`` runs before every PSA write and raises when
-    the run may no longer write (it lost its lease); ``sleep`` is how storage retries wait."""
+    the run may no longer write (it lost its lease); ``sleep`` is how storage retries wait;
+    ``prepared``: the agreements and products the run read for its pushes; ``started``: what the
+    run set out to do (read from the run's record when not given).
+
+    Under a deadline (``shared.deadline``), a tenant is started only while the time left exceeds
+    twice the longest tenant so far (at least ``TENANT_RESERVE_SECONDS``); the first is always
+    started. The others are handed back in ``tenants_left``, as are the tenants whose reads a PSA's
+    request window would have delayed past the deadline (nothing of theirs is written)."""
     summary = PushSummary()
     book = Bookkeeping(config, runs, decisions, psa_for, request.run_id, None, now, sleep=sleep)
     book.run = book.keep("the run's request", lambda: runs.request(request.run_id))
     configured = [t for t in (config.tenant(i) for i in request.tenant_ids) if t is not None]
-    shared = read_shared(config, configured, psa_for)
-    started = runs.started(request.run_id)
-    for tenant_id in request.tenant_ids:
-        telemetry.set_tenant(tenant_id)
-        summary.tenants += 1
-        tenant = config.tenant(tenant_id)
-        snapshot = book.keep("the tenant's snapshot", partial(snapshots.get, tenant_id, request.run_id))
-        if tenant is None or snapshot is None:
-            reason = ("the tenant is no longer configured" if tenant is None
-                      else "no snapshot of this run was stored")
-            book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
-                                                       push_error=reason))
-            summary.tenants_failed.append(tenant_id)
-            continue
+    try:
+        shared = read_shared(config, configured, psa_for, prepared)
+    except DeadlineReached:
+        summary.tenants_left = list(request.tenant_ids)
+        return summary
+    run = started if started is not None else runs.started(request.run_id)
+    works = {w.tenant_id: w for w in run.tenants} if run is not None else {}
+    longest = 0.0
+    for position, tenant_id in enumerate(request.tenant_ids):
+        limit = deadline.current()
+        if position and limit is not None and limit.remaining < max(TENANT_RESERVE_SECONDS, 2 * longest):
+            summary.tenants_left = list(request.tenant_ids[position:])
+            break
+        began = time.monotonic()
         try:
-            view = read_view(config, tenant, shared, psa_for)
-        except TenantReadError as exc:
-            log.warning("tenant %s: %s", tenant_id, exc)
-            book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
-                                                       push_error=str(exc)))
-            summary.tenants_failed.append(tenant_id)
-            continue
-        contact_reads = read_contacts(tenant, psa_for)
-        recovered: dict[str, PlannedChange] = {}
-        if not request.dry_run:
-            # writes an earlier attempt made without finishing its bookkeeping: recorded before planning
-            intents = book.keep("the tenant's open write intents", partial(decisions.intents, tenant_id))
-            known = PsaRecords(dict(view.lines), dict(contact_reads.contacts))
-            for settled in settle(book, intents, known, summary):
-                if settled.held:
-                    recovered[settled.change.change_id] = settled.change
-            if any(c.about_contact for c in recovered.values()):
-                contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
-        work = started.work(tenant_id) if started is not None else None
-        decided = book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id))
-        plan = plan_tenant(config, tenant, snapshot, view, today,
-                           replace(decided, guard=work.guard if work is not None else None),
-                           book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
-        if contact_reads.contacts or contact_reads.unread:
-            links = book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
-            contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links, contact_reads.fields,
-                                         today, contact_reads.unread, work.guard if work is not None else None)
-            plan = replace(plan, changes=plan.changes + contact_plan.changes,
-                           problems=plan.problems + contact_plan.problems)
-            if not request.dry_run and (contact_plan.links or contact_plan.forget):
-                book.keep("the tenant's contact links", partial(decisions.link_contacts, tenant_id,
-                                                                list(contact_plan.links), request.run_id, now))
-                book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
-                                                                list(contact_plan.forget)))
-        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
-                                                   list(plan.problems)))
-        rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
-        book.keep("the tenant's licences", partial(runs.record_reconciliation, request.run_id, tenant_id, rows,
-                                                   unlinked))
-        if margins is not None:
-            book.keep("the tenant's margins", partial(record_margins, margins, request.run_id, config, tenant,
-                                                      snapshot, plan, view, today))
-        summary.unchanged += plan.unchanged
-        summary.count_problems(count_by_kind(plan.problems),
-                               sum(1 for p in plan.problems if acknowledged(config, p)))
-        summary.held += sum(1 for c in plan.changes if c.status == ChangeStatus.HELD)
-        summary.deferred += sum(1 for c in plan.changes if c.status == ChangeStatus.DEFERRED)
-        summary.rejected += sum(1 for c in plan.changes if c.status == ChangeStatus.REJECTED)
-        to_write = [c for c in plan.changes if c.writes]
-        summary.planned += len(to_write)
-        if request.dry_run:
-            dry = [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c for c in plan.changes]
-            book.keep("the planned changes", partial(runs.record_changes, request.run_id, dry))
-            summary.dry_run += len(to_write)
-            continue
-        changes: list[PlannedChange] = []
-        for change in plan.changes:
-            if change.change_id in recovered:
-                continue  # recorded as recovered above
-            if change.status == ChangeStatus.APPLIED:
-                found = _found_written(book, change)
-                if found is None:
-                    continue
-                summary.recovered += found.status == ChangeStatus.RECOVERED
-                change = found
-            changes.append(change)
-        book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
-        _record_decisions(book, tenant, plan)
-        applied_before, failed_before = summary.applied, summary.failed
-        _apply(book, plan, view, summary, guard, contact_reads.contacts)
-        if to_write and summary.applied == applied_before and summary.failed > failed_before:
-            summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
+            _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
+                         summary, tenant_id, guard, works.get(tenant_id))
+        except DeadlineReached:
+            summary.tenants_left = list(request.tenant_ids[position:])
+            break
+        longest = max(longest, time.monotonic() - began)
     return summary
+
+
+TENANT_RESERVE_SECONDS = 30.0
+"""The least time a push keeps for a tenant it starts under a deadline."""
+
+
+def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
+                 decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
+                 margins: MarginRepository | None, book: Bookkeeping, shared: SharedReads, summary: PushSummary,
+                 tenant_id: str, guard: Callable[[], None], work: TenantWork | None) -> None:
+    """Plan and write one tenant of the batch (``DeadlineReached`` before its reads are done: nothing
+    of it was recorded or written)."""
+    telemetry.set_tenant(tenant_id)
+    tenant = config.tenant(tenant_id)
+    summary.tenants += 1
+    snapshot = book.keep("the tenant's snapshot", partial(snapshots.get, tenant_id, request.run_id))
+    if tenant is None or snapshot is None:
+        reason = ("the tenant is no longer configured" if tenant is None
+                  else "no snapshot of this run was stored")
+        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
+                                                   push_error=reason))
+        summary.tenants_failed.append(tenant_id)
+        return
+    try:
+        view = read_view(config, tenant, shared, psa_for)
+    except DeadlineReached:
+        summary.tenants -= 1  # handed back: another push does it
+        raise
+    except TenantReadError as exc:
+        log.warning("tenant %s: %s", tenant_id, exc)
+        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
+                                                   push_error=str(exc)))
+        summary.tenants_failed.append(tenant_id)
+        return
+    contact_reads = read_contacts(tenant, psa_for)
+    recovered: dict[str, PlannedChange] = {}
+    if not request.dry_run:
+        # writes an earlier attempt made without finishing its bookkeeping: recorded before planning
+        intents = book.keep("the tenant's open write intents", partial(decisions.intents, tenant_id))
+        known = PsaRecords(dict(view.lines), dict(contact_reads.contacts))
+        for settled in settle(book, intents, known, summary):
+            if settled.held:
+                recovered[settled.change.change_id] = settled.change
+        if any(c.about_contact for c in recovered.values()):
+            contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
+    decided = book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id))
+    plan = plan_tenant(config, tenant, snapshot, view, today,
+                       replace(decided, guard=work.guard if work is not None else None),
+                       book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
+    if contact_reads.contacts or contact_reads.unread:
+        links = book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
+        contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links, contact_reads.fields,
+                                     today, contact_reads.unread, work.guard if work is not None else None)
+        plan = replace(plan, changes=plan.changes + contact_plan.changes,
+                       problems=plan.problems + contact_plan.problems)
+        if not request.dry_run and (contact_plan.links or contact_plan.forget):
+            book.keep("the tenant's contact links", partial(decisions.link_contacts, tenant_id,
+                                                            list(contact_plan.links), request.run_id, book.now))
+            book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
+                                                            list(contact_plan.forget)))
+    book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
+                                               list(plan.problems)))
+    rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
+    book.keep("the tenant's licences", partial(runs.record_reconciliation, request.run_id, tenant_id, rows,
+                                               unlinked))
+    if margins is not None:
+        book.keep("the tenant's margins", partial(record_margins, margins, request.run_id, config, tenant,
+                                                  snapshot, plan, view, today))
+    summary.unchanged += plan.unchanged
+    summary.count_problems(count_by_kind(plan.problems),
+                           sum(1 for p in plan.problems if acknowledged(config, p)))
+    summary.held += sum(1 for c in plan.changes if c.status == ChangeStatus.HELD)
+    summary.deferred += sum(1 for c in plan.changes if c.status == ChangeStatus.DEFERRED)
+    summary.rejected += sum(1 for c in plan.changes if c.status == ChangeStatus.REJECTED)
+    to_write = [c for c in plan.changes if c.writes]
+    summary.planned += len(to_write)
+    if request.dry_run:
+        dry = [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c for c in plan.changes]
+        book.keep("the planned changes", partial(runs.record_changes, request.run_id, dry))
+        summary.dry_run += len(to_write)
+        return
+    changes: list[PlannedChange] = []
+    for change in plan.changes:
+        if change.change_id in recovered:
+            continue  # recorded as recovered above
+        if change.status == ChangeStatus.APPLIED:
+            found = _found_written(book, change)
+            if found is None:
+                continue
+            summary.recovered += found.status == ChangeStatus.RECOVERED
+            change = found
+        changes.append(change)
+    book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
+    _record_decisions(book, tenant, plan)
+    applied_before, failed_before = summary.applied, summary.failed
+    _apply(book, plan, view, summary, guard, contact_reads.contacts)
+    if to_write and summary.applied == applied_before and summary.failed > failed_before:
+        summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
 
 
 def reconcile_open_writes(config: SeatSyncConfig, runs: RunRepository, decisions: DecisionRepository,

@@ -17,7 +17,15 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.tables import StoreRetry
 from shared.config.notifications import AlertKind
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import EndingRelationshipNote, RunSummary, StartedRun, SyncRequest, TenantWork
+from shared.contracts import (
+    ChunkRequest,
+    EndingRelationshipNote,
+    FanOut,
+    RunSummary,
+    StartedRun,
+    SyncRequest,
+    TenantWork,
+)
 from shared.domain.lifecycle import PartnerListing, ending_soon, tenant_access
 from shared.errors import GraphError, SeatSyncError
 from shared.ports import GraphPort
@@ -161,3 +169,20 @@ def finish_run(runs: RunRepository, summary: RunSummary, sleep: Callable[[float]
     retry = StoreRetry()
     retry.call(f"the summary of run {summary.run_id}", partial(runs.finish, summary), sleep)
     retry.call(f"freeing the lease of run {summary.run_id}", partial(runs.release_lease, summary.run_id), sleep)
+
+
+def fanned_out(started: StartedRun, fan: FanOut) -> StartedRun:
+    """What the orchestrator is answered: a run of more tenants than a chunk holds answers their
+    number and chunks (its tenants are in the run's record, ``record_started``), so that the
+    orchestration's history does not hold every tenant."""
+    total = len(started.tenants)
+    if total <= fan.chunk_size:
+        return started.model_copy(update={"tenants_total": total, "fan_out": fan})
+    return started.model_copy(update={"tenants": [], "tenants_total": total,
+                                      "chunks": -(-total // fan.chunk_size), "fan_out": fan})
+
+
+def chunk_of(started: StartedRun, request: ChunkRequest) -> list[TenantWork]:
+    """The tenants of one chunk of a run, in the run's order."""
+    size = request.chunk_size
+    return started.tenants[request.chunk * size:(request.chunk + 1) * size]

@@ -19,10 +19,11 @@ from shared.functions import (
     COLLECT_TENANT,
     FINISH_RUN,
     NOTIFY_RUN,
+    ORCHESTRATORS,
     PUSH_CHANGES,
     RECONCILE_WRITES,
+    SHARE_PSA_READS,
     START_RUN,
-    SYNC_ORCHESTRATOR,
 )
 from sync_orchestrator import sync_orchestrator
 from sync_orchestrator.orchestration import (
@@ -78,6 +79,7 @@ class FakeContext:
     def __init__(self, orchestration_input: dict[str, Any], answers: dict[str, Any]) -> None:
         self.input = orchestration_input
         self.answers = {RECONCILE_WRITES: push_summary(tenants=0, planned=0, applied=0, unchanged=0, psaCalls=0),
+                        SHARE_PSA_READS: push_summary(tenants=0, planned=0, applied=0, unchanged=0, psaCalls=0),
                         **answers}
         self.calls: list[tuple[str, Any, bool]] = []
         self.statuses: list[dict[str, Any]] = []
@@ -138,7 +140,7 @@ def started(*tenant_ids: str, graph_calls: int = 1) -> dict[str, Any]:
 def test_every_function_name_is_registered() -> None:
     table = function_table()  # indexing the app refuses duplicate names
     assert set(table.activities) == set(ACTIVITIES)
-    assert set(table.orchestrators) == {SYNC_ORCHESTRATOR}
+    assert set(table.orchestrators) == set(ORCHESTRATORS)
 
 
 def test_collects_every_tenant_then_pushes_collected_ones_and_reports() -> None:
@@ -151,8 +153,8 @@ def test_collects_every_tenant_then_pushes_collected_ones_and_reports() -> None:
     })
     result = run(fake)
 
-    assert fake.names() == [START_RUN, RECONCILE_WRITES, COLLECT_TENANT, COLLECT_TENANT, COLLECT_TENANT,
-                            PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN]
+    assert fake.names() == [START_RUN, RECONCILE_WRITES, SHARE_PSA_READS, COLLECT_TENANT, COLLECT_TENANT,
+                            COLLECT_TENANT, PUSH_CHANGES, FINISH_RUN, NOTIFY_RUN]
     collected = [p["tenantId"] for n, p, retried in fake.calls if n == COLLECT_TENANT and retried]
     assert collected == [T1, T2, T3]
     push = next(p for n, p, _ in fake.calls if n == PUSH_CHANGES)
@@ -286,8 +288,9 @@ def test_progress_is_the_custom_status_after_each_group_of_tenants() -> None:
     })
     run(fake)
     n = len(tenants)
-    # every collection is scheduled at once (one task_any over all), then taken a group at a time
-    assert fake.waits[:4] == [("any", n), ("all", PROGRESS_GROUP), ("all", PROGRESS_GROUP), ("all", 3)]
+    # every collection is scheduled at once with the shared PSA reads (one task_any over all), then
+    # taken a group at a time
+    assert fake.waits[:4] == [("any", n + 1), ("all", PROGRESS_GROUP), ("all", PROGRESS_GROUP), ("all", 3)]
     phases = [(s["phase"], s["tenantsCollected"], s["tenantsPushed"], s["tenantsFailed"]) for s in fake.statuses]
     assert phases[0] == ("starting", 0, 0, 0)
     assert ("collecting", PROGRESS_GROUP, 0, 1) in phases

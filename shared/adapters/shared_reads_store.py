@@ -1,0 +1,127 @@
+"""What a run read once from each PSA connection for all its pushes, in Table Storage.
+
+Table ``<prefix>psareads``, partition = run id: per PSA connection, a document (the agreements and
+products the run's tenants need, what was asked, and the error if the PSA could not be read) whose
+commit entity (row = the connection's name) is written with it. A push reads the run's partition
+once per process and plans from it instead of reading the agreements and the catalogue again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from shared.adapters.tables import (
+    DocumentRef,
+    TableStore,
+    partition,
+    read_document,
+    write_committed_document,
+)
+from shared.domain.model import Agreement, BillingAttributes, Product, PsaCapabilities
+
+
+@dataclass(frozen=True)
+class ConnectionReads:
+    """One PSA connection's agreements and products a run needs, read once for its pushes:
+    ``asked_*`` what was asked (an agreement asked and absent does not exist), ``error`` why the
+    connection could not be read (the pushes then read it themselves)."""
+
+    psa: str
+    asked_agreements: frozenset[str]
+    asked_products: frozenset[str]
+    agreements: tuple[Agreement, ...] = ()
+    products: tuple[Product, ...] = ()
+    capabilities: PsaCapabilities | None = None
+    error: str | None = None
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _from_day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _from_money(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def agreement_to_json(a: Agreement) -> dict[str, Any]:
+    return {**vars(a), "start_date": _day(a.start_date), "end_date": _day(a.end_date),
+            "next_invoice_date": _day(a.next_invoice_date)}
+
+
+def agreement_from_json(raw: dict[str, Any]) -> Agreement:
+    return Agreement(**{**raw, "start_date": _from_day(raw.get("start_date")),
+                        "end_date": _from_day(raw.get("end_date")),
+                        "next_invoice_date": _from_day(raw.get("next_invoice_date"))})
+
+
+def product_to_json(p: Product) -> dict[str, Any]:
+    return {**vars(p), "price": _money(p.price), "cost": _money(p.cost), "billing": dict(vars(p.billing))}
+
+
+def product_from_json(raw: dict[str, Any]) -> Product:
+    return Product(**{**raw, "price": _from_money(raw.get("price")), "cost": _from_money(raw.get("cost")),
+                      "billing": BillingAttributes(**raw.get("billing", {}))})
+
+
+def reads_to_json(reads: ConnectionReads) -> dict[str, Any]:
+    return {"psa": reads.psa, "askedAgreements": sorted(reads.asked_agreements),
+            "askedProducts": sorted(reads.asked_products),
+            "agreements": [agreement_to_json(a) for a in reads.agreements],
+            "products": [product_to_json(p) for p in reads.products],
+            "capabilities": None if reads.capabilities is None else dict(vars(reads.capabilities)),
+            "error": reads.error}
+
+
+def reads_from_json(raw: dict[str, Any]) -> ConnectionReads:
+    capabilities = raw.get("capabilities")
+    return ConnectionReads(
+        psa=str(raw["psa"]), asked_agreements=frozenset(raw["askedAgreements"]),
+        asked_products=frozenset(raw["askedProducts"]),
+        agreements=tuple(agreement_from_json(a) for a in raw["agreements"]),
+        products=tuple(product_from_json(p) for p in raw["products"]),
+        capabilities=None if capabilities is None else PsaCapabilities(**capabilities), error=raw.get("error"))
+
+
+class SharedReadsRepository:
+    """The run's shared PSA reads; the last run's are kept parsed in the process (they never
+    change once its pushes began)."""
+
+    def __init__(self, store: TableStore) -> None:
+        self._table = store.table("psareads")
+        self._lock = threading.Lock()
+        self._cached: tuple[str, dict[str, ConnectionReads]] | None = None
+
+    def save(self, run_id: str, reads: list[ConnectionReads]) -> None:
+        for found in reads:
+            write_committed_document(self._table, run_id, f"{found.psa}~doc", reads_to_json(found),
+                                     {"PartitionKey": run_id, "RowKey": found.psa})
+
+    def load(self, run_id: str) -> dict[str, ConnectionReads]:
+        """Per PSA connection, what the run read for its pushes (empty: nothing was shared)."""
+        with self._lock:
+            if self._cached is not None and self._cached[0] == run_id:
+                return self._cached[1]
+        entities = list(partition(self._table, run_id))
+        parts = {str(e["RowKey"]): e for e in entities if "~" in str(e["RowKey"])}
+        found: dict[str, ConnectionReads] = {}
+        for entity in entities:
+            if "~" in str(entity["RowKey"]):
+                continue
+            ref = DocumentRef.from_entity(entity)
+            reads = reads_from_json(read_document(self._table, ref, parts))
+            found[reads.psa] = reads
+        with self._lock:
+            self._cached = (run_id, found)
+        return found

@@ -1,0 +1,53 @@
+"""A run of more tenants than one chunk holds, through the local runner as the Function App runs
+it (sub-orchestrations of chunks, a few at once), on Azurite and the emulators: every tenant is
+synced once, each PSA connection's agreements and catalogue are read once for the whole run, and
+an unchanged day reads no more than it must."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from emulators.generator import generate_msp
+from local_runner.azurite import Azurite
+from shared.adapters.tables import TableStore
+from tests.integration.msp import running_msp
+
+pytestmark = pytest.mark.integration
+
+TENANTS = 23
+
+
+def psa_requests(msp: object, since: int) -> list[tuple[str, str]]:
+    log = msp.emulators.emulator("connectwise").requests_log()  # type: ignore[attr-defined]
+    return [(r["method"], r["path"]) for r in log[since:]]
+
+
+def test_a_run_in_chunks_syncs_every_tenant_once_and_reads_the_psa_at_the_minimum(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    scenario, config = generate_msp(TENANTS, seed=11)
+    agreements = len(scenario["connectwise"]["agreements"])
+    with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config,
+                     env={"SEATSYNC_SYNC_CHUNK": "10", "SEATSYNC_SYNC_PARALLEL_CHUNKS": "2"}) as msp:
+        first = msp.sync(max_workers=4)
+        assert first["status"] in ("succeeded", "attention")
+        assert len(first["tenants"]) == TENANTS and all(t["status"] == "ok" for t in first["tenants"])
+        started = msp.services.runs.started(first["runId"])
+        assert started is not None and len(started.tenants) == TENANTS
+
+        reads = psa_requests(msp, 0)
+        writes = [c for c in first["changes"] if c["applied"]]
+        written_agreements = {c["agreementId"] for c in writes}
+        assert len(reads) == len([r for r in reads if r[0] != "GET"]) + math.ceil(agreements / 100) + 1 + \
+            agreements + len(written_agreements), "agreements and catalogue once, each agreement's lines, " \
+                                                  "one read-back per written agreement"
+        assert sum(1 for m, p in reads if m != "GET") == len(writes)
+        assert sum(1 for m, p in reads if p.endswith("/procurement/catalog")) == 1
+
+        before = len(msp.emulators.emulator("connectwise").requests_log())
+        second = msp.sync(max_workers=4)
+        assert [c for c in second["changes"] if c["applied"]] == []
+        again = psa_requests(msp, before)
+        assert len(again) == math.ceil(agreements / 100) + 1 + agreements, "an unchanged day: no more than it needs"
