@@ -14,7 +14,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.auth import Role
-from dashboard.blueprint import bp
 from dashboard.web import BASE, Page, form, guard, guard_async, static_file
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
@@ -84,8 +83,6 @@ async def start_sync(client: Any, by: str, tenants: list[str] | None, dry_run: b
 # ------------------------------------------------------------------------ overview
 
 
-@bp.function_name("dashboard_overview")
-@bp.route(route="dashboard", methods=["GET"], auth_level=ANONYMOUS)
 def overview_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -125,8 +122,6 @@ def tenant_rows(query: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["name"].casefold())
 
 
-@bp.function_name("dashboard_tenants")
-@bp.route(route="dashboard/tenants", methods=["GET"], auth_level=ANONYMOUS)
 def tenants_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         query = (req.params.get("q") or "")[:100]
@@ -137,8 +132,6 @@ def tenants_page(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_tenant")
-@bp.route(route="dashboard/tenants/{tenantId}", methods=["GET"], auth_level=ANONYMOUS)
 def tenant_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -159,8 +152,6 @@ def tenant_page(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_tenant_lines")
-@bp.route(route="dashboard/tenants/{tenantId}/lines", methods=["GET"], auth_level=ANONYMOUS)
 def tenant_lines(req: func.HttpRequest) -> func.HttpResponse:
     """The tenant's PSA lines, read live (loaded after the page, so a slow PSA does not hold it)."""
     def show(page: Page) -> func.HttpResponse:
@@ -188,8 +179,6 @@ def tenant_lines(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------ mapping
 
 
-@bp.function_name("dashboard_mapping")
-@bp.route(route="dashboard/mapping", methods=["GET"], auth_level=ANONYMOUS)
 def mapping_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -206,8 +195,6 @@ def mapping_page(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_mapping_agreements")
-@bp.route(route="dashboard/mapping/agreements", methods=["GET"], auth_level=ANONYMOUS)
 def mapping_agreements(req: func.HttpRequest) -> func.HttpResponse:
     """Options of the agreement list for the chosen company (``company`` is ``psa|companyId``)."""
     def show(page: Page) -> func.HttpResponse:
@@ -223,8 +210,6 @@ def mapping_agreements(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_mapping_lines")
-@bp.route(route="dashboard/mapping/lines", methods=["GET"], auth_level=ANONYMOUS)
 def mapping_lines(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -240,9 +225,6 @@ def mapping_lines(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_mapping_link")
-@bp.route(route="dashboard/mapping/link", methods=["POST"], auth_level=ANONYMOUS)
-@bp.durable_client_input(client_name="client")
 async def mapping_link(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Link an unlinked licence, then (``dryRun``) start a dry run of the tenant to show the change."""
     async def link(page: Page) -> func.HttpResponse:
@@ -287,8 +269,6 @@ def money_of(record: dict[str, Any], unit_price: Any) -> str | None:
     return str((record["to"] - record["from"]) * unit_price)
 
 
-@bp.function_name("dashboard_approvals")
-@bp.route(route="dashboard/approvals", methods=["GET"], auth_level=ANONYMOUS)
 def approvals_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -315,9 +295,6 @@ def approvals_page(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_approvals_decide")
-@bp.route(route="dashboard/approvals/decide", methods=["POST"], auth_level=ANONYMOUS)
-@bp.durable_client_input(client_name="client")
 async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Approve or reject the selected held changes; ``applyNow`` then syncs their tenants."""
     async def decide_selected(page: Page) -> func.HttpResponse:
@@ -364,9 +341,6 @@ def _quote(text: str) -> str:
 # ------------------------------------------------------------------------ runs
 
 
-@bp.function_name("dashboard_runs")
-@bp.route(route="dashboard/runs", methods=["GET", "POST"], auth_level=ANONYMOUS)
-@bp.durable_client_input(client_name="client")
 async def runs_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     async def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -403,9 +377,6 @@ async def custom_status(client: Any) -> Any:
     return getattr(status, "custom_status", None) or {}
 
 
-@bp.function_name("dashboard_run")
-@bp.route(route="dashboard/runs/{runId}", methods=["GET"], auth_level=ANONYMOUS)
-@bp.durable_client_input(client_name="client")
 async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     async def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -439,8 +410,6 @@ def audit_entries(req: func.HttpRequest) -> tuple[Any, list[Any]]:
     return query, [e for e in entries if not event or e.event == event]
 
 
-@bp.function_name("dashboard_audit")
-@bp.route(route="dashboard/audit", methods=["GET"], auth_level=ANONYMOUS)
 def audit_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         tenants = sorted(get_services().config().tenants, key=lambda t: t.name.casefold())
@@ -458,8 +427,6 @@ def audit_page(req: func.HttpRequest) -> func.HttpResponse:
     return guard(req, Role.VIEWER, show)
 
 
-@bp.function_name("dashboard_audit_csv")
-@bp.route(route="dashboard/audit.csv", methods=["GET"], auth_level=ANONYMOUS)
 def audit_download(req: func.HttpRequest) -> func.HttpResponse:
     def download(page: Page) -> func.HttpResponse:
         try:
@@ -476,8 +443,6 @@ def audit_download(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------ onboarding
 
 
-@bp.function_name("dashboard_onboarding")
-@bp.route(route="dashboard/onboarding", methods=["GET", "POST"], auth_level=ANONYMOUS)
 def onboarding_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -517,8 +482,6 @@ def onboarding_page(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------ notifications
 
 
-@bp.function_name("dashboard_notifications")
-@bp.route(route="dashboard/notifications", methods=["GET", "POST"], auth_level=ANONYMOUS)
 def notifications_page(req: func.HttpRequest) -> func.HttpResponse:
     from shared.notifications.sample import sample_run_data
     from shared.notifications.service import NotifyServices, gather_run_data, links_for, render_preview, send_test
@@ -557,8 +520,6 @@ def notifications_page(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------ configuration
 
 
-@bp.function_name("dashboard_configuration")
-@bp.route(route="dashboard/configuration", methods=["GET", "POST"], auth_level=ANONYMOUS)
 def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -598,8 +559,6 @@ def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------ static files
 
 
-@bp.function_name("dashboard_static")
-@bp.route(route="dashboard/static/{name}", methods=["GET"], auth_level=ANONYMOUS)
 def dashboard_static(req: func.HttpRequest) -> func.HttpResponse:
     """The dashboard's stylesheet, script and vendored libraries (no secrets: served to anyone,
     like the platform's own sign-in page assets)."""
