@@ -25,6 +25,7 @@ from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.secrets import SecretResolver
+from shared.adapters.shared_limits import LimitsTable
 from shared.adapters.shared_reads_store import SharedReadsRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.source_store import SourceRepository
@@ -167,6 +168,11 @@ class Services:
         return SourceRepository(self.store)
 
     @cached_property
+    def psa_limits(self) -> LimitsTable:
+        """Where every instance counts each PSA's limits."""
+        return LimitsTable(self.store)
+
+    @cached_property
     def shared_reads(self) -> SharedReadsRepository:
         return SharedReadsRepository(self.store)
 
@@ -232,7 +238,8 @@ class Services:
 
     def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
         if self._psa_factory is None:
-            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep, self.clock)
+            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep, self.clock,
+                                                    limits=self.psa_limits)
         return PsaClients(config, self._psa_factory)
 
 
@@ -305,9 +312,11 @@ def refusing_graph(settings: Settings, name: str, reason: str, sleep: Callable[[
 def default_psa_factory(settings: Settings, secrets: SecretReader,
                         sleep: Callable[[float], None] = time.sleep,
                         clock: Callable[[], datetime] | None = None,
-                        read_timeout: float | None = None) -> PsaFactory:
+                        read_timeout: float | None = None, limits: LimitsTable | None = None) -> PsaFactory:
     """Clients by the connection's configured type (validated with the configuration).
-    ``read_timeout``: seconds to wait for a PSA's answer (default: each client's policy)."""
+    ``read_timeout``: seconds to wait for a PSA's answer (default: each client's policy);
+    ``limits``: where every instance of the Function App counts each PSA's limits (Autotask's
+    hourly share and requests in flight, HaloPSA's request window; without it, each process)."""
     from dataclasses import replace
 
     from shared.adapters.http import RetryingHttp, RetryPolicy, pooled_session
@@ -353,7 +362,7 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 max_concurrent_requests=connection.max_concurrent_requests, verify=settings.tls_verify,
                 http=RetryingHttp(f"Autotask {connection.name}", policy=policy(),
                                   session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
-                today=today,
+                today=today, limits_table=limits,
             )
         if isinstance(connection, HaloConnection):
             from shared.adapters.halopsa import RETRY_POLICY as HALO_RETRY_POLICY
@@ -366,7 +375,7 @@ def default_psa_factory(settings: Settings, secrets: SecretReader,
                 verify=settings.tls_verify,
                 http=RetryingHttp(f"HaloPSA {connection.name}", policy=policy(HALO_RETRY_POLICY),
                                   session=session_for(connection.name), verify=settings.tls_verify, sleep=sleep),
-                today=today,
+                today=today, limits_table=limits,
             )
         raise ConfigError(f"PSA connection '{connection.name}' has an unsupported type")
 

@@ -18,18 +18,22 @@ SeatSync's tag: ``internalDescription`` (100 characters, never printed on invoic
 SeatSync's when that field starts with ``seatsync`` (case-insensitive); anything else an MSP
 wrote there is not taken for a tag, so a tag written by SeatSync must start with ``seatsync``.
 
-Limits, shared by every client of one connection in the process (``AutotaskLimits``): at most
+Limits, shared by every client of one connection (``AutotaskLimits``): at most
 ``max_concurrent_requests`` (<= 3) requests in flight per endpoint, and an hourly budget of
 ``hourly_request_share`` x the database's threshold (10,000 requests a rolling hour, shared with
 every other integration). The budget counts SeatSync's own requests, reads
 ``ThresholdInformation`` when it starts and every minute, slows down (paces requests at the
 share's steady rate) when SeatSync has used 80 % of its share or the database 50 % of its
 threshold, and stops with ``PsaError`` before SeatSync's share would be exceeded or the
-database would pass 90 % of its threshold: SeatSync never pushes the database to its block.
+database would pass 90 % of its threshold: SeatSync never pushes the database to its block. With a
+limits table (the Function App's store), the share and the requests in flight are counted across
+every instance of the Function App (``shared.adapters.shared_limits``), not per process; the waits
+never run past the activity's deadline (``shared.deadline``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -45,6 +49,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared import deadline
 from shared.adapters.connectwise import billing_cycle_name
 from shared.adapters.http import RetryingHttp
 from shared.adapters.psa_records import TAG_PREFIX as TAG_PREFIX
@@ -60,6 +65,7 @@ from shared.adapters.psa_records import (
     whole_quantity,
 )
 from shared.adapters.psa_records import is_seatsync_tag as is_seatsync_tag
+from shared.adapters.shared_limits import LimitsTable, SharedSlots, SharedWindow, SlotHandle, row_key
 from shared.domain.model import (
     Agreement,
     AgreementType,
@@ -144,6 +150,8 @@ class HourlyBudget:
         self._refreshing = False
         self.paced = 0
         self.waited = 0.0
+        self.shared: SharedWindow | None = None
+        """SeatSync's share counted across every instance, when there is a limits table."""
 
     @property
     def own_cap(self) -> int:
@@ -189,8 +197,28 @@ class HourlyBudget:
         with self._lock:
             self._refreshing = False
 
+    def _too_long(self, what: str) -> Callable[[float], Exception]:
+        def refuse(wait: float) -> Exception:
+            return PsaError(
+                "Autotask", f"SeatSync has used its share of {self.own_cap} requests this hour ({self.share:%} of "
+                f"{self.limit}, every instance of the Function App together); the next slot frees in {wait:.0f}s. "
+                "Try again later or raise hourly_request_share", what, 429)
+
+        return refuse
+
     def acquire(self, what: str = "request") -> None:
-        """Wait as the budget requires, then count one request; raises ``PsaError`` to stop."""
+        """Wait as the budget requires, then count one request; raises ``PsaError`` to stop, and
+        ``DeadlineReached`` instead of waiting past the activity's deadline."""
+        self._acquire_here(what)
+        shared = self.shared
+        if shared is not None:
+            shared.limit = self.own_cap
+            shared.window = self.timeframe
+            shared.too_long = self._too_long(what)  # the wording of the share as it is now
+            shared.max_wait = self.max_wait
+            shared.take(what)
+
+    def _acquire_here(self, what: str) -> None:
         paced = False
         while True:
             with self._lock:
@@ -221,6 +249,9 @@ class HourlyBudget:
                     self._own.append(now)
                     self._since_reading += 1
                     return
+                if deadline.allowed_wait(delay) < delay:
+                    raise deadline.DeadlineReached(f"{what}: Autotask's hourly budget would make this wait "
+                                                   f"{delay:.0f}s, past this activity's deadline")
                 self.waited += delay
             self._sleep(delay)
 
@@ -242,6 +273,28 @@ class AutotaskLimits:
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._in_flight: dict[str, int] = {}
         self.peak: dict[str, int] = {}
+        self.table: LimitsTable | None = None
+        """Where every instance counts the requests in flight, when the Function App's store is known."""
+        self.key: tuple[str, ...] = ()
+        self._slots: dict[str, SharedSlots] = {}
+
+    def forget_slots(self) -> None:
+        """Give back the slots held in another table (the limits moved to a new one)."""
+        with self._lock:
+            slots, self._slots = list(self._slots.values()), {}
+        for found in slots:
+            found.close()
+
+    def slots(self, endpoint: str) -> SharedSlots | None:
+        """The endpoint's requests in flight across every instance (None without a limits table)."""
+        if self.table is None:
+            return None
+        with self._lock:
+            found = self._slots.get(endpoint)
+            if found is None:
+                found = self._slots[endpoint] = self.table.slots(row_key("autotask", *self.key, endpoint),
+                                                                 self.max_concurrent)
+            return found
 
     def semaphore(self, endpoint: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -266,8 +319,9 @@ _REGISTRY_LOCK = threading.Lock()
 
 
 def shared_limits(discovery_url: str, zone_url: str | None, username: str, share: Decimal | float,
-                  max_concurrent: int) -> AutotaskLimits:
-    """The process-wide limits of one connection (keyed by its URLs and API user)."""
+                  max_concurrent: int, table: LimitsTable | None = None) -> AutotaskLimits:
+    """The limits of one connection (keyed by its URLs and API user) in this process; with
+    ``table``, its hourly share and requests in flight are counted across every instance."""
     key = (discovery_url.rstrip("/").lower(), (zone_url or "").rstrip("/").lower(), username.strip().lower())
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(key)
@@ -275,6 +329,11 @@ def shared_limits(discovery_url: str, zone_url: str | None, username: str, share
             found = _REGISTRY[key] = AutotaskLimits(share, max_concurrent)
         else:
             found.budget.share = Decimal(str(share))  # a changed configuration applies from now on
+        if table is not None and (found.table is None or found.table.identity != table.identity):
+            found.table, found.key = table, key
+            found.forget_slots()
+            found.budget.shared = table.window(row_key("autotask", *key), found.budget.own_cap, found.budget.timeframe,
+                                               buckets=60)
         return found
 
 
@@ -423,6 +482,7 @@ class AutotaskClient:
         http: RetryingHttp | None = None,
         limits: AutotaskLimits | None = None,
         today: Callable[[], date] | None = None,
+        limits_table: LimitsTable | None = None,
     ) -> None:
         for label, value in (("username", username), ("secret", secret), ("integration code", integration_code)):
             if not value or not value.strip():
@@ -440,7 +500,7 @@ class AutotaskClient:
         self._zone_url = zone_url.strip().rstrip("/") if zone_url else None
         self.http = http or RetryingHttp("Autotask", verify=verify)
         self.limits = limits or shared_limits(self.discovery_url, self._zone_url, self.username,
-                                              hourly_request_share, max_concurrent_requests)
+                                              hourly_request_share, max_concurrent_requests, limits_table)
         self._headers = {"ApiIntegrationcode": integration_code.strip(), "UserName": self.username,
                          "Secret": secret, "Accept": "application/json"}
         self._today = today or (lambda: datetime.now(UTC).date())
@@ -1005,12 +1065,19 @@ class AutotaskClient:
         endpoint = self._endpoint(urlsplit(url).path)
         budget = self.limits.budget
         semaphore = self.limits.semaphore(endpoint)
-        with semaphore:
+        slots = self.limits.slots(endpoint)
+        with semaphore, (slots.slot(record) if slots is not None else contextlib.nullcontext()) as slot:
             self.limits.entered(endpoint)
+
+            def again() -> None:  # before each retry: the slot kept, the budget counted
+                if slots is not None and isinstance(slot, SlotHandle):
+                    slots.keep(slot)
+                budget.acquire(record)
+
             try:
                 budget.acquire(record)
                 return self.http.request(method, url, headers=self._headers, json=json_body, idempotent=idempotent,
-                                         on_retry=lambda: budget.acquire(record), final=_final)
+                                         on_retry=again, final=_final)
             except requests.RequestException as exc:
                 maybe = (" It may have been created: read the contract's services before trying again."
                          if creating else "")

@@ -27,10 +27,12 @@ are credits, which Halo accepts only when negative pro-rata is allowed in its bi
 SeatSync's tag: the line's ``item_internal_reference`` (not printed on invoices); a line is
 SeatSync's when it starts with ``seatsync``. SeatSync keeps tags to 50 characters.
 
-Rate limit: hosted Halo allows 300 requests per rolling 5 minutes; a process-wide sliding window
-per connection keeps SeatSync under ``requests_per_5_minutes`` (every request, retries and token
-requests included, waits for a free slot), and a 429 is retried after its ``Retry-After`` or a
-back-off long enough for the window to move.
+Rate limit: hosted Halo allows 300 requests per rolling 5 minutes; a sliding window per connection
+keeps SeatSync under ``requests_per_5_minutes`` (every request, retries and token requests
+included, waits for a free slot), and a 429 is retried after its ``Retry-After`` or a back-off long
+enough for the window to move. With a limits table (the Function App's store) the window is
+shared by every instance (``shared.adapters.shared_limits``); without, by the clients of the
+process. A wait never runs past the activity's deadline (``shared.deadline``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared import deadline
 from shared.adapters.connectwise import billing_cycle_name
 from shared.adapters.http import RetryingHttp, RetryPolicy
 from shared.adapters.psa_records import TAG_PREFIX as TAG_PREFIX
@@ -65,6 +68,7 @@ from shared.adapters.psa_records import (
     whole_quantity,
 )
 from shared.adapters.psa_records import is_seatsync_tag as is_seatsync_tag
+from shared.adapters.shared_limits import LimitsTable, SharedWindow, row_key
 from shared.domain.model import (
     Agreement,
     AgreementType,
@@ -114,10 +118,12 @@ class SlidingWindowLimiter:
     the injected ``sleep``) until a slot is free, then takes it."""
 
     def __init__(self, limit: int, window: float = WINDOW_SECONDS, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, shared: SharedWindow | None = None) -> None:
         if limit < 1:
             raise ValueError(f"the request limit must be at least 1, got {limit}")
         self.limit = limit
+        self.shared = shared
+        """The window every instance of the Function App shares, when there is a limits table."""
         self.window = window
         self._clock = clock
         self._sleep = sleep
@@ -135,7 +141,13 @@ class SlidingWindowLimiter:
         while self._sent and self._sent[0] <= now - self.window:
             self._sent.popleft()
 
-    def acquire(self) -> None:
+    def acquire(self, what: str = "request") -> None:
+        """Wait for a slot (in the shared window when there is one) and take it; raises
+        ``DeadlineReached`` instead of waiting past the activity's deadline."""
+        if self.shared is not None:
+            self.shared.limit = self.limit
+            self.shared.take(what)
+            return
         while True:
             with self._lock:
                 now = self._clock()
@@ -144,6 +156,9 @@ class SlidingWindowLimiter:
                     self._sent.append(now)
                     return
                 wait = max(self._sent[0] + self.window - now, 0.001)
+                if deadline.allowed_wait(wait) < wait:
+                    raise deadline.DeadlineReached(f"{what}: HaloPSA's request window frees a slot in {wait:.0f}s, "
+                                                   "after this activity's deadline")
                 self.waits += 1
                 self.waited += wait
             self._sleep(wait)
@@ -191,12 +206,18 @@ _REGISTRY: dict[tuple[str, str, str], HaloLimits] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def shared_limits(base_url: str, tenant: str | None, client_id: str, requests_per_5_minutes: int) -> HaloLimits:
+def shared_limits(base_url: str, tenant: str | None, client_id: str, requests_per_5_minutes: int,
+                  table: LimitsTable | None = None) -> HaloLimits:
+    """The limits of one connection in this process; with ``table``, its request window is the one
+    every instance shares."""
     key = (base_url.rstrip("/").lower(), (tenant or "").lower(), client_id)
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(key)
         if found is None:
             found = _REGISTRY[key] = HaloLimits.create(requests_per_5_minutes)
+        found.limiter.limit = requests_per_5_minutes  # a changed configuration applies from now on
+        if table is not None and (found.limiter.shared is None or found.limiter.shared.table != table.identity):
+            found.limiter.shared = table.window(row_key("halopsa", *key), requests_per_5_minutes, WINDOW_SECONDS)
         return found
 
 
@@ -324,6 +345,7 @@ class HaloClient:
         limits: HaloLimits | None = None,
         today: Callable[[], date] | None = None,
         page_size: int = PAGE_SIZE,
+        limits_table: LimitsTable | None = None,
     ) -> None:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -343,7 +365,8 @@ class HaloClient:
         self.lines_mode: LinesMode = lines
         self.page_size = page_size
         self.http = http or RetryingHttp("HaloPSA", verify=verify, policy=RETRY_POLICY)
-        self.limits = limits or shared_limits(self.base_url, self.tenant, self._client_id, requests_per_5_minutes)
+        self.limits = limits or shared_limits(self.base_url, self.tenant, self._client_id, requests_per_5_minutes,
+                                              limits_table)
         self._today = today or (lambda: datetime.now(UTC).date())
         self._psa = "HaloPSA" if name.lower() in ("", "halopsa", "halo") else f"HaloPSA ({name})"
 
@@ -884,10 +907,12 @@ class HaloClient:
         params = {"tenant": self.tenant} if self.tenant else None
         form = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._secret,
                 "scope": "all"}
-        self.limits.limiter.acquire()
+        limiter = self.limits.limiter
+        limiter.acquire("token")
         try:
             response = self.http.request("POST", url, params=params, data=form, idempotent=True,
-                                         headers={"Accept": "application/json"}, on_retry=self.limits.limiter.acquire)
+                                         headers={"Accept": "application/json"},
+                                         on_retry=lambda: limiter.acquire("token"))
         except requests.RequestException as exc:
             raise PsaError(self._psa, f"no answer from the token endpoint ({type(exc).__name__}: {exc})", "token",
                            None, "POST", url) from exc
@@ -917,11 +942,11 @@ class HaloClient:
         limiter = self.limits.limiter
         for attempt in (1, 2):
             token = tokens.get(self._fetch_token)
-            limiter.acquire()
+            limiter.acquire(record)
             try:
                 response = self.http.request(method, url, params=params, json=json_body,
                                              headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                                             on_retry=limiter.acquire)
+                                             on_retry=lambda: limiter.acquire(record))
             except requests.RequestException as exc:
                 maybe = _MAYBE_ADDED if creating else ""
                 raise PsaError(self._psa, f"no answer from Halo ({type(exc).__name__}: {exc}).{maybe}", record, None,

@@ -9,7 +9,8 @@ optimistic concurrency (the row's ETag), so that two instances never both take t
 
 - ``SharedWindow``: at most ``limit`` requests in any ``window`` seconds. The window is divided in
   buckets; an instance reserves permits in the current bucket (a few at a time, so that a busy
-  instance does not pay a round trip per request) and uses them only within that bucket, so every
+  instance does not pay a round trip per request, and one at a time near the limit, so that what
+  one holds unused does not starve the others) and uses them only within that bucket, so every
   request is counted in the bucket it is sent in. Buckets older than the window are dropped; a
   reservation that would pass the limit waits until the oldest bucket leaves the window. Unused
   permits are counted all the same: the limit errs on the safe side.
@@ -69,6 +70,8 @@ class LimitsTable:
 
     def __init__(self, store: TableStore) -> None:
         self.table: TableClient = store.table("psalimits")
+        self.identity = (str(self.table.url), str(self.table.table_name))
+        """Which table this is (a process may hold several clients of one table)."""
 
     def window(self, key: str, limit: int, window: float, *, buckets: int = 30,
                clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
@@ -97,14 +100,16 @@ class SharedWindow:
         if limit < 1 or window <= 0 or buckets < 1:
             raise ValueError("a shared window needs a limit of at least 1 and a positive length")
         self._table = table
+        self.table = (str(table.url), str(table.table_name))
         self.key = key
         self.limit = limit
         self.window = window
-        self.bucket = window / buckets
+        self.buckets = buckets
         self._clock = clock
         self._sleep = sleep
-        self._too_long = too_long
-        self._max_wait = max_wait
+        self.too_long = too_long
+        """Raised (given the wait) instead of waiting longer than ``max_wait``; None: wait."""
+        self.max_wait = max_wait
         self._max_block = max(1, max_block)
         self._lock = threading.Lock()  # the local permits
         self._reserving = threading.Lock()  # one reservation at a time from this process
@@ -113,6 +118,10 @@ class SharedWindow:
         self._block = 1
         self.reservations = 0
         self.waited = 0.0
+
+    @property
+    def bucket(self) -> float:
+        return self.window / self.buckets
 
     def _bucket_of(self, now: float) -> float:
         return math.floor(now / self.bucket) * self.bucket
@@ -140,7 +149,7 @@ class SharedWindow:
                     return now
                 with self._lock:
                     want = self._block
-                got, wait = self._reserve(want, now)
+                got, wait, now = self._reserve(want)
                 if got:
                     with self._lock:
                         self._permits = got - 1
@@ -148,8 +157,8 @@ class SharedWindow:
                         if got == want:
                             self._block = min(self._max_block, self._block * 2)
                     return now
-            if wait > self._max_wait and self._too_long is not None:
-                raise self._too_long(wait)
+            if wait > self.max_wait and self.too_long is not None:
+                raise self.too_long(wait)
             allowed = deadline.allowed_wait(wait)
             if allowed < wait:
                 raise deadline.DeadlineReached(
@@ -174,17 +183,23 @@ class SharedWindow:
         raw = json.loads(str(entity.get("Buckets") or "{}"))
         return {start: int(count) for start, count in raw.items() if float(start) + self.bucket > now - self.window}
 
-    def _reserve(self, want: int, now: float) -> tuple[int, float]:
-        """Reserve up to ``want`` permits in the current bucket: (permits, 0) or (0, seconds to wait)."""
-        bucket = self._bucket_of(now)
+    def _reserve(self, want: int) -> tuple[int, float, float]:
+        """Reserve up to ``want`` permits in the current bucket: (permits, 0, the moment they are
+        for) or (0, seconds to wait, now). The moment is read after the row: every reservation the
+        row holds was made at that moment or before, so the window is judged as it is now."""
+        now = self._clock()
         for _ in range(_CONTENTION_TRIES):
             entity = self._read()
+            now = self._clock()
+            bucket = self._bucket_of(now)
             live = self._live(entity, now) if entity is not None else {}
             used = sum(live.values())
-            got = min(want, self.limit - used)
+            # a block never takes more than an eighth of what is left: near the limit, one at a time,
+            # so that permits one instance holds unused do not starve the others
+            got = min(want, max(1, (self.limit - used) // 8), self.limit - used)
             if got <= 0:
                 oldest = min(float(start) for start in live)
-                return 0, max(oldest + self.bucket + self.window - now, 0.01)
+                return 0, max(oldest + self.bucket + self.window - now, 0.01), now
             name = repr(bucket) if not bucket.is_integer() else str(int(bucket))
             live[name] = live.get(name, 0) + got
             row = {"PartitionKey": _WINDOWS, "RowKey": self.key, "Buckets": json.dumps(live),
@@ -199,8 +214,8 @@ class SharedWindow:
                 self._sleep(random.uniform(0.005, 0.05))  # another instance reserved meanwhile: read again
                 continue
             self.reservations += 1
-            return got, 0.0
-        return 0, random.uniform(0.05, 0.2)  # heavy contention: try again shortly
+            return got, 0.0, now
+        return 0, random.uniform(0.05, 0.2), now  # heavy contention: try again shortly
 
 
 @dataclass

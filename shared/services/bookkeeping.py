@@ -35,6 +35,7 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.tables import StoreRetry
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import PushSummary, SyncRequest
+from shared.deadline import DeadlineReached
 from shared.domain.contacts import CompanyKey, ContactLink
 from shared.domain.model import BilledLine, ChangeKind, ChangeStatus, PlannedChange, PsaContact
 from shared.domain.planning import AgreementKey
@@ -52,8 +53,11 @@ PSA_FAILURES = (PsaError, SeatSyncError, requests.RequestException)
 
 def answered_no(exc: BaseException) -> bool:
     """Whether a failed write certainly did not happen: refused before it was sent, answered with
-    a 4xx other than 408/429, or a validation error the PSA answers with a 5xx (``PsaError.refused``).
-    A timeout, a lost connection or another 5xx may have been acted on."""
+    a 4xx other than 408/429, a validation error the PSA answers with a 5xx (``PsaError.refused``),
+    or held back (a PSA's request window would have kept it past the activity's deadline). A
+    timeout, a lost connection or another 5xx may have been acted on."""
+    if isinstance(exc, DeadlineReached):
+        return True
     if not isinstance(exc, HttpServiceError):
         return False
     if isinstance(exc, PsaError) and exc.refused:

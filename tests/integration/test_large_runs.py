@@ -6,13 +6,17 @@ an unchanged day reads no more than it must."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emulators.generator import generate_msp
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
+from shared.bootstrap import default_psa_factory
+from shared.deadline import DeadlineReached
 from tests.integration.msp import running_msp
 
 pytestmark = pytest.mark.integration
@@ -51,3 +55,43 @@ def test_a_run_in_chunks_syncs_every_tenant_once_and_reads_the_psa_at_the_minimu
         assert [c for c in second["changes"] if c["applied"]] == []
         again = psa_requests(msp, before)
         assert len(again) == math.ceil(agreements / 100) + 1 + agreements, "an unchanged day: no more than it needs"
+
+
+class Deadline:
+    """A PSA whose request window, once, would have kept a push past its deadline (when it reads
+    the lines of ``agreement``)."""
+
+    def __init__(self, real: Any, agreement: str, fired: list[str]) -> None:
+        self._real = real
+        self._agreement = agreement
+        self._fired = fired
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def list_lines(self, agreement_ids: Iterable[str], *, known: Iterable[Any] = ()) -> Any:
+        wanted = list(agreement_ids)
+        if self._agreement in wanted and not self._fired:
+            self._fired.append(self._agreement)
+            raise DeadlineReached("the request window frees a slot after this activity's deadline")
+        return self._real.list_lines(wanted, known=known)
+
+
+def test_tenants_a_push_hands_back_are_pushed_by_another_once(azurite: Azurite, store: TableStore,
+                                                              tmp_path: Path) -> None:
+    scenario, config = generate_msp(12, seed=5)
+    held_up = str(scenario["connectwise"]["agreements"][4]["id"])
+    fired: list[str] = []
+
+    def factory(msp: Any) -> Any:
+        real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
+        return lambda connection: Deadline(real(connection), held_up, fired)
+
+    with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config, psa_factory=factory) as msp:
+        report = msp.sync(max_workers=2)
+        assert fired == [held_up], "one push handed its tenants back"
+        assert all(t["status"] == "ok" for t in report["tenants"]) and len(report["tenants"]) == 12
+        to_write = [c for c in report["changes"] if c["status"] not in ("held", "deferred", "rejected")]
+        assert to_write and all(c["applied"] for c in to_write), "every tenant was pushed, by one push or the next"
+        assert len({c["changeId"] for c in report["changes"]}) == len(report["changes"]), "none twice"
+        assert [c for c in msp.sync()["changes"] if c["applied"]] == [], "nothing was left undone"

@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, Serv
 
 from shared.adapters.run_store import Lease
 from shared.adapters.tables import StoreRetry, StoreUnavailableError, is_transient
+from shared.deadline import DeadlineReached
 from shared.domain.model import ChangeKind, PlannedChange
 from shared.domain.writes import check_write
 from shared.errors import PsaError
@@ -69,7 +70,8 @@ def test_a_write_is_held_only_when_the_psa_shows_it(planned: PlannedChange, line
     (PsaError("cw", "server error", "addition", 503, "POST", "https://cw/additions"), False),
     (PsaError("cw", "throttled", "addition", 429, "POST", "https://cw/additions"), False),
     (RuntimeError("worker died"), False),
-], ids=["400", "never-sent", "timeout", "503", "429", "not-a-psa-answer"])
+    (DeadlineReached("the request window frees a slot after this activity's deadline"), True),
+], ids=["400", "never-sent", "timeout", "503", "429", "not-a-psa-answer", "held-back-by-a-request-window"])
 def test_only_a_refusal_is_certainly_not_written(error: Exception, certain: bool) -> None:
     assert answered_no(error) is certain
 
