@@ -78,7 +78,7 @@ def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
     with telemetry.activity(request.run_id):
         config = services.config()
         clients = services.psa_clients(config)
-        tenants = [t for t in (config.tenant(w.tenant_id) for w in services.started(request.run_id).tenants)
+        tenants = [t for t in (config.tenant(w.tenant_id) for w in services.run_tenants(request.run_id).tenants)
                    if t is not None]
         services.shared_reads.save(request.run_id, share_reads(config, tenants, clients))
     return PushSummary(psa_calls=clients.calls).to_json()

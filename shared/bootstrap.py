@@ -126,16 +126,23 @@ class Services:
         return FanOut(chunk_size=s.sync_chunk, parallel_chunks=s.sync_parallel_chunks,
                       activity_seconds=s.push_activity_seconds)
 
-    def started(self, run_id: str) -> StartedRun:
-        """What a run set out to do (its tenants), read once per process: it never changes."""
+    def started(self, run_id: str) -> StartedRun | None:
+        """What a run set out to do (its tenants; None when it recorded nothing), read once per
+        process: it never changes."""
         with self._memo_lock:
             if self._started is not None and self._started.run_id == run_id:
                 return self._started
         started = self.runs.started(run_id)
+        if started is not None:
+            with self._memo_lock:
+                self._started = started
+        return started
+
+    def run_tenants(self, run_id: str) -> StartedRun:
+        """What a run set out to do; raises ``StoreError`` when it recorded nothing."""
+        started = self.started(run_id)
         if started is None:
             raise StoreError(f"run {run_id} recorded no tenants to do")
-        with self._memo_lock:
-            self._started = started
         return started
 
     @property

@@ -252,7 +252,7 @@ def load_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
     services = get_services()
     request = ChunkRequest.model_validate(payload)
-    tenants = chunk_of(services.started(request.run_id), request)
+    tenants = chunk_of(services.run_tenants(request.run_id), request)
     return [t.to_json() for t in tenants]
 
 
