@@ -377,6 +377,26 @@ async def custom_status(client: Any) -> Any:
     return getattr(status, "custom_status", None) or {}
 
 
+async def starting_report(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The report of a run the orchestration was started for but has not recorded yet (its first
+    activity has not run): shown as running, so that the page follows it instead of saying that
+    no such run exists. None when the running orchestration is not this run's."""
+    status = await client.get_status(SYNC_INSTANCE_ID)
+    if status is None or status.runtime_status not in _ACTIVE:
+        return None
+    started_with = getattr(status, "input_", None)
+    try:
+        request = SyncRequest.model_validate_json(started_with) if isinstance(started_with, str | bytes) \
+            else SyncRequest.model_validate(started_with)
+    except ValueError:
+        return None
+    if request.run_id != run_id:
+        return None
+    return {"runId": run_id, "status": "running", "dryRun": request.dry_run, "trigger": request.trigger,
+            "requestedBy": request.requested_by, "startedAt": request.requested_at.isoformat(), "finishedAt": None,
+            "error": None, "totals": None, "changes": [], "tenants": [], "unlinked": []}
+
+
 async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     async def show(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -386,7 +406,10 @@ async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestration
         try:
             report = build_report(services.runs, run_id, services.config())
         except ReportError as exc:
-            return page.render("message.html", http_status=404, title="Run", active="runs", message=str(exc))
+            starting = await starting_report(client, run_id)
+            if starting is None:
+                return page.render("message.html", http_status=404, title="Run", active="runs", message=str(exc))
+            report = starting
         progress = None
         if report["status"] == "running":
             live = live_progress(services.runs, run_id, await custom_status(client))

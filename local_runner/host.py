@@ -127,6 +127,7 @@ class LocalInstance:
     custom_status: Any = None
     output: Any = None
     thread: threading.Thread | None = None
+    input_: Any = None  # what it was started with (``DurableOrchestrationStatus.input_``)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "instanceId": self.instance_id, "runtimeStatus": self.runtime_status.value,
@@ -169,7 +170,7 @@ class LocalDurableClient:
                 # the words the Durable runtime refuses a running instance id with
                 raise RuntimeError(f"An Orchestration instance with the ID '{instance_id}' already exists.")
             instance = LocalInstance(instance_id, orchestration_function_name,
-                                     df.OrchestrationRuntimeStatus.Pending, now, now)
+                                     df.OrchestrationRuntimeStatus.Pending, now, now, input_=client_input)
             self._instances[instance_id] = instance
         instance.thread = threading.Thread(target=self._run, args=(instance, client_input),
                                            name=f"orchestration-{instance_id}", daemon=True)
