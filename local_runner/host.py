@@ -274,7 +274,8 @@ class LocalHost:
         prefix = f"/{ROUTE_PREFIX}/"
         if not path.startswith(prefix):
             return Response("not found", status=404, mimetype="text/plain")
-        route = path[len(prefix):]
+        # the Functions host's routing takes a trailing slash as the same route (/api/dashboard/)
+        route = path[len(prefix):].removesuffix("/")
         allowed: set[str] = set()
         for function in self.functions:
             match = function.pattern.match(route)

@@ -35,6 +35,9 @@ MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_VALUES = 2_000_000
 MAX_KEY_CHARS = 256
+MAX_NUMBER_DIGITS = 4300
+"""The longest whole number a document may hold: Python's own limit on converting text to an
+integer (``sys.get_int_max_str_digits``); no count, price or id SeatSync reads comes near it."""
 
 # JSON strings (skipped whole, so brackets inside them do not count) and the structural characters.
 _JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(?:\s*:)?|[\[\]{}]', re.DOTALL)
@@ -147,6 +150,26 @@ class _Duplicate(Exception):
     """A key given twice in one object (raised while parsing, then located by line)."""
 
 
+class _BadNumber(Exception):
+    """A number JSON cannot carry: NaN, Infinity or beyond a double (raised while parsing;
+    fractions and exponents are rare in SeatSync's bodies, so only they pass through Python)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _BadNumber("a number beyond what JSON numbers carry (about 1.8e308)")
+    return value
+
+
+def _json_constant(name: str) -> float:
+    raise _BadNumber(f"{name}, which is not a JSON number")
+
+
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     mapping = dict(pairs)
     if len(mapping) != len(pairs):
@@ -162,9 +185,14 @@ def read_json(data: bytes | str, source: str, *, max_depth: int = MAX_DEPTH,
     raw = text.encode("utf-8")
     _json_depth(raw, source, max_depth)
     try:
-        return json.loads(text, object_pairs_hook=_unique)
+        return json.loads(text, object_pairs_hook=_unique, parse_float=_json_float, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise InputRefused(source, f"{_subject(source)} is not valid JSON: {exc}") from None
+    except _BadNumber as exc:
+        raise InputRefused(source, f"{_subject(source)} is not valid JSON: it holds {exc.reason}") from None
+    except ValueError:  # Python's limit on the digits of an integer (after JSONDecodeError, a ValueError too)
+        raise InputRefused(source, f"{_subject(source)} holds a number of more than {MAX_NUMBER_DIGITS} "
+                                   "digits") from None
     except _Duplicate:
         raise InputRefused(source, _first_duplicate(raw)) from None
 
@@ -225,6 +253,17 @@ def _check_yaml_shape(text: str, source: str, max_depth: int, max_values: int) -
             add(values, height)
 
 
+_CONSTRUCTION_ERRORS = (ValueError, TypeError, AttributeError, KeyError)
+"""What PyYAML's constructors raise for a value their tag cannot make (beside ``YAMLError``)."""
+
+
+def _unreadable(node: yaml.Node | None) -> str:
+    if node is None:
+        return "the file holds a value YAML cannot read"
+    tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+    return f"line {node.start_mark.line + 1}: the value cannot be read as {tag}"
+
+
 class _StrictLoader(_BaseLoader):
     """The safe loader, refusing a key given twice in one mapping."""
 
@@ -248,6 +287,33 @@ class _StrictLoader(_BaseLoader):
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A value its tag cannot make (``!!int "abc"``, ``!!bool "maybe"``, a date that does not
+        exist) is refused with its line, never a crash; the value is not quoted."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except _CONSTRUCTION_ERRORS:
+            raise InputRefused(self.source, _unreadable(node)) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(str(node.value)) > MAX_NUMBER_DIGITS:
+            raise InputRefused(self.source, f"line {node.start_mark.line + 1}: a number of more than "
+                                            f"{MAX_NUMBER_DIGITS} digits")
+        return int(super().construct_yaml_int(node))
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """YAML reads ``2026-02-30`` as a date; one that does not exist is named with its line
+        (it is only digits, dashes and colons, so it is quoted)."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise InputRefused(self.source, f"line {node.start_mark.line + 1}: {node.value!r} is not a date "
+                                            f"({exc})") from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _StrictLoader.construct_yaml_timestamp)
+
 
 def read_yaml(data: bytes | str, source: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES,
               limit: int = MAX_DOCUMENT_BYTES) -> Any:
@@ -261,6 +327,8 @@ def read_yaml(data: bytes | str, source: str, *, max_depth: int = MAX_DEPTH, max
         loader.source = source
         try:
             return loader.get_single_data()
+        except _CONSTRUCTION_ERRORS:  # raised while a collection is filled in, outside construct_object
+            raise InputRefused(source, _unreadable(None)) from None
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:

@@ -51,6 +51,17 @@ def test_every_page_answers_a_signed_in_viewer(served: Served, page: str) -> Non
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
 
 
+def test_the_printed_url_and_the_site_root_open_the_overview(served: Served) -> None:
+    """``seatsync serve`` prints ``.../api/dashboard/`` and ``/`` redirects there: a trailing
+    slash is the same route, as in the Functions host."""
+    session = served.session("vera@msp.example", "Viewer")
+    assert served.host.dashboard_url.endswith("/api/dashboard/")
+    for url in (served.host.dashboard_url, f"{served.url}/", f"{served.url}/api/dashboard/runs/"):
+        response = session.get(url)
+        assert response.status_code == 200, (url, response.text[:300])
+        assert "Development identity" in response.text
+
+
 def test_nobody_signed_in_is_refused_and_offered_the_sign_in(served: Served) -> None:
     response = served.session(None).get(f"{served.url}/api/dashboard/approvals", allow_redirects=False)
     assert response.status_code == 401

@@ -133,3 +133,23 @@ def test_a_manual_sync_body_with_a_key_twice_is_refused(services: Services, host
     assert json.loads(response.get_body())["error"] == ("the key 'dryRun' is given twice in one object, at lines "
                                                         "1 and 1")
     assert host.started == []
+
+
+@pytest.mark.parametrize(("route", "method"), [(r, m) for r, m in CALLS if m in ("POST", "PUT")], ids=ident)
+def test_numbers_json_cannot_carry_are_refused_on_every_route(route: Route, method: str, services: Services,
+                                                              host: DurableHost) -> None:
+    """A 5,000-digit integer (beyond Python's conversion limit) or NaN is a 4xx, never a crash."""
+    before = services.config_repository.current()
+    for body in (b'{"dryRun": 1' + b"0" * 5000 + b"}", b'{"dryRun": NaN}'):
+        response = call(route, method, body=body, host=host,
+                        headers={"Content-Type": "application/json", "If-Match": "*"})
+        assert 400 <= response.status_code < 500, (route.name, response.get_body()[:300])
+    assert services.config_repository.current() == before
+    assert host.started == []
+
+
+def test_a_manual_sync_body_with_a_huge_number_names_the_limit(services: Services, host: DurableHost) -> None:
+    response = call(_route("sync_http"), "POST", body=b'{"dryRun": 1' + b"0" * 5000 + b"}", host=host)
+    assert response.status_code == 400
+    assert json.loads(response.get_body()) == {"error": "the request body holds a number of more than 4300 digits",
+                                               "field": "body"}

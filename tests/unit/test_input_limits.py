@@ -124,6 +124,31 @@ def test_syntax_errors_name_the_place_not_the_content() -> None:
     assert message.startswith("the request body is not valid JSON") and "hunter2" not in message
 
 
+def test_numbers_no_reader_can_hold_are_refused_not_crashed_on() -> None:
+    huge = "1" + "0" * 5000
+    assert refusal(read_json, f'{{"quantity": {huge}}}', "body").message == (
+        "the request body holds a number of more than 4300 digits")
+    assert refusal(read_yaml, f"included: {huge}\n").message == "line 1: a number of more than 4300 digits"
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        message = refusal(read_json, f'{{"dryRun": {constant}}}', "body").message
+        assert message == f"the request body is not valid JSON: it holds {constant}, which is not a JSON number"
+    assert "beyond what JSON numbers carry" in refusal(read_json, '{"a": 1e400}', "body").message
+    assert read_json('{"a": 1.5, "b": -3, "c": 1e10}', "body") == {"a": 1.5, "b": -3, "c": 1e10}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("startDate: 2026-02-30\n", "line 1: '2026-02-30' is not a date (day is out of range for month)"),
+    ("a:\n  startDate: 2026-13-01\n", "line 2: '2026-13-01' is not a date (month must be in 1..12)"),
+    ('secret: !!int "hunter2"\n', "line 1: the value cannot be read as !!int"),
+    ('secret: !!bool "hunter2"\n', "line 1: the value cannot be read as !!bool"),
+    ('secret: !!timestamp "hunter2"\n', "line 1: the value cannot be read as !!timestamp"),
+    ("a: !!map [1]\n", "the file holds a value YAML cannot read"),
+])
+def test_yaml_values_their_tag_cannot_make_are_refused_with_the_line(text: str, message: str) -> None:
+    refused = refusal(read_yaml, text).message
+    assert refused == message and "hunter2" not in refused
+
+
 def test_nesting_is_checked_for_either_syntax_without_parsing() -> None:
     check_nesting(b"{not json at all", "body", yaml_text=False)
     check_nesting(b"a: [1, 2", "body", yaml_text=True)
