@@ -16,7 +16,7 @@ def reconciliation_http(req: func.HttpRequest) -> func.HttpResponse:
     and licence, purchased vs assigned vs billed with cost, margin, money found and money leaking,
     and the renewals with unused seats (``ReconciliationOut``; CSV with ``format=csv``)."""
     from shared.bootstrap import get_services  # imported when a request arrives, not at registration
-    from shared.services.reconcile import ReconcileError, month_run, run_reconciliation, to_csv, to_output
+    from shared.services.reconcile import month_run, parse_renewal_days, run_reconciliation, to_csv, to_output
 
     services = get_services()
     try:
@@ -25,16 +25,9 @@ def reconciliation_http(req: func.HttpRequest) -> func.HttpResponse:
             raise RequestValidationError("format", "must be json or csv")
         if req.params.get("month") and req.params.get("run"):
             raise RequestValidationError("run", "give a month or a run, not both")
-        days_text = req.params.get("renewalDays")
-        days = None
-        if days_text is not None:
-            if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
-                raise RequestValidationError("renewalDays", "must be a whole number of days from 1 to 365")
-            days = int(days_text)
+        days = parse_renewal_days(req.params.get("renewalDays"))
         run_id = req.params.get("run") or month_run(services.runs, req.params.get("month"))
         view = run_reconciliation(services.runs, services.margins, run_id, services.config(), renewal_days=days)
-    except ReconcileError as exc:
-        return answer(404, {"error": str(exc)})
     except SeatSyncError as exc:
         return error_answer(exc)
     if fmt == "csv":

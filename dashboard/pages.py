@@ -17,7 +17,8 @@ from admin_api.auth import Role
 from dashboard.web import BASE, Page, form, guard, guard_async, static_file
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
-from shared.errors import ConfigError, RequestValidationError, SeatSyncError
+from shared.errors import ConfigError, HttpServiceError, RequestValidationError, SeatSyncError
+from shared.errors import NotFoundError as UnknownError
 from shared.functions import SYNC_ORCHESTRATOR
 from shared.services.config_api import TENANTS, ConfigApi, NotFoundError, version_json
 from shared.services.decisions import (
@@ -346,7 +347,11 @@ async def runs_page(req: func.HttpRequest, client: df.DurableOrchestrationClient
         services = get_services()
         custom = await custom_status(client)
         live = RunProgress.model_validate(custom) if isinstance(custom, dict) and custom.get("runId") else None
-        listing = run_page(services.runs, 50, req.params.get("before") or None, live).to_json()
+        try:
+            listing = run_page(services.runs, 50, req.params.get("before") or None, live).to_json()
+        except RequestValidationError as exc:
+            return page.render("message.html", http_status=404 if isinstance(exc, UnknownError) else 400,
+                               title="Runs", active="runs", message=problem(exc))
         return page.render("runs.html", title="Runs", active="runs", runs=listing["runs"],
                            next_before=listing["nextBefore"], running=custom is not None,
                            message=req.params.get("message"))
@@ -471,9 +476,9 @@ def onboarding_page(req: func.HttpRequest) -> func.HttpResponse:
         services = get_services()
         try:
             found, inputs = onboarding_suggestions(services, only_unconfigured=True)
-        except SeatSyncError as exc:
-            return page.render("message.html", http_status=502, title="Onboarding", active="onboarding",
-                               message=problem(exc))
+        except SeatSyncError as exc:  # Graph or a PSA unreachable is 502; a configuration not ready, 400
+            return page.render("message.html", http_status=502 if isinstance(exc, HttpServiceError) else 400,
+                               title="Onboarding", active="onboarding", message=problem(exc))
         problems = [f"PSA connection '{n}' could not be read: {why}" for n, why in inputs.unreadable.items()]
         return page.render("onboarding.html", title="Onboarding", active="onboarding", suggestions=found,
                            counts=level_counts(found), problems=problems, message=req.params.get("message"))

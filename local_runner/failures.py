@@ -31,7 +31,8 @@ def explain(exc: BaseException) -> str | None:
     """The line to print for ``exc`` when it means a service could not be used, else None."""
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return f"the table store cannot be reached ({_first_line(exc)}): {_STORE_FIX}"
-    if isinstance(exc, ClientAuthenticationError):
+    if isinstance(exc, ClientAuthenticationError) or (isinstance(exc, HttpResponseError)
+                                                      and exc.status_code in (401, 403)):
         return (f"the table store refused SeatSync's credentials ({_first_line(exc)}): check the account key in "
                 "SEATSYNC_STORAGE_CONNECTION_STRING, or that the identity has 'Storage Table Data Contributor'")
     if isinstance(exc, HttpResponseError):

@@ -10,6 +10,19 @@ from typing import Any
 from local_runner.wiring import EXIT_OK, build_services, write_output
 
 
+def renewal_days(value: str) -> int:
+    """``--renewal-days``: 1 to 365 (argparse reports anything else as bad input, exit 3)."""
+    from shared.errors import RequestValidationError
+    from shared.services.reconcile import parse_renewal_days
+
+    try:
+        days = parse_renewal_days(value)
+    except RequestValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    assert days is not None
+    return days
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from shared.services.reconcile import month_run, render_text, run_reconciliation, to_csv, to_json
 
@@ -35,7 +48,7 @@ def add_commands(commands: Any) -> None:
     which = reconcile.add_mutually_exclusive_group()
     which.add_argument("--month", metavar="YYYY-MM", help="the month's last live run (default: the latest run)")
     which.add_argument("--run", metavar="RUN_ID", help="a given run")
-    reconcile.add_argument("--renewal-days", type=int, metavar="DAYS",
+    reconcile.add_argument("--renewal-days", type=renewal_days, metavar="DAYS",
                            help="renewals within this many days (default: the renewal alert's daysBefore, 30)")
     output = reconcile.add_mutually_exclusive_group()
     output.add_argument("--csv", action="store_true", help="one CSV row a licence")

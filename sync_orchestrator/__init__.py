@@ -147,7 +147,10 @@ async def runs_list_http(req: func.HttpRequest, client: df.DurableOrchestrationC
         return _json(400, {"error": exc.message, "field": exc.field})
     custom = await _custom_status(client)
     live = RunProgress.model_validate(custom) if isinstance(custom, dict) and custom.get("runId") else None
-    page = run_page(services.runs, limit, req.params.get("before") or None, live)
+    try:
+        page = run_page(services.runs, limit, req.params.get("before") or None, live)
+    except RequestValidationError as exc:  # an unknown or unusable ``before``: 404 or 400
+        return error_answer(exc)
     return _json(200, page.to_json())
 
 

@@ -130,8 +130,13 @@ class TableStore:
     def from_settings(cls, settings: Settings) -> TableStore:
         counter = RequestCounter()
         if settings.table_connection_string:
-            service = TableServiceClient.from_connection_string(settings.table_connection_string,
-                                                                raw_request_hook=counter)
+            try:
+                service = TableServiceClient.from_connection_string(settings.table_connection_string,
+                                                                    raw_request_hook=counter)
+            except ValueError as exc:  # the SDK's words; the string itself holds the account key
+                raise ConfigError(f"SEATSYNC_STORAGE_CONNECTION_STRING is not a storage connection string ({exc}): "
+                                  "copy it from the storage account's access keys (or Azurite's), or set "
+                                  "SEATSYNC_TABLE_ENDPOINT to use a managed identity", source="app settings") from None
         elif settings.table_endpoint:
             from azure.identity import DefaultAzureCredential
 

@@ -25,7 +25,7 @@ from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary
 from shared.domain.model import TenantSnapshot
-from shared.errors import SeatSyncError
+from shared.errors import ConfigError, SeatSyncError
 from shared.notifications.alerts import (
     DEFAULT_AUTHORITY,
     Alert,
@@ -313,7 +313,8 @@ def send_test(services: NotifyServices, data: RunData, banner: str = "Test messa
     settings = config.notifications
     notifiers = list(services.notifiers(settings))
     if not notifiers:
-        raise NotifyError("no notification channel is configured (notifications.teams or notifications.email)")
+        raise ConfigError("no notification channel is configured: add notifications.teams or notifications.email "
+                          "(docs/notifications.md)", source="notifications")
     links = services.links(settings)
     built = build_alerts(data, settings, links, config)
     now = services.clock()

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from shared.adapters.run_store import BilledCount, Lease, RunRecord, RunRepository
 from shared.adapters.snapshot_store import LicenceCount, SnapshotRepository
+from shared.config.input_limits import key_problem
 from shared.config.schema import SeatSyncConfig, is_guid
 from shared.contracts import Message, RunProgress, RunStatus, Trigger
 from shared.domain.sku_names import sku_display_name
@@ -97,7 +98,15 @@ def _item(record: RunRecord, live: RunProgress | None, lease: Lease | None) -> R
 def run_page(runs: RunRepository, limit: int = DEFAULT_PAGE, before: str | None = None,
              live: RunProgress | None = None) -> RunPage:
     """A page of runs, newest first. ``live`` is the running orchestration's own progress (the
-    Durable custom status), preferred to what the store recorded."""
+    Durable custom status), preferred to what the store recorded. ``before`` must be a recorded
+    run (the ``nextBefore`` of the previous page): an unknown one is ``NotFoundError``, not a
+    silent first page."""
+    if before is not None:
+        problem = key_problem(before)
+        if problem is not None:
+            raise RequestValidationError("before", f"the run id {problem}")
+        if runs.request(before) is None:
+            raise NotFoundError("before", f"no run {before} is recorded")
     records = runs.run_page(limit + 1, before)
     more = len(records) > limit
     records = records[:limit]

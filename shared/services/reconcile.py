@@ -40,7 +40,7 @@ from shared.domain.reconciliation import (
     renewals,
     totals,
 )
-from shared.errors import RequestValidationError, SeatSyncError
+from shared.errors import NotFoundError, RequestValidationError
 from shared.services.decisions import spreadsheet_text
 from shared.text import table
 
@@ -48,8 +48,23 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 DEFAULT_RENEWAL_DAYS = 30
 
 
-class ReconcileError(SeatSyncError):
-    """No run to reconcile (none yet, or none in the month asked for)."""
+MAX_RENEWAL_DAYS = 365
+
+
+def parse_renewal_days(text: str | None) -> int | None:
+    """``renewalDays`` (``--renewal-days``): how far ahead the renewal calendar looks, 1 to 365
+    days; None when not given (the renewal alert's ``daysBefore``)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_RENEWAL_DAYS:
+        raise RequestValidationError("renewalDays", f"must be a whole number of days from 1 to {MAX_RENEWAL_DAYS}")
+    return int(text)
+
+
+class ReconcileError(NotFoundError):
+    """No run to reconcile (none yet, or none in the month asked for): 404 over HTTP, bad input
+    (exit 3) on the command line, like an unknown run id anywhere else."""
 
 
 # --------------------------------------------------------------------------- recording
@@ -118,7 +133,7 @@ def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: s
                        renewal_days: int | None = None) -> Reconciliation:
     request = runs.request(run_id)
     if request is None:
-        raise ReconcileError(f"no run {run_id}")
+        raise ReconcileError("run", f"no run {run_id} is recorded")
     changes = [change for change, _ in runs.changes(run_id)]
     by_tenant: dict[str, list[PlannedChange]] = {}
     for change in changes:
@@ -148,7 +163,7 @@ def month_run(runs: RunRepository, month: str | None) -> str:
     chosen = live or finished
     if not chosen:
         where = f"in {month}" if month else "yet"
-        raise ReconcileError(f"no finished run {where} to reconcile")
+        raise ReconcileError("month" if month else "run", f"no finished run {where} to reconcile")
     return chosen[-1]
 
 

@@ -64,9 +64,11 @@ def one_line(err: str) -> str:
     ["demo", "--tenants", "lots"],
     ["demo", "--psa", "sap"],
     ["frobnicate"],
+    ["reconcile", "--renewal-days", "0"],
+    ["reconcile", "--renewal-days", "soon"],
 ], ids=["unknown-option", "unknown-root-option", "no-verb", "no-config-verb", "no-approvals-verb", "no-runs-verb",
         "no-notify-verb", "workers-not-a-number", "workers-zero", "negative-limit", "tenants-not-a-number",
-        "unknown-psa", "unknown-verb"])
+        "unknown-psa", "unknown-verb", "renewal-days-zero", "renewal-days-not-a-number"])
 def test_bad_usage_exits_3_with_the_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
@@ -87,8 +89,13 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     (["history", "Nobody"], "no configured tenant is named"),
     (["audit", "--customer", "Fabrikam", "--from", "yesterday"], "not a date"),
     (["sync", "--tenant", "not-a-guid"], "not a tenant id"),
+    (["reconcile", "--run", "20990101T000000Z-deadbeef"], "run: no run 20990101T000000Z-deadbeef is recorded"),
+    (["runs", "list", "--before", "20990101T000000Z-deadbeef"], "before: no run 20990101T000000Z-deadbeef"),
+    (["runs", "list", "--before", "a/b"], "before: the run id holds the character U+002F"),
+    (["notify", "send-test"], "no notification channel is configured"),
 ], ids=["unknown-run", "unknown-approval", "unknown-approval-reject", "unknown-run-preview", "unknown-tenant",
-        "unknown-tenant-name", "invalid-date", "invalid-tenant"])
+        "unknown-tenant-name", "invalid-date", "invalid-tenant", "unknown-run-reconcile", "unknown-run-before",
+        "unusable-run-before", "no-channel-to-test"])
 def test_unknown_ids_and_invalid_values_exit_3(env: TableStore, tmp_path: Path, argv: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "in.yaml"
@@ -116,6 +123,27 @@ def test_an_unreachable_store_is_one_line_and_exit_2(argv: list[str], monkeypatc
     line = one_line(capsys.readouterr().err)
     assert line.startswith("seatsync: the table store cannot be reached")
     assert "SEATSYNC_STORAGE_CONNECTION_STRING" in line and "Azurite" in line
+
+
+def test_a_connection_string_that_is_not_one_is_bad_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEATSYNC_STORAGE_CONNECTION_STRING", "AccountKey=hunter2")
+    assert main(["runs", "list"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "hunter2" not in err
+    assert "SEATSYNC_STORAGE_CONNECTION_STRING is not a storage connection string" in err
+
+
+def test_a_wrong_account_key_names_the_credentials(azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEATSYNC_STORAGE_CONNECTION_STRING",
+                       azurite.connection_string.replace(ACCOUNT_KEY, "A" * 86 + "=="))
+    assert main(["runs", "list"]) == EXIT_FAILED
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("seatsync: the table store refused SeatSync's credentials")
+    assert "account key" in line
 
 
 def test_debug_adds_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -60,6 +60,7 @@ def test_the_printed_url_and_the_site_root_open_the_overview(served: Served) -> 
         response = session.get(url)
         assert response.status_code == 200, (url, response.text[:300])
         assert "Development identity" in response.text
+    assert session.get(f"{served.url}/api/dashboard/runs", params={"before": "20990101T000000Z-0"}).status_code == 404
 
 
 def test_nobody_signed_in_is_refused_and_offered_the_sign_in(served: Served) -> None:

@@ -22,6 +22,7 @@ from azure.data.tables import TableServiceClient
 
 from admin_api.billing_routes import audit_trail_http
 from admin_api.history_routes import tenant_history_http
+from admin_api.reconcile_routes import reconciliation_http
 from local_runner.azurite import Azurite
 from local_runner.cli import main
 from local_runner.wiring import EXIT_OK, EXIT_USAGE
@@ -119,6 +120,12 @@ def test_runs_are_listed_newest_first_a_page_at_a_time(synced: tuple[Msp, list[s
     for bad in ("0", "201", "ten"):
         status, error = call(runs_list_http, "https://x/api/runs", Client(), params={"limit": bad})
         assert (status, error["field"]) == (400, "limit")
+    status, error = call(runs_list_http, "https://x/api/runs", Client(), params={"before": "20990101T000000Z-0"})
+    assert (status, error) == (404, {"error": "no run 20990101T000000Z-0 is recorded", "field": "before"})
+    status, error = call(runs_list_http, "https://x/api/runs", Client(), params={"before": "a/b"})
+    assert (status, error["field"]) == (400, "before")
+    status, error = call(reconciliation_http, "https://x/api/reconciliation", params={"run": "20990101T000000Z-0"})
+    assert (status, error) == (404, {"error": "no run 20990101T000000Z-0 is recorded", "field": "run"})
 
 
 def test_the_local_runner_reports_progress_as_the_orchestrator_sets_it(synced: tuple[Msp, list[str]]) -> None:
