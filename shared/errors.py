@@ -47,6 +47,12 @@ class NotFoundError(RequestValidationError):
     HTTP, bad input (exit 3) on the command line."""
 
 
+class InvalidIdError(SeatSyncError, ValueError):
+    """An id that cannot be one of the system it names (``a ConnectWise agreement id is a whole
+    number, got 'abc'``): refused before any request is made. A ``ValueError`` too, as the
+    adapters' callers have always caught it."""
+
+
 class ConflictError(SeatSyncError):
     """The write lost a race with another writer (optimistic concurrency); nothing was changed."""
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 import requests
 
 from shared.domain.model import MAX_COUNT, MAX_PRICE
-from shared.errors import PsaError
+from shared.errors import InvalidIdError, PsaError
 
 TAG_PREFIX = "seatsync"
 
@@ -56,13 +56,20 @@ def checked_quantity(value: Any) -> tuple[int, list[str]]:
         return 0, [str(exc)]
 
 
+MAX_ID_DIGITS = 18
+"""The PSAs' record ids are 32- or 64-bit integers: 18 digits hold every one of them."""
+
+
 def numeric_id(value: str, what: str, *, signed: bool = False) -> int:
-    """A record id given as text (``" 42"`` -> 42). ``what`` names the id in the ``ValueError``
-    (``a ConnectWise agreement id``); ``signed`` accepts negative ids."""
+    """A record id given as text (``" 42"`` -> 42). ``what`` names the id in the
+    ``InvalidIdError`` (a ``ValueError``; ``a ConnectWise agreement id``); ``signed`` accepts
+    negative ids."""
     text = str(value).strip()
     digits = text.lstrip("-") if signed else text
     if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"{what} is a whole number, got {value!r}")
+        raise InvalidIdError(f"{what} is a whole number, got {value!r}")
+    if len(digits) > MAX_ID_DIGITS:
+        raise InvalidIdError(f"{what} has at most {MAX_ID_DIGITS} digits, got {len(digits)}")
     return int(text)
 
 

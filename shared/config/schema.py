@@ -130,6 +130,12 @@ class HaloConnection(Model):
 PsaConnection = Annotated[ConnectWiseConnection | AutotaskConnection | HaloConnection, Field(discriminator="type")]
 
 
+MAX_UNIT_PRICE = Decimal(10) ** 9
+"""The largest unit price a profile may set: what SeatSync accepts from a PSA as a price
+(``shared.domain.model.MAX_PRICE``; docs/billing-rules.md, "Impossible values")."""
+MAX_PERCENT = Decimal(10_000)
+"""The largest markup or margin percentage: a hundredfold price."""
+
 PriceMode = Literal["psa", "custom", "markup", "cost-plus"]
 BillingMode = Literal["billable", "do-not-bill", "no-charge"]
 CountBasis = Literal["assigned", "purchased"]
@@ -149,8 +155,11 @@ class Price(Model):
     ``manageAdoptedLines`` says so."""
 
     mode: PriceMode = "psa"
-    amount: Decimal | None = Field(default=None, description="the unit price, for mode 'custom'")
-    percent: Decimal | None = Field(default=None, description="e.g. 10 or -5, for modes 'markup' and 'cost-plus'")
+    amount: Decimal | None = Field(default=None, le=MAX_UNIT_PRICE,
+                                   description="the unit price, for mode 'custom' (0 to 1,000,000,000)")
+    percent: Decimal | None = Field(default=None, le=MAX_PERCENT,
+                                    description="e.g. 10 or -5, for modes 'markup' and 'cost-plus' (above -100, "
+                                                "at most 10,000)")
     manage_adopted_lines: bool = Field(
         default=False, description="also set this price on lines SeatSync adopted (did not create); by default "
                                    "their price is the MSP's and a difference is only reported")

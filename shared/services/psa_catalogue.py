@@ -10,7 +10,7 @@ import requests
 
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import Agreement, BilledLine, Product
-from shared.errors import PsaError, RequestValidationError, SeatSyncError
+from shared.errors import InvalidIdError, PsaError, RequestValidationError, SeatSyncError
 from shared.services.config_api import NotFoundError
 
 
@@ -41,9 +41,11 @@ def _client(config: SeatSyncConfig, psa_clients: Any, connection: str) -> Any:
     return psa_clients(config)(connection)
 
 
-def _read(what: str, work: Any) -> Any:
+def _read(what: str, work: Any, field: str | None = None) -> Any:
     try:
         return work()
+    except InvalidIdError as exc:  # refused by the adapter before any request: the caller's id
+        raise RequestValidationError(field or "id", str(exc)) from None
     except (PsaError, requests.RequestException) as exc:
         raise PsaUnavailableError(f"{what} could not be read from the PSA: {exc}") from exc
 
@@ -59,7 +61,7 @@ def company_agreements(config: SeatSyncConfig, psa_clients: Any, connection: str
                        ) -> list[dict[str, Any]]:
     client = _client(config, psa_clients, connection)
     company_id = _id(company_id, "companyId")
-    agreements = _read("the company's agreements", lambda: client.list_agreements(company_id))
+    agreements = _read("the company's agreements", lambda: client.list_agreements(company_id), "companyId")
     return [agreement_json(a) for a in sorted(agreements, key=lambda a: (not a.active, a.name.casefold()))]
 
 
@@ -67,7 +69,7 @@ def agreement_lines(config: SeatSyncConfig, psa_clients: Any, connection: str, a
                     ) -> list[dict[str, Any]]:
     client = _client(config, psa_clients, connection)
     agreement_id = _id(agreement_id, "agreementId")
-    lines = _read("the agreement's lines", lambda: client.list_lines([agreement_id]))
+    lines = _read("the agreement's lines", lambda: client.list_lines([agreement_id]), "agreementId")
     return [line_json(line) for line in lines]
 
 

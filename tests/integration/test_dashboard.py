@@ -193,6 +193,11 @@ def test_the_api_lists_runs_history_and_the_psa_catalogue(served: Served) -> Non
     assert "PBI-PRO" in {p["identifier"] for p in products}
     assert api.get(f"{served.url}/api/psa/nope/products", headers=key).status_code == 404
     assert api.get(f"{served.url}/api/psa/connectwise/companies/a%20b/agreements", headers=key).status_code == 400
+    for path, field in (("companies/abc/agreements", "companyId"), ("companies/1e400/agreements", "companyId"),
+                        ("agreements/-1/lines", "agreementId"), (f"agreements/{'9' * 30}/lines", "agreementId")):
+        refused = api.get(f"{served.url}/api/psa/connectwise/{path}", headers=key)
+        assert (refused.status_code, refused.json()["field"]) == (400, field), refused.text
+    assert refused.json()["error"] == "a ConnectWise agreement id has at most 18 digits, got 30"
     assert api.get(f"{served.url}/api/runs", params={"limit": "x"}, headers=key).status_code == 400
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.psa_records import RecordFields, whole_number, whole_quantity
-from shared.config.schema import MAX_SEATS, parse_config
+from shared.config.schema import MAX_SEATS, MAX_UNIT_PRICE, parse_config
 from shared.domain.model import MAX_COUNT, MAX_PRICE, SkuCount, Subscription, count_problem
 from shared.domain.planning import plan_tenant
 from shared.errors import ConfigError, IncompleteReadError
@@ -187,6 +187,20 @@ def test_configured_seat_numbers_are_bounded(field: str) -> None:
         parse_config(document)
     with pytest.raises(ConfigError, match=r"safety.holdDecreaseSeats: Input should be less than or equal to"):
         parse_config({"safety": {"holdDecreaseSeats": 2**31}})
+
+
+@pytest.mark.parametrize(("price", "expected"), [
+    ({"mode": "custom", "amount": "1e400"}, "price.amount: Input should be less than or equal to 1000000000"),
+    ({"mode": "custom", "amount": "NaN"}, "price.amount: Input should be a finite number"),
+    ({"mode": "markup", "percent": "100001"}, "price.percent: Input should be less than or equal to 10000"),
+])
+def test_configured_prices_are_bounded_as_the_psas_prices_are(price: dict[str, str], expected: str) -> None:
+    assert MAX_UNIT_PRICE == MAX_PRICE
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"psaConnections": [CONNECTION], "billingProfiles": [{**PROFILE, "price": price}]})
+    assert any(expected in problem for problem in refused.value.problems), refused.value.problems
+    parse_config({"psaConnections": [CONNECTION], "billingProfiles": [
+        {**PROFILE, "price": {"mode": "custom", "amount": "1000000000"}}]})
 
 
 # --------------------------------------------------------------------------- how the tests inject them
