@@ -20,6 +20,7 @@ from emulators.base import load_scenario_file
 from emulators.launcher import RunningEmulators, start_emulators
 from local_runner.azurite import PROJECT_ROOT, start_azurite
 from local_runner.local_sync import run_local_sync
+from local_runner.wiring import EXIT_USAGE
 from shared.bootstrap import Services
 from shared.config.yaml_io import parse_yaml
 from shared.services.report import render_text
@@ -157,7 +158,7 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
     if tenants and psa != "connectwise":
         print(f"seatsync demo: --tenants generates MSPs billed through ConnectWise only; run the {psa} sample "
               "without --tenants", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if tenants:
         from emulators.generator import generate_msp
 

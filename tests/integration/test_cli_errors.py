@@ -93,9 +93,12 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     (["runs", "list", "--before", "20990101T000000Z-deadbeef"], "before: no run 20990101T000000Z-deadbeef"),
     (["runs", "list", "--before", "a/b"], "before: the run id holds the character U+002F"),
     (["notify", "send-test"], "no notification channel is configured"),
+    (["reconcile", "--month", "2020-01"], "month: no finished run in 2020-01 to reconcile"),
+    (["demo", "--tenants", "3", "--psa", "halopsa"], "--tenants generates MSPs billed through ConnectWise only"),
 ], ids=["unknown-run", "unknown-approval", "unknown-approval-reject", "unknown-run-preview", "unknown-tenant",
         "unknown-tenant-name", "invalid-date", "invalid-tenant", "unknown-run-reconcile", "unknown-run-before",
-        "unusable-run-before", "no-channel-to-test"])
+        "unusable-run-before", "no-channel-to-test", "no-run-in-the-month",
+        "generated-msp-on-another-psa"])
 def test_unknown_ids_and_invalid_values_exit_3(env: TableStore, tmp_path: Path, argv: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "in.yaml"
