@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from local_runner.wiring import EXIT_FAILED, EXIT_OK, build_services, current_user
+from local_runner.wiring import EXIT_FAILED, EXIT_OK, build_services, current_user, non_negative
 from shared.adapters.run_store import Lease
 from shared.services.lease import LeaseHeldError, lease_json, stale_reason, unlock, wall_clock
 
@@ -55,7 +55,7 @@ def add_lease_commands(sub: Any) -> None:
     """``lease`` and ``unlock`` under ``seatsync runs``."""
     lease = sub.add_parser("lease", help="which run holds the run lease, and whether it is alive")
     lease.add_argument("--json", action="store_true", help="print the lease as JSON")
-    lease.add_argument("--events", type=int, default=10, metavar="N",
+    lease.add_argument("--events", type=non_negative, default=10, metavar="N",
                        help="also list the last N run events (died, lease cleared); default 10")
     lease.set_defaults(handler=cmd_runs_lease)
     unlock_parser = sub.add_parser(

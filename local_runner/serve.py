@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,8 +23,13 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from admin_api.auth import DEVELOPMENT_SETTING, PLATFORM_AUTH_SETTING
 from local_runner.host import DASHBOARD_PATH, DevIdentity, LocalDurableClient, LocalHost, http_functions
 from local_runner.local_sync import app_functions, function_table
+from local_runner.wiring import port_number
 from shared.bootstrap import Services, set_services
-from shared.errors import RequestValidationError
+from shared.errors import RequestValidationError, SeatSyncError
+
+
+class PortUnavailableError(SeatSyncError):
+    """The loopback port cannot be listened on (another program has it): one line, exit 2."""
 
 
 @dataclass
@@ -53,7 +59,7 @@ def add_identity_options(parser: argparse.ArgumentParser) -> None:
                              "'' for nobody)")
     parser.add_argument("--role", action="append", choices=["Viewer", "Approver", "Admin"],
                         help="its app role (repeatable; default Admin)")
-    parser.add_argument("--port", type=int, default=7071, help="loopback port (default 7071; 0 for a free one)")
+    parser.add_argument("--port", type=port_number, default=7071, help="loopback port (default 7071; 0 for a free one)")
 
 
 def check_loopback(host: str) -> str:
@@ -82,16 +88,38 @@ def identity_of(user: str | None, roles: list[str] | None) -> DevIdentity | None
     return DevIdentity(user, tuple(chosen))
 
 
+def _listen(address: str, port: int) -> socket.socket:
+    """A socket listening on ``address:port``, or one line saying why not. Bound here rather than
+    by werkzeug, which prints its own lines and exits with status 1 when the port is taken."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((address, port))
+        listening.listen(128)
+    except OSError as exc:
+        listening.close()
+        raise PortUnavailableError(f"cannot listen on {address} port {port} ({exc.strerror or exc}): another "
+                                   "program may be using it; stop it or give another --port (0 for a free "
+                                   "one)") from exc
+    return listening
+
+
 def start_host(services: Services, identity: DevIdentity | None, host: str = "127.0.0.1", port: int = 0,
                max_workers: int = 8) -> RunningHost:
     """Serve in a background thread (``port`` 0: a free one). The process plays the platform:
     authentication on, the development identity trusted."""
+    address = check_loopback(host)
+    listening = _listen(address, port)  # first: a port it cannot have changes nothing
     os.environ[PLATFORM_AUTH_SETTING] = "True"
     os.environ[DEVELOPMENT_SETTING] = "true"
     set_services(services)
     durable = LocalDurableClient(function_table, clock=services.clock, max_workers=max_workers)
     app = LocalHost(http_functions(app_functions()), durable, identity)
-    server = make_server(check_loopback(host), port, app, threaded=True)
+    try:
+        server = make_server(address, port, app, threaded=True, fd=listening.fileno())
+    finally:
+        listening.close()  # the server listens on its own duplicate of the socket
     thread = threading.Thread(target=server.serve_forever, name="seatsync-serve", daemon=True)
     thread.start()
     return RunningHost(server, thread, durable)

@@ -12,29 +12,9 @@ from typing import Any
 
 from local_runner import runs_cli
 from local_runner.serve import add_identity_options
-from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, write_output
+from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, non_negative, positive, write_output
 from shared.errors import ConfigError
 from shared.text import short, table
-
-
-def _whole(value: str, low: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < low:
-        raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
-    return number
-
-
-def positive(value: str) -> int:
-    """A whole number of at least 1 (argparse reports anything else as bad input)."""
-    return _whole(value, 1)
-
-
-def non_negative(value: str) -> int:
-    """A whole number of at least 0."""
-    return _whole(value, 0)
 
 
 def page_size(value: str) -> int:

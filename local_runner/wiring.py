@@ -27,6 +27,34 @@ EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 a service could not be reached, 3 bad input or configuration (the README's promise)."""
 
 
+def _whole(value: str, low: int, high: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
+    if high is not None and number > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high}, got {number}")
+    return number
+
+
+def positive(value: str) -> int:
+    """A whole number of at least 1 (argparse reports anything else as bad input)."""
+    return _whole(value, 1)
+
+
+def non_negative(value: str) -> int:
+    """A whole number of at least 0."""
+    return _whole(value, 0)
+
+
+def port_number(value: str) -> int:
+    """``--port``: a TCP port, 0 (a free one) to 65535; the socket layer would wrap a larger one
+    round to another port, or crash on a negative one."""
+    return _whole(value, 0, 65535)
+
+
 def environment(settings_file: Path | None) -> dict[str, str]:
     """The app settings: a ``local.settings.json`` (the given one, or ./local.settings.json when
     present), overlaid by the environment, as the deployed app reads its app settings."""

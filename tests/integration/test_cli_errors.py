@@ -66,9 +66,13 @@ def one_line(err: str) -> str:
     ["frobnicate"],
     ["reconcile", "--renewal-days", "0"],
     ["reconcile", "--renewal-days", "soon"],
+    ["serve", "--port", "99999"],
+    ["serve", "--port", "-1"],
+    ["runs", "lease", "--events", "-1"],
 ], ids=["unknown-option", "unknown-root-option", "no-verb", "no-config-verb", "no-approvals-verb", "no-runs-verb",
         "no-notify-verb", "workers-not-a-number", "workers-zero", "negative-limit", "tenants-not-a-number",
-        "unknown-psa", "unknown-verb", "renewal-days-zero", "renewal-days-not-a-number"])
+        "unknown-psa", "unknown-verb", "renewal-days-zero", "renewal-days-not-a-number", "port-too-large",
+        "negative-port", "negative-event-count"])
 def test_bad_usage_exits_3_with_the_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
@@ -147,6 +151,16 @@ def test_a_wrong_account_key_names_the_credentials(azurite: Azurite, monkeypatch
     line = one_line(capsys.readouterr().err)
     assert line.startswith("seatsync: the table store refused SeatSync's credentials")
     assert "account key" in line
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(env: TableStore, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == EXIT_FAILED
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"seatsync: cannot listen on 127.0.0.1 port {port}") and "--port" in line
 
 
 def test_debug_adds_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
