@@ -58,9 +58,11 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
     elsewhere, and is handed to ``on_progress`` (the CLI's progress display)."""
     config = services.config()
     selected = validate_tenants(tenants, config, field="--tenant") if tenants else None
-    now = datetime.now(UTC)
-    request = SyncRequest(run_id=new_run_id(now), trigger="local",
-                          requested_by=requested_by or current_user(), requested_at=now,
+    # The run id sorts runs by when they really started; the run's own time is the business clock
+    # (SEATSYNC_CLOCK rehearses another day), as the orchestrator's, so that what the report dates
+    # (its start, the renewal calendar's "in N days") is the day the run planned for.
+    request = SyncRequest(run_id=new_run_id(datetime.now(UTC)), trigger="local",
+                          requested_by=requested_by or current_user(), requested_at=services.clock(),
                           dry_run=dry_run, tenants=selected)
     services.lease_process = ProcessRef.current()  # this process is the run: a later run sees when it is gone
 

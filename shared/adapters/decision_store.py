@@ -64,7 +64,7 @@ class ApprovalRecord:
     def as_approval(self) -> Approval:
         status = self.status if self.status in ("pending", "approved", "rejected", "superseded") else "approved"
         return Approval(self.hold_key, status, self.change.old_quantity or 0,  # type: ignore[arg-type]
-                        self.change.new_quantity, self.decided_by, self.decided_at)
+                        self.change.new_quantity, self.decided_by, self.decided_at, self.change.mapping_key)
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,16 @@ class DecisionRepository:
                 gone.append(record)
         return gone
 
+    def supersede_decided(self, hold_key: str, at: datetime) -> ApprovalRecord | None:
+        """Mark an approved or rejected decrease superseded: it no longer stands (the count moved on
+        before it applied). Returns the record as it was, None when it is not approved or rejected."""
+        record = self.approval(hold_key)
+        if record is None or record.status not in ("approved", "rejected"):
+            return None
+        self._approvals.upsert_entity({"PartitionKey": _APPROVALS, "RowKey": hold_key, "Status": "superseded",
+                                       "SupersededAt": at.isoformat()}, mode=UpdateMode.MERGE)
+        return record
+
     def decide(self, hold_key: str, approve: bool, by: str, comment: str | None, at: datetime) -> ApprovalRecord:
         """Approve or reject a pending decrease (only once: a decided one raises)."""
         try:
@@ -256,8 +266,12 @@ class DecisionRepository:
         return True
 
     def deferrals(self, tenant_id: str) -> list[tuple[Deferral, PlannedChange]]:
-        return [(Deferral(str(e["RowKey"]), date.fromisoformat(str(e["Due"]))), change_from_json(str(e["Change"])))
-                for e in partition(self._deferrals, tenant_id)]
+        found = []
+        for entity in partition(self._deferrals, tenant_id):
+            change = change_from_json(str(entity["Change"]))
+            found.append((Deferral(str(entity["RowKey"]), date.fromisoformat(str(entity["Due"])), change.mapping_key),
+                          change))
+        return found
 
     def clear_deferral(self, tenant_id: str, hold_key: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):

@@ -58,12 +58,14 @@ class Approval:
     new_quantity: int
     decided_by: str | None = None
     decided_at: datetime | None = None
+    mapping_key: str = ""  # the licence mapping the decrease is of ("": not known, never found stale)
 
 
 @dataclass(frozen=True)
 class Deferral:
     hold_key: str
     due: date
+    mapping_key: str = ""  # as for Approval
 
 
 @dataclass(frozen=True)

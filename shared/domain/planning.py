@@ -140,6 +140,23 @@ class TenantPlan:
         return sum(1 for o in self.outcomes if o.item.mapping_key not in touched)
 
 
+def stale_decisions(plan: TenantPlan, decisions: Decisions) -> tuple[list[str], list[str]]:
+    """(hold keys of approved or rejected decreases, hold keys of deferrals) that no longer stand:
+    their licence was planned and no longer decreases from the same quantity to the same one (the
+    count moved on before the decision applied). They are superseded, never kept for later: an
+    approval or a due deferral must not apply to a decrease that merely happens to have the same
+    from and to months later (after a renewal that locked the seats for a new term). A licence
+    frozen by a problem, or not planned, keeps its decisions."""
+    planned = {c.mapping_key for c in plan.changes} | {o.item.mapping_key for o in plan.outcomes}
+    standing = {c.hold_key for c in plan.changes if c.hold_key}
+    approvals = sorted(key for key, approval in decisions.approvals.items()
+                       if approval.status in ("approved", "rejected") and approval.mapping_key in planned
+                       and key not in standing)
+    deferrals = sorted(key for key, deferral in decisions.deferrals.items()
+                       if deferral.mapping_key in planned and key not in standing)
+    return approvals, deferrals
+
+
 def change_id(tenant_id: str, source: str, agreement_id: str, line: str | None, kind: ChangeKind, quantity: int,
               effective: date) -> str:
     """A stable id for one intended write: tenant, licence, agreement, line, kind, target quantity and
@@ -348,14 +365,16 @@ class _Planner:
             self.problem(item, ProblemKind.AGREEMENT_MISSING,
                          f"agreement {licence.agreement_id} was not found in {company.psa}")
             return
+        # An agreement past its end date is one every PSA also reports as not active (ConnectWise
+        # "Expired", an Autotask contract or Halo invoice past its end): said as ended, with the day.
+        if agreement.end_date is not None and agreement.end_date < self.today:
+            self.problem(item, ProblemKind.AGREEMENT_ENDED,
+                         f"agreement {licence.agreement_id} ({agreement.name}) ended on {agreement.end_date}")
+            return
         if not agreement.active:
             self.problem(item, ProblemKind.AGREEMENT_INACTIVE,
                          f"agreement {licence.agreement_id} ({agreement.name}) is not active in {company.psa} "
                          "(cancelled, expired or inactive)")
-            return
-        if agreement.end_date is not None and agreement.end_date < self.today:
-            self.problem(item, ProblemKind.AGREEMENT_ENDED,
-                         f"agreement {licence.agreement_id} ({agreement.name}) ended on {agreement.end_date}")
             return
         if agreement.company_id != company.company_id:
             self.problem(item, ProblemKind.AGREEMENT_OF_ANOTHER_COMPANY,

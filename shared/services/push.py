@@ -47,7 +47,15 @@ from shared.domain.model import (
     PsaContact,
     TenantSnapshot,
 )
-from shared.domain.planning import AgreementKey, PsaView, TenantPlan, plan_tenant, required_reads
+from shared.domain.planning import (
+    AgreementKey,
+    Decisions,
+    PsaView,
+    TenantPlan,
+    plan_tenant,
+    required_reads,
+    stale_decisions,
+)
 from shared.domain.problems import Problem, count_by_kind
 from shared.domain.sku_names import sku_display_name
 from shared.domain.subscriptions import StateRecord, licence_state
@@ -205,8 +213,9 @@ def _reconciliation(tenant: TenantConfig, snapshot: TenantSnapshot, plan: Tenant
     return rows, unlinked
 
 
-def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan) -> None:
+def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan, decided: Decisions) -> None:
     decisions, run_id, now = book.decisions, book.run_id, book.now
+    _retire_stale(book, tenant, plan, decided)
     current = {c.hold_key for c in plan.changes if c.hold_key}
     for change in plan.changes:
         if change.status == ChangeStatus.HELD and book.keep("a held decrease",
@@ -225,6 +234,23 @@ def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan)
         superseded = book.keep("superseding approvals", partial(decisions.supersede, pending, mapping_key, keep, now))
         for record in superseded:
             book.audit(record.change, "superseded", reason="the licence count moved on before a decision")
+
+
+def _retire_stale(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan, decided: Decisions) -> None:
+    """Approved or rejected decreases and deferrals that no longer stand are superseded (audited),
+    so that they never apply to a later decrease that happens to have the same from and to."""
+    approvals, deferrals = stale_decisions(plan, decided)
+    decisions, now = book.decisions, book.now
+    reason = "the licence count moved on before the decision applied; a later decrease is decided afresh"
+    for key in approvals:
+        record = book.keep("superseding a decided decrease", partial(decisions.supersede_decided, key, now))
+        if record is not None:
+            book.audit(record.change, "superseded", reason=reason)
+    if deferrals:
+        for deferral, change in book.keep("the tenant's deferrals", partial(decisions.deferrals, tenant.tenant_id)):
+            if deferral.hold_key in deferrals:
+                book.keep("clearing a deferral", partial(decisions.clear_deferral, tenant.tenant_id, deferral.hold_key))
+                book.audit(change, "superseded", reason=reason)
 
 
 def _found_written(book: Bookkeeping, change: PlannedChange) -> PlannedChange | None:
@@ -422,7 +448,7 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             change = found
         changes.append(change)
     book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
-    _record_decisions(book, tenant, plan)
+    _record_decisions(book, tenant, plan, decided)
     applied_before, failed_before = summary.applied, summary.failed
     _apply(book, plan, view, summary, guard, contact_reads.contacts)
     if to_write and summary.applied == applied_before and summary.failed > failed_before:

@@ -21,6 +21,7 @@ from shared.domain.planning import (
     plan_tenant,
     prorate_tag,
     record_tag,
+    stale_decisions,
 )
 from shared.domain.problems import DEFAULT_ACTIONS, ProblemKind
 from tests.unit.builders import (
@@ -266,6 +267,27 @@ def test_an_approval_of_another_decrease_does_not_apply() -> None:
     assert moved_on.changes[0].hold_key != change.hold_key
 
 
+def test_decisions_that_no_longer_stand_are_stale_those_that_do_are_kept() -> None:
+    """A decision is about one decrease (from, to): once the count moved on before it applied, it
+    is stale, so that it never applies to a later decrease that merely has the same from and to."""
+    cfg = decrease_config()
+    change = held(cfg, 9, 10)
+    key, mapping = change.hold_key, change.mapping_key
+    assert key is not None
+    decided = Decisions(approvals={key: Approval(key, "approved", 10, 9, "alice", mapping_key=mapping)},
+                        deferrals={key: Deferral(key, date(2027, 3, 1), mapping)})
+    still = plan(cfg, seats(9), view(line(quantity=10)), decisions=decided)
+    assert stale_decisions(still, decided) == ([], [])
+    for count in (8, 10):  # another decrease, or none
+        moved_on = plan(cfg, seats(count), view(line(quantity=10)), decisions=decided)
+        assert stale_decisions(moved_on, decided) == ([key], [key])
+    rejected = Decisions(approvals={key: Approval(key, "rejected", 10, 9, "bob", mapping_key=mapping)})
+    assert stale_decisions(plan(cfg, seats(10), view(line(quantity=10)), decisions=rejected), rejected) == ([key], [])
+    # a licence frozen by a problem (here: its agreement is gone) keeps its decisions
+    frozen = plan(cfg, seats(10), view(line(quantity=10), agreements=[]), decisions=decided)
+    assert stale_decisions(frozen, decided) == ([], [])
+
+
 def test_hold_keys_are_stable_across_days() -> None:
     cfg = decrease_config()
     first = plan(cfg, seats(9), view(line(quantity=10))).changes[0]
@@ -411,6 +433,9 @@ def test_user_names_update_the_description_only_when_they_change() -> None:
     (view(line(), agreements=[agreement(active=False)]), ProblemKind.AGREEMENT_INACTIVE, "is not active"),
     (view(line(), agreements=[agreement(end=date(2026, 10, 31))]), ProblemKind.AGREEMENT_ENDED,
      "ended on 2026-10-31"),
+    # every PSA also reports an agreement past its end as not active: it is still said as ended
+    (view(line(), agreements=[agreement(active=False, end=date(2026, 10, 31))]), ProblemKind.AGREEMENT_ENDED,
+     "ended on 2026-10-31"),
     (view(line(), agreements=[agreement(company="77")]), ProblemKind.AGREEMENT_OF_ANOTHER_COMPANY,
      "belongs to company 77"),
     (view(line(agreement="200"), agreements=[agreement(), agreement("200")]), ProblemKind.LINE_ON_ANOTHER_AGREEMENT,
@@ -419,7 +444,8 @@ def test_user_names_update_the_description_only_when_they_change() -> None:
     (view(line(quantity="5.5")), ProblemKind.FRACTIONAL_QUANTITY, "fractional"),
     (view(line(line_id="501")), ProblemKind.LINE_MISSING, "line 500 was not found"),
     (view(line(), capabilities_for={}), ProblemKind.PSA_NOT_READ, "'cw' was not read"),
-], ids=["no-agreement", "inactive", "ended", "other-company", "line-elsewhere", "cancelled", "fractional", "no-line",
+], ids=["no-agreement", "inactive", "ended", "ended-and-inactive", "other-company", "line-elsewhere", "cancelled",
+        "fractional", "no-line",
         "psa-not-read"])
 def test_problems_are_reported_with_their_kind_and_change_nothing(psa: PsaView, kind: ProblemKind,
                                                                   message: str) -> None:
