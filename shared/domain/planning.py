@@ -659,14 +659,32 @@ class _Planner:
             return
         start = item.licence.start_date
         effective = start if start is not None else self.today
+        reason, amount = f"new line: {item.reason}", None
+        period = self.period(agreement)
+        if start is None and period is not None \
+                and invoicing(period, agreement.next_invoice_date, capabilities.invoiced_when_unknown).invoiced:
+            # A line that starts inside an invoiced period is charged for the rest of it (every PSA
+            # prorates a line by its start), like an increase; where the company or the agreement
+            # does not prorate, it starts with the next period, as an increase would bill.
+            if self.prorates(item, agreement):
+                if price is not None:
+                    charge = prorate(price, item.quantity, self.today, period)
+                    amount = charge.amount
+                    reason += (f"; charged from {self.today} to {period.end}: {charge.days}/{period.days} days x "
+                               f"{money(price)} = {charge.prorated_unit_price} per seat")
+            else:
+                effective = period.end + timedelta(days=1)
+                why = ("the company disables prorating" if item.company.disable_prorate
+                       else f"agreement {agreement.agreement_id} does not prorate")
+                reason += f"; billed from the next period ({effective}): {why}"
         tag = line_tag(item.mapping_key) if capabilities.tag_limit >= len(line_tag(item.mapping_key)) else None
         self.changes.append(self.change(
-            item, ChangeKind.CREATE_LINE, None, None, item.quantity, f"new line: {item.reason}",
+            item, ChangeKind.CREATE_LINE, None, None, item.quantity, reason,
             effective,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
             description=description or (profile.description or item.label),
             unit_cost=product.cost if product is not None else None,
-            billing=product.billing if product is not None else None))
+            billing=product.billing if product is not None else None, amount=amount))
 
     def plan_increase(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:

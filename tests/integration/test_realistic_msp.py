@@ -213,11 +213,13 @@ def changes(report: dict[str, Any]) -> list[tuple[Any, ...]]:
 # the quantity November was invoiced at; Autotask and Halo prorate the change itself, whose
 # amount the report shows on the quantity change).
 DONE_EVERYWHERE = [
-    ("Birch Logistics", BP, "create-line", None, 3, "applied", None),  # the catch-all: 2 in London, 1 no city
+    # the catch-all (2 in London, 1 with no city): a new line charged from today, 3 x 8.07
+    ("Birch Logistics", BP, "create-line", None, 3, "applied", "24.21"),
     ("Fir Consulting", BP, "set-quantity", 10, 8, "applied", None),   # bought 4 days ago: inside the NCE window
     ("Fir Consulting", BS, "set-quantity", 6, 5, "deferred", None),   # decreasePolicy defer: to the renewal
     ("Fir Consulting", E3, "set-quantity", 10, 9, "held", None),      # renewed in March: held for approval
-    ("Grove Health", BP, "create-line", None, 4, "applied", None),    # the monthly subscription: 24 - 20 annual
+    # the monthly subscription (24 - 20 on the annual one) at 22.00 + 20 % = 26.40: 4 x 9.68
+    ("Grove Health", BP, "create-line", None, 4, "applied", "38.72"),
 ]
 DONE = {
     "connectwise": sorted([
@@ -521,3 +523,42 @@ def test_a_write_whose_answer_is_lost_is_found_and_never_made_twice(
         again = s.sync(rm.ELM)
         assert changes(again) == []
         assert s.billed(139) == {139: billed_after_the_first_sync(psa)[139]}
+
+
+# --------------------------------------------------------------------------- no prorating
+
+
+def birch_disables_prorating(document: dict[str, Any]) -> None:
+    birch = next(t for t in document["tenants"] if t["tenantId"] == rm.BIRCH)
+    for company in birch["companies"]:
+        company["disableProrate"] = True
+
+
+@pytest.mark.parametrize("psa", PSAS)
+def test_a_company_that_disables_prorating_is_never_charged_part_of_a_period(
+        psa: str, azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Birch disables prorating: a fourth Leeds user and the catch-all's first line (3 seats) are
+    both billed from 1 December, with no partial charge for November, on every PSA."""
+    with shop(psa, azurite, store, tmp_path, edit_config=birch_disables_prorating) as s:
+        s.graph.add_user(rm.BIRCH, {"userPrincipalName": "leeds4@birchlogistics.onmicrosoft.com", "licenses": ["SPB"],
+                                    "city": "Leeds"})
+        report = s.sync(rm.BIRCH)
+        assert changes(report) == [("Birch Logistics", BP, "create-line", None, 3, "applied", None),
+                                   ("Birch Logistics", BP, "set-quantity", 3, 4, "applied", None)]
+        # ConnectWise bills an addition's quantity from the next invoice on: the change is dated today;
+        # Autotask and Halo date the new quantity the next period's start
+        raised = "2026-11-20" if psa == "connectwise" else "2026-12-01"
+        assert sorted((c["kind"], c["effectiveDate"]) for c in report["changes"]) == [
+            ("create-line", "2026-12-01"), ("set-quantity", raised)]
+        d = Decimal
+        expected: dict[str, dict[int, list[tuple[Any, ...]]]] = {
+            "connectwise": {
+                133: [("M365-BP", 4, d("22.00"), "Billable", "2026-01-01", None, False, None, "")],
+                134: [("M365-BP", 3, d("22.00"), "Billable", "2026-12-01", None, False, None, "seatsync:l")]},
+            # units on 19 November, 20 November, 1 December
+            "autotask": {133: [(1, d("22.00"), None, "", 3, 3, 4)],
+                         134: [(1, d("22.00"), None, "seatsync:l", 0, 0, 3)]},
+            "halopsa": {133: [(1, 4, d("22.00"), 0, "", [])], 134: [(1, 3, d("22.00"), 0, "seatsync:l", [])]},
+        }
+        assert s.billed(133, 134) == expected[psa]
+        assert changes(s.sync(rm.BIRCH)) == [], "the next run finds both already right"

@@ -319,6 +319,28 @@ def test_a_missing_line_is_created_from_the_profile() -> None:
     assert created.effective_date == TODAY
 
 
+def test_a_new_line_in_an_invoiced_period_is_charged_for_the_rest_of_it() -> None:
+    """25 November, November invoiced: 4 seats at 22.00 for 6/30 of the month (4.40 a seat)."""
+    [created] = plan(config(profile_licence()), seats(4), view()).changes
+    assert (created.effective_date, created.amount) == (TODAY, Decimal("17.60"))
+    assert "charged from 2026-11-25 to 2026-11-30: 6/30 days x 22.00 = 4.40 per seat" in created.reason
+
+
+@pytest.mark.parametrize(("company", "agreements", "why"), [
+    ({"disableProrate": True}, [agreement()], "the company disables prorating"),
+    ({}, [agreement(prorate=False)], "agreement 100 does not prorate"),
+], ids=["company-disables-prorating", "agreement-does-not-prorate"])
+def test_a_new_line_without_prorating_starts_with_the_next_period(
+        company: dict[str, Any], agreements: list[Any], why: str) -> None:
+    """As an increase of an existing line would: no partial charge, billed from 1 December."""
+    cfg = config(companies=[{"psa": "cw", "companyId": "19", **company, "licences": [profile_licence()]}])
+    for capabilities in (CW, AUTOTASK, HALO):
+        [created] = plan(cfg, seats(4), view(agreements=agreements, capabilities=capabilities)).changes
+        assert (created.kind, created.new_quantity, created.effective_date, created.amount) == (
+            ChangeKind.CREATE_LINE, 4, date(2026, 12, 1), None)
+        assert f"billed from the next period (2026-12-01): {why}" in created.reason
+
+
 def test_a_start_date_in_the_future_creates_the_line_from_then_without_prorating() -> None:
     result = plan(config(profile_licence(startDate="2026-12-01")), seats(4), view())
     assert kinds(result) == [("create-line", "planned", 4)]
