@@ -4,6 +4,11 @@ fixture's prefix) and the emulators of a scenario, with SeatSync's services poin
 from __future__ import annotations
 
 import copy
+import os
+import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from emulators.base import load_scenario_file
@@ -35,6 +41,7 @@ LITWARE = "7c6a1b82-0007-4071-a283-000000000007"
 PROSEWARE = "8d7b2c93-0008-4182-b394-000000000008"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # the day the tests' changes are detected
+SEATSYNC = Path(sys.executable).parent / "seatsync"
 
 
 @dataclass
@@ -103,3 +110,29 @@ def running_msp(azurite: Azurite, store: TableStore, tmp: Path, scenario: dict[s
         if psa_factory is not None:
             services._psa_factory = psa_factory(msp)
         yield msp
+
+
+@contextmanager
+def seatsync_paused_at(point: str, args: list[str], env: dict[str, str], tmp: Path
+                       ) -> Iterator[subprocess.Popen[str]]:
+    """A ``seatsync`` process (``args``), paused when it reaches the checkpoint ``point``
+    (``shared/checkpoints.py``); it goes on when the block ends, unless killed in it."""
+    signal_file = tmp / f"paused-{secrets.token_hex(3)}"
+    process = subprocess.Popen(
+        [str(SEATSYNC), *args], cwd=tmp, text=True,
+        env={**os.environ, **env, "SEATSYNC_PAUSE_AT": point, "SEATSYNC_PAUSE_FILE": str(signal_file)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not signal_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                _, err = process.communicate(timeout=5)
+                pytest.fail(f"the run never reached {point} (exit {process.returncode}): {err[-2000:]}")
+            time.sleep(0.05)
+        assert signal_file.read_text().split() == [point.split("#")[0], str(process.pid)]
+        yield process
+    finally:
+        signal_file.unlink(missing_ok=True)
+        if process.poll() is None:
+            process.wait(timeout=120)
+        process.communicate()

@@ -37,12 +37,9 @@ using the helpers of that section.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,13 +56,12 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory, set_services
 from shared.services.report import build_report
 from tests.http_support import DurableHost, call, http_routes
-from tests.integration.msp import FABRIKAM, LITWARE, NOW, Msp, running_msp
+from tests.integration.msp import FABRIKAM, LITWARE, NOW, Msp, running_msp, seatsync_paused_at
 from tests.notification_support import texts
 from tests.storage_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
-SEATSYNC = Path(sys.executable).parent / "seatsync"
 WRITTEN = ("applied", "recovered")
 
 
@@ -127,7 +123,7 @@ class World:
         return report
 
     def cli_env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, **self.msp.emulators.environment(),
+        return {**self.msp.emulators.environment(),
                 "SEATSYNC_STORAGE_CONNECTION_STRING": self.azurite.connection_string,
                 "SEATSYNC_TABLE_PREFIX": self.prefix, "SEATSYNC_CLOCK": NOW.isoformat(), **extra}
 
@@ -135,26 +131,10 @@ class World:
     def cli_paused_at(self, point: str) -> Iterator[subprocess.Popen[str]]:
         """A ``seatsync sync`` process of the scenario, paused when it reaches ``point``; it goes
         on when the block ends (unless killed in it)."""
-        signal_file = self.tmp / f"paused-{secrets.token_hex(3)}"
-        process = subprocess.Popen(
-            [str(SEATSYNC), "sync", "--tenant", FABRIKAM, "--json", "--quiet"], cwd=self.tmp, text=True,
-            env=self.cli_env(SEATSYNC_PAUSE_AT=point, SEATSYNC_PAUSE_FILE=str(signal_file)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while not signal_file.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    _, err = process.communicate(timeout=5)
-                    pytest.fail(f"the run never reached {point} (exit {process.returncode}): {err[-2000:]}")
-                time.sleep(0.05)
-            assert signal_file.read_text().split() == [point.split("#")[0], str(process.pid)]
+        with seatsync_paused_at(point, ["sync", "--tenant", FABRIKAM, "--json", "--quiet"], self.cli_env(),
+                                self.tmp) as process:
             self.run_ids.append(self.msp.services.runs.latest_run_id() or "")
             yield process
-        finally:
-            signal_file.unlink(missing_ok=True)
-            if process.poll() is None:
-                process.wait(timeout=120)
-            process.communicate()
 
 
 @pytest.fixture(scope="module")

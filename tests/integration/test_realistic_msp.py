@@ -16,6 +16,7 @@ from 1 January 2026: November (30 days) is invoiced, and a seat added on 20 Nove
 from __future__ import annotations
 
 import copy
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ from local_runner.azurite import Azurite
 from local_runner.sync_cli import exit_for
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
+from shared.services.report import build_report
 from tests.integration import realistic_msp as rm
-from tests.integration.msp import Msp, running_msp
+from tests.integration.msp import Msp, running_msp, seatsync_paused_at
 from tests.integration.test_third_party_clients import drive
 from tests.notification_support import texts
 
@@ -562,3 +564,42 @@ def test_a_company_that_disables_prorating_is_never_charged_part_of_a_period(
         }
         assert s.billed(133, 134) == expected[psa]
         assert changes(s.sync(rm.BIRCH)) == [], "the next run finds both already right"
+
+
+# --------------------------------------------------------------------------- a run killed mid-push
+
+
+def recovered(done: list[tuple[Any, ...]], tenant: str) -> list[tuple[Any, ...]]:
+    return sorted((*c[:5], "recovered", c[6]) for c in done if c[0] == tenant and c[5] == "applied")
+
+
+@pytest.mark.parametrize("psa", ["autotask", "halopsa"])  # ConnectWise: the fault matrix
+def test_a_run_killed_after_its_psa_writes_is_recovered_reported_and_audited_once(
+        psa: str, azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """``seatsync sync`` makes Elm's writes and reads them back, and is killed (SIGKILL) before it
+    records any. The run started at once takes over, finds every write in the PSA and records it
+    as recovered (with its amount) in its report, the ledger and the audit trail, once; the PSA
+    bills what a clean run leaves, read through the vendor's client, and nothing is written twice."""
+    with shop(psa, azurite, store, tmp_path) as s:
+        env = {**s.msp.emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
+               "SEATSYNC_TABLE_PREFIX": store.prefix, "SEATSYNC_CLOCK": "2026-11-20T02:00:00+00:00"}
+        with seatsync_paused_at("after-read-back", ["sync", "--tenant", rm.ELM, "--json", "--quiet"], env,
+                                tmp_path) as process:
+            dead = s.msp.services.runs.latest_run_id()
+            writes = s.psa_writes()
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        again = s.sync(rm.ELM)
+        assert dead is not None and dead in (again["tookOver"] or "")
+        assert changes(again) == recovered(DONE[psa], "Elm Architects")
+        assert s.psa_writes() == writes, "nothing written twice"
+        assert s.billed(139) == {139: billed_after_the_first_sync(psa)[139]}
+        assert sorted((e for e in s.audit(rm.ELM) if e[1] in ("applied", "recovered")), key=repr) == sorted(
+            (("2026-11-20", "recovered", c[1], c[3], c[4], c[6]) for c in recovered(DONE[psa], "Elm Architects")),
+            key=repr)
+        assert len(s.msp.services.decisions.ledger(rm.ELM)) == len(recovered(DONE[psa], "Elm Architects"))
+        assert not s.msp.services.decisions.intents(rm.ELM)
+        assert build_report(s.msp.services.runs, dead)["status"] == "died"
+        assert "Writes recorded late" in str(s.cards()) or "died without finishing" in str(s.cards())
+        assert changes(s.sync(rm.ELM)) == []
+
