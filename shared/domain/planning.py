@@ -739,6 +739,17 @@ class _Planner:
         decrease is not credited, then SeatSync's not-billed record of it) plus the period's
         prorate and credit additions of this line."""
         lines = self.view.lines.get((item.company.psa, agreement.agreement_id), ())
+        started = line.effective_date
+        if state.invoiced and started is not None and period.start < started <= self.today:
+            # The period was invoiced before the addition existed: ConnectWise charges its part of
+            # the period (from its start) on the next invoice, at the quantity it has then. A
+            # prorate line or a record of an invoiced quantity would charge its seats twice.
+            note = (f"line {line.line_id} started on {started}, after the period {period.start:%d %b %Y}.."
+                    f"{period.end:%d %b %Y} was invoiced: ConnectWise charges it from then at {item.quantity} on "
+                    f"the next invoice ({state.next_invoice or 'not known'}); nothing prorated")
+            self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
+                                            f"{reason}; {note}", self.today, hold_key=key))
+            return
         prorating = self.prorates(item, agreement)
         adjustments = sum((int(other.quantity) for other in lines if is_period_line(other, line.line_id, period)), 0)
         record = next((other for other in lines if other.tag == record_tag(line.line_id, period.start)), None)

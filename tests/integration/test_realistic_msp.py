@@ -603,3 +603,37 @@ def test_a_run_killed_after_its_psa_writes_is_recovered_reported_and_audited_onc
         assert "Writes recorded late" in str(s.cards()) or "died without finishing" in str(s.cards())
         assert changes(s.sync(rm.ELM)) == []
 
+
+# --------------------------------------------------------------------------- a line born this period
+
+
+def birch_catch_all_applies_decreases(document: dict[str, Any]) -> None:
+    birch = next(t for t in document["tenants"] if t["tenantId"] == rm.BIRCH)
+    birch["companies"][1]["licences"][0]["decreasePolicy"] = "apply"
+
+
+def test_a_line_created_after_the_period_was_invoiced_is_never_prorated_twice_on_connectwise(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Birch's catch-all line is created on 20 November with 3 seats, after November was invoiced:
+    ConnectWise charges its part of November on the December invoice, at the quantity it has
+    then. One seat leaves on the 21st, two come on the 22nd: the addition alone follows the count,
+    with no prorate addition (its seats would be charged twice) and no record of an invoiced
+    quantity (November was never invoiced for it)."""
+    birch = "birchlogistics.onmicrosoft.com"
+    with shop("connectwise", azurite, store, tmp_path, edit_config=birch_catch_all_applies_decreases) as s:
+        s.sync(rm.BIRCH)
+        s.on(NOV_21)
+        s.graph.remove_user(rm.BIRCH, f"nocity@{birch}")
+        down = s.sync(rm.BIRCH)
+        assert changes(down) == [("Birch Logistics", BP, "set-quantity", 3, 2, "applied", None)]
+        s.on(NOV_22)
+        for n in (2, 3):
+            s.graph.add_user(rm.BIRCH, {"userPrincipalName": f"nocity{n}@{birch}", "licenses": ["SPB"]})
+        up = s.sync(rm.BIRCH)
+        assert changes(up) == [("Birch Logistics", BP, "set-quantity", 2, 4, "applied", None)]
+        [change] = up["changes"]
+        assert "started on 2026-11-20, after the period 01 Nov 2026..30 Nov 2026 was invoiced" in change["reason"]
+        assert s.billed(134) == {134: [("M365-BP", 4, Decimal("22.00"), "Billable", "2026-11-20", None, False, None,
+                                        "seatsync:l")]}
+        assert [e[1:] for e in s.audit(rm.BIRCH)] == [("applied", BP, None, 3, "24.21"), ("applied", BP, 3, 2, None),
+                                                      ("applied", BP, 2, 4, None)]

@@ -610,6 +610,14 @@ CW_CASES: list[tuple[str, list[Any], date | None, dict[str, Any], int, list[Writ
     # a crash after the record was written and before the addition was lowered
     ("retry-after-the-record", [line(quantity=10), cw_record(10)], DEC_1, {}, 9,
      [("set-quantity", TODAY, 10, 9)]),
+    # a line that started on the 20th, after November was invoiced: ConnectWise charges its part of
+    # November on the next invoice at the quantity it has then, so nothing is prorated or recorded
+    ("line-started-in-the-period-increase", [replace(line(quantity=3), effective_date=NOV_20)], DEC_1, {}, 5,
+     [("set-quantity", TODAY, 3, 5)]),
+    ("line-started-in-the-period-decrease", [replace(line(quantity=3), effective_date=NOV_20)], DEC_1, {}, 2,
+     [("set-quantity", TODAY, 3, 2)]),
+    ("line-started-with-the-period", [replace(line(quantity=10), effective_date=date(2026, 11, 1))], DEC_1, {}, 13,
+     [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
     # last month's lines and records are not this period's
     ("lines-of-another-period", [line(quantity=10), cw_line_of_period(ChangeKind.PRORATE, 3, date(2026, 10, 20))],
      DEC_1, {}, 13, [("prorate", TODAY, None, 3), ("set-quantity", TODAY, 10, 13)]),
