@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from shared.domain.lifecycle import GdapRelationship
 from shared.domain.model import (
@@ -31,9 +31,11 @@ from shared.domain.model import (
     PsaCapabilities,
     PsaCompany,
     PsaContact,
+    PsaTicket,
     SkuCount,
     Subscription,
     TenantReadout,
+    TicketSpec,
 )
 from shared.domain.partner import PartnerSubscription, SourceCustomer, SourceKind
 
@@ -166,6 +168,36 @@ class PsaPort(CallCounter, Protocol):
         ...
 
 
+@runtime_checkable
+class TicketPort(Protocol):
+    """Service tickets in a PSA, for alerts (ConnectWise service tickets on a board, Autotask
+    tickets in a queue, HaloPSA tickets of a type). Every ticket SeatSync opens ends its summary
+    with a marker, so that it is found again when SeatSync's own record of it is lost."""
+
+    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
+        """The open ticket of ``spec``'s board/queue/type whose summary ends with ``marker`` (the
+        lowest id when several do), else None."""
+        ...
+
+    def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
+        """The ticket, or None when the PSA no longer has it."""
+        ...
+
+    def open_ticket(self, spec: TicketSpec, company_id: str, summary: str, details: str, marker: str) -> PsaTicket:
+        """A new ticket of the company whose summary is ``summary`` followed by ``marker``. A create
+        that may or may not have happened raises; the caller looks for the marker before trying
+        again."""
+        ...
+
+    def note_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> None:
+        """Add a note to the ticket."""
+        ...
+
+    def close_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> PsaTicket:
+        """Add ``text`` as a note and give the ticket the closed status; the ticket as read back."""
+        ...
+
+
 class SubscriptionSourcePort(CallCounter, Protocol):
     """A subscription source: the partner side of customers' subscriptions (Microsoft Partner
     Center, Pax8). Reads return everything or raise ``SourceError`` (``SourceAuthError`` when no
@@ -214,4 +246,5 @@ __all__: Sequence[str] = (
     "PsaPort",
     "SecretReader",
     "SubscriptionSourcePort",
+    "TicketPort",
 )

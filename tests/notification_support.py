@@ -4,7 +4,13 @@ webhook receiver)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from shared.contracts import SyncRequest
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Services
+    from shared.notifications.alerts import RunData
 
 
 def texts(node: Any) -> list[str]:
@@ -82,3 +88,26 @@ def expected_sample_card(run: str) -> list[str]:
         "Billing problems | 1 (users unmatched: 1)", "Open alerts | 8",
         f"The whole report: seatsync report {run}",
     ]
+
+
+def store_run(services: Services, data: RunData) -> str:
+    """Write a run as the sync does: request, start, outcomes, changes, lines, snapshots, summary."""
+    runs, summary = services.runs, data.summary
+    runs.start(SyncRequest(run_id=data.run_id, trigger=summary.trigger, requested_by=summary.requested_by,
+                           requested_at=summary.started_at, dry_run=summary.dry_run))
+    assert data.started is not None
+    runs.record_started(data.started)
+    for row in data.tenants:
+        assert row.outcome is not None
+        runs.record_tenant(data.run_id, row.outcome)
+        if row.problems:
+            runs.record_problems(data.run_id, row.tenant_id, list(row.problems))
+    runs.record_changes(data.run_id, [c for c, _ in data.changes])
+    tenants = {r.tenant_id for r in data.reconciliation} | {u.tenant_id for u in data.unlinked}
+    for tenant in sorted(tenants):
+        runs.record_reconciliation(data.run_id, tenant, [r for r in data.reconciliation if r.tenant_id == tenant],
+                                   [u for u in data.unlinked if u.tenant_id == tenant])
+    for snapshot in data.snapshots.values():
+        services.snapshots.save(snapshot)
+    runs.finish(summary)
+    return data.run_id

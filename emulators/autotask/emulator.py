@@ -61,6 +61,24 @@ UNIT_FIELDS = {"id": INT, "contractID": INT, "contractServiceID": INT, "serviceI
 ADJUSTMENT_FIELDS = {"id": INT, "contractID": INT, "contractServiceID": INT, "serviceID": INT,
                      "effectiveDate": DATE, "unitChange": INT, "adjustedUnitPrice": NUM, "adjustedUnitCost": NUM,
                      "allowRepeatService": BOOL, "quoteItemID": INT}
+TICKET_FIELDS = {"id": INT, "ticketNumber": STR, "title": STR, "description": STR, "companyID": INT, "queueID": INT,
+                 "status": INT, "priority": INT, "dueDateTime": DATE, "createDate": DATE, "completedDate": DATE,
+                 "lastActivityDate": DATE, "ticketType": INT, "source": INT, "assignedResourceID": INT}
+# Ticket fields a client may write (the others are read-only), with the texts' lengths.
+TICKET_WRITABLE = frozenset({"title", "description", "companyID", "queueID", "status", "priority", "dueDateTime",
+                             "ticketType", "source"})
+TICKET_TEXT = {"title": 255, "description": 8000}
+TICKET_REQUIRED = ("companyID", "title", "status", "priority", "dueDateTime")
+# Picklists of a fresh database (system values): status, priority, queue.
+TICKET_STATUSES = {1: "New", 5: "Complete", 7: "Waiting Customer", 8: "In Progress"}
+TICKET_COMPLETE = 5
+TICKET_PRIORITIES = {1: "High", 2: "Medium", 3: "Low", 4: "Critical"}
+TICKET_QUEUES = {29683354: "Monitoring Alert", 29682833: "Level I Support", 8: "Client Portal"}
+TICKET_NOTE_FIELDS = {"id": INT, "ticketID": INT, "title": STR, "description": STR, "noteType": INT, "publish": INT,
+                      "createDateTime": DATE, "lastActivityDate": DATE}
+TICKET_NOTE_TEXT = {"title": 250, "description": 32000}
+TICKET_NOTE_TYPES = {1: "Task Summary", 2: "Task Notes", 3: "Task Detail"}
+TICKET_NOTE_PUBLISH = {1: "All Autotask Users", 2: "Internal Project Team"}
 
 # entity name -> (field types, queryable)
 ENTITIES: dict[str, tuple[dict[str, str], bool]] = {
@@ -71,6 +89,8 @@ ENTITIES: dict[str, tuple[dict[str, str], bool]] = {
     "ContractServices": (CONTRACT_SERVICE_FIELDS, True),
     "ContractServiceUnits": (UNIT_FIELDS, True),
     "ContractServiceAdjustments": (ADJUSTMENT_FIELDS, False),
+    "Tickets": (TICKET_FIELDS, True),
+    "TicketNotes": (TICKET_NOTE_FIELDS, True),
 }
 _CANONICAL = {name.lower(): name for name in ENTITIES}
 # Documented: "On Update(), all fields are Read-Only except for adjustedPrice and invoiceDescription".
@@ -134,6 +154,8 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         self.contracts = {c.id: self._contract(c) for c in scenario.contracts}
         self.contract_services: dict[int, dict[str, Any]] = {}
         self.adjustments: list[dict[str, Any]] = []
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self.ticket_notes: dict[int, dict[str, Any]] = {}
         self._by_contract: dict[int, list[int]] = {c: [] for c in self.contracts}
         self._adjustments_of: dict[int, list[dict[str, Any]]] = {}
         for entry in scenario.contract_services:
@@ -188,6 +210,8 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             "services": [self.services[i] for i in sorted(self.services)],
             "contracts": contracts,
             "adjustments": [dict(a) for a in self.adjustments],
+            "tickets": [dict(self.tickets[i], notes=[n for n in self.ticket_notes.values() if n["ticketID"] == i])
+                        for i in sorted(self.tickets)],
             "threshold": self.threshold_information(),
             "peakConcurrency": dict(self.peak_concurrency),
             "refused": dict(self.refused),
@@ -442,6 +466,9 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
              fixed("ContractServices")),
             ("POST", r"/Companies/(?P<parent>\d+)/Contacts", self._create_contact, fixed("Contacts")),
             ("PATCH", r"/Companies/(?P<parent>\d+)/Contacts", self._update_contact, fixed("Contacts")),
+            ("POST", r"/Tickets", self._create_ticket, fixed("Tickets")),
+            ("PATCH", r"/Tickets", self._update_ticket, fixed("Tickets")),
+            ("POST", r"/Tickets/(?P<parent>\d+)/Notes", self._create_ticket_note, fixed("TicketNotes")),
             ("POST", r"/ContractServiceAdjustments", self._create_adjustment, fixed("ContractServiceAdjustments")),
             ("POST", r"/Contracts/(?P<parent>\d+)/ServiceAdjustments", self._create_adjustment,
              fixed("ContractServiceAdjustments")),
@@ -471,10 +498,14 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             values = picklists.get(field)
             result.append({
                 "name": field, "dataType": "long" if field == "id" else kind,
-                "length": {"internalDescription": sc.INTERNAL_DESCRIPTION_MAX,
-                           "invoiceDescription": sc.INVOICE_DESCRIPTION_MAX}.get(field, 0),
-                "isRequired": field in ("contractID", "serviceID", "effectiveDate", "unitChange"),
-                "isReadOnly": field == "id", "isQueryable": ENTITIES[name][1],
+                "length": (TICKET_TEXT if name == "Tickets" else TICKET_NOTE_TEXT if name == "TicketNotes" else {
+                    "internalDescription": sc.INTERNAL_DESCRIPTION_MAX,
+                    "invoiceDescription": sc.INVOICE_DESCRIPTION_MAX}).get(field, 0),
+                "isRequired": field in ("contractID", "serviceID", "effectiveDate", "unitChange")
+                or (name == "Tickets" and field in TICKET_REQUIRED)
+                or (name == "TicketNotes" and field in ("ticketID", "title", "description", "noteType", "publish")),
+                "isReadOnly": field == "id" or (name == "Tickets" and field not in TICKET_WRITABLE),
+                "isQueryable": ENTITIES[name][1],
                 "isReference": field.endswith("ID") and field != "id",
                 "referenceEntityType": "", "isPickList": values is not None,
                 "picklistValues": values, "picklistParentValueField": "", "isSupportedWebhookField": False,
@@ -496,6 +527,13 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             }
         if entity == "Companies":
             return {"companyType": values((v, label, True) for v, label in sc.COMPANY_TYPES.items())}
+        if entity == "Tickets":
+            return {"status": values((v, label, True) for v, label in TICKET_STATUSES.items()),
+                    "priority": values((v, label, True) for v, label in TICKET_PRIORITIES.items()),
+                    "queueID": values((v, label, True) for v, label in TICKET_QUEUES.items())}
+        if entity == "TicketNotes":
+            return {"noteType": values((v, label, True) for v, label in TICKET_NOTE_TYPES.items()),
+                    "publish": values((v, label, True) for v, label in TICKET_NOTE_PUBLISH.items())}
         if entity == "Services":
             return {"periodType": values((v, label, True) for v, label in sc.PERIOD_TYPES.items())}
         return {}
@@ -503,9 +541,9 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def _entity_information(self, request: Request, match: Any) -> Response:
         name = self._entity(match)
         queryable = ENTITIES[name][1]
-        creatable = name in ("ContractServices", "ContractServiceAdjustments")
+        creatable = name in ("ContractServices", "ContractServiceAdjustments", "Tickets", "TicketNotes")
         return Response(200, {"info": {"name": name, "canCreate": creatable, "canDelete": False,
-                                       "canQuery": queryable, "canUpdate": name == "ContractServices",
+                                       "canQuery": queryable, "canUpdate": name in ("ContractServices", "Tickets"),
                                        "userAccessForCreate": "All", "userAccessForDelete": "None",
                                        "userAccessForQuery": "All", "userAccessForUpdate": "All",
                                        "supportsWebhookCallouts": False, "hasUserDefinedFields": False}})
@@ -522,6 +560,10 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             return list(self.contracts.values())
         if name == "ContractServices":
             return list(self.contract_services.values())
+        if name == "Tickets":
+            return list(self.tickets.values())
+        if name == "TicketNotes":
+            return list(self.ticket_notes.values())
         if name == "ContractServiceUnits":
             wanted = query.wanted_ids("contractServiceID") if query is not None else None
             if wanted is None and query is not None:
@@ -803,6 +845,116 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         changes = self._contact_fields(body, record)
         self.contacts[record["id"]] = {**record, **changes, "lastModifiedDate": stamp(self.today)}
         return Response(200, {"itemId": record["id"]})
+
+    # ------------------------------------------------------------------ tickets
+    def _ticket_fields(self, body: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
+        """The ticket fields written, checked as Autotask does: writable fields only, texts within
+        their lengths, picklist values that exist, a company that exists; the required fields on
+        create, and a queue (SeatSync's emulator has no resources to assign instead)."""
+        problems: list[str] = []
+        changes: dict[str, Any] = {}
+        picklists = {"status": TICKET_STATUSES, "priority": TICKET_PRIORITIES, "queueID": TICKET_QUEUES}
+        for key, value in body.items():
+            if key in ("id", "userDefinedFields"):
+                continue
+            if key not in TICKET_WRITABLE:
+                problems.append(f"The field {key} is read-only." if key in TICKET_FIELDS
+                                else f"The field {key} does not exist on Tickets.")
+            elif value is None:
+                changes[key] = None
+            elif key in TICKET_TEXT:
+                if not isinstance(value, str):
+                    problems.append(f"The value {value!r} is not valid for {key}: it must be text.")
+                elif len(value) > TICKET_TEXT[key]:
+                    problems.append(f"The {key} field cannot be longer than {TICKET_TEXT[key]} characters "
+                                    f"(got {len(value)}).")
+                else:
+                    changes[key] = value
+            elif key == "dueDateTime":
+                if not isinstance(value, str) or parse_when(value) is None:
+                    problems.append(f"The value {value!r} is not valid for dueDateTime: it must be a datetime.")
+                else:
+                    changes[key] = value
+            elif isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"The value {value!r} is not valid for {key}: it must be a whole number.")
+            elif key in picklists and value not in picklists[key]:
+                problems.append(f"The value {value} is not a valid {key} picklist value.")
+            elif key == "companyID" and value not in self.companies:
+                problems.append(f"Unable to find the Company with id {value}.")
+            else:
+                changes[key] = value
+        merged = {**(record or {}), **changes}
+        for key in TICKET_REQUIRED:
+            if merged.get(key) is None or merged.get(key) == "":
+                problems.append(f"The {key} field is required.")
+        if merged.get("queueID") is None:
+            problems.append("A ticket needs a queueID, or an assignedResourceID and assignedResourceRoleID.")
+        if problems:
+            raise ApiError(500, *problems)
+        return changes
+
+    def _create_ticket(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        if body.get("id") not in (None, 0):
+            raise ApiError(500, "The id of a new ticket is given by Autotask: leave it out.")
+        changes = self._ticket_fields(body, None)
+        ident = max(self.tickets, default=0) + 1
+        now = stamp(self.today)
+        record: dict[str, Any] = dict.fromkeys(TICKET_FIELDS)
+        record.update({"id": ident, "ticketNumber": f"T{self.today:%Y%m%d}.{ident:04d}", "createDate": now,
+                       "lastActivityDate": now, "ticketType": 1, "source": -1, "userDefinedFields": []})
+        record.update(changes)
+        if record["status"] == TICKET_COMPLETE:
+            record["completedDate"] = now
+        self.tickets[ident] = record
+        return Response(200, {"itemId": ident})
+
+    def _update_ticket(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        ident = self._whole(body, "id")
+        record = self.tickets.get(int(ident or 0))
+        if record is None:
+            raise ApiError(500, f"Unable to find the Ticket with id {ident}.")
+        changes = self._ticket_fields(body, record)
+        updated = {**record, **changes, "lastActivityDate": stamp(self.today)}
+        if updated["status"] == TICKET_COMPLETE and record["status"] != TICKET_COMPLETE:
+            updated["completedDate"] = stamp(self.today)
+        elif updated["status"] != TICKET_COMPLETE:
+            updated["completedDate"] = None
+        self.tickets[record["id"]] = updated
+        return Response(200, {"itemId": record["id"]})
+
+    def _create_ticket_note(self, request: Request, match: Any) -> Response:
+        body = self._body(request)
+        ticket = int(match.group("parent"))
+        if ticket not in self.tickets:
+            raise ApiError(500, f"Unable to find the Ticket with id {ticket}.")
+        given = self._whole(body, "ticketID", required=False)
+        if given is not None and given != ticket:
+            raise ApiError(500, f"The ticketID {given} does not match the parent ticket {ticket}.")
+        problems: list[str] = []
+        for key in body:
+            if key not in ("ticketID", "title", "description", "noteType", "publish", "id"):
+                problems.append(f"The field {key} is read-only." if key in TICKET_NOTE_FIELDS
+                                else f"The field {key} does not exist on TicketNotes.")
+        for key, limit in TICKET_NOTE_TEXT.items():
+            value = body.get(key)
+            if not isinstance(value, str) or not value:
+                problems.append(f"The {key} field is required.")
+            elif len(value) > limit:
+                problems.append(f"The {key} field cannot be longer than {limit} characters (got {len(value)}).")
+        for key, table in (("noteType", TICKET_NOTE_TYPES), ("publish", TICKET_NOTE_PUBLISH)):
+            if body.get(key) not in table or isinstance(body.get(key), bool):
+                problems.append(f"The {key} field is required and must be one of {sorted(table)}.")
+        if problems:
+            raise ApiError(500, *problems)
+        ident = max(self.ticket_notes, default=0) + 1
+        now = stamp(self.today)
+        self.ticket_notes[ident] = {"id": ident, "ticketID": ticket, "title": body["title"],
+                                    "description": body["description"], "noteType": body["noteType"],
+                                    "publish": body["publish"], "createDateTime": now, "lastActivityDate": now}
+        self.tickets[ticket] = {**self.tickets[ticket], "lastActivityDate": now}
+        return Response(200, {"itemId": ident})
 
     def _create_adjustment(self, request: Request, match: Any) -> Response:
         body = self._body(request)

@@ -157,6 +157,34 @@ CONTACT_WRITABLE = frozenset({"firstName", "lastName", "company", "title", "inac
 CONTACT_LIMITS = {"firstName": 30, "lastName": 30, "title": 50, "nickName": 30}
 COMMUNICATION_VALUE_MAX = 250
 
+# Service boards of the emulated PSA and their statuses: (board id, name), (status id, board id,
+# name, closedStatus, defaultFlag, inactive). Fixed: a scenario holds no service setup.
+SERVICE_BOARDS = ((1, "Alerts"), (2, "Help Desk"))
+BOARD_STATUSES = ((11, 1, "New", False, True, False), (12, 1, "In Progress", False, False, False),
+                  (13, 1, ">Closed", True, False, False), (14, 1, "Closed (old)", True, False, True),
+                  (21, 2, "New", False, True, False), (23, 2, ">Closed", True, False, False))
+PRIORITIES = ((1, "Priority 1 - Emergency Response"), (2, "Priority 2 - Quick Response"),
+              (3, "Priority 3 - Normal Response"), (4, "Priority 4 - Schedule Maintenance"))
+DEFAULT_PRIORITY = 3
+TICKET_SPEC: FieldSpec = {
+    "id": NUM, "summary": STR, "recordType": STR,
+    **_ref("board", *_ID_NAME), **_ref("company", ("id", NUM), ("identifier", STR), ("name", STR)),
+    **_ref("status", *_ID_NAME), **_ref("priority", *_ID_NAME),
+    "closedFlag": BOOL, "closedDate": DATE, "closedBy": STR, "externalXRef": STR, "dateResolved": STR,
+    **INFO,
+}
+BOARD_STATUS_SPEC: FieldSpec = {"id": NUM, "name": STR, **_ref("board", *_ID_NAME), "closedStatus": BOOL,
+                                "defaultFlag": BOOL, "inactive": BOOL, "sortOrder": NUM, **INFO}
+TICKET_NOTE_SPEC: FieldSpec = {"id": NUM, "ticketId": NUM, "text": STR, "detailDescriptionFlag": BOOL,
+                               "internalAnalysisFlag": BOOL, "resolutionFlag": BOOL, "dateCreated": DATE,
+                               "createdBy": STR, **INFO}
+# Ticket fields a client may write on POST (the initial texts only there) and with PATCH.
+TICKET_POST = frozenset({"summary", "board", "company", "status", "priority", "externalXRef", "recordType",
+                         "initialDescription", "initialInternalAnalysis", "initialResolution"})
+TICKET_PATCH = frozenset({"summary", "board", "company", "status", "priority", "externalXRef"})
+TICKET_LIMITS = {"summary": 100, "externalXRef": 100}
+NOTE_FLAGS = ("detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag")
+
 # Addition fields a client may write (POST/PUT body, PATCH path); everything else is computed.
 ADDITION_WRITABLE = frozenset({
     "product", "quantity", "lessIncluded", "unitPrice", "unitCost", "billCustomer", "effectiveDate",
@@ -283,6 +311,15 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             self.additions[item.agreement_id][item.id] = record
             self.addition_owner[item.id] = item.agreement_id
         self._next_addition_id = max(self.addition_owner, default=0) + 1
+        self.boards: dict[int, dict[str, Any]] = {ident: {"id": ident, "name": name} for ident, name in SERVICE_BOARDS}
+        self.board_statuses: dict[int, dict[str, Any]] = {
+            ident: {"id": ident, "name": name, "board": dict(self.boards[board]), "closedStatus": closed,
+                    "defaultFlag": default, "inactive": inactive, "sortOrder": ident % 10,
+                    "_info": self._info(self._loaded_stamp)}
+            for ident, board, name, closed, default, inactive in BOARD_STATUSES}
+        self.priorities: dict[int, dict[str, Any]] = {ident: {"id": ident, "name": name} for ident, name in PRIORITIES}
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self.ticket_notes: dict[int, dict[str, Any]] = {}
 
     def state(self) -> dict[str, Any]:
         """What the PSA holds now, as its API shows it: companies, contacts, catalog, agreement
@@ -300,6 +337,8 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "catalog": [self.catalog[i] for i in sorted(self.catalog)],
             "agreementTypes": [self.agreement_types[i] for i in sorted(self.agreement_types)],
             "agreements": agreements,
+            "tickets": [dict(self.tickets[i], notes=[n for n in self.ticket_notes.values() if n["ticketId"] == i])
+                        for i in sorted(self.tickets)],
         }
 
     # ------------------------------------------------------------------ record builders
@@ -666,6 +705,17 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             ("PATCH", r"/company/contacts/(?P<id>\d+)", self._patch_contact),
             ("GET", r"/company/communicationTypes",
              lambda r, m: self._list(r, self.communication_types.values(), COMMUNICATION_TYPE_SPEC)),
+            ("GET", r"/service/tickets", lambda r, m: self._list(r, self.tickets.values(), TICKET_SPEC)),
+            ("GET", r"/service/tickets/count", lambda r, m: self._count(r, self.tickets.values(), TICKET_SPEC)),
+            ("GET", r"/service/tickets/(?P<id>\d+)", lambda r, m: self._one(r, self.tickets, m, "Ticket")),
+            ("POST", r"/service/tickets", self._create_ticket),
+            ("PATCH", r"/service/tickets/(?P<id>\d+)", self._patch_ticket),
+            ("GET", r"/service/tickets/(?P<ticket>\d+)/notes",
+             lambda r, m: self._list(r, self._notes_of(m), TICKET_NOTE_SPEC)),
+            ("POST", r"/service/tickets/(?P<ticket>\d+)/notes", self._create_note),
+            ("GET", r"/service/boards/(?P<board>\d+)/statuses",
+             lambda r, m: self._list(r, [st for st in self.board_statuses.values()
+                                         if st["board"]["id"] == int(m.group("board"))], BOARD_STATUS_SPEC)),
             ("GET", r"/procurement/catalog", lambda r, m: self._list(r, self.catalog.values(), CATALOG_SPEC)),
             ("GET", r"/procurement/catalog/count", lambda r, m: self._count(r, self.catalog.values(), CATALOG_SPEC)),
             ("GET", r"/procurement/catalog/(?P<id>\d+)", lambda r, m: self._one(r, self.catalog, m, "CatalogItem")),
@@ -970,6 +1020,166 @@ class ConnectWiseEmulator(PsaEmulator[sc.Scenario]):
             "defaultFlag": bool(fields.get("defaultFlag")), "communicationItems": items, "_info": self._info(),
         })
         return record
+
+    # ------------------------------------------------------------------ service tickets
+    def _create_ticket(self, request: Request, match: Any) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidObject("ticket", [_field_error("InvalidObject", "The request body must be a ticket object.",
+                                                        "body", "ticket")])
+        fields = self._validated_ticket({}, body, TICKET_POST)
+        ident = max(self.tickets, default=0) + 1
+        board = fields["board"]
+        status = fields.get("status") or next(st for st in self.board_statuses.values()
+                                              if st["board"]["id"] == board["id"] and st["defaultFlag"])
+        record = {"id": ident, "summary": fields["summary"], "recordType": fields.get("recordType") or "ServiceTicket",
+                  "board": board, "company": fields["company"], "status": {"id": status["id"], "name": status["name"]},
+                  "priority": fields.get("priority") or dict(self.priorities[DEFAULT_PRIORITY]),
+                  "externalXRef": fields.get("externalXRef"), "closedFlag": False, "closedDate": None,
+                  "closedBy": None, "_info": self._info()}
+        self._apply_status(record, status)
+        self.tickets[ident] = record
+        for key, flag in (("initialDescription", "detailDescriptionFlag"),
+                          ("initialInternalAnalysis", "internalAnalysisFlag"),
+                          ("initialResolution", "resolutionFlag")):
+            if fields.get(key):
+                self._add_note(ident, fields[key], {flag: True})
+        return Response(201, record)
+
+    def _patch_ticket(self, request: Request, match: Any) -> Response:
+        ident = int(match.group("id"))
+        current = self.tickets.get(ident)
+        if current is None:
+            raise BadRequest(f"Ticket with id {ident} was not found.", 404, "NotFound")
+        operations = request.json()
+        if not isinstance(operations, list) or not operations:
+            raise InvalidObject("ticket", [_field_error(
+                "InvalidObject", "A PATCH body must be a non-empty JSON array of operations.", "body", "ticket")])
+        changes: dict[str, Any] = {}
+        for index, operation in enumerate(operations):
+            if not isinstance(operation, dict) or str(operation.get("op", "")).lower() != "replace" \
+                    or "value" not in operation:
+                raise InvalidObject("ticket", [_field_error(
+                    "InvalidField", f"operation {index} must be {{op: replace, path, value}}", "body", "ticket")])
+            changes[str(operation.get("path", "")).lstrip("/").split("/")[0]] = operation["value"]
+        base = {"summary": current["summary"], "board": current["board"], "company": current["company"]}
+        fields = self._validated_ticket(base, changes, TICKET_PATCH)
+        record = dict(current)
+        record.update({key: fields[key] for key in changes if key in fields})
+        if "status" in changes:
+            self._apply_status(record, self.board_statuses[fields["status"]["id"]])
+        record["_info"] = self._info()
+        self.tickets[ident] = record
+        return Response(200, record)
+
+    def _validated_ticket(self, base: dict[str, Any], changes: dict[str, Any],
+                          writable: frozenset[str]) -> dict[str, Any]:
+        """Merge ``changes`` into ``base`` as the PSA checks a ticket: required summary, board and
+        company; references that exist; a status of the ticket's board; read-only fields refused."""
+        errors: list[dict[str, Any]] = []
+        fields = dict(base)
+        for key, value in changes.items():
+            if key not in writable:
+                read_only = key in TICKET_SPEC or key.startswith("initial")
+                errors.append(_field_error("ReadOnlyField" if read_only else "InvalidField",
+                                           f"The field {key} is read only." if read_only
+                                           else f"{key} is not a field of a ticket.", key, "ticket"))
+                continue
+            try:
+                if key in TICKET_LIMITS or key.startswith("initial") or key == "recordType":
+                    fields[key] = None if value is None else _text_field(key, value, TICKET_LIMITS.get(key))
+                else:
+                    fields[key] = value
+            except _Refused as refused:
+                errors.append(_field_error(refused.code, str(refused), key, "ticket"))
+        if not fields.get("summary") and all(error["field"] != "summary" for error in errors):
+            errors.append(_field_error("NullValue", "The summary field is required.", "summary", "ticket"))
+        board = self._reference(fields, "board", self.boards, errors, required=True)
+        company = self._reference(fields, "company", self.companies, errors, required=True)
+        if company is not None:
+            fields["company"] = self._company_ref(company["id"])
+        self._reference(fields, "priority", self.priorities, errors, required=False)
+        status = self._reference(fields, "status", self.board_statuses, errors, required=False)
+        if status is not None and board is not None:
+            if status["board"]["id"] != board["id"]:
+                errors.append(_field_error("InvalidField", f"Status {status['id']} is not a status of board "
+                                           f"{board['id']}.", "status", "ticket"))
+            elif status["inactive"]:
+                errors.append(_field_error("InvalidField", f"Status {status['name']} is inactive.", "status",
+                                           "ticket"))
+        if errors:
+            raise InvalidObject("ticket", errors)
+        return fields
+
+    @staticmethod
+    def _reference(fields: dict[str, Any], key: str, table: dict[int, dict[str, Any]], errors: list[dict[str, Any]],
+                   *, required: bool) -> dict[str, Any] | None:
+        """Resolve ``fields[key]`` (``{"id": n}``) in ``table``, writing the PSA's form of it back."""
+        value = fields.get(key)
+        if value is None:
+            if required:
+                errors.append(_field_error("NullValue", f"The {key} field is required.", key, "ticket"))
+            return None
+        ident = value.get("id") if isinstance(value, dict) else None
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident not in table:
+            errors.append(_field_error("NotFound", f"The {key} {value!r} was not found.", key, "ticket"))
+            return None
+        found = table[ident]
+        fields[key] = {"id": found["id"], "name": found["name"]}
+        return found
+
+    def _apply_status(self, record: dict[str, Any], status: dict[str, Any]) -> None:
+        """A closed status closes the ticket (closedFlag, closedDate, closedBy); another reopens it."""
+        record["status"] = {"id": status["id"], "name": status["name"]}
+        if status["closedStatus"]:
+            if not record.get("closedFlag"):
+                record.update({"closedFlag": True, "closedDate": iso(self._now()), "closedBy": self.scenario.member})
+        else:
+            record.update({"closedFlag": False, "closedDate": None, "closedBy": None})
+
+    def _notes_of(self, match: Any) -> list[dict[str, Any]]:
+        ticket = int(match.group("ticket"))
+        if ticket not in self.tickets:
+            raise BadRequest(f"Ticket with id {ticket} was not found.", 404, "NotFound")
+        return [note for note in self.ticket_notes.values() if note["ticketId"] == ticket]
+
+    def _create_note(self, request: Request, match: Any) -> Response:
+        ticket = int(match.group("ticket"))
+        if ticket not in self.tickets:
+            raise BadRequest(f"Ticket with id {ticket} was not found.", 404, "NotFound")
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidObject("note", [_field_error("InvalidObject", "The request body must be a note object.",
+                                                      "body", "note")])
+        errors = []
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            errors.append(_field_error("NullValue", "The text field is required.", "text", "note"))
+        flags = {}
+        for flag in NOTE_FLAGS:
+            try:
+                flags[flag] = False if body.get(flag) is None else _flag_field(flag, body[flag])
+            except _Refused as refused:
+                errors.append(_field_error(refused.code, str(refused), flag, "note"))
+        if not any(flags.values()):
+            errors.append(_field_error("InvalidField", "A note must be a discussion, internal or resolution note: set "
+                                       "detailDescriptionFlag, internalAnalysisFlag or resolutionFlag.", "text",
+                                       "note"))
+        for key in body:
+            if key not in ("text", "ticketId", *NOTE_FLAGS):
+                errors.append(_field_error("ReadOnlyField" if key in TICKET_NOTE_SPEC else "InvalidField",
+                                           f"The field {key} cannot be written.", key, "note"))
+        if errors:
+            raise InvalidObject("note", errors)
+        return Response(201, self._add_note(ticket, str(text), flags))
+
+    def _add_note(self, ticket: int, text: str, flags: dict[str, bool]) -> dict[str, Any]:
+        ident = max(self.ticket_notes, default=0) + 1
+        note = {"id": ident, "ticketId": ticket, "text": text,
+                **{flag: bool(flags.get(flag)) for flag in NOTE_FLAGS},
+                "dateCreated": iso(self._now()), "createdBy": self.scenario.member, "_info": self._info()}
+        self.ticket_notes[ident] = note
+        return note
 
     # ------------------------------------------------------------------ additions
     def _agreement(self, match: Any) -> dict[str, Any]:

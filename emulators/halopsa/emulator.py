@@ -47,6 +47,15 @@ LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortde
                            "tax_code", "nominal_code",
                            "startdate", "enddate", "prorata_data", "sequenceid"})
 CENT = Decimal("0.01")
+# A fresh Halo's ticket setup: ticket types, statuses (9 is the system status Closed), priorities.
+TICKET_TYPES = {1: "Incident", 3: "Alert", 4: "Change Request"}
+TICKET_STATUSES = {1: "New", 2: "In Progress", 9: "Closed"}
+CLOSED_STATUS = 9
+TICKET_PRIORITIES = {1: "Critical", 2: "High", 3: "Medium", 4: "Low"}
+# Ticket fields a client may write; Halo ignores the others (as it does for users).
+TICKET_WRITABLE = frozenset({"summary", "details", "client_id", "site_id", "user_id", "tickettype_id", "status_id",
+                             "priority_id", "agent_id", "team", "category_1", "impact", "urgency"})
+TICKET_SUMMARY_MAX = 255
 
 
 def halo_time(value: date | None) -> str | None:
@@ -121,6 +130,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             self.lines[entry.invoice_id][entry.id] = self._line_from_entry(entry)
         self._next_line = max((line for lines in self.lines.values() for line in lines), default=0) + 1
         self._next_prorata = 1
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self.actions: dict[int, dict[str, Any]] = {}
         self.created: dict[int, dict[str, Any]] = {}  # the invoices Halo created from recurring invoices
         invoiced = {e.id: e.invoiced_quantity for e in scenario.lines if e.invoiced_quantity is not None}
         for recurring in scenario.recurring_invoices:
@@ -154,6 +165,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             "contracts": [self.contracts[i] for i in sorted(self.contracts)],
             "recurringInvoices": invoices,
             "invoices": [self.created[i] for i in sorted(self.created)],
+            "tickets": [dict(self.tickets[i], actions=[a for a in self.actions.values() if a["ticket_id"] == i])
+                        for i in sorted(self.tickets)],
             "tokensIssued": self.tokens_issued,
             "rateLimit": {"requestsInWindow": self._window.counted(), "refused": self.refused,
                           "limit": limit.requests_per_5_minutes if limit else None},
@@ -395,6 +408,11 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             ("GET", r"/api/Invoice", self._list_created),
             ("GET", r"/api/Invoice/(?P<id>\d+)", lambda r, m: self._one(self.created, m, "Invoice")),
             ("POST", r"/api/RecurringInvoice", self._post_invoices),
+            ("GET", r"/api/Tickets", self._list_tickets),
+            ("GET", r"/api/Tickets/(?P<id>\d+)", lambda r, m: self._one(self.tickets, m, "Ticket")),
+            ("POST", r"/api/Tickets", self._post_tickets),
+            ("GET", r"/api/Actions", self._list_actions),
+            ("POST", r"/api/Actions", self._post_actions),
         ]
         for method, pattern, handler in routes:
             self.route(method, pattern, self._api(handler))
@@ -528,17 +546,10 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
     def _post_users(self, request: Request, match: Any) -> Response:
         """Create (no ``id``) or update (``id``) users, all or nothing: a user belongs to a site of
         its client (``site_id``, needed on create), has a name, and text fields of Halo's lengths."""
-        try:
-            body = request.json()
-        except BadRequest as exc:
-            raise Invalid(str(exc)) from exc
-        if not isinstance(body, list) or not body:
-            raise Invalid("The body must be a JSON array of users")
+        body = self._array(request, "users")
         staged: list[tuple[int, dict[str, Any]]] = []
         next_user = self._next_user
-        for index, raw in enumerate(body):
-            if not isinstance(raw, dict):
-                raise Invalid(f"Item {index} of the array is not an object")
+        for raw in body:
             ident = raw.get("id")
             if ident is None:
                 current: dict[str, Any] = {}
@@ -580,6 +591,119 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         self._next_user = next_user
         saved = [record for _, record in staged]
         return Response(201, saved[0] if len(saved) == 1 else saved)
+
+    # ------------------------------------------------------------------ tickets and actions
+    def _list_tickets(self, request: Request, match: Any) -> Response:
+        """Tickets, newest first: ``client_id``, ``tickettype_id``, ``status_id`` filter,
+        ``open_only=true`` leaves closed ones out, ``search`` matches the summary (any case)."""
+        records = sorted(self.tickets.values(), key=lambda t: -t["id"])
+        for name in ("client_id", "tickettype_id", "status_id"):
+            raw = request.arg(name)
+            if raw:
+                try:
+                    wanted = int(raw)
+                except ValueError:
+                    raise Invalid(f"{name} {raw!r} is not a number") from None
+                records = [t for t in records if t[name] == wanted]
+        if (request.arg("open_only") or "").lower() == "true":
+            records = [t for t in records if t["status_id"] != CLOSED_STATUS]
+        search = (request.arg("search") or "").lower()
+        if search:
+            records = [t for t in records if search in t["summary"].lower()]
+        return self._list(request, "tickets", records)
+
+    def _post_tickets(self, request: Request, match: Any) -> Response:
+        """Create (no ``id``) or update (``id``) tickets, all or nothing: a summary, a client that
+        exists, a ticket type, status and priority of Halo's setup; closing sets ``dateclosed``."""
+        body = self._array(request, "tickets")
+        staged: list[dict[str, Any]] = []
+        next_id = max(self.tickets, default=0) + 1
+        for index, raw in enumerate(body):
+            ident = raw.get("id")
+            if ident is None:
+                current: dict[str, Any] = {"tickettype_id": 1, "status_id": 1, "priority_id": 3, "details": "",
+                                           "hasbeenclosed": False, "dateclosed": None,
+                                           "dateoccurred": halo_time(self.today)}
+                ident, next_id = next_id, next_id + 1
+            elif isinstance(ident, bool) or not isinstance(ident, int) or ident not in self.tickets:
+                raise Invalid(f"Ticket {ident!r} not found")
+            else:
+                current = dict(self.tickets[ident])
+            fields = dict(current)
+            fields.update({key: value for key, value in raw.items() if key in TICKET_WRITABLE})
+            summary = fields.get("summary")
+            if not isinstance(summary, str) or not summary.strip():
+                raise Invalid(f"Ticket {index}: a ticket needs a summary")
+            if len(summary) > TICKET_SUMMARY_MAX:
+                raise Invalid(f"Ticket {index}: summary is longer than {TICKET_SUMMARY_MAX} characters")
+            if not isinstance(fields.get("details"), str):
+                raise Invalid(f"Ticket {index}: details must be text")
+            for key, table in (("client_id", self.clients), ("tickettype_id", TICKET_TYPES),
+                               ("status_id", TICKET_STATUSES), ("priority_id", TICKET_PRIORITIES)):
+                value = fields.get(key)
+                if isinstance(value, bool) or not isinstance(value, int) or value not in table:
+                    raise Invalid(f"Ticket {index}: {key} {value!r} does not exist")
+            fields["site_id"] = fields.get("site_id") or fields["client_id"] * 10
+            site = self.sites.get(fields["site_id"])
+            if site is None or site["client_id"] != fields["client_id"]:
+                raise Invalid(f"Ticket {index}: site {fields['site_id']!r} is not a site of client "
+                              f"{fields['client_id']}")
+            closing = fields["status_id"] == CLOSED_STATUS
+            fields.update({"id": ident, "client_name": self.clients[fields["client_id"]]["name"],
+                           "site_name": site["name"], "tickettype_name": TICKET_TYPES[fields["tickettype_id"]],
+                           "status_name": TICKET_STATUSES[fields["status_id"]],
+                           "hasbeenclosed": bool(current.get("hasbeenclosed")) or closing,
+                           "dateclosed": (current.get("dateclosed") or halo_time(self.today)) if closing else None})
+            staged.append(fields)
+        for record in staged:
+            self.tickets[record["id"]] = record
+        return Response(201, staged[0] if len(staged) == 1 else staged)
+
+    def _array(self, request: Request, what: str) -> list[dict[str, Any]]:
+        try:
+            body = request.json()
+        except BadRequest as exc:
+            raise Invalid(str(exc)) from exc
+        if not isinstance(body, list) or not body:
+            raise Invalid(f"The body must be a JSON array of {what}")
+        for index, raw in enumerate(body):
+            if not isinstance(raw, dict):
+                raise Invalid(f"Item {index} of the array is not an object")
+        return body
+
+    def _list_actions(self, request: Request, match: Any) -> Response:
+        """A ticket's actions (``ticket_id`` is needed, as Halo answers nothing without it)."""
+        raw = request.arg("ticket_id")
+        if not raw:
+            return self._list(request, "actions", [])
+        try:
+            ticket = int(raw)
+        except ValueError:
+            raise Invalid(f"ticket_id {raw!r} is not a number") from None
+        return self._list(request, "actions", sorted((a for a in self.actions.values() if a["ticket_id"] == ticket),
+                                                     key=lambda a: a["id"]))
+
+    def _post_actions(self, request: Request, match: Any) -> Response:
+        """Add actions (notes) to tickets: a ticket that exists and a note."""
+        body = self._array(request, "actions")
+        staged: list[dict[str, Any]] = []
+        next_id = max(self.actions, default=0) + 1
+        for index, raw in enumerate(body):
+            ticket = raw.get("ticket_id")
+            if isinstance(ticket, bool) or not isinstance(ticket, int) or ticket not in self.tickets:
+                raise Invalid(f"Action {index}: ticket_id {ticket!r} does not exist")
+            note = raw.get("note")
+            if not isinstance(note, str) or not note.strip():
+                raise Invalid(f"Action {index}: an action needs a note")
+            if raw.get("id") is not None:
+                raise Invalid(f"Action {index}: actions are added, not changed")
+            staged.append({"id": next_id, "ticket_id": ticket, "note": note,
+                           "outcome": str(raw.get("outcome") or "Note"),
+                           "hiddenfromuser": bool(raw.get("hiddenfromuser")), "datetime": halo_time(self.today)})
+            next_id += 1
+        for action in staged:
+            self.actions[action["id"]] = action
+        return Response(201, staged[0] if len(staged) == 1 else staged)
 
     def _post_invoices(self, request: Request, match: Any) -> Response:
         try:

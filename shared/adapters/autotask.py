@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -77,10 +77,20 @@ from shared.domain.model import (
     PsaCapabilities,
     PsaCompany,
     PsaContact,
+    PsaTicket,
+    TicketSpec,
 )
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine
 
+TICKET_FIELDS = ["id", "ticketNumber", "title", "companyID", "queueID", "status"]
+TICKET_TITLE_MAX = 255
+TICKET_DESCRIPTION_MAX = 8000
+TICKET_NEW = 1  # the system status New
+TICKET_COMPLETE = 5  # the system status Complete: a ticket in it is closed
+TICKET_MEDIUM = 2  # the priority Medium
+NOTE_TYPE = 1  # a ticket note of type Task Summary
+NOTE_PUBLISH = 1  # published to all Autotask users
 DEFAULT_THRESHOLD = 10_000
 DEFAULT_TIMEFRAME_SECONDS = 3600.0
 MAX_RECORDS = 500
@@ -618,6 +628,67 @@ class AutotaskClient:
                        title=details.title or contact.title, phone=details.phone or contact.phone,
                        mobile=details.mobile or contact.mobile,
                        inactive=contact.inactive if active is None else not active)
+
+    # ------------------------------------------------------------------ tickets (TicketPort)
+    def _closed_status(self, spec: TicketSpec) -> int:
+        return TICKET_COMPLETE if spec.closed_status is None else _numeric_id(spec.closed_status, "status")
+
+    def _ticket(self, row: Any, spec: TicketSpec) -> PsaTicket:
+        f = _Fields.of(row, self._psa, "ticket")
+        status = f.ident("status")
+        return PsaTicket(psa=self._name, ticket_id=str(f.ident()), company_id=str(f.ident("companyID")),
+                         summary=f.text("title") or "", status=str(status), closed=status == self._closed_status(spec))
+
+    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
+        """Query the queue's tickets not in the closed status whose title ends with the marker."""
+        filters = [_eq("queueID", _numeric_id(spec.queue, "queue")),
+                   {"op": "noteq", "field": "status", "value": self._closed_status(spec)},
+                   {"op": "endsWith", "field": "title", "value": marker}]
+        found = [self._ticket(row, spec) for row in self._query("Tickets", filters, "tickets", TICKET_FIELDS)]
+        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
+        return min(found, key=lambda t: int(t.ticket_id), default=None)
+
+    def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
+        ident = _numeric_id(ticket_id, "ticket")
+        raw = self._call("GET", f"/V1.0/Tickets/{ident}", record=f"ticket {ident}")
+        item = raw.get("item") if isinstance(raw, Mapping) else None
+        return None if item is None else self._ticket(item, spec)
+
+    def open_ticket(self, spec: TicketSpec, company_id: str, summary: str, details: str, marker: str) -> PsaTicket:
+        """``POST Tickets`` in the queue, status New, due tomorrow (Autotask needs a due date, a
+        priority and a status), then read back."""
+        company = _numeric_id(company_id, "company")
+        queue = _numeric_id(spec.queue, "queue")
+        room = TICKET_TITLE_MAX - len(marker) - 1
+        title = summary if len(summary) <= room else summary[: room - 3].rstrip() + "..."
+        due = self._today() + timedelta(days=1)
+        body = {"companyID": company, "queueID": queue, "title": f"{title} {marker}",
+                "description": details[:TICKET_DESCRIPTION_MAX], "status": TICKET_NEW,
+                "priority": TICKET_MEDIUM if spec.priority is None else _numeric_id(spec.priority, "priority"),
+                "dueDateTime": f"{due.isoformat()}T00:00:00Z"}
+        record = f"queue {queue} new ticket {marker}"
+        created = self._call("POST", "/V1.0/Tickets", record=record, json=body, creating=True)
+        ident = _Fields(created, self._psa, record).ident("itemId")
+        return self._ticket(self._get("Tickets", ident, f"ticket {ident}"), spec)
+
+    def note_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> None:
+        """``POST Tickets/{id}/Notes``: a Task Summary note published to Autotask users."""
+        ident = _numeric_id(ticket.ticket_id, "ticket")
+        self._call("POST", f"/V1.0/Tickets/{ident}/Notes", record=f"ticket {ident} note",
+                   json={"ticketID": ident, "title": "SeatSync", "description": text[:TICKET_DESCRIPTION_MAX],
+                         "noteType": NOTE_TYPE, "publish": NOTE_PUBLISH})
+
+    def close_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> PsaTicket:
+        """A note, then ``PATCH Tickets`` to the closed status; read back."""
+        ident = _numeric_id(ticket.ticket_id, "ticket")
+        self.note_ticket(spec, ticket, text)
+        self._call("PATCH", "/V1.0/Tickets", record=f"ticket {ident}",
+                   json={"id": ident, "status": self._closed_status(spec)})
+        closed = self._ticket(self._get("Tickets", ident, f"ticket {ident}"), spec)
+        if not closed.closed:
+            raise PsaError(self._psa, f"ticket {ident} reads status {closed.status} after it was closed",
+                           f"ticket {ident}")
+        return closed
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         filters = [{"op": "gte", "field": "id", "value": 0}] if include_inactive else [_eq("isActive", True)]

@@ -54,6 +54,8 @@ from shared.domain.model import (
     PsaCapabilities,
     PsaCompany,
     PsaContact,
+    PsaTicket,
+    TicketSpec,
 )
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine
@@ -87,6 +89,8 @@ COMMUNICATION_VALUE_MAX = 250
 # (ConnectWise's default setup table names them so; their ids are read from it).
 EMAIL_TYPE, DIRECT_TYPE, MOBILE_TYPE = "Email", "Direct", "Mobile"
 CONTACT_SYNC_FIELDS = frozenset({"first_name", "last_name", "email", "title", "phone", "mobile"})
+TICKET_FIELDS = "id,summary,board/id,company/id,status/id,status/name,closedFlag"
+TICKET_SUMMARY_MAX = 100
 CATALOG_FIELDS = "id,identifier,description,customerDescription,price,cost,inactiveFlag,taxableFlag,unitOfMeasure/name"
 AGREEMENT_TYPE_FIELDS = "id,name,prorateFlag,billingCycle/name,inactiveFlag"
 
@@ -210,6 +214,7 @@ class ConnectWiseClient:
         self._lock = threading.Lock()
         self._company_of: dict[int, int] = {}
         self._communication_types: dict[str, int] | None = None
+        self._closed_statuses: dict[int, int] = {}
 
     # ------------------------------------------------------------------ PsaPort
     @property
@@ -623,6 +628,97 @@ class ConnectWiseClient:
             return contact
         raw = self._call("PATCH", f"/company/contacts/{ident}", record=record, json=operations)
         return self._contact(raw)
+
+    # ------------------------------------------------------------------ service tickets (TicketPort)
+    def _ticket(self, row: Any) -> PsaTicket:
+        f = _Fields.of(row, self._psa, "ticket")
+        company = f.reference("company", optional=True)
+        status = f.reference("status", optional=True)
+        return PsaTicket(psa=self._name, ticket_id=str(f.ident()),
+                         company_id=str(f.integer("id", company, "company/id")) if company else "",
+                         summary=f.text("summary") or "",
+                         status=(f.text("name", status, "status/name") or "") if status else "",
+                         closed=f.flag("closedFlag"))
+
+    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
+        """``GET /service/tickets`` on the board, open, whose summary contains the marker."""
+        board = _numeric_id(spec.queue, "board")
+        rows = self._get_all("/service/tickets", "service tickets", fields=TICKET_FIELDS,
+                             conditions=f"board/id={board} and closedFlag=false and "
+                                        f"summary contains {quote_condition(marker)}")
+        found = [self._ticket(row) for row in rows]
+        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
+        return min(found, key=lambda t: int(t.ticket_id), default=None)
+
+    def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
+        ident = _numeric_id(ticket_id, "ticket")
+        try:
+            row = self._call("GET", f"/service/tickets/{ident}", record=f"ticket {ident}",
+                             params={"fields": TICKET_FIELDS})
+        except PsaError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._ticket(row)
+
+    def open_ticket(self, spec: TicketSpec, company_id: str, summary: str, details: str, marker: str) -> PsaTicket:
+        """``POST /service/tickets``: the summary (ConnectWise holds 100 characters: the text is
+        shortened, never the marker), the board, the company, the details as the initial
+        description, the priority given; the board's default status."""
+        board = _numeric_id(spec.queue, "board")
+        company = _numeric_id(company_id, "company")
+        room = TICKET_SUMMARY_MAX - len(marker) - 1
+        if room < 1:
+            raise ValueError(f"the marker {marker!r} leaves no room for a summary")
+        text = summary if len(summary) <= room else summary[: room - 3].rstrip() + "..."
+        body: dict[str, Any] = {"summary": f"{text} {marker}", "board": {"id": board}, "company": {"id": company},
+                                "initialDescription": details}
+        if spec.priority is not None:
+            body["priority"] = {"id": _numeric_id(spec.priority, "priority")}
+        raw = self._call("POST", "/service/tickets", record=f"board {board} new ticket {marker}", json=body,
+                         creating=True)
+        return self._ticket(raw)
+
+    def note_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> None:
+        """``POST /service/tickets/{id}/notes`` as an internal note."""
+        ident = _numeric_id(ticket.ticket_id, "ticket")
+        self._call("POST", f"/service/tickets/{ident}/notes", record=f"ticket {ident} note",
+                   json={"text": text, "internalAnalysisFlag": True, "detailDescriptionFlag": False,
+                         "resolutionFlag": False})
+
+    def _closed_status(self, spec: TicketSpec) -> int:
+        """The configured closed status, else the board's first active status marked closed."""
+        if spec.closed_status is not None:
+            return _numeric_id(spec.closed_status, "status")
+        board = _numeric_id(spec.queue, "board")
+        with self._lock:
+            known = self._closed_statuses.get(board)
+        if known is not None:
+            return known
+        rows = self._get_all(f"/service/boards/{board}/statuses", f"statuses of board {board}",
+                             conditions="closedStatus=true and inactive=false", fields="id,name,closedStatus")
+        ids = sorted(_Fields.of(row, self._psa, "board status").ident() for row in rows)
+        if not ids:
+            raise PsaError(self._psa, f"board {board} has no active closed status: add one, or give "
+                           "notifications.psaTickets.closedStatus", f"board {board}")
+        with self._lock:
+            self._closed_statuses[board] = ids[0]
+        return ids[0]
+
+    def close_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> PsaTicket:
+        """A resolution note, then ``PATCH`` the status to the closed one; the answer must read closed."""
+        ident = _numeric_id(ticket.ticket_id, "ticket")
+        status = self._closed_status(spec)
+        self._call("POST", f"/service/tickets/{ident}/notes", record=f"ticket {ident} note",
+                   json={"text": text, "internalAnalysisFlag": True, "detailDescriptionFlag": False,
+                         "resolutionFlag": True})
+        raw = self._call("PATCH", f"/service/tickets/{ident}", record=f"ticket {ident}",
+                         json=[{"op": "replace", "path": "status", "value": {"id": status}}])
+        closed = self._ticket(raw)
+        if not closed.closed:
+            raise PsaError(self._psa, f"status {status} does not close ticket {ident} (ConnectWise answered "
+                           f"status {closed.status!r}, not closed)", f"ticket {ident}")
+        return closed
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         conditions = None if include_inactive else "inactiveFlag=false"

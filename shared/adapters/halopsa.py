@@ -80,6 +80,8 @@ from shared.domain.model import (
     PsaCapabilities,
     PsaCompany,
     PsaContact,
+    PsaTicket,
+    TicketSpec,
 )
 from shared.domain.periods import add_months
 from shared.errors import PsaAuthError, PsaError
@@ -96,6 +98,8 @@ RECURRING_INVOICE_TYPE = "recurring-invoice"
 USER_WRITES = {"first_name": "firstname", "last_name": "surname", "email": "emailaddress", "title": "title",
                "phone": "phonenumber", "mobile": "mobilenumber"}
 USER_TEXT_MAX = 255
+TICKET_SUMMARY_MAX = 255
+CLOSED_STATUS = 9  # Halo's system status Closed
 # Halo's ``period`` of a recurring invoice when its period dates are missing (2 is Monthly).
 PERIOD_CODES = {2: "monthly"}
 _SPANS = {1: "monthly", 2: "bi-monthly", 3: "quarterly", 6: "semi-annual", 12: "annual"}
@@ -473,6 +477,75 @@ class HaloClient:
             return contact
         body["id"] = ident
         return self._post_user(body, record, creating=False)
+
+    # ------------------------------------------------------------------ tickets (TicketPort)
+    def _closed_status(self, spec: TicketSpec) -> int:
+        return CLOSED_STATUS if spec.closed_status is None else _halo_id(spec.closed_status, "status")
+
+    def _ticket(self, row: Any, spec: TicketSpec) -> PsaTicket:
+        f = _Fields.of(row, self._psa, "ticket")
+        status = f.ident("status_id")
+        return PsaTicket(psa=self._name, ticket_id=str(f.ident()), company_id=str(f.ident("client_id")),
+                         summary=f.text("summary") or "", status=str(status),
+                         closed=status == self._closed_status(spec))
+
+    def _saved_ticket(self, saved: Any, spec: TicketSpec, record: str) -> PsaTicket:
+        if isinstance(saved, list):
+            saved = saved[0] if len(saved) == 1 else None
+        if not isinstance(saved, Mapping):
+            raise PsaError(self._psa, f"Halo answered the ticket write without the ticket: {str(saved)[:200]!r}",
+                           record)
+        return self._ticket(saved, spec)
+
+    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
+        """``GET /api/Tickets`` of the ticket type, open only, searched for the marker."""
+        kind = _halo_id(spec.queue, "ticket type")
+        rows = self._get_all("/Tickets", "tickets", "tickets", {"tickettype_id": str(kind), "open_only": "true",
+                                                               "search": marker})
+        found = [self._ticket(row, spec) for row in rows]
+        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
+        return min(found, key=lambda t: int(t.ticket_id), default=None)
+
+    def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
+        ident = _halo_id(ticket_id, "ticket")
+        try:
+            row = self._call("GET", f"/Tickets/{ident}", record=f"ticket {ident}")
+        except PsaError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._ticket(row, spec)
+
+    def open_ticket(self, spec: TicketSpec, company_id: str, summary: str, details: str, marker: str) -> PsaTicket:
+        """``POST /api/Tickets`` with one ticket and no id: summary, details, client, ticket type."""
+        client = _halo_id(company_id, "client")
+        room = TICKET_SUMMARY_MAX - len(marker) - 1
+        text = summary if len(summary) <= room else summary[: room - 3].rstrip() + "..."
+        body: dict[str, Any] = {"summary": f"{text} {marker}", "details": details, "client_id": client,
+                                "tickettype_id": _halo_id(spec.queue, "ticket type")}
+        if spec.priority is not None:
+            body["priority_id"] = _halo_id(spec.priority, "priority")
+        record = f"client {client} new ticket {marker}"
+        saved = self._call("POST", "/Tickets", record=record, json=[body], creating=True)
+        return self._saved_ticket(saved, spec, record)
+
+    def note_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> None:
+        """``POST /api/Actions``: a private note, hidden from the end user."""
+        ident = _halo_id(ticket.ticket_id, "ticket")
+        self._call("POST", "/Actions", record=f"ticket {ident} action",
+                   json=[{"ticket_id": ident, "note": text, "outcome": "Private Note", "hiddenfromuser": True}])
+
+    def close_ticket(self, spec: TicketSpec, ticket: PsaTicket, text: str) -> PsaTicket:
+        """A note, then ``POST /api/Tickets`` with the ticket's id and the closed status."""
+        ident = _halo_id(ticket.ticket_id, "ticket")
+        self.note_ticket(spec, ticket, text)
+        record = f"ticket {ident}"
+        saved = self._call("POST", "/Tickets", record=record,
+                           json=[{"id": ident, "status_id": self._closed_status(spec)}])
+        closed = self._saved_ticket(saved, spec, record)
+        if not closed.closed:
+            raise PsaError(self._psa, f"ticket {ident} reads status {closed.status} after it was closed", record)
+        return closed
 
     def list_products(self, include_inactive: bool = False) -> list[Product]:
         params = {"includeinactive": "true"} if include_inactive else {}

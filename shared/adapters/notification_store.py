@@ -11,6 +11,10 @@ Table ``<prefix>notifications``:
   notification of a run (``Status`` sent / failed / nothing-due, ``Attempts``, ``Alerts``,
   ``Suppressed``, ``Kinds`` and ``Fingerprints`` as JSON, ``Error`` with the reason, ``Size`` in
   bytes). A fingerprint list too long for one property is stored as a document next to it.
+- partition ``ticket~<channel>`` (``ticket~psa-tickets:cw``), row = a hash of the alert group's
+  key: the PSA ticket of that group (``Key``, ``Kind``, ``TenantId``, ``TicketId``, ``CompanyId``,
+  ``Marker``, ``Status`` open / closed, ``OpenedAt``, ``OpenedInRun``, ``ClosedAt``). Written as
+  soon as the PSA answers a ticket's create; a closed ticket's row stays as its history.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from shared.adapters.tables import (
 )
 from shared.notifications.alerts import Alert
 from shared.notifications.digest import SentRecord
+from shared.notifications.tickets import TicketRecord
 
 PRUNE_AFTER = timedelta(days=62)
 _TEXT_LIMIT = 30_000
@@ -97,6 +102,33 @@ class NotificationRepository:
         submit_batches(self._table, [("delete", {"PartitionKey": f"sent~{channel}", "RowKey": row_key_for(k)})
                                      for k in old])
         return len(old)
+
+    # PSA tickets ----------------------------------------------------------------------------
+    def tickets(self, channel: str) -> dict[str, TicketRecord]:
+        """SeatSync's record of every ticket of ``channel``, by alert group key."""
+        records: dict[str, TicketRecord] = {}
+        for entity in partition(self._table, f"ticket~{channel}"):
+            status = str(entity["Status"])
+            if status not in ("open", "closed"):
+                raise ValueError(f"ticket row {entity['RowKey']} of {channel} has status {status!r}")
+            closed_at = str(entity.get("ClosedAt") or "")
+            record = TicketRecord(
+                key=str(entity["Key"]), kind=str(entity["Kind"]), tenant_id=str(entity.get("TenantId") or "") or None,
+                ticket_id=str(entity["TicketId"]), company_id=str(entity.get("CompanyId") or ""),
+                marker=str(entity["Marker"]), status="open" if status == "open" else "closed",
+                opened_at=datetime.fromisoformat(str(entity["OpenedAt"])), opened_in_run=str(entity["OpenedInRun"]),
+                closed_at=datetime.fromisoformat(closed_at) if closed_at else None)
+            records[record.key] = record
+        return records
+
+    def record_ticket(self, channel: str, record: TicketRecord) -> None:
+        upsert(self._table, {
+            "PartitionKey": f"ticket~{channel}", "RowKey": row_key_for(record.key), "Key": record.key,
+            "Kind": record.kind, "TenantId": record.tenant_id or "", "TicketId": record.ticket_id,
+            "CompanyId": record.company_id, "Marker": record.marker, "Status": record.status,
+            "OpenedAt": record.opened_at.isoformat(), "OpenedInRun": record.opened_in_run,
+            "ClosedAt": record.closed_at.isoformat() if record.closed_at else "",
+        })
 
     # deliveries -----------------------------------------------------------------------------
     def record_delivery(self, record: DeliveryRecord) -> None:

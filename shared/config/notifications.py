@@ -119,6 +119,55 @@ class EmailChannel(Model):
         return value
 
 
+class PsaTicketChannel(Model):
+    """Alerts as service tickets in a PSA: one ticket per alert kind and tenant, given a note while
+    the alert stays open and closed when it clears (``shared.notifications.tickets``). ``psa``
+    names a PSA connection; the ticket goes on its ConnectWise board (``boardId``), Autotask queue
+    (``queueId``) or HaloPSA ticket type (``ticketTypeId``), for the tenant's company on that
+    connection (``companyId`` for alerts about the whole run, and tenants without a company there)."""
+
+    psa: str = Field(description="the name of a PSA connection (psaConnections)")
+    board_id: int | None = Field(default=None, ge=1, description="ConnectWise: the service board's id")
+    queue_id: int | None = Field(default=None, ge=1, description="Autotask: the queue's id (Tickets.queueID)")
+    ticket_type_id: int | None = Field(default=None, ge=1, description="HaloPSA: the ticket type's id")
+    company_id: str | None = Field(
+        default=None, min_length=1, max_length=40,
+        description="the PSA company of tickets about the whole run, or a tenant with no company on this PSA "
+                    "(absent: those alerts open no ticket)")
+    priority: int | None = Field(default=None, ge=1, description="the priority's id (absent: the PSA's default; "
+                                 "Autotask needs one and uses 2, Medium)")
+    closed_status: int | None = Field(default=None, ge=1, description="the status that closes a ticket (absent: the "
+                                      "board's closed status, Autotask's Complete (5), Halo's Closed (9))")
+    kinds: tuple[AlertKind, ...] = Field(default=(), description="only these alert kinds (empty: all but the run "
+                                         "summary)")
+    enabled: bool = True
+
+    @field_validator("kinds")
+    @classmethod
+    def _no_summary(cls, value: tuple[AlertKind, ...]) -> tuple[AlertKind, ...]:
+        if "run-summary" in value:
+            raise ValueError("a run summary is not an alert and opens no ticket: leave run-summary out")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> PsaTicketChannel:
+        given = [name for name, value in (("boardId", self.board_id), ("queueId", self.queue_id),
+                                          ("ticketTypeId", self.ticket_type_id)) if value is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of boardId (ConnectWise), queueId (Autotask) or ticketTypeId "
+                             f"(HaloPSA){': not ' + ' and '.join(given) if given else ''}")
+        return self
+
+    @property
+    def place(self) -> int:
+        """The board, queue or ticket type."""
+        return next(v for v in (self.board_id, self.queue_id, self.ticket_type_id) if v is not None)
+
+    @property
+    def channel_id(self) -> str:
+        return f"psa-tickets:{self.psa}"
+
+
 class AlertRule(Model):
     """Whether an alert kind is sent, and how often it is repeated while unchanged."""
 
@@ -243,6 +292,7 @@ class NotificationSettings(Model):
 
     teams: tuple[TeamsChannel, ...] = ()
     email: EmailChannel | None = None
+    psa_tickets: PsaTicketChannel | None = None
     alerts: AlertRules = AlertRules()
     exclusions: tuple[AlertExclusion, ...] = ()
     link_base_url: str | None = Field(
@@ -284,7 +334,12 @@ class NotificationSettings(Model):
 
     @property
     def has_channels(self) -> bool:
-        return any(c.enabled for c in self.teams) or (self.email is not None and self.email.enabled)
+        return (any(c.enabled for c in self.teams) or (self.email is not None and self.email.enabled)
+                or self.tickets_enabled)
+
+    @property
+    def tickets_enabled(self) -> bool:
+        return self.psa_tickets is not None and self.psa_tickets.enabled
 
     def excluded(self, kind: AlertKind, tenant_id: str | None, sku_id: str | None = None,
                  problem: ProblemKind | None = None) -> bool:

@@ -508,6 +508,17 @@ def consistency_problems(config: SeatSyncConfig) -> list[str]:
             problems.append(f"billingProfiles[{i}].price: mode 'cost-plus' prices from the partner's cost, which "
                             "only a subscription source gives: configure one under 'subscriptionSources'")
 
+    tickets = config.notifications.psa_tickets
+    if tickets is not None:
+        where = "notifications.psaTickets"
+        connection = config.connection(tickets.psa)
+        place = {"connectwise": "boardId", "autotask": "queueId", "halopsa": "ticketTypeId"}
+        if connection is None:
+            problems.append(f"{where}.psa: no PSA connection named '{tickets.psa}'")
+        elif {"connectwise": tickets.board_id, "autotask": tickets.queue_id,
+              "halopsa": tickets.ticket_type_id}[connection.type] is None:
+            problems.append(f"{where}: '{tickets.psa}' is a {connection.type} connection: give "
+                            f"{place[connection.type]}")
     seen_tenants: dict[str, int] = {}
     lines: dict[tuple[str, str], str] = {}
     for t, tenant in enumerate(config.tenants):

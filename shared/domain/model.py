@@ -422,6 +422,31 @@ class ContactDetails:
 
 
 @dataclass(frozen=True)
+class TicketSpec:
+    """Where alert tickets go in a PSA: the board (ConnectWise), queue (Autotask) or ticket type
+    (HaloPSA) ``queue``, with the priority of new tickets and the status that closes one (None:
+    the PSA's default priority, and its closed status: the board's closed status on ConnectWise,
+    Complete on Autotask, Closed on Halo)."""
+
+    queue: str
+    priority: str | None = None
+    closed_status: str | None = None
+
+
+@dataclass(frozen=True)
+class PsaTicket:
+    """A service ticket as the PSA holds it: ``marker`` is the text SeatSync finds it again by
+    (the end of its summary), ``closed`` whether its status is a closed one."""
+
+    psa: str
+    ticket_id: str
+    company_id: str
+    summary: str
+    status: str
+    closed: bool
+
+
+@dataclass(frozen=True)
 class Product:
     """A product of the PSA's catalogue (ConnectWise catalog item, Autotask service, Halo item)."""
 

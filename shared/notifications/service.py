@@ -21,7 +21,7 @@ from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, N
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError
-from shared.config.notifications import NotificationSettings
+from shared.config.notifications import NotificationSettings, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary
 from shared.domain.model import TenantSnapshot
@@ -39,7 +39,8 @@ from shared.notifications.alerts import (
 from shared.notifications.digest import select_due
 from shared.notifications.ports import DeliveryError, Notifier
 from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
-from shared.ports import SecretReader
+from shared.notifications.tickets import TicketChannel
+from shared.ports import SecretReader, TicketPort
 from shared.services.reconcile import run_reconciliation
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class NotifyServices:
     clock: Callable[[], datetime]
     max_workers: int = 8
     margins: MarginRepository | None = None
+    ticket_psa: Callable[[str], object] | None = None
+    """The client of a PSA connection, by name, for the PSA ticket channel."""
 
     @classmethod
     def from_services(cls, services: Services, *, teams_http: RetryingHttp | None = None,
@@ -123,7 +126,7 @@ class NotifyServices:
         return cls(runs=services.runs, snapshots=services.snapshots,
                    notifications=NotificationRepository(services.store), config=services.config,
                    notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
-                   margins=services.margins)
+                   margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name))
 
 
 def links_for(services: Services, settings: NotificationSettings) -> Links:
@@ -259,6 +262,45 @@ def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Aler
                          attempts=delivered.attempts)
 
 
+def _sync_tickets(services: NotifyServices, config: SeatSyncConfig, channel: PsaTicketChannel, data: RunData,
+                  alerts: Sequence[Alert], context: MessageContext, now: datetime) -> ChannelResult:
+    """The PSA ticket channel (``shared.notifications.tickets``); a dry run writes no ticket."""
+    channel_id = channel.channel_id
+    record = DeliveryRecord(run_id=context.run_id, channel=channel_id, channel_type="psa-tickets",
+                            status="nothing-due", at=now)
+    if context.dry_run:
+        log.info("notify: %s: a dry run opens, updates and closes no ticket", channel_id)
+        services.notifications.record_delivery(record)
+        return ChannelResult(channel_id, "nothing-due")
+    try:
+        if services.ticket_psa is None:
+            raise NotifyError("no PSA client is available to the notifications")
+        psa = services.ticket_psa(channel.psa)
+        if not isinstance(psa, TicketPort):
+            raise NotifyError(f"PSA connection '{channel.psa}' cannot hold tickets")
+    except SeatSyncError as exc:
+        reason = f"PSA connection '{channel.psa}': {exc}"
+        log.warning("notify: %s: %s", channel_id, reason)
+        services.notifications.record_delivery(replace(record, status="failed", error=reason))
+        return ChannelResult(channel_id, "failed", error=reason)
+    store = services.notifications
+    outcome = TicketChannel(channel, psa, config).sync(
+        data, alerts, store.tickets(channel_id), store.sent(channel_id), context, now,
+        config.notifications.alerts.digest, lambda ticket: store.record_ticket(channel_id, ticket))
+    if outcome.told:
+        services.notifications.record_sent(channel_id, context.run_id, outcome.told, now)
+    status: DeliveryStatus = "failed" if outcome.errors else "sent" if outcome.written else "nothing-due"
+    error = "; ".join(outcome.errors) or None
+    services.notifications.record_delivery(replace(
+        record, status=status, attempts=outcome.written, alerts=len(outcome.told), suppressed=outcome.unchanged,
+        kinds=count_by_kind(outcome.told), fingerprints=tuple(a.fingerprint for a in outcome.told), error=error))
+    log.info("notify: %s: %d tickets opened, %d found again by their marker, %d noted, %d closed, %d unchanged%s",
+             channel_id, outcome.opened, outcome.found, outcome.noted, outcome.closed, outcome.unchanged,
+             f"; failed: {error}" if error else "")
+    return ChannelResult(channel_id, status, sent=len(outcome.told), suppressed=outcome.unchanged,
+                         attempts=outcome.written, error=error)
+
+
 def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None = None) -> NotifyResult:
     """Send what a finished run has to say to every configured channel (see the module doc)."""
     config = services.config()
@@ -266,7 +308,8 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
     if summary is not None:
         _log_summary(summary)
     notifiers = list(services.notifiers(settings))
-    if not notifiers:
+    tickets = settings.psa_tickets if settings.tickets_enabled else None
+    if not notifiers and tickets is None:
         return NotifyResult(run_id, alerts=0, excluded=0)
     data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
@@ -278,6 +321,8 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
     now = services.clock()
     context = message_context(data, settings, links, now)
     results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)
+    if tickets is not None:
+        results += (_sync_tickets(services, config, tickets, data, built.alerts, context, now),)
     result = NotifyResult(run_id, alerts=len(built.alerts), excluded=built.excluded, channels=results)
     log.info("notify: run %s: %d alerts (%d excluded); %s", run_id, result.alerts, result.excluded,
              ", ".join(f"{c.channel} {c.status} ({c.sent} sent, {c.suppressed} already sent)" for c in results))
@@ -314,7 +359,7 @@ def send_test(services: NotifyServices, data: RunData, banner: str = "Test messa
     notifiers = list(services.notifiers(settings))
     if not notifiers:
         raise ConfigError("no notification channel is configured: add notifications.teams or notifications.email "
-                          "(docs/notifications.md)", source="notifications")
+                          "(docs/notifications.md; a test opens no PSA ticket)", source="notifications")
     links = services.links(settings)
     built = build_alerts(data, settings, links, config)
     now = services.clock()

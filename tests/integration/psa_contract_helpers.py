@@ -50,6 +50,20 @@ LINE_QUANTITY = 20
 TAXABLE_PRODUCT = "2"
 
 
+def connection_entry(kind: str) -> dict[str, Any]:
+    """The ``psaConnections`` entry of ``kind`` in a configuration document (its secrets are
+    never read: the tests give the client themselves)."""
+    entry: dict[str, Any] = {
+        "connectwise": {"type": "connectwise", "url": "https://cw.example.com/v2025_1/apis/3.0", "companyId": "msp",
+                        "publicKey": {"setting": "A"}, "privateKey": {"setting": "B"}, "clientId": CW_CLIENT_ID},
+        "autotask": {"type": "autotask", "username": "seatsync@msp.example", "secret": {"setting": "S"},
+                     "integrationCode": {"setting": "I"}},
+        "halopsa": {"type": "halopsa", "url": "https://halo.example.com", "clientId": "seatsync-app",
+                    "clientSecret": {"setting": "S"}},
+    }[kind]
+    return {"name": kind, **entry}
+
+
 def ensure_quantity(psa: PsaPort, line: BilledLine, quantity: int, effective_date: date) -> BilledLine | None:
     """Bring a line to ``quantity`` unless the PSA already bills it: None when nothing was written."""
     current = psa.get_line(line.agreement_id, line.line_id)

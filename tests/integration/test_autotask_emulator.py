@@ -134,7 +134,7 @@ def test_query_errors_answer_500_with_an_errors_list(api: Api) -> None:
     adjustments = api.query("ContractServiceAdjustments", ALL)
     assert adjustments.status_code == 405
     assert "cannot be queried" in adjustments.json()["errors"][0]
-    assert api.query("Tickets", ALL).status_code == 404
+    assert api.query("Projects", ALL).status_code == 404
 
 
 def test_a_record_by_id_and_a_missing_one(api: Api) -> None:
@@ -293,3 +293,28 @@ def test_broken_paging_leads_back_to_the_same_page(api: Api) -> None:
     first = api.query("Companies", ALL).json()
     again = api.call("POST", first["pageDetails"]["nextPageUrl"], json={"filter": [ALL]}).json()
     assert again["items"][0]["id"] == 1
+
+
+def test_tickets_need_autotasks_required_fields_and_refuse_read_only_ones(api: Api) -> None:
+    missing = api.call("POST", "/Tickets", json={"title": "Disk full", "companyID": 1, "ticketNumber": "T1"})
+    assert missing.status_code == 500
+    assert missing.json()["errors"] == [
+        "The field ticketNumber is read-only.", "The status field is required.", "The priority field is required.",
+        "The dueDateTime field is required.",
+        "A ticket needs a queueID, or an assignedResourceID and assignedResourceRoleID."]
+    created = api.call("POST", "/Tickets", json={"title": "Disk full", "companyID": 1, "queueID": 29683354,
+                                                 "status": 1, "priority": 2, "dueDateTime": "2026-01-16T00:00:00Z",
+                                                 "description": "C: is full"})
+    ident = created.json()["itemId"]
+    ticket = api.call("GET", f"/Tickets/{ident}").json()["item"]
+    assert (ticket["status"], ticket["completedDate"], ticket["ticketNumber"]) == (1, None, f"T20260115.{ident:04d}")
+    assert api.call("PATCH", "/Tickets", json={"id": ident, "status": 99}).json()["errors"] == [
+        "The value 99 is not a valid status picklist value."]
+    assert api.call("POST", f"/Tickets/{ident}/Notes", json={"description": "x"}).status_code == 500
+    note = api.call("POST", f"/Tickets/{ident}/Notes", json={"title": "SeatSync", "description": "Cleared",
+                                                             "noteType": 1, "publish": 1})
+    assert note.status_code == 200
+    api.call("PATCH", "/Tickets", json={"id": ident, "status": 5})
+    closed = api.query("Tickets", {"op": "eq", "field": "status", "value": 5}).json()["items"]
+    assert [(t["id"], t["completedDate"]) for t in closed] == [(ident, "2026-01-15T00:00:00Z")]
+    assert [n["description"] for n in api.emulator.state()["tickets"][0]["notes"]] == ["Cleared"]

@@ -236,7 +236,7 @@ def test_unknown_codebase_and_resource_are_404(api: Api) -> None:
     other = requests.get(f"{api.server.url}/v2019_1/apis/3.0/company/companies", headers=api.headers,
                          verify=api.verify, timeout=10)
     assert other.status_code == 404
-    assert api.get("/service/tickets").status_code == 404
+    assert api.get("/project/projects").status_code == 404
     assert api.call("DELETE", "/company/companies/1").status_code == 405
 
 
@@ -276,3 +276,34 @@ def test_contacts_child_conditions(running: RunningEmulator, tls: TlsFiles) -> N
         assert [c["id"] for c in found.json()] == [2]
         assert api.get("/company/contacts", childConditions='communicationItems/value like "*555*" and '
                        'communicationItems/communicationType="Email"').json() == []
+
+
+def test_service_tickets_are_refused_as_connectwise_refuses_them(api: Api) -> None:
+    bad = api.call("POST", "/service/tickets", json={"summary": "s" * 101, "board": {"id": 9},
+                                                      "closedFlag": True, "status": {"id": 21}})
+    assert bad.status_code == 400
+    fields = {e["field"]: e["code"] for e in bad.json()["errors"]}
+    assert fields == {"summary": "MaxLengthField", "closedFlag": "ReadOnlyField", "board": "NotFound",
+                      "company": "NullValue"}
+    created = api.call("POST", "/service/tickets", json={"summary": "Disk full", "board": {"id": 1},
+                                                          "company": {"id": 1}, "initialDescription": "C: is full"})
+    assert created.status_code == 201
+    ticket = created.json()
+    assert (ticket["status"], ticket["closedFlag"], ticket["closedDate"]) == ({"id": 11, "name": "New"}, False, None)
+    assert "initialDescription" not in ticket  # only available for POST, not returned
+    other_board = api.call("PATCH", f"/service/tickets/{ticket['id']}",
+                           json=[{"op": "replace", "path": "status", "value": {"id": 23}}])
+    assert [e["code"] for e in other_board.json()["errors"]] == ["InvalidField"]
+    read_only = api.call("PATCH", f"/service/tickets/{ticket['id']}",
+                         json=[{"op": "replace", "path": "closedFlag", "value": True}])
+    assert [e["code"] for e in read_only.json()["errors"]] == ["ReadOnlyField"]
+    unflagged = api.call("POST", f"/service/tickets/{ticket['id']}/notes", json={"text": "hello"})
+    assert unflagged.status_code == 400
+    closed = api.call("PATCH", f"/service/tickets/{ticket['id']}",
+                      json=[{"op": "replace", "path": "status", "value": {"id": 13}}]).json()
+    assert (closed["closedFlag"], closed["closedBy"]) == (True, "SeatSyncAPI")
+    assert closed["closedDate"] is not None
+    found = api.get("/service/tickets", conditions='closedFlag=false and summary contains "Disk"')
+    assert found.json() == []
+    notes = api.get(f"/service/tickets/{ticket['id']}/notes").json()
+    assert [(n["text"], n["detailDescriptionFlag"]) for n in notes] == [("C: is full", True)]

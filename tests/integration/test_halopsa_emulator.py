@@ -247,3 +247,21 @@ def test_faults_answer_in_halo_shapes(api: Api) -> None:
     assert api.call("GET", "/Users").status_code == 401
     page_two = api.call("GET", "/Client", params={"pageinate": "true", "page_size": 10, "page_no": 2}).json()
     assert page_two["clients"][0]["id"] == 1  # the first page again
+
+
+def test_tickets_and_actions_are_refused_as_halo_refuses_them(api: Api) -> None:
+    assert api.call("POST", "/Tickets", json=[{"summary": "Disk full", "client_id": 999}]).status_code == 400
+    assert api.call("POST", "/Tickets", json=[{"client_id": 1}]).json() == "Ticket 0: a ticket needs a summary"
+    created = api.call("POST", "/Tickets", json=[{"summary": "Disk full", "client_id": 1, "tickettype_id": 3,
+                                                  "details": "C: is full", "hasbeenclosed": True}])
+    assert created.status_code == 201
+    ticket = created.json()
+    assert (ticket["status_id"], ticket["hasbeenclosed"], ticket["site_id"]) == (1, False, 10)
+    assert api.call("POST", "/Actions", json=[{"ticket_id": ticket["id"]}]).status_code == 400
+    api.call("POST", "/Actions", json=[{"ticket_id": ticket["id"], "note": "Cleared", "hiddenfromuser": True}])
+    closed = api.call("POST", "/Tickets", json=[{"id": ticket["id"], "status_id": 9}]).json()
+    assert (closed["status_name"], closed["hasbeenclosed"]) == ("Closed", True)
+    assert closed["dateclosed"] is not None
+    assert api.call("GET", "/Tickets", params={"open_only": "true"}).json() == {"record_count": 0, "tickets": []}
+    actions = api.call("GET", "/Actions", params={"ticket_id": ticket["id"]}).json()["actions"]
+    assert [a["note"] for a in actions] == ["Cleared"]

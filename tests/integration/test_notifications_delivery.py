@@ -29,12 +29,11 @@ from shared.adapters.teams import WEBHOOK_POLICY
 from shared.bootstrap import Services, set_services
 from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import SyncRequest
 from shared.notifications.alerts import RunData
 from shared.notifications.sample import sample_run_data
 from shared.notifications.service import NotifyServices, notify_run
 from shared.settings import GraphSettings, Settings
-from tests.notification_support import buttons, expected_sample_card, texts
+from tests.notification_support import buttons, expected_sample_card, store_run, texts
 
 pytestmark = pytest.mark.integration
 
@@ -141,26 +140,7 @@ class Env:
         self.services.config_repository.save(config, "test", "notifications")
 
     def store_run(self, data: RunData) -> str:
-        """Write a run as the sync does: request, start, outcomes, changes, lines, snapshots, summary."""
-        runs, summary = self.services.runs, data.summary
-        runs.start(SyncRequest(run_id=data.run_id, trigger=summary.trigger, requested_by=summary.requested_by,
-                               requested_at=summary.started_at, dry_run=summary.dry_run))
-        assert data.started is not None
-        runs.record_started(data.started)
-        for row in data.tenants:
-            assert row.outcome is not None
-            runs.record_tenant(data.run_id, row.outcome)
-            if row.problems:
-                runs.record_problems(data.run_id, row.tenant_id, list(row.problems))
-        runs.record_changes(data.run_id, [c for c, _ in data.changes])
-        tenants = {r.tenant_id for r in data.reconciliation} | {u.tenant_id for u in data.unlinked}
-        for tenant in sorted(tenants):
-            runs.record_reconciliation(data.run_id, tenant, [r for r in data.reconciliation if r.tenant_id == tenant],
-                                       [u for u in data.unlinked if u.tenant_id == tenant])
-        for snapshot in data.snapshots.values():
-            self.services.snapshots.save(snapshot)
-        runs.finish(summary)
-        return data.run_id
+        return store_run(self.services, data)
 
     def notify(self, run_id: str) -> Any:
         return notify_run(self.notify_services(), run_id)

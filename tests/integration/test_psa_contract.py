@@ -31,13 +31,13 @@ from shared.ports import NewLine, PsaPort
 from shared.services.push import execute_contact
 from tests.integration.psa_contract_helpers import (
     AGREEMENT_TYPE,
-    CW_CLIENT_ID,
     LINE_QUANTITY,
     NEXT_PERIOD,
     PERIOD_START,
     TAXABLE_PRODUCT,
     TODAY,
     PsaUnderTest,
+    connection_entry,
     ensure_quantity,
     start,
 )
@@ -338,15 +338,7 @@ def test_nothing_is_written_for_an_invalid_quantity(psa: PsaUnderTest) -> None:
 
 def contact_config(kind: str) -> SeatSyncConfig:
     """One tenant whose company 19 syncs its contacts through the PSA under test."""
-    connection = {
-        "connectwise": {"type": "connectwise", "url": "https://cw.example.com/v2025_1/apis/3.0", "companyId": "msp",
-                        "publicKey": {"setting": "A"}, "privateKey": {"setting": "B"}, "clientId": CW_CLIENT_ID},
-        "autotask": {"type": "autotask", "username": "seatsync@msp.example", "secret": {"setting": "S"},
-                     "integrationCode": {"setting": "I"}},
-        "halopsa": {"type": "halopsa", "url": "https://halo.example.com", "clientId": "seatsync-app",
-                    "clientSecret": {"setting": "S"}},
-    }[kind]
-    return parse_config({"psaConnections": [{"name": kind, **connection}],
+    return parse_config({"psaConnections": [connection_entry(kind)],
                          "tenants": [{"tenantId": CONTACT_TENANT, "name": "Fabrikam",
                                       "companies": [{"psa": kind, "companyId": "19", "syncContacts": True}]}]})
 

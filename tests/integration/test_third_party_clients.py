@@ -26,8 +26,8 @@ from emulators.tls import TlsFiles, ensure_tls_files
 from shared.adapters.autotask import AutotaskClient, AutotaskLimits
 from shared.adapters.connectwise import ConnectWiseClient
 from shared.adapters.halopsa import HaloClient, HaloLimits
-from shared.domain.model import ContactDetails
-from shared.ports import PsaPort
+from shared.domain.model import ContactDetails, TicketSpec
+from shared.ports import PsaPort, TicketPort
 from tests.psa_test_support import recording_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,38 @@ def write_contacts(client: PsaPort, company_id: str, existing_id: str) -> tuple[
     existing = next(c for c in client.list_contacts(company_id) if c.contact_id == existing_id)
     client.update_contact(existing, ContactDetails(), active=False)
     return created.contact_id, existing_id
+
+
+def write_tickets(client: PsaPort, spec: TicketSpec, company_id: str) -> tuple[str, str]:
+    """Through SeatSync's client (its ``TicketPort``): open two tickets, note the first, close the
+    second. The ids of the two tickets."""
+    assert isinstance(client, TicketPort)
+    kept = client.open_ticket(spec, company_id, "SeatSync: Billing problems - Fabrikam", "Line 500 differs",
+                              "[SeatSync 0123456789ab]")
+    client.note_ticket(spec, kept, "Still open.")
+    cleared = client.open_ticket(spec, company_id, "SeatSync: Unused licences - Fabrikam", "3 unused",
+                                 "[SeatSync ba9876543210]")
+    client.close_ticket(spec, cleared, "Cleared.")
+    return kept.ticket_id, cleared.ticket_id
+
+
+def seatsync_connectwise(server: RunningEmulator, tls: TlsFiles) -> ConnectWiseClient:
+    return ConnectWiseClient("connectwise", f"{server.url}/v2025_1/apis/3.0", "seatsyncmsp", "pubkey", "privkey",
+                             CW_CLIENT_ID, http=recording_http("cw", tls, lambda s: None))
+
+
+def seatsync_autotask(server: RunningEmulator, tls: TlsFiles) -> AutotaskClient:
+    return AutotaskClient(name="autotask", username=AT_USER["username"], secret=AT_USER["secret"],
+                          integration_code=AT_USER["integrationCode"], zone_url=None,
+                          discovery_url=f"{server.url}/ATServicesRest", hourly_request_share=Decimal("0.25"),
+                          max_concurrent_requests=3, http=recording_http("at", tls, lambda s: None),
+                          limits=AutotaskLimits(Decimal("0.25"), 3))
+
+
+def seatsync_halo(server: RunningEmulator, tls: TlsFiles) -> HaloClient:
+    return HaloClient(name="halopsa", base_url=server.url, tenant="seatsyncmsp", client_id="seatsync-app",
+                      client_secret="s3cret", lines="recurring-invoice", requests_per_5_minutes=250,
+                      http=recording_http("halo", tls, lambda s: None), limits=HaloLimits.create(250))
 
 
 def clients_python() -> Path:
@@ -189,8 +221,7 @@ def test_pyconnectwise_creates_and_patches_additions_and_meets_the_documented_re
 
 def test_pyconnectwise_reads_back_the_contacts_seatsync_wrote(connectwise: RunningEmulator, tls: TlsFiles) -> None:
     connectwise.emulator.reset()
-    seatsync = ConnectWiseClient("connectwise", f"{connectwise.url}/v2025_1/apis/3.0", "seatsyncmsp", "pubkey",
-                                 "privkey", CW_CLIENT_ID, http=recording_http("cw", tls, lambda s: None))
+    seatsync = seatsync_connectwise(connectwise, tls)
     created, deactivated = write_contacts(seatsync, "2", "1")
     (contacts,) = drive("connectwise", tls, cw_connection(connectwise),
                         [{"op": "contacts", "pageSize": 2, "conditions": "company/id=2"}])
@@ -205,6 +236,22 @@ def test_pyconnectwise_reads_back_the_contacts_seatsync_wrote(connectwise: Runni
                      ("Mobile", "Phone", "+44 7700 900011", False)}
     assert found[deactivated]["inactiveFlag"] is True
     assert found[deactivated]["communicationItems"][0]["value"] == "user1@c2.example", "nothing else changed"
+
+
+def test_pyconnectwise_reads_back_the_tickets_seatsync_wrote(connectwise: RunningEmulator, tls: TlsFiles) -> None:
+    connectwise.emulator.reset()
+    seatsync = seatsync_connectwise(connectwise, tls)
+    kept, cleared = write_tickets(seatsync, TicketSpec(queue="1"), "2")
+    tickets, notes = drive("connectwise", tls, cw_connection(connectwise), [
+        {"op": "tickets", "pageSize": 1, "conditions": "board/id=1"},
+        {"op": "ticket_notes", "pageSize": 5, "ticketId": int(kept)}])
+    found = {str(t["id"]): t for t in tickets}
+    assert set(found) == {kept, cleared}
+    assert (found[kept]["summary"], found[kept]["closedFlag"], found[kept]["company"]["id"]) == (
+        "SeatSync: Billing problems - Fabrikam [SeatSync 0123456789ab]", False, 2)
+    assert (found[cleared]["closedFlag"], found[cleared]["status"]["name"]) == (True, ">Closed")
+    assert [(n["text"], n["detailDescriptionFlag"], n["internalAnalysisFlag"]) for n in notes] == [
+        ("Line 500 differs", True, False), ("Still open.", False, True)]
 
 
 def test_pyconnectwise_sees_a_refused_login_as_the_vendor_answers_it(
@@ -288,11 +335,7 @@ def test_autotask_client_updates_only_what_the_api_lets_it_update(autotask: Runn
 
 def test_autotask_client_reads_back_the_contacts_seatsync_wrote(autotask: RunningEmulator, tls: TlsFiles) -> None:
     autotask.emulator.reset()
-    seatsync = AutotaskClient(name="autotask", username=AT_USER["username"], secret=AT_USER["secret"],
-                              integration_code=AT_USER["integrationCode"], zone_url=None,
-                              discovery_url=f"{autotask.url}/ATServicesRest", hourly_request_share=Decimal("0.25"),
-                              max_concurrent_requests=3, http=recording_http("at", tls, lambda s: None),
-                              limits=AutotaskLimits(Decimal("0.25"), 3))
+    seatsync = seatsync_autotask(autotask, tls)
     created, deactivated = write_contacts(seatsync, "19", "7")
     (contacts,) = drive("autotask", tls, at_connection(autotask), [
         {"op": "query", "entity": "Contacts", "filter": [{"op": "eq", "field": "companyID", "value": 19}]}])
@@ -303,6 +346,21 @@ def test_autotask_client_reads_back_the_contacts_seatsync_wrote(autotask: Runnin
             dee["isActive"], dee["companyID"]) == (
         "Dee", "Ray", "Finance lead", "dee@fabrikam.example", "+44 20 7946 0011", "+44 7700 900011", 1, 19)
     assert (found[deactivated]["isActive"], found[deactivated]["emailAddress"]) == (0, "ann@fabrikam.com")
+
+
+def test_autotask_client_reads_back_the_tickets_seatsync_wrote(autotask: RunningEmulator, tls: TlsFiles) -> None:
+    autotask.emulator.reset()
+    seatsync = seatsync_autotask(autotask, tls)
+    kept, cleared = write_tickets(seatsync, TicketSpec(queue="29683354"), "19")
+    tickets, notes = drive("autotask", tls, at_connection(autotask), [
+        {"op": "query", "entity": "Tickets", "filter": [{"op": "eq", "field": "companyID", "value": 19}]},
+        {"op": "query", "entity": "TicketNotes", "filter": [{"op": "eq", "field": "ticketID", "value": int(kept)}]}])
+    found = {str(t["id"]): t for t in tickets}
+    assert set(found) == {kept, cleared}
+    assert (found[kept]["title"], found[kept]["status"], found[kept]["queueID"], found[kept]["priority"]) == (
+        "SeatSync: Billing problems - Fabrikam [SeatSync 0123456789ab]", 1, 29683354, 2)
+    assert (found[cleared]["status"], found[cleared]["completedDate"] is not None) == (5, True)
+    assert [n["description"] for n in notes] == ["Still open."]
 
 
 def test_autotask_client_meets_the_refusals_of_contacts(autotask: RunningEmulator, tls: TlsFiles) -> None:
@@ -399,9 +457,7 @@ def test_halopsa_package_posts_an_invoice_with_its_lines(halo: RunningEmulator, 
 
 def test_halopsa_package_reads_back_the_contacts_seatsync_wrote(halo: RunningEmulator, tls: TlsFiles) -> None:
     halo.emulator.reset()
-    seatsync = HaloClient(name="halopsa", base_url=halo.url, tenant="seatsyncmsp", client_id="seatsync-app",
-                          client_secret="s3cret", lines="recurring-invoice", requests_per_5_minutes=250,
-                          http=recording_http("halo", tls, lambda s: None), limits=HaloLimits.create(250))
+    seatsync = seatsync_halo(halo, tls)
     created, deactivated = write_contacts(seatsync, "3", "3")
     (users,) = drive("halopsa", tls, halo_connection(halo), [
         {"op": "users", "pageSize": 1, "clientId": 3, "includeInactive": True}])
@@ -413,6 +469,19 @@ def test_halopsa_package_reads_back_the_contacts_seatsync_wrote(halo: RunningEmu
         "Dee", "Ray", "Dee Ray", "Finance lead", "dee@fabrikam.example", "+44 20 7946 0011", "+44 7700 900011",
         False, 3, 30)
     assert (found[deactivated]["inactive"], found[deactivated]["emailaddress"]) == (True, "user3@client3.example")
+
+
+def test_halopsa_package_reads_back_the_tickets_seatsync_wrote(halo: RunningEmulator, tls: TlsFiles) -> None:
+    halo.emulator.reset()
+    seatsync = seatsync_halo(halo, tls)
+    kept, cleared = write_tickets(seatsync, TicketSpec(queue="3"), "3")
+    (tickets,) = drive("halopsa", tls, halo_connection(halo), [{"op": "tickets", "pageSize": 1, "clientId": 3}])
+    found = {str(t["id"]): t for t in tickets}
+    assert set(found) == {kept, cleared}
+    assert (found[kept]["summary"], found[kept]["status_id"], found[kept]["tickettype_id"]) == (
+        "SeatSync: Billing problems - Fabrikam [SeatSync 0123456789ab]", 1, 3)
+    assert (found[cleared]["status_name"], found[cleared]["hasbeenclosed"]) == ("Closed", True)
+    assert [a["note"] for a in halo.emulator.state()["tickets"][0]["actions"]] == ["Still open."]
 
 
 def test_halopsa_package_meets_the_refusal_of_a_user_without_a_site(halo: RunningEmulator, tls: TlsFiles) -> None:

@@ -44,6 +44,14 @@ def contacts(client: ConnectWiseManageAPIClient, step: Step) -> Any:
     return dumped(client.company.contacts.paginated(1, step["pageSize"], params(step)).all())
 
 
+def tickets(client: ConnectWiseManageAPIClient, step: Step) -> Any:
+    return dumped(client.service.tickets.paginated(1, step["pageSize"], params(step)).all())
+
+
+def ticket_notes(client: ConnectWiseManageAPIClient, step: Step) -> Any:
+    return dumped(client.service.tickets.id(step["ticketId"]).notes.paginated(1, step["pageSize"], {}).all())
+
+
 def agreement_types(client: ConnectWiseManageAPIClient, step: Step) -> Any:
     return dumped(client.finance.agreements.types.paginated(1, step["pageSize"], params(step)).all())
 
@@ -70,5 +78,6 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 
 if __name__ == "__main__":
     run(connect, {"companies": companies, "agreements": agreements, "additions": additions, "catalog": catalog,
-                  "contacts": contacts, "agreement_types": agreement_types,
+                  "contacts": contacts, "agreement_types": agreement_types, "tickets": tickets,
+                  "ticket_notes": ticket_notes,
                   "create_addition": create_addition, "patch_addition": patch_addition}, refused)

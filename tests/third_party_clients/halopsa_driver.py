@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from HaloPSA.Halo import _Clients, _Contracts, _Items, _MethodsHelper, _RecurringInvoices, _Users
+from HaloPSA.Halo import _Clients, _Contracts, _Items, _MethodsHelper, _RecurringInvoices, _Tickets, _Users
 
 from tests.third_party_clients.driver_io import Step, run
 
@@ -30,6 +30,7 @@ class Session:
         self.invoices = _RecurringInvoices(mh=helper)
         self.users = _Users(mh=helper)
         self.contracts = _Contracts(mh=helper)
+        self.tickets = _Tickets(mh=helper)
 
 
 def every_page(search: Any, key: str, page_size: int, **others: Any) -> list[Any]:
@@ -62,6 +63,10 @@ def users(session: Session, step: Step) -> Any:
     if step.get("includeInactive"):
         filters["includeinactive"] = True
     return every_page(session.users.search, "users", step["pageSize"], **filters)
+
+
+def tickets(session: Session, step: Step) -> Any:
+    return every_page(session.tickets.search, "tickets", step["pageSize"], client_id=step.get("clientId"))
 
 
 def create_user(session: Session, step: Step) -> Any:
@@ -98,5 +103,5 @@ def refused(exc: BaseException) -> dict[str, Any] | None:
 
 if __name__ == "__main__":
     run(Session, {"clients": clients, "items": items, "invoices": invoices, "invoice": invoice, "users": users,
-                  "contracts": contracts,
+                  "contracts": contracts, "tickets": tickets,
                   "post_lines": post_lines, "create_user": create_user}, refused)
