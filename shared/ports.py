@@ -176,7 +176,9 @@ class TicketPort(Protocol):
 
     def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
         """The open ticket of ``spec``'s board/queue/type whose summary ends with ``marker`` (the
-        lowest id when several do), else None."""
+        lowest id when several do), else None. The PSA is searched for the marker's text without
+        its brackets (a wildcard in the SQL patterns behind the PSAs' searches), and the summary's
+        end compared here."""
         ...
 
     def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:

@@ -643,7 +643,7 @@ class AutotaskClient:
         """Query the queue's tickets not in the closed status whose title ends with the marker."""
         filters = [_eq("queueID", _numeric_id(spec.queue, "queue")),
                    {"op": "noteq", "field": "status", "value": self._closed_status(spec)},
-                   {"op": "endsWith", "field": "title", "value": marker}]
+                   {"op": "contains", "field": "title", "value": marker.strip("[]")}]
         found = [self._ticket(row, spec) for row in self._query("Tickets", filters, "tickets", TICKET_FIELDS)]
         found = [t for t in found if t.summary.endswith(marker) and not t.closed]
         return min(found, key=lambda t: int(t.ticket_id), default=None)

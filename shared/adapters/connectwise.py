@@ -645,7 +645,7 @@ class ConnectWiseClient:
         board = _numeric_id(spec.queue, "board")
         rows = self._get_all("/service/tickets", "service tickets", fields=TICKET_FIELDS,
                              conditions=f"board/id={board} and closedFlag=false and "
-                                        f"summary contains {quote_condition(marker)}")
+                                        f"summary contains {quote_condition(marker.strip('[]'))}")
         found = [self._ticket(row) for row in rows]
         found = [t for t in found if t.summary.endswith(marker) and not t.closed]
         return min(found, key=lambda t: int(t.ticket_id), default=None)

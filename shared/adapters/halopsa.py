@@ -501,7 +501,7 @@ class HaloClient:
         """``GET /api/Tickets`` of the ticket type, open only, searched for the marker."""
         kind = _halo_id(spec.queue, "ticket type")
         rows = self._get_all("/Tickets", "tickets", "tickets", {"tickettype_id": str(kind), "open_only": "true",
-                                                               "search": marker})
+                                                               "search": marker.strip("[]")})
         found = [self._ticket(row, spec) for row in rows]
         found = [t for t in found if t.summary.endswith(marker) and not t.closed]
         return min(found, key=lambda t: int(t.ticket_id), default=None)

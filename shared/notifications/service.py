@@ -284,8 +284,10 @@ def _sync_tickets(services: NotifyServices, config: SeatSyncConfig, channel: Psa
         services.notifications.record_delivery(replace(record, status="failed", error=reason))
         return ChannelResult(channel_id, "failed", error=reason)
     store = services.notifications
+    history = store.sent(channel_id)
+    store.prune(channel_id, history, now)
     outcome = TicketChannel(channel, psa, config).sync(
-        data, alerts, store.tickets(channel_id), store.sent(channel_id), context, now,
+        data, alerts, store.tickets(channel_id), history, context, now,
         config.notifications.alerts.digest, lambda ticket: store.record_ticket(channel_id, ticket))
     if outcome.told:
         services.notifications.record_sent(channel_id, context.run_id, outcome.told, now)

@@ -33,7 +33,7 @@ from typing import Literal
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, Digest, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import TicketSpec
-from shared.errors import SeatSyncError
+from shared.errors import PsaError
 from shared.notifications.alerts import KINDS, Alert, RunData
 from shared.notifications.digest import SentRecord, select_due
 from shared.notifications.render import MessageContext
@@ -49,7 +49,9 @@ UNCONFIGURED_KINDS: frozenset[str] = frozenset({"gdap-not-added"})
 """Kinds about tenants not in the configuration: they have no company but the channel's own."""
 SIGN_IN_KINDS: frozenset[str] = frozenset({"auth-failed"})
 """Kinds that clear when the run tried to sign in to the tenant, whatever came of it."""
-PSA_FAILURES: tuple[type[BaseException], ...] = (SeatSyncError, ValueError)
+PSA_FAILURES: tuple[type[BaseException], ...] = (PsaError, ValueError)
+"""What a ticket write may meet in the PSA (or in a configured id): it fails that ticket, not the
+others. A failure of Table Storage propagates."""
 
 TicketStatus = Literal["open", "closed"]
 
