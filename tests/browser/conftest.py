@@ -28,7 +28,6 @@ from shared.bootstrap import Services
 from shared.config.yaml_io import parse_yaml
 from shared.settings import Settings
 from tests.integration.msp import sample_scenario
-from tests.integration.web_support import sample_with_an_unlinked_licence
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -48,15 +47,15 @@ def chromium_path() -> str:
 
 class Server:
     """``seatsync serve`` (a child process, as a user runs it) over Azurite and the emulators with
-    the sample MSP synced once (with a licence of ours no mapping bills yet, for the mapping
-    task), signed in as the development identity admin@msp.example (Admin)."""
+    the sample MSP synced once (its Contoso has a licence of ours no mapping bills yet, for the
+    mapping task), signed in as the development identity admin@msp.example (Admin)."""
 
     def __init__(self, work: Path) -> None:
         self.output: list[str] = []
         self.azurite = start_azurite(log_dir=work / "azurite")
-        self.emulators = start_emulators(sample_with_an_unlinked_licence(), work / "tls")
+        scenario, config_text = sample_scenario()
+        self.emulators = start_emulators(scenario, work / "tls")
         self.running = self.emulators.__enter__()
-        _, config_text = sample_scenario()
         env = {**self.running.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": self.azurite.connection_string,
                "SEATSYNC_TABLE_PREFIX": "browser"}
         services = Services(Settings.from_environment(env))

@@ -129,10 +129,10 @@ def test_the_audit_csv(admin: Any, server: Server, tmp_path: Path) -> None:
 
 def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, server: Server) -> None:
     go(admin, server, "/mapping")
-    section = admin.locator("section", has_text="Power BI Pro")
+    section = admin.locator("section", has_text="Planner and Project Plan 3")
     section.locator("summary", has_text="Contoso Pharma").click()
     form = section.locator("form[data-mapping]")
-    form.locator("select[name=profile]").select_option("power-bi-pro")
+    form.locator("select[name=profile]").select_option("project-p3")
     agreement = form.locator("select[name=agreement]")
     agreement.locator("option[value='101']").wait_for(state="attached")
     agreement.select_option("101")
@@ -142,10 +142,10 @@ def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, se
     wait_for_run(admin)
     body = admin.locator("#run-body").inner_text()
     assert "dry run" in body
-    row = admin.locator("tr", has_text="Power BI Pro").first.inner_text()
+    row = admin.locator("tr", has_text="Planner and Project Plan 3").first.inner_text()
     assert "create-line" in row and "dry-run" in row and "2" in row
     go(admin, server, "/mapping")
-    assert admin.locator("section", has_text="Power BI Pro").count() == 0, "no longer unlinked"
+    assert admin.locator("section", has_text="Planner and Project Plan 3").count() == 0, "no longer unlinked"
 
 
 def test_nobody_signed_in_is_refused(browser: Any, server: Server) -> None:

@@ -16,7 +16,7 @@ from local_runner.azurite import Azurite
 from shared.contracts import SYNC_INSTANCE_ID
 from shared.services.config_api import PROFILES, ConfigApi
 from tests.integration.msp import CONTOSO, WOODGROVE
-from tests.integration.web_support import POWER_BI, Served, served_msp
+from tests.integration.web_support import PROJECT_P3, Served, served_msp
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dashboard")]
 PAGES = ("", "/tenants", f"/tenants/{CONTOSO}", f"/tenants/{CONTOSO}/lines", "/mapping", "/approvals", "/runs",
@@ -102,24 +102,24 @@ def test_writes_need_the_csrf_token_and_the_same_site(served: Served) -> None:
 def test_mapping_an_unlinked_licence_bills_it_in_the_next_dry_run(served: Served) -> None:
     admin = served.session()
     page = admin.get(f"{served.url}/api/dashboard/mapping").text
-    assert "Power BI Pro" in page and "Contoso Pharma" in page
+    assert "Planner and Project Plan 3" in page and "Contoso Pharma" in page
     options = admin.get(f"{served.url}/api/dashboard/mapping/agreements", params={"company": "connectwise|20"}).text
     assert 'value="101"' in options and "Contoso Pharma Microsoft 365" in options
     response = admin.post(f"{served.url}/api/dashboard/mapping/link", allow_redirects=False, data={
-        "csrf": served.token(admin, "/api/dashboard/mapping"), "tenantId": CONTOSO, "skuId": POWER_BI,
-        "company": "connectwise|20", "profile": "power-bi-pro", "agreement": "101", "line": "", "dryRun": "1"})
+        "csrf": served.token(admin, "/api/dashboard/mapping"), "tenantId": CONTOSO, "skuId": PROJECT_P3,
+        "company": "connectwise|20", "profile": "project-p3", "agreement": "101", "line": "", "dryRun": "1"})
     assert response.status_code == 303, response.text[:500]
     run_id = response.headers["Location"].rsplit("/", 1)[-1]
     wait_for_run(served)
     report = served.msp.services.runs
-    changes = [c for c, _ in report.changes(run_id) if c.sku_id == POWER_BI]
+    changes = [c for c, _ in report.changes(run_id) if c.sku_id == PROJECT_P3]
     assert [(c.kind.value, c.new_quantity, c.status.value) for c in changes] == [("create-line", 2, "dry-run")]
     config, version = served.msp.services.config_repository.current()
     assert version is not None and version.saved_by == "admin@msp.example"
     mapped = [lic for c in config.tenant(CONTOSO).companies for lic in c.licences]  # type: ignore[union-attr]
-    assert any(lic.source.startswith(f"sku:{POWER_BI}") for lic in mapped)
+    assert any(lic.source.startswith(f"sku:{PROJECT_P3}") for lic in mapped)
     run_page = admin.get(f"{served.url}/api/dashboard/runs/{run_id}").text
-    assert "Power BI Pro" in run_page and "dry run" in run_page
+    assert "Planner and Project Plan 3" in run_page and "dry run" in run_page
 
 
 def test_bulk_approval_and_the_audit_csv(served: Served) -> None:

@@ -83,6 +83,11 @@ def test_the_sample_reconciliation(synced: tuple[Msp, dict[str, Any]]) -> None:
     assert standard["cost"] == {"amount": "135.00", "currency": "USD"}, "12 seats billed annually at 135.00: a month"
     power_bi = licence(report, "Contoso Pharma", "Power BI Pro")
     assert (power_bi["purchased"], power_bi["boughtElsewhere"], power_bi["billed"]) == (0, 3, 0)
+    project = licence(report, "Contoso Pharma", "Planner and Project Plan 3")
+    assert (project["purchased"], project["purchasedFrom"], project["assigned"], project["billed"]) == (
+        2, "Partner Center (partner-center)", 2, 0), "sold by the MSP, billed by no mapping yet"
+    assert [(u["tenantName"], u["licence"]) for u in report["unlinked"]] == [
+        ("Contoso Pharma", "Planner and Project Plan 3")]
     monthly = licence(report, "Proseware Ltd", "Microsoft 365 Business Premium")
     assert monthly["billed"] == 23 and monthly["termBasis"].startswith("Partner Center: P1Y term")
     northwind = licence(report, "Northwind Traders", "Office 365 E3")
@@ -100,7 +105,7 @@ def test_the_report_text_shows_the_money(synced: tuple[Msp, dict[str, Any]]) -> 
 
     _, report = synced
     text = render_text(report)
-    assert "Subscription sources:\n  - partner-center (partner-center): 7 customers, 9 subscriptions" in text
+    assert "Subscription sources:\n  - partner-center (partner-center): 7 customers, 10 subscriptions" in text
     assert "Reconciliation (amounts a month; prices in USD):" in text
     assert "Bought elsewhere" in text and "  - Contoso Pharma: Power BI Pro: 3 of 3 seats" in text
     assert "Renewals with unused seats" in text
@@ -118,8 +123,8 @@ def test_money_alerts(synced: tuple[Msp, dict[str, Any]]) -> None:
     assert "Fabrikam Ltd: Microsoft 365 Business Premium earns -2.3 % (floor 10 %)" in low
     renewal = [a.title for a in alerts if a.kind == "renewal-unused"]
     assert "Fabrikam Ltd: Exchange Online (Plan 1) renews on 2026-12-15 with 1 unused seat" in renewal
-    assert not any(a.kind == "unlinked-licence" and a.tenant_id == CONTOSO for a in alerts), \
-        "Power BI Pro was bought elsewhere: not a licence to bill"
+    unlinked = [a.licence for a in alerts if a.kind == "unlinked-licence" and a.tenant_id == CONTOSO]
+    assert unlinked == ["Planner and Project Plan 3"], "Power BI Pro was bought elsewhere: not a licence to bill"
 
 
 def test_reconcile_on_the_command_line_and_over_http(synced: tuple[Msp, dict[str, Any]], azurite: Azurite,

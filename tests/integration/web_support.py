@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 from azure.data.tables import TableServiceClient
@@ -20,22 +19,11 @@ from local_runner.host import DevIdentity
 from local_runner.serve import RunningHost, serving
 from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
-from tests.integration.msp import CONTOSO, Msp, running_msp, sample_scenario
+from tests.integration.msp import Msp, running_msp
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-POWER_BI = "f8a1db68-be16-40ed-86d5-cb42ce701560"
-
-
-def sample_with_an_unlinked_licence() -> dict[str, Any]:
-    """The sample MSP, except that the MSP sold Contoso its Power BI Pro seats (Partner Center lists
-    them): a licence of ours that no mapping bills yet, for the mapping task."""
-    scenario, _ = sample_scenario()
-    contoso = next(c for c in scenario["partnercenter"]["customers"] if c["id"] == CONTOSO)
-    contoso["subscriptions"].append({
-        "id": "2e1b6c3d-5c00-4000-8000-000000000002", "offerId": "CFQ7TTC0LHSF:0001", "offerName": "Power BI Pro",
-        "quantity": 3, "termDuration": "P1M", "billingCycle": "monthly", "effectiveStartDate": "2026-01-01",
-        "commitmentEndDate": "2027-12-31", "unitPrice": "12.60"})
-    return scenario
+PROJECT_P3 = "53818b1b-4a27-454b-8896-0dba576410e6"
+"""Planner and Project Plan 3: Contoso's licence of ours that no mapping of the sample bills yet."""
 
 
 @dataclass
@@ -72,7 +60,7 @@ def served_msp(azurite: Azurite, tmp: Path) -> Iterator[Served]:
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     store = TableStore(service, "w" + secrets.token_hex(5))
     try:
-        with running_msp(azurite, store, tmp, scenario=sample_with_an_unlinked_licence()) as msp:
+        with running_msp(azurite, store, tmp) as msp:
             msp.sync()
             with serving(msp.services, DevIdentity("admin@msp.example", ("Admin",))) as host:
                 yield Served(msp, host)
