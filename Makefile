@@ -14,7 +14,7 @@ CLIENTS_PYTHON ?= $(shell for candidate in python3.12 python3.13 python3.14 $$(l
 CLIENTS_VENV := .venv-clients
 CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
 
-.PHONY: run test setup clients browser lint typecheck unit integration bench clean
+.PHONY: run test setup clients browser lint typecheck unit integration screenshots bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "SeatSync needs Python 3.11 (set PYTHON=...)")'
@@ -75,6 +75,11 @@ unit: setup
 
 integration: setup clients browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q tests/integration
+
+## Refresh the README's screenshots of the dashboard (docs/screenshots) from the browser tests;
+## only pages that look different are rewritten. Tests alone save them to a temporary directory.
+screenshots: setup browser
+	SEATSYNC_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser -k screenshot
 
 ## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory; the
 ## dashboard pages' load times.

@@ -30,7 +30,10 @@ from shared.settings import Settings
 from tests.integration.msp import sample_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS_VARIABLE = "SEATSYNC_SCREENSHOTS"
+"""Where the browser tests save the pages' screenshots: by default a temporary directory, so that a
+test run leaves the working tree as it was; ``make screenshots`` sets it to docs/screenshots."""
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 URL = re.compile(r"SeatSync dashboard: (http://127\.0\.0\.1:\d+)/api/dashboard/")
@@ -95,6 +98,13 @@ class Server:
                 self.process.wait(10)
         self.emulators.__exit__(None, None, None)
         self.azurite.stop()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory screenshots go to (``SEATSYNC_SCREENSHOTS``, else a temporary one)."""
+    chosen = os.environ.get(SCREENSHOTS_VARIABLE)
+    return Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="session")

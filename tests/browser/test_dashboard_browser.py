@@ -1,6 +1,7 @@
 """The billing admin's daily tasks in a real browser (headless Chromium through Playwright) against
 ``seatsync serve``: each page's main task, sign-in and roles, keyboard and phone width.
-Saves a screenshot of every page into docs/screenshots for the README."""
+Saves a screenshot of every page: into a temporary directory, or with ``make screenshots`` into
+docs/screenshots for the README (only the pages that look different: tests/browser/screenshots.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import SCREENSHOTS, Server, new_page
+from tests.browser.conftest import Server, new_page
+from tests.browser.screenshots import save_screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("browser")]
 
@@ -42,8 +44,8 @@ def wait_for_run(page: Any) -> None:
         page.wait_for_timeout(500)
 
 
-def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, server: Server) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, server: Server,
+                                                                 screenshots: Path) -> None:
     for name, path in PAGES.items():
         response = go(admin, server, path)
         assert response.status == 200, f"{name}: {response.status}"
@@ -60,7 +62,8 @@ def test_every_page_loads_labelled_and_is_saved_as_a_screenshot(admin: Any, serv
         if name == "tenant":
             admin.wait_for_selector("canvas[data-drawn=true]")
             admin.wait_for_selector("text=Contoso Pharma Microsoft 365")
-        admin.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        save_screenshot(admin, screenshots / f"{name}.png")
+        assert (screenshots / f"{name}.png").stat().st_size > 0
 
 
 def test_pages_are_readable_at_phone_width(browser: Any, server: Server) -> None:
