@@ -84,7 +84,7 @@ screenshots: setup browser
 ## Figures for a generated MSP (TENANTS=500 by default): wall time, API calls, memory; the
 ## dashboard pages' load times.
 bench: setup
-	$(BIN)/python scripts/bench_sync.py --tenants $${TENANTS:-500}
+	$(BIN)/python scripts/bench_sync.py --tenants $${TENANTS:-500} $${LATENCY_MS:+--latency-ms $$LATENCY_MS}
 	$(BIN)/python scripts/bench_input.py --tenants $${TENANTS:-500}
 	$(BIN)/python scripts/bench_dashboard.py --tenants $${TENANTS:-500}
 

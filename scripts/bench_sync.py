@@ -130,11 +130,12 @@ def run_child(spec_path: str) -> None:
     results = []
     for _ in SYNCS:
         logs_before = {name: len(emulator_log(url, ca)) for name, url in spec["emulators"].items()}
-        tables_before = store.count
+        tables_before, kinds_before = store.count, store.by_kind()
         t0 = time.perf_counter()
         report = run_local_sync(services, requested_by="bench", max_workers=spec["workers"])
         elapsed = time.perf_counter() - t0
         tables = store.count - tables_before
+        kinds = store.by_kind() - kinds_before
         requests = {name: emulator_log(url, ca)[logs_before[name]:] for name, url in spec["emulators"].items()}
         applied = [c for c in report["changes"] if c["applied"]]
         results.append({
@@ -142,7 +143,7 @@ def run_child(spec_path: str) -> None:
             "writes": len(applied), "held": sum(1 for c in report["changes"] if c["status"] == "held"),
             "writesByTenant": dict(Counter(c["tenantId"] for c in applied)),
             "agreementsWritten": len({(c["tenantId"], c.get("agreementId")) for c in applied}),
-            "reportCalls": report["calls"], "tables": tables,
+            "reportCalls": report["calls"], "tables": tables, "tableKinds": dict(kinds),
             "requests": {name: [[r["method"], r["path"]] for r in log] for name, log in requests.items()},
         })
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -210,7 +211,10 @@ def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency:
           f"reads, {lines} agreements' lines, {writes} writes, {read_backs} read-backs of written agreements that "
           f"the write-intent rule requires); the run report counts {sync['reportCalls']['psa']} PSA and "
           f"{sync['reportCalls']['graph']} Graph calls")
-    print(f"  Table Storage requests {sync['tables']} ({sync['tables'] / max(sync['tenants'], 1):.1f} per tenant)")
+    per = max(sync["tenants"], 1)
+    kinds = sorted(sync["tableKinds"].items(), key=lambda item: -item[1])
+    print(f"  Table Storage requests {sync['tables']} ({sync['tables'] / per:.1f} per tenant): "
+          + ", ".join(f"{kind} {count / per:.1f}" for kind, count in kinds if count / per >= 0.05))
 
 
 def main() -> int:

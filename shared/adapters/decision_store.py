@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
@@ -31,10 +32,10 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.adapters.serialization import change_from_json, change_to_json
-from shared.adapters.tables import TableStore, partition, query, row_range, upsert
+from shared.adapters.tables import TableStore, partition, query, row_range, submit_batches, upsert
 from shared.domain.contacts import ContactLink
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import PlannedChange
@@ -43,6 +44,18 @@ from shared.errors import ConflictError, NotFoundError
 
 _APPROVALS = "approval"
 RUN_EVENTS = "runs"  # the audit partition of run events (tenant partitions are GUIDs)
+_COMPARISONS = 14  # Table Storage evaluates at most 15 comparisons in one filter
+
+
+def _either(field: str, values: list[str]) -> tuple[str, dict[str, str]]:
+    """``(field eq @v0 or field eq @v1 ...)`` and its parameters."""
+    names = [f"v{i}" for i in range(len(values))]
+    # spaces around each parameter: the SDK finds them between spaces
+    return "( " + " or ".join(f"{field} eq @{n}" for n in names) + " )", dict(zip(names, values, strict=True))
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    return [values[i:i + _COMPARISONS] for i in range(0, len(values), _COMPARISONS)]
 
 
 class DecisionError(ConflictError):
@@ -157,6 +170,50 @@ def _entity_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
+def _ledger_row(change: PlannedChange, run_id: str, at: datetime, result_line: str | None,
+                recovered_by: str | None = None) -> dict[str, Any]:
+    return {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id, "At": at.isoformat(),
+            "Kind": change.kind.value, "LineId": result_line or "", "Tag": change.tag or "",
+            "RecoveredBy": recovered_by or ""}
+
+
+_sequence_lock = threading.Lock()
+_last_sequence = 0
+
+
+def _next_sequence() -> int:
+    """The clock in nanoseconds, strictly increasing within the process (two entries written
+    together never share a row key)."""
+    global _last_sequence
+    with _sequence_lock:
+        _last_sequence = max(time.time_ns(), _last_sequence + 1)
+        return _last_sequence
+
+
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    stamp = _stamp(entry.at)
+    sequence = f"{_next_sequence():020d}"  # keeps the order of events recorded at the same instant
+    return {
+        "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{sequence}~{entry.change_id}~{entry.event}",
+        "Entry": json.dumps({**asdict(entry), "at": entry.at.isoformat(),
+                             "amount": None if entry.amount is None else str(entry.amount),
+                             "unit_price": None if entry.unit_price is None else str(entry.unit_price),
+                             "old_unit_price": (None if entry.old_unit_price is None
+                                                else str(entry.old_unit_price))}),
+    }
+
+
+def _deferral(entity: Any) -> tuple[Deferral, PlannedChange]:
+    change = change_from_json(str(entity["Change"]))
+    return Deferral(str(entity["RowKey"]), date.fromisoformat(str(entity["Due"])), change.mapping_key), change
+
+
+def decisions_from(approvals: list[ApprovalRecord], deferrals: list[tuple[Deferral, PlannedChange]]) -> Decisions:
+    """What the planner is told of a tenant's decided approvals and its deferrals."""
+    return Decisions(approvals={r.hold_key: r.as_approval() for r in approvals if r.status in ("approved", "rejected")},
+                     deferrals={d.hold_key: d for d, _ in deferrals})
+
+
 class DecisionRepository:
     def __init__(self, store: TableStore) -> None:
         self._approvals = store.table("approvals")
@@ -192,6 +249,16 @@ class DecisionRepository:
             params["tenant"] = tenant_id.lower()
         records = [self._approval(e) for e in query(self._approvals, " and ".join(clauses), **params)]
         return sorted(records, key=lambda r: r.held_at)
+
+    def approvals_of(self, tenant_ids: list[str]) -> dict[str, list[ApprovalRecord]]:
+        """Every tenant's approvals (any status), a few tenants per query."""
+        found: dict[str, list[ApprovalRecord]] = {t.lower(): [] for t in tenant_ids}
+        for chunk in _chunks(sorted(found)):
+            clause, params = _either("TenantId", chunk)
+            for entity in query(self._approvals, f"PartitionKey eq @pk and {clause}", pk=_APPROVALS, **params):
+                record = self._approval(entity)
+                found.setdefault(record.tenant_id, []).append(record)
+        return {tenant: sorted(records, key=lambda r: r.held_at) for tenant, records in found.items()}
 
     def hold(self, change: PlannedChange, run_id: str, at: datetime) -> bool:
         """Record a held decrease; False when the same decrease is already recorded."""
@@ -266,27 +333,58 @@ class DecisionRepository:
         return True
 
     def deferrals(self, tenant_id: str) -> list[tuple[Deferral, PlannedChange]]:
-        found = []
-        for entity in partition(self._deferrals, tenant_id):
-            change = change_from_json(str(entity["Change"]))
-            found.append((Deferral(str(entity["RowKey"]), date.fromisoformat(str(entity["Due"])), change.mapping_key),
-                          change))
-        return found
+        return [_deferral(entity) for entity in partition(self._deferrals, tenant_id)]
 
     def clear_deferral(self, tenant_id: str, hold_key: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             self._deferrals.delete_entity(tenant_id, hold_key)
 
+    def deferrals_of(self, tenant_ids: list[str]) -> dict[str, list[tuple[Deferral, PlannedChange]]]:
+        """Every tenant's deferrals, a few tenants per query."""
+        found: dict[str, list[tuple[Deferral, PlannedChange]]] = {t: [] for t in tenant_ids}
+        for chunk in _chunks(sorted(found)):
+            clause, params = _either("PartitionKey", chunk)
+            for entity in query(self._deferrals, clause, **params):
+                found.setdefault(str(entity["PartitionKey"]), []).append(_deferral(entity))
+        return found
+
     def decisions_for(self, tenant_id: str) -> Decisions:
-        approvals = {r.hold_key: r.as_approval() for r in self.approvals(tenant_id=tenant_id)
-                     if r.status in ("approved", "rejected")}
-        return Decisions(approvals=approvals, deferrals={d.hold_key: d for d, _ in self.deferrals(tenant_id)})
+        return decisions_from(self.approvals(tenant_id=tenant_id), self.deferrals(tenant_id))
 
     # write intents and the ledger ---------------------------------------------------------
     def open_intent(self, change: PlannedChange, run_id: str, at: datetime) -> None:
         """Record that ``change`` is about to be written (before the PSA call)."""
         upsert(self._intents, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
                                "At": at.isoformat(), "Change": change_to_json(change)})
+
+    def intents_of(self, tenant_ids: list[str]) -> dict[str, list[WriteIntent]]:
+        """Every tenant's open intents, oldest first, a few tenants per query."""
+        found: dict[str, list[WriteIntent]] = {t: [] for t in tenant_ids}
+        for chunk in _chunks(sorted(found)):
+            clause, params = _either("PartitionKey", chunk)
+            for e in query(self._intents, clause, **params):
+                found.setdefault(str(e["PartitionKey"]), []).append(
+                    WriteIntent(change_from_json(str(e["Change"])), str(e["RunId"]), _entity_time(e["At"])))
+        return {tenant: sorted(items, key=lambda i: (i.at, i.change.change_id)) for tenant, items in found.items()}
+
+    def close_intents(self, keys: list[tuple[str, str]]) -> None:
+        """Several ``close_intent`` (tenant, change id), a transaction per tenant; an intent
+        already gone is no error."""
+        try:
+            submit_batches(self._intents, [("delete", {"PartitionKey": t, "RowKey": c}) for t, c in keys])
+        except (TableTransactionError, ResourceNotFoundError):
+            for tenant_id, change_id in keys:  # one of them was closed meanwhile: close the others one by one
+                self.close_intent(tenant_id, change_id)
+
+    def ledger_entries(self, tenant_id: str, change_ids: list[str]) -> dict[str, LedgerEntry]:
+        """The ledger entries among ``change_ids`` of a tenant, a few per query."""
+        found: dict[str, LedgerEntry] = {}
+        for chunk in _chunks(sorted(set(change_ids))):
+            clause, params = _either("RowKey", chunk)
+            for entity in query(self._ledger, f"PartitionKey eq @pk and {clause}", pk=tenant_id, **params):
+                entry = _ledger_entry(dict(entity))
+                found[entry.change_id] = entry
+        return found
 
     def intents(self, tenant_id: str | None = None) -> list[WriteIntent]:
         """Open intents, of one tenant or of all, oldest first."""
@@ -312,9 +410,12 @@ class DecisionRepository:
                      recovered_by: str | None = None) -> None:
         """Record a write the PSA holds: made by ``run_id``; ``recovered_by`` is the run that found
         it in the PSA when the writing run's bookkeeping did not finish."""
-        upsert(self._ledger, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
-                              "At": at.isoformat(), "Kind": change.kind.value, "LineId": result_line or "",
-                              "Tag": change.tag or "", "RecoveredBy": recovered_by or ""})
+        upsert(self._ledger, _ledger_row(change, run_id, at, result_line, recovered_by))
+
+    def record_writes(self, writes: list[tuple[PlannedChange, str, datetime, str | None, str | None]]) -> None:
+        """Several ``record_write`` (change, run id, at, line, recovered by), a transaction per tenant."""
+        submit_batches(self._ledger, [("upsert", _ledger_row(*write), {"mode": UpdateMode.REPLACE})
+                                      for write in writes])
 
     def ledger(self, tenant_id: str) -> list[LedgerEntry]:
         return sorted((_ledger_entry(e) for e in partition(self._ledger, tenant_id.lower())), key=lambda e: e.at)
@@ -340,16 +441,12 @@ class DecisionRepository:
 
     # audit -------------------------------------------------------------------------------
     def audit(self, entry: AuditEntry) -> None:
-        stamp = _stamp(entry.at)
-        sequence = f"{time.time_ns():020d}"  # keeps the order of events recorded at the same instant
-        upsert(self._audit, {
-            "PartitionKey": entry.tenant_id, "RowKey": f"{stamp}~{sequence}~{entry.change_id}~{entry.event}",
-            "Entry": json.dumps({**asdict(entry), "at": entry.at.isoformat(),
-                                 "amount": None if entry.amount is None else str(entry.amount),
-                                 "unit_price": None if entry.unit_price is None else str(entry.unit_price),
-                                 "old_unit_price": (None if entry.old_unit_price is None
-                                                    else str(entry.old_unit_price))}),
-        })
+        upsert(self._audit, _audit_row(entry))
+
+    def audit_many(self, entries: list[AuditEntry]) -> None:
+        """Several audit entries, in their order, a transaction per tenant."""
+        submit_batches(self._audit, [("upsert", _audit_row(entry), {"mode": UpdateMode.REPLACE})
+                                     for entry in entries])
 
     def audit_trail(self, tenant_id: str, start: datetime | None = None, end: datetime | None = None
                     ) -> list[AuditEntry]:

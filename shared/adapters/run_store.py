@@ -363,6 +363,11 @@ class RunRepository:
     def update_change(self, run_id: str, change: PlannedChange, error: str | None = None) -> None:
         upsert(self._changes, change_to_entity(run_id, change, error))
 
+    def update_changes(self, updates: list[tuple[str, PlannedChange, str | None]]) -> None:
+        """Several ``update_change`` (run id, change, error) in as few transactions as the runs allow."""
+        submit_batches(self._changes, [("upsert", change_to_entity(run_id, change, error), {"mode": UpdateMode.REPLACE})
+                                       for run_id, change, error in updates])
+
     def changes(self, run_id: str) -> list[tuple[PlannedChange, str | None]]:
         return [change_from_entity(e) for e in partition(self._changes, run_id)]
 

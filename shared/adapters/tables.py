@@ -18,9 +18,11 @@ import logging
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     HttpResponseError,
@@ -103,15 +105,30 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count = 0
+        self._kinds: Counter[str] = Counter()
 
     def __call__(self, request: Any) -> None:
+        kind = _request_kind(request)
         with self._lock:
             self._count += 1
+            self._kinds[kind] += 1
 
     @property
     def count(self) -> int:
         with self._lock:
             return self._count
+
+    def by_kind(self) -> Counter[str]:
+        """The requests sent so far by method and table (``GET runs``, ``POST $batch``)."""
+        with self._lock:
+            return Counter(self._kinds)
+
+
+def _request_kind(pipeline_request: Any) -> str:
+    """``<method> <table>`` of a request as azure-core hands it to the hook."""
+    http = getattr(pipeline_request, "http_request", pipeline_request)
+    path = urlsplit(str(getattr(http, "url", ""))).path.rstrip("/").split("/")[-1]
+    return f"{getattr(http, 'method', '?')} {path.split('(')[0] or '?'}"
 
 
 class TableStore:

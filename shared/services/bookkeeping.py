@@ -22,7 +22,8 @@ never reported as applied on the strength of bookkeeping that did not happen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -30,7 +31,7 @@ from typing import TypeVar
 import requests
 
 from shared import checkpoints
-from shared.adapters.decision_store import AuditEntry, DecisionRepository, WriteIntent
+from shared.adapters.decision_store import ApprovalRecord, AuditEntry, DecisionRepository, WriteIntent
 from shared.adapters.run_store import RunRepository
 from shared.adapters.tables import StoreRetry
 from shared.config.schema import SeatSyncConfig
@@ -68,9 +69,21 @@ def answered_no(exc: BaseException) -> bool:
 
 
 @dataclass
+class _Pending:
+    """What ``Bookkeeping.batched`` holds until the block ends."""
+
+    ledger: list[tuple[PlannedChange, str, datetime, str | None, str | None]] = field(default_factory=list)
+    changes: list[tuple[str, PlannedChange, str | None]] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    intents: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
 class Bookkeeping:
     """What a push (or the settling of open intents) records with: the repositories, the run,
-    the instant, and how storage failures are ridden out."""
+    the instant, and how storage failures are ridden out. ``known_approvals`` and
+    ``known_deferrals``: the approvals (by hold key) and deferrals (tenant, hold key) of the
+    tenants being pushed, when they were read for the whole batch."""
 
     config: SeatSyncConfig
     runs: RunRepository
@@ -81,6 +94,35 @@ class Bookkeeping:
     now: datetime
     retry: StoreRetry = field(default_factory=StoreRetry)
     sleep: Callable[[float], None] | None = None
+    known_approvals: dict[str, ApprovalRecord] | None = None
+    known_deferrals: set[tuple[str, str]] | None = None
+    _pending: _Pending | None = None
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Record what the block records in a few requests instead of one each: when it ends, the
+        ledger entries, then the records of the changes, then the audit entries, and last the
+        closing of the write intents (each kind written only once the ones before are stored, so
+        an intent is never closed before its write is recorded). A block that raises records
+        nothing of what it held: its intents stay open and the next attempt settles them."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = _Pending()
+        try:
+            yield
+        except BaseException:
+            self._pending = None
+            raise
+        pending, self._pending = self._pending, None
+        if pending.ledger:
+            self.keep("the ledger entries", lambda: self.decisions.record_writes(pending.ledger))
+        if pending.changes:
+            self.keep("the records of the changes", lambda: self.runs.update_changes(pending.changes))
+        if pending.audit:
+            self.keep("the audit entries", lambda: self.decisions.audit_many(pending.audit))
+        if pending.intents:
+            self.keep("closing the write intents", lambda: self.decisions.close_intents(pending.intents))
 
     def keep(self, what: str, operation: Callable[[], T]) -> T:
         """A storage operation, retried while storage is unavailable."""
@@ -96,10 +138,16 @@ class Bookkeeping:
         entry = AuditEntry.of(change, event, self.now, self.tenant_name(change.tenant_id), run_id=self.run_id,
                               trigger=self.run.trigger if self.run else None,
                               requested_by=self.run.requested_by if self.run else None, **extra)
+        if self._pending is not None:
+            self._pending.audit.append(entry)
+            return
         self.keep(f"the audit entry '{event}' of change {change.change_id}", lambda: self.decisions.audit(entry))
 
     def update_change(self, change: PlannedChange, error: str | None = None, run_id: str | None = None) -> None:
         target = run_id or self.run_id
+        if self._pending is not None:
+            self._pending.changes.append((target, change, error))
+            return
         self.keep(f"the record of change {change.change_id} in run {target}",
                   lambda: self.runs.update_change(target, change, error))
 
@@ -108,6 +156,9 @@ class Bookkeeping:
                   lambda: self.decisions.open_intent(change, self.run_id, self.now))
 
     def close_intent(self, change: PlannedChange) -> None:
+        if self._pending is not None:
+            self._pending.intents.append((change.tenant_id, change.change_id))
+            return
         self.keep(f"closing the write intent of change {change.change_id}",
                   lambda: self.decisions.close_intent(change.tenant_id, change.change_id))
 
@@ -116,15 +167,22 @@ class Bookkeeping:
         """The ledger entry of a write the PSA holds, and what a write settles: an approved
         decrease is applied, a deferral done."""
         writer = run_id or self.run_id
-        self.keep(f"the ledger entry of change {change.change_id}", lambda: self.decisions.record_write(
-            change, writer, self.now, line_id, recovered_by=self.run_id if recovered else None))
+        recovered_by = self.run_id if recovered else None
+        if self._pending is not None:
+            self._pending.ledger.append((change, writer, self.now, line_id, recovered_by))
+        else:
+            self.keep(f"the ledger entry of change {change.change_id}", lambda: self.decisions.record_write(
+                change, writer, self.now, line_id, recovered_by=recovered_by))
         if change.kind == ChangeKind.CREATE_CONTACT and line_id:
             self.link_contact(change, line_id)
         if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
             hold_key = change.hold_key
-            if self.keep("the approval of a held change", lambda: self.decisions.approval(hold_key)) is not None:
+            approval = (self.known_approvals.get(hold_key) if self.known_approvals is not None
+                        else self.keep("the approval of a held change", lambda: self.decisions.approval(hold_key)))
+            if approval is not None:
                 self.keep("marking an approval applied", lambda: self.decisions.mark_applied(hold_key, self.now))
-            self.keep("clearing a deferral", lambda: self.decisions.clear_deferral(change.tenant_id, hold_key))
+            if self.known_deferrals is None or (change.tenant_id, hold_key) in self.known_deferrals:
+                self.keep("clearing a deferral", lambda: self.decisions.clear_deferral(change.tenant_id, hold_key))
 
 
     def link_contact(self, change: PlannedChange, contact_id: str) -> None:
@@ -226,36 +284,37 @@ def confirm(book: Bookkeeping, attempts: Sequence[Attempt], summary: PushSummary
     except PSA_FAILURES as exc:
         records, unread = None, f"{exc}"
     checkpoints.reached("after-read-back")
-    for attempt in attempts:
-        change = attempt.change
-        if records is None:
-            error = (f"{attempt.error + '; ' if attempt.error else ''}not confirmed: reading it back from the PSA "
-                     f"failed ({unread}); the next run checks whether the PSA holds it")
-            _failed(book, change, error, "unconfirmed", summary)
-            continue
-        check = records.check(change, attempt.line_id)
-        if check.held:
-            line_id = check.found_id or attempt.line_id
-            applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or line_id)
-            book.record_applied(change, line_id)
-            note = None
+    with book.batched():  # the tenant's records in a few requests: ledger, changes, audit, then intents
+        for attempt in attempts:
+            change = attempt.change
+            if records is None:
+                error = (f"{attempt.error + '; ' if attempt.error else ''}not confirmed: reading it back from the PSA "
+                         f"failed ({unread}); the next run checks whether the PSA holds it")
+                _failed(book, change, error, "unconfirmed", summary)
+                continue
+            check = records.check(change, attempt.line_id)
+            if check.held:
+                line_id = check.found_id or attempt.line_id
+                applied = replace(change, status=ChangeStatus.APPLIED, line_id=change.line_id or line_id)
+                book.record_applied(change, line_id)
+                note = None
+                if attempt.error:
+                    note = (f"{change.reason}; the PSA's answer was lost ({attempt.error}), reading it back shows "
+                            f"the write was made ({check.detail})")
+                    applied = replace(applied, reason=note)
+                book.update_change(applied)
+                book.audit(applied, "applied", reason=note)
+                book.close_intent(change)
+                summary.applied += 1
+                count_money(summary, change)
+                continue
             if attempt.error:
-                note = (f"{change.reason}; the PSA's answer was lost ({attempt.error}), reading it back shows "
-                        f"the write was made ({check.detail})")
-                applied = replace(applied, reason=note)
-            book.update_change(applied)
-            book.audit(applied, "applied", reason=note)
-            book.close_intent(change)
-            summary.applied += 1
-            count_money(summary, change)
-            continue
-        if attempt.error:
-            error = f"{attempt.error}; reading it back: {check.detail}"
-        else:
-            error = f"the PSA accepted the write but reading it back shows {check.detail}"
-        _failed(book, change, error, "failed", summary)
-        if attempt.refused:
-            book.close_intent(change)  # the PSA said no and does not hold it: nothing to settle later
+                error = f"{attempt.error}; reading it back: {check.detail}"
+            else:
+                error = f"the PSA accepted the write but reading it back shows {check.detail}"
+            _failed(book, change, error, "failed", summary)
+            if attempt.refused:
+                book.close_intent(change)  # the PSA said no and does not hold it: nothing to settle later
 
 
 def count_money(summary: PushSummary, change: PlannedChange) -> None:
@@ -309,13 +368,14 @@ def settle(book: Bookkeeping, intents: Sequence[WriteIntent], known: PsaRecords,
             log.warning("open write intents on %s stay open: their %s could not be read (%s)", psa,
                         "contacts" if kind == "contacts" else "agreements", exc)
     settled = []
-    for intent in intents:
-        if not records.holds_key(intent.change):
-            continue
-        check = records.check(intent.change)
-        result = Settled(intent, check.held, check.found_id, check.detail)
-        _record_settled(book, result, summary)
-        settled.append(result)
+    with book.batched():
+        for intent in intents:
+            if not records.holds_key(intent.change):
+                continue
+            check = records.check(intent.change)
+            result = Settled(intent, check.held, check.found_id, check.detail)
+            _record_settled(book, result, summary)
+            settled.append(result)
     return settled
 
 

@@ -28,7 +28,7 @@ from functools import partial
 import requests
 
 from shared import checkpoints, deadline, telemetry
-from shared.adapters.decision_store import DecisionRepository
+from shared.adapters.decision_store import ApprovalRecord, DecisionRepository, LedgerEntry, WriteIntent, decisions_from
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.shared_reads_store import ConnectionReads
@@ -38,6 +38,7 @@ from shared.contracts import PushRequest, PushSummary, StartedRun, TenantWork
 from shared.deadline import DeadlineReached
 from shared.domain.billing import unlinked_licences
 from shared.domain.contacts import CONTACT_FIELDS, CompanyKey, contact_companies, plan_contacts
+from shared.domain.decreases import Deferral
 from shared.domain.model import (
     BilledLine,
     ChangeKind,
@@ -213,7 +214,11 @@ def _reconciliation(tenant: TenantConfig, snapshot: TenantSnapshot, plan: Tenant
     return rows, unlinked
 
 
-def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan, decided: Decisions) -> None:
+def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan, decided: Decisions,
+                      pending: list[ApprovalRecord]) -> None:
+    """Record the plan's held and deferred decreases and retire the decisions that no longer stand;
+    ``pending``: the tenant's approvals waiting for a decision (read with the batch), of which those
+    the count moved past are superseded."""
     decisions, run_id, now = book.decisions, book.run_id, book.now
     _retire_stale(book, tenant, plan, decided)
     current = {c.hold_key for c in plan.changes if c.hold_key}
@@ -225,7 +230,6 @@ def _record_decisions(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan,
                                                                    partial(decisions.defer, change, run_id, now)):
             book.audit(change, "deferred")
     # a pending approval whose decrease no longer stands (the count moved on) is superseded
-    pending = book.keep("the pending approvals", partial(decisions.approvals, "pending", tenant.tenant_id))
     if not pending:
         return
     for mapping_key in {c.mapping_key for c in plan.changes} | {o.item.mapping_key for o in plan.outcomes}:
@@ -253,11 +257,12 @@ def _retire_stale(book: Bookkeeping, tenant: TenantConfig, plan: TenantPlan, dec
                 book.audit(change, "superseded", reason=reason)
 
 
-def _found_written(book: Bookkeeping, change: PlannedChange) -> PlannedChange | None:
+def _found_written(book: Bookkeeping, change: PlannedChange, ledger: Mapping[str, LedgerEntry]) -> PlannedChange | None:
     """A change the plan found already in the PSA (a prorate line found by its tag): this run's
     own write (an earlier attempt) stays applied; a write no record holds is recovered; another
-    run's recorded write is not this run's change (None)."""
-    entry = book.keep("the ledger", partial(book.decisions.ledger_entry, change.tenant_id, change.change_id))
+    run's recorded write is not this run's change (None). ``ledger``: the tenant's entries of the
+    plan's changes."""
+    entry = ledger.get(change.change_id)
     if entry is None:
         reason = (f"{change.reason}; no record of this write existed: found in the PSA by its tag and recorded by "
                   f"run {book.run_id}")
@@ -268,8 +273,14 @@ def _found_written(book: Bookkeeping, change: PlannedChange) -> PlannedChange | 
     return change if entry.run_id == book.run_id else None
 
 
+def _creates(change: PlannedChange) -> bool:
+    """Whether the change creates a record (a line or a contact): never made twice."""
+    return change.kind in CREATING or change.kind == ChangeKind.CREATE_CONTACT
+
+
 def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSummary,
-           guard: Callable[[], None], contacts: Mapping[CompanyKey, Sequence[PsaContact]] | None = None) -> None:
+           guard: Callable[[], None], ledger: Mapping[str, LedgerEntry],
+           contacts: Mapping[CompanyKey, Sequence[PsaContact]] | None = None) -> None:
     """Write a tenant's changes (intent first), then read them back and record each."""
     broken: set[str] = set()  # mappings whose earlier write failed: their later writes wait for the next run
     attempts: list[Attempt] = []
@@ -281,8 +292,7 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
                                "not attempted: an earlier write of this licence failed")
             summary.failed += 1
             continue
-        creates = change.kind in CREATING or change.kind == ChangeKind.CREATE_CONTACT
-        if creates and book.keep("the ledger", partial(book.decisions.written, change.tenant_id, change.change_id)):
+        if _creates(change) and change.change_id in ledger:
             # the PSA no longer shows a line (or contact) SeatSync created today: never created twice
             what, where = ("contact", "company's contacts") if change.about_contact else ("line", "agreement")
             error = (f"this {what} was written earlier today (see the ledger) but the PSA no longer shows it; it is "
@@ -340,6 +350,13 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         return summary
     run = started if started is not None else runs.started(request.run_id)
     works = {w.tenant_id: w for w in run.tenants} if run is not None else {}
+    # the batch's approvals, deferrals and open intents in a few queries instead of a few per tenant
+    ids = list(request.tenant_ids)
+    approvals = book.keep("the tenants' approvals", partial(decisions.approvals_of, ids))
+    deferrals = book.keep("the tenants' deferrals", partial(decisions.deferrals_of, ids))
+    intents = {} if request.dry_run else book.keep("the open write intents", partial(decisions.intents_of, ids))
+    book.known_approvals = {r.hold_key: r for found in approvals.values() for r in found}
+    book.known_deferrals = {(t, d.hold_key) for t, found in deferrals.items() for d, _ in found}
     longest = 0.0
     for position, tenant_id in enumerate(request.tenant_ids):
         limit = deadline.current()
@@ -348,13 +365,24 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             break
         began = time.monotonic()
         try:
+            records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
+                                    intents.get(tenant_id, []))
             _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
-                         summary, tenant_id, guard, works.get(tenant_id))
+                         summary, tenant_id, guard, works.get(tenant_id), records)
         except DeadlineReached:
             summary.tenants_left = list(request.tenant_ids[position:])
             break
         longest = max(longest, time.monotonic() - began)
     return summary
+
+
+@dataclass(frozen=True)
+class TenantRecords:
+    """A tenant's approvals, deferrals and open write intents, as read for its batch."""
+
+    approvals: list[ApprovalRecord]
+    deferrals: list[tuple[Deferral, PlannedChange]]
+    intents: list[WriteIntent]
 
 
 TENANT_RESERVE_SECONDS = 30.0
@@ -364,7 +392,8 @@ TENANT_RESERVE_SECONDS = 30.0
 def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
                  decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
                  margins: MarginRepository | None, book: Bookkeeping, shared: SharedReads, summary: PushSummary,
-                 tenant_id: str, guard: Callable[[], None], work: TenantWork | None) -> None:
+                 tenant_id: str, guard: Callable[[], None], work: TenantWork | None,
+                 records: TenantRecords) -> None:
     """Plan and write one tenant of the batch (``DeadlineReached`` before its reads are done: nothing
     of it was recorded or written)."""
     telemetry.set_tenant(tenant_id)
@@ -393,14 +422,13 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     recovered: dict[str, PlannedChange] = {}
     if not request.dry_run:
         # writes an earlier attempt made without finishing its bookkeeping: recorded before planning
-        intents = book.keep("the tenant's open write intents", partial(decisions.intents, tenant_id))
         known = PsaRecords(dict(view.lines), dict(contact_reads.contacts))
-        for settled in settle(book, intents, known, summary):
+        for settled in settle(book, records.intents, known, summary):
             if settled.held:
                 recovered[settled.change.change_id] = settled.change
         if any(c.about_contact for c in recovered.values()):
             contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
-    decided = book.keep("the tenant's decisions", partial(decisions.decisions_for, tenant_id))
+    decided = decisions_from(records.approvals, records.deferrals)
     plan = plan_tenant(config, tenant, snapshot, view, today,
                        replace(decided, guard=work.guard if work is not None else None),
                        book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
@@ -436,21 +464,25 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         book.keep("the planned changes", partial(runs.record_changes, request.run_id, dry))
         summary.dry_run += len(to_write)
         return
+    # the ledger's entries of the changes found already written and of the records to create: one read
+    looked_up = [c.change_id for c in plan.changes if c.change_id not in recovered and
+                 (c.status == ChangeStatus.APPLIED or (c.writes and _creates(c)))]
+    ledger = book.keep("the ledger", partial(decisions.ledger_entries, tenant_id, looked_up)) if looked_up else {}
     changes: list[PlannedChange] = []
     for change in plan.changes:
         if change.change_id in recovered:
             continue  # recorded as recovered above
         if change.status == ChangeStatus.APPLIED:
-            found = _found_written(book, change)
+            found = _found_written(book, change, ledger)
             if found is None:
                 continue
             summary.recovered += found.status == ChangeStatus.RECOVERED
             change = found
         changes.append(change)
     book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
-    _record_decisions(book, tenant, plan, decided)
+    _record_decisions(book, tenant, plan, decided, [r for r in records.approvals if r.status == "pending"])
     applied_before, failed_before = summary.applied, summary.failed
-    _apply(book, plan, view, summary, guard, contact_reads.contacts)
+    _apply(book, plan, view, summary, guard, ledger, contact_reads.contacts)
     if to_write and summary.applied == applied_before and summary.failed > failed_before:
         summary.tenants_unwritten.append(tenant_id)  # the PSA took none of its writes
 
