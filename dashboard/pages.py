@@ -14,7 +14,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.auth import Role
-from dashboard.web import BASE, Page, form, guard, guard_async, static_file
+from dashboard.web import BASE, Page, form, guard, guard_async, paging, static_file
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
 from shared.errors import ConfigError, HttpServiceError, RequestValidationError, SeatSyncError
@@ -34,14 +34,17 @@ from shared.services.decisions import (
 from shared.services.history import live_progress, run_page, tenant_history
 from shared.services.lease import duplicate_instance, live_lease
 from shared.services.onboarding import Decision, apply_rows, level_counts, onboarding_suggestions
-from shared.services.overview import line_prices, overview
+from shared.services.overview import overview
 from shared.services.psa_catalogue import agreement_lines, company_agreements
 from shared.services.report import ReportError, build_report
+from shared.services.run_digest import run_digest
 from shared.services.sync_requests import validate_tenants
 
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 _ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
            df.OrchestrationRuntimeStatus.ContinuedAsNew}
+APPROVALS_PAGE = 200
+"""Held changes on one page of the approvals list (the bulk decision takes up to 500 at once)."""
 AUDIT_EVENTS = ("applied", "failed", "held", "deferred", "approved", "rejected", "superseded")
 
 
@@ -97,17 +100,16 @@ def overview_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def tenant_rows(query: str) -> list[dict[str, Any]]:
+    """The tenants grid: each configured tenant with its status in the latest run (from the run's
+    digest: one read), its pending approvals and unlinked licences."""
     services = get_services()
     config = services.config()
     latest = services.runs.latest_run_id()
-    report = build_report(services.runs, latest, config) if latest else None
-    status = {t["tenantId"]: t for t in report["tenants"]} if report else {}
+    digest = run_digest(services.runs, latest, config) if latest else None
+    status = {t.tenant_id: t for t in digest.tenants} if digest else {}
     pending: dict[str, int] = {}
     for record in services.decisions.approvals("pending"):
         pending[record.tenant_id] = pending.get(record.tenant_id, 0) + 1
-    unlinked_count: dict[str, int] = {}
-    for row in report["unlinked"] if report else []:
-        unlinked_count[row["tenantId"]] = unlinked_count.get(row["tenantId"], 0) + 1
     wanted = query.strip().casefold()
     rows = []
     for tenant in config.tenants:
@@ -115,11 +117,11 @@ def tenant_rows(query: str) -> list[dict[str, Any]]:
             continue
         outcome = status.get(tenant.tenant_id)
         rows.append({"tenantId": tenant.tenant_id, "name": tenant.name, "enabled": tenant.enabled,
-                     "status": outcome["status"] if outcome else ("disabled" if not tenant.enabled else "not synced"),
-                     "problems": len(outcome["problems"]) + (1 if outcome["error"] else 0) if outcome else 0,
-                     "licences": outcome["licences"] if outcome else None,
+                     "status": outcome.status if outcome else ("disabled" if not tenant.enabled else "not synced"),
+                     "problems": outcome.problems if outcome else 0,
+                     "licences": outcome.licences if outcome else None,
                      "companies": ", ".join(c.name or f"{c.psa} {c.company_id}" for c in tenant.companies),
-                     "pending": pending.get(tenant.tenant_id, 0), "unlinked": unlinked_count.get(tenant.tenant_id, 0)})
+                     "pending": pending.get(tenant.tenant_id, 0), "unlinked": outcome.unlinked if outcome else 0})
     return sorted(rows, key=lambda r: r["name"].casefold())
 
 
@@ -127,8 +129,9 @@ def tenants_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         query = (req.params.get("q") or "")[:100]
         rows = tenant_rows(query)
+        shown = paging(req, len(rows))
         template = "tenant_rows.html" if page.partial else "tenants.html"
-        return page.render(template, title="Tenants", active="tenants", rows=rows, q=query)
+        return page.render(template, title="Tenants", active="tenants", rows=shown.rows(rows), paging=shown, q=query)
 
     return guard(req, Role.VIEWER, show)
 
@@ -184,14 +187,19 @@ def mapping_page(req: func.HttpRequest) -> func.HttpResponse:
     def show(page: Page) -> func.HttpResponse:
         services = get_services()
         config = services.config()
-        rows = [r for r in unlinked(config, services.snapshots) if r["skuId"]]
-        by_licence: dict[str, list[dict[str, Any]]] = {}
+        rows = sorted((r for r in unlinked(config, services.snapshots) if r["skuId"]),
+                      key=lambda r: (str(r["licence"]).casefold(), str(r["tenantName"]).casefold()))
+        counts: dict[str, int] = {}
         for row in rows:
+            counts[str(row["licence"])] = counts.get(str(row["licence"]), 0) + 1
+        shown = paging(req, len(rows))
+        by_licence: dict[str, list[dict[str, Any]]] = {}
+        for row in shown.rows(rows):
             by_licence.setdefault(str(row["licence"]), []).append(row)
         tenants = {t.tenant_id: t for t in config.tenants}
-        return page.render("mapping.html", title="Mapping", active="mapping",
-                           groups=sorted(by_licence.items(), key=lambda kv: kv[0].casefold()), tenants=tenants,
-                           profiles=config.billing_profiles, message=req.params.get("message"))
+        return page.render("mapping.html", title="Mapping", active="mapping", groups=list(by_licence.items()),
+                           counts=counts, paging=shown, tenants=tenants, profiles=config.billing_profiles,
+                           message=req.params.get("message"))
 
     return guard(req, Role.VIEWER, show)
 
@@ -282,15 +290,17 @@ def approvals_page(req: func.HttpRequest) -> func.HttpResponse:
                                message=problem(exc))
         rows = []
         latest = services.runs.latest_run_id()
-        prices = line_prices(services.runs, latest) if latest else {}
-        for record in records:
+        prices = run_digest(services.runs, latest, config).prices if latest else {}
+        shown = paging(req, len(records), size=APPROVALS_PAGE)
+        for record in shown.rows(records):
             row = approval_json(record, config)
             change = record.change
             price = change.unit_price if change.unit_price is not None else \
                 prices.get((change.psa, change.agreement_id, change.line_id or ""))
             row["monthly"] = money_of(row, price)
             rows.append(row)
-        return page.render("approvals.html", title="Approvals", active="approvals", rows=rows, status=status,
+        return page.render("approvals.html", title="Approvals", active="approvals", rows=rows, paging=shown,
+                           status=status,
                            currency=config.notifications.currency, message=req.params.get("message"))
 
     return guard(req, Role.VIEWER, show)
@@ -419,8 +429,11 @@ async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestration
         if report["status"] == "running":
             live = live_progress(services.runs, run_id, await custom_status(client))
             progress = live.to_json() if live is not None else {}
+        changes = paging(req, len(report["changes"]), param="changes")
+        tenants = paging(req, len(report["tenants"]), param="tenants")
         template = "run_body.html" if page.partial else "run.html"
-        return page.render(template, title=f"Run {run_id}", active="runs", report=report, progress=progress)
+        return page.render(template, title=f"Run {run_id}", active="runs", report=report, progress=progress,
+                           changes=changes, tenants=tenants)
 
     return await guard_async(req, Role.VIEWER, show)
 
@@ -514,22 +527,36 @@ def notifications_page(req: func.HttpRequest) -> func.HttpResponse:
     from shared.notifications.sample import sample_run_data
     from shared.notifications.service import NotifyServices, gather_run_data, links_for, render_preview, send_test
 
+    def rendered(data: Any, config: Any, banner: str | None) -> dict[str, Any]:
+        services = get_services()
+        settings = config.notifications
+        preview = render_preview(data, settings, links_for(services, settings), services.clock(), config,
+                                 banner=banner)
+        card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
+        return {"card": json.dumps(card, indent=2, ensure_ascii=False), "subject": preview.email.subject,
+                "html": preview.email.html, "alerts": len(preview.alerts.alerts)}
+
     def show(page: Page, results: list[Any] | None = None) -> func.HttpResponse:
         services = get_services()
-        config = services.config()
-        settings = config.notifications
-        now = services.clock()
+        config, version = services.config_repository.current()
         latest = services.runs.latest_run_id()
         if latest is not None:
-            data = gather_run_data(services.runs, services.snapshots, config, latest)
-            source, banner = f"run {latest}", None
+            # rendered once per finished run and configuration version: reading every tenant's
+            # snapshot again on each visit would take seconds at hundreds of tenants
+            name = f"preview-{version.version_id if version else 'default'}"
+            preview = services.runs.derived(latest, name)
+            if preview is None:
+                preview = rendered(gather_run_data(services.runs, services.snapshots, config, latest), config, None)
+                if services.runs.summary(latest) is not None:
+                    services.runs.record_derived(latest, name, preview)
+            source = f"run {latest}"
         else:
-            data, source, banner = sample_run_data(now), "the built-in sample run", "Preview with sample data"
-        preview = render_preview(data, settings, links_for(services, settings), now, config, banner=banner)
-        card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
-        return page.render("notifications.html", title="Notifications", active="notifications", settings=settings,
-                           source=source, card=json.dumps(card, indent=2, ensure_ascii=False),
-                           email=preview.email, alerts=len(preview.alerts.alerts), results=results)
+            preview = rendered(sample_run_data(services.clock()), config, "Preview with sample data")
+            source = "the built-in sample run"
+        return page.render("notifications.html", title="Notifications", active="notifications",
+                           settings=config.notifications, source=source, card=preview["card"],
+                           email={"subject": preview["subject"], "html": preview["html"]},
+                           alerts=preview["alerts"], results=results)
 
     def test(page: Page) -> func.HttpResponse:
         services = get_services()

@@ -10,6 +10,8 @@ writes against cross-site request forgery, rendering of the Jinja2 templates, st
   (``Origin``/``Sec-Fetch-Site``). The cookie is SameSite=Strict, so another site can neither
   send nor read it.
 - Pages send a Content-Security-Policy that allows only this site's scripts and styles.
+- Long lists (tenants, held changes, a run's changes and tenants, unlinked licences) are shown a
+  page at a time (``Paging``), so that a page of 500 or 5,000 tenants stays small.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import hmac
 import json
 import mimetypes
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
-from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import azure.functions as func
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -32,6 +35,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from admin_api.auth import Caller, Role, identify
 
 BASE = "/api/dashboard"
+PAGE_SIZE = 100
+"""Rows of a long list shown on one page."""
+T = TypeVar("T")
 CSRF_COOKIE = "seatsync-csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -173,6 +179,49 @@ def guard(req: func.HttpRequest, needed: Role, handler: Handler) -> func.HttpRes
 async def guard_async(req: func.HttpRequest, needed: Role, handler: AsyncHandler) -> func.HttpResponse:
     admitted = admit(req, needed)
     return admitted if isinstance(admitted, func.HttpResponse) else await handler(admitted)
+
+
+@dataclass(frozen=True)
+class Paging:
+    """One page of a long list (tenants, held changes, a run's changes): which rows it shows and
+    the links to the pages before and after it, keeping the page's other query parameters."""
+
+    number: int
+    size: int
+    total: int
+    path: str
+    query: tuple[tuple[str, str], ...]
+    param: str
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def first(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.first + self.size)
+
+    def rows(self, items: Sequence[T]) -> list[T]:
+        return list(items[self.first:self.last])
+
+    def href(self, number: int) -> str:
+        return f"{self.path}?{urlencode([*self.query, (self.param, str(number))])}"
+
+
+def paging(req: func.HttpRequest, total: int, size: int = PAGE_SIZE, param: str = "page") -> Paging:
+    """The page of ``total`` rows the request asks for (``?page=N``, from 1; out of range: the
+    nearest page)."""
+    try:
+        asked = int((req.params.get(param) or "1")[:9])
+    except ValueError:
+        asked = 1
+    query = tuple((k, v[:200]) for k, v in sorted(req.params.items()) if k != param)
+    page = Paging(1, size, total, urlsplit(req.url).path, query, param)
+    return replace(page, number=min(max(1, asked), page.pages))
 
 
 def static_file(name: str) -> func.HttpResponse:

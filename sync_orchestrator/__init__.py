@@ -265,11 +265,13 @@ def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
     from shared import telemetry
     from shared.bootstrap import get_services
     from shared.contracts import RunSummary
+    from shared.services.run_digest import record_digest
     from shared.services.runs import finish_run as finish_run_service
 
     summary = RunSummary.model_validate(payload)
     with telemetry.activity(summary.run_id):
         services = get_services()
         finish_run_service(services.runs, summary, services.retry_sleep)
+        record_digest(services.runs, summary.run_id, services.config())
         telemetry.run_finished(summary)
     return {"runId": summary.run_id, "status": summary.status}

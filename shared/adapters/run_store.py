@@ -8,6 +8,11 @@
   became of it (applied, dry-run, failed with the reason).
 - ``<prefix>runlines``: partition = run id, row = tenant id: the run's reconciliation of each
   mapped licence (a document).
+- ``<prefix>rundigests``: partition = run id, row = a name: documents derived from a finished run
+  for the dashboard's pages: its digest (``shared.services.run_digest``, written when the run
+  ends) and the notifications preview rendered from it (``preview-<configuration version>``). The
+  run's money is also kept on its row of ``<prefix>runs`` (``Money``), so that a month's runs are
+  summed in one query.
 - ``<prefix>billedcounts``: partition = tenant id, row = ``<mapping key>~<run id>``: what the PSA
   billed for each mapped licence when the run read it, and what the run computed it should bill.
   Only ever added to, like the licence counts: the billing side of a tenant's history, readable
@@ -31,7 +36,9 @@ from shared.adapters.tables import (
     DocumentRef,
     TableStore,
     partition,
+    query,
     read_document,
+    row_range,
     submit_batches,
     upsert,
     write_committed_document,
@@ -152,6 +159,7 @@ class RunRepository:
         self._changes = store.table("changes")
         self._lines = store.table("runlines")
         self._billed = store.table("billedcounts")
+        self._digests = store.table("rundigests")
 
     # runs ------------------------------------------------------------------------------
     def start(self, request: SyncRequest) -> None:
@@ -215,6 +223,42 @@ class RunRepository:
             records.append(RunRecord(SyncRequest.model_validate_json(str(entity["Request"])), str(entity["Status"]),
                                      summary, progress, str(entity.get("DiedReason") or "") or None))
         return records
+
+    def month_runs(self, month: str) -> list[tuple[str, SyncRequest, dict[str, Any] | None]]:
+        """The runs of a month (``YYYYMM``), oldest first: id, request and the money recorded with
+        its digest (None when it has none yet), in one query."""
+        found = query(self._runs, "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high", pk=_RUNS_PK,
+                      low=month, high=f"{month}~")
+        runs = []
+        for entity in sorted(found, key=lambda e: str(e["RowKey"])):
+            if not entity.get("Request"):
+                continue
+            money = json.loads(str(entity["Money"])) if entity.get("Money") else None
+            runs.append((str(entity["RowKey"]), SyncRequest.model_validate_json(str(entity["Request"])), money))
+        return runs
+
+    def record_digest(self, run_id: str, digest: dict[str, Any], money: dict[str, Any]) -> None:
+        """Store a finished run's digest and, on the run's row, its money."""
+        self.record_derived(run_id, "digest", digest)
+        self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": run_id, "Money": json.dumps(money)},
+                                 mode=UpdateMode.MERGE)
+
+    def digest(self, run_id: str) -> dict[str, Any] | None:
+        return self.derived(run_id, "digest")
+
+    def record_derived(self, run_id: str, name: str, document: dict[str, Any]) -> None:
+        """Store a document derived from a finished run (its digest, a rendered preview), by name."""
+        write_committed_document(self._digests, run_id, name, document, {"PartitionKey": run_id, "RowKey": name})
+
+    def derived(self, run_id: str, name: str) -> dict[str, Any] | None:
+        """A document derived from the run, None when none is stored (one query: the row that
+        refers to it and its parts)."""
+        entities = {str(e["RowKey"]): e for e in row_range(self._digests, run_id, name, f"{name}~~")}
+        header = entities.get(name)
+        if header is None:
+            return None
+        document = read_document(self._digests, DocumentRef.from_entity(header), entities)
+        return document if isinstance(document, dict) else None
 
     def record_progress(self, run_id: str, progress: dict[str, Any]) -> None:
         """The run's progress (the orchestrator's custom status), for hosts other than Durable

@@ -7,6 +7,10 @@ Table ``<prefix>snapshots``, partition = tenant id:
   parts: a snapshot without its header was never completed and is never read;
 - ``latest``: which run holds the tenant's newest complete snapshot.
 
+Table ``<prefix>latestlicences``, partition ``tenants``, row = tenant id: the licences of the
+tenant's newest snapshot that a mapping could bill (``billable_skus``), so that every tenant's
+unlinked licences are listed from one partition instead of every tenant's snapshot.
+
 Table ``<prefix>licencecounts``, partition = tenant id, row = ``<skuId>~<runId>``: purchased,
 assigned, the assigned users' names and the licence's state (its worst state when some seats are
 not active, "" when all are) per licence per run. Rows are only ever added: a new day
@@ -28,8 +32,10 @@ from shared.adapters.tables import (
     read_document,
     row_range,
     submit_batches,
+    upsert,
     write_committed_document,
 )
+from shared.domain.billing import billable_skus
 from shared.domain.model import (
     DirectoryUser,
     GroupMember,
@@ -44,6 +50,20 @@ from shared.domain.model import (
 from shared.domain.subscriptions import licence_state
 
 _NAMES_LIMIT = 30_000  # characters of user names kept on a history row (64 KiB property)
+
+
+_LATEST_PK = "tenants"
+_LICENCES_LIMIT = 60_000  # characters of the latest licences kept on one row (64 KiB property)
+
+
+@dataclass(frozen=True)
+class LatestLicences:
+    """The billable licences of a tenant's newest snapshot (``shared.domain.billing.billable_skus``)."""
+
+    tenant_id: str
+    run_id: str
+    collected_at: datetime
+    skus: tuple[SkuCount, ...]
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,7 @@ class SnapshotRepository:
     def __init__(self, store: TableStore) -> None:
         self._snapshots = store.table("snapshots")
         self._counts = store.table("licencecounts")
+        self._latest = store.table("latestlicences")
 
     def save(self, snapshot: TenantSnapshot) -> None:
         """Store a complete snapshot and its history rows: the history rows first, then the
@@ -165,6 +186,26 @@ class SnapshotRepository:
              "SkuCount": len(snapshot.skus), "UserCount": len(snapshot.users)},
             also=[{"PartitionKey": tenant, "RowKey": "latest", "RunId": run,
                    "CollectedAt": snapshot.collected_at.isoformat()}])
+        licences = json.dumps([[s.sku_id, s.sku_part_number, s.purchased, s.consumed]
+                               for s in billable_skus(snapshot)])
+        # too many to keep on a row (never seen): no row, so the tenant's snapshot is read instead
+        upsert(self._latest, {"PartitionKey": _LATEST_PK, "RowKey": tenant, "RunId": run,
+                              "CollectedAt": snapshot.collected_at.isoformat(),
+                              "Licences": licences if len(licences) <= _LICENCES_LIMIT else ""})
+
+    def latest_licences(self) -> dict[str, LatestLicences]:
+        """Every tenant's latest billable licences, by tenant id, in one partition read (tenants
+        whose row is missing or too large to keep are not in it: read their snapshot)."""
+        found = {}
+        for row in row_range(self._latest, _LATEST_PK, "", "~"):
+            if not row.get("Licences"):
+                continue
+            found[str(row["RowKey"])] = LatestLicences(
+                tenant_id=str(row["RowKey"]), run_id=str(row["RunId"]),
+                collected_at=datetime.fromisoformat(str(row["CollectedAt"])),
+                skus=tuple(SkuCount(str(sku_id), str(part), int(purchased), int(consumed))
+                           for sku_id, part, purchased, consumed in json.loads(str(row["Licences"]))))
+        return found
 
     def get(self, tenant_id: str, run_id: str) -> TenantSnapshot | None:
         """The tenant's snapshot of the run (None when it was not completed): its header and its

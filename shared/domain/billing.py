@@ -409,6 +409,19 @@ def _filter_fields(user: DirectoryUser) -> str:
 def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot) -> list[SkuCount]:
     """Licences of the tenant no mapping bills and no exclusion covers (also catches SKUs new to
     the tenant). Licences with no seats at all are left out."""
+    return unmapped(config, tenant, billable_skus(snapshot))
+
+
+def billable_skus(snapshot: TenantSnapshot) -> list[SkuCount]:
+    """The snapshot's licences that a mapping could bill, whatever the configuration: those with
+    seats, not all of them bought elsewhere (kept with the tenant's latest snapshot, so that the
+    unlinked licences of every tenant are found without reading every snapshot)."""
+    origins = provenance(snapshot)
+    return [s for s in snapshot.skus if (s.purchased or s.consumed) and not _all_elsewhere(origins, s)]
+
+
+def unmapped(config: SeatSyncConfig, tenant: TenantConfig, skus: Iterable[SkuCount]) -> list[SkuCount]:
+    """Of ``skus``, those no mapping of the tenant bills and no exclusion covers."""
     mapped: set[str] = set()
     for company in tenant.companies:
         for licence in company.licences:
@@ -418,10 +431,7 @@ def unlinked_licences(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Te
                 definition = config.custom_licence(tenant, licence.custom)
                 if definition and definition.kind == "licences":
                     mapped.update(definition.sku_ids)
-    origins = provenance(snapshot)
-    return [s for s in snapshot.skus
-            if s.sku_id not in mapped and not config.excluded(tenant, s.sku_id) and (s.purchased or s.consumed)
-            and not _all_elsewhere(origins, s)]
+    return [s for s in skus if s.sku_id not in mapped and not config.excluded(tenant, s.sku_id)]
 
 
 def _all_elsewhere(origins: Provenance, sku: SkuCount) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from shared.adapters.decision_store import ApprovalRecord, AuditEntry, DecisionRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig, is_guid
-from shared.domain.billing import unlinked_licences
+from shared.domain.billing import unlinked_licences, unmapped
 from shared.domain.sku_names import sku_display_name
 from shared.errors import RequestValidationError
 
@@ -167,20 +167,28 @@ def _csv_cell(column: str, value: Any) -> str | int | Decimal:
 
 def unlinked(config: SeatSyncConfig, snapshots: SnapshotRepository) -> list[dict[str, Any]]:
     """Licences of configured tenants that no mapping bills and no exclusion covers, from each
-    tenant's latest snapshot (tenants never collected are listed as such)."""
+    tenant's latest snapshot (tenants never collected are listed as such). The billable licences
+    of every tenant's latest snapshot are read at once (``latest_licences``); only a tenant
+    missing there has its snapshot read."""
     rows: list[dict[str, Any]] = []
+    latest = snapshots.latest_licences()
     for tenant in config.tenants:
         if not tenant.enabled:
             continue
-        snapshot = snapshots.latest(tenant.tenant_id)
-        if snapshot is None:
-            rows.append({"tenantId": tenant.tenant_id, "tenantName": tenant.name, "skuId": None,
-                         "licence": None, "purchased": None, "assigned": None,
-                         "note": "never collected: no snapshot yet"})
-            continue
-        for sku in unlinked_licences(config, tenant, snapshot):
+        kept = latest.get(tenant.tenant_id)
+        if kept is not None:
+            skus, collected_at = unmapped(config, tenant, kept.skus), kept.collected_at
+        else:
+            snapshot = snapshots.latest(tenant.tenant_id)
+            if snapshot is None:
+                rows.append({"tenantId": tenant.tenant_id, "tenantName": tenant.name, "skuId": None,
+                             "licence": None, "purchased": None, "assigned": None,
+                             "note": "never collected: no snapshot yet"})
+                continue
+            skus, collected_at = unlinked_licences(config, tenant, snapshot), snapshot.collected_at
+        for sku in skus:
             rows.append({"tenantId": tenant.tenant_id, "tenantName": tenant.name, "skuId": sku.sku_id,
                          "licence": sku_display_name(sku.sku_id, sku.sku_part_number),
                          "skuPartNumber": sku.sku_part_number, "purchased": sku.purchased,
-                         "assigned": sku.consumed, "collectedAt": snapshot.collected_at.isoformat(), "note": None})
+                         "assigned": sku.consumed, "collectedAt": collected_at.isoformat(), "note": None})
     return rows

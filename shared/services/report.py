@@ -13,6 +13,7 @@ from shared.adapters.run_store import RunRepository
 from shared.adapters.source_store import SourceRepository
 from shared.config.partners import DEFAULT_PARTNER
 from shared.config.schema import SeatSyncConfig
+from shared.contracts import RunSummary, StartedRun, SyncRequest
 from shared.domain.model import ChangeStatus
 from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
@@ -37,7 +38,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     summary = runs.summary(run_id)
     started = runs.started(run_id)
-    run_status, run_error = (summary.status, summary.error) if summary else liveness(runs, run_id)
+    head = _head(runs, run_id, request, summary, started)
     names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
     tenants = []
     for row in sorted(runs.tenant_rows(run_id), key=lambda r: names.get(r["tenantId"], r["tenantId"])):
@@ -93,18 +94,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
         })
     reconciliation, unlinked = runs.reconciliation(run_id)
     return {
-        "runId": run_id,
-        "status": run_status,
-        "dryRun": request.dry_run,
-        "trigger": request.trigger,
-        "requestedBy": request.requested_by,
-        "startedAt": request.requested_at.isoformat(),
-        "finishedAt": summary.finished_at.isoformat() if summary and summary.finished_at else None,
-        "error": run_error,
-        "tookOver": started.took_over if started else None,
-        "totals": summary.to_json() if summary else None,
-        "calls": {"graph": summary.graph_calls if summary else None,
-                  "psa": summary.psa_calls if summary else None},
+        **head,
         "tenants": tenants,
         "changes": changes,
         "problems": problems,
@@ -128,6 +118,34 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
                          "reason": t.guard} for t in started.guarded()] if started else [],
             "relationshipsEnding": [r.to_json() for r in started.relationships_ending] if started else [],
         },
+    }
+
+
+def report_head(runs: RunRepository, run_id: str) -> dict[str, Any]:
+    """The report's heading alone (request, status, times, totals and API calls): what a page
+    that links to the report shows of a run, without reading its tenants and changes."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
+    return _head(runs, run_id, request, runs.summary(run_id), runs.started(run_id))
+
+
+def _head(runs: RunRepository, run_id: str, request: SyncRequest, summary: RunSummary | None,
+          started: StartedRun | None) -> dict[str, Any]:
+    run_status, run_error = (summary.status, summary.error) if summary else liveness(runs, run_id)
+    return {
+        "runId": run_id,
+        "status": run_status,
+        "dryRun": request.dry_run,
+        "trigger": request.trigger,
+        "requestedBy": request.requested_by,
+        "startedAt": request.requested_at.isoformat(),
+        "finishedAt": summary.finished_at.isoformat() if summary and summary.finished_at else None,
+        "error": run_error,
+        "tookOver": started.took_over if started else None,
+        "totals": summary.to_json() if summary else None,
+        "calls": {"graph": summary.graph_calls if summary else None,
+                  "psa": summary.psa_calls if summary else None},
     }
 
 

@@ -249,3 +249,51 @@ def test_sync_now_is_refused_while_a_command_line_run_holds_the_lease(served: Se
             served.host.durable.status(SYNC_INSTANCE_ID).runtime_status.value != "Running"  # type: ignore[union-attr]
     finally:
         services.runs.release_lease(run_id)
+
+
+def test_a_finished_run_is_digested_once_for_the_pages(served: Served) -> None:
+    """The sync's finish stores its digest (tenants' status, money, line prices) and, on the run's
+    row, its money: the overview, tenants grid and approvals read these, not every tenant's rows."""
+    from shared.services.run_digest import RunDigest, compute_digest, run_digest
+
+    services = served.msp.services
+    runs, config = services.runs, services.config()
+    first = next(r for r in runs.run_ids() if (request := runs.request(r)) and request.requested_by == "tests")
+    stored = runs.digest(first)
+    assert stored is not None, "written when the run finished"
+    digest = RunDigest.from_json(stored)
+    assert digest == compute_digest(runs, first, config)
+    contoso = digest.tenant(CONTOSO)
+    assert contoso is not None and contoso.status == "ok" and contoso.unlinked >= 1
+    assert digest.prices and all(price > 0 for price in digest.prices.values())
+    [(_, request, money)] = [r for r in runs.month_runs(first[:6]) if r[0] == first]
+    assert not request.dry_run and money == digest.money.to_json()
+    wait_for_run(served)
+    latest = runs.latest_run_id()
+    assert latest is not None
+    page = served.session().get(f"{served.url}/api/dashboard").text
+    attention = run_digest(runs, latest, config).attention
+    assert f"Tenants needing attention ({len(attention)})" in page
+
+
+def test_unlinked_licences_from_the_latest_licences_are_those_of_the_snapshots(served: Served) -> None:
+    """Every tenant's billable licences are kept with its latest snapshot, so the mapping page,
+    ``GET /api/unlinked`` and ``seatsync unlinked`` read one partition, with the same answer as
+    reading each tenant's snapshot."""
+    from shared.domain.billing import unlinked_licences, unmapped
+
+    services = served.msp.services
+    config = services.config()
+    kept = services.snapshots.latest_licences()
+    compared = 0
+    for tenant in config.tenants:
+        snapshot = services.snapshots.latest(tenant.tenant_id)
+        if snapshot is None:
+            assert tenant.tenant_id not in kept
+            continue
+        assert kept[tenant.tenant_id].run_id == snapshot.run_id
+        from_row = [(s.sku_id, s.purchased, s.consumed) for s in unmapped(config, tenant, kept[tenant.tenant_id].skus)]
+        from_snapshot = [(s.sku_id, s.purchased, s.consumed) for s in unlinked_licences(config, tenant, snapshot)]
+        assert from_row == from_snapshot, tenant.name
+        compared += 1
+    assert compared >= 5
