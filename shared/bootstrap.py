@@ -245,8 +245,9 @@ class Services:
 
     def psa_clients(self, config: SeatSyncConfig) -> PsaClients:
         if self._psa_factory is None:
-            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep, self.clock,
-                                                    limits=self.psa_limits)
+            # the services' clock as it is at each call, not as it was when the first client was made
+            self._psa_factory = default_psa_factory(self.settings, self.secrets, self.retry_sleep,
+                                                    lambda: self.clock(), limits=self.psa_limits)
         return PsaClients(config, self._psa_factory)
 
 
