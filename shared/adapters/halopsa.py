@@ -676,7 +676,17 @@ class HaloClient:
             target["prorata_data"] = [*entries, {"date": halo_time(effective_date), "quantity": float(change)}]
             action = f"pro-rata of {shown} from {effective_date}"
         else:
-            target["qty_order"] = float(Decimal(str(target.get("qty_order") or 0)) + change)
+            ordered = Decimal(str(target.get("qty_order") or 0)) + change
+            if ordered < 0:
+                # Halo refuses a negative quantity: the seats its pending pro-rata entries add at the
+                # next invoice cannot be taken off the next period before it; say what to do
+                raise PsaError(self._psa, (
+                    f"the line bills {current.normalize():f} from the invoice of {next_start}, "
+                    f"{(current - ordered + change).normalize():f} of them from pro-rata entries Halo has not "
+                    f"invoiced yet, and its quantity (qty_order) cannot go below 0: it cannot bill {quantity} "
+                    f"before that invoice adds them; once it is created, SeatSync lowers the line (a mapping "
+                    f"with allowNegativeProrate credits that period's extra seats) or lower it by hand"), record)
+            target["qty_order"] = float(ordered)
             action = f"quantity {shown} from the invoice of {next_start}"
         saved = self._post_lines(invoice_id, lines, f"{record} ({action})")
         return self._line(self._find_line(saved, raw.get("id"), record), line.agreement_id, saved)

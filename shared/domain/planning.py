@@ -815,7 +815,7 @@ class _Planner:
             self.changes.append(self.change(
                 item, ChangeKind.SET_QUANTITY, line, charged, charged + change.charge,
                 "; ".join([reason, *notes, f"{psa} prorates it to {period.end}"]), self.today, hold_key=key,
-                amount=amount))
+                amount=amount, end_date=period.end))
             after = old + change.charge
             notes = []
         if after != item.quantity:

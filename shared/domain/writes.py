@@ -8,7 +8,10 @@ What the PSA must show, by kind of change:
   agreement carrying the change's tag (or, when the PSA answered, the line id it gave) with the
   change's quantity;
 - ``set-quantity``: the line bills the new quantity (Autotask and HaloPSA report the units a
-  scheduled change brings, so a change dated later is seen too);
+  scheduled change brings, so a change dated later is seen too); a change the current period is
+  charged for to its end (``end_date``: Autotask's units from today, a Halo pro-rata entry) is
+  held when the line charges the new quantity this period, whatever a change dated the next
+  period (written after it, or not yet) makes it bill from then;
 - ``set-details``: the line has the new invoice description and unit price (those the change
   sets);
 - a contact change (``check_contact``): a new contact is an active contact of the company with
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from shared.domain.contacts import describe, differences
 from shared.domain.model import BilledLine, ChangeKind, ContactDetails, PlannedChange, PsaContact
@@ -50,7 +54,10 @@ class WriteCheck:
 
 
 def _quantity(line: BilledLine) -> str:
-    value = line.quantity
+    return _shown(line.quantity)
+
+
+def _shown(value: Decimal) -> str:
     return str(int(value)) if value == value.to_integral_value() else str(value)
 
 
@@ -79,6 +86,12 @@ def check_write(change: PlannedChange, lines: Iterable[BilledLine], line_id: str
         if differences:
             return WriteCheck(False, line, f"line {line.line_id}: {'; '.join(differences)}")
         return WriteCheck(True, line, f"line {line.line_id} has the new details")
+    if change.kind == ChangeKind.SET_QUANTITY and change.end_date is not None:
+        charged = line.period_quantity if line.period_quantity is not None else line.quantity
+        if charged != change.new_quantity:
+            return WriteCheck(False, line, f"line {line.line_id} charges {_shown(charged)} to {change.end_date}, "
+                                           f"not {change.new_quantity}")
+        return WriteCheck(True, line, f"line {line.line_id} charges {change.new_quantity} to {change.end_date}")
     if line.quantity != change.new_quantity:
         return WriteCheck(False, line, f"line {line.line_id} bills {_quantity(line)}, not {change.new_quantity}")
     if change.kind in CREATING and change.tag and line.tag not in (None, change.tag):

@@ -637,3 +637,58 @@ def test_a_line_created_after_the_period_was_invoiced_is_never_prorated_twice_on
                                         "seatsync:l")]}
         assert [e[1:] for e in s.audit(rm.BIRCH)] == [("applied", BP, None, 3, "24.21"), ("applied", BP, 3, 2, None),
                                                       ("applied", BP, 2, 4, None)]
+
+
+@pytest.mark.parametrize("psa", ["autotask", "halopsa"])
+def test_a_run_killed_between_the_two_writes_of_one_change_records_the_first_as_made(
+        psa: str, azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Elm drops to 9 on 21 November (November stays charged for 10, 9 from December), then has 11
+    on the 22nd: the PSA charges one more seat to 30 November (5.85) and bills 11 from December, in
+    two writes. ``seatsync sync`` is killed (SIGKILL) right after the first. The next run records
+    the charge as made by the dead run (recovered, with its amount), writes the second once, and
+    the PSA bills what the rules say."""
+    elm = "elmarchitects.onmicrosoft.com"
+    with shop(psa, azurite, store, tmp_path, edit_config=elm_applies_decreases) as s:
+        s.sync(rm.ELM)
+        s.on(NOV_21)
+        s.graph.remove_user(rm.ELM, f"architect10@{elm}")
+        s.sync(rm.ELM)
+        s.on(NOV_22)
+        for n in (10, 11):
+            s.graph.add_user(rm.ELM, {"userPrincipalName": f"architect{n}@{elm}", "licenses": ["SPB"]})
+        env = {**s.msp.emulators.environment(), "SEATSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
+               "SEATSYNC_TABLE_PREFIX": store.prefix, "SEATSYNC_CLOCK": "2026-11-22T02:00:00+00:00"}
+        with seatsync_paused_at("after-psa-write", ["sync", "--tenant", rm.ELM, "--json", "--quiet"], env,
+                                tmp_path) as process:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        again = s.sync(rm.ELM)
+        assert changes(again) == [("Elm Architects", BP, "set-quantity", 10, 11, "applied", None),
+                                  ("Elm Architects", BP, "set-quantity", 10, 11, "recovered", "5.85")]
+        assert ("2026-11-22", "recovered", BP, 10, 11, "5.85") in s.audit(rm.ELM)
+        assert not [e for e in s.audit(rm.ELM) if e[1] == "not-written"]
+        after_the_21st = {"autotask": (1, Decimal("22.00"), Decimal("19.50"), "", 8, 10, 11),
+                          "halopsa": (1, 8, Decimal("19.50"), 0, "", [("2026-11-20", 2, Decimal("7.15")),
+                                                                      ("2026-11-22", 1, Decimal("5.85"))])}
+        assert after_the_21st[psa] in s.billed(139)[139]
+        assert changes(s.sync(rm.ELM)) == []
+
+
+def test_halo_cannot_take_seats_of_a_pending_pro_rata_off_the_next_period_and_says_what_to_do(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """On Halo, Birch's catch-all line created on 20 November (3 seats, inside the invoiced period)
+    is a line of quantity 0 with a pending pro-rata entry of 3, which the December invoice adds to
+    it. One seat leaves on the 21st: Halo's quantity cannot go below 0, so the line cannot bill 2
+    before that invoice. The write fails with that said, a person is told, nothing is lowered."""
+    with shop("halopsa", azurite, store, tmp_path, edit_config=birch_catch_all_applies_decreases) as s:
+        s.sync(rm.BIRCH)
+        s.on(NOV_21)
+        s.graph.remove_user(rm.BIRCH, "nocity@birchlogistics.onmicrosoft.com")
+        down = s.sync(rm.BIRCH)
+        assert changes(down) == [("Birch Logistics", BP, "set-quantity", 3, 2, "failed", None)]
+        [failed] = down["changes"]
+        assert "3 of them from pro-rata entries Halo has not invoiced yet" in failed["error"]
+        assert "it cannot bill 2 before that invoice adds them" in failed["error"]
+        assert (down["status"], exit_for(down)) == ("failed", 2)
+        assert any("Changes failed" in line for line in s.cards()[-1])
+        assert s.billed(134) == {134: [(1, 0, Decimal("22.00"), 0, "seatsync:l", [("2026-11-20", 3, Decimal("8.07"))])]}

@@ -725,6 +725,8 @@ def test_native_psas_plan_the_current_period_and_the_next(capabilities: Any, bil
     for change in today_writes:
         invoiced = next_invoice is None or next_invoice > date(2026, 11, 1)
         assert (change.amount is not None) == invoiced, "an amount only where the PSA prorates a charge"
+        # what the read-back compares with the period's charge rather than the next period's
+        assert change.end_date == (date(2026, 11, 30) if invoiced else None)
 
 
 def test_native_changes_say_what_happens_to_the_period() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +25,7 @@ from shared.services.lease import ProcessRef, stale_reason
 from tests.unit.builders import TENANT, TODAY, line
 
 TAG = "seatsync:c:0123456789abcdef0123456789abcdef"
+NOV_30 = date(2026, 11, 30)
 
 
 def change(kind: ChangeKind, new: int = 22, line_id: str | None = "500", **extra: Any) -> PlannedChange:
@@ -53,9 +55,19 @@ def change(kind: ChangeKind, new: int = 22, line_id: str | None = "500", **extra
      "the invoice description differs; the unit price is 22.00, not 23.10"),
     (change(ChangeKind.SET_DETAILS, 20, unit_price=None, description="new"),
      [line("500", 20, price="1.00", description="new")], None, True, "has the new details"),
+    # a change the current period is charged for (Autotask units from today, a Halo pro-rata
+    # entry), written before the change that brings the next period to the count
+    (change(ChangeKind.SET_QUANTITY, 11, end_date=NOV_30), [replace(line("500", 10), period_quantity=Decimal(11))],
+     None, True, "line 500 charges 11 to 2026-11-30"),
+    (change(ChangeKind.SET_QUANTITY, 11, end_date=NOV_30), [line("500", 11)], None, True, "charges 11"),
+    (change(ChangeKind.SET_QUANTITY, 11, end_date=NOV_30), [replace(line("500", 11), period_quantity=Decimal(10))],
+     None, False, "line 500 charges 10 to 2026-11-30, not 11"),
+    (change(ChangeKind.SET_QUANTITY, 11), [replace(line("500", 10), period_quantity=Decimal(11))], None, False,
+     "line 500 bills 10, not 11"),
 ], ids=["quantity-held", "quantity-not-held", "line-missing", "other-agreement", "prorate-by-tag",
         "prorate-missing", "create-by-answered-id", "create-without-its-units", "create-other-tag", "details-held",
-        "details-differ", "details-only-description"])
+        "details-differ", "details-only-description", "period-charged-before-the-next", "period-charged-with-the-next",
+        "period-not-charged", "next-period-not-billed"])
 def test_a_write_is_held_only_when_the_psa_shows_it(planned: PlannedChange, lines: list[Any], answered: str | None,
                                                     held: bool, detail: str) -> None:
     check = check_write(planned, lines, answered)
