@@ -286,12 +286,15 @@ class _Planner:
             self.problem(item, ProblemKind.LINE_MISSING,
                          f"line {licence.line_id} was not found on agreement {licence.agreement_id}")
             return None, False
-        tagged = [line for line in lines if line.tag == line_tag(item.mapping_key) and line.active]
+        # a line whose cancellation is dated today or later still bills: it is the licence's line
+        # (frozen, below), never a reason to create another that would bill the seats twice
+        billing = [line for line in lines if line.cancelled_date is None or line.cancelled_date >= self.today]
+        tagged = [line for line in billing if line.tag == line_tag(item.mapping_key)]
         if tagged:
             return tagged[0], True
         if profile is None:
             return None, True
-        candidates = [line for line in lines if line.active and line.product_id == profile.product_id
+        candidates = [line for line in billing if line.product_id == profile.product_id
                       and not (line.tag or "").startswith(("seatsync:", "SeatSync:"))]
         if len(candidates) > 1:
             ids = ", ".join(line.line_id for line in candidates)
@@ -442,9 +445,13 @@ class _Planner:
             self.plan_new_line(item, agreement, profile, product, price, description, capabilities)
             return
         if not line.active:
-            self.problem(item, ProblemKind.LINE_CANCELLED,
-                         f"line {line.line_id} was cancelled on {line.cancelled_date}; billing is not restarted "
-                         "automatically", line.line_id)
+            if line.cancelled_date is not None and line.cancelled_date >= self.today:
+                message = (f"line {line.line_id} stops billing on {line.cancelled_date} (its cancellation is dated in "
+                           "the PSA); SeatSync neither changes it nor creates another line while it bills")
+            else:
+                message = (f"line {line.line_id} was cancelled on {line.cancelled_date}; billing is not restarted "
+                           "automatically")
+            self.problem(item, ProblemKind.LINE_CANCELLED, message, line.line_id)
             return
         current = line.quantity
         if current != current.to_integral_value():

@@ -310,6 +310,25 @@ def profile_licence(**options: Any) -> dict[str, Any]:
     return {"skuId": SPB, "agreementId": "100", "profile": "m365-bp", **options}
 
 
+@pytest.mark.parametrize("created", [False, True], ids=["adopted", "created-by-seatsync"])
+def test_a_line_whose_cancellation_is_dated_later_still_bills_and_is_never_doubled(created: bool) -> None:
+    """The MSP dated the end of the line (31 December) in the PSA: it bills until then, so no second
+    line is created for the licence; the line is left as it is and a person is told."""
+    cfg = config(profile_licence())
+    tag = plan(cfg, seats(4), view()).changes[0].tag if created else None
+    result = plan(cfg, seats(6), view(line(quantity=4, cancelled=date(2026, 12, 31), tag=tag)))
+    assert result.changes == ()
+    [problem] = result.problems
+    assert problem.kind == ProblemKind.LINE_CANCELLED and problem.blocks
+    assert "line 500 stops billing on 2026-12-31" in problem.message
+
+
+def test_a_line_cancelled_before_today_is_history_and_a_new_line_is_created() -> None:
+    result = plan(config(profile_licence()), seats(4), view(line(quantity=9, cancelled=date(2026, 6, 30))))
+    assert kinds(result) == [("create-line", "planned", 4)]
+    assert result.problems == ()
+
+
 def test_a_missing_line_is_created_from_the_profile() -> None:
     result = plan(config(profile_licence()), seats(4), view())
     assert kinds(result) == [("create-line", "planned", 4)], "the PSA prorates a line that starts mid-period"
