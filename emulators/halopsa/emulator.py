@@ -46,6 +46,10 @@ LINE_WRITABLE = frozenset({"qty_order", "unit_price", "unit_cost", "item_shortde
                            "item_internal_reference", "item_external_reference", "onetimecharge", "isinactive",
                            "tax_code", "nominal_code",
                            "startdate", "enddate", "prorata_data", "sequenceid"})
+# What a line read from Halo also holds: sent back with a line (as clients that post back what they
+# read do), they are ignored like every field Halo does not let a client write.
+LINE_READ_ONLY = frozenset({"id", "ihid", "item_code", "_itemid", "net_amount", "recurring_invoice_id",
+                            "contract_id", "onetimechargeinvoiceid"})
 CENT = Decimal("0.01")
 # A fresh Halo's ticket setup: ticket types, statuses (9 is the system status Closed), priorities.
 TICKET_TYPES = {1: "Incident", 3: "Alert", 4: "Change Request"}
@@ -133,6 +137,10 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         self.tickets: dict[int, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self.created: dict[int, dict[str, Any]] = {}  # the invoices Halo created from recurring invoices
+        # Keys of posted lines that no Halo line has (a typo such as "qty_ordr"): Halo ignores them as
+        # it ignores read-only fields, so the write "succeeds" without the change; kept here so that
+        # tests can tell a client sent one.
+        self.ignored_keys: list[dict[str, Any]] = []
         invoiced = {e.id: e.invoiced_quantity for e in scenario.lines if e.invoiced_quantity is not None}
         for recurring in scenario.recurring_invoices:
             next_creation = recurring.next_creation_date or self._period_after(recurring.id, self.today)
@@ -167,6 +175,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             "invoices": [self.created[i] for i in sorted(self.created)],
             "tickets": [dict(self.tickets[i], actions=[a for a in self.actions.values() if a["ticket_id"] == i])
                         for i in sorted(self.tickets)],
+            "ignoredKeys": [dict(entry) for entry in self.ignored_keys],
             "tokensIssued": self.tokens_issued,
             "rateLimit": {"requestsInWindow": self._window.counted(), "refused": self.refused,
                           "limit": limit.requests_per_5_minutes if limit else None},
@@ -713,6 +722,7 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         if not isinstance(body, list) or not body:
             raise Invalid("The body must be a JSON array of recurring invoices")
         staged: list[tuple[int, dict[str, Any], dict[int, dict[str, Any]] | None]] = []
+        ignored: list[dict[str, Any]] = []
         next_line, next_prorata = self._next_line, self._next_prorata
         for index, raw in enumerate(body):
             if not isinstance(raw, dict):
@@ -731,18 +741,22 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
                 header["disabled"] = raw["disabled"]
             new_lines = None
             if "lines" in raw:
-                new_lines, next_line, next_prorata = self._staged_lines(ident, raw["lines"], next_line, next_prorata)
+                new_lines, next_line, next_prorata = self._staged_lines(ident, raw["lines"], next_line, next_prorata,
+                                                                        ignored)
             staged.append((ident, header, new_lines))
         for ident, header, new_lines in staged:  # all or nothing
             self.invoices[ident] = header
             if new_lines is not None:
                 self.lines[ident] = new_lines
         self._next_line, self._next_prorata = next_line, next_prorata
+        self.ignored_keys.extend(ignored)
         saved = [self._invoice_record(ident, lines=True) for ident, _, _ in staged]
         return Response(201, saved[0] if len(saved) == 1 else saved)
 
-    def _staged_lines(self, invoice_id: int, raw_lines: Any, next_line: int,
-                      next_prorata: int) -> tuple[dict[int, dict[str, Any]], int, int]:
+    def _staged_lines(self, invoice_id: int, raw_lines: Any, next_line: int, next_prorata: int,
+                      ignored: list[dict[str, Any]]) -> tuple[dict[int, dict[str, Any]], int, int]:
+        """The posted lines as they would be saved. A key Halo does not let a client write is
+        ignored, as Halo ignores it (no error); one no Halo line has is noted in ``ignored``."""
         if not isinstance(raw_lines, list):
             raise Invalid(f"Recurring invoice {invoice_id}: lines must be an array")
         current = self.lines[invoice_id]
@@ -776,6 +790,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             for key, value in raw.items():
                 if key in LINE_WRITABLE:
                     fields[key] = value
+                elif key not in LINE_READ_ONLY:
+                    ignored.append({"invoice": invoice_id, "line": line_id, "key": key})
             where = f"Recurring invoice {invoice_id} line {line_id}"
             for key in ("qty_order", "unit_price", "unit_cost"):
                 value = fields.get(key)

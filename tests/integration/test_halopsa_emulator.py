@@ -160,6 +160,23 @@ def test_posted_lines_replace_the_invoice_lines(api: Api) -> None:
     assert body["lines"][0]["net_amount"] == 550.0
 
 
+def test_keys_halo_does_not_let_a_client_write_are_ignored_and_unknown_ones_noted(api: Api) -> None:
+    """Halo ignores what a client may not write (no error): a line read and posted back whole
+    passes, and so does a misspelt key, without its change. The emulator notes the misspelt one."""
+    line = api.invoice(-1)["lines"][0]
+    posted = [{**line, "net_amount": 1.0, "item_code": "X", "qty_ordr": 99},
+              {"_itemid": 1, "qty_order": 2, "unitprice": 5}]
+    saved = api.call("POST", "/RecurringInvoice", json=[{"id": -1, "lines": posted}])
+    assert saved.status_code == 201
+    lines = saved.json()["lines"]
+    assert [(row["id"], row["qty_order"], row["unit_price"], row["net_amount"]) for row in lines] == [
+        (500, line["qty_order"], line["unit_price"], line["net_amount"]), (601, 2.0, 22.0, 44.0)]
+    assert api.emulator.state()["ignoredKeys"] == [{"invoice": -1, "line": 500, "key": "qty_ordr"},
+                                                   {"invoice": -1, "line": 601, "key": "unitprice"}]
+    refused = api.call("POST", "/RecurringInvoice", json=[{"id": -1, "lines": [{"id": 999, "qty_ordr": 1}]}])
+    assert refused.status_code == 400 and len(api.emulator.state()["ignoredKeys"]) == 2  # nothing saved, nothing noted
+
+
 @pytest.mark.parametrize(("lines", "message"), [
     ([{"id": 999, "qty_order": 1}], "Recurring invoice -1: line 999 was not found on this invoice"),
     ([{"qty_order": 1}], "new line 0 needs the _itemid of an existing item, got None"),
