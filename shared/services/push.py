@@ -429,23 +429,35 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         if any(c.about_contact for c in recovered.values()):
             contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
     decided = decisions_from(records.approvals, records.deferrals)
-    plan = plan_tenant(config, tenant, snapshot, view, today,
-                       replace(decided, guard=work.guard if work is not None else None),
-                       book.keep("the licences' states", partial(state_history, snapshots, snapshot)))
-    if contact_reads.contacts or contact_reads.unread:
-        links = book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
-        contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links, contact_reads.fields,
-                                     today, contact_reads.unread, work.guard if work is not None else None)
-        plan = replace(plan, changes=plan.changes + contact_plan.changes,
-                       problems=plan.problems + contact_plan.problems)
-        if not request.dry_run and (contact_plan.links or contact_plan.forget):
-            book.keep("the tenant's contact links", partial(decisions.link_contacts, tenant_id,
-                                                            list(contact_plan.links), request.run_id, book.now))
-            book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
-                                                            list(contact_plan.forget)))
+    history = book.keep("the licences' states", partial(state_history, snapshots, snapshot))
+    links = (book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
+             if contact_reads.contacts or contact_reads.unread else None)
+    contact_plan = None
+    try:
+        plan = plan_tenant(config, tenant, snapshot, view, today,
+                           replace(decided, guard=work.guard if work is not None else None), history)
+        if links is not None:
+            contact_plan = plan_contacts(config, tenant, snapshot, contact_reads.contacts, links,
+                                         contact_reads.fields, today, contact_reads.unread,
+                                         work.guard if work is not None else None)
+            plan = replace(plan, changes=plan.changes + contact_plan.changes,
+                           problems=plan.problems + contact_plan.problems)
+        rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
+    except Exception as exc:  # a defect met planning one tenant: it fails alone, the batch goes on
+        log.exception("tenant %s: planning failed unexpectedly", tenant_id)
+        reason = (f"planning {tenant.name} ({tenant_id}) failed unexpectedly, so nothing was written for it: "
+                  f"{type(exc).__name__}: {exc}")
+        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
+                                                   push_error=reason))
+        summary.tenants_failed.append(tenant_id)
+        return
+    if contact_plan is not None and not request.dry_run and (contact_plan.links or contact_plan.forget):
+        book.keep("the tenant's contact links", partial(decisions.link_contacts, tenant_id,
+                                                        list(contact_plan.links), request.run_id, book.now))
+        book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
+                                                        list(contact_plan.forget)))
     book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
                                                list(plan.problems)))
-    rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
     book.keep("the tenant's licences", partial(runs.record_reconciliation, request.run_id, tenant_id, rows,
                                                unlinked))
     if margins is not None:

@@ -54,6 +54,7 @@ from local_runner.azurite import Azurite
 from shared import checkpoints
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory, set_services
+from shared.domain import planning
 from shared.services.report import build_report
 from tests.http_support import DurableHost, call, http_routes
 from tests.integration.msp import FABRIKAM, LITWARE, NOW, Msp, running_msp, seatsync_paused_at
@@ -510,3 +511,35 @@ def test_an_impossible_quantity_from_the_psa_freezes_that_line_only(
     # a person is told
     assert any(shown in text for text in after.alerts), after.alerts
     assert not any("impossible" in text for text in clean.alerts)
+
+
+def test_a_defect_met_planning_one_tenant_fails_that_tenant_only(
+        clean: Aftermath, azurite: Azurite, store: TableStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error while planning Litware (a defect, not a read that failed) fails Litware
+    alone, with a message naming it; the other tenants of the batch are pushed as in a clean run."""
+    real = planning.plan_tenant
+
+    def plan_tenant(config: Any, tenant: Any, *args: Any, **kwargs: Any) -> Any:
+        if tenant.tenant_id == LITWARE:
+            raise KeyError("no such licence state")
+        return real(config, tenant, *args, **kwargs)
+
+    monkeypatch.setattr("shared.services.push.plan_tenant", plan_tenant)
+    after, before = run_once(azurite, store, tmp_path)
+
+    litware = after.tenant(LITWARE)
+    assert litware["status"] == "push-failed"
+    assert litware["error"].startswith(f"planning Litware Inc ({LITWARE}) failed unexpectedly, so nothing was "
+                                       "written for it: KeyError: 'no such licence state'")
+    assert after.report["status"] == "partial"
+    # Litware: nothing written, nothing lowered; everyone else exactly as the clean run left them
+    lines = {str(n) for n in LITWARE_LINES} | {k for k in clean.billed if k.startswith(("new on 105:",
+                                                                                        "new on 106:"))}
+    assert {k: v for k, v in after.billed.items() if k in lines} == {k: v for k, v in before.items() if k in lines}
+    assert {k: v for k, v in after.billed.items() if k not in lines} == {
+        k: v for k, v in clean.billed.items() if k not in lines}
+    assert after.changes(LITWARE) == [] and after.changes(exclude=LITWARE) == clean.changes(exclude=LITWARE)
+    assert LITWARE not in after.ledger and without(after.ledger, LITWARE) == without(clean.ledger, LITWARE)
+    # a person is told, by name
+    assert any(text.startswith("Tenants failed |") and "Litware Inc (push failed: planning Litware Inc" in text
+               for text in after.alerts), after.alerts
