@@ -275,15 +275,21 @@ def _make(kind: AlertKind, key: str, facts_that_matter: Mapping[str, Any], **fie
 # --------------------------------------------------------------------------- the kinds
 
 
+# How much of a failure's reason the run-failed alert shows: the whole of any reason SeatSync
+# writes (they name the record, the field and the value, often past the first hundred characters),
+# bounded so that a runaway error text cannot swamp the message.
+REASON_LIMIT = 1000
+
+
 def _why_failed(row: TenantRow) -> str:
-    """Why a tenant was not synced, in a few words: the AADSTS code, the collection error, or
-    the PSA read that failed."""
+    """Why a tenant was not synced: the AADSTS code, the collection error, or the PSA read that
+    failed, whole (up to ``REASON_LIMIT``), so that the value it names is visible."""
     outcome = row.outcome
     if outcome is None:
         return "not collected"
     if outcome.status != "ok":
-        return outcome.error_code or _clip(outcome.error or outcome.status, 120)
-    return _clip(f"push failed: {row.push_error}", 120) if row.push_error else "push failed"
+        return outcome.error_code or _clip(outcome.error or outcome.status, REASON_LIMIT)
+    return _clip(f"push failed: {row.push_error}", REASON_LIMIT) if row.push_error else "push failed"
 
 
 def run_failed_alert(data: RunData, links: Links) -> Alert | None:
@@ -304,7 +310,7 @@ def run_failed_alert(data: RunData, links: Links) -> Alert | None:
     title = f"Run {status}" + (f": {', '.join(counts)}" if counts else "")
     facts = [Fact("Run", data.run_id), Fact("Status", summary.status)]
     if summary.error:
-        facts.append(Fact("Error", _clip(summary.error, 300)))
+        facts.append(Fact("Error", _clip(summary.error, REASON_LIMIT)))
     if failed_tenants:
         names = [f"{row.name} ({_why_failed(row)})" for row in failed_tenants[:10]]
         more = len(failed_tenants) - len(names)
@@ -312,7 +318,7 @@ def run_failed_alert(data: RunData, links: Links) -> Alert | None:
     if failed_changes:
         errors = {c.change_id: e for c, e in data.changes}
         shown = [f"{data.tenant_name(c.tenant_id)}: {c.label or sku_display_name(c.sku_id)} {c.kind.value} "
-                 f"({_clip(errors.get(c.change_id) or 'no error recorded', 80)})" for c in failed_changes[:5]]
+                 f"({_clip(errors.get(c.change_id) or 'no error recorded', REASON_LIMIT)})" for c in failed_changes[:5]]
         more = len(failed_changes) - len(shown)
         facts.append(Fact("Changes failed", f"{len(failed_changes)}: " + "; ".join(shown)
                           + (f"; +{more} more" if more else "")))

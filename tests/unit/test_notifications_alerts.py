@@ -528,6 +528,23 @@ def test_a_tenant_whose_psa_lines_were_not_read_is_named_with_the_reason() -> No
         in alert.facts
 
 
+def test_the_run_failed_alert_shows_a_long_reason_whole_so_its_value_is_visible() -> None:
+    reason = ("PSA lines could not be read, nothing planned: ConnectWise agreement 100 addition 551 (Microsoft 365 "
+              "Business Premium for the sales team, tagged seatsync:l:0123456789abcdef): quantity is 1E+300, beyond "
+              "the 2,147,483,647 SeatSync accepts")
+    assert len(reason) > 200
+    runaway = "HTTP 500: " + "x" * 5000
+    rows = (replace(ok(NORTHWIND, "Northwind"), push_error=reason), replace(ok(FABRIKAM, "Fabrikam Ltd"),
+                                                                            push_error=runaway))
+    run = data(summary=summary(status="partial", tenants_failed=2, error="E" * 3000), tenants=rows)
+    [alert] = only("run-failed", run)
+    tenants = next(f.value for f in alert.facts if f.title == "Tenants failed")
+    assert f"Northwind (push failed: {reason})" in tenants
+    fabrikam = tenants.split("Fabrikam Ltd (", 1)[1].split("), Northwind", 1)[0]
+    assert len(fabrikam) == 1000 and fabrikam.endswith("…"), "a runaway text is bounded"
+    assert len(next(f.value for f in alert.facts if f.title == "Error")) == 1000
+
+
 def test_a_configured_tenant_gdap_no_longer_lists_is_told_unless_the_list_was_not_read() -> None:
     started = StartedRun(run_id=RUN, tenants=[TenantWork(tenant_id=NORTHWIND, name="Northwind Traders")],
                          configured_not_in_gdap=[TenantWork(tenant_id=NORTHWIND, name="Northwind Traders")])
