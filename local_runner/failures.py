@@ -16,10 +16,10 @@ from azure.core.exceptions import (
 )
 
 from shared.errors import GraphAuthError, GraphError, HttpServiceError, PsaAuthError, PsaError, SecretError
+from shared.run_failures import STORE_FIX
 from shared.text import short
 
-_STORE_FIX = ("check SEATSYNC_STORAGE_CONNECTION_STRING or SEATSYNC_TABLE_ENDPOINT (in the environment or "
-              "local.settings.json) and that the storage account, or Azurite, is running")
+_STORE_FIX = STORE_FIX
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 
     services = get_services()
     request = PushRequest.model_validate(payload)
-    config = services.config()
+    config = services.activity_config()
     clients = services.psa_clients(config)
     with services.heartbeat(request.run_id):
         summary = reconcile_open_writes(config, services.runs, services.decisions, clients, request.run_id,
@@ -46,7 +46,7 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = PushRequest.model_validate(payload)
     with telemetry.activity(request.run_id) as tally, deadline.within(request.activity_seconds):
-        config = services.config()
+        config = services.activity_config()
         clients = services.psa_clients(config)
         now = services.clock()
         prepared = services.shared_reads.load(request.run_id)
@@ -76,7 +76,7 @@ def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = PushRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
-        config = services.config()
+        config = services.activity_config()
         clients = services.psa_clients(config)
         tenants = [t for t in (config.tenant(w.tenant_id) for w in services.run_tenants(request.run_id).tenants)
                    if t is not None]

@@ -29,7 +29,7 @@ from shared.adapters.shared_limits import LimitsTable
 from shared.adapters.shared_reads_store import SharedReadsRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.source_store import SourceRepository
-from shared.adapters.tables import StoreError, TableStore
+from shared.adapters.tables import StoreError, StoreRetry, TableStore
 from shared.config.base import SecretRef
 from shared.config.partners import DEFAULT_PARTNER, PartnerAccount
 from shared.config.schema import (
@@ -191,6 +191,12 @@ class Services:
         """The current configuration: its version is read each time, so that saved changes apply to the
         next step; the document is read and parsed again only when the version changed."""
         return self.config_repository.current()[0]
+
+    def activity_config(self) -> SeatSyncConfig:
+        """The configuration for an activity, its first storage read: retried while Table Storage
+        is unavailable, as every later storage read of the activity is (``StoreRetry``), so that
+        an outage of a few seconds does not fail the activity."""
+        return StoreRetry().call("the configuration", self.config, self.retry_sleep)
 
     def graph(self, account: PartnerAccount | None = None) -> GraphPort:
         """A Graph client for one activity invocation (its own call counter, shared tokens), with

@@ -63,6 +63,7 @@ from shared.functions import (
     START_RUN,
     SYNC_CHUNK,
 )
+from shared.run_failures import run_failure
 
 ORCHESTRATION_VERSION = "3"
 """The orchestration's version: host.json's ``extensions.durableTask.defaultVersion`` (a test keeps
@@ -216,7 +217,7 @@ def _sync_v2(context: Any, request: SyncRequest, version: int) -> Generator[Any,
         ]
         pushes += [PushSummary.model_validate(p) for p in (yield from as_completed(context, push_tasks, pushed))]
     except Exception as exc:  # an activity failed after its retries: the run is recorded as failed
-        error = f"{type(exc).__name__}: {exc}"
+        error = run_failure(exc)
 
     summary: RunSummary = summarize(
         request, outcomes, pushes, extra_graph_calls=started.graph_calls,
@@ -277,7 +278,7 @@ def _sync_fanned_out(context: Any, request: SyncRequest) -> Generator[Any, Any, 
             totals, pushed = yield from run
             pushes += pushed
     except Exception as exc:  # an activity failed after its retries: the run is recorded as failed
-        error = f"{type(exc).__name__}: {exc}"
+        error = run_failure(exc)
 
     summary = summarize_totals(request, totals, pushes, extra_graph_calls=started.graph_calls,
                                finished_at=context.current_utc_datetime, error=error, gdap_error=started.gdap_error)

@@ -124,7 +124,7 @@ class NotifyServices:
                                    teams_client=teams_client, sleep=sleep)
 
         return cls(runs=services.runs, snapshots=services.snapshots,
-                   notifications=NotificationRepository(services.store), config=services.config,
+                   notifications=NotificationRepository(services.store), config=services.activity_config,
                    notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
                    margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name))
 

@@ -223,6 +223,17 @@ def case_storage_refuses_longer_than_the_bookkeeping_waits(world: World) -> list
     return world.run_ids
 
 
+def case_storage_refuses_at_the_pushs_first_read(world: World) -> list[str]:
+    """Storage refuses connections as the push activity starts (its first read is the
+    configuration): the read is retried like every other storage read, and the run goes on."""
+    world.on_sleep = lambda sleeps: world.proxy.restore() if sleeps == 2 else None
+    with checkpoints.listening("push-started", once(world.proxy.refuse)):
+        report = world.sync()
+    assert world.proxy.refusals >= 1 and world.sleeps >= 2
+    assert report["status"] == "succeeded", report["error"]
+    return world.run_ids
+
+
 def case_storage_down_until_the_run_gives_up(world: World) -> list[str]:
     """Storage stays away through every attempt of the push: the run fails and says so (and a
     person is alerted); the next run records what the failed one wrote."""
@@ -230,7 +241,10 @@ def case_storage_down_until_the_run_gives_up(world: World) -> list[str]:
             checkpoints.listening("finish-run", world.proxy.restore):
         failed = world.sync()
     assert failed["status"] == "failed"
-    assert "Connection refused" in failed["error"], "the run says why it failed"
+    # the run says why it failed, in one line naming storage and what to check
+    assert failed["error"].startswith("Table Storage could not be reached, so the run stopped: check "
+                                      "SEATSYNC_STORAGE_CONNECTION_STRING"), failed["error"]
+    assert "\n" not in failed["error"] and "Errno" not in failed["error"]
     assert not [c for c in failed["changes"] if c["status"] in WRITTEN], "nothing is reported written unrecorded"
     sent = world.msp.emulators.emulator("teams").state()["posts"]
     assert any("Run failed" in json.dumps(post) for post in sent), "a person is told"
@@ -310,6 +324,7 @@ CASES: dict[str, Case] = {
     "psa-answer-timeout": Case(case_psa_answer_lost_to_a_timeout, ("succeeded",), read_timeout=0.5),
     "storage-refuses-briefly": Case(case_storage_refuses_then_comes_back, ("succeeded",)),
     "storage-refuses-past-the-retries": Case(case_storage_refuses_longer_than_the_bookkeeping_waits, ("succeeded",)),
+    "storage-refuses-as-the-push-starts": Case(case_storage_refuses_at_the_pushs_first_read, ("succeeded",)),
     "storage-down-for-the-run": Case(case_storage_down_until_the_run_gives_up, ("failed", "succeeded")),
     # the intent is stored, the PSA not called: nothing to recover, the write is made by the re-run
     "kill-9-after-the-intent": Case(killed_at("before-psa-write", lambda found: found == []), ("died", "succeeded")),

@@ -237,6 +237,23 @@ def test_activity_failure_after_retries_is_recorded_and_notified() -> None:
     assert finish_payload["status"] == "failed"
 
 
+def test_a_run_stopped_by_storage_says_so_in_one_line_with_the_fix() -> None:
+    """Durable reports the failed activity as its name, the SDK's exception and a stack trace:
+    the run records one line naming storage and what to check instead."""
+    reported = Exception("Activity function 'push_changes' failed: ServiceRequestError: <urllib3.connection."
+                         "HTTPConnection object at 0x7f3a2c1d0e50>: Failed to establish a new connection: [Errno 111] "
+                         "Connection refused \n Traceback (most recent call last): ...")
+    fake = FakeContext(request(), {
+        START_RUN: started(T1), COLLECT_TENANT: lambda p: outcome(p["tenantId"]), PUSH_CHANGES: reported,
+        FINISH_RUN: {}, NOTIFY_RUN: {},
+    })
+    result = run(fake)
+    assert result["status"] == "failed"
+    assert result["error"].startswith("Table Storage could not be reached during push_changes, so the run stopped: "
+                                      "check SEATSYNC_STORAGE_CONNECTION_STRING")
+    assert "\n" not in result["error"] and "urllib3" not in result["error"]
+
+
 def test_no_tenants_configured_still_finishes() -> None:
     fake = FakeContext(request(), {START_RUN: started(), FINISH_RUN: {}, NOTIFY_RUN: {}})
     result = run(fake)
