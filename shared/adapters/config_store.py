@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +20,17 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity
 
-from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, upsert, write_document
+from shared.adapters.tables import (
+    DocumentRef,
+    StoreError,
+    TableStore,
+    partition,
+    read_document,
+    upsert,
+    write_document,
+)
 from shared.config.schema import SeatSyncConfig, dump_config, parse_config
-from shared.errors import ConflictError
+from shared.errors import ConfigError, ConflictError
 
 _POINTER_PK = "config"
 _POINTER_RK = "current"
@@ -61,12 +70,18 @@ class ConfigRepository:
         pointer = self._pointer()
         if pointer is None:
             return SeatSyncConfig(), None
-        version = _version_from(pointer)
-        with self._lock:
-            parsed = self._parsed
-        if parsed is not None and parsed[0] == version.version_id:
-            return parsed[1], version
-        document = read_document(self._table, DocumentRef.from_entity(pointer))
+        try:
+            version = _version_from(pointer)
+            with self._lock:
+                parsed = self._parsed
+            if parsed is not None and parsed[0] == version.version_id:
+                return parsed[1], version
+            document = read_document(self._table, DocumentRef.from_entity(pointer))
+        except (StoreError, KeyError, ValueError, TypeError, zlib.error) as exc:
+            # a damaged record is bad input like any other: named, never an unexplained crash
+            raise ConfigError(f"it cannot be read ({type(exc).__name__}: {exc}); make a saved version current "
+                              "again (seatsync config history, then rollback) or import the configuration file "
+                              "again", "stored configuration") from exc
         config = parse_config(document, source=f"stored configuration {version.version_id}")
         with self._lock:
             self._parsed = (version.version_id, config)

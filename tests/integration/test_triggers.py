@@ -15,9 +15,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 import pytest
+from azure.data.tables import UpdateMode
 
 from local_runner.azurite import Azurite
-from shared.adapters.tables import TableStore
+from shared.adapters.tables import TableStore, write_document
 from shared.bootstrap import Services, set_services
 from shared.config.schema import parse_config
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest
@@ -140,6 +141,37 @@ def test_bad_requests_get_400_naming_the_problem(services: Services, body: bytes
     assert error["field"] == field
     assert message in error["error"]
     assert client.started == []
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    ("invalid", "invalid stored configuration v00000001-"),
+    ("checksum", "fails its checksum"),
+    ("pointer", "invalid stored configuration: it cannot be read (KeyError"),
+], ids=["fails-validation", "damaged-document", "damaged-pointer"])
+def test_a_stored_configuration_that_cannot_be_used_is_a_json_error_naming_it(
+        services: Services, damage: str, named: str) -> None:
+    table = services.store.table("config")
+    if damage == "invalid":
+        # stored as it is, as an older or damaged store can hold it
+        pointer = table.get_entity("config", "current")
+        document = {**CONFIG, "tenants": [{"tenantId": "not-a-guid", "name": "Fabrikam"}]}
+        ref = write_document(table, "broken", "doc", document)
+        table.upsert_entity({**pointer, **ref.to_entity_fields()})
+    elif damage == "checksum":
+        pointer = table.get_entity("config", "current")
+        table.upsert_entity({**pointer, "DocSha256": "0" * 64})
+    else:
+        table.upsert_entity({"PartitionKey": "config", "RowKey": "current", "Comment": "half-written"},
+                            mode=UpdateMode.REPLACE)
+    client = FakeDurableClient(None)
+    response = post(b"{}", client)
+    assert response.status_code == 500
+    assert response.mimetype == "application/json"
+    error = json.loads(response.get_body())["error"]
+    assert named in error, error
+    if damage != "invalid":
+        assert "seatsync config history, then rollback" in error
+    assert client.started == [], "no run is started on a configuration that cannot be read"
 
 
 def test_the_timer_skips_while_a_run_is_in_progress(services: Services) -> None:
