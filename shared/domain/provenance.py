@@ -12,15 +12,18 @@ Matching:
 
 Seats Microsoft shows that no configured source sold (bought from Microsoft directly, through
 another partner, or paid by the customer) are "bought elsewhere": SeatSync never bills them unless
-a mapping says so explicitly. A tenant no configured source knows has no provenance (``known``
+a mapping says so explicitly. A free or self-service licence (Power Automate Free, Power BI
+(free), Teams Exploratory, one the sources sell only at a price of 0: ``shared.domain.free_skus``)
+has no seats bought anywhere, so none bought elsewhere. A tenant no configured source knows has no provenance (``known``
 false): it is billed exactly as without sources.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from shared.domain.free_skus import is_free_sku, sold_free
 from shared.domain.model import Subscription, TenantSnapshot
 from shared.domain.partner import PartnerSubscription
 
@@ -33,6 +36,8 @@ class LicenceSource:
     purchased: int
     ours: tuple[PartnerSubscription, ...] = ()
     elsewhere_subscriptions: tuple[str, ...] = ()
+    free: bool = False
+    """A free or self-service licence (``shared.domain.free_skus``): no seat of it was bought."""
 
     @property
     def ours_quantity(self) -> int:
@@ -41,8 +46,8 @@ class LicenceSource:
 
     @property
     def elsewhere(self) -> int:
-        """Seats Microsoft shows that no configured source sold."""
-        return max(self.purchased - self.ours_quantity, 0)
+        """Seats Microsoft shows that no configured source sold; none of a free licence."""
+        return 0 if self.free else max(self.purchased - self.ours_quantity, 0)
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,10 @@ def provenance(snapshot: TenantSnapshot) -> Provenance:
             if len(twins) == 1 and sum(1 for s in candidates if s.quantity == sub.quantity) == 1:
                 unpaired.remove(twins[0])
                 paired[twins[0].id.lower()] = sub.key
-        licence = LicenceSource(sku_id, sku.purchased, tuple(ours.get(sku_id, ())),
-                                tuple(g.id for g in unpaired) if sku.purchased else ())
+        sold = tuple(ours.get(sku_id, ()))
+        licence = LicenceSource(sku_id, sku.purchased, sold, tuple(g.id for g in unpaired) if sku.purchased else (),
+                                free=is_free_sku(sku.sku_part_number) or sold_free(sold))
         if licence.elsewhere == 0:
-            licence = LicenceSource(sku_id, sku.purchased, licence.ours, ())
+            licence = replace(licence, elsewhere_subscriptions=())
         licences[sku_id] = licence
     return Provenance(True, licences, tuple(unmatched), paired)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
 from shared.config.partners import DEFAULT_PARTNER
 from shared.contracts import RunSummary, StartedRun, TenantOutcome
+from shared.domain.free_skus import is_free_sku
 from shared.domain.inactivity import InactiveUser, inactive_users
 from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
 from shared.domain.problems import Problem, ProblemKind
@@ -90,21 +91,6 @@ KINDS: dict[AlertKind, KindInfo] = {
                                "it for the whole term)."),
     "run-summary": KindInfo("Run summary", "info", "Open the run report"),
 }
-
-# Licences that are free or self-service sign-ups: thousands of "purchased" seats, never unused money.
-FREE_SKU_PART_NUMBERS = frozenset({
-    "FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY", "POWERAPPS_VIRAL", "WINDOWS_STORE",
-    "STREAM", "CCIBOTS_PRIVPREV_VIRAL", "POWERAPPS_DEV", "RIGHTSMANAGEMENT_ADHOC", "MCOPSTNC",
-    "FORMS_PRO", "PROJECT_MADEIRA_PREVIEW_IW_SKU", "MICROSOFT_BUSINESS_CENTER", "TEAMS_FREE",
-    "DYN365_ENTERPRISE_VIRTUAL_AGENT_VIRAL", "POWER_PAGES_VTRIAL_FOR_MAKERS", "MEETING_ROOM_FREE",
-    "PHONESYSTEM_VIRTUALUSER", "Microsoft_Teams_Rooms_Basic", "VIRTUAL_AGENT_USL",
-})
-
-
-def is_free_sku(part_number: str) -> bool:
-    return (part_number in FREE_SKU_PART_NUMBERS or part_number.endswith("_VIRAL")
-            or "_FREE" in part_number.upper())
-
 
 # What to do about each AADSTS code: the text, and which link helps ("consent", "credentials").
 AUTH_ACTIONS: dict[str, tuple[str, str | None]] = {

@@ -18,7 +18,7 @@ from shared.domain.money import CurrencyMismatch, Money, Totals, total
 from shared.domain.partner import PartnerFacts, PartnerSubscription, Refundable, SourceLink, resolve_sku
 from shared.domain.planning import plan_tenant
 from shared.domain.provenance import provenance
-from shared.domain.reconciliation import BilledMapping, LicenceFacts, reconcile, renewals, totals
+from shared.domain.reconciliation import BilledMapping, LicenceFacts, licence_facts, reconcile, renewals, totals
 from shared.domain.sku_names import sku_id_for_name
 from tests.unit.builders import E3, SPB, TENANT, TODAY, config, licence, line, snapshot, subscription, view
 
@@ -166,6 +166,31 @@ def test_licences_wholly_bought_elsewhere_are_shown_not_called_unlinked() -> Non
     [(sku, origin)] = bought_elsewhere(cfg, cfg.tenants[0], snap)
     assert (sku.sku_id, origin.elsewhere, origin.ours_quantity) == (E3, 3, 0)
     assert [s.sku_id for s in unlinked_licences(cfg, cfg.tenants[0], snapshot([(SPB, 20, 20), (E3, 3, 2)]))] == [E3]
+
+
+@pytest.mark.parametrize(("part_number", "cost"), [
+    ("FLOW_FREE", None), ("POWER_BI_STANDARD", None), ("TEAMS_EXPLORATORY", None), ("POWERAPPS_VIRAL", None),
+    ("X", "0"),  # a licence the source sells only at a price of 0
+])
+def test_free_self_service_licences_are_never_bought_elsewhere(part_number: str, cost: str | None) -> None:
+    free_sku = "0c266dff-15dd-4b49-8397-2bb16070ed52"
+    sold = [partner_sub(MONTHLY_SUB, 1, commerce=None, sku=free_sku, cost="0")] if cost == "0" else []
+    snap = snapshot([(SPB, 20, 20)], partner=facts(partner_sub(ANNUAL_SUB, 20, commerce=None, sku=SPB), *sold))
+    snap = replace(snap, skus=(*snap.skus, SkuCount(sku_id=free_sku, sku_part_number=part_number, purchased=10000,
+                                                    consumed=12)))
+    origin = provenance(snap).licence(free_sku)
+    assert origin is not None and origin.free and origin.elsewhere == 0 and origin.elsewhere_subscriptions == ()
+    cfg = config(licence())
+    assert bought_elsewhere(cfg, cfg.tenants[0], snap) == []
+    [facts_of] = licence_facts(TENANT, "Fabrikam", snap, [free_sku], {}, {}, TODAY)
+    assert facts_of.elsewhere == 0
+
+
+def test_a_paid_licence_or_a_free_trial_still_counts_what_was_bought_elsewhere() -> None:
+    trial = partner_sub(MONTHLY_SUB, 25, commerce=None, sku=E3, cost="0", trial=True)
+    snap = snapshot([(E3, 35, 30)], partner=facts(trial))
+    origin = provenance(snap).licence(E3)
+    assert origin is not None and not origin.free and origin.elsewhere == 10
 
 
 # --------------------------------------------------------------------------- terms
