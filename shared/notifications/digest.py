@@ -12,7 +12,9 @@ An ``immediate`` alert is sent with every run in which it holds. Whatever the di
 never sends the same alert twice to a channel, so running the notification again for a run
 (a retried activity, ``seatsync notify`` by hand) sends nothing new.
 
-A delivery that failed records nothing as sent, so the alert stays due for the next run.
+A delivery that failed records nothing as sent, so the alert stays due for the next run. A dry
+run's deliveries are remembered apart (``service.sent_history``): they never use up the real
+runs' digest.
 """
 
 from __future__ import annotations

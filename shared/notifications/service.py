@@ -225,11 +225,19 @@ def _log_summary(summary: RunSummary) -> None:
             summary.changes_dry_run, summary.problems)
 
 
+def sent_history(channel: str, dry_run: bool) -> str:
+    """Where a channel's deliveries are remembered for digests. A dry run's are kept apart: what a
+    dry run sent never stands for the day's (week's, month's) message of the real runs, so a real
+    run later the same day still sends its alerts; dry runs have their own digest."""
+    return f"{channel}~dry-run" if dry_run else channel
+
+
 def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Alert], settings: NotificationSettings,
              context: MessageContext, now: datetime) -> ChannelResult:
     channel = notifier.channel_id
-    history = services.notifications.sent(channel)
-    services.notifications.prune(channel, history, now)
+    remembered = sent_history(channel, context.dry_run)
+    history = services.notifications.sent(remembered)
+    services.notifications.prune(remembered, history, now)
     wanted = [a for a in alerts if notifier.accepts(a.kind)]
     decision = select_due(wanted, history, digest_of=settings.alerts.digest, now=now, run_id=context.run_id,
                           zone=settings.zone)
@@ -255,7 +263,7 @@ def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Aler
         failed = replace(record, **fields, status="failed", error=reason)
         services.notifications.record_delivery(failed)
         return ChannelResult(channel, "failed", suppressed=len(decision.suppressed), error=reason)
-    services.notifications.record_sent(channel, context.run_id, due, now)
+    services.notifications.record_sent(remembered, context.run_id, due, now)
     services.notifications.record_delivery(
         replace(record, **fields, status="sent", attempts=delivered.attempts, size=delivered.size))
     return ChannelResult(channel, "sent", sent=len(due), suppressed=len(decision.suppressed),

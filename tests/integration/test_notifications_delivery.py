@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,29 @@ def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due
     env.clock.now = DAY_1 + timedelta(days=5)  # Monday: a new week
     monday = env.store_run(sample_run_data(env.clock.now))
     assert [c.sent for c in env.notify(monday).channels] == [10, 10]
+
+
+def test_a_dry_run_does_not_use_up_the_days_digest(env: Env) -> None:
+    """A dry run tells what it found, but what it sent never stands for the real runs' message:
+    a real run later the same day still sends every alert; a second dry run has its own digest."""
+    env.configure(BOTH)
+
+    def dry(data: RunData) -> RunData:
+        return replace(data, summary=data.summary.model_copy(update={"dry_run": True}))
+
+    first = env.notify(env.store_run(dry(sample_run_data(DAY_1))))
+    assert [(c.status, c.sent) for c in first.channels] == [("sent", 9), ("sent", 9)], "no held changes on a dry run"
+    env.clock.now = DAY_1 + timedelta(hours=1)
+    real = env.notify(env.store_run(sample_run_data(env.clock.now)))
+    assert [(c.status, c.sent, c.suppressed) for c in real.channels] == [("sent", 10, 0), ("sent", 10, 0)]
+    env.clock.now = DAY_1 + timedelta(hours=2)
+    second_dry = env.notify(env.store_run(dry(sample_run_data(env.clock.now))))
+    assert all(c.suppressed > 0 and c.sent < 10 for c in second_dry.channels), "dry runs keep their own digest"
+    env.clock.now = DAY_1 + timedelta(hours=3)
+    second_real = env.notify(env.store_run(sample_run_data(env.clock.now)))
+    # the real runs' own digest, as if no dry run had been: only the run's own alerts go out again
+    assert [c.sent for c in second_real.channels] == [c.sent for c in second_dry.channels]
+    assert [c.suppressed for c in second_real.channels] == [8, 8]
 
 
 def test_a_webhook_answering_500_is_retried_then_recorded_while_email_still_goes(env: Env) -> None:
