@@ -359,15 +359,16 @@ def _ours_only(origin: LicenceSource, assigned: int, basis: str) -> tuple[int, i
 def unmatched_users(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantSnapshot,
                     counter: _TenantCounter | None = None) -> list[Problem]:
     """Users that hold a licence some mapping bills by user filter, but that no mapping of that
-    licence counts: nobody would bill their seats. One problem per licence, naming the users.
-    A licence counted whole by one of its mappings (no filter, or ``ignoreFilter``) has none."""
+    licence counts: nobody would bill their seats. One problem per licence (custom licences
+    included), naming the users. A licence counted whole by one of its mappings (no filter, or
+    ``ignoreFilter``) has none."""
     counter = counter or _TenantCounter(config, tenant, snapshot)
     by_sku: dict[str, list[tuple[CompanyLink, LicenceLink]]] = {}
     for company in tenant.companies:
         for licence in company.licences:
             if licence.sku_id is not None:
                 by_sku.setdefault(licence.sku_id, []).append((company, licence))
-    problems = []
+    problems = _unmatched_custom(config, tenant, counter)
     for sku_id, mappings in sorted(by_sku.items()):
         if not all(_filtered(company, licence) for company, licence in mappings):
             continue
@@ -379,23 +380,60 @@ def unmatched_users(config: SeatSyncConfig, tenant: TenantConfig, snapshot: Tena
             continue
         sku = snapshot.sku(sku_id)
         label = sku_display_name(sku_id, sku.sku_part_number if sku else None)
-        names = [u.user_principal_name for u in missed]
-        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-        catch_all = next((c for c in tenant.companies if c.catch_all), None)
-        unclaimed = any(u.id not in counter.claimed for u in missed)
-        if catch_all is not None and unclaimed:
-            why = f"the catch-all company {catch_all.psa} {catch_all.company_id} does not bill it"
-        elif unclaimed:
-            why = "they match no company's user filter and the tenant has no catch-all company"
-        else:
-            why = "the companies whose filters they match do not bill it"
-        problems.append(Problem(
-            ProblemKind.USERS_UNMATCHED, tenant.tenant_id,
-            f"{len(names)} user(s) hold it but no mapping of it counts them ({why}), so nobody bills their seats: "
-            f"{shown}", source=f"sku:{sku_id}", label=label, users=tuple(names), blocks=False,
-            facts=(("Seats nobody bills", str(len(names))),
-                   ("Their filter fields", "; ".join(_filter_fields(u) for u in missed[:10])))))
+        problems.append(_unmatched_problem(tenant, counter, missed, "hold it", f"sku:{sku_id}", label))
     return problems
+
+
+def _unmatched_custom(config: SeatSyncConfig, tenant: TenantConfig, counter: _TenantCounter) -> list[Problem]:
+    """The same check for custom licences: people the licence counts in the whole tenant (its
+    mailboxes' users, the holders of its licences, its Entra users, its group's members) whom no
+    mapping of it counts, when every mapping of it counts only some users. Intune devices have
+    no user to name and are left to the device count."""
+    by_name: dict[str, list[tuple[CompanyLink, LicenceLink]]] = {}
+    for company in tenant.companies:
+        for licence in company.licences:
+            if licence.custom is not None:
+                by_name.setdefault(licence.custom, []).append((company, licence))
+    problems = []
+    for name, mappings in sorted(by_name.items()):
+        definition = config.custom_licence(tenant, name)
+        if definition is None or definition.kind == "intune-devices" or \
+                not all(_filtered(company, licence) for company, licence in mappings):
+            continue
+        company, licence = mappings[0]
+        _, everyone, trouble = counter.custom(company, licence.model_copy(update={"ignore_filter": True}), definition)
+        if trouble is not None:
+            continue  # what cannot be counted is reported with the mapping
+        counted = {u.id for company, licence in mappings for u in counter.custom(company, licence, definition)[1]}
+        missed = sorted({u.id: u for u in everyone if u.id not in counted}.values(),
+                        key=lambda u: u.user_principal_name.casefold())
+        if missed:
+            problems.append(_unmatched_problem(
+                tenant, counter, missed, f"are counted by custom licence '{definition.name}'", f"custom:{name}",
+                definition.name))
+    return problems
+
+
+def _unmatched_problem(tenant: TenantConfig, counter: _TenantCounter, missed: list[DirectoryUser], what: str,
+                       source: str, label: str) -> Problem:
+    """The ``users-unmatched`` problem naming ``missed``, the users a licence counts (``what``)
+    that no mapping of it counts, and why."""
+    names = [u.user_principal_name for u in missed]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    catch_all = next((c for c in tenant.companies if c.catch_all), None)
+    unclaimed = any(u.id not in counter.claimed for u in missed)
+    if catch_all is not None and unclaimed:
+        why = f"the catch-all company {catch_all.psa} {catch_all.company_id} does not bill it"
+    elif unclaimed:
+        why = "they match no company's user filter and the tenant has no catch-all company"
+    else:
+        why = "the companies whose filters they match do not bill it"
+    return Problem(
+        ProblemKind.USERS_UNMATCHED, tenant.tenant_id,
+        f"{len(names)} user(s) {what} but no mapping of it counts them ({why}), so nobody bills their seats: "
+        f"{shown}", source=source, label=label, users=tuple(names), blocks=False,
+        facts=(("Seats nobody bills", str(len(names))),
+               ("Their filter fields", "; ".join(_filter_fields(u) for u in missed[:10]))))
 
 
 def _filter_fields(user: DirectoryUser) -> str:

@@ -199,7 +199,10 @@ def test_custom_licences_follow_the_company_filter() -> None:
     cfg = config(companies=[{"psa": "cw", "companyId": "19", "userFilter": {"department": ["Sales"]},
                              "licences": [{"custom": "licensed", "agreementId": "100", "lineId": "500"}]}],
                  customLicences=[definition])
-    assert only_item(cfg, snapshot([(SPB, 10, 7)], PEOPLE)).quantity == 2
+    [item], problems = billable_items(cfg, cfg.tenants[0], snapshot([(SPB, 10, 7)], PEOPLE))
+    assert item.quantity == 2
+    # the licensed members outside the filter: nobody bills them, and they are named
+    assert [(p.kind, p.users) for p in problems] == [(ProblemKind.USERS_UNMATCHED, ("ben@fabrikam.example",))]
 
 
 @pytest.mark.parametrize(("definition", "message"), [

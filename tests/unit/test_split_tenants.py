@@ -152,3 +152,44 @@ def test_catch_all_rules(companies: list[dict[str, Any]], expected: str) -> None
 def test_a_catch_all_beside_filtered_companies_is_valid() -> None:
     cfg = split(catch_all=True)
     assert [c.catch_all for c in cfg.tenants[0].companies] == [False, False, True]
+
+
+CUSTOM = {"name": "licensed-users", "kind": "entra-users", "scope": "licensed"}
+
+
+def custom_mapping(agreement: str, line: str) -> dict[str, Any]:
+    return {"custom": "licensed-users", "agreementId": agreement, "lineId": line}
+
+
+@pytest.mark.parametrize(("definition", "users", "named"), [
+    (CUSTOM, PEOPLE, ("empty@fabrikam.example", "none@fabrikam.example", "spaces@fabrikam.example")),
+    ({"name": "licensed-users", "kind": "licences", "skuIds": [E3]},
+     [user("ana", E3, department="Sales"), user("ed", E3), user("fay", SPB)], ("ed@fabrikam.example",)),
+], ids=["entra-users", "licences"])
+def test_a_custom_licence_in_a_split_tenant_names_the_users_no_mapping_counts(
+        definition: dict[str, Any], users: list[DirectoryUser], named: tuple[str, ...]) -> None:
+    cfg = config(companies=[{**SALES, "licences": [custom_mapping("100", "500")]},
+                            {**LEEDS, "licences": [custom_mapping("200", "600")]}], customLicences=[definition])
+    [problem] = unmatched_users(cfg, cfg.tenants[0], snapshot([(SPB, 9, 5), (E3, 9, 2)], users))
+    assert (problem.kind, problem.source, problem.label, problem.users) == (
+        ProblemKind.USERS_UNMATCHED, "custom:licensed-users", "licensed-users", named)
+    assert "counted by custom licence 'licensed-users'" in problem.message
+    assert "match no company's user filter and the tenant has no catch-all company" in problem.message
+
+
+def test_a_custom_licence_billed_by_the_catch_all_or_counted_whole_names_nobody() -> None:
+    companies = [{**SALES, "licences": [custom_mapping("100", "500")]},
+                 {**LEEDS, "licences": [custom_mapping("200", "600")]},
+                 {**REST, "licences": [custom_mapping("300", "700")]}]
+    cfg = config(companies=companies, customLicences=[CUSTOM])
+    assert unmatched_users(cfg, cfg.tenants[0], snapshot([(SPB, 9, 5)], PEOPLE)) == []
+    whole = config(companies=[{**SALES, "licences": [{**custom_mapping("100", "500"), "ignoreFilter": True}]}],
+                   customLicences=[CUSTOM])
+    assert unmatched_users(whole, whole.tenants[0], snapshot([(SPB, 9, 5)], PEOPLE)) == []
+    without_catch_all = config(companies=[{**SALES, "licences": [custom_mapping("100", "500")]},
+                                          {**REST, "licences": [mapping("300", "700")]}], customLicences=[CUSTOM])
+    problems = unmatched_users(without_catch_all, without_catch_all.tenants[0], snapshot([(SPB, 9, 5)], PEOPLE))
+    [problem] = [p for p in problems if p.source == "custom:licensed-users"]
+    assert "the catch-all company cw 21 does not bill it" in problem.message
+    assert problem.users == ("ben@fabrikam.example", "empty@fabrikam.example", "none@fabrikam.example",
+                             "spaces@fabrikam.example")
