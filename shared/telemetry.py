@@ -22,13 +22,17 @@ OpenTelemetry's no-op provider.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 EXPORTED_LOGGER = "seatsync"
@@ -192,6 +196,16 @@ def activity(run_id: str | None, tenant_id: str | None = None) -> Iterator[HttpT
         _tally.reset(tokens[2])
         _tenant_id.reset(tokens[1])
         _run_id.reset(tokens[0])
+
+
+class ContextThreadPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitting thread's context: a worker's log
+    records keep the activity's ``runId`` and ``tenantId``, and its HTTP calls count in the
+    activity's tally (a plain pool's threads start with empty context variables)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        context = contextvars.copy_context()  # one copy per task: a context runs in one thread at a time
+        return super().submit(context.run, fn, *args, **kwargs)
 
 
 def set_tenant(tenant_id: str | None) -> None:

@@ -26,7 +26,6 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -59,6 +58,7 @@ from shared.domain.model import (
 )
 from shared.errors import PsaAuthError, PsaError
 from shared.ports import NewLine
+from shared.telemetry import ContextThreadPool
 
 MAX_PAGE_SIZE = 1000
 SERIAL_NUMBER_MAX = 50
@@ -272,7 +272,7 @@ class ConnectWiseClient:
         if len(ids) <= 1 or self.max_workers == 1:
             chunks = [self._lines_of(ident, companies[ident]) for ident in ids]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(ids)),
+            with ContextThreadPool(max_workers=min(self.max_workers, len(ids)),
                                     thread_name_prefix="connectwise") as pool:
                 chunks = list(pool.map(lambda ident: self._lines_of(ident, companies[ident]), ids))
         return [line for chunk in chunks for line in chunk]

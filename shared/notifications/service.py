@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from shared.notifications.render import MessageContext, RenderedEmail, render_ca
 from shared.notifications.tickets import TicketChannel
 from shared.ports import SecretReader, TicketPort
 from shared.services.reconcile import run_reconciliation
+from shared.telemetry import ContextThreadPool
 
 if TYPE_CHECKING:
     from shared.adapters.http import RetryingHttp
@@ -190,7 +190,7 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
         return first is None or first.run_id >= run_id
 
     pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
-    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="notify") as pool:
+    with ContextThreadPool(max_workers=max(1, max_workers), thread_name_prefix="notify") as pool:
         read = list(pool.map(snapshot, collected)) if with_snapshots else []
         new_flags = list(pool.map(is_new, pairs))
     new_skus: dict[str, set[str]] = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from decimal import Decimal
 
@@ -39,6 +38,7 @@ from shared.domain.partner import (
 from shared.domain.sku_names import sku_id_for_name
 from shared.errors import SeatSyncError, SourceError
 from shared.ports import SubscriptionSourcePort
+from shared.telemetry import ContextThreadPool
 
 log = logging.getLogger(__name__)
 SourceLookup = Callable[[str], SubscriptionSourcePort]
@@ -85,7 +85,7 @@ def read_catalogue(port: SubscriptionSourcePort, sku_map: Mapping[str, str],
         return CustomerRecord(customer, tuple(_priced(s, costs, sku_map) for s in subs))
 
     if everything is None:
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"source-{port.name}") as pool:
+        with ContextThreadPool(max_workers=max(1, workers), thread_name_prefix=f"source-{port.name}") as pool:
             records = list(pool.map(record, customers))
     else:
         records = [record(c) for c in customers]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -129,3 +131,28 @@ def test_a_push_and_a_run_become_metrics_and_events(caplog: pytest.LogCaptureFix
     [event] = caplog.records
     assert event.getMessage() == "tenants pushed"
     assert (event.runId, event.applied, event.throttled, event.retries) == ("run-1", 5, 1, 1)  # type: ignore[attr-defined]
+
+
+def test_a_context_thread_pool_keeps_the_activitys_run_and_tenant_in_its_workers(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Worker threads start with empty context variables: the pool runs each task in a copy of
+    the submitter's, so what a PSA client logs from its workers still names the run and tenant."""
+    log = logging.getLogger("seatsync.test.pool")
+
+    def work(n: int) -> tuple[str, bool]:
+        log.warning("reading agreement %d", n)
+        return threading.current_thread().name, telemetry.current_tally() is tally
+
+    with caplog.at_level(logging.WARNING, logger="seatsync.test.pool"), \
+            telemetry.activity("20261125T020000Z-0a0b0c0d", "tenant-1") as tally:
+        telemetry.set_tenant("tenant-2")
+        with telemetry.ContextThreadPool(max_workers=3, thread_name_prefix="psa") as pool:
+            results = list(pool.map(work, range(6)))
+        with ThreadPoolExecutor(max_workers=1) as plain:
+            plain.submit(log.warning, "from a plain pool").result()
+    assert all(name.startswith("psa") and same for name, same in results), "in the workers, the same tally"
+    pooled = [r for r in caplog.records if r.getMessage().startswith("reading agreement")]
+    assert len(pooled) == 6
+    assert {(r.runId, r.tenantId) for r in pooled} == {("20261125T020000Z-0a0b0c0d", "tenant-2")}  # type: ignore[attr-defined]
+    [plain_record] = [r for r in caplog.records if r.getMessage() == "from a plain pool"]
+    assert (plain_record.runId, plain_record.tenantId) == (None, None), "what a plain pool loses"  # type: ignore[attr-defined]
