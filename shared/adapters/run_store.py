@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast, get_args
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -34,6 +34,7 @@ from azure.data.tables import UpdateMode
 from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import (
     DocumentRef,
+    StoreError,
     TableStore,
     partition,
     query,
@@ -44,7 +45,7 @@ from shared.adapters.tables import (
     write_committed_document,
     write_document,
 )
-from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantOutcome
+from shared.contracts import RunStatus, RunSummary, StartedRun, SyncRequest, TenantOutcome
 from shared.domain.model import ChangeStatus, PlannedChange
 from shared.domain.problems import Problem, problem_from_json, problem_to_json
 
@@ -114,7 +115,7 @@ class RunRecord:
     progress while it runs (when the host that runs it records progress in the store)."""
 
     request: SyncRequest
-    status: str
+    status: RunStatus
     summary: RunSummary | None
     progress: dict[str, Any] | None
     died: str | None = None
@@ -137,6 +138,17 @@ _TEXT_LIMIT = 30_000
 
 def _clip(text: str) -> str:
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 20] + " ...(truncated)"
+
+
+_RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
+
+
+def _run_status(run_id: str, value: Any) -> RunStatus:
+    """A stored run status, checked against the statuses a run can have."""
+    if not isinstance(value, str) or value not in _RUN_STATUSES:
+        raise StoreError(f"run {run_id} has the stored status {value!r}, which is none of "
+                         f"{', '.join(sorted(_RUN_STATUSES))}")
+    return cast(RunStatus, value)
 
 
 def _optional_int(value: Any) -> int | None:
@@ -196,9 +208,11 @@ class RunRepository:
             return None
         return RunSummary.model_validate_json(str(entity["Summary"]))
 
-    def status(self, run_id: str) -> str | None:
+    def status(self, run_id: str) -> RunStatus | None:
+        """The run's stored status (None when there is no such run); a value no run can have is a
+        ``StoreError`` naming the run and the value, never passed on as if it were a status."""
         entity = self._run_entity(run_id)
-        return str(entity["Status"]) if entity else None
+        return _run_status(run_id, entity.get("Status")) if entity else None
 
     def run_ids(self) -> list[str]:
         return sorted(str(e["RowKey"]) for e in self._runs.query_entities(
@@ -220,7 +234,8 @@ class RunRepository:
                 continue
             summary = (RunSummary.model_validate_json(str(entity["Summary"])) if entity.get("Summary") else None)
             progress = json.loads(str(entity["Progress"])) if entity.get("Progress") and summary is None else None
-            records.append(RunRecord(SyncRequest.model_validate_json(str(entity["Request"])), str(entity["Status"]),
+            records.append(RunRecord(SyncRequest.model_validate_json(str(entity["Request"])),
+                                     _run_status(run_id, entity.get("Status")),
                                      summary, progress, str(entity.get("DiedReason") or "") or None))
         return records
 

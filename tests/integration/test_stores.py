@@ -168,6 +168,22 @@ def test_concurrent_saves_cannot_both_win(store: TableStore) -> None:
     assert len(repo.history()) == 2
 
 
+@pytest.mark.parametrize("stored", ["Succeeded", "done", "", 3])
+def test_a_stored_run_status_no_run_can_have_is_an_error_naming_the_run(store: TableStore, stored: object) -> None:
+    runs = RunRepository(store)
+    request = SyncRequest(run_id="20261125T020000Z-0000000b", trigger="manual", requested_by="alice",
+                          requested_at=datetime(2026, 11, 25, 2, tzinfo=UTC))
+    runs.start(request)
+    assert runs.status(request.run_id) == "running"
+    assert runs.status("20261125T020000Z-ffffffff") is None
+    store.table("runs").upsert_entity({"PartitionKey": "runs", "RowKey": request.run_id, "Status": stored})
+    with pytest.raises(StoreError, match=f"run {request.run_id} has the stored status {stored!r}, which is none of "
+                                         "attention, died, failed, partial, running, succeeded"):
+        runs.status(request.run_id)
+    with pytest.raises(StoreError, match=request.run_id):
+        runs.run_page(10)
+
+
 def test_run_records(store: TableStore) -> None:
     runs = RunRepository(store)
     now = datetime(2026, 11, 25, 2, tzinfo=UTC)
