@@ -396,16 +396,11 @@ async def starting_report(client: Any, run_id: str) -> dict[str, Any] | None:
     """The report of a run the orchestration was started for but has not recorded yet (its first
     activity has not run): shown as running, so that the page follows it instead of saying that
     no such run exists. None when the running orchestration is not this run's."""
-    status = await client.get_status(SYNC_INSTANCE_ID)
+    status = await client.get_status(SYNC_INSTANCE_ID, show_input=True)  # the host leaves the input out unless asked
     if status is None or status.runtime_status not in _ACTIVE:
         return None
-    started_with = getattr(status, "input_", None)
-    try:
-        request = SyncRequest.model_validate_json(started_with) if isinstance(started_with, str | bytes) \
-            else SyncRequest.model_validate(started_with)
-    except ValueError:
-        return None
-    if request.run_id != run_id:
+    request = SyncRequest.started_with(getattr(status, "input_", None))
+    if request is None or request.run_id != run_id:
         return None
     return {"runId": run_id, "status": "running", "dryRun": request.dry_run, "trigger": request.trigger,
             "requestedBy": request.requested_by, "startedAt": request.requested_at.isoformat(), "finishedAt": None,

@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -151,9 +151,15 @@ class LocalDurableClient:
         self._lock = threading.Lock()
         self.base_url = "http://127.0.0.1"
 
-    async def get_status(self, instance_id: str) -> LocalInstance | None:
+    async def get_status(self, instance_id: str, show_history: bool = False, show_history_output: bool = False,
+                         show_input: bool = False) -> LocalInstance | None:
+        """As the Durable client's: the instance's input only with ``show_input`` (the host
+        leaves it out otherwise), so that code reading it asks for it as it must in Azure."""
         with self._lock:
-            return self._instances.get(instance_id)
+            instance = self._instances.get(instance_id)
+        if instance is None or show_input:
+            return instance
+        return replace(instance, input_=None)
 
     def status(self, instance_id: str) -> LocalInstance | None:
         with self._lock:

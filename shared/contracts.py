@@ -10,7 +10,7 @@ import re
 import secrets
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -50,6 +50,18 @@ class SyncRequest(Message):
         if not _RUN_ID.match(value):
             raise ValueError(f"'{value}' is not a run id")
         return value
+
+    @classmethod
+    def started_with(cls, orchestration_input: Any) -> SyncRequest | None:
+        """The request a sync orchestration was started with (its Durable status's ``input_``,
+        JSON text or already parsed), or None when it is not one: names a run that has not yet
+        recorded itself."""
+        try:
+            if isinstance(orchestration_input, str | bytes):
+                return cls.model_validate_json(orchestration_input)
+            return cls.model_validate(orchestration_input)
+        except ValueError:
+            return None
 
 
 class TenantWork(Message):

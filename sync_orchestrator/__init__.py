@@ -42,8 +42,21 @@ def _json(status: int, body: Any) -> func.HttpResponse:
 
 
 async def _is_running(client: df.DurableOrchestrationClient) -> bool:
-    status = await client.get_status(SYNC_INSTANCE_ID)
-    return status is not None and status.runtime_status in _ACTIVE
+    return await _running_status(client) is not None
+
+
+async def _running_status(client: df.DurableOrchestrationClient) -> df.DurableOrchestrationStatus | None:
+    status = await client.get_status(SYNC_INSTANCE_ID, show_input=True)  # its input names the run
+    return status if status is not None and status.runtime_status in _ACTIVE else None
+
+
+def _started_run(status: df.DurableOrchestrationStatus | None) -> str | None:
+    """The run a running orchestration was started for (its input names it), before the run has
+    taken the lease or recorded itself."""
+    from shared.contracts import SyncRequest
+
+    request = SyncRequest.started_with(getattr(status, "input_", None)) if status is not None else None
+    return request.run_id if request is not None else None
 
 
 def _busy(run_id: str | None, why: str) -> func.HttpResponse:
@@ -101,12 +114,13 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
     except ConfigError as exc:
         return _json(500, {"error": str(exc)})
     services = get_services()
-    running = await _is_running(client)
-    lease = live_lease(services.runs, services.decisions, running, "the sync endpoint")
+    orchestration = await _running_status(client)
+    lease = live_lease(services.runs, services.decisions, orchestration is not None, "the sync endpoint")
     if lease is not None:
         return _busy(lease.run_id, f"run {lease.run_id} holds the run lease")
-    if running:
-        return _busy(None, "the sync orchestration is running")
+    if orchestration is not None:
+        starting = _started_run(orchestration)
+        return _busy(starting, f"run {starting} is starting" if starting else "the sync orchestration is running")
     requested_by = actor(req)
     request = _request("manual", requested_by, manual.tenants, manual.dry_run)
     try:

@@ -47,14 +47,17 @@ DUPLICATE_INSTANCE = Exception({
 
 
 class FakeDurableClient:
-    def __init__(self, status: df.OrchestrationRuntimeStatus | None, refuse: Exception | None = None) -> None:
+    def __init__(self, status: df.OrchestrationRuntimeStatus | None, refuse: Exception | None = None,
+                 started_with: Any = None) -> None:
         self.status = status
         self.refuse = refuse
+        self.started_with = started_with
         self.started: list[tuple[str, str, Any]] = []
 
-    async def get_status(self, instance_id: str) -> Any:
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Any:
+        """As the Durable client: the instance's input only when asked for."""
         assert instance_id == SYNC_INSTANCE_ID
-        return SimpleNamespace(runtime_status=self.status)
+        return SimpleNamespace(runtime_status=self.status, input_=self.started_with if show_input else None)
 
     async def start_new(self, name: str, instance_id: str, client_input: Any) -> str:
         if self.refuse is not None:
@@ -120,6 +123,18 @@ def test_409_while_a_run_is_in_progress(services: Services) -> None:
     response = post(b"{}", client)
     assert response.status_code == 409
     assert client.started == []
+
+
+def test_409_names_the_run_the_orchestration_was_started_for_before_it_takes_the_lease(services: Services) -> None:
+    """Between the start and the run's first activity no lease names the run: the orchestration's
+    input does (the README: 409 naming the running run)."""
+    starting = SyncRequest(run_id="20261201T120000Z-0a1b2c3d", trigger="timer", requested_by="schedule",
+                           requested_at=datetime(2026, 12, 1, 12, tzinfo=UTC))
+    client = FakeDurableClient(df.OrchestrationRuntimeStatus.Running, started_with=starting.to_json())
+    response = post(b"{}", client)
+    body = json.loads(response.get_body())
+    assert (response.status_code, body["runId"]) == (409, starting.run_id)
+    assert f"run {starting.run_id} is starting" in body["error"] and client.started == []
 
 
 @pytest.mark.parametrize(("body", "field", "message"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +20,12 @@ class Client:
     def __init__(self, instance: LocalInstance | None) -> None:
         self.instance = instance
 
-    async def get_status(self, instance_id: str) -> Any:
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Any:
+        """As the Durable client: the input only when asked for."""
         assert instance_id == SYNC_INSTANCE_ID
-        return self.instance
+        if self.instance is None or show_input:
+            return self.instance
+        return dataclasses.replace(self.instance, input_=None)
 
 
 def instance(status: df.OrchestrationRuntimeStatus, started_with: Any) -> LocalInstance:
