@@ -37,6 +37,7 @@ from shared.services.onboarding import Decision, apply_rows, level_counts, onboa
 from shared.services.overview import overview
 from shared.services.psa_catalogue import agreement_lines, company_agreements
 from shared.services.report import ReportError, build_report
+from shared.services.report import starting_report as report_of_starting_run
 from shared.services.run_digest import run_digest
 from shared.services.sync_requests import validate_tenants
 
@@ -393,18 +394,13 @@ async def custom_status(client: Any) -> Any:
 
 
 async def starting_report(client: Any, run_id: str) -> dict[str, Any] | None:
-    """The report of a run the orchestration was started for but has not recorded yet (its first
-    activity has not run): shown as running, so that the page follows it instead of saying that
-    no such run exists. None when the running orchestration is not this run's."""
+    """The report of a run the orchestration was started for but has not recorded yet
+    (``shared.services.report.starting_report``); None when the running orchestration is not
+    this run's."""
     status = await client.get_status(SYNC_INSTANCE_ID, show_input=True)  # the host leaves the input out unless asked
     if status is None or status.runtime_status not in _ACTIVE:
         return None
-    request = SyncRequest.started_with(getattr(status, "input_", None))
-    if request is None or request.run_id != run_id:
-        return None
-    return {"runId": run_id, "status": "running", "dryRun": request.dry_run, "trigger": request.trigger,
-            "requestedBy": request.requested_by, "startedAt": request.requested_at.isoformat(), "finishedAt": None,
-            "error": None, "totals": None, "changes": [], "tenants": [], "unlinked": []}
+    return report_of_starting_run(SyncRequest.started_with(getattr(status, "input_", None)), run_id)
 
 
 async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:

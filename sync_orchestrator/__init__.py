@@ -50,13 +50,12 @@ async def _running_status(client: df.DurableOrchestrationClient) -> df.DurableOr
     return status if status is not None and status.runtime_status in _ACTIVE else None
 
 
-def _started_run(status: df.DurableOrchestrationStatus | None) -> str | None:
-    """The run a running orchestration was started for (its input names it), before the run has
+def _started_with(status: df.DurableOrchestrationStatus | None) -> SyncRequest | None:
+    """The request a running orchestration was started with: it names the run before the run has
     taken the lease or recorded itself."""
     from shared.contracts import SyncRequest
 
-    request = SyncRequest.started_with(getattr(status, "input_", None)) if status is not None else None
-    return request.run_id if request is not None else None
+    return SyncRequest.started_with(getattr(status, "input_", None)) if status is not None else None
 
 
 def _busy(run_id: str | None, why: str) -> func.HttpResponse:
@@ -119,7 +118,8 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
     if lease is not None:
         return _busy(lease.run_id, f"run {lease.run_id} holds the run lease")
     if orchestration is not None:
-        starting = _started_run(orchestration)
+        started = _started_with(orchestration)
+        starting = started.run_id if started else None
         return _busy(starting, f"run {starting} is starting" if starting else "the sync orchestration is running")
     requested_by = actor(req)
     request = _request("manual", requested_by, manual.tenants, manual.dry_run)
@@ -177,7 +177,7 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
     failures so far)."""
     from shared.bootstrap import get_services
     from shared.services.history import live_progress
-    from shared.services.report import ReportError, build_report
+    from shared.services.report import ReportError, build_report, starting_report
 
     services = get_services()
     run_id = req.route_params.get("runId", "")
@@ -186,7 +186,11 @@ async def run_report_http(req: func.HttpRequest, client: df.DurableOrchestration
     try:
         report = build_report(services.runs, run_id, services.config(), services.margins, services.sources)
     except ReportError as exc:
-        return _json(404, {"error": str(exc)})
+        # the run id a 202 just gave, asked for before the run's first activity recorded it
+        starting = starting_report(_started_with(await _running_status(client)), run_id)
+        if starting is None:
+            return error_answer(exc)
+        report = starting
     progress = live_progress(services.runs, run_id, await _custom_status(client))
     return _json(200, {**report, "progress": progress.to_json() if progress else None})
 

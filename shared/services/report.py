@@ -28,6 +28,18 @@ class ReportError(NotFoundError):
     """No such run."""
 
 
+def starting_report(started: SyncRequest | None, run_id: str) -> dict[str, Any] | None:
+    """The report of run ``run_id`` when the running orchestration was started for it (``started``,
+    its input) but the run has not recorded itself yet (its first activity has not run): shown as
+    running, so that the caller who was just given the run id follows it instead of hearing that
+    no such run exists. None when the orchestration is not this run's."""
+    if started is None or started.run_id != run_id:
+        return None
+    return {"runId": run_id, "status": "running", "dryRun": started.dry_run, "trigger": started.trigger,
+            "requestedBy": started.requested_by, "startedAt": started.requested_at.isoformat(), "finishedAt": None,
+            "error": None, "totals": None, "changes": [], "tenants": [], "unlinked": []}
+
+
 def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None,
                  margins: MarginRepository | None = None, sources: SourceRepository | None = None) -> dict[str, Any]:
     """The run's report; with ``margins`` and ``sources`` (and the configuration) it also has the

@@ -85,12 +85,15 @@ def cli_env(synced: tuple[Msp, list[str]], monkeypatch: pytest.MonkeyPatch, tmp_
 class Client:
     """The Durable client as the HTTP functions use it: the status of the one sync instance."""
 
-    def __init__(self, runtime: df.OrchestrationRuntimeStatus | None = None, custom: Any = None) -> None:
-        self.runtime, self.custom = runtime, custom
+    def __init__(self, runtime: df.OrchestrationRuntimeStatus | None = None, custom: Any = None,
+                 started_with: Any = None) -> None:
+        self.runtime, self.custom, self.started_with = runtime, custom, started_with
 
-    async def get_status(self, instance_id: str) -> Any:
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Any:
+        """As the Durable client: the instance's input only when asked for."""
         assert instance_id == SYNC_INSTANCE_ID
-        return SimpleNamespace(runtime_status=self.runtime, custom_status=self.custom)
+        return SimpleNamespace(runtime_status=self.runtime, custom_status=self.custom,
+                               input_=self.started_with if show_input else None)
 
 
 def call(route: Any, url: str, client: Client | None = None, params: dict[str, str] | None = None,
@@ -178,7 +181,24 @@ def _running_run(msp: Msp, run_id: str) -> None:
     assert listed["runs"][0]["runId"] == run_id and listed["runs"][0]["progress"]["tenantsCollected"] == 3
 
     status, body = call(run_report_http, "https://x/api/runs/x", Client(), route_params={"runId": "nope"})
-    assert status == 404
+    assert (status, body["field"]) == (404, "runId")
+
+
+def test_the_run_id_the_sync_answer_gave_is_followed_before_the_run_records_itself(
+        synced: tuple[Msp, list[str]]) -> None:
+    """``POST /api/sync`` answers 202 with the run id; asked for at once, before the run's first
+    activity recorded it, the run is running (the orchestration's input names it), not unknown."""
+    msp, (_, second) = synced
+    starting = msp.services.runs.request(second).model_copy(  # type: ignore[union-attr]
+        update={"run_id": "29991231T000000Z-0000cafe", "dry_run": True})
+    client = Client(df.OrchestrationRuntimeStatus.Pending, started_with=starting.to_json())
+    status, body = call(run_report_http, "https://x/api/runs/x", client, route_params={"runId": starting.run_id})
+    assert (status, body["status"], body["dryRun"], body["changes"]) == (200, "running", True, [])
+    other = Client(df.OrchestrationRuntimeStatus.Running, started_with=starting.to_json())
+    assert call(run_report_http, "https://x/api/runs/x", other, route_params={"runId": "29991231T000000Z-0000dead"}
+                )[0] == 404
+    finished = Client(df.OrchestrationRuntimeStatus.Completed, started_with=starting.to_json())
+    assert call(run_report_http, "https://x/api/runs/x", finished, route_params={"runId": starting.run_id})[0] == 404
 
 
 def test_a_tenants_licence_history_has_purchased_assigned_and_billed(synced: tuple[Msp, list[str]]) -> None:
