@@ -27,6 +27,19 @@ def _first_line(exc: BaseException) -> str:
     return short(text[0] if text else type(exc).__name__, 160)
 
 
+def _network_cause(exc: BaseException) -> BaseException | None:
+    """The connection failure under ``exc``, if that is what it is: the token libraries report an
+    authority they cannot reach as an authentication failure, which it is not."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ServiceRequestError | ServiceResponseError | requests.ConnectionError | requests.Timeout):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def explain(exc: BaseException) -> str | None:
     """The line to print for ``exc`` when it means a service could not be used, else None."""
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
@@ -37,6 +50,9 @@ def explain(exc: BaseException) -> str | None:
                 "SEATSYNC_STORAGE_CONNECTION_STRING, or that the identity has 'Storage Table Data Contributor'")
     if isinstance(exc, HttpResponseError):
         return f"the table store answered with an error ({_first_line(exc)}): {_STORE_FIX}"
+    if isinstance(exc, GraphAuthError) and (network := _network_cause(exc)) is not None:
+        return (f"Entra ID cannot be reached for a token ({_first_line(network)}): check the network and "
+                "GRAPH_AUTHORITY_HOST, then try again")
     if isinstance(exc, GraphAuthError):
         return (f"{_first_line(exc)}: check GRAPH_CLIENT_ID, GRAPH_PARTNER_TENANT_ID and the client secret or "
                 "certificate, and the app's consent (docs/permissions.md)")

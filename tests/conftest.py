@@ -6,6 +6,7 @@ a free loopback port; each test gets its own table prefix so tests never see eac
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,24 @@ from azure.data.tables import TableServiceClient
 
 from local_runner.azurite import Azurite, start_azurite
 from shared.adapters.tables import RequestCounter, TableStore
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Each test leaves logging as it found it: the command line's ``main`` points the root
+    handler at the stderr of its moment (a test's captured stream, closed after that test) and
+    sets its loggers' levels; a later test logging before it calls ``main`` would write to the
+    closed stream."""
+    from local_runner.cli import OWN_LOGGERS, SDK_LOGGERS
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in (*OWN_LOGGERS, *SDK_LOGGERS)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, previous in levels.items():
+        logging.getLogger(name).setLevel(previous)
 
 
 @pytest.fixture(scope="session")

@@ -120,6 +120,7 @@ def test_the_audit_csv(admin: Any, server: Server, tmp_path: Path) -> None:
     admin.select_option("#customer", WOODGROVE)
     admin.select_option("#event", "approved")
     admin.click("text=Show")
+    admin.wait_for_url("**event=approved**")  # the filtered page, not the link of the page before it
     admin.wait_for_load_state("networkidle")
     with admin.expect_download() as download:
         admin.click("#download-csv")

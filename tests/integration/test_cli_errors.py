@@ -187,7 +187,9 @@ def test_unreachable_graph_is_one_line_and_exit_2(env: TableStore, tmp_path: Pat
         monkeypatch.setenv(name, value)
     assert main(["onboard"]) == EXIT_FAILED
     line = one_line(capsys.readouterr().err)
-    assert "Microsoft Graph" in line and "check" in line
+    # an authority that does not answer is the network, not the app's credentials
+    assert line.startswith("seatsync: Entra ID cannot be reached for a token (")
+    assert "check the network and GRAPH_AUTHORITY_HOST" in line and "client secret" not in line
 
 
 def test_verbose_logs_seatsync_but_keeps_the_sdks_at_warning(env: TableStore,
