@@ -27,7 +27,9 @@ Rules (tests/unit/test_planning.py covers each):
 - every change has a deterministic id and SeatSync's records a deterministic tag, so a
   retried or repeated run finds what it already wrote instead of writing it twice;
 - anything the plan cannot decide (a missing agreement, a line on another agreement, a
-  cancelled line, several candidate lines) is a problem: reported, never guessed.
+  cancelled line, several candidate lines) is a problem: reported, never guessed; a line SeatSync
+  created that the MSP cancelled is never created again, and a line billing beside SeatSync's
+  (the MSP's own line of the product, or a second line with its tag) freezes both.
 """
 
 from __future__ import annotations
@@ -175,6 +177,11 @@ def concerns(item: BillableItem, profile: BillingProfile | None, line: BilledLin
     return (line.tag or "").lower().startswith("seatsync")
 
 
+def _seatsync_tagged(line: BilledLine) -> bool:
+    """Whether SeatSync wrote ``line`` (a licence's line, or a period line of one)."""
+    return (line.tag or "").lower().startswith("seatsync:")
+
+
 def line_tag(mapping_key: str) -> str:
     return f"{LINE_TAG}{mapping_key}"
 
@@ -289,13 +296,18 @@ class _Planner:
         # a line whose cancellation is dated today or later still bills: it is the licence's line
         # (frozen, below), never a reason to create another that would bill the seats twice
         billing = [line for line in lines if line.cancelled_date is None or line.cancelled_date >= self.today]
-        tagged = [line for line in billing if line.tag == line_tag(item.mapping_key)]
+        mine = [line for line in lines if line.tag == line_tag(item.mapping_key)]
+        tagged = [line for line in mine if line in billing]
         if tagged:
-            return tagged[0], True
+            return self.own_line(item, profile, tagged, billing)
+        if mine:
+            # SeatSync created the licence's line and the MSP ended it in the PSA: creating another
+            # would silently restart billing the MSP stopped, so the line stays the licence's (frozen)
+            return max(mine, key=lambda line: line.cancelled_date or date.min), True
         if profile is None:
             return None, True
         candidates = [line for line in billing if line.product_id == profile.product_id
-                      and not (line.tag or "").startswith(("seatsync:", "SeatSync:"))]
+                      and not _seatsync_tagged(line)]
         if len(candidates) > 1:
             ids = ", ".join(line.line_id for line in candidates)
             self.problem(item, ProblemKind.SEVERAL_CANDIDATE_LINES,
@@ -304,6 +316,31 @@ class _Planner:
                          facts=(("Candidate lines", ids),))
             return None, False
         return (candidates[0], True) if candidates else (None, True)
+
+    def own_line(self, item: BillableItem, profile: BillingProfile | None, tagged: list[BilledLine],
+                 billing: list[BilledLine]) -> tuple[BilledLine | None, bool]:
+        """The line SeatSync created for the licence, unless another line bills beside it: a second
+        line with its tag, or a line of the profile's product the MSP added on the agreement (one no
+        mapping names by lineId). Both would bill the seats, so neither is written until a person
+        says which one bills the licence."""
+        claimed = {licence.line_id for tenant in self.config.tenants for company in tenant.companies
+                   if company.psa == item.company.psa for licence in company.licences if licence.line_id}
+        others = [line for line in billing if profile is not None and line.product_id == profile.product_id
+                  and not _seatsync_tagged(line) and line.line_id not in claimed]
+        if len(tagged) == 1 and not others:
+            return tagged[0], True
+        ids = ", ".join(line.line_id for line in [*tagged, *others])
+        why = (f"lines {ids} all carry SeatSync's tag {line_tag(item.mapping_key)}" if not others else
+               f"line {tagged[0].line_id} (created by SeatSync) and line(s) "
+               f"{', '.join(line.line_id for line in [*tagged[1:], *others])} of product "
+               f"{others[0].product_identifier or others[0].product_id}")
+        self.problem(item, ProblemKind.SEVERAL_CANDIDATE_LINES,
+                     f"agreement {item.licence.agreement_id}: {why} bill this licence side by side; nothing is "
+                     "written to any of them until one is chosen", tagged[0].line_id,
+                     action="Say which line bills this licence: set the mapping's lineId to it, and end the other "
+                            "line(s) in the PSA (or clear SeatSync's tag from them) if they bill the same seats.",
+                     facts=(("Candidate lines", ids),))
+        return None, False
 
     def partner_subscriptions(self, item: BillableItem) -> list[PartnerSubscription]:
         licence = item.licence
@@ -451,7 +488,14 @@ class _Planner:
             else:
                 message = (f"line {line.line_id} was cancelled on {line.cancelled_date}; billing is not restarted "
                            "automatically")
-            self.problem(item, ProblemKind.LINE_CANCELLED, message, line.line_id)
+            details: dict[str, Any] = {}
+            if line.tag == line_tag(item.mapping_key):
+                message += " (SeatSync created the line; no other line is created while it carries SeatSync's tag)"
+                details["action"] = (
+                    "If the customer should be billed again, set the mapping's lineId to the line that bills the "
+                    f"licence now, or clear SeatSync's tag ({line.tag}) from line {line.line_id} in the PSA so "
+                    "SeatSync creates a new line; if it should not, remove the licence from the mapping.")
+            self.problem(item, ProblemKind.LINE_CANCELLED, message, line.line_id, **details)
             return
         current = line.quantity
         if current != current.to_integral_value():

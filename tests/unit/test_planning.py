@@ -329,6 +329,76 @@ def test_a_line_cancelled_before_today_is_history_and_a_new_line_is_created() ->
     assert result.problems == ()
 
 
+def seatsync_line(cfg: Any, line_id: str = "500", **options: Any) -> Any:
+    """A line SeatSync created for the licence (it carries the licence's tag)."""
+    return line(line_id, tag=plan(cfg, seats(4), view()).changes[0].tag, **options)
+
+
+@pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
+def test_a_line_seatsync_created_that_the_msp_cancelled_is_frozen_and_not_created_again(capabilities: Any) -> None:
+    """The MSP ended SeatSync's line on 30 June: billing is not restarted by a new line; a person is
+    told which tenant, licence, agreement and line, and what to do."""
+    cfg = config(profile_licence())
+    ended = seatsync_line(cfg, quantity=9, cancelled=date(2026, 6, 30))
+    result = plan(cfg, seats(4), view(ended, capabilities=capabilities))
+    assert result.changes == ()
+    [problem] = result.problems
+    assert (problem.kind, problem.blocks) == (ProblemKind.LINE_CANCELLED, True)
+    assert (problem.tenant_id, problem.label, problem.agreement_id, problem.line_id) == (
+        TENANT, "Microsoft 365 Business Premium", "100", "500")
+    assert "line 500 was cancelled on 2026-06-30" in problem.message and "SeatSync created the line" in problem.message
+    assert "lineId" in problem.action and f"clear SeatSync's tag ({ended.tag})" in problem.action
+
+
+def test_the_latest_of_several_cancelled_seatsync_lines_is_named() -> None:
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(4), view(seatsync_line(cfg, "500", cancelled=date(2026, 3, 31)),
+                                      seatsync_line(cfg, "501", cancelled=date(2026, 6, 30))))
+    assert result.changes == ()
+    assert [(p.kind, p.line_id) for p in result.problems] == [(ProblemKind.LINE_CANCELLED, "501")]
+
+
+def test_a_billing_seatsync_line_wins_over_an_earlier_cancelled_one() -> None:
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(6), view(seatsync_line(cfg, "500", cancelled=date(2026, 3, 31)),
+                                      seatsync_line(cfg, "501", quantity=4)))
+    assert result.problems == ()
+    assert [(c.kind, c.line_id, c.new_quantity) for c in result.changes if c.kind == ChangeKind.SET_QUANTITY] == [
+        (ChangeKind.SET_QUANTITY, "501", 6)]
+
+
+@pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
+@pytest.mark.parametrize("duplicate", ["msp-line", "same-tag"])
+def test_a_line_billing_beside_seatsync_line_is_reported_and_neither_is_written(capabilities: Any,
+                                                                               duplicate: str) -> None:
+    """The MSP added its own line of the product beside SeatSync's, or two lines carry the licence's
+    tag: both bill, so nothing is written to either (nothing raised, nothing lowered) until a person
+    says which line bills the licence."""
+    cfg = config(profile_licence(decreasePolicy="apply"))
+    other = line("610", 3) if duplicate == "msp-line" else seatsync_line(cfg, "610", quantity=3)
+    for count in (2, 20):
+        result = plan(cfg, seats(count), view(seatsync_line(cfg, quantity=5), other, capabilities=capabilities))
+        assert result.changes == ()
+        [problem] = result.problems
+        assert (problem.kind, problem.blocks, problem.line_id) == (ProblemKind.SEVERAL_CANDIDATE_LINES, True, "500")
+        assert ("Candidate lines", "500, 610") in problem.facts
+        assert "nothing is written to any of them" in problem.message and "lineId" in problem.action
+
+
+def test_a_line_another_mapping_names_is_no_duplicate_of_seatsync_line() -> None:
+    cfg = config(profile_licence(), {"skuId": "c42b9cae-ea4f-4ab7-9717-81576235ccac", "agreementId": "100",
+                                     "lineId": "610"})
+    result = plan(cfg, snapshot([(SPB, 6, 6), ("c42b9cae-ea4f-4ab7-9717-81576235ccac", 3, 3)]),
+                  view(seatsync_line(cfg, quantity=6), line("610", 3)))
+    assert [p.kind for p in result.problems] == []
+
+
+def test_a_cancelled_msp_line_beside_seatsync_line_is_history() -> None:
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(6), view(seatsync_line(cfg, quantity=6), line("610", 3, cancelled=date(2026, 6, 30))))
+    assert result.problems == () and result.changes == ()
+
+
 def test_a_missing_line_is_created_from_the_profile() -> None:
     result = plan(config(profile_licence()), seats(4), view())
     assert kinds(result) == [("create-line", "planned", 4)], "the PSA prorates a line that starts mid-period"
