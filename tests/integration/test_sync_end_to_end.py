@@ -3,7 +3,7 @@ emulators: what is written, what is held or deferred, and what is never written 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import pytest
 
 from emulators.graph import GraphEmulator
 from local_runner.azurite import Azurite
+from shared.adapters.connectwise import ConnectWiseClient
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
 from shared.domain.model import ContactDetails
@@ -363,3 +364,40 @@ def test_one_run_at_a_time_whatever_started_it(azurite: Azurite, store: TableSto
         msp.services.runs.release_lease(other)
         assert msp.sync(tenants=[LITWARE])["status"] == "succeeded"
         assert msp.sync(tenants=[LITWARE])["status"] == "succeeded", "a finished run frees the lease"
+
+
+def test_a_line_seatsync_created_and_the_msp_ended_is_never_created_again(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Proseware's line is created, then the MSP cancels it in ConnectWise: the next runs leave the
+    line cancelled and create nothing, and tell a person; an addition of the same product the MSP
+    adds beside a billing SeatSync line freezes both and is reported."""
+    with running_msp(azurite, store, tmp_path) as msp:
+        first = msp.sync(tenants=[PROSEWARE])
+        [created] = [c for c in first["changes"] if c["kind"] == "create-line"]
+        psa = msp.services.psa_clients(msp.services.config())(created["psa"])
+        [line] = [ln for ln in psa.list_lines([created["agreementId"]]) if ln.line_id == created["additionId"]]
+        assert isinstance(psa, ConnectWiseClient)
+        psa.cancel_line(line, date(2026, 11, 30))  # the MSP ends the line in ConnectWise
+        msp.services.clock = lambda: datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+        writes = msp.cw_writes()
+
+        for _ in range(2):
+            report = msp.sync(tenants=[PROSEWARE])
+            assert [c for c in report["changes"] if c["kind"] == "create-line"] == []
+            [problem] = [p for p in report["problems"] if p["kind"] == "line-cancelled"]
+            assert (problem["lineId"], problem["agreementId"], problem["blocks"]) == (
+                created["additionId"], created["agreementId"], True)
+            assert "was cancelled on 2026-11-30" in problem["message"]
+            assert "SeatSync creates a new line" in problem["action"]
+        assert msp.cw_writes() == writes, "billing the MSP stopped is not restarted"
+
+        # the MSP gives SeatSync's line back its seats, then adds its own line of the product beside it
+        psa.create_line(NewLine(created["agreementId"], line.product_id, 2, date(2026, 12, 2), Decimal(26),
+                                tag=line.tag))
+        psa.create_line(NewLine(created["agreementId"], line.product_id, 2, date(2026, 12, 2), Decimal(26)))
+        writes = msp.cw_writes()
+        report = msp.sync(tenants=[PROSEWARE])
+        [problem] = [p for p in report["problems"] if p["kind"] == "several-candidate-lines"]
+        assert "bill this licence side by side" in problem["message"]
+        assert [c for c in report["changes"] if c["agreementId"] == created["agreementId"]] == []
+        assert msp.cw_writes() == writes, "neither line is raised or lowered until a person chooses"
