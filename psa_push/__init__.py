@@ -25,9 +25,9 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 
     services = get_services()
     request = PushRequest.model_validate(payload)
-    config = services.activity_config()
+    config = services.run_config(request.run_id)
     clients = services.psa_clients(config)
-    with services.heartbeat(request.run_id):
+    with services.heartbeat(request.run_id, writes=True):
         summary = reconcile_open_writes(config, services.runs, services.decisions, clients, request.run_id,
                                         services.clock(), sleep=services.retry_sleep)
     summary.psa_calls = clients.calls
@@ -46,11 +46,11 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = PushRequest.model_validate(payload)
     with telemetry.activity(request.run_id) as tally, deadline.within(request.activity_seconds):
-        config = services.activity_config()
+        config = services.run_config(request.run_id)
         clients = services.psa_clients(config)
         now = services.clock()
         prepared = services.shared_reads.load(request.run_id)
-        with services.heartbeat(request.run_id) as heartbeat:
+        with services.heartbeat(request.run_id, writes=True) as heartbeat:
             summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
                                            request, now.date(), now, margins=services.margins,
                                            sleep=services.retry_sleep, guard=heartbeat.check, prepared=prepared,
@@ -76,7 +76,7 @@ def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
     services = get_services()
     request = PushRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
-        config = services.activity_config()
+        config = services.run_config(request.run_id)
         clients = services.psa_clients(config)
         tenants = [t for t in (config.tenant(w.tenant_id) for w in services.run_tenants(request.run_id).tenants)
                    if t is not None]

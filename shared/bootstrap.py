@@ -43,7 +43,7 @@ from shared.config.sources import PartnerCenterSource, Pax8Source, SubscriptionS
 from shared.contracts import FanOut, StartedRun
 from shared.errors import ConfigError, GraphAuthError, SeatSyncError
 from shared.ports import CallCounter, GraphPort, PsaPort, SecretReader, SubscriptionSourcePort
-from shared.services.lease import Heartbeat, ProcessRef
+from shared.services.lease import Heartbeat, LeaseRenewal, ProcessRef
 from shared.settings import DEFAULT_AUTHORITY_HOST, GraphSettings, Settings
 
 GraphFactory = Callable[[], GraphPort]
@@ -117,6 +117,8 @@ class Services:
         self.lease_process: ProcessRef | None = None  # the process of a command-line run (it holds the lease)
         self._memo_lock = threading.Lock()
         self._started: StartedRun | None = None
+        self._renewal: LeaseRenewal | None = None
+        self._run_config: tuple[str, float, SeatSyncConfig] | None = None
 
     @property
     def fan_out(self) -> FanOut:
@@ -150,9 +152,15 @@ class Services:
         """How long a run's lease lasts without renewal (``SEATSYNC_RUN_LEASE_MINUTES``)."""
         return timedelta(minutes=self.settings.run_lease_minutes)
 
-    def heartbeat(self, run_id: str) -> Heartbeat:
-        """Renews ``run_id``'s lease while an activity of the run works."""
-        return Heartbeat(self.runs, run_id, self.run_lease)
+    def heartbeat(self, run_id: str, *, writes: bool = False) -> Heartbeat:
+        """Renews ``run_id``'s lease while an activity of the run works, sharing the renewals of
+        the run's other activities in this process (``LeaseRenewal``); an activity that ``writes``
+        to a PSA renews when it starts."""
+        with self._memo_lock:
+            if self._renewal is None or self._renewal.run_id != run_id:
+                self._renewal = LeaseRenewal(self.runs, run_id, self.run_lease)
+            renewal = self._renewal
+        return Heartbeat(renewal, writes=writes)
 
     @cached_property
     def config_repository(self) -> ConfigRepository:
@@ -191,6 +199,22 @@ class Services:
         """The current configuration: its version is read each time, so that saved changes apply to the
         next step; the document is read and parsed again only when the version changed."""
         return self.config_repository.current()[0]
+
+    def run_config(self, run_id: str) -> SeatSyncConfig:
+        """The configuration for an activity of run ``run_id``: the version this process read for
+        the same run less than ``SEATSYNC_CONFIG_RECHECK_SECONDS`` ago, else the current one
+        (``activity_config``). Each activity of a run asked for the current version, one read of
+        the ``config`` table each; a run's activities in one process now ask at most once per
+        interval, and a run that starts later reads the current version again."""
+        with self._memo_lock:
+            memo = self._run_config
+        now = time.monotonic()
+        if memo is not None and memo[0] == run_id and now - memo[1] < self.settings.config_recheck_seconds:
+            return memo[2]
+        config = self.activity_config()
+        with self._memo_lock:
+            self._run_config = (run_id, now, config)
+        return config
 
     def activity_config(self) -> SeatSyncConfig:
         """The configuration for an activity, its first storage read: retried while Table Storage

@@ -27,6 +27,8 @@ DEFAULT_SYNC_CHUNK = 200
 DEFAULT_SYNC_PARALLEL_CHUNKS = 4
 DEFAULT_PUSH_ACTIVITY_SECONDS = 420
 MAX_PUSH_ACTIVITY_SECONDS = 3600
+DEFAULT_CONFIG_RECHECK_SECONDS = 30
+MAX_CONFIG_RECHECK_SECONDS = 600
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,29}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -57,6 +59,7 @@ class Settings:
     sync_chunk: int = DEFAULT_SYNC_CHUNK
     sync_parallel_chunks: int = DEFAULT_SYNC_PARALLEL_CHUNKS
     push_activity_seconds: int = DEFAULT_PUSH_ACTIVITY_SECONDS
+    config_recheck_seconds: int = DEFAULT_CONFIG_RECHECK_SECONDS
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -146,6 +149,8 @@ class Settings:
         parallel = whole("SEATSYNC_SYNC_PARALLEL_CHUNKS", DEFAULT_SYNC_PARALLEL_CHUNKS, 1, 50, "sub-orchestrations")
         push_seconds = whole("SEATSYNC_PUSH_ACTIVITY_SECONDS", DEFAULT_PUSH_ACTIVITY_SECONDS, 60,
                              MAX_PUSH_ACTIVITY_SECONDS, "seconds")
+        recheck = whole("SEATSYNC_CONFIG_RECHECK_SECONDS", DEFAULT_CONFIG_RECHECK_SECONDS, 0,
+                        MAX_CONFIG_RECHECK_SECONDS, "seconds")
 
         if problems:
             raise ConfigError(problems, source="app settings")
@@ -162,6 +167,7 @@ class Settings:
             sync_chunk=chunk,
             sync_parallel_chunks=parallel,
             push_activity_seconds=push_seconds,
+            config_recheck_seconds=recheck,
             environment=env,
         )
 

@@ -40,7 +40,7 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     start = StartRun.model_validate(payload) if "request" in payload else None
     request = start.request if start is not None else SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
-        config = services.activity_config()
+        config = services.run_config(request.run_id)  # a new run: the current version
         started = start_run_service(config, partner_graphs(services, config), services.runs, services.decisions,
                                     request, services.clock(), services.run_lease, services.lease_process)
         if started.refused is None and config.subscription_sources:
@@ -63,7 +63,7 @@ def collect_tenant(payload: dict[str, Any]) -> dict[str, Any]:
 
     services = get_services()
     request = CollectRequest.model_validate(payload)
-    config = services.activity_config()
+    config = services.run_config(request.run_id)
 
     def lookup(tenant_id: str, subscriptions: tuple[Subscription, ...]) -> PartnerFacts | None:
         return partner_facts(config, services.sources, request.run_id, tenant_id, subscriptions)

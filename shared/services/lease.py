@@ -1,8 +1,9 @@
 """The run lease: one run at a time whatever started it, and no run blocked by a dead one.
 
-- ``start_run`` takes the lease for its run. While the run lives its activities renew it: each
-  renews it when it starts and every fifth of the lease's length while it works
-  (``Heartbeat``). A run that died stops renewing, so its lease lapses within
+- ``start_run`` takes the lease for its run. While the run lives its activities renew it, every
+  fifth of the lease's length (``Heartbeat``); the activities of one run in one process share
+  their renewals (``LeaseRenewal``), so a process renews a run's lease at most once per fifth,
+  whatever the number of activities it hosts. A run that died stops renewing, so its lease lapses within
   ``SEATSYNC_RUN_LEASE_MINUTES`` (default 5) of its last sign of life.
 - A run of the command line also records its process (host, pid and the process's start time).
   On the same machine a later run sees at once that the process is gone (kill -9, a crash, a
@@ -238,25 +239,76 @@ def unfinished_state(run_id: str, lease: Lease | None, now: datetime | None = No
     return "died", "the run stopped without finishing: it holds no lease and recorded no summary"
 
 
-class Heartbeat:
-    """Renews a run's lease while an activity works, from a background thread; ``check`` (before
-    every PSA write) raises ``LeaseLostError`` once the run no longer holds it."""
+class LeaseRenewal:
+    """What one process knows of its run's lease, shared by every activity of that run the process
+    hosts: when it last renewed the lease and whether it found it lost.
+
+    Renewing costs a read and a write of the ``runs`` table; one renewal per ``interval`` keeps the
+    lease as alive as one per activity did, so the activities of a run in one process renew it
+    together, at most once per interval (``renew``), one thread at a time. A loss seen by any of
+    them stops them all: once lost, a lease is never renewed again by this process."""
 
     def __init__(self, runs: RunRepository, run_id: str, ttl: timedelta, clock: WallClock = wall_clock,
                  interval: float | None = None) -> None:
-        self._runs = runs
-        self._run_id = run_id
-        self._ttl = ttl
-        self._clock = clock
-        self._interval = interval if interval is not None else max(1.0, ttl.total_seconds() / 5)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.runs = runs
+        self.run_id = run_id
+        self.ttl = ttl
+        self.clock = clock
+        self.interval = interval if interval is not None else max(1.0, ttl.total_seconds() / 5)
+        self._renewing = threading.Lock()  # one renewal at a time: the others find it fresh
         self._lock = threading.Lock()
         self._renewed: datetime | None = None
         self._lost = False
 
+    def state(self) -> tuple[datetime | None, bool]:
+        """When the lease was last renewed by this process, and whether it was found lost."""
+        with self._lock:
+            return self._renewed, self._lost
+
+    def renew(self, older_than: timedelta | None = None) -> None:
+        """Renew unless this process renewed it less than ``older_than`` ago (default: the
+        interval) or found it lost; a storage outage is ridden out (the lease lapses only after
+        ``ttl``)."""
+        due = older_than if older_than is not None else timedelta(seconds=self.interval)
+        with self._renewing:
+            renewed, lost = self.state()
+            now = self.clock()
+            if lost or (renewed is not None and now - renewed < due):
+                return
+            try:
+                held = self.runs.renew_lease(self.run_id, now, self.ttl)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("run %s: the lease could not be renewed (%s); trying again", self.run_id, exc)
+                return
+            with self._lock:
+                if held:
+                    self._renewed = now
+                else:
+                    self._lost = True
+
+
+class Heartbeat:
+    """Keeps a run's lease renewed while an activity works, from a background thread, through the
+    process's ``LeaseRenewal`` of the run (so that the activities of one run renew it together);
+    ``check`` (before every PSA write) raises ``LeaseLostError`` once the run no longer holds it.
+    An activity that ``writes`` to a PSA renews when it starts, even if its process renewed less
+    than an interval ago."""
+
+    def __init__(self, renewal: LeaseRenewal, *, writes: bool = False) -> None:
+        self._renewal = renewal
+        self._writes = writes
+        self._run_id = renewal.run_id
+        self._ttl = renewal.ttl
+        self._clock = renewal.clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
     def __enter__(self) -> Heartbeat:
-        self.beat()
+        # an activity that writes to a PSA renews at its start whatever its process did before, so
+        # that a lease cleared in the meantime stops it before its first write
+        self._renewal.renew(timedelta(0) if self._writes else None)
         self._thread = threading.Thread(target=self._loop, name=f"lease-{self._run_id}", daemon=True)
         self._thread.start()
         return self
@@ -269,40 +321,26 @@ class Heartbeat:
 
     @property
     def lost(self) -> bool:
-        return self._lost
+        return self._renewal.state()[1]
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(self._renewal.interval):
             try:
                 self.beat()
             except Exception:  # a thread's exception would vanish: logged, and check() renews in the open
                 log.exception("run %s: renewing the lease failed", self._run_id)
 
     def beat(self) -> None:
-        """Renew now; a storage outage is ridden out (the lease lapses only after ``ttl``)."""
-        now = self._clock()
-        try:
-            held = self._runs.renew_lease(self._run_id, now, self._ttl)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("run %s: the lease could not be renewed (%s); trying again", self._run_id, exc)
-            return
-        with self._lock:
-            if held:
-                self._renewed = now
-            else:
-                self._lost = True
+        """Renew unless this process renewed the lease less than an interval ago."""
+        self._renewal.renew()
 
     def check(self) -> None:
         """Raise ``LeaseLostError`` unless the run still holds its lease (renewing first when the
         last renewal is older than half the lease)."""
-        with self._lock:
-            renewed, lost = self._renewed, self._lost
+        renewed, lost = self._renewal.state()
         if not lost and (renewed is None or self._clock() - renewed > self._ttl / 2):
-            self.beat()
-            with self._lock:
-                renewed, lost = self._renewed, self._lost
+            self._renewal.renew(self._ttl / 2)
+            renewed, lost = self._renewal.state()
         if lost or renewed is None or self._clock() - renewed >= self._ttl:
             raise LeaseLostError(f"run {self._run_id} no longer holds the run lease (it was cleared, or taken "
                                  "over after it lapsed); it stops writing to the PSA")

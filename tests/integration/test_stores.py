@@ -23,7 +23,7 @@ from shared.domain.model import (
     TenantSnapshot,
 )
 from shared.errors import ConflictError
-from shared.services.lease import acquire
+from shared.services.lease import Heartbeat, LeaseLostError, LeaseRenewal, acquire
 
 pytestmark = pytest.mark.integration
 
@@ -256,3 +256,65 @@ def test_the_activities_of_one_run_renew_its_lease_at_once_without_losing_it(sto
     lease = runs.lease()
     assert lease is not None and lease.run_id == run_id
     assert runs.clear_lease(lease) and runs.renew_lease(run_id, datetime.now(UTC), timedelta(minutes=5)) is False
+
+
+def test_the_activities_of_one_run_in_one_process_renew_its_lease_once_per_interval(store: TableStore) -> None:
+    """Eight activities of a run starting at once in one process renew its lease once, not eight
+    times. When the lease is cleared, an activity that writes to a PSA finds it lost when it
+    starts, and then every activity of the run in the process stops."""
+    runs, decisions = RunRepository(store), DecisionRepository(store)
+    run_id = "20261125T020000Z-0000000c"
+    assert acquire(runs, decisions, run_id, timedelta(minutes=5)).refused is None
+    moment = [datetime.now(UTC)]
+    renewal = LeaseRenewal(runs, run_id, timedelta(minutes=5), clock=lambda: moment[0], interval=3600)
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    barrier = threading.Barrier(8)
+    heartbeats = [Heartbeat(renewal) for _ in range(8)]
+
+    def start(heartbeat: Heartbeat) -> None:
+        barrier.wait()
+        heartbeat.__enter__()
+        heartbeat.check()
+
+    threads = [threading.Thread(target=start, args=(h,)) for h in heartbeats]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = store.requests.by_kind() - before
+    assert sorted(sent.items()) == [(f"GET {store.prefix}runs", 1), (f"PATCH {store.prefix}runs", 1)], \
+        "one renewal (a read and a write) for the eight activities"
+    lease = runs.lease()
+    assert lease is not None and lease.renewed == moment[0]
+
+    assert runs.clear_lease(lease)
+    moment[0] += timedelta(seconds=1)
+    with Heartbeat(renewal) as collecting:
+        assert not collecting.lost, "an activity that does not write shares the renewal of a second ago"
+        with Heartbeat(renewal, writes=True) as pushing, pytest.raises(LeaseLostError):
+            pushing.check()
+        for heartbeat in [collecting, *heartbeats]:
+            assert heartbeat.lost
+            with pytest.raises(LeaseLostError):
+                heartbeat.check()
+    for heartbeat in heartbeats:
+        heartbeat.__exit__(None, None, None)
+
+
+def test_a_check_renews_a_lease_not_renewed_for_half_its_length_and_finds_it_cleared(store: TableStore) -> None:
+    runs, decisions = RunRepository(store), DecisionRepository(store)
+    run_id = "20261125T020000Z-0000000d"
+    assert acquire(runs, decisions, run_id, timedelta(minutes=5)).refused is None
+    moment = [datetime.now(UTC)]
+    renewal = LeaseRenewal(runs, run_id, timedelta(minutes=5), clock=lambda: moment[0], interval=3600)
+    with Heartbeat(renewal) as heartbeat:
+        heartbeat.check()
+        lease = runs.lease()
+        assert lease is not None and runs.clear_lease(lease)
+        moment[0] += timedelta(minutes=1)
+        heartbeat.check()  # renewed a minute ago: the clear is seen at the next renewal
+        moment[0] += timedelta(minutes=2)
+        with pytest.raises(LeaseLostError):
+            heartbeat.check()
+        assert heartbeat.lost
