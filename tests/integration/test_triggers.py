@@ -22,6 +22,7 @@ from shared.adapters.tables import TableStore, write_document
 from shared.bootstrap import Services, set_services
 from shared.config.schema import parse_config
 from shared.contracts import SYNC_INSTANCE_ID, SyncRequest
+from shared.errors import ConfigError
 from shared.services.lease import ProcessRef, acquire
 from shared.settings import Settings
 from sync_orchestrator import run_lease_http, run_lease_unlock_http, sync_http, sync_timer
@@ -309,3 +310,27 @@ def test_a_stale_lease_is_unlocked_without_force(services: Services) -> None:
     assert services.runs.lease() is None
     [died] = [e for e in services.decisions.run_events() if e.event == "died"]
     assert died.actor == "api (function key)" and "has ended" in died.reason
+
+
+def test_the_activities_of_a_run_reuse_its_configuration_version_and_a_new_run_reads_the_current_one(
+        services: Services) -> None:
+    """Within ``SEATSYNC_CONFIG_RECHECK_SECONDS`` the activities of one run ask Table Storage for
+    the configuration once; a version saved meanwhile applies from the next run on."""
+    assert services.settings.config_recheck_seconds == 30
+    assert services.store.requests is not None
+    first = services.run_config("20261125T020000Z-00000001")
+    before = services.store.requests.by_kind()
+    assert services.run_config("20261125T020000Z-00000001") is first
+    assert services.store.requests.by_kind() - before == {}, "no request for the run's next activity"
+    changed = {**CONFIG, "tenants": [{"tenantId": "11111111-1111-1111-1111-111111111111", "name": "Northwind"}]}
+    services.config_repository.save(parse_config(changed), "tests")
+    assert services.run_config("20261125T020000Z-00000001") is first, "the run keeps the version it read"
+    later = services.run_config("20261125T020000Z-00000002")
+    assert [t.name for t in later.tenants] == ["Northwind"], "the next run reads the version saved"
+    never = Services(Settings.from_environment({"SEATSYNC_STORAGE_CONNECTION_STRING": "x",
+                                                "SEATSYNC_CONFIG_RECHECK_SECONDS": "0"}), store=services.store)
+    assert never.settings.config_recheck_seconds == 0
+    assert [t.name for t in never.run_config("20261125T020000Z-00000001").tenants] == ["Northwind"]
+    with pytest.raises(ConfigError, match="SEATSYNC_CONFIG_RECHECK_SECONDS must be a whole number of seconds "
+                                          "from 0 to 600"):
+        Settings.from_environment({"SEATSYNC_STORAGE_CONNECTION_STRING": "x", "SEATSYNC_CONFIG_RECHECK_SECONDS": "-1"})
