@@ -37,7 +37,10 @@ def reconcile_writes(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.function_name(PUSH_CHANGES)
 @bp.activity_trigger(input_name="payload")
 def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
+    from functools import partial
+
     from shared import checkpoints, deadline, telemetry
+    from shared.adapters.tables import StoreRetry
     from shared.bootstrap import get_services
     from shared.contracts import PushRequest
     from shared.services.push import push_changes as push_changes_service
@@ -49,7 +52,10 @@ def push_changes(payload: dict[str, Any]) -> dict[str, Any]:
         config = services.run_config(request.run_id)
         clients = services.psa_clients(config)
         now = services.clock()
-        prepared = services.shared_reads.load(request.run_id)
+        # the push's first storage read (its configuration is the run's, read moments ago): retried
+        # while Table Storage is unreachable, as every activity's first read is
+        prepared = StoreRetry().call("the run's shared PSA reads", partial(services.shared_reads.load, request.run_id),
+                                     services.retry_sleep)
         with services.heartbeat(request.run_id, writes=True) as heartbeat:
             summary = push_changes_service(config, services.snapshots, services.runs, services.decisions, clients,
                                            request, now.date(), now, margins=services.margins,

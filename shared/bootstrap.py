@@ -160,7 +160,7 @@ class Services:
             if self._renewal is None or self._renewal.run_id != run_id:
                 self._renewal = LeaseRenewal(self.runs, run_id, self.run_lease)
             renewal = self._renewal
-        return Heartbeat(renewal, writes=writes)
+        return Heartbeat(renewal, writes=writes, sleep=self.retry_sleep)
 
     @cached_property
     def config_repository(self) -> ConfigRepository:

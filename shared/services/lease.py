@@ -26,15 +26,17 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
 from shared.adapters.decision_store import DecisionRepository, RunEvent
 from shared.adapters.run_store import Lease, RunRepository
-from shared.adapters.tables import is_transient
+from shared.adapters.tables import StoreRetry, is_transient
 from shared.errors import ConflictError, SeatSyncError
 
 log = logging.getLogger(__name__)
@@ -265,10 +267,10 @@ class LeaseRenewal:
         with self._lock:
             return self._renewed, self._lost
 
-    def renew(self, older_than: timedelta | None = None) -> None:
+    def renew(self, older_than: timedelta | None = None, *, ride_out: bool = True) -> None:
         """Renew unless this process renewed it less than ``older_than`` ago (default: the
         interval) or found it lost; a storage outage is ridden out (the lease lapses only after
-        ``ttl``)."""
+        ``ttl``), or raised when not ``ride_out``."""
         due = older_than if older_than is not None else timedelta(seconds=self.interval)
         with self._renewing:
             renewed, lost = self.state()
@@ -278,7 +280,7 @@ class LeaseRenewal:
             try:
                 held = self.runs.renew_lease(self.run_id, now, self.ttl)
             except Exception as exc:
-                if not is_transient(exc):
+                if not ride_out or not is_transient(exc):
                     raise
                 log.warning("run %s: the lease could not be renewed (%s); trying again", self.run_id, exc)
                 return
@@ -296,9 +298,11 @@ class Heartbeat:
     An activity that ``writes`` to a PSA renews when it starts, even if its process renewed less
     than an interval ago."""
 
-    def __init__(self, renewal: LeaseRenewal, *, writes: bool = False) -> None:
+    def __init__(self, renewal: LeaseRenewal, *, writes: bool = False,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._renewal = renewal
         self._writes = writes
+        self._sleep = sleep
         self._run_id = renewal.run_id
         self._ttl = renewal.ttl
         self._clock = renewal.clock
@@ -306,9 +310,14 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
-        # an activity that writes to a PSA renews at its start whatever its process did before, so
-        # that a lease cleared in the meantime stops it before its first write
-        self._renewal.renew(timedelta(0) if self._writes else None)
+        if self._writes:
+            # an activity that writes to a PSA renews at its start whatever its process did before,
+            # so that a lease cleared in the meantime stops it before its first write; it is its
+            # first storage request, retried while Table Storage is unreachable like any other
+            StoreRetry().call(f"renewing the lease of run {self._run_id}",
+                              partial(self._renewal.renew, timedelta(0), ride_out=False), self._sleep)
+        else:
+            self._renewal.renew()
         self._thread = threading.Thread(target=self._loop, name=f"lease-{self._run_id}", daemon=True)
         self._thread.start()
         return self

@@ -225,7 +225,8 @@ def case_storage_refuses_longer_than_the_bookkeeping_waits(world: World) -> list
 
 def case_storage_refuses_at_the_pushs_first_read(world: World) -> list[str]:
     """Storage refuses connections as the push activity starts (its first read is the
-    configuration): the read is retried like every other storage read, and the run goes on."""
+    run's shared PSA reads, the configuration being the one the run read moments ago): the read is
+    retried like every other storage read, and the run goes on."""
     world.on_sleep = lambda sleeps: world.proxy.restore() if sleeps == 2 else None
     with checkpoints.listening("push-started", once(world.proxy.refuse)):
         report = world.sync()
