@@ -86,8 +86,21 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _started(log_path: Path, port: int) -> bool:
+    """Whether this Azurite (not another process that took the same free port meanwhile, such as
+    a parallel test worker's Azurite) says it listens: it logs the address once bound."""
+    try:
+        return f"successfully started on 127.0.0.1:{port}" in log_path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def start_azurite(log_dir: Path | None = None, attempts: int = 3, timeout: float = 30.0) -> Azurite:
-    """Start an in-memory Azurite Table service on a free port and wait until it listens."""
+    """Start an in-memory Azurite Table service on a free port and wait until it listens.
+
+    A free port can be taken by another process between ``free_port`` and Azurite's bind; then
+    this Azurite exits with EADDRINUSE while the port answers for the other process, so readiness
+    is read from this Azurite's own log, and a failed start is retried on another port."""
     executable = azurite_executable()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="seatsync-azurite-"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +119,7 @@ def start_azurite(log_dir: Path | None = None, attempts: int = 3, timeout: float
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
-            if _listening(port):
+            if _started(log_path, port) and process.poll() is None and _listening(port):
                 return Azurite(process, port, log_path)
             time.sleep(0.05)
         with contextlib.suppress(Exception):

@@ -100,35 +100,37 @@ def test_the_licence_history_chart(admin: Any, server: Server) -> None:
     assert dict(standard["series"]) == {"Assigned": [10], "Purchased": [12], "Billed": [10]}
 
 
-def test_bulk_approval(admin: Any, server: Server) -> None:
+def test_bulk_approval_reaches_the_audit_trail_and_its_csv(admin: Any, server: Server, tmp_path: Path) -> None:
     go(admin, server, "/approvals")
     rows = admin.locator("input[name=id]")
     assert rows.count() >= 1
     assert "Woodgrove Bank" in admin.locator("table").inner_text()
     admin.check("#select-all")
-    assert all(rows.nth(i).is_checked() for i in range(rows.count()))
+    count = rows.count()
+    assert all(rows.nth(i).is_checked() for i in range(count))
     admin.fill("#comment", "confirmed with the customer")
     admin.click("button[value=approve]")
     admin.wait_for_load_state("networkidle")
-    assert "change(s) approved" in admin.locator(".note").inner_text()
+    note = admin.locator(".note").inner_text()
+    assert f"{count} change(s) approved" in note and "Not decided" not in note, note
     go(admin, server, "/approvals?status=approved")
     assert "approved by admin@msp.example" in admin.locator("table").inner_text()
 
-
-def test_the_audit_csv(admin: Any, server: Server, tmp_path: Path) -> None:
     go(admin, server, "/audit")
     admin.select_option("#customer", WOODGROVE)
     admin.select_option("#event", "approved")
-    admin.click("text=Show")
+    admin.click("button:has-text('Show')")
     admin.wait_for_url("**event=approved**")  # the filtered page, not the link of the page before it
     admin.wait_for_load_state("networkidle")
+    shown = admin.locator("table").inner_text()
+    assert "approved" in shown and "admin@msp.example" in shown, shown
     with admin.expect_download() as download:
         admin.click("#download-csv")
     target = tmp_path / "audit.csv"
     download.value.save_as(target)
-    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert [(r["event"], r["tenant_name"], r["actor"]) for r in rows] == [
-        ("approved", "Woodgrove Bank", "admin@msp.example")]
+    rows_read = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert [(r["event"], r["tenant_name"], r["actor"], r["reason"]) for r in rows_read] == [
+        ("approved", "Woodgrove Bank", "admin@msp.example", "confirmed with the customer")]
 
 
 def test_mapping_an_unlinked_licence_so_the_next_dry_run_bills_it(admin: Any, server: Server) -> None:
