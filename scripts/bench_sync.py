@@ -9,9 +9,11 @@ Prints, for each sync:
   needs, counted by the emulators themselves;
 - Table Storage requests per tenant (counted by the store's client);
 
-then the peak memory of the process that ran the syncs, and how long ``import function_app`` takes
+then the peak memory (RSS) of the process that ran the syncs (with ``--trace-memory N``, also its
+Python heap at its largest and the N lines, file:line, that held most of it), and how long ``import function_app`` takes
 (``python -X importtime``). The syncs run in a child process of their own, as an activity host
-would, so that the figures are SeatSync's: the generated scenario and the emulators live elsewhere.
+would, so that the figures are SeatSync's: the generated scenario, the emulators and their request
+logs live elsewhere.
 Before the sync, the figures of the parts: how long the Graph emulator takes to load 500 tenants
 and one of 10,000 users, and the client to page through those users.
 
@@ -114,6 +116,52 @@ def emulator_log(url: str, ca: str) -> list[dict[str, Any]]:
     return list(answer.json()["requests"])
 
 
+class HeapPeak:
+    """The Python allocations alive when the traced heap was at its largest (``--trace-memory``):
+    a thread samples the traced size and takes a snapshot whenever it passes the largest seen, so
+    that the top lines by file:line explain the peak, not whatever is left at the end."""
+
+    def __init__(self, top: int, interval: float = 0.5) -> None:
+        import threading
+        import tracemalloc
+
+        self.top = top
+        self.interval = interval
+        self.largest = 0
+        self.snapshot: tracemalloc.Snapshot | None = None
+        self._stop = threading.Event()
+        tracemalloc.start()
+        self._thread = threading.Thread(target=self._sample, name="heap-peak", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import tracemalloc
+
+        while not self._stop.wait(self.interval):
+            current = tracemalloc.get_traced_memory()[0]
+            if current > self.largest * 1.02:
+                self.snapshot = tracemalloc.take_snapshot()
+                self.largest = tracemalloc.get_traced_memory()[0]
+
+    def stop(self) -> dict[str, Any]:
+        import tracemalloc
+
+        self._stop.set()
+        self._thread.join()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        lines: list[list[Any]] = []
+        if self.snapshot is not None:
+            ignored = tracemalloc.Filter(False, tracemalloc.__file__)
+            stats = self.snapshot.filter_traces([ignored]).statistics("lineno")
+            for stat in stats[:self.top]:
+                frame = stat.traceback[0]
+                name = os.path.relpath(frame.filename, ROOT) if frame.filename.startswith(str(ROOT)) else \
+                    frame.filename.split("site-packages/")[-1]
+                lines.append([f"{name}:{frame.lineno}", stat.size, stat.count])
+        return {"peakMb": peak / 2**20, "sampledMb": self.largest / 2**20, "top": lines}
+
+
 def run_child(spec_path: str) -> None:
     """The syncs, in this (child) process: figures as one JSON line on stdout."""
     import resource
@@ -123,20 +171,18 @@ def run_child(spec_path: str) -> None:
     from shared.settings import Settings
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    heap = HeapPeak(spec["traceTop"]) if spec.get("traceTop") else None
     services = Services(Settings.from_environment(spec["env"]))
     store = services.store.requests
     assert store is not None
-    ca = spec["env"]["SEATSYNC_CA_BUNDLE"]
     results = []
     for _ in SYNCS:
-        logs_before = {name: len(emulator_log(url, ca)) for name, url in spec["emulators"].items()}
         tables_before, kinds_before = store.count, store.by_kind()
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         report = run_local_sync(services, requested_by="bench", max_workers=spec["workers"])
-        elapsed = time.perf_counter() - t0
+        elapsed, finished = time.perf_counter() - t0, time.time()
         tables = store.count - tables_before
         kinds = store.by_kind() - kinds_before
-        requests = {name: emulator_log(url, ca)[logs_before[name]:] for name, url in spec["emulators"].items()}
         applied = [c for c in report["changes"] if c["applied"]]
         results.append({
             "wall": elapsed, "status": report["status"], "tenants": len(report["tenants"]),
@@ -144,10 +190,10 @@ def run_child(spec_path: str) -> None:
             "writesByTenant": dict(Counter(c["tenantId"] for c in applied)),
             "agreementsWritten": len({(c["tenantId"], c.get("agreementId")) for c in applied}),
             "reportCalls": report["calls"], "tables": tables, "tableKinds": dict(kinds),
-            "requests": {name: [[r["method"], r["path"]] for r in log] for name, log in requests.items()},
+            "window": [started, finished],  # the emulators' requests in it are this sync's (read by the parent)
         })
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"syncs": results, "peakMb": peak}))
+    print(json.dumps({"syncs": results, "peakMb": peak, "heap": heap.stop() if heap else None}))
 
 
 # --------------------------------------------------------------------------- figures
@@ -227,6 +273,9 @@ def main() -> int:
     parser.add_argument("--same-process", action="store_true",
                         help="serve the emulators from this process (default: a child process)")
     parser.add_argument("--no-parts", action="store_true", help="skip the figures of the emulator and client")
+    parser.add_argument("--trace-memory", type=int, default=0, metavar="N",
+                        help="also trace the syncing process's Python allocations and print the N lines "
+                             "(file:line) that held the most at the largest heap (slows the syncs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -266,16 +315,28 @@ def main() -> int:
                   f"{sum(len(t.get('generatedUsers', [])) for t in scenario['graph']['tenants'])} user groups"
                   + (f"; every emulator answer held back {args.latency_ms:.0f} ms" if args.latency_ms else ""))
             spec = work / "child.json"
-            spec.write_text(json.dumps({"env": env, "emulators": urls, "workers": args.workers}), encoding="utf-8")
+            spec.write_text(json.dumps({"env": env, "emulators": urls, "workers": args.workers,
+                                        "traceTop": args.trace_memory}), encoding="utf-8")
             child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(spec)], cwd=ROOT,
                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if child.returncode != 0:
                 print(child.stderr[-4000:], file=sys.stderr)
                 return 2
             result = json.loads(child.stdout.strip().splitlines()[-1])
+            logs = {name: emulator_log(url, env["SEATSYNC_CA_BUNDLE"]) for name, url in urls.items()}
+            for sync in result["syncs"]:
+                start, end = sync["window"]
+                sync["requests"] = {name: [[r["method"], r["path"]] for r in log if start <= r["at"] <= end]
+                                    for name, log in logs.items()}
             for label, sync in zip(SYNCS, result["syncs"], strict=True):
                 figures(label, sync, scenario, args.latency_ms / 1000, args.workers)
-            print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB")
+            print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB (peak RSS)")
+            if result["heap"]:
+                heap = result["heap"]
+                print(f"  Python heap (tracemalloc): peak {heap['peakMb']:.1f} MB; the largest sampled, "
+                      f"{heap['sampledMb']:.1f} MB, held by:")
+                for where, size, count in heap["top"]:
+                    print(f"    {size / 2**20:8.2f} MB {count:>8} blocks  {where}")
     finally:
         azurite.stop()
     return 0
