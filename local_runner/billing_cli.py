@@ -39,7 +39,8 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
     _print_table(
         ["ID", "STATUS", "TENANT", "LICENCE", "AGREEMENT", "LINE", "FROM", "TO", "HELD", "REASON"],
         [[r["id"], r["status"], (r["tenantName"] or r["tenantId"])[:28], str(r["licence"])[:34], r["agreementId"],
-          r["lineId"] or "", str(r["from"]), str(r["to"]), r["heldAt"][:10], r["reason"].split("; ")[-1][:70]]
+          r["lineId"] or "", "new line" if r["from"] is None else str(r["from"]), str(r["to"]), r["heldAt"][:10],
+          r["reason"].split("; ")[-1][:70]]
          for r in records])
     return 0
 
@@ -107,7 +108,7 @@ def cmd_unlinked(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    approvals = commands.add_parser("approvals", help="decreases held for approval")
+    approvals = commands.add_parser("approvals", help="decreases (and removed lines' recreation) held for approval")
     sub = approvals.add_subparsers(dest="approvals_command", required=True)
     listing = sub.add_parser("list", help="held changes waiting for a decision")
     listing.add_argument("--all", action="store_true", help="every decision, not only the pending ones")

@@ -153,6 +153,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         self.services = {s.id: self._service(s) for s in scenario.services}
         self.contracts = {c.id: self._contract(c) for c in scenario.contracts}
         self.contract_services: dict[int, dict[str, Any]] = {}
+        self._last_contract_service = 0
         self.adjustments: list[dict[str, Any]] = []
         self.tickets: dict[int, dict[str, Any]] = {}
         self.ticket_notes: dict[int, dict[str, Any]] = {}
@@ -261,7 +262,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
     def _add_adjustment(self, contract_service_id: int, effective: date, change: int, price: float | None,
                         cost: float | None) -> dict[str, Any]:
         service = self.contract_services[contract_service_id]
-        record = {"id": len(self.adjustments) + 1, "contractID": service["contractID"],
+        record = {"id": max((a["id"] for a in self.adjustments), default=0) + 1, "contractID": service["contractID"],
                   "contractServiceID": contract_service_id, "serviceID": service["serviceID"],
                   "effectiveDate": stamp(effective), "unitChange": change,
                   "adjustedUnitPrice": price, "adjustedUnitCost": cost, "allowRepeatService": False,
@@ -269,6 +270,29 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         self.adjustments.append(record)
         self._adjustments_of.setdefault(contract_service_id, []).append(record)
         return record
+
+    def _new_contract_service_id(self) -> int:
+        """The next contract service id: Autotask never gives a deleted record's id again."""
+        self._last_contract_service = max(self._last_contract_service, max(self.contract_services, default=0)) + 1
+        return self._last_contract_service
+
+    def delete_contract_service(self, contract_service_id: int) -> None:
+        """Remove a service from its contract, as a person can in Autotask's contract page (the
+        REST API cannot: ContractServices are not deletable through it). The service, its
+        adjustments and its units are gone."""
+        with self.lock:
+            line = self.contract_services.pop(contract_service_id)
+            self._by_contract[line["contractID"]].remove(contract_service_id)
+            self._adjustments_of.pop(contract_service_id, None)
+            self.adjustments = [a for a in self.adjustments if a["contractServiceID"] != contract_service_id]
+
+    def remove_units(self, contract_service_id: int, effective: date) -> None:
+        """Take every unit off a contract service from ``effective`` on, as a person adjusting it
+        to zero units in Autotask does (an adjustment of minus the units it has then)."""
+        with self.lock:
+            units = self.units_on(contract_service_id, effective)
+            if units:
+                self._add_adjustment(contract_service_id, effective, -units, None, None)
 
     # ------------------------------------------------------------------ units
     def units_on(self, contract_service_id: int, when: date) -> int:
@@ -737,7 +761,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
         cost = self._price(body, "unitCost")
         invoice = self._text(body, "invoiceDescription", sc.INVOICE_DESCRIPTION_MAX)
         internal = self._text(body, "internalDescription", sc.INTERNAL_DESCRIPTION_MAX)
-        ident = max(self.contract_services, default=0) + 1
+        ident = self._new_contract_service_id()
         self._add_contract_service(ident, {
             "contractID": contract["id"], "serviceID": service["id"],
             "unitPrice": price if price is not None else service["unitPrice"], "adjustedPrice": adjusted,
@@ -989,7 +1013,7 @@ class AutotaskEmulator(PsaEmulator[sc.Scenario]):
             if change < 0:
                 raise ApiError(500, f"Service {service['id']} is not on contract {contract['id']}: a negative "
                                "unitChange cannot create it.")
-            cs_id = max(self.contract_services, default=0) + 1
+            cs_id = self._new_contract_service_id()
             self._add_contract_service(cs_id, {
                 "contractID": contract["id"], "serviceID": service["id"],
                 "unitPrice": price if price is not None else service["unitPrice"],

@@ -9,7 +9,9 @@
   before the PSA call and removed once the write is read back and recorded in the ledger (or
   known not to have happened). One left behind is settled against the PSA by the next attempt.
 - ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA,
-  with the run that made it and, when its own bookkeeping did not finish, the run that found it.
+  with the run that made it and, when its own bookkeeping did not finish, the run that found it;
+  its kind, line, tag and the quantity written. It is SeatSync's own record of the lines it
+  created: a line the PSA no longer shows was deleted there (``created_lines_of``).
 - ``<prefix>contactlinks`` (partition = tenant, row = ``<PSA>~<company id>~<user id>``): the PSA
   contacts SeatSync manages, each tied to its Microsoft user (recorded when SeatSync creates the
   contact or matches a licensed user to it; see shared.domain.contacts).
@@ -38,8 +40,8 @@ from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import TableStore, partition, query, row_range, submit_batches, upsert
 from shared.domain.contacts import ContactLink
 from shared.domain.decreases import Approval, Deferral
-from shared.domain.model import PlannedChange
-from shared.domain.planning import Decisions
+from shared.domain.model import ChangeKind, PlannedChange
+from shared.domain.planning import CreatedLine, Decisions
 from shared.errors import ConflictError, NotFoundError
 
 _APPROVALS = "approval"
@@ -137,6 +139,7 @@ class LedgerEntry:
     line_id: str | None
     tag: str | None
     recovered_by: str | None = None
+    quantity: int | None = None  # None: recorded before the ledger kept quantities
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,12 @@ def _ledger_entry(entity: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(tenant_id=str(entity["PartitionKey"]), change_id=str(entity["RowKey"]),
                        run_id=str(entity["RunId"]), at=_entity_time(entity["At"]), kind=str(entity["Kind"]),
                        line_id=str(entity.get("LineId") or "") or None, tag=str(entity.get("Tag") or "") or None,
-                       recovered_by=str(entity.get("RecoveredBy") or "") or None)
+                       recovered_by=str(entity.get("RecoveredBy") or "") or None,
+                       quantity=_whole(entity.get("Quantity")))
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _entity_time(value: Any) -> datetime:
@@ -174,7 +182,7 @@ def _ledger_row(change: PlannedChange, run_id: str, at: datetime, result_line: s
                 recovered_by: str | None = None) -> dict[str, Any]:
     return {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id, "At": at.isoformat(),
             "Kind": change.kind.value, "LineId": result_line or "", "Tag": change.tag or "",
-            "RecoveredBy": recovered_by or ""}
+            "RecoveredBy": recovered_by or "", "Quantity": change.new_quantity}
 
 
 _sequence_lock = threading.Lock()
@@ -416,6 +424,36 @@ class DecisionRepository:
         """Several ``record_write`` (change, run id, at, line, recovered by), a transaction per tenant."""
         submit_batches(self._ledger, [("upsert", _ledger_row(*write), {"mode": UpdateMode.REPLACE})
                                       for write in writes])
+
+    def created_lines_of(self, tenant_ids: list[str]) -> dict[str, dict[str, tuple[CreatedLine, ...]]]:
+        """Every tenant's lines SeatSync created for its licences (``create-line`` writes), by the
+        tag they were given, oldest first; a few tenants per query."""
+        found: dict[str, dict[str, list[CreatedLine]]] = {t: {} for t in tenant_ids}
+        for chunk in _chunks(sorted(found)):
+            clause, params = _either("PartitionKey", chunk)
+            for entity in query(self._ledger, f"{clause} and Kind eq @kind", kind=ChangeKind.CREATE_LINE.value,
+                                **params):
+                entry = _ledger_entry(dict(entity))
+                if entry.tag and entry.line_id:
+                    found.setdefault(entry.tenant_id, {}).setdefault(entry.tag, []).append(
+                        CreatedLine(entry.line_id, entry.at.date(), entry.run_id))
+        return {tenant: {tag: tuple(sorted(lines, key=lambda c: (c.created, c.line_id)))
+                         for tag, lines in tags.items()} for tenant, tags in found.items()}
+
+    def emptied_by_seatsync(self, tenant_id: str, line_ids: list[str]) -> frozenset[str]:
+        """Of ``line_ids``, those SeatSync itself set to 0 seats (a ``set-quantity`` write to 0), or
+        whose quantity writes were recorded before the ledger kept quantities (it cannot tell)."""
+        emptied: set[str] = set()
+        ids = sorted(set(line_ids))
+        # two comparisons (partition, kind) beside the line ids: within the 15 a filter may hold
+        for chunk in (ids[i:i + _COMPARISONS - 1] for i in range(0, len(ids), _COMPARISONS - 1)):
+            clause, params = _either("LineId", chunk)
+            for entity in query(self._ledger, f"PartitionKey eq @pk and Kind eq @kind and {clause}", pk=tenant_id,
+                                kind=ChangeKind.SET_QUANTITY.value, **params):
+                entry = _ledger_entry(dict(entity))
+                if entry.line_id and (entry.quantity is None or entry.quantity == 0):
+                    emptied.add(entry.line_id)
+        return frozenset(emptied)
 
     def ledger(self, tenant_id: str) -> list[LedgerEntry]:
         return sorted((_ledger_entry(e) for e in partition(self._ledger, tenant_id.lower())), key=lambda e: e.at)

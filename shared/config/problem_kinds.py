@@ -20,6 +20,7 @@ class ProblemKind(StrEnum):
     AGREEMENT_TYPE_NOT_ALLOWED = "agreement-type-not-allowed"
     LINE_MISSING = "line-missing"
     LINE_CANCELLED = "line-cancelled"
+    LINE_REMOVED = "line-removed"
     LINE_ON_ANOTHER_AGREEMENT = "line-on-another-agreement"
     SEVERAL_CANDIDATE_LINES = "several-candidate-lines"
     FRACTIONAL_QUANTITY = "fractional-quantity"

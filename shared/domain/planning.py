@@ -29,7 +29,12 @@ Rules (tests/unit/test_planning.py covers each):
 - anything the plan cannot decide (a missing agreement, a line on another agreement, a
   cancelled line, several candidate lines) is a problem: reported, never guessed; a line SeatSync
   created that the MSP cancelled is never created again, and a line billing beside SeatSync's
-  (the MSP's own line of the product, or a second line with its tag) freezes both.
+  (the MSP's own line of the product, or a second line with its tag) freezes both;
+- a line SeatSync created (its ledger says so, ``Decisions.created``) that the PSA no longer shows
+  (the MSP deleted an Autotask contract service or a Halo recurring invoice line), or that the
+  MSP emptied (no seats from the next period on, where SeatSync never lowered it to 0 itself), is
+  removed: frozen and reported, and billed again only once a person approves its recreation
+  (a held change, ``recreate_key``), or points the mapping at the line that bills it now.
 """
 
 from __future__ import annotations
@@ -109,13 +114,28 @@ class PsaView:
 
 
 @dataclass(frozen=True)
+class CreatedLine:
+    """A line SeatSync created for a licence, as its ledger records it: the PSA may no longer show
+    it (an MSP can delete an Autotask contract service or a Halo recurring invoice line)."""
+
+    line_id: str
+    created: date
+    run_id: str
+
+
+@dataclass(frozen=True)
 class Decisions:
-    """Decisions recorded on earlier runs, by hold key."""
+    """Decisions recorded on earlier runs, by hold key, and SeatSync's record of its own lines."""
 
     approvals: Mapping[str, Approval] = field(default_factory=dict)
     deferrals: Mapping[str, Deferral] = field(default_factory=dict)
     guard: str | None = None
     """Why every decrease of the tenant waits for a person this run (shared.domain.lifecycle)."""
+    created: Mapping[str, tuple[CreatedLine, ...]] = field(default_factory=dict)
+    """The lines SeatSync created, by the tag it gave them (``line_tag``), oldest first."""
+    emptied_by_seatsync: frozenset[str] = frozenset()
+    """Of the lines SeatSync created that bill no seats now, those SeatSync itself set to 0 (or
+    whose records do not say): an empty line of these is SeatSync's doing, not a removal."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,13 @@ def line_tag(mapping_key: str) -> str:
     return f"{LINE_TAG}{mapping_key}"
 
 
+def recreate_key(tenant_id: str, mapping_key: str, line_id: str) -> str:
+    """The hold key of the recreation of a removed line SeatSync created: one decision per removed
+    line, whatever the count does meanwhile (a line removed again later is a new decision)."""
+    material = "|".join(["recreate", tenant_id, mapping_key, line_id])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:24]
+
+
 def change_tag(identifier: str) -> str:
     return f"{CHANGE_TAG}{identifier}"
 
@@ -254,6 +281,7 @@ class _Planner:
         self.outcomes: list[ItemOutcome] = []
         self.problems: list[Problem] = []
         self.origins = provenance(snapshot)
+        self.deleted: dict[str, CreatedLine] = {}  # by mapping key: the licence's line SeatSync created, deleted
 
     # -- helpers ------------------------------------------------------------------------------
     def problem(self, item: BillableItem, kind: ProblemKind, message: str, line_id: str | None = None,
@@ -304,6 +332,10 @@ class _Planner:
             # SeatSync created the licence's line and the MSP ended it in the PSA: creating another
             # would silently restart billing the MSP stopped, so the line stays the licence's (frozen)
             return max(mine, key=lambda line: line.cancelled_date or date.min), True
+        created = self.decisions.created.get(line_tag(item.mapping_key), ())
+        if created:
+            # SeatSync created the licence's line and the PSA no longer shows it: the MSP deleted it
+            return self.after_deletion(item, profile, created[-1], billing)
         if profile is None:
             return None, True
         candidates = [line for line in billing if line.product_id == profile.product_id
@@ -317,14 +349,69 @@ class _Planner:
             return None, False
         return (candidates[0], True) if candidates else (None, True)
 
+    def claimed(self, item: BillableItem) -> set[str]:
+        """The lines the mappings of the licence's PSA name by lineId."""
+        return {licence.line_id for tenant in self.config.tenants for company in tenant.companies
+                if company.psa == item.company.psa for licence in company.licences if licence.line_id}
+
+    def after_deletion(self, item: BillableItem, profile: BillingProfile | None, deleted: CreatedLine,
+                       billing: list[BilledLine]) -> tuple[BilledLine | None, bool]:
+        """The licence's line SeatSync created is gone from the PSA. With no other line of the
+        product on the agreement, the licence has no line (a new one waits for a person's approval,
+        ``plan_new_line``); a line of the product the MSP has there instead is not adopted on a
+        guess: a person says which line bills the licence."""
+        claimed = self.claimed(item)
+        others = [line for line in billing if profile is not None and line.product_id == profile.product_id
+                  and not _seatsync_tagged(line) and line.line_id not in claimed]
+        if not others:
+            self.deleted[item.mapping_key] = deleted
+            return None, True
+        ids = ", ".join(line.line_id for line in others)
+        self.problem(item, ProblemKind.LINE_REMOVED,
+                     f"line {deleted.line_id}, which SeatSync created on {deleted.created} for this licence on "
+                     f"agreement {item.licence.agreement_id}, is no longer in {item.company.psa} (deleted there), and "
+                     f"line(s) {ids} of the product bill on the agreement instead; nothing is written or created until "
+                     "a person says which line bills the licence", deleted.line_id,
+                     action=f"Set the mapping's lineId to the line that bills this licence now (one of {ids}); to stop "
+                            "billing the licence, remove it from the mapping.",
+                     facts=(("Deleted line", deleted.line_id), ("Lines of the product", ids)))
+        return None, False
+
+    def recreation(self, item: BillableItem, removed: str, how: str) -> tuple[ChangeStatus, str, str]:
+        """Whether the licence's line SeatSync created, which the MSP removed in the PSA, may bill
+        again: (status of the change that would bill it, its hold key, a note for its reason). It
+        waits for a person (held) until one approves, stays frozen once one rejects, and both raise
+        the problem: SeatSync never silently restarts billing an MSP removed."""
+        key = recreate_key(self.tenant.tenant_id, item.mapping_key, removed)
+        approval = self.decisions.approvals.get(key)
+        who = (approval.decided_by or "a person") if approval is not None else ""
+        if approval is not None and approval.status == "approved":
+            return ChangeStatus.PLANNED, key, f"; line {removed} {how}: billing the licence again approved by {who}"
+        rejected = approval is not None and approval.status == "rejected"
+        decided = ""
+        if approval is not None and rejected:
+            decided = f"; billing it again was rejected by {who}" + (
+                f" on {approval.decided_at:%Y-%m-%d}" if approval.decided_at else "")
+        action = ("The licence stays unbilled here (rejected): remove it from the mapping to end this report, or set "
+                  "the mapping's lineId to the line that bills it now." if rejected else
+                  f"If the customer should be billed again, approve the recreation (seatsync approvals approve {key}, "
+                  f"or POST /api/approvals/{key}/approve), or set the mapping's lineId to the line that bills the "
+                  f"licence now; if not, reject it (seatsync approvals reject {key}) or remove the licence from the "
+                  "mapping.")
+        self.problem(item, ProblemKind.LINE_REMOVED,
+                     f"line {removed}, which SeatSync created for this licence on agreement "
+                     f"{item.licence.agreement_id}, {how}; SeatSync does not bill the licence's {item.quantity} "
+                     f"seat(s) again on its own{decided}", removed, action=action,
+                     facts=(("Removed line", removed), ("Approval id", key)))
+        return (ChangeStatus.REJECTED if rejected else ChangeStatus.HELD), key, f"; line {removed} {how}{decided}"
+
     def own_line(self, item: BillableItem, profile: BillingProfile | None, tagged: list[BilledLine],
                  billing: list[BilledLine]) -> tuple[BilledLine | None, bool]:
         """The line SeatSync created for the licence, unless another line bills beside it: a second
         line with its tag, or a line of the profile's product the MSP added on the agreement (one no
         mapping names by lineId). Both would bill the seats, so neither is written until a person
         says which one bills the licence."""
-        claimed = {licence.line_id for tenant in self.config.tenants for company in tenant.companies
-                   if company.psa == item.company.psa for licence in company.licences if licence.line_id}
+        claimed = self.claimed(item)
         others = [line for line in billing if profile is not None and line.product_id == profile.product_id
                   and not _seatsync_tagged(line) and line.line_id not in claimed]
         if len(tagged) == 1 and not others:
@@ -503,6 +590,15 @@ class _Planner:
                          f"line {line.line_id} bills a fractional quantity ({current})", line.line_id)
             return
         old = int(current)
+        recreating: tuple[str, str] | None = None
+        if old == 0 and item.quantity > 0 and self.emptied(item, line):
+            status, hold, note = self.recreation(
+                item, line.line_id, f"bills no seats from the next period on: its units were removed in {company.psa}")
+            if status != ChangeStatus.PLANNED:
+                self.changes.append(self.change(item, ChangeKind.SET_QUANTITY, line, old, item.quantity,
+                                                item.reason + note, self.today, status=status, hold_key=hold))
+                return
+            recreating = hold, note
         item = self.not_active(item, old)
         new_price = self.price_rule(item, profile, line, price)
         unit_price = new_price or (line.unit_price if line.unit_price is not None else price)
@@ -526,10 +622,20 @@ class _Planner:
                 old_unit_price=line.unit_price if new_price is not None else None))
         if item.quantity == old:
             return
-        if item.quantity > old:
+        if recreating is not None:
+            hold, note = recreating
+            self.plan_quantity(item, agreement, line, old, unit_price, capabilities, item.reason + note, hold)
+        elif item.quantity > old:
             self.plan_increase(item, agreement, line, old, unit_price, capabilities)
         else:
             self.plan_decrease(item, agreement, line, old, unit_price, capabilities)
+
+    def emptied(self, item: BillableItem, line: BilledLine) -> bool:
+        """Whether ``line`` (billing no seats) is the licence's line SeatSync created and emptied by
+        the MSP: SeatSync never set it to 0 itself."""
+        tag = line_tag(item.mapping_key)
+        return line.tag == tag and line.line_id not in self.decisions.emptied_by_seatsync and any(
+            created.line_id == line.line_id for created in self.decisions.created.get(tag, ()))
 
     def cost_plus_price(self, item: BillableItem, profile: BillingProfile, agreement: Agreement
                         ) -> tuple[Decimal | None, str]:
@@ -728,14 +834,28 @@ class _Planner:
                 why = ("the company disables prorating" if item.company.disable_prorate
                        else f"agreement {agreement.agreement_id} does not prorate")
                 reason += f"; billed from the next period ({effective}): {why}"
+        status, key = ChangeStatus.PLANNED, None
+        deleted = self.deleted.get(item.mapping_key)
+        if deleted is not None:
+            status, key, note = self.recreation(
+                item, deleted.line_id, f"is no longer in {item.company.psa}: it was deleted there (SeatSync created "
+                                       f"it on {deleted.created})")
+            reason += note
         tag = line_tag(item.mapping_key) if capabilities.tag_limit >= len(line_tag(item.mapping_key)) else None
-        self.changes.append(self.change(
+        planned = self.change(
             item, ChangeKind.CREATE_LINE, None, None, item.quantity, reason,
-            effective,
+            effective, status=status, hold_key=key,
             product_id=profile.product_id, unit_price=price, bill_mode=BILL_MODES[profile.billing], tag=tag,
             description=description or (profile.description or item.label),
             unit_cost=product.cost if product is not None else None,
-            billing=product.billing if product is not None else None, amount=amount))
+            billing=product.billing if product is not None else None, amount=amount)
+        if deleted is not None:
+            # a write of its own, never taken for the creation of the deleted line (the same day, the
+            # same quantity): its id names the line it replaces
+            planned = replace(planned, change_id=change_id(
+                self.tenant.tenant_id, item.licence.source, item.licence.agreement_id,
+                f"{tag or item.mapping_key}>{deleted.line_id}", ChangeKind.CREATE_LINE, item.quantity, effective))
+        self.changes.append(planned)
 
     def plan_increase(self, item: BillableItem, agreement: Agreement, line: BilledLine, old: int,
                       unit_price: Decimal | None, capabilities: PsaCapabilities) -> None:

@@ -39,6 +39,9 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
     ProblemKind.LINE_MISSING: "Correct the mapping's lineId, or remove it so SeatSync finds or creates the line.",
     ProblemKind.LINE_CANCELLED: "Point the mapping at the line that bills the licence now (lineId), or remove "
                                 "lineId so SeatSync creates a new line from the profile.",
+    ProblemKind.LINE_REMOVED: "If the customer should be billed again, approve the line's recreation (seatsync "
+                              "approvals list shows its id) or set the mapping's lineId to the line that bills the "
+                              "licence now; if not, reject the recreation or remove the licence from the mapping.",
     ProblemKind.LINE_ON_ANOTHER_AGREEMENT: "Correct the mapping's agreementId or lineId so both name the same "
                                            "agreement.",
     ProblemKind.SEVERAL_CANDIDATE_LINES: "Set the mapping's lineId to the line that bills this licence.",

@@ -175,6 +175,9 @@ class Bookkeeping:
                 change, writer, self.now, line_id, recovered_by=recovered_by))
         if change.kind == ChangeKind.CREATE_CONTACT and line_id:
             self.link_contact(change, line_id)
+        if change.hold_key and change.kind == ChangeKind.CREATE_LINE:
+            hold_key = change.hold_key  # an approved recreation of a line the MSP deleted
+            self.keep("marking an approval applied", lambda: self.decisions.mark_applied(hold_key, self.now))
         if change.hold_key and change.kind == ChangeKind.SET_QUANTITY:
             hold_key = change.hold_key
             approval = (self.known_approvals.get(hold_key) if self.known_approvals is not None

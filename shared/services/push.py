@@ -50,6 +50,7 @@ from shared.domain.model import (
 )
 from shared.domain.planning import (
     AgreementKey,
+    CreatedLine,
     Decisions,
     PsaView,
     TenantPlan,
@@ -355,6 +356,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     approvals = book.keep("the tenants' approvals", partial(decisions.approvals_of, ids))
     deferrals = book.keep("the tenants' deferrals", partial(decisions.deferrals_of, ids))
     intents = {} if request.dry_run else book.keep("the open write intents", partial(decisions.intents_of, ids))
+    created = book.keep("the lines SeatSync created", partial(decisions.created_lines_of, ids))
     book.known_approvals = {r.hold_key: r for found in approvals.values() for r in found}
     book.known_deferrals = {(t, d.hold_key) for t, found in deferrals.items() for d, _ in found}
     longest = 0.0
@@ -366,7 +368,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         began = time.monotonic()
         try:
             records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
-                                    intents.get(tenant_id, []))
+                                    intents.get(tenant_id, []), created.get(tenant_id, {}))
             _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
                          summary, tenant_id, guard, works.get(tenant_id), records)
         except DeadlineReached:
@@ -378,15 +380,29 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
 
 @dataclass(frozen=True)
 class TenantRecords:
-    """A tenant's approvals, deferrals and open write intents, as read for its batch."""
+    """A tenant's approvals, deferrals, open write intents and the lines SeatSync created for its
+    licences (by tag), as read for its batch."""
 
     approvals: list[ApprovalRecord]
     deferrals: list[tuple[Deferral, PlannedChange]]
     intents: list[WriteIntent]
+    created: Mapping[str, tuple[CreatedLine, ...]]
 
 
 TENANT_RESERVE_SECONDS = 30.0
 """The least time a push keeps for a tenant it starts under a deadline."""
+
+
+def _emptied_by_seatsync(book: Bookkeeping, tenant_id: str, view: PsaView,
+                         created: Mapping[str, tuple[CreatedLine, ...]]) -> frozenset[str]:
+    """Of the lines SeatSync created that bill no seats now, those SeatSync emptied itself (the
+    others were emptied in the PSA: see ``shared.domain.planning``). Read only when there are any."""
+    empty = sorted({line.line_id for lines in view.lines.values() for line in lines
+                    if line.quantity == 0 and line.tag is not None
+                    and any(c.line_id == line.line_id for c in created.get(line.tag, ()))})
+    if not empty:
+        return frozenset()
+    return book.keep("the quantities SeatSync wrote", partial(book.decisions.emptied_by_seatsync, tenant_id, empty))
 
 
 def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,
@@ -428,7 +444,8 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                 recovered[settled.change.change_id] = settled.change
         if any(c.about_contact for c in recovered.values()):
             contact_reads = read_contacts(tenant, psa_for)  # plan from the contacts as they now are
-    decided = decisions_from(records.approvals, records.deferrals)
+    decided = replace(decisions_from(records.approvals, records.deferrals), created=records.created,
+                      emptied_by_seatsync=_emptied_by_seatsync(book, tenant_id, view, records.created))
     history = book.keep("the licences' states", partial(state_history, snapshots, snapshot))
     links = (book.keep("the tenant's contact links", partial(decisions.contact_links, tenant_id))
              if contact_reads.contacts or contact_reads.unread else None)

@@ -70,6 +70,12 @@ def patch_addition(client: ConnectWiseManageAPIClient, step: Step) -> Any:
     return endpoint.patch(data=step["operations"]).model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def delete_addition(client: ConnectWiseManageAPIClient, step: Step) -> Any:
+    """Delete an addition, as an MSP may in ConnectWise (the API allows it)."""
+    client.finance.agreements.id(step["agreementId"]).additions.id(step["additionId"]).delete()
+    return {"deleted": step["additionId"]}
+
+
 def refused(exc: BaseException) -> dict[str, Any] | None:
     if isinstance(exc, ConnectWiseException):
         return {"error": type(exc).__name__, "status": exc.response.status_code, "body": answer_of(exc.response)}
@@ -80,4 +86,5 @@ if __name__ == "__main__":
     run(connect, {"companies": companies, "agreements": agreements, "additions": additions, "catalog": catalog,
                   "contacts": contacts, "agreement_types": agreement_types, "tickets": tickets,
                   "ticket_notes": ticket_notes,
-                  "create_addition": create_addition, "patch_addition": patch_addition}, refused)
+                  "create_addition": create_addition, "patch_addition": patch_addition,
+                  "delete_addition": delete_addition}, refused)

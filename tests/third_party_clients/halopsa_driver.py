@@ -83,10 +83,10 @@ def invoice(session: Session, step: Step) -> Any:
 
 
 def post_lines(session: Session, step: Step) -> Any:
-    """Send the recurring invoice's lines back as read, with ``changes`` to one line (``lineId``)
-    or with ``add`` appended."""
+    """Send the recurring invoice's lines back as read, with ``changes`` to one line (``lineId``),
+    with ``add`` appended, or without the line ``removeLineId`` (Halo deletes a line left out)."""
     current = session.invoices.get(step["id"])
-    lines = current["lines"]
+    lines = [line for line in current["lines"] if line["id"] != step.get("removeLineId")]
     for line in lines:
         if line["id"] == step.get("lineId"):
             line.update(step.get("changes", {}))

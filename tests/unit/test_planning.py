@@ -13,6 +13,7 @@ import pytest
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import BillingAttributes, BillMode, ChangeKind, ChangeStatus, PlannedChange
 from shared.domain.planning import (
+    CreatedLine,
     Decisions,
     PsaView,
     TenantPlan,
@@ -21,6 +22,7 @@ from shared.domain.planning import (
     plan_tenant,
     prorate_tag,
     record_tag,
+    recreate_key,
     stale_decisions,
 )
 from shared.domain.problems import DEFAULT_ACTIONS, ProblemKind
@@ -397,6 +399,129 @@ def test_a_cancelled_msp_line_beside_seatsync_line_is_history() -> None:
     cfg = config(profile_licence())
     result = plan(cfg, seats(6), view(seatsync_line(cfg, quantity=6), line("610", 3, cancelled=date(2026, 6, 30))))
     assert result.problems == () and result.changes == ()
+
+
+def created_by_seatsync(cfg: Any, *line_ids: str, emptied: frozenset[str] = frozenset(),
+                        approvals: dict[str, Approval] | None = None) -> Decisions:
+    """What SeatSync's ledger says: it created ``line_ids`` (oldest first) for the licence."""
+    tag = plan(cfg, seats(4), view()).changes[0].tag
+    assert tag is not None
+    return Decisions(approvals=approvals or {}, emptied_by_seatsync=emptied,
+                     created={tag: tuple(CreatedLine(i, date(2026, 10, 1 + n), "run-1")
+                                         for n, i in enumerate(line_ids))})
+
+
+def mapping_of(cfg: Any) -> str:
+    return plan(cfg, seats(4), view()).changes[0].mapping_key
+
+
+@pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
+def test_a_line_seatsync_created_that_the_msp_deleted_is_not_created_again_without_approval(capabilities: Any) -> None:
+    """The ledger says SeatSync created line 500 for the licence; the PSA no longer has it (an
+    Autotask contract service or a Halo recurring invoice line the MSP deleted). Nothing is created:
+    the new line waits for a person's approval, and the problem names the tenant, the licence, the
+    agreement, the deleted line and what to do."""
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(4), view(capabilities=capabilities), decisions=created_by_seatsync(cfg, "500"))
+    key = recreate_key(TENANT, mapping_of(cfg), "500")
+    [held] = result.changes
+    assert (held.kind, held.status, held.hold_key, held.new_quantity, held.writes) == (
+        ChangeKind.CREATE_LINE, ChangeStatus.HELD, key, 4, False)
+    assert "line 500 is no longer in cw: it was deleted there (SeatSync created it on 2026-10-01)" in held.reason
+    [problem] = result.problems
+    assert (problem.kind, problem.blocks) == (ProblemKind.LINE_REMOVED, True)
+    assert (problem.tenant_id, problem.label, problem.agreement_id, problem.line_id) == (
+        TENANT, "Microsoft 365 Business Premium", "100", "500")
+    assert "SeatSync does not bill the licence's 4 seat(s) again on its own" in problem.message
+    assert f"seatsync approvals approve {key}" in problem.action and "lineId" in problem.action
+    assert ("Approval id", key) in problem.facts
+
+
+def test_the_latest_deleted_line_is_the_one_named() -> None:
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(4), view(), decisions=created_by_seatsync(cfg, "500", "512"))
+    assert [(p.kind, p.line_id) for p in result.problems] == [(ProblemKind.LINE_REMOVED, "512")]
+    assert result.changes[0].hold_key == recreate_key(TENANT, mapping_of(cfg), "512")
+
+
+def test_an_approved_recreation_creates_the_line_once() -> None:
+    cfg = config(profile_licence())
+    key = recreate_key(TENANT, mapping_of(cfg), "500")
+    approved = {key: Approval(key, "approved", 0, 4, "ops@msp.example", None, mapping_of(cfg))}
+    result = plan(cfg, seats(4), view(), decisions=created_by_seatsync(cfg, "500", approvals=approved))
+    assert result.problems == ()
+    [created] = result.changes
+    assert (created.kind, created.status, created.hold_key, created.writes) == (
+        ChangeKind.CREATE_LINE, ChangeStatus.PLANNED, key, True)
+    assert "billing the licence again approved by ops@msp.example" in created.reason
+    assert stale_decisions(result, Decisions(approvals=approved)) == ([], []), "the approval stands until applied"
+
+
+def test_a_rejected_recreation_stays_frozen_and_reported() -> None:
+    cfg = config(profile_licence())
+    key = recreate_key(TENANT, mapping_of(cfg), "500")
+    rejected = {key: Approval(key, "rejected", 0, 4, "ops@msp.example", None, mapping_of(cfg))}
+    result = plan(cfg, seats(4), view(), decisions=created_by_seatsync(cfg, "500", approvals=rejected))
+    assert [(c.kind, c.status, c.hold_key) for c in result.changes] == [
+        (ChangeKind.CREATE_LINE, ChangeStatus.REJECTED, key)]
+    [problem] = result.problems
+    assert "billing it again was rejected by ops@msp.example" in problem.message
+    assert "remove it from the mapping" in problem.action
+    assert stale_decisions(result, Decisions(approvals=rejected)) == ([], []), "the rejection stands"
+
+
+def test_a_deleted_line_and_an_msp_line_of_the_product_ask_which_line_bills() -> None:
+    """SeatSync's line is gone and the MSP has its own line of the product on the agreement: it is
+    not adopted on a guess, and no line is created beside it."""
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(4), view(line("610", 3)), decisions=created_by_seatsync(cfg, "500"))
+    assert result.changes == ()
+    [problem] = result.problems
+    assert (problem.kind, problem.line_id) == (ProblemKind.LINE_REMOVED, "500")
+    assert "line(s) 610 of the product bill on the agreement instead" in problem.message
+    assert "lineId" in problem.action
+
+
+def test_a_deleted_line_with_no_seats_to_bill_raises_nothing() -> None:
+    cfg = config(profile_licence())
+    result = plan(cfg, seats(0), view(), decisions=created_by_seatsync(cfg, "500"))
+    assert result.changes == () and result.problems == ()
+
+
+def test_a_line_the_mapping_names_by_line_id_is_no_deleted_line() -> None:
+    cfg = config(profile_licence(lineId="610"))  # the same mapping (key) as without lineId
+    result = plan(cfg, seats(4), view(line("610", 3)),
+                  decisions=created_by_seatsync(config(profile_licence()), "500"))
+    assert result.problems == ()
+    assert [(c.kind, c.line_id) for c in result.changes if c.kind == ChangeKind.SET_QUANTITY] == [
+        (ChangeKind.SET_QUANTITY, "610")]
+
+
+@pytest.mark.parametrize("capabilities", [AUTOTASK, HALO], ids=["autotask", "halopsa"])
+def test_a_line_seatsync_created_that_the_msp_emptied_waits_for_approval(capabilities: Any) -> None:
+    """The MSP removed the units of SeatSync's contract service (it bills 0 from the next period
+    on) and SeatSync never set it to 0 itself: it is not raised again without a person."""
+    cfg = config(profile_licence())
+    emptied = seatsync_line(cfg, quantity=0)
+    result = plan(cfg, seats(4), view(emptied, capabilities=capabilities), decisions=created_by_seatsync(cfg, "500"))
+    key = recreate_key(TENANT, mapping_of(cfg), "500")
+    assert [(c.kind, c.status, c.hold_key, c.old_quantity, c.new_quantity) for c in result.changes] == [
+        (ChangeKind.SET_QUANTITY, ChangeStatus.HELD, key, 0, 4)]
+    [problem] = result.problems
+    assert problem.kind == ProblemKind.LINE_REMOVED
+    assert "bills no seats from the next period on: its units were removed in cw" in problem.message
+
+    # SeatSync lowered it to 0 itself (the licence had no seats): raised as any line is
+    ours = plan(cfg, seats(4), view(emptied, capabilities=capabilities),
+                decisions=created_by_seatsync(cfg, "500", emptied=frozenset({"500"})))
+    assert ours.problems == () and [c.status for c in ours.changes] == [ChangeStatus.PLANNED]
+
+    # approved: raised, and the change carries the approval's key (marked applied when written)
+    approved = {key: Approval(key, "approved", 0, 4, "ops@msp.example", None, mapping_of(cfg))}
+    again = plan(cfg, seats(4), view(emptied, capabilities=capabilities),
+                 decisions=created_by_seatsync(cfg, "500", approvals=approved))
+    assert again.problems == ()
+    assert [(c.status, c.hold_key, c.new_quantity) for c in again.changes] == [(ChangeStatus.PLANNED, key, 4)]
 
 
 def test_a_missing_line_is_created_from_the_profile() -> None:
