@@ -177,19 +177,20 @@ def run_child(spec_path: str) -> None:
     assert store is not None
     results = []
     for _ in SYNCS:
-        tables_before, kinds_before = store.count, store.by_kind()
+        tables_before, kinds_before, rows_before = store.count, store.by_kind(), store.rows()
         started, t0 = time.time(), time.perf_counter()
         report = run_local_sync(services, requested_by="bench", max_workers=spec["workers"])
         elapsed, finished = time.perf_counter() - t0, time.time()
         tables = store.count - tables_before
         kinds = store.by_kind() - kinds_before
+        rows = store.rows() - rows_before
         applied = [c for c in report["changes"] if c["applied"]]
         results.append({
             "wall": elapsed, "status": report["status"], "tenants": len(report["tenants"]),
             "writes": len(applied), "held": sum(1 for c in report["changes"] if c["status"] == "held"),
             "writesByTenant": dict(Counter(c["tenantId"] for c in applied)),
             "agreementsWritten": len({(c["tenantId"], c.get("agreementId")) for c in applied}),
-            "reportCalls": report["calls"], "tables": tables, "tableKinds": dict(kinds),
+            "reportCalls": report["calls"], "tables": tables, "tableKinds": dict(kinds), "tableRows": dict(rows),
             "window": [started, finished],  # the emulators' requests in it are this sync's (read by the parent)
         })
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -261,6 +262,10 @@ def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency:
     kinds = sorted(sync["tableKinds"].items(), key=lambda item: -item[1])
     print(f"  Table Storage requests {sync['tables']} ({sync['tables'] / per:.1f} per tenant): "
           + ", ".join(f"{kind} {count / per:.1f}" for kind, count in kinds if count / per >= 0.05))
+    rows = sorted(sync["tableRows"].items(), key=lambda item: -item[1])
+    if rows:
+        print("  what the transactions carried, entities per tenant: "
+              + ", ".join(f"{row} {count / per:.1f}" for row, count in rows if count / per >= 0.05))
 
 
 def main() -> int:

@@ -185,6 +185,11 @@ def _ledger_row(change: PlannedChange, run_id: str, at: datetime, result_line: s
             "RecoveredBy": recovered_by or "", "Quantity": change.new_quantity}
 
 
+def _intent_row(change: PlannedChange, run_id: str, at: datetime) -> dict[str, Any]:
+    return {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id, "At": at.isoformat(),
+            "Change": change_to_json(change)}
+
+
 _sequence_lock = threading.Lock()
 _last_sequence = 0
 
@@ -362,8 +367,13 @@ class DecisionRepository:
     # write intents and the ledger ---------------------------------------------------------
     def open_intent(self, change: PlannedChange, run_id: str, at: datetime) -> None:
         """Record that ``change`` is about to be written (before the PSA call)."""
-        upsert(self._intents, {"PartitionKey": change.tenant_id, "RowKey": change.change_id, "RunId": run_id,
-                               "At": at.isoformat(), "Change": change_to_json(change)})
+        upsert(self._intents, _intent_row(change, run_id, at))
+
+    def open_intents(self, changes: list[PlannedChange], run_id: str, at: datetime) -> None:
+        """Record that each of ``changes`` is about to be written, a transaction per tenant (of at
+        most 100 intents): every one is stored when this returns, before the first PSA call."""
+        submit_batches(self._intents, [("upsert", _intent_row(change, run_id, at), {"mode": UpdateMode.REPLACE})
+                                       for change in changes])
 
     def intents_of(self, tenant_ids: list[str]) -> dict[str, list[WriteIntent]]:
         """Every tenant's open intents, oldest first, a few tenants per query."""

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 import zlib
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from azure.core.exceptions import (
     HttpResponseError,
@@ -100,18 +101,22 @@ def _first_line(exc: BaseException) -> str:
 class RequestCounter:
     """Counts the HTTP requests a Table Storage client sends (an entity group transaction is one;
     the SDK's own retries count again): the storage cost of a run, reported by ``make bench``.
-    Installed as the client's ``raw_request_hook``, which azure-core calls for every request sent."""
+    Installed as the client's ``raw_request_hook``, which azure-core calls for every request sent.
+    A transaction is counted as ``POST $batch <table>``, and the entities it carries by what they
+    are (``rows``), so that the cost of each kind of record shows."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count = 0
         self._kinds: Counter[str] = Counter()
+        self._rows: Counter[str] = Counter()
 
     def __call__(self, request: Any) -> None:
-        kind = _request_kind(request)
+        kind, rows = _request_kind(request)
         with self._lock:
             self._count += 1
             self._kinds[kind] += 1
+            self._rows.update(rows)
 
     @property
     def count(self) -> int:
@@ -119,16 +124,51 @@ class RequestCounter:
             return self._count
 
     def by_kind(self) -> Counter[str]:
-        """The requests sent so far by method and table (``GET runs``, ``POST $batch``)."""
+        """The requests sent so far by method and table (``GET runs``, ``POST $batch runs``)."""
         with self._lock:
             return Counter(self._kinds)
 
+    def rows(self) -> Counter[str]:
+        """The entities the transactions sent so far carried, by operation, table and the shape of
+        their row key (``PUT snapshots <id>~doc~<n>``)."""
+        with self._lock:
+            return Counter(self._rows)
 
-def _request_kind(pipeline_request: Any) -> str:
-    """``<method> <table>`` of a request as azure-core hands it to the hook."""
+
+_KEY_PARTS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{8}T\d{6}[.\d]*Z(-[0-9a-f]+)?"
+                        r"|[0-9a-f]{16,}|\d+")
+
+
+def _request_kind(pipeline_request: Any) -> tuple[str, list[str]]:
+    """``<method> <table>`` of a request as azure-core hands it to the hook (``POST $batch <table>``
+    for a transaction), and for a transaction what each of its operations writes."""
     http = getattr(pipeline_request, "http_request", pipeline_request)
-    path = urlsplit(str(getattr(http, "url", ""))).path.rstrip("/").split("/")[-1]
-    return f"{getattr(http, 'method', '?')} {path.split('(')[0] or '?'}"
+    method, table, _ = _method_table_key(http)
+    if table != "$batch":
+        return f"{method} {table}", []
+    operations = _batched(http)
+    tables = sorted({t for _, t, _ in (_method_table_key(o) for o in operations)})
+    rows = []
+    for operation in operations:
+        op_method, op_table, key = _method_table_key(operation)
+        rows.append(f"{op_method} {op_table} {_KEY_PARTS.sub('<id>', key) or '-'}")
+    return f"{method} $batch {'+'.join(tables) or '?'}", rows
+
+
+def _batched(http: Any) -> list[Any]:
+    """The operations inside a transaction (a changeset of requests inside the batch request)."""
+    found = []
+    for part in (getattr(http, "multipart_mixed_info", None) or ((),))[0]:
+        inner = getattr(part, "multipart_mixed_info", None)
+        found += list(inner[0]) if inner else [part]
+    return found
+
+
+def _method_table_key(http: Any) -> tuple[str, str, str]:
+    path = unquote(urlsplit(str(getattr(http, "url", ""))).path).rstrip("/").split("/")[-1]
+    table, _, key = path.partition("(")
+    row = re.search(r"RowKey='([^']*)'", key)
+    return str(getattr(http, "method", "?")), table or "?", row.group(1) if row else ""
 
 
 class TableStore:

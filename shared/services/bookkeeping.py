@@ -155,6 +155,13 @@ class Bookkeeping:
         self.keep(f"the write intent of change {change.change_id}",
                   lambda: self.decisions.open_intent(change, self.run_id, self.now))
 
+    def open_intents(self, changes: Sequence[PlannedChange]) -> None:
+        """The intents of several writes, stored (a transaction per tenant) before the first of
+        them is sent: each write still has its intent stored before its PSA call. An intent whose
+        write is then not sent is closed (``close_intent``); one left open is settled like any."""
+        self.keep(f"the write intents of {len(changes)} changes",
+                  lambda: self.decisions.open_intents(list(changes), self.run_id, self.now))
+
     def close_intent(self, change: PlannedChange) -> None:
         if self._pending is not None:
             self._pending.intents.append((change.tenant_id, change.change_id))

@@ -282,9 +282,15 @@ def _creates(change: PlannedChange) -> bool:
 def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSummary,
            guard: Callable[[], None], ledger: Mapping[str, LedgerEntry],
            contacts: Mapping[CompanyKey, Sequence[PsaContact]] | None = None) -> None:
-    """Write a tenant's changes (intent first), then read them back and record each."""
+    """Write a tenant's changes, then read them back and record each. The intents of every write
+    the tenant may make are stored together (one request) before its first PSA call; an intent
+    whose write is then not sent (an earlier write of its licence failed) is closed with the
+    tenant's records, and one left open by a crash is settled like any other."""
     broken: set[str] = set()  # mappings whose earlier write failed: their later writes wait for the next run
     attempts: list[Attempt] = []
+    unsent: list[PlannedChange] = []
+    sendable = [c for c in plan.changes if c.writes and not (_creates(c) and c.change_id in ledger)]
+    opened = False
     for change in plan.changes:
         if not change.writes:
             continue
@@ -292,6 +298,7 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
             book.update_change(replace(change, status=ChangeStatus.FAILED),
                                "not attempted: an earlier write of this licence failed")
             summary.failed += 1
+            unsent.append(change)
             continue
         if _creates(change) and change.change_id in ledger:
             # the PSA no longer shows a line (or contact) SeatSync created today: never created twice
@@ -305,7 +312,9 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
             summary.failed += 1
             continue
         guard()
-        book.open_intent(change)
+        if not opened:
+            book.open_intents(sendable)  # no intent, no write: every intent is stored before the first call
+            opened = True
         checkpoints.reached("before-psa-write")
         try:
             written = execute(change, view, book.psa_for(change.psa), contacts)
@@ -319,9 +328,14 @@ def _apply(book: Bookkeeping, plan: TenantPlan, view: PsaView, summary: PushSumm
             continue
         checkpoints.reached("after-psa-write")
         attempts.append(Attempt(change, line_id=written))
-    if attempts:
+    if not attempts:
+        return
+    with book.batched():  # the writes' records and the closing of every intent, in a few requests
         confirm(book, attempts, summary)
-        checkpoints.reached("after-bookkeeping")
+        for change in unsent:
+            if opened:
+                book.close_intent(change)  # never sent: nothing to settle later
+    checkpoints.reached("after-bookkeeping")
 
 
 def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: RunRepository,

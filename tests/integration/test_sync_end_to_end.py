@@ -16,6 +16,7 @@ from shared.adapters.connectwise import ConnectWiseClient
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
 from shared.domain.model import ContactDetails
+from shared.errors import PsaError
 from shared.ports import NewLine, PsaPort
 from shared.services.decisions import audit_query, audit_trail
 from shared.services.lease import acquire
@@ -260,12 +261,73 @@ def test_a_crash_right_after_the_psa_write_never_duplicates_a_prorate_line(
         assert (entry.line_id, entry.run_id, entry.recovered_by) == (crashed[0], report["runId"], report["runId"])
         events = [(e.kind, e.event) for e in audit_trail(msp.services.decisions,
                                                          audit_query(msp.config, LITWARE, None, None))]
+        # the quantity's intent was stored with the prorate's, before the first write: the retry
+        # finds it not written (the crash came first), says so, and writes it
         assert [event for event in events if not event[0].endswith("-contact")] == [
-            ("prorate", "recovered"), ("set-quantity", "applied")]
+            ("prorate", "recovered"), ("set-quantity", "not-written"), ("set-quantity", "applied")]
         assert msp.services.decisions.intents() == [], "every intent is settled"
         again = msp.sync(tenants=[LITWARE])
         assert summary(again, "applied") == []
         assert len([a for a in msp.cw_additions(106) if a.get("serialNumber")]) == 1
+
+
+class RefuseFirstProrate:
+    """A PSA client that notes the tenant's open write intents at every write and refuses the
+    first prorate line (an HTTP 400: certainly not written)."""
+
+    def __init__(self, inner: PsaPort, msp: Msp, seen: list[list[str]]) -> None:
+        self._inner, self._msp, self._seen = inner, msp, seen
+        self._refused = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _note(self) -> None:
+        self._seen.append(sorted(i.change.change_id for i in self._msp.services.decisions.intents(FABRIKAM)))
+
+    def create_line(self, line: NewLine) -> Any:
+        self._note()
+        if line.tag and line.tag.startswith("seatsync:c:") and not self._refused:
+            self._refused = True
+            raise PsaError("connectwise", "the agreement refuses the addition", status=400, method="POST",
+                           url="/finance/agreements/additions")
+        return self._inner.create_line(line)
+
+    def set_quantity(self, *args: Any, **kwargs: Any) -> Any:
+        self._note()
+        return self._inner.set_quantity(*args, **kwargs)
+
+    def update_line(self, *args: Any, **kwargs: Any) -> Any:
+        self._note()
+        return self._inner.update_line(*args, **kwargs)
+
+
+def test_a_tenants_intents_are_stored_before_its_first_write_and_an_unsent_ones_closed(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """Every write of a tenant has its intent stored before its PSA call: all of them, in one
+    request, before the first. A write then not sent (its licence's prorate line was refused) has
+    its intent closed with the tenant's records: nothing is left to settle, nothing is recorded
+    written that the PSA does not hold."""
+    seen: list[list[str]] = []
+
+    def factory(msp: Msp) -> Any:
+        real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
+        return lambda connection: RefuseFirstProrate(real(connection), msp, seen)
+
+    with running_msp(azurite, store, tmp_path, psa_factory=factory) as msp:
+        report = msp.sync(tenants=[FABRIKAM])
+        writes = {c["changeId"]: c for c in report["changes"] if c["status"] in ("applied", "failed")}
+        assert len(writes) == 6 and seen, "six writes planned, the PSA called"
+        assert all(set(ids) == set(writes) for ids in seen[:1]), "every intent stored before the first write"
+        assert all(set(ids) <= set(writes) for ids in seen)
+        failed = sorted((c["kind"], c["error"].split(":")[0]) for c in writes.values() if c["status"] == "failed")
+        assert failed == [("prorate", "connectwise"), ("set-details", "not attempted"),
+                          ("set-quantity", "not attempted")], "the licence's other writes wait for the next run"
+        applied = {i for i, c in writes.items() if c["status"] == "applied"}
+        assert {e.change_id for e in msp.services.decisions.ledger(FABRIKAM)} == applied
+        events = [e.event for e in msp.services.decisions.audit_trail(FABRIKAM)]
+        assert "not-written" not in events and events.count("applied") == len(applied)
+        assert msp.services.decisions.intents() == [], "the unsent write's intent is closed"
 
 
 class CrashAfterContact(CrashAfterWrite):
