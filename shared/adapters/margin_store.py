@@ -9,11 +9,12 @@ holds once the run is over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, write_committed_document
+from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, write_committed_documents
 from shared.domain.reconciliation import BilledMapping, LicenceFacts, SubscriptionFact
 
 
@@ -76,8 +77,14 @@ class MarginRepository:
         self._table = store.table("margins")
 
     def record(self, run_id: str, tenant_id: str, facts: list[LicenceFacts]) -> None:
-        write_committed_document(self._table, run_id, f"{tenant_id}~facts", [facts_to_json(f) for f in facts],
-                                 {"PartitionKey": run_id, "RowKey": tenant_id})
+        self.record_many(run_id, [(tenant_id, facts)])
+
+    def record_many(self, run_id: str, tenants: Sequence[tuple[str, list[LicenceFacts]]]) -> None:
+        """Several tenants' facts of the run (tenant id, facts): their documents together, in one
+        transaction when they fit in one (the run's partition)."""
+        write_committed_documents(self._table, run_id, [
+            (f"{tenant_id}~facts", [facts_to_json(f) for f in facts], {"PartitionKey": run_id, "RowKey": tenant_id})
+            for tenant_id, facts in tenants])
 
     def facts(self, run_id: str) -> list[LicenceFacts]:
         found: list[LicenceFacts] = []

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,7 @@ from shared.adapters.tables import (
     submit_batches,
     upsert,
     write_committed_document,
+    write_committed_documents,
     write_document,
 )
 from shared.contracts import RunStatus, RunSummary, StartedRun, SyncRequest, TenantOutcome
@@ -162,6 +164,17 @@ def change_to_entity(run_id: str, change: PlannedChange, error: str | None = Non
 
 def change_from_entity(entity: dict[str, Any]) -> tuple[PlannedChange, str | None]:
     return change_from_json(str(entity["Change"])), (str(entity.get("Error") or "") or None)
+
+
+def _problems_entity(run_id: str, tenant_id: str, problems: list[Problem], push_error: str | None) -> dict[str, Any]:
+    """The part of a tenant's row of the run that the push records (merged with its outcome)."""
+    items = [problem_to_json(p) for p in problems]
+    text = json.dumps(items)
+    while len(text) > _TEXT_LIMIT and items:  # a property holds 64 KiB: the first problems are kept
+        items = items[:-1]
+        text = json.dumps([*items, {"kind": "unclassified", "tenantId": tenant_id,
+                                    "message": f"{len(problems) - len(items)} more problems not shown"}])
+    return {"PartitionKey": run_id, "RowKey": tenant_id, "Problems": text, "PushError": _clip(push_error or "")}
 
 
 class RunRepository:
@@ -389,16 +402,13 @@ class RunRepository:
 
     def record_problems(self, run_id: str, tenant_id: str, problems: list[Problem],
                         push_error: str | None = None) -> None:
-        items = [problem_to_json(p) for p in problems]
-        text = json.dumps(items)
-        while len(text) > _TEXT_LIMIT and items:  # a property holds 64 KiB: the first problems are kept
-            items = items[:-1]
-            text = json.dumps([*items, {"kind": "unclassified", "tenantId": tenant_id,
-                                        "message": f"{len(problems) - len(items)} more problems not shown"}])
-        self._tenants.upsert_entity({
-            "PartitionKey": run_id, "RowKey": tenant_id, "Problems": text,
-            "PushError": _clip(push_error or ""),
-        }, mode=UpdateMode.MERGE)
+        self.record_problems_of(run_id, [(tenant_id, problems, push_error)])
+
+    def record_problems_of(self, run_id: str, tenants: Sequence[tuple[str, list[Problem], str | None]]) -> None:
+        """Several tenants' ``record_problems`` (tenant id, problems, push error), in one
+        transaction per 100 tenants (the run's partition)."""
+        submit_batches(self._tenants, [("upsert", _problems_entity(run_id, tenant_id, problems, push_error),
+                                        {"mode": UpdateMode.MERGE}) for tenant_id, problems, push_error in tenants])
 
     def tenant_rows(self, run_id: str) -> list[dict[str, Any]]:
         """Per tenant: ``outcome`` (TenantOutcome), ``problems`` (list of Problem), ``pushError``."""
@@ -453,17 +463,23 @@ class RunRepository:
                               unlinked: list[UnlinkedLicence]) -> None:
         """Per tenant and run: every mapped licence's counts and billing, and unlinked licences
         (one document per tenant, replaced when the tenant is pushed again in the run)."""
-        document = {
+        self.record_reconciliations(run_id, [(tenant_id, rows, unlinked)])
+
+    def record_reconciliations(self, run_id: str,
+                               tenants: Sequence[tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]]) -> None:
+        """Several tenants' ``record_reconciliation`` (tenant id, rows, unlinked): their documents
+        in the run's partition together (one transaction when they fit), then each tenant's
+        billing history rows (a transaction per tenant)."""
+        documents = [(f"{tenant_id}~lines", {
             "rows": [{**asdict(r), "unit_price": None if r.unit_price is None else str(r.unit_price)} for r in rows],
             "unlinked": [asdict(u) for u in unlinked],
-        }
-        write_committed_document(self._lines, run_id, f"{tenant_id}~lines", document,
-                                 {"PartitionKey": run_id, "RowKey": tenant_id})
+        }, {"PartitionKey": run_id, "RowKey": tenant_id}) for tenant_id, rows, unlinked in tenants]
+        write_committed_documents(self._lines, run_id, documents)
         submit_batches(self._billed, [("upsert", {
             "PartitionKey": tenant_id, "RowKey": f"{r.mapping_key}~{run_id}", "RunId": run_id,
             "TenantName": r.tenant_name, "MappingKey": r.mapping_key, "Source": r.source, "Label": r.label,
             "Purchased": r.purchased, "Counted": r.counted, "Target": r.target, "Billed": r.billed_before,
-        }, {"mode": UpdateMode.REPLACE}) for r in rows])
+        }, {"mode": UpdateMode.REPLACE}) for tenant_id, rows, _ in tenants for r in rows])
 
     def billed_history(self, tenant_id: str) -> list[BilledCount]:
         """Every run's billing of every mapped licence of a tenant, oldest run first."""

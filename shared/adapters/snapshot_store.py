@@ -1,29 +1,34 @@
 """Tenant snapshots and licence-count history in Table Storage.
 
-Table ``<prefix>snapshots``, partition = tenant id:
+Table ``<prefix>snapshots``, partition = tenant id, all of a tenant's snapshot of a run written in
+one entity group transaction (when its document fits in one, as all but the largest tenants' do):
 - ``<runId>~doc~NNNNN``: the snapshot document (SKUs, users, subscriptions, ...), compressed
   parts, so a tenant with 10,000 users fits despite the 64 KiB property limit;
 - ``<runId>``: the header (counts, collected time, document reference), written after the
   parts: a snapshot without its header was never completed and is never read;
-- ``latest``: which run holds the tenant's newest complete snapshot.
+- ``latest``: which run holds the tenant's newest complete snapshot;
+- ``counts~<skuId>~<runId>``: purchased, assigned, the assigned users' names and the licence's
+  state (its worst state when some seats are not active, "" when all are) per licence per run.
+  Rows are only ever added: a new day never overwrites an older one, which makes these the
+  history of every tenant's licence counts. Versions before them kept these rows in the table
+  ``<prefix>licencecounts`` (partition = tenant id, row = ``<skuId>~<runId>``), which is still
+  read with them, so no history is lost.
 
 Table ``<prefix>latestlicences``, partition ``tenants``, row = tenant id: the licences of the
 tenant's newest snapshot that a mapping could bill (``billable_skus``), so that every tenant's
-unlinked licences are listed from one partition instead of every tenant's snapshot.
-
-Table ``<prefix>licencecounts``, partition = tenant id, row = ``<skuId>~<runId>``: purchased,
-assigned, the assigned users' names and the licence's state (its worst state when some seats are
-not active, "" when all are) per licence per run. Rows are only ever added: a new day
-never overwrites an older one, which makes this the history of every tenant's licence counts.
+unlinked licences are listed from one partition instead of every tenant's snapshot. The push of a
+batch of tenants writes their rows together, once it has read their snapshots.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+
+from azure.data.tables import UpdateMode
 
 from shared.adapters.source_store import facts_from_json, facts_to_json
 from shared.adapters.tables import (
@@ -32,7 +37,6 @@ from shared.adapters.tables import (
     read_document,
     row_range,
     submit_batches,
-    upsert,
     write_committed_document,
 )
 from shared.domain.billing import billable_skus
@@ -50,6 +54,7 @@ from shared.domain.model import (
 from shared.domain.subscriptions import licence_state
 
 _NAMES_LIMIT = 30_000  # characters of user names kept on a history row (64 KiB property)
+_COUNTS = "counts~"  # row key prefix of the history rows in a tenant's snapshot partition
 
 
 _LATEST_PK = "tenants"
@@ -64,6 +69,10 @@ class LatestLicences:
     run_id: str
     collected_at: datetime
     skus: tuple[SkuCount, ...]
+
+    @classmethod
+    def of(cls, snapshot: TenantSnapshot) -> LatestLicences:
+        return cls(snapshot.tenant_id, snapshot.run_id, snapshot.collected_at, tuple(billable_skus(snapshot)))
 
 
 @dataclass(frozen=True)
@@ -152,16 +161,25 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _latest_row(latest: LatestLicences) -> dict[str, Any]:
+    licences = json.dumps([[s.sku_id, s.sku_part_number, s.purchased, s.consumed] for s in latest.skus])
+    # too many to keep on a row (never seen): no licences, so the tenant's snapshot is read instead
+    return {"PartitionKey": _LATEST_PK, "RowKey": latest.tenant_id, "RunId": latest.run_id,
+            "CollectedAt": latest.collected_at.isoformat(),
+            "Licences": licences if len(licences) <= _LICENCES_LIMIT else ""}
+
+
 class SnapshotRepository:
     def __init__(self, store: TableStore) -> None:
         self._snapshots = store.table("snapshots")
-        self._counts = store.table("licencecounts")
+        self._earlier_counts = store.table("licencecounts")
         self._latest = store.table("latestlicences")
 
     def save(self, snapshot: TenantSnapshot) -> None:
-        """Store a complete snapshot and its history rows: the history rows first, then the
-        document with its header (which commits it) and the ``latest`` pointer, in one transaction
-        when the document fits in one."""
+        """Store a complete snapshot and its history rows in one transaction when the document fits
+        in one: the history rows, the document with its header (which commits it) and the
+        ``latest`` pointer. Otherwise the document's parts first, then the history rows, the header
+        and the pointer."""
         tenant, run = snapshot.tenant_id, snapshot.run_id
         rows = []
         for sku in snapshot.skus:
@@ -172,26 +190,26 @@ class SnapshotRepository:
                 while names and len(json.dumps(names)) > _NAMES_LIMIT:
                     names = names[: len(names) * 9 // 10]
                 text = json.dumps(names)
-            rows.append(("upsert", {
-                "PartitionKey": tenant, "RowKey": f"{sku.sku_id}~{run}",
+            rows.append({
+                "PartitionKey": tenant, "RowKey": f"{_COUNTS}{sku.sku_id}~{run}",
                 "SkuId": sku.sku_id, "SkuPartNumber": sku.sku_part_number, "RunId": run,
                 "CollectedAt": snapshot.collected_at.isoformat(), "Purchased": sku.purchased,
                 "Assigned": sku.consumed, "Users": text, "UsersTruncated": truncated,
                 "State": state.state if (state := licence_state(sku, snapshot.subscriptions)) else "",
-            }))
-        submit_batches(self._counts, rows)
+            })
         write_committed_document(
             self._snapshots, tenant, f"{run}~doc", snapshot_to_document(snapshot),
             {"PartitionKey": tenant, "RowKey": run, "CollectedAt": snapshot.collected_at.isoformat(),
              "SkuCount": len(snapshot.skus), "UserCount": len(snapshot.users)},
+            before=rows,
             also=[{"PartitionKey": tenant, "RowKey": "latest", "RunId": run,
                    "CollectedAt": snapshot.collected_at.isoformat()}])
-        licences = json.dumps([[s.sku_id, s.sku_part_number, s.purchased, s.consumed]
-                               for s in billable_skus(snapshot)])
-        # too many to keep on a row (never seen): no row, so the tenant's snapshot is read instead
-        upsert(self._latest, {"PartitionKey": _LATEST_PK, "RowKey": tenant, "RunId": run,
-                              "CollectedAt": snapshot.collected_at.isoformat(),
-                              "Licences": licences if len(licences) <= _LICENCES_LIMIT else ""})
+
+    def record_latest_licences(self, licences: Sequence[LatestLicences]) -> None:
+        """Keep each tenant's billable licences of its newest snapshot (``LatestLicences.of``) for
+        ``latest_licences``: one partition, so a push's tenants are kept in one transaction."""
+        submit_batches(self._latest, [("upsert", _latest_row(latest), {"mode": UpdateMode.REPLACE})
+                                      for latest in licences])
 
     def latest_licences(self) -> dict[str, LatestLicences]:
         """Every tenant's latest billable licences, by tenant id, in one partition read (tenants
@@ -223,8 +241,12 @@ class SnapshotRepository:
         return self.get(tenant_id, str(pointer["RunId"]))
 
     def licence_history(self, tenant_id: str, sku_id: str | None = None) -> Iterator[LicenceCount]:
+        """The tenant's history rows (of one licence), by licence and then run: those kept with the
+        snapshots and those of the ``licencecounts`` table, where versions before it kept them."""
         low, high = (f"{sku_id}~", f"{sku_id}~~") if sku_id else ("", "~")
-        for row in row_range(self._counts, tenant_id, low, high):
+        rows = list(row_range(self._snapshots, tenant_id, f"{_COUNTS}{low}", f"{_COUNTS}{high}"))
+        rows += row_range(self._earlier_counts, tenant_id, low, high)
+        for row in sorted(rows, key=lambda r: (str(r["SkuId"]), str(r["RunId"]))):
             yield LicenceCount(
                 tenant_id=tenant_id, sku_id=str(row["SkuId"]),
                 sku_part_number=str(row.get("SkuPartNumber", "")), run_id=str(row["RunId"]),

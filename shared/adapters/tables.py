@@ -344,24 +344,47 @@ def document_parts(document: Any, partition_key: str, row_prefix: str) -> tuple[
 
 
 def write_committed_document(table: TableClient, partition_key: str, row_prefix: str, document: Any,
-                             commit: dict[str, Any], *, also: Sequence[dict[str, Any]] = ()) -> DocumentRef:
+                             commit: dict[str, Any], *, also: Sequence[dict[str, Any]] = (),
+                             before: Sequence[dict[str, Any]] = ()) -> DocumentRef:
     """Store ``document`` and the entity that commits it (``commit`` with the document's
-    reference added; ``also``: more entities of the partition, written with it). One transaction
-    when they fit in one (a document under about 3 MB compressed), so the document appears whole
-    or not at all; otherwise the parts first and then the commit entity, which is never written
-    before every part is."""
-    if str(commit["PartitionKey"]) != partition_key or any(str(e["PartitionKey"]) != partition_key for e in also):
-        raise ValueError("a committed document and its commit entity share one partition")
-    operations, ref = document_parts(document, partition_key, row_prefix)
-    tail: list[tuple[Any, ...]] = [("upsert", {**commit, **ref.to_entity_fields()}, {"mode": UpdateMode.REPLACE})]
+    reference added; ``before`` and ``also``: more entities of the partition, written with it,
+    before and after the commit entity). One transaction when they fit in one (a document under
+    about 3 MB compressed), so the document appears whole or not at all; otherwise the parts
+    first and then the other entities in their order: the commit entity is never written before
+    every part is."""
+    [ref] = write_committed_documents(table, partition_key, [(row_prefix, document, commit)], also=also,
+                                      before=before)
+    return ref
+
+
+def write_committed_documents(table: TableClient, partition_key: str,
+                              documents: Sequence[tuple[str, Any, dict[str, Any]]], *,
+                              also: Sequence[dict[str, Any]] = (),
+                              before: Sequence[dict[str, Any]] = ()) -> list[DocumentRef]:
+    """``write_committed_document`` for several documents of one partition (row prefix, document,
+    commit entity each): one transaction when everything fits in one, otherwise every part first,
+    then ``before``, the commit entities and ``also``, in that order."""
+    entities = [*before, *(commit for _, _, commit in documents), *also]
+    if any(str(e["PartitionKey"]) != partition_key for e in entities):
+        raise ValueError("committed documents and their commit entities share one partition")
+    operations: list[tuple[Any, ...]] = []
+    refs: list[DocumentRef] = []
+    commits: list[tuple[Any, ...]] = []
+    for row_prefix, document, commit in documents:
+        parts, ref = document_parts(document, partition_key, row_prefix)
+        operations += parts
+        refs.append(ref)
+        commits.append(("upsert", {**commit, **ref.to_entity_fields()}, {"mode": UpdateMode.REPLACE}))
+    tail: list[tuple[Any, ...]] = [("upsert", dict(entity), {"mode": UpdateMode.REPLACE}) for entity in before]
+    tail += commits
     tail += [("upsert", dict(entity), {"mode": UpdateMode.REPLACE}) for entity in also]
     batches = transactions(operations + tail)
     if len(batches) == 1:
         table.submit_transaction(batches[0])
-        return ref
+        return refs
     submit_batches(table, operations)
     submit_batches(table, tail)
-    return ref
+    return refs
 
 
 def read_document(table: TableClient, ref: DocumentRef, read: dict[str, Any] | None = None) -> Any:

@@ -32,7 +32,7 @@ from shared.adapters.decision_store import ApprovalRecord, DecisionRepository, L
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.shared_reads_store import ConnectionReads
-from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.snapshot_store import LatestLicences, SnapshotRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import PushRequest, PushSummary, StartedRun, TenantWork
 from shared.deadline import DeadlineReached
@@ -77,7 +77,8 @@ from shared.services.bookkeeping import (
     settle,
 )
 from shared.services.psa_reads import SharedReads, read_shared
-from shared.services.reconcile import record_tenant as record_margins
+from shared.services.push_records import PushRecords
+from shared.services.reconcile import tenant_facts
 
 log = logging.getLogger(__name__)
 
@@ -374,21 +375,27 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     book.known_approvals = {r.hold_key: r for found in approvals.values() for r in found}
     book.known_deferrals = {(t, d.hold_key) for t, found in deferrals.items() for d, _ in found}
     longest = 0.0
-    for position, tenant_id in enumerate(request.tenant_ids):
-        limit = deadline.current()
-        if position and limit is not None and limit.remaining < max(TENANT_RESERVE_SECONDS, 2 * longest):
-            summary.tenants_left = list(request.tenant_ids[position:])
-            break
-        began = time.monotonic()
-        try:
-            records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
-                                    intents.get(tenant_id, []), created.get(tenant_id, {}))
-            _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
-                         summary, tenant_id, guard, works.get(tenant_id), records)
-        except DeadlineReached:
-            summary.tenants_left = list(request.tenant_ids[position:])
-            break
-        longest = max(longest, time.monotonic() - began)
+    pending = PushRecords(request.run_id)
+    try:
+        for position, tenant_id in enumerate(request.tenant_ids):
+            limit = deadline.current()
+            if position and limit is not None and limit.remaining < max(TENANT_RESERVE_SECONDS, 2 * longest):
+                summary.tenants_left = list(request.tenant_ids[position:])
+                break
+            began = time.monotonic()
+            try:
+                records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
+                                        intents.get(tenant_id, []), created.get(tenant_id, {}))
+                _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
+                             summary, tenant_id, guard, works.get(tenant_id), records, pending)
+            except DeadlineReached:
+                summary.tenants_left = list(request.tenant_ids[position:])
+                break
+            longest = max(longest, time.monotonic() - began)
+    except Exception:
+        pending.write_after_failure(runs, snapshots, margins)
+        raise
+    pending.write(book.keep, runs, snapshots, margins)
     return summary
 
 
@@ -423,9 +430,9 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                  decisions: DecisionRepository, psa_for: PsaLookup, request: PushRequest, today: date,
                  margins: MarginRepository | None, book: Bookkeeping, shared: SharedReads, summary: PushSummary,
                  tenant_id: str, guard: Callable[[], None], work: TenantWork | None,
-                 records: TenantRecords) -> None:
+                 records: TenantRecords, pending: PushRecords) -> None:
     """Plan and write one tenant of the batch (``DeadlineReached`` before its reads are done: nothing
-    of it was recorded or written)."""
+    of it was recorded or written). What no write depends on is held in ``pending`` for the batch."""
     telemetry.set_tenant(tenant_id)
     tenant = config.tenant(tenant_id)
     summary.tenants += 1
@@ -433,8 +440,7 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     if tenant is None or snapshot is None:
         reason = ("the tenant is no longer configured" if tenant is None
                   else "no snapshot of this run was stored")
-        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
-                                                   push_error=reason))
+        pending.problem(tenant_id, [], reason)
         summary.tenants_failed.append(tenant_id)
         return
     try:
@@ -444,10 +450,10 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         raise
     except TenantReadError as exc:
         log.warning("tenant %s: %s", tenant_id, exc)
-        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
-                                                   push_error=str(exc)))
+        pending.problem(tenant_id, [], str(exc))
         summary.tenants_failed.append(tenant_id)
         return
+    pending.licences[tenant_id] = LatestLicences.of(snapshot)
     contact_reads = read_contacts(tenant, psa_for)
     recovered: dict[str, PlannedChange] = {}
     if not request.dry_run:
@@ -478,8 +484,7 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         log.exception("tenant %s: planning failed unexpectedly", tenant_id)
         reason = (f"planning {tenant.name} ({tenant_id}) failed unexpectedly, so nothing was written for it: "
                   f"{type(exc).__name__}: {exc}")
-        book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id, [],
-                                                   push_error=reason))
+        pending.problem(tenant_id, [], reason)
         summary.tenants_failed.append(tenant_id)
         return
     if contact_plan is not None and not request.dry_run and (contact_plan.links or contact_plan.forget):
@@ -487,13 +492,10 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                                                         list(contact_plan.links), request.run_id, book.now))
         book.keep("the tenant's contact links", partial(decisions.forget_contacts, tenant_id,
                                                         list(contact_plan.forget)))
-    book.keep("the tenant's problems", partial(runs.record_problems, request.run_id, tenant_id,
-                                               list(plan.problems)))
-    book.keep("the tenant's licences", partial(runs.record_reconciliation, request.run_id, tenant_id, rows,
-                                               unlinked))
+    pending.problem(tenant_id, list(plan.problems))
+    pending.reconciliations[tenant_id] = (rows, unlinked)
     if margins is not None:
-        book.keep("the tenant's margins", partial(record_margins, margins, request.run_id, config, tenant,
-                                                  snapshot, plan, view, today))
+        pending.facts[tenant_id] = tenant_facts(config, tenant, snapshot, plan, view, today)
     summary.unchanged += plan.unchanged
     summary.count_problems(count_by_kind(plan.problems),
                            sum(1 for p in plan.problems if acknowledged(config, p)))
@@ -503,8 +505,8 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     to_write = [c for c in plan.changes if c.writes]
     summary.planned += len(to_write)
     if request.dry_run:
-        dry = [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c for c in plan.changes]
-        book.keep("the planned changes", partial(runs.record_changes, request.run_id, dry))
+        pending.changes[tenant_id] = [replace(c, status=ChangeStatus.DRY_RUN) if c.writes else c
+                                      for c in plan.changes]
         summary.dry_run += len(to_write)
         return
     # the ledger's entries of the changes found already written and of the records to create: one read
@@ -522,7 +524,11 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             summary.recovered += found.status == ChangeStatus.RECOVERED
             change = found
         changes.append(change)
-    book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
+    if to_write or recovered or any(c.status in (ChangeStatus.APPLIED, ChangeStatus.RECOVERED) for c in changes):
+        # recorded before the writes, and with the ledger entries of what was found written
+        book.keep("the planned changes", partial(runs.record_changes, request.run_id, changes))
+    else:
+        pending.changes[tenant_id] = changes  # held, deferred or unchanged: nothing depends on them
     _record_decisions(book, tenant, plan, decided, [r for r in records.approvals if r.status == "pending"])
     applied_before, failed_before = summary.applied, summary.failed
     _apply(book, plan, view, summary, guard, ledger, contact_reads.contacts)

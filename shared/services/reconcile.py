@@ -96,11 +96,6 @@ def tenant_facts(config: SeatSyncConfig, tenant: TenantConfig, snapshot: TenantS
     return licence_facts(tenant.tenant_id, tenant.name, snapshot, skus, mappings, declared, today)
 
 
-def record_tenant(margins: MarginRepository, run_id: str, config: SeatSyncConfig, tenant: TenantConfig,
-                  snapshot: TenantSnapshot, plan: TenantPlan, view: PsaView, today: date) -> None:
-    margins.record(run_id, tenant.tenant_id, tenant_facts(config, tenant, snapshot, plan, view, today))
-
-
 # --------------------------------------------------------------------------- reading
 
 

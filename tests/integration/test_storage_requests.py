@@ -1,0 +1,132 @@
+"""What a sync costs in Table Storage requests, on Azurite, and that nothing is lost for it: a
+tenant's snapshot and its licence history are one transaction, a push's tenants share their
+report rows' transactions, and every record the report, the dashboard and the history chart read
+is there, including history that earlier versions kept in the ``licencecounts`` table."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from azure.data.tables import UpdateMode
+
+from local_runner.azurite import Azurite
+from shared.adapters.run_store import RunRepository
+from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import TableStore
+from shared.config.schema import SeatSyncConfig
+from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.services.history import tenant_history
+from tests.integration.msp import running_msp
+
+pytestmark = pytest.mark.integration
+
+TENANT = "aaaaaaaa-0000-4000-8000-000000000001"
+E3 = SkuCount(sku_id="05e9a617-0261-4cee-bb44-138d3ef5d965", sku_part_number="SPE_E3", purchased=10, consumed=2)
+P1 = SkuCount(sku_id="4b9405b0-7788-4568-add1-99614e613b69", sku_part_number="EXCHANGESTANDARD", purchased=5,
+              consumed=1)
+EARLIER, LATER = "20261124T020000Z-0000000a", "20261125T020000Z-0000000b"
+
+
+def snapshot(run_id: str, day: int, *skus: SkuCount) -> TenantSnapshot:
+    users = (DirectoryUser(id="u1", user_principal_name="ann@contoso.example", display_name="Ann",
+                           account_enabled=True, sku_ids=tuple(s.sku_id for s in skus)),
+             DirectoryUser(id="u2", user_principal_name="bo@contoso.example", display_name="Bo",
+                           sku_ids=(skus[0].sku_id,)))
+    return TenantSnapshot(tenant_id=TENANT, run_id=run_id, collected_at=datetime(2026, 11, day, 2, tzinfo=UTC),
+                          skus=skus, users=users)
+
+
+def sent(store: TableStore, before: Counter[str]) -> dict[str, int]:
+    assert store.requests is not None
+    return {kind.replace(store.prefix, ""): n for kind, n in (store.requests.by_kind() - before).items()}
+
+
+def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:
+    snapshots = SnapshotRepository(store)
+    taken = snapshot(LATER, 25, E3, P1)
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    snapshots.save(taken)
+    assert sent(store, before) == {"POST $batch snapshots": 1}
+    assert snapshots.get(TENANT, LATER) == taken and snapshots.latest(TENANT) == taken
+    history = list(snapshots.licence_history(TENANT))
+    assert [(h.sku_id, h.run_id, h.purchased, h.assigned, h.users) for h in history] == sorted([
+        (E3.sku_id, LATER, 10, 2, ("ann@contoso.example", "bo@contoso.example")),
+        (P1.sku_id, LATER, 5, 1, ("ann@contoso.example",))])
+
+
+def test_history_an_earlier_version_kept_is_read_with_the_new(store: TableStore) -> None:
+    """Rows of the ``licencecounts`` table (where versions before kept the history) and rows kept
+    with the snapshots make one history, in order: the history chart shows every day."""
+    earlier = store.table("licencecounts")
+    earlier.upsert_entity({"PartitionKey": TENANT, "RowKey": f"{E3.sku_id}~{EARLIER}", "SkuId": E3.sku_id,
+                           "SkuPartNumber": "SPE_E3", "RunId": EARLIER, "CollectedAt": "2026-11-24T02:00:00+00:00",
+                           "Purchased": 9, "Assigned": 1, "Users": '["ann@contoso.example"]',
+                           "UsersTruncated": False, "State": ""}, mode=UpdateMode.MERGE)
+    snapshots = SnapshotRepository(store)
+    snapshots.save(snapshot(LATER, 25, E3, P1))
+    assert [(h.sku_id, h.run_id, h.purchased) for h in snapshots.licence_history(TENANT)] == sorted([
+        (E3.sku_id, EARLIER, 9), (E3.sku_id, LATER, 10), (P1.sku_id, LATER, 5)])
+    assert [(h.run_id, h.assigned) for h in snapshots.licence_history(TENANT, E3.sku_id)] == [
+        (EARLIER, 1), (LATER, 2)], "oldest first, as a licence's first appearance is found"
+    chart = tenant_history(SeatSyncConfig(), snapshots, RunRepository(store), TENANT)
+    points = {series.sku_id: [(p.run_id, p.purchased, p.assigned) for p in series.points] for series in chart.licences}
+    assert points == {E3.sku_id: [(EARLIER, 9, 1), (LATER, 10, 2)], P1.sku_id: [(LATER, 5, 1)]}
+
+
+def test_a_sync_records_everything_in_a_few_requests_a_tenant(azurite: Azurite, store: TableStore,
+                                                                tmp_path: Path) -> None:
+    """The sample MSP synced: each collected tenant's snapshot and history in one transaction and
+    its outcome in one request; the pushes' report rows, reconciliations, licence facts and latest
+    licences a few transactions for the batch; the write intents a transaction per tenant. And
+    every record the report, the dashboard and the history read is there."""
+    assert store.requests is not None
+    with running_msp(azurite, store, tmp_path) as msp:
+        before = store.requests.by_kind()
+        report = msp.sync()
+        requests = sent(store, before)
+        services = msp.services
+        run_id = report["runId"]
+        collected = sorted(t["tenantId"] for t in report["tenants"] if t["status"] == "ok")
+        written = [c for c in report["changes"] if c["status"] == "applied"]
+        assert len(collected) >= 6 and written
+
+        # what it cost
+        assert requests["POST $batch snapshots"] == len(collected), "a snapshot and its history: one transaction"
+        assert requests["PATCH runtenants"] == len(report["tenants"]), "each tenant's outcome, when collected"
+        for table in ("runtenants", "runlines", "margins", "latestlicences"):
+            assert requests[f"POST $batch {table}"] == 1, f"the one push's tenants' {table} rows together"
+        writers = {c["tenantId"] for c in written}
+        assert requests["POST $batch intents"] == 2 * len(writers), "a tenant's intents opened and closed together"
+        for gone in ("PUT intents", "PUT latestlicences", "POST $batch licencecounts", "PATCH runlines"):
+            assert gone not in requests
+
+        # what it recorded
+        rows = {row["tenantId"]: row for row in services.runs.tenant_rows(run_id)}
+        assert sorted(t for t, row in rows.items() if row["outcome"] and row["outcome"].status == "ok") == collected
+        reported = {t["tenantId"]: t for t in report["tenants"]}
+        for tenant_id in collected:
+            assert len(rows[tenant_id]["problems"]) == len(reported[tenant_id]["problems"])
+        latest = services.snapshots.latest_licences()
+        assert {t: latest[t].run_id for t in collected} == dict.fromkeys(collected, run_id)
+        for tenant_id in collected:
+            kept = services.snapshots.get(tenant_id, run_id)
+            assert kept is not None
+            history = [h for h in services.snapshots.licence_history(tenant_id) if h.run_id == run_id]
+            assert sorted((h.sku_id, h.purchased, h.assigned) for h in history) == sorted(
+                (s.sku_id, s.purchased, s.consumed) for s in kept.skus)
+        lines, _ = services.runs.reconciliation(run_id)
+        assert {row.tenant_id for row in lines} <= set(collected) and lines
+        assert {f.tenant_id for f in services.margins.facts(run_id)} == {row.tenant_id for row in lines}
+        for line in lines:
+            billed = [b for b in services.runs.billed_history(line.tenant_id) if b.run_id == run_id]
+            assert line.mapping_key in {b.mapping_key for b in billed}
+        assert {c.change_id for c, _ in services.runs.changes(run_id)} == {c["changeId"] for c in report["changes"]}
+        for change in written:
+            assert services.decisions.ledger_entry(change["tenantId"], change["changeId"]) is not None
+            assert any(e.change_id == change["changeId"] and e.event == "applied"
+                       for e in services.decisions.audit_trail(change["tenantId"]))
+        assert services.decisions.intents() == []
