@@ -5,7 +5,8 @@
   not applied). Without a recorded run, or with ``--sample``, a built-in sample run with one
   alert of every kind is rendered instead; the output says which.
 - ``notify send-test`` sends the sample run's alerts, marked as a test, to every configured
-  channel now, and prints each channel's result.
+  channel now, and prints each channel's result. It exits 0 when every channel took it, 1 when
+  some did and some failed, 2 when none did.
 
 ``add_commands(subparsers)`` adds both to the ``seatsync`` command line.
 """
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_runner.wiring import EXIT_OK, EXIT_PARTIAL, build_services
+from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services
 from shared.errors import ConfigError
 
 DEFAULT_OUTPUT_DIR = "seatsync-notify-preview"
@@ -115,7 +116,15 @@ def cmd_notify_send_test(args: argparse.Namespace) -> int:
             print(f"  {result.channel}: sent ({result.sent} sample alerts, {result.attempts} attempt(s))")
         else:
             print(f"  {result.channel}: FAILED after {result.attempts} attempt(s): {result.error}")
-    return EXIT_OK if all(r.status == "sent" for r in results) else EXIT_PARTIAL
+    return send_test_status([result.status == "sent" for result in results])
+
+
+def send_test_status(delivered: list[bool]) -> int:
+    """0 when every channel took the test, 1 when some did and some failed, 2 when none did
+    (nothing was delivered: the README's "failed")."""
+    if all(delivered):
+        return EXIT_OK
+    return EXIT_PARTIAL if any(delivered) else EXIT_FAILED
 
 
 def add_commands(subparsers: Any) -> None:

@@ -488,3 +488,25 @@ def test_notify_send_test_reaches_every_channel(
     assert env.mail()[0]["text"].startswith("Test message from SeatSync: sample data, no action needed\n")
     history = NotificationRepository(env.store)
     assert history.sent("teams:billing") == {} and history.sent("email") == {}, "a test marks nothing as sent"
+
+
+@pytest.mark.parametrize(("email_sender", "expected", "statuses"), [
+    (SENDER, 1, ["FAILED", "sent"]),
+    ("nobody@contoso-msp.example", 2, ["FAILED", "FAILED"]),
+], ids=["some-delivered-is-partial", "nothing-delivered-is-failed"])
+def test_notify_send_test_exits_1_when_some_channels_failed_and_2_when_all_did(
+        env: Env, azurite: Azurite, tmp_path: Path, capsys: pytest.CaptureFixture[str], email_sender: str,
+        expected: int, statuses: list[str]) -> None:
+    from local_runner.cli import main
+
+    env.configure({"teams": [{"name": "billing", "webhook": {"setting": "NOT_SET"}}],
+                   "email": {"sender": email_sender, "recipients": RECIPIENTS[:1]}})
+    url = env.emulators.graph_url
+    settings = local_settings(
+        tmp_path, azurite, env.store, GRAPH_CLIENT_ID=CLIENT, GRAPH_PARTNER_TENANT_ID=PARTNER,
+        GRAPH_CLIENT_SECRET=SECRET, GRAPH_AUTHORITY_HOST=url, GRAPH_ENDPOINT=url,
+        SEATSYNC_CA_BUNDLE=env.emulators.ca)
+    assert main(["notify", "send-test", "--settings", str(settings)]) == expected
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split(" ")[0] for line in out] == statuses, out
+    assert len(env.mail()) == (1 if expected == 1 else 0)
