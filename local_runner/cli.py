@@ -32,6 +32,8 @@ from shared.errors import ConfigError, ConflictError, RequestValidationError, Se
 
 __all__ = ["main", "parser"]
 
+USAGE_PARSER = "_verb_parser"
+"""The namespace attribute naming the innermost verb's parser, for its usage on bad input."""
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 OWN_LOGGERS = ("seatsync", "shared", "local_runner", "sync_orchestrator", "tenant_activity", "psa_push", "notify",
@@ -49,6 +51,20 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """An unknown option is reported by the verb it was given to, with that verb's usage
+        (argparse would report it from the top level, with the top level's usage)."""
+        words = list(sys.argv[1:] if args is None else args)
+        parsed, extras = self.parse_known_args(words, namespace)
+        if extras:
+            verb: argparse.ArgumentParser = getattr(parsed, USAGE_PARSER, self)
+            command = getattr(parsed, "command", None)
+            if command in words and extras[0] in words and words.index(extras[0]) < words.index(command):
+                verb = self  # given before the verb: the top level's option
+            verb.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 class Terminated(BaseException):
@@ -94,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     serve_cli.add_commands(commands)
     for verb in _verbs(root):
         _add_common(verb, argparse.SUPPRESS)
+        verb.set_defaults(**{USAGE_PARSER: verb})
     return root
 
 

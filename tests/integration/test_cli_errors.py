@@ -79,6 +79,21 @@ def test_bad_usage_exits_3_with_the_usage(argv: list[str], capsys: pytest.Captur
     assert "error:" in err and "usage:" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("argv", "usage"), [
+    (["sync", "--frob"], "usage: seatsync sync "),
+    (["config", "import", "x.yaml", "--frob"], "usage: seatsync config import "),
+    (["runs", "list", "--frob"], "usage: seatsync runs list "),
+    (["--frob", "sync"], "usage: seatsync [-h]"),
+], ids=["sync", "config-import", "runs-list", "before-the-verb"])
+def test_an_unknown_option_is_told_with_the_usage_of_the_verb_it_was_given_to(argv: list[str], usage: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "local_runner.cli", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith(usage), done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].endswith("error: unrecognized arguments: --frob")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == EXIT_OK
     assert "VERB" in capsys.readouterr().out
