@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 from datetime import date, timedelta
@@ -20,7 +21,7 @@ from emulators.base import load_scenario_file
 from emulators.launcher import RunningEmulators, start_emulators
 from local_runner.azurite import PROJECT_ROOT, start_azurite
 from local_runner.local_sync import run_local_sync
-from local_runner.wiring import EXIT_USAGE
+from local_runner.wiring import DEMO_MAX_TENANTS, EXIT_USAGE
 from shared.bootstrap import Services
 from shared.config.yaml_io import parse_yaml
 from shared.services.report import render_text
@@ -152,13 +153,33 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
              serve: bool = False, identity: Any = None, port: int = 7071) -> int:
     """Run the demo; ``progress`` shows the progress display on stderr, ``full`` lists every
     tenant, change and billed line (by default a large MSP's report is summarised); ``serve``
-    then keeps everything up and serves the dashboard as ``identity`` on ``port``."""
-    from local_runner.progress import ProgressDisplay
+    then keeps everything up and serves the dashboard as ``identity`` on ``port``, which it binds
+    first: a port it cannot have, or too many tenants, are told before anything starts."""
+    from local_runner.serve import listen
+
     started = time.monotonic()
     if tenants and psa != "connectwise":
         print(f"seatsync demo: --tenants generates MSPs billed through ConnectWise only; run the {psa} sample "
               "without --tenants", file=sys.stderr)
         return EXIT_USAGE
+    if tenants > DEMO_MAX_TENANTS:
+        print(f"seatsync demo: --tenants is at most {DEMO_MAX_TENANTS} (the generated MSP lives in this process's "
+              f"memory), got {tenants}", file=sys.stderr)
+        return EXIT_USAGE
+    listening = listen("127.0.0.1", port) if serve else None  # a port it cannot have fails before the sync
+    try:
+        return _run_demo(tenants, report_path, psa, keep, out, progress, full, serve, identity, port, listening,
+                         started)
+    finally:
+        if listening is not None:
+            listening.close()
+
+
+def _run_demo(tenants: int, report_path: str | None, psa: str, keep: bool, out: Any, progress: bool,
+              full: bool | None, serve: bool, identity: Any, port: int, listening: socket.socket | None,
+              started: float) -> int:
+    from local_runner.progress import ProgressDisplay
+
     if tenants:
         from emulators.generator import generate_msp
 
@@ -205,7 +226,7 @@ def run_demo(tenants: int = 0, report_path: str | None = None, psa: str = "conne
             if serve:
                 from local_runner.serve import announce, serving
 
-                with serving(services, identity, port=port) as host:
+                with serving(services, identity, port=port, listening=listening) as host:
                     announce(host, identity, out)
                     with contextlib.suppress(KeyboardInterrupt):
                         host.thread.join()

@@ -88,9 +88,10 @@ def identity_of(user: str | None, roles: list[str] | None) -> DevIdentity | None
     return DevIdentity(user, tuple(chosen))
 
 
-def _listen(address: str, port: int) -> socket.socket:
+def listen(address: str, port: int) -> socket.socket:
     """A socket listening on ``address:port``, or one line saying why not. Bound here rather than
-    by werkzeug, which prints its own lines and exits with status 1 when the port is taken."""
+    by werkzeug, which prints its own lines and exits with status 1 when the port is taken; bound
+    before anything else is started, so a port it cannot have costs nothing."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     listening = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -106,11 +107,14 @@ def _listen(address: str, port: int) -> socket.socket:
 
 
 def start_host(services: Services, identity: DevIdentity | None, host: str = "127.0.0.1", port: int = 0,
-               max_workers: int = 8) -> RunningHost:
-    """Serve in a background thread (``port`` 0: a free one). The process plays the platform:
-    authentication on, the development identity trusted."""
+               max_workers: int = 8, listening: socket.socket | None = None) -> RunningHost:
+    """Serve in a background thread (``port`` 0: a free one), on ``listening`` when the caller
+    has already bound the port (``listen``). The process plays the platform: authentication on,
+    the development identity trusted."""
     address = check_loopback(host)
-    listening = _listen(address, port)  # first: a port it cannot have changes nothing
+    if listening is None:
+        listening = listen(address, port)  # first: a port it cannot have changes nothing
+    address, port = listening.getsockname()[:2]
     os.environ[PLATFORM_AUTH_SETTING] = "True"
     os.environ[DEVELOPMENT_SETTING] = "true"
     set_services(services)
@@ -126,9 +130,9 @@ def start_host(services: Services, identity: DevIdentity | None, host: str = "12
 
 
 @contextlib.contextmanager
-def serving(services: Services, identity: DevIdentity | None, host: str = "127.0.0.1", port: int = 0
-            ) -> Iterator[RunningHost]:
-    running = start_host(services, identity, host, port)
+def serving(services: Services, identity: DevIdentity | None, host: str = "127.0.0.1", port: int = 0,
+            listening: socket.socket | None = None) -> Iterator[RunningHost]:
+    running = start_host(services, identity, host, port, listening=listening)
     try:
         yield running
     finally:

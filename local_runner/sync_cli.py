@@ -12,7 +12,16 @@ from typing import Any
 
 from local_runner import runs_cli
 from local_runner.serve import add_identity_options
-from local_runner.wiring import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, build_services, non_negative, positive, write_output
+from local_runner.wiring import (
+    DEMO_MAX_TENANTS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    build_services,
+    non_negative,
+    positive,
+    write_output,
+)
 from shared.errors import ConfigError
 from shared.text import short, table
 
@@ -187,7 +196,7 @@ def add_commands(commands: Any) -> None:
     demo = commands.add_parser("demo", help="start Azurite and the emulators with a sample MSP and sync it")
     demo.add_argument("--all", action="store_true", help="list every tenant, change and billed line")
     demo.add_argument("--tenants", type=non_negative, default=0, metavar="N",
-                      help="generate an MSP of N tenants instead of the sample MSP")
+                      help=f"generate an MSP of N tenants (at most {DEMO_MAX_TENANTS}) instead of the sample MSP")
     demo.add_argument("--psa", default="connectwise", choices=["connectwise", "autotask", "halopsa"],
                       help="the PSA to bill through")
     demo.add_argument("--report", metavar="FILE", help="also write the run report as JSON to FILE")

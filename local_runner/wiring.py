@@ -26,6 +26,11 @@ EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE = 0, 1, 2, 3
 """0 success, 1 a run finished partially or needs attention (billing problems), 2 a run failed or
 a service could not be reached, 3 bad input or configuration (the README's promise)."""
 
+DEMO_MAX_TENANTS = 1000
+"""The largest MSP ``seatsync demo --tenants`` generates. The generated tenants, their users and
+their PSA live in the emulators' memory, in the demo's own process, beside a local run: 500
+tenants is what the benchmarks measure; beyond twice that the demo is no longer one."""
+
 
 def _whole(value: str, low: int, high: int | None = None) -> int:
     try:

@@ -94,6 +94,33 @@ def test_an_unknown_option_is_told_with_the_usage_of_the_verb_it_was_given_to(ar
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+def run_cli(*argv: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it, in its own process."""
+    env = {**os.environ, "SEATSYNC_WORK_DIR": str(tmp_path / "work")}
+    return subprocess.run([sys.executable, "-m", "local_runner.cli", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_demo_refuses_more_tenants_than_it_generates(tmp_path: Path) -> None:
+    done = run_cli("demo", "--tenants", "1001", tmp_path=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    assert one_line(done.stderr) == ("seatsync demo: --tenants is at most 1000 (the generated MSP lives in this "
+                                     "process's memory), got 1001")
+    assert done.stdout == "" and not (tmp_path / "work").exists(), "nothing was started"
+
+
+def test_the_demo_tells_a_port_it_cannot_have_before_it_syncs(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = run_cli("--quiet", "demo", "--serve", "--port", str(port), tmp_path=tmp_path)
+    assert done.returncode == EXIT_FAILED
+    line = one_line(done.stderr)
+    assert line.startswith(f"seatsync: cannot listen on 127.0.0.1 port {port} (") and "--port" in line, line
+    assert done.stdout == "" and not (tmp_path / "work").exists(), "no sync was started"
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == EXIT_OK
     assert "VERB" in capsys.readouterr().out
