@@ -9,7 +9,10 @@ future, before the route's own code runs:
 - a body nested deeper than ``MAX_DEPTH`` levels (as JSON, or as YAML when the request says
   ``Content-Type: application/yaml``) is answered 400, before anything parses it;
 - a route parameter that cannot be an id (``/ \\ # ?``, control characters, too long) is
-  answered 400 naming the parameter: ids become Table Storage keys, which refuse those.
+  answered 400 naming the parameter: ids become Table Storage keys, which refuse those;
+- Table Storage not answering is answered 503, an ``application/problem+json`` saying so in
+  one line (dashboard pages answer an HTML page first: ``dashboard.web.guard``), and logged in
+  one line.
 
 Routes read bodies with ``json_body`` or ``document_body`` (``shared.config.input_limits``: UTF-8,
 duplicate keys refused); an ``InputRefused`` they let through is answered 400 (413 when too
@@ -21,8 +24,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -36,12 +41,16 @@ from shared.errors import (
     RequestValidationError,
     SeatSyncError,
 )
+from shared.run_failures import STORE_UNREACHABLE, store_unreachable
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest body a route accepts: ``shared.config.input_limits.MAX_DOCUMENT_BYTES`` (a test keeps them
 equal; the reader is imported when a request arrives, not when the routes are registered)."""
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 BOUNDED = "__seatsync_bounded__"
+PROBLEM_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 60
+log = logging.getLogger(__name__)
 
 
 def answer(status: int, body: Any) -> func.HttpResponse:
@@ -69,6 +78,23 @@ def error_answer(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, SeatSyncError):
         return answer(422, {"error": str(exc)})
     raise exc
+
+
+def unavailable_answer(req: func.HttpRequest, exc: BaseException) -> func.HttpResponse:
+    """503 when Table Storage does not answer: an RFC 9457 problem (with ``error``, as every
+    other error of the API has) saying so in one line, and one log line, not a traceback."""
+    log_unreachable(req, exc)
+    body = {"type": "about:blank", "title": "Storage unavailable", "status": 503, "detail": STORE_UNREACHABLE,
+            "error": STORE_UNREACHABLE}
+    return func.HttpResponse(json.dumps(body), status_code=503, mimetype=PROBLEM_TYPE,
+                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def log_unreachable(req: func.HttpRequest, exc: BaseException) -> None:
+    """One line for the log: storage did not answer a request (the cause's first line, no stack)."""
+    cause = (str(exc).strip().splitlines() or [""])[0][:200]
+    path = urlsplit(req.url).path  # not the query: it may hold the function key
+    log.error("%s %s: Table Storage cannot be reached (%s: %s)", req.method, path, type(exc).__name__, cause)
 
 
 def is_yaml(req: func.HttpRequest) -> bool:
@@ -143,25 +169,35 @@ def bounded(handler: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(handler):
         @functools.wraps(handler)
         async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-            refused = refusal(_request_of(args, kwargs))
+            request = _request_of(args, kwargs)
+            refused = refusal(request)
             if refused is not None:
                 return refused
             try:
                 return await handler(*args, **kwargs)
             except InputRefused as exc:
                 return refused_answer(exc)
+            except Exception as exc:
+                if store_unreachable(exc):
+                    return unavailable_answer(request, exc)
+                raise
 
         guarded: Callable[..., Any] = guarded_async
     else:
         @functools.wraps(handler)
         def guarded_sync(*args: Any, **kwargs: Any) -> Any:
-            refused = refusal(_request_of(args, kwargs))
+            request = _request_of(args, kwargs)
+            refused = refusal(request)
             if refused is not None:
                 return refused
             try:
                 return handler(*args, **kwargs)
             except InputRefused as exc:
                 return refused_answer(exc)
+            except Exception as exc:
+                if store_unreachable(exc):
+                    return unavailable_answer(request, exc)
+                raise
 
         guarded = guarded_sync
     guarded.__signature__ = inspect.signature(handler)  # type: ignore[attr-defined]

@@ -40,6 +40,17 @@ class Error(Model):
     problems: list[str] | None = None
 
 
+class Problem(Model):
+    """An RFC 9457 problem (``application/problem+json``): 503 when Table Storage cannot be
+    reached; ``error`` repeats ``detail``, as every other error of the API names it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    error: str
+
+
 # ------------------------------------------------------------------------ sync and runs
 
 
@@ -246,7 +257,7 @@ class RollbackForm(Closed):
 
 
 MODELS: tuple[type[BaseModel], ...] = (
-    Error, SyncBody, UnlockBody, LeaseAnswer, UnlockAnswer, SyncStarted, RunPage, RunReport, TenantHistory,
+    Error, Problem, SyncBody, UnlockBody, LeaseAnswer, UnlockAnswer, SyncStarted, RunPage, RunReport, TenantHistory,
     ApprovalList, DecisionBody, DecisionResult, AuditTrail, UnlinkedList, ReconciliationOut, ConfigDocument,
     ConfigChange,
     ConfigHistory, ConfigEntries, AnyDocument, OnboardingSuggestions, AgreementList, LineList, ProductList,
@@ -284,6 +295,7 @@ IF_MATCH = Param("If-Match", "header", description="the version edited (ETag)")
 VERSION_Q = Param("version", description="the version edited (instead of If-Match)")
 COMMENT = Param("comment", description="why (kept in the history)")
 HTML = "text/html"
+PROBLEM = "application/problem+json"
 CHANGE_ERRORS: dict[int, type[BaseModel] | str] = {400: Error, 404: Error, 409: Error}
 
 
@@ -431,7 +443,7 @@ def _parameter(param: Param) -> dict[str, Any]:
     return out
 
 
-def _content(model: type[BaseModel] | str) -> dict[str, Any]:
+def _plain_content(model: type[BaseModel] | str) -> dict[str, Any]:
     if isinstance(model, str):
         return {model: {"schema": {"type": "string"}}}
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
@@ -450,7 +462,7 @@ def openapi_document() -> dict[str, Any]:
             "tags": list(op.tags or (("dashboard",) if op.dashboard else ())),
             "parameters": [_parameter(p) for p in op.params],
             "responses": {str(code): {"description": _describe(code), "content": _content(model)}
-                          for code, model in op.answers.items()},
+                          for code, model in {**op.answers, **_unavailable(op)}.items()},
             "security": [{"appServiceAuthentication": []}] if op.dashboard else
             ([] if op.route == "openapi.json" else [{"functionKey": []}, {"functionKeyQuery": []}]),
         }
@@ -477,7 +489,22 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+def _unavailable(op: Operation) -> dict[int, type[BaseModel] | str]:
+    """503 on every operation that reads or writes Table Storage (all but this document and the
+    static files): a page for the dashboard's pages, a problem for the API."""
+    if op.route == "openapi.json" or op.route.startswith("dashboard/static/"):
+        return {}
+    return {503: HTML if op.dashboard else PROBLEM}
+
+
+def _content(model: type[BaseModel] | str) -> dict[str, Any]:
+    if model is PROBLEM:
+        return {"application/problem+json": {"schema": {"$ref": f"#/components/schemas/{Problem.__name__}"}}}
+    return _plain_content(model)
+
+
 def _describe(code: int) -> str:
     return {200: "OK", 201: "Created", 202: "Accepted", 303: "See other (after a form)", 400: "Bad request",
             401: "Not signed in", 403: "Not allowed", 404: "Not found", 409: "Conflict", 500: "Server error",
-            502: "A PSA or Graph could not be read"}.get(code, "Answer")
+            502: "A PSA or Graph could not be read",
+            503: "Table Storage cannot be reached (one line saying so)"}.get(code, "Answer")

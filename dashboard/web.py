@@ -33,6 +33,8 @@ import azure.functions as func
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from admin_api.auth import Caller, Role, identify
+from admin_api.http import RETRY_AFTER_SECONDS, log_unreachable
+from shared.run_failures import STORE_UNREACHABLE, store_unreachable
 
 BASE = "/api/dashboard"
 PAGE_SIZE = 100
@@ -173,12 +175,36 @@ def admit(req: func.HttpRequest, needed: Role) -> Page | func.HttpResponse:
 
 def guard(req: func.HttpRequest, needed: Role, handler: Handler) -> func.HttpResponse:
     admitted = admit(req, needed)
-    return admitted if isinstance(admitted, func.HttpResponse) else handler(admitted)
+    if isinstance(admitted, func.HttpResponse):
+        return admitted
+    try:
+        return handler(admitted)
+    except Exception as exc:
+        if store_unreachable(exc):
+            return unavailable_page(admitted, exc)
+        raise
 
 
 async def guard_async(req: func.HttpRequest, needed: Role, handler: AsyncHandler) -> func.HttpResponse:
     admitted = admit(req, needed)
-    return admitted if isinstance(admitted, func.HttpResponse) else await handler(admitted)
+    if isinstance(admitted, func.HttpResponse):
+        return admitted
+    try:
+        return await handler(admitted)
+    except Exception as exc:
+        if store_unreachable(exc):
+            return unavailable_page(admitted, exc)
+        raise
+
+
+def unavailable_page(page: Page, exc: BaseException) -> func.HttpResponse:
+    """503 when Table Storage does not answer: the page says so in one line (and how to fix it),
+    the log gets one line; no traceback reaches the browser."""
+    log_unreachable(page.req, exc)
+    response = page.render("message.html", http_status=503, title="Storage unavailable", active="-",
+                           message=STORE_UNREACHABLE)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ STORE_FIX = ("check SEATSYNC_STORAGE_CONNECTION_STRING or SEATSYNC_TABLE_ENDPOIN
              "environment or local.settings.json) and that the storage account, or Azurite, is running and "
              "reachable from SeatSync")
 
+STORE_UNREACHABLE = ("Table Storage cannot be reached, so SeatSync can neither read nor record anything now: "
+                     f"{STORE_FIX}; then try again")
+"""What an HTTP answer (a dashboard page, an API call) says when Table Storage does not answer."""
+
 # The exceptions that mean Table Storage could not be reached: SeatSync's own after its retries,
 # and the Azure SDK's for a request that got no answer.
 _UNREACHABLE = ("StoreUnavailableError", "ServiceRequestError", "ServiceResponseError")

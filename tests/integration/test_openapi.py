@@ -36,6 +36,17 @@ def test_the_document_names_every_registered_route_and_method() -> None:
     assert refs <= set(document["components"]["schemas"]), "every schema referenced is defined"
 
 
+def test_every_operation_that_reads_storage_documents_its_503() -> None:
+    document = openapi_document()
+    for op in OPERATIONS:
+        answers = document["paths"][openapi_path(op.route)][op.method.lower()]["responses"]
+        if op.route == "openapi.json" or op.route.startswith("dashboard/static/"):
+            assert "503" not in answers, f"{op.method} {op.route} reads no storage"
+        else:
+            assert list(answers["503"]["content"]) == (["text/html"] if op.dashboard else
+                                                       ["application/problem+json"]), f"{op.method} {op.route}"
+
+
 def _refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
