@@ -68,7 +68,8 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
 
     def status(value: Any) -> None:
         progress = RunProgress.model_validate(value)
-        if progress.phase not in ("starting", "finished"):  # before start_run the run is not recorded
+        # before start_run the run is not recorded; "failed": it could not be recorded at all
+        if progress.phase not in ("starting", "finished", "failed"):
             try:
                 services.runs.record_progress(request.run_id, progress.to_json())
             except Exception as exc:

@@ -12,8 +12,9 @@ the process paused so that it can be killed (kill -9) right after a write, and s
   ``SEATSYNC_PAUSE_SECONDS`` (default 300), long enough for the test to kill it. Both variables
   must be set; they are for tests only (docs/emulators.md).
 
-The points, in the order a run passes them: ``push-started`` (a push activity begins, before it
-reads anything),
+The points, in the order a run passes them: ``start-run`` (the run's first activity begins to
+record the run and take the lease), ``push-started`` (a push activity begins, before it reads
+anything),
 ``before-psa-write`` (the intent is stored, the PSA not yet called), ``after-psa-write`` (the PSA
 answered, nothing recorded yet), ``after-read-back`` (the tenant's writes were read back, not
 yet recorded), ``after-bookkeeping`` (the tenant's writes are recorded), ``finish-run`` (the run's
@@ -29,7 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-POINTS = ("push-started", "before-psa-write", "after-psa-write", "after-read-back", "after-bookkeeping", "finish-run")
+POINTS = ("start-run", "push-started", "before-psa-write", "after-psa-write", "after-read-back", "after-bookkeeping",
+          "finish-run")
 
 _listeners: dict[str, list[Callable[[], None]]] = {}
 _passages: dict[str, int] = {}

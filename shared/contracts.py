@@ -259,7 +259,7 @@ be synced was, but billing problems need a person; ``partial``: some tenants or 
 without finishing (its process or orchestration stopped: never in a summary, the report says
 it). Exit codes: 0, 1, 1, 2, 2."""
 
-RunPhase = Literal["starting", "collecting", "pushing", "finishing", "notifying", "finished"]
+RunPhase = Literal["starting", "collecting", "pushing", "finishing", "notifying", "finished", "failed"]
 
 
 class RunProgress(Message):
@@ -269,6 +269,8 @@ class RunProgress(Message):
     ``tenants_collected`` counts tenants whose collection finished (read or failed);
     ``tenants_pushed`` counts collected tenants whose PSA push finished, out of
     ``tenants_to_push``; ``tenants_failed`` counts tenants that failed so far, in either step.
+    ``failed`` with ``error`` is the last status of an orchestration that could not record its
+    run (Table Storage unreachable as it finished): the one place that says why.
     """
 
     run_id: str
@@ -283,6 +285,7 @@ class RunProgress(Message):
     changes_held: int = 0
     changes_deferred: int = 0
     changes_failed: int = 0
+    error: str | None = None
 
 
 class RunSummary(Message):

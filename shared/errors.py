@@ -12,6 +12,12 @@ class SeatSyncError(Exception):
     """Base class of the product's own errors."""
 
 
+class RunNotRecordedError(SeatSyncError):
+    """A run could not even be recorded as failed (Table Storage unreachable as it started and
+    still as it finished): the orchestration fails with this one line, also its custom status,
+    and the command line prints it and exits 2."""
+
+
 class ConfigError(SeatSyncError):
     """Invalid configuration or settings. ``problems`` lists every problem found, each
     naming the entry (e.g. ``companies[3].licences[0].skuId``) and what is wrong with it."""

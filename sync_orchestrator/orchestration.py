@@ -52,6 +52,7 @@ from shared.contracts import (
     summarize,
     summarize_totals,
 )
+from shared.errors import RunNotRecordedError
 from shared.functions import (
     COLLECT_TENANT,
     FINISH_RUN,
@@ -64,6 +65,7 @@ from shared.functions import (
     SYNC_CHUNK,
 )
 from shared.run_failures import run_failure
+from shared.text import short
 
 ORCHESTRATION_VERSION = "3"
 """The orchestration's version: host.json's ``extensions.durableTask.defaultVersion`` (a test keeps
@@ -172,11 +174,10 @@ def _sync_v2(context: Any, request: SyncRequest, version: int) -> Generator[Any,
     started before version 3)."""
     progress = RunProgress(run_id=request.run_id, phase="starting", dry_run=request.dry_run)
     context.set_custom_status(progress.to_json())
-    started = StartedRun.model_validate((yield context.call_activity(START_RUN, request.to_json())))
+    started, error = yield from _start(context, request, request.to_json())
 
     outcomes: list[TenantOutcome] = []
     pushes: list[PushSummary] = []
-    error: str | None = started.refused
 
     def report(**changes: Any) -> None:
         nonlocal progress
@@ -196,7 +197,7 @@ def _sync_v2(context: Any, request: SyncRequest, version: int) -> Generator[Any,
 
     collect_failed = 0
     try:
-        if started.refused is None and not request.dry_run:
+        if error is None and not request.dry_run:
             reconciled = yield context.call_activity_with_retry(
                 RECONCILE_WRITES, PUSH_RETRY, PushRequest(run_id=request.run_id, tenant_ids=[]).to_json())
             pushes.append(PushSummary.model_validate(reconciled))
@@ -226,11 +227,34 @@ def _sync_v2(context: Any, request: SyncRequest, version: int) -> Generator[Any,
     return (yield from _finish(context, summary, report))
 
 
+def _start(context: Any, request: SyncRequest, payload: dict[str, Any]
+           ) -> Generator[Any, Any, tuple[StartedRun, str | None]]:
+    """The started run and the error that stops it before any tenant: another run holds the lease
+    (``refused``), or the start itself failed (Table Storage unreachable, say). A failed start is
+    then recorded and alerted like any failed run, by ``_finish``, instead of failing the
+    orchestration where nothing records it."""
+    try:
+        started = StartedRun.model_validate((yield context.call_activity(START_RUN, payload)))
+    except Exception as exc:  # the start activity failed: the run is recorded as failed
+        return StartedRun(run_id=request.run_id, tenants=[]), run_failure(exc)
+    return started, started.refused
+
+
 def _finish(context: Any, summary: RunSummary, report: Callable[..., None]) -> Generator[Any, Any, dict[str, Any]]:
-    report(phase="finishing")
-    yield context.call_activity(FINISH_RUN, summary.to_json())
-    report(phase="notifying")
-    yield context.call_activity(NOTIFY_RUN, summary.to_json())
+    """Record the run and alert a person. Should that fail too (Table Storage still unreachable
+    after ``finish_run``'s own retries), the custom status says so in one line and the
+    orchestration fails with it: nothing else could be recorded."""
+    try:
+        report(phase="finishing")
+        yield context.call_activity(FINISH_RUN, summary.to_json())
+        report(phase="notifying")
+        yield context.call_activity(NOTIFY_RUN, summary.to_json())
+    except Exception as exc:
+        failure = run_failure(exc).replace("so the run stopped", "so the run could not be recorded", 1)
+        if summary.error and "Table Storage could not be reached" not in summary.error:
+            failure = f"{failure} (the run had failed: {short(summary.error, 200)})"
+        report(phase="failed", error=failure)
+        raise RunNotRecordedError(failure) from None
     report(phase="finished", tenants_failed=summary.tenants_failed)
     return summary.to_json()
 
@@ -251,12 +275,11 @@ def _sync_fanned_out(context: Any, request: SyncRequest) -> Generator[Any, Any, 
     not start, and a large run in chunks of sub-orchestrations."""
     progress = RunProgress(run_id=request.run_id, phase="starting", dry_run=request.dry_run)
     context.set_custom_status(progress.to_json())
-    started = StartedRun.model_validate((yield context.call_activity(START_RUN, StartRun(request=request).to_json())))
+    started, error = yield from _start(context, request, StartRun(request=request).to_json())
     fan = started.fan_out or DEFAULT_FAN_OUT
 
     totals = CollectTotals()
     pushes: list[PushSummary] = []
-    error: str | None = started.refused
 
     def report(**changes: Any) -> None:
         nonlocal progress
@@ -264,7 +287,7 @@ def _sync_fanned_out(context: Any, request: SyncRequest) -> Generator[Any, Any, 
         context.set_custom_status(progress.to_json())
 
     try:
-        if started.refused is None and not request.dry_run:
+        if error is None and not request.dry_run:
             reconciled = yield context.call_activity_with_retry(
                 RECONCILE_WRITES, PUSH_RETRY, PushRequest(run_id=request.run_id, tenant_ids=[]).to_json())
             pushes.append(PushSummary.model_validate(reconciled))

@@ -116,6 +116,7 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
     not yet added and relationships that end soon are reported. A partner account whose listing
     cannot be read is reported but does not stop the configured tenants from syncing.
     """
+    checkpoints.reached("start-run")
     runs.start(request)
     taken = acquire(runs, decisions, request.run_id, lease, process)
     if taken.refused is not None:
@@ -164,9 +165,15 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
 
 
 def finish_run(runs: RunRepository, summary: RunSummary, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Store the run's summary and free the lease, riding out a storage outage (``StoreRetry``)."""
+    """Store the run's summary and free the lease, riding out a storage outage (``StoreRetry``).
+    A run whose start could not record it (storage unreachable then) is recorded here from its
+    summary, so that it is listed, reported and alerted like any failed run."""
     checkpoints.reached("finish-run")
     retry = StoreRetry()
+    if retry.call(f"the record of run {summary.run_id}", partial(runs.request, summary.run_id), sleep) is None:
+        request = SyncRequest(run_id=summary.run_id, trigger=summary.trigger, requested_by=summary.requested_by,
+                              requested_at=summary.started_at, dry_run=summary.dry_run)
+        retry.call(f"the record of run {summary.run_id}", partial(runs.start, request), sleep)
     retry.call(f"the summary of run {summary.run_id}", partial(runs.finish, summary), sleep)
     retry.call(f"freeing the lease of run {summary.run_id}", partial(runs.release_lease, summary.run_id), sleep)
 

@@ -55,6 +55,7 @@ from shared import checkpoints
 from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory, set_services
 from shared.domain import planning
+from shared.errors import RunNotRecordedError
 from shared.services.report import build_report
 from tests.http_support import DurableHost, call, http_routes
 from tests.integration.msp import FABRIKAM, LITWARE, NOW, Msp, running_msp, seatsync_paused_at
@@ -259,6 +260,23 @@ def case_storage_down_until_the_run_gives_up(world: World) -> list[str]:
     return world.run_ids
 
 
+def case_storage_down_as_the_run_starts(world: World) -> list[str]:
+    """Storage refuses connections as the run's first activity records the run: the run is
+    recorded as failed once storage is back, says why in one line, and a person is alerted."""
+    with checkpoints.listening("start-run", once(world.proxy.refuse)), \
+            checkpoints.listening("finish-run", world.proxy.restore):
+        failed = world.sync()
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("Table Storage could not be reached, so the run stopped: check "
+                                      "SEATSYNC_STORAGE_CONNECTION_STRING"), failed["error"]
+    assert failed["changes"] == [] and failed["totals"]["tenantsTotal"] == 0
+    sent = world.msp.emulators.emulator("teams").state()["posts"]
+    assert any("Run failed" in json.dumps(post) for post in sent), "a person is told"
+    assert world.msp.services.runs.lease() is None, "the lease it may have taken is freed"
+    world.sync()
+    return world.run_ids
+
+
 def killed_at(point: str, recovered: Callable[[list[tuple[str, int]]], bool]) -> Callable[[World], list[str]]:
     """A ``seatsync sync`` process killed (SIGKILL) at ``point``, then an immediate re-run;
     ``recovered`` judges the (kind, quantity) of the writes the re-run found and recorded."""
@@ -331,6 +349,7 @@ CASES: dict[str, Case] = {
     "storage-refuses-past-the-retries": Case(case_storage_refuses_longer_than_the_bookkeeping_waits, ("succeeded",)),
     "storage-refuses-as-the-push-starts": Case(case_storage_refuses_at_the_pushs_first_read, ("succeeded",)),
     "storage-down-for-the-run": Case(case_storage_down_until_the_run_gives_up, ("failed", "succeeded")),
+    "storage-down-as-the-run-starts": Case(case_storage_down_as_the_run_starts, ("failed", "succeeded")),
     # the intent is stored, the PSA not called: nothing to recover, the write is made by the re-run
     "kill-9-after-the-intent": Case(killed_at("before-psa-write", lambda found: found == []), ("died", "succeeded")),
     # the new line of 26 seats is in the PSA, in no record: the re-run finds and records it
@@ -362,6 +381,18 @@ def test_a_fault_leaves_what_a_clean_run_leaves(world: World, case: Case, clean_
     again = world.sync()
     assert not [c for c in again["changes"] if c["status"] in (*WRITTEN, "failed")], "nothing left to write"
     assert psa_lines(world.msp) == clean.psa
+
+
+def test_a_run_that_storage_lets_neither_start_nor_be_recorded_says_so_in_one_line(world: World) -> None:
+    with checkpoints.listening("start-run", once(world.proxy.refuse)), pytest.raises(RunNotRecordedError) as raised:
+        world.sync()
+    line = str(raised.value)
+    assert line.startswith("Table Storage could not be reached, so the run could not be recorded: check "
+                           "SEATSYNC_STORAGE_CONNECTION_STRING"), line
+    assert "\n" not in line and line.count("SEATSYNC_STORAGE_CONNECTION_STRING") == 1
+    world.proxy.restore()
+    assert world.msp.services.runs.lease() is None
+    assert world.sync()["status"] == "succeeded", "the next run is not held up by it"
 
 
 def test_the_hook_that_pauses_a_run_acts_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

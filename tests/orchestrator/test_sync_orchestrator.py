@@ -14,6 +14,7 @@ from azure.durable_functions.testing import orchestrator_generator_wrapper
 
 from local_runner.local_sync import function_table
 from shared.contracts import SyncRequest
+from shared.errors import RunNotRecordedError
 from shared.functions import (
     ACTIVITIES,
     COLLECT_TENANT,
@@ -252,6 +253,44 @@ def test_a_run_stopped_by_storage_says_so_in_one_line_with_the_fix() -> None:
     assert result["error"].startswith("Table Storage could not be reached during push_changes, so the run stopped: "
                                       "check SEATSYNC_STORAGE_CONNECTION_STRING")
     assert "\n" not in result["error"] and "urllib3" not in result["error"]
+
+
+def storage_failed(activity: str) -> Exception:
+    """What Durable reports for an activity stopped by Table Storage refusing connections."""
+    return Exception(f"Activity function '{activity}' failed: ServiceRequestError: <urllib3.connection."
+                     "HTTPConnection object at 0x7f3a2c1d0e50>: Failed to establish a new connection: [Errno 111] "
+                     "Connection refused \n Traceback (most recent call last): ...")
+
+
+def test_a_run_whose_start_failed_is_recorded_as_failed_and_a_person_alerted() -> None:
+    fake = FakeContext(request(), {START_RUN: storage_failed(START_RUN), FINISH_RUN: {}, NOTIFY_RUN: {}})
+    result = run(fake)
+    assert fake.names() == [START_RUN, FINISH_RUN, NOTIFY_RUN], "no reconciliation, no tenant: the run stopped"
+    assert result["status"] == "failed"
+    assert result["error"].startswith(f"Table Storage could not be reached during {START_RUN}, so the run stopped: "
+                                      "check SEATSYNC_STORAGE_CONNECTION_STRING")
+    [finished] = [p for n, p, _ in fake.calls if n == FINISH_RUN]
+    [notified] = [p for n, p, _ in fake.calls if n == NOTIFY_RUN]
+    assert finished == notified and finished["status"] == "failed" and finished["error"] == result["error"]
+    assert fake.statuses[-1]["phase"] == "finished"
+
+
+@pytest.mark.parametrize("start", ["fails", "succeeds"])
+def test_a_run_that_cannot_be_recorded_fails_the_orchestration_with_one_line_in_its_custom_status(
+        start: str) -> None:
+    fake = FakeContext(request(), {
+        START_RUN: storage_failed(START_RUN) if start == "fails" else started(T1),
+        COLLECT_TENANT: lambda p: outcome(p["tenantId"]), PUSH_CHANGES: push_summary(),
+        FINISH_RUN: storage_failed(FINISH_RUN), NOTIFY_RUN: {},
+    })
+    with pytest.raises(RunNotRecordedError) as raised:
+        run(fake)
+    line = str(raised.value)
+    assert line.startswith(f"Table Storage could not be reached during {FINISH_RUN}, so the run could not be "
+                           "recorded: check SEATSYNC_STORAGE_CONNECTION_STRING"), line
+    assert "\n" not in line and "urllib3" not in line and line.count("SEATSYNC_STORAGE_CONNECTION_STRING") == 1
+    assert fake.statuses[-1] == {**fake.statuses[-2], "phase": "failed", "error": line}
+    assert NOTIFY_RUN not in fake.names()
 
 
 def test_no_tenants_configured_still_finishes() -> None:
