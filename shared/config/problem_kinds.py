@@ -21,6 +21,7 @@ class ProblemKind(StrEnum):
     LINE_MISSING = "line-missing"
     LINE_CANCELLED = "line-cancelled"
     LINE_REMOVED = "line-removed"
+    LINE_SHARED = "line-shared"
     LINE_ON_ANOTHER_AGREEMENT = "line-on-another-agreement"
     SEVERAL_CANDIDATE_LINES = "several-candidate-lines"
     FRACTIONAL_QUANTITY = "fractional-quantity"

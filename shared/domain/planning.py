@@ -34,7 +34,10 @@ Rules (tests/unit/test_planning.py covers each):
   (the MSP deleted an Autotask contract service or a Halo recurring invoice line), or that the
   MSP emptied (no seats from the next period on, where SeatSync never lowered it to 0 itself), is
   removed: frozen and reported, and billed again only once a person approves its recreation
-  (a held change, ``recreate_key``), or points the mapping at the line that bills it now.
+  (a held change, ``recreate_key``), or points the mapping at the line that bills it now;
+- one PSA line bills one licence: two mappings that find the same line (by lineId or by adopting
+  it) are frozen and reported (``line-shared``), and a configured line with a line SeatSync
+  created for the licence still billing beside it freezes both (several candidate lines).
 """
 
 from __future__ import annotations
@@ -310,7 +313,7 @@ class _Planner:
         if licence.line_id is not None:
             for line in lines:
                 if line.line_id == licence.line_id:
-                    return line, True
+                    return self.configured_line(item, line, lines)
             for other in self.view.lines.values():
                 for line in other:
                     if line.line_id == licence.line_id and line.psa == item.company.psa:
@@ -348,6 +351,26 @@ class _Planner:
                          facts=(("Candidate lines", ids),))
             return None, False
         return (candidates[0], True) if candidates else (None, True)
+
+    def configured_line(self, item: BillableItem, line: BilledLine, lines: tuple[BilledLine, ...]
+                        ) -> tuple[BilledLine | None, bool]:
+        """The line the mapping names by lineId, unless a line SeatSync created for the licence (it
+        carries the licence's tag) still bills beside it: both would bill the seats, so neither is
+        written until a person ends one of them."""
+        tag = line_tag(item.mapping_key)
+        rivals = [other for other in lines if other.tag == tag and other.line_id != line.line_id
+                  and (other.cancelled_date is None or other.cancelled_date >= self.today)]
+        if not rivals:
+            return line, True
+        ids = ", ".join(other.line_id for other in rivals)
+        self.problem(item, ProblemKind.SEVERAL_CANDIDATE_LINES,
+                     f"agreement {item.licence.agreement_id}: line {line.line_id} (the mapping's lineId) and line(s) "
+                     f"{ids} (created by SeatSync for this licence, tagged {tag}) bill this licence side by side; "
+                     "nothing is written to any of them until one is chosen", line.line_id,
+                     action=f"If line {line.line_id} bills the licence, end line(s) {ids} in the PSA (or clear "
+                            f"SeatSync's tag from them); otherwise set the mapping's lineId to the line that bills it.",
+                     facts=(("Candidate lines", f"{line.line_id}, {ids}"),))
+        return None, False
 
     def claimed(self, item: BillableItem) -> set[str]:
         """The lines the mappings of the licence's PSA name by lineId."""
@@ -460,8 +483,37 @@ class _Planner:
             if index in blocked_companies and filtered:
                 continue
             self.plan_item(item)
+        self.shared_lines()
         self.changes.sort(key=lambda c: (c.mapping_key, WRITE_ORDER[c.kind]))
         return TenantPlan(self.tenant.tenant_id, tuple(self.changes), tuple(self.outcomes), tuple(self.problems))
+
+    def shared_lines(self) -> None:
+        """One PSA line bills one licence: two mappings that found the same line (one naming it by
+        lineId and another adopting it as the one line of its product, or two licences of a
+        profile adopting the same line) would each write their own quantity to it. All of them are
+        frozen (their changes are dropped: nothing is written) and each is told which licences
+        share the line."""
+        by_line: dict[tuple[str, str, str], list[ItemOutcome]] = {}
+        for outcome in self.outcomes:
+            if outcome.line_id is not None:
+                where = (outcome.item.company.psa, outcome.agreement_id, outcome.line_id)
+                by_line.setdefault(where, []).append(outcome)
+        frozen: set[str] = set()
+        for (_, agreement_id, line_id), sharing in sorted(by_line.items()):
+            if len(sharing) < 2:
+                continue
+            names = [f"{o.item.label} ({'lineId' if o.item.licence.line_id == line_id else 'adopted'})"
+                     for o in sharing]
+            for index, outcome in enumerate(sharing):
+                frozen.add(outcome.item.mapping_key)
+                others = ", ".join(name for n, name in enumerate(names) if n != index)
+                self.problem(outcome.item, ProblemKind.LINE_SHARED,
+                             f"line {line_id} on agreement {agreement_id} is also the line of {others}: each licence "
+                             "would write its own quantity to it; nothing is written to it for any of them", line_id,
+                             facts=(("Licences", "; ".join(names)),))
+        if frozen:
+            self.changes = [c for c in self.changes if c.mapping_key not in frozen]
+            self.outcomes = [o for o in self.outcomes if o.item.mapping_key not in frozen]
 
     def overlaps(self) -> set[int]:
         """Users matching the filters of several companies would be billed twice: one problem per

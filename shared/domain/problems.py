@@ -42,6 +42,8 @@ DEFAULT_ACTIONS: dict[ProblemKind, str] = {
     ProblemKind.LINE_REMOVED: "If the customer should be billed again, approve the line's recreation (seatsync "
                               "approvals list shows its id) or set the mapping's lineId to the line that bills the "
                               "licence now; if not, reject the recreation or remove the licence from the mapping.",
+    ProblemKind.LINE_SHARED: "Give each licence its own line: set each mapping's lineId to a different line of the "
+                             "agreement (add the line in the PSA first where there is none).",
     ProblemKind.LINE_ON_ANOTHER_AGREEMENT: "Correct the mapping's agreementId or lineId so both name the same "
                                            "agreement.",
     ProblemKind.SEVERAL_CANDIDATE_LINES: "Set the mapping's lineId to the line that bills this licence.",

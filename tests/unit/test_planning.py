@@ -524,6 +524,60 @@ def test_a_line_seatsync_created_that_the_msp_emptied_waits_for_approval(capabil
     assert [(c.status, c.hold_key, c.new_quantity) for c in again.changes] == [(ChangeStatus.PLANNED, key, 4)]
 
 
+E5 = "c42b9cae-ea4f-4ab7-9717-81576235ccac"
+E5_NAME = "Microsoft 365 E5 Developer (without Windows and Audio Conferencing)"
+
+
+@pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
+@pytest.mark.parametrize("configured", [True, False], ids=["line-id-and-adopted", "both-adopted"])
+def test_two_licences_finding_the_same_line_are_both_frozen(capabilities: Any, configured: bool) -> None:
+    """Business Premium names line 500 by lineId (or adopts it), and another licence of the same
+    profile adopts it as the one line of the product: each would write its own quantity to it (24,
+    then 3). Neither is written; each is told which licence it shares the line with."""
+    first = profile_licence(lineId="500") if configured else profile_licence()
+    cfg = config(first, {"skuId": E5, "agreementId": "100", "profile": "m365-bp"})
+    result = plan(cfg, snapshot([(SPB, 24, 24), (E5, 3, 3)]), view(line("500", 20), capabilities=capabilities))
+    assert result.changes == () and result.outcomes == ()
+    assert [(p.kind, p.line_id, p.blocks) for p in result.problems] == [(ProblemKind.LINE_SHARED, "500", True)] * 2
+    bp, e5 = sorted(result.problems, key=lambda p: p.label != "Microsoft 365 Business Premium")
+    how = "lineId" if configured else "adopted"
+    assert f"line 500 on agreement 100 is also the line of {E5_NAME} (adopted)" in bp.message
+    assert f"is also the line of Microsoft 365 Business Premium ({how})" in e5.message
+    assert "nothing is written to it for any of them" in e5.message
+    assert ("Licences", f"Microsoft 365 Business Premium ({how}); {E5_NAME} (adopted)") in bp.facts
+
+
+def test_licences_on_lines_of_their_own_are_no_shared_line() -> None:
+    cfg = config(profile_licence(lineId="500"), {"skuId": E5, "agreementId": "100", "lineId": "610"})
+    result = plan(cfg, snapshot([(SPB, 24, 24), (E5, 3, 3)]), view(line("500", 20), line("610", 2, product="3")))
+    assert [p.kind for p in result.problems] == []
+    assert {c.line_id for c in result.changes if c.kind == ChangeKind.SET_QUANTITY} == {"500", "610"}
+
+
+@pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
+def test_a_configured_line_with_seatsync_line_billing_beside_it_freezes_both(capabilities: Any) -> None:
+    """The mapping names line 610 by lineId, but the line SeatSync created for the licence (its tag)
+    still bills on the agreement: both would bill the seats; nothing is written to either."""
+    created = seatsync_line(config(profile_licence()), "500", quantity=5)
+    cfg = config(profile_licence(lineId="610"))
+    for count in (2, 20):
+        result = plan(cfg, seats(count), view(created, line("610", 3), capabilities=capabilities))
+        assert result.changes == ()
+        [problem] = result.problems
+        assert (problem.kind, problem.line_id, problem.blocks) == (ProblemKind.SEVERAL_CANDIDATE_LINES, "610", True)
+        assert ("Candidate lines", "610, 500") in problem.facts
+        assert "line 610 (the mapping's lineId) and line(s) 500 (created by SeatSync for this licence" in \
+            problem.message
+        assert "end line(s) 500 in the PSA" in problem.action
+
+
+def test_a_cancelled_seatsync_line_beside_a_configured_line_is_history() -> None:
+    created = seatsync_line(config(profile_licence()), "500", quantity=5, cancelled=date(2026, 6, 30))
+    result = plan(config(profile_licence(lineId="610")), seats(4), view(created, line("610", 3)))
+    assert result.problems == ()
+    assert [(c.line_id, c.new_quantity) for c in result.changes if c.kind == ChangeKind.SET_QUANTITY] == [("610", 4)]
+
+
 def test_a_missing_line_is_created_from_the_profile() -> None:
     result = plan(config(profile_licence()), seats(4), view())
     assert kinds(result) == [("create-line", "planned", 4)], "the PSA prorates a line that starts mid-period"
