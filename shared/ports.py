@@ -174,11 +174,12 @@ class TicketPort(Protocol):
     tickets in a queue, HaloPSA tickets of a type). Every ticket SeatSync opens ends its summary
     with a marker, so that it is found again when SeatSync's own record of it is lost."""
 
-    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
+    def find_ticket(self, spec: TicketSpec, marker: str, *, closed: bool = False) -> PsaTicket | None:
         """The open ticket of ``spec``'s board/queue/type whose summary ends with ``marker`` (the
-        lowest id when several do), else None. The PSA is searched for the marker's text without
-        its brackets (a wildcard in the SQL patterns behind the PSAs' searches), and the summary's
-        end compared here."""
+        lowest id when several do), else None; with ``closed``, the newest such ticket (highest
+        id), open or closed. The PSA is searched for the marker's text without its brackets (a
+        wildcard in the SQL patterns behind the PSAs' searches), and the summary's end compared
+        here."""
         ...
 
     def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:

@@ -639,14 +639,18 @@ class AutotaskClient:
         return PsaTicket(psa=self._name, ticket_id=str(f.ident()), company_id=str(f.ident("companyID")),
                          summary=f.text("title") or "", status=str(status), closed=status == self._closed_status(spec))
 
-    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
-        """Query the queue's tickets not in the closed status whose title ends with the marker."""
+    def find_ticket(self, spec: TicketSpec, marker: str, *, closed: bool = False) -> PsaTicket | None:
+        """Query the queue's tickets (not in the closed status, unless ``closed``) whose title ends
+        with the marker."""
         filters = [_eq("queueID", _numeric_id(spec.queue, "queue")),
-                   {"op": "noteq", "field": "status", "value": self._closed_status(spec)},
                    {"op": "contains", "field": "title", "value": marker.strip("[]")}]
-        found = [self._ticket(row, spec) for row in self._query("Tickets", filters, "tickets", TICKET_FIELDS)]
-        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
-        return min(found, key=lambda t: int(t.ticket_id), default=None)
+        if not closed:
+            filters.insert(1, {"op": "noteq", "field": "status", "value": self._closed_status(spec)})
+        rows = self._query("Tickets", filters, "tickets", TICKET_FIELDS)
+        found = [t for t in (self._ticket(row, spec) for row in rows) if t.summary.endswith(marker)]
+        if closed:
+            return max(found, key=lambda t: int(t.ticket_id), default=None)
+        return min((t for t in found if not t.closed), key=lambda t: int(t.ticket_id), default=None)
 
     def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
         ident = _numeric_id(ticket_id, "ticket")

@@ -640,15 +640,18 @@ class ConnectWiseClient:
                          status=(f.text("name", status, "status/name") or "") if status else "",
                          closed=f.flag("closedFlag"))
 
-    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
-        """``GET /service/tickets`` on the board, open, whose summary contains the marker."""
+    def find_ticket(self, spec: TicketSpec, marker: str, *, closed: bool = False) -> PsaTicket | None:
+        """``GET /service/tickets`` on the board (open only, unless ``closed``), whose summary
+        contains the marker."""
         board = _numeric_id(spec.queue, "board")
+        state = "" if closed else "closedFlag=false and "
         rows = self._get_all("/service/tickets", "service tickets", fields=TICKET_FIELDS,
-                             conditions=f"board/id={board} and closedFlag=false and "
+                             conditions=f"board/id={board} and {state}"
                                         f"summary contains {quote_condition(marker.strip('[]'))}")
-        found = [self._ticket(row) for row in rows]
-        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
-        return min(found, key=lambda t: int(t.ticket_id), default=None)
+        found = [t for t in (self._ticket(row) for row in rows) if t.summary.endswith(marker)]
+        if closed:
+            return max(found, key=lambda t: int(t.ticket_id), default=None)
+        return min((t for t in found if not t.closed), key=lambda t: int(t.ticket_id), default=None)
 
     def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
         ident = _numeric_id(ticket_id, "ticket")

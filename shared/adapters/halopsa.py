@@ -497,14 +497,18 @@ class HaloClient:
                            record)
         return self._ticket(saved, spec)
 
-    def find_ticket(self, spec: TicketSpec, marker: str) -> PsaTicket | None:
-        """``GET /api/Tickets`` of the ticket type, open only, searched for the marker."""
+    def find_ticket(self, spec: TicketSpec, marker: str, *, closed: bool = False) -> PsaTicket | None:
+        """``GET /api/Tickets`` of the ticket type (open only, unless ``closed``), searched for the
+        marker."""
         kind = _halo_id(spec.queue, "ticket type")
-        rows = self._get_all("/Tickets", "tickets", "tickets", {"tickettype_id": str(kind), "open_only": "true",
-                                                               "search": marker.strip("[]")})
-        found = [self._ticket(row, spec) for row in rows]
-        found = [t for t in found if t.summary.endswith(marker) and not t.closed]
-        return min(found, key=lambda t: int(t.ticket_id), default=None)
+        params = {"tickettype_id": str(kind), "search": marker.strip("[]")}
+        if not closed:
+            params["open_only"] = "true"
+        rows = self._get_all("/Tickets", "tickets", "tickets", params)
+        found = [t for t in (self._ticket(row, spec) for row in rows) if t.summary.endswith(marker)]
+        if closed:
+            return max(found, key=lambda t: int(t.ticket_id), default=None)
+        return min((t for t in found if not t.closed), key=lambda t: int(t.ticket_id), default=None)
 
     def get_ticket(self, spec: TicketSpec, ticket_id: str) -> PsaTicket | None:
         ident = _halo_id(ticket_id, "ticket")

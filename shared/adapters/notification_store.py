@@ -13,8 +13,10 @@ Table ``<prefix>notifications``:
   bytes). A fingerprint list too long for one property is stored as a document next to it.
 - partition ``ticket~<channel>`` (``ticket~psa-tickets:cw``), row = a hash of the alert group's
   key: the PSA ticket of that group (``Key``, ``Kind``, ``TenantId``, ``TicketId``, ``CompanyId``,
-  ``Marker``, ``Status`` open / closed, ``OpenedAt``, ``OpenedInRun``, ``ClosedAt``). Written as
-  soon as the PSA answers a ticket's create; a closed ticket's row stays as its history.
+  ``Marker``, ``Status`` opening / open / closed / acknowledged, ``OpenedAt``, ``OpenedInRun``,
+  ``ClosedAt``, ``Digest`` of what the ticket told). Written ``opening`` before the PSA is asked to
+  create a ticket (the intent) and ``open`` as soon as it answers; a closed ticket's row stays as
+  its history.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from shared.adapters.tables import (
 )
 from shared.notifications.alerts import Alert
 from shared.notifications.digest import SentRecord
-from shared.notifications.tickets import TicketRecord
+from shared.notifications.tickets import TICKET_STATUSES, TicketRecord
 
 PRUNE_AFTER = timedelta(days=62)
 _TEXT_LIMIT = 30_000
@@ -108,16 +110,17 @@ class NotificationRepository:
         """SeatSync's record of every ticket of ``channel``, by alert group key."""
         records: dict[str, TicketRecord] = {}
         for entity in partition(self._table, f"ticket~{channel}"):
-            status = str(entity["Status"])
-            if status not in ("open", "closed"):
-                raise ValueError(f"ticket row {entity['RowKey']} of {channel} has status {status!r}")
+            status = next((s for s in TICKET_STATUSES if s == entity["Status"]), None)
+            if status is None:
+                raise ValueError(f"ticket row {entity['RowKey']} of {channel} has status {entity['Status']!r}")
             closed_at = str(entity.get("ClosedAt") or "")
             record = TicketRecord(
                 key=str(entity["Key"]), kind=str(entity["Kind"]), tenant_id=str(entity.get("TenantId") or "") or None,
                 ticket_id=str(entity["TicketId"]), company_id=str(entity.get("CompanyId") or ""),
-                marker=str(entity["Marker"]), status="open" if status == "open" else "closed",
+                marker=str(entity["Marker"]), status=status,
                 opened_at=datetime.fromisoformat(str(entity["OpenedAt"])), opened_in_run=str(entity["OpenedInRun"]),
-                closed_at=datetime.fromisoformat(closed_at) if closed_at else None)
+                closed_at=datetime.fromisoformat(closed_at) if closed_at else None,
+                digest=str(entity.get("Digest") or ""))
             records[record.key] = record
         return records
 
@@ -127,7 +130,7 @@ class NotificationRepository:
             "Kind": record.kind, "TenantId": record.tenant_id or "", "TicketId": record.ticket_id,
             "CompanyId": record.company_id, "Marker": record.marker, "Status": record.status,
             "OpenedAt": record.opened_at.isoformat(), "OpenedInRun": record.opened_in_run,
-            "ClosedAt": record.closed_at.isoformat() if record.closed_at else "",
+            "ClosedAt": record.closed_at.isoformat() if record.closed_at else "", "Digest": record.digest,
         })
 
     # deliveries -----------------------------------------------------------------------------

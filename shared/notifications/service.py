@@ -302,13 +302,14 @@ def _sync_tickets(services: NotifyServices, config: SeatSyncConfig, channel: Psa
     status: DeliveryStatus = "failed" if outcome.errors else "sent" if outcome.written else "nothing-due"
     error = "; ".join(outcome.errors) or None
     services.notifications.record_delivery(replace(
-        record, status=status, attempts=outcome.written, alerts=len(outcome.told), suppressed=outcome.unchanged,
+        record, status=status, attempts=outcome.written, alerts=len(outcome.told),
+        suppressed=outcome.unchanged + outcome.acknowledged,
         kinds=count_by_kind(outcome.told), fingerprints=tuple(a.fingerprint for a in outcome.told), error=error))
-    log.info("notify: %s: %d tickets opened, %d found again by their marker, %d noted, %d closed, %d unchanged%s",
-             channel_id, outcome.opened, outcome.found, outcome.noted, outcome.closed, outcome.unchanged,
-             f"; failed: {error}" if error else "")
-    return ChannelResult(channel_id, status, sent=len(outcome.told), suppressed=outcome.unchanged,
-                         attempts=outcome.written, error=error)
+    log.info("notify: %s: %d tickets opened, %d found again by their marker, %d noted, %d closed, %d unchanged, "
+             "%d closed by a person and left closed%s", channel_id, outcome.opened, outcome.found, outcome.noted,
+             outcome.closed, outcome.unchanged, outcome.acknowledged, f"; failed: {error}" if error else "")
+    return ChannelResult(channel_id, status, sent=len(outcome.told),
+                         suppressed=outcome.unchanged + outcome.acknowledged, attempts=outcome.written, error=error)
 
 
 def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None = None) -> NotifyResult:

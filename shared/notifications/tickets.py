@@ -5,16 +5,26 @@ closed when the alert clears.
 
 Never duplicated across runs, in the same way a billing write is done exactly once: each ticket
 ends its summary with a marker made from the channel and the alert group's key
-(``[SeatSync 1a2b3c4d5e6f]``), and is recorded in Table Storage as soon as the PSA answers. A
-group with no open record is first looked for in the PSA by its marker among the open tickets of
-the board/queue/type, so a ticket opened by a run that died before recording it (or whose create
-timed out) is found again and recorded, never opened twice.
+(``[SeatSync 1a2b3c4d5e6f]``). Before the PSA is asked to open a ticket, SeatSync records its
+intent (a record ``opening``, with the id of the group's previous ticket, if any); once the PSA
+answers, the record is ``open`` with the ticket's id. A run that finds an ``opening`` record (the
+run that wrote it died, its create timed out, or storage refused the record) looks for the ticket
+by its marker among the board/queue/type's tickets, closed ones included, newer than the group's
+previous ticket: found, it is recorded (open, or acknowledged when a person already closed it),
+never opened twice; not found, the create did not happen and the ticket is opened. A group with
+no record at all is first looked for among the open tickets by its marker too.
 
 A group clears only when the run looked at what it is about: a tenant's alerts when the tenant was
 collected and pushed in this run (its sign-in alert when it was tried at all), the partner's
 customer-list alerts when the customers were listed, a run's own alerts with every run. A tenant
-left out of a run, or one that failed, keeps its tickets open. A ticket a person closed in the PSA
-while its alert stays is left closed, and the next alert of the group opens a new one.
+left out of a run, or one that failed, keeps its tickets open.
+
+A ticket a person closed (or deleted) in the PSA while its alert stays is **acknowledged**: it is
+left closed and no other ticket is opened for the group while the problem is the same, whatever
+the digest's reminders say. Each record keeps the digest of what its ticket told (the
+fingerprints of the group's alerts: shared.notifications.alerts); when the group's alerts differ
+from it (another licence, another count, a new problem), a new ticket is opened. Once the group's
+alerts clear, the acknowledgement ends with them: the problem coming back opens a ticket.
 
 A PSA that refuses a ticket write fails the channel's delivery for this run, recorded with the
 reason like any channel's failure (never the run's); the other groups still go on, and what was
@@ -53,12 +63,16 @@ PSA_FAILURES: tuple[type[BaseException], ...] = (PsaError, ValueError)
 """What a ticket write may meet in the PSA (or in a configured id): it fails that ticket, not the
 others. A failure of Table Storage propagates."""
 
-TicketStatus = Literal["open", "closed"]
+TicketStatus = Literal["opening", "open", "closed", "acknowledged"]
+TICKET_STATUSES: tuple[TicketStatus, ...] = ("opening", "open", "closed", "acknowledged")
 
 
 @dataclass(frozen=True)
 class TicketRecord:
-    """SeatSync's record of the ticket of one alert group on one channel."""
+    """SeatSync's record of the ticket of one alert group on one channel. ``opening``: the ticket
+    is about to be opened (``ticket_id`` is the group's previous ticket, "" when none); ``open``;
+    ``closed`` (by SeatSync, or its group cleared); ``acknowledged``: closed by a person while its
+    alerts stayed. ``digest``: what the ticket told (``group_digest``)."""
 
     key: str
     kind: str
@@ -70,6 +84,7 @@ class TicketRecord:
     opened_at: datetime
     opened_in_run: str
     closed_at: datetime | None = None
+    digest: str = ""
 
     @property
     def open(self) -> bool:
@@ -95,6 +110,12 @@ class TicketGroup:
 
 def group_key(kind: str, tenant_id: str | None) -> str:
     return f"{kind}|{(tenant_id or 'run').lower()}"
+
+
+def group_digest(group: TicketGroup) -> str:
+    """A digest of what the group's alerts say (their fingerprints): it differs when the problem
+    changes, not when only the wording or the day does."""
+    return hashlib.sha256("|".join(sorted(a.fingerprint for a in group.alerts)).encode()).hexdigest()[:20]
 
 
 def marker(channel_id: str, key: str) -> str:
@@ -177,6 +198,7 @@ class TicketOutcome:
     noted: int = 0
     closed: int = 0
     unchanged: int = 0
+    acknowledged: int = 0
     told: list[Alert] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -226,9 +248,16 @@ class TicketChannel:
                 log.warning("psa tickets: %s of %s: %s", KINDS[group.kind].label, group.tenant_name or "the run", exc)
                 outcome.errors.append(f"{summary_of(group)}: {exc}")
         for key, record in sorted(records.items()):
-            if key in current or not record.open or not assessed(data, record.kind, record.tenant_id):
+            if key in current or not assessed(data, record.kind, record.tenant_id) or record.status == "closed":
                 continue
             try:
+                if record.status == "opening":
+                    record = self._settle(record, save)
+                if not record.open:
+                    # an acknowledged problem cleared (its return opens a ticket), or an intent whose
+                    # create never happened
+                    save(record.closed(now))
+                    continue
                 self._close(record, context, now, save)
                 outcome.closed += 1
             except PSA_FAILURES as exc:
@@ -240,6 +269,9 @@ class TicketChannel:
                    context: MessageContext, now: datetime, digest_of: Callable[[AlertKind], Digest],
                    save: Callable[[TicketRecord], None], outcome: TicketOutcome) -> None:
         spec = self.spec
+        digest = group_digest(group)
+        if record is not None and record.status == "opening":
+            record = self._settle(record, save)
         if record is not None and record.open:
             ticket = self.psa.get_ticket(spec, record.ticket_id)
             if ticket is not None and not ticket.closed:
@@ -249,10 +281,17 @@ class TicketChannel:
                     outcome.unchanged += 1
                     return
                 self.psa.note_ticket(spec, ticket, "Still open.\n\n" + details_of(group, context))
+                if digest != record.digest:
+                    save(replace(record, digest=digest))
                 outcome.noted += 1
                 outcome.told.extend(group.alerts)
                 return
-            save(record.closed(now))  # closed or removed in the PSA by a person while the alert stays
+            # closed (or removed) in the PSA by a person while the alert stays: acknowledged
+            record = replace(record, status="acknowledged", closed_at=now, digest=record.digest or digest)
+            save(record)
+        if record is not None and record.status == "acknowledged" and record.digest == digest:
+            outcome.acknowledged += 1  # the same problem a person closed the ticket of: not reopened
+            return
         company = self.company_of(group)
         if company is None:
             raise ValueError(f"tenant {group.tenant_name or group.tenant_id} has no company on PSA connection "
@@ -261,16 +300,36 @@ class TicketChannel:
         found = self.psa.find_ticket(spec, mark)  # opened by a run that did not record it
         opened = found is None
         if found is None:
+            # the intent, before the PSA call: a run that dies before recording the ticket leaves it
+            save(TicketRecord(key=group.key, kind=group.kind, tenant_id=group.tenant_id,
+                              ticket_id=record.ticket_id if record is not None else "", company_id=company,
+                              marker=mark, status="opening", opened_at=now, opened_in_run=context.run_id,
+                              digest=digest))
             found = self.psa.open_ticket(spec, company, summary_of(group), details_of(group, context), mark)
         save(TicketRecord(key=group.key, kind=group.kind, tenant_id=group.tenant_id, ticket_id=found.ticket_id,
                           company_id=found.company_id or company, marker=mark, status="open", opened_at=now,
-                          opened_in_run=context.run_id))
+                          opened_in_run=context.run_id, digest=digest))
         if opened:
             outcome.opened += 1
         else:
             self.psa.note_ticket(spec, found, "Still open.\n\n" + details_of(group, context))
             outcome.found += 1
         outcome.told.extend(group.alerts)
+
+    def _settle(self, intent: TicketRecord, save: Callable[[TicketRecord], None]) -> TicketRecord:
+        """An intent an earlier run left (it may have opened the ticket and died before recording
+        it): the newest ticket with the group's marker, closed ones included, newer than the
+        group's previous ticket, is the one it opened: recorded open, or acknowledged when a person
+        has closed it since. The intent as it was when the PSA has none (the create did not happen)."""
+        found = self.psa.find_ticket(self.spec, intent.marker, closed=True)
+        previous = int(intent.ticket_id) if intent.ticket_id.isdigit() else None
+        if found is None or (previous is not None and found.ticket_id.isdigit() and int(found.ticket_id) <= previous):
+            return intent
+        settled = replace(intent, ticket_id=found.ticket_id, company_id=found.company_id or intent.company_id,
+                          status="acknowledged" if found.closed else "open",
+                          closed_at=intent.opened_at if found.closed else None)
+        save(settled)
+        return settled
 
     def _close(self, record: TicketRecord, context: MessageContext, now: datetime,
                save: Callable[[TicketRecord], None]) -> None:
@@ -286,5 +345,5 @@ def _text(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-__all__ = ["TicketChannel", "TicketGroup", "TicketOutcome", "TicketRecord", "assessed", "details_of", "group_key",
-           "groups_of", "marker", "summary_of", "ticket_kinds"]
+__all__ = ["TICKET_STATUSES", "TicketChannel", "TicketGroup", "TicketOutcome", "TicketRecord", "assessed",
+           "details_of", "group_digest", "group_key", "groups_of", "marker", "summary_of", "ticket_kinds"]

@@ -1,8 +1,10 @@
 """Alerts as PSA tickets end to end, on ConnectWise, Autotask and HaloPSA: runs stored in Table
 Storage (Azurite), ``notify_run`` with the PSA ticket channel, the real PSA client against the
 PSA's emulator, read back from the emulator's state. One ticket per alert kind and tenant, never
-a second one across runs (also when SeatSync's record of the tickets is lost), a note while the
-alert stays, closed when it clears, left open while its tenant was not looked at."""
+a second one across runs (also when SeatSync's record of the tickets is lost, or a run died between
+opening a ticket and recording it), a note while the alert stays, closed when it clears, left open
+while its tenant was not looked at; a ticket a person closed is not reopened while the problem is
+the same."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ import pytest
 from emulators.tls import TlsFiles, ensure_tls_files
 from shared.adapters.notification_store import NotificationRepository
 from shared.adapters.secrets import SecretResolver
-from shared.adapters.tables import TableStore, partition
+from shared.adapters.tables import StoreUnavailableError, TableStore, partition
 from shared.bootstrap import Services
 from shared.config.schema import SeatSyncConfig, parse_config
 from shared.contracts import StartedRun, TenantOutcome, TenantWork
+from shared.domain.model import TicketSpec
 from shared.notifications.alerts import RunData, TenantRow
 from shared.notifications.sample import ADATUM, CONTOSO_RETAIL, FABRIKAM, NORTHWIND, sample_run_data
 from shared.notifications.service import NotifyResult, NotifyServices, notify_run
-from shared.notifications.tickets import group_key, marker
+from shared.notifications.tickets import TicketRecord, group_key, marker
 from shared.settings import Settings
 from tests.integration.psa_contract_helpers import PsaUnderTest, connection_entry, start
 from tests.notification_support import store_run
@@ -243,3 +246,78 @@ def test_a_dry_run_writes_no_ticket(env: Env) -> None:
     assert result.channels[0].status == "nothing-due"
     assert env.tickets() == []
     assert env.psa.writes() == 0
+
+
+def close_by_hand(env: Env, ticket_id: Any) -> None:
+    """A person closes the ticket in the PSA (through the PSA's API, as its UI does)."""
+    client: Any = env.psa.client()
+    spec = TicketSpec(queue=str(PLACE[env.psa.kind][1]))
+    ticket = client.get_ticket(spec, str(ticket_id))
+    client.close_ticket(spec, ticket, "Handled: the customer was called.")
+
+
+def another_unmatched_user(data: RunData) -> RunData:
+    """Fabrikam's billing problem changes: a second user nobody bills."""
+    rows = tuple(replace(t, problems=tuple(replace(p, users=(*p.users, "eve@fabrikam.example"),
+                                                   message="2 users hold it but match no company's user filter")
+                                           for p in t.problems)) if t.tenant_id == FABRIKAM else t
+                 for t in data.tenants)
+    return replace(data, tenants=rows)
+
+
+def billing_tickets(env: Env) -> list[dict[str, Any]]:
+    return sorted((t for t in env.tickets() if summary(env.psa.kind, t).startswith("SeatSync: Billing")),
+                  key=lambda t: int(t["id"]))
+
+
+def test_a_ticket_a_person_closed_is_not_reopened_until_the_problem_changes(env: Env) -> None:
+    kind = env.psa.kind
+    env.run(sample_run_data(env.now))
+    [ticket] = billing_tickets(env)
+    close_by_hand(env, ticket["id"])
+
+    for _ in range(2):  # the next days, the same problem: acknowledged, never reopened nor opened again
+        env.next_day()
+        result = env.run(sample_run_data(env.now))
+        assert result.channels[0].error is None
+        assert [(t["id"], is_closed(kind, t)) for t in billing_tickets(env)] == [(ticket["id"], True)]
+        record = env.records()[group_key("billing-problem", FABRIKAM)]
+        assert (record.status, record.ticket_id) == ("acknowledged", str(ticket["id"]))
+    assert len(env.tickets()) == len(EXPECTED), "the other groups' tickets stay as they were"
+
+    # the problem changes (a second user nobody bills): a new ticket tells about it
+    env.next_day()
+    env.run(another_unmatched_user(sample_run_data(env.now)))
+    old, new = billing_tickets(env)
+    assert (old["id"], is_closed(kind, old), is_closed(kind, new)) == (ticket["id"], True, False)
+    assert env.records()[group_key("billing-problem", FABRIKAM)].ticket_id == str(new["id"])
+
+
+def test_a_run_that_died_between_opening_a_ticket_and_recording_it_never_opens_a_second(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PSA opened the billing ticket, then storage refused SeatSync's record of it (as a run
+    killed there would leave it: only the intent recorded); a person closed the ticket meanwhile.
+    The next run finds it by its marker, closed as it is, and opens no second ticket."""
+    kind = env.psa.kind
+    original = NotificationRepository.record_ticket
+    billing = group_key("billing-problem", FABRIKAM)
+
+    def refused(self: NotificationRepository, channel: str, record: TicketRecord) -> None:
+        if record.key == billing and record.status == "open":
+            raise StoreUnavailableError("Table Storage refused the connection")
+        original(self, channel, record)
+
+    monkeypatch.setattr(NotificationRepository, "record_ticket", refused)
+    with pytest.raises(StoreUnavailableError):
+        env.run(sample_run_data(env.now))
+    monkeypatch.undo()
+    intent = env.records()[billing]
+    assert (intent.status, intent.ticket_id) == ("opening", "")
+    [ticket] = billing_tickets(env)
+    close_by_hand(env, ticket["id"])
+
+    env.next_day()
+    env.run(sample_run_data(env.now))
+    assert [(t["id"], is_closed(kind, t)) for t in billing_tickets(env)] == [(ticket["id"], True)]
+    record = env.records()[billing]
+    assert (record.status, record.ticket_id) == ("acknowledged", str(ticket["id"]))
