@@ -321,3 +321,25 @@ def test_a_run_that_died_between_opening_a_ticket_and_recording_it_never_opens_a
     assert [(t["id"], is_closed(kind, t)) for t in billing_tickets(env)] == [(ticket["id"], True)]
     record = env.records()[billing]
     assert (record.status, record.ticket_id) == ("acknowledged", str(ticket["id"]))
+
+
+def test_an_acknowledged_problem_that_clears_and_comes_back_opens_a_ticket(env: Env) -> None:
+    kind = env.psa.kind
+    data = sample_run_data(env.now)
+    env.run(data)
+    [ticket] = billing_tickets(env)
+    close_by_hand(env, ticket["id"])
+    env.next_day()
+    env.run(sample_run_data(env.now))
+    assert env.records()[group_key("billing-problem", FABRIKAM)].status == "acknowledged"
+
+    env.next_day()  # the problem clears: the acknowledgement ends with it
+    env.run(cleared(data, env.now))
+    assert env.records()[group_key("billing-problem", FABRIKAM)].status == "closed"
+
+    env.next_day()  # the same problem comes back: a ticket tells about it again
+    env.run(sample_run_data(env.now))
+    old, new = billing_tickets(env)
+    assert (old["id"], is_closed(kind, old), is_closed(kind, new)) == (ticket["id"], True, False)
+    record = env.records()[group_key("billing-problem", FABRIKAM)]
+    assert (record.status, record.ticket_id) == ("open", str(new["id"]))
