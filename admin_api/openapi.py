@@ -417,6 +417,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "dashboard/configuration", "Roll back to a version", {303: HTML, 400: HTML, 401: HTML,
                                                                             403: HTML, 409: HTML},
               body=RollbackForm, body_type="application/x-www-form-urlencoded", dashboard=True),
+    Operation("GET", "dashboard/configuration.yaml", "The current configuration as a YAML download",
+              {200: "application/yaml", 401: HTML}, dashboard=True),
     Operation("GET", "dashboard/static/{name}", "The dashboard's static files", {200: "application/octet-stream",
                                                                                 400: "application/json",
                                                                                 404: "text/plain"},

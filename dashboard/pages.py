@@ -579,10 +579,9 @@ def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
             except SeatSyncError as exc:
                 error = problem(exc)
         current = versions[0]["versionId"] if versions and versions[0] else None
-        text, _ = api.export_yaml()
         return page.render("configuration.html", title="Configuration", active="configuration", versions=versions,
                            diff=diff, error=error, older=older, newer=newer or "current", current=current,
-                           document=text, message=req.params.get("message"))
+                           summary=configuration_summary(services.config()), message=req.params.get("message"))
 
     def rollback(page: Page) -> func.HttpResponse:
         services = get_services()
@@ -600,6 +599,36 @@ def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "POST":
         return guard(req, Role.ADMIN, rollback)
     return guard(req, Role.VIEWER, show)
+
+
+def configuration_summary(config: Any) -> list[tuple[str, str]]:
+    """What the configuration holds, counted: the page shows this, and the whole document (a
+    few hundred KB for hundreds of tenants) only as a download."""
+    enabled = sum(1 for t in config.tenants if t.enabled)
+    mappings = sum(len(c.licences) for t in config.tenants for c in t.companies)
+    channels = len(config.notifications.teams) + (1 if config.notifications.email else 0)
+    return [
+        ("Tenants", f"{len(config.tenants):,} ({enabled:,} enabled)"),
+        ("Licence mappings", f"{mappings:,}"),
+        ("PSA connections", ", ".join(f"{c.name} ({c.type})" for c in config.psa_connections) or "none"),
+        ("Billing profiles", f"{len(config.billing_profiles):,}"),
+        ("Subscription sources", ", ".join(s.name for s in config.subscription_sources) or "none"),
+        ("Partner accounts", f"{len(config.partner_accounts) + 1:,}"),
+        ("Custom and excluded licences", f"{len(config.custom_licences):,} custom, "
+                                         f"{len(config.excluded_licences):,} excluded"),
+        ("Notification channels", f"{channels:,}"),
+    ]
+
+
+def configuration_download(req: func.HttpRequest) -> func.HttpResponse:
+    def download(page: Page) -> func.HttpResponse:
+        services = get_services()
+        text, version = ConfigApi(services.config_repository, services.snapshots).export_yaml()
+        name = f"seatsync-config-v{version.number}.yaml" if version else "seatsync-config.yaml"
+        return page.finish(func.HttpResponse(text, status_code=200, mimetype="application/yaml", charset="utf-8",
+                                             headers={"Content-Disposition": f'attachment; filename="{name}"'}))
+
+    return guard(req, Role.VIEWER, download)
 
 
 # ------------------------------------------------------------------------ static files

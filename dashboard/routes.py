@@ -153,6 +153,14 @@ def configuration_page(req: func.HttpRequest) -> func.HttpResponse:
     return pages.configuration_page(req)
 
 
+@bp.function_name("dashboard_configuration_yaml")
+@bp.route(route="dashboard/configuration.yaml", methods=["GET"], auth_level=ANONYMOUS)
+def configuration_download(req: func.HttpRequest) -> func.HttpResponse:
+    from dashboard import pages
+
+    return pages.configuration_download(req)
+
+
 @bp.function_name("dashboard_static")
 @bp.route(route="dashboard/static/{name}", methods=["GET"], auth_level=ANONYMOUS)
 def dashboard_static(req: func.HttpRequest) -> func.HttpResponse:

@@ -161,6 +161,22 @@ def test_configuration_diff_and_rollback(served: Served) -> None:
     assert stale.status_code == 409, "the configuration moved on since the page was read"
 
 
+def test_the_configuration_page_summarises_and_the_document_is_a_download(served: Served) -> None:
+    viewer = served.session("vic@msp.example", "Viewer")
+    config, version = served.msp.services.config_repository.current()
+    assert version is not None
+    page = viewer.get(f"{served.url}/api/dashboard/configuration").text
+    assert f"<dt>Tenants</dt><dd>{len(config.tenants)} (" in page
+    assert "psaConnections:" not in page and "tenantId:" not in page, "the document is not rendered into the page"
+    assert 'href="/api/dashboard/configuration.yaml" download' in page
+    download = viewer.get(f"{served.url}/api/dashboard/configuration.yaml")
+    assert download.status_code == 200 and download.headers["Content-Type"].startswith("application/yaml")
+    assert download.headers["Content-Disposition"] == f'attachment; filename="seatsync-config-v{version.number}.yaml"'
+    assert download.text == ConfigApi(served.msp.services.config_repository,
+                                      served.msp.services.snapshots).export_yaml()[0]
+    assert served.session(None).get(f"{served.url}/api/dashboard/configuration.yaml").status_code == 401
+
+
 def test_sync_now_shows_the_run(served: Served) -> None:
     approver = served.session("april@msp.example", "Approver")
     response = approver.post(f"{served.url}/api/dashboard/runs", allow_redirects=False, data={
