@@ -5,7 +5,6 @@ configuration, onboarding and test notifications, Admin."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -516,25 +515,28 @@ def onboarding_page(req: func.HttpRequest) -> func.HttpResponse:
 
 def notifications_page(req: func.HttpRequest) -> func.HttpResponse:
     from shared.notifications.sample import sample_run_data
-    from shared.notifications.service import NotifyServices, gather_run_data, links_for, render_preview, send_test
+    from shared.notifications.service import (
+        NotifyServices,
+        gather_run_data,
+        links_for,
+        preview_document,
+        preview_name,
+        send_test,
+    )
 
     def rendered(data: Any, config: Any, banner: str | None) -> dict[str, Any]:
         services = get_services()
-        settings = config.notifications
-        preview = render_preview(data, settings, links_for(services, settings), services.clock(), config,
-                                 banner=banner)
-        card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
-        return {"card": json.dumps(card, indent=2, ensure_ascii=False), "subject": preview.email.subject,
-                "html": preview.email.html, "alerts": len(preview.alerts.alerts)}
+        return preview_document(data, config, links_for(services, config.notifications), services.clock(), banner)
 
     def show(page: Page, results: list[Any] | None = None) -> func.HttpResponse:
         services = get_services()
         config, version = services.config_repository.current()
         latest = services.runs.latest_run_id()
         if latest is not None:
-            # rendered once per finished run and configuration version: reading every tenant's
-            # snapshot again on each visit would take seconds at hundreds of tenants
-            name = f"preview-{version.version_id if version else 'default'}"
+            # stored when the run was notified (and otherwise rendered once per finished run and
+            # configuration version): reading every tenant's snapshot on a visit takes seconds at
+            # hundreds of tenants
+            name = preview_name(version.version_id if version else None)
             preview = services.runs.derived(latest, name)
             if preview is None:
                 preview = rendered(gather_run_data(services.runs, services.snapshots, config, latest), config, None)

@@ -8,6 +8,7 @@ failure of Table Storage itself propagates.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from shared.adapters.margin_store import MarginRepository
 from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, NotificationRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
-from shared.adapters.tables import StoreError
+from shared.adapters.tables import StoreError, is_transient
 from shared.config.notifications import NotificationSettings, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary
@@ -110,6 +111,8 @@ class NotifyServices:
     margins: MarginRepository | None = None
     ticket_psa: Callable[[str], object] | None = None
     """The client of a PSA connection, by name, for the PSA ticket channel."""
+    config_version: Callable[[], str | None] = lambda: None
+    """The id of the configuration version ``config`` answers, naming the run's stored preview."""
 
     @classmethod
     def from_services(cls, services: Services, *, teams_http: RetryingHttp | None = None,
@@ -126,7 +129,9 @@ class NotifyServices:
         return cls(runs=services.runs, snapshots=services.snapshots,
                    notifications=NotificationRepository(services.store), config=services.activity_config,
                    notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
-                   margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name))
+                   margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name),
+                   config_version=lambda: version.version_id if (version := services.config_repository.current()[1])
+                   else None)
 
 
 def links_for(services: Services, settings: NotificationSettings) -> Links:
@@ -328,8 +333,9 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
                                            or settings.alerts.enabled("inactive-users")),
                            max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
-    built = build_alerts(data, settings, links, config)
     now = services.clock()
+    keep_preview(services, data, config, links, now)
+    built = build_alerts(data, settings, links, config)
     context = message_context(data, settings, links, now)
     results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)
     if tickets is not None:
@@ -348,6 +354,36 @@ class Preview:
     alerts: BuiltAlerts
     card: dict[str, Any]
     email: RenderedEmail
+
+
+def preview_name(version_id: str | None) -> str:
+    """The name of a run's stored preview for one configuration version."""
+    return f"preview-{version_id or 'default'}"
+
+
+def preview_document(data: RunData, config: SeatSyncConfig, links: Links, now: datetime,
+                     banner: str | None = None) -> dict[str, Any]:
+    """What the Notifications page shows of a run: its card (the Adaptive Card's content, as
+    JSON text), the email's subject and HTML, and how many alerts."""
+    preview = render_preview(data, config.notifications, links, now, config, banner=banner)
+    card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
+    return {"card": json.dumps(card, indent=2, ensure_ascii=False), "subject": preview.email.subject,
+            "html": preview.email.html, "alerts": len(preview.alerts.alerts)}
+
+
+def keep_preview(services: NotifyServices, data: RunData, config: SeatSyncConfig, links: Links,
+                 now: datetime) -> None:
+    """Store the run's preview as notifying it has the run's data at hand: the Notifications page
+    then reads one document instead of every tenant's snapshot. Only a view of what is sent, so a
+    store that refuses it is logged and the notifications still go out."""
+    name = preview_name(services.config_version())
+    try:
+        services.runs.record_derived(data.run_id, name, preview_document(data, config, links, now))
+    except Exception as exc:
+        if not (isinstance(exc, StoreError) or is_transient(exc)):
+            raise
+        log.warning("notify: the preview of run %s was not stored (%s); the Notifications page renders it when "
+                    "first shown", data.run_id, exc)
 
 
 def render_preview(data: RunData, settings: NotificationSettings, links: Links, now: datetime,

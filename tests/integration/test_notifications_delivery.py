@@ -31,7 +31,14 @@ from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.notifications.alerts import RunData
 from shared.notifications.sample import sample_run_data
-from shared.notifications.service import NotifyServices, notify_run
+from shared.notifications.service import (
+    NotifyServices,
+    gather_run_data,
+    links_for,
+    notify_run,
+    preview_document,
+    preview_name,
+)
 from shared.settings import GraphSettings, Settings
 from tests.notification_support import buttons, expected_sample_card, store_run, texts
 
@@ -510,3 +517,17 @@ def test_notify_send_test_exits_1_when_some_channels_failed_and_2_when_all_did(
     out = capsys.readouterr().out.splitlines()
     assert [line.split(": ")[1].split(" ")[0] for line in out] == statuses, out
     assert len(env.mail()) == (1 if expected == 1 else 0)
+
+
+def test_notifying_a_run_keeps_the_preview_the_notifications_page_shows(env: Env) -> None:
+    """The page then reads this one document, not every tenant's snapshot, on its first view."""
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    config, version = env.services.config_repository.current()
+    assert version is not None and env.services.runs.derived(run, preview_name(version.version_id)) is None
+    env.notify(run)
+    kept = env.services.runs.derived(run, preview_name(version.version_id))
+    assert kept is not None
+    data = gather_run_data(env.services.runs, env.services.snapshots, config, run, margins=env.services.margins)
+    assert kept == preview_document(data, config, links_for(env.services, config.notifications), DAY_1)
+    assert (kept["alerts"], kept["subject"]) == (10, env.mail()[0]["subject"])
