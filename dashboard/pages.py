@@ -35,7 +35,7 @@ from shared.services.lease import duplicate_instance, live_lease
 from shared.services.onboarding import Decision, apply_rows, level_counts, onboarding_suggestions
 from shared.services.overview import overview
 from shared.services.psa_catalogue import agreement_lines, company_agreements
-from shared.services.report import ReportError, build_report
+from shared.services.report import ReportError, run_page_report
 from shared.services.report import starting_report as report_of_starting_run
 from shared.services.run_digest import run_digest
 from shared.services.sync_requests import validate_tenants
@@ -409,7 +409,7 @@ async def run_report_page(req: func.HttpRequest, client: df.DurableOrchestration
         if run_id == "latest":
             run_id = services.runs.latest_run_id() or ""
         try:
-            report = build_report(services.runs, run_id, services.config())
+            report = run_page_report(services.runs, run_id, services.config())
         except ReportError as exc:
             starting = await starting_report(client, run_id)
             if starting is None:

@@ -473,13 +473,23 @@ class RunRepository:
         documents = [(f"{tenant_id}~lines", {
             "rows": [{**asdict(r), "unit_price": None if r.unit_price is None else str(r.unit_price)} for r in rows],
             "unlinked": [asdict(u) for u in unlinked],
-        }, {"PartitionKey": run_id, "RowKey": tenant_id}) for tenant_id, rows, unlinked in tenants]
+        }, self._lines_commit(run_id, tenant_id, unlinked)) for tenant_id, rows, unlinked in tenants]
         write_committed_documents(self._lines, run_id, documents)
         submit_batches(self._billed, [("upsert", {
             "PartitionKey": tenant_id, "RowKey": f"{r.mapping_key}~{run_id}", "RunId": run_id,
             "TenantName": r.tenant_name, "MappingKey": r.mapping_key, "Source": r.source, "Label": r.label,
             "Purchased": r.purchased, "Counted": r.counted, "Target": r.target, "Billed": r.billed_before,
         }, {"mode": UpdateMode.REPLACE}) for tenant_id, rows, _ in tenants for r in rows])
+
+    @staticmethod
+    def _lines_commit(run_id: str, tenant_id: str, unlinked: list[UnlinkedLicence]) -> dict[str, Any]:
+        """The entity committing a tenant's reconciliation, with its unlinked licences beside the
+        document when the list is short (all but never): a run's list without its reconciliation."""
+        listed = json.dumps([asdict(u) for u in unlinked], separators=(",", ":"))
+        commit: dict[str, Any] = {"PartitionKey": run_id, "RowKey": tenant_id}
+        if len(listed) <= _TEXT_LIMIT:
+            commit["Unlinked"] = listed
+        return commit
 
     def billed_history(self, tenant_id: str) -> list[BilledCount]:
         """Every run's billing of every mapped licence of a tenant, oldest run first."""
@@ -489,6 +499,21 @@ class RunRepository:
             purchased=_optional_int(e.get("Purchased")), counted=int(e["Counted"]), target=int(e["Target"]),
             billed=_optional_int(e.get("Billed"))) for e in partition(self._billed, tenant_id)]
         return sorted(found, key=lambda b: (b.run_id, b.mapping_key))
+
+    def unlinked(self, run_id: str) -> list[UnlinkedLicence]:
+        """The run's licences nobody bills, every tenant's: from the short list kept beside each
+        tenant's reconciliation (one query of that column); a tenant recorded without it (a long
+        list, or an older run) has its document read."""
+        found: list[UnlinkedLicence] = []
+        for entity in self._lines.query_entities("PartitionKey eq @pk", parameters={"pk": run_id},
+                                                 select=["RowKey", "Unlinked"]):
+            key = str(entity["RowKey"])
+            if "~" in key:
+                continue
+            if entity.get("Unlinked") is None:
+                return self.reconciliation(run_id)[1]
+            found += [UnlinkedLicence(**u) for u in json.loads(str(entity["Unlinked"]))]
+        return found
 
     def reconciliation(self, run_id: str) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
         rows: list[ReconciliationRow] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.adapters.margin_store import MarginRepository
-from shared.adapters.run_store import RunRepository
+from shared.adapters.run_store import RunRepository, UnlinkedLicence
 from shared.adapters.source_store import SourceRepository
 from shared.config.partners import DEFAULT_PARTNER
 from shared.config.schema import SeatSyncConfig
@@ -52,6 +52,58 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
     started = runs.started(run_id)
     head = _head(runs, run_id, request, summary, started)
     names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
+    tenants = _tenants(runs, run_id, names, started)
+    problems = [{**p, "tenantName": t["name"]} for t in tenants for p in t["problems"]]
+    changes = _changes(runs, run_id, names)
+    reconciliation, unlinked = runs.reconciliation(run_id)
+    return {
+        **head,
+        "tenants": tenants,
+        "changes": changes,
+        "problems": problems,
+        "unlinked": _unlinked(unlinked),
+        "licences": [{"tenantId": r.tenant_id, "tenantName": r.tenant_name, "licence": r.label, "source": r.source,
+                      "psa": r.psa, "companyId": r.company_id, "agreementId": r.agreement_id, "lineId": r.line_id,
+                      "purchased": r.purchased, "counted": r.counted, "billedBefore": r.billed_before,
+                      "target": r.target, "unitPrice": None if r.unit_price is None else str(r.unit_price)}
+                     for r in reconciliation],
+        "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
+                    if sources is not None and config is not None else []),
+        "reconciliation": (reconciliation_json(run_reconciliation(runs, margins, run_id, config))
+                           if margins is not None and config is not None else None),
+        "gdap": {
+            "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
+            "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
+            "error": started.gdap_error if started else None,
+            "partnerErrors": dict(started.partner_errors) if started else {},
+            "guarded": [{"tenantId": t.tenant_id, "name": t.name, "partner": t.partner, "standing": t.standing,
+                         "reason": t.guard} for t in started.guarded()] if started else [],
+            "relationshipsEnding": [r.to_json() for r in started.relationships_ending] if started else [],
+        },
+    }
+
+
+def run_page_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None) -> dict[str, Any]:
+    """What the dashboard's run page shows, and nothing more: the heading, the tenants, the
+    changes and the licences nobody bills (read from each tenant's stored list, not from its
+    reconciliation). The reconciliation, the sources, the GDAP lists and the run's start record
+    (hundreds of tenants' work) are left to ``build_report``, the API's whole report."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
+    head = _head(runs, run_id, request, runs.summary(run_id), None)
+    names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
+    return {**head, "tenants": _tenants(runs, run_id, names, None), "changes": _changes(runs, run_id, names),
+            "unlinked": _unlinked(runs.unlinked(run_id))}
+
+
+def _unlinked(unlinked: list[UnlinkedLicence]) -> list[dict[str, Any]]:
+    return [{"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id, "licence": u.label,
+             "purchased": u.purchased, "assigned": u.assigned} for u in unlinked]
+
+
+def _tenants(runs: RunRepository, run_id: str, names: dict[str, str], started: StartedRun | None
+             ) -> list[dict[str, Any]]:
     tenants = []
     for row in sorted(runs.tenant_rows(run_id), key=lambda r: names.get(r["tenantId"], r["tenantId"])):
         outcome = row["outcome"]
@@ -73,7 +125,10 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "warnings": outcome.warnings if outcome else [],
             "problems": [problem_to_json(p) for p in row["problems"]],
         })
-    problems = [{**p, "tenantName": t["name"]} for t in tenants for p in t["problems"]]
+    return tenants
+
+
+def _changes(runs: RunRepository, run_id: str, names: dict[str, str]) -> list[dict[str, Any]]:
     changes = []
     for change, error in sorted(runs.changes(run_id), key=lambda c: (names.get(c[0].tenant_id, ""),
                                                                        c[0].sku_id, c[0].change_id)):
@@ -104,33 +159,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
             "tag": change.tag,
             "contact": change.contact.given() if change.contact is not None else None,
         })
-    reconciliation, unlinked = runs.reconciliation(run_id)
-    return {
-        **head,
-        "tenants": tenants,
-        "changes": changes,
-        "problems": problems,
-        "unlinked": [{"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id,
-                      "licence": u.label, "purchased": u.purchased, "assigned": u.assigned} for u in unlinked],
-        "licences": [{"tenantId": r.tenant_id, "tenantName": r.tenant_name, "licence": r.label, "source": r.source,
-                      "psa": r.psa, "companyId": r.company_id, "agreementId": r.agreement_id, "lineId": r.line_id,
-                      "purchased": r.purchased, "counted": r.counted, "billedBefore": r.billed_before,
-                      "target": r.target, "unitPrice": None if r.unit_price is None else str(r.unit_price)}
-                     for r in reconciliation],
-        "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
-                    if sources is not None and config is not None else []),
-        "reconciliation": (reconciliation_json(run_reconciliation(runs, margins, run_id, config))
-                           if margins is not None and config is not None else None),
-        "gdap": {
-            "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
-            "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
-            "error": started.gdap_error if started else None,
-            "partnerErrors": dict(started.partner_errors) if started else {},
-            "guarded": [{"tenantId": t.tenant_id, "name": t.name, "partner": t.partner, "standing": t.standing,
-                         "reason": t.guard} for t in started.guarded()] if started else [],
-            "relationshipsEnding": [r.to_json() for r in started.relationships_ending] if started else [],
-        },
-    }
+    return changes
 
 
 def report_head(runs: RunRepository, run_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 from local_runner.azurite import Azurite
 from shared.contracts import SYNC_INSTANCE_ID
 from shared.services.config_api import PROFILES, ConfigApi
+from shared.services.report import build_report, run_page_report
 from tests.integration.msp import CONTOSO, WOODGROVE
 from tests.integration.web_support import PROJECT_P3, Served, served_msp
 
@@ -175,6 +176,24 @@ def test_the_configuration_page_summarises_and_the_document_is_a_download(served
     assert download.text == ConfigApi(served.msp.services.config_repository,
                                       served.msp.services.snapshots).export_yaml()[0]
     assert served.session(None).get(f"{served.url}/api/dashboard/configuration.yaml").status_code == 401
+
+
+def test_the_run_page_reads_only_what_it_shows_and_shows_what_the_whole_report_says(served: Served) -> None:
+    services = served.msp.services
+    run_id = services.runs.latest_run_id()
+    assert run_id is not None
+    whole = build_report(services.runs, run_id, services.config())
+    shown = run_page_report(services.runs, run_id, services.config())
+    assert "licences" not in shown and "gdap" not in shown and "reconciliation" not in shown
+    assert shown["changes"] and shown["tenants"]
+    for key, value in shown.items():
+        if key == "tenants":  # the page shows no partner account or guard: the run's start record is not read
+            assert value == [{**t, "partner": p["partner"], "guard": None} for t, p in zip(whole[key], value,
+                                                                                            strict=True)]
+        elif key != "tookOver":
+            assert value == whole[key], key
+    page = served.session().get(f"{served.url}/api/dashboard/runs/{run_id}").text
+    assert f"Changes ({len(whole['changes'])})" in page and f"Tenants ({len(whole['tenants'])})" in page
 
 
 def test_sync_now_shows_the_run(served: Served) -> None:

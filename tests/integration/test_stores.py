@@ -318,3 +318,27 @@ def test_a_check_renews_a_lease_not_renewed_for_half_its_length_and_finds_it_cle
         with pytest.raises(LeaseLostError):
             heartbeat.check()
         assert heartbeat.lost
+
+
+def test_a_runs_unlinked_licences_are_read_without_its_reconciliation(store: TableStore) -> None:
+    from shared.adapters.run_store import UnlinkedLicence
+    from shared.adapters.tables import write_committed_document
+
+    runs = RunRepository(store)
+    run_id = "20261125T020000Z-0a0b0c0d"
+    visio = UnlinkedLicence("t1", "Fabrikam", "c5928f49-12ba-48f7-ada3-0d743a3601d5", "VISIOCLIENT",
+                            "Visio Plan 2", 3, 2)
+    runs.record_reconciliation(run_id, "t1", [], [visio])
+    runs.record_reconciliation(run_id, "t2", [], [])
+    assert runs.unlinked(run_id) == [visio] == runs.reconciliation(run_id)[1]
+    kept = [e for e in store.table("runlines").query_entities("PartitionKey eq @pk", parameters={"pk": run_id})
+            if "~" not in str(e["RowKey"])]
+    assert sorted(str(e.get("Unlinked")) for e in kept) == ["[]", '[{"tenant_id":"t1","tenant_name":"Fabrikam",'
+                                                                 '"sku_id":"c5928f49-12ba-48f7-ada3-0d743a3601d5",'
+                                                                 '"sku_part_number":"VISIOCLIENT","label":"Visio '
+                                                                 'Plan 2","purchased":3,"assigned":2}]']
+    # a tenant recorded before the list was kept beside its document: the documents are read
+    write_committed_document(store.table("runlines"), run_id, "t3~lines",
+                             {"rows": [], "unlinked": [{**visio.__dict__, "tenant_id": "t3"}]},
+                             {"PartitionKey": run_id, "RowKey": "t3"})
+    assert runs.unlinked(run_id) == runs.reconciliation(run_id)[1] and len(runs.unlinked(run_id)) == 2
