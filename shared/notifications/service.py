@@ -325,8 +325,6 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
         _log_summary(summary)
     notifiers = list(services.notifiers(settings))
     tickets = settings.psa_tickets if settings.tickets_enabled else None
-    if not notifiers and tickets is None:
-        return NotifyResult(run_id, alerts=0, excluded=0)
     data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
                                            or settings.alerts.enabled("shared-mailbox-licensed")
@@ -334,7 +332,9 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
                            max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
     now = services.clock()
-    keep_preview(services, data, config, links, now)
+    keep_preview(services, data, config, links, now)  # what the Notifications page shows, channels or not
+    if not notifiers and tickets is None:
+        return NotifyResult(run_id, alerts=0, excluded=0)
     built = build_alerts(data, settings, links, config)
     context = message_context(data, settings, links, now)
     results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)

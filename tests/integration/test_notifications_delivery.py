@@ -412,12 +412,17 @@ def test_the_activity_never_fails_because_a_channel_did(env: Env) -> None:
     assert env.mail() == []
 
 
-def test_no_channel_means_nothing_is_read_or_sent(env: Env) -> None:
+def test_no_channel_means_nothing_is_sent_but_the_preview_is_kept(env: Env) -> None:
     env.configure({})
-    result = env.notify(env.store_run(sample_run_data(DAY_1)))
+    run = env.store_run(sample_run_data(DAY_1))
+    result = env.notify(run)
     assert result.to_json() == {"runId": result.run_id, "alerts": 0, "excluded": 0, "sent": 0, "suppressed": 0,
                                 "failed": 0, "channels": []}
     assert env.posts() == [] and env.mail() == []
+    version = env.services.config_repository.current()[1]
+    assert version is not None
+    kept = env.services.runs.derived(run, preview_name(version.version_id))
+    assert kept is not None and kept["alerts"] == 10, "the Notifications page shows what would be sent"
 
 
 def test_exclusions_apply_to_what_is_delivered(env: Env) -> None:
