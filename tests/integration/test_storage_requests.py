@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.data.tables import UpdateMode
@@ -16,10 +17,12 @@ from local_runner.azurite import Azurite
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import TableStore
+from shared.bootstrap import default_psa_factory
 from shared.config.schema import SeatSyncConfig
-from shared.domain.model import DirectoryUser, SkuCount, TenantSnapshot
+from shared.domain.model import BilledLine, DirectoryUser, SkuCount, TenantSnapshot
+from shared.ports import PsaPort
 from shared.services.history import tenant_history
-from tests.integration.msp import running_msp
+from tests.integration.msp import FABRIKAM, LITWARE, Msp, running_msp
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +133,47 @@ def test_a_sync_records_everything_in_a_few_requests_a_tenant(azurite: Azurite, 
             assert any(e.change_id == change["changeId"] and e.event == "applied"
                        for e in services.decisions.audit_trail(change["tenantId"]))
         assert services.decisions.intents() == []
+
+
+class BrokenOnLitware:
+    """A PSA client with a defect met on Litware's quantity (agreement 106), every time: the push of
+    the batch fails, and fails again when retried."""
+
+    def __init__(self, inner: PsaPort) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def set_quantity(self, line: BilledLine, *args: Any, **kwargs: Any) -> Any:
+        if line.agreement_id == "106":
+            raise RuntimeError("a defect met writing Litware's quantity")
+        return self._inner.set_quantity(line, *args, **kwargs)
+
+
+def test_a_push_that_fails_part_way_keeps_the_records_of_the_tenants_it_finished(
+        azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
+    """The batch's records are held until it ends; a push that fails still stores those of the
+    tenants it finished before the failure (their writes are in the ledger already), so the failed
+    run's report shows what they were billed and why."""
+
+    def factory(msp: Msp) -> Any:
+        real = default_psa_factory(msp.services.settings, msp.services.secrets, lambda s: None)
+        return lambda connection: BrokenOnLitware(real(connection))
+
+    with running_msp(azurite, store, tmp_path, psa_factory=factory) as msp:
+        report = msp.sync()
+        assert report["status"] == "failed"
+        services, run_id = msp.services, report["runId"]
+        written = {c.tenant_id for c, _ in services.runs.changes(run_id) if c.status.value == "applied"}
+        assert FABRIKAM in written
+        lines, _ = services.runs.reconciliation(run_id)
+        assert FABRIKAM in {row.tenant_id for row in lines}, "the finished tenant's reconciliation is kept"
+        assert FABRIKAM in {f.tenant_id for f in services.margins.facts(run_id)}
+        assert services.snapshots.latest_licences()[FABRIKAM].run_id == run_id
+        rows = {row["tenantId"]: row for row in services.runs.tenant_rows(run_id)}
+        assert rows[FABRIKAM]["outcome"] is not None and rows[FABRIKAM]["pushError"] is None
+        for tenant_id in written:
+            assert services.decisions.ledger(tenant_id), "every write is in the ledger"
+        assert [i.change.tenant_id for i in services.decisions.intents()] == [LITWARE] * len(
+            services.decisions.intents()), "only the failing tenant's intents are left for the next run to settle"
