@@ -51,7 +51,19 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
                    requested_by: str | None = None, max_workers: int = 8,
                    retry_delay_scale: float = 1.0,
                    on_progress: Callable[[RunProgress], None] | None = None) -> dict[str, Any]:
-    """Run one sync and return its report (see shared.services.report).
+    """Run one sync and return its whole report (see shared.services.report), every tenant and
+    change in it: for callers that want the document. ``sync_locally`` runs it and answers the
+    run id only, so that a large run's report is read from storage a page at a time."""
+    run_id = sync_locally(services, tenants, dry_run, requested_by, max_workers, retry_delay_scale, on_progress)
+    return build_report(services.runs, run_id, services.config(), services.margins, services.sources)
+
+
+def sync_locally(services: Services, tenants: list[str] | None = None, dry_run: bool = False,
+                 requested_by: str | None = None, max_workers: int = 8,
+                 retry_delay_scale: float = 1.0,
+                 on_progress: Callable[[RunProgress], None] | None = None) -> str:
+    """Run one sync in this process and return its run id. What it did is in storage (the run,
+    its tenants and changes), as a run of the Function App's leaves it.
 
     The orchestrator's progress (its custom status) is recorded with the run, as Durable
     Functions keeps it, so ``GET /api/runs/{runId}`` and ``seatsync runs list`` show it from
@@ -91,4 +103,4 @@ def run_local_sync(services: Services, tenants: list[str] | None = None, dry_run
                           retry_delay_scale=retry_delay_scale, on_status=status, version=default_version())
     finally:
         set_services(None)
-    return build_report(services.runs, request.run_id, services.config(), services.margins, services.sources)
+    return request.run_id

@@ -44,25 +44,37 @@ def exit_for(report: dict[str, Any]) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from local_runner.local_sync import run_local_sync
+    """Run a sync and print its report. The text is made from the run's tenants and changes read
+    back a page at a time (``report_text``), so a run of thousands of tenants is not held whole;
+    ``--json`` and ``--report`` ask for the whole document."""
+    from local_runner.local_sync import sync_locally
     from local_runner.progress import ProgressDisplay, wanted
-    from shared.services.report import render_text
+    from shared.services.report import build_report, report_text
 
     services = build_services(args)
     with ProgressDisplay(wanted(args.quiet)) as display:
-        report = run_local_sync(services, tenants=args.tenant or None, dry_run=args.dry_run,
-                                requested_by=args.by, max_workers=args.workers, on_progress=display.update)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    sys.stdout.write(json.dumps(report, indent=2) + "\n" if args.json else render_text(report, args.all or None))
-    if report["status"] == "failed":
-        print(f"seatsync: run {report['runId']} failed: {failure_of(report)}", file=sys.stderr)
-    return exit_for(report)
+        run_id = sync_locally(services, tenants=args.tenant or None, dry_run=args.dry_run,
+                              requested_by=args.by, max_workers=args.workers, on_progress=display.update)
+    config = services.config()
+    head: dict[str, Any]
+    if args.report or args.json:
+        head = build_report(services.runs, run_id, config, services.margins, services.sources)
+        if args.report:
+            Path(args.report).write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        sys.stdout.write(json.dumps(head, indent=2) + "\n")
+    else:
+        head, text = report_text(services.runs, run_id, config, services.margins, services.sources, args.all or None)
+        sys.stdout.write(text)
+    if head["status"] == "failed":
+        print(f"seatsync: run {head['runId']} failed: {failure_of(head)}", file=sys.stderr)
+    return exit_for(head)
 
 
 def failure_of(report: dict[str, Any]) -> str:
-    """Why a run failed, in one line: its own error, else what stopped its tenants."""
-    reasons = [report.get("error")] + [t.get("error") for t in report["tenants"]]
+    """Why a run failed, in one line: its own error, else what stopped its tenants (the first
+    tenant's error: ``firstError`` of ``report_text``'s heading, or the whole report's tenants)."""
+    reasons = [report.get("error"), report.get("firstError")] + [t.get("error") for t in report.get("tenants", [])]
     reason = next((r for r in reasons if r), "no tenant could be synced")
     return short(reason, 200) + " (the report above says what happened to each tenant)"
 

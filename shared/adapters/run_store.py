@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -412,17 +412,19 @@ class RunRepository:
 
     def tenant_rows(self, run_id: str) -> list[dict[str, Any]]:
         """Per tenant: ``outcome`` (TenantOutcome), ``problems`` (list of Problem), ``pushError``."""
-        rows = []
-        for entity in partition(self._tenants, run_id):
+        return list(self.iter_tenant_rows(run_id))
+
+    def iter_tenant_rows(self, run_id: str, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """``tenant_rows`` one at a time in the store's order (by tenant id), read a page at a time."""
+        for entity in partition(self._tenants, run_id, page_size=page_size):
             outcome = (TenantOutcome.model_validate_json(str(entity["Outcome"]))
                        if entity.get("Outcome") else None)
-            rows.append({
+            yield {
                 "tenantId": str(entity["RowKey"]), "outcome": outcome,
                 "problems": [problem_from_json(p, str(entity["RowKey"]))
                              for p in json.loads(str(entity.get("Problems") or "[]"))],
                 "pushError": str(entity.get("PushError") or "") or None,
-            })
-        return rows
+            }
 
     # changes ---------------------------------------------------------------------------
     def record_changes(self, run_id: str, changes: list[PlannedChange]) -> None:
@@ -438,7 +440,12 @@ class RunRepository:
                                        for run_id, change, error in updates])
 
     def changes(self, run_id: str) -> list[tuple[PlannedChange, str | None]]:
-        return [change_from_entity(e) for e in partition(self._changes, run_id)]
+        return list(self.iter_changes(run_id))
+
+    def iter_changes(self, run_id: str, page_size: int | None = None) -> Iterator[tuple[PlannedChange, str | None]]:
+        """``changes`` one at a time in the store's order, read a page at a time."""
+        for entity in partition(self._changes, run_id, page_size=page_size):
+            yield change_from_entity(entity)
 
     def abandon_changes(self, run_id: str, reason: str) -> int:
         """Record the changes a run planned but never wrote (it died) as failed, with ``reason``."""
@@ -518,12 +525,34 @@ class RunRepository:
     def reconciliation(self, run_id: str) -> tuple[list[ReconciliationRow], list[UnlinkedLicence]]:
         rows: list[ReconciliationRow] = []
         unlinked: list[UnlinkedLicence] = []
-        entities = {str(e["RowKey"]): e for e in partition(self._lines, run_id)}
-        for key, entity in entities.items():
-            if "~" in key:
-                continue
-            document = read_document(self._lines, DocumentRef.from_entity(entity), entities)
-            rows += [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
-                                          else Decimal(r["unit_price"])}) for r in document["rows"]]
-            unlinked += [UnlinkedLicence(**u) for u in document["unlinked"]]
+        for _tenant, tenant_rows, tenant_unlinked in self.iter_reconciliation(run_id):
+            rows += tenant_rows
+            unlinked += tenant_unlinked
         return rows, unlinked
+
+    def iter_reconciliation(self, run_id: str, page_size: int | None = None) -> Iterator[
+            tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]]:
+        """Per tenant of the run, in the store's order: its reconciliation rows and unlinked
+        licences, read a page at a time. A tenant's document parts follow its commit entity
+        (``{tenant}~lines~00000`` sorts after ``{tenant}``), so one tenant's entities are held
+        at a time; a document whose parts are elsewhere is read by itself."""
+        held: dict[str, Any] = {}
+        commit: dict[str, Any] | None = None
+
+        def document_of(entity: dict[str, Any]) -> tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]:
+            document = read_document(self._lines, DocumentRef.from_entity(entity), held)
+            return (str(entity["RowKey"]),
+                    [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
+                                          else Decimal(r["unit_price"])}) for r in document["rows"]],
+                    [UnlinkedLicence(**u) for u in document["unlinked"]])
+
+        for entity in partition(self._lines, run_id, page_size=page_size):
+            key = str(entity["RowKey"])
+            if "~" in key:
+                held[key] = entity
+                continue
+            if commit is not None:
+                yield document_of(commit)
+            commit, held = entity, {}
+        if commit is not None:
+            yield document_of(commit)

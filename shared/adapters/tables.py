@@ -282,8 +282,12 @@ def query(table: TableClient, filter_: str, **parameters: Any) -> Iterator[dict[
     yield from table.query_entities(filter_, parameters=parameters)
 
 
-def partition(table: TableClient, partition_key: str) -> Iterator[dict[str, Any]]:
-    yield from query(table, "PartitionKey eq @pk", pk=partition_key)
+def partition(table: TableClient, partition_key: str, *, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    """The entities of one partition, a page at a time (``page_size`` each, Table Storage's 1,000
+    by default), each page read when the one before has been consumed: a caller that does not
+    keep them holds one page."""
+    yield from table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key},
+                                    results_per_page=page_size)
 
 
 def row_range(table: TableClient, partition_key: str, low: str, high: str) -> Iterator[dict[str, Any]]:

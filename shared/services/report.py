@@ -6,6 +6,8 @@ produced after the fact for any run, by the CLI or an HTTP endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.margin_store import MarginRepository
@@ -14,7 +16,7 @@ from shared.adapters.source_store import SourceRepository
 from shared.config.partners import DEFAULT_PARTNER
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary, StartedRun, SyncRequest
-from shared.domain.model import ChangeStatus
+from shared.domain.model import ChangeStatus, PlannedChange
 from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
@@ -44,29 +46,38 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
                  margins: MarginRepository | None = None, sources: SourceRepository | None = None) -> dict[str, Any]:
     """The run's report; with ``margins`` and ``sources`` (and the configuration) it also has the
     subscription sources' status and the reconciliation of purchased, assigned and billed seats
-    with cost and margin."""
+    with cost and margin. The whole document, every tenant and change in it: what the JSON
+    forms give. The text report of a large run is made without it (``report_text``)."""
     request = runs.request(run_id)
     if request is None:
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     summary = runs.summary(run_id)
     started = runs.started(run_id)
     head = _head(runs, run_id, request, summary, started)
-    names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
-    tenants = _tenants(runs, run_id, names, started)
+    names = tenant_names(config)
+    tenants = sorted(tenant_entries(runs, run_id, names, started), key=tenant_order(names))
     problems = [{**p, "tenantName": t["name"]} for t in tenants for p in t["problems"]]
-    changes = _changes(runs, run_id, names)
+    changes = sorted(change_entries(runs, run_id, names), key=change_order)
     reconciliation, unlinked = runs.reconciliation(run_id)
     return {
         **head,
         "tenants": tenants,
         "changes": changes,
         "problems": problems,
-        "unlinked": _unlinked(unlinked),
+        "unlinked": [unlinked_entry(u) for u in unlinked],
         "licences": [{"tenantId": r.tenant_id, "tenantName": r.tenant_name, "licence": r.label, "source": r.source,
                       "psa": r.psa, "companyId": r.company_id, "agreementId": r.agreement_id, "lineId": r.line_id,
                       "purchased": r.purchased, "counted": r.counted, "billedBefore": r.billed_before,
                       "target": r.target, "unitPrice": None if r.unit_price is None else str(r.unit_price)}
                      for r in reconciliation],
+        **_run_sections(runs, run_id, config, margins, sources, started),
+    }
+
+
+def _run_sections(runs: RunRepository, run_id: str, config: SeatSyncConfig | None, margins: MarginRepository | None,
+                  sources: SourceRepository | None, started: StartedRun | None) -> dict[str, Any]:
+    """The report's parts that are about the run as a whole: sources, money, GDAP."""
+    return {
         "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
                     if sources is not None and config is not None else []),
         "reconciliation": (reconciliation_json(run_reconciliation(runs, margins, run_id, config))
@@ -92,74 +103,97 @@ def run_page_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | N
     if request is None:
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     head = _head(runs, run_id, request, runs.summary(run_id), None)
-    names = {t.tenant_id: t.name for t in (config.tenants if config else ())}
-    return {**head, "tenants": _tenants(runs, run_id, names, None), "changes": _changes(runs, run_id, names),
-            "unlinked": _unlinked(runs.unlinked(run_id))}
+    names = tenant_names(config)
+    return {**head, "tenants": sorted(tenant_entries(runs, run_id, names, None), key=tenant_order(names)),
+            "changes": sorted(change_entries(runs, run_id, names), key=change_order),
+            "unlinked": [unlinked_entry(u) for u in runs.unlinked(run_id)]}
 
 
-def _unlinked(unlinked: list[UnlinkedLicence]) -> list[dict[str, Any]]:
-    return [{"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id, "licence": u.label,
-             "purchased": u.purchased, "assigned": u.assigned} for u in unlinked]
+def tenant_names(config: SeatSyncConfig | None) -> dict[str, str]:
+    """Configured tenant names by tenant id: the report's order and the changes' tenant names."""
+    return {t.tenant_id: t.name for t in (config.tenants if config else ())}
 
 
-def _tenants(runs: RunRepository, run_id: str, names: dict[str, str], started: StartedRun | None
-             ) -> list[dict[str, Any]]:
-    tenants = []
-    for row in sorted(runs.tenant_rows(run_id), key=lambda r: names.get(r["tenantId"], r["tenantId"])):
-        outcome = row["outcome"]
-        status = outcome.status if outcome else "not-collected"
-        if outcome and outcome.status == "ok" and row["pushError"]:
-            status = "push-failed"
-        work = started.work(row["tenantId"]) if started else None
-        tenants.append({
-            "tenantId": row["tenantId"],
-            "name": outcome.name if outcome else names.get(row["tenantId"], ""),
-            "status": status,
-            "partner": (outcome.partner if outcome and outcome.partner else work.partner if work else None),
-            "guard": work.guard if work else None,
-            "signInsUnavailable": outcome.sign_ins_unavailable if outcome else None,
-            "error": (outcome.error if outcome and outcome.error else row["pushError"]),
-            "errorCode": outcome.error_code if outcome else None,
-            "licences": outcome.sku_count if outcome and outcome.status == "ok" else None,
-            "users": outcome.user_count if outcome and outcome.status == "ok" else None,
-            "warnings": outcome.warnings if outcome else [],
-            "problems": [problem_to_json(p) for p in row["problems"]],
-        })
-    return tenants
+def tenant_order(names: dict[str, str]) -> Callable[[dict[str, Any]], str]:
+    """The report's order of tenants: by configured name (a tenant no longer configured, by id)."""
+    return lambda tenant: names.get(tenant["tenantId"], tenant["tenantId"])
 
 
-def _changes(runs: RunRepository, run_id: str, names: dict[str, str]) -> list[dict[str, Any]]:
-    changes = []
-    for change, error in sorted(runs.changes(run_id), key=lambda c: (names.get(c[0].tenant_id, ""),
-                                                                       c[0].sku_id, c[0].change_id)):
-        changes.append({
-            "changeId": change.change_id,
-            "kind": change.kind.value,
-            "tenantId": change.tenant_id,
-            "tenantName": names.get(change.tenant_id, ""),
-            "skuId": change.sku_id,
-            "licence": change.label or sku_display_name(change.sku_id),
-            "psa": change.psa,
-            "companyId": change.company_id,
-            "agreementId": change.agreement_id,
-            "additionId": change.line_id,
-            "oldQuantity": change.old_quantity,
-            "newQuantity": None if change.about_contact else change.new_quantity,
-            "applied": change.status in (ChangeStatus.APPLIED, ChangeStatus.RECOVERED),
-            "status": change.status.value,
-            "reason": change.reason,
-            "error": error,
-            "unitPrice": None if change.unit_price is None else str(change.unit_price),
-            "oldUnitPrice": None if change.old_unit_price is None else str(change.old_unit_price),
-            "amount": None if change.amount is None else str(change.amount),
-            "effectiveDate": change.effective_date.isoformat() if change.effective_date else None,
-            "endDate": change.end_date.isoformat() if change.end_date else None,
-            "holdKey": change.hold_key,
-            "dueDate": change.due_date.isoformat() if change.due_date else None,
-            "tag": change.tag,
-            "contact": change.contact.given() if change.contact is not None else None,
-        })
-    return changes
+def change_order(change: dict[str, Any]) -> tuple[str, str, str]:
+    """The report's order of changes: by tenant name, licence and change id."""
+    return change["tenantName"], change["skuId"], change["changeId"]
+
+
+def tenant_entries(runs: RunRepository, run_id: str, names: dict[str, str], started: StartedRun | None,
+                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    """The report's entry of each tenant of the run, in the store's order, read a page at a time."""
+    for row in runs.iter_tenant_rows(run_id, page_size):
+        yield tenant_entry(row, names, started)
+
+
+def tenant_entry(row: dict[str, Any], names: dict[str, str], started: StartedRun | None) -> dict[str, Any]:
+    """One tenant in the report: its outcome, push error and problems (``RunRepository.tenant_rows``)."""
+    outcome = row["outcome"]
+    status = outcome.status if outcome else "not-collected"
+    if outcome and outcome.status == "ok" and row["pushError"]:
+        status = "push-failed"
+    work = started.work(row["tenantId"]) if started else None
+    return {
+        "tenantId": row["tenantId"],
+        "name": outcome.name if outcome else names.get(row["tenantId"], ""),
+        "status": status,
+        "partner": (outcome.partner if outcome and outcome.partner else work.partner if work else None),
+        "guard": work.guard if work else None,
+        "signInsUnavailable": outcome.sign_ins_unavailable if outcome else None,
+        "error": (outcome.error if outcome and outcome.error else row["pushError"]),
+        "errorCode": outcome.error_code if outcome else None,
+        "licences": outcome.sku_count if outcome and outcome.status == "ok" else None,
+        "users": outcome.user_count if outcome and outcome.status == "ok" else None,
+        "warnings": outcome.warnings if outcome else [],
+        "problems": [problem_to_json(p) for p in row["problems"]],
+    }
+
+
+def change_entries(runs: RunRepository, run_id: str, names: dict[str, str],
+                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    """The report's entry of each change of the run, in the store's order, read a page at a time."""
+    for change, error in runs.iter_changes(run_id, page_size):
+        yield change_entry(change, error, names)
+
+
+def change_entry(change: PlannedChange, error: str | None, names: dict[str, str]) -> dict[str, Any]:
+    return {
+        "changeId": change.change_id,
+        "kind": change.kind.value,
+        "tenantId": change.tenant_id,
+        "tenantName": names.get(change.tenant_id, ""),
+        "skuId": change.sku_id,
+        "licence": change.label or sku_display_name(change.sku_id),
+        "psa": change.psa,
+        "companyId": change.company_id,
+        "agreementId": change.agreement_id,
+        "additionId": change.line_id,
+        "oldQuantity": change.old_quantity,
+        "newQuantity": None if change.about_contact else change.new_quantity,
+        "applied": change.status in (ChangeStatus.APPLIED, ChangeStatus.RECOVERED),
+        "status": change.status.value,
+        "reason": change.reason,
+        "error": error,
+        "unitPrice": None if change.unit_price is None else str(change.unit_price),
+        "oldUnitPrice": None if change.old_unit_price is None else str(change.old_unit_price),
+        "amount": None if change.amount is None else str(change.amount),
+        "effectiveDate": change.effective_date.isoformat() if change.effective_date else None,
+        "endDate": change.end_date.isoformat() if change.end_date else None,
+        "holdKey": change.hold_key,
+        "dueDate": change.due_date.isoformat() if change.due_date else None,
+        "tag": change.tag,
+        "contact": change.contact.given() if change.contact is not None else None,
+    }
+
+
+def unlinked_entry(u: UnlinkedLicence) -> dict[str, Any]:
+    return {"tenantId": u.tenant_id, "tenantName": u.tenant_name, "skuId": u.sku_id, "licence": u.label,
+            "purchased": u.purchased, "assigned": u.assigned}
 
 
 def report_head(runs: RunRepository, run_id: str) -> dict[str, Any]:
@@ -253,11 +287,117 @@ def _notes(tenant: dict[str, Any]) -> list[str]:
     return notes
 
 
+CHANGE_STATUSES = ("applied", "dry-run", "held", "deferred", "rejected", "failed", "recovered")
+
+
+@dataclass
+class ReportTally:
+    """What the text report shows of a run's tenants and changes, gathered from them one at a
+    time: counts of all of them, and the entries it lists. ``full`` keeps every entry; ``False``
+    only those that need a person (tenants that need attention, failed and held changes); None
+    decides as ``summarises`` does, keeping every entry until the run turns out to be large. So
+    the report of a run of thousands of tenants holds what it lists, never every tenant."""
+
+    full: bool | None = None
+    tenants_total: int = 0
+    tenants_ok: int = 0
+    partners: set[str] = field(default_factory=set)
+    tenants: list[dict[str, Any]] = field(default_factory=list)
+    changes_total: int = 0
+    by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANGE_STATUSES, 0))
+    by_kind: dict[str, int] = field(default_factory=dict)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> bool:
+        if self.full is not None:
+            return not self.full
+        return self.tenants_total > SUMMARY_TENANTS or self.changes_total > 2 * SUMMARY_TENANTS
+
+    def add_tenant(self, tenant: dict[str, Any]) -> None:
+        self.tenants_total += 1
+        self.tenants_ok += tenant["status"] == "ok"
+        self.partners.add(tenant.get("partner") or DEFAULT_PARTNER)
+        if not self.summary or _needs_attention(tenant):
+            self.tenants.append(tenant)
+        self._prune()
+
+    def add_change(self, change: dict[str, Any]) -> None:
+        self.changes_total += 1
+        if change["status"] in self.by_status:
+            self.by_status[change["status"]] += 1
+        kind = _what(change).split(" ")[0]
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        if not self.summary or change["status"] in ("failed", "held"):
+            self.changes.append(change)
+        self._prune()
+
+    def _prune(self) -> None:
+        """Once the run turns out to be large, drop what a summary does not list."""
+        if self.summary and len(self.tenants) + len(self.changes) > SUMMARY_TENANTS * 3:
+            self.tenants = [t for t in self.tenants if _needs_attention(t)]
+            self.changes = [c for c in self.changes if c["status"] in ("failed", "held")]
+
+    def ordered(self, names: dict[str, str]) -> ReportTally:
+        """The kept entries in the report's order (``tenant_order``, ``change_order``)."""
+        self.tenants.sort(key=tenant_order(names))
+        self.changes.sort(key=change_order)
+        return self
+
+    @classmethod
+    def of(cls, tenants: Iterable[dict[str, Any]], changes: Iterable[dict[str, Any]],
+           full: bool | None = None) -> ReportTally:
+        tally = cls(full)
+        for tenant in tenants:
+            tally.add_tenant(tenant)
+        for change in changes:
+            tally.add_change(change)
+        return tally
+
+
+def report_text(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None,
+                margins: MarginRepository | None = None, sources: SourceRepository | None = None,
+                full: bool | None = None, page_size: int | None = None) -> tuple[dict[str, Any], str]:
+    """The run's report as text, the same as ``render_text(build_report(...))``, made from the
+    run's tenants and changes read a page at a time and kept only when the text lists them (see
+    ``ReportTally``); with the report's heading (``report_head``, and ``firstError``: the first
+    tenant's error in the report's order, for a one-line reason of a failed run)."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
+    summary = runs.summary(run_id)
+    started = runs.started(run_id)
+    head = _head(runs, run_id, request, summary, started)
+    names = tenant_names(config)
+    tally = ReportTally.of(tenant_entries(runs, run_id, names, started, page_size),
+                           change_entries(runs, run_id, names, page_size), full).ordered(names)
+    unlinked: list[dict[str, Any]] = []
+    count = 0
+    for _tenant, _rows, licences in runs.iter_reconciliation(run_id, page_size):
+        count += len(licences)
+        unlinked += [unlinked_entry(u) for u in licences[:UNLINKED_SHOWN - len(unlinked)]]
+    frame = {**head, "unlinked": unlinked, "unlinkedCount": count,
+             # from the tenants kept, as build_report has them: every tenant with a problem needs attention
+             "problems": [{**p, "tenantName": t["name"]} for t in tally.tenants for p in t["problems"]],
+             **_run_sections(runs, run_id, config, margins, sources, started)}
+    errors = [t["error"] for t in tally.tenants if t["error"]]
+    return {**head, "firstError": errors[0] if errors else None}, _render(frame, tally)
+
+
+UNLINKED_SHOWN = 20
+
+
 def render_text(report: dict[str, Any], full: bool | None = None) -> str:
     """The report as text. ``full`` lists every tenant and change; by default a large run (more
     than ``SUMMARY_TENANTS`` tenants) is summarised: the tenants and changes that need attention
     are listed, the others counted, so the report fits on a screen plus what needs a person."""
-    summary = not full if full is not None else summarises(report)
+    return _render(report, ReportTally.of(report["tenants"], report["changes"], full))
+
+
+def _render(report: dict[str, Any], tally: ReportTally) -> str:
+    """The text of a report: its heading and run-wide parts from ``report``, its tenants and
+    changes from ``tally`` (their counts, and the entries listed, in the report's order)."""
+    summary = tally.summary
     totals = report.get("totals") or {}
     mode = "DRY RUN, nothing written" if report["dryRun"] else "live"
     out = [
@@ -269,15 +409,15 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         out.append(f"  run error: {report['error']}")
     if report.get("tookOver"):
         out.append(f"  before it: {report['tookOver']}")
-    tenants = report["tenants"]
-    ok = sum(1 for t in tenants if t["status"] == "ok")
-    out += ["", f"Tenants: {len(tenants)} ({ok} synced, {len(tenants) - ok} not synced)"]
+    tenants = tally.tenants
+    ok = tally.tenants_ok
+    out += ["", f"Tenants: {tally.tenants_total} ({ok} synced, {tally.tenants_total - ok} not synced)"]
     shown_tenants = [t for t in tenants if _needs_attention(t)] if summary else tenants
     if summary:
-        quiet = len(tenants) - len(shown_tenants)
+        quiet = tally.tenants_total - len(shown_tenants)
         out.append(f"  {quiet} synced without warnings or problems (--all lists them)"
                    + (f"; the {len(shown_tenants)} that need attention:" if shown_tenants else ""))
-    partners = {t.get("partner") or DEFAULT_PARTNER for t in tenants}
+    partners = tally.partners
     if shown_tenants:
         several = len(partners) > 1  # the partner account each tenant was read through, when it varies
         out += table(
@@ -288,24 +428,19 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
               short(t["errorCode"] or ("see below" if t["error"] else "; ".join(_notes(t))), 60)]
              for t in shown_tenants], indent="  ", rule=True,
         )
-    changes = report["changes"]
+    changes = tally.changes
     verb = "planned" if report["dryRun"] else "applied"
-    counts = {status: sum(1 for c in changes if c["status"] == status)
-              for status in ("applied", "dry-run", "held", "deferred", "rejected", "failed", "recovered")}
+    counts = tally.by_status
     parts = [f"{counts['applied'] + counts['dry-run']} {verb}"]
     parts += [f"{counts[s]} {label}" for s, label in (("recovered", "recovered"), ("held", "held for approval"),
                                                        ("deferred", "deferred"), ("rejected", "rejected earlier"),
                                                        ("failed", "failed"))
               if counts[s]]
-    out += ["", f"Changes: {len(changes)} ({', '.join(parts)}); "
+    out += ["", f"Changes: {tally.changes_total} ({', '.join(parts)}); "
                 f"{totals.get('lines_unchanged', totals.get('linesUnchanged', 0))} lines already right"]
     shown_changes = [c for c in changes if c["status"] == "failed"] if summary else changes
-    if summary and changes:
-        change_kinds: dict[str, int] = {}
-        for change in changes:
-            kind = _what(change).split(" ")[0]
-            change_kinds[kind] = change_kinds.get(kind, 0) + 1
-        out.append("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in sorted(change_kinds.items(),
+    if summary and tally.changes_total:
+        out.append("  by kind: " + ", ".join(f"{n} {kind}" for kind, n in sorted(tally.by_kind.items(),
                                                                                  key=lambda k: -k[1]))
                    + " (--all lists every change)"
                    + (f"; the {len(shown_changes)} that failed:" if shown_changes else ""))
@@ -348,12 +483,13 @@ def render_text(report: dict[str, Any], full: bool | None = None) -> str:
         if len(shown) < len(problems):
             out.append(f"  ... and {len(problems) - len(shown)} more (--all lists every problem)")
     unlinked = report.get("unlinked") or []
-    if unlinked:
-        out += ["", f"Licences no mapping bills (seatsync unlinked): {len(unlinked)}"]
+    unlinked_count = report.get("unlinkedCount", len(unlinked))
+    if unlinked_count:
+        out += ["", f"Licences no mapping bills (seatsync unlinked): {unlinked_count}"]
         out += [f"  - {u['tenantName']}: {u['licence']} ({u['assigned']} assigned of {u['purchased']})"
-                for u in unlinked[:20]]
-        if len(unlinked) > 20:
-            out.append(f"  ... and {len(unlinked) - 20} more")
+                for u in unlinked[:UNLINKED_SHOWN]]
+        if unlinked_count > UNLINKED_SHOWN:
+            out.append(f"  ... and {unlinked_count - UNLINKED_SHOWN} more")
     sources = report.get("sources") or []
     if sources:
         out += ["", "Subscription sources:"]

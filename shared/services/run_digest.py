@@ -11,6 +11,7 @@ whose digest could not be written) is digested when first shown, and stored once
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from shared.adapters.run_store import ReconciliationRow, RunRepository
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
 from shared.errors import SeatSyncError
-from shared.services.report import build_report
+from shared.services.report import tenant_entries, tenant_names
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,16 @@ def change_value(change: PlannedChange, prices: dict[LineKey, Decimal]) -> Decim
     return (change.new_quantity - (change.old_quantity or 0)) * price
 
 
-def money_of(changes: list[PlannedChange], rows: list[ReconciliationRow]) -> Money:
-    """The money of a run's changes (applied or dry-run) and of its unused licences."""
+def money_of(changes: Iterable[PlannedChange], rows: Iterable[ReconciliationRow],
+             prices: dict[LineKey, Decimal] | None = None) -> Money:
+    """The money of a run's changes (applied or dry-run) and of its unused licences; ``prices``:
+    ``prices_of(rows)`` when the caller has it already."""
     money = Money()
-    prices = prices_of(rows)
+    rows = list(rows)
+    for row in rows:
+        if row.purchased is not None and row.unit_price is not None and row.purchased > row.counted:
+            money.unused_licences += (row.purchased - row.counted) * row.unit_price
+    prices = prices if prices is not None else prices_of(rows)
     for change in changes:
         if change.status not in _COUNTED:
             continue
@@ -85,9 +92,6 @@ def money_of(changes: list[PlannedChange], rows: list[ReconciliationRow]) -> Mon
             money.prorated += value
         else:
             money.recurring_change += value
-    for row in rows:
-        if row.purchased is not None and row.unit_price is not None and row.purchased > row.counted:
-            money.unused_licences += (row.purchased - row.counted) * row.unit_price
     return money
 
 
@@ -152,18 +156,27 @@ def _reasons(tenant: dict[str, Any]) -> tuple[str, ...]:
 
 
 def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None) -> RunDigest:
-    """The digest of a run, from everything it stored (its report, changes and reconciliation)."""
-    report = build_report(runs, run_id, config)
+    """The digest of a run, from everything it stored (its tenants, changes and reconciliation),
+    each read a page at a time: what it holds is the digest itself (a few small fields a tenant)
+    and the unit price of each billed line, never the run's whole report."""
+    names = tenant_names(config)
     unlinked: dict[str, int] = {}
-    for row in report["unlinked"]:
-        unlinked[row["tenantId"]] = unlinked.get(row["tenantId"], 0) + 1
-    tenants = tuple(TenantDigest(
+    prices: dict[LineKey, Decimal] = {}
+    unused = Money()
+    for _tenant, rows, licences in runs.iter_reconciliation(run_id):
+        for licence in licences:
+            unlinked[licence.tenant_id] = unlinked.get(licence.tenant_id, 0) + 1
+        prices.update(prices_of(rows))
+        unused.unused_licences += money_of((), rows, prices).unused_licences
+    entries = tenant_entries(runs, run_id, names, runs.started(run_id))
+    tenants = tuple(sorted((TenantDigest(
         tenant_id=t["tenantId"], name=t["name"], status=t["status"],
         problems=len(t["problems"]) + (1 if t["error"] else 0), licences=t["licences"],
-        unlinked=unlinked.get(t["tenantId"], 0), reasons=_reasons(t)) for t in report["tenants"])
-    rows, _ = runs.reconciliation(run_id)
-    changes = [change for change, _error in runs.changes(run_id)]
-    return RunDigest(run_id, tenants, money_of(changes, rows), prices_of(rows), len(report["unlinked"]))
+        unlinked=unlinked.get(t["tenantId"], 0), reasons=_reasons(t)) for t in entries),
+        key=lambda t: names.get(t.tenant_id, t.tenant_id)))
+    money = money_of((change for change, _error in runs.iter_changes(run_id)), (), prices)
+    money.unused_licences = unused.unused_licences
+    return RunDigest(run_id, tenants, money, prices, sum(unlinked.values()))
 
 
 def run_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None) -> RunDigest:
