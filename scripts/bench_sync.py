@@ -130,7 +130,7 @@ class HeapPeak:
         self.largest = 0
         self.snapshot: tracemalloc.Snapshot | None = None
         self._stop = threading.Event()
-        tracemalloc.start()
+        tracemalloc.start(16)  # frames enough to find the project's line behind a library's allocation
         self._thread = threading.Thread(target=self._sample, name="heap-peak", daemon=True)
         self._thread.start()
 
@@ -152,14 +152,31 @@ class HeapPeak:
         tracemalloc.stop()
         lines: list[list[Any]] = []
         if self.snapshot is not None:
-            ignored = tracemalloc.Filter(False, tracemalloc.__file__)
-            stats = self.snapshot.filter_traces([ignored]).statistics("lineno")
-            for stat in stats[:self.top]:
-                frame = stat.traceback[0]
-                name = os.path.relpath(frame.filename, ROOT) if frame.filename.startswith(str(ROOT)) else \
-                    frame.filename.split("site-packages/")[-1]
-                lines.append([f"{name}:{frame.lineno}", stat.size, stat.count])
+            snapshot = self.snapshot.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+            # each allocating line, with the project's line that called it (the innermost frame of
+            # SeatSync's own code), so that a library's allocation says whose it is
+            held: Counter[tuple[str, str]] = Counter()
+            blocks: Counter[tuple[str, str]] = Counter()
+            for trace in snapshot.traces:
+                frames = list(trace.traceback)  # most recent call first
+                where = self._name(frames[0])
+                caller = next((self._name(f) for f in frames[1:] if self._ours(f.filename)), "") \
+                    if not self._ours(frames[0].filename) else ""
+                held[where, caller] += trace.size
+                blocks[where, caller] += 1
+            for (where, caller), size in held.most_common(self.top):
+                lines.append([where + (f" (from {caller})" if caller else ""), size, blocks[where, caller]])
         return {"peakMb": peak / 2**20, "sampledMb": self.largest / 2**20, "top": lines}
+
+    @staticmethod
+    def _ours(filename: str) -> bool:
+        return filename.startswith(str(ROOT)) and "/.venv/" not in filename
+
+    @staticmethod
+    def _name(frame: Any) -> str:
+        filename = str(frame.filename)
+        name = os.path.relpath(filename, ROOT) if HeapPeak._ours(filename) else filename.split("site-packages/")[-1]
+        return f"{name}:{frame.lineno}"
 
 
 def run_child(spec_path: str) -> None:

@@ -3,11 +3,12 @@
 SeatSync reads every customer tenant with its own app-only token (client credentials against
 ``{authority}/{customerTenantId}``), so the app must be consented in each tenant. ``TenantTokens``
 holds the tokens of one app registration (one partner account): it caches each tenant's token
-until shortly before it expires, and nothing else per tenant. The azure-identity credential that
-fetches a token is created for that request and closed after it, so a process that reads
-thousands of tenants for months keeps no credential (nor its connection pool and token cache) per
-tenant. It is safe to share between threads. Failures become ``GraphAuthError`` with the AADSTS
-code and a one-line "what to do".
+until shortly before it expires (at most ``MAX_CACHED_TOKENS`` of them), and nothing else per
+tenant. The azure-identity credential that fetches a token is created for that request and closed
+after it, so a process that reads thousands of tenants for months keeps no credential (nor its
+connection pool and token cache) per tenant, and tokens for a bounded number of them. It is safe
+to share between threads. Failures become ``GraphAuthError`` with the AADSTS code and a one-line
+"what to do".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +134,13 @@ class _Cached:
 
 _LOCK_STRIPES = 64  # token fetches of different tenants rarely wait for each other, with bounded memory
 
+MAX_CACHED_TOKENS = 256
+"""Tenants whose token one app registration keeps, the least recently used forgotten first: about
+half a megabyte of tokens, whatever the number of tenants. A run uses a tenant's token while it
+collects that tenant (and its retries); a token lasts about an hour and runs are daily, so a
+larger cache would only keep expired tokens. More than the tenants collected at once (the
+workers, times the chunks that run together), so a collection never loses its token midway."""
+
 
 class TenantTokens:
     """The tokens of one app registration, per tenant; thread-safe."""
@@ -145,7 +154,7 @@ class TenantTokens:
         self._factory = credential_factory or self._default_credential
         self._margin = refresh_margin_seconds
         self._lock = threading.Lock()
-        self._tokens: dict[str, _Cached] = {}
+        self._tokens: OrderedDict[str, _Cached] = OrderedDict()  # least recently used first
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         # one connection pool to Entra ID for the credentials this object creates, one at a time
         self._session = pooled_session()
@@ -215,6 +224,8 @@ class TenantTokens:
         key = tenant_id.lower()
         with self._lock:
             cached = self._tokens.get(key)
+            if cached is not None:
+                self._tokens.move_to_end(key)
         if cached is not None and cached.expires_on - self._margin > time.time():
             return cached.token
         with self._tenant_lock(key):
@@ -238,6 +249,9 @@ class TenantTokens:
                     code=None)
             with self._lock:
                 self._tokens[key] = _Cached(access.token, float(access.expires_on))
+                self._tokens.move_to_end(key)
+                while len(self._tokens) > MAX_CACHED_TOKENS:
+                    self._tokens.popitem(last=False)
             return access.token
 
     def invalidate(self, tenant_id: str) -> None:

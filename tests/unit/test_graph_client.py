@@ -339,3 +339,30 @@ def test_send_mail_validates_its_arguments_before_sending() -> None:
     client.send_mail("a@x.example", "Subject", "<p>h</p>", "t", ["b@x.example"])
     assert fake.urls == [f"{GRAPH}/v1.0/users/a@x.example/sendMail"]
 
+
+
+def test_the_tokens_kept_are_bounded_and_the_least_recently_used_is_forgotten_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_tokens, "MAX_CACHED_TOKENS", 3)
+    made: list[str] = []
+
+    def factory(tenant_id: str) -> StaticCredential:
+        made.append(tenant_id)
+        return StaticCredential()
+
+    tokens = TenantTokens(settings(), credential_factory=factory)
+    tenants = [f"0000000{i}-0000-4000-8000-000000000000" for i in range(5)]
+    for tenant in tenants[:3]:
+        tokens.token(tenant)
+    tokens.token(tenants[0])  # used again: the most recent
+    tokens.token(tenants[3])  # a fourth: the least recently used (tenants[1]) is forgotten
+    assert tokens.cached_tenants == 3
+    assert made == [*tenants[:3], tenants[3]]
+    tokens.token(tenants[0])
+    tokens.token(tenants[2])
+    assert made == [*tenants[:3], tenants[3]], "the tokens kept are used"
+    tokens.token(tenants[1])
+    assert made[-1] == tenants[1] and tokens.cached_tenants == 3, "a forgotten token is asked for again"
+    for tenant in tenants * 3:
+        tokens.token(tenant)
+    assert tokens.cached_tenants == 3
