@@ -121,7 +121,7 @@ class HeapPeak:
     a thread samples the traced size and takes a snapshot whenever it passes the largest seen, so
     that the top lines by file:line explain the peak, not whatever is left at the end."""
 
-    def __init__(self, top: int, interval: float = 0.5) -> None:
+    def __init__(self, top: int, interval: float = 2.0) -> None:
         import threading
         import tracemalloc
 
@@ -130,7 +130,7 @@ class HeapPeak:
         self.largest = 0
         self.snapshot: tracemalloc.Snapshot | None = None
         self._stop = threading.Event()
-        tracemalloc.start(16)  # frames enough to find the project's line behind a library's allocation
+        tracemalloc.start(10)  # frames enough to find the project's line behind a library's allocation
         self._thread = threading.Thread(target=self._sample, name="heap-peak", daemon=True)
         self._thread.start()
 
@@ -139,7 +139,7 @@ class HeapPeak:
 
         while not self._stop.wait(self.interval):
             current = tracemalloc.get_traced_memory()[0]
-            if current > self.largest * 1.02:
+            if current > self.largest * 1.05:
                 self.snapshot = tracemalloc.take_snapshot()
                 self.largest = tracemalloc.get_traced_memory()[0]
 
