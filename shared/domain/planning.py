@@ -90,6 +90,7 @@ from shared.domain.periods import (
 )
 from shared.domain.problems import Problem, ProblemKind
 from shared.domain.provenance import provenance
+from shared.domain.sku_names import sku_display_name
 from shared.domain.subscriptions import StateRecord, state_since
 
 AgreementKey = tuple[str, str]  # (psa connection, agreement id)
@@ -350,7 +351,31 @@ class _Planner:
                          f"({ids}); set 'lineId' to say which one bills this licence",
                          facts=(("Candidate lines", ids),))
             return None, False
+        if candidates:
+            owner = self.claimed_by_another_tenant(item, candidates[0].line_id)
+            if owner is not None:
+                line_id = candidates[0].line_id
+                self.problem(item, ProblemKind.LINE_SHARED,
+                             f"line {line_id} on agreement {licence.agreement_id}, the one line of product "
+                             f"{profile.product_id} there, is the line {owner} names by lineId: each would write "
+                             "its own quantity to it; nothing is written to it for this licence", line_id,
+                             facts=(("Licences", f"{item.label} (adopted); {owner} (lineId)"),))
+                return None, False
         return (candidates[0], True) if candidates else (None, True)
+
+    def claimed_by_another_tenant(self, item: BillableItem, line_id: str) -> str | None:
+        """The mapping of another tenant naming ``line_id`` by lineId (as "<licence> of <tenant>"),
+        if any: that line is not this licence's to adopt. (Within one tenant, ``shared_lines``
+        freezes both.)"""
+        for tenant in self.config.tenants:
+            if tenant.tenant_id == self.tenant.tenant_id:
+                continue
+            for company in tenant.companies:
+                for licence in company.licences:
+                    if company.psa == item.company.psa and licence.line_id == line_id:
+                        name = licence.custom or sku_display_name(licence.sku_id or "")
+                        return f"{name} of {tenant.name}"
+        return None
 
     def configured_line(self, item: BillableItem, line: BilledLine, lines: tuple[BilledLine, ...]
                         ) -> tuple[BilledLine | None, bool]:

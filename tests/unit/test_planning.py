@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.config.schema import dump_config, parse_config
 from shared.domain.decreases import Approval, Deferral
 from shared.domain.model import BillingAttributes, BillMode, ChangeKind, ChangeStatus, PlannedChange
 from shared.domain.planning import (
@@ -552,6 +553,21 @@ def test_licences_on_lines_of_their_own_are_no_shared_line() -> None:
     result = plan(cfg, snapshot([(SPB, 24, 24), (E5, 3, 3)]), view(line("500", 20), line("610", 2, product="3")))
     assert [p.kind for p in result.problems] == []
     assert {c.line_id for c in result.changes if c.kind == ChangeKind.SET_QUANTITY} == {"500", "610"}
+
+
+def test_a_line_another_customer_names_by_line_id_is_not_adopted() -> None:
+    """Contoso's mapping names line 500 by lineId; Fabrikam's licence of the same profile finds line
+    500 as the one line of the product on the agreement: it is not Fabrikam's to adopt."""
+    document = dump_config(config(profile_licence()))
+    document["tenants"].append({"tenantId": "bbbbbbbb-0000-0000-0000-000000000002", "name": "Contoso",
+                                "companies": [{"psa": "cw", "companyId": "19", "licences": [
+                                    {"skuId": E5, "agreementId": "100", "lineId": "500"}]}]})
+    cfg = parse_config(document)
+    result = plan(cfg, seats(24), view(line("500", 20)))
+    assert result.changes == ()
+    [problem] = result.problems
+    assert (problem.kind, problem.line_id, problem.blocks) == (ProblemKind.LINE_SHARED, "500", True)
+    assert f"is the line {E5_NAME} of Contoso names by lineId" in problem.message
 
 
 @pytest.mark.parametrize("capabilities", [CW, AUTOTASK, HALO], ids=["connectwise", "autotask", "halopsa"])
