@@ -11,7 +11,7 @@
 - ``<prefix>ledger`` (partition = tenant, row = change id): every write SeatSync made to a PSA,
   with the run that made it and, when its own bookkeeping did not finish, the run that found it;
   its kind, line, tag and the quantity written. It is SeatSync's own record of the lines it
-  created: a line the PSA no longer shows was deleted there (``created_lines_of``).
+  created: a line the PSA no longer shows was deleted there (``created_lines``).
 - ``<prefix>contactlinks`` (partition = tenant, row = ``<PSA>~<company id>~<user id>``): the PSA
   contacts SeatSync manages, each tied to its Microsoft user (recorded when SeatSync creates the
   contact or matches a licensed user to it; see shared.domain.contacts).
@@ -435,20 +435,18 @@ class DecisionRepository:
         submit_batches(self._ledger, [("upsert", _ledger_row(*write), {"mode": UpdateMode.REPLACE})
                                       for write in writes])
 
-    def created_lines_of(self, tenant_ids: list[str]) -> dict[str, dict[str, tuple[CreatedLine, ...]]]:
-        """Every tenant's lines SeatSync created for its licences (``create-line`` writes), by the
-        tag they were given, oldest first; a few tenants per query."""
-        found: dict[str, dict[str, list[CreatedLine]]] = {t: {} for t in tenant_ids}
-        for chunk in _chunks(sorted(found)):
-            clause, params = _either("PartitionKey", chunk)
-            for entity in query(self._ledger, f"{clause} and Kind eq @kind", kind=ChangeKind.CREATE_LINE.value,
-                                **params):
-                entry = _ledger_entry(dict(entity))
-                if entry.tag and entry.line_id:
-                    found.setdefault(entry.tenant_id, {}).setdefault(entry.tag, []).append(
-                        CreatedLine(entry.line_id, entry.at.date(), entry.run_id))
-        return {tenant: {tag: tuple(sorted(lines, key=lambda c: (c.created, c.line_id)))
-                         for tag, lines in tags.items()} for tenant, tags in found.items()}
+    def created_lines(self, tenant_id: str) -> dict[str, tuple[CreatedLine, ...]]:
+        """The tenant's lines SeatSync created for its licences (``create-line`` writes), by the tag
+        they were given, oldest first: one query within the tenant's ledger partition. (A query
+        naming several partitions with ``or`` is served by scanning the table between them, and the
+        ledger only grows, so the push reads a tenant's when its plan needs them.)"""
+        found: dict[str, list[CreatedLine]] = {}
+        for entity in query(self._ledger, "PartitionKey eq @pk and Kind eq @kind", pk=tenant_id,
+                            kind=ChangeKind.CREATE_LINE.value):
+            entry = _ledger_entry(dict(entity))
+            if entry.tag and entry.line_id:
+                found.setdefault(entry.tag, []).append(CreatedLine(entry.line_id, entry.at.date(), entry.run_id))
+        return {tag: tuple(sorted(lines, key=lambda c: (c.created, c.line_id))) for tag, lines in found.items()}
 
     def emptied_by_seatsync(self, tenant_id: str, line_ids: list[str]) -> frozenset[str]:
         """Of ``line_ids``, those SeatSync itself set to 0 seats (a ``set-quantity`` write to 0), or

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
 
 import requests
+from azure.core.exceptions import AzureError
 
 from shared import checkpoints, deadline, telemetry
 from shared.adapters.decision_store import ApprovalRecord, DecisionRepository, LedgerEntry, WriteIntent, decisions_from
@@ -33,6 +34,7 @@ from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
 from shared.adapters.shared_reads_store import ConnectionReads
 from shared.adapters.snapshot_store import LatestLicences, SnapshotRepository
+from shared.adapters.tables import StoreError
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import PushRequest, PushSummary, StartedRun, TenantWork
 from shared.deadline import DeadlineReached
@@ -371,7 +373,6 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
     approvals = book.keep("the tenants' approvals", partial(decisions.approvals_of, ids))
     deferrals = book.keep("the tenants' deferrals", partial(decisions.deferrals_of, ids))
     intents = {} if request.dry_run else book.keep("the open write intents", partial(decisions.intents_of, ids))
-    created = book.keep("the lines SeatSync created", partial(decisions.created_lines_of, ids))
     book.known_approvals = {r.hold_key: r for found in approvals.values() for r in found}
     book.known_deferrals = {(t, d.hold_key) for t, found in deferrals.items() for d, _ in found}
     longest = 0.0
@@ -384,8 +385,10 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                 break
             began = time.monotonic()
             try:
+                created = CreatedLines(partial(book.keep, "the lines SeatSync created",
+                                               partial(decisions.created_lines, tenant_id)))
                 records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
-                                        intents.get(tenant_id, []), created.get(tenant_id, {}))
+                                        intents.get(tenant_id, []), created)
                 _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
                              summary, tenant_id, guard, works.get(tenant_id), records, pending)
             except DeadlineReached:
@@ -408,6 +411,35 @@ class TenantRecords:
     deferrals: list[tuple[Deferral, PlannedChange]]
     intents: list[WriteIntent]
     created: Mapping[str, tuple[CreatedLine, ...]]
+
+
+class CreatedLines(Mapping[str, tuple[CreatedLine, ...]]):
+    """A tenant's lines SeatSync created, by tag, read from its ledger the first time the plan asks:
+    only a licence whose line the PSA no longer shows (or shows empty) needs them, so a tenant whose
+    lines all bill costs no read (``DecisionRepository.created_lines``)."""
+
+    def __init__(self, read: Callable[[], dict[str, tuple[CreatedLine, ...]]]) -> None:
+        self._read = read
+        self._lines: dict[str, tuple[CreatedLine, ...]] | None = None
+
+    def _loaded(self) -> dict[str, tuple[CreatedLine, ...]]:
+        if self._lines is None:
+            self._lines = self._read()
+        return self._lines
+
+    def __getitem__(self, tag: str) -> tuple[CreatedLine, ...]:
+        return self._loaded()[tag]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    @property
+    def read(self) -> bool:
+        """Whether the ledger was read (tests: a tenant whose lines all bill costs no read)."""
+        return self._lines is not None
 
 
 TENANT_RESERVE_SECONDS = 30.0
@@ -480,6 +512,8 @@ def _push_tenant(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
             plan = replace(plan, changes=plan.changes + contact_plan.changes,
                            problems=plan.problems + contact_plan.problems)
         rows, unlinked = _reconciliation(tenant, snapshot, plan, config)
+    except (StoreError, AzureError):
+        raise  # the ledger read the plan asked for (CreatedLines) failed: storage's path, not a defect
     except Exception as exc:  # a defect met planning one tenant: it fails alone, the batch goes on
         log.exception("tenant %s: planning failed unexpectedly", tenant_id)
         reason = (f"planning {tenant.name} ({tenant_id}) failed unexpectedly, so nothing was written for it: "

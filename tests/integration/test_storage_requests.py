@@ -134,6 +134,13 @@ def test_a_sync_records_everything_in_a_few_requests_a_tenant(azurite: Azurite, 
                        for e in services.decisions.audit_trail(change["tenantId"]))
         assert services.decisions.intents() == []
 
+        # the next day, nothing changed: every licence's line bills, so no tenant's ledger is read
+        before = store.requests.by_kind()
+        again = msp.sync()
+        requests = sent(store, before)
+        assert not [c for c in again["changes"] if c["status"] == "applied"]
+        assert not [k for k in requests if k.endswith(" ledger")], requests
+
 
 class BrokenOnLitware:
     """A PSA client with a defect met on Litware's quantity (agreement 106), every time: the push of
