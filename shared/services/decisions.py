@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.adapters.decision_store import ApprovalRecord, AuditEntry, DecisionRepository
 from shared.adapters.snapshot_store import SnapshotRepository
+from shared.adapters.tables import StoreRetry
 from shared.config.schema import SeatSyncConfig, TenantConfig, is_guid
 from shared.domain.billing import unlinked_licences, unmapped
 from shared.domain.sku_names import sku_display_name
@@ -46,10 +47,15 @@ def decide(decisions: DecisionRepository, config: SeatSyncConfig, hold_key: str,
     by the next push, re-planned first: if the count moved on meanwhile it is not applied stale."""
     record = decisions.decide(hold_key, approve, by, comment, now)
     tenant = config.tenant(record.tenant_id)
-    decisions.audit(AuditEntry.of(record.change, "approved" if approve else "rejected", now,
-                                  tenant.name if tenant else "", actor=by,
-                                  reason=comment or ("approved" if approve else "rejected")))
+    entry = AuditEntry.of(record.change, "approved" if approve else "rejected", now, tenant.name if tenant else "",
+                          actor=by, reason=comment or ("approved" if approve else "rejected"))
+    # the decision is stored: its audit entry rides out a brief storage outage rather than be lost
+    DECISION_AUDIT_RETRY.call(f"the audit entry of the decision on {hold_key}", lambda: decisions.audit(entry))
     return record
+
+
+DECISION_AUDIT_RETRY = StoreRetry(attempts=4, first_wait=0.5, max_wait=4.0)
+"""About ten seconds: a person waits for the answer."""
 
 
 def resolve_customer(config: SeatSyncConfig, customer: str) -> TenantConfig:

@@ -10,8 +10,10 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
@@ -107,3 +109,30 @@ def test_the_command_line_export_is_the_same(services: Services) -> None:
     entries = audit_trail(services.decisions, audit_query(services.config(), TENANT, None, None))
     rows = list(csv.DictReader(io.StringIO(audit_csv(entries))))
     assert {row["actor"] for row in rows if row["event"] == "rejected"} == {"'" + ACTOR}
+
+
+class AuditRefusedOnce:
+    """The store as it is, except that the first audit write finds storage unreachable."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def audit(self, entry: Any) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise ServiceRequestError("connection refused")
+        self._inner.audit(entry)
+
+
+def test_a_decision_keeps_its_audit_entry_through_a_brief_storage_outage(services: Services) -> None:
+    hold_key = held_decrease(services)
+    flaky = AuditRefusedOnce(services.decisions)
+    decide(flaky, services.config(), hold_key, True, "admin@msp.example", "confirmed", NOW)  # type: ignore[arg-type]
+    assert flaky.refused == 1
+    trail = audit_trail(services.decisions, audit_query(services.config(), TENANT, None, None))
+    assert [(e.event, e.actor, e.reason) for e in trail if e.event == "approved"] == [
+        ("approved", "admin@msp.example", "confirmed")]
