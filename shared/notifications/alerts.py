@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -474,6 +474,25 @@ def _prices(rows: Iterable[ReconciliationRow]) -> dict[tuple[str, str], Decimal]
         sku = row.source.removeprefix("sku:").split("/")[0].lower()
         prices.setdefault((row.tenant_id, sku), row.unit_price)
     return prices
+
+
+def for_alerts(snapshot: TenantSnapshot) -> TenantSnapshot:
+    """``snapshot`` with only what the licence alerts read (``unused_licence_alerts``,
+    ``shared_mailbox_alerts``, ``inactive_user_alerts``): its licences; its shared mailboxes and
+    their users; and, when its sign-ins were read, its enabled licensed users. A run's data holds a
+    snapshot per tenant until its alerts are built, so what no alert reads (other users, groups,
+    subscriptions, devices, the partner's facts) is not kept for every tenant at once."""
+    shared = tuple(m for m in snapshot.mailboxes or () if m.recipient_type.lower() == "shared" and not m.is_deleted)
+    shared_upns = {m.user_principal_name.lower() for m in shared}
+    signed = snapshot.sign_ins is not None and snapshot.sign_ins.unavailable is None
+    users = tuple(u for u in snapshot.users if u.sku_ids and (
+        u.user_principal_name.lower() in shared_upns or (signed and u.account_enabled)))
+    kept_ids = {u.id for u in users}
+    sign_ins = snapshot.sign_ins
+    if sign_ins is not None and sign_ins.unavailable is None:
+        sign_ins = replace(sign_ins, users=tuple(r for r in sign_ins.users if r.user_id in kept_ids))
+    return replace(snapshot, users=users, subscriptions=(), groups={}, managed_devices=None, partner=None,
+                   mailboxes=shared if snapshot.mailboxes is not None else None, sign_ins=sign_ins)
 
 
 def unused_licence_alerts(data: RunData, links: Links, *, minimum: int, currency: str,

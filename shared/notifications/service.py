@@ -35,6 +35,7 @@ from shared.notifications.alerts import (
     TenantRow,
     build_alerts,
     count_by_kind,
+    for_alerts,
 )
 from shared.notifications.digest import select_due
 from shared.notifications.ports import DeliveryError, Notifier
@@ -183,7 +184,8 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
 
     def snapshot(tenant_id: str) -> TenantSnapshot | None:
         try:
-            return snapshots.get(tenant_id, run_id)
+            read = snapshots.get(tenant_id, run_id)
+            return for_alerts(read) if read is not None else None
         except StoreError as exc:
             log.warning("notify: the snapshot of tenant %s in run %s cannot be read (%s); its licence "
                         "alerts are left out", tenant_id, run_id, exc)

@@ -4,6 +4,7 @@ consent link of the partner account that reads a tenant."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,13 +16,14 @@ from shared.domain.model import (
     ChangeKind,
     ChangeStatus,
     DirectoryUser,
+    Mailbox,
     PlannedChange,
     SignIn,
     SignIns,
     SkuCount,
     TenantSnapshot,
 )
-from shared.notifications.alerts import Alert, Links, RunData, TenantRow, build_alerts
+from shared.notifications.alerts import Alert, Links, RunData, TenantRow, build_alerts, for_alerts
 
 RUN = "20261125T020000Z-1a2b3c4d"
 NOW = datetime(2026, 11, 25, 2, 5, tzinfo=UTC)
@@ -187,3 +189,29 @@ def test_the_consent_link_is_the_app_of_the_partner_account_that_reads_the_tenan
     assert "Partner account" not in facts(default)
     [unknown] = only("auth-failed", failed("gone"))
     assert unknown.action_url is None, "no link rather than the wrong app's"
+
+
+def test_the_snapshot_kept_for_alerts_holds_only_what_they_read_and_gives_the_same_alerts() -> None:
+    """A run's data keeps each tenant's snapshot until its alerts are built: only the licences,
+    the shared mailboxes' users and (sign-ins read) the enabled licensed users are kept, and every
+    licence alert comes out the same as from the whole snapshot."""
+    mailboxes = (Mailbox("info@fabrikam.example", "Info", "Shared"), Mailbox("ben@fabrikam.example", "Ben", "User"),
+                 Mailbox("gone@fabrikam.example", "Gone", "Shared", is_deleted=True))
+    shared_user = user("u7", "info@fabrikam.example", EXO1)
+    unlicensed = user("u8", "guest@fabrikam.example")
+    whole = replace(snapshot(), users=(*USERS, shared_user, unlicensed), mailboxes=mailboxes,
+                    groups={"g": ()}, subscriptions=())
+    kept = for_alerts(whole)
+    assert [u.id for u in kept.users] == ["u1", "u2", "u3", "u4", "u6", "u7"], "licensed and enabled, or shared"
+    assert kept.mailboxes == (mailboxes[0],) and kept.groups == {}
+    assert kept.sign_ins is not None and [s.user_id for s in kept.sign_ins.users] == ["u1", "u2", "u3", "u4", "u6"]
+    settings = NotificationSettings(alerts=AlertRules(
+        inactive_users=InactiveUsersRule(enabled=True, days=90)))
+    for snap, kind in ((whole, "inactive-users"), (whole, "shared-mailbox-licensed"), (whole, "unused-licences")):
+        from_whole = only(kind, run(snapshots={FABRIKAM: snap}), settings)
+        assert from_whole, kind
+        assert only(kind, run(snapshots={FABRIKAM: for_alerts(snap)}), settings) == from_whole, kind
+    unread = replace(whole, sign_ins=None)
+    assert [u.id for u in for_alerts(unread).users] == ["u7"], "sign-ins not read: only the shared mailbox's user"
+    assert only("shared-mailbox-licensed", run(snapshots={FABRIKAM: for_alerts(unread)})) == only(
+        "shared-mailbox-licensed", run(snapshots={FABRIKAM: unread}))
