@@ -225,12 +225,26 @@ def unlock(runs: RunRepository, decisions: DecisionRepository, actor: str, *, fo
     return current
 
 
+STARTING_GRACE = timedelta(minutes=5)
+"""How long a run that recorded its request may take to take the run lease and record what it
+sets out to do (``start_run``) before a run without either is said to have died."""
+
+
 def liveness(runs: RunRepository, run_id: str, now: datetime | None = None) -> tuple[str, str | None]:
-    """For a run with no summary: ("running", None) while it holds a live lease, else ("died", why)."""
+    """For a run with no summary: ("running", None) while it holds a live lease, or while it is
+    starting (its request recorded less than ``STARTING_GRACE`` ago, its lease and start not yet:
+    ``start_run`` records the request first); else ("died", why)."""
     died = runs.died(run_id)
     if died is not None:
         return "died", died[1]
-    return unfinished_state(run_id, runs.lease(), now)
+    moment = now or wall_clock()
+    state = unfinished_state(run_id, runs.lease(), moment)
+    if state[0] == "died":
+        request = runs.request(run_id)
+        if (request is not None and moment - request.requested_at < STARTING_GRACE
+                and runs.started(run_id) is None):
+            return "running", None
+    return state
 
 
 def unfinished_state(run_id: str, lease: Lease | None, now: datetime | None = None) -> tuple[str, str | None]:

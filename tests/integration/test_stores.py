@@ -23,7 +23,7 @@ from shared.domain.model import (
     TenantSnapshot,
 )
 from shared.errors import ConflictError
-from shared.services.lease import Heartbeat, LeaseLostError, LeaseRenewal, acquire
+from shared.services.lease import STARTING_GRACE, Heartbeat, LeaseLostError, LeaseRenewal, acquire, liveness
 
 pytestmark = pytest.mark.integration
 
@@ -342,3 +342,20 @@ def test_a_runs_unlinked_licences_are_read_without_its_reconciliation(store: Tab
                              {"rows": [], "unlinked": [{**visio.__dict__, "tenant_id": "t3"}]},
                              {"PartitionKey": run_id, "RowKey": "t3"})
     assert runs.unlinked(run_id) == runs.reconciliation(run_id)[1] and len(runs.unlinked(run_id)) == 2
+
+
+def test_a_run_recorded_but_not_yet_holding_the_lease_is_starting_not_dead(store: TableStore) -> None:
+    """``start_run`` records the request before it takes the lease: a report read in between
+    (the dashboard's page right after "Sync now") says running, and died only once the run has
+    had ``STARTING_GRACE`` to take the lease and record its start."""
+    runs = RunRepository(store)
+    requested = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    request = SyncRequest(run_id="20261125T020000Z-0000000c", trigger="manual", requested_by="alice",
+                          requested_at=requested, dry_run=True, tenants=[TENANT])
+    runs.start(request)
+    assert liveness(runs, request.run_id, requested + timedelta(seconds=1)) == ("running", None)
+    state, why = liveness(runs, request.run_id, requested + STARTING_GRACE)
+    assert state == "died" and why and "holds no lease" in why
+    runs.record_started(StartedRun(run_id=request.run_id, tenants=[TenantWork(tenant_id=TENANT, name="F")]))
+    assert liveness(runs, request.run_id, requested + timedelta(seconds=1))[0] == "died", \
+        "it recorded its start and holds no lease: it is not starting"
