@@ -533,14 +533,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         """Invoices Halo created, newest first; ``recurringinvoice_id`` and ``client_id`` filter,
         ``includelines=true`` includes their lines."""
         records = sorted(self.created.values(), key=lambda i: -i["id"])
-        for name, key in (("recurringinvoice_id", "recurring_invoice_id"), ("client_id", "client_id")):
-            raw = request.arg(name)
-            if raw:
-                try:
-                    wanted = int(raw)
-                except ValueError:
-                    raise Invalid(f"{name} {raw!r} is not a number") from None
-                records = [i for i in records if i[key] == wanted]
+        records = _filtered_by_numbers(request, records, {"recurringinvoice_id": "recurring_invoice_id",
+                                                          "client_id": "client_id"})
         if (request.arg("includelines") or "").lower() != "true":
             records = [{k: v for k, v in i.items() if k != "lines"} for i in records]
         return self._list(request, "invoices", records)
@@ -606,14 +600,8 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
         """Tickets, newest first: ``client_id``, ``tickettype_id``, ``status_id`` filter,
         ``open_only=true`` leaves closed ones out, ``search`` matches the summary (any case)."""
         records = sorted(self.tickets.values(), key=lambda t: -t["id"])
-        for name in ("client_id", "tickettype_id", "status_id"):
-            raw = request.arg(name)
-            if raw:
-                try:
-                    wanted = int(raw)
-                except ValueError:
-                    raise Invalid(f"{name} {raw!r} is not a number") from None
-                records = [t for t in records if t[name] == wanted]
+        records = _filtered_by_numbers(request, records, {name: name for name in ("client_id", "tickettype_id",
+                                                                                  "status_id")})
         if (request.arg("open_only") or "").lower() == "true":
             records = [t for t in records if t["status_id"] != CLOSED_STATUS]
         search = (request.arg("search") or "").lower()
@@ -868,3 +856,18 @@ class HaloEmulator(PsaEmulator[sc.Scenario]):
             })
             next_prorata += 1
         return result, next_prorata
+
+
+def _filtered_by_numbers(request: Request, records: list[dict[str, Any]], fields: dict[str, str]
+                         ) -> list[dict[str, Any]]:
+    """``records`` whose field equals each numeric query argument given (argument name -> field);
+    an argument that is not a number is refused, as Halo answers 400."""
+    for name, key in fields.items():
+        raw = request.arg(name)
+        if raw:
+            try:
+                wanted = int(raw)
+            except ValueError:
+                raise Invalid(f"{name} {raw!r} is not a number") from None
+            records = [r for r in records if r[key] == wanted]
+    return records

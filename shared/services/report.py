@@ -48,12 +48,7 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
     subscription sources' status and the reconciliation of purchased, assigned and billed seats
     with cost and margin. The whole document, every tenant and change in it: what the JSON
     forms give. The text report of a large run is made without it (``report_text``)."""
-    request = runs.request(run_id)
-    if request is None:
-        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
-    summary = runs.summary(run_id)
-    started = runs.started(run_id)
-    head = _head(runs, run_id, request, summary, started)
+    head, started = _recorded_head(runs, run_id)
     names = tenant_names(config)
     tenants = sorted(tenant_entries(runs, run_id, names, started), key=tenant_order(names))
     problems = [{**p, "tenantName": t["name"]} for t in tenants for p in t["problems"]]
@@ -203,6 +198,16 @@ def report_head(runs: RunRepository, run_id: str) -> dict[str, Any]:
     if request is None:
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
     return _head(runs, run_id, request, runs.summary(run_id), runs.started(run_id))
+
+
+def _recorded_head(runs: RunRepository, run_id: str) -> tuple[dict[str, Any], StartedRun | None]:
+    """The report's heading of a recorded run, and its start record (``ReportError`` when no run
+    ``run_id`` is recorded)."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
+    started = runs.started(run_id)
+    return _head(runs, run_id, request, runs.summary(run_id), started), started
 
 
 def _head(runs: RunRepository, run_id: str, request: SyncRequest, summary: RunSummary | None,
@@ -362,12 +367,7 @@ def report_text(runs: RunRepository, run_id: str, config: SeatSyncConfig | None 
     run's tenants and changes read a page at a time and kept only when the text lists them (see
     ``ReportTally``); with the report's heading (``report_head``, and ``firstError``: the first
     tenant's error in the report's order, for a one-line reason of a failed run)."""
-    request = runs.request(run_id)
-    if request is None:
-        raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
-    summary = runs.summary(run_id)
-    started = runs.started(run_id)
-    head = _head(runs, run_id, request, summary, started)
+    head, started = _recorded_head(runs, run_id)
     names = tenant_names(config)
     tally = ReportTally.of(tenant_entries(runs, run_id, names, started, page_size),
                            change_entries(runs, run_id, names, page_size), full).ordered(names)
