@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import requests
 from azure.core.credentials import TokenCredential
 
-from shared import telemetry
+from shared import allocator, telemetry
 from shared.adapters.config_store import ConfigRepository
 from shared.adapters.decision_store import DecisionRepository
 from shared.adapters.margin_store import MarginRepository
@@ -105,6 +105,7 @@ class Services:
                  partner_graph_factory: PartnerGraphFactory | None = None,
                  clock: Callable[[], datetime] | None = None,
                  retry_sleep: Callable[[float], None] = time.sleep) -> None:
+        allocator.tune()  # the process's first services: before its activities' threads allocate
         self.settings = settings
         self.store = store or TableStore.from_settings(settings)
         self.secrets = secrets or SecretResolver(settings.environment, settings.key_vault_url)
