@@ -93,3 +93,22 @@ def test_yaml_round_trips_exactly() -> None:
 def test_unreadable_yaml_is_rejected(text: str, error: type[Exception], expected: str) -> None:
     with pytest.raises(error, match=expected):
         parse_yaml(text)
+
+
+def test_models_given_the_same_fields_share_one_set_of_them_and_stay_exact() -> None:
+    """Thousands of tenants' licences keep one set of given field names between them (memory a
+    tenant), while what each was given, a copy with changes and the exported document stay its own."""
+    document = copy.deepcopy(VALID)
+    document["tenants"][1]["companies"] = [
+        {"psa": "connectwise", "companyId": "20", "licences": [{"skuId": SPB, "agreementId": "200", "lineId": "600"}]}]
+    config = parse_config(document)
+    first = config.tenants[0].companies[0].licences[0]
+    second = config.tenants[1].companies[0].licences[0]
+    assert first.model_fields_set is second.model_fields_set
+    assert first.model_fields_set == {"sku_id", "agreement_id", "line_id"}
+    changed = first.model_copy(update={"note": "moved"})
+    assert changed.model_fields_set == {"sku_id", "agreement_id", "line_id", "note"}
+    assert first.model_fields_set == {"sku_id", "agreement_id", "line_id"}
+    assert first.model_dump(exclude_unset=True, by_alias=True) == {"skuId": SPB, "agreementId": "100", "lineId": "500"}
+    assert parse_config(parse_yaml(to_yaml(config)).model_dump(mode="json", by_alias=True, exclude_unset=True)) \
+        == config
