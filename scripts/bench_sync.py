@@ -179,10 +179,56 @@ class HeapPeak:
         return f"{name}:{frame.lineno}"
 
 
+def rss() -> tuple[float, float]:
+    """This process's peak and current resident memory, MB. The peak is the address space's own
+    (``VmHWM``), not ``getrusage``'s: Linux carries a parent's peak into a child it spawns, so the
+    scenario the parent generated would count as the syncs'."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
+
+
+def allocator_figures() -> list[str]:
+    """What the two allocators hold now (``--allocator``): glibc's arenas (``mallinfo2``), in use
+    and free, and Python's small-object allocator (``sys._debugmallocstats``), whose 1 MiB arenas
+    go back to the system only when empty."""
+    import ctypes
+    import tempfile as tf
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    m = libc.mallinfo2()
+    with tf.TemporaryFile() as out:  # the statistics go to the C stderr
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        stats = out.read().decode()
+    found = dict(re.findall(r"^# (arenas allocated current|bytes in allocated blocks|bytes in available blocks)"
+                            r"\s*=\s*([\d,]+)", stats, re.M))
+    unused = re.search(r"^(\d+) unused pools \* (\d+) bytes", stats, re.M)
+
+    def mb(value: str) -> float:
+        return int(value.replace(",", "")) / 2**20
+
+    return [f"glibc: arenas {m.arena / 2**20:.1f} MB, in use {m.uordblks / 2**20:.1f} MB, "
+            f"free {m.fordblks / 2**20:.1f} MB; own mappings {m.hblkhd / 2**20:.1f} MB",
+            f"Python objects: {found.get('arenas allocated current', '?')} arenas of 1 MiB, "
+            f"{mb(found.get('bytes in allocated blocks', '0')):.1f} MB in objects, "
+            f"{mb(found.get('bytes in available blocks', '0')):.1f} MB free in used pools, "
+            f"{int(unused.group(1)) * int(unused.group(2)) / 2**20 if unused else 0:.1f} MB in unused pools"]
+
+
 def run_child(spec_path: str) -> None:
     """The syncs, in this (child) process: figures as one JSON line on stdout."""
-    import resource
-
     from local_runner.local_sync import sync_locally
     from shared.bootstrap import Services
     from shared.domain.model import ChangeStatus
@@ -195,16 +241,24 @@ def run_child(spec_path: str) -> None:
     store = services.store.requests
     assert store is not None
     results = []
-    for _ in SYNCS:
+    phases: list[list[Any]] = []  # [what, peak RSS so far, RSS now, (allocator lines)]: which step set the peak
+
+    def phase(what: str) -> None:
+        phases.append([what, *rss(), allocator_figures() if spec.get("allocator") else []])
+
+    phase("set up")
+    for label in SYNCS:
         tables_before, kinds_before, rows_before = store.count, store.by_kind(), store.rows()
         started, t0 = time.time(), time.perf_counter()
         run_id = sync_locally(services, requested_by="bench", max_workers=spec["workers"])
         elapsed, finished = time.perf_counter() - t0, time.time()
+        phase(label)
         tables = store.count - tables_before
         kinds = store.by_kind() - kinds_before
         rows = store.rows() - rows_before
         # the text report, as ``seatsync sync`` prints it (made from the run's pages, not measured in time)
         head, _text = report_text(services.runs, run_id, services.config(), services.margins, services.sources)
+        phase(f"{label}: its text report")
         writes: Counter[str] = Counter()
         agreements: set[tuple[str, str | None]] = set()
         held = 0
@@ -220,8 +274,8 @@ def run_child(spec_path: str) -> None:
             "reportCalls": head["calls"], "tables": tables, "tableKinds": dict(kinds), "tableRows": dict(rows),
             "window": [started, finished],  # the emulators' requests in it are this sync's (read by the parent)
         })
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"syncs": results, "peakMb": peak, "heap": heap.stop() if heap else None}))
+    peak = rss()[0]
+    print(json.dumps({"syncs": results, "peakMb": peak, "phases": phases, "heap": heap.stop() if heap else None}))
 
 
 # --------------------------------------------------------------------------- figures
@@ -308,6 +362,8 @@ def main() -> int:
     parser.add_argument("--trace-memory", type=int, default=0, metavar="N",
                         help="also trace the syncing process's Python allocations and print the N lines "
                              "(file:line) that held the most at the largest heap (slows the syncs)")
+    parser.add_argument("--allocator", action="store_true",
+                        help="also print, after each step, what glibc's and Python's allocators hold")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -348,7 +404,7 @@ def main() -> int:
                   + (f"; every emulator answer held back {args.latency_ms:.0f} ms" if args.latency_ms else ""))
             spec = work / "child.json"
             spec.write_text(json.dumps({"env": env, "emulators": urls, "workers": args.workers,
-                                        "traceTop": args.trace_memory}), encoding="utf-8")
+                                        "traceTop": args.trace_memory, "allocator": args.allocator}), encoding="utf-8")
             child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(spec)], cwd=ROOT,
                                    capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if child.returncode != 0:
@@ -363,6 +419,10 @@ def main() -> int:
             for label, sync in zip(SYNCS, result["syncs"], strict=True):
                 figures(label, sync, scenario, args.latency_ms / 1000, args.workers)
             print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB (peak RSS)")
+            for what, peak, now, allocators in result["phases"]:
+                print(f"  after {what}: peak {peak:.0f} MB, now {now:.0f} MB")
+                for line in allocators:
+                    print(f"    {line}")
             if result["heap"]:
                 heap = result["heap"]
                 print(f"  Python heap (tracemalloc): peak {heap['peakMb']:.1f} MB; the largest sampled, "
