@@ -194,6 +194,9 @@ class TenantRow:
     problems: tuple[Problem, ...] = ()
 
 
+ALERTED_CHANGES = frozenset({ChangeStatus.FAILED, ChangeStatus.RECOVERED, ChangeStatus.HELD, ChangeStatus.DEFERRED})
+
+
 @dataclass(frozen=True)
 class RunData:
     """Everything a run stored that alerts are made from."""
@@ -203,6 +206,8 @@ class RunData:
     started: StartedRun | None = None
     tenants: tuple[TenantRow, ...] = ()
     changes: tuple[tuple[PlannedChange, str | None], ...] = ()
+    """The changes alerts are made from (``ALERTED_CHANGES``: failed, recovered, held, deferred),
+    with their errors; applied ones are counted by the summary."""
     reconciliation: tuple[ReconciliationRow, ...] = ()
     unlinked: tuple[UnlinkedLicence, ...] = ()
     snapshots: Mapping[str, TenantSnapshot] = field(default_factory=dict)

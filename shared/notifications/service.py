@@ -27,6 +27,7 @@ from shared.contracts import RunSummary
 from shared.domain.model import TenantSnapshot
 from shared.errors import ConfigError, SeatSyncError
 from shared.notifications.alerts import (
+    ALERTED_CHANGES,
     DEFAULT_AUTHORITY,
     Alert,
     BuiltAlerts,
@@ -207,7 +208,9 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
     money = run_reconciliation(runs, margins, run_id, config) if margins is not None else None
     return RunData(
         run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
-        changes=tuple(runs.changes(run_id)), reconciliation=tuple(reconciliation), unlinked=tuple(unlinked),
+        changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
+                      if change.status in ALERTED_CHANGES),  # a page at a time: a run writes thousands
+        reconciliation=tuple(reconciliation), unlinked=tuple(unlinked),
         snapshots={s.tenant_id: s for s in read if s is not None},
         new_skus={t: frozenset(s) for t, s in new_skus.items()},
         licences=money.lines if money else (), renewals=money.renewals if money else (),

@@ -29,7 +29,8 @@ from shared.adapters.teams import WEBHOOK_POLICY
 from shared.bootstrap import Services, set_services
 from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.notifications.alerts import RunData
+from shared.domain.model import ChangeStatus
+from shared.notifications.alerts import ALERTED_CHANGES, RunData
 from shared.notifications.sample import sample_run_data
 from shared.notifications.service import (
     NotifyServices,
@@ -536,3 +537,18 @@ def test_notifying_a_run_keeps_the_preview_the_notifications_page_shows(env: Env
     data = gather_run_data(env.services.runs, env.services.snapshots, config, run, margins=env.services.margins)
     assert kept == preview_document(data, config, links_for(env.services, config.notifications), DAY_1)
     assert (kept["alerts"], kept["subject"]) == (10, env.mail()[0]["subject"])
+
+
+def test_a_run_s_data_for_alerts_holds_the_changes_alerts_are_made_from_not_every_write(env: Env) -> None:
+    """A run of thousands of tenants writes tens of thousands of changes; the alerts read the
+    failed, recovered, held and deferred ones, and the summary counts the rest."""
+    env.configure(BOTH)
+    sample = sample_run_data(DAY_1)
+    run = env.store_run(sample)
+    config, _version = env.services.config_repository.current()
+    data = gather_run_data(env.services.runs, env.services.snapshots, config, run, margins=env.services.margins)
+    stored = [change for change, _ in env.services.runs.changes(run)]
+    assert {c.status for c in stored} >= {ChangeStatus.APPLIED, ChangeStatus.HELD}
+    assert sorted(c.change_id for c, _ in data.changes) == sorted(
+        c.change_id for c in stored if c.status in ALERTED_CHANGES)
+    assert all(c.status != ChangeStatus.APPLIED for c, _ in data.changes)
