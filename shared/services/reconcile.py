@@ -24,16 +24,18 @@ from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import RunRepository
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.domain.billing import unlinked_licences
-from shared.domain.model import ChangeKind, PlannedChange, TenantSnapshot
+from shared.domain.model import ChangeKind, TenantSnapshot
 from shared.domain.money import Money, Totals
 from shared.domain.periods import MONTHS_PER_PERIOD
 from shared.domain.planning import PsaView, TenantPlan
 from shared.domain.provenance import provenance
 from shared.domain.reconciliation import (
+    BILLING_KINDS,
     WRITTEN,
     BilledMapping,
     LicenceFacts,
     LicenceLine,
+    LineChange,
     Renewal,
     licence_facts,
     reconcile,
@@ -109,12 +111,12 @@ class Reconciliation:
     renewals: tuple[Renewal, ...]
 
 
-def _price_changes(line_facts: LicenceFacts, changes: list[PlannedChange]) -> list[PlannedChange]:
+def _price_changes(line_facts: LicenceFacts, changes: list[LineChange]) -> list[LineChange]:
     keys = {m.mapping_key for m in line_facts.mappings}
     return [c for c in changes if c.mapping_key in keys]
 
 
-def _with_new_prices(facts: LicenceFacts, changes: list[PlannedChange]) -> LicenceFacts:
+def _with_new_prices(facts: LicenceFacts, changes: list[LineChange]) -> LicenceFacts:
     """The facts with the unit prices a written price change set (profiles priced from cost)."""
     mappings = []
     for mapping in facts.mappings:
@@ -126,13 +128,15 @@ def _with_new_prices(facts: LicenceFacts, changes: list[PlannedChange]) -> Licen
 
 def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
                        renewal_days: int | None = None) -> Reconciliation:
+    """The run's reconciliation, every licence of it. The run's changes are read a page at a
+    time and only what the reconciliation reads of them is kept (``LineChange``)."""
     request = runs.request(run_id)
     if request is None:
         raise ReconcileError("run", f"no run {run_id} is recorded")
-    changes = [change for change, _ in runs.changes(run_id)]
-    by_tenant: dict[str, list[PlannedChange]] = {}
-    for change in changes:
-        by_tenant.setdefault(change.tenant_id, []).append(change)
+    by_tenant: dict[str, list[LineChange]] = {}
+    for change, _ in runs.iter_changes(run_id):
+        if change.kind in BILLING_KINDS:
+            by_tenant.setdefault(change.tenant_id, []).append(LineChange.of(change))
     currency = config.notifications.currency.upper()
     lines = []
     for facts in margins.facts(run_id):

@@ -18,7 +18,15 @@ from shared.domain.money import CurrencyMismatch, Money, Totals, total
 from shared.domain.partner import PartnerFacts, PartnerSubscription, Refundable, SourceLink, resolve_sku
 from shared.domain.planning import plan_tenant
 from shared.domain.provenance import provenance
-from shared.domain.reconciliation import BilledMapping, LicenceFacts, licence_facts, reconcile, renewals, totals
+from shared.domain.reconciliation import (
+    BilledMapping,
+    LicenceFacts,
+    LineChange,
+    licence_facts,
+    reconcile,
+    renewals,
+    totals,
+)
 from shared.domain.sku_names import sku_id_for_name
 from tests.unit.builders import E3, SPB, TENANT, TODAY, config, licence, line, snapshot, subscription, view
 
@@ -335,6 +343,16 @@ def test_margin_arithmetic_is_exact_and_follows_what_the_psa_holds() -> None:
     assert failed.billed == 20 and failed.found_seats == 2 and failed.found == Money(Decimal("44.00"), "USD")
     held = reconcile(licence_facts_of(), [change(ChangeStatus.HELD)], "USD")
     assert held.billed == 20
+
+
+@pytest.mark.parametrize("status", list(ChangeStatus))
+def test_what_the_reconciliation_keeps_of_a_change_reconciles_as_the_change_does(status: ChangeStatus) -> None:
+    """A run's reconciliation keeps a ``LineChange`` of each of its changes, not the change."""
+    for kind in (ChangeKind.SET_QUANTITY, ChangeKind.CREATE_LINE):
+        whole = change(status, kind)
+        assert reconcile(licence_facts_of(), [LineChange.of(whole)], "USD") == \
+            reconcile(licence_facts_of(), [whole], "USD")
+    assert LineChange.of(change(status)) == LineChange("m1", ChangeKind.SET_QUANTITY, status, None)
 
 
 def test_an_annual_agreement_price_is_a_month_of_it() -> None:
