@@ -73,7 +73,11 @@ def _pause_if_asked(point: str, passage: int) -> None:
     if name != point or passage != (int(nth) if nth else 1):
         return
     path = Path(signal_file)
-    path.write_text(f"{point} {os.getpid()}\n", encoding="utf-8")
+    # written whole, then renamed: a watcher that sees the file reads the point and the process
+    # (a file written in place can be seen empty)
+    written = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    written.write_text(f"{point} {os.getpid()}\n", encoding="utf-8")
+    written.replace(path)
     deadline = time.monotonic() + float(os.environ.get("SEATSYNC_PAUSE_SECONDS", "300"))
     while path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
