@@ -219,11 +219,14 @@ def allocator_figures() -> list[str]:
     def mb(value: str) -> float:
         return int(value.replace(",", "")) / 2**20
 
-    return [f"glibc: arenas {m.arena / 2**20:.1f} MB, in use {m.uordblks / 2**20:.1f} MB, "
-            f"free {m.fordblks / 2**20:.1f} MB; own mappings {m.hblkhd / 2**20:.1f} MB",
-            f"Python objects: {found.get('arenas allocated current', '?')} arenas of 1 MiB, "
-            f"{mb(found.get('bytes in allocated blocks', '0')):.1f} MB in objects, "
-            f"{mb(found.get('bytes in available blocks', '0')):.1f} MB free in used pools, "
+    figures = [f"glibc: arenas {m.arena / 2**20:.1f} MB, in use {m.uordblks / 2**20:.1f} MB, "
+               f"free {m.fordblks / 2**20:.1f} MB; own mappings {m.hblkhd / 2**20:.1f} MB"]
+    if "arenas allocated current" not in found:  # tracemalloc's hooks hide Python's allocator
+        return [*figures, "Python objects: not measured while --trace-memory traces them"]
+    return [*figures,
+            f"Python objects: {found['arenas allocated current']} arenas of 1 MiB, "
+            f"{mb(found['bytes in allocated blocks']):.1f} MB in objects, "
+            f"{mb(found['bytes in available blocks']):.1f} MB free in used pools, "
             f"{int(unused.group(1)) * int(unused.group(2)) / 2**20 if unused else 0:.1f} MB in unused pools"]
 
 
