@@ -322,6 +322,20 @@ def to_json(view: Reconciliation) -> dict[str, Any]:
     return to_output(view).model_dump(mode="json", by_alias=True)
 
 
+def summary_json(view: Reconciliation) -> dict[str, Any]:
+    """What a large run's text report shows of its reconciliation (``render_sections`` with
+    ``summary``): the totals and how many licences and renewals, without the JSON of every
+    licence (thousands of them in a run of thousands of tenants)."""
+    sums = totals(view.lines)
+    return {"runId": view.run_id, "dryRun": view.dry_run, "day": view.day.isoformat(), "currency": view.currency,
+            "licences": [], "licenceCount": len(view.lines), "renewals": [], "renewalCount": len(view.renewals),
+            "totals": TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
+                                money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
+                                reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
+                                unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats,
+                                ).model_dump(mode="json", by_alias=True)}
+
+
 # --------------------------------------------------------------------------- text and CSV
 
 
@@ -369,11 +383,12 @@ def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
     licences = money["licences"]
     sums = money["totals"]
     if summary:
-        return [f"  {len(licences)} licences; a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
+        count = money.get("licenceCount", len(licences))
+        return [f"  {count} licences; a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
                 f"margin {_sum(sums['margin'])}",
                 f"  money found: {sums['moneyFoundSeats']} seats ({_sum(sums['moneyFound'])}); money leaking: "
                 f"{sums['unusedSeats']} seats ({_sum(sums['moneyLeaking'])}), {sums['reducibleSeats']} still "
-                f"reducible; {len(money['renewals'])} renewals with unused seats",
+                f"reducible; {money.get('renewalCount', len(money['renewals']))} renewals with unused seats",
                 "  seatsync reconcile lists every licence"]
     out = table(
         ["TENANT", "LICENCE", "FROM", "PURCH", "ASSIGN", "BILLED", "REVENUE", "COST", "MARGIN", "%"],

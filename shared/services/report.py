@@ -22,6 +22,7 @@ from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
 from shared.services.lease import liveness
 from shared.services.reconcile import render_sections, run_reconciliation
+from shared.services.reconcile import summary_json as reconciliation_summary_json
 from shared.services.reconcile import to_json as reconciliation_json
 from shared.text import short, table
 
@@ -70,12 +71,15 @@ def build_report(runs: RunRepository, run_id: str, config: SeatSyncConfig | None
 
 
 def _run_sections(runs: RunRepository, run_id: str, config: SeatSyncConfig | None, margins: MarginRepository | None,
-                  sources: SourceRepository | None, started: StartedRun | None) -> dict[str, Any]:
-    """The report's parts that are about the run as a whole: sources, money, GDAP."""
+                  sources: SourceRepository | None, started: StartedRun | None,
+                  money_summary: bool = False) -> dict[str, Any]:
+    """The report's parts that are about the run as a whole: sources, money, GDAP. With
+    ``money_summary`` (a large run's text report) the reconciliation is its totals and counts."""
+    money = reconciliation_summary_json if money_summary else reconciliation_json
     return {
         "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
                     if sources is not None and config is not None else []),
-        "reconciliation": (reconciliation_json(run_reconciliation(runs, margins, run_id, config))
+        "reconciliation": (money(run_reconciliation(runs, margins, run_id, config))
                            if margins is not None and config is not None else None),
         "gdap": {
             "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
@@ -379,7 +383,7 @@ def report_text(runs: RunRepository, run_id: str, config: SeatSyncConfig | None 
     frame = {**head, "unlinked": unlinked, "unlinkedCount": count,
              # from the tenants kept, as build_report has them: every tenant with a problem needs attention
              "problems": [{**p, "tenantName": t["name"]} for t in tally.tenants for p in t["problems"]],
-             **_run_sections(runs, run_id, config, margins, sources, started)}
+             **_run_sections(runs, run_id, config, margins, sources, started, money_summary=tally.summary)}
     errors = [t["error"] for t in tally.tenants if t["error"]]
     return {**head, "firstError": errors[0] if errors else None}, _render(frame, tally)
 
@@ -500,7 +504,7 @@ def _render(report: dict[str, Any], tally: ReportTally) -> str:
             state += f"; costs not read: {short(source['costError'], 60)}"
         out.append(f"  - {source['source']} ({source['kind']}): {state}")
     money = report.get("reconciliation")
-    if money and money["licences"]:
+    if money and (money["licences"] or money.get("licenceCount")):
         out += ["", f"Reconciliation (amounts a month; prices in {money['currency']}):"]
         out += render_sections(money, summary)
     gdap = report["gdap"]
