@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -283,8 +284,15 @@ def _sums(sums: Totals) -> list[MoneyOut]:
     return [out for currency in sums if (out := _money(sums[currency])) is not None]
 
 
+def _totals_out(lines: Iterable[LicenceLine]) -> TotalsOut:
+    sums = totals(lines)
+    return TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
+                     money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
+                     reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
+                     unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats)
+
+
 def to_output(view: Reconciliation) -> ReconciliationOut:
-    sums = totals(view.lines)
     return ReconciliationOut(
         run_id=view.run_id, dry_run=view.dry_run, day=view.day, currency=view.currency,
         licences=[LicenceOut(
@@ -307,10 +315,7 @@ def to_output(view: Reconciliation) -> ReconciliationOut:
                 monthly_cost=_money(Money(s.monthly_cost, s.currency))
                 if s.monthly_cost is not None and s.currency else None) for s in line.facts.subscriptions],
         ) for line in view.lines],
-        totals=TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
-                         money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
-                         reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
-                         unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats),
+        totals=_totals_out(view.lines),
         renewals=[RenewalOut(tenant_id=r.tenant_id, tenant_name=r.tenant_name, sku_id=r.sku_id, licence=r.label,
                              subscription_id=r.subscription.subscription_id, source=r.subscription.source,
                              renewal=r.subscription.renewal or view.day, days_left=r.days_left,
@@ -326,14 +331,9 @@ def summary_json(view: Reconciliation) -> dict[str, Any]:
     """What a large run's text report shows of its reconciliation (``render_sections`` with
     ``summary``): the totals and how many licences and renewals, without the JSON of every
     licence (thousands of them in a run of thousands of tenants)."""
-    sums = totals(view.lines)
     return {"runId": view.run_id, "dryRun": view.dry_run, "day": view.day.isoformat(), "currency": view.currency,
             "licences": [], "licenceCount": len(view.lines), "renewals": [], "renewalCount": len(view.renewals),
-            "totals": TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
-                                money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
-                                reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
-                                unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats,
-                                ).model_dump(mode="json", by_alias=True)}
+            "totals": _totals_out(view.lines).model_dump(mode="json", by_alias=True)}
 
 
 # --------------------------------------------------------------------------- text and CSV
