@@ -9,12 +9,12 @@ holds once the run is over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.tables import DocumentRef, TableStore, partition, read_document, write_committed_documents
+from shared.adapters.tables import TableStore, committed_documents, write_committed_documents
 from shared.domain.reconciliation import BilledMapping, LicenceFacts, SubscriptionFact
 
 
@@ -87,11 +87,11 @@ class MarginRepository:
             for tenant_id, facts in tenants])
 
     def facts(self, run_id: str) -> list[LicenceFacts]:
-        found: list[LicenceFacts] = []
-        entities = {str(e["RowKey"]): e for e in partition(self._table, run_id)}
-        for key, entity in entities.items():
-            if "~" in key:
-                continue
-            found += [facts_from_json(raw)
-                      for raw in read_document(self._table, DocumentRef.from_entity(entity), entities)]
-        return found
+        """Every tenant's facts of the run."""
+        return [f for _tenant, facts in self.iter_facts(run_id) for f in facts]
+
+    def iter_facts(self, run_id: str, page_size: int | None = None) -> Iterator[tuple[str, list[LicenceFacts]]]:
+        """Per tenant of the run, in the store's order (by tenant id): its facts, read a page at a
+        time, one tenant's entities held at a time (a run of thousands of tenants is not held)."""
+        for entity, document in committed_documents(self._table, run_id, page_size=page_size):
+            yield str(entity["RowKey"]), [facts_from_json(raw) for raw in document]

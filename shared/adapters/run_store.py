@@ -37,6 +37,7 @@ from shared.adapters.tables import (
     DocumentRef,
     StoreError,
     TableStore,
+    committed_documents,
     partition,
     query,
     read_document,
@@ -533,26 +534,9 @@ class RunRepository:
     def iter_reconciliation(self, run_id: str, page_size: int | None = None) -> Iterator[
             tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]]:
         """Per tenant of the run, in the store's order: its reconciliation rows and unlinked
-        licences, read a page at a time. A tenant's document parts follow its commit entity
-        (``{tenant}~lines~00000`` sorts after ``{tenant}``), so one tenant's entities are held
-        at a time; a document whose parts are elsewhere is read by itself."""
-        held: dict[str, Any] = {}
-        commit: dict[str, Any] | None = None
-
-        def document_of(entity: dict[str, Any]) -> tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]:
-            document = read_document(self._lines, DocumentRef.from_entity(entity), held)
-            return (str(entity["RowKey"]),
-                    [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
-                                          else Decimal(r["unit_price"])}) for r in document["rows"]],
-                    [UnlinkedLicence(**u) for u in document["unlinked"]])
-
-        for entity in partition(self._lines, run_id, page_size=page_size):
-            key = str(entity["RowKey"])
-            if "~" in key:
-                held[key] = entity
-                continue
-            if commit is not None:
-                yield document_of(commit)
-            commit, held = entity, {}
-        if commit is not None:
-            yield document_of(commit)
+        licences, read a page at a time, one tenant's entities held at a time."""
+        for entity, document in committed_documents(self._lines, run_id, page_size=page_size):
+            yield (str(entity["RowKey"]),
+                   [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
+                                         else Decimal(r["unit_price"])}) for r in document["rows"]],
+                   [UnlinkedLicence(**u) for u in document["unlinked"]])

@@ -408,6 +408,25 @@ def read_document(table: TableClient, ref: DocumentRef, read: dict[str, Any] | N
     return json.loads(zlib.decompress(packed).decode("utf-8"))
 
 
+def committed_documents(table: TableClient, partition_key: str, *,
+                        page_size: int | None = None) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Every committed document of a partition, with its commit entity, in row-key order, read a
+    page at a time. A document's parts follow its commit entity (``{key}~lines~00000`` sorts after
+    ``{key}``), so one document's entities are held at a time, not the partition's; a document
+    whose parts are elsewhere is read by itself."""
+    held: dict[str, Any] = {}
+    commit: dict[str, Any] | None = None
+    for entity in partition(table, partition_key, page_size=page_size):
+        if "~" in str(entity["RowKey"]):
+            held[str(entity["RowKey"])] = entity
+            continue
+        if commit is not None:
+            yield commit, read_document(table, DocumentRef.from_entity(commit), held)
+        commit, held = entity, {}
+    if commit is not None:
+        yield commit, read_document(table, DocumentRef.from_entity(commit), held)
+
+
 def delete_rows(table: TableClient, entities: Iterable[dict[str, Any]]) -> None:
     submit_batches(table, [("delete", e) for e in entities])
 

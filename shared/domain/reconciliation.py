@@ -335,4 +335,9 @@ def renewals(lines: Iterable[LicenceLine], today: date, within_days: int) -> lis
                 found.append(Renewal(line.facts.tenant_id, line.facts.tenant_name, line.facts.sku_id,
                                      line.facts.label, sub, min(line.unused, sub.quantity),
                                      (sub.renewal - today).days))
-    return sorted(found, key=lambda r: (r.subscription.renewal or today, r.tenant_name.casefold(), r.label))
+    return sorted(found, key=renewal_order)
+
+
+def renewal_order(renewal: Renewal) -> tuple[date, str, str]:
+    """The order renewals are shown in: soonest first, then by tenant and licence."""
+    return renewal.subscription.renewal or date.min, renewal.tenant_name.casefold(), renewal.label

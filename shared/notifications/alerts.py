@@ -861,9 +861,21 @@ def sort_key(alert: Alert) -> tuple[int, str, str, str]:
     return (KIND_ORDER[alert.kind], (alert.tenant_name or "").lower(), (alert.licence or "").lower(), alert.key)
 
 
+TENANT_PART_KINDS: frozenset[AlertKind] = frozenset({
+    "unlinked-licence", "unused-licences", "shared-mailbox-licensed", "inactive-users", "reducible-seats",
+    "margin-below-floor", "renewal-unused"})
+"""The kinds made from a tenant's own licences, snapshot and money: these can be built from a run's
+tenants in parts (``build_alerts``'s ``parts``); the others read the run as a whole."""
+
+
 def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
-                 config: SeatSyncConfig | None = None) -> BuiltAlerts:
-    """Every enabled alert of a run, exclusions applied, in display order."""
+                 config: SeatSyncConfig | None = None, parts: Iterable[RunData] = ()) -> BuiltAlerts:
+    """Every enabled alert of a run, exclusions applied, in display order.
+
+    ``parts``: the run's tenants, a few at a time, each with their reconciliation, licences and
+    snapshots (``TENANT_PART_KINDS`` are built from each part as it comes, and the part let go), so
+    that notifying a run of thousands of tenants never holds them all; ``data`` then carries what
+    the whole run says (its tenants' outcomes, its alerted changes)."""
     rules = settings.alerts
 
     def billing_excluded(tenant_id: str, sku_id: str) -> bool:
@@ -878,47 +890,57 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         return lambda tenant_id, sku_id: (billing_excluded(tenant_id, sku_id) or (
             settings.excluded(kind, tenant_id, sku_id) and not settings.excluded(kind, tenant_id, None)))
 
-    candidates: list[Alert] = []
-    if rules.enabled("run-failed"):
-        failed = run_failed_alert(data, links)
-        candidates += [failed] if failed else []
-    if rules.enabled("writes-recovered"):
-        late = writes_recovered_alert(data, links)
-        candidates += [late] if late else []
-    if rules.enabled("auth-failed"):
-        candidates += auth_failed_alerts(data, links)
-    if rules.enabled("billing-problem"):
-        candidates += billing_problem_alerts(data, links)
-    if rules.enabled("changes-held"):
-        candidates += changes_held_alerts(data, links)
-    if rules.enabled("unlinked-licence"):
-        candidates += unlinked_licence_alerts(data, links)
-    if rules.enabled("unused-licences"):
-        candidates += unused_licence_alerts(
-            data, links, minimum=settings.alerts.unused_licences.minimum_unused, currency=settings.currency,
-            billing_excluded=billing_excluded)
-    if rules.enabled("shared-mailbox-licensed"):
-        candidates += shared_mailbox_alerts(data, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
-    if rules.enabled("tenant-guarded"):
-        candidates += tenant_guarded_alerts(data, links)
-    if rules.enabled("gdap-not-added"):
-        candidates += gdap_alerts(data, links)
-    if rules.enabled("gdap-ended"):
-        candidates += gdap_ended_alerts(data, links)
-    if rules.enabled("gdap-expiring"):
-        candidates += gdap_expiring_alerts(data, links)
-    if rules.enabled("inactive-users"):
-        candidates += inactive_user_alerts(data, links, days=rules.inactive_users.days, currency=settings.currency,
-                                           billing_excluded=billing_excluded)
-    if rules.enabled("reducible-seats"):
-        candidates += reducible_seat_alerts(data, links)
-    if rules.enabled("margin-below-floor"):
-        candidates += margin_alerts(data, links, floor=rules.margin_below_floor.floor_percent)
-    if rules.enabled("renewal-unused"):
-        candidates += renewal_alerts(data, links)
+    def candidates(of: RunData, kinds: Callable[[AlertKind], bool]) -> tuple[list[Alert], int]:
+        """The alerts of ``kinds`` made from ``of``: those kept, and how many exclusions took."""
+        def wanted(kind: AlertKind) -> bool:
+            return kinds(kind) and rules.enabled(kind)
 
-    kept = [a for a in candidates if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
-    excluded = len(candidates) - len(kept)
+        found: list[Alert] = []
+        if wanted("run-failed"):
+            failed = run_failed_alert(of, links)
+            found += [failed] if failed else []
+        if wanted("writes-recovered"):
+            late = writes_recovered_alert(of, links)
+            found += [late] if late else []
+        if wanted("auth-failed"):
+            found += auth_failed_alerts(of, links)
+        if wanted("billing-problem"):
+            found += billing_problem_alerts(of, links)
+        if wanted("changes-held"):
+            found += changes_held_alerts(of, links)
+        if wanted("unlinked-licence"):
+            found += unlinked_licence_alerts(of, links)
+        if wanted("unused-licences"):
+            found += unused_licence_alerts(
+                of, links, minimum=settings.alerts.unused_licences.minimum_unused, currency=settings.currency,
+                billing_excluded=billing_excluded)
+        if wanted("shared-mailbox-licensed"):
+            found += shared_mailbox_alerts(of, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
+        if wanted("tenant-guarded"):
+            found += tenant_guarded_alerts(of, links)
+        if wanted("gdap-not-added"):
+            found += gdap_alerts(of, links)
+        if wanted("gdap-ended"):
+            found += gdap_ended_alerts(of, links)
+        if wanted("gdap-expiring"):
+            found += gdap_expiring_alerts(of, links)
+        if wanted("inactive-users"):
+            found += inactive_user_alerts(of, links, days=rules.inactive_users.days, currency=settings.currency,
+                                          billing_excluded=billing_excluded)
+        if wanted("reducible-seats"):
+            found += reducible_seat_alerts(of, links)
+        if wanted("margin-below-floor"):
+            found += margin_alerts(of, links, floor=rules.margin_below_floor.floor_percent)
+        if wanted("renewal-unused"):
+            found += renewal_alerts(of, links)
+        kept = [a for a in found if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
+        return kept, len(found) - len(kept)
+
+    kept, excluded = candidates(data, lambda kind: True)
+    for part in parts:
+        part_kept, part_excluded = candidates(part, lambda kind: kind in TENANT_PART_KINDS)
+        kept += part_kept
+        excluded += part_excluded
     if rules.enabled("run-summary"):
         open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)
         kept.append(run_summary_alert(data, links, open_alerts=open_alerts))

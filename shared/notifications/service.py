@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, NotificationRepository
@@ -25,6 +25,7 @@ from shared.config.notifications import NotificationSettings, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary
 from shared.domain.model import TenantSnapshot
+from shared.domain.reconciliation import renewal_order, renewals
 from shared.errors import ConfigError, SeatSyncError
 from shared.notifications.alerts import (
     ALERTED_CHANGES,
@@ -43,7 +44,7 @@ from shared.notifications.ports import DeliveryError, Notifier
 from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
 from shared.notifications.tickets import TicketChannel
 from shared.ports import SecretReader, TicketPort
-from shared.services.reconcile import run_reconciliation
+from shared.services.reconcile import line_changes, line_order, reconcile_tenant
 from shared.telemetry import ContextThreadPool
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from shared.bootstrap import Services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class NotifyError(SeatSyncError):
@@ -160,10 +162,15 @@ def partner_client_ids(config: SeatSyncConfig, secrets: SecretReader) -> dict[st
 # --------------------------------------------------------------------------- the run's data
 
 
-def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: SeatSyncConfig, run_id: str,
-                    summary: RunSummary | None = None, *, with_snapshots: bool = True,
-                    max_workers: int = 8, margins: MarginRepository | None = None) -> RunData:
-    """What the run stored, in the form alerts are built from."""
+PART_TENANTS = 100
+"""How many tenants' licences, snapshots and money a notification holds at once."""
+
+
+def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
+                     summary: RunSummary | None = None) -> RunData:
+    """What the whole run says: its summary, what it set out to do, each tenant's outcome and the
+    changes alerts are made from (failed, recovered, held, deferred), read a page at a time. The
+    tenants' licences, snapshots and money come in parts (``iter_run_parts``)."""
     summary = summary or runs.summary(run_id)
     if summary is None:
         if runs.request(run_id) is None:
@@ -174,14 +181,50 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
     if started is not None:
         names.update({t.tenant_id: t.name for t in started.tenants})
     tenants = []
-    for row in runs.tenant_rows(run_id):
+    for row in runs.iter_tenant_rows(run_id):
         outcome = row["outcome"]
         tenant_id = str(row["tenantId"])
         name = outcome.name if outcome is not None and outcome.name else names.get(tenant_id, tenant_id)
         tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"], tuple(row["problems"])))
     tenants.sort(key=lambda t: t.name.lower())
-    reconciliation, unlinked = runs.reconciliation(run_id)
-    collected = [t.tenant_id for t in tenants if t.outcome is not None and t.outcome.status == "ok"]
+    return RunData(run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
+                   changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
+                                 if change.status in ALERTED_CHANGES))
+
+
+class _Cursor(Generic[T]):
+    """A per-tenant iterator in the store's order (by tenant id), taken a part at a time."""
+
+    def __init__(self, items: Iterator[tuple[str, T]]) -> None:
+        self._items = items
+        self._next: tuple[str, T] | None = next(items, None)
+
+    def upto(self, last: str | None) -> list[tuple[str, T]]:
+        """The items up to tenant ``last``, or all that are left when ``last`` is None."""
+        taken = []
+        while self._next is not None and (last is None or self._next[0] <= last):
+            taken.append(self._next)
+            self._next = next(self._items, None)
+        return taken
+
+
+def iter_run_parts(runs: RunRepository, snapshots: SnapshotRepository, config: SeatSyncConfig, run: RunData, *,
+                   with_snapshots: bool = True, max_workers: int = 8, margins: MarginRepository | None = None,
+                   size: int = PART_TENANTS) -> Iterator[RunData]:
+    """The run's tenants, ``size`` at a time in the order of their ids, each part with what the
+    tenant alerts (``TENANT_PART_KINDS``) are made from: their reconciliation rows and unlinked
+    licences, the licences first seen in this run, their snapshots (slimmed, ``for_alerts``) and
+    their money (licences reconciled, renewals with unused seats). The run's reconciliation and
+    money documents are read a tenant at a time, in step with the parts, so one part is held."""
+    run_id = run.run_id
+    rows = {t.tenant_id: t for t in run.tenants}
+    ids = sorted(rows)
+    lines = _Cursor(((tenant, (found, unlinked)) for tenant, found, unlinked in runs.iter_reconciliation(run_id)))
+    request = runs.request(run_id) if margins is not None else None
+    money = _Cursor(margins.iter_facts(run_id)) if margins is not None and request is not None else None
+    changes = line_changes(runs, run_id) if money is not None else {}
+    currency = config.notifications.currency.upper()
+    days = config.notifications.alerts.renewal_unused.days_before
 
     def snapshot(tenant_id: str) -> TenantSnapshot | None:
         try:
@@ -197,23 +240,47 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
         first = next(iter(snapshots.licence_history(tenant_id, sku_id)), None)
         return first is None or first.run_id >= run_id
 
-    pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
     with ContextThreadPool(max_workers=max(1, max_workers), thread_name_prefix="notify") as pool:
-        read = list(pool.map(snapshot, collected)) if with_snapshots else []
-        new_flags = list(pool.map(is_new, pairs))
-    new_skus: dict[str, set[str]] = {}
-    for (tenant_id, sku_id), new in zip(pairs, new_flags, strict=True):
-        if new:
-            new_skus.setdefault(tenant_id, set()).add(sku_id)
-    money = run_reconciliation(runs, margins, run_id, config) if margins is not None else None
-    return RunData(
-        run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
-        changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
-                      if change.status in ALERTED_CHANGES),  # a page at a time: a run writes thousands
-        reconciliation=tuple(reconciliation), unlinked=tuple(unlinked),
-        snapshots={s.tenant_id: s for s in read if s is not None},
-        new_skus={t: frozenset(s) for t, s in new_skus.items()},
-        licences=money.lines if money else (), renewals=money.renewals if money else (),
+        for start in range(0, max(len(ids), 1), size):
+            chunk = ids[start:start + size]
+            last = chunk[-1] if start + size < len(ids) else None  # the last part takes what is left
+            reconciled = lines.upto(last)
+            facts = money.upto(last) if money is not None else []
+            collected = [t for t in chunk if (row := rows[t]).outcome is not None and row.outcome.status == "ok"]
+            read = list(pool.map(snapshot, collected)) if with_snapshots else []
+            unlinked = [u for _tenant, (_found, tenant_unlinked) in reconciled for u in tenant_unlinked]
+            pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
+            new_skus: dict[str, set[str]] = {}
+            for (tenant_id, sku_id), new in zip(pairs, pool.map(is_new, pairs), strict=True):
+                if new:
+                    new_skus.setdefault(tenant_id, set()).add(sku_id)
+            licences = [line for _tenant, tenant_facts in facts
+                        for line in reconcile_tenant(tenant_facts, changes, currency)]
+            held = dict.fromkeys([*chunk, *(t for t, _ in reconciled), *(t for t, _ in facts)])
+            yield RunData(
+                run_id=run_id, summary=run.summary, tenants=tuple(rows[t] for t in held if t in rows),
+                reconciliation=tuple(r for _tenant, (found, _unlinked) in reconciled for r in found),
+                unlinked=tuple(unlinked), snapshots={s.tenant_id: s for s in read if s is not None},
+                new_skus={t: frozenset(s) for t, s in new_skus.items()}, licences=tuple(licences),
+                renewals=tuple(renewals(licences, request.requested_at.date(), days)) if request else (),
+            )
+
+
+def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: SeatSyncConfig, run_id: str,
+                    summary: RunSummary | None = None, *, with_snapshots: bool = True,
+                    max_workers: int = 8, margins: MarginRepository | None = None) -> RunData:
+    """What the run stored, in the form alerts are built from, all of it at once: for a run's
+    preview on demand and the command line. Notifying a run takes it in parts instead."""
+    run = gather_run_level(runs, config, run_id, summary)
+    parts = list(iter_run_parts(runs, snapshots, config, run, with_snapshots=with_snapshots,
+                                max_workers=max_workers, margins=margins))
+    return replace(
+        run, reconciliation=tuple(r for p in parts for r in p.reconciliation),
+        unlinked=tuple(u for p in parts for u in p.unlinked),
+        snapshots={t: s for p in parts for t, s in p.snapshots.items()},
+        new_skus={t: s for p in parts for t, s in p.new_skus.items()},
+        licences=tuple(sorted((line for p in parts for line in p.licences), key=line_order)),
+        renewals=tuple(sorted((r for p in parts for r in p.renewals), key=renewal_order)),
     )
 
 
@@ -330,17 +397,18 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
         _log_summary(summary)
     notifiers = list(services.notifiers(settings))
     tickets = settings.psa_tickets if settings.tickets_enabled else None
-    data = gather_run_data(services.runs, services.snapshots, config, run_id, summary,
+    data = gather_run_level(services.runs, config, run_id, summary)
+    parts = iter_run_parts(services.runs, services.snapshots, config, data,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
                                            or settings.alerts.enabled("shared-mailbox-licensed")
                                            or settings.alerts.enabled("inactive-users")),
                            max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
     now = services.clock()
-    keep_preview(services, data, config, links, now)  # what the Notifications page shows, channels or not
+    built = build_alerts(data, settings, links, config, parts=parts)  # a few tenants held at a time
+    keep_preview(services, data, built, config, links, now)  # what the Notifications page shows, channels or not
     if not notifiers and tickets is None:
         return NotifyResult(run_id, alerts=0, excluded=0)
-    built = build_alerts(data, settings, links, config)
     context = message_context(data, settings, links, now)
     results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)
     if tickets is not None:
@@ -367,23 +435,24 @@ def preview_name(version_id: str | None) -> str:
 
 
 def preview_document(data: RunData, config: SeatSyncConfig, links: Links, now: datetime,
-                     banner: str | None = None) -> dict[str, Any]:
+                     banner: str | None = None, built: BuiltAlerts | None = None) -> dict[str, Any]:
     """What the Notifications page shows of a run: its card (the Adaptive Card's content, as
-    JSON text), the email's subject and HTML, and how many alerts."""
-    preview = render_preview(data, config.notifications, links, now, config, banner=banner)
+    JSON text), the email's subject and HTML, and how many alerts. ``built``: the run's alerts
+    when already built (from ``data`` and its parts)."""
+    preview = render_preview(data, config.notifications, links, now, config, banner=banner, built=built)
     card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
     return {"card": json.dumps(card, indent=2, ensure_ascii=False), "subject": preview.email.subject,
             "html": preview.email.html, "alerts": len(preview.alerts.alerts)}
 
 
-def keep_preview(services: NotifyServices, data: RunData, config: SeatSyncConfig, links: Links,
-                 now: datetime) -> None:
+def keep_preview(services: NotifyServices, data: RunData, built: BuiltAlerts, config: SeatSyncConfig,
+                 links: Links, now: datetime) -> None:
     """Store the run's preview as notifying it has the run's data at hand: the Notifications page
     then reads one document instead of every tenant's snapshot. Only a view of what is sent, so a
     store that refuses it is logged and the notifications still go out."""
     name = preview_name(services.config_version())
     try:
-        services.runs.record_derived(data.run_id, name, preview_document(data, config, links, now))
+        services.runs.record_derived(data.run_id, name, preview_document(data, config, links, now, built=built))
     except Exception as exc:
         if not (isinstance(exc, StoreError) or is_transient(exc)):
             raise
@@ -392,9 +461,10 @@ def keep_preview(services: NotifyServices, data: RunData, config: SeatSyncConfig
 
 
 def render_preview(data: RunData, settings: NotificationSettings, links: Links, now: datetime,
-                   config: SeatSyncConfig | None = None, banner: str | None = None) -> Preview:
+                   config: SeatSyncConfig | None = None, banner: str | None = None,
+                   built: BuiltAlerts | None = None) -> Preview:
     """The card and the email with every alert of the run (digests are not applied)."""
-    built = build_alerts(data, settings, links, config)
+    built = build_alerts(data, settings, links, config) if built is None else built
     context = message_context(data, settings, links, now, banner)
     card = render_card(built.alerts, context, max_items=settings.card_items)
     subject_prefix = settings.email.subject_prefix if settings.email else "SeatSync"

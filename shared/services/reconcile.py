@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -127,23 +127,43 @@ def _with_new_prices(facts: LicenceFacts, changes: list[LineChange]) -> LicenceF
     return replace(facts, mappings=tuple(mappings))
 
 
-def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
-                       renewal_days: int | None = None) -> Reconciliation:
-    """The run's reconciliation, every licence of it. The run's changes are read a page at a
-    time and only what the reconciliation reads of them is kept (``LineChange``)."""
-    request = runs.request(run_id)
-    if request is None:
-        raise ReconcileError("run", f"no run {run_id} is recorded")
+def line_changes(runs: RunRepository, run_id: str) -> dict[str, list[LineChange]]:
+    """Per tenant, what the reconciliation reads of the run's billing changes (``LineChange``);
+    the changes are read a page at a time and only that much of each is kept."""
     by_tenant: dict[str, list[LineChange]] = {}
     for change, _ in runs.iter_changes(run_id):
         if change.kind in BILLING_KINDS:
             by_tenant.setdefault(change.tenant_id, []).append(LineChange.of(change))
-    currency = config.notifications.currency.upper()
+    return by_tenant
+
+
+def reconcile_tenant(facts: Iterable[LicenceFacts], changes: Mapping[str, list[LineChange]],
+                     currency: str) -> list[LicenceLine]:
+    """One tenant's licences reconciled with the run's changes to them (``line_changes``):
+    billed is what the PSA holds once the run is over, at the prices a written price change set."""
     lines = []
-    for facts in margins.facts(run_id):
-        tenant_changes = _price_changes(facts, by_tenant.get(facts.tenant_id, []))
-        lines.append(reconcile(_with_new_prices(facts, tenant_changes), tenant_changes, currency))
-    lines.sort(key=lambda line: (line.facts.tenant_name.casefold(), line.facts.label.casefold()))
+    for line_facts in facts:
+        tenant_changes = _price_changes(line_facts, changes.get(line_facts.tenant_id, []))
+        lines.append(reconcile(_with_new_prices(line_facts, tenant_changes), tenant_changes, currency))
+    return lines
+
+
+def line_order(line: LicenceLine) -> tuple[str, str]:
+    """The order licences are shown in: by tenant name, then licence."""
+    return line.facts.tenant_name.casefold(), line.facts.label.casefold()
+
+
+def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
+                       renewal_days: int | None = None) -> Reconciliation:
+    """The run's reconciliation, every licence of it, read a tenant at a time."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReconcileError("run", f"no run {run_id} is recorded")
+    by_tenant = line_changes(runs, run_id)
+    currency = config.notifications.currency.upper()
+    lines = [line for _tenant, facts in margins.iter_facts(run_id)
+             for line in reconcile_tenant(facts, by_tenant, currency)]
+    lines.sort(key=line_order)
     days = renewal_days if renewal_days is not None else config.notifications.alerts.renewal_unused.days_before
     day = request.requested_at.date()
     return Reconciliation(run_id, request.dry_run, day, currency, tuple(lines), tuple(renewals(lines, day, days)))

@@ -23,7 +23,7 @@ from local_runner.cli import main
 from shared.adapters.tables import TableStore
 from shared.bootstrap import set_services
 from shared.notifications.alerts import Links, build_alerts
-from shared.notifications.service import gather_run_data
+from shared.notifications.service import gather_run_data, gather_run_level, iter_run_parts
 from tests.integration.msp import CONTOSO, FABRIKAM, NOW, Msp, running_msp, sample_scenario
 
 pytestmark = pytest.mark.integration
@@ -109,6 +109,28 @@ def test_the_report_text_shows_the_money(synced: tuple[Msp, dict[str, Any]]) -> 
     assert "Reconciliation (amounts a month; prices in USD):" in text
     assert "Bought elsewhere" in text and "  - Contoso Pharma: Power BI Pro: 3 of 3 seats" in text
     assert "Renewals with unused seats" in text
+
+
+def test_a_run_s_alerts_built_a_tenant_at_a_time_are_those_of_the_whole_run(
+        synced: tuple[Msp, dict[str, Any]]) -> None:
+    """Notifying a run of thousands of tenants takes their licences, snapshots and money in parts;
+    the alerts (money ones included) are the same as those made from the whole run at once."""
+    msp, report = synced
+    services, config, run_id = msp.services, msp.services.config(), report["runId"]
+    whole = build_alerts(gather_run_data(services.runs, services.snapshots, config, run_id,
+                                         margins=services.margins), config.notifications, Links(), config)
+    run = gather_run_level(services.runs, config, run_id)
+    assert run.licences == () and run.snapshots == {} and run.reconciliation == ()
+    parts = list(iter_run_parts(services.runs, services.snapshots, config, run, margins=services.margins, size=1))
+    assert len(parts) == len(run.tenants) > 1
+    for part in parts:
+        held = {t.tenant_id for t in part.tenants}
+        assert len(held) == 1, "a part holds its own tenants only"
+        assert {line.facts.tenant_id for line in part.licences} <= held
+        assert set(part.snapshots) <= held and {r.tenant_id for r in part.reconciliation} <= held
+    in_parts = build_alerts(run, config.notifications, Links(), config, parts=parts)
+    assert {"margin-below-floor", "renewal-unused", "unlinked-licence"} <= {a.kind for a in in_parts.alerts}
+    assert in_parts == whole
 
 
 def test_money_alerts(synced: tuple[Msp, dict[str, Any]]) -> None:
