@@ -10,7 +10,9 @@ Prints, for each sync:
 - Table Storage requests per tenant (counted by the store's client);
 
 then the peak memory (RSS) of the process that ran the syncs (with ``--trace-memory N``, also its
-Python heap at its largest and the N lines, file:line, that held most of it), and how long ``import function_app`` takes
+Python heap at its largest and the N lines, file:line, that held most of it; with ``--allocator``,
+what the allocators hold after each step and the largest RSS seen while each kind of activity
+ran, so the step that sets the peak is named), and how long ``import function_app`` takes
 (``python -X importtime``). The syncs run in a child process of their own, as an activity host
 would, so that the figures are SeatSync's: the generated scenario, the emulators and their request
 logs live elsewhere.
@@ -30,6 +32,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -187,6 +190,61 @@ def rss() -> tuple[float, float]:
     return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
 
 
+class ActivityRss:
+    """The largest resident memory seen while each kind of activity ran (``--allocator``): a
+    thread samples ``VmRSS`` every 20 ms and credits it to every activity running then, so the
+    step that sets a sync's peak (collect, push, notify) is named, not guessed."""
+
+    def __init__(self, activities: dict[str, Any]) -> None:
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self.largest: dict[str, float] = {}
+        self.calls: Counter[str] = Counter()
+        for name, function in list(activities.items()):
+            activities[name] = self._wrap(name, function)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-rss", daemon=True)
+        self._thread.start()
+
+    def _wrap(self, name: str, function: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self._running[name] += 1
+                self.calls[name] += 1
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._credit({name})
+                with self._lock:
+                    self._running[name] -= 1
+        return run
+
+    def _credit(self, names: set[str]) -> None:
+        now = rss()[1]
+        with self._lock:
+            for name in names:
+                self.largest[name] = max(self.largest.get(name, 0.0), now)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            with self._lock:
+                running = {name for name, count in self._running.items() if count}
+            if running:
+                self._credit(running)
+
+    def take(self) -> list[list[Any]]:
+        """What was seen since the last ``take``: [activity, calls, largest MB], largest first."""
+        with self._lock:
+            taken = [[name, self.calls[name], mb] for name, mb in sorted(self.largest.items(), key=lambda i: -i[1])]
+            self.largest.clear()
+            self.calls.clear()
+        return taken
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def allocator_figures() -> list[str]:
     """What the two allocators hold now (``--allocator``): glibc's arenas (``mallinfo2``), in use
     and free, and Python's small-object allocator (``sys._debugmallocstats``), whose 1 MiB arenas
@@ -232,7 +290,7 @@ def allocator_figures() -> list[str]:
 
 def run_child(spec_path: str) -> None:
     """The syncs, in this (child) process: figures as one JSON line on stdout."""
-    from local_runner.local_sync import sync_locally
+    from local_runner.local_sync import function_table, sync_locally
     from shared.bootstrap import Services
     from shared.domain.model import ChangeStatus
     from shared.services.report import report_text
@@ -240,14 +298,16 @@ def run_child(spec_path: str) -> None:
 
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     heap = HeapPeak(spec["traceTop"]) if spec.get("traceTop") else None
+    by_activity = ActivityRss(function_table().activities) if spec.get("allocator") else None
     services = Services(Settings.from_environment(spec["env"]))
     store = services.store.requests
     assert store is not None
     results = []
-    phases: list[list[Any]] = []  # [what, peak RSS so far, RSS now, (allocator lines)]: which step set the peak
+    phases: list[list[Any]] = []  # [what, peak RSS so far, RSS now, (allocator lines), (activities)]
 
     def phase(what: str) -> None:
-        phases.append([what, *rss(), allocator_figures() if spec.get("allocator") else []])
+        phases.append([what, *rss(), allocator_figures() if spec.get("allocator") else [],
+                       by_activity.take() if by_activity else []])
 
     phase("set up")
     for label in SYNCS:
@@ -278,6 +338,8 @@ def run_child(spec_path: str) -> None:
             "window": [started, finished],  # the emulators' requests in it are this sync's (read by the parent)
         })
     peak = rss()[0]
+    if by_activity:
+        by_activity.stop()
     print(json.dumps({"syncs": results, "peakMb": peak, "phases": phases, "heap": heap.stop() if heap else None}))
 
 
@@ -422,10 +484,13 @@ def main() -> int:
             for label, sync in zip(SYNCS, result["syncs"], strict=True):
                 figures(label, sync, scenario, args.latency_ms / 1000, args.workers)
             print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB (peak RSS)")
-            for what, peak, now, allocators in result["phases"]:
+            for what, peak, now, allocators, activities in result["phases"]:
                 print(f"  after {what}: peak {peak:.0f} MB, now {now:.0f} MB")
                 for line in allocators:
                     print(f"    {line}")
+                if activities:
+                    print("    largest while each activity ran: " + ", ".join(
+                        f"{name} {mb:.0f} MB ({calls})" for name, calls, mb in activities))
             if result["heap"]:
                 heap = result["heap"]
                 print(f"  Python heap (tracemalloc): peak {heap['peakMb']:.1f} MB; the largest sampled, "

@@ -150,13 +150,13 @@ class Links:
                 f"~/Credentials/appId/{self.graph_client_id}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     title: str
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One thing to tell the MSP. ``line`` is the one-line form used in lists (card, email),
     ``facts`` the full detail."""
@@ -183,7 +183,7 @@ class Alert:
         return self.tenant_name or self.tenant_id or KINDS[self.kind].label
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TenantRow:
     """A tenant of the run as the run store holds it."""
 
