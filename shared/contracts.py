@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.config.base import share_given_fields
 from shared.config.schema import GUID_PATTERN
 from shared.functions import SYNC_INSTANCE_ID as SYNC_INSTANCE_ID
 
@@ -65,6 +66,11 @@ class SyncRequest(Message):
 
 
 class TenantWork(Message):
+    """One tenant a run set out to collect and push. Frozen: every process of a run keeps the
+    run's list of them (``Services.started``), so they share their sets of given fields."""
+
+    model_config = ConfigDict(frozen=True)
+
     tenant_id: str = Field(pattern=GUID_PATTERN)
     name: str
     group_ids: list[str] = Field(default_factory=list, description="groups custom licences count")
@@ -75,6 +81,9 @@ class TenantWork(Message):
     standing: str | None = Field(
         default=None, description="ok, consent, vanished, ended, roles-missing, unknown (shared.domain.lifecycle)")
     guard: str | None = Field(default=None, description="why the tenant's decreases are held for a person")
+
+    def model_post_init(self, context: Any, /) -> None:
+        share_given_fields(self)
 
 
 class EndingRelationshipNote(Message):

@@ -26,10 +26,11 @@ from shared.adapters.tables import (
     TableStore,
     partition,
     read_document,
+    read_document_json,
     upsert,
     write_document,
 )
-from shared.config.schema import SeatSyncConfig, dump_config, parse_config
+from shared.config.schema import SeatSyncConfig, dump_config, parse_config_json
 from shared.errors import ConfigError, ConflictError
 
 _POINTER_PK = "config"
@@ -76,13 +77,13 @@ class ConfigRepository:
                 parsed = self._parsed
             if parsed is not None and parsed[0] == version.version_id:
                 return parsed[1], version
-            document = read_document(self._table, DocumentRef.from_entity(pointer))
+            document = read_document_json(self._table, DocumentRef.from_entity(pointer))
         except (StoreError, KeyError, ValueError, TypeError, zlib.error) as exc:
             # a damaged record is bad input like any other: named, never an unexplained crash
             raise ConfigError(f"it cannot be read ({type(exc).__name__}: {exc}); make a saved version current "
                               "again (seatsync config history, then rollback) or import the configuration file "
                               "again", "stored configuration") from exc
-        config = parse_config(document, source=f"stored configuration {version.version_id}")
+        config = parse_config_json(document, source=f"stored configuration {version.version_id}")
         with self._lock:
             self._parsed = (version.version_id, config)
         return config, version
@@ -140,15 +141,15 @@ class ConfigRepository:
         except ResourceNotFoundError:
             return None
         version = _version_from(entity)
-        config = parse_config(read_document(self._table, DocumentRef.from_entity(entity)),
-                              source=f"stored configuration {version.version_id}")
+        config = parse_config_json(read_document_json(self._table, DocumentRef.from_entity(entity)),
+                                   source=f"stored configuration {version.version_id}")
         return config, version
 
     def version(self, version_id: str) -> SeatSyncConfig:
         for entity in partition(self._table, _HISTORY_PK):
             if entity.get("VersionId") == version_id:
-                return parse_config(read_document(self._table, DocumentRef.from_entity(entity)),
-                                    source=f"stored configuration {version_id}")
+                return parse_config_json(read_document_json(self._table, DocumentRef.from_entity(entity)),
+                                         source=f"stored configuration {version_id}")
         raise KeyError(version_id)
 
 

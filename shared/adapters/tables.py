@@ -395,6 +395,12 @@ def read_document(table: TableClient, ref: DocumentRef, read: dict[str, Any] | N
     """The document ``ref`` points to, checked whole (every part, and the digest); ``read``: the
     entities of its partition already read, by row key, so that the parts are not read again.
     Parts beyond the reference's count (left by an earlier, longer version) are not part of it."""
+    return json.loads(read_document_json(table, ref, read))
+
+
+def read_document_json(table: TableClient, ref: DocumentRef, read: dict[str, Any] | None = None) -> bytes:
+    """``read_document``'s JSON text, checked whole, not parsed: for a reader that parses it
+    into its own objects directly (a large configuration, without a tree of dicts between)."""
     wanted = [f"{ref.row_prefix}~{index:05d}" for index in range(ref.parts)]
     found = read if read is not None and all(key in read for key in wanted) else {
         str(e["RowKey"]): e for e in row_range(table, ref.partition_key, f"{ref.row_prefix}~", f"{ref.row_prefix}~~")}
@@ -405,7 +411,7 @@ def read_document(table: TableClient, ref: DocumentRef, read: dict[str, Any] | N
     packed = b"".join(_as_bytes(e["Part"]) for e in entities)
     if hashlib.sha256(packed).hexdigest() != ref.sha256:
         raise StoreError(f"document {ref.partition_key}/{ref.row_prefix} fails its checksum")
-    return json.loads(zlib.decompress(packed).decode("utf-8"))
+    return zlib.decompress(packed)
 
 
 def committed_documents(table: TableClient, partition_key: str, *,

@@ -13,8 +13,23 @@ _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9-]{1,127}$")
 
 
-# The sets of fields the document gave, one object per distinct set (see ``Model.model_post_init``).
+# The sets of fields the input gave, one object per distinct set (see ``share_given_fields``).
 _GIVEN_FIELDS: dict[frozenset[str], set[str]] = {}
+
+
+def share_given_fields(model: BaseModel) -> None:
+    """Let a frozen model share its set of given fields with every model given the same ones.
+    pydantic keeps, in each instance, the set of fields its input gave (about 500 bytes once it
+    has five); a configuration of 3,000 tenants holds some 15,000 of these models, mostly a handful
+    of distinct sets, which was 2.2 of the 5 KB a tenant of the configuration held by every
+    process. A frozen model never adds to the set (a copy made with changes gets a set of its
+    own), so sharing it is safe; a model that can be changed must not call this."""
+    given = model.__pydantic_fields_set__
+    key = frozenset(given)
+    shared = _GIVEN_FIELDS.get(key)
+    if shared is None:
+        shared = _GIVEN_FIELDS.setdefault(key, given)
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
 class Model(BaseModel):
@@ -24,17 +39,8 @@ class Model(BaseModel):
     )
 
     def model_post_init(self, context: Any, /) -> None:
-        """Models given the same fields share one set of them. pydantic keeps, in each instance,
-        the set of fields its input gave (about 500 bytes once it has five); a configuration of
-        3,000 tenants holds some 15,000 of these models, mostly a handful of distinct sets, which
-        was 2.2 of the 5 KB a tenant of the configuration held by every process. The models are frozen,
-        so pydantic never adds to the set (a copy made with changes gets a set of its own)."""
-        given = self.__pydantic_fields_set__
-        key = frozenset(given)
-        shared = _GIVEN_FIELDS.get(key)
-        if shared is None:
-            shared = _GIVEN_FIELDS.setdefault(key, given)
-        object.__setattr__(self, "__pydantic_fields_set__", shared)
+        """Models given the same fields share one set of them (``share_given_fields``)."""
+        share_given_fields(self)
 
 
 class SecretRef(Model):

@@ -10,6 +10,7 @@ See docs/configuration.md for every field with an example.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal
@@ -641,6 +642,21 @@ def parse_config(document: Any, source: str = "configuration") -> SeatSyncConfig
                            f"{error['input']!r} may only hold letters, digits and . _ : -")
             problems.append(f"{where}: {message}")
         raise ConfigError(problems, source) from None
+
+
+def parse_config_json(text: bytes | str, source: str = "configuration") -> SeatSyncConfig:
+    """``parse_config`` of a document's JSON text. A valid document is parsed straight into the
+    models, with no tree of dicts in between (for 3,000 tenants that tree took as much memory
+    again as the configuration itself); an invalid one is parsed again as ``parse_config`` does,
+    whose errors name each place."""
+    try:
+        return SeatSyncConfig.model_validate_json(text)
+    except ValidationError:
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"it is not JSON ({exc})", source) from None
+        return parse_config(document, source)
 
 
 def dump_config(config: SeatSyncConfig) -> dict[str, Any]:

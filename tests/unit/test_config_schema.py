@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from shared.config.schema import parse_config
+from shared.config.schema import dump_config, parse_config, parse_config_json
 from shared.config.yaml_io import parse_yaml, to_yaml
 from shared.errors import ConfigError, InputRefused
 
@@ -112,3 +113,60 @@ def test_models_given_the_same_fields_share_one_set_of_them_and_stay_exact() -> 
     assert first.model_dump(exclude_unset=True, by_alias=True) == {"skuId": SPB, "agreementId": "100", "lineId": "500"}
     assert parse_config(parse_yaml(to_yaml(config)).model_dump(mode="json", by_alias=True, exclude_unset=True)) \
         == config
+
+
+def test_a_run_s_tenants_share_their_sets_of_given_fields_and_cannot_be_changed() -> None:
+    """Every process of a run keeps its list of tenants to do (``Services.started``)."""
+    from pydantic import ValidationError
+
+    from shared.contracts import StartedRun
+
+    read = StartedRun.model_validate_json(json.dumps({"runId": "r", "tenants": [
+        {"tenantId": T1, "name": "Fabrikam", "partner": "main"},
+        {"tenantId": T2, "name": "Contoso", "partner": "main"}]}))
+    first, second = read.tenants
+    assert first.model_fields_set is second.model_fields_set == {"tenant_id", "name", "partner"}
+    with pytest.raises(ValidationError):
+        first.guard = "held"
+    changed = first.model_copy(update={"guard": "held"})
+    assert changed.guard == "held" and first.model_fields_set == {"tenant_id", "name", "partner"}
+
+
+PLACES = {"CONNECTWISE_URL": "https://cw.example/v4_6_release/apis/3.0",
+          "AUTOTASK_URL": "https://webservices.autotask.example/ATServicesRest",
+          "HALOPSA_URL": "https://halo.example", "PARTNER_CENTER_URL": "https://partner.example"}
+
+
+def _documents() -> list[Any]:
+    from pathlib import Path
+    from string import Template
+
+    import yaml
+
+    from emulators.generator import generate_msp
+
+    root = Path(__file__).resolve().parents[2] / "emulators" / "scenarios"
+    texts = [p.read_text(encoding="utf-8") for p in sorted(root.glob("*.config.yaml"))]
+    texts.append(generate_msp(40)[1])
+    return [VALID, *(yaml.safe_load(Template(t).substitute(PLACES)) for t in texts)]
+
+
+@pytest.mark.parametrize("document", _documents(), ids=lambda d: f"{len(d['tenants'])}-tenants")
+def test_a_stored_document_parsed_from_its_json_is_the_configuration_parse_config_makes(document: Any) -> None:
+    """A stored configuration is parsed from its JSON text, with no tree of dicts in between: the
+    same models, to the last Decimal and date, as from the document."""
+    expected = parse_config(document)
+    for text in (json.dumps(document), json.dumps(dump_config(expected))):
+        parsed = parse_config_json(text)
+        assert parsed == expected
+        assert dump_config(parsed) == dump_config(expected)
+
+
+def test_a_stored_document_that_is_invalid_names_each_place_as_parse_config_does() -> None:
+    document = broken(lambda d: d["tenants"][0].update(tenantId="not-a-guid"))
+    with pytest.raises(ConfigError) as caught:
+        parse_config_json(json.dumps(document), source="stored configuration v1")
+    assert caught.value.source == "stored configuration v1"
+    assert any("tenants[0] (Fabrikam).tenantId" in p for p in caught.value.problems), caught.value.problems
+    with pytest.raises(ConfigError, match="not JSON"):
+        parse_config_json("{not json", source="stored configuration v1")
