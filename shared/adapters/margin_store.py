@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.tables import TableStore, committed_documents, write_committed_documents
+from shared.adapters.tables import LARGE_ROWS_PAGE, TableStore, committed_documents, write_committed_documents
 from shared.domain.reconciliation import BilledMapping, LicenceFacts, SubscriptionFact
 
 
@@ -93,5 +93,5 @@ class MarginRepository:
     def iter_facts(self, run_id: str, page_size: int | None = None) -> Iterator[tuple[str, list[LicenceFacts]]]:
         """Per tenant of the run, in the store's order (by tenant id): its facts, read a page at a
         time, one tenant's entities held at a time (a run of thousands of tenants is not held)."""
-        for entity, document in committed_documents(self._table, run_id, page_size=page_size):
+        for entity, document in committed_documents(self._table, run_id, page_size=page_size or LARGE_ROWS_PAGE):
             yield str(entity["RowKey"]), [facts_from_json(raw) for raw in document]

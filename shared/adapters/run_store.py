@@ -34,6 +34,7 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import (
+    LARGE_ROWS_PAGE,
     DocumentRef,
     StoreError,
     TableStore,
@@ -417,7 +418,7 @@ class RunRepository:
 
     def iter_tenant_rows(self, run_id: str, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """``tenant_rows`` one at a time in the store's order (by tenant id), read a page at a time."""
-        for entity in partition(self._tenants, run_id, page_size=page_size):
+        for entity in partition(self._tenants, run_id, page_size=page_size or LARGE_ROWS_PAGE):
             outcome = (TenantOutcome.model_validate_json(str(entity["Outcome"]))
                        if entity.get("Outcome") else None)
             yield {
@@ -445,7 +446,7 @@ class RunRepository:
 
     def iter_changes(self, run_id: str, page_size: int | None = None) -> Iterator[tuple[PlannedChange, str | None]]:
         """``changes`` one at a time in the store's order, read a page at a time."""
-        for entity in partition(self._changes, run_id, page_size=page_size):
+        for entity in partition(self._changes, run_id, page_size=page_size or LARGE_ROWS_PAGE):
             yield change_from_entity(entity)
 
     def abandon_changes(self, run_id: str, reason: str) -> int:
@@ -535,7 +536,7 @@ class RunRepository:
             tuple[str, list[ReconciliationRow], list[UnlinkedLicence]]]:
         """Per tenant of the run, in the store's order: its reconciliation rows and unlinked
         licences, read a page at a time, one tenant's entities held at a time."""
-        for entity, document in committed_documents(self._lines, run_id, page_size=page_size):
+        for entity, document in committed_documents(self._lines, run_id, page_size=page_size or LARGE_ROWS_PAGE):
             yield (str(entity["RowKey"]),
                    [ReconciliationRow(**{**r, "unit_price": None if r["unit_price"] is None
                                          else Decimal(r["unit_price"])}) for r in document["rows"]],

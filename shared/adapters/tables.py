@@ -282,6 +282,14 @@ def query(table: TableClient, filter_: str, **parameters: Any) -> Iterator[dict[
     yield from table.query_entities(filter_, parameters=parameters)
 
 
+LARGE_ROWS_PAGE = 200
+"""The page a reader of a run's larger rows (its tenants' outcomes, its changes, its tenants'
+reconciliation and licence facts) asks for, instead of Table Storage's 1,000: a page of 1,000
+tenant outcomes was about 6 MB of response bodies and parsed entities at once, which Python's
+allocator kept partly after. Five times the requests for a run's partitions: 15 instead of 3
+for 3,000 tenants, a few thousandths of a request a tenant."""
+
+
 def partition(table: TableClient, partition_key: str, *, page_size: int | None = None) -> Iterator[dict[str, Any]]:
     """The entities of one partition, a page at a time (``page_size`` each, Table Storage's 1,000
     by default), each page read when the one before has been consumed: a caller that does not

@@ -88,6 +88,40 @@ def test_the_runs_tables_read_in_pages_hold_every_row(run: tuple[Msp, str, dict[
     assert {t for t, _r, _u in paged} == {r.tenant_id for r in rows}
 
 
+def test_a_run_s_larger_rows_are_read_in_pages_smaller_than_table_storage_s(
+        run: tuple[Msp, str, dict[str, Any]], azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that names no page size (notifying, digesting, reporting a run) gets
+    ``LARGE_ROWS_PAGE`` rows a request, not a page of 1,000 tenants' outcomes at once."""
+    from shared.adapters import margin_store, run_store
+    from shared.adapters.margin_store import MarginRepository
+    from shared.adapters.run_store import RunRepository
+    from shared.adapters.tables import RequestCounter
+
+    msp, run_id, report = run
+    counter = RequestCounter()
+    service = TableServiceClient.from_connection_string(azurite.connection_string, raw_request_hook=counter)
+    counted = TableStore(service, msp.services.store.prefix, counter)
+    runs, margins = RunRepository(counted), MarginRepository(counted)
+    for module in (run_store, margin_store):
+        monkeypatch.setattr(module, "LARGE_ROWS_PAGE", PAGE)
+    expected = {"tenants": runs.tenant_rows(run_id), "changes": runs.changes(run_id)}
+    before = counter.by_kind()
+    assert list(runs.iter_tenant_rows(run_id)) == expected["tenants"]
+    assert list(runs.iter_changes(run_id)) == expected["changes"]
+    facts = [f for _tenant, tenant_facts in margins.iter_facts(run_id) for f in tenant_facts]
+    lines = list(runs.iter_reconciliation(run_id))
+    read = counter.by_kind() - before
+    prefix = msp.services.store.prefix
+
+    def pages(rows: int) -> range:  # after a full last page, a service may still hand a continuation
+        return range(-(-rows // PAGE), -(-rows // PAGE) + 2)
+
+    assert read[f"GET {prefix}runtenants"] in pages(len(report["tenants"]))
+    assert read[f"GET {prefix}changes"] in pages(len(report["changes"]))
+    assert read[f"GET {prefix}margins"] >= len({f.tenant_id for f in facts}) // PAGE and facts
+    assert read[f"GET {prefix}runlines"] >= len(lines) // PAGE and lines
+
+
 def test_the_digest_read_in_pages_says_what_the_whole_report_says(run: tuple[Msp, str, dict[str, Any]]) -> None:
     msp, run_id, report = run
     runs = msp.services.runs
