@@ -890,49 +890,36 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         return lambda tenant_id, sku_id: (billing_excluded(tenant_id, sku_id) or (
             settings.excluded(kind, tenant_id, sku_id) and not settings.excluded(kind, tenant_id, None)))
 
+    def one(alert: Alert | None) -> list[Alert]:
+        return [alert] if alert else []
+
+    builders: dict[AlertKind, Callable[[RunData], list[Alert]]] = {  # in display order
+        "run-failed": lambda of: one(run_failed_alert(of, links)),
+        "writes-recovered": lambda of: one(writes_recovered_alert(of, links)),
+        "auth-failed": lambda of: auth_failed_alerts(of, links),
+        "billing-problem": lambda of: billing_problem_alerts(of, links),
+        "changes-held": lambda of: changes_held_alerts(of, links),
+        "unlinked-licence": lambda of: unlinked_licence_alerts(of, links),
+        "unused-licences": lambda of: unused_licence_alerts(
+            of, links, minimum=rules.unused_licences.minimum_unused, currency=settings.currency,
+            billing_excluded=billing_excluded),
+        "shared-mailbox-licensed": lambda of: shared_mailbox_alerts(
+            of, links, excluded_sku=excluded_sku("shared-mailbox-licensed")),
+        "tenant-guarded": lambda of: tenant_guarded_alerts(of, links),
+        "gdap-not-added": lambda of: gdap_alerts(of, links),
+        "gdap-ended": lambda of: gdap_ended_alerts(of, links),
+        "gdap-expiring": lambda of: gdap_expiring_alerts(of, links),
+        "inactive-users": lambda of: inactive_user_alerts(
+            of, links, days=rules.inactive_users.days, currency=settings.currency, billing_excluded=billing_excluded),
+        "reducible-seats": lambda of: reducible_seat_alerts(of, links),
+        "margin-below-floor": lambda of: margin_alerts(of, links, floor=rules.margin_below_floor.floor_percent),
+        "renewal-unused": lambda of: renewal_alerts(of, links),
+    }
+
     def candidates(of: RunData, kinds: Callable[[AlertKind], bool]) -> tuple[list[Alert], int]:
         """The alerts of ``kinds`` made from ``of``: those kept, and how many exclusions took."""
-        def wanted(kind: AlertKind) -> bool:
-            return kinds(kind) and rules.enabled(kind)
-
-        found: list[Alert] = []
-        if wanted("run-failed"):
-            failed = run_failed_alert(of, links)
-            found += [failed] if failed else []
-        if wanted("writes-recovered"):
-            late = writes_recovered_alert(of, links)
-            found += [late] if late else []
-        if wanted("auth-failed"):
-            found += auth_failed_alerts(of, links)
-        if wanted("billing-problem"):
-            found += billing_problem_alerts(of, links)
-        if wanted("changes-held"):
-            found += changes_held_alerts(of, links)
-        if wanted("unlinked-licence"):
-            found += unlinked_licence_alerts(of, links)
-        if wanted("unused-licences"):
-            found += unused_licence_alerts(
-                of, links, minimum=settings.alerts.unused_licences.minimum_unused, currency=settings.currency,
-                billing_excluded=billing_excluded)
-        if wanted("shared-mailbox-licensed"):
-            found += shared_mailbox_alerts(of, links, excluded_sku=excluded_sku("shared-mailbox-licensed"))
-        if wanted("tenant-guarded"):
-            found += tenant_guarded_alerts(of, links)
-        if wanted("gdap-not-added"):
-            found += gdap_alerts(of, links)
-        if wanted("gdap-ended"):
-            found += gdap_ended_alerts(of, links)
-        if wanted("gdap-expiring"):
-            found += gdap_expiring_alerts(of, links)
-        if wanted("inactive-users"):
-            found += inactive_user_alerts(of, links, days=rules.inactive_users.days, currency=settings.currency,
-                                          billing_excluded=billing_excluded)
-        if wanted("reducible-seats"):
-            found += reducible_seat_alerts(of, links)
-        if wanted("margin-below-floor"):
-            found += margin_alerts(of, links, floor=rules.margin_below_floor.floor_percent)
-        if wanted("renewal-unused"):
-            found += renewal_alerts(of, links)
+        found = [alert for kind, build in builders.items() if kinds(kind) and rules.enabled(kind)
+                 for alert in build(of)]
         kept = [a for a in found if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
         return kept, len(found) - len(kept)
 
