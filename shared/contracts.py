@@ -137,8 +137,6 @@ class StartedRun(Message):
         """The tenants whose decreases are held for a person this run."""
         return [t for t in self.tenants if t.guard]
 
-    def work(self, tenant_id: str) -> TenantWork | None:
-        return next((t for t in self.tenants if t.tenant_id == tenant_id), None)
     tenants_total: int = Field(default=0, description="tenants of the run, listed in ``tenants`` or stored in chunks")
     chunks: int = Field(default=0, description="chunks of tenants stored for sub-orchestrations (0: listed)")
     fan_out: FanOut | None = None

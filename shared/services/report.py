@@ -15,7 +15,7 @@ from shared.adapters.run_store import RunRepository, UnlinkedLicence
 from shared.adapters.source_store import SourceRepository
 from shared.config.partners import DEFAULT_PARTNER
 from shared.config.schema import SeatSyncConfig
-from shared.contracts import RunSummary, StartedRun, SyncRequest
+from shared.contracts import RunSummary, StartedRun, SyncRequest, TenantWork
 from shared.domain.model import ChangeStatus, PlannedChange
 from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
@@ -126,17 +126,18 @@ def change_order(change: dict[str, Any]) -> tuple[str, str, str]:
 def tenant_entries(runs: RunRepository, run_id: str, names: dict[str, str], started: StartedRun | None,
                    page_size: int | None = None) -> Iterator[dict[str, Any]]:
     """The report's entry of each tenant of the run, in the store's order, read a page at a time."""
+    works = {t.tenant_id: t for t in started.tenants} if started else {}  # one look-up a tenant, not a scan
     for row in runs.iter_tenant_rows(run_id, page_size):
-        yield tenant_entry(row, names, started)
+        yield tenant_entry(row, names, works.get(row["tenantId"]))
 
 
-def tenant_entry(row: dict[str, Any], names: dict[str, str], started: StartedRun | None) -> dict[str, Any]:
-    """One tenant in the report: its outcome, push error and problems (``RunRepository.tenant_rows``)."""
+def tenant_entry(row: dict[str, Any], names: dict[str, str], work: TenantWork | None) -> dict[str, Any]:
+    """One tenant in the report: its outcome, push error and problems (``RunRepository.tenant_rows``),
+    and what the run set out to do with it (``work``: its partner account and guard)."""
     outcome = row["outcome"]
     status = outcome.status if outcome else "not-collected"
     if outcome and outcome.status == "ok" and row["pushError"]:
         status = "push-failed"
-    work = started.work(row["tenantId"]) if started else None
     return {
         "tenantId": row["tenantId"],
         "name": outcome.name if outcome else names.get(row["tenantId"], ""),
