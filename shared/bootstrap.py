@@ -118,6 +118,7 @@ class Services:
         self.lease_process: ProcessRef | None = None  # the process of a command-line run (it holds the lease)
         self._memo_lock = threading.Lock()
         self._started: StartedRun | None = None
+        self._started_loading = threading.Lock()  # one read of a run's tenants to do at a time
         self._renewal: LeaseRenewal | None = None
         self._run_config: tuple[str, float, SeatSyncConfig] | None = None
 
@@ -131,14 +132,19 @@ class Services:
 
     def started(self, run_id: str) -> StartedRun | None:
         """What a run set out to do (its tenants; None when it recorded nothing), read once per
-        process: it never changes."""
+        process: it never changes. The activities that start together wait for the first one's
+        read, rather than each holding every tenant of the run at the same moment."""
         with self._memo_lock:
             if self._started is not None and self._started.run_id == run_id:
                 return self._started
-        started = self.runs.started(run_id)
-        if started is not None:
+        with self._started_loading:
             with self._memo_lock:
-                self._started = started
+                if self._started is not None and self._started.run_id == run_id:
+                    return self._started
+            started = self.runs.started(run_id)
+            if started is not None:
+                with self._memo_lock:
+                    self._started = started
         return started
 
     def run_tenants(self, run_id: str) -> StartedRun:

@@ -14,13 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.tables import (
-    DocumentRef,
-    TableStore,
-    partition,
-    read_document,
-    write_committed_document,
-)
+from shared.adapters.tables import TableStore, committed_documents, write_committed_document
 from shared.domain.model import Agreement, BillingAttributes, Product, PsaCapabilities
 
 
@@ -101,6 +95,7 @@ class SharedReadsRepository:
     def __init__(self, store: TableStore) -> None:
         self._table = store.table("psareads")
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one read of the run's document at a time
         self._cached: tuple[str, dict[str, ConnectionReads]] | None = None
 
     def save(self, run_id: str, reads: list[ConnectionReads]) -> None:
@@ -109,19 +104,20 @@ class SharedReadsRepository:
                                      {"PartitionKey": run_id, "RowKey": found.psa})
 
     def load(self, run_id: str) -> dict[str, ConnectionReads]:
-        """Per PSA connection, what the run read for its pushes (empty: nothing was shared)."""
+        """Per PSA connection, what the run read for its pushes (empty: nothing was shared). Read
+        once per process: the pushes that start together wait for the first one's read, rather
+        than each parsing every agreement of the run at the same moment."""
         with self._lock:
             if self._cached is not None and self._cached[0] == run_id:
                 return self._cached[1]
-        entities = list(partition(self._table, run_id))
-        parts = {str(e["RowKey"]): e for e in entities if "~" in str(e["RowKey"])}
-        found: dict[str, ConnectionReads] = {}
-        for entity in entities:
-            if "~" in str(entity["RowKey"]):
-                continue
-            ref = DocumentRef.from_entity(entity)
-            reads = reads_from_json(read_document(self._table, ref, parts))
-            found[reads.psa] = reads
-        with self._lock:
-            self._cached = (run_id, found)
+        with self._loading:
+            with self._lock:
+                if self._cached is not None and self._cached[0] == run_id:
+                    return self._cached[1]
+            found: dict[str, ConnectionReads] = {}
+            for _entity, document in committed_documents(self._table, run_id):
+                reads = reads_from_json(document)
+                found[reads.psa] = reads
+            with self._lock:
+                self._cached = (run_id, found)
         return found

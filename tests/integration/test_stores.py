@@ -359,3 +359,72 @@ def test_a_run_recorded_but_not_yet_holding_the_lease_is_starting_not_dead(store
     runs.record_started(StartedRun(run_id=request.run_id, tenants=[TenantWork(tenant_id=TENANT, name="F")]))
     assert liveness(runs, request.run_id, requested + timedelta(seconds=1))[0] == "died", \
         "it recorded its start and holds no lease: it is not starting"
+
+
+def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(store: TableStore) -> None:
+    """Every push of a run plans from the run's shared agreements and products; the pushes a
+    process starts at the same moment wait for the first one's read instead of each parsing
+    every agreement of the run at once."""
+    from shared.adapters.shared_reads_store import ConnectionReads, SharedReadsRepository
+    from shared.domain.model import Agreement
+
+    run_id = "20261202T040000Z-0001"
+    agreements = tuple(Agreement("connectwise", str(5000 + i), str(100 + i), f"Managed {i}") for i in range(300))
+    shared = SharedReadsRepository(store)
+    shared.save(run_id, [ConnectionReads("connectwise", frozenset(a.agreement_id for a in agreements), frozenset(),
+                                         agreements)])
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    reader = SharedReadsRepository(store)  # another process's
+    start = threading.Barrier(8)
+    found: list[dict[str, ConnectionReads]] = []
+
+    def push() -> None:
+        start.wait()
+        found.append(reader.load(run_id))
+
+    threads = [threading.Thread(target=push) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reads = store.requests.by_kind() - before
+    assert reads == {f"GET {store.prefix}psareads": 1}, "one read of the run's partition, for all eight"
+    assert len(found) == 8 and all(f is found[0] for f in found)
+    assert found[0]["connectwise"].agreements == agreements
+
+
+def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once(store: TableStore) -> None:
+    """Each push and chunk of a run reads the run's tenants to do (``Services.started``), once
+    per process: the activities that start together wait for the first one's read."""
+    from shared.adapters.secrets import SecretResolver
+    from shared.bootstrap import Services
+    from shared.settings import Settings
+
+    runs = RunRepository(store)
+    request = SyncRequest(run_id="20261202T040000Z-00000002", trigger="manual", requested_by="alice",
+                          requested_at=datetime(2026, 12, 2, 4, tzinfo=UTC))
+    runs.start(request)
+    runs.record_started(StartedRun(run_id=request.run_id, tenants=[
+        TenantWork(tenant_id=f"aaaaaaaa-0000-4000-8000-{i:012d}", name=f"Customer {i}") for i in range(400)]))
+    services = Services(Settings(sync_schedule="0 0 2 * * *"), store=store, secrets=SecretResolver({}))
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    start = threading.Barrier(8)
+    found: list[StartedRun | None] = []
+
+    def activity() -> None:
+        start.wait()
+        found.append(services.started(request.run_id))
+
+    threads = [threading.Thread(target=activity) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    once = store.requests.by_kind() - before
+    assert len(found) == 8 and all(f is found[0] for f in found) and found[0] is not None
+    assert len(found[0].tenants) == 400
+    before = store.requests.by_kind()
+    assert RunRepository(store).started(request.run_id) == found[0]
+    assert once == store.requests.by_kind() - before, "eight activities, the requests of one read"
