@@ -50,6 +50,13 @@ class ConfigVersion:
     """Set by ``save`` when the document saved was the current one: no new version was made."""
 
 
+def _unreadable(exc: BaseException) -> ConfigError:
+    """A damaged record is bad input like any other: named, never an unexplained crash."""
+    return ConfigError(f"it cannot be read ({type(exc).__name__}: {exc}); make a saved version current again "
+                       "(seatsync config history, then rollback) or import the configuration file again",
+                       "stored configuration")
+
+
 class ConfigRepository:
     """Saved versions are immutable, so the last version read is kept parsed: reading the current
     configuration costs one request (the pointer) while its version stays current, and an activity
@@ -58,6 +65,7 @@ class ConfigRepository:
     def __init__(self, store: TableStore) -> None:
         self._table = store.table("config")
         self._lock = threading.Lock()
+        self._parsing = threading.Lock()  # one parse of a version at a time
         self._parsed: tuple[str, SeatSyncConfig] | None = None
 
     def _pointer(self) -> TableEntity | None:
@@ -67,25 +75,32 @@ class ConfigRepository:
             return None
 
     def current(self) -> tuple[SeatSyncConfig, ConfigVersion | None]:
-        """The current configuration (empty before the first save) and its version."""
+        """The current configuration (empty before the first save) and its version. A version is
+        parsed once per process: the activities that start together in a new process wait for
+        the first one's parse rather than each parsing every tenant at the same moment."""
         pointer = self._pointer()
         if pointer is None:
             return SeatSyncConfig(), None
         try:
             version = _version_from(pointer)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _unreadable(exc) from exc
+        with self._lock:
+            parsed = self._parsed
+        if parsed is not None and parsed[0] == version.version_id:
+            return parsed[1], version
+        with self._parsing:
             with self._lock:
                 parsed = self._parsed
             if parsed is not None and parsed[0] == version.version_id:
                 return parsed[1], version
-            document = read_document_json(self._table, DocumentRef.from_entity(pointer))
-        except (StoreError, KeyError, ValueError, TypeError, zlib.error) as exc:
-            # a damaged record is bad input like any other: named, never an unexplained crash
-            raise ConfigError(f"it cannot be read ({type(exc).__name__}: {exc}); make a saved version current "
-                              "again (seatsync config history, then rollback) or import the configuration file "
-                              "again", "stored configuration") from exc
-        config = parse_config_json(document, source=f"stored configuration {version.version_id}")
-        with self._lock:
-            self._parsed = (version.version_id, config)
+            try:
+                document = read_document_json(self._table, DocumentRef.from_entity(pointer))
+            except (StoreError, KeyError, ValueError, TypeError, zlib.error) as exc:
+                raise _unreadable(exc) from exc
+            config = parse_config_json(document, source=f"stored configuration {version.version_id}")
+            with self._lock:
+                self._parsed = (version.version_id, config)
         return config, version
 
     def save(self, config: SeatSyncConfig, saved_by: str, comment: str = "",

@@ -135,6 +135,40 @@ def test_the_configuration_is_read_whole_only_when_its_version_changed(store: Ta
     assert activity_host.current()[0].tenants[0].name == "Fabrikam Ltd"
 
 
+def test_the_activities_a_new_process_starts_together_parse_the_configuration_once(
+        store: TableStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that joins a run starts several activities at once; each reads the pointer to
+    the current version, and the first one's parse serves them all (a parse of 3,000 tenants
+    takes a second or two: here every parse is made that slow)."""
+    from shared.adapters import config_store
+    from shared.config.schema import parse_config_json as parse
+
+    def slow_parse(text: bytes | str, source: str = "configuration") -> SeatSyncConfig:
+        threading.Event().wait(0.3)
+        return parse(text, source)
+
+    monkeypatch.setattr(config_store, "parse_config_json", slow_parse)
+    ConfigRepository(store).save(parse_config(CONFIG), "alice", expected=None)
+    joined = ConfigRepository(store)
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    start = threading.Barrier(8)
+    found: list[SeatSyncConfig] = []
+
+    def activity() -> None:
+        start.wait()
+        found.append(joined.current()[0])
+
+    threads = [threading.Thread(target=activity) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reads = store.requests.by_kind() - before
+    assert reads == {f"GET {store.prefix}config": 8 + 1}, "eight pointers, one document"
+    assert len(found) == 8 and all(f is found[0] for f in found) and found[0] == parse_config(CONFIG)
+
+
 def test_a_stale_edit_is_refused_and_changes_nothing(store: TableStore) -> None:
     repo = ConfigRepository(store)
     repo.save(parse_config(CONFIG), "alice", expected=None)
