@@ -290,6 +290,6 @@ def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
     with telemetry.activity(summary.run_id):
         services = get_services()
         finish_run_service(services.runs, summary, services.retry_sleep)
-        record_digest(services.runs, summary.run_id, services.config())
+        record_digest(services.runs, summary.run_id, services.config(), services.started(summary.run_id))
         telemetry.run_finished(summary)
     return {"runId": summary.run_id, "status": summary.status}

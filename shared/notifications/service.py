@@ -23,7 +23,7 @@ from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError, is_transient
 from shared.config.notifications import NotificationSettings, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
-from shared.contracts import RunSummary
+from shared.contracts import RunSummary, StartedRun
 from shared.domain.model import TenantSnapshot
 from shared.domain.reconciliation import renewal_order, renewals
 from shared.errors import ConfigError, SeatSyncError
@@ -117,6 +117,9 @@ class NotifyServices:
     """The client of a PSA connection, by name, for the PSA ticket channel."""
     config_version: Callable[[], str | None] = lambda: None
     """The id of the configuration version ``config`` answers, naming the run's stored preview."""
+    started: Callable[[str], StartedRun | None] | None = None
+    """What a run set out to do, as the process keeps it (``Services.started``); read from the
+    run when not given."""
 
     @classmethod
     def from_services(cls, services: Services, *, teams_http: RetryingHttp | None = None,
@@ -135,7 +138,7 @@ class NotifyServices:
                    notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
                    margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name),
                    config_version=lambda: version.version_id if (version := services.config_repository.current()[1])
-                   else None)
+                   else None, started=services.started)
 
 
 def links_for(services: Services, settings: NotificationSettings) -> Links:
@@ -167,16 +170,17 @@ PART_TENANTS = 100
 
 
 def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
-                     summary: RunSummary | None = None) -> RunData:
-    """What the whole run says: its summary, what it set out to do, each tenant's outcome and the
-    changes alerts are made from (failed, recovered, held, deferred), read a page at a time. The
-    tenants' licences, snapshots and money come in parts (``iter_run_parts``)."""
+                     summary: RunSummary | None = None, started: StartedRun | None = None) -> RunData:
+    """What the whole run says: its summary, what it set out to do (``started``, when the caller
+    holds it already), each tenant's outcome and the changes alerts are made from (failed,
+    recovered, held, deferred), read a page at a time. The tenants' licences, snapshots and
+    money come in parts (``iter_run_parts``)."""
     summary = summary or runs.summary(run_id)
     if summary is None:
         if runs.request(run_id) is None:
             raise NotifyError(f"no run {run_id}")
         raise NotifyError(f"run {run_id} has not finished")
-    started = runs.started(run_id)
+    started = started or runs.started(run_id)
     names = {t.tenant_id: t.name for t in config.tenants}
     if started is not None:
         names.update({t.tenant_id: t.name for t in started.tenants})
@@ -397,7 +401,8 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
         _log_summary(summary)
     notifiers = list(services.notifiers(settings))
     tickets = settings.psa_tickets if settings.tickets_enabled else None
-    data = gather_run_level(services.runs, config, run_id, summary)
+    data = gather_run_level(services.runs, config, run_id, summary,
+                            services.started(run_id) if services.started is not None else None)
     parts = iter_run_parts(services.runs, services.snapshots, config, data,
                            with_snapshots=(settings.alerts.enabled("unused-licences")
                                            or settings.alerts.enabled("shared-mailbox-licensed")

@@ -20,6 +20,7 @@ from azure.core.exceptions import AzureError
 
 from shared.adapters.run_store import ReconciliationRow, RunRepository
 from shared.config.schema import SeatSyncConfig
+from shared.contracts import StartedRun
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
 from shared.errors import SeatSyncError
 from shared.services.report import tenant_entries, tenant_names
@@ -155,10 +156,12 @@ def _reasons(tenant: dict[str, Any]) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None) -> RunDigest:
+def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None,
+                   started: StartedRun | None = None) -> RunDigest:
     """The digest of a run, from everything it stored (its tenants, changes and reconciliation),
     each read a page at a time: what it holds is the digest itself (a few small fields a tenant)
-    and the unit price of each billed line, never the run's whole report."""
+    and the unit price of each billed line, never the run's whole report. ``started``: what the
+    run set out to do, when the caller holds it already (read from the run otherwise)."""
     names = tenant_names(config)
     unlinked: dict[str, int] = {}
     prices: dict[LineKey, Decimal] = {}
@@ -168,7 +171,7 @@ def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | No
             unlinked[licence.tenant_id] = unlinked.get(licence.tenant_id, 0) + 1
         prices.update(prices_of(rows))
         unused.unused_licences += money_of((), rows, prices).unused_licences
-    entries = tenant_entries(runs, run_id, names, runs.started(run_id))
+    entries = tenant_entries(runs, run_id, names, started or runs.started(run_id))
     tenants = tuple(sorted((TenantDigest(
         tenant_id=t["tenantId"], name=t["name"], status=t["status"],
         problems=len(t["problems"]) + (1 if t["error"] else 0), licences=t["licences"],
@@ -179,23 +182,25 @@ def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | No
     return RunDigest(run_id, tenants, money, prices, sum(unlinked.values()))
 
 
-def run_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None) -> RunDigest:
+def run_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None,
+               started: StartedRun | None = None) -> RunDigest:
     """The run's stored digest; else computed, and stored when the run has finished."""
     stored = runs.digest(run_id)
     if stored is not None:
         return RunDigest.from_json(stored)
-    digest = compute_digest(runs, run_id, config)
+    digest = compute_digest(runs, run_id, config, started)
     if runs.summary(run_id) is not None:
         runs.record_digest(run_id, digest.to_json(), digest.money.to_json())
     return digest
 
 
-def record_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None) -> None:
+def record_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None,
+                  started: StartedRun | None = None) -> None:
     """Digest a run that has just finished, so that the dashboard's first look at it is fast.
     It changes nothing of the run or its billing: when it cannot be written (storage down, say)
     the warning is logged and the dashboard digests the run when it first shows it."""
     try:
-        run_digest(runs, run_id, config)
+        run_digest(runs, run_id, config, started)
     except (AzureError, SeatSyncError) as exc:
         log.warning("run %s: its digest for the dashboard was not stored (%s); the dashboard makes it when "
                     "it first shows the run", run_id, exc)
