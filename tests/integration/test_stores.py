@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -24,6 +26,7 @@ from shared.domain.model import (
 )
 from shared.errors import ConflictError
 from shared.services.lease import STARTING_GRACE, Heartbeat, LeaseLostError, LeaseRenewal, acquire, liveness
+from tests.psa_test_support import in_threads
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +138,24 @@ def test_the_configuration_is_read_whole_only_when_its_version_changed(store: Ta
     assert activity_host.current()[0].tenants[0].name == "Fabrikam Ltd"
 
 
+T = TypeVar("T")
+
+
+def together(count: int, work: Callable[[], T]) -> list[T]:
+    """What ``work`` answered in each of ``count`` threads released at the same moment (the
+    activities a process starts together)."""
+    start = threading.Barrier(count)
+    found: list[T] = []
+
+    def run() -> None:
+        start.wait()
+        found.append(work())
+
+    errors = in_threads(run, count)
+    assert not errors, errors
+    return found
+
+
 def test_the_activities_a_new_process_starts_together_parse_the_configuration_once(
         store: TableStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process that joins a run starts several activities at once; each reads the pointer to
@@ -152,18 +173,7 @@ def test_the_activities_a_new_process_starts_together_parse_the_configuration_on
     joined = ConfigRepository(store)
     assert store.requests is not None
     before = store.requests.by_kind()
-    start = threading.Barrier(8)
-    found: list[SeatSyncConfig] = []
-
-    def activity() -> None:
-        start.wait()
-        found.append(joined.current()[0])
-
-    threads = [threading.Thread(target=activity) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = together(8, lambda: joined.current()[0])
     reads = store.requests.by_kind() - before
     assert reads == {f"GET {store.prefix}config": 8 + 1}, "eight pointers, one document"
     assert len(found) == 8 and all(f is found[0] for f in found) and found[0] == parse_config(CONFIG)
@@ -410,18 +420,7 @@ def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(sto
     assert store.requests is not None
     before = store.requests.by_kind()
     reader = SharedReadsRepository(store)  # another process's
-    start = threading.Barrier(8)
-    found: list[dict[str, ConnectionReads]] = []
-
-    def push() -> None:
-        start.wait()
-        found.append(reader.load(run_id))
-
-    threads = [threading.Thread(target=push) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = together(8, lambda: reader.load(run_id))
     reads = store.requests.by_kind() - before
     assert reads == {f"GET {store.prefix}psareads": 1}, "one read of the run's partition, for all eight"
     assert len(found) == 8 and all(f is found[0] for f in found)
@@ -444,18 +443,7 @@ def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once
     services = Services(Settings(sync_schedule="0 0 2 * * *"), store=store, secrets=SecretResolver({}))
     assert store.requests is not None
     before = store.requests.by_kind()
-    start = threading.Barrier(8)
-    found: list[StartedRun | None] = []
-
-    def activity() -> None:
-        start.wait()
-        found.append(services.started(request.run_id))
-
-    threads = [threading.Thread(target=activity) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = together(8, lambda: services.started(request.run_id))
     once = store.requests.by_kind() - before
     assert len(found) == 8 and all(f is found[0] for f in found) and found[0] is not None
     assert len(found[0].tenants) == 400
