@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared.contracts import SyncRequest
+from shared.contracts import SyncRequest, TenantOutcome
 
 if TYPE_CHECKING:
     from shared.bootstrap import Services
@@ -98,8 +98,11 @@ def store_run(services: Services, data: RunData) -> str:
     assert data.started is not None
     runs.record_started(data.started)
     for row in data.tenants:
-        assert row.outcome is not None
-        runs.record_tenant(data.run_id, row.outcome)
+        outcome = row.outcome
+        assert outcome is not None
+        runs.record_tenant(data.run_id, TenantOutcome(
+            tenant_id=row.tenant_id, name=row.name, status=outcome.status, error=outcome.error,
+            error_code=outcome.error_code, partner=outcome.partner))
         if row.problems:
             runs.record_problems(data.run_id, row.tenant_id, list(row.problems))
     runs.record_changes(data.run_id, [c for c, _ in data.changes])

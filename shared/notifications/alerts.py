@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
 from shared.config.partners import DEFAULT_PARTNER
-from shared.contracts import RunSummary, StartedRun, TenantOutcome
+from shared.contracts import RunSummary, StartedRun, TenantOutcome, TenantStatus
 from shared.domain.free_skus import is_free_sku
 from shared.domain.inactivity import InactiveUser, inactive_users
 from shared.domain.model import ChangeStatus, PlannedChange, TenantSnapshot
@@ -184,14 +185,46 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeBrief:
+    """What the alerts read of a tenant's outcome. A run's notification holds a row per tenant,
+    so a row keeps this rather than the whole outcome; equal ones are one object (``brief``), so
+    that the thousands of tenants synced without a word cost nothing each."""
+
+    status: TenantStatus
+    error: str | None = None
+    error_code: str | None = None
+    partner: str | None = None
+
+
+@lru_cache(maxsize=256)
+def _shared_brief(status: TenantStatus, partner: str | None) -> OutcomeBrief:
+    return OutcomeBrief(status, partner=partner)
+
+
+def brief(outcome: TenantOutcome | OutcomeBrief) -> OutcomeBrief:
+    """The ``OutcomeBrief`` of ``outcome``; one shared object per status and partner when it
+    carries no error."""
+    if outcome.error is None and outcome.error_code is None:
+        return _shared_brief(outcome.status, outcome.partner)
+    if isinstance(outcome, OutcomeBrief):
+        return outcome
+    return OutcomeBrief(outcome.status, outcome.error, outcome.error_code, outcome.partner)
+
+
+@dataclass(frozen=True, slots=True)
 class TenantRow:
-    """A tenant of the run as the run store holds it."""
+    """A tenant of the run as the run store holds it: of its outcome (None when it was not
+    collected), what the alerts read (``OutcomeBrief``)."""
 
     tenant_id: str
     name: str
-    outcome: TenantOutcome | None
+    outcome: OutcomeBrief | TenantOutcome | None
     push_error: str | None = None
     problems: tuple[Problem, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.outcome is not None:
+            object.__setattr__(self, "outcome", brief(self.outcome))
 
 
 ALERTED_CHANGES = frozenset({ChangeStatus.FAILED, ChangeStatus.RECOVERED, ChangeStatus.HELD, ChangeStatus.DEFERRED})
@@ -231,6 +264,15 @@ class RunData:
     def tenant_name(self, tenant_id: str) -> str:
         return self._names.get(tenant_id, tenant_id)
 
+    @cached_property
+    def _rows(self) -> dict[str, TenantRow]:
+        return {row.tenant_id.lower(): row for row in self.tenants}
+
+    def row(self, tenant_id: str) -> TenantRow | None:
+        """The tenant's row (ids compared without case), found by id rather than by a scan: a
+        ticket or alert of each of thousands of tenants looks its tenant up."""
+        return self._rows.get(tenant_id.lower())
+
 
 @dataclass(frozen=True)
 class BuiltAlerts:
@@ -259,6 +301,8 @@ def _clip(text: str, width: int) -> str:
 
 
 def _make(kind: AlertKind, key: str, facts_that_matter: Mapping[str, Any], **fields: Any) -> Alert:
+    if fields.get("sku_id"):  # a few licences among thousands of alerts: one string each
+        fields["sku_id"] = sys.intern(fields["sku_id"])
     return Alert(kind=kind, key=f"{kind}|{key}", fingerprint=fingerprint(kind, key, facts_that_matter),
                  severity=fields.pop("severity", KINDS[kind].severity), **fields)
 
@@ -715,7 +759,7 @@ def inactive_user_alerts(data: RunData, links: Links, *, days: int, currency: st
 
 
 def _partner_of(data: RunData, tenant_id: str) -> str | None:
-    row = next((r for r in data.tenants if r.tenant_id == tenant_id), None)
+    row = data.row(tenant_id)
     return row.outcome.partner if row is not None and row.outcome is not None else None
 
 

@@ -252,6 +252,8 @@ def iter_run_parts(runs: RunRepository, snapshots: SnapshotRepository, config: S
             facts = money.upto(last) if money is not None else []
             collected = [t for t in chunk if (row := rows[t]).outcome is not None and row.outcome.status == "ok"]
             read = list(pool.map(snapshot, collected)) if with_snapshots else []
+            # keyed by the rows' ids: the alerts keep their tenant's id, and then keep that one string
+            kept = {t: s for t, s in zip(collected, read, strict=False) if s is not None}  # read: none or all
             unlinked = [u for _tenant, (_found, tenant_unlinked) in reconciled for u in tenant_unlinked]
             pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
             new_skus: dict[str, set[str]] = {}
@@ -264,7 +266,7 @@ def iter_run_parts(runs: RunRepository, snapshots: SnapshotRepository, config: S
             yield RunData(
                 run_id=run_id, summary=run.summary, tenants=tuple(rows[t] for t in held if t in rows),
                 reconciliation=tuple(r for _tenant, (found, _unlinked) in reconciled for r in found),
-                unlinked=tuple(unlinked), snapshots={s.tenant_id: s for s in read if s is not None},
+                unlinked=tuple(unlinked), snapshots=kept,
                 new_skus={t: frozenset(s) for t, s in new_skus.items()}, licences=tuple(licences),
                 renewals=tuple(renewals(licences, request.requested_at.date(), days)) if request else (),
             )

@@ -180,7 +180,7 @@ def assessed(data: RunData, kind: str, tenant_id: str | None) -> bool:
         return True
     if kind in CUSTOMER_LIST_KINDS:
         return data.started is not None and not data.summary.gdap_error
-    row = next((t for t in data.tenants if t.tenant_id.lower() == tenant_id.lower()), None)
+    row = data.row(tenant_id)
     if row is None or row.outcome is None:
         return False
     if kind in SIGN_IN_KINDS:

@@ -156,6 +156,24 @@ def test_unused_licences_skip_free_and_tenant_wide_skus_and_honour_the_minimum()
     assert only("unused-licences", run, settings) == []
 
 
+def test_a_row_keeps_what_the_alerts_read_of_its_outcome_and_equal_ones_are_one_object() -> None:
+    """A notification holds a row per tenant of the run: thousands of tenants synced without a
+    word share one outcome, and a failed one keeps its error, code and partner account."""
+    first = TenantRow(FABRIKAM, "Fabrikam Ltd", TenantOutcome(tenant_id=FABRIKAM, name="Fabrikam Ltd", status="ok",
+                                                               sku_count=4, user_count=20, warnings=["slow"]))
+    second = ok(NORTHWIND, "Northwind")
+    assert first.outcome is second.outcome
+    assert first.outcome is not None and first.outcome.status == "ok" and first.outcome.partner is None
+    failed = TenantRow(NORTHWIND, "Northwind", TenantOutcome(
+        tenant_id=NORTHWIND, name="Northwind", status="auth-failed", error_code="AADSTS65001", error="no consent",
+        partner="europe"))
+    assert failed.outcome is not None and failed.outcome is not second.outcome
+    assert (failed.outcome.status, failed.outcome.error_code, failed.outcome.error, failed.outcome.partner) == (
+        "auth-failed", "AADSTS65001", "no consent", "europe")
+    run = data(tenants=(first, failed))
+    assert run.row(NORTHWIND.upper()) is failed and run.row(FABRIKAM) is first and run.row("unknown") is None
+
+
 def test_invalid_auth_with_the_aadsts_code_and_the_consent_link() -> None:
     outcome = TenantOutcome(tenant_id=NORTHWIND, name="Northwind Traders", status="auth-failed",
                             error_code="AADSTS700016", error="cannot get a token: AADSTS700016: Application not found")
