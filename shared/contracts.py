@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -73,7 +74,7 @@ class TenantWork(Message):
 
     tenant_id: str = Field(pattern=GUID_PATTERN)
     name: str
-    group_ids: list[str] = Field(default_factory=list, description="groups custom licences count")
+    group_ids: tuple[str, ...] = Field(default=(), description="groups custom licences count")
     mailboxes: bool = False
     managed_devices: bool = False
     sign_ins: bool = Field(default=False, description="read the users' sign-ins (the inactive-users alert)")
@@ -81,6 +82,12 @@ class TenantWork(Message):
     standing: str | None = Field(
         default=None, description="ok, consent, vanished, ended, roles-missing, unknown (shared.domain.lifecycle)")
     guard: str | None = Field(default=None, description="why the tenant's decreases are held for a person")
+
+    @field_validator("partner", "standing")
+    @classmethod
+    def _one_string_each(cls, value: str | None) -> str | None:
+        """A few partner accounts and standings among thousands of tenants: one string each."""
+        return sys.intern(value) if value else value
 
     def model_post_init(self, context: Any, /) -> None:
         share_given_fields(self)

@@ -262,7 +262,7 @@ def _finish(context: Any, summary: RunSummary, report: Callable[..., None]) -> G
 def collect_task(context: Any, run_id: str, tenant: TenantWork) -> Any:
     return context.call_activity_with_retry(
         COLLECT_TENANT, COLLECT_RETRY,
-        CollectRequest(run_id=run_id, tenant_id=tenant.tenant_id, name=tenant.name, group_ids=tenant.group_ids,
+        CollectRequest(run_id=run_id, tenant_id=tenant.tenant_id, name=tenant.name, group_ids=list(tenant.group_ids),
                        mailboxes=tenant.mailboxes, managed_devices=tenant.managed_devices, sign_ins=tenant.sign_ins,
                        partner=tenant.partner).to_json())
 

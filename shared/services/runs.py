@@ -60,7 +60,7 @@ def work_for(config: SeatSyncConfig, tenant: TenantConfig) -> TenantWork:
                 groups[definition.group_id] = None
             mailboxes = mailboxes or definition.kind == "mailboxes"
             devices = devices or definition.kind == "intune-devices"
-    return TenantWork(tenant_id=tenant.tenant_id, name=tenant.name, group_ids=list(groups), mailboxes=bool(mailboxes),
+    return TenantWork(tenant_id=tenant.tenant_id, name=tenant.name, group_ids=tuple(groups), mailboxes=bool(mailboxes),
                       managed_devices=devices, sign_ins=alert_wanted("inactive-users"))
 
 

@@ -126,6 +126,7 @@ def test_a_run_s_tenants_share_their_sets_of_given_fields_and_cannot_be_changed(
         {"tenantId": T2, "name": "Contoso", "partner": "main"}]}))
     first, second = read.tenants
     assert first.model_fields_set is second.model_fields_set == {"tenant_id", "name", "partner"}
+    assert first.partner is second.partner and first.group_ids is second.group_ids == ()  # one each, not per tenant
     with pytest.raises(ValidationError):
         first.guard = "held"
     changed = first.model_copy(update={"guard": "held"})
