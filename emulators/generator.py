@@ -36,9 +36,17 @@ def _id(*parts: object) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def generate_msp(tenants: int, psa: str = "connectwise", seed: int = 7, large: int = 0
-                 ) -> tuple[dict[str, Any], str]:
-    """``(scenario, configuration YAML)`` for ``tenants`` tenants billed through ConnectWise."""
+SENDER = "seatsync@generatedmsp.onmicrosoft.com"
+"""The partner tenant's mailbox that sends the alerts (``notifications``)."""
+WORKFLOW = "generated-billing"
+"""The Teams Workflows webhook of the MSP's billing channel (``notifications``)."""
+
+
+def generate_msp(tenants: int, psa: str = "connectwise", seed: int = 7, large: int = 0,
+                 notifications: bool = False) -> tuple[dict[str, Any], str]:
+    """``(scenario, configuration YAML)`` for ``tenants`` tenants billed through ConnectWise.
+    ``notifications``: the MSP is told of each run in a Teams channel and by email, as an MSP
+    running SeatSync is, so that notifying a run of thousands of tenants sends real messages."""
     if psa != "connectwise":
         raise ValueError("the generator builds ConnectWise scenarios")
     if tenants < 1:
@@ -78,8 +86,9 @@ def generate_msp(tenants: int, psa: str = "connectwise", seed: int = 7, large: i
                            "typeId": 1, "startDate": "2026-01-01"})
         config_tenants.append({"tenantId": tenant_id, "name": name, "companies": [
             {"psa": "connectwise", "companyId": str(company_id), "licences": licences}]})
-    scenario = {
-        "graph": {"partner": dict(PARTNER), "tenants": graph_tenants},
+    graph: dict[str, Any] = {"partner": dict(PARTNER), "tenants": graph_tenants}
+    scenario: dict[str, Any] = {
+        "graph": graph,
         "connectwise": {
             "companyId": "seatsyncmsp", "credentials": [dict(CW_CREDENTIAL)], "companies": companies,
             "catalog": [{"id": product_id, "identifier": identifier, "description": part, "price": float(price)}
@@ -96,4 +105,10 @@ def generate_msp(tenants: int, psa: str = "connectwise", seed: int = 7, large: i
                             for _sku, _part, product_id, identifier, _price in LICENCES],
         "tenants": config_tenants,
     }
+    if notifications:
+        graph["partner"]["users"] = [{"userPrincipalName": SENDER, "displayName": "SeatSync"}]
+        scenario["teams"] = {"workflows": [{"id": WORKFLOW}]}
+        config["notifications"] = {
+            "teams": [{"name": "billing", "webhook": {"setting": "TEAMS_WEBHOOK_URL"}}],
+            "email": {"sender": SENDER, "recipients": ["billing@generatedmsp.onmicrosoft.com"]}}
     return scenario, yaml.safe_dump(config, sort_keys=False)

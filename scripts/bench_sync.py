@@ -362,7 +362,8 @@ def tenant_shapes(scenario: dict[str, Any]) -> dict[str, dict[str, int]]:
     return shapes
 
 
-def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency: float, workers: int) -> None:
+def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency: float, workers: int,
+            notifications: bool) -> None:
     tenants = scenario["graph"]["tenants"]
     shapes = tenant_shapes(scenario)
     agreements = len(scenario["connectwise"]["agreements"])
@@ -373,8 +374,14 @@ def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency:
     discovery = sum(1 for _, path in graph_log if IDENTITY_DISCOVERY.search(path))
     graph = len(graph_log) - tokens - discovery
     psa = len(psa_log)
+    mails = sum(1 for method, path in graph_log if method == "POST" and path.endswith("/sendMail"))
+    posts = len(sync["requests"].get("teams", []))
 
-    graph_min = math.ceil(len(tenants) / 300) + sum(s["graph"] for s in shapes.values())
+    # With channels to tell, the shared-mailbox alert reads each tenant's mailbox usage report: Graph
+    # answers it in the batch with a redirect, and the report is one more request to download. The
+    # messages are Graph requests too: one sendMail per email sent.
+    reports = len(tenants) if notifications else 0
+    graph_min = math.ceil(len(tenants) / 300) + sum(s["graph"] for s in shapes.values()) + reports + mails
     token_min = len(tenants) + 1  # one per customer tenant, one for the partner tenant
     shared_reads = math.ceil(agreements / 100) + math.ceil(products / 100)
     lines = agreements
@@ -384,7 +391,9 @@ def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency:
     # the lower bound of the wall time
     writes_of = sync["writesByTenant"]
     run_serial = 2 + math.ceil(len(tenants) / 300) + shared_reads  # partner token + discovery, GDAP, shared reads
-    chain = max((2 + s["graph"] + s["agreements"] + writes_of.get(t, 0) + (1 if writes_of.get(t) else 0))
+    run_serial += mails + posts  # the run's messages go out after its pushes
+    report = 1 if notifications else 0
+    chain = max((2 + s["graph"] + report + s["agreements"] + writes_of.get(t, 0) + (1 if writes_of.get(t) else 0))
                 for t, s in shapes.items())
     everything = graph + tokens + discovery + psa
     bound_chain = (run_serial + chain) * latency
@@ -404,6 +413,8 @@ def figures(label: str, sync: dict[str, Any], scenario: dict[str, Any], latency:
           f"reads, {lines} agreements' lines, {writes} writes, {read_backs} read-backs of written agreements that "
           f"the write-intent rule requires); the run report counts {sync['reportCalls']['psa']} PSA and "
           f"{sync['reportCalls']['graph']} Graph calls")
+    if "teams" in sync["requests"] or mails:
+        print(f"  notifications: {posts} Teams requests, {mails} emails; {reports} mailbox reports downloaded")
     per = max(sync["tenants"], 1)
     kinds = sorted(sync["tableKinds"].items(), key=lambda item: -item[1])
     print(f"  Table Storage requests {sync['tables']} ({sync['tables'] / per:.1f} per tenant): "
@@ -424,6 +435,8 @@ def main() -> int:
     parser.add_argument("--same-process", action="store_true",
                         help="serve the emulators from this process (default: a child process)")
     parser.add_argument("--no-parts", action="store_true", help="skip the figures of the emulator and client")
+    parser.add_argument("--no-notifications", action="store_true",
+                        help="an MSP with no Teams channel or email to tell (as the bench was before)")
     parser.add_argument("--trace-memory", type=int, default=0, metavar="N",
                         help="also trace the syncing process's Python allocations and print the N lines "
                              "(file:line) that held the most at the largest heap (slows the syncs)")
@@ -447,7 +460,7 @@ def main() -> int:
         part_figures(Path(tempfile.mkdtemp(prefix="seatsync-bench-parts-")))
 
     started = time.perf_counter()
-    scenario, config_text = generate_msp(args.tenants, large=args.large)
+    scenario, config_text = generate_msp(args.tenants, large=args.large, notifications=not args.no_notifications)
     generated = time.perf_counter() - started
     work = Path(tempfile.mkdtemp(prefix="seatsync-bench-"))
     azurite = start_azurite(log_dir=work)
@@ -482,7 +495,7 @@ def main() -> int:
                 sync["requests"] = {name: [[r["method"], r["path"]] for r in log if start <= r["at"] <= end]
                                     for name, log in logs.items()}
             for label, sync in zip(SYNCS, result["syncs"], strict=True):
-                figures(label, sync, scenario, args.latency_ms / 1000, args.workers)
+                figures(label, sync, scenario, args.latency_ms / 1000, args.workers, not args.no_notifications)
             print(f"peak memory of the process that ran the syncs: {result['peakMb']:.0f} MB (peak RSS)")
             for what, peak, now, allocators, activities in result["phases"]:
                 print(f"  after {what}: peak {peak:.0f} MB, now {now:.0f} MB")

@@ -95,3 +95,40 @@ def test_tenants_a_push_hands_back_are_pushed_by_another_once(azurite: Azurite, 
         assert to_write and all(c["applied"] for c in to_write), "every tenant was pushed, by one push or the next"
         assert len({c["changeId"] for c in report["changes"]}) == len(report["changes"]), "none twice"
         assert [c for c in msp.sync()["changes"] if c["applied"]] == [], "nothing was left undone"
+
+
+def test_a_run_in_chunks_tells_its_channels_of_every_tenant_s_alerts_once(azurite: Azurite, store: TableStore,
+                                                                          tmp_path: Path) -> None:
+    """An MSP that is told of each run in Teams and by email: one message to each channel carries
+    the alerts of every chunk's tenants, each alert is recorded as sent, and the next run of the
+    same day sends none of them again (their daily digest)."""
+    from shared.adapters.notification_store import NotificationRepository
+    from shared.notifications.alerts import build_alerts
+    from shared.notifications.service import gather_run_data, links_for
+
+    scenario, config_text = generate_msp(TENANTS, seed=11, notifications=True)
+    with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config_text,
+                     env={"SEATSYNC_SYNC_CHUNK": "10", "SEATSYNC_SYNC_PARALLEL_CHUNKS": "2"}) as msp:
+        first = msp.sync(max_workers=4)
+        assert len(first["tenants"]) == TENANTS and all(t["status"] == "ok" for t in first["tenants"])
+        deliveries = {d.channel: d for d in NotificationRepository(store).deliveries(first["runId"])}
+        assert set(deliveries) == {"teams:billing", "email"} and all(
+            d.status == "sent" for d in deliveries.values()), deliveries
+        teams, email = deliveries["teams:billing"], deliveries["email"]
+        services = msp.services
+        config = services.config()
+        built = build_alerts(gather_run_data(services.runs, services.snapshots, config, first["runId"],
+                                             margins=services.margins),
+                             config.notifications, links_for(services, config.notifications), config)
+        assert {a.tenant_id for a in built.alerts if a.kind == "unused-licences"} >= {
+            t["tenantId"] for t in first["tenants"][:3]} | {t["tenantId"] for t in first["tenants"][-3:]}
+        assert teams.alerts == email.alerts == len(built.alerts) > TENANTS, "every tenant's alerts, every chunk's"
+        assert set(NotificationRepository(store).sent("email")) == {a.key for a in built.alerts}
+        assert len(msp.emulators.emulator("teams").state()["posts"]) == 1
+        mail = msp.emulators.emulator("graph").sent_mail  # type: ignore[attr-defined]
+        assert len(mail) == 1 and f": {len(built.alerts) - 1} alerts (" in mail[0]["subject"], "the summary, the rest"
+
+        second = msp.sync(max_workers=4)
+        again = {d.channel: d for d in NotificationRepository(store).deliveries(second["runId"])}
+        assert again["email"].suppressed >= email.alerts - 1, "the same alerts, already sent today"
+        assert again["email"].alerts <= 1, "at most the run's summary"
