@@ -135,7 +135,8 @@ class _Cached:
 _LOCK_STRIPES = 64  # token fetches of different tenants rarely wait for each other, with bounded memory
 
 MAX_CACHED_TOKENS = 256
-"""Tenants whose token one app registration keeps, the least recently used forgotten first: about
+"""Tenants whose token one app registration keeps, the least recently used forgotten first (the
+partner tenant's is kept: the start of a run and its messages both use it): about
 half a megabyte of tokens, whatever the number of tenants. A run uses a tenant's token while it
 collects that tenant (and its retries); a token lasts about an hour and runs are daily, so a
 larger cache would only keep expired tokens. More than the tenants collected at once (the
@@ -155,6 +156,9 @@ class TenantTokens:
         self._margin = refresh_margin_seconds
         self._lock = threading.Lock()
         self._tokens: OrderedDict[str, _Cached] = OrderedDict()  # least recently used first
+        # The partner tenant's token is never the one forgotten: a run reads the GDAP listing with it
+        # at its start and sends its email with it at its end, with every customer's token between.
+        self._partner = settings.partner_tenant_id.lower()
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         # one connection pool to Entra ID for the credentials this object creates, one at a time
         self._session = pooled_session()
@@ -251,6 +255,10 @@ class TenantTokens:
                 self._tokens[key] = _Cached(access.token, float(access.expires_on))
                 self._tokens.move_to_end(key)
                 while len(self._tokens) > MAX_CACHED_TOKENS:
+                    oldest = next(iter(self._tokens))
+                    if oldest == self._partner:
+                        self._tokens.move_to_end(oldest)  # kept: the run's start and its messages use it
+                        continue
                     self._tokens.popitem(last=False)
             return access.token
 

@@ -366,3 +366,24 @@ def test_the_tokens_kept_are_bounded_and_the_least_recently_used_is_forgotten_fi
     for tenant in tenants * 3:
         tokens.token(tenant)
     assert tokens.cached_tenants == 3
+
+
+def test_the_partner_tenant_s_token_is_kept_while_every_customer_s_comes_and_goes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run reads the GDAP listing with the partner's token at its start and emails its alerts
+    with it at its end: thousands of customers' tokens between must not cost it a second request."""
+    monkeypatch.setattr(graph_tokens, "MAX_CACHED_TOKENS", 3)
+    made: list[str] = []
+
+    def factory(tenant_id: str) -> StaticCredential:
+        made.append(tenant_id)
+        return StaticCredential()
+
+    tokens = TenantTokens(settings(), credential_factory=factory)  # TENANT is the partner tenant
+    tokens.token(TENANT)
+    customers = [f"0000000{i}-0000-4000-8000-000000000000" for i in range(6)]
+    for tenant in customers * 2:
+        tokens.token(tenant)
+    tokens.token(TENANT.upper())
+    assert made.count(TENANT) == 1 and tokens.cached_tenants == 3
+    assert len(made) == 1 + 2 * len(customers), "the customers' tokens are still forgotten, oldest first"
