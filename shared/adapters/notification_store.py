@@ -83,10 +83,16 @@ class NotificationRepository:
     def sent(self, channel: str) -> dict[str, SentRecord]:
         """The last delivery of every alert to ``channel``, by alert key."""
         records: dict[str, SentRecord] = {}
+        # a delivery's records have one run and one time, and there are a few kinds: one object each
+        times: dict[str, datetime] = {}
+        names: dict[str, str] = {}
         for entity in partition(self._table, f"sent~{channel}"):
-            record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]),
-                                sent_at=datetime.fromisoformat(str(entity["SentAt"])),
-                                run_id=str(entity["RunId"]), kind=str(entity.get("Kind", "")))
+            sent_at = str(entity["SentAt"])
+            when = times.get(sent_at) or times.setdefault(sent_at, datetime.fromisoformat(sent_at))
+            run_id, kind = (names.setdefault(value, value) for value in (str(entity["RunId"]),
+                                                                         str(entity.get("Kind", ""))))
+            record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]), sent_at=when,
+                                run_id=run_id, kind=kind)
             records[record.key] = record
         return records
 

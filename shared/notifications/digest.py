@@ -27,9 +27,11 @@ from shared.config.notifications import AlertKind, Digest
 from shared.notifications.alerts import Alert
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SentRecord:
-    """The last delivery of one alert (by key) to one channel."""
+    """The last delivery of one alert (by key) to one channel. A channel's history holds one per
+    alert sent in the last weeks, thousands for a large MSP: slotted, and its run, time and kind
+    are shared by the records of one delivery (``NotificationRepository.sent``)."""
 
     key: str
     fingerprint: str

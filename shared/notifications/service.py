@@ -165,7 +165,7 @@ def partner_client_ids(config: SeatSyncConfig, secrets: SecretReader) -> dict[st
 # --------------------------------------------------------------------------- the run's data
 
 
-PART_TENANTS = 100
+PART_TENANTS = 50
 """How many tenants' licences, snapshots and money a notification holds at once."""
 
 

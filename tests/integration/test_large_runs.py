@@ -123,7 +123,10 @@ def test_a_run_in_chunks_tells_its_channels_of_every_tenant_s_alerts_once(azurit
         assert {a.tenant_id for a in built.alerts if a.kind == "unused-licences"} >= {
             t["tenantId"] for t in first["tenants"][:3]} | {t["tenantId"] for t in first["tenants"][-3:]}
         assert teams.alerts == email.alerts == len(built.alerts) > TENANTS, "every tenant's alerts, every chunk's"
-        assert set(NotificationRepository(store).sent("email")) == {a.key for a in built.alerts}
+        history = list(NotificationRepository(store).sent("email").values())
+        assert {r.key for r in history} == {a.key for a in built.alerts}
+        assert all(r.run_id is history[0].run_id and r.sent_at is history[0].sent_at for r in history), \
+            "a channel's history holds one run id and one time for the records of a delivery"
         assert len(msp.emulators.emulator("teams").state()["posts"]) == 1
         mail = msp.emulators.emulator("graph").sent_mail  # type: ignore[attr-defined]
         assert len(mail) == 1 and f": {len(built.alerts) - 1} alerts (" in mail[0]["subject"], "the summary, the rest"
