@@ -127,11 +127,14 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _items(group: AlertGroup) -> list[Fact]:
-    """The facts of a group: a run-level alert's own facts, else one fact per alert."""
+def _items(group: AlertGroup, max_items: int) -> tuple[list[Fact], int]:
+    """The facts a group shows and how many more it has: a run-level alert's own facts (all of
+    them), else one fact per alert, for the first ``max_items`` alerts only (a group of thousands
+    of alerts shows a few and counts the rest)."""
     if group.run_level:
-        return list(group.alerts[0].facts)
-    return [Fact(a.subject, a.line) for a in group.alerts]
+        return list(group.alerts[0].facts), 0
+    shown = [Fact(a.subject, a.line) for a in group.alerts[:max_items]]
+    return shown, len(group.alerts) - len(shown)
 
 
 # --------------------------------------------------------------------------- Teams card
@@ -146,15 +149,13 @@ def _open_url(title: str, url: str) -> dict[str, Any]:
 
 
 def _card_group(group: AlertGroup, max_items: int, buttons: bool, skip_url: str | None) -> dict[str, Any]:
-    facts = _items(group)
-    shown = facts if group.run_level else facts[:max_items]
+    shown, more = _items(group, max_items)
     items: list[dict[str, Any]] = [
         _text(group.heading, weight="Bolder", size="Medium", color=_COLORS[group.severity]),
     ]
     if shown:
         items.append({"type": "FactSet", "facts": [
             {"title": _clip(f.title, _SUBJECT_WIDTH), "value": _clip(f.value, _CARD_LINE_WIDTH)} for f in shown]})
-    more = len(facts) - len(shown)
     if more:
         items.append(_text(f"+{more} more", isSubtle=True, size="Small", spacing="Small"))
     if group.action_text:
@@ -229,8 +230,7 @@ def render_email(alerts: Sequence[Alert], context: MessageContext, *, max_items:
               f'<p style="margin:0 0 8px;color:#616161;">{html.escape(sub)}</p>']
     text += [title, sub]
     for group in group_alerts(alerts):
-        facts = _items(group)
-        shown = facts if group.run_level else facts[:max_items]
+        shown, more = _items(group, max_items)
         color = _HTML_COLORS[group.severity]
         parts.append(f'<h2 style="font-size:16px;margin:24px 0 8px;color:{color};">{html.escape(group.heading)}</h2>')
         parts.append('<table role="presentation" style="border-collapse:collapse;max-width:760px;">')
@@ -248,7 +248,6 @@ def render_email(alerts: Sequence[Alert], context: MessageContext, *, max_items:
             if link and alert is not None and alert.action_url:
                 text.append(f"  {alert.action_label}: {alert.action_url}")
         parts.append("</table>")
-        more = len(facts) - len(shown)
         if more:
             note = f"+{more} more (see the run report)"
             parts.append(f'<p style="margin:4px 0 0;color:#616161;">{html.escape(note)}</p>')
