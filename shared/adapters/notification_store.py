@@ -36,7 +36,7 @@ from shared.adapters.tables import (
     TableStore,
     partition,
     read_document,
-    submit_batches,
+    submit_streamed,
     upsert,
     write_document,
 )
@@ -98,18 +98,19 @@ class NotificationRepository:
 
     def record_sent(self, channel: str, run_id: str, alerts: Iterable[Alert], sent_at: datetime) -> None:
         pk = f"sent~{channel}"
-        submit_batches(self._table, [("upsert", {
+        at = sent_at.isoformat()
+        # made as they are sent, a transaction at a time: a large MSP's run tells of thousands of alerts
+        submit_streamed(self._table, (("upsert", {
             "PartitionKey": pk, "RowKey": row_key_for(alert.key), "Key": alert.key, "Kind": alert.kind,
-            "Fingerprint": alert.fingerprint, "SentAt": sent_at.isoformat(), "RunId": run_id,
+            "Fingerprint": alert.fingerprint, "SentAt": at, "RunId": run_id,
             "TenantId": alert.tenant_id or "", "SkuId": alert.sku_id or "", "Title": _clip(alert.title, 500),
-        }, {"mode": UpdateMode.REPLACE}) for alert in alerts])
+        }, {"mode": UpdateMode.REPLACE}) for alert in alerts))
 
     def prune(self, channel: str, records: Mapping[str, SentRecord], now: datetime) -> int:
         """Delete the rows of ``records`` last sent more than ``PRUNE_AFTER`` ago."""
-        old = [key for key, record in records.items() if now - record.sent_at > PRUNE_AFTER]
-        submit_batches(self._table, [("delete", {"PartitionKey": f"sent~{channel}", "RowKey": row_key_for(k)})
-                                     for k in old])
-        return len(old)
+        return submit_streamed(self._table, (
+            ("delete", {"PartitionKey": f"sent~{channel}", "RowKey": row_key_for(key)})
+            for key, record in records.items() if now - record.sent_at > PRUNE_AFTER))
 
     # PSA tickets ----------------------------------------------------------------------------
     def tickets(self, channel: str) -> dict[str, TicketRecord]:

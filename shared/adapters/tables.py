@@ -273,6 +273,26 @@ def submit_batches(table: TableClient, operations: Sequence[tuple[Any, ...]]) ->
         table.submit_transaction(batch)
 
 
+def submit_streamed(table: TableClient, operations: Iterable[tuple[Any, ...]]) -> int:
+    """``submit_batches`` for operations made one at a time (a generator), in their order: a
+    transaction is sent as soon as it is full or the partition key changes, so that only one
+    transaction's operations are held, however many there are. Answers how many were sent."""
+    current: list[tuple[Any, ...]] = []
+    size = sent = 0
+    for operation in operations:
+        weight = _size(operation[1])
+        if current and (len(current) == BATCH_LIMIT or size + weight > BATCH_BYTES
+                        or operation[1]["PartitionKey"] != current[0][1]["PartitionKey"]):
+            table.submit_transaction(current)
+            current, size = [], 0
+        current.append(operation)
+        size += weight
+        sent += 1
+    if current:
+        table.submit_transaction(current)
+    return sent
+
+
 def upsert(table: TableClient, entity: dict[str, Any]) -> None:
     table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 

@@ -16,7 +16,7 @@ from azure.data.tables import UpdateMode
 from local_runner.azurite import Azurite
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
-from shared.adapters.tables import TableStore
+from shared.adapters.tables import TableStore, partition, submit_streamed
 from shared.bootstrap import default_psa_factory
 from shared.config.schema import SeatSyncConfig
 from shared.domain.model import BilledLine, DirectoryUser, SkuCount, TenantSnapshot
@@ -45,6 +45,35 @@ def snapshot(run_id: str, day: int, *skus: SkuCount) -> TenantSnapshot:
 def sent(store: TableStore, before: Counter[str]) -> dict[str, int]:
     assert store.requests is not None
     return {kind.replace(store.prefix, ""): n for kind, n in (store.requests.by_kind() - before).items()}
+
+
+def test_operations_made_one_at_a_time_go_in_full_transactions_holding_one_at_once(store: TableStore) -> None:
+    """``submit_streamed``: a transaction is sent when it is full or the partition changes, in
+    the operations' order, and the generator is not read ahead of the transaction being filled."""
+    table = store.table("streamed")
+    made: list[int] = []
+
+    def operations() -> Any:
+        for n in range(250):
+            made.append(n)
+            yield ("upsert", {"PartitionKey": "a" if n < 230 else "b", "RowKey": f"{n:04d}", "N": n},
+                   {"mode": UpdateMode.REPLACE})
+
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    real = table.submit_transaction
+    held: list[int] = []
+
+    def submit(batch: list[Any]) -> Any:
+        held.append(len(made) - batch[-1][1]["N"] - 1)  # operations made beyond the transaction sent
+        return real(batch)
+
+    table.submit_transaction = submit  # type: ignore[method-assign,assignment]
+    assert submit_streamed(table, operations()) == 250
+    assert sent(store, before) == {"POST $batch streamed": 4}, "100 + 100 + 30 of 'a', then 20 of 'b'"
+    assert held == [1, 1, 1, 0], "at most the one operation that did not fit was made ahead"
+    assert [e["N"] for e in partition(table, "a")] == list(range(230))
+    assert [e["N"] for e in partition(table, "b")] == list(range(230, 250))
 
 
 def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:
