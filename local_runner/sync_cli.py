@@ -64,7 +64,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(head, indent=2) + "\n")
     else:
-        head, text = report_text(services.runs, run_id, config, services.margins, services.sources, args.all or None)
+        head, text = report_text(services.runs, run_id, config, services.margins, services.sources, args.all or None,
+                                 started=services.started(run_id))
         sys.stdout.write(text)
     if head["status"] == "failed":
         print(f"seatsync: run {head['runId']} failed: {failure_of(head)}", file=sys.stderr)

@@ -320,7 +320,8 @@ def run_child(spec_path: str) -> None:
         kinds = store.by_kind() - kinds_before
         rows = store.rows() - rows_before
         # the text report, as ``seatsync sync`` prints it (made from the run's pages, not measured in time)
-        head, _text = report_text(services.runs, run_id, services.config(), services.margins, services.sources)
+        head, _text = report_text(services.runs, run_id, services.config(), services.margins, services.sources,
+                                  started=services.started(run_id))
         phase(f"{label}: its text report")
         writes: Counter[str] = Counter()
         agreements: set[tuple[str, str | None]] = set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -167,6 +167,34 @@ def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: s
     days = renewal_days if renewal_days is not None else config.notifications.alerts.renewal_unused.days_before
     day = request.requested_at.date()
     return Reconciliation(run_id, request.dry_run, day, currency, tuple(lines), tuple(renewals(lines, day, days)))
+
+
+def run_reconciliation_summary(runs: RunRepository, margins: MarginRepository, run_id: str,
+                               config: SeatSyncConfig) -> dict[str, Any]:
+    """What a large run's text report shows of its reconciliation (``render_sections`` with
+    ``summary``): the totals and how many licences and renewals, without the JSON of every
+    licence. Made a tenant at a time, as each tenant's licences are reconciled: a run of thousands
+    of tenants has thousands of licences, and none of them is held past its tenant."""
+    request = runs.request(run_id)
+    if request is None:
+        raise ReconcileError("run", f"no run {run_id} is recorded")
+    by_tenant = line_changes(runs, run_id)
+    currency = config.notifications.currency.upper()
+    days = config.notifications.alerts.renewal_unused.days_before
+    day = request.requested_at.date()
+    counts = {"licences": 0, "renewals": 0}
+
+    def lines() -> Iterator[LicenceLine]:
+        for _tenant, facts in margins.iter_facts(run_id):
+            tenant_lines = reconcile_tenant(facts, by_tenant, currency)
+            counts["licences"] += len(tenant_lines)
+            counts["renewals"] += len(renewals(tenant_lines, day, days))
+            yield from tenant_lines
+
+    sums = _totals_out(lines())  # exact sums: in whatever order the licences come
+    return {"runId": run_id, "dryRun": request.dry_run, "day": day.isoformat(), "currency": currency,
+            "licences": [], "licenceCount": counts["licences"], "renewals": [], "renewalCount": counts["renewals"],
+            "totals": sums.model_dump(mode="json", by_alias=True)}
 
 
 def month_run(runs: RunRepository, month: str | None) -> str:
@@ -345,15 +373,6 @@ def to_output(view: Reconciliation) -> ReconciliationOut:
 
 def to_json(view: Reconciliation) -> dict[str, Any]:
     return to_output(view).model_dump(mode="json", by_alias=True)
-
-
-def summary_json(view: Reconciliation) -> dict[str, Any]:
-    """What a large run's text report shows of its reconciliation (``render_sections`` with
-    ``summary``): the totals and how many licences and renewals, without the JSON of every
-    licence (thousands of them in a run of thousands of tenants)."""
-    return {"runId": view.run_id, "dryRun": view.dry_run, "day": view.day.isoformat(), "currency": view.currency,
-            "licences": [], "licenceCount": len(view.lines), "renewals": [], "renewalCount": len(view.renewals),
-            "totals": _totals_out(view.lines).model_dump(mode="json", by_alias=True)}
 
 
 # --------------------------------------------------------------------------- text and CSV

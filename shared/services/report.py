@@ -21,8 +21,7 @@ from shared.domain.problems import problem_to_json
 from shared.domain.sku_names import sku_display_name
 from shared.errors import NotFoundError
 from shared.services.lease import liveness
-from shared.services.reconcile import render_sections, run_reconciliation
-from shared.services.reconcile import summary_json as reconciliation_summary_json
+from shared.services.reconcile import render_sections, run_reconciliation, run_reconciliation_summary
 from shared.services.reconcile import to_json as reconciliation_json
 from shared.text import short, table
 
@@ -75,12 +74,12 @@ def _run_sections(runs: RunRepository, run_id: str, config: SeatSyncConfig | Non
                   money_summary: bool = False) -> dict[str, Any]:
     """The report's parts that are about the run as a whole: sources, money, GDAP. With
     ``money_summary`` (a large run's text report) the reconciliation is its totals and counts."""
-    money = reconciliation_summary_json if money_summary else reconciliation_json
     return {
         "sources": ([s.to_json() for s in sources.statuses(run_id, [c.name for c in config.subscription_sources])]
                     if sources is not None and config is not None else []),
-        "reconciliation": (money(run_reconciliation(runs, margins, run_id, config))
-                           if margins is not None and config is not None else None),
+        "reconciliation": (None if margins is None or config is None
+                           else run_reconciliation_summary(runs, margins, run_id, config) if money_summary
+                           else reconciliation_json(run_reconciliation(runs, margins, run_id, config))),
         "gdap": {
             "notConfigured": [t.to_json() for t in started.gdap_not_configured] if started else [],
             "configuredNotInGdap": [t.to_json() for t in started.configured_not_in_gdap] if started else [],
@@ -205,13 +204,14 @@ def report_head(runs: RunRepository, run_id: str) -> dict[str, Any]:
     return _head(runs, run_id, request, runs.summary(run_id), runs.started(run_id))
 
 
-def _recorded_head(runs: RunRepository, run_id: str) -> tuple[dict[str, Any], StartedRun | None]:
+def _recorded_head(runs: RunRepository, run_id: str, started: StartedRun | None = None
+                   ) -> tuple[dict[str, Any], StartedRun | None]:
     """The report's heading of a recorded run, and its start record (``ReportError`` when no run
-    ``run_id`` is recorded)."""
+    ``run_id`` is recorded); ``started``: the start record when the caller holds it already."""
     request = runs.request(run_id)
     if request is None:
         raise ReportError("runId", f"no run {run_id or '(none recorded yet)'} is recorded")
-    started = runs.started(run_id)
+    started = started if started is not None and started.run_id == run_id else runs.started(run_id)
     return _head(runs, run_id, request, runs.summary(run_id), started), started
 
 
@@ -367,12 +367,14 @@ class ReportTally:
 
 def report_text(runs: RunRepository, run_id: str, config: SeatSyncConfig | None = None,
                 margins: MarginRepository | None = None, sources: SourceRepository | None = None,
-                full: bool | None = None, page_size: int | None = None) -> tuple[dict[str, Any], str]:
+                full: bool | None = None, page_size: int | None = None,
+                started: StartedRun | None = None) -> tuple[dict[str, Any], str]:
     """The run's report as text, the same as ``render_text(build_report(...))``, made from the
     run's tenants and changes read a page at a time and kept only when the text lists them (see
     ``ReportTally``); with the report's heading (``report_head``, and ``firstError``: the first
-    tenant's error in the report's order, for a one-line reason of a failed run)."""
-    head, started = _recorded_head(runs, run_id)
+    tenant's error in the report's order, for a one-line reason of a failed run). ``started``:
+    what the run set out to do, when the caller holds it (a process that ran the sync does)."""
+    head, started = _recorded_head(runs, run_id, started)
     names = tenant_names(config)
     tally = ReportTally.of(tenant_entries(runs, run_id, names, started, page_size),
                            change_entries(runs, run_id, names, page_size), full).ordered(names)

@@ -17,6 +17,8 @@ from emulators.generator import generate_msp
 from local_runner.azurite import Azurite
 from local_runner.local_sync import sync_locally
 from shared.adapters.tables import TableStore
+from shared.services.reconcile import run_reconciliation, run_reconciliation_summary
+from shared.services.reconcile import to_json as reconciliation_json
 from shared.services.report import SUMMARY_TENANTS, ReportTally, build_report, render_text, report_text
 from shared.services.run_digest import compute_digest, money_of
 from tests.integration.msp import Msp, running_msp
@@ -50,7 +52,7 @@ def test_the_text_read_in_pages_is_the_text_of_the_whole_report(run: tuple[Msp, 
     assert len(report["tenants"]) == TENANTS and report["changes"]
     for full in (None, True, False):
         head, text = report_text(services.runs, run_id, msp.config, services.margins, services.sources, full,
-                                 page_size=PAGE)
+                                 page_size=PAGE, started=services.runs.started(run_id) if full else None)
         assert text == render_text(report, full)
         assert {k: head[k] for k in ("runId", "status", "totals", "calls", "error")} == \
             {k: report[k] for k in ("runId", "status", "totals", "calls", "error")}
@@ -58,6 +60,20 @@ def test_the_text_read_in_pages_is_the_text_of_the_whole_report(run: tuple[Msp, 
         if full is False:  # the reconciliation's totals, made without the JSON of every licence
             assert f"  {len(report['reconciliation']['licences'])} licences; a month: revenue" in text
     assert "Tenants: " + str(TENANTS) in text and "that need attention" in text
+
+
+def test_a_large_run_s_reconciliation_summary_is_made_a_tenant_at_a_time(run: tuple[Msp, str, dict[str, Any]]
+                                                                       ) -> None:
+    """The text report's summary of the reconciliation: the totals and counts of the whole one."""
+    msp, run_id, _report = run
+    services = msp.services
+    assert services.margins is not None
+    whole = reconciliation_json(run_reconciliation(services.runs, services.margins, run_id, msp.config))
+    summary = run_reconciliation_summary(services.runs, services.margins, run_id, msp.config)
+    assert whole["licences"] and summary["totals"] == whole["totals"]
+    assert (summary["licenceCount"], summary["renewalCount"]) == (len(whole["licences"]), len(whole["renewals"]))
+    assert {k: summary[k] for k in ("runId", "dryRun", "day", "currency")} == \
+        {k: whole[k] for k in ("runId", "dryRun", "day", "currency")}
 
 
 def test_a_summarised_report_keeps_only_what_it_lists(run: tuple[Msp, str, dict[str, Any]]) -> None:
