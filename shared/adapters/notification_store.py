@@ -32,6 +32,7 @@ from typing import Any, Literal
 from azure.data.tables import UpdateMode
 
 from shared.adapters.tables import (
+    LARGE_ROWS_PAGE,
     DocumentRef,
     TableStore,
     partition,
@@ -86,11 +87,14 @@ class NotificationRepository:
         # a delivery's records have one run and one time, and there are a few kinds: one object each
         times: dict[str, datetime] = {}
         names: dict[str, str] = {}
-        for entity in partition(self._table, f"sent~{channel}"):
+        # a page of 200 and only what a record keeps: a large MSP's history has thousands of rows, each
+        # with the alert's title (for a person reading the table) that the history does not need
+        for entity in partition(self._table, f"sent~{channel}", page_size=LARGE_ROWS_PAGE,
+                                select=("Key", "Fingerprint", "SentAt", "RunId", "Kind")):
             sent_at = str(entity["SentAt"])
             when = times.get(sent_at) or times.setdefault(sent_at, datetime.fromisoformat(sent_at))
             run_id, kind = (names.setdefault(value, value) for value in (str(entity["RunId"]),
-                                                                         str(entity.get("Kind", ""))))
+                                                                         str(entity.get("Kind") or "")))
             record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]), sent_at=when,
                                 run_id=run_id, kind=kind)
             records[record.key] = record

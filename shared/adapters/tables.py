@@ -310,12 +310,13 @@ allocator kept partly after. Five times the requests for a run's partitions: 15 
 for 3,000 tenants, a few thousandths of a request a tenant."""
 
 
-def partition(table: TableClient, partition_key: str, *, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+def partition(table: TableClient, partition_key: str, *, page_size: int | None = None,
+              select: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     """The entities of one partition, a page at a time (``page_size`` each, Table Storage's 1,000
     by default), each page read when the one before has been consumed: a caller that does not
-    keep them holds one page."""
+    keep them holds one page. ``select``: only these properties are sent (``$select``)."""
     yield from table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key},
-                                    results_per_page=page_size)
+                                    results_per_page=page_size, select=list(select) if select else None)
 
 
 def row_range(table: TableClient, partition_key: str, low: str, high: str) -> Iterator[dict[str, Any]]:

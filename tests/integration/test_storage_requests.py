@@ -76,6 +76,27 @@ def test_operations_made_one_at_a_time_go_in_full_transactions_holding_one_at_on
     assert [e["N"] for e in partition(table, "b")] == list(range(230, 250))
 
 
+def test_a_channel_s_history_reads_only_what_its_records_keep(store: TableStore) -> None:
+    """The sent alerts of a channel, read to pick what is due, come without their titles, 200 a
+    page; a row written before alerts recorded their kind reads with none."""
+    from shared.adapters.notification_store import NotificationRepository
+    from shared.notifications.alerts import Alert
+
+    repository = NotificationRepository(store)
+    at = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    alerts = [Alert(kind="unused-licences", key=f"unused-licences|t{n}|s", fingerprint=f"f{n}", severity="info",
+                    title="T" * 400, line="l", facts=()) for n in range(3)]
+    repository.record_sent("teams:billing", "run-1", alerts, at)
+    store.table("notifications").upsert_entity({
+        "PartitionKey": "sent~teams:billing", "RowKey": "old", "Key": "gdap-not-added|x", "Fingerprint": "g",
+        "SentAt": at.isoformat(), "RunId": "run-0"})
+    history = repository.sent("teams:billing")
+    assert {k: (r.fingerprint, r.run_id, r.kind) for k, r in history.items()} == {
+        **{a.key: (a.fingerprint, "run-1", "unused-licences") for a in alerts},
+        "gdap-not-added|x": ("g", "run-0", "")}
+    assert all(r.sent_at == at for r in history.values())
+
+
 def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:
     snapshots = SnapshotRepository(store)
     taken = snapshot(LATER, 25, E3, P1)
