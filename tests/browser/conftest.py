@@ -28,6 +28,7 @@ from shared.bootstrap import Services
 from shared.config.yaml_io import parse_yaml
 from shared.settings import Settings
 from tests.integration.msp import sample_scenario
+from tests.process_support import sigint_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -68,7 +69,7 @@ class Server:
             [sys.executable, "-m", "local_runner.cli", "serve", "--port", "0", "--user", "admin@msp.example",
              "--role", "Admin"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, preexec_fn=sigint_as_in_a_terminal)
         self.url = ""
         found = threading.Event()
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from local_runner.azurite import ACCOUNT_KEY
+from tests.process_support import sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,8 @@ def test_demo_serve_keeps_the_dashboard_up_until_ctrl_c(tmp_path: Path) -> None:
         [sys.executable, "-m", "local_runner.cli", "demo", "--serve", "--port", "0", "--user", "dana@msp.example",
          "--role", "Viewer"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEATSYNC_WORK_DIR": str(tmp_path)})
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEATSYNC_WORK_DIR": str(tmp_path)},
+        preexec_fn=sigint_as_in_a_terminal)
     lines: list[str] = []
     found = threading.Event()
 
@@ -70,7 +72,8 @@ def test_serve_answers_503_in_one_line_while_the_store_cannot_be_reached(tmp_pat
     process = subprocess.Popen(
         [sys.executable, "-m", "local_runner.cli", "serve", "--port", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEATSYNC_STORAGE_CONNECTION_STRING": store})
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEATSYNC_STORAGE_CONNECTION_STRING": store},
+        preexec_fn=sigint_as_in_a_terminal)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
