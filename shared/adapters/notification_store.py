@@ -92,11 +92,12 @@ class NotificationRepository:
         for entity in partition(self._table, f"sent~{channel}", page_size=LARGE_ROWS_PAGE,
                                 select=("Key", "Fingerprint", "SentAt", "RunId", "Kind")):
             sent_at = str(entity["SentAt"])
-            when = times.get(sent_at) or times.setdefault(sent_at, datetime.fromisoformat(sent_at))
-            run_id, kind = (names.setdefault(value, value) for value in (str(entity["RunId"]),
-                                                                         str(entity.get("Kind") or "")))
-            record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]), sent_at=when,
-                                run_id=run_id, kind=kind)
+            if sent_at not in times:
+                times[sent_at] = datetime.fromisoformat(sent_at)
+            run_id, kind = str(entity["RunId"]), str(entity.get("Kind") or "")
+            record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]),
+                                sent_at=times[sent_at], run_id=names.setdefault(run_id, run_id),
+                                kind=names.setdefault(kind, kind))
             records[record.key] = record
         return records
 

@@ -241,26 +241,31 @@ def _size(entity: dict[str, Any]) -> int:
     return total
 
 
+def _filled(operations: Iterable[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    """Operations in transactions, in their order: a transaction ends when it holds 100
+    operations or about 3.5 MB, or when the partition key changes (Table Storage's limits: 100
+    and 4 MiB, one partition). Each is made when the one before has been taken."""
+    current: list[tuple[Any, ...]] = []
+    size = 0
+    for operation in operations:
+        weight = _size(operation[1])
+        if current and (len(current) == BATCH_LIMIT or size + weight > BATCH_BYTES
+                        or operation[1]["PartitionKey"] != current[0][1]["PartitionKey"]):
+            yield current
+            current, size = [], 0
+        current.append(operation)
+        size += weight
+    if current:
+        yield current
+
+
 def transactions(operations: Sequence[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     """Operations in entity group transactions: grouped by partition key, in their order, at most
     100 operations and about 3.5 MB each (Table Storage's limits: 100 and 4 MiB)."""
     by_partition: dict[str, list[tuple[Any, ...]]] = {}
     for operation in operations:
         by_partition.setdefault(str(operation[1]["PartitionKey"]), []).append(operation)
-    batches: list[list[tuple[Any, ...]]] = []
-    for ops in by_partition.values():
-        current: list[tuple[Any, ...]] = []
-        size = 0
-        for operation in ops:
-            weight = _size(operation[1])
-            if current and (len(current) == BATCH_LIMIT or size + weight > BATCH_BYTES):
-                batches.append(current)
-                current, size = [], 0
-            current.append(operation)
-            size += weight
-        if current:
-            batches.append(current)
-    return batches
+    return [batch for ops in by_partition.values() for batch in _filled(ops)]
 
 
 def submit_batches(table: TableClient, operations: Sequence[tuple[Any, ...]]) -> None:
@@ -277,19 +282,10 @@ def submit_streamed(table: TableClient, operations: Iterable[tuple[Any, ...]]) -
     """``submit_batches`` for operations made one at a time (a generator), in their order: a
     transaction is sent as soon as it is full or the partition key changes, so that only one
     transaction's operations are held, however many there are. Answers how many were sent."""
-    current: list[tuple[Any, ...]] = []
-    size = sent = 0
-    for operation in operations:
-        weight = _size(operation[1])
-        if current and (len(current) == BATCH_LIMIT or size + weight > BATCH_BYTES
-                        or operation[1]["PartitionKey"] != current[0][1]["PartitionKey"]):
-            table.submit_transaction(current)
-            current, size = [], 0
-        current.append(operation)
-        size += weight
-        sent += 1
-    if current:
-        table.submit_transaction(current)
+    sent = 0
+    for batch in _filled(operations):
+        table.submit_transaction(batch)
+        sent += len(batch)
     return sent
 
 

@@ -153,20 +153,37 @@ def line_order(line: LicenceLine) -> tuple[str, str]:
     return line.facts.tenant_name.casefold(), line.facts.label.casefold()
 
 
-def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
-                       renewal_days: int | None = None) -> Reconciliation:
-    """The run's reconciliation, every licence of it, read a tenant at a time."""
+@dataclass(frozen=True)
+class _RunLines:
+    """A recorded run's licences, reconciled a tenant at a time as ``tenants`` is read."""
+
+    run_id: str
+    dry_run: bool
+    day: date
+    currency: str
+    renewal_days: int
+    tenants: Iterator[list[LicenceLine]]
+
+
+def _run_lines(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
+               renewal_days: int | None = None) -> _RunLines:
     request = runs.request(run_id)
     if request is None:
         raise ReconcileError("run", f"no run {run_id} is recorded")
     by_tenant = line_changes(runs, run_id)
     currency = config.notifications.currency.upper()
-    lines = [line for _tenant, facts in margins.iter_facts(run_id)
-             for line in reconcile_tenant(facts, by_tenant, currency)]
-    lines.sort(key=line_order)
     days = renewal_days if renewal_days is not None else config.notifications.alerts.renewal_unused.days_before
-    day = request.requested_at.date()
-    return Reconciliation(run_id, request.dry_run, day, currency, tuple(lines), tuple(renewals(lines, day, days)))
+    return _RunLines(run_id, request.dry_run, request.requested_at.date(), currency, days,
+                     (reconcile_tenant(facts, by_tenant, currency) for _tenant, facts in margins.iter_facts(run_id)))
+
+
+def run_reconciliation(runs: RunRepository, margins: MarginRepository, run_id: str, config: SeatSyncConfig,
+                       renewal_days: int | None = None) -> Reconciliation:
+    """The run's reconciliation, every licence of it, read a tenant at a time."""
+    run = _run_lines(runs, margins, run_id, config, renewal_days)
+    lines = sorted((line for tenant_lines in run.tenants for line in tenant_lines), key=line_order)
+    return Reconciliation(run_id, run.dry_run, run.day, run.currency, tuple(lines),
+                          tuple(renewals(lines, run.day, run.renewal_days)))
 
 
 def run_reconciliation_summary(runs: RunRepository, margins: MarginRepository, run_id: str,
@@ -175,24 +192,17 @@ def run_reconciliation_summary(runs: RunRepository, margins: MarginRepository, r
     ``summary``): the totals and how many licences and renewals, without the JSON of every
     licence. Made a tenant at a time, as each tenant's licences are reconciled: a run of thousands
     of tenants has thousands of licences, and none of them is held past its tenant."""
-    request = runs.request(run_id)
-    if request is None:
-        raise ReconcileError("run", f"no run {run_id} is recorded")
-    by_tenant = line_changes(runs, run_id)
-    currency = config.notifications.currency.upper()
-    days = config.notifications.alerts.renewal_unused.days_before
-    day = request.requested_at.date()
+    run = _run_lines(runs, margins, run_id, config)
     counts = {"licences": 0, "renewals": 0}
 
     def lines() -> Iterator[LicenceLine]:
-        for _tenant, facts in margins.iter_facts(run_id):
-            tenant_lines = reconcile_tenant(facts, by_tenant, currency)
+        for tenant_lines in run.tenants:
             counts["licences"] += len(tenant_lines)
-            counts["renewals"] += len(renewals(tenant_lines, day, days))
+            counts["renewals"] += len(renewals(tenant_lines, run.day, run.renewal_days))
             yield from tenant_lines
 
     sums = _totals_out(lines())  # exact sums: in whatever order the licences come
-    return {"runId": run_id, "dryRun": request.dry_run, "day": day.isoformat(), "currency": currency,
+    return {"runId": run_id, "dryRun": run.dry_run, "day": run.day.isoformat(), "currency": run.currency,
             "licences": [], "licenceCount": counts["licences"], "renewals": [], "renewalCount": counts["renewals"],
             "totals": sums.model_dump(mode="json", by_alias=True)}
 
