@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    PlainSerializer,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from shared.config.base import Model, SecretRef
+from shared.config.compact import CompactModels
 from shared.config.notifications import NotificationSettings
 from shared.config.partners import DEFAULT_PARTNER, AccessMode, GdapRules, PartnerAccount
 from shared.config.products import resolve_licence
@@ -393,6 +398,20 @@ class TenantConfig(Model):
         return tuple(v.lower() for v in value)
 
 
+def _tenants_in(value: Any, handler: ValidatorFunctionWrapHandler) -> Sequence[TenantConfig]:
+    """Tenants given are validated into a tuple; tenants kept compact (``CompactModels``) were
+    validated when the configuration was read and stay as they are."""
+    if isinstance(value, CompactModels):
+        return value
+    return tuple(handler(value))
+
+
+Tenants = Annotated[Sequence[TenantConfig], WrapValidator(_tenants_in),
+                    PlainSerializer(tuple, return_type=tuple[TenantConfig, ...])]
+"""A configuration's tenants: a tuple, or, in a configuration read from storage, their compact
+JSON documents (``SeatSyncConfig.compacted``)."""
+
+
 class SafetyPolicy(Model):
     """When a decrease is held for approval instead of applied."""
 
@@ -414,7 +433,7 @@ class SeatSyncConfig(Model):
     excluded_licences: tuple[LicenceRef, ...] = ()
     safety: SafetyPolicy = SafetyPolicy()
     notifications: NotificationSettings = NotificationSettings()
-    tenants: tuple[TenantConfig, ...] = ()
+    tenants: Tenants = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> SeatSyncConfig:
@@ -436,6 +455,8 @@ class SeatSyncConfig(Model):
     # lookups ---------------------------------------------------------------------------
     def tenant(self, tenant_id: str) -> TenantConfig | None:
         wanted = tenant_id.lower()
+        if isinstance(self.tenants, CompactModels):
+            return self.tenants.get(wanted)
         for tenant in self.tenants:
             if tenant.tenant_id == wanted:
                 return tenant
@@ -446,6 +467,28 @@ class SeatSyncConfig(Model):
             if connection.name == name:
                 return connection
         return None
+
+    def compacted(self) -> SeatSyncConfig:
+        """This configuration with its tenants kept as their compact JSON documents, each parsed
+        when it is read (``CompactModels``): what a process keeps of a stored version."""
+        if isinstance(self.tenants, CompactModels):
+            return self
+        return self.model_copy(update={"tenants": CompactModels.of(TenantConfig, self.tenants,
+                                                                   lambda tenant: tenant.tenant_id)})
+
+    def lines_named(self, psa: str) -> frozenset[str]:
+        """The lines of connection ``psa`` that the tenants' mappings name by lineId. Worked out
+        once per stored version (it reads every tenant), for each tuple of tenants given."""
+        def named(tenants: Sequence[TenantConfig]) -> dict[str, frozenset[str]]:
+            found: dict[str, set[str]] = {}
+            for tenant in tenants:
+                for company in tenant.companies:
+                    found.setdefault(company.psa, set()).update(
+                        licence.line_id for licence in company.licences if licence.line_id)
+            return {name: frozenset(lines) for name, lines in found.items()}
+        if isinstance(self.tenants, CompactModels):
+            return self.tenants.derived("lines named", named).get(psa, frozenset())
+        return named(self.tenants).get(psa, frozenset())
 
     def partner_names(self) -> list[str]:
         """The partner accounts in configuration order: the app settings' account first."""

@@ -367,6 +367,8 @@ class _Planner:
         """The mapping of another tenant naming ``line_id`` by lineId (as "<licence> of <tenant>"),
         if any: that line is not this licence's to adopt. (Within one tenant, ``shared_lines``
         freezes both.)"""
+        if line_id not in self.config.lines_named(item.company.psa):
+            return None
         for tenant in self.config.tenants:
             if tenant.tenant_id == self.tenant.tenant_id:
                 continue
@@ -397,10 +399,9 @@ class _Planner:
                      facts=(("Candidate lines", f"{line.line_id}, {ids}"),))
         return None, False
 
-    def claimed(self, item: BillableItem) -> set[str]:
+    def claimed(self, item: BillableItem) -> frozenset[str]:
         """The lines the mappings of the licence's PSA name by lineId."""
-        return {licence.line_id for tenant in self.config.tenants for company in tenant.companies
-                if company.psa == item.company.psa for licence in company.licences if licence.line_id}
+        return self.config.lines_named(item.company.psa)
 
     def after_deletion(self, item: BillableItem, profile: BillingProfile | None, deleted: CreatedLine,
                        billing: list[BilledLine]) -> tuple[BilledLine | None, bool]:

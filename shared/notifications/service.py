@@ -181,14 +181,20 @@ def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
             raise NotifyError(f"no run {run_id}")
         raise NotifyError(f"run {run_id} has not finished")
     started = started or runs.started(run_id)
-    names = {t.tenant_id: t.name for t in config.tenants}
-    if started is not None:
-        names.update({t.tenant_id: t.name for t in started.tenants})
+    names = {t.tenant_id: t.name for t in started.tenants} if started is not None else {}
+
+    def name_of(tenant_id: str) -> str:
+        """The name the run set out with, else the configuration's (read for this tenant only)."""
+        if tenant_id in names:
+            return names[tenant_id]
+        configured = config.tenant(tenant_id)
+        return configured.name if configured is not None else tenant_id
+
     tenants = []
     for row in runs.iter_tenant_rows(run_id):
         outcome = row["outcome"]
         tenant_id = str(row["tenantId"])
-        name = outcome.name if outcome is not None and outcome.name else names.get(tenant_id, tenant_id)
+        name = outcome.name if outcome is not None and outcome.name else name_of(tenant_id)
         tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"], tuple(row["problems"])))
     tenants.sort(key=lambda t: t.name.lower())
     return RunData(run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),

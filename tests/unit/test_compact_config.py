@@ -1,0 +1,92 @@
+"""A stored configuration keeps its tenants as compact JSON documents, each parsed when read:
+it must behave exactly as the configuration it was made from."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+from shared.config.compact import CompactModels
+from shared.config.schema import SeatSyncConfig, TenantConfig, dump_config, parse_config
+from shared.config.yaml_io import to_yaml
+from tests.unit.test_config_schema import SPB, T1, T2, VALID
+
+T3 = "aaaaaaaa-0000-0000-0000-000000000003"
+
+
+def _document() -> dict[str, Any]:
+    document = copy.deepcopy(VALID)
+    document["tenants"].append(
+        {"tenantId": T3, "name": "Northwind", "partner": None, "companies": [
+            {"psa": "connectwise", "companyId": "21", "syncContacts": True,
+             "licences": [{"skuId": SPB, "agreementId": "102", "lineId": "502", "included": 2, "minimum": 5,
+                           "description": "  seats  "}]}]})
+    return document
+
+
+def test_a_compacted_configuration_equals_the_one_it_was_made_from() -> None:
+    config = parse_config(_document())
+    compact = config.compacted()
+    assert isinstance(compact.tenants, CompactModels)
+    assert compact == config and config == compact
+    assert hash(compact) == hash(config)
+    assert list(compact.tenants) == list(config.tenants)
+    assert compact.tenants[2] == config.tenants[2] and compact.tenants[-1] == config.tenants[-1]
+    assert compact.tenants[1:] == config.tenants[1:]
+    assert compact.tenants.index(config.tenants[2]) == 2
+    assert config.tenants[1] in compact.tenants
+    assert compact.compacted() is compact
+
+
+def test_a_compacted_configuration_dumps_the_same_document() -> None:
+    config = parse_config(_document())
+    compact = config.compacted()
+    assert dump_config(compact) == dump_config(config)
+    assert compact.model_dump_json(by_alias=True) == config.model_dump_json(by_alias=True)
+    assert to_yaml(compact) == to_yaml(config)
+    assert parse_config(dump_config(compact)) == config
+    # a tenant parses back as from the stored document, which leaves defaults out
+    third = compact.tenants[2]
+    assert third.model_fields_set == parse_config(dump_config(config)).tenants[2].model_fields_set
+    assert third.companies[0].licences[0].description == "seats"
+
+
+def test_an_empty_configuration_dumps_no_tenants_when_compacted() -> None:
+    assert dump_config(SeatSyncConfig().compacted()) == dump_config(SeatSyncConfig()) == {}
+
+
+def test_a_tenant_is_found_by_id_in_any_case() -> None:
+    compact = parse_config(_document()).compacted()
+    found = compact.tenant(T2.upper())
+    assert found is not None and found.name == "Contoso" and found.enabled is False
+    assert compact.tenant("bbbbbbbb-0000-0000-0000-000000000009") is None
+
+
+def test_validating_again_keeps_compact_tenants_and_a_copy_can_replace_them() -> None:
+    compact = parse_config(_document()).compacted()
+    again = SeatSyncConfig.model_validate({**dict(compact), "tenants": compact.tenants})
+    assert isinstance(again.tenants, CompactModels) and again == compact
+    edited = compact.model_copy(update={"tenants": tuple(compact.tenants)[:2]})
+    assert edited.tenant(T3) is None and edited.tenant(T1) is not None
+    listed = SeatSyncConfig.model_validate({**dict(compact), "tenants": list(compact.tenants)})
+    assert isinstance(listed.tenants, tuple)
+
+
+def test_the_lines_named_by_line_id_are_found_in_both_forms() -> None:
+    config = parse_config(_document())
+    assert config.lines_named("connectwise") == frozenset({"500", "502"})
+    compact = config.compacted()
+    assert compact.lines_named("connectwise") == frozenset({"500", "502"})
+    assert compact.lines_named("autotask") == frozenset()
+
+
+def test_a_compact_tenant_holds_a_fraction_of_its_models() -> None:
+    """What a process keeps of a stored configuration's tenant: its JSON document, not its models."""
+    config = parse_config(_document())
+    tenant = config.tenants[2]
+    models = [tenant, *tenant.companies, *tenant.companies[0].licences]
+    held_as_models = sum(sys.getsizeof(model.__dict__) for model in models)
+    compact = CompactModels.of(TenantConfig, (tenant,), lambda t: t.tenant_id)
+    document = compact._documents[0]
+    assert sys.getsizeof(document) < held_as_models / 2
