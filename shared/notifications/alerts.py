@@ -300,9 +300,25 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# A fact this short is worth sharing: counts, a licence's or tenant's name, a status.
+SHARED_FACT_LENGTH = 64
+
+
+@lru_cache(maxsize=4096)
+def _shared_fact(title: str, value: str) -> Fact:
+    return Fact(title, value)
+
+
 def _make(kind: AlertKind, key: str, facts_that_matter: Mapping[str, Any], **fields: Any) -> Alert:
-    if fields.get("sku_id"):  # a few licences among thousands of alerts: one string each
-        fields["sku_id"] = sys.intern(fields["sku_id"])
+    """An alert. A run holds thousands until they are sent, each with a handful of facts that
+    mostly repeat ("Purchased: 25", the licence's name, the tenant's): equal short facts are one
+    object (a fact is frozen), and so are the few licence ids and names."""
+    for name in ("sku_id", "licence"):
+        if fields.get(name):
+            fields[name] = sys.intern(fields[name])
+    if "facts" in fields:
+        fields["facts"] = tuple(_shared_fact(fact.title, fact.value) if len(fact.value) <= SHARED_FACT_LENGTH
+                                else fact for fact in fields["facts"])
     return Alert(kind=kind, key=f"{kind}|{key}", fingerprint=fingerprint(kind, key, facts_that_matter),
                  severity=fields.pop("severity", KINDS[kind].severity), **fields)
 

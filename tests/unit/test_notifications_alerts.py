@@ -142,6 +142,17 @@ def test_unused_licences_with_their_monthly_cost_where_the_price_is_known() -> N
     assert premium.severity == "info"
 
 
+def test_equal_short_facts_of_a_run_s_alerts_are_one_object() -> None:
+    """A run holds thousands of alerts until they are sent: the facts they repeat are shared."""
+    snap = snapshot(skus=(SkuCount(SPB, "SPB", purchased=25, consumed=22),
+                          SkuCount(EXO1, "EXCHANGESTANDARD", purchased=25, consumed=4)))
+    exchange, premium = only("unused-licences", data(snapshots={FABRIKAM: snap}))
+    assert exchange.facts[0] == premium.facts[0] == Fact("Tenant", "Fabrikam Ltd")
+    assert exchange.facts[0] is premium.facts[0]
+    assert exchange.facts[2] is premium.facts[2]  # Purchased: 25
+    assert exchange.facts[4] is not premium.facts[4] and exchange.facts[4].value == "21"
+
+
 def test_unused_licences_skip_free_and_tenant_wide_skus_and_honour_the_minimum() -> None:
     snap = snapshot(skus=(
         SkuCount("f30db892-07e9-47e9-837c-80727f46fd3d", "FLOW_FREE", purchased=10000, consumed=3),
