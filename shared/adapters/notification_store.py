@@ -81,8 +81,13 @@ class NotificationRepository:
         self._table = store.table("notifications")
 
     # what was sent ---------------------------------------------------------------------------
-    def sent(self, channel: str) -> dict[str, SentRecord]:
-        """The last delivery of every alert to ``channel``, by alert key."""
+    def sent(self, channel: str, keys: Mapping[str, str] | None = None,
+             stale_before: datetime | None = None) -> dict[str, SentRecord]:
+        """The last delivery of every alert to ``channel``, by alert key. With ``keys`` (each
+        alert key to itself), only the records of those alerts, holding the caller's key string,
+        and the records last sent before ``stale_before`` (for ``prune``): a channel's history of
+        thousands of alerts is read to decide about the run's alerts, and a record of an alert the
+        run does not raise decides nothing."""
         records: dict[str, SentRecord] = {}
         # a delivery's records have one run and one time, and there are a few kinds: one object each
         times: dict[str, datetime] = {}
@@ -94,8 +99,15 @@ class NotificationRepository:
             sent_at = str(entity["SentAt"])
             if sent_at not in times:
                 times[sent_at] = datetime.fromisoformat(sent_at)
+            key = str(entity["Key"])
+            if keys is not None:
+                wanted = keys.get(key)
+                if wanted is not None:
+                    key = wanted
+                elif stale_before is None or times[sent_at] >= stale_before:
+                    continue
             run_id, kind = str(entity["RunId"]), str(entity.get("Kind") or "")
-            record = SentRecord(key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]),
+            record = SentRecord(key=key, fingerprint=str(entity["Fingerprint"]),
                                 sent_at=times[sent_at], run_id=names.setdefault(run_id, run_id),
                                 kind=names.setdefault(kind, kind))
             records[record.key] = record

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.adapters.margin_store import MarginRepository
-from shared.adapters.notification_store import DeliveryRecord, DeliveryStatus, NotificationRepository
+from shared.adapters.notification_store import PRUNE_AFTER, DeliveryRecord, DeliveryStatus, NotificationRepository
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError, is_transient
@@ -325,9 +325,11 @@ def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Aler
              context: MessageContext, now: datetime) -> ChannelResult:
     channel = notifier.channel_id
     remembered = sent_history(channel, context.dry_run)
-    history = services.notifications.sent(remembered)
-    services.notifications.prune(remembered, history, now)
     wanted = [a for a in alerts if notifier.accepts(a.kind)]
+    # the history of the run's alerts, and the stale records to prune; not every alert ever sent
+    history = services.notifications.sent(remembered, keys={a.key: a.key for a in wanted},
+                                          stale_before=now - PRUNE_AFTER)
+    services.notifications.prune(remembered, history, now)
     decision = select_due(wanted, history, digest_of=settings.alerts.digest, now=now, run_id=context.run_id,
                           zone=settings.zone)
     record = DeliveryRecord(run_id=context.run_id, channel=channel, channel_type=notifier.channel_type,

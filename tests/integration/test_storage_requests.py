@@ -6,7 +6,7 @@ is there, including history that earlier versions kept in the ``licencecounts`` 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,29 @@ def test_a_channel_s_history_reads_only_what_its_records_keep(store: TableStore)
         **{a.key: (a.fingerprint, "run-1", "unused-licences") for a in alerts},
         "gdap-not-added|x": ("g", "run-0", "")}
     assert all(r.sent_at == at for r in history.values())
+
+
+def test_a_channel_s_history_read_for_a_run_keeps_its_alerts_and_the_stale_records(store: TableStore) -> None:
+    """Deciding what is due needs the records of the run's alerts; pruning needs the stale ones.
+    The records of other alerts are not kept, and a kept record holds the caller's key string."""
+    from shared.adapters.notification_store import PRUNE_AFTER, NotificationRepository
+    from shared.notifications.alerts import Alert
+
+    repository = NotificationRepository(store)
+    now = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    old = now - PRUNE_AFTER - timedelta(days=1)
+    alerts = [Alert(kind="unused-licences", key=f"unused-licences|t{n}|s", fingerprint=f"f{n}", severity="info",
+                    title="T", line="l", facts=()) for n in range(4)]
+    repository.record_sent("email", "run-0", alerts[:1], old)  # this run's alert, sent long ago
+    repository.record_sent("email", "run-0", alerts[1:2], old)  # no longer raised, stale
+    repository.record_sent("email", "run-1", alerts[2:], now - timedelta(days=1))
+    wanted = {a.key: a.key for a in (alerts[0], alerts[3])}
+    history = repository.sent("email", keys=wanted, stale_before=now - PRUNE_AFTER)
+    assert sorted(history) == [alerts[0].key, alerts[1].key, alerts[3].key]
+    assert history[alerts[3].key].key is wanted[alerts[3].key]
+    assert history[alerts[3].key].run_id == "run-1" and history[alerts[0].key].sent_at == old
+    assert repository.prune("email", history, now) == 2
+    assert sorted(repository.sent("email")) == [alerts[2].key, alerts[3].key]
 
 
 def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:
