@@ -555,14 +555,16 @@ def test_licences_on_lines_of_their_own_are_no_shared_line() -> None:
     assert {c.line_id for c in result.changes if c.kind == ChangeKind.SET_QUANTITY} == {"500", "610"}
 
 
-def test_a_line_another_customer_names_by_line_id_is_not_adopted() -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["as-given", "as-stored"])
+def test_a_line_another_customer_names_by_line_id_is_not_adopted(stored: bool) -> None:
     """Contoso's mapping names line 500 by lineId; Fabrikam's licence of the same profile finds line
-    500 as the one line of the product on the agreement: it is not Fabrikam's to adopt."""
+    500 as the one line of the product on the agreement: it is not Fabrikam's to adopt. The same
+    when the configuration is read from storage (its tenants kept as compact documents)."""
     document = dump_config(config(profile_licence()))
     document["tenants"].append({"tenantId": "bbbbbbbb-0000-0000-0000-000000000002", "name": "Contoso",
                                 "companies": [{"psa": "cw", "companyId": "19", "licences": [
                                     {"skuId": E5, "agreementId": "100", "lineId": "500"}]}]})
-    cfg = parse_config(document)
+    cfg = parse_config(document).compacted() if stored else parse_config(document)
     result = plan(cfg, seats(24), view(line("500", 20)))
     assert result.changes == ()
     [problem] = result.problems
