@@ -78,10 +78,8 @@ class CompactModels(Sequence[M], Generic[M]):
         return self._model.model_validate_json(document)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, CompactModels):
-            if other._model is self._model and other._documents == self._documents:
-                return True
-            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        if isinstance(other, CompactModels) and other._model is self._model and other._documents == self._documents:
+            return True  # the same documents: no need to parse them
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented

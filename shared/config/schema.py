@@ -477,8 +477,9 @@ class SeatSyncConfig(Model):
                                                                    lambda tenant: tenant.tenant_id)})
 
     def lines_named(self, psa: str) -> frozenset[str]:
-        """The lines of connection ``psa`` that the tenants' mappings name by lineId. Worked out
-        once per stored version (it reads every tenant), for each tuple of tenants given."""
+        """The lines of connection ``psa`` that the tenants' mappings name by lineId. It reads
+        every tenant: worked out once per stored version, and on each call for tenants given in
+        a tuple."""
         def named(tenants: Sequence[TenantConfig]) -> dict[str, frozenset[str]]:
             found: dict[str, set[str]] = {}
             for tenant in tenants:
