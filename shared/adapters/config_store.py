@@ -30,7 +30,7 @@ from shared.adapters.tables import (
     upsert,
     write_document,
 )
-from shared.config.schema import SeatSyncConfig, dump_config, parse_config_json
+from shared.config.schema import SeatSyncConfig, dump_config, parse_config_json, parse_stored_config
 from shared.errors import ConfigError, ConflictError
 
 _POINTER_PK = "config"
@@ -100,7 +100,7 @@ class ConfigRepository:
                 document = read_document_json(self._table, DocumentRef.from_entity(pointer))
             except (StoreError, KeyError, ValueError, TypeError, zlib.error) as exc:
                 raise _unreadable(exc) from exc
-            config = parse_config_json(document, source=f"stored configuration {version.version_id}").compacted()
+            config = parse_stored_config(document, source=f"stored configuration {version.version_id}")
             with self._lock:
                 self._parsed = (version.version_id, config)
         return config, version

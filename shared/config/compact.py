@@ -40,8 +40,12 @@ class CompactModels(Sequence[M], Generic[M]):
 
     @classmethod
     def of(cls, model: type[M], items: Sequence[M], key: Callable[[M], str]) -> CompactModels[M]:
-        return cls(model, tuple(item.model_dump_json(by_alias=True, exclude_defaults=True).encode()
-                                for item in items), [key(item) for item in items])
+        return cls(model, tuple(cls.document(item) for item in items), [key(item) for item in items])
+
+    @staticmethod
+    def document(item: BaseModel) -> bytes:
+        """The compact JSON document ``item`` is held as."""
+        return item.model_dump_json(by_alias=True, exclude_defaults=True).encode()
 
     def __len__(self) -> int:
         return len(self._documents)
