@@ -161,7 +161,7 @@ class HeapPeak:
             held: Counter[tuple[str, str]] = Counter()
             blocks: Counter[tuple[str, str]] = Counter()
             for trace in snapshot.traces:
-                frames = list(trace.traceback)  # most recent call first
+                frames = list(reversed(trace.traceback))  # tracemalloc keeps the oldest first
                 where = self._name(frames[0])
                 caller = next((self._name(f) for f in frames[1:] if self._ours(f.filename)), "") \
                     if not self._ours(frames[0].filename) else ""
