@@ -96,7 +96,7 @@ def money_of(changes: Iterable[PlannedChange], rows: Iterable[ReconciliationRow]
     return money
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TenantDigest:
     """One tenant in a run: its status, how many problems (the error counts as one), licences
     read, licences no mapping bills, and why it needs attention (empty: it does not)."""
