@@ -84,7 +84,5 @@ def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
     with telemetry.activity(request.run_id):
         config = services.run_config(request.run_id)
         clients = services.psa_clients(config)
-        tenants = (t for t in (config.tenant(w.tenant_id) for w in services.run_tenants(request.run_id).tenants)
-                   if t is not None)  # one at a time: a tenant of the stored configuration is parsed when read
-        services.shared_reads.save(request.run_id, share_reads(config, tenants, clients))
+        services.shared_reads.save(request.run_id, share_reads(config, services.run_tenants(request.run_id), clients))
     return PushSummary(psa_calls=clients.calls).to_json()

@@ -10,13 +10,14 @@ connection the shared read could not reach): the same reads, in the same error c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import requests
 
 from shared.adapters.shared_reads_store import ConnectionReads
 from shared.config.schema import SeatSyncConfig, TenantConfig
+from shared.contracts import StartedRun
 from shared.deadline import DeadlineReached
 from shared.domain.model import Agreement, Product, PsaCapabilities
 from shared.domain.planning import AgreementKey, required_reads
@@ -68,10 +69,20 @@ def read_connection(psa: str, agreement_ids: set[str], product_ids: set[str], ps
         return ConnectionReads(psa, frozenset(agreement_ids), frozenset(product_ids), error=str(exc))
 
 
-def share_reads(config: SeatSyncConfig, tenants: Iterable[TenantConfig], psa_for: PsaLookup) -> list[ConnectionReads]:
-    """What a run's pushes need from every PSA connection, read once."""
+def share_reads(config: SeatSyncConfig, started: StartedRun, psa_for: PsaLookup) -> list[ConnectionReads]:
+    """What the pushes of a run (``started``: the tenants it set out to do) need from every PSA
+    connection, read once."""
     return [read_connection(psa, agreements, products, psa_for)
-            for psa, (agreements, products) in sorted(needed(config, tenants).items())]
+            for psa, (agreements, products) in sorted(needed(config, run_tenants(config, started)).items())]
+
+
+def run_tenants(config: SeatSyncConfig, started: StartedRun) -> Iterator[TenantConfig]:
+    """The configured tenants a run set out to do, one at a time: a tenant of a stored
+    configuration is parsed when it is read, so a pass over thousands never holds them all."""
+    for work in started.tenants:
+        tenant = config.tenant(work.tenant_id)
+        if tenant is not None:
+            yield tenant
 
 
 def read_shared(config: SeatSyncConfig, tenants: list[TenantConfig], psa_for: PsaLookup,

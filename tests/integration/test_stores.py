@@ -162,13 +162,16 @@ def test_the_activities_a_new_process_starts_together_parse_the_configuration_on
     the current version, and the first one's parse serves them all (a parse of 3,000 tenants
     takes a second or two: here every parse is made that slow)."""
     from shared.adapters import config_store
-    from shared.config.schema import parse_config_json as parse
+    from shared.config.schema import parse_stored_config as parse
+
+    parses: list[str] = []
 
     def slow_parse(text: bytes | str, source: str = "configuration") -> SeatSyncConfig:
+        parses.append(source)
         threading.Event().wait(0.3)
         return parse(text, source)
 
-    monkeypatch.setattr(config_store, "parse_config_json", slow_parse)
+    monkeypatch.setattr(config_store, "parse_stored_config", slow_parse)
     ConfigRepository(store).save(parse_config(CONFIG), "alice", expected=None)
     joined = ConfigRepository(store)
     assert store.requests is not None
@@ -177,6 +180,7 @@ def test_the_activities_a_new_process_starts_together_parse_the_configuration_on
     reads = store.requests.by_kind() - before
     assert reads == {f"GET {store.prefix}config": 8 + 1}, "eight pointers, one document"
     assert len(found) == 8 and all(f is found[0] for f in found) and found[0] == parse_config(CONFIG)
+    assert len(parses) == 1
 
 
 def test_a_stale_edit_is_refused_and_changes_nothing(store: TableStore) -> None:
