@@ -38,11 +38,12 @@ GraphFor = Callable[[str], GraphPort]
 """The Graph client of a partner account, by name (``default``: the app settings' account)."""
 
 
-def work_for(config: SeatSyncConfig, tenant: TenantConfig, **access: str | None) -> TenantWork:
+def work_for(config: SeatSyncConfig, tenant: TenantConfig, *, partner: str | None = None,
+             standing: str | None = None, guard: str | None = None) -> TenantWork:
     """What must be read from a tenant: only the groups, reports and devices its custom licences
     (and the shared-mailbox alert) use, and the users' sign-ins only for the inactive-users alert,
-    so tenants that need less cost fewer Graph calls. ``access``: its partner account, standing
-    and guard, given here rather than by a copy with changes, which would keep a set of given
+    so tenants that need less cost fewer Graph calls. Its access (partner account, standing and
+    guard) is given here rather than by a copy with changes, which would keep a set of given
     fields of its own (about 700 bytes) for each of a run's tenants."""
     groups: dict[str, None] = {}
     notifications = config.notifications
@@ -63,7 +64,8 @@ def work_for(config: SeatSyncConfig, tenant: TenantConfig, **access: str | None)
             mailboxes = mailboxes or definition.kind == "mailboxes"
             devices = devices or definition.kind == "intune-devices"
     return TenantWork(tenant_id=tenant.tenant_id, name=tenant.name, group_ids=tuple(groups), mailboxes=bool(mailboxes),
-                      managed_devices=devices, sign_ins=alert_wanted("inactive-users"), **access)
+                      managed_devices=devices, sign_ins=alert_wanted("inactive-users"), partner=partner,
+                      standing=standing, guard=guard)
 
 
 def read_listings(config: SeatSyncConfig, graph_for: GraphFor) -> tuple[dict[str, PartnerListing], int]:
