@@ -252,21 +252,37 @@ class RunData:
     """Renewals with unused seats, within the renewal alert's days."""
 
     @cached_property
-    def _names(self) -> dict[str, str]:
+    def _reconciled_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for line in self.reconciliation:
             names.setdefault(line.tenant_id, line.tenant_name)
-        if self.started is not None:
-            names.update({w.tenant_id: w.name for w in (*self.started.gdap_not_configured, *self.started.tenants)})
-        names.update({row.tenant_id: row.name for row in self.tenants})
         return names
 
+    @cached_property
+    def _started_names(self) -> dict[str, str]:
+        """The names the run set out with; mapped only when a tenant without a row is named."""
+        if self.started is None:
+            return {}
+        return {w.tenant_id: w.name for w in (*self.started.gdap_not_configured, *self.started.tenants)}
+
     def tenant_name(self, tenant_id: str) -> str:
-        return self._names.get(tenant_id, tenant_id)
+        """The tenant's name: its row's (the run holds a row per tenant, so a run of thousands of
+        tenants is not mapped again), else as the run set out with it, else the reconciliation's,
+        else its id."""
+        row = self.row(tenant_id)
+        if row is not None and row.tenant_id == tenant_id:
+            return row.name
+        name = self._started_names.get(tenant_id)
+        if name is None:
+            name = self._reconciled_names.get(tenant_id)
+        if name is None:
+            name = row.name if row is not None else tenant_id
+        return name
 
     @cached_property
     def _rows(self) -> dict[str, TenantRow]:
-        return {row.tenant_id.lower(): row for row in self.tenants}
+        # keyed by the row's own id string when it is in lower case already (GUIDs are): no copy each
+        return {row.tenant_id if row.tenant_id.islower() else row.tenant_id.lower(): row for row in self.tenants}
 
     def row(self, tenant_id: str) -> TenantRow | None:
         """The tenant's row (ids compared without case), found by id rather than by a scan: a

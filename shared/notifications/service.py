@@ -181,10 +181,13 @@ def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
             raise NotifyError(f"no run {run_id}")
         raise NotifyError(f"run {run_id} has not finished")
     started = started or runs.started(run_id)
-    names = {t.tenant_id: t.name for t in started.tenants} if started is not None else {}
+    names: dict[str, str] | None = None  # the names the run set out with, mapped only if a row has none
 
     def name_of(tenant_id: str) -> str:
         """The name the run set out with, else the configuration's (read for this tenant only)."""
+        nonlocal names
+        if names is None:
+            names = {t.tenant_id: t.name for t in started.tenants} if started is not None else {}
         if tenant_id in names:
             return names[tenant_id]
         configured = config.tenant(tenant_id)

@@ -240,11 +240,12 @@ def test_run_records(store: TableStore) -> None:
     runs.start(request)
     assert runs.request(request.run_id) == request
     assert runs.status(request.run_id) == "running"
-    runs.record_started(StartedRun(run_id=request.run_id, tenants=[TenantWork(tenant_id=TENANT, name="F")],
-                                   gdap_not_configured=[TenantWork(tenant_id=E3, name=f"n{i}" * 40)
-                                                        for i in range(1500)]))
+    recorded = StartedRun(run_id=request.run_id, tenants=[TenantWork(tenant_id=TENANT, name="F", guard="why")],
+                          gdap_not_configured=[TenantWork(tenant_id=E3, name=f"n{i}" * 40) for i in range(1500)],
+                          partner_errors={"second": "HTTP 403"}, tenants_total=1)
+    runs.record_started(recorded)
     started = runs.started(request.run_id)
-    assert started is not None
+    assert started == recorded  # parsed from its JSON text straight into the models
     assert len(started.gdap_not_configured) == 1500
     runs.record_tenant(request.run_id, TenantOutcome(tenant_id=TENANT, name="F", status="ok", sku_count=2))
     change = PlannedChange(change_id="c1", kind=ChangeKind.SET_QUANTITY, tenant_id=TENANT, company_id="19",

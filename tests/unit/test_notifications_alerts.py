@@ -583,3 +583,24 @@ def test_a_configured_tenant_gdap_no_longer_lists_is_told_unless_the_list_was_no
     assert alert.action_text.startswith("Renew the GDAP relationship")
     unread = started.model_copy(update={"gdap_error": "HTTP 503"})
     assert only("gdap-ended", data(started=unread)) == [], "an unread list says nothing about a tenant"
+
+
+# --------------------------------------------------------------------------- tenant names
+
+
+def test_a_tenant_is_named_by_its_row_then_as_the_run_set_out_then_by_its_reconciliation() -> None:
+    contoso = "c0000000-0000-4000-8000-0000000000c3"
+    started = StartedRun(run_id=RUN, tenants=[TenantWork(tenant_id=FABRIKAM, name="Fabrikam (as started)"),
+                                              TenantWork(tenant_id=NORTHWIND, name="Northwind (as started)")],
+                         gdap_not_configured=[TenantWork(tenant_id=contoso, name="Contoso (GDAP)")])
+    run = data(started=started, reconciliation=(priced("10"), replace(priced("10"), tenant_id=NORTHWIND,
+                                                                      tenant_name="Northwind (reconciled)")))
+    assert run.tenant_name(FABRIKAM) == "Fabrikam Ltd"  # its row
+    assert "_started_names" not in run.__dict__, "a tenant with a row maps no other names"
+    assert run.tenant_name(NORTHWIND) == "Northwind (as started)"
+    assert run.tenant_name(contoso) == "Contoso (GDAP)"
+    assert run.tenant_name(FABRIKAM.upper()) == "Fabrikam Ltd", "without case, when nothing else names it"
+    assert run.tenant_name("unknown") == "unknown"
+    reconciled = replace(priced("10"), tenant_id=NORTHWIND, tenant_name="Northwind (reconciled)")
+    without_start = data(reconciliation=(reconciled,))
+    assert without_start.tenant_name(NORTHWIND) == "Northwind (reconciled)"
