@@ -24,7 +24,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -176,7 +176,7 @@ class GraphClient:
         the partner tenant's token."""
         partner = self.settings.partner_tenant_id
         out = []
-        for item in self._list(partner, GDAP_CUSTOMERS):
+        for item in self._items(partner, GDAP_CUSTOMERS):
             tid = item.get("tenantId") or item.get("id")
             if not isinstance(tid, str) or not tid:
                 raise IncompleteReadError(partner, "a delegatedAdminCustomer has no tenantId")
@@ -188,7 +188,7 @@ class GraphClient:
         """The partner's GDAP relationships (``delegatedAdminRelationships``), whatever their status."""
         partner = self.settings.partner_tenant_id
         out = []
-        for item in self._list(partner, GDAP_RELATIONSHIPS):
+        for item in self._items(partner, GDAP_RELATIONSHIPS):
             customer = item.get("customer")
             tid = customer.get("tenantId") if isinstance(customer, dict) else None
             if not isinstance(tid, str) or not tid or not isinstance(item.get("status"), str):
@@ -224,16 +224,16 @@ class GraphClient:
 
     # ------------------------------------------------------------------ GraphPort
     def list_subscribed_skus(self, tenant_id: str) -> list[SkuCount]:
-        return _map_skus(tenant_id, self._list(tenant_id, SUBSCRIBED_SKUS))
+        return _map_skus(tenant_id, self._items(tenant_id, SUBSCRIBED_SKUS))
 
     def list_users(self, tenant_id: str) -> list[DirectoryUser]:
-        return _map_users(tenant_id, self._list(tenant_id, USERS))
+        return _map_users(tenant_id, self._items(tenant_id, USERS))
 
     def list_subscriptions(self, tenant_id: str) -> list[Subscription]:
-        return _map_subscriptions(tenant_id, self._list(tenant_id, SUBSCRIPTIONS))
+        return _map_subscriptions(tenant_id, self._items(tenant_id, SUBSCRIPTIONS))
 
     def list_group_members(self, tenant_id: str, group_id: str) -> list[GroupMember]:
-        items = self._list(tenant_id, group_members_endpoint(group_id), what=f"group {group_id}")
+        items = self._items(tenant_id, group_members_endpoint(group_id), what=f"group {group_id}")
         return _map_members(tenant_id, group_id, items)
 
     def list_mailboxes(self, tenant_id: str) -> list[Mailbox]:
@@ -243,7 +243,7 @@ class GraphClient:
         return self._read_report(tenant_id, response)
 
     def list_managed_devices(self, tenant_id: str) -> list[ManagedDevice]:
-        return _map_devices(tenant_id, self._list(tenant_id, MANAGED_DEVICES))
+        return _map_devices(tenant_id, self._items(tenant_id, MANAGED_DEVICES))
 
     # ------------------------------------------------------------------ a whole tenant, batched
     def collect_tenant(self, tenant_id: str, *, group_ids: Iterable[str] = (),
@@ -265,13 +265,13 @@ class GraphClient:
         answers = self._batch(tenant_id, wanted)
         endpoints = dict(wanted)
 
-        def items(key: str, what: str = "") -> list[dict[str, Any]]:
+        def items(key: str, what: str = "") -> Iterator[dict[str, Any]]:
             status, _headers, body = answers[key]
             endpoint = endpoints[key]
             if status != 200:
                 raise self._error(tenant_id, status, body, "GET", self._url(endpoint),
                                   endpoint.permission, what)
-            return self._pages(tenant_id, self._url(endpoint), endpoint.permission, first=body)
+            return self._paged(tenant_id, self._url(endpoint), endpoint.permission, first=body)
 
         skus = _map_skus(tenant_id, items("skus"))
         users = _map_users(tenant_id, items("users"))
@@ -455,10 +455,21 @@ class GraphClient:
     def _list(self, tenant_id: str, endpoint: Endpoint, what: str = "") -> list[dict[str, Any]]:
         return self._pages(tenant_id, self._url(endpoint), endpoint.permission, what=what)
 
+    def _items(self, tenant_id: str, endpoint: Endpoint, what: str = "") -> Iterator[dict[str, Any]]:
+        return self._paged(tenant_id, self._url(endpoint), endpoint.permission, what=what)
+
     def _pages(self, tenant_id: str, url: str, permission: str, *, first: Any = None,
                what: str = "") -> list[dict[str, Any]]:
         """Every item of a collection, following next links, or ``IncompleteReadError``."""
-        items: list[dict[str, Any]] = []
+        return list(self._paged(tenant_id, url, permission, first=first, what=what))
+
+    def _paged(self, tenant_id: str, url: str, permission: str, *, first: Any = None,
+               what: str = "") -> Iterator[dict[str, Any]]:
+        """Every item of a collection, a page at a time, following next links; a page that cannot
+        be read raises ``IncompleteReadError`` (or the request's error) when it is reached. A
+        caller maps the items as they come and returns nothing unless every page was read, so a
+        listing of thousands of GDAP customers (or a tenant's users) holds one page of JSON, not
+        every page, beside what it keeps."""
         seen_links = {url}
         seen_ids: set[str] = set()
         pages = 0
@@ -501,7 +512,7 @@ class GraphClient:
                         raise IncompleteReadError(tenant_id, f"item {oid} appeared on two pages",
                                                   None, "GET", current)
                     seen_ids.add(oid)
-                items.append(item)
+                yield item
             link = body.get("@odata.nextLink")
             if link is None:
                 break
@@ -517,7 +528,6 @@ class GraphClient:
             seen_links.add(link)
             current = link
             body = None
-        return items
 
     def _read_report(self, tenant_id: str, response: requests.Response) -> list[Mailbox]:
         url = self._url(MAILBOX_REPORT)
@@ -576,7 +586,7 @@ def _count(tenant_id: str, what: str, field: str, value: Any, *, absent: int | N
     return int(value)
 
 
-def _map_skus(tenant_id: str, items: list[dict[str, Any]]) -> list[SkuCount]:
+def _map_skus(tenant_id: str, items: Iterable[dict[str, Any]]) -> list[SkuCount]:
     out = []
     for item in items:
         prepaid = item.get("prepaidUnits")
@@ -599,7 +609,7 @@ def _map_skus(tenant_id: str, items: list[dict[str, Any]]) -> list[SkuCount]:
     return out
 
 
-def _map_users(tenant_id: str, items: list[dict[str, Any]]) -> list[DirectoryUser]:
+def _map_users(tenant_id: str, items: Iterable[dict[str, Any]]) -> list[DirectoryUser]:
     out = []
     for item in items:
         uid, upn = item.get("id"), item.get("userPrincipalName")
@@ -637,7 +647,7 @@ def _smtp_addresses(value: Any) -> tuple[str, ...]:
     return tuple(item.split(":", 1)[1] for item in _texts(value) if item.lower().startswith("smtp:"))
 
 
-def _map_subscriptions(tenant_id: str, items: list[dict[str, Any]]) -> list[Subscription]:
+def _map_subscriptions(tenant_id: str, items: Iterable[dict[str, Any]]) -> list[Subscription]:
     out = []
     for item in items:
         sid, sku_id = item.get("id"), item.get("skuId")
@@ -672,7 +682,7 @@ def _map_sign_in(item: dict[str, Any]) -> SignIn:
     return SignIn(user_id=str(item.get("id")), last=last, created=_timestamp(item.get("createdDateTime")))
 
 
-def _map_members(tenant_id: str, group_id: str, items: list[dict[str, Any]]) -> list[GroupMember]:
+def _map_members(tenant_id: str, group_id: str, items: Iterable[dict[str, Any]]) -> list[GroupMember]:
     out = []
     for item in items:
         kind = str(item.get("@odata.type") or "").removeprefix("#microsoft.graph.")
@@ -687,7 +697,7 @@ def _map_members(tenant_id: str, group_id: str, items: list[dict[str, Any]]) -> 
     return out
 
 
-def _map_devices(tenant_id: str, items: list[dict[str, Any]]) -> list[ManagedDevice]:
+def _map_devices(tenant_id: str, items: Iterable[dict[str, Any]]) -> list[ManagedDevice]:
     out = []
     for item in items:
         did = item.get("id")

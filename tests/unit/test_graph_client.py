@@ -387,3 +387,50 @@ def test_the_partner_tenant_s_token_is_kept_while_every_customer_s_comes_and_goe
     tokens.token(TENANT.upper())
     assert made.count(TENANT) == 1 and tokens.cached_tenants == 3
     assert len(made) == 1 + 2 * len(customers), "the customers' tokens are still forgotten, oldest first"
+
+
+def relationship(n: int) -> dict[str, Any]:
+    """A GDAP relationship as Graph lists it, with its roles."""
+    return {"id": f"rel-{n:05d}", "displayName": f"SeatSync relationship {n}", "status": "active",
+            "customer": {"tenantId": f"aaaaaaaa-0000-4000-8000-{n:012d}", "displayName": f"Customer {n:05d} Ltd"},
+            "endDateTime": "2027-06-01T00:00:00Z", "autoExtendDuration": "P180D",
+            "accessDetails": {"unifiedRoles": [{"roleDefinitionId": f"{r:08x}-0000-4000-8000-000000000000"}
+                                               for r in range(8)]},
+            "duration": "P730D", "createdDateTime": "2025-06-01T00:00:00Z",
+            "lastModifiedDateTime": "2025-06-01T00:00:00Z", "activatedDateTime": "2025-06-01T00:00:00Z",
+            "operations@odata.navigationLink": "x" * 120}
+
+
+def test_a_long_gdap_listing_holds_a_page_of_json_at_a_time() -> None:
+    """The partner's GDAP relationships are mapped as each page comes: listing thousands holds
+    what is kept and one page of Graph's JSON, not every page's."""
+    import tracemalloc
+
+    pages_count, per_page = 30, 100
+    pages = {("" if p == 0 else str(p)): {
+        "value": [relationship(p * per_page + i) for i in range(per_page)],
+        **({"@odata.nextLink": f"{GRAPH}/v1.0/tenantRelationships/delegatedAdminRelationships?$skiptoken={p + 1}"}
+           if p + 1 < pages_count else {})} for p in range(pages_count)}
+    bodies = {token: json.dumps(page).encode() for token, page in pages.items()}
+    del pages
+    client, fake = client_over(lambda request: (200, bodies[str(request.url).split("$skiptoken=", 1)[1]
+                                                            if "$skiptoken=" in str(request.url) else ""]))
+    one_page = json.loads(bodies[""])
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    probe = json.loads(bodies["1"])  # what one page of parsed JSON holds
+    page_size = tracemalloc.get_traced_memory()[0] - base
+    del probe
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    found = client.list_gdap_relationships()
+    kept = tracemalloc.get_traced_memory()[0] - base
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    assert len(found) == pages_count * per_page and len(fake.urls) == pages_count
+    assert found[-1].customer_tenant_id == f"aaaaaaaa-0000-4000-8000-{pages_count * per_page - 1:012d}"
+    assert len(found[0].role_ids) == 8 and one_page["value"][0]["id"] == found[0].id
+    assert peak - kept < 4 * page_size, (
+        f"listing held {(peak - kept) / 2**20:.1f} MB beside what it kept; a page is {page_size / 2**20:.2f} MB, "
+        f"all {pages_count} pages {pages_count * page_size / 2**20:.1f} MB")
