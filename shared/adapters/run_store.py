@@ -36,6 +36,7 @@ from shared.adapters.serialization import change_from_json, change_to_json
 from shared.adapters.tables import (
     LARGE_ROWS_PAGE,
     DocumentRef,
+    JsonText,
     StoreError,
     TableStore,
     committed_documents,
@@ -197,8 +198,10 @@ class RunRepository:
         })
 
     def record_started(self, started: StartedRun) -> None:
-        """What the run set out to do (tenants, GDAP comparison); may be large, so a document."""
-        ref = write_document(self._runs, started.run_id, "started", started.to_json())
+        """What the run set out to do (tenants, GDAP comparison); may be large, so a document,
+        written from the models' JSON text (no dict of each of thousands of tenants between)."""
+        text = JsonText([started.model_dump_json(by_alias=True).encode("utf-8")])
+        ref = write_document(self._runs, started.run_id, "started", text)
         self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": started.run_id,
                                   **ref.to_entity_fields()}, mode=UpdateMode.MERGE)
 
@@ -271,7 +274,7 @@ class RunRepository:
             runs.append((str(entity["RowKey"]), SyncRequest.model_validate_json(str(entity["Request"])), money))
         return runs
 
-    def record_digest(self, run_id: str, digest: dict[str, Any], money: dict[str, Any]) -> None:
+    def record_digest(self, run_id: str, digest: dict[str, Any] | JsonText, money: dict[str, Any]) -> None:
         """Store a finished run's digest and, on the run's row, its money."""
         self.record_derived(run_id, "digest", digest)
         self._runs.upsert_entity({"PartitionKey": _RUNS_PK, "RowKey": run_id, "Money": json.dumps(money)},
@@ -280,7 +283,7 @@ class RunRepository:
     def digest(self, run_id: str) -> dict[str, Any] | None:
         return self.derived(run_id, "digest")
 
-    def record_derived(self, run_id: str, name: str, document: dict[str, Any]) -> None:
+    def record_derived(self, run_id: str, name: str, document: dict[str, Any] | JsonText) -> None:
         """Store a document derived from a finished run (its digest, a rendered preview), by name."""
         write_committed_document(self._digests, run_id, name, document, {"PartitionKey": run_id, "RowKey": name})
 

@@ -346,9 +346,26 @@ class DocumentRef:
                              f"document reference ({exc})") from exc
 
 
+@dataclass(frozen=True)
+class JsonText:
+    """A document given as its JSON text in pieces, as ``encode_document`` would write it
+    (``canonical_json``): a large document (a run's digest of thousands of tenants) is then
+    compressed as its pieces are made, never held as a tree of dicts and one long text."""
+
+    pieces: Iterable[bytes]
+
+
+def canonical_json(value: Any) -> bytes:
+    """The stored form of a value: compact, keys sorted."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
+
+
 def encode_document(document: Any) -> tuple[list[bytes], str]:
-    raw = json.dumps(document, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
-    packed = zlib.compress(raw, 6)
+    if isinstance(document, JsonText):
+        compressor = zlib.compressobj(6)
+        packed = b"".join([*(compressor.compress(piece) for piece in document.pieces), compressor.flush()])
+    else:
+        packed = zlib.compress(canonical_json(document), 6)
     parts = [packed[i:i + PART_BYTES] for i in range(0, len(packed), PART_BYTES)] or [b""]
     return parts, hashlib.sha256(packed).hexdigest()
 

@@ -11,7 +11,7 @@ whose digest could not be written) is digested when first shown, and stored once
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from shared.adapters.run_store import ReconciliationRow, RunRepository
+from shared.adapters.tables import JsonText, canonical_json
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import StartedRun
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange
@@ -141,6 +142,26 @@ class RunDigest:
                 "prices": [[*key, str(price)] for key, price in sorted(self.prices.items())],
                 "unlinked": self.unlinked}
 
+    def json_text(self) -> JsonText:
+        """``to_json`` as the store writes it, made a tenant and a price at a time: a digest of
+        thousands of tenants is stored without a dict of each beside it."""
+
+        def items(values: Iterable[Any]) -> Iterator[bytes]:
+            yield b"["
+            for index, value in enumerate(values):
+                yield (b"," if index else b"") + canonical_json(value)
+            yield b"]"
+
+        def pieces() -> Iterator[bytes]:  # the keys in sorted order, as canonical_json has them
+            yield b'{"money":' + canonical_json(self.money.to_json())
+            yield b',"prices":'
+            yield from items([*key, str(price)] for key, price in sorted(self.prices.items()))
+            yield b',"runId":' + canonical_json(self.run_id) + b',"tenants":'
+            yield from items(t.to_json() for t in self.tenants)
+            yield b',"unlinked":' + canonical_json(self.unlinked) + b"}"
+
+        return JsonText(pieces())
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunDigest:
         return cls(str(data["runId"]), tuple(TenantDigest.from_json(t) for t in data["tenants"]),
@@ -190,7 +211,7 @@ def run_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | None,
         return RunDigest.from_json(stored)
     digest = compute_digest(runs, run_id, config, started)
     if runs.summary(run_id) is not None:
-        runs.record_digest(run_id, digest.to_json(), digest.money.to_json())
+        runs.record_digest(run_id, digest.json_text(), digest.money.to_json())
     return digest
 
 

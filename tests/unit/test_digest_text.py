@@ -1,0 +1,44 @@
+"""A run's digest is stored from its JSON text made a piece at a time: the very text the store
+writes for the digest's dict, whatever the digest holds."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from decimal import Decimal
+
+import pytest
+
+from shared.adapters.tables import JsonText, canonical_json, encode_document
+from shared.services.run_digest import Money, RunDigest, TenantDigest
+
+
+def digest(tenants: int, prices: int) -> RunDigest:
+    return RunDigest(
+        run_id="20261202T020000Z-0001",
+        tenants=tuple(TenantDigest(
+            tenant_id=f"aaaaaaaa-0000-4000-8000-{i:012d}", name=f"Kunde {i} \u2013 Müller & Søn \"GmbH\"",
+            status="ok" if i % 3 else "auth-failed", problems=i % 4, licences=None if i % 5 == 0 else i,
+            unlinked=i % 2, reasons=() if i % 3 else (f"AADSTS7000215 for tenant {i}", "an \\ escaped\nline"))
+            for i in range(tenants)),
+        money=Money(Decimal("12.50"), Decimal("-3.333"), Decimal(0), Decimal("1000000.01"), unpriced=2),
+        prices={("connectwise", f"{1000 + i}", f"{5000 + i}" if i % 2 else ""): Decimal(f"{i}.25")
+                for i in range(prices)},
+        unlinked=7)
+
+
+@pytest.mark.parametrize(("tenants", "prices"), [(0, 0), (1, 0), (0, 1), (3, 2), (250, 400)])
+def test_the_digest_s_text_is_the_text_of_its_dict(tenants: int, prices: int) -> None:
+    made = digest(tenants, prices)
+    text = b"".join(made.json_text().pieces)
+    assert text == canonical_json(made.to_json())
+    assert RunDigest.from_json(json.loads(text)) == made
+
+
+def test_a_document_given_as_text_is_stored_as_the_same_document() -> None:
+    made = digest(40, 30)
+    parts, _sha = encode_document(made.json_text())
+    whole, _ = encode_document(made.to_json())
+    assert zlib.decompress(b"".join(parts)) == zlib.decompress(b"".join(whole))
+    assert json.loads(zlib.decompress(b"".join(parts))) == made.to_json()
+    assert encode_document(JsonText([b"[1,", b"2]"]))[0] == encode_document([1, 2])[0]
