@@ -348,9 +348,11 @@ class DocumentRef:
 
 @dataclass(frozen=True)
 class JsonText:
-    """A document given as its JSON text in pieces, as ``encode_document`` would write it
-    (``canonical_json``): a large document (a run's digest of thousands of tenants) is then
-    compressed as its pieces are made, never held as a tree of dicts and one long text."""
+    """A document given as its JSON text in pieces: a large document (a run's digest of thousands
+    of tenants) is then compressed as its pieces are made, never held as a tree of dicts and one
+    long text. Readers parse it as JSON, so any JSON text will do: the digest gives exactly the
+    text ``canonical_json`` gives its dict; what a run set out to do gives pydantic's, whose keys
+    are in the models' order, not sorted."""
 
     pieces: Iterable[bytes]
 
