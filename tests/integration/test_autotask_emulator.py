@@ -255,13 +255,17 @@ def test_threshold_information_counts_every_request_and_blocks_at_the_limit(tls:
 
 def test_more_than_three_concurrent_requests_on_one_endpoint_are_refused(tls: TlsFiles) -> None:
     section = scenario()
-    section["latencySeconds"] = 0.3
+    # Each answer is held long enough that the five requests, released together, all arrive
+    # while the first three are still held, even on a loaded machine.
+    section["latencySeconds"] = 1.5
     with RunningEmulator(AutotaskEmulator(section), tls) as server:
         api = Api(server, tls)
         statuses: list[int] = []
         lock = threading.Lock()
+        together = threading.Barrier(5)
 
         def read() -> None:
+            together.wait(timeout=30)
             status = api.query("Contracts", ALL).status_code
             with lock:
                 statuses.append(status)
