@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.blueprint import bp
 from admin_api.http import actor, answer, error_answer, json_body
+from durable_blueprint import is_active
 from shared.errors import RequestValidationError, SeatSyncError
 from shared.functions import SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
 
+if TYPE_CHECKING:
+    import azure.durable_functions as df
+
 # What the routes run is imported when a request arrives, not when the app registers them: a cold
 # start only pays for the routes it serves.
-
-_ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
-           df.OrchestrationRuntimeStatus.ContinuedAsNew}
 
 
 @bp.function_name("approvals_list")
@@ -66,7 +66,7 @@ async def approvals_decide(req: func.HttpRequest, client: df.DurableOrchestratio
     result: dict[str, Any] = {"approval": approval_json(record, config)}
     if apply_now and decision == "approve":
         status = await client.get_status(SYNC_INSTANCE_ID)
-        running = status is not None and status.runtime_status in _ACTIVE
+        running = is_active(status)
         holder = live_lease(services.runs, services.decisions, running, "the approvals endpoint")
         busy = "a sync is running; the approved change is applied by the next one"
         if running or holder is not None:

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import azure.durable_functions as df
 import azure.functions as func
 
+import durable_blueprint
 from admin_api.auth import API_KEY_ACTOR, Caller, identify
 from shared.errors import (
     ConfigError,
@@ -206,7 +206,7 @@ def bounded(handler: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-class Blueprint(df.Blueprint):  # type: ignore[misc]
+class Blueprint(durable_blueprint.Blueprint):
     """A Durable Functions blueprint whose HTTP routes are all ``bounded``."""
 
     def route(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:

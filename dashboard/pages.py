@@ -6,14 +6,14 @@ configuration, onboarding and test notifications, Admin."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.auth import Role
 from dashboard.web import BASE, Page, form, guard, guard_async, paging, static_file
+from durable_blueprint import is_active
 from shared.bootstrap import get_services
 from shared.contracts import SYNC_INSTANCE_ID, RunProgress, SyncRequest, new_run_id
 from shared.errors import ConfigError, HttpServiceError, RequestValidationError, SeatSyncError
@@ -40,9 +40,10 @@ from shared.services.report import starting_report as report_of_starting_run
 from shared.services.run_digest import run_digest
 from shared.services.sync_requests import validate_tenants
 
+if TYPE_CHECKING:
+    import azure.durable_functions as df
+
 ANONYMOUS = func.AuthLevel.ANONYMOUS
-_ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
-           df.OrchestrationRuntimeStatus.ContinuedAsNew}
 APPROVALS_PAGE = 200
 """Held changes on one page of the approvals list (the bulk decision takes up to 500 at once)."""
 AUDIT_EVENTS = ("applied", "failed", "held", "deferred", "approved", "rejected", "superseded")
@@ -66,7 +67,7 @@ async def start_sync(client: Any, by: str, tenants: list[str] | None, dry_run: b
     (the orchestration, or a run anywhere holding the run lease)."""
     services = get_services()
     status = await client.get_status(SYNC_INSTANCE_ID)
-    running = status is not None and status.runtime_status in _ACTIVE
+    running = is_active(status)
     lease = live_lease(services.runs, services.decisions, running, "the dashboard")
     if lease is not None:
         return None, f"Run {lease.run_id} is running; try again when it has finished."
@@ -387,7 +388,7 @@ async def runs_page(req: func.HttpRequest, client: df.DurableOrchestrationClient
 async def custom_status(client: Any) -> Any:
     """The running orchestration's custom status (its ``RunProgress``), None when none runs."""
     status = await client.get_status(SYNC_INSTANCE_ID)
-    if status is None or status.runtime_status not in _ACTIVE:
+    if not is_active(status):
         return None
     return getattr(status, "custom_status", None) or {}
 
@@ -397,7 +398,7 @@ async def starting_report(client: Any, run_id: str) -> dict[str, Any] | None:
     (``shared.services.report.starting_report``); None when the running orchestration is not
     this run's."""
     status = await client.get_status(SYNC_INSTANCE_ID, show_input=True)  # the host leaves the input out unless asked
-    if status is None or status.runtime_status not in _ACTIVE:
+    if not is_active(status):
         return None
     return report_of_starting_run(SyncRequest.started_with(getattr(status, "input_", None)), run_id)
 

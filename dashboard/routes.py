@@ -5,10 +5,14 @@ once it has its route here."""
 
 from __future__ import annotations
 
-import azure.durable_functions as df
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
 from dashboard.blueprint import bp
+
+if TYPE_CHECKING:
+    import azure.durable_functions as df
 
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import azure.durable_functions as df
-
+from durable_blueprint import Blueprint
 from shared.functions import NOTIFY_RUN
 
-bp = df.Blueprint()
+bp = Blueprint()
 
 
 @bp.function_name(NOTIFY_RUN)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import azure.durable_functions as df
-
+from durable_blueprint import Blueprint
 from shared.functions import PUSH_CHANGES, RECONCILE_WRITES, SHARE_PSA_READS
 
 # What the activities run is imported when they run, not when the app registers them.
 
-bp = df.Blueprint()
+bp = Blueprint()
 
 
 @bp.function_name(RECONCILE_WRITES)

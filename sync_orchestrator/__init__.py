@@ -16,25 +16,24 @@ from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import azure.durable_functions as df
 import azure.functions as func
 
 from admin_api.http import Blueprint, actor, error_answer, json_body
+from durable_blueprint import is_active
 from shared.errors import ConfigError, ConflictError, RequestValidationError, SeatSyncError
 from shared.functions import FINISH_RUN, LOAD_CHUNK, SYNC_CHUNK, SYNC_INSTANCE_ID, SYNC_ORCHESTRATOR
 
 # What the triggers run is imported when they run, not when the app registers them: a cold start
 # only pays for the functions it serves.
 if TYPE_CHECKING:
+    import azure.durable_functions as df
+
     from shared.contracts import SyncRequest, Trigger
 
 bp = Blueprint()
 log = logging.getLogger(__name__)
 
 RUN_EVENTS_SHOWN = 20
-
-_ACTIVE = {df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending,
-           df.OrchestrationRuntimeStatus.ContinuedAsNew}
 
 
 def _json(status: int, body: Any) -> func.HttpResponse:
@@ -47,7 +46,7 @@ async def _is_running(client: df.DurableOrchestrationClient) -> bool:
 
 async def _running_status(client: df.DurableOrchestrationClient) -> df.DurableOrchestrationStatus | None:
     status = await client.get_status(SYNC_INSTANCE_ID, show_input=True)  # its input names the run
-    return status if status is not None and status.runtime_status in _ACTIVE else None
+    return status if is_active(status) else None
 
 
 def _started_with(status: df.DurableOrchestrationStatus | None) -> SyncRequest | None:
@@ -139,7 +138,7 @@ async def sync_http(req: func.HttpRequest, client: df.DurableOrchestrationClient
 async def _custom_status(client: df.DurableOrchestrationClient) -> Any:
     """The running orchestration's custom status (its ``RunProgress``), if any."""
     status = await client.get_status(SYNC_INSTANCE_ID)
-    if status is None or status.runtime_status not in _ACTIVE:
+    if not is_active(status):
         return None
     return getattr(status, "custom_status", None)
 

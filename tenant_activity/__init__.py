@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import azure.durable_functions as df
-
+from durable_blueprint import Blueprint
 from shared.functions import COLLECT_TENANT, START_RUN
 
 # What the activities run is imported when they run, not when the app registers them.
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from shared.domain.partner import PartnerFacts
     from shared.services.runs import GraphFor
 
-bp = df.Blueprint()
+bp = Blueprint()
 
 
 def partner_graphs(services: Services, config: SeatSyncConfig) -> GraphFor:

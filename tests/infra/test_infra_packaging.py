@@ -12,6 +12,7 @@ from infra_helpers import ROOT
 
 DEPLOYED = [
     "function_app.py",
+    "durable_blueprint.py",
     "host.json",
     "requirements.txt",
     "sync_orchestrator/__init__.py",

@@ -16,7 +16,7 @@ HEAVY = (
     "shared.bootstrap", "shared.contracts", "shared.config.schema", "shared.config.input_limits",
     "shared.services", "shared.adapters", "shared.domain", "shared.notifications",
     "sync_orchestrator.orchestration", "pydantic", "requests", "urllib3", "yaml", "azure.core", "azure.data.tables",
-    "azure.identity", "msal",
+    "azure.identity", "msal", "azure.durable_functions", "aiohttp",
 )
 
 

@@ -17,7 +17,7 @@ COMMAND_MODULES = ("local_runner.sync_cli", "local_runner.config_cli", "local_ru
 
 
 def _modules() -> dict[str, Path]:
-    found = {"function_app": ROOT / "function_app.py"}
+    found = {"function_app": ROOT / "function_app.py", "durable_blueprint": ROOT / "durable_blueprint.py"}
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
@@ -124,7 +124,7 @@ def test_psa_capabilities_belong_to_the_domain() -> None:
 
 def test_shared_knows_nothing_of_azure_functions_or_its_callers() -> None:
     callers = ("local_runner", "emulators", "admin_api", "sync_orchestrator", "tenant_activity", "psa_push",
-               "notify", "function_app")
+               "notify", "function_app", "durable_blueprint")
     for module in _under("shared"):
         imported = _all_imports(module)
         assert not {m for m in imported if m.split(".")[0] in callers}, module
