@@ -24,5 +24,8 @@ def notify_run(payload: dict[str, Any]) -> dict[str, Any]:
     from shared.notifications.service import notify_run as notify_run_service
 
     summary = RunSummary.model_validate(payload)
-    services = NotifyServices.from_services(get_services())
-    return notify_run_service(services, summary.run_id, summary).to_json()
+    services = get_services()
+    try:
+        return notify_run_service(NotifyServices.from_services(services), summary.run_id, summary).to_json()
+    finally:
+        services.forget_run(summary.run_id)  # telling of the run is its last step

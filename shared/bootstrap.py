@@ -147,6 +147,15 @@ class Services:
                     self._started = started
         return started
 
+    def forget_run(self, run_id: str) -> None:
+        """Let go of what the process keeps of run ``run_id`` (its tenants, its shared PSA reads)
+        once the run is over: a process that serves a daily run holds no run's thousands of
+        tenants until the next one. A later call for the run reads them again."""
+        with self._memo_lock:
+            if self._started is not None and self._started.run_id == run_id:
+                self._started = None
+        self.shared_reads.forget(run_id)
+
     def run_tenants(self, run_id: str) -> StartedRun:
         """What a run set out to do; raises ``StoreError`` when it recorded nothing."""
         started = self.started(run_id)

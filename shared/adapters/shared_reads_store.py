@@ -121,3 +121,10 @@ class SharedReadsRepository:
             with self._lock:
                 self._cached = (run_id, found)
         return found
+
+    def forget(self, run_id: str) -> None:
+        """Let go of run ``run_id``'s reads once its pushes are done: a process keeps no run's
+        agreements (thousands, for a large MSP) past the pushes that plan from them."""
+        with self._lock:
+            if self._cached is not None and self._cached[0] == run_id:
+                self._cached = None

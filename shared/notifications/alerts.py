@@ -1007,6 +1007,8 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
     if rules.enabled("run-summary"):
         open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)
         kept.append(run_summary_alert(data, links, open_alerts=open_alerts))
+    # the alerts hold the facts they share; the cache that found them equal is not kept past the run
+    _shared_fact.cache_clear()
     return BuiltAlerts(tuple(sorted(kept, key=sort_key)), excluded)
 
 

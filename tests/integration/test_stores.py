@@ -431,6 +431,15 @@ def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(sto
     assert len(found) == 8 and all(f is found[0] for f in found)
     assert found[0]["connectwise"].agreements == agreements
 
+    # once the run's pushes are done (finishing the run), the process lets the agreements go
+    reader.forget("20261201T040000Z-0001")  # another run's: kept
+    assert reader.load(run_id) is found[0]
+    reader.forget(run_id)
+    before = store.requests.by_kind()
+    again = reader.load(run_id)
+    assert again is not found[0] and again == found[0]
+    assert store.requests.by_kind() - before == {f"GET {store.prefix}psareads": 1}, "read again when asked again"
+
 
 def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once(store: TableStore) -> None:
     """Each push and chunk of a run reads the run's tenants to do (``Services.started``), once
@@ -455,3 +464,11 @@ def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once
     before = store.requests.by_kind()
     assert RunRepository(store).started(request.run_id) == found[0]
     assert once == store.requests.by_kind() - before, "eight activities, the requests of one read"
+
+    # once the run is over (it has been told of), the process keeps none of its tenants
+    services.forget_run("20261201T040000Z-00000001")  # another run's: kept
+    assert services.started(request.run_id) is found[0]
+    services.forget_run(request.run_id)
+    assert services._started is None
+    again = services.started(request.run_id)
+    assert again is not found[0] and again == found[0]
