@@ -90,7 +90,7 @@ def reads_from_json(raw: dict[str, Any]) -> ConnectionReads:
 
 class SharedReadsRepository:
     """The run's shared PSA reads; the last run's are kept parsed in the process (they never
-    change once its pushes began)."""
+    change once its pushes began) until ``forget`` says its pushes are done."""
 
     def __init__(self, store: TableStore) -> None:
         self._table = store.table("psareads")
