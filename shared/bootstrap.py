@@ -154,7 +154,15 @@ class Services:
         with self._memo_lock:
             if self._started is not None and self._started.run_id == run_id:
                 self._started = None
-        self.shared_reads.forget(run_id)
+        self.forget_shared_reads(run_id)
+
+    def forget_shared_reads(self, run_id: str) -> None:
+        """Let go of run ``run_id``'s shared PSA reads once its pushes are done. Touches no store:
+        a process that never read them has none to forget (and its table is not made here, where
+        storage may be what failed the run)."""
+        reads: SharedReadsRepository | None = self.__dict__.get("shared_reads")
+        if reads is not None:
+            reads.forget(run_id)
 
     def run_tenants(self, run_id: str) -> StartedRun:
         """What a run set out to do; raises ``StoreError`` when it recorded nothing."""

@@ -288,7 +288,7 @@ def finish_run(payload: dict[str, Any]) -> dict[str, Any]:
     summary = RunSummary.model_validate(payload)
     with telemetry.activity(summary.run_id):
         services = get_services()
-        services.shared_reads.forget(summary.run_id)  # the run's pushes are done
+        services.forget_shared_reads(summary.run_id)  # the run's pushes are done
         finish_run_service(services.runs, summary, services.retry_sleep)
         record_digest(services.runs, summary.run_id, services.config(), services.started(summary.run_id))
         telemetry.run_finished(summary)
