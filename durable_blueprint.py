@@ -1,8 +1,8 @@
 """Durable Functions' blueprint and app, the SDK loaded when a durable function first runs.
 
 ``azure.durable_functions`` imports aiohttp for its client, and aiohttp builds its TLS contexts
-as it is imported: 0.25 to 0.4 s of every cold start on a small instance, before the first
-function can run, and most of what ``import function_app`` costs beyond ``azure.functions`` (the
+as it is imported: 0.25 to 0.4 s of every cold start (measured on two cores), before the
+first function can run, and most of what ``import function_app`` costs beyond ``azure.functions`` (the
 Functions worker has that loaded already). The timer, the HTTP routes without a durable client
 and the activities never need the SDK.
 
