@@ -188,6 +188,8 @@ class GraphClient:
         """The partner's GDAP relationships (``delegatedAdminRelationships``), whatever their status."""
         partner = self.settings.partner_tenant_id
         out = []
+        # thousands of relationships share a few statuses, extensions and sets of roles: one object each
+        shared: dict[object, Any] = {}
         for item in self._items(partner, GDAP_RELATIONSHIPS):
             customer = item.get("customer")
             tid = customer.get("tenantId") if isinstance(customer, dict) else None
@@ -196,16 +198,17 @@ class GraphClient:
                                           f"status: {item.get('id')}")
             access = item.get("accessDetails")
             roles = (access.get("unifiedRoles") if isinstance(access, dict) else None) or []
+            role_ids = tuple(str(r["roleDefinitionId"]).lower() for r in roles
+                             if isinstance(r, dict) and r.get("roleDefinitionId"))
             out.append(GdapRelationship(
                 id=str(item.get("id", "")),
                 display_name=str(item.get("displayName") or ""),
-                status=str(item["status"]),
+                status=shared.setdefault(str(item["status"]), str(item["status"])),
                 customer_tenant_id=tid.lower(),
                 customer_name=str(customer.get("displayName") or "") if isinstance(customer, dict) else "",
                 end=_timestamp(item.get("endDateTime")),
-                role_ids=tuple(str(r["roleDefinitionId"]).lower() for r in roles
-                               if isinstance(r, dict) and r.get("roleDefinitionId")),
-                auto_extend=str(item.get("autoExtendDuration") or ""),
+                role_ids=shared.setdefault(role_ids, role_ids),
+                auto_extend=shared.setdefault(extend := str(item.get("autoExtendDuration") or ""), extend),
             ))
         return out
 

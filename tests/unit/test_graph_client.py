@@ -431,6 +431,12 @@ def test_a_long_gdap_listing_holds_a_page_of_json_at_a_time() -> None:
     assert len(found) == pages_count * per_page and len(fake.urls) == pages_count
     assert found[-1].customer_tenant_id == f"aaaaaaaa-0000-4000-8000-{pages_count * per_page - 1:012d}"
     assert len(found[0].role_ids) == 8 and one_page["value"][0]["id"] == found[0].id
+    # the few statuses, extensions and sets of roles are shared by the thousands of relationships
+    assert found[0].role_ids is found[-1].role_ids and found[0].role_ids == tuple(
+        f"{r:08x}-0000-4000-8000-000000000000" for r in range(8))
+    assert found[0].status is found[-1].status and found[0].auto_extend is found[-1].auto_extend == "P180D"
+    assert not hasattr(found[0], "__dict__")
+    assert kept / len(found) < 700, f"{kept / len(found):.0f} bytes kept a relationship"
     assert peak - kept < 4 * page_size, (
         f"listing held {(peak - kept) / 2**20:.1f} MB beside what it kept; a page is {page_size / 2**20:.2f} MB, "
         f"all {pages_count} pages {pages_count * page_size / 2**20:.1f} MB")
