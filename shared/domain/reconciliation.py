@@ -303,11 +303,15 @@ class ReconciliationTotals:
     found_seats: int
     unused_seats: int
     reducible_seats: int
+    found_unpriced_seats: int = 0
+    """Of ``found_seats``, those of licences no line prices: counted, never valued at zero."""
+    unused_uncosted_seats: int = 0
+    """Of ``unused_seats``, those of licences whose cost is not known: not in ``leaking``."""
 
 
 def totals(lines: Iterable[LicenceLine]) -> ReconciliationTotals:
     revenue, cost, margin, found, leaking, reducible = Totals(), Totals(), Totals(), Totals(), Totals(), Totals()
-    found_seats = unused = reducible_seats = 0
+    found_seats = unused = reducible_seats = found_unpriced = unused_uncosted = 0
     for line in lines:
         for bucket, amount in ((revenue, line.revenue), (cost, line.cost), (margin, line.margin),
                                (found, line.found), (leaking, line.leaking)):
@@ -318,8 +322,10 @@ def totals(lines: Iterable[LicenceLine]) -> ReconciliationTotals:
         found_seats += line.found_seats
         unused += line.unused
         reducible_seats += line.reducible_seats
+        found_unpriced += line.found_seats if line.found is None else 0
+        unused_uncosted += line.unused if line.leaking is None else 0
     return ReconciliationTotals(revenue, cost, margin, found, leaking, reducible, found_seats, unused,
-                                reducible_seats)
+                                reducible_seats, found_unpriced, unused_uncosted)
 
 
 def renewals(lines: Iterable[LicenceLine], today: date, within_days: int) -> list[Renewal]:

@@ -317,6 +317,10 @@ class TotalsOut(_Out):
     money_found_seats: int
     unused_seats: int
     reducible_seats: int
+    money_found_unpriced_seats: int = Field(
+        default=0, description="of moneyFoundSeats, those of licences no line prices: counted, not in moneyFound")
+    unused_uncosted_seats: int = Field(
+        default=0, description="of unusedSeats, those of licences whose cost is not known: not in moneyLeaking")
 
 
 class ReconciliationOut(_Out):
@@ -347,7 +351,9 @@ def _totals_out(lines: Iterable[LicenceLine]) -> TotalsOut:
     return TotalsOut(revenue=_sums(sums.revenue), cost=_sums(sums.cost), margin=_sums(sums.margin),
                      money_found=_sums(sums.found), money_leaking=_sums(sums.leaking),
                      reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
-                     unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats)
+                     unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats,
+                     money_found_unpriced_seats=sums.found_unpriced_seats,
+                     unused_uncosted_seats=sums.unused_uncosted_seats)
 
 
 def to_output(view: Reconciliation) -> ReconciliationOut:
@@ -425,6 +431,25 @@ def _sum(values: list[dict[str, Any]]) -> str:
     return ", ".join(_show(v) for v in values) or "-"
 
 
+def _valued(seats: int, unvalued: int, amounts: list[dict[str, Any]], price: str) -> str:
+    """Seats and what they are worth a month, saying how many have no known ``price``: those are
+    counted but not in the amount, which would otherwise read as their value (0.00 for seats of
+    a licence no line prices)."""
+    if not unvalued:
+        return f"{seats} seats, {_sum(amounts)} a month"
+    if unvalued == seats:
+        return f"{seats} seats, no {price} known for any of them"
+    return f"{seats} seats, {_sum(amounts)} a month for {seats - unvalued} of them (no {price} known for {unvalued})"
+
+
+def _found(sums: dict[str, Any]) -> str:
+    return _valued(sums["moneyFoundSeats"], sums.get("moneyFoundUnpricedSeats", 0), sums["moneyFound"], "price")
+
+
+def _leaking(sums: dict[str, Any]) -> str:
+    return _valued(sums["unusedSeats"], sums.get("unusedUncostedSeats", 0), sums["moneyLeaking"], "cost")
+
+
 def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
     """The readable reconciliation from its JSON form (``to_json``): the table of licences, money
     found, money leaking, seats bought elsewhere and renewals. Shared by the run report and
@@ -435,8 +460,7 @@ def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
         count = money.get("licenceCount", len(licences))
         return [f"  {count} licences; a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
                 f"margin {_sum(sums['margin'])}",
-                f"  money found: {sums['moneyFoundSeats']} seats ({_sum(sums['moneyFound'])}); money leaking: "
-                f"{sums['unusedSeats']} seats ({_sum(sums['moneyLeaking'])}), {sums['reducibleSeats']} still "
+                f"  money found: {_found(sums)}; money leaking: {_leaking(sums)}, {sums['reducibleSeats']} still "
                 f"reducible; {money.get('renewalCount', len(money['renewals']))} renewals with unused seats",
                 "  seatsync reconcile lists every licence"]
     out = table(
@@ -448,19 +472,18 @@ def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
                f"margin {_sum(sums['margin'])}")
     found = [x for x in licences if x["moneyFoundSeats"]]
     if found:
-        out += ["", f"Money found (seats used but not billed): {sums['moneyFoundSeats']} seats, "
-                    f"{_sum(sums['moneyFound'])} a month"]
+        out += ["", f"Money found (seats used but not billed): {_found(sums)}"]
         out += [f"  - {x['tenantName']}: {x['licence']}: {x['moneyFoundSeats']} used, not billed"
-                + (f" ({_show(x['moneyFound'])} a month)" if x["moneyFound"] else "") for x in found]
+                + (f" ({_show(x['moneyFound'])} a month)" if x["moneyFound"] else " (no price known)") for x in found]
     leaking = [x for x in licences if x["unusedSeats"]]
     if leaking:
-        out += ["", f"Money leaking (seats bought, not assigned): {sums['unusedSeats']} seats, "
-                    f"{_sum(sums['moneyLeaking'])} a month; {sums['reducibleSeats']} can still be reduced"]
+        out += ["", f"Money leaking (seats bought, not assigned): {_leaking(sums)}; "
+                    f"{sums['reducibleSeats']} can still be reduced"]
         for x in leaking:
             parts = [f"{r['seats']} reducible until {r['until']}" for r in x["reducible"]]
             if x["lockedSeats"]:
                 parts.append(f"{x['lockedSeats']} locked" + (f" until {x['lockedUntil']}" if x["lockedUntil"] else ""))
-            cost = f", {_show(x['moneyLeaking'])} a month" if x["moneyLeaking"] else ""
+            cost = f", {_show(x['moneyLeaking'])} a month" if x["moneyLeaking"] else ", no cost known"
             out.append(f"  - {x['tenantName']}: {x['licence']}: {x['unusedSeats']} unused{cost} ({'; '.join(parts)})")
     elsewhere = [x for x in licences if x["boughtElsewhere"]]
     if elsewhere:

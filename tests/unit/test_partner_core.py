@@ -390,3 +390,43 @@ def test_renewals_with_unused_seats_within_the_days() -> None:
 
 def test_skus_of_the_snapshot_builder_are_plain() -> None:
     assert snapshot([(SPB, 1, 1)]).skus == (SkuCount(SPB, "X", 1, 1),)
+
+
+def test_seats_without_a_known_price_or_cost_are_counted_and_said_never_valued_at_zero() -> None:
+    """A licence no line prices has money found but no amount, a licence with no known cost an
+    unused seat but no amount: the totals count them apart, and the report says so rather than
+    printing a sum that reads as their value."""
+    from shared.services.reconcile import Reconciliation, render_sections, to_json
+
+    priced = reconcile(licence_facts_of(), [change(ChangeStatus.FAILED)], "USD")  # 2 found, 44.00; 3 unused, 54.00
+    unpriced = reconcile(licence_facts_of(sku_id=E3, label="Office 365 E3", mappings=(), purchased=3, assigned=3),
+                         [], "USD")  # nothing bills it: 3 found, no price
+    uncosted = reconcile(licence_facts_of(sku_id=E3, label="Office 365 E3", monthly_cost=None, cost_currency=None,
+                                          purchased=4, assigned=3, reducible=()), [], "USD")
+    assert (unpriced.found_seats, unpriced.found) == (3, None) and (uncosted.unused, uncosted.leaking) == (1, None)
+    sums = totals([priced, unpriced, uncosted])
+    assert (sums.found_seats, sums.found_unpriced_seats) == (5, 3)
+    assert (sums.unused_seats, sums.unused_uncosted_seats) == (4, 1)
+    assert sums.found["USD"].amount == Decimal("44.00") and sums.leaking["USD"].amount == Decimal("54.00")
+
+    def text(*lines: Any) -> str:
+        money = to_json(Reconciliation("r", False, TODAY, "USD", lines, ()))
+        return "\n".join(render_sections(money)) + "\n" + "\n".join(render_sections(money, summary=True))
+
+    mixed = text(priced, unpriced, uncosted)
+    assert "Money found (seats used but not billed): 5 seats, 44.00 USD a month for 2 of them (no price known for 3)" \
+        in mixed
+    assert "Fabrikam: Office 365 E3: 3 used, not billed (no price known)" in mixed
+    assert "Money leaking (seats bought, not assigned): 4 seats, 54.00 USD a month for 3 of them (no cost known " \
+           "for 1); 2 can still be reduced" in mixed
+    assert "Fabrikam: Office 365 E3: 1 unused, no cost known (1 locked" in mixed
+    assert "money found: 5 seats, 44.00 USD a month for 2 of them (no price known for 3); money leaking: 4 seats" \
+        in mixed
+    only = text(unpriced)
+    assert [row for row in only.splitlines() if "oney found" in row] == [
+        "Money found (seats used but not billed): 3 seats, no price known for any of them",
+        "  money found: 3 seats, no price known for any of them; money leaking: 0 seats, 0.00 USD a month, 0 still "
+        "reducible; 0 renewals with unused seats"]
+    assert "Money found (seats used but not billed): 2 seats, 44.00 USD a month\n" in text(priced)
+    to_output_totals = to_json(Reconciliation("r", False, TODAY, "USD", (priced, unpriced, uncosted), ()))["totals"]
+    assert (to_output_totals["moneyFoundUnpricedSeats"], to_output_totals["unusedUncostedSeats"]) == (3, 1)
