@@ -307,11 +307,14 @@ class ReconciliationTotals:
     """Of ``found_seats``, those of licences no line prices: counted, never valued at zero."""
     unused_uncosted_seats: int = 0
     """Of ``unused_seats``, those of licences whose cost is not known: not in ``leaking``."""
+    unmargined: int = 0
+    """Licences with a revenue or a cost but no margin (the other is unknown, or in another
+    currency): in the revenue or cost totals, not in the margin's."""
 
 
 def totals(lines: Iterable[LicenceLine]) -> ReconciliationTotals:
     revenue, cost, margin, found, leaking, reducible = Totals(), Totals(), Totals(), Totals(), Totals(), Totals()
-    found_seats = unused = reducible_seats = found_unpriced = unused_uncosted = 0
+    found_seats = unused = reducible_seats = found_unpriced = unused_uncosted = unmargined = 0
     for line in lines:
         for bucket, amount in ((revenue, line.revenue), (cost, line.cost), (margin, line.margin),
                                (found, line.found), (leaking, line.leaking)):
@@ -324,8 +327,9 @@ def totals(lines: Iterable[LicenceLine]) -> ReconciliationTotals:
         reducible_seats += line.reducible_seats
         found_unpriced += line.found_seats if line.found is None else 0
         unused_uncosted += line.unused if line.leaking is None else 0
+        unmargined += line.margin is None and (line.revenue is not None or line.cost is not None)
     return ReconciliationTotals(revenue, cost, margin, found, leaking, reducible, found_seats, unused,
-                                reducible_seats, found_unpriced, unused_uncosted)
+                                reducible_seats, found_unpriced, unused_uncosted, unmargined)
 
 
 def renewals(lines: Iterable[LicenceLine], today: date, within_days: int) -> list[Renewal]:

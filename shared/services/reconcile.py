@@ -321,6 +321,9 @@ class TotalsOut(_Out):
         default=0, description="of moneyFoundSeats, those of licences no line prices: counted, not in moneyFound")
     unused_uncosted_seats: int = Field(
         default=0, description="of unusedSeats, those of licences whose cost is not known: not in moneyLeaking")
+    licences_without_margin: int = Field(
+        default=0, description="licences with a revenue or a cost but no margin (the other unknown, or in another "
+                               "currency): in revenue or cost, not in margin")
 
 
 class ReconciliationOut(_Out):
@@ -353,7 +356,7 @@ def _totals_out(lines: Iterable[LicenceLine]) -> TotalsOut:
                      reducible=_sums(sums.reducible), money_found_seats=sums.found_seats,
                      unused_seats=sums.unused_seats, reducible_seats=sums.reducible_seats,
                      money_found_unpriced_seats=sums.found_unpriced_seats,
-                     unused_uncosted_seats=sums.unused_uncosted_seats)
+                     unused_uncosted_seats=sums.unused_uncosted_seats, licences_without_margin=sums.unmargined)
 
 
 def to_output(view: Reconciliation) -> ReconciliationOut:
@@ -442,6 +445,14 @@ def _valued(seats: int, unvalued: int, amounts: list[dict[str, Any]], price: str
     return f"{seats} seats, {_sum(amounts)} a month for {seats - unvalued} of them (no {price} known for {unvalued})"
 
 
+def _margin(sums: dict[str, Any]) -> str:
+    """The margin total, saying when some licences are in the revenue or the cost but not in it
+    (so that it is not read as the one less the other)."""
+    left_out = sums.get("licencesWithoutMargin", 0)
+    return _sum(sums["margin"]) + (f" (without the {left_out} licence(s) that have a revenue or a cost but not both)"
+                                   if left_out else "")
+
+
 def _found(sums: dict[str, Any]) -> str:
     return _valued(sums["moneyFoundSeats"], sums.get("moneyFoundUnpricedSeats", 0), sums["moneyFound"], "price")
 
@@ -459,7 +470,7 @@ def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
     if summary:
         count = money.get("licenceCount", len(licences))
         return [f"  {count} licences; a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
-                f"margin {_sum(sums['margin'])}",
+                f"margin {_margin(sums)}",
                 f"  money found: {_found(sums)}; money leaking: {_leaking(sums)}, {sums['reducibleSeats']} still "
                 f"reducible; {money.get('renewalCount', len(money['renewals']))} renewals with unused seats",
                 "  seatsync reconcile lists every licence"]
@@ -469,7 +480,7 @@ def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
           str(x["assigned"]), str(x["billed"]), _show(x["revenue"]), _show(x["cost"]), _show(x["margin"]),
           x["marginPercent"] or "-"] for x in licences], indent="  ")
     out.append(f"  Totals a month: revenue {_sum(sums['revenue'])}; cost {_sum(sums['cost'])}; "
-               f"margin {_sum(sums['margin'])}")
+               f"margin {_margin(sums)}")
     found = [x for x in licences if x["moneyFoundSeats"]]
     if found:
         out += ["", f"Money found (seats used but not billed): {_found(sums)}"]

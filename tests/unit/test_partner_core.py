@@ -430,3 +430,8 @@ def test_seats_without_a_known_price_or_cost_are_counted_and_said_never_valued_a
     assert "Money found (seats used but not billed): 2 seats, 44.00 USD a month\n" in text(priced)
     to_output_totals = to_json(Reconciliation("r", False, TODAY, "USD", (priced, unpriced, uncosted), ()))["totals"]
     assert (to_output_totals["moneyFoundUnpricedSeats"], to_output_totals["unusedUncostedSeats"]) == (3, 1)
+    # the margin is not the revenue less the cost when a licence has only one of them: said, not left to be found
+    assert sums.unmargined == 2 and to_output_totals["licencesWithoutMargin"] == 2
+    assert f"margin {sums.margin['USD'].amount:,} USD (without the 2 licence(s) that have a revenue or a cost but " \
+           "not both)" in mixed
+    assert "without the" not in text(priced)
