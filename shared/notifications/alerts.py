@@ -250,6 +250,10 @@ class RunData:
     """The run's reconciliation (purchased, assigned, billed, cost, margin), per licence."""
     renewals: tuple[Renewal, ...] = ()
     """Renewals with unused seats, within the renewal alert's days."""
+    unread_snapshots: tuple[str, ...] = ()
+    """Tenants collected whose snapshot could not be read when the run was told of: the alerts made
+    from a snapshot (unused licences, shared mailboxes, inactive users) are missing for them, and
+    the run summary says so rather than a log line alone."""
 
     @cached_property
     def _reconciled_names(self) -> dict[str, str]:
@@ -885,17 +889,21 @@ def renewal_alerts(data: RunData, links: Links) -> list[Alert]:
     return alerts
 
 
-def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
+def run_summary_alert(data: RunData, links: Links, open_alerts: int, unread: Sequence[str] = ()) -> Alert:
+    """The run in a few facts; ``unread``: the tenants whose licence alerts are missing because
+    their snapshots could not be read (a person is told the message is incomplete)."""
     summary = data.summary
     statuses = [c.status for c, _ in data.changes]
     held = statuses.count(ChangeStatus.HELD)
     deferred = statuses.count(ChangeStatus.DEFERRED)
-    counted = {
+    counted: dict[str, Any] = {
         "status": summary.status, "dryRun": summary.dry_run, "tenants": summary.tenants_total,
         "tenantsOk": summary.tenants_ok, "tenantsFailed": summary.tenants_failed,
         "applied": summary.changes_applied, "held": held, "deferred": deferred,
         "failed": summary.changes_failed, "planned": summary.changes_dry_run, "problems": summary.problems,
     }
+    if unread:
+        counted["licenceAlertsLeftOut"] = sorted(unread)
     mode = " (dry run)" if summary.dry_run else ""
     status = STATUS_WORDS.get(summary.status, summary.status)
     facts = [
@@ -915,13 +923,21 @@ def run_summary_alert(data: RunData, links: Links, open_alerts: int) -> Alert:
         Fact("Billing problems", _problem_counts(summary)),
         Fact("Open alerts", str(open_alerts)),
     ]
+    if unread:
+        names = sorted(data.tenant_name(t) for t in unread)
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        facts.append(Fact("Licence alerts left out", f"{plural(len(names), 'tenant')} ({shown}): their snapshots "
+                                                     "could not be read when the run was told of; see the run "
+                                                     "report, or run seatsync notify again"))
     done = (plural(summary.changes_dry_run, "change") + " planned" if summary.dry_run
             else plural(summary.changes_applied, "change") + " applied")
     if summary.problems:
         done += ", " + plural(summary.problems, "billing problem")
+    if unread:
+        done += f"; licence alerts of {plural(len(unread), 'tenant')} left out"
     return _make(
         "run-summary", "run", counted, severity="critical" if summary.status == "failed" else
-        "warning" if summary.status in ("partial", "attention") else "info",
+        "warning" if summary.status in ("partial", "attention") or unread else "info",
         title=f"Run {status}{mode}: {done}", line=f"{status}{mode}, {done}",
         facts=tuple(facts), action_text=f"The whole report: seatsync report {data.run_id}",
         action_url=links.run_report(data.run_id), action_label="Open run report",
@@ -1000,13 +1016,15 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         return kept, len(found) - len(kept)
 
     kept, excluded = candidates(data, lambda kind: True)
+    unread = list(data.unread_snapshots)
     for part in parts:
         part_kept, part_excluded = candidates(part, lambda kind: kind in TENANT_PART_KINDS)
         kept += part_kept
         excluded += part_excluded
+        unread += part.unread_snapshots
     if rules.enabled("run-summary"):
         open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)
-        kept.append(run_summary_alert(data, links, open_alerts=open_alerts))
+        kept.append(run_summary_alert(data, links, open_alerts=open_alerts, unread=unread))
     # the alerts hold the facts they share; the cache that found them equal is not kept past the run
     _shared_fact.cache_clear()
     return BuiltAlerts(tuple(sorted(kept, key=sort_key)), excluded)

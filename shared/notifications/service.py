@@ -263,6 +263,7 @@ def iter_run_parts(runs: RunRepository, snapshots: SnapshotRepository, config: S
             read = list(pool.map(snapshot, collected)) if with_snapshots else []
             # keyed by the rows' ids: the alerts keep their tenant's id, and then keep that one string
             kept = {t: s for t, s in zip(collected, read, strict=False) if s is not None}  # read: none or all
+            unread = tuple(t for t, s in zip(collected, read, strict=False) if s is None)
             unlinked = [u for _tenant, (_found, tenant_unlinked) in reconciled for u in tenant_unlinked]
             pairs = sorted({(u.tenant_id, u.sku_id) for u in unlinked})
             new_skus: dict[str, set[str]] = {}
@@ -278,6 +279,7 @@ def iter_run_parts(runs: RunRepository, snapshots: SnapshotRepository, config: S
                 unlinked=tuple(unlinked), snapshots=kept,
                 new_skus={t: frozenset(s) for t, s in new_skus.items()}, licences=tuple(licences),
                 renewals=tuple(renewals(licences, request.requested_at.date(), days)) if request else (),
+                unread_snapshots=unread,
             )
 
 
@@ -296,6 +298,7 @@ def gather_run_data(runs: RunRepository, snapshots: SnapshotRepository, config: 
         new_skus={t: s for p in parts for t, s in p.new_skus.items()},
         licences=tuple(sorted((line for p in parts for line in p.licences), key=line_order)),
         renewals=tuple(sorted((r for p in parts for r in p.renewals), key=renewal_order)),
+        unread_snapshots=tuple(t for p in parts for t in p.unread_snapshots),
     )
 
 

@@ -303,6 +303,30 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
     assert teams.at == DAY_1
 
 
+def test_a_snapshot_that_cannot_be_read_leaves_its_alerts_out_and_the_run_summary_says_so(env: Env) -> None:
+    """The licence alerts of a tenant whose snapshot cannot be read when the run is told of are
+    missing: the message says which tenants, so that a person does not take it as complete."""
+    from shared.adapters.tables import row_range
+    from shared.notifications.sample import FABRIKAM
+
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    snapshots = env.store.table("snapshots")
+    parts = list(row_range(snapshots, FABRIKAM, f"{run}~", f"{run}~~"))
+    assert parts, "the sample run stores Fabrikam's snapshot document"
+    for entity in parts:  # its header stays: the document it points to is gone
+        snapshots.delete_entity(entity["PartitionKey"], entity["RowKey"])
+
+    result = env.notify(run)
+    assert result.alerts == 8, "Fabrikam's unused-licence and shared-mailbox alerts are left out"
+    text = env.mail()[0]["text"]
+    assert "UNUSED LICENCES" not in text and "SHARED MAILBOXES HOLDING A LICENCE" not in text
+    assert "RUN PARTIAL: 2 CHANGES APPLIED, 1 BILLING PROBLEM; LICENCE ALERTS OF 1 TENANT LEFT OUT" in text
+    assert ("- Licence alerts left out: 1 tenant (Fabrikam Ltd): their snapshots could not be read when the run "
+            "was told of; see the run report, or run seatsync notify again") in text
+    assert "Licence alerts left out" in " ".join(texts(env.posts()[0]["cards"][0]))
+
+
 def test_the_same_run_again_sends_nothing_and_the_next_days_run_only_what_is_due(env: Env) -> None:
     env.configure(BOTH)
     run = env.store_run(sample_run_data(DAY_1))
