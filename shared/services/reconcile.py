@@ -449,8 +449,11 @@ def _margin(sums: dict[str, Any]) -> str:
     """The margin total, saying when some licences are in the revenue or the cost but not in it
     (so that it is not read as the one less the other)."""
     left_out = sums.get("licencesWithoutMargin", 0)
-    return _sum(sums["margin"]) + (f" (without the {left_out} licence(s) that have a revenue or a cost but not both)"
-                                   if left_out else "")
+    if not left_out:
+        return _sum(sums["margin"])
+    if not sums["margin"]:
+        return "- (no licence has both a revenue and a cost)"
+    return f"{_sum(sums['margin'])} (without the {left_out} licence(s) that have a revenue or a cost but not both)"
 
 
 def _found(sums: dict[str, Any]) -> str:

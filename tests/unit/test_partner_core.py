@@ -435,3 +435,4 @@ def test_seats_without_a_known_price_or_cost_are_counted_and_said_never_valued_a
     assert f"margin {sums.margin['USD'].amount:,} USD (without the 2 licence(s) that have a revenue or a cost but " \
            "not both)" in mixed
     assert "without the" not in text(priced)
+    assert "margin - (no licence has both a revenue and a cost)" in text(unpriced, uncosted)
