@@ -327,7 +327,7 @@ def totals(lines: Iterable[LicenceLine]) -> ReconciliationTotals:
         reducible_seats += line.reducible_seats
         found_unpriced += line.found_seats if line.found is None else 0
         unused_uncosted += line.unused if line.leaking is None else 0
-        unmargined += line.margin is None and (line.revenue is not None or line.cost is not None)
+        unmargined += 1 if line.margin is None and (line.revenue is not None or line.cost is not None) else 0
     return ReconciliationTotals(revenue, cost, margin, found, leaking, reducible, found_seats, unused,
                                 reducible_seats, found_unpriced, unused_uncosted, unmargined)
 
