@@ -56,7 +56,7 @@ def overview(runs: RunRepository, decisions: DecisionRepository, config: SeatSyn
     this_run = replace(digest.money, held_decreases=held) if digest else Money(held_decreases=held)
     month = month_money(runs, config, now)
     month.held_decreases = held
-    month.unused_licences = this_run.unused_licences
+    month.unused_licences, month.unused_unpriced = this_run.unused_licences, this_run.unused_unpriced
     return {"report": head, "attention": attention, "pendingApprovals": pending,
             "unlinked": digest.unlinked if digest else 0,
             "money": {"run": this_run.to_json(), "month": month.to_json()},

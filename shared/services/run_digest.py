@@ -44,16 +44,18 @@ class Money:
     held_decreases: Decimal = Decimal(0)
     unused_licences: Decimal = Decimal(0)
     unpriced: int = field(default=0)  # changes whose unit price is unknown: not in the sums
+    unused_unpriced: int = field(default=0)  # unused seats whose unit price is unknown: not in unused_licences
 
     def to_json(self) -> dict[str, Any]:
         return {"recurringChange": str(self.recurring_change), "prorated": str(self.prorated),
                 "heldDecreases": str(self.held_decreases), "unusedLicences": str(self.unused_licences),
-                "unpriced": self.unpriced}
+                "unpriced": self.unpriced, "unusedUnpriced": self.unused_unpriced}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Money:
         return cls(Decimal(data["recurringChange"]), Decimal(data["prorated"]), Decimal(data["heldDecreases"]),
-                   Decimal(data["unusedLicences"]), int(data["unpriced"]))
+                   Decimal(data["unusedLicences"]), int(data["unpriced"]),
+                   int(data.get("unusedUnpriced", 0)))  # digests stored before it was counted have none
 
 
 def prices_of(rows: list[ReconciliationRow]) -> dict[LineKey, Decimal]:
@@ -81,8 +83,11 @@ def money_of(changes: Iterable[PlannedChange], rows: Iterable[ReconciliationRow]
     money = Money()
     rows = list(rows)
     for row in rows:
-        if row.purchased is not None and row.unit_price is not None and row.purchased > row.counted:
-            money.unused_licences += (row.purchased - row.counted) * row.unit_price
+        if row.purchased is not None and row.purchased > row.counted:
+            if row.unit_price is None:
+                money.unused_unpriced += row.purchased - row.counted
+            else:
+                money.unused_licences += (row.purchased - row.counted) * row.unit_price
     prices = prices if prices is not None else prices_of(rows)
     for change in changes:
         if change.status not in _COUNTED:
@@ -191,7 +196,9 @@ def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | No
         for licence in licences:
             unlinked[licence.tenant_id] = unlinked.get(licence.tenant_id, 0) + 1
         prices.update(prices_of(rows))
-        unused.unused_licences += money_of((), rows, prices).unused_licences
+        tenant_unused = money_of((), rows, prices)
+        unused.unused_licences += tenant_unused.unused_licences
+        unused.unused_unpriced += tenant_unused.unused_unpriced
     entries = tenant_entries(runs, run_id, names, started or runs.started(run_id))
     tenants = tuple(sorted((TenantDigest(
         tenant_id=t["tenantId"], name=t["name"], status=t["status"],
@@ -199,7 +206,7 @@ def compute_digest(runs: RunRepository, run_id: str, config: SeatSyncConfig | No
         unlinked=unlinked.get(t["tenantId"], 0), reasons=_reasons(t)) for t in entries),
         key=lambda t: names.get(t.tenant_id, t.tenant_id)))
     money = money_of((change for change, _error in runs.iter_changes(run_id)), (), prices)
-    money.unused_licences = unused.unused_licences
+    money.unused_licences, money.unused_unpriced = unused.unused_licences, unused.unused_unpriced
     return RunDigest(run_id, tenants, money, prices, sum(unlinked.values()))
 
 
