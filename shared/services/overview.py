@@ -16,10 +16,13 @@ from shared.services.report import report_head
 from shared.services.run_digest import LineKey, Money, run_digest
 
 
-def held_value(decisions: DecisionRepository, prices: dict[LineKey, Decimal] | None = None) -> tuple[Decimal, int]:
+def held_value(decisions: DecisionRepository, prices: dict[LineKey, Decimal] | None = None
+               ) -> tuple[Decimal, int, int]:
     """What the pending held decreases would take off the monthly bill (at the change's unit
-    price, else the line's price in the latest run), and how many there are."""
+    price, else the line's price in the latest run), how many there are, and how many of them
+    have no known price (not in the value, and said so rather than valued at zero)."""
     total = Decimal(0)
+    unpriced = 0
     pending = decisions.approvals("pending")
     for record in pending:
         change = record.change
@@ -27,7 +30,9 @@ def held_value(decisions: DecisionRepository, prices: dict[LineKey, Decimal] | N
             (prices or {}).get((change.psa, change.agreement_id, change.line_id or ""))
         if price is not None and change.old_quantity is not None:
             total += (change.old_quantity - change.new_quantity) * price
-    return total, len(pending)
+        else:
+            unpriced += 1
+    return total, len(pending), unpriced
 
 
 def month_money(runs: RunRepository, config: SeatSyncConfig, now: datetime) -> Money:
@@ -52,12 +57,12 @@ def overview(runs: RunRepository, decisions: DecisionRepository, config: SeatSyn
     digest = run_digest(runs, latest, config) if latest else None
     attention = [{"tenantId": t.tenant_id, "name": t.name, "status": t.status, "reasons": list(t.reasons)}
                  for t in digest.attention] if digest else []
-    held, pending = held_value(decisions, digest.prices if digest else None)
+    held, pending, held_unpriced = held_value(decisions, digest.prices if digest else None)
     this_run = replace(digest.money, held_decreases=held) if digest else Money(held_decreases=held)
     month = month_money(runs, config, now)
     month.held_decreases = held
     month.unused_licences, month.unused_unpriced = this_run.unused_licences, this_run.unused_unpriced
     return {"report": head, "attention": attention, "pendingApprovals": pending,
             "unlinked": digest.unlinked if digest else 0,
-            "money": {"run": this_run.to_json(), "month": month.to_json()},
+            "money": {"run": this_run.to_json(), "month": month.to_json(), "heldUnpriced": held_unpriced},
             "currency": config.notifications.currency}

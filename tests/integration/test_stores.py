@@ -476,3 +476,25 @@ def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once
     assert services._started is None
     again = services.started(request.run_id)
     assert again is not found[0] and again == found[0]
+
+
+def test_the_value_of_held_decreases_counts_those_with_no_known_price_apart(store: TableStore) -> None:
+    """The overview's held decreases are valued at the change's price, else the line's in the last
+    run: one with neither is counted apart (the page says how many), not valued at zero."""
+    from decimal import Decimal
+
+    from shared.services.overview import held_value
+
+    decisions = DecisionRepository(store)
+
+    def decrease(change_id: str, line: str, price: str | None) -> PlannedChange:
+        return PlannedChange(change_id=change_id, kind=ChangeKind.SET_QUANTITY, tenant_id=TENANT, company_id="19",
+                             psa="cw", agreement_id="100", line_id=line, sku_id=SPB, old_quantity=25,
+                             new_quantity=18, reason="above the safety limit", mapping_key=f"m{line}",
+                             hold_key=f"h{change_id}", unit_price=None if price is None else Decimal(price))
+
+    at = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    for change in (decrease("c1", "500", "22.00"), decrease("c2", "501", None), decrease("c3", "502", None)):
+        assert decisions.hold(change, "20261125T020000Z-0000000a", at)
+    assert held_value(decisions, {("cw", "100", "501"): Decimal("4.00")}) == (Decimal("182.00"), 3, 1)
+    assert held_value(decisions) == (Decimal("154.00"), 3, 2)

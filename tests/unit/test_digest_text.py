@@ -75,8 +75,9 @@ def test_the_overview_says_how_many_unused_seats_its_value_leaves_out() -> None:
         return templates().get_template("overview.html").render(
             caller=SimpleNamespace(kind="entra", name="Dana", role=None, signed_in=True), csrf="x", partial=False,
             title="Overview", active="", report=None, attention=[], pendingApprovals=0, unlinked=0,
-            money={"run": money, "month": money}, currency="USD")
+            money={"run": money, "month": money, "heldUnpriced": unused_unpriced // 2}, currency="USD")
 
     note = "4 unused seat(s) have no known unit price and are not in the unused licences' value."
     assert note in page(4)
+    assert "2 held decrease(s) have no known unit price and are not in their value." in page(4)
     assert "unused seat(s) have no known unit price" not in page(0)
