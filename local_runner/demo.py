@@ -124,8 +124,11 @@ def halo_state_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
+PSA_TICKETS = ("connectwise", "autotask", "halopsa")
+
+
 def notification_lines(emulators: RunningEmulators) -> list[str]:
-    """What the Teams channel and the mailboxes received."""
+    """What the Teams channel and the mailboxes received, and the tickets kept in the PSA."""
     lines: list[str] = []
     if "teams" in emulators.running:
         for post in emulators.emulator("teams").state()["posts"]:
@@ -135,6 +138,11 @@ def notification_lines(emulators: RunningEmulators) -> list[str]:
     if "graph" in emulators.running:
         for mail in emulators.emulator("graph").state().get("sentMail", []):
             lines.append(f"  email from {mail['sender']} to {', '.join(mail['to'])}: {mail['subject']}")
+    for psa in PSA_TICKETS:
+        if psa in emulators.running:
+            for ticket in emulators.emulator(psa).state().get("tickets", []):
+                number = ticket.get("ticketNumber") or ticket["id"]
+                lines.append(f"  {psa} ticket {number}: {ticket.get('summary') or ticket.get('title')}")
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -79,6 +80,21 @@ class Msp:
     def cw_writes(self) -> int:
         return sum(1 for r in self.emulators.emulator("connectwise").requests_log()
                    if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].startswith("/_admin"))
+
+
+PSA_READS = re.compile(r"/query(/next|/count)?$|/auth/token$", re.IGNORECASE)
+"""POSTs that read: Autotask's queries and the token requests."""
+ALERT_TICKETS = re.compile(r"/service/tickets|/Tickets|/api/Actions", re.IGNORECASE)
+"""The alerts' tickets and their notes (``notifications.psaTickets``): not billing."""
+
+
+def billing_writes(emulator: Any) -> int:
+    """Requests that change what a PSA emulator bills or holds of the customers: its writes,
+    without the reads sent as POSTs, its admin endpoints and the alerts' tickets."""
+    return sum(1 for entry in emulator.requests_log()
+               if not entry["path"].startswith("/_admin") and not ALERT_TICKETS.search(entry["path"])
+               and (entry["method"] in ("PATCH", "PUT", "DELETE")
+                    or (entry["method"] == "POST" and not PSA_READS.search(entry["path"]))))
 
 
 def sample_scenario(psa: str = "connectwise") -> tuple[dict[str, Any], str]:

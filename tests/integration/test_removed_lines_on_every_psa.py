@@ -17,7 +17,7 @@ import pytest
 
 from local_runner.azurite import Azurite
 from shared.adapters.tables import TableStore
-from tests.integration.msp import NOW, PROSEWARE, Msp, running_msp, sample_scenario
+from tests.integration.msp import NOW, PROSEWARE, Msp, billing_writes, running_msp, sample_scenario
 from tests.integration.test_third_party_clients import drive
 
 pytestmark = pytest.mark.integration
@@ -85,9 +85,7 @@ def scenario_of(psa: str) -> tuple[dict[str, Any], str]:
 
 
 def writes(msp: Msp, psa: str) -> int:
-    return sum(1 for r in msp.emulators.emulator(psa).requests_log()
-               if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].startswith("/_admin")
-               and "/query" not in r["path"] and "/auth/token" not in r["path"])
+    return billing_writes(msp.emulators.emulator(psa))
 
 
 @pytest.mark.parametrize("psa", ["connectwise", "autotask", "halopsa"])

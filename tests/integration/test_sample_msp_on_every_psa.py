@@ -18,7 +18,7 @@ import pytest
 from local_runner.azurite import Azurite
 from local_runner.demo import run_demo
 from shared.adapters.tables import TableStore
-from tests.integration.msp import NOW, TAILSPIN, Msp, running_msp, sample_scenario
+from tests.integration.msp import NOW, TAILSPIN, Msp, billing_writes, running_msp, sample_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -291,15 +291,8 @@ def agreement_lines(msp: Msp, psa: str, agreement_id: int) -> list[dict[str, Any
     return [ln for invoice in state["recurringInvoices"] if invoice["id"] == agreement_id for ln in invoice["lines"]]
 
 
-READS = re.compile(r"/query(/next|/count)?$|/auth/token$", re.IGNORECASE)
-
-
 def psa_writes(msp: Msp, psa: str) -> int:
-    """Requests that change something in the PSA (reads, Autotask queries and Halo tokens aside)."""
-    return sum(1 for entry in msp.emulators.emulator(psa).requests_log()
-               if not entry["path"].startswith("/_admin")
-               and (entry["method"] in ("PATCH", "PUT", "DELETE")
-                    or (entry["method"] == "POST" and not READS.search(entry["path"]))))
+    return billing_writes(msp.emulators.emulator(psa))
 
 
 @pytest.mark.parametrize("psa", PSAS)
@@ -357,6 +350,28 @@ def test_the_sample_msp_syncs_the_same_on_every_psa(psa: str, azurite: Azurite, 
         assert agreement_lines(msp, psa, TAILSPIN_AGREEMENT[psa]) == tailspin_before, "Tailspin's lines are untouched"
 
 
+SAMPLE_TICKETS = [
+    "Tenants SeatSync cannot sign in to - Tailspin Toys", "Billing problems - Woodgrove Bank",
+    "Changes held for approval - Woodgrove Bank", "Changes held for approval - Wingtip Toys",
+    "Tenants whose decreases wait for a person - Wingtip Toys"]
+"""The tickets the sample's first run opens in its PSA (``notifications.psaTickets``): one for each
+alert of the kinds it names, in the customer's company."""
+
+
+def demo_tickets(text: str, psa: str) -> list[str]:
+    """The tickets the demo found in the PSA after the run, read back from the emulator."""
+    return [m.group(1) for m in re.finditer(rf"^  {psa} ticket \S+: SeatSync: (.+) \[SeatSync [0-9a-f]{{12}}\]$", text,
+                                             re.MULTILINE)]
+
+
+def test_the_demo_on_connectwise_opens_a_ticket_for_each_alert_its_sample_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("local_runner.demo.WORK_DIR", tmp_path / ".seatsync")
+    out = io.StringIO()
+    assert run_demo(psa="connectwise", out=out) == 0
+    assert demo_tickets(out.getvalue(), "connectwise") == SAMPLE_TICKETS
+
+
 @pytest.mark.parametrize("psa", ["autotask", "halopsa"])
 def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,6 +399,7 @@ def test_the_demo_runs_the_sample_on_autotask_and_halo(psa: str, tmp_path: Path,
     tagged = [row for row in bills if row.endswith("(SeatSync)")]
     assert [re.split(r"\s{2,}", row.strip())[0] for row in tagged] == ["Fabrikam Managed Services",
                                                                        "Proseware Microsoft 365"]
+    assert demo_tickets(text, psa) == SAMPLE_TICKETS
     if psa == "autotask":
         assert re.search(r"Exchange Online \(Plan 1\)\s+5\s+4\.00  \(4 units from \d{4}-\d{2}-01\)", text)
     else:
