@@ -78,8 +78,8 @@ class Msp:
         decide(self.services.decisions, self.services.config(), hold_key, approve, by, comment, NOW)
 
     def cw_writes(self) -> int:
-        return sum(1 for r in self.emulators.emulator("connectwise").requests_log()
-                   if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and not r["path"].startswith("/_admin"))
+        """What SeatSync wrote to ConnectWise's billing and contacts (``billing_writes``)."""
+        return billing_writes(self.emulators.emulator("connectwise"))
 
 
 PSA_READS = re.compile(r"/query(/next|/count)?$|/auth/token$", re.IGNORECASE)
