@@ -34,7 +34,7 @@ from shared.adapters.tables import TableStore
 from shared.bootstrap import default_psa_factory
 from shared.services.report import build_report
 from tests.integration import realistic_msp as rm
-from tests.integration.msp import Msp, running_msp, seatsync_paused_at
+from tests.integration.msp import Msp, billing_writes, running_msp, seatsync_paused_at
 from tests.integration.test_third_party_clients import drive
 from tests.notification_support import texts
 
@@ -45,7 +45,6 @@ BP, EXO, E3, BS = ("Microsoft 365 Business Premium", "Exchange Online (Plan 1)",
                    "Microsoft 365 Business Standard")
 NOV_20, NOV_21, NOV_22, DEC_1, DEC_10 = (date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22),
                                          date(2026, 12, 1), date(2026, 12, 10))
-WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
 # --------------------------------------------------------------------------- the MSP on one PSA
@@ -82,9 +81,7 @@ class Shop:
         return self.msp.sync(tenants=list(tenants) or None, dry_run=dry_run)
 
     def psa_writes(self) -> int:
-        return sum(1 for r in self.emulator.requests_log()
-                   if r["method"] in WRITES and not r["path"].startswith(("/_admin", "/auth"))
-                   and not r["path"].lower().endswith(("/query", "/query/next", "/query/count")))
+        return billing_writes(self.emulator)
 
     def cards(self) -> list[list[str]]:
         """Every card posted to the billing channel so far, as its lines."""
