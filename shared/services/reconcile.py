@@ -448,7 +448,7 @@ def _valued(seats: int, unvalued: int, amounts: list[dict[str, Any]], price: str
 def _margin(sums: dict[str, Any]) -> str:
     """The margin total, saying when some licences are in the revenue or the cost but not in it
     (so that it is not read as the one less the other)."""
-    left_out = sums.get("licencesWithoutMargin", 0)
+    left_out = sums["licencesWithoutMargin"]
     if not left_out:
         return _sum(sums["margin"])
     if not sums["margin"]:
@@ -457,11 +457,11 @@ def _margin(sums: dict[str, Any]) -> str:
 
 
 def _found(sums: dict[str, Any]) -> str:
-    return _valued(sums["moneyFoundSeats"], sums.get("moneyFoundUnpricedSeats", 0), sums["moneyFound"], "price")
+    return _valued(sums["moneyFoundSeats"], sums["moneyFoundUnpricedSeats"], sums["moneyFound"], "price")
 
 
 def _leaking(sums: dict[str, Any]) -> str:
-    return _valued(sums["unusedSeats"], sums.get("unusedUncostedSeats", 0), sums["moneyLeaking"], "cost")
+    return _valued(sums["unusedSeats"], sums["unusedUncostedSeats"], sums["moneyLeaking"], "cost")
 
 
 def render_sections(money: dict[str, Any], summary: bool = False) -> list[str]:
