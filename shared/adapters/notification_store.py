@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -81,37 +81,34 @@ class NotificationRepository:
         self._table = store.table("notifications")
 
     # what was sent ---------------------------------------------------------------------------
-    def sent(self, channel: str, keys: Mapping[str, str] | None = None,
-             stale_before: datetime | None = None) -> dict[str, SentRecord]:
-        """The last delivery of every alert to ``channel``, by alert key. With ``keys`` (each
-        alert key to itself), only the records of those alerts, holding the caller's key string,
-        and the records last sent before ``stale_before`` (for ``prune``): a channel's history of
-        thousands of alerts is read to decide about the run's alerts, and a record of an alert the
-        run does not raise decides nothing."""
-        records: dict[str, SentRecord] = {}
-        # a delivery's records have one run and one time, and there are a few kinds: one object each
+    def sent(self, channel: str) -> dict[str, SentRecord]:
+        """The last delivery of every alert to ``channel``, by alert key (the ticket channel's
+        history; the message channels' is read as a stream, ``iter_sent``)."""
+        return {record.key: record for _row, record in self.iter_sent(channel)}
+
+    def iter_sent(self, channel: str) -> Iterator[tuple[str, SentRecord]]:
+        """The last delivery of every alert to ``channel`` with its row key, in row key order (the
+        order of ``AlertSpool.read``), a page at a time: nothing of the history is held."""
         times: dict[str, datetime] = {}
         names: dict[str, str] = {}
-        # a page of 200 and only what a record keeps: a large MSP's history has thousands of rows, each
-        # with the alert's title (for a person reading the table) that the history does not need
         for entity in partition(self._table, f"sent~{channel}", page_size=LARGE_ROWS_PAGE,
-                                select=("Key", "Fingerprint", "SentAt", "RunId", "Kind")):
+                                select=("RowKey", "Key", "Fingerprint", "SentAt", "RunId", "Kind")):
             sent_at = str(entity["SentAt"])
             if sent_at not in times:
+                if len(times) > 64:  # a few deliveries share the rows of a page; keep only the last few
+                    times.clear()
                 times[sent_at] = datetime.fromisoformat(sent_at)
-            key = str(entity["Key"])
-            if keys is not None:
-                wanted = keys.get(key)
-                if wanted is not None:
-                    key = wanted
-                elif stale_before is None or times[sent_at] >= stale_before:
-                    continue
             run_id, kind = str(entity["RunId"]), str(entity.get("Kind") or "")
-            record = SentRecord(key=key, fingerprint=str(entity["Fingerprint"]),
-                                sent_at=times[sent_at], run_id=names.setdefault(run_id, run_id),
-                                kind=names.setdefault(kind, kind))
-            records[record.key] = record
-        return records
+            if len(names) > 256:
+                names.clear()
+            yield str(entity["RowKey"]), SentRecord(
+                key=str(entity["Key"]), fingerprint=str(entity["Fingerprint"]), sent_at=times[sent_at],
+                run_id=names.setdefault(run_id, run_id), kind=names.setdefault(kind, kind))
+
+    def prune_rows(self, channel: str, row_keys: Iterable[str]) -> int:
+        """Delete the history rows ``row_keys`` of ``channel`` (``iter_sent``'s row keys)."""
+        return submit_streamed(self._table, (("delete", {"PartitionKey": f"sent~{channel}", "RowKey": row})
+                                             for row in row_keys))
 
     def record_sent(self, channel: str, run_id: str, alerts: Iterable[Alert], sent_at: datetime) -> None:
         pk = f"sent~{channel}"

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.config.notifications import ALERT_KINDS, RUN_KINDS, AlertKind, NotificationSettings
@@ -960,9 +961,27 @@ TENANT_PART_KINDS: frozenset[AlertKind] = frozenset({
 tenants in parts (``build_alerts``'s ``parts``); the others read the run as a whole."""
 
 
+@dataclass
+class AlertTally:
+    """What ``iter_alerts`` counted as it went: the alerts it made and the exclusions that took."""
+
+    alerts: int = 0
+    excluded: int = 0
+
+
 def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
                  config: SeatSyncConfig | None = None, parts: Iterable[RunData] = ()) -> BuiltAlerts:
-    """Every enabled alert of a run, exclusions applied, in display order.
+    """Every enabled alert of a run, exclusions applied, in display order (``iter_alerts``, held)."""
+    tally = AlertTally()
+    alerts = sorted(iter_alerts(data, settings, links, config, parts, tally), key=sort_key)
+    return BuiltAlerts(tuple(alerts), tally.excluded)
+
+
+def iter_alerts(data: RunData, settings: NotificationSettings, links: Links, config: SeatSyncConfig | None = None,
+                parts: Iterable[RunData] = (), tally: AlertTally | None = None) -> Iterator[Alert]:
+    """Every enabled alert of a run, exclusions applied, as they are made (not in display order):
+    the whole run's kinds, then each part's tenant kinds, then the run's summary. ``tally``
+    counts them and the exclusions.
 
     ``parts``: the run's tenants, a few at a time, each with their reconciliation, licences and
     snapshots (``TENANT_PART_KINDS`` are built from each part as it comes, and the part let go), so
@@ -1015,19 +1034,25 @@ def build_alerts(data: RunData, settings: NotificationSettings, links: Links,
         kept = [a for a in found if not settings.excluded(a.kind, a.tenant_id, a.sku_id, a.problem)]
         return kept, len(found) - len(kept)
 
-    kept, excluded = candidates(data, lambda kind: True)
+    tally = tally if tally is not None else AlertTally()
+    open_alerts = 0
     unread = list(data.unread_snapshots)
-    for part in parts:
-        part_kept, part_excluded = candidates(part, lambda kind: kind in TENANT_PART_KINDS)
-        kept += part_kept
-        excluded += part_excluded
-        unread += part.unread_snapshots
-    if rules.enabled("run-summary"):
-        open_alerts = sum(1 for a in kept if a.kind not in RUN_KINDS)
-        kept.append(run_summary_alert(data, links, open_alerts=open_alerts, unread=unread))
-    # the alerts hold the facts they share; the cache that found them equal is not kept past the run
-    _shared_fact.cache_clear()
-    return BuiltAlerts(tuple(sorted(kept, key=sort_key)), excluded)
+    try:
+        for of, kinds in chain([(data, lambda kind: True)],
+                               ((part, TENANT_PART_KINDS.__contains__) for part in parts)):
+            kept, excluded = candidates(of, kinds)
+            tally.excluded += excluded
+            tally.alerts += len(kept)
+            open_alerts += sum(1 for a in kept if a.kind not in RUN_KINDS)
+            if of is not data:
+                unread += of.unread_snapshots
+            yield from kept
+        if rules.enabled("run-summary"):
+            tally.alerts += 1
+            yield run_summary_alert(data, links, open_alerts=open_alerts, unread=unread)
+    finally:
+        # the alerts hold the facts they share; the cache that found them equal is not kept past the run
+        _shared_fact.cache_clear()
 
 
 def count_by_kind(alerts: Sequence[Alert]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from shared.config.notifications import AlertKind, EmailChannel, NotificationSet
 from shared.errors import GraphError, SeatSyncError
 from shared.notifications.alerts import Alert
 from shared.notifications.ports import Delivered, DeliveryError, MailSender, Notifier
-from shared.notifications.render import MessageContext, message_bytes, render_card, render_email
+from shared.notifications.render import AlertMessage, MessageContext, message_bytes, render_card, render_email
 from shared.ports import SecretReader
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class TeamsNotifier:
     def accepts(self, kind: AlertKind) -> bool:
         return not self.channel.kinds or kind in self.channel.kinds
 
-    def send(self, alerts: Sequence[Alert], context: MessageContext) -> Delivered:
+    def send(self, alerts: Sequence[Alert] | AlertMessage, context: MessageContext) -> Delivered:
         message = render_card(alerts, context, max_items=self._max_items)
         try:
             url = self._secrets.get(self.channel.webhook.reference)
@@ -75,7 +75,7 @@ class EmailNotifier:
     def accepts(self, kind: AlertKind) -> bool:
         return not self.channel.kinds or kind in self.channel.kinds
 
-    def send(self, alerts: Sequence[Alert], context: MessageContext) -> Delivered:
+    def send(self, alerts: Sequence[Alert] | AlertMessage, context: MessageContext) -> Delivered:
         email = render_email(alerts, context, max_items=self._max_items,
                              subject_prefix=self.channel.subject_prefix)
         try:

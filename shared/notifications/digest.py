@@ -19,7 +19,7 @@ runs' digest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -80,3 +80,20 @@ def select_due(alerts: Sequence[Alert], history: Mapping[str, SentRecord], *,
                                run_id=run_id, zone=zone) else suppressed
         target.append(alert)
     return DigestDecision(tuple(due), tuple(suppressed))
+
+
+def join_history(alerts: Iterable[tuple[str, Alert]],
+                 history: Iterable[tuple[str, SentRecord]]) -> Iterator[tuple[Alert, SentRecord | None]]:
+    """Each alert with its channel's record of it (None: never sent there), from two streams in
+    the order of their row keys (a hash of the alert's key: ``AlertSpool.read`` and
+    ``NotificationRepository.iter_sent``), so that neither is held. The whole history is read,
+    also past the last alert, for whoever watches it for rows to prune."""
+    records = iter(history)
+    current = next(records, None)
+    for row, alert in alerts:
+        while current is not None and current[0] < row:
+            current = next(records, None)
+        found = current is not None and current[0] == row and current[1].key == alert.key
+        yield alert, current[1] if found and current is not None else None
+    for _ in records:
+        pass

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 from shared.config.notifications import AlertKind
 from shared.errors import SeatSyncError
 from shared.notifications.alerts import Alert
-from shared.notifications.render import MessageContext
+from shared.notifications.render import AlertMessage, MessageContext
 
 
 class DeliveryError(SeatSyncError):
@@ -44,7 +44,7 @@ class Notifier(Protocol):
 
     def accepts(self, kind: AlertKind) -> bool: ...
 
-    def send(self, alerts: Sequence[Alert], context: MessageContext) -> Delivered:
+    def send(self, alerts: Sequence[Alert] | AlertMessage, context: MessageContext) -> Delivered:
         """Deliver one message; raise ``DeliveryError`` when it cannot be delivered."""
         ...
 

@@ -13,15 +13,16 @@ ActionSet and Action.OpenUrl.
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from shared.config.notifications import RUN_KINDS, AlertKind
-from shared.notifications.alerts import KIND_ORDER, KINDS, Alert, Fact, Severity, plural
+from shared.notifications.alerts import KIND_ORDER, KINDS, Alert, Fact, Severity, plural, sort_key
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -46,15 +47,23 @@ class MessageContext:
     """A line shown above everything, e.g. that this is a preview or a test."""
 
 
+_SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "warning", "info")
+
+
 @dataclass(frozen=True)
 class AlertGroup:
-    kind: AlertKind
-    alerts: tuple[Alert, ...]
+    """The alerts of one kind in a message: the first of them in display order (``shown``, at
+    least as many as the message lists) and how many there are in all (``count``) and how grave
+    the gravest is (``severity``). A group of thousands of alerts is sent without holding them."""
 
-    @property
-    def severity(self) -> Severity:
-        order: list[Severity] = ["critical", "warning", "info"]
-        return min((a.severity for a in self.alerts), key=order.index)
+    kind: AlertKind
+    shown: tuple[Alert, ...]
+    count: int
+    severity: Severity
+
+    @classmethod
+    def of(cls, kind: AlertKind, alerts: Sequence[Alert]) -> AlertGroup:
+        return cls(kind, tuple(alerts), len(alerts), gravest(a.severity for a in alerts))
 
     @property
     def run_level(self) -> bool:
@@ -63,22 +72,89 @@ class AlertGroup:
     @property
     def heading(self) -> str:
         if self.run_level:
-            return self.alerts[0].title
-        return f"{KINDS[self.kind].label} ({len(self.alerts)})"
+            return self.shown[0].title
+        return f"{KINDS[self.kind].label} ({self.count})"
 
     @property
     def action_text(self) -> str:
-        return self.alerts[0].action_text if self.run_level else KINDS[self.kind].action
+        return self.shown[0].action_text if self.run_level else KINDS[self.kind].action
 
     def buttons(self, shown: int, skip_url: str | None) -> list[tuple[str, str]]:
         """Distinct links of the shown items, at most ``BUTTONS_PER_GROUP``."""
         links: list[tuple[str, str]] = []
-        for alert in self.alerts[: max(shown, 1)]:
+        for alert in self.shown[: max(shown, 1)]:
             if alert.action_url and alert.action_url != skip_url and alert.action_label:
                 link = (alert.action_label, alert.action_url)
                 if link not in links:
                     links.append(link)
         return links[:BUTTONS_PER_GROUP]
+
+
+def gravest(severities: Iterable[Severity]) -> Severity:
+    return min(severities, key=_SEVERITY_ORDER.index)
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """What one message tells, by kind in display order: what the card and the email are made
+    from. ``group_alerts`` makes it from alerts at hand; ``MessageBuilder`` from a stream."""
+
+    groups: tuple[AlertGroup, ...]
+
+    @property
+    def alerts(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    def first(self, kind: AlertKind) -> Alert | None:
+        return next((g.shown[0] for g in self.groups if g.kind == kind and g.shown), None)
+
+
+class MessageBuilder:
+    """An ``AlertMessage`` made from alerts one at a time, in any order: each kind keeps its count,
+    its gravest severity and its first ``keep`` alerts in display order (``sort_key``), so a
+    message about any number of alerts holds at most ``keep`` of each kind."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = max(keep, 1)
+        self._counts: dict[AlertKind, int] = {}
+        self._severity: dict[AlertKind, Severity] = {}
+        # per kind, the ``keep`` first alerts as a max-heap on their display order (negated by
+        # ``_Last``), so the one to drop when a smaller comes is at the top
+        self._first: dict[AlertKind, list[tuple[_Last, Alert]]] = {}
+        self._added = 0  # equal display keys (never two of a run's alerts) keep their arrival order
+
+    def add(self, alert: Alert) -> None:
+        kind = alert.kind
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        known = self._severity.get(kind)
+        self._severity[kind] = alert.severity if known is None else gravest((known, alert.severity))
+        heap = self._first.setdefault(kind, [])
+        self._added += 1
+        item = (_Last((*sort_key(alert), self._added)), alert)
+        if len(heap) < self._keep:
+            heapq.heappush(heap, item)
+        elif item[0] > heap[0][0]:  # comes before the last one kept
+            heapq.heapreplace(heap, item)
+
+    def message(self) -> AlertMessage:
+        groups = []
+        for kind in sorted(self._counts, key=KIND_ORDER.__getitem__):
+            shown = tuple(alert for _, alert in sorted(self._first[kind], key=lambda item: item[0].key))
+            groups.append(AlertGroup(kind, shown, self._counts[kind], self._severity[kind]))
+        return AlertMessage(tuple(groups))
+
+
+@dataclass(frozen=True, slots=True)
+class _Last:
+    """A display-order key that orders backwards, for ``MessageBuilder``'s max-heaps."""
+
+    key: tuple[int, str, str, str, int]
+
+    def __lt__(self, other: _Last) -> bool:
+        return self.key > other.key
+
+    def __gt__(self, other: _Last) -> bool:
+        return self.key < other.key
 
 
 @dataclass(frozen=True)
@@ -88,23 +164,28 @@ class RenderedEmail:
     text: str
 
 
-def group_alerts(alerts: Sequence[Alert]) -> list[AlertGroup]:
+def group_alerts(alerts: Sequence[Alert] | AlertMessage) -> AlertMessage:
+    """The message of ``alerts``, all of them shown (a message, as it is)."""
+    if isinstance(alerts, AlertMessage):
+        return alerts
     by_kind: dict[AlertKind, list[Alert]] = {}
     for alert in alerts:
         by_kind.setdefault(alert.kind, []).append(alert)
-    return [AlertGroup(kind, tuple(items)) for kind, items in sorted(by_kind.items(), key=lambda i: KIND_ORDER[i[0]])]
+    return AlertMessage(tuple(AlertGroup.of(kind, items)
+                              for kind, items in sorted(by_kind.items(), key=lambda i: KIND_ORDER[i[0]])))
 
 
-def headline(alerts: Sequence[Alert]) -> str:
+def headline(alerts: Sequence[Alert] | AlertMessage) -> str:
     """The message in a few words: a failed run first, else how many alerts, else the summary."""
-    failed = next((a for a in alerts if a.kind == "run-failed"), None)
-    others = sum(1 for a in alerts if a.kind not in RUN_KINDS)
+    message = group_alerts(alerts)
+    failed = message.first("run-failed")
+    others = sum(g.count for g in message.groups if not g.run_level)
     if failed is not None:
         text = failed.title.split(":")[0].lower()
         return text + (f", {plural(others, 'alert')}" if others else "")
     if others:
         return plural(others, "alert")
-    summary = next((a for a in alerts if a.kind == "run-summary"), None)
+    summary = message.first("run-summary")
     if summary is not None:
         return summary.title[0].lower() + summary.title[1:]
     return "nothing to report"
@@ -132,9 +213,9 @@ def _items(group: AlertGroup, max_items: int) -> tuple[list[Fact], int]:
     them), else one fact per alert, for the first ``max_items`` alerts only (a group of thousands
     of alerts shows a few and counts the rest)."""
     if group.run_level:
-        return list(group.alerts[0].facts), 0
-    shown = [Fact(a.subject, a.line) for a in group.alerts[:max_items]]
-    return shown, len(group.alerts) - len(shown)
+        return list(group.shown[0].facts), 0
+    shown = [Fact(a.subject, a.line) for a in group.shown[:max_items]]
+    return shown, group.count - len(shown)
 
 
 # --------------------------------------------------------------------------- Teams card
@@ -166,7 +247,7 @@ def _card_group(group: AlertGroup, max_items: int, buttons: bool, skip_url: str 
     return {"type": "Container", "separator": True, "spacing": "Medium", "items": items}
 
 
-def _card(alerts: Sequence[Alert], context: MessageContext, max_items: int, buttons: bool) -> dict[str, Any]:
+def _card(alerts: AlertMessage, context: MessageContext, max_items: int, buttons: bool) -> dict[str, Any]:
     body: list[dict[str, Any]] = []
     if context.banner:
         body.append(_text(context.banner, weight="Bolder", color="Warning", size="Small"))
@@ -174,7 +255,7 @@ def _card(alerts: Sequence[Alert], context: MessageContext, max_items: int, butt
         _text(f"SeatSync: {headline(alerts)}", size="Large", weight="Bolder", style="heading"),
         _text(subtitle(context), isSubtle=True, size="Small", spacing="None"),
     ]
-    body += [_card_group(g, max_items, buttons, context.report_url) for g in group_alerts(alerts)]
+    body += [_card_group(g, max_items, buttons, context.report_url) for g in alerts.groups]
     content: dict[str, Any] = {
         "$schema": CARD_SCHEMA, "type": "AdaptiveCard", "version": CARD_VERSION,
         "msteams": {"width": "Full"}, "body": body,
@@ -189,13 +270,14 @@ def message_bytes(message: dict[str, Any]) -> int:
     return len(json.dumps(message, ensure_ascii=False).encode("utf-8"))
 
 
-def render_card(alerts: Sequence[Alert], context: MessageContext, *, max_items: int = 5,
+def render_card(alerts: Sequence[Alert] | AlertMessage, context: MessageContext, *, max_items: int = 5,
                 byte_limit: int = CARD_BYTE_LIMIT) -> dict[str, Any]:
     """The Workflows message (``{"type": "message", "attachments": [card]}``), within ``byte_limit``."""
+    message_of = group_alerts(alerts)
     steps = [(max_items, True), (min(max_items, 3), True), (1, True), (1, False), (0, False)]
     message: dict[str, Any] = {}
     for items, buttons in steps:
-        message = _card(alerts, context, items, buttons)
+        message = _card(message_of, context, items, buttons)
         if message_bytes(message) <= byte_limit:
             return message
     return message
@@ -208,11 +290,12 @@ def _a(url: str, label: str) -> str:
     return f'<a href="{html.escape(url)}" style="color:#1f5fa8;">{html.escape(label)}</a>'
 
 
-def render_email(alerts: Sequence[Alert], context: MessageContext, *, max_items: int = 100,
+def render_email(alerts: Sequence[Alert] | AlertMessage, context: MessageContext, *, max_items: int = 100,
                  subject_prefix: str = "SeatSync") -> RenderedEmail:
-    title = f"SeatSync: {headline(alerts)}"
+    message = group_alerts(alerts)
+    title = f"SeatSync: {headline(message)}"
     local = context.generated_at.astimezone(context.zone)
-    subject = f"{subject_prefix}: {headline(alerts)} ({local:%d %b %Y})"
+    subject = f"{subject_prefix}: {headline(message)} ({local:%d %b %Y})"
     sub = subtitle(context)
     text: list[str] = []
     parts: list[str] = [
@@ -229,7 +312,7 @@ def render_email(alerts: Sequence[Alert], context: MessageContext, *, max_items:
     parts += [f'<h1 style="font-size:20px;margin:0 0 4px;">{html.escape(title)}</h1>',
               f'<p style="margin:0 0 8px;color:#616161;">{html.escape(sub)}</p>']
     text += [title, sub]
-    for group in group_alerts(alerts):
+    for group in message.groups:
         shown, more = _items(group, max_items)
         color = _HTML_COLORS[group.severity]
         parts.append(f'<h2 style="font-size:16px;margin:24px 0 8px;color:{color};">{html.escape(group.heading)}</h2>')
@@ -237,7 +320,7 @@ def render_email(alerts: Sequence[Alert], context: MessageContext, *, max_items:
         text += ["", group.heading.upper(), "-" * min(len(group.heading), 72)]
         for index, fact in enumerate(shown):
             link = ""
-            alert = None if group.run_level else group.alerts[index]
+            alert = None if group.run_level else group.shown[index]
             if alert is not None and alert.action_url and alert.action_label and alert.action_url != context.report_url:
                 link = f" ({_a(alert.action_url, alert.action_label)})"
             parts.append(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from shared.adapters.alert_spool import AlertSpool
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.notification_store import PRUNE_AFTER, DeliveryRecord, DeliveryStatus, NotificationRepository
 from shared.adapters.run_store import RunRepository
@@ -31,6 +32,7 @@ from shared.notifications.alerts import (
     ALERTED_CHANGES,
     DEFAULT_AUTHORITY,
     Alert,
+    AlertTally,
     BuiltAlerts,
     Links,
     RunData,
@@ -38,11 +40,21 @@ from shared.notifications.alerts import (
     build_alerts,
     count_by_kind,
     for_alerts,
+    iter_alerts,
+    sort_key,
 )
-from shared.notifications.digest import select_due
+from shared.notifications.digest import SentRecord, is_due, join_history
 from shared.notifications.ports import DeliveryError, Notifier
-from shared.notifications.render import MessageContext, RenderedEmail, render_card, render_email
-from shared.notifications.tickets import TicketChannel
+from shared.notifications.render import (
+    AlertMessage,
+    MessageBuilder,
+    MessageContext,
+    RenderedEmail,
+    group_alerts,
+    render_card,
+    render_email,
+)
+from shared.notifications.tickets import TicketChannel, ticket_kinds
 from shared.ports import SecretReader, TicketPort
 from shared.services.reconcile import line_changes, line_order, reconcile_tenant
 from shared.telemetry import ContextThreadPool
@@ -111,6 +123,8 @@ class NotifyServices:
     notifiers: Callable[[NotificationSettings], Sequence[Notifier]]
     links: Callable[[NotificationSettings], Links]
     clock: Callable[[], datetime]
+    spool: Callable[[str], AlertSpool]
+    """Where a run's alerts are kept while they are sent (``shared.adapters.alert_spool``)."""
     max_workers: int = 8
     margins: MarginRepository | None = None
     ticket_psa: Callable[[str], object] | None = None
@@ -136,6 +150,7 @@ class NotifyServices:
         return cls(runs=services.runs, snapshots=services.snapshots,
                    notifications=NotificationRepository(services.store), config=services.activity_config,
                    notifiers=notifiers, links=lambda s: links_for(services, s), clock=services.clock,
+                   spool=lambda run_id: AlertSpool(services.store, run_id),
                    margins=services.margins, ticket_psa=lambda name: services.psa_clients(services.config())(name),
                    config_version=lambda: version.version_id if (version := services.config_repository.current()[1])
                    else None, started=services.started)
@@ -327,49 +342,78 @@ def sent_history(channel: str, dry_run: bool) -> str:
     return f"{channel}~dry-run" if dry_run else channel
 
 
-def _deliver(services: NotifyServices, notifier: Notifier, alerts: Sequence[Alert], settings: NotificationSettings,
+def message_items(settings: NotificationSettings) -> int:
+    """How many alerts of a kind a message is made with: as many as the longest list shows."""
+    return max(settings.card_items, settings.email_items)
+
+
+def _deliver(services: NotifyServices, notifier: Notifier, spool: AlertSpool, settings: NotificationSettings,
              context: MessageContext, now: datetime) -> ChannelResult:
+    """Decide what is due on one channel, send it and record it, reading the run's alerts from
+    ``spool`` and the channel's history in the same order (``join_history``): the message holds
+    each kind's count and first items, the decision one flag per alert."""
     channel = notifier.channel_id
     remembered = sent_history(channel, context.dry_run)
-    wanted = [a for a in alerts if notifier.accepts(a.kind)]
-    # the history of the run's alerts, and the stale records to prune; not every alert ever sent
-    history = services.notifications.sent(remembered, keys={a.key: a.key for a in wanted},
-                                          stale_before=now - PRUNE_AFTER)
-    services.notifications.prune(remembered, history, now)
-    decision = select_due(wanted, history, digest_of=settings.alerts.digest, now=now, run_id=context.run_id,
-                          zone=settings.zone)
+    store = services.notifications
+    stale_before = now - PRUNE_AFTER
+    stale: list[str] = []
+
+    def history() -> Iterator[tuple[str, SentRecord]]:
+        for row, record in store.iter_sent(remembered):
+            if record.sent_at < stale_before:
+                stale.append(row)
+            yield row, record
+
+    builder = MessageBuilder(message_items(settings))
+    flags = bytearray()  # due or not, for each alert the channel accepts, in the spool's order
+    fingerprints: list[str] = []
+    kinds: dict[str, int] = {}
+    wanted = ((row, alert) for row, alert in spool.read() if notifier.accepts(alert.kind))
+    for alert, last in join_history(wanted, history()):
+        due = is_due(alert, last, digest=settings.alerts.digest(alert.kind), now=now, run_id=context.run_id,
+                     zone=settings.zone)
+        flags.append(due)
+        if due:
+            builder.add(alert)
+            fingerprints.append(alert.fingerprint)
+            kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+    store.prune_rows(remembered, stale)
+    suppressed = len(flags) - len(fingerprints)
     record = DeliveryRecord(run_id=context.run_id, channel=channel, channel_type=notifier.channel_type,
-                            status="nothing-due", at=now, suppressed=len(decision.suppressed))
-    if not decision.due:
-        services.notifications.record_delivery(record)
-        return ChannelResult(channel, "nothing-due", suppressed=len(decision.suppressed))
-    due = decision.due
-    fields: dict[str, Any] = {"alerts": len(due), "kinds": count_by_kind(due),
-                              "fingerprints": tuple(a.fingerprint for a in due)}
+                            status="nothing-due", at=now, suppressed=suppressed)
+    if not fingerprints:
+        store.record_delivery(record)
+        return ChannelResult(channel, "nothing-due", suppressed=suppressed)
+    fields: dict[str, Any] = {"alerts": len(fingerprints), "kinds": kinds, "fingerprints": tuple(fingerprints)}
     try:
-        delivered = notifier.send(due, context)
+        delivered = notifier.send(builder.message(), context)
     except DeliveryError as exc:
         log.warning("notify: %s could not be delivered after %d attempts: %s", channel, exc.attempts, exc.reason)
         failed = replace(record, **fields, status="failed", attempts=exc.attempts, error=exc.reason)
-        services.notifications.record_delivery(failed)
-        return ChannelResult(channel, "failed", suppressed=len(decision.suppressed), attempts=exc.attempts,
-                             error=exc.reason)
+        store.record_delivery(failed)
+        return ChannelResult(channel, "failed", suppressed=suppressed, attempts=exc.attempts, error=exc.reason)
     except Exception as exc:  # a defect in one channel must not cost the others their message
         log.exception("notify: %s failed unexpectedly", channel)
         reason = f"{type(exc).__name__}: {exc}"
         failed = replace(record, **fields, status="failed", error=reason)
-        services.notifications.record_delivery(failed)
-        return ChannelResult(channel, "failed", suppressed=len(decision.suppressed), error=reason)
-    services.notifications.record_sent(remembered, context.run_id, due, now)
-    services.notifications.record_delivery(
-        replace(record, **fields, status="sent", attempts=delivered.attempts, size=delivered.size))
-    return ChannelResult(channel, "sent", sent=len(due), suppressed=len(decision.suppressed),
-                         attempts=delivered.attempts)
+        store.record_delivery(failed)
+        return ChannelResult(channel, "failed", suppressed=suppressed, error=reason)
+
+    def told() -> Iterator[Alert]:
+        decided = iter(flags)
+        for _row, alert in spool.read():
+            if notifier.accepts(alert.kind) and next(decided):
+                yield alert
+
+    store.record_sent(remembered, context.run_id, told(), now)
+    store.record_delivery(replace(record, **fields, status="sent", attempts=delivered.attempts, size=delivered.size))
+    return ChannelResult(channel, "sent", sent=len(fingerprints), suppressed=suppressed, attempts=delivered.attempts)
 
 
 def _sync_tickets(services: NotifyServices, config: SeatSyncConfig, channel: PsaTicketChannel, data: RunData,
-                  alerts: Sequence[Alert], context: MessageContext, now: datetime) -> ChannelResult:
-    """The PSA ticket channel (``shared.notifications.tickets``); a dry run writes no ticket."""
+                  spool: AlertSpool, context: MessageContext, now: datetime) -> ChannelResult:
+    """The PSA ticket channel (``shared.notifications.tickets``); a dry run writes no ticket. It
+    holds the run's alerts of the kinds it opens tickets for (one ticket per kind and tenant)."""
     channel_id = channel.channel_id
     record = DeliveryRecord(run_id=context.run_id, channel=channel_id, channel_type="psa-tickets",
                             status="nothing-due", at=now)
@@ -391,6 +435,8 @@ def _sync_tickets(services: NotifyServices, config: SeatSyncConfig, channel: Psa
     store = services.notifications
     history = store.sent(channel_id)
     store.prune(channel_id, history, now)
+    kinds = ticket_kinds(channel)
+    alerts = sorted((alert for _row, alert in spool.read() if alert.kind in kinds), key=sort_key)
     outcome = TicketChannel(channel, psa, config).sync(
         data, alerts, store.tickets(channel_id), history, context, now,
         config.notifications.alerts.digest, lambda ticket: store.record_ticket(channel_id, ticket))
@@ -426,18 +472,34 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
                            max_workers=services.max_workers, margins=services.margins)
     links = services.links(settings)
     now = services.clock()
-    built = build_alerts(data, settings, links, config, parts=parts)  # a few tenants held at a time
-    keep_preview(services, data, built, config, links, now)  # what the Notifications page shows, channels or not
+    tally = AlertTally()
+    alerts = iter_alerts(data, settings, links, config, parts, tally)  # a few tenants held at a time
+    preview = MessageBuilder(message_items(settings))  # every alert, digests not applied
     if not notifiers and tickets is None:
+        for alert in alerts:
+            preview.add(alert)
+        keep_preview(services, data, preview.message(), config, links, now)  # the Notifications page's
         return NotifyResult(run_id, alerts=0, excluded=0)
-    context = message_context(data, settings, links, now)
-    results = tuple(_deliver(services, n, built.alerts, settings, context, now) for n in notifiers)
-    if tickets is not None:
-        results += (_sync_tickets(services, config, tickets, data, built.alerts, context, now),)
-    result = NotifyResult(run_id, alerts=len(built.alerts), excluded=built.excluded, channels=results)
+    spool = services.spool(run_id)
+    try:
+        spool.write(_seen(alerts, preview.add))
+        keep_preview(services, data, preview.message(), config, links, now)
+        context = message_context(data, settings, links, now)
+        results = tuple(_deliver(services, n, spool, settings, context, now) for n in notifiers)
+        if tickets is not None:
+            results += (_sync_tickets(services, config, tickets, data, spool, context, now),)
+    finally:
+        spool.discard()
+    result = NotifyResult(run_id, alerts=tally.alerts, excluded=tally.excluded, channels=results)
     log.info("notify: run %s: %d alerts (%d excluded); %s", run_id, result.alerts, result.excluded,
              ", ".join(f"{c.channel} {c.status} ({c.sent} sent, {c.suppressed} already sent)" for c in results))
     return result
+
+
+def _seen(items: Iterator[T], see: Callable[[T], None]) -> Iterator[T]:
+    for item in items:
+        see(item)
+        yield item
 
 
 # --------------------------------------------------------------------------- preview and test
@@ -456,24 +518,34 @@ def preview_name(version_id: str | None) -> str:
 
 
 def preview_document(data: RunData, config: SeatSyncConfig, links: Links, now: datetime,
-                     banner: str | None = None, built: BuiltAlerts | None = None) -> dict[str, Any]:
+                     banner: str | None = None, message: AlertMessage | None = None) -> dict[str, Any]:
     """What the Notifications page shows of a run: its card (the Adaptive Card's content, as
-    JSON text), the email's subject and HTML, and how many alerts. ``built``: the run's alerts
-    when already built (from ``data`` and its parts)."""
-    preview = render_preview(data, config.notifications, links, now, config, banner=banner, built=built)
-    card = preview.card["attachments"][0]["content"] if preview.card.get("attachments") else preview.card
-    return {"card": json.dumps(card, indent=2, ensure_ascii=False), "subject": preview.email.subject,
-            "html": preview.email.html, "alerts": len(preview.alerts.alerts)}
+    JSON text), the email's subject and HTML, and how many alerts. ``message``: the run's alerts
+    when already made (from ``data`` and its parts, ``MessageBuilder``)."""
+    settings = config.notifications
+    if message is None:
+        message = group_alerts(build_alerts(data, settings, links, config).alerts)
+    card, email = _render(message, settings, message_context(data, settings, links, now, banner))
+    content = card["attachments"][0]["content"] if card.get("attachments") else card
+    return {"card": json.dumps(content, indent=2, ensure_ascii=False), "subject": email.subject,
+            "html": email.html, "alerts": message.alerts}
 
 
-def keep_preview(services: NotifyServices, data: RunData, built: BuiltAlerts, config: SeatSyncConfig,
+def _render(alerts: Sequence[Alert] | AlertMessage, settings: NotificationSettings,
+            context: MessageContext) -> tuple[dict[str, Any], RenderedEmail]:
+    card = render_card(alerts, context, max_items=settings.card_items)
+    subject_prefix = settings.email.subject_prefix if settings.email else "SeatSync"
+    return card, render_email(alerts, context, max_items=settings.email_items, subject_prefix=subject_prefix)
+
+
+def keep_preview(services: NotifyServices, data: RunData, message: AlertMessage, config: SeatSyncConfig,
                  links: Links, now: datetime) -> None:
     """Store the run's preview as notifying it has the run's data at hand: the Notifications page
     then reads one document instead of every tenant's snapshot. Only a view of what is sent, so a
     store that refuses it is logged and the notifications still go out."""
     name = preview_name(services.config_version())
     try:
-        services.runs.record_derived(data.run_id, name, preview_document(data, config, links, now, built=built))
+        services.runs.record_derived(data.run_id, name, preview_document(data, config, links, now, message=message))
     except Exception as exc:
         if not (isinstance(exc, StoreError) or is_transient(exc)):
             raise
@@ -482,14 +554,10 @@ def keep_preview(services: NotifyServices, data: RunData, built: BuiltAlerts, co
 
 
 def render_preview(data: RunData, settings: NotificationSettings, links: Links, now: datetime,
-                   config: SeatSyncConfig | None = None, banner: str | None = None,
-                   built: BuiltAlerts | None = None) -> Preview:
+                   config: SeatSyncConfig | None = None, banner: str | None = None) -> Preview:
     """The card and the email with every alert of the run (digests are not applied)."""
-    built = build_alerts(data, settings, links, config) if built is None else built
-    context = message_context(data, settings, links, now, banner)
-    card = render_card(built.alerts, context, max_items=settings.card_items)
-    subject_prefix = settings.email.subject_prefix if settings.email else "SeatSync"
-    email = render_email(built.alerts, context, max_items=settings.email_items, subject_prefix=subject_prefix)
+    built = build_alerts(data, settings, links, config)
+    card, email = _render(built.alerts, settings, message_context(data, settings, links, now, banner))
     return Preview(built, card, email)
 
 

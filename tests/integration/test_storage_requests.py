@@ -97,27 +97,62 @@ def test_a_channel_s_history_reads_only_what_its_records_keep(store: TableStore)
     assert all(r.sent_at == at for r in history.values())
 
 
-def test_a_channel_s_history_read_for_a_run_keeps_its_alerts_and_the_stale_records(store: TableStore) -> None:
-    """Deciding what is due needs the records of the run's alerts; pruning needs the stale ones.
-    The records of other alerts are not kept, and a kept record holds the caller's key string."""
+def test_a_channel_s_history_and_a_run_s_spooled_alerts_are_read_in_one_order(store: TableStore) -> None:
+    """Deciding what is due merges two streams, neither held: the channel's history and the run's
+    alerts kept while they are sent, both in the order of a hash of the alert's key. An alert
+    comes back as it was written (its JSON split over properties when long), the history's stale
+    rows are found on the way and pruned, and the kept alerts are deleted afterwards."""
+    import random
+
+    from shared.adapters.alert_spool import AlertSpool
     from shared.adapters.notification_store import PRUNE_AFTER, NotificationRepository
-    from shared.notifications.alerts import Alert
+    from shared.domain.problems import ProblemKind
+    from shared.notifications.alerts import Alert, Fact
+    from shared.notifications.digest import join_history
 
     repository = NotificationRepository(store)
     now = datetime(2026, 11, 25, 2, tzinfo=UTC)
     old = now - PRUNE_AFTER - timedelta(days=1)
     alerts = [Alert(kind="unused-licences", key=f"unused-licences|t{n}|s", fingerprint=f"f{n}", severity="info",
-                    title="T", line="l", facts=()) for n in range(4)]
+                    title="T", line="l", facts=(Fact("Unused", str(n)),), tenant_id=f"t{n}", sku_id="s")
+              for n in range(450)]
+    alerts.append(Alert(kind="billing-problem", key="billing-problem|t1|x", fingerprint="b", severity="warning",
+                        title="Tëst/#?", line="l", facts=(Fact("Reason", "é" * 70_000),), tenant_id="t1",
+                        action_url="https://example.test/a?b=c", action_label="Open", problem=ProblemKind.LINE_MISSING))
     repository.record_sent("email", "run-0", alerts[:1], old)  # this run's alert, sent long ago
-    repository.record_sent("email", "run-0", alerts[1:2], old)  # no longer raised, stale
-    repository.record_sent("email", "run-1", alerts[2:], now - timedelta(days=1))
-    wanted = {a.key: a.key for a in (alerts[0], alerts[3])}
-    history = repository.sent("email", keys=wanted, stale_before=now - PRUNE_AFTER)
-    assert sorted(history) == [alerts[0].key, alerts[1].key, alerts[3].key]
-    assert history[alerts[3].key].key is wanted[alerts[3].key]
-    assert history[alerts[3].key].run_id == "run-1" and history[alerts[0].key].sent_at == old
-    assert repository.prune("email", history, now) == 2
-    assert sorted(repository.sent("email")) == [alerts[2].key, alerts[3].key]
+    repository.record_sent("email", "run-0", [Alert(kind="unused-licences", key="unused-licences|gone|s",
+                                                    fingerprint="g", severity="info", title="T", line="l",
+                                                    facts=())], old)  # no longer raised, stale
+    repository.record_sent("email", "run-1", alerts[2:300], now - timedelta(days=1))
+    shuffled = alerts[:]
+    random.Random(3).shuffle(shuffled)
+    spool = AlertSpool(store, "run-2")
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    assert spool.write(iter(shuffled)) == len(alerts)
+    assert sent(store, before) == {"POST $batch notifications": 5}, "100 alerts a transaction"
+    read = list(spool.read())
+    assert [row for row, _ in read] == sorted(row for row, _ in read)
+    assert sorted((a for _, a in read), key=lambda a: a.key) == sorted(alerts, key=lambda a: a.key)
+
+    stale: list[str] = []
+
+    def history() -> Any:
+        for row, record in repository.iter_sent("email"):
+            if record.sent_at < now - PRUNE_AFTER:
+                stale.append(row)
+            yield row, record
+
+    joined = {alert.key: last for alert, last in join_history(spool.read(), history())}
+    runs = {key: (last.run_id, last.sent_at) if last is not None else None for key, last in joined.items()}
+    assert runs[alerts[0].key] == ("run-0", old)
+    assert runs[alerts[1].key] is None and runs[alerts[-1].key] is None
+    assert {runs[a.key] for a in alerts[2:300]} == {("run-1", now - timedelta(days=1))}
+    assert len(stale) == 2, "the history is read to its end: the stale row past the run's alerts too"
+    assert repository.prune_rows("email", stale) == 2
+    assert alerts[0].key not in repository.sent("email") and len(repository.sent("email")) == 298
+    assert spool.discard() == len(alerts)
+    assert list(spool.read()) == []
 
 
 def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:

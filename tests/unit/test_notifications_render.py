@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,10 +17,12 @@ from shared.adapters.run_store import ReconciliationRow, UnlinkedLicence
 from shared.config.notifications import NotificationSettings
 from shared.contracts import RunSummary, StartedRun, TenantOutcome, TenantWork
 from shared.domain.model import ChangeKind, ChangeStatus, PlannedChange, SkuCount, TenantSnapshot
-from shared.notifications.alerts import Alert, Links, RunData, TenantRow, build_alerts
+from shared.notifications.alerts import Alert, Links, RunData, TenantRow, build_alerts, sort_key
 from shared.notifications.render import (
     CARD_BYTE_LIMIT,
+    MessageBuilder,
     MessageContext,
+    group_alerts,
     message_bytes,
     render_card,
     render_email,
@@ -283,6 +286,28 @@ def test_a_card_over_the_limit_is_shrunk_rather_than_refused() -> None:
     assert card_problems(tiny) == []
     assert "+40 more" in texts(tiny), "at the last resort only the headings and counts"
     assert buttons(tiny) == [("Open run report", REPORT)]
+
+
+def test_a_message_made_from_a_stream_reads_as_one_made_from_every_alert() -> None:
+    """Notifying a run streams its alerts in the order they were kept, not in display order: the
+    message keeps each kind's count, gravest severity and first items, and renders as the whole."""
+    many = many_tenants(500)
+    alerts = list(many) + [a for a in sample_alerts() if a.key not in {m.key for m in many}]
+    whole = group_alerts(sorted(alerts, key=sort_key))
+    shuffled = alerts[:]
+    random.Random(14).shuffle(shuffled)
+    builder = MessageBuilder(keep=100)
+    for alert in shuffled:
+        builder.add(alert)
+    streamed = builder.message()
+    assert [(g.kind, g.count, g.severity) for g in streamed.groups] == [
+        (g.kind, g.count, g.severity) for g in whole.groups]
+    assert streamed.alerts == len(alerts)
+    assert max(len(g.shown) for g in streamed.groups) == 100, "a kind of 500 alerts holds its first 100"
+    for group, full in zip(streamed.groups, whole.groups, strict=True):
+        assert group.shown == full.shown[:100]
+    assert render_card(streamed, context()) == render_card(sorted(alerts, key=sort_key), context())
+    assert render_email(streamed, context()) == render_email(sorted(alerts, key=sort_key), context())
 
 
 # --------------------------------------------------------------------------- email
