@@ -301,6 +301,53 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
     assert len(teams.fingerprints) == 10 and teams.kinds["unused-licences"] == 1
     assert teams.size == len(json.dumps(post["body"], ensure_ascii=False).encode("utf-8"))
     assert teams.at == DAY_1
+    assert spooled(env) == [], "the run's alerts are kept only while they are sent"
+
+
+def spooled(env: Env) -> list[dict[str, Any]]:
+    """The rows of every notification's alerts kept while it sends them (``AlertSpool``)."""
+    return list(env.store.table("notifications").query_entities(
+        "PartitionKey ge 'spool~' and PartitionKey lt 'spool~~'"))
+
+
+def test_a_run_s_alerts_are_kept_in_storage_while_they_are_sent_and_deleted_after(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each channel reads the run's alerts back from Table Storage; when recording what was sent
+    fails (Table Storage unreachable), the failure propagates (the activity is retried, and the
+    channel's alerts are still due) and the kept alerts are deleted all the same."""
+    from shared.adapters.tables import StoreUnavailableError
+    from shared.notifications.channels import EmailNotifier, TeamsNotifier
+
+    env.configure(BOTH)
+    run = env.store_run(sample_run_data(DAY_1))
+    seen: list[tuple[str, int, set[str]]] = []
+    for notifier in (TeamsNotifier, EmailNotifier):
+        real = notifier.send
+
+        def watched(self: Any, alerts: Any, context: Any, real: Any = real) -> Any:
+            rows = spooled(env)
+            seen.append((self.channel_id, len(rows), {str(r["Kind"]) for r in rows}))
+            return real(self, alerts, context)
+
+        monkeypatch.setattr(notifier, "send", watched)
+    env.notify(run)
+    kinds = {"run-failed", "auth-failed", "billing-problem", "changes-held", "unlinked-licence", "unused-licences",
+             "shared-mailbox-licensed", "gdap-not-added", "gdap-ended", "run-summary"}
+    assert seen == [("teams:billing", 10, kinds), ("email", 10, kinds)]
+    assert spooled(env) == []
+
+    def unreachable(*args: Any) -> None:
+        raise StoreUnavailableError("Table Storage did not answer")
+
+    env.clock.now = DAY_1 + timedelta(days=7)
+    later = env.store_run(sample_run_data(env.clock.now))
+    monkeypatch.setattr(NotificationRepository, "record_sent", unreachable)
+    with pytest.raises(StoreUnavailableError):
+        env.notify(later)
+    assert spooled(env) == []
+    monkeypatch.undo()
+    assert [(c.channel, c.status) for c in env.notify(later).channels] == [
+        ("teams:billing", "sent"), ("email", "sent")], "nothing was recorded as sent: the alerts are still due"
 
 
 def test_a_snapshot_that_cannot_be_read_leaves_its_alerts_out_and_the_run_summary_says_so(env: Env) -> None:
