@@ -18,15 +18,19 @@ The partition is deleted when the notification ends.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from shared.adapters.notification_store import row_key_for
 from shared.adapters.tables import LARGE_ROWS_PAGE, TableStore, partition, submit_streamed
 from shared.domain.problems import ProblemKind
 from shared.notifications.alerts import Alert, Fact
+
+log = logging.getLogger(__name__)
 
 _PART_CHARS = 15_000
 _MAX_PARTS = 15
@@ -56,7 +60,26 @@ def alert_from_json(text: str) -> Alert:
 
 
 class SpoolError(ValueError):
-    """An alert too large to be kept (never made by SeatSync's own kinds)."""
+    """An alert too large to be kept even when shortened (never made by SeatSync's own kinds)."""
+
+
+_SHORT_FACTS = 40
+_SHORT_TEXT = 2_000
+
+
+def _shortened(alert: Alert) -> Alert:
+    """An alert whose JSON would not fit a row (none of SeatSync's own kinds comes near it), kept
+    with its first facts and each text clipped, rather than costing the run its notification:
+    the run report has the whole. Its key and fingerprint are the alert's own."""
+    def clip(text: str) -> str:
+        return text if len(text) <= _SHORT_TEXT else text[: _SHORT_TEXT - 1] + "…"
+
+    facts = tuple(Fact(clip(f.title), clip(f.value)) for f in alert.facts[:_SHORT_FACTS])
+    if len(alert.facts) > _SHORT_FACTS:
+        facts += (Fact("More", f"{len(alert.facts) - _SHORT_FACTS} more facts: see the run report"),)
+    return replace(alert, title=clip(alert.title), line=clip(alert.line), facts=facts,
+                   action_text=clip(alert.action_text), tenant_name=clip(alert.tenant_name or "") or None,
+                   licence=clip(alert.licence or "") or None)
 
 
 class AlertSpool:
@@ -73,10 +96,13 @@ class AlertSpool:
         def rows() -> Iterator[tuple[str, dict[str, Any]]]:
             for alert in alerts:
                 text = alert_to_json(alert)
+                if len(text) > _PART_CHARS * _MAX_PARTS:
+                    log.warning("notify: alert %s is %d characters of JSON; kept shortened", alert.key, len(text))
+                    text = alert_to_json(_shortened(alert))
+                    if len(text) > _PART_CHARS * _MAX_PARTS:
+                        raise SpoolError(f"alert {alert.key} is {len(text)} characters of JSON even shortened, "
+                                         f"more than {_PART_CHARS * _MAX_PARTS} a notification can keep")
                 parts = [text[i:i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)]
-                if len(parts) > _MAX_PARTS:
-                    raise SpoolError(f"alert {alert.key} is {len(text)} characters of JSON, more than "
-                                     f"{_PART_CHARS * _MAX_PARTS} a notification can keep")
                 entity: dict[str, Any] = {"PartitionKey": self.partition_key,
                                           "RowKey": f"{row_key_for(alert.key)}~{self.written:07d}", "Kind": alert.kind}
                 entity.update((f"Alert{index}", part) for index, part in enumerate(parts))

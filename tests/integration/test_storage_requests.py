@@ -154,6 +154,17 @@ def test_a_channel_s_history_and_a_run_s_spooled_alerts_are_read_in_one_order(st
     assert spool.discard() == len(alerts)
     assert list(spool.read()) == []
 
+    huge = Alert(kind="billing-problem", key="billing-problem|t2|x", fingerprint="h", severity="warning",
+                 title="H", line="l", facts=tuple(Fact(f"Fact {n}", "x" * 5_000) for n in range(60)))
+    other = AlertSpool(store, "run-2")
+    assert other.partition_key != spool.partition_key, "each notification of a run keeps its alerts apart"
+    assert other.write([huge]) == 1
+    [(_row, kept)] = other.read()
+    assert (kept.key, kept.fingerprint) == (huge.key, huge.fingerprint), "too long for a row: kept shortened"
+    assert len(kept.facts) == 41 and kept.facts[-1] == Fact("More", "20 more facts: see the run report")
+    assert all(len(f.value) == 2_000 for f in kept.facts[:40])
+    other.discard()
+
 
 def test_a_snapshot_and_its_licence_history_are_stored_in_one_transaction(store: TableStore) -> None:
     snapshots = SnapshotRepository(store)
