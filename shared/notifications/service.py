@@ -401,8 +401,10 @@ def _deliver(services: NotifyServices, notifier: Notifier, spool: AlertSpool, se
 
     def told() -> Iterator[Alert]:
         decided = iter(flags)
-        for _row, alert in spool.read():
-            if notifier.accepts(alert.kind) and next(decided):
+        last = None  # one record per alert key: a transaction may not write a row twice
+        for row, alert in spool.read():
+            if notifier.accepts(alert.kind) and next(decided) and row != last:
+                last = row
                 yield alert
 
     store.record_sent(remembered, context.run_id, told(), now)

@@ -623,3 +623,31 @@ def test_a_run_s_data_for_alerts_holds_the_changes_alerts_are_made_from_not_ever
     assert sorted(c.change_id for c, _ in data.changes) == sorted(
         c.change_id for c in stored if c.status in ALERTED_CHANGES)
     assert all(c.status != ChangeStatus.APPLIED for c, _ in data.changes)
+
+
+def test_two_alerts_of_one_key_are_sent_and_recorded_once_per_key(env: Env) -> None:
+    """Alert keys are unique within a run; should two ever share one, the channel still gets both
+    in its message and records the key once (a transaction may not write one row twice)."""
+    from shared.notifications.alerts import Alert, Fact
+    from shared.notifications.render import MessageContext
+    from shared.notifications.service import _deliver
+
+    env.configure({"email": {"sender": SENDER, "recipients": RECIPIENTS[:1]}})
+    services = env.notify_services()
+    settings = services.config().notifications
+    first = Alert(kind="unused-licences", key="unused-licences|t1|s", fingerprint="f1", severity="info",
+                  title="Fabrikam Ltd: 3 unused", line="3 unused", facts=(Fact("Unused", "3"),),
+                  tenant_id="t1", tenant_name="Fabrikam Ltd")
+    second = replace(first, fingerprint="f2", line="4 unused")
+    spool = services.spool("run-dup")
+    spool.write([first, second])
+    [email] = services.notifiers(settings)
+    context = MessageContext(run_id="run-dup", status="succeeded", dry_run=False, generated_at=DAY_1,
+                             zone=settings.zone)
+    try:
+        result = _deliver(services, email, spool, settings, context, DAY_1)
+    finally:
+        spool.discard()
+    assert (result.status, result.sent) == ("sent", 2)
+    assert "UNUSED LICENCES (2)" in env.mail()[0]["text"]
+    assert list(NotificationRepository(env.store).sent("email")) == [first.key]
