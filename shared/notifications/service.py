@@ -22,7 +22,7 @@ from shared.adapters.notification_store import PRUNE_AFTER, DeliveryRecord, Deli
 from shared.adapters.run_store import RunRepository
 from shared.adapters.snapshot_store import SnapshotRepository
 from shared.adapters.tables import StoreError, is_transient
-from shared.config.notifications import NotificationSettings, PsaTicketChannel
+from shared.config.notifications import AlertKind, NotificationSettings, PsaTicketChannel
 from shared.config.schema import SeatSyncConfig
 from shared.contracts import RunSummary, StartedRun
 from shared.domain.model import TenantSnapshot
@@ -31,6 +31,7 @@ from shared.errors import ConfigError, SeatSyncError
 from shared.notifications.alerts import (
     ALERTED_CHANGES,
     DEFAULT_AUTHORITY,
+    KIND_ORDER,
     Alert,
     AlertTally,
     BuiltAlerts,
@@ -367,7 +368,7 @@ def _deliver(services: NotifyServices, notifier: Notifier, spool: AlertSpool, se
     builder = MessageBuilder(message_items(settings))
     flags = bytearray()  # due or not, for each alert the channel accepts, in the spool's order
     fingerprints: list[str] = []
-    kinds: dict[str, int] = {}
+    kinds: dict[AlertKind, int] = {}
     wanted = ((row, alert) for row, alert in spool.read() if notifier.accepts(alert.kind))
     for alert, last in join_history(wanted, history()):
         due = is_due(alert, last, digest=settings.alerts.digest(alert.kind), now=now, run_id=context.run_id,
@@ -384,6 +385,7 @@ def _deliver(services: NotifyServices, notifier: Notifier, spool: AlertSpool, se
     if not fingerprints:
         store.record_delivery(record)
         return ChannelResult(channel, "nothing-due", suppressed=suppressed)
+    kinds = dict(sorted(kinds.items(), key=lambda item: KIND_ORDER[item[0]]))  # in display order, as the message
     fields: dict[str, Any] = {"alerts": len(fingerprints), "kinds": kinds, "fingerprints": tuple(fingerprints)}
     try:
         delivered = notifier.send(builder.message(), context)

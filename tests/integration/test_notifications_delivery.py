@@ -30,7 +30,7 @@ from shared.bootstrap import Services, set_services
 from shared.config.notifications import NotificationSettings
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.domain.model import ChangeStatus
-from shared.notifications.alerts import ALERTED_CHANGES, RunData
+from shared.notifications.alerts import ALERTED_CHANGES, KIND_ORDER, RunData
 from shared.notifications.sample import sample_run_data
 from shared.notifications.service import (
     NotifyServices,
@@ -299,6 +299,7 @@ def test_a_run_with_every_alert_kind_delivers_a_card_and_an_email(env: Env) -> N
         ("email", "sent", 10, 1), ("teams:billing", "sent", 10, 1)]
     teams = next(d for d in deliveries if d.channel == "teams:billing")
     assert len(teams.fingerprints) == 10 and teams.kinds["unused-licences"] == 1
+    assert list(teams.kinds) == [k for k in KIND_ORDER if k in teams.kinds], "in the message's order"
     assert teams.size == len(json.dumps(post["body"], ensure_ascii=False).encode("utf-8"))
     assert teams.at == DAY_1
     assert spooled(env) == [], "the run's alerts are kept only while they are sent"
