@@ -12,7 +12,8 @@ run: a retried or hand-run notification of the same run has a partition of its o
 characters each: within a property's 64 KiB whatever the characters). Rows come back in the order
 of the hash, which is also the order of the channels' history rows
 (``notification_store.row_key_for``), so deciding what is due is a merge of two ordered streams.
-The partition is deleted when the notification ends.
+The partition is deleted when the notification ends; one left by a process that died while it
+notified is deleted by a later notification (``discard_abandoned``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import secrets
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.notification_store import row_key_for
@@ -37,6 +39,10 @@ _MAX_PARTS = 15
 """An alert's JSON may take 15 properties of 15,000 characters (64 KiB of UTF-16 each even when
 every character takes two units), within an entity's 1 MiB; the largest alert SeatSync makes (a
 failed run's reasons, clipped) is a few thousand characters."""
+
+ABANDONED_AFTER = timedelta(hours=12)
+"""Kept alerts older than this belong to no notification still running: a notification runs
+within one activity, and an activity is stopped by the host long before (``functionTimeout``)."""
 
 _FIELDS = ("kind", "key", "fingerprint", "severity", "title", "line", "tenant_id", "tenant_name", "sku_id",
            "licence", "action_text", "action_url", "action_label")
@@ -116,6 +122,18 @@ class AlertSpool:
         for entity in partition(self._table, self.partition_key, page_size=LARGE_ROWS_PAGE):
             text = "".join(str(entity[f"Alert{index}"]) for index in range(_MAX_PARTS) if f"Alert{index}" in entity)
             yield str(entity["RowKey"]).split("~", 1)[0], alert_from_json(text)
+
+    def discard_abandoned(self, now: datetime, older_than: timedelta = ABANDONED_AFTER) -> int:
+        """Delete what notifications that never ended (their process died, or their host timed
+        them out) left kept more than ``older_than`` before ``now``; answers how many rows. Usually
+        a single request that finds nothing."""
+        table = self._table
+        rows = table.query_entities(
+            "PartitionKey ge @low and PartitionKey lt @high and Timestamp lt @before",
+            parameters={"low": "spool~", "high": "spool~~", "before": now - older_than},
+            select=["PartitionKey", "RowKey"])
+        return submit_streamed(table, (("delete", {"PartitionKey": str(e["PartitionKey"]), "RowKey": str(e["RowKey"])})
+                                       for e in rows))
 
     def discard(self) -> int:
         """Delete the kept alerts; answers how many rows were deleted."""

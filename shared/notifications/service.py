@@ -485,6 +485,7 @@ def notify_run(services: NotifyServices, run_id: str, summary: RunSummary | None
         keep_preview(services, data, preview.message(), config, links, now)  # the Notifications page's
         return NotifyResult(run_id, alerts=0, excluded=0)
     spool = services.spool(run_id)
+    spool.discard_abandoned(now)  # what a notification whose process died left behind
     try:
         spool.write(_seen(alerts, preview.add))
         keep_preview(services, data, preview.message(), config, links, now)
