@@ -31,7 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.config import json_members
 from shared.config.base import Model, SecretRef
-from shared.config.compact import CompactModels
+from shared.config.compact import CompactCollector, CompactModels
 from shared.config.notifications import NotificationSettings
 from shared.config.partners import DEFAULT_PARTNER, AccessMode, GdapRules, PartnerAccount
 from shared.config.products import resolve_licence
@@ -723,19 +723,17 @@ class _NotReadAlone(Exception):
 
 def _stored_tenant_at_a_time(text: str) -> SeatSyncConfig:
     sections: list[str] = []
-    documents: list[bytes] = []
-    keys: list[str] = []
+    tenants = CompactCollector(TenantConfig)
     for member in json_members.members(text, spread="tenants"):
         if member.item:
             tenant = TenantConfig.model_validate_json(member.text)
-            documents.append(CompactModels.document(tenant))
-            keys.append(tenant.tenant_id)
+            tenants.add(tenant, tenant.tenant_id)
             continue
         if member.key == "tenants":
             raise _NotReadAlone  # tenants that are not a list
         sections.append(f"{json.dumps(member.key)}:{member.text}")
     config = SeatSyncConfig.model_validate_json("{" + ",".join(sections) + "}").model_copy(
-        update={"tenants": CompactModels(TenantConfig, tuple(documents), keys)})
+        update={"tenants": tenants.collected()})
     if consistency_problems(config):
         raise _NotReadAlone
     return config

@@ -90,3 +90,32 @@ def test_a_compact_tenant_holds_a_fraction_of_its_models() -> None:
     compact = CompactModels.of(TenantConfig, (tenant,), lambda t: t.tenant_id)
     document = compact._documents[0]
     assert sys.getsizeof(document) < held_as_models / 2
+
+
+def test_many_tenants_are_kept_deflated_against_what_they_share() -> None:
+    """Tenants repeat member names, licence ids, profiles and policies: each document is deflated
+    against a dictionary of the first ones, and reads back as the tenant it was. Read a tenant at
+    a time or given whole, the same tenants are kept the same way."""
+    from shared.config.compact import CompactCollector
+
+    template = _document()["tenants"][2]
+    tenants = []
+    for n in range(300):
+        raw = {**copy.deepcopy(template), "tenantId": f"aaaaaaaa-0000-0000-0000-{n:012d}", "name": f"Customer {n}"}
+        raw["companies"][0]["licences"][0]["lineId"] = str(1000 + n)
+        tenants.append(TenantConfig.model_validate(raw))
+    whole = CompactModels.of(TenantConfig, tenants, lambda t: t.tenant_id)
+    collector: CompactCollector[TenantConfig] = CompactCollector(TenantConfig)
+    for tenant in tenants:
+        collector.add(tenant, tenant.tenant_id)
+    collected = collector.collected()
+    json_bytes = sum(len(CompactModels.document(t)) for t in tenants)
+    kept = sum(len(d) for d in collected._documents)
+    assert kept < json_bytes / 3, (kept, json_bytes)
+    assert collected == whole == tenants and collected._documents == whole._documents
+    assert list(collected) == tenants and collected.get(tenants[250].tenant_id) == tenants[250]
+
+    few: CompactCollector[TenantConfig] = CompactCollector(TenantConfig)  # less than a dictionary's worth
+    few.add(tenants[0], tenants[0].tenant_id)
+    assert list(few.collected()) == tenants[:1]
+    assert list(CompactCollector(TenantConfig).collected()) == [] == list(CompactModels(TenantConfig, (), []))
