@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, DecimalTuple
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,9 +131,15 @@ def line_changes(runs: RunRepository, run_id: str) -> dict[str, list[LineChange]
     """Per tenant, what the reconciliation reads of the run's billing changes (``LineChange``);
     the changes are read a page at a time and only that much of each is kept."""
     by_tenant: dict[str, list[LineChange]] = {}
+    # a run's thousands of changes set a few prices: one object each (by digits and exponent, so
+    # that 12.5 and 12.50 stay as written)
+    prices: dict[DecimalTuple, Decimal] = {}
     for change, _ in runs.iter_changes(run_id):
         if change.kind in BILLING_KINDS:
-            by_tenant.setdefault(change.tenant_id, []).append(LineChange.of(change))
+            price = change.unit_price
+            by_tenant.setdefault(change.tenant_id, []).append(LineChange(
+                change.mapping_key, change.kind, change.status,
+                None if price is None else prices.setdefault(price.as_tuple(), price)))
     return by_tenant
 
 

@@ -498,3 +498,29 @@ def test_the_value_of_held_decreases_counts_those_with_no_known_price_apart(stor
         assert decisions.hold(change, "20261125T020000Z-0000000a", at)
     assert held_value(decisions, {("cw", "100", "501"): Decimal("4.00")}) == (Decimal("182.00"), 3, 1)
     assert held_value(decisions) == (Decimal("154.00"), 3, 2)
+
+
+def test_a_run_s_billing_changes_read_for_its_money_share_their_prices_as_written(store: TableStore) -> None:
+    """Notifying a large run reads each billing change's mapping, kind, status and price
+    (``line_changes``); thousands of changes set a few prices, held once each, and a price keeps
+    the digits it was written with."""
+    from decimal import Decimal
+
+    from shared.services.reconcile import line_changes
+
+    runs = RunRepository(store)
+    run_id = "20261125T020000Z-0000000c"
+
+    def change(n: int, price: str | None, tenant: str = TENANT) -> PlannedChange:
+        return PlannedChange(change_id=f"c{n}", kind=ChangeKind.SET_DETAILS if price else ChangeKind.SET_QUANTITY,
+                             tenant_id=tenant, company_id="19", psa="cw", agreement_id="100", line_id=str(500 + n),
+                             sku_id=SPB, old_quantity=1, new_quantity=2, reason="r", mapping_key=f"m{n}",
+                             unit_price=None if price is None else Decimal(price))
+
+    other = "bbbbbbbb-0000-4000-8000-000000000002"
+    runs.record_changes(run_id, [change(1, "12.50"), change(2, "12.50", other), change(3, "12.5"), change(4, None)])
+    found = line_changes(runs, run_id)
+    by_key = {c.mapping_key: c for changes in found.values() for c in changes}
+    assert sorted(found) == sorted([TENANT, other]) and len(by_key) == 4
+    assert by_key["m1"].unit_price is by_key["m2"].unit_price and str(by_key["m1"].unit_price) == "12.50"
+    assert str(by_key["m3"].unit_price) == "12.5" and by_key["m4"].unit_price is None
