@@ -19,6 +19,7 @@ runs' digest.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -95,5 +96,4 @@ def join_history(alerts: Iterable[tuple[str, Alert]],
             current = next(records, None)
         found = current is not None and current[0] == row and current[1].key == alert.key
         yield alert, current[1] if found and current is not None else None
-    for _ in records:
-        pass
+    deque(records, maxlen=0)  # the rest of the history, read to its end and let go
