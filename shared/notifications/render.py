@@ -13,7 +13,6 @@ ActionSet and Action.OpenUrl.
 
 from __future__ import annotations
 
-import heapq
 import html
 import json
 from collections.abc import Iterable, Sequence
@@ -112,15 +111,13 @@ class AlertMessage:
 class MessageBuilder:
     """An ``AlertMessage`` made from alerts one at a time, in any order: each kind keeps its count,
     its gravest severity and its first ``keep`` alerts in display order (``sort_key``), so a
-    message about any number of alerts holds at most ``keep`` of each kind."""
+    message about any number of alerts holds at most twice ``keep`` of each kind."""
 
     def __init__(self, keep: int) -> None:
         self._keep = max(keep, 1)
         self._counts: dict[AlertKind, int] = {}
         self._severity: dict[AlertKind, Severity] = {}
-        # per kind, the ``keep`` first alerts as a max-heap on their display order (negated by
-        # ``_Last``), so the one to drop when a smaller comes is at the top
-        self._first: dict[AlertKind, list[tuple[_Last, Alert]]] = {}
+        self._first: dict[AlertKind, list[tuple[tuple[int, str, str, str, int], Alert]]] = {}
         self._added = 0  # equal display keys (never two of a run's alerts) keep their arrival order
 
     def add(self, alert: Alert) -> None:
@@ -128,33 +125,23 @@ class MessageBuilder:
         self._counts[kind] = self._counts.get(kind, 0) + 1
         known = self._severity.get(kind)
         self._severity[kind] = alert.severity if known is None else gravest((known, alert.severity))
-        heap = self._first.setdefault(kind, [])
         self._added += 1
-        item = (_Last((*sort_key(alert), self._added)), alert)
-        if len(heap) < self._keep:
-            heapq.heappush(heap, item)
-        elif item[0] > heap[0][0]:  # comes before the last one kept
-            heapq.heapreplace(heap, item)
+        first = self._first.setdefault(kind, [])
+        first.append(((*sort_key(alert), self._added), alert))
+        if len(first) >= 2 * self._keep:  # cut back to the first ``keep`` now and then
+            first.sort(key=_display_key)
+            del first[self._keep:]
 
     def message(self) -> AlertMessage:
         groups = []
         for kind in sorted(self._counts, key=KIND_ORDER.__getitem__):
-            shown = tuple(alert for _, alert in sorted(self._first[kind], key=lambda item: item[0].key))
+            shown = tuple(alert for _, alert in sorted(self._first[kind], key=_display_key)[: self._keep])
             groups.append(AlertGroup(kind, shown, self._counts[kind], self._severity[kind]))
         return AlertMessage(tuple(groups))
 
 
-@dataclass(frozen=True, slots=True)
-class _Last:
-    """A display-order key that orders backwards, for ``MessageBuilder``'s max-heaps."""
-
-    key: tuple[int, str, str, str, int]
-
-    def __lt__(self, other: _Last) -> bool:
-        return self.key > other.key
-
-    def __gt__(self, other: _Last) -> bool:
-        return self.key < other.key
+def _display_key(item: tuple[tuple[int, str, str, str, int], Alert]) -> tuple[int, str, str, str, int]:
+    return item[0]
 
 
 @dataclass(frozen=True)
