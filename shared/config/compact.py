@@ -123,6 +123,7 @@ class CompactCollector(Generic[M]):
     def __init__(self, model: type[M]) -> None:
         self._model = model
         self._first: list[bytes] = []
+        self._first_size = 0
         self._packed: list[bytes] = []
         self._keys: list[str] = []
         self._dictionary: bytes | None = None
@@ -134,7 +135,8 @@ class CompactCollector(Generic[M]):
             self._packed.append(_deflate(document, self._dictionary))
             return
         self._first.append(document)
-        if sum(len(d) for d in self._first) >= _DICTIONARY_BYTES:
+        self._first_size += len(document)
+        if self._first_size >= _DICTIONARY_BYTES:
             self._seal()
 
     def _seal(self) -> bytes:
