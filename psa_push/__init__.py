@@ -83,5 +83,6 @@ def share_psa_reads(payload: dict[str, Any]) -> dict[str, Any]:
     with telemetry.activity(request.run_id):
         config = services.run_config(request.run_id)
         clients = services.psa_clients(config)
-        services.shared_reads.save(request.run_id, share_reads(config, services.run_tenants(request.run_id), clients))
+        works = services.runs.iter_started_tenants(services.run_tenants(request.run_id))
+        services.shared_reads.save(request.run_id, share_reads(config, works, clients))
     return PushSummary(psa_calls=clients.calls).to_json()

@@ -131,9 +131,11 @@ class Services:
                       activity_seconds=s.push_activity_seconds)
 
     def started(self, run_id: str) -> StartedRun | None:
-        """What a run set out to do (its tenants; None when it recorded nothing), read once per
-        process: it never changes. The activities that start together wait for the first one's
-        read, rather than each holding every tenant of the run at the same moment."""
+        """What a run set out to do (None when it recorded nothing), read once per process: it
+        never changes. Its record holds the number of tenants, the guarded ones and the GDAP
+        comparison; the tenants themselves are in rows of their own, read where needed
+        (``RunRepository.iter_started_tenants``). The activities that start together wait for the
+        first one's read."""
         with self._memo_lock:
             if self._started is not None and self._started.run_id == run_id:
                 return self._started

@@ -125,6 +125,13 @@ class FanOut(Message):
 
 
 class StartedRun(Message):
+    """What a run set out to do. Its tenants are kept in rows of their own, one a tenant in the
+    run's order, as the start makes them (``tenants_stored``; ``RunRepository.iter_started_tenants``
+    reads them a range at a time), so that no process holds every tenant of a large run: the
+    record holds their number, the guarded ones and the GDAP comparison. ``tenants`` lists them
+    in the start's answer to a run of one chunk or less, and in the records of runs started
+    before they were kept in rows."""
+
     run_id: str
     tenants: list[TenantWork]
     gdap_not_configured: list[TenantWork] = Field(
@@ -140,13 +147,19 @@ class StartedRun(Message):
     partner_errors: dict[str, str] = Field(
         default_factory=dict, description="partner accounts whose GDAP listing could not be read, and why")
 
-    def guarded(self) -> list[TenantWork]:
-        """The tenants whose decreases are held for a person this run."""
-        return [t for t in self.tenants if t.guard]
-
-    tenants_total: int = Field(default=0, description="tenants of the run, listed in ``tenants`` or stored in chunks")
+    tenants_total: int = Field(default=0, description="tenants of the run, listed in ``tenants`` or stored in rows")
     chunks: int = Field(default=0, description="chunks of tenants stored for sub-orchestrations (0: listed)")
     fan_out: FanOut | None = None
+    tenants_stored: bool = Field(
+        default=False, description="the tenants are in rows of their own (``RunRepository.iter_started_tenants``)")
+    guarded_tenants: list[TenantWork] = Field(
+        default_factory=list, description="the tenants whose decreases are held, when the tenants are stored")
+
+    def guarded(self) -> list[TenantWork]:
+        """The tenants whose decreases are held for a person this run."""
+        if self.tenants_stored:
+            return list(self.guarded_tenants)
+        return [t for t in self.tenants if t.guard]
 
     @property
     def total(self) -> int:

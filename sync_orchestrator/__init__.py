@@ -265,14 +265,14 @@ def sync_chunk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, d
 @bp.function_name(LOAD_CHUNK)
 @bp.activity_trigger(input_name="payload")
 def load_chunk(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tenants of one chunk of a large run, from the run's record (read once per process)."""
+    """The tenants of one chunk of a large run, from the run's rows."""
     from shared.bootstrap import get_services
     from shared.contracts import ChunkRequest
     from shared.services.runs import chunk_of
 
     services = get_services()
     request = ChunkRequest.model_validate(payload)
-    tenants = chunk_of(services.run_tenants(request.run_id), request)
+    tenants = chunk_of(services.runs, services.run_tenants(request.run_id), request)
     return [t.to_json() for t in tenants]
 
 

@@ -40,12 +40,14 @@ def start_run(payload: dict[str, Any]) -> dict[str, Any]:
     request = start.request if start is not None else SyncRequest.model_validate(payload)
     with telemetry.activity(request.run_id):
         config = services.run_config(request.run_id)  # a new run: the current version
+        fan_out = start is not None and start.fan_out
         started = start_run_service(config, partner_graphs(services, config), services.runs, services.decisions,
-                                    request, services.clock(), services.run_lease, services.lease_process)
+                                    request, services.clock(), services.run_lease, services.lease_process,
+                                    listed=services.fan_out.chunk_size if fan_out else None)
         if started.refused is None and config.subscription_sources:
             prepare_sources(config, services.source_clients(config), services.sources, request.run_id)
-        telemetry.run_started(request.run_id, request.trigger, request.dry_run, len(started.tenants))
-    if start is not None and start.fan_out:
+        telemetry.run_started(request.run_id, request.trigger, request.dry_run, started.total)
+    if fan_out:
         started = fanned_out(started, services.fan_out)
     return started.to_json()
 

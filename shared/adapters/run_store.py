@@ -1,7 +1,9 @@
 """Runs, their per-tenant outcomes and every planned change, in Table Storage.
 
 - ``<prefix>runs``: partition ``runs``, row = run id (sortable by time): the run's request and,
-  once finished, its summary.
+  once finished, its summary. Partition = run id: what the run set out to do (a document,
+  ``started~NNNNN``) and its tenants, a row each in the run's order (``work~NNNNNNN``, the
+  tenant's work as JSON), written as the start makes them.
 - ``<prefix>runtenants``: partition = run id, row = tenant id: collection outcome, plus the
   problems the plan found for the tenant.
 - ``<prefix>changes``: partition = run id, row = change id: each planned change and what
@@ -22,7 +24,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,12 +48,13 @@ from shared.adapters.tables import (
     read_document_json,
     row_range,
     submit_batches,
+    submit_streamed,
     upsert,
     write_committed_document,
     write_committed_documents,
     write_document,
 )
-from shared.contracts import RunStatus, RunSummary, StartedRun, SyncRequest, TenantOutcome
+from shared.contracts import RunStatus, RunSummary, StartedRun, SyncRequest, TenantOutcome, TenantWork
 from shared.domain.model import ChangeStatus, PlannedChange
 from shared.domain.problems import Problem, problem_from_json, problem_to_json
 
@@ -140,6 +143,15 @@ class UnlinkedLicence:
     purchased: int
     assigned: int
 _TEXT_LIMIT = 30_000
+_WORK_CHARS = 15_000
+_WORK_PARTS = 15
+"""A run's tenant row holds its work's JSON in up to 15 properties of 15,000 characters (64 KiB
+of UTF-16 each whatever the characters), within an entity's 1 MiB: a tenant counting thousands
+of groups fits."""
+
+
+def _work_key(position: int) -> str:
+    return f"work~{position:07d}"
 
 
 def _clip(text: str) -> str:
@@ -213,6 +225,50 @@ class RunRepository:
         if not entity or "DocPrefix" not in entity:
             return None
         return StartedRun.model_validate_json(read_document_json(self._runs, DocumentRef.from_entity(entity)))
+
+    def record_started_tenants(self, run_id: str, works: Iterable[TenantWork]) -> int:
+        """Keep the run's tenants (``works``, a stream: one transaction of them is held at a time)
+        in rows of their own, in their order; answers how many. A start run again writes the same
+        positions over; what lies past the count of the record (``tenants_total``) is not read."""
+        def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+            for position, work in enumerate(works):
+                text = work.model_dump_json(by_alias=True, exclude_defaults=True)
+                if len(text) > _WORK_CHARS * _WORK_PARTS:
+                    raise StoreError(f"tenant {work.tenant_id} of run {run_id} is {len(text)} characters of JSON, "
+                                     f"more than the {_WORK_CHARS * _WORK_PARTS} a run's tenant row holds")
+                entity: dict[str, Any] = {"PartitionKey": run_id, "RowKey": _work_key(position)}
+                entity.update((f"Work{index}", text[start:start + _WORK_CHARS])
+                              for index, start in enumerate(range(0, len(text), _WORK_CHARS)))
+                yield "upsert", entity, {"mode": UpdateMode.REPLACE}  # no part of an earlier write left
+
+        return submit_streamed(self._runs, rows())
+
+    def iter_started_tenants(self, started: StartedRun, start: int = 0, stop: int | None = None,
+                             page_size: int | None = LARGE_ROWS_PAGE) -> Iterator[TenantWork]:
+        """The tenants the run set out to do, positions ``start`` to ``stop`` (all by default), in
+        the run's order, a page at a time: from their rows (``tenants_stored``) or, for a run
+        recorded before they were kept in rows, from its record. Rows past the record's count (a
+        start that was run again with fewer tenants) are not read."""
+        end = started.total if stop is None else min(stop, started.total)
+        if not started.tenants_stored:
+            yield from started.tenants[start:end]
+            return
+        if start >= end:
+            return
+        found = self._runs.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": started.run_id, "lo": _work_key(start), "hi": _work_key(end)},
+            results_per_page=page_size)
+        expected = start
+        for entity in found:
+            if str(entity["RowKey"]) != _work_key(expected):
+                break
+            text = "".join(str(entity[f"Work{index}"]) for index in range(_WORK_PARTS) if f"Work{index}" in entity)
+            yield TenantWork.model_validate_json(text)
+            expected += 1
+        if expected != end:
+            raise StoreError(f"run {started.run_id} set out to do {started.total} tenants, but the row of its "
+                             f"tenant at position {expected} is missing")
 
     def request(self, run_id: str) -> SyncRequest | None:
         entity = self._run_entity(run_id)

@@ -255,6 +255,9 @@ class RunData:
     """Tenants collected whose snapshot could not be read when the run was told of: the alerts made
     from a snapshot (unused licences, shared mailboxes, inactive users) are missing for them, and
     the run summary says so rather than a log line alone."""
+    started_names: Callable[[], Mapping[str, str]] | None = None
+    """The names of the tenants the run set out to do, by id, read when first needed (a run keeps
+    its tenants in rows of their own); None: those ``started`` lists."""
 
     @cached_property
     def _reconciled_names(self) -> dict[str, str]:
@@ -268,7 +271,12 @@ class RunData:
         """The names the run set out with; mapped only when a tenant without a row is named."""
         if self.started is None:
             return {}
-        return {w.tenant_id: w.name for w in (*self.started.gdap_not_configured, *self.started.tenants)}
+        names = {w.tenant_id: w.name for w in self.started.gdap_not_configured}
+        if self.started_names is not None:
+            names.update(self.started_names())
+        else:
+            names.update((w.tenant_id, w.name) for w in self.started.tenants)
+        return names
 
     def tenant_name(self, tenant_id: str) -> str:
         """The tenant's name: its row's (the run holds a row per tenant, so a run of thousands of

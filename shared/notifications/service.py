@@ -199,13 +199,19 @@ def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
     started = started or runs.started(run_id)
     names: dict[str, str] | None = None  # the names the run set out with, mapped only if a row has none
 
-    def name_of(tenant_id: str) -> str:
-        """The name the run set out with, else the configuration's (read for this tenant only)."""
+    def started_names() -> dict[str, str]:
+        """The names the run set out with, read from its tenants' rows the first time asked."""
         nonlocal names
         if names is None:
-            names = {t.tenant_id: t.name for t in started.tenants} if started is not None else {}
-        if tenant_id in names:
-            return names[tenant_id]
+            names = ({t.tenant_id: t.name for t in runs.iter_started_tenants(started)}
+                     if started is not None else {})
+        return names
+
+    def name_of(tenant_id: str) -> str:
+        """The name the run set out with, else the configuration's (read for this tenant only)."""
+        known = started_names()
+        if tenant_id in known:
+            return known[tenant_id]
         configured = config.tenant(tenant_id)
         return configured.name if configured is not None else tenant_id
 
@@ -216,8 +222,8 @@ def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
         name = outcome.name if outcome is not None and outcome.name else name_of(tenant_id)
         tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"], tuple(row["problems"])))
     tenants.sort(key=lambda t: t.name.lower())
-    return RunData(run_id=run_id, summary=summary, started=started, tenants=tuple(tenants),
-                   changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
+    return RunData(run_id=run_id, summary=summary, started=started, started_names=started_names,
+                   tenants=tuple(tenants), changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
                                  if change.status in ALERTED_CHANGES))
 
 

@@ -17,7 +17,7 @@ import requests
 
 from shared.adapters.shared_reads_store import ConnectionReads
 from shared.config.schema import SeatSyncConfig, TenantConfig
-from shared.contracts import StartedRun
+from shared.contracts import TenantWork
 from shared.deadline import DeadlineReached
 from shared.domain.model import Agreement, Product, PsaCapabilities
 from shared.domain.planning import AgreementKey, required_reads
@@ -69,17 +69,17 @@ def read_connection(psa: str, agreement_ids: set[str], product_ids: set[str], ps
         return ConnectionReads(psa, frozenset(agreement_ids), frozenset(product_ids), error=str(exc))
 
 
-def share_reads(config: SeatSyncConfig, started: StartedRun, psa_for: PsaLookup) -> list[ConnectionReads]:
-    """What the pushes of a run (``started``: the tenants it set out to do) need from every PSA
-    connection, read once."""
+def share_reads(config: SeatSyncConfig, works: Iterable[TenantWork], psa_for: PsaLookup) -> list[ConnectionReads]:
+    """What the pushes of a run (``works``: the tenants it set out to do, read a page at a time)
+    need from every PSA connection, read once."""
     return [read_connection(psa, agreements, products, psa_for)
-            for psa, (agreements, products) in sorted(needed(config, run_tenants(config, started)).items())]
+            for psa, (agreements, products) in sorted(needed(config, run_tenants(config, works)).items())]
 
 
-def run_tenants(config: SeatSyncConfig, started: StartedRun) -> Iterator[TenantConfig]:
+def run_tenants(config: SeatSyncConfig, works: Iterable[TenantWork]) -> Iterator[TenantConfig]:
     """The configured tenants a run set out to do, one at a time: a tenant of a stored
     configuration is parsed when it is read, so a pass over thousands never holds them all."""
-    for work in started.tenants:
+    for work in works:
         tenant = config.tenant(work.tenant_id)
         if tenant is not None:
             yield tenant

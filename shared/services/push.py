@@ -367,7 +367,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
         summary.tenants_left = list(request.tenant_ids)
         return summary
     run = started if started is not None else runs.started(request.run_id)
-    works = {w.tenant_id: w for w in run.tenants} if run is not None else {}
+    guarded = {w.tenant_id: w for w in run.guarded()} if run is not None else {}  # the push reads only their guard
     # the batch's approvals, deferrals and open intents in a few queries instead of a few per tenant
     ids = list(request.tenant_ids)
     approvals = book.keep("the tenants' approvals", partial(decisions.approvals_of, ids))
@@ -390,7 +390,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                 records = TenantRecords(approvals.get(tenant_id, []), deferrals.get(tenant_id, []),
                                         intents.get(tenant_id, []), created)
                 _push_tenant(config, snapshots, runs, decisions, psa_for, request, today, margins, book, shared,
-                             summary, tenant_id, guard, works.get(tenant_id), records, pending)
+                             summary, tenant_id, guard, guarded.get(tenant_id), records, pending)
             except DeadlineReached:
                 summary.tenants_left = list(request.tenant_ids[position:])
                 break

@@ -124,10 +124,20 @@ def change_order(change: dict[str, Any]) -> tuple[str, str, str]:
 
 def tenant_entries(runs: RunRepository, run_id: str, names: dict[str, str], started: StartedRun | None,
                    page_size: int | None = None) -> Iterator[dict[str, Any]]:
-    """The report's entry of each tenant of the run, in the store's order, read a page at a time."""
-    works = {t.tenant_id: t for t in started.tenants} if started else {}  # one look-up a tenant, not a scan
+    """The report's entry of each tenant of the run, in the store's order, read a page at a time.
+    What the run set out to do with a tenant is its guard (the guarded ones are in the run's
+    record) and, for a tenant with no outcome, its partner account: the run's tenants are read for
+    that only when such a tenant is met (a collected tenant's outcome names its account)."""
+    guarded = {t.tenant_id: t for t in started.guarded()} if started else {}
+    works: dict[str, TenantWork] | None = None
     for row in runs.iter_tenant_rows(run_id, page_size):
-        yield tenant_entry(row, names, works.get(row["tenantId"]))
+        tenant_id, outcome = row["tenantId"], row["outcome"]
+        work = guarded.get(tenant_id)
+        if work is None and started is not None and not (outcome and outcome.partner):
+            if works is None:
+                works = {t.tenant_id: t for t in runs.iter_started_tenants(started)}
+            work = works.get(tenant_id)
+        yield tenant_entry(row, names, work)
 
 
 def tenant_entry(row: dict[str, Any], names: dict[str, str], work: TenantWork | None) -> dict[str, Any]:

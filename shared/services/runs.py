@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -104,8 +104,8 @@ def gdap_error_of(listings: Mapping[str, PartnerListing]) -> str | None:
 
 
 def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, decisions: DecisionRepository,
-              request: SyncRequest, now: datetime, lease: timedelta, process: ProcessRef | None = None
-              ) -> StartedRun:
+              request: SyncRequest, now: datetime, lease: timedelta, process: ProcessRef | None = None,
+              *, listed: int | None = None) -> StartedRun:
     """Record the run, take the run lease and decide which tenants it collects, and through which
     partner account.
 
@@ -119,6 +119,11 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
     holds any more is guarded (its decreases wait for a person: shared.domain.lifecycle); customers
     not yet added and relationships that end soon are reported. A partner account whose listing
     cannot be read is reported but does not stop the configured tenants from syncing.
+
+    Each tenant's work is written to the run's rows as it is made (``record_started_tenants``),
+    never held for the whole run; the record, written after every row, holds their number and the
+    guarded ones. The answer lists the tenants when there are at most ``listed`` (every one when
+    ``listed`` is None: they are read back), else none.
     """
     checkpoints.reached("start-run")
     runs.start(request)
@@ -132,24 +137,33 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
     wanted = {t.lower() for t in request.tenants} if request.tenants else None
     rules = config.notifications.alerts
     days = rules.gdap_expiring.days_before
-    tenants: list[TenantWork] = []
+    first: list[TenantWork] = []
+    guarded: list[TenantWork] = []
     vanished: list[TenantWork] = []
     ending: list[EndingRelationshipNote] = []
-    for tenant in config.tenants:
-        access = tenant_access(tenant.tenant_id, access=tenant.access, pinned=tenant.partner, accounts=accounts,
-                               listings=listings, required_roles=config.gdap.required_roles, now=now)
-        work = work_for(config, tenant, partner=access.partner, standing=access.standing, guard=access.guard)
-        if access.standing == "vanished":
-            vanished.append(work)
-        if not tenant.enabled or (wanted is not None and tenant.tenant_id not in wanted):
-            continue
-        tenants.append(work)
-        soon = ending_soon(access, tenant.tenant_id, listings.get(access.partner), now, days)
-        if soon is not None and soon.relationship.end is not None:
-            ending.append(EndingRelationshipNote(
-                tenant_id=tenant.tenant_id, name=tenant.name, partner=soon.partner,
-                relationship=soon.relationship.display_name or soon.relationship.id,
-                end=soon.relationship.end, days_left=soon.days_left))
+
+    def works() -> Iterator[TenantWork]:
+        for tenant in config.tenants:
+            access = tenant_access(tenant.tenant_id, access=tenant.access, pinned=tenant.partner, accounts=accounts,
+                                   listings=listings, required_roles=config.gdap.required_roles, now=now)
+            work = work_for(config, tenant, partner=access.partner, standing=access.standing, guard=access.guard)
+            if access.standing == "vanished":
+                vanished.append(work)
+            if not tenant.enabled or (wanted is not None and tenant.tenant_id not in wanted):
+                continue
+            if listed is not None and len(first) <= listed:
+                first.append(work)  # listed in the answer if the run turns out that small
+            if work.guard:
+                guarded.append(work)
+            soon = ending_soon(access, tenant.tenant_id, listings.get(access.partner), now, days)
+            if soon is not None and soon.relationship.end is not None:
+                ending.append(EndingRelationshipNote(
+                    tenant_id=tenant.tenant_id, name=tenant.name, partner=soon.partner,
+                    relationship=soon.relationship.display_name or soon.relationship.id,
+                    end=soon.relationship.end, days_left=soon.days_left))
+            yield work
+
+    total = runs.record_started_tenants(request.run_id, works())
     configured = {t.tenant_id for t in config.tenants}
     not_configured: dict[str, TenantWork] = {}
     for name in accounts:
@@ -158,13 +172,15 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
             if tenant_id not in configured and tenant_id not in not_configured:
                 not_configured[tenant_id] = TenantWork(tenant_id=tenant_id, name=display_name, partner=name)
     started = StartedRun(
-        run_id=request.run_id, tenants=tenants, took_over=taken.took_over,
-        gdap_not_configured=list(not_configured.values()),
+        run_id=request.run_id, tenants=[], tenants_total=total, tenants_stored=True, guarded_tenants=guarded,
+        took_over=taken.took_over, gdap_not_configured=list(not_configured.values()),
         configured_not_in_gdap=vanished, gdap_error=gdap_error_of(listings), graph_calls=calls,
         relationships_ending=ending,
         partner_errors={name: listing.error for name, listing in listings.items() if listing.error is not None})
     runs.record_started(started)
-    return started
+    if listed is None:
+        return started.model_copy(update={"tenants": list(runs.iter_started_tenants(started))})
+    return started.model_copy(update={"tenants": first}) if total <= listed else started
 
 
 def finish_run(runs: RunRepository, summary: RunSummary, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -183,16 +199,17 @@ def finish_run(runs: RunRepository, summary: RunSummary, sleep: Callable[[float]
 
 def fanned_out(started: StartedRun, fan: FanOut) -> StartedRun:
     """What the orchestrator is answered: a run of more tenants than a chunk holds answers their
-    number and chunks (its tenants are in the run's record, ``record_started``), so that the
+    number and chunks (its tenants are in the run's rows, ``record_started_tenants``), so that the
     orchestration's history does not hold every tenant."""
-    total = len(started.tenants)
-    if total <= fan.chunk_size:
+    total = started.total
+    if total <= fan.chunk_size and len(started.tenants) == total:
         return started.model_copy(update={"tenants_total": total, "fan_out": fan})
     return started.model_copy(update={"tenants": [], "tenants_total": total,
                                       "chunks": -(-total // fan.chunk_size), "fan_out": fan})
 
 
-def chunk_of(started: StartedRun, request: ChunkRequest) -> list[TenantWork]:
-    """The tenants of one chunk of a run, in the run's order."""
+def chunk_of(runs: RunRepository, started: StartedRun, request: ChunkRequest) -> list[TenantWork]:
+    """The tenants of one chunk of a run, in the run's order (read from the run's rows)."""
     size = request.chunk_size
-    return started.tenants[request.chunk * size:(request.chunk + 1) * size]
+    return list(runs.iter_started_tenants(started, request.chunk * size, (request.chunk + 1) * size))
+

@@ -39,7 +39,10 @@ def test_a_run_in_chunks_syncs_every_tenant_once_and_reads_the_psa_at_the_minimu
         assert first["status"] in ("succeeded", "attention")
         assert len(first["tenants"]) == TENANTS and all(t["status"] == "ok" for t in first["tenants"])
         started = msp.services.runs.started(first["runId"])
-        assert started is not None and len(started.tenants) == TENANTS
+        assert started is not None and started.tenants == [] and started.total == TENANTS, \
+            "the record holds the tenants' number, not the tenants"
+        stored = list(msp.services.runs.iter_started_tenants(started))
+        assert [t.tenant_id for t in stored] == [t.tenant_id for t in msp.services.config().tenants]
 
         reads = psa_requests(msp, 0)
         writes = [c for c in first["changes"] if c["applied"]]

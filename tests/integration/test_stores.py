@@ -524,3 +524,62 @@ def test_a_run_s_billing_changes_read_for_its_money_share_their_prices_as_writte
     assert sorted(found) == sorted([TENANT, other]) and len(by_key) == 4
     assert by_key["m1"].unit_price is by_key["m2"].unit_price and str(by_key["m1"].unit_price) == "12.50"
     assert str(by_key["m3"].unit_price) == "12.5" and by_key["m4"].unit_price is None
+
+
+def test_a_run_s_tenants_are_kept_in_rows_and_read_a_range_at_a_time(store: TableStore) -> None:
+    """The start writes each tenant's work to a row as it makes it (a transaction of 100 at a
+    time, never a list of every tenant); a chunk reads its range, in the run's order."""
+    runs = RunRepository(store)
+    run_id = "20261203T040000Z-00000003"
+    works = [TenantWork(tenant_id=f"aaaaaaaa-0000-4000-8000-{i:012d}", name=f"Customer {i}",
+                        guard="ended" if i % 97 == 0 else None, partner="second" if i % 2 else None)
+             for i in range(250)]
+    large = TenantWork(tenant_id="bbbbbbbb-0000-4000-8000-000000000001", name="Groups galore",
+                       group_ids=tuple(f"cccccccc-0000-4000-8000-{i:012d}" for i in range(1200)))
+    works.append(large)  # 48,000 characters of JSON: over several properties of its row
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    made = (w for w in works)
+    assert runs.record_started_tenants(run_id, made) == 251
+    assert store.requests.by_kind() - before == {f"POST $batch {store.prefix}runs": 3}, "transactions of 100"
+    started = StartedRun(run_id=run_id, tenants=[], tenants_total=251, tenants_stored=True,
+                         guarded_tenants=[w for w in works if w.guard])
+    runs.record_started(started)
+    recorded = runs.started(run_id)
+    assert recorded == started and recorded.tenants == [] and recorded.total == 251
+    assert [w.tenant_id for w in recorded.guarded()] == [works[i].tenant_id for i in (0, 97, 194)]
+    assert list(runs.iter_started_tenants(recorded)) == works
+    assert list(runs.iter_started_tenants(recorded, 100, 110)) == works[100:110]
+    assert list(runs.iter_started_tenants(recorded, 240, 300)) == works[240:], "the range ends at the count"
+    assert list(runs.iter_started_tenants(recorded, 300, 310)) == []
+
+    # a start run again with fewer tenants writes its positions over: what lies past its count is
+    # not read
+    assert runs.record_started_tenants(run_id, iter([*works[:4], large])) == 5
+    assert runs.record_started_tenants(run_id, iter(works[:5])) == 5, "a row written over keeps no earlier part"
+    shorter = started.model_copy(update={"tenants_total": 5, "guarded_tenants": [works[0]]})
+    runs.record_started(shorter)
+    assert list(runs.iter_started_tenants(runs.started(run_id) or shorter)) == works[:5]
+
+    # a row that went missing is an error naming the run and the position, never a shorter list
+    runs._runs.delete_entity(run_id, "work~0000003")
+    with pytest.raises(StoreError, match="set out to do 5 tenants, but the row of its tenant at position 3 is missing"):
+        list(runs.iter_started_tenants(shorter))
+    runs._runs.delete_entity(run_id, "work~0000004")
+    with pytest.raises(StoreError, match="the row of its tenant at position 4 is missing"):
+        list(runs.iter_started_tenants(shorter, 4))
+
+
+def test_a_run_recorded_with_its_tenants_listed_is_read_as_before(store: TableStore) -> None:
+    """A run started before its tenants were kept in rows lists them in its record: they are read
+    from there, and its guarded tenants are those with a guard."""
+    runs = RunRepository(store)
+    run_id = "20261203T040000Z-00000004"
+    works = [TenantWork(tenant_id=f"aaaaaaaa-0000-4000-8000-{i:012d}", name=f"Customer {i}",
+                        guard="vanished" if i == 3 else None) for i in range(8)]
+    runs.record_started(StartedRun(run_id=run_id, tenants=works))
+    recorded = runs.started(run_id)
+    assert recorded is not None and not recorded.tenants_stored and recorded.total == 8
+    assert list(runs.iter_started_tenants(recorded)) == works
+    assert list(runs.iter_started_tenants(recorded, 2, 4)) == works[2:4]
+    assert recorded.guarded() == [works[3]]

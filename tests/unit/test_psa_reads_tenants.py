@@ -15,15 +15,15 @@ def test_the_run_s_tenants_are_those_it_set_out_to_do_and_still_configured() -> 
     started = StartedRun(run_id="r1", tenants=[TenantWork(tenant_id=T3, name="Northwind"),
                                                TenantWork(tenant_id=gone, name="Removed since"),
                                                TenantWork(tenant_id=T1.upper(), name="Contoso")])
-    tenants = run_tenants(config, started)
+    tenants = run_tenants(config, iter(started.tenants))
     assert iter(tenants) is tenants, "one at a time, not a list of every tenant"
     assert [t.tenant_id for t in tenants] == [T3, T1.lower()]
-    assert T2 not in {t.tenant_id for t in run_tenants(config, started)}
+    assert T2 not in {t.tenant_id for t in run_tenants(config, started.tenants)}
 
 
 def test_what_is_read_is_what_those_tenants_need() -> None:
     config = parse_config(_document()).compacted()
     only_third = StartedRun(run_id="r1", tenants=[TenantWork(tenant_id=T3, name="Northwind")])
     every = StartedRun(run_id="r1", tenants=[TenantWork(tenant_id=t.tenant_id, name=t.name) for t in config.tenants])
-    assert needed(config, run_tenants(config, only_third)) == {"connectwise": ({"102"}, set())}
-    assert needed(config, run_tenants(config, every)) == needed(config, config.tenants)
+    assert needed(config, run_tenants(config, only_third.tenants)) == {"connectwise": ({"102"}, set())}
+    assert needed(config, run_tenants(config, every.tenants)) == needed(config, config.tenants)
