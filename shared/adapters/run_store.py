@@ -230,7 +230,7 @@ class RunRepository:
         """Keep the run's tenants (``works``, a stream: one transaction of them is held at a time)
         in rows of their own, in their order; answers how many. A start run again writes the same
         positions over; what lies past the count of the record (``tenants_total``) is not read."""
-        def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        def rows() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
             for position, work in enumerate(works):
                 text = work.model_dump_json(by_alias=True, exclude_defaults=True)
                 if len(text) > _WORK_CHARS * _WORK_PARTS:
