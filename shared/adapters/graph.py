@@ -23,6 +23,7 @@ import csv
 import io
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -180,7 +181,8 @@ class GraphClient:
             tid = item.get("tenantId") or item.get("id")
             if not isinstance(tid, str) or not tid:
                 raise IncompleteReadError(partner, "a delegatedAdminCustomer has no tenantId")
-            out.append(CustomerTenant(tenant_id=tid.lower(),
+            # one string per customer id, shared with its relationships' (list_gdap_relationships)
+            out.append(CustomerTenant(tenant_id=sys.intern(tid.lower()),
                                       display_name=str(item.get("displayName") or tid)))
         return out
 
@@ -204,8 +206,7 @@ class GraphClient:
                 id=str(item.get("id", "")),
                 display_name=str(item.get("displayName") or ""),
                 status=shared.setdefault(str(item["status"]), str(item["status"])),
-                customer_tenant_id=tid.lower(),
-                customer_name=str(customer.get("displayName") or "") if isinstance(customer, dict) else "",
+                customer_tenant_id=sys.intern(tid.lower()),
                 end=_timestamp(item.get("endDateTime")),
                 role_ids=shared.setdefault(role_ids, role_ids),
                 auto_extend=shared.setdefault(extend := str(item.get("autoExtendDuration") or ""), extend),

@@ -89,6 +89,10 @@ class CompactModels(Sequence[M], Generic[M]):
         position = self._positions.get(key)
         return None if position is None else self._parse(self._documents[position])
 
+    def has(self, key: str) -> bool:
+        """Whether an item of ``key`` is held (nothing is parsed)."""
+        return key in self._positions
+
     def derived(self, name: str, compute: Callable[[Sequence[M]], T]) -> T:
         """``compute(self)``, worked out once: what a caller would otherwise find by parsing every
         item again on each call (an index over all of them). ``name`` tells results apart."""

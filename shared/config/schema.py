@@ -463,6 +463,13 @@ class SeatSyncConfig(Model):
                 return tenant
         return None
 
+    def has_tenant(self, tenant_id: str) -> bool:
+        """Whether the tenant is configured; a stored configuration answers from its index of ids,
+        parsing no tenant."""
+        if isinstance(self.tenants, CompactModels):
+            return self.tenants.has(tenant_id.lower())
+        return self.tenant(tenant_id) is not None
+
     def connection(self, name: str) -> PsaConnection | None:
         for connection in self.psa_connections:
             if connection.name == name:

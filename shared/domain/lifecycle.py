@@ -50,14 +50,15 @@ def role_name(role_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class GdapRelationship:
     """A GDAP relationship of a partner (``delegatedAdminRelationship``). The start of a run holds
-    one per customer, thousands for a large MSP: slotted, and its status, extension and role ids
-    shared with the partner's other relationships (``GraphClient.list_gdap_relationships``)."""
+    one per customer, thousands for a large MSP: slotted, only what a tenant's access and the
+    alerts read (not the customer's name: the customer listing has it), its status, extension and
+    role ids shared with the partner's other relationships and its customer's id with the customer
+    listing (``GraphClient.list_gdap_relationships``)."""
 
     id: str
     display_name: str
     status: str
     customer_tenant_id: str
-    customer_name: str
     end: datetime | None
     role_ids: tuple[str, ...] = ()
     auto_extend: str = ""
@@ -86,14 +87,26 @@ class PartnerListing:
     error: str | None = None
 
     @cached_property
-    def _by_customer(self) -> dict[str, list[GdapRelationship]]:
-        index: dict[str, list[GdapRelationship]] = {}
+    def _by_customer(self) -> dict[str, GdapRelationship | list[GdapRelationship]]:
+        """Each customer's relationships: the one relationship itself, as most customers have, or
+        a list of them (thousands of customers: no list each)."""
+        index: dict[str, GdapRelationship | list[GdapRelationship]] = {}
         for relationship in self.relationships:
-            index.setdefault(relationship.customer_tenant_id, []).append(relationship)
+            tenant_id = relationship.customer_tenant_id
+            found = index.get(tenant_id)
+            if found is None:
+                index[tenant_id] = relationship
+            elif isinstance(found, list):
+                found.append(relationship)
+            else:
+                index[tenant_id] = [found, relationship]
         return index
 
     def relationships_of(self, tenant_id: str) -> list[GdapRelationship]:
-        return list(self._by_customer.get(tenant_id, ()))
+        found = self._by_customer.get(tenant_id)
+        if found is None:
+            return []
+        return list(found) if isinstance(found, list) else [found]
 
     def knows(self, tenant_id: str) -> bool:
         return tenant_id in self.customers or bool(self.relationships_of(tenant_id))

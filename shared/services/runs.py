@@ -4,6 +4,7 @@ which of them are guarded."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -87,7 +88,8 @@ def read_listings(config: SeatSyncConfig, graph_for: GraphFor) -> tuple[dict[str
             log.warning("partner account %s: GDAP customers could not be listed: %s", name, exc)
             listings[name] = PartnerListing(name, {}, error=str(exc))
         else:
-            listings[name] = PartnerListing(name, {c.tenant_id.lower(): c.display_name for c in customers},
+            # one string per customer id, shared with its relationships' (GraphClient interns both)
+            listings[name] = PartnerListing(name, {sys.intern(c.tenant_id.lower()): c.display_name for c in customers},
                                             tuple(relationships))
         calls += graph.calls - before
     return listings, calls
@@ -164,12 +166,11 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
             yield work
 
     total = runs.record_started_tenants(request.run_id, works())
-    configured = {t.tenant_id for t in config.tenants}
     not_configured: dict[str, TenantWork] = {}
     for name in accounts:
         listing = listings[name]
         for tenant_id, display_name in listing.customers.items():
-            if tenant_id not in configured and tenant_id not in not_configured:
+            if tenant_id not in not_configured and not config.has_tenant(tenant_id):
                 not_configured[tenant_id] = TenantWork(tenant_id=tenant_id, name=display_name, partner=name)
     started = StartedRun(
         run_id=request.run_id, tenants=[], tenants_total=total, tenants_stored=True, guarded_tenants=guarded,

@@ -7,6 +7,8 @@ import copy
 import sys
 from typing import Any
 
+import pytest
+
 from shared.config.compact import CompactModels
 from shared.config.schema import SeatSyncConfig, TenantConfig, dump_config, parse_config
 from shared.config.yaml_io import to_yaml
@@ -37,6 +39,18 @@ def test_a_compacted_configuration_equals_the_one_it_was_made_from() -> None:
     assert compact.tenants.index(config.tenants[2]) == 2
     assert config.tenants[1] in compact.tenants
     assert compact.compacted() is compact
+
+
+def test_whether_a_tenant_is_configured_is_answered_alike_and_a_compact_one_parses_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config(_document())
+    compact = config.compacted()
+    assert isinstance(compact.tenants, CompactModels)
+    monkeypatch.setattr(CompactModels, "_parse", lambda self, document: pytest.fail("a tenant was parsed"))
+    for tenant_id, configured in ((T3, True), (T3.upper(), True), (T1, True),
+                                  ("aaaaaaaa-0000-0000-0000-0000000000ff", False)):
+        assert compact.has_tenant(tenant_id) is configured
+        assert config.has_tenant(tenant_id) is configured
 
 
 def test_a_compacted_configuration_dumps_the_same_document() -> None:

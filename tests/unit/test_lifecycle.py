@@ -21,7 +21,7 @@ ACCOUNTS = ["default", "eu"]
 def relationship(status: str = "active", *, days: int = 365, roles: tuple[str, ...] = (GLOBAL_READER,),
                  name: str = "SeatSync-Fabrikam", auto_extend: str = "PT0S") -> GdapRelationship:
     return GdapRelationship(id=f"rel-{name}-{status}-{days}", display_name=name, status=status,
-                            customer_tenant_id=TENANT, customer_name="Fabrikam", end=NOW + timedelta(days=days),
+                            customer_tenant_id=TENANT, end=NOW + timedelta(days=days),
                             role_ids=roles, auto_extend=auto_extend)
 
 
