@@ -33,11 +33,24 @@ def test_a_run_in_chunks_syncs_every_tenant_once_and_reads_the_psa_at_the_minimu
         azurite: Azurite, store: TableStore, tmp_path: Path) -> None:
     scenario, config = generate_msp(TENANTS, seed=11)
     agreements = len(scenario["connectwise"]["agreements"])
+    # a tenant of the second chunk is no longer a GDAP customer and is billed 10 seats too many:
+    # its decrease is held for a person, its guard read from the run's record by its push
+    vanished = scenario["graph"]["tenants"][14]
+    vanished["gdap"] = "none"
+    for addition in scenario["connectwise"]["additions"]:
+        if addition["agreementId"] == 5014:
+            addition["quantity"] += 10
     with running_msp(azurite, store, tmp_path, scenario=scenario, config_text=config,
                      env={"SEATSYNC_SYNC_CHUNK": "10", "SEATSYNC_SYNC_PARALLEL_CHUNKS": "2"}) as msp:
         first = msp.sync(max_workers=4)
         assert first["status"] in ("succeeded", "attention")
         assert len(first["tenants"]) == TENANTS and all(t["status"] == "ok" for t in first["tenants"])
+        [guarded] = [t for t in first["tenants"] if t["guard"]]
+        assert guarded["tenantId"] == vanished["tenantId"] and "no longer among the GDAP customers" in guarded["guard"]
+        lowered = [c for c in first["changes"] if c["tenantId"] == vanished["tenantId"]
+                   and c["kind"] == "set-quantity" and c["newQuantity"] < c["oldQuantity"]]
+        assert lowered and all(c["status"] == "held" for c in lowered), "nothing of it is lowered"
+        assert [t["tenantId"] for t in first["gdap"]["guarded"]] == [vanished["tenantId"]]
         started = msp.services.runs.started(first["runId"])
         assert started is not None and started.tenants == [] and started.total == TENANTS, \
             "the record holds the tenants' number, not the tenants"
