@@ -222,9 +222,9 @@ def gather_run_level(runs: RunRepository, config: SeatSyncConfig, run_id: str,
         name = outcome.name if outcome is not None and outcome.name else name_of(tenant_id)
         tenants.append(TenantRow(tenant_id, name, outcome, row["pushError"], tuple(row["problems"])))
     tenants.sort(key=lambda t: t.name.lower())
+    changes = tuple((change, error) for change, error in runs.iter_changes(run_id) if change.status in ALERTED_CHANGES)
     return RunData(run_id=run_id, summary=summary, started=started, started_names=started_names,
-                   tenants=tuple(tenants), changes=tuple((change, error) for change, error in runs.iter_changes(run_id)
-                                 if change.status in ALERTED_CHANGES))
+                   tenants=tuple(tenants), changes=changes)
 
 
 class _Cursor(Generic[T]):

@@ -153,7 +153,7 @@ def start_run(config: SeatSyncConfig, graph_for: GraphFor, runs: RunRepository, 
                 vanished.append(work)
             if not tenant.enabled or (wanted is not None and tenant.tenant_id not in wanted):
                 continue
-            if listed is not None and len(first) <= listed:
+            if listed is not None and len(first) < listed:
                 first.append(work)  # listed in the answer if the run turns out that small
             if work.guard:
                 guarded.append(work)
@@ -213,4 +213,3 @@ def chunk_of(runs: RunRepository, started: StartedRun, request: ChunkRequest) ->
     """The tenants of one chunk of a run, in the run's order (read from the run's rows)."""
     size = request.chunk_size
     return list(runs.iter_started_tenants(started, request.chunk * size, (request.chunk + 1) * size))
-
