@@ -9,7 +9,7 @@ once per process and plans from it instead of reading the agreements and the cat
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -50,14 +50,23 @@ def _from_money(value: str | None) -> Decimal | None:
 
 
 def agreement_to_json(a: Agreement) -> dict[str, Any]:
-    return {**vars(a), "start_date": _day(a.start_date), "end_date": _day(a.end_date),
-            "next_invoice_date": _day(a.next_invoice_date)}
+    return {**{f.name: getattr(a, f.name) for f in fields(a)}, "start_date": _day(a.start_date),
+            "end_date": _day(a.end_date), "next_invoice_date": _day(a.next_invoice_date)}
 
 
-def agreement_from_json(raw: dict[str, Any]) -> Agreement:
-    return Agreement(**{**raw, "start_date": _from_day(raw.get("start_date")),
-                        "end_date": _from_day(raw.get("end_date")),
-                        "next_invoice_date": _from_day(raw.get("next_invoice_date"))})
+def agreement_from_json(raw: dict[str, Any], days: dict[str | None, date | None] | None = None) -> Agreement:
+    """``days``: the dates already made, by their text, so that thousands of agreements that start
+    or are invoiced on the same day share one object."""
+    days = {} if days is None else days
+
+    def day(name: str) -> date | None:
+        text = raw.get(name)
+        if text not in days:
+            days[text] = _from_day(text)
+        return days[text]
+
+    return Agreement(**{**raw, "start_date": day("start_date"), "end_date": day("end_date"),
+                        "next_invoice_date": day("next_invoice_date")})
 
 
 def product_to_json(p: Product) -> dict[str, Any]:
@@ -80,10 +89,12 @@ def reads_to_json(reads: ConnectionReads) -> dict[str, Any]:
 
 def reads_from_json(raw: dict[str, Any]) -> ConnectionReads:
     capabilities = raw.get("capabilities")
+    days: dict[str | None, date | None] = {}
+    agreements = tuple(agreement_from_json(a, days) for a in raw["agreements"])
+    ids = {a.agreement_id: a.agreement_id for a in agreements}  # an id asked and found: one string
     return ConnectionReads(
-        psa=str(raw["psa"]), asked_agreements=frozenset(raw["askedAgreements"]),
-        asked_products=frozenset(raw["askedProducts"]),
-        agreements=tuple(agreement_from_json(a) for a in raw["agreements"]),
+        psa=str(raw["psa"]), asked_agreements=frozenset(ids.get(i, i) for i in raw["askedAgreements"]),
+        asked_products=frozenset(raw["askedProducts"]), agreements=agreements,
         products=tuple(product_from_json(p) for p in raw["products"]),
         capabilities=None if capabilities is None else PsaCapabilities(**capabilities), error=raw.get("error"))
 
