@@ -14,12 +14,22 @@ preset dictionary, RFC 1950): tenants repeat their member names, licence ids, pr
 policies, so a 470-byte document of the generated MSP keeps about 75 bytes. A stored
 configuration of 3,000 tenants then keeps 0.9 MB instead of 2.0 MB in every process that reads
 it; reading it takes 0.3 s instead of 0.2, and a tenant a few microseconds more.
+
+The deflated documents are kept end to end in one buffer, and the keys sorted in another, each
+with an array of offsets: a tenant is then three machine integers and its bytes, not three Python
+objects (its document, its key and the key's entry in a dict, 300 bytes with their headers). At
+3,000 tenants that is 0.4 MB instead of 0.9 MB, and a handful of large blocks that the allocator
+gives back whole, where 9,000 small objects kept for the life of the process were scattered among
+the pages the configuration was parsed in, each page kept for the few it holds.
 """
 
 from __future__ import annotations
 
 import zlib
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from itertools import accumulate
 from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
@@ -33,29 +43,25 @@ class CompactModels(Sequence[M], Generic[M]):
     left out: the stored form), found by ``key``. It compares equal to any sequence of equal
     models, so a configuration read from storage equals the one that was saved."""
 
-    __slots__ = ("_derived", "_dictionary", "_documents", "_model", "_positions")
+    __slots__ = ("_blob", "_derived", "_dictionary", "_ends", "_index", "_model")
+    _model: type[M]
+    _dictionary: bytes
+    _blob: bytes
+    """The deflated documents, end to end."""
+    _ends: array[int]
+    """Where each document ends in ``_blob``."""
+    _index: _KeyIndex
+    _derived: dict[str, Any]
 
     def __init__(self, model: type[M], documents: tuple[bytes, ...], keys: Sequence[str]) -> None:
-        dictionary = _dictionary(documents)
-        self._set(model, tuple(_deflate(document, dictionary) for document in documents), keys, dictionary)
-
-    @classmethod
-    def _deflated(cls, model: type[M], packed: tuple[bytes, ...], keys: Sequence[str],
-                  dictionary: bytes) -> CompactModels[M]:
-        made = cls.__new__(cls)
-        made._set(model, packed, keys, dictionary)
-        return made
-
-    def _set(self, model: type[M], packed: tuple[bytes, ...], keys: Sequence[str], dictionary: bytes) -> None:
-        if len(keys) != len(packed):
+        if len(keys) != len(documents):
             raise ValueError("a key is needed for each document")
-        self._model = model
-        self._dictionary = dictionary
-        self._documents = packed
-        self._positions: dict[str, int] = {}
-        for position, key in enumerate(keys):
-            self._positions.setdefault(key, position)  # the first of a key, as a scan would find
-        self._derived: dict[str, Any] = {}
+        packer = _Packer()
+        packer.dictionary = _dictionary(documents)
+        for document, key in zip(documents, keys, strict=True):
+            packer.add_key(key)
+            packer.add_document(document)
+        packer.fill(self, model)
 
     @classmethod
     def of(cls, model: type[M], items: Sequence[M], key: Callable[[M], str]) -> CompactModels[M]:
@@ -67,7 +73,7 @@ class CompactModels(Sequence[M], Generic[M]):
         return item.model_dump_json(by_alias=True, exclude_defaults=True).encode()
 
     def __len__(self) -> int:
-        return len(self._documents)
+        return len(self._ends)
 
     @overload
     def __getitem__(self, index: int) -> M: ...
@@ -77,21 +83,21 @@ class CompactModels(Sequence[M], Generic[M]):
 
     def __getitem__(self, index: int | slice) -> M | tuple[M, ...]:
         if isinstance(index, slice):
-            return tuple(self._parse(document) for document in self._documents[index])
-        return self._parse(self._documents[index])
+            return tuple(self._parse(self._packed(position)) for position in range(len(self))[index])
+        return self._parse(self._packed(range(len(self))[index]))
 
     def __iter__(self) -> Iterator[M]:
-        for document in self._documents:
-            yield self._parse(document)
+        for position in range(len(self)):
+            yield self._parse(self._packed(position))
 
     def get(self, key: str) -> M | None:
         """The first item of ``key``, or None."""
-        position = self._positions.get(key)
-        return None if position is None else self._parse(self._documents[position])
+        position = self._index.position(key)
+        return None if position is None else self._parse(self._packed(position))
 
     def has(self, key: str) -> bool:
         """Whether an item of ``key`` is held (nothing is parsed)."""
-        return key in self._positions
+        return self._index.position(key) is not None
 
     def derived(self, name: str, compute: Callable[[Sequence[M]], T]) -> T:
         """``compute(self)``, worked out once: what a caller would otherwise find by parsing every
@@ -101,12 +107,17 @@ class CompactModels(Sequence[M], Generic[M]):
         result: T = self._derived[name]
         return result
 
+    def _packed(self, position: int) -> bytes:
+        """The deflated document at ``position`` (0 to len - 1)."""
+        return self._blob[self._ends[position - 1] if position else 0:self._ends[position]]
+
     def _parse(self, document: bytes) -> M:
         return self._model.model_validate_json(_inflate(document, self._dictionary))
 
     def __eq__(self, other: object) -> bool:
         if (isinstance(other, CompactModels) and other._model is self._model
-                and other._dictionary == self._dictionary and other._documents == self._documents):
+                and other._dictionary == self._dictionary and other._blob == self._blob
+                and other._ends == self._ends):
             return True  # the same documents: no need to parse them
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
@@ -119,6 +130,58 @@ class CompactModels(Sequence[M], Generic[M]):
         return f"CompactModels({self._model.__name__}, {len(self)} items)"
 
 
+class _KeyIndex:
+    """Keys sorted, end to end in one buffer, each with the position of its item: found by
+    bisection (a dozen comparisons at 3,000 keys), the first position of a repeated key first."""
+
+    __slots__ = ("_ends", "_keys", "_positions")
+
+    def __init__(self, keys: bytes | bytearray, ends: array[int]) -> None:
+        starts = [0, *ends[:-1]]
+        order = sorted(range(len(ends)), key=lambda i: keys[starts[i]:ends[i]])  # stable: first first
+        self._keys = b"".join(keys[starts[i]:ends[i]] for i in order)
+        self._ends = array("Q", accumulate(ends[i] - starts[i] for i in order))
+        self._positions = array("Q", order)
+
+    def _key(self, rank: int) -> bytes:
+        return self._keys[self._ends[rank - 1] if rank else 0:self._ends[rank]]
+
+    def position(self, key: str) -> int | None:
+        wanted = key.encode()
+        rank = bisect_left(range(len(self._ends)), wanted, key=self._key)
+        if rank < len(self._ends) and self._key(rank) == wanted:
+            return self._positions[rank]
+        return None
+
+
+class _Packer:
+    """What ``CompactModels`` is made of, an item at a time: deflated documents and keys appended
+    to buffers, their ends to arrays."""
+
+    def __init__(self) -> None:
+        self.dictionary = b""
+        self.blob = bytearray()
+        self.ends: array[int] = array("Q")
+        self.keys = bytearray()
+        self.key_ends: array[int] = array("Q")
+
+    def add_key(self, key: str) -> None:
+        self.keys += key.encode()
+        self.key_ends.append(len(self.keys))
+
+    def add_document(self, document: bytes) -> None:
+        self.blob += _deflate(document, self.dictionary)
+        self.ends.append(len(self.blob))
+
+    def fill(self, made: CompactModels[M], model: type[M]) -> None:
+        made._model = model
+        made._dictionary = self.dictionary
+        made._blob = bytes(self.blob)
+        made._ends = self.ends
+        made._index = _KeyIndex(self.keys, self.key_ends)
+        made._derived = {}
+
+
 class CompactCollector(Generic[M]):
     """``CompactModels`` made an item at a time, each deflated as soon as the dictionary is known
     (after the first 8 KB of documents): reading a stored configuration holds the deflated
@@ -128,31 +191,33 @@ class CompactCollector(Generic[M]):
         self._model = model
         self._first: list[bytes] = []
         self._first_size = 0
-        self._packed: list[bytes] = []
-        self._keys: list[str] = []
-        self._dictionary: bytes | None = None
+        self._packer = _Packer()
+        self._sealed = False
 
     def add(self, item: M, key: str) -> None:
         document = CompactModels.document(item)
-        self._keys.append(key)
-        if self._dictionary is not None:
-            self._packed.append(_deflate(document, self._dictionary))
+        self._packer.add_key(key)
+        if self._sealed:
+            self._packer.add_document(document)
             return
         self._first.append(document)
         self._first_size += len(document)
         if self._first_size >= _DICTIONARY_BYTES:
             self._seal()
 
-    def _seal(self) -> bytes:
-        dictionary = _dictionary(self._first)
-        self._packed = [_deflate(document, dictionary) for document in self._first]
+    def _seal(self) -> None:
+        self._packer.dictionary = _dictionary(self._first)
+        for document in self._first:
+            self._packer.add_document(document)
         self._first = []
-        self._dictionary = dictionary
-        return dictionary
+        self._sealed = True
 
     def collected(self) -> CompactModels[M]:
-        dictionary = self._dictionary if self._dictionary is not None else self._seal()
-        return CompactModels._deflated(self._model, tuple(self._packed), self._keys, dictionary)
+        if not self._sealed:
+            self._seal()
+        made: CompactModels[M] = CompactModels.__new__(CompactModels)
+        self._packer.fill(made, self._model)
+        return made
 
 
 _DICTIONARY_BYTES = 8 * 1024

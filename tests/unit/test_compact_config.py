@@ -102,7 +102,7 @@ def test_a_compact_tenant_holds_a_fraction_of_its_models() -> None:
     models = [tenant, *tenant.companies, *tenant.companies[0].licences]
     held_as_models = sum(sys.getsizeof(model.__dict__) for model in models)
     compact = CompactModels.of(TenantConfig, (tenant,), lambda t: t.tenant_id)
-    document = compact._documents[0]
+    document = compact._packed(0)
     assert sys.getsizeof(document) < held_as_models / 2
 
 
@@ -124,12 +124,35 @@ def test_many_tenants_are_kept_deflated_against_what_they_share() -> None:
         collector.add(tenant, tenant.tenant_id)
     collected = collector.collected()
     json_bytes = sum(len(CompactModels.document(t)) for t in tenants)
-    kept = sum(len(d) for d in collected._documents)
+    kept = len(collected._blob)
     assert kept < json_bytes / 3, (kept, json_bytes)
-    assert collected == whole == tenants and collected._documents == whole._documents
+    assert collected == whole == tenants and (collected._blob, collected._ends) == (whole._blob, whole._ends)
     assert list(collected) == tenants and collected.get(tenants[250].tenant_id) == tenants[250]
 
     few: CompactCollector[TenantConfig] = CompactCollector(TenantConfig)  # less than a dictionary's worth
     few.add(tenants[0], tenants[0].tenant_id)
     assert list(few.collected()) == tenants[:1]
     assert list(CompactCollector(TenantConfig).collected()) == [] == list(CompactModels(TenantConfig, (), []))
+
+
+def test_items_are_found_by_key_and_position_in_one_buffer() -> None:
+    """Keys of any length and script, repeated or not, are found by bisection over the sorted
+    buffer; a repeated key finds its first item, as a scan would; positions behave as a tuple's."""
+    tenants = [TenantConfig.model_validate({"tenantId": f"aaaaaaaa-0000-0000-0000-{n:012d}", "name": f"T{n}"})
+               for n in range(7)]
+    keys = ["m", "ä-tenant", "b", "m", "", "zz", "a-much-longer-key-than-the-others"]
+    compact = CompactModels.of(TenantConfig, tenants, lambda t: keys[tenants.index(t)])
+    for key, position in (("m", 0), ("ä-tenant", 1), ("b", 2), ("", 4), ("zz", 5),
+                          ("a-much-longer-key-than-the-others", 6)):
+        assert compact.has(key) and compact.get(key) == tenants[position], key
+    for absent in ("a", "n", "zzz", "ä", "M"):
+        assert not compact.has(absent) and compact.get(absent) is None, absent
+    assert compact[-1] == tenants[-1] and compact[0] == tenants[0] and compact[2:5] == tuple(tenants[2:5])
+    assert compact[::-3] == tuple(tenants[::-3])
+    with pytest.raises(IndexError):
+        compact[7]
+    with pytest.raises(IndexError):
+        compact[-8]
+    with pytest.raises(ValueError, match="a key is needed"):
+        CompactModels(TenantConfig, (b"{}",), [])
+    assert CompactModels(TenantConfig, (), []) == () and not CompactModels(TenantConfig, (), []).has("")
