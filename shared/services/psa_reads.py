@@ -10,12 +10,14 @@ connection the shared read could not reach): the same reads, in the same error c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
 import requests
 
-from shared.adapters.shared_reads_store import ConnectionReads
+from shared.adapters.shared_reads_store import ConnectionReads, RunReads
+from shared.adapters.tables import StoreError
 from shared.config.schema import SeatSyncConfig, TenantConfig
 from shared.contracts import TenantWork
 from shared.deadline import DeadlineReached
@@ -25,6 +27,7 @@ from shared.errors import PsaError, SeatSyncError
 from shared.services.bookkeeping import PsaLookup
 
 READ_FAILURES = (PsaError, SeatSyncError, requests.RequestException)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,11 +72,12 @@ def read_connection(psa: str, agreement_ids: set[str], product_ids: set[str], ps
         return ConnectionReads(psa, frozenset(agreement_ids), frozenset(product_ids), error=str(exc))
 
 
-def share_reads(config: SeatSyncConfig, works: Iterable[TenantWork], psa_for: PsaLookup) -> list[ConnectionReads]:
+def share_reads(config: SeatSyncConfig, works: Iterable[TenantWork], psa_for: PsaLookup) -> Iterator[ConnectionReads]:
     """What the pushes of a run (``works``: the tenants it set out to do, read a page at a time)
-    need from every PSA connection, read once."""
-    return [read_connection(psa, agreements, products, psa_for)
-            for psa, (agreements, products) in sorted(needed(config, run_tenants(config, works)).items())]
+    need from every PSA connection, read once, a connection at a time (each is stored before the
+    next is read)."""
+    for psa, (agreements, products) in sorted(needed(config, run_tenants(config, works)).items()):
+        yield read_connection(psa, agreements, products, psa_for)
 
 
 def run_tenants(config: SeatSyncConfig, works: Iterable[TenantWork]) -> Iterator[TenantConfig]:
@@ -85,15 +89,35 @@ def run_tenants(config: SeatSyncConfig, works: Iterable[TenantWork]) -> Iterator
             yield tenant
 
 
+def from_prepared(prepared: RunReads | None, psa: str, agreement_ids: set[str],
+                  product_ids: set[str]) -> ConnectionReads | None:
+    """What the run shared of connection ``psa`` for these agreements and products (the
+    agreements read from their rows, only these), or None where it does not cover them all: it
+    could not read the connection, a configuration saved during the run asks for more, or the
+    shared rows cannot be read now. The push then reads them from the PSA itself."""
+    header = prepared.connections.get(psa) if prepared is not None else None
+    if prepared is None or header is None or header.error is not None or not product_ids <= header.asked_products:
+        return None
+    try:
+        rows = prepared.agreements(header, agreement_ids)
+    except StoreError as exc:
+        log.warning("run %s: the shared agreements of %s cannot be read (%s); this push reads them from the PSA",
+                    prepared.run_id, psa, exc)
+        return None
+    if set(rows) != agreement_ids:
+        return None
+    return replace(header, asked_agreements=frozenset(agreement_ids), in_rows=False,
+                   agreements=tuple(agreement for agreement in rows.values() if agreement is not None))
+
+
 def read_shared(config: SeatSyncConfig, tenants: list[TenantConfig], psa_for: PsaLookup,
-                prepared: Mapping[str, ConnectionReads] | None = None) -> SharedReads:
+                prepared: RunReads | None = None) -> SharedReads:
     """The agreements, products and capabilities a batch of tenants needs: from what the run
     read for its pushes (``prepared``) where it covers them, read now otherwise."""
     shared = SharedReads({}, {}, {})
     for psa, (agreements, products) in sorted(needed(config, tenants).items()):
-        found = (prepared or {}).get(psa)
-        if found is None or found.error is not None or not (agreements <= found.asked_agreements
-                                                             and products <= found.asked_products):
+        found = from_prepared(prepared, psa, agreements, products)
+        if found is None:
             found = read_connection(psa, agreements, products, psa_for)
         if found.error is not None:
             shared.error = f"PSA agreements and products could not be read, nothing planned: {found.error}"

@@ -32,7 +32,7 @@ from shared import checkpoints, deadline, telemetry
 from shared.adapters.decision_store import ApprovalRecord, DecisionRepository, LedgerEntry, WriteIntent, decisions_from
 from shared.adapters.margin_store import MarginRepository
 from shared.adapters.run_store import ReconciliationRow, RunRepository, UnlinkedLicence
-from shared.adapters.shared_reads_store import ConnectionReads
+from shared.adapters.shared_reads_store import RunReads
 from shared.adapters.snapshot_store import LatestLicences, SnapshotRepository
 from shared.adapters.tables import StoreError
 from shared.config.schema import SeatSyncConfig, TenantConfig
@@ -346,7 +346,7 @@ def push_changes(config: SeatSyncConfig, snapshots: SnapshotRepository, runs: Ru
                  now: datetime, margins: MarginRepository | None = None, *,
                  sleep: Callable[[float], None] | None = None,
                  guard: Callable[[], None] = lambda: None,
-                 prepared: Mapping[str, ConnectionReads] | None = None,
+                 prepared: RunReads | None = None,
                  started: StartedRun | None = None) -> PushSummary:
     """Plan and write a batch of tenants. ``guard`` runs before every PSA write and raises when
     the run may no longer write (it lost its lease); ``sleep`` is how storage retries wait;

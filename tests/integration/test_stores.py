@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 import pytest
@@ -411,9 +411,9 @@ def test_a_run_recorded_but_not_yet_holding_the_lease_is_starting_not_dead(store
 
 
 def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(store: TableStore) -> None:
-    """Every push of a run plans from the run's shared agreements and products; the pushes a
-    process starts at the same moment wait for the first one's read instead of each parsing
-    every agreement of the run at once."""
+    """Every push of a run plans from the run's shared products and capabilities; the pushes a
+    process starts at the same moment wait for the first one's read of them. The agreements are
+    not in it: each push reads its own."""
     from shared.adapters.shared_reads_store import ConnectionReads, SharedReadsRepository
     from shared.domain.model import Agreement
 
@@ -429,9 +429,10 @@ def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(sto
     reads = store.requests.by_kind() - before
     assert reads == {f"GET {store.prefix}psareads": 1}, "one read of the run's partition, for all eight"
     assert len(found) == 8 and all(f is found[0] for f in found)
-    assert found[0]["connectwise"].agreements == agreements
+    header = found[0].connections["connectwise"]
+    assert header.in_rows and header.agreements == () and header.asked_agreements == frozenset()
 
-    # once the run's pushes are done (finishing the run), the process lets the agreements go
+    # once the run's pushes are done (finishing the run), the process lets them go
     reader.forget("20261201T040000Z-0001")  # another run's: kept
     assert reader.load(run_id) is found[0]
     reader.forget(run_id)
@@ -439,6 +440,59 @@ def test_the_pushes_that_start_together_read_the_run_s_shared_psa_reads_once(sto
     again = reader.load(run_id)
     assert again is not found[0] and again == found[0]
     assert store.requests.by_kind() - before == {f"GET {store.prefix}psareads": 1}, "read again when asked again"
+
+
+def test_a_push_reads_only_its_own_tenants_shared_agreements(store: TableStore) -> None:
+    """The run's agreements are kept a row each: a push reads those its tenants need, 14 to a
+    query. An agreement asked and not found reads back as not existing; one the run did not ask
+    for is left out (the push then reads the PSA). Ids a row key refuses are kept hashed."""
+    from shared.adapters.shared_reads_store import ConnectionReads, SharedReadsRepository, agreement_key
+    from shared.domain.model import Agreement
+
+    run_id = "20261202T040000Z-0002"
+    odd = "A/1#?\\x"  # characters a row key refuses
+    agreements = (*(Agreement("connectwise", str(5000 + i), str(100 + i), f"Managed {i}",
+                              start_date=date(2026, 1, 1)) for i in range(250)),
+                  Agreement("connectwise", odd, "7", "Odd"))
+    asked = frozenset({*(a.agreement_id for a in agreements), "9999"})  # 9999: asked, not found
+    shared = SharedReadsRepository(store)
+    assert store.requests is not None
+    before = store.requests.by_kind()
+    shared.save(run_id, iter([ConnectionReads("connectwise", asked, frozenset(), agreements),
+                              ConnectionReads("autotask", frozenset({"1"}), frozenset(), error="unreachable")]))
+    written = store.requests.by_kind() - before
+    assert written[f"POST $batch {store.prefix}psareads"] == 3 + 2, "252 rows in 3 transactions, then the documents"
+    assert "/" not in agreement_key("connectwise", odd) and agreement_key("connectwise", odd).startswith("connectwise~")
+
+    run = SharedReadsRepository(store).load(run_id)
+    assert set(run.connections) == {"connectwise", "autotask"} and run.connections["autotask"].error == "unreachable"
+    header = run.connections["connectwise"]
+    wanted = {*(str(5000 + i) for i in range(0, 200, 10)), "9999", "4242", odd}  # 20 asked, one not asked
+    before = store.requests.by_kind()
+    rows = run.agreements(header, wanted)
+    assert store.requests.by_kind() - before == {f"GET {store.prefix}psareads": 2}, "23 ids: two queries of 14"
+    assert set(rows) == wanted - {"4242"} and rows["9999"] is None
+    assert rows["5010"] == agreements[10] and rows[odd] == agreements[-1]
+    assert len({id(a.start_date) for a in rows.values() if a is not None and a.start_date}) == 1
+    assert run.agreements(header, set()) == {}
+
+
+def test_shared_reads_written_before_agreements_had_rows_are_read_as_they_were(store: TableStore) -> None:
+    """A run in flight when this version is installed shared its agreements in the connection's
+    document; its pushes still find them there."""
+    from shared.adapters.shared_reads_store import ConnectionReads, SharedReadsRepository, reads_to_json
+    from shared.adapters.tables import write_committed_document
+    from shared.domain.model import Agreement
+
+    run_id = "20261202T040000Z-0003"
+    agreements = (Agreement("connectwise", "5000", "100", "Managed"),)
+    old = ConnectionReads("connectwise", frozenset({"5000", "5001"}), frozenset(), agreements)
+    write_committed_document(store.table("psareads"), run_id, "connectwise~doc", reads_to_json(old),
+                             {"PartitionKey": run_id, "RowKey": "connectwise"})
+    run = SharedReadsRepository(store).load(run_id)
+    header = run.connections["connectwise"]
+    assert not header.in_rows and header == old
+    assert run.agreements(header, {"5000", "5001", "5002"}) == {"5000": agreements[0], "5001": None}
 
 
 def test_the_activities_that_start_together_read_what_the_run_set_out_to_do_once(store: TableStore) -> None:
