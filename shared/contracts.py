@@ -29,7 +29,10 @@ def new_run_id(now: datetime) -> str:
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel,
+                              cache_strings="keys")
+    """``cache_strings="keys"``: see ``shared.config.base.Model`` (a run's thousands of tenants'
+    ids and names are read from JSON by every process of the run)."""
 
     def to_json(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True)
