@@ -25,7 +25,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -240,14 +240,14 @@ class SharedReadsRepository:
                 self._cached = None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class RunReads:
     """What a run shared with its pushes, as a push uses it: each connection's document, kept by
     the process, and the agreements, read for the ids a push needs."""
 
     run_id: str
     connections: dict[str, ConnectionReads]
-    repository: SharedReadsRepository | None = None
+    repository: SharedReadsRepository | None = field(default=None, compare=False)
 
     def agreements(self, reads: ConnectionReads, agreement_ids: Iterable[str]) -> dict[str, Agreement | None]:
         """Of ``agreement_ids``, those the run asked connection ``reads`` for: each one's agreement,
@@ -259,10 +259,3 @@ class RunReads:
         if self.repository is None:
             return {}
         return self.repository.agreements(self.run_id, reads.psa, agreement_ids)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RunReads):
-            return NotImplemented
-        return (self.run_id, self.connections) == (other.run_id, other.connections)
-
-    __hash__ = None  # type: ignore[assignment]
