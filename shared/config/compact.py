@@ -28,7 +28,7 @@ from __future__ import annotations
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate
 from typing import Any, Generic, TypeVar, overload
 
@@ -43,13 +43,11 @@ class CompactModels(Sequence[M], Generic[M]):
     left out: the stored form), found by ``key``. It compares equal to any sequence of equal
     models, so a configuration read from storage equals the one that was saved."""
 
-    __slots__ = ("_blob", "_derived", "_dictionary", "_ends", "_index", "_model")
+    __slots__ = ("_derived", "_dictionary", "_documents", "_index", "_model")
     _model: type[M]
     _dictionary: bytes
-    _blob: bytes
+    _documents: _Spans
     """The deflated documents, end to end."""
-    _ends: array[int]
-    """Where each document ends in ``_blob``."""
     _index: _KeyIndex
     _derived: dict[str, Any]
 
@@ -73,7 +71,7 @@ class CompactModels(Sequence[M], Generic[M]):
         return item.model_dump_json(by_alias=True, exclude_defaults=True).encode()
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._documents)
 
     @overload
     def __getitem__(self, index: int) -> M: ...
@@ -83,17 +81,17 @@ class CompactModels(Sequence[M], Generic[M]):
 
     def __getitem__(self, index: int | slice) -> M | tuple[M, ...]:
         if isinstance(index, slice):
-            return tuple(self._parse(self._packed(position)) for position in range(len(self))[index])
-        return self._parse(self._packed(range(len(self))[index]))
+            return tuple(self._parse(self._documents[position]) for position in range(len(self))[index])
+        return self._parse(self._documents[range(len(self))[index]])
 
     def __iter__(self) -> Iterator[M]:
         for position in range(len(self)):
-            yield self._parse(self._packed(position))
+            yield self._parse(self._documents[position])
 
     def get(self, key: str) -> M | None:
         """The first item of ``key``, or None."""
         position = self._index.position(key)
-        return None if position is None else self._parse(self._packed(position))
+        return None if position is None else self._parse(self._documents[position])
 
     def has(self, key: str) -> bool:
         """Whether an item of ``key`` is held (nothing is parsed)."""
@@ -107,17 +105,12 @@ class CompactModels(Sequence[M], Generic[M]):
         result: T = self._derived[name]
         return result
 
-    def _packed(self, position: int) -> bytes:
-        """The deflated document at ``position`` (0 to len - 1)."""
-        return self._blob[self._ends[position - 1] if position else 0:self._ends[position]]
-
     def _parse(self, document: bytes) -> M:
         return self._model.model_validate_json(_inflate(document, self._dictionary))
 
     def __eq__(self, other: object) -> bool:
         if (isinstance(other, CompactModels) and other._model is self._model
-                and other._dictionary == self._dictionary and other._blob == self._blob
-                and other._ends == self._ends):
+                and other._dictionary == self._dictionary and other._documents == self._documents):
             return True  # the same documents: no need to parse them
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
@@ -130,26 +123,56 @@ class CompactModels(Sequence[M], Generic[M]):
         return f"CompactModels({self._model.__name__}, {len(self)} items)"
 
 
+class _Spans:
+    """Byte strings end to end in one buffer, with an array of where each ends: the i-th is a
+    slice of the buffer, and no object is kept for each."""
+
+    __slots__ = ("_buffer", "_ends")
+
+    def __init__(self, buffer: bytes, ends: array[int]) -> None:
+        self._buffer = buffer
+        self._ends = ends
+
+    @classmethod
+    def of(cls, items: Iterable[bytes]) -> _Spans:
+        listed = list(items)
+        return cls(b"".join(listed), array("Q", accumulate(len(item) for item in listed)))
+
+    @property
+    def size(self) -> int:
+        """The bytes held, all spans together."""
+        return len(self._buffer)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, index: int) -> bytes:
+        """Span ``index`` (0 to len - 1)."""
+        return self._buffer[self._ends[index - 1] if index else 0:self._ends[index]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Spans):
+            return NotImplemented
+        return self._ends == other._ends and self._buffer == other._buffer
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class _KeyIndex:
-    """Keys sorted, end to end in one buffer, each with the position of its item: found by
-    bisection (a dozen comparisons at 3,000 keys), the first position of a repeated key first."""
+    """Keys sorted (``_Spans``), each with the position of its item: found by bisection (a dozen
+    comparisons at 3,000 keys), the first position of a repeated key first."""
 
-    __slots__ = ("_ends", "_keys", "_positions")
+    __slots__ = ("_keys", "_positions")
 
-    def __init__(self, keys: bytes | bytearray, ends: array[int]) -> None:
-        starts = [0, *ends[:-1]]
-        order = sorted(range(len(ends)), key=lambda i: keys[starts[i]:ends[i]])  # stable: first first
-        self._keys = b"".join(keys[starts[i]:ends[i]] for i in order)
-        self._ends = array("Q", accumulate(ends[i] - starts[i] for i in order))
+    def __init__(self, keys: _Spans) -> None:
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: the first of a key first
+        self._keys = _Spans.of(keys[i] for i in order)
         self._positions = array("Q", order)
-
-    def _key(self, rank: int) -> bytes:
-        return self._keys[self._ends[rank - 1] if rank else 0:self._ends[rank]]
 
     def position(self, key: str) -> int | None:
         wanted = key.encode()
-        rank = bisect_left(range(len(self._ends)), wanted, key=self._key)
-        if rank < len(self._ends) and self._key(rank) == wanted:
+        rank = bisect_left(range(len(self._keys)), wanted, key=self._keys.__getitem__)
+        if rank < len(self._keys) and self._keys[rank] == wanted:
             return self._positions[rank]
         return None
 
@@ -176,9 +199,8 @@ class _Packer:
     def fill(self, made: CompactModels[M], model: type[M]) -> None:
         made._model = model
         made._dictionary = self.dictionary
-        made._blob = bytes(self.blob)
-        made._ends = self.ends
-        made._index = _KeyIndex(self.keys, self.key_ends)
+        made._documents = _Spans(bytes(self.blob), self.ends)
+        made._index = _KeyIndex(_Spans(bytes(self.keys), self.key_ends))
         made._derived = {}
 
 

@@ -102,7 +102,7 @@ def test_a_compact_tenant_holds_a_fraction_of_its_models() -> None:
     models = [tenant, *tenant.companies, *tenant.companies[0].licences]
     held_as_models = sum(sys.getsizeof(model.__dict__) for model in models)
     compact = CompactModels.of(TenantConfig, (tenant,), lambda t: t.tenant_id)
-    document = compact._packed(0)
+    document = compact._documents[0]
     assert sys.getsizeof(document) < held_as_models / 2
 
 
@@ -124,9 +124,9 @@ def test_many_tenants_are_kept_deflated_against_what_they_share() -> None:
         collector.add(tenant, tenant.tenant_id)
     collected = collector.collected()
     json_bytes = sum(len(CompactModels.document(t)) for t in tenants)
-    kept = len(collected._blob)
+    kept = collected._documents.size
     assert kept < json_bytes / 3, (kept, json_bytes)
-    assert collected == whole == tenants and (collected._blob, collected._ends) == (whole._blob, whole._ends)
+    assert collected == whole == tenants and collected._documents == whole._documents
     assert list(collected) == tenants and collected.get(tenants[250].tenant_id) == tenants[250]
 
     few: CompactCollector[TenantConfig] = CompactCollector(TenantConfig)  # less than a dictionary's worth
